@@ -1,0 +1,21 @@
+"""Pydantic v2 contracts shared by the API, the worker and the ML core.
+
+Kept free of web, queue and database imports so the core (`lipspline`) can use
+the one TrainingConfig without depending on the service.
+"""
+
+from api_schemas.training_config import (
+    ArchitectureConfig,
+    ObjectiveConfig,
+    SplineConfig,
+    TrainingConfig,
+    TrainingLoopConfig,
+)
+
+__all__ = [
+    "ArchitectureConfig",
+    "ObjectiveConfig",
+    "SplineConfig",
+    "TrainingConfig",
+    "TrainingLoopConfig",
+]

@@ -1,0 +1,86 @@
+"""The one TrainingConfig: every field has a default and a checked range.
+
+The API validates submissions against it (errors name the field path), the
+worker passes it to the core unchanged, and a saved model carries it, so a
+model can always be rebuilt from its own JSON document.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+ActivationName = Literal["deepspline", "relu", "leaky_relu", "prelu", "abs", "groupsort"]
+ObjectiveMode = Literal["bv2", "tv2", "lipschitz_coupled", "layerwise_spectral", "maxnorm", "one_lipschitz", "none"]
+LossName = Literal["auto", "bce", "cross_entropy", "mse", "mae"]
+
+
+class _Strict(BaseModel):
+    # Unknown keys are errors: a typo in a config must not silently train
+    # something else than what was asked for.
+    model_config = ConfigDict(extra="forbid", populate_by_name=True, frozen=True)
+
+
+class ArchitectureConfig(_Strict):
+    kind: Literal["mlp", "cnn"] = "mlp"
+    hidden: list[int] = Field(default_factory=lambda: [16, 16], max_length=32)
+    activation: ActivationName = "deepspline"
+    conv_channels: list[int] = Field(default_factory=lambda: [8, 16], max_length=8)
+    kernel_size: int = Field(3, ge=1, le=11)
+    conv_stride: int = Field(2, ge=1, le=4)
+    input_shape: tuple[int, int, int] | None = Field(
+        None, description="(channels, height, width) of image inputs; required for kind='cnn'"
+    )
+
+    @model_validator(mode="after")
+    def _check(self) -> ArchitectureConfig:
+        if any(w < 1 or w > 65536 for w in self.hidden):
+            raise ValueError("hidden widths must be between 1 and 65536")
+        if any(c < 1 or c > 4096 for c in self.conv_channels):
+            raise ValueError("conv_channels must be between 1 and 4096")
+        if self.kind == "cnn" and self.input_shape is None:
+            raise ValueError("input_shape (channels, height, width) is required when kind is 'cnn'")
+        if self.activation == "groupsort" and any(w % 2 for w in self.hidden):
+            raise ValueError("groupsort (MaxMin) needs even hidden widths")
+        return self
+
+
+class SplineConfig(_Strict):
+    knots: int = Field(21, ge=3, le=1025)
+    range: float = Field(2.0, gt=0, le=1e4, description="the grid covers [-range, range]")
+    init: Literal["relu", "leaky_relu", "identity", "abs"] = "relu"
+    lr: float | None = Field(None, gt=0, le=10, description="learning rate of spline coefficients (default: training.lr)")
+
+
+class ObjectiveConfig(_Strict):
+    mode: ObjectiveMode = "bv2"
+    lambda_: float = Field(1e-4, alias="lambda", ge=0, le=1e6)
+    mu: float = Field(1e-4, ge=0, le=1e6, description="weight decay: mu * sum_l ||W_l||_F^2")
+    auto_lambda: bool = Field(False, description="set lambda_l from mu by Theorem 4 at each epoch start")
+    outer_norm: Literal["l1", "l2"] = "l1"
+    max_norm: float = Field(10.0, gt=0, description="MaxNorm radius c of each unit's incoming weights")
+    loss: LossName = "auto"
+
+
+class TrainingLoopConfig(_Strict):
+    epochs: int = Field(100, ge=1, le=100000)
+    batch_size: int = Field(64, ge=1, le=65536)
+    lr: float = Field(1e-3, gt=0, le=10)
+    optimizer: Literal["adam", "sgd"] = "adam"
+    momentum: float = Field(0.9, ge=0, lt=1)
+    seed: int = Field(0, ge=0, le=2**31 - 1)
+    validation_split: float = Field(0.2, ge=0, lt=1)
+    stop_check_every: int = Field(10, ge=1, description="optimizer steps between checks of the stop flag")
+
+
+class TrainingConfig(_Strict):
+    architecture: ArchitectureConfig = Field(default_factory=ArchitectureConfig)
+    spline: SplineConfig = Field(default_factory=SplineConfig)
+    objective: ObjectiveConfig = Field(default_factory=ObjectiveConfig)
+    training: TrainingLoopConfig = Field(default_factory=TrainingLoopConfig)
+    device: Literal["auto", "cpu", "cuda"] = "auto"
+
+    def to_json_dict(self) -> dict:
+        """JSON-ready form with public field names (``lambda``, not ``lambda_``)."""
+        return self.model_dump(mode="json", by_alias=True)

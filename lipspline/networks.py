@@ -1,0 +1,148 @@
+"""Networks built from a TrainingConfig: f = A_L o sigma_{L-1} o ... o sigma_1 o A_1.
+
+The network owns its input standardisation and (for regression) its target
+scaling as buffers, so ``forward`` is the map a client sees (raw input ->
+returned output) and certificates bound exactly that map. Training uses
+``forward_standardized`` on standardised data.
+
+The last layer is affine with no learnable activation: a sigmoid or softmax
+belongs to the loss, and the certified map ends at the logits.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor, nn
+
+from api_schemas import TrainingConfig
+from lipspline.activations import AbsoluteValue, GroupSort, LeakyReLU, PReLU, ReLU
+from lipspline.layers import OneLipschitzConv2d, OneLipschitzLinear, effective_weight
+from lipspline.splines import LinearSpline
+
+
+def make_activation(config: TrainingConfig, num_units: int) -> nn.Module:
+    """The activation layer named by the config, for ``num_units`` neurons or channels."""
+    bound = 1.0 if config.objective.mode == "one_lipschitz" else None
+    name = config.architecture.activation
+    if name == "deepspline":
+        spline = config.spline
+        return LinearSpline(num_units, spline.knots, spline.range, spline.init, slope_bound=bound)
+    if name == "relu":
+        return ReLU(num_units)
+    if name == "leaky_relu":
+        return LeakyReLU(num_units)
+    if name == "prelu":
+        return PReLU(num_units, slope_bound=bound)
+    if name == "abs":
+        return AbsoluteValue(num_units)
+    if name == "groupsort":
+        return GroupSort(num_units)
+    raise ValueError(f"unknown activation {name!r}")
+
+
+class SplineNetwork(nn.Module):
+    """An MLP or small CNN with learnable (or baseline) activations and built-in scaling."""
+
+    def __init__(
+        self,
+        config: TrainingConfig,
+        n_features: int,
+        n_outputs: int,
+        input_mean: Tensor | None = None,
+        input_scale: Tensor | None = None,
+        target_mean: float = 0.0,
+        target_scale: float = 1.0,
+    ) -> None:
+        super().__init__()
+        arch = config.architecture
+        one_lip = config.objective.mode == "one_lipschitz"
+        linear_cls = OneLipschitzLinear if one_lip else nn.Linear
+        conv_cls = OneLipschitzConv2d if one_lip else nn.Conv2d
+        self.n_features = n_features
+        self.n_outputs = n_outputs
+        self.kind = arch.kind
+        self.input_shape: tuple[int, int, int] | None = tuple(arch.input_shape) if arch.input_shape else None
+        self.layers = nn.ModuleList()
+        self.activations = nn.ModuleList()
+
+        width = n_features
+        if arch.kind == "cnn":
+            channels, height, width_px = self.input_shape  # type: ignore[misc]
+            if channels * height * width_px != n_features:
+                raise ValueError(
+                    f"architecture.input_shape {self.input_shape} holds {channels * height * width_px} values "
+                    f"but the data has {n_features} features"
+                )
+            pad = arch.kernel_size // 2
+            for out_channels in arch.conv_channels:
+                self.layers.append(conv_cls(channels, out_channels, arch.kernel_size, arch.conv_stride, pad))
+                self.activations.append(make_activation(config, out_channels))
+                height = (height + 2 * pad - arch.kernel_size) // arch.conv_stride + 1
+                width_px = (width_px + 2 * pad - arch.kernel_size) // arch.conv_stride + 1
+                if height < 1 or width_px < 1:
+                    raise ValueError("architecture: the convolutions shrink the image to nothing")
+                channels = out_channels
+            width = channels * height * width_px
+        self.n_conv = len(self.layers)
+        for hidden in arch.hidden:
+            self.layers.append(linear_cls(width, hidden))
+            self.activations.append(make_activation(config, hidden))
+            width = hidden
+        self.layers.append(linear_cls(width, n_outputs))
+
+        mean = torch.zeros(n_features) if input_mean is None else torch.as_tensor(input_mean, dtype=torch.float32)
+        scale = torch.ones(n_features) if input_scale is None else torch.as_tensor(input_scale, dtype=torch.float32)
+        self.register_buffer("input_mean", mean.clone())
+        self.register_buffer("input_scale", scale.clone())
+        self.register_buffer("target_mean", torch.tensor(float(target_mean)))
+        self.register_buffer("target_scale", torch.tensor(float(target_scale)))
+
+    # ---- evaluation ---------------------------------------------------------------
+    def standardize(self, x: Tensor) -> Tensor:
+        return (x - self.input_mean.to(x.dtype)) / self.input_scale.to(x.dtype)
+
+    def unscale_output(self, out: Tensor) -> Tensor:
+        return out * self.target_scale.to(out.dtype) + self.target_mean.to(out.dtype)
+
+    def forward_standardized(self, z: Tensor) -> Tensor:
+        """The trainable core: standardised inputs -> standardised outputs / logits."""
+        h = z
+        if self.n_conv:
+            h = h.reshape(h.shape[0], *self.input_shape)  # type: ignore[misc]
+        for index, layer in enumerate(self.layers):
+            if index == self.n_conv and self.n_conv:
+                h = h.flatten(1)
+            h = layer(h)
+            if index < len(self.activations):
+                h = self.activations[index](h)
+        return h
+
+    def forward(self, x: Tensor) -> Tensor:
+        """The map clients see: raw inputs -> outputs in target units (logits for classifiers)."""
+        return self.unscale_output(self.forward_standardized(self.standardize(x)))
+
+    # ---- structure views used by objectives and certificates ---------------------
+    def weights(self) -> list[Tensor]:
+        """The weight each affine layer really applies, in order (differentiable)."""
+        return [effective_weight(layer) for layer in self.layers]
+
+    def splines(self) -> list[LinearSpline]:
+        return [a for a in self.activations if isinstance(a, LinearSpline)]
+
+    def parameter_count(self) -> int:
+        return sum(p.numel() for p in self.parameters())
+
+    def spline_parameters(self) -> list[nn.Parameter]:
+        return [p for a in self.activations for p in a.parameters()]
+
+    def weight_parameters(self) -> list[nn.Parameter]:
+        return [p for layer in self.layers for p in layer.parameters()]
+
+
+def output_width(task: str, n_classes: int | None) -> int:
+    """One logit for binary classification and regression, one per class otherwise."""
+    if task == "classification":
+        if n_classes is None or n_classes < 2:
+            raise ValueError("classification needs at least two classes")
+        return 1 if n_classes == 2 else n_classes
+    return 1

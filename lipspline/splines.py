@@ -1,0 +1,348 @@
+"""Learnable linear-spline activations (papers 000 and 003).
+
+One spline per neuron (dense input ``(B, N)``) or per channel (conv input
+``(B, C, H, W)``): the channel axis is always axis 1. Each spline is stored by
+its values ``c_k = sigma(tau_k)`` on a uniform grid ``tau_k = -R + k*Delta``,
+``k = 0..K-1``. Storing values (the B1 / "hat" basis) rather than the ReLU
+coefficients of eq. 18 is deliberate: evaluating ``sigma(x)`` then reads only
+the two values of the cell that holds ``x``, so the cost per element does not
+depend on K, and the gradient with respect to the coefficients touches only
+those two values.
+
+Outside ``[-R, R]`` the spline continues linearly with its edge slopes. This
+falls out of the evaluation for free: the cell index is clamped to the first or
+last cell and the fractional position is allowed to leave ``[0, 1]``.
+
+The exact "views" of a spline (ReLU form, TV2, BV2 norm, Lipschitz constant,
+slope interval, active knots) are computed from the coefficients in closed
+form, so certificates and the BV2 penalty never sample the function.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+import torch
+from torch import Tensor, nn
+
+SplineInit = Literal["relu", "leaky_relu", "identity", "abs"]
+LEAKY_SLOPE = 0.01
+
+
+try:  # the optional native kernel (see setup.py); absent -> pure PyTorch
+    from lipspline import _spline_kernels as _native
+except ImportError:  # pragma: no cover - depends on the build machine
+    _native = None
+
+_NATIVE_DTYPES = {torch.float32: False, torch.float64: True}
+
+
+def native_kernel_available() -> bool:
+    return _native is not None
+
+
+def _use_native(x: Tensor, coeffs: Tensor) -> bool:
+    return (
+        _native is not None
+        and x.device.type == "cpu"
+        and coeffs.device.type == "cpu"
+        and x.dtype in _NATIVE_DTYPES
+        and coeffs.dtype == x.dtype
+    )
+
+
+def _layout(x: Tensor) -> tuple[int, int, int]:
+    """(outer, channels, inner) of a tensor whose axis 1 holds the channels."""
+    channels = x.shape[1]
+    inner = 1
+    for size in x.shape[2:]:
+        inner *= size
+    return x.shape[0], channels, inner
+
+
+class _SplineEval(torch.autograd.Function):
+    """Evaluate many linear splines at once with an O(1)-per-element kernel.
+
+    A custom autograd function (instead of composing differentiable ops)
+    lets the backward pass recompute the cell of each element instead of
+    storing it, and accumulate the coefficient gradient in one pass. On CPU
+    the work is done by the fused native kernel; elsewhere by a torch
+    fallback with the same arithmetic (gather of the two cell ends).
+    """
+
+    @staticmethod
+    def forward(ctx, x: Tensor, coeffs: Tensor, grid_min: float, inv_delta: float) -> Tensor:  # type: ignore[override]
+        x = x.contiguous()
+        coeffs = coeffs.contiguous()
+        ctx.grid = (grid_min, inv_delta)
+        ctx.save_for_backward(x, coeffs)
+        if _use_native(x, coeffs):
+            out = torch.empty_like(x)
+            outer, channels, inner = _layout(x)
+            _native.forward(
+                x.data_ptr(), coeffs.data_ptr(), out.data_ptr(), outer, channels, inner,
+                coeffs.shape[1], grid_min, inv_delta, _NATIVE_DTYPES[x.dtype],
+            )
+            return out
+        index, frac, rise = _torch_cells(x, coeffs, grid_min, inv_delta)
+        left = torch.take(coeffs.reshape(-1), index)
+        return torch.addcmul(left, rise, frac)
+
+    @staticmethod
+    def backward(ctx, grad_out: Tensor):  # type: ignore[override]
+        x, coeffs = ctx.saved_tensors
+        grid_min, inv_delta = ctx.grid
+        want_x, want_c = ctx.needs_input_grad[0], ctx.needs_input_grad[1]
+        grad_out = grad_out.contiguous()
+        n_splines, n_knots = coeffs.shape
+        if _use_native(x, coeffs) and grad_out.dtype == x.dtype:
+            outer, channels, inner = _layout(x)
+            grad_x = torch.empty_like(x) if want_x else None
+            grad_c = torch.empty_like(coeffs) if want_c else None
+            chunks = min(outer, _native.GRAD_CHUNKS)
+            scratch = x.new_empty(chunks * n_splines * n_knots) if want_c else None
+            _native.backward(
+                x.data_ptr(), coeffs.data_ptr(), grad_out.data_ptr(),
+                grad_x.data_ptr() if grad_x is not None else 0,
+                grad_c.data_ptr() if grad_c is not None else 0,
+                scratch.data_ptr() if scratch is not None else 0,
+                outer, channels, inner, n_knots, grid_min, inv_delta, _NATIVE_DTYPES[x.dtype],
+            )
+            return grad_x, grad_c, None, None
+        index, frac, rise = _torch_cells(x, coeffs, grid_min, inv_delta)
+        grad_x = grad_out * rise * inv_delta if want_x else None
+        grad_c = None
+        if want_c:
+            to_right = grad_out * frac
+            flat = torch.zeros(n_splines * n_knots, dtype=grad_out.dtype, device=grad_out.device)
+            flat.index_add_(0, index.reshape(-1), (grad_out - to_right).reshape(-1))
+            flat.index_add_(0, index.reshape(-1) + 1, to_right.reshape(-1))
+            grad_c = flat.view(n_splines, n_knots)
+        return grad_x, grad_c, None, None
+
+
+def _torch_cells(x: Tensor, coeffs: Tensor, grid_min: float, inv_delta: float) -> tuple[Tensor, Tensor, Tensor]:
+    """Flat index of each element's left knot, its position in the cell, and the cell's rise."""
+    n_splines, n_knots = coeffs.shape
+    position = (x - grid_min) * inv_delta
+    cell = torch.nan_to_num(position.floor(), nan=0.0).clamp_(0, n_knots - 2)
+    frac = position - cell
+    shape = [1] * x.dim()
+    shape[1] = n_splines
+    offsets = torch.arange(0, n_splines * n_knots, n_knots, device=x.device).view(shape)
+    index = cell.to(torch.int64) + offsets
+    flat = coeffs.reshape(-1)
+    rise = torch.take(flat, index + 1) - torch.take(flat, index)
+    return index, frac, rise
+
+
+def evaluate_splines(x: Tensor, coeffs: Tensor, grid_range: float) -> Tensor:
+    """Evaluate spline ``n`` (rows of ``coeffs``) on channel ``n`` of ``x``."""
+    n_knots = coeffs.shape[1]
+    delta = 2.0 * grid_range / (n_knots - 1)
+    return _SplineEval.apply(x, coeffs, -grid_range, 1.0 / delta)
+
+
+def evaluate_at_points(coeffs: Tensor, grid_range: float, points: Tensor) -> Tensor:
+    """Evaluate every spline at each of a few scalar points: ``(N, len(points))``.
+
+    Differentiable through plain tensor ops; used for sigma(0), sigma(1) in
+    the BV2 norm, where only a handful of evaluations are needed.
+    """
+    n_splines, n_knots = coeffs.shape
+    delta = 2.0 * grid_range / (n_knots - 1)
+    position = (points.to(coeffs) + grid_range) / delta
+    cell = position.floor().clamp(0, n_knots - 2)
+    frac = position - cell
+    cell = cell.long()
+    left = coeffs[:, cell]
+    right = coeffs[:, cell + 1]
+    return left + (right - left) * frac
+
+
+@dataclass(frozen=True)
+class ReluForm:
+    """sigma(x) = b2 + b1*x + sum_k a_k ReLU(x - tau_k), k = 1..K-2 (eq. 18).
+
+    Arrays are batched over splines: ``b1``, ``b2`` have shape ``(N,)`` and
+    ``a``, ``knots`` shape ``(N, K-2)`` and ``(K-2,)``.
+    """
+
+    b2: Tensor
+    b1: Tensor
+    a: Tensor
+    knots: Tensor
+
+
+class LinearSpline(nn.Module):
+    """A bank of learnable linear-spline activations, one per channel.
+
+    ``slope_bound``: when set (the 1-Lipschitz mode of paper 003) every slope
+    of every spline is clipped to ``[-slope_bound, slope_bound]`` inside the
+    forward pass, by re-integrating the clipped slopes from the value at the
+    middle knot. The clipping is part of the function, so the stored
+    parameters may hold steeper slopes but the network never uses them;
+    ``effective_coefficients`` is the function actually computed, and every
+    exact view below reads it.
+    """
+
+    elementwise = True  # certificates may treat the layer's Jacobian as diagonal
+
+    def __init__(
+        self,
+        num_splines: int,
+        knots: int = 21,
+        grid_range: float = 2.0,
+        init: SplineInit = "relu",
+        slope_bound: float | None = None,
+    ) -> None:
+        super().__init__()
+        if knots < 3:
+            raise ValueError("a linear spline needs at least 3 knots")
+        if grid_range <= 0:
+            raise ValueError("spline range must be positive")
+        self.num_splines = num_splines
+        self.knots = knots
+        self.grid_range = float(grid_range)
+        self.slope_bound = slope_bound
+        grid = self.grid().expand(num_splines, knots)
+        self.coefficients = nn.Parameter(initial_shape(grid, init).clone())
+
+    @property
+    def delta(self) -> float:
+        return 2.0 * self.grid_range / (self.knots - 1)
+
+    def grid(self) -> Tensor:
+        """Knot positions tau_k (float64 so the exact views do not round twice)."""
+        return torch.linspace(-self.grid_range, self.grid_range, self.knots, dtype=torch.float64)
+
+    def effective_coefficients(self) -> Tensor:
+        """The knot values of the function this module computes."""
+        c = self.coefficients
+        if self.slope_bound is None:
+            return c
+        return clip_slopes(c, self.delta, self.slope_bound)
+
+    def forward(self, x: Tensor) -> Tensor:
+        coeffs = self.effective_coefficients()
+        if coeffs.dtype != x.dtype:
+            coeffs = coeffs.to(x.dtype)
+        return evaluate_splines(x, coeffs, self.grid_range)
+
+    # ---- exact views -------------------------------------------------------------
+    def _coeffs64(self) -> Tensor:
+        return self.effective_coefficients().detach().to(torch.float64).cpu()
+
+    def slopes(self) -> Tensor:
+        """Slopes of the K-1 cells, ``(N, K-1)``; the edge slopes continue outside."""
+        return torch.diff(self._coeffs64(), dim=1) / self.delta
+
+    def relu_form(self) -> ReluForm:
+        return relu_form_from_values(self._coeffs64(), self.grid_range)
+
+    def second_differences(self, coeffs: Tensor | None = None) -> Tensor:
+        """a_k of eq. 18 for k = 1..K-2, differentiable when ``coeffs`` is."""
+        c = self.effective_coefficients() if coeffs is None else coeffs
+        return (c[:, 2:] - 2 * c[:, 1:-1] + c[:, :-2]) / self.delta
+
+    def tv2(self, differentiable: bool = False) -> Tensor:
+        """TV2 of each spline: the total jump of its derivative, sum_k |a_k|."""
+        c = self.effective_coefficients() if differentiable else self._coeffs64()
+        return self.second_differences(c).abs().sum(dim=1)
+
+    def bv2_norm(self, differentiable: bool = False) -> Tensor:
+        """||sigma||_BV2 = TV2 + |sigma(0)| + |sigma(1)| of each spline (eq. 4)."""
+        c = self.effective_coefficients() if differentiable else self._coeffs64()
+        values = evaluate_at_points(c, self.grid_range, torch.tensor([0.0, 1.0], dtype=c.dtype))
+        return self.second_differences(c).abs().sum(dim=1) + values.abs().sum(dim=1)
+
+    def values_at(self, points: Tensor) -> Tensor:
+        return evaluate_at_points(self._coeffs64(), self.grid_range, points.to(torch.float64))
+
+    def slope_interval(self) -> tuple[Tensor, Tensor]:
+        """Per spline [smallest slope, largest slope], edge slopes included."""
+        s = self.slopes()
+        return s.min(dim=1).values, s.max(dim=1).values
+
+    def lipschitz(self) -> Tensor:
+        """Exact Lipschitz constant of each spline: its largest absolute slope."""
+        return self.slopes().abs().max(dim=1).values
+
+    def active_knots(self, threshold: float = 1e-4) -> Tensor:
+        """Boolean mask ``(N, K-2)`` of knots whose derivative jump exceeds the threshold."""
+        return self.relu_form().a.abs() > threshold
+
+    @torch.no_grad()
+    def sparsify(self, threshold: float = 1e-4) -> int:
+        """Remove the knots with |a_k| <= threshold; return how many were removed.
+
+        The ReLU form with those a_k set to zero is resampled on the grid, so
+        the function changes only by the removed terms a_k ReLU(x - tau_k).
+        The change at a point x is at most sum |a_k| (x - tau_k)_+ over the
+        removed knots, i.e. bounded by the threshold times the distance.
+        """
+        form = self.relu_form()
+        drop = form.a.abs() <= threshold
+        pruned = ReluForm(form.b2, form.b1, torch.where(drop, torch.zeros_like(form.a), form.a), form.knots)
+        values = values_from_relu_form(pruned, self.grid())
+        self.coefficients.copy_(values.to(self.coefficients.dtype))
+        if self.slope_bound is not None:
+            # The pruned function may now exceed the bound at the right edge;
+            # store the function the clipped module will really compute.
+            self.coefficients.copy_(clip_slopes(self.coefficients, self.delta, self.slope_bound))
+        return int(drop.sum())
+
+    def extra_repr(self) -> str:
+        return f"num_splines={self.num_splines}, knots={self.knots}, range={self.grid_range}, slope_bound={self.slope_bound}"
+
+
+def initial_shape(grid: Tensor, init: SplineInit) -> Tensor:
+    """Knot values of the initial activation, in float32 for the parameter."""
+    if init == "relu":
+        values = grid.clamp(min=0)
+    elif init == "leaky_relu":
+        values = torch.where(grid >= 0, grid, LEAKY_SLOPE * grid)
+    elif init == "identity":
+        values = grid
+    elif init == "abs":
+        values = grid.abs()
+    else:
+        raise ValueError(f"unknown spline init {init!r}")
+    return values.to(torch.float32)
+
+
+def clip_slopes(coeffs: Tensor, delta: float, bound: float) -> Tensor:
+    """Clip every cell slope to [-bound, bound], keeping the value at the middle knot.
+
+    Differentiable (the clamp passes gradients inside the bound), so the
+    1-Lipschitz constraint is a projection inside the model, not a penalty.
+    """
+    mid = coeffs.shape[1] // 2
+    steps = torch.diff(coeffs, dim=1).clamp(-bound * delta, bound * delta)
+    zero = torch.zeros_like(coeffs[:, :1])
+    cumulative = torch.cat([zero, torch.cumsum(steps, dim=1)], dim=1)
+    return coeffs[:, mid : mid + 1] + cumulative - cumulative[:, mid : mid + 1]
+
+
+def relu_form_from_values(coeffs: Tensor, grid_range: float) -> ReluForm:
+    """Knot values -> (b2, b1, a) of eq. 18, exactly as DESIGN 1.1 writes it."""
+    n_knots = coeffs.shape[1]
+    delta = 2.0 * grid_range / (n_knots - 1)
+    grid = torch.linspace(-grid_range, grid_range, n_knots, dtype=coeffs.dtype)
+    b1 = (coeffs[:, 1] - coeffs[:, 0]) / delta
+    a = (coeffs[:, 2:] - 2 * coeffs[:, 1:-1] + coeffs[:, :-2]) / delta
+    b2 = coeffs[:, 0] - b1 * grid[0]
+    return ReluForm(b2=b2, b1=b1, a=a, knots=grid[1:-1])
+
+
+def evaluate_relu_form(form: ReluForm, x: Tensor) -> Tensor:
+    """Evaluate the ReLU form at points ``x`` ``(N, P)`` (one row per spline)."""
+    hinge = (x.unsqueeze(-1) - form.knots).clamp(min=0)  # (N, P, K-2)
+    return form.b2[:, None] + form.b1[:, None] * x + (hinge * form.a[:, None, :]).sum(-1)
+
+
+def values_from_relu_form(form: ReluForm, grid: Tensor) -> Tensor:
+    """ReLU form -> knot values on ``grid``; the inverse of ``relu_form_from_values``."""
+    points = grid.to(form.b1.dtype).expand(form.b1.shape[0], -1)
+    return evaluate_relu_form(form, points)
