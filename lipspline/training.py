@@ -1,0 +1,295 @@
+"""The training loop: ``fit(dataset, config)`` -> a trained, servable model.
+
+Design points and why:
+
+- Reproducibility: the seed fixes the initial weights (global torch RNG right
+  before the network is built), the train/validation split (numpy RNG) and the
+  batch order (a dedicated ``torch.Generator``). The spline kernel accumulates
+  gradients in a fixed order, so the same seed on CPU gives identical weights.
+- Checkpoint/resume: a checkpoint holds the model and optimizer state, the
+  objective's lambdas, the epoch, the history and both RNG states, written
+  without pickle (safetensors + JSON metadata) and atomically (temp file +
+  rename). A run resumed from epoch k ends with the same weights as an
+  uninterrupted one, because every source of randomness resumes exactly.
+- Cooperative stop: ``should_stop`` is polled every
+  ``training.stop_check_every`` optimizer steps, so a cancel takes effect well
+  within one epoch without the loop ever being killed mid-update.
+- Loss terms are accumulated as tensors and read once per epoch, so a CUDA run
+  does not synchronise on every step.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+from safetensors.torch import load_file, save_file
+from torch import Tensor
+
+from api_schemas import TrainingConfig
+from lipspline.data import Dataset, Scaling, fit_scaling, train_validation_split
+from lipspline.model import TrainedModel
+from lipspline.networks import SplineNetwork, output_width
+from lipspline.objectives import Objective, data_loss, resolve_loss
+
+EVAL_CHUNK = 8192
+
+
+@dataclass
+class EpochReport:
+    """What the per-epoch callback receives (and the history stores)."""
+
+    epoch: int
+    epochs: int
+    losses: dict[str, float]
+    train_metrics: dict[str, float]
+    validation_metrics: dict[str, float]
+    elapsed_s: float
+    lambdas: list[float] = field(default_factory=list)
+
+    def to_json(self) -> dict:
+        return asdict(self)
+
+
+@dataclass
+class FitResult:
+    model: TrainedModel
+    history: list[EpochReport]
+    stopped: bool
+    device: str
+    scaling: Scaling
+
+
+def resolve_device(requested: str) -> torch.device:
+    if requested == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if requested == "cuda" and not torch.cuda.is_available():
+        raise RuntimeError("device 'cuda' was requested but no CUDA device is available on this worker")
+    return torch.device(requested)
+
+
+def build_network(config: TrainingConfig, dataset: Dataset, scaling: Scaling) -> SplineNetwork:
+    """A fresh network for the dataset; its initial weights come from the config's seed."""
+    torch.manual_seed(config.training.seed)
+    n_classes = len(dataset.classes) if dataset.classes is not None else None
+    return SplineNetwork(
+        config,
+        dataset.n_features,
+        output_width(dataset.task, n_classes),
+        input_mean=torch.as_tensor(scaling.input_mean, dtype=torch.float32),
+        input_scale=torch.as_tensor(scaling.input_scale, dtype=torch.float32),
+        target_mean=scaling.target_mean,
+        target_scale=scaling.target_scale,
+    )
+
+
+def _make_optimizer(network: SplineNetwork, config: TrainingConfig) -> torch.optim.Optimizer:
+    loop = config.training
+    groups = [{"params": network.weight_parameters(), "lr": loop.lr}]
+    spline_params = network.spline_parameters()
+    if spline_params:
+        groups.append({"params": spline_params, "lr": config.spline.lr or loop.lr})
+    if loop.optimizer == "sgd":
+        return torch.optim.SGD(groups, lr=loop.lr, momentum=loop.momentum)
+    return torch.optim.Adam(groups, lr=loop.lr)
+
+
+def _tensors(dataset: Dataset, scaling: Scaling, index: np.ndarray, device: torch.device) -> tuple[Tensor, Tensor]:
+    x = (dataset.X[index] - scaling.input_mean) / scaling.input_scale
+    y = dataset.encoded_targets()[index]
+    if dataset.task == "regression":
+        y = (y - scaling.target_mean) / scaling.target_scale
+        y_t = torch.as_tensor(y, dtype=torch.float32)
+    else:
+        y_t = torch.as_tensor(y, dtype=torch.int64)
+    return torch.as_tensor(x, dtype=torch.float32).to(device), y_t.to(device)
+
+
+@torch.no_grad()
+def evaluate(network: SplineNetwork, x: Tensor, y: Tensor, task: str, loss_name: str, target_scale: float) -> dict:
+    """Loss and task metrics on standardised tensors (regression errors in target units)."""
+    if x.shape[0] == 0:
+        return {}
+    was_training = network.training
+    network.eval()
+    outputs = torch.cat([network.forward_standardized(x[i : i + EVAL_CHUNK]) for i in range(0, x.shape[0], EVAL_CHUNK)])
+    network.train(was_training)
+    metrics = {"loss": float(data_loss(loss_name, outputs, y))}
+    if task == "classification":
+        predicted = (outputs.squeeze(-1) > 0).long() if outputs.shape[-1] == 1 else outputs.argmax(-1)
+        metrics["accuracy"] = float((predicted == y).double().mean())
+    else:
+        error = (outputs.squeeze(-1) - y).double() * target_scale
+        metrics["mse"] = float((error**2).mean())
+        metrics["mae"] = float(error.abs().mean())
+    return metrics
+
+
+def fit(
+    dataset: Dataset,
+    config: TrainingConfig,
+    *,
+    callback: Callable[[EpochReport], None] | None = None,
+    should_stop: Callable[[], bool] | None = None,
+    checkpoint_path: str | Path | None = None,
+    resume: bool = False,
+) -> FitResult:
+    """Train a network on ``dataset`` as ``config`` says; resume from the checkpoint if asked."""
+    loop = config.training
+    device = resolve_device(config.device)
+    train_idx, val_idx = train_validation_split(dataset.n_samples, loop.validation_split, loop.seed)
+    scaling = fit_scaling(_subset(dataset, train_idx))
+    network = build_network(config, dataset, scaling).to(device)
+    objective = Objective(config.objective, network)
+    optimizer = _make_optimizer(network, config)
+    loss_name = resolve_loss(config.objective.loss, dataset.task, network.n_outputs)
+    shuffle = torch.Generator().manual_seed(loop.seed)
+    history: list[EpochReport] = []
+    start_epoch = 0
+    if resume and checkpoint_path is not None and Path(checkpoint_path).exists():
+        start_epoch, history = load_checkpoint(checkpoint_path, network, optimizer, objective, shuffle)
+
+    x_train, y_train = _tensors(dataset, scaling, train_idx, device)
+    x_val, y_val = _tensors(dataset, scaling, val_idx, device)
+    n_train = x_train.shape[0]
+    stopped = False
+    step = 0
+    network.train()
+    for epoch in range(start_epoch, loop.epochs):
+        began = time.perf_counter()
+        objective.on_epoch_start(network)
+        order = torch.randperm(n_train, generator=shuffle).to(device)
+        sums: dict[str, Tensor] = {}
+        batches = 0
+        for begin in range(0, n_train, loop.batch_size):
+            batch = order[begin : begin + loop.batch_size]
+            outputs = network.forward_standardized(x_train[batch])
+            terms = {"data": data_loss(loss_name, outputs, y_train[batch])}
+            terms.update(objective.penalties(network))
+            total = sum(terms.values())
+            optimizer.zero_grad(set_to_none=True)
+            total.backward()
+            optimizer.step()
+            objective.after_step(network)
+            terms["total"] = total
+            for name, value in terms.items():
+                sums[name] = sums.get(name, 0.0) + value.detach()
+            batches += 1
+            step += 1
+            if should_stop is not None and step % loop.stop_check_every == 0 and should_stop():
+                stopped = True
+                break
+        if stopped:
+            break
+        report = EpochReport(
+            epoch=epoch + 1,
+            epochs=loop.epochs,
+            losses={name: float(value) / batches for name, value in sums.items()},
+            train_metrics=evaluate(network, x_train, y_train, dataset.task, loss_name, scaling.target_scale),
+            validation_metrics=evaluate(network, x_val, y_val, dataset.task, loss_name, scaling.target_scale),
+            elapsed_s=time.perf_counter() - began,
+            lambdas=list(objective.lambdas) if config.objective.auto_lambda else [],
+        )
+        history.append(report)
+        if checkpoint_path is not None:
+            save_checkpoint(checkpoint_path, network, optimizer, objective, shuffle, epoch + 1, history)
+        if callback is not None:
+            callback(report)
+        if should_stop is not None and should_stop():
+            stopped = epoch + 1 < loop.epochs
+            break
+
+    network.eval()
+    final = history[-1] if history else None
+    metrics = {}
+    if final is not None:
+        metrics = {"train": final.train_metrics, "validation": final.validation_metrics, "epochs": final.epoch}
+    model = TrainedModel(
+        network=network.cpu(),
+        config=config,
+        task=dataset.task,
+        classes=dataset.classes,
+        feature_names=list(dataset.feature_names),
+        metrics=metrics,
+    )
+    return FitResult(model=model, history=history, stopped=stopped, device=str(device), scaling=scaling)
+
+
+def _subset(dataset: Dataset, index: np.ndarray) -> Dataset:
+    return Dataset(
+        X=dataset.X[index],
+        y=dataset.y[index],
+        task=dataset.task,
+        feature_names=dataset.feature_names,
+        classes=dataset.classes,
+        name=dataset.name,
+    )
+
+
+# ---- checkpoints ----------------------------------------------------------------------
+def save_checkpoint(
+    path: str | Path,
+    network: SplineNetwork,
+    optimizer: torch.optim.Optimizer,
+    objective: Objective,
+    shuffle: torch.Generator,
+    epoch: int,
+    history: list[EpochReport],
+) -> None:
+    tensors: dict[str, Tensor] = {f"model.{k}": v.detach().cpu().contiguous() for k, v in network.state_dict().items()}
+    opt_state = optimizer.state_dict()
+    for param_id, state in opt_state["state"].items():
+        for key, value in state.items():
+            tensors[f"optim.{param_id}.{key}"] = torch.as_tensor(value).detach().cpu().contiguous()
+    tensors["rng.torch"] = torch.get_rng_state()
+    tensors["rng.shuffle"] = shuffle.get_state()
+    meta = {
+        "epoch": epoch,
+        "param_groups": opt_state["param_groups"],
+        "objective": objective.state_dict(),
+        "history": [r.to_json() for r in history],
+    }
+    target = Path(path)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=target.parent, suffix=".tmp")
+    os.close(fd)
+    try:
+        save_file(tensors, tmp, metadata={"checkpoint": json.dumps(meta)})
+        os.replace(tmp, target)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+
+
+def load_checkpoint(
+    path: str | Path,
+    network: SplineNetwork,
+    optimizer: torch.optim.Optimizer,
+    objective: Objective,
+    shuffle: torch.Generator,
+) -> tuple[int, list[EpochReport]]:
+    from safetensors import safe_open
+
+    with safe_open(str(path), framework="pt") as handle:
+        meta = json.loads(handle.metadata()["checkpoint"])
+    tensors = load_file(str(path))
+    device = next(network.parameters()).device
+    network.load_state_dict({k[6:]: v for k, v in tensors.items() if k.startswith("model.")}, strict=True)
+    state: dict[int, dict[str, Tensor]] = {}
+    for key, value in tensors.items():
+        if key.startswith("optim."):
+            _, param_id, name = key.split(".", 2)
+            state.setdefault(int(param_id), {})[name] = value.to(device) if name != "step" else value
+    optimizer.load_state_dict({"state": state, "param_groups": meta["param_groups"]})
+    objective.load_state_dict(meta["objective"])
+    torch.set_rng_state(tensors["rng.torch"])
+    shuffle.set_state(tensors["rng.shuffle"])
+    history = [EpochReport(**r) for r in meta["history"]]
+    return int(meta["epoch"]), history

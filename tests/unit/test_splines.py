@@ -1,0 +1,216 @@
+"""Linear-spline activation: kernel correctness, gradients and exact views."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from lipspline import splines
+from lipspline.splines import (
+    LinearSpline,
+    ReluForm,
+    evaluate_relu_form,
+    relu_form_from_values,
+    values_from_relu_form,
+)
+
+
+def reference_eval(x: torch.Tensor, coeffs: torch.Tensor, grid_range: float) -> torch.Tensor:
+    """Slow, obviously-correct evaluation: np.interp inside, linear edge extension outside."""
+    n_knots = coeffs.shape[1]
+    grid = torch.linspace(-grid_range, grid_range, n_knots, dtype=torch.float64)
+    out = torch.empty_like(x, dtype=torch.float64)
+    for n in range(coeffs.shape[0]):
+        c = coeffs[n].double()
+        xs = x[:, n].double()
+        inside = torch.from_numpy(np.interp(xs.numpy(), grid.numpy(), c.numpy()))
+        left_slope = (c[1] - c[0]) / (grid[1] - grid[0])
+        right_slope = (c[-1] - c[-2]) / (grid[1] - grid[0])
+        below = c[0] + left_slope * (xs - grid[0])
+        above = c[-1] + right_slope * (xs - grid[-1])
+        out[:, n] = torch.where(xs < grid[0], below, torch.where(xs > grid[-1], above, inside))
+    return out
+
+
+@pytest.fixture(params=["native", "torch"])
+def kernel(request, monkeypatch):
+    """Run each kernel test on the native CPU kernel and on the pure-torch fallback."""
+    if request.param == "native":
+        if not splines.native_kernel_available():
+            pytest.skip("native kernel not built on this machine")
+    else:
+        monkeypatch.setattr(splines, "_native", None)
+    return request.param
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_forward_matches_reference_including_outside_grid(kernel, dtype):
+    torch.manual_seed(0)
+    coeffs = torch.randn(5, 9, dtype=dtype)
+    x = torch.randn(200, 5, dtype=dtype) * 3  # many points outside [-2, 2]
+    x[0] = torch.tensor([-2.0, 2.0, 0.0, -7.5, 11.0], dtype=dtype)  # on knots and far outside
+    out = splines.evaluate_splines(x, coeffs, 2.0)
+    expected = reference_eval(x, coeffs, 2.0)
+    tol = 1e-5 if dtype == torch.float32 else 1e-12
+    assert out.dtype == dtype
+    torch.testing.assert_close(out.double(), expected, rtol=tol, atol=tol)
+
+
+def test_conv_layout_uses_one_spline_per_channel(kernel):
+    torch.manual_seed(1)
+    coeffs = torch.randn(3, 7)
+    x = torch.randn(4, 3, 5, 6)
+    out = splines.evaluate_splines(x, coeffs, 1.5)
+    flat = x.permute(0, 2, 3, 1).reshape(-1, 3)
+    expected = reference_eval(flat, coeffs, 1.5).reshape(4, 5, 6, 3).permute(0, 3, 1, 2)
+    torch.testing.assert_close(out.double(), expected, rtol=1e-5, atol=1e-5)
+
+
+def test_gradcheck_float64(kernel):
+    torch.manual_seed(2)
+    coeffs = torch.randn(3, 6, dtype=torch.float64, requires_grad=True)
+    # keep points away from knots, where the function is not differentiable
+    x = (torch.rand(7, 3, dtype=torch.float64) * 5.6 - 2.8)
+    grid = torch.linspace(-1.0, 1.0, 6, dtype=torch.float64)
+    x = torch.where((x.unsqueeze(-1) - grid).abs().min(-1).values < 1e-3, x + 0.01, x).requires_grad_(True)
+    assert torch.autograd.gradcheck(lambda a, c: splines.evaluate_splines(a, c, 1.0), (x, coeffs))
+    x4 = (torch.rand(2, 3, 2, 2, dtype=torch.float64) * 1.8 - 0.9 + 0.013).requires_grad_(True)
+    assert torch.autograd.gradcheck(lambda a, c: splines.evaluate_splines(a, c, 1.0), (x4, coeffs))
+
+
+def test_native_and_torch_paths_agree_with_gradients(monkeypatch):
+    if not splines.native_kernel_available():
+        pytest.skip("native kernel not built")
+    torch.manual_seed(3)
+    x = torch.randn(300, 17) * 2
+    coeffs = torch.randn(17, 11)
+    results = []
+    for native in (True, False):
+        if not native:
+            monkeypatch.setattr(splines, "_native", None)
+        xi = x.clone().requires_grad_(True)
+        ci = coeffs.clone().requires_grad_(True)
+        out = splines.evaluate_splines(xi, ci, 2.0)
+        out.backward(torch.cos(x))
+        results.append((out.detach(), xi.grad, ci.grad))
+    for a, b in zip(results[0], results[1], strict=True):
+        torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-5)
+
+
+def test_nan_propagates_instead_of_crashing(kernel):
+    coeffs = torch.randn(2, 5)
+    x = torch.tensor([[float("nan"), 0.3]])
+    out = splines.evaluate_splines(x, coeffs, 1.0)
+    assert torch.isnan(out[0, 0]) and torch.isfinite(out[0, 1])
+
+
+@pytest.mark.parametrize("init", ["relu", "leaky_relu", "identity", "abs"])
+def test_initial_shapes(init):
+    spline = LinearSpline(4, knots=11, grid_range=2.0, init=init)
+    x = torch.linspace(-5, 5, 101).unsqueeze(1).expand(-1, 4)
+    expected = {
+        "relu": torch.relu(x),
+        "leaky_relu": torch.nn.functional.leaky_relu(x, 0.01),
+        "identity": x,
+        "abs": x.abs(),
+    }[init]
+    torch.testing.assert_close(spline(x), expected, rtol=1e-5, atol=1e-5)
+
+
+def test_relu_form_equals_spline_both_directions():
+    torch.manual_seed(4)
+    spline = LinearSpline(6, knots=15, grid_range=3.0)
+    with torch.no_grad():
+        spline.coefficients.copy_(torch.randn(6, 15))
+    form = spline.relu_form()
+    points = torch.rand(6, 500, dtype=torch.float64) * 10 - 5
+    via_form = evaluate_relu_form(form, points)
+    via_spline = spline(points.t().float()).t().double()
+    torch.testing.assert_close(via_form, via_spline, rtol=1e-5, atol=1e-5)
+    # and back: ReLU form -> knot values reproduces the coefficients
+    back = values_from_relu_form(form, spline.grid())
+    torch.testing.assert_close(back, spline.coefficients.detach().double(), rtol=1e-9, atol=1e-9)
+    # a random ReLU form -> values -> ReLU form is the identity
+    random_form = ReluForm(torch.randn(6, dtype=torch.float64), torch.randn(6, dtype=torch.float64),
+                           torch.randn(6, 13, dtype=torch.float64), form.knots)
+    again = relu_form_from_values(values_from_relu_form(random_form, spline.grid()), 3.0)
+    for a, b in [(again.b1, random_form.b1), (again.b2, random_form.b2), (again.a, random_form.a)]:
+        torch.testing.assert_close(a, b, rtol=1e-9, atol=1e-9)
+
+
+def hand_built() -> LinearSpline:
+    """Knots at -2,-1,0,1,2 (K=5, Delta=1) with values chosen by hand."""
+    spline = LinearSpline(2, knots=5, grid_range=2.0)
+    with torch.no_grad():
+        spline.coefficients.copy_(torch.tensor([
+            [0.0, 0.0, 0.0, 1.0, 2.0],    # ReLU: one kink at 0
+            [1.0, -1.0, 2.0, 2.0, 0.5],   # slopes -2, 3, 0, -1.5
+        ]))
+    return spline
+
+
+def test_exact_views_on_hand_built_splines():
+    s = hand_built()
+    form = s.relu_form()
+    torch.testing.assert_close(form.b1, torch.tensor([0.0, -2.0], dtype=torch.float64))
+    torch.testing.assert_close(form.a, torch.tensor([[0.0, 1.0, 0.0], [5.0, -3.0, -1.5]], dtype=torch.float64))
+    # b2 = c0 - b1 * tau0 = c0 + 2 b1
+    torch.testing.assert_close(form.b2, torch.tensor([0.0, 1.0 - 4.0], dtype=torch.float64))
+    torch.testing.assert_close(s.tv2(), torch.tensor([1.0, 9.5], dtype=torch.float64))
+    values = s.values_at(torch.tensor([0.0, 1.0]))
+    torch.testing.assert_close(values, torch.tensor([[0.0, 1.0], [2.0, 2.0]], dtype=torch.float64))
+    torch.testing.assert_close(s.bv2_norm(), torch.tensor([1.0 + 0 + 1, 9.5 + 2 + 2], dtype=torch.float64))
+    torch.testing.assert_close(s.lipschitz(), torch.tensor([1.0, 3.0], dtype=torch.float64))
+    low, high = s.slope_interval()
+    torch.testing.assert_close(low, torch.tensor([0.0, -2.0], dtype=torch.float64))
+    torch.testing.assert_close(high, torch.tensor([1.0, 3.0], dtype=torch.float64))
+    assert s.active_knots(1e-6).sum(dim=1).tolist() == [1, 3]
+    # BV2 >= Lipschitz (Prop. 1) and the differentiable versions agree
+    assert bool((s.bv2_norm() >= s.lipschitz()).all())
+    torch.testing.assert_close(s.bv2_norm(differentiable=True).double(), s.bv2_norm())
+
+
+def test_sparsify_removes_small_knots_and_keeps_outputs():
+    torch.manual_seed(5)
+    spline = LinearSpline(8, knots=21, grid_range=2.0)
+    form = spline.relu_form()
+    a = torch.zeros_like(form.a)
+    a[:, 3] = 1.5
+    a[:, 10] = -0.8
+    a[:, 5] = 1e-7  # tiny knots the penalty did not quite zero
+    a[:, 15] = -2e-7
+    with torch.no_grad():
+        spline.coefficients.copy_(values_from_relu_form(ReluForm(form.b2, form.b1 + 0.2, a, form.knots), spline.grid()))
+    x = torch.linspace(-4, 4, 401).unsqueeze(1).expand(-1, 8)
+    before = spline(x)
+    removed = spline.sparsify(1e-5)
+    after = spline(x)
+    assert removed == 8 * (19 - 2)
+    assert spline.active_knots(1e-5).sum().item() == 16
+    torch.testing.assert_close(after, before, rtol=0, atol=1e-5)
+
+
+def test_slope_bound_clips_every_slope_and_keeps_value_at_middle():
+    spline = LinearSpline(3, knots=9, grid_range=2.0, slope_bound=1.0)
+    with torch.no_grad():
+        spline.coefficients.copy_(torch.randn(3, 9) * 5)
+    low, high = spline.slope_interval()
+    assert float(low.min()) >= -1.0 - 1e-12 and float(high.max()) <= 1.0 + 1e-12
+    middle = spline.effective_coefficients()[:, 4]
+    torch.testing.assert_close(middle, spline.coefficients[:, 4])
+    x = torch.randn(1000, 3) * 4
+    y = torch.randn(1000, 3) * 4
+    keep = (x - y).abs() > 0.5  # float32 cancellation makes near pairs meaningless
+    with torch.no_grad():
+        ratio = ((spline(x) - spline(y)).abs() / (x - y).abs())[keep]
+    assert float(ratio.max()) <= 1.0 + 1e-5
+    assert float(ratio.max()) > 0.9  # the bound is reached, the check is not vacuous
+
+
+def test_training_gradients_reach_coefficients():
+    spline = LinearSpline(4, knots=7, grid_range=1.0)
+    x = torch.randn(64, 4)
+    spline(x).pow(2).sum().backward()
+    assert spline.coefficients.grad is not None
+    assert float(spline.coefficients.grad.abs().sum()) > 0
