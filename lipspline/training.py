@@ -83,8 +83,8 @@ def build_network(config: TrainingConfig, dataset: Dataset, scaling: Scaling) ->
         config,
         dataset.n_features,
         output_width(dataset.task, n_classes),
-        input_mean=torch.as_tensor(scaling.input_mean, dtype=torch.float32),
-        input_scale=torch.as_tensor(scaling.input_scale, dtype=torch.float32),
+        input_mean=torch.tensor(np.array(scaling.input_mean), dtype=torch.float32),
+        input_scale=torch.tensor(np.array(scaling.input_scale), dtype=torch.float32),
         target_mean=scaling.target_mean,
         target_scale=scaling.target_scale,
     )
