@@ -42,10 +42,7 @@ class TrainedModel:
         if self.task == "regression":
             return outputs.squeeze(-1).tolist()
         assert self.classes is not None
-        if outputs.shape[-1] == 1:
-            index = (outputs.squeeze(-1) > 0).long()
-        else:
-            index = outputs.argmax(dim=-1)
+        index = (outputs.squeeze(-1) > 0).long() if outputs.shape[-1] == 1 else outputs.argmax(dim=-1)
         return [self.classes[i] for i in index.tolist()]
 
     def predict(self, inputs: np.ndarray | Tensor) -> list:

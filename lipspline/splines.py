@@ -294,7 +294,10 @@ class LinearSpline(nn.Module):
         return int(drop.sum())
 
     def extra_repr(self) -> str:
-        return f"num_splines={self.num_splines}, knots={self.knots}, range={self.grid_range}, slope_bound={self.slope_bound}"
+        return (
+            f"num_splines={self.num_splines}, knots={self.knots}, "
+            f"range={self.grid_range}, slope_bound={self.slope_bound}"
+        )
 
 
 def initial_shape(grid: Tensor, init: SplineInit) -> Tensor:
