@@ -50,7 +50,7 @@ class SplineConfig(_Strict):
     knots: int = Field(21, ge=3, le=1025)
     range: float = Field(2.0, gt=0, le=1e4, description="the grid covers [-range, range]")
     init: Literal["relu", "leaky_relu", "identity", "abs"] = "relu"
-    lr: float | None = Field(None, gt=0, le=10, description="learning rate of spline coefficients (default: training.lr)")
+    lr: float | None = Field(None, gt=0, le=10, description="spline coefficients learning rate (default: training.lr)")
 
 
 class ObjectiveConfig(_Strict):
