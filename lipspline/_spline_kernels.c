@@ -50,7 +50,7 @@ TARGETS static void forward_##SUFFIX(const T *restrict x, const T *restrict coef
                                      int64_t inner, int64_t knots, T grid_min,           \
                                      T inv_delta) {                                      \
     const T last_cell = (T)(knots - 2);                                                   \
-    _Pragma("omp parallel for schedule(static) if (outer * channels * inner > 65536)")  \
+    _Pragma("omp parallel for schedule(static) if (outer * channels * inner >= 32768)")  \
     for (int64_t b = 0; b < outer; ++b) {                                                \
         if (inner == 1) {                                                                \
             const T *xr = x + b * channels;                                              \
@@ -83,7 +83,7 @@ TARGETS static void backward_##SUFFIX(const T *restrict x, const T *restrict coe
     int64_t table = channels * knots;                                                    \
     int64_t chunks = outer < GRAD_CHUNKS ? outer : GRAD_CHUNKS;                          \
     if (grad_coeffs) memset(scratch, 0, sizeof(T) * (size_t)(chunks * table));           \
-    _Pragma("omp parallel for schedule(static) if (outer * channels * inner > 65536)")  \
+    _Pragma("omp parallel for schedule(static) if (outer * channels * inner >= 32768)")  \
     for (int64_t chunk = 0; chunk < chunks; ++chunk) {                                   \
         int64_t begin = outer * chunk / chunks, end = outer * (chunk + 1) / chunks;      \
         T *acc = grad_coeffs ? scratch + chunk * table : NULL;                           \

@@ -1,0 +1,172 @@
+"""Spline activation speed: ours vs ReLU (the floor) vs the reference `deepsplines`.
+
+For each network (784-256-256-10 at batch 256; 2-20-1 at batch 1000, where the
+per-call overhead dominates) it times, interleaved round by round so machine
+noise hits every variant alike:
+
+- train step: forward + backward + regulariser (BV2 for splines, weight decay
+  for all) + Adam step;
+- inference: forward under ``torch.no_grad``.
+
+It prints medians (ms) and ratios to ReLU. Run: ``python bench/bench_splines.py``
+(``make bench`` installs the reference library first, without its torchvision
+dependency, which it does not need for its activation modules).
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import time
+from collections.abc import Callable
+
+import torch
+from torch import nn
+
+from api_schemas import TrainingConfig
+from lipspline.networks import SplineNetwork
+from lipspline.objectives import Objective, data_loss
+from lipspline.splines import native_kernel_available
+
+KNOTS = 21
+GRID_RANGE = 2.0
+
+
+def our_network(widths: list[int], activation: str) -> tuple[nn.Module, Callable[[nn.Module], torch.Tensor]]:
+    config = TrainingConfig.model_validate({
+        "architecture": {"hidden": widths[1:-1], "activation": activation},
+        "spline": {"knots": KNOTS, "range": GRID_RANGE},
+        "objective": {"mode": "bv2", "lambda": 1e-4, "mu": 1e-4},
+    })
+    network = SplineNetwork(config, widths[0], widths[-1])
+    objective = Objective(config.objective, network)
+
+    def penalty(net: nn.Module) -> torch.Tensor:
+        return sum(objective.penalties(net).values())
+
+    return _Standardized(network), lambda m: penalty(m.inner)
+
+
+class _Standardized(nn.Module):
+    """Time the trainable core (what a training step runs), not the scaling buffers."""
+
+    def __init__(self, inner: SplineNetwork) -> None:
+        super().__init__()
+        self.inner = inner
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.inner.forward_standardized(x)
+
+
+def reference_network(widths: list[int]) -> tuple[nn.Module, Callable[[nn.Module], torch.Tensor]] | None:
+    try:
+        from deepsplines.ds_modules import DeepBSpline
+    except ImportError:
+        return None
+    layers: list[nn.Module] = []
+    for i in range(len(widths) - 1):
+        layers.append(nn.Linear(widths[i], widths[i + 1]))
+        if i < len(widths) - 2:
+            layers.append(DeepBSpline("fc", widths[i + 1], size=KNOTS, range_=GRID_RANGE, init="relu"))
+    network = nn.Sequential(*layers)
+
+    def penalty(net: nn.Module) -> torch.Tensor:
+        decay = 1e-4 * sum((m.weight**2).sum() for m in net if isinstance(m, nn.Linear))
+        bv2 = sum(
+            (m.totalVariation(mode="additive") + m.fZerofOneAbs(mode="additive")).sum()
+            for m in net
+            if isinstance(m, DeepBSpline)
+        )
+        return decay + 1e-4 * bv2
+
+    return network, penalty
+
+
+def make_step(model: nn.Module, penalty, x: torch.Tensor, y: torch.Tensor, loss: str):
+    optimizer = torch.optim.Adam(model.parameters(), lr=1e-4)
+
+    def step() -> None:
+        optimizer.zero_grad(set_to_none=True)
+        total = data_loss(loss, model(x), y) + penalty(model)
+        total.backward()
+        optimizer.step()
+
+    def infer() -> None:
+        with torch.no_grad():
+            model(x)
+
+    return step, infer
+
+
+def time_block(fn: Callable[[], None], repeats: int, sync: Callable[[], None]) -> float:
+    """Median seconds of one call over a block of calls."""
+    samples = []
+    for _ in range(repeats):
+        begin = time.perf_counter()
+        fn()
+        sync()
+        samples.append(time.perf_counter() - begin)
+    return statistics.median(samples)
+
+
+def run_case(name: str, widths: list[int], batch: int, rounds: int, repeats: int, device: torch.device) -> list[tuple]:
+    torch.manual_seed(0)
+    x = torch.randn(batch, widths[0], device=device)
+    if widths[-1] == 1:
+        y, loss = (torch.rand(batch, device=device) > 0.5).float(), "bce"
+    else:
+        y, loss = torch.randint(0, widths[-1], (batch,), device=device), "cross_entropy"
+    variants: dict[str, tuple] = {
+        "relu": our_network(widths, "relu"),
+        "lipspline": our_network(widths, "deepspline"),
+    }
+    reference = reference_network(widths)
+    if reference is not None:
+        variants["deepsplines (ref)"] = reference
+    sync = torch.cuda.synchronize if device.type == "cuda" else (lambda: None)
+    fns = {}
+    for label, (model, penalty) in variants.items():
+        model.to(device)
+        fns[label] = make_step(model, penalty, x, y, loss)
+        for _ in range(5):  # warm-up: allocator, kernel dispatch, Adam state
+            fns[label][0]()
+            fns[label][1]()
+    steps: dict[str, list[float]] = {k: [] for k in fns}
+    infers: dict[str, list[float]] = {k: [] for k in fns}
+    for _ in range(rounds):
+        for label, (step, infer) in fns.items():
+            steps[label].append(time_block(step, repeats, sync))
+            infers[label].append(time_block(infer, repeats, sync))
+    base_step = statistics.median(steps["relu"])
+    base_infer = statistics.median(infers["relu"])
+    rows = []
+    for label in fns:
+        s = statistics.median(steps[label])
+        i = statistics.median(infers[label])
+        rows.append((name, label, s * 1e3, s / base_step, i * 1e3, i / base_infer))
+    return rows
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--device", default="cpu")
+    parser.add_argument("--rounds", type=int, default=15)
+    parser.add_argument("--repeats", type=int, default=20)
+    args = parser.parse_args()
+    device = torch.device(args.device)
+    print(f"torch {torch.__version__}, device {device}, threads {torch.get_num_threads()}, "
+          f"native CPU kernel: {native_kernel_available()}, K={KNOTS}")
+    print(f"medians over {args.rounds} interleaved rounds x {args.repeats} calls")
+    rows = run_case("784-256-256-10 b256", [784, 256, 256, 10], 256, args.rounds, args.repeats, device)
+    rows += run_case("2-20-1 b1000", [2, 20, 1], 1000, args.rounds, args.repeats, device)
+    header = f"{'network':<22}{'activation':<20}{'step ms':>10}{'step/ReLU':>11}{'infer ms':>10}{'infer/ReLU':>12}"
+    print(header)
+    print("-" * len(header))
+    for net, label, step_ms, step_ratio, infer_ms, infer_ratio in rows:
+        print(f"{net:<22}{label:<20}{step_ms:>10.3f}{step_ratio:>10.2f}x{infer_ms:>10.3f}{infer_ratio:>11.2f}x")
+    if not any(label == "deepsplines (ref)" for _, label, *_ in rows):
+        print("(reference library not installed: pip install --no-deps deepsplines==1.0.0)")
+
+
+if __name__ == "__main__":
+    main()
