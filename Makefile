@@ -1,0 +1,23 @@
+# One entry point per job. torch is installed first and pinned: a bare `torch`
+# requirement on a machine without it would pull the multi-GB CUDA build.
+PYTHON ?= python3
+PIP = $(PYTHON) -m pip
+
+.PHONY: install test bench lint
+
+install:
+	$(PIP) install --quiet torch==2.13.0
+	$(PIP) install --quiet -e '.[dev]'
+
+test: install
+	$(PYTHON) -m pytest -q
+
+lint:
+	ruff check .
+
+# The reference library `deepsplines` declares torchvision (no CPU build here)
+# but its activation modules need only torch: install it without dependencies.
+bench: install
+	$(PIP) install --quiet --no-deps deepsplines==1.0.0
+	$(PYTHON) bench/bench_splines.py
+	@if [ -f bench/bench_certificates.py ]; then $(PYTHON) bench/bench_certificates.py; fi
