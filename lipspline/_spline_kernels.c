@@ -87,6 +87,25 @@ TARGETS static void backward_##SUFFIX(const T *restrict x, const T *restrict coe
     for (int64_t chunk = 0; chunk < chunks; ++chunk) {                                   \
         int64_t begin = outer * chunk / chunks, end = outer * (chunk + 1) / chunks;      \
         T *acc = grad_coeffs ? scratch + chunk * table : NULL;                           \
+        if (inner == 1 && grad_x && acc) {                                               \
+            /* dense layers: the channel loop is the inner loop (no trip-1 loop) */      \
+            for (int64_t b = begin; b < end; ++b) {                                      \
+                const T *xr = x + b * channels;                                          \
+                const T *gr = grad_out + b * channels;                                   \
+                T *gx = grad_x + b * channels;                                           \
+                for (int64_t ch = 0; ch < channels; ++ch) {                              \
+                    LOCATE(T, xr[ch])                                                    \
+                    const T *c = coeffs + ch * knots + k;                                \
+                    T *a = acc + ch * knots + k;                                         \
+                    T g = gr[ch];                                                        \
+                    gx[ch] = g * (c[1] - c[0]) * inv_delta;                              \
+                    T right = g * frac;                                                  \
+                    a[0] += g - right;                                                   \
+                    a[1] += right;                                                       \
+                }                                                                        \
+            }                                                                            \
+            continue;                                                                    \
+        }                                                                                \
         for (int64_t b = begin; b < end; ++b) {                                          \
             for (int64_t ch = 0; ch < channels; ++ch) {                                  \
                 int64_t base = (b * channels + ch) * inner;                              \
