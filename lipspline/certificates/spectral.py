@@ -120,7 +120,9 @@ def _cholesky_completes(b: np.ndarray) -> bool:
     """Run LAPACK ``potrf`` on the lower triangle of ``b`` (overwritten); True if every pivot was positive."""
     from scipy.linalg.lapack import dpotrf
 
-    b = np.asfortranarray(b)
+    # b is symmetric up to the entry-wise bounded Gram rounding, so its transpose
+    # (a Fortran-ordered view, no copy) defines an equally valid matrix to test.
+    b = b.T if b.flags.c_contiguous else np.asfortranarray(b)
     _, info = dpotrf(b, lower=1, clean=0, overwrite_a=1)
     return info == 0
 

@@ -1,0 +1,138 @@
+"""Benchmark of the Lipschitz certificates: every bound, the lower bound, the ratio, the time.
+
+Run ``python bench/bench_certificates.py`` (``--quick`` skips LipSDP-Neuron).
+Times are medians over several cold runs (the analysis cache is bypassed);
+"cached" is a repeated call on an unchanged network (content hash + lookup).
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import time
+
+import numpy as np
+import torch
+
+from api_schemas import TrainingConfig
+from lipspline.certificates import (
+    certify_global,
+    empirical_lower_bound,
+    jacobian_lower_bound,
+    local_bounds,
+)
+from lipspline.networks import SplineNetwork
+
+
+def random_spline_net(seed: int = 0) -> SplineNetwork:
+    """16-64-64-64-4 deep-spline net with non-monotone random splines (DESIGN 1.3 anchor setting)."""
+    torch.manual_seed(seed)
+    cfg = TrainingConfig(architecture={"hidden": [64, 64, 64], "activation": "deepspline"})
+    net = SplineNetwork(cfg, 16, 4)
+    with torch.no_grad():
+        for s in net.splines():
+            s.coefficients.add_(0.1 * torch.randn_like(s.coefficients))
+    return net
+
+
+def circle_net(activation: str, hidden: list[int], seed: int = 0) -> tuple[SplineNetwork, torch.Tensor]:
+    rng = np.random.default_rng(seed)
+    x = torch.from_numpy(rng.uniform(-1, 1, (1000, 2)).astype(np.float32))
+    y = ((x**2).sum(1) <= 2 / np.pi).float()
+    torch.manual_seed(seed)
+    cfg = TrainingConfig(architecture={"hidden": hidden, "activation": activation}, spline={"init": "abs"})
+    net = SplineNetwork(cfg, 2, 1)
+    opt = torch.optim.Adam(net.parameters(), lr=0.03)
+    for _ in range(300):
+        opt.zero_grad()
+        torch.nn.functional.binary_cross_entropy_with_logits(net(x)[:, 0], y).backward()
+        opt.step()
+    return net, x
+
+
+def mnist_mlp() -> SplineNetwork:
+    torch.manual_seed(0)
+    cfg = TrainingConfig(architecture={"hidden": [1024, 1024], "activation": "relu"})
+    return SplineNetwork(cfg, 784, 10)
+
+
+def median_ms(fn, runs: int) -> float:  # noqa: ANN001
+    times = []
+    for _ in range(runs):
+        t0 = time.perf_counter()
+        fn()
+        times.append((time.perf_counter() - t0) * 1e3)
+    return statistics.median(times)
+
+
+def bench_one(name: str, net: SplineNetwork, x: torch.Tensor, *, lipsdp: bool, runs: int, rows: list) -> None:
+    certify_global(net, use_cache=False)  # warm-up (imports, LAPACK threads)
+    certs = []
+    total = median_ms(lambda: certs.append(certify_global(net, use_cache=False)), runs)
+    cert = certs[-1]
+    per_bound = {k: statistics.median(c.timings_ms.get(k, float("nan")) for c in certs) for k in cert.bounds}
+    norms_ms = statistics.median(c.timings_ms.get("weight_norms", 0.0) for c in certs)
+    certify_global(net)
+    cached = median_ms(lambda: certify_global(net), runs)
+    lower_emp = empirical_lower_bound(net, x, max_pairs=20000)
+    lower_jac = jacobian_lower_bound(net, x[:128], ascent_steps=10)
+    lower = max(lower_emp, lower_jac)
+    for bound, value in sorted(cert.bounds.items(), key=lambda kv: -kv[1]):
+        rows.append((name, bound, value, value / lower, per_bound[bound]))
+    if lipsdp:
+        t0 = time.perf_counter()
+        sdp = certify_global(net, include_lipsdp=True, lipsdp_time_limit_s=120, use_cache=False)
+        ms = (time.perf_counter() - t0) * 1e3
+        if "lipsdp_neuron" in sdp.bounds:
+            rows.append((name, "lipsdp_neuron", sdp.bounds["lipsdp_neuron"], sdp.bounds["lipsdp_neuron"] / lower, ms))
+        else:
+            rows.append((name, "lipsdp_neuron: " + sdp.skipped.get("lipsdp_neuron", "?")[:48], float("nan"),
+                         float("nan"), ms))
+    rows.append((name, f"CERTIFIED ({cert.certified_by})", cert.certified, cert.certified / lower, total))
+    rows.append((name, "  cached repeat call", cert.certified, cert.certified / lower, cached))
+    rows.append((name, "  (shared weight norms)", float("nan"), float("nan"), norms_ms))
+    rows.append((name, "lower: empirical pairs", lower_emp, lower_emp / lower, float("nan")))
+    rows.append((name, "lower: jacobian+ascent", lower_jac, lower_jac / lower, float("nan")))
+    ratio_sp = cert.bounds["spectral_product"] / cert.certified
+    rows.append((name, f"  spectral/certified = {ratio_sp:.2f}x", float("nan"), float("nan"), float("nan")))
+    for eps in (0.01, 0.1):
+        local_bounds(net, x[:8], eps)
+        t0 = time.perf_counter()
+        lbs = local_bounds(net, x[:64], eps)
+        ms = (time.perf_counter() - t0) * 1e3 / len(lbs)
+        mean = float(np.mean([lb.bound for lb in lbs]))
+        rows.append((name, f"local l2 eps={eps} (mean, per input)", mean, mean / lower, ms))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--quick", action="store_true", help="skip LipSDP-Neuron")
+    parser.add_argument("--runs", type=int, default=5)
+    args = parser.parse_args()
+    torch.set_num_threads(max(torch.get_num_threads(), 1))
+    rows: list = []
+    net = random_spline_net()
+    x = torch.randn(2000, 16)
+    bench_one("spline 16-64-64-64-4", net, x, lipsdp=not args.quick, runs=args.runs, rows=rows)
+    c_spline, xc = circle_net("deepspline", [2])
+    bench_one("circle spline 2-2-1", c_spline, xc, lipsdp=not args.quick, runs=args.runs, rows=rows)
+    c_relu, xc = circle_net("relu", [10])
+    bench_one("circle relu 2-10-1", c_relu, xc, lipsdp=not args.quick, runs=args.runs, rows=rows)
+    mlp = mnist_mlp()
+    xm = torch.rand(512, 784)
+    bench_one("relu MLP 784-1024-1024-10", mlp, xm, lipsdp=False, runs=args.runs, rows=rows)
+
+    header = f"{'network':<28} {'bound':<44} {'value':>12} {'/lower':>9} {'time ms':>10}"
+    print(header)
+    print("-" * len(header))
+    last = None
+    for name, bound, value, ratio, ms in rows:
+        if last is not None and name != last:
+            print()
+        last = name
+        fmt = lambda v, f: ("" if v != v else format(v, f))  # noqa: E731
+        print(f"{name:<28} {bound:<44} {fmt(value, '12.4f'):>12} {fmt(ratio, '9.2f'):>9} {fmt(ms, '10.3f'):>10}")
+
+
+if __name__ == "__main__":
+    main()
