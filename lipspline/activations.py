@@ -11,7 +11,9 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
-LEAKY_SLOPE = 0.01
+from lipspline.splines import LEAKY_SLOPE
+
+__all__ = ["LEAKY_SLOPE", "AbsoluteValue", "GroupSort", "LeakyReLU", "PReLU", "ReLU", "is_elementwise"]
 
 
 class _Elementwise(nn.Module):

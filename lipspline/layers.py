@@ -33,12 +33,17 @@ def operator_norm_upper(weight: Tensor) -> Tensor:
     return torch.linalg.matrix_norm(taps, ord=2).sum()
 
 
+def rescaled_to_unit_norm(weight: Tensor) -> Tensor:
+    """V / max(1, (1 + margin) * ||V||): the weight a 1-Lipschitz layer applies."""
+    norm = operator_norm_upper(weight) * (1 + ONE_LIPSCHITZ_MARGIN)
+    return weight / torch.clamp(norm, min=1.0)
+
+
 class OneLipschitzLinear(nn.Linear):
     """Dense layer whose weight is V / max(1, ||V||_2): its spectral norm never exceeds 1."""
 
     def effective_weight(self) -> Tensor:
-        norm = operator_norm_upper(self.weight) * (1 + ONE_LIPSCHITZ_MARGIN)
-        return self.weight / torch.clamp(norm, min=1.0)
+        return rescaled_to_unit_norm(self.weight)
 
     def forward(self, x: Tensor) -> Tensor:
         return nn.functional.linear(x, self.effective_weight(), self.bias)
@@ -48,8 +53,7 @@ class OneLipschitzConv2d(nn.Conv2d):
     """Convolution rescaled so the tap-sum bound of its operator norm is <= 1."""
 
     def effective_weight(self) -> Tensor:
-        norm = operator_norm_upper(self.weight) * (1 + ONE_LIPSCHITZ_MARGIN)
-        return self.weight / torch.clamp(norm, min=1.0)
+        return rescaled_to_unit_norm(self.weight)
 
     def forward(self, x: Tensor) -> Tensor:
         return self._conv_forward(x, self.effective_weight(), self.bias)

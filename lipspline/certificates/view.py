@@ -118,15 +118,16 @@ def activation_view(act: nn.Module) -> ActView:
     if isinstance(act, GroupSort):
         return GroupSortView(act.num_units)
     if isinstance(act, LinearSpline):
-        c = act.effective_coefficients().detach().to(torch.float64).cpu().numpy()
+        c64 = act.effective_coefficients().detach().to(torch.float64).cpu()
+        c = c64.numpy()
         n, k = c.shape
-        delta = 2.0 * act.grid_range / (k - 1)
+        delta = act.delta
         t = np.linspace(-act.grid_range, act.grid_range, k)
-        inner = np.diff(c, axis=1) / delta
+        inner = act.slopes().numpy()
         s = np.concatenate([inner[:, :1], inner, inner[:, -1:]], axis=1)
         # BV2 = sum |second differences| / delta + |sigma(0)| + |sigma(1)|; bound the
         # rounding of each term by its operand magnitudes (cancellation-safe).
-        a = (c[:, 2:] - 2 * c[:, 1:-1] + c[:, :-2]) / delta
+        a = act.second_differences(c64).numpy()
         a_mag = (np.abs(c[:, 2:]) + 2 * np.abs(c[:, 1:-1]) + np.abs(c[:, :-2])) / delta
         values = act.values_at(torch.tensor([0.0, 1.0], dtype=torch.float64)).numpy()
         cmax = np.abs(c).max(axis=1)
