@@ -4,6 +4,7 @@ Kept free of web, queue and database imports so the core (`lipspline`) can use
 the one TrainingConfig without depending on the service.
 """
 
+from api_schemas.http import ACTIVE_STATES, TERMINAL_STATES, JobStatus
 from api_schemas.training_config import (
     ArchitectureConfig,
     ObjectiveConfig,
@@ -13,6 +14,9 @@ from api_schemas.training_config import (
 )
 
 __all__ = [
+    "ACTIVE_STATES",
+    "TERMINAL_STATES",
+    "JobStatus",
     "ArchitectureConfig",
     "ObjectiveConfig",
     "SplineConfig",

@@ -1,0 +1,225 @@
+"""HTTP request/response contracts of the v1 API (DESIGN section 3).
+
+The job states are defined here once and used by the API, the worker and the tests.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from enum import StrEnum
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from api_schemas.training_config import TrainingConfig
+
+
+class JobStatus(StrEnum):
+    queued = "queued"
+    running = "running"
+    succeeded = "succeeded"
+    failed = "failed"
+    cancelled = "cancelled"
+
+
+#: states a job never leaves
+TERMINAL_STATES = frozenset({JobStatus.succeeded, JobStatus.failed, JobStatus.cancelled})
+#: states in which a job still needs its dataset
+ACTIVE_STATES = frozenset({JobStatus.queued, JobStatus.running})
+
+Number = float
+
+
+class _Request(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class DatasetCreate(_Request):
+    """JSON upload of a dataset (multipart file uploads use form fields instead)."""
+
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "examples": [
+                {
+                    "name": "xor",
+                    "inputs": [[0, 0], [0, 1], [1, 0], [1, 1]],
+                    "targets": [0, 1, 1, 0],
+                    "task": "classification",
+                }
+            ]
+        },
+    )
+
+    name: str = Field("dataset", min_length=1, max_length=200)
+    inputs: list[list[Any]] = Field(..., min_length=1, description="rows of feature values")
+    targets: list[Any] = Field(..., min_length=1, description="one target per row (labels or numbers)")
+    task: Literal["classification", "regression"] | None = Field(None, description="inferred when omitted")
+    feature_names: list[str] | None = None
+
+
+class DatasetOut(BaseModel):
+    id: str
+    name: str
+    task: Literal["classification", "regression"]
+    n_samples: int
+    n_features: int
+    classes: list[Any] | None = None
+    feature_names: list[str]
+    target_name: str | None = None
+    source_format: str
+    sha256: str
+    created_at: datetime
+
+
+class DatasetList(BaseModel):
+    items: list[DatasetOut]
+
+
+class JobCreate(_Request):
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "examples": [
+                {
+                    "dataset_id": "5f0c6b2e9a4d4c1f8e7b6a5d4c3b2a19",
+                    "config": {
+                        "architecture": {"hidden": [2], "activation": "deepspline"},
+                        "spline": {"knots": 21, "range": 3.0},
+                        "objective": {"mode": "bv2", "lambda": 1e-4, "mu": 1e-4},
+                        "training": {"epochs": 100, "batch_size": 32, "lr": 0.01, "seed": 0},
+                    },
+                }
+            ]
+        },
+    )
+
+    dataset_id: str = Field(..., min_length=1, max_length=64)
+    config: TrainingConfig = Field(default_factory=TrainingConfig)
+
+
+class JobAccepted(BaseModel):
+    id: str
+    status: JobStatus
+
+
+class JobOut(BaseModel):
+    id: str
+    status: JobStatus
+    dataset_id: str | None
+    config: dict[str, Any]
+    queue: str
+    progress: dict[str, Any]
+    model_id: str | None = None
+    error: str | None = None
+    device: str | None = None
+    worker_host: str | None = None
+    attempts: int
+    cancel_requested: bool
+    created_at: datetime
+    started_at: datetime | None = None
+    finished_at: datetime | None = None
+    updated_at: datetime
+    train_seconds: float | None = None
+
+
+class JobList(BaseModel):
+    items: list[JobOut]
+
+
+class JobMetrics(BaseModel):
+    id: str
+    status: JobStatus
+    history: list[dict[str, Any]]
+
+
+class LipschitzSummary(BaseModel):
+    certified: float | None = Field(description="proven l2 upper bound of the served map (raw input -> output)")
+    certified_by: str | None = None
+    bounds: dict[str, float | None]
+    empirical_lower: float | None = None
+    jacobian_lower: float | None = None
+    best_lower: float | None = None
+    tightness: float | None = None
+    norm: Literal["l2"] = "l2"
+    skipped: dict[str, str] = Field(default_factory=dict)
+
+
+class ModelOut(BaseModel):
+    id: str
+    job_id: str
+    dataset_id: str | None
+    task: str
+    config: dict[str, Any]
+    classes: list[Any] | None = None
+    feature_names: list[str]
+    metrics: dict[str, Any]
+    lipschitz: LipschitzSummary
+    sparsity: dict[str, Any]
+    parameter_count: int
+    weights_sha256: str
+    created_at: datetime
+
+
+class ModelList(BaseModel):
+    items: list[ModelOut]
+
+
+def _check_finite_rows(rows: list[list[float]]) -> list[list[float]]:
+    width = len(rows[0])
+    for i, row in enumerate(rows):
+        if len(row) != width:
+            raise ValueError(f"row {i} has {len(row)} values, row 0 has {width}")
+        for j, value in enumerate(row):
+            if value != value or value in (float("inf"), float("-inf")):
+                raise ValueError(f"row {i}, column {j}: value is not finite ({value})")
+    return rows
+
+
+class PredictRequest(_Request):
+    model_config = ConfigDict(
+        extra="forbid", json_schema_extra={"examples": [{"inputs": [[0.1, -0.3], [0.9, 0.8]], "epsilon": 0.05}]}
+    )
+
+    inputs: list[list[Number]] = Field(..., min_length=1, description="rows of raw feature values")
+    epsilon: float | None = Field(None, ge=0, le=1e12, description="input perturbation size (l2) for output_bound")
+
+    _finite = field_validator("inputs")(_check_finite_rows)
+
+
+class PredictResponse(BaseModel):
+    predictions: list[Any]
+    outputs: list[list[float]]
+    lipschitz_bound: float = Field(description="certified global l2 Lipschitz bound of raw input -> outputs")
+    certified_radius: list[float] | None = Field(
+        None, description="per input: l2 radius within which the predicted class provably cannot change"
+    )
+    output_bound: float | None = Field(None, description="with epsilon: max l2 change of outputs for |delta| <= eps")
+    epsilon: float | None = None
+
+
+class CertifyRequest(_Request):
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={"examples": [{"inputs": [[0.1, -0.3]], "epsilon": 0.1, "norm": "l2"}]},
+    )
+
+    inputs: list[list[Number]] | None = Field(None, min_length=1)
+    epsilon: float = Field(0.1, gt=0, le=1e6, description="radius of the ball around each input")
+    norm: Literal["l2", "linf"] = "l2"
+
+    _finite = field_validator("inputs")(_check_finite_rows)
+
+
+class LocalBoundOut(BaseModel):
+    bound: float
+    bounds: dict[str, float | None]
+    local_radius: float | None = None
+    prediction: Any = None
+
+
+class CertifyResponse(BaseModel):
+    lipschitz: LipschitzSummary
+    epsilon: float
+    norm: str
+    local: list[LocalBoundOut] | None = None

@@ -1,0 +1,1 @@
+"""Alembic migrations; `service.db.migrate` runs them programmatically."""

@@ -1,0 +1,35 @@
+"""The FastAPI application factory."""
+
+from __future__ import annotations
+
+from fastapi import FastAPI
+
+from service.model_cache import ModelCache
+from service.problems import install_problem_handlers
+from service.routers import datasets, health, jobs, models
+from service.settings import Settings, get_settings
+
+DESCRIPTION = """
+Train deep-spline networks (learnable linear-spline activations, BV² objective)
+and serve them with a **certified Lipschitz bound**: a proven upper bound on how
+far the output can move per unit of input change (l2), plus the certified
+robustness radius that follows from it. Errors are `application/problem+json`
+(RFC 9457) and name the field or row at fault.
+"""
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    settings = settings or get_settings()
+    settings.ensure_dirs()
+    app = FastAPI(title="LipSpline", version="1.0.0", description=DESCRIPTION)
+    app.state.settings = settings
+    app.state.model_cache = ModelCache(settings.resolved_database_url, settings.model_cache_size)
+    install_problem_handlers(app)
+    for router in (health.router, datasets.router, jobs.router, models.router):
+        app.include_router(router)
+    return app
+
+
+def app_from_env() -> FastAPI:
+    """Entry point for `uvicorn --factory service.app:app_from_env`."""
+    return create_app()

@@ -1,0 +1,140 @@
+"""The ``lipspline`` command: serve, api, worker, db.
+
+``serve`` is the embedded default (DESIGN section 3): SQLite in the data dir,
+the filesystem broker, migrations applied, and one worker process started and
+stopped with the server. ``api`` and ``worker`` are the production pieces,
+run as separate processes on any hosts against PostgreSQL and Redis.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import signal
+import socket
+import subprocess
+import sys
+from collections.abc import Sequence
+
+from service.settings import Settings, get_settings
+
+
+def _migrate(settings: Settings) -> None:
+    from service.db.migrate import upgrade
+
+    settings.ensure_dirs()
+    upgrade(settings.resolved_database_url)
+
+
+def _worker_argv(queues: str, concurrency: int, pool: str | None, hostname: str | None) -> list[str]:
+    argv = ["worker", "--queues", queues, "--concurrency", str(concurrency), "--loglevel", "INFO"]
+    argv += ["--hostname", hostname or f"lipspline-{os.getpid()}@{socket.gethostname()}"]
+    if pool:
+        argv += ["--pool", pool]
+    return argv
+
+
+def cmd_worker(args: argparse.Namespace) -> int:
+    settings = get_settings()
+    settings.ensure_dirs()
+    from worker.celery_app import make_celery
+
+    app = make_celery(settings)
+    app.worker_main(_worker_argv(args.queues, args.concurrency, args.pool, args.hostname))
+    return 0
+
+
+def cmd_api(args: argparse.Namespace) -> int:
+    import uvicorn
+
+    settings = get_settings()
+    _migrate(settings)
+    uvicorn.run("service.app:app_from_env", factory=True, host=args.host, port=args.port, workers=args.workers)
+    return 0
+
+
+def _start_embedded_worker(settings: Settings) -> subprocess.Popen:
+    env = dict(os.environ, LIPSPLINE_DATA_DIR=str(settings.data_dir.resolve()))
+    if settings.database_url is None:
+        env["LIPSPLINE_DATABASE_URL"] = settings.resolved_database_url
+    # solo pool: one job at a time in the worker process itself, no extra children to reap
+    argv = [sys.executable, "-m", "service.cli", "worker", "--queues", "cpu,gpu", "--concurrency", "1"]
+    argv += ["--pool", "solo", "--hostname", f"embedded-{os.getpid()}@{socket.gethostname()}"]
+    return subprocess.Popen(argv, env=env)
+
+
+def _stop(process: subprocess.Popen, timeout_s: float = 20.0) -> None:
+    if process.poll() is not None:
+        return
+    process.send_signal(signal.SIGTERM)  # Celery's warm shutdown: finish or release the current task
+    try:
+        process.wait(timeout_s)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    import uvicorn
+
+    from service.app import create_app
+
+    settings = get_settings()
+    _migrate(settings)
+    worker = _start_embedded_worker(settings)
+    print(f"lipspline: data in {settings.data_dir.resolve()}, API on http://{args.host}:{args.port}", flush=True)
+    try:
+        uvicorn.run(create_app(settings), host=args.host, port=args.port)
+    finally:
+        _stop(worker)
+    return 0
+
+
+def cmd_db(args: argparse.Namespace) -> int:
+    from service.db import migrate
+
+    settings = get_settings()
+    settings.ensure_dirs()
+    if args.action == "upgrade":
+        migrate.upgrade(settings.resolved_database_url, args.revision or "head")
+    else:
+        migrate.downgrade(settings.resolved_database_url, args.revision or "base")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="lipspline", description=__doc__.splitlines()[0])
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    serve = sub.add_parser("serve", help="API + one embedded worker on the embedded default (no servers needed)")
+    serve.add_argument("--host", default="127.0.0.1")
+    serve.add_argument("--port", type=int, default=8000)
+    serve.set_defaults(func=cmd_serve)
+
+    api = sub.add_parser("api", help="the API only (production: workers run separately)")
+    api.add_argument("--host", default="127.0.0.1")
+    api.add_argument("--port", type=int, default=8000)
+    api.add_argument("--workers", type=int, default=1, help="uvicorn worker processes")
+    api.set_defaults(func=cmd_api)
+
+    worker = sub.add_parser("worker", help="a Celery training worker against the configured broker and database")
+    worker.add_argument("--queues", default="cpu", help="comma-separated: cpu, gpu")
+    worker.add_argument("--concurrency", type=int, default=1, help="jobs at once (use 1 per GPU)")
+    worker.add_argument("--pool", default=None, help="Celery pool (default prefork; solo for one in-process job)")
+    worker.add_argument("--hostname", default=None, help="Celery node name (default lipspline-PID@host)")
+    worker.set_defaults(func=cmd_worker)
+
+    db = sub.add_parser("db", help="database migrations")
+    db.add_argument("action", choices=["upgrade", "downgrade"])
+    db.add_argument("revision", nargs="?", default=None)
+    db.set_defaults(func=cmd_db)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    return int(args.func(args) or 0)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,1 @@
+"""Database layer: tables, engine/session handling, and the queries the API and worker share."""

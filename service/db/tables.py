@@ -1,0 +1,92 @@
+"""The tables. The ``jobs`` row is the truth about a job; the broker only carries its id.
+
+Artifacts (dataset arrays, model weights) live in the database as blobs by
+default: they are small, and every API replica and worker host can then read
+them with no shared filesystem (DESIGN section 2).
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from sqlalchemy import JSON, Boolean, DateTime, Float, ForeignKey, Integer, LargeBinary, String, Text
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+class Base(DeclarativeBase):
+    pass
+
+
+class DatasetRow(Base):
+    __tablename__ = "datasets"
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    name: Mapped[str] = mapped_column(String(200))
+    task: Mapped[str] = mapped_column(String(20))
+    n_samples: Mapped[int] = mapped_column(Integer)
+    n_features: Mapped[int] = mapped_column(Integer)
+    classes: Mapped[list | None] = mapped_column(JSON, nullable=True)
+    feature_names: Mapped[list] = mapped_column(JSON)
+    target_name: Mapped[str | None] = mapped_column(String(200), nullable=True)
+    source_format: Mapped[str] = mapped_column(String(20))
+    sha256: Mapped[str] = mapped_column(String(64), index=True)
+    content: Mapped[bytes] = mapped_column(LargeBinary, deferred=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class JobRow(Base):
+    __tablename__ = "jobs"
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    # SET NULL: a finished job keeps its history after its dataset is deleted; active jobs
+    # protect their dataset in the API (409), so it never vanishes under a running job.
+    dataset_id: Mapped[str | None] = mapped_column(
+        String(32), ForeignKey("datasets.id", ondelete="SET NULL"), nullable=True, index=True
+    )
+    config: Mapped[dict] = mapped_column(JSON)
+    status: Mapped[str] = mapped_column(String(20), index=True)
+    queue: Mapped[str] = mapped_column(String(20))
+    cancel_requested: Mapped[bool] = mapped_column(Boolean, default=False)
+    progress: Mapped[dict] = mapped_column(JSON, default=dict)
+    error: Mapped[str | None] = mapped_column(Text, nullable=True)
+    device: Mapped[str | None] = mapped_column(String(40), nullable=True)
+    worker_host: Mapped[str | None] = mapped_column(String(255), nullable=True)
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    model_id: Mapped[str | None] = mapped_column(String(32), nullable=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    started_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    finished_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    train_seconds: Mapped[float | None] = mapped_column(Float, nullable=True)
+
+
+class JobEpochRow(Base):
+    """One row per finished epoch: appending is cheap and never rewrites a growing JSON blob."""
+
+    __tablename__ = "job_epochs"
+
+    job_id: Mapped[str] = mapped_column(String(32), ForeignKey("jobs.id", ondelete="CASCADE"), primary_key=True)
+    epoch: Mapped[int] = mapped_column(Integer, primary_key=True)
+    report: Mapped[dict] = mapped_column(JSON)
+
+
+class ModelRow(Base):
+    __tablename__ = "models"
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    # unique: a redelivered job can never create a second model
+    job_id: Mapped[str] = mapped_column(String(32), ForeignKey("jobs.id", ondelete="CASCADE"), unique=True)
+    dataset_id: Mapped[str | None] = mapped_column(String(32), nullable=True)
+    task: Mapped[str] = mapped_column(String(20))
+    document: Mapped[dict] = mapped_column(JSON)
+    weights: Mapped[bytes] = mapped_column(LargeBinary, deferred=True)
+    weights_sha256: Mapped[str] = mapped_column(String(64))
+    metrics: Mapped[dict] = mapped_column(JSON)
+    certificate: Mapped[dict] = mapped_column(JSON)
+    sparsity: Mapped[dict] = mapped_column(JSON)
+    parameter_count: Mapped[int] = mapped_column(Integer)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)

@@ -1,0 +1,75 @@
+"""Loaded models, cached per API process: a model is loaded (and its sha256 checked) once.
+
+The certificate was computed by the worker when the model was stored; the
+cache keeps it beside the network so a prediction never recomputes it.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections import OrderedDict
+from dataclasses import dataclass
+
+import torch
+
+from lipspline.model import TrainedModel
+from lipspline.serialization import ArtifactError, model_from_parts
+from service.db.engine import session_scope
+from service.db.tables import ModelRow
+from service.problems import ProblemError, not_found
+
+
+@dataclass(frozen=True)
+class LoadedModel:
+    id: str
+    model: TrainedModel
+    certificate: dict
+    lock: threading.Lock
+
+    @property
+    def certified_bound(self) -> float | None:
+        return self.certificate.get("certified")
+
+
+class ModelCache:
+    """A small LRU of loaded models, safe for the threadpool FastAPI runs sync handlers in."""
+
+    def __init__(self, database_url: str, capacity: int) -> None:
+        self.database_url, self.capacity = database_url, capacity
+        self._items: OrderedDict[str, LoadedModel] = OrderedDict()
+        self._lock = threading.Lock()
+        self.loads = 0
+
+    def get(self, model_id: str) -> LoadedModel:
+        with self._lock:
+            item = self._items.get(model_id)
+            if item is not None:
+                self._items.move_to_end(model_id)
+                return item
+        item = self._load(model_id)
+        with self._lock:
+            self._items[model_id] = item
+            self._items.move_to_end(model_id)
+            while len(self._items) > self.capacity:
+                self._items.popitem(last=False)
+        return item
+
+    def _load(self, model_id: str) -> LoadedModel:
+        with session_scope(self.database_url) as session:
+            row = session.get(ModelRow, model_id)
+            if row is None:
+                raise not_found("model", model_id)
+            document, weights, certificate = row.document, row.weights, row.certificate
+        try:
+            model = model_from_parts(document, weights)
+        except ArtifactError as exc:
+            raise ProblemError(
+                409, "Conflict", f"model {model_id!r} cannot be loaded: {exc}", kind="bad-artifact"
+            ) from exc
+        model.network.to(torch.float32).eval()
+        self.loads += 1
+        return LoadedModel(model_id, model, certificate, threading.Lock())
+
+    def forget(self, model_id: str) -> None:
+        with self._lock:
+            self._items.pop(model_id, None)

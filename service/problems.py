@@ -1,0 +1,116 @@
+"""RFC 9457 problem details: every error the API returns is ``application/problem+json``.
+
+Clients get a machine-readable ``type``, a human ``detail`` that names the field
+or row at fault, and for validation errors an ``errors`` list with each field path.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from lipspline.data import DatasetError
+
+PROBLEM_JSON = "application/problem+json"
+PROBLEM_BASE = "https://lipspline.dev/problems/"
+log = logging.getLogger(__name__)
+
+
+class ProblemError(Exception):
+    """An error with its HTTP status, raised anywhere in a request and rendered as problem+json."""
+
+    def __init__(self, status: int, title: str, detail: str, *, kind: str | None = None, **extra: Any) -> None:
+        super().__init__(detail)
+        self.status, self.title, self.detail = status, title, detail
+        self.kind = kind or title.lower().replace(" ", "-")
+        self.extra = extra
+        self.headers: dict[str, str] = {}
+
+
+def problem_response(
+    request: Request, status: int, title: str, detail: str, kind: str, headers: dict | None = None, **extra: Any
+) -> JSONResponse:
+    body = {
+        "type": PROBLEM_BASE + kind,
+        "title": title,
+        "status": status,
+        "detail": detail,
+        "instance": str(request.url.path),
+        **extra,
+    }
+    return JSONResponse(body, status_code=status, media_type=PROBLEM_JSON, headers=headers)
+
+
+def not_found(what: str, ident: str) -> ProblemError:
+    return ProblemError(404, "Not Found", f"{what} {ident!r} does not exist", kind="not-found")
+
+
+def invalid_field(field: str, message: str) -> ProblemError:
+    """A 422 naming the field at fault, shaped like the automatic validation errors."""
+    return ProblemError(
+        422,
+        "Validation Error",
+        f"{field}: {message}",
+        kind="validation-error",
+        errors=[{"field": field, "message": message}],
+    )
+
+
+def _field_path(loc: tuple | list) -> str:
+    parts = [str(p) for p in loc if p not in ("body",)]
+    return ".".join(parts) if parts else "body"
+
+
+def install_problem_handlers(app: FastAPI) -> None:
+    @app.exception_handler(ProblemError)
+    async def _problem(request: Request, exc: ProblemError) -> JSONResponse:
+        return problem_response(request, exc.status, exc.title, exc.detail, exc.kind, exc.headers or None, **exc.extra)
+
+    @app.exception_handler(DatasetError)
+    async def _dataset(request: Request, exc: DatasetError) -> JSONResponse:
+        status = 413 if exc.problem == "too_large" else 422
+        return problem_response(
+            request,
+            status,
+            "Invalid Dataset",
+            str(exc),
+            "invalid-dataset",
+            problem=exc.problem,
+            row=exc.row,
+            column=exc.column,
+        )
+
+    @app.exception_handler(RequestValidationError)
+    async def _validation(request: Request, exc: RequestValidationError) -> JSONResponse:
+        errors = []
+        for error in exc.errors():
+            message = str(error.get("msg", "invalid value"))
+            errors.append({"field": _field_path(error.get("loc", ())), "message": message, "type": error.get("type")})
+        first = errors[0] if errors else {"field": "body", "message": "invalid request"}
+        detail = f"{first['field']}: {first['message']}"
+        if len(errors) > 1:
+            detail += f" (and {len(errors) - 1} more)"
+        return problem_response(request, 422, "Validation Error", detail, "validation-error", errors=errors)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        title = {404: "Not Found", 405: "Method Not Allowed", 413: "Content Too Large"}.get(exc.status_code, "Error")
+        return problem_response(
+            request,
+            exc.status_code,
+            title,
+            str(exc.detail),
+            title.lower().replace(" ", "-"),
+            headers=getattr(exc, "headers", None),
+        )
+
+    @app.exception_handler(Exception)
+    async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
+        # A bug, not the client's fault: log it fully, tell the client nothing internal.
+        log.exception("unhandled error on %s %s", request.method, request.url.path)
+        return problem_response(request, 500, "Internal Server Error", "an unexpected error occurred", "internal")

@@ -1,0 +1,46 @@
+"""Liveness and readiness probes."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Depends
+from fastapi.responses import JSONResponse
+from sqlalchemy import text
+
+from service.db.engine import get_engine
+from service.deps import settings_of
+from service.dispatch import broker_reachable
+from service.problems import PROBLEM_JSON
+from service.settings import Settings
+
+router = APIRouter(tags=["health"])
+
+
+@router.get("/healthz")
+def healthz() -> dict[str, str]:
+    """The process is up and serving requests."""
+    return {"status": "ok"}
+
+
+@router.get("/readyz", responses={503: {"description": "database or broker unreachable"}})
+def readyz(settings: Annotated[Settings, Depends(settings_of)]) -> JSONResponse:
+    """Ready when the database answers a query and the broker accepts a connection."""
+    checks = {"database": False, "broker": False}
+    try:
+        with get_engine(settings.resolved_database_url).connect() as connection:
+            connection.execute(text("SELECT 1"))
+        checks["database"] = True
+    except Exception:  # a probe reports, it does not raise
+        pass
+    checks["broker"] = broker_reachable(settings)
+    if all(checks.values()):
+        return JSONResponse({"status": "ready", "checks": checks})
+    body = {
+        "type": "https://lipspline.dev/problems/not-ready",
+        "title": "Service Unavailable",
+        "status": 503,
+        "detail": "unreachable: " + ", ".join(k for k, ok in checks.items() if not ok),
+        "checks": checks,
+    }
+    return JSONResponse(body, status_code=503, media_type=PROBLEM_JSON)

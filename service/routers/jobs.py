@@ -1,0 +1,128 @@
+"""``/v1/jobs``: submit (202), status, per-epoch metrics, cancel, list."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Response
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from api_schemas import TERMINAL_STATES, JobStatus
+from api_schemas.http import JobAccepted, JobCreate, JobList, JobMetrics, JobOut
+from service.db.engine import session_scope
+from service.db.ids import new_id
+from service.db.tables import DatasetRow, JobEpochRow, JobRow
+from service.deps import db_session, settings_of
+from service.dispatch import send_job
+from service.problems import ProblemError, not_found
+from service.settings import Settings
+from worker.celery_app import queue_for_device
+
+router = APIRouter(prefix="/v1/jobs", tags=["jobs"])
+
+
+def to_out(row: JobRow) -> JobOut:
+    return JobOut.model_validate(row, from_attributes=True)
+
+
+def _get(session: Session, job_id: str, *, lock: bool = False) -> JobRow:
+    row = session.get(JobRow, job_id, with_for_update=lock)
+    if row is None:
+        raise not_found("job", job_id)
+    return row
+
+
+@router.post(
+    "",
+    status_code=202,
+    response_model=JobAccepted,
+    responses={
+        404: {"description": "unknown dataset"},
+        422: {"description": "invalid config"},
+        503: {"description": "broker unreachable"},
+    },
+)
+def submit_job(spec: JobCreate, response: Response, settings: Annotated[Settings, Depends(settings_of)]) -> JobAccepted:
+    """Validate the config, record the job as queued, hand its id to a worker; returns at once."""
+    queue = queue_for_device(spec.config.device)
+    job_id = new_id()
+    with session_scope(settings.resolved_database_url) as session:
+        dataset = session.get(DatasetRow, spec.dataset_id)
+        if dataset is None:
+            raise ProblemError(
+                404,
+                "Not Found",
+                f"dataset_id: dataset {spec.dataset_id!r} does not exist",
+                kind="not-found",
+                field="dataset_id",
+            )
+        session.add(
+            JobRow(
+                id=job_id,
+                dataset_id=spec.dataset_id,
+                config=spec.config.to_json_dict(),
+                status=JobStatus.queued,
+                queue=queue,
+                cancel_requested=False,
+                progress={"epoch": 0, "epochs": spec.config.training.epochs},
+                attempts=0,
+            )
+        )
+    try:
+        send_job(settings, job_id, queue)
+    except Exception as exc:
+        # The row was committed first so a fast worker always finds it; if the message
+        # cannot be sent, remove the row so nothing half-made is left behind.
+        with session_scope(settings.resolved_database_url) as session:
+            row = session.get(JobRow, job_id)
+            if row is not None and row.status == JobStatus.queued and row.attempts == 0:
+                session.delete(row)
+        raise ProblemError(
+            503,
+            "Service Unavailable",
+            f"the job broker is unreachable: {type(exc).__name__}",
+            kind="broker-unavailable",
+        ) from exc
+    response.headers["Location"] = f"/v1/jobs/{job_id}"
+    return JobAccepted(id=job_id, status=JobStatus.queued)
+
+
+@router.get("", response_model=JobList)
+def list_jobs(session: Annotated[Session, Depends(db_session)], status: JobStatus | None = None) -> JobList:
+    query = select(JobRow).order_by(JobRow.created_at.desc())
+    if status is not None:
+        query = query.where(JobRow.status == status.value)
+    return JobList(items=[to_out(r) for r in session.scalars(query).all()])
+
+
+@router.get("/{job_id}", response_model=JobOut)
+def get_job(job_id: str, session: Annotated[Session, Depends(db_session)]) -> JobOut:
+    return to_out(_get(session, job_id))
+
+
+@router.get("/{job_id}/metrics", response_model=JobMetrics)
+def job_metrics(job_id: str, session: Annotated[Session, Depends(db_session)]) -> JobMetrics:
+    """Per-epoch history: loss terms, train and validation metrics, seconds per epoch."""
+    row = _get(session, job_id)
+    epochs = session.scalars(select(JobEpochRow).where(JobEpochRow.job_id == job_id).order_by(JobEpochRow.epoch))
+    return JobMetrics(id=row.id, status=row.status, history=[e.report for e in epochs])
+
+
+@router.post("/{job_id}/cancel", response_model=JobOut, responses={409: {"description": "job already finished"}})
+def cancel_job(job_id: str, session: Annotated[Session, Depends(db_session)]) -> JobOut:
+    """Queued: cancelled at once. Running: the worker stops cooperatively within one epoch."""
+    row = _get(session, job_id, lock=True)
+    if row.status in TERMINAL_STATES:
+        if row.status == JobStatus.cancelled:
+            return to_out(row)
+        raise ProblemError(409, "Conflict", f"job {job_id!r} already {row.status}", kind="job-finished")
+    now = datetime.now(UTC)
+    row.cancel_requested = True
+    if row.status == JobStatus.queued:
+        row.status = JobStatus.cancelled
+        row.finished_at = now
+    row.updated_at = now
+    session.flush()
+    return to_out(row)

@@ -1,0 +1,218 @@
+"""``/v1/models``: list, get, predict (with certificate), certify (local bounds), activations, download."""
+
+from __future__ import annotations
+
+import io
+import json
+import math
+import zipfile
+from typing import Annotated, Any
+
+import numpy as np
+import torch
+from fastapi import APIRouter, Depends, Request, Response
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from api_schemas.http import (
+    CertifyRequest,
+    CertifyResponse,
+    LipschitzSummary,
+    LocalBoundOut,
+    ModelList,
+    ModelOut,
+    PredictRequest,
+    PredictResponse,
+)
+from lipspline.certificates import certified_radius, local_bounds, local_radius, output_deviation_bound
+from service.db.tables import ModelRow
+from service.deps import db_session, settings_of
+from service.model_cache import LoadedModel, ModelCache
+from service.problems import ProblemError, invalid_field, not_found
+from service.settings import Settings
+
+router = APIRouter(prefix="/v1/models", tags=["models"])
+#: points per activation curve returned by /activations
+CURVE_POINTS = 201
+
+
+def cache_of(request: Request) -> ModelCache:
+    return request.app.state.model_cache
+
+
+def lipschitz_summary(certificate: dict) -> LipschitzSummary:
+    lower = certificate.get("lower_bounds") or {}
+    return LipschitzSummary(
+        certified=certificate.get("certified"),
+        certified_by=certificate.get("certified_by"),
+        bounds=certificate.get("bounds") or {},
+        empirical_lower=lower.get("empirical"),
+        jacobian_lower=lower.get("jacobian"),
+        best_lower=certificate.get("best_lower_bound"),
+        tightness=certificate.get("tightness"),
+        skipped=certificate.get("skipped") or {},
+    )
+
+
+def to_out(row: ModelRow) -> ModelOut:
+    document = row.document
+    return ModelOut(
+        id=row.id,
+        job_id=row.job_id,
+        dataset_id=row.dataset_id,
+        task=row.task,
+        config=document["config"],
+        classes=document.get("classes"),
+        feature_names=document.get("feature_names", []),
+        metrics=row.metrics,
+        lipschitz=lipschitz_summary(row.certificate),
+        sparsity=row.sparsity,
+        parameter_count=row.parameter_count,
+        weights_sha256=row.weights_sha256,
+        created_at=row.created_at,
+    )
+
+
+@router.get("", response_model=ModelList)
+def list_models(session: Annotated[Session, Depends(db_session)]) -> ModelList:
+    rows = session.scalars(select(ModelRow).order_by(ModelRow.created_at.desc())).all()
+    return ModelList(items=[to_out(r) for r in rows])
+
+
+@router.get("/{model_id}", response_model=ModelOut)
+def get_model(model_id: str, session: Annotated[Session, Depends(db_session)]) -> ModelOut:
+    row = session.get(ModelRow, model_id)
+    if row is None:
+        raise not_found("model", model_id)
+    return to_out(row)
+
+
+def _checked_inputs(loaded: LoadedModel, rows: list[list[float]], limit: int) -> np.ndarray:
+    if len(rows) > limit:
+        raise invalid_field("inputs", f"{len(rows)} rows exceed the limit of {limit} per request")
+    expected = loaded.model.n_features
+    for i, row in enumerate(rows):
+        if len(row) != expected:
+            raise invalid_field(f"inputs.{i}", f"has {len(row)} features, the model expects {expected}")
+    x = np.asarray(rows, dtype=np.float64)
+    if not np.isfinite(x.astype(np.float32)).all():
+        bad = int(np.argwhere(~np.isfinite(x.astype(np.float32)))[0][0])
+        raise invalid_field(f"inputs.{bad}", "a value is too large for float32")
+    return x
+
+
+def _finite_or_none(value: float | None) -> float | None:
+    return None if value is None or not math.isfinite(value) else float(value)
+
+
+@router.post("/{model_id}/predict", response_model=PredictResponse)
+def predict(
+    model_id: str,
+    body: PredictRequest,
+    cache: Annotated[ModelCache, Depends(cache_of)],
+    settings: Annotated[Settings, Depends(settings_of)],
+) -> PredictResponse:
+    """Outputs, predictions, the certified Lipschitz bound, and what follows from it."""
+    loaded = cache.get(model_id)
+    x = _checked_inputs(loaded, body.inputs, settings.max_predict_rows)
+    outputs = loaded.model.outputs(x)
+    bound = loaded.certified_bound
+    if bound is None:
+        raise ProblemError(409, "Conflict", f"model {model_id!r} has no finite certificate", kind="no-certificate")
+    response = PredictResponse(
+        predictions=loaded.model.predictions_from_outputs(outputs),
+        outputs=outputs.tolist(),
+        lipschitz_bound=bound,
+        epsilon=body.epsilon,
+    )
+    if loaded.model.task == "classification":
+        response.certified_radius = [_finite_or_none(r) or 0.0 for r in certified_radius(outputs, bound).tolist()]
+    if body.epsilon is not None:
+        response.output_bound = output_deviation_bound(bound, body.epsilon)
+    return response
+
+
+@router.post("/{model_id}/certify", response_model=CertifyResponse)
+def certify(
+    model_id: str,
+    body: CertifyRequest,
+    cache: Annotated[ModelCache, Depends(cache_of)],
+    settings: Annotated[Settings, Depends(settings_of)],
+) -> CertifyResponse:
+    """Every global bound with the lower bounds, and local bounds in a ball around each input."""
+    loaded = cache.get(model_id)
+    result = CertifyResponse(lipschitz=lipschitz_summary(loaded.certificate), epsilon=body.epsilon, norm=body.norm)
+    if body.inputs is None:
+        return result
+    x = _checked_inputs(loaded, body.inputs, settings.max_certify_rows)
+    with loaded.lock:  # the analysis caches inside the certificate module are per network
+        local = local_bounds(loaded.model.network, x, body.epsilon, body.norm)
+    outputs = loaded.model.outputs(x)
+    predictions = loaded.model.predictions_from_outputs(outputs)
+    items = []
+    for i, cert in enumerate(local):
+        radius = None
+        if loaded.model.task == "classification":
+            radius = float(local_radius(outputs[i : i + 1], cert.bound, body.epsilon)[0])
+        items.append(
+            LocalBoundOut(
+                bound=cert.bound,
+                bounds={k: _finite_or_none(v) for k, v in cert.bounds.items()},
+                local_radius=radius,
+                prediction=predictions[i],
+            )
+        )
+    result.local = items
+    return result
+
+
+def _activation_curves(loaded: LoadedModel) -> list[dict[str, Any]]:
+    network = loaded.model.network
+    span = loaded.model.config.spline.range * 1.25
+    grid = torch.linspace(-span, span, CURVE_POINTS, dtype=torch.float32)
+    layers = []
+    for index, activation in enumerate(network.activations):
+        learnable = any(True for _ in activation.parameters())
+        # fixed activations are the same for every unit: one curve says it all
+        units = int(network.layers[index].weight.shape[0]) if learnable else 1
+        entry: dict[str, Any] = {
+            "layer": index,
+            "kind": type(activation).__name__,
+            "units": units,
+            "learnable": learnable,
+        }
+        if getattr(activation, "elementwise", True):
+            with torch.no_grad():
+                values = activation(grid[:, None].expand(CURVE_POINTS, units).contiguous())
+            entry["x"] = grid.tolist()
+            entry["y"] = values.T.tolist()
+        else:
+            entry["note"] = "not element-wise (sorts pairs of units); no per-unit curve"
+        layers.append(entry)
+    return layers
+
+
+@router.get("/{model_id}/activations")
+def activations(model_id: str, cache: Annotated[ModelCache, Depends(cache_of)]) -> dict[str, Any]:
+    """Sampled curves of every activation, per unit (x shared, one y list per unit)."""
+    loaded = cache.get(model_id)
+    return {"model_id": model_id, "points": CURVE_POINTS, "layers": _activation_curves(loaded)}
+
+
+@router.get(
+    "/{model_id}/download",
+    response_class=Response,
+    responses={200: {"content": {"application/zip": {}}, "description": "model.json + weights.safetensors"}},
+)
+def download(model_id: str, session: Annotated[Session, Depends(db_session)]) -> Response:
+    """A zip of the model document (config, task, classes, sha256) and its safetensors weights."""
+    row = session.get(ModelRow, model_id)
+    if row is None:
+        raise not_found("model", model_id)
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w", compression=zipfile.ZIP_DEFLATED) as archive:
+        document = dict(row.document, certificate=row.certificate, model_id=row.id)
+        archive.writestr("model.json", json.dumps(document, indent=2, sort_keys=True))
+        archive.writestr("weights.safetensors", row.weights)
+    headers = {"Content-Disposition": f'attachment; filename="lipspline-model-{model_id}.zip"'}
+    return Response(buffer.getvalue(), media_type="application/zip", headers=headers)

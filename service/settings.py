@@ -1,0 +1,64 @@
+"""Settings from ``LIPSPLINE_*`` environment variables (DESIGN section 3).
+
+One object shared by the API, the worker and the CLI, so every process of a
+deployment reads the same database, broker and data directory.
+"""
+
+from __future__ import annotations
+
+from functools import cached_property
+from pathlib import Path
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+#: The broker URL meaning "no external server": a kombu filesystem transport under the data dir.
+EMBEDDED_BROKER = "embedded://"
+
+
+class Settings(BaseSettings):
+    """Everything a process needs to find the database, the broker and the artifacts."""
+
+    model_config = SettingsConfigDict(env_prefix="LIPSPLINE_", frozen=True)
+
+    data_dir: Path = Field(Path("./lipspline-data"), description="SQLite file, embedded broker, checkpoints")
+    database_url: str | None = Field(None, description="SQLAlchemy URL; default: SQLite file in data_dir")
+    broker_url: str = Field(EMBEDDED_BROKER, description="Celery broker; default: embedded, no server")
+
+    max_upload_bytes: int = Field(64 * 1024 * 1024, ge=1, description="largest dataset upload")
+    max_predict_rows: int = Field(10_000, ge=1, description="largest predict/certify batch")
+    max_certify_rows: int = Field(256, ge=1, description="largest batch for local certificates")
+    model_cache_size: int = Field(16, ge=1, description="models kept loaded per API process")
+    task_time_limit_s: int = Field(6 * 3600, ge=60, description="hard limit on one training job")
+    cancel_poll_s: float = Field(0.5, gt=0, description="how often a worker re-reads a job's cancel flag")
+
+    @cached_property
+    def resolved_database_url(self) -> str:
+        if self.database_url:
+            return self.database_url
+        return f"sqlite:///{(self.data_dir / 'lipspline.sqlite3').resolve()}"
+
+    @property
+    def embedded_broker(self) -> bool:
+        return self.broker_url == EMBEDDED_BROKER
+
+    @property
+    def broker_dir(self) -> Path:
+        return (self.data_dir / "broker").resolve()
+
+    @property
+    def checkpoint_dir(self) -> Path:
+        return (self.data_dir / "checkpoints").resolve()
+
+    def ensure_dirs(self) -> None:
+        """Create the data directories this configuration writes into."""
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        self.checkpoint_dir.mkdir(parents=True, exist_ok=True)
+        if self.embedded_broker:
+            for sub in ("queue", "processed"):
+                (self.broker_dir / sub).mkdir(parents=True, exist_ok=True)
+
+
+def get_settings() -> Settings:
+    """Read the environment now (tests and the CLI change it between calls)."""
+    return Settings()

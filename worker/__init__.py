@@ -1,0 +1,1 @@
+"""Celery workers: the app, the training task, and the embedded worker of `lipspline serve`."""

@@ -1,0 +1,24 @@
+"""Celery task entry points; the work itself is in `worker.training_job`."""
+
+from __future__ import annotations
+
+import socket
+
+from celery.signals import worker_process_init
+
+from service.db.engine import dispose_all
+from service.settings import get_settings
+from worker.celery_app import TRAIN_TASK, celery_app
+from worker.training_job import run_training_job
+
+
+@worker_process_init.connect
+def _fresh_connections(**_kwargs) -> None:  # noqa: ANN003
+    # A prefork child inherits the parent's pooled DB sockets; using them from two
+    # processes corrupts the protocol stream, so every child starts with none.
+    dispose_all()
+
+
+@celery_app.task(name=TRAIN_TASK, bind=True)
+def train(self, job_id: str) -> None:  # noqa: ANN001
+    run_training_job(get_settings(), job_id, worker_host=self.request.hostname or socket.gethostname())
