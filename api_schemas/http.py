@@ -5,11 +5,11 @@ The job states are defined here once and used by the API, the worker and the tes
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import UTC, datetime
 from enum import StrEnum
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator
 
 from api_schemas.training_config import TrainingConfig
 
@@ -28,6 +28,14 @@ TERMINAL_STATES = frozenset({JobStatus.succeeded, JobStatus.failed, JobStatus.ca
 ACTIVE_STATES = frozenset({JobStatus.queued, JobStatus.running})
 
 Number = float
+
+
+def _as_utc(value: datetime) -> datetime:
+    # SQLite drops the zone of stored timestamps; every timestamp we write is UTC.
+    return value.replace(tzinfo=UTC) if value.tzinfo is None else value
+
+
+Timestamp = Annotated[datetime, AfterValidator(_as_utc)]
 
 
 class _Request(BaseModel):
@@ -69,7 +77,7 @@ class DatasetOut(BaseModel):
     target_name: str | None = None
     source_format: str
     sha256: str
-    created_at: datetime
+    created_at: Timestamp
 
 
 class DatasetList(BaseModel):
@@ -116,10 +124,10 @@ class JobOut(BaseModel):
     worker_host: str | None = None
     attempts: int
     cancel_requested: bool
-    created_at: datetime
-    started_at: datetime | None = None
-    finished_at: datetime | None = None
-    updated_at: datetime
+    created_at: Timestamp
+    started_at: Timestamp | None = None
+    finished_at: Timestamp | None = None
+    updated_at: Timestamp
     train_seconds: float | None = None
 
 
@@ -158,7 +166,7 @@ class ModelOut(BaseModel):
     sparsity: dict[str, Any]
     parameter_count: int
     weights_sha256: str
-    created_at: datetime
+    created_at: Timestamp
 
 
 class ModelList(BaseModel):

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from typing import Annotated
 
-from fastapi import Request
+from fastapi import Depends, Request
 from sqlalchemy.orm import Session
 
 from service.db.engine import session_scope
@@ -19,3 +20,10 @@ def db_session(request: Request) -> Iterator[Session]:
     """One transaction per request: committed when the handler returns, rolled back on error."""
     with session_scope(request.app.state.settings.resolved_database_url) as session:
         yield session
+
+
+# scope="function": the transaction commits when the handler returns, *before* the
+# response is sent, so a client never sees 201/204 for a write that is not yet durable
+# (the default "request" scope would commit after the response).
+DbSession = Annotated[Session, Depends(db_session, scope="function")]
+AppSettings = Annotated[Settings, Depends(settings_of)]

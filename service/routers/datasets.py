@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 import json
-from typing import Annotated, Any
+from typing import Any
 
-from fastapi import APIRouter, Depends, Request, Response
+from fastapi import APIRouter, Request, Response
 from pydantic import ValidationError
 from sqlalchemy import select
-from sqlalchemy.orm import Session
 
 from api_schemas import ACTIVE_STATES
 from api_schemas.http import DatasetCreate, DatasetList, DatasetOut
@@ -16,7 +15,7 @@ from lipspline.data import Dataset, from_arrays, parse_upload
 from service.db.dataset_blob import dataset_to_bytes
 from service.db.ids import new_id
 from service.db.tables import DatasetRow, JobRow
-from service.deps import db_session, settings_of
+from service.deps import AppSettings, DbSession
 from service.problems import ProblemError, invalid_field, not_found
 from service.settings import Settings
 
@@ -128,8 +127,8 @@ async def _dataset_from_json(request: Request, settings: Settings) -> tuple[Data
 )
 async def create_dataset(
     request: Request,
-    settings: Annotated[Settings, Depends(settings_of)],
-    session: Annotated[Session, Depends(db_session)],
+    settings: AppSettings,
+    session: DbSession,
 ) -> DatasetOut:
     """Upload a dataset; it is validated in full before anything is stored."""
     content_type = request.headers.get("content-type", "")
@@ -163,13 +162,13 @@ async def create_dataset(
 
 
 @router.get("", response_model=DatasetList)
-def list_datasets(session: Annotated[Session, Depends(db_session)]) -> DatasetList:
+def list_datasets(session: DbSession) -> DatasetList:
     rows = session.scalars(select(DatasetRow).order_by(DatasetRow.created_at.desc())).all()
     return DatasetList(items=[to_out(r) for r in rows])
 
 
 @router.get("/{dataset_id}", response_model=DatasetOut)
-def get_dataset(dataset_id: str, session: Annotated[Session, Depends(db_session)]) -> DatasetOut:
+def get_dataset(dataset_id: str, session: DbSession) -> DatasetOut:
     row = session.get(DatasetRow, dataset_id)
     if row is None:
         raise not_found("dataset", dataset_id)
@@ -177,7 +176,7 @@ def get_dataset(dataset_id: str, session: Annotated[Session, Depends(db_session)
 
 
 @router.delete("/{dataset_id}", status_code=204, responses={409: {"description": "used by a queued or running job"}})
-def delete_dataset(dataset_id: str, session: Annotated[Session, Depends(db_session)]) -> Response:
+def delete_dataset(dataset_id: str, session: DbSession) -> Response:
     """Delete a dataset unless a queued or running job still needs it (finished jobs keep their history)."""
     row = session.get(DatasetRow, dataset_id, with_for_update=True)
     if row is None:

@@ -2,17 +2,14 @@
 
 from __future__ import annotations
 
-from typing import Annotated
-
-from fastapi import APIRouter, Depends
+from fastapi import APIRouter
 from fastapi.responses import JSONResponse
 from sqlalchemy import text
 
 from service.db.engine import get_engine
-from service.deps import settings_of
+from service.deps import AppSettings
 from service.dispatch import broker_reachable
 from service.problems import PROBLEM_JSON
-from service.settings import Settings
 
 router = APIRouter(tags=["health"])
 
@@ -24,7 +21,7 @@ def healthz() -> dict[str, str]:
 
 
 @router.get("/readyz", responses={503: {"description": "database or broker unreachable"}})
-def readyz(settings: Annotated[Settings, Depends(settings_of)]) -> JSONResponse:
+def readyz(settings: AppSettings) -> JSONResponse:
     """Ready when the database answers a query and the broker accepts a connection."""
     checks = {"database": False, "broker": False}
     try:

@@ -3,9 +3,8 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import Annotated
 
-from fastapi import APIRouter, Depends, Response
+from fastapi import APIRouter, Response
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
@@ -14,10 +13,9 @@ from api_schemas.http import JobAccepted, JobCreate, JobList, JobMetrics, JobOut
 from service.db.engine import session_scope
 from service.db.ids import new_id
 from service.db.tables import DatasetRow, JobEpochRow, JobRow
-from service.deps import db_session, settings_of
+from service.deps import AppSettings, DbSession
 from service.dispatch import send_job
 from service.problems import ProblemError, not_found
-from service.settings import Settings
 from worker.celery_app import queue_for_device
 
 router = APIRouter(prefix="/v1/jobs", tags=["jobs"])
@@ -44,7 +42,7 @@ def _get(session: Session, job_id: str, *, lock: bool = False) -> JobRow:
         503: {"description": "broker unreachable"},
     },
 )
-def submit_job(spec: JobCreate, response: Response, settings: Annotated[Settings, Depends(settings_of)]) -> JobAccepted:
+def submit_job(spec: JobCreate, response: Response, settings: AppSettings) -> JobAccepted:
     """Validate the config, record the job as queued, hand its id to a worker; returns at once."""
     queue = queue_for_device(spec.config.device)
     job_id = new_id()
@@ -90,7 +88,7 @@ def submit_job(spec: JobCreate, response: Response, settings: Annotated[Settings
 
 
 @router.get("", response_model=JobList)
-def list_jobs(session: Annotated[Session, Depends(db_session)], status: JobStatus | None = None) -> JobList:
+def list_jobs(session: DbSession, status: JobStatus | None = None) -> JobList:
     query = select(JobRow).order_by(JobRow.created_at.desc())
     if status is not None:
         query = query.where(JobRow.status == status.value)
@@ -98,12 +96,12 @@ def list_jobs(session: Annotated[Session, Depends(db_session)], status: JobStatu
 
 
 @router.get("/{job_id}", response_model=JobOut)
-def get_job(job_id: str, session: Annotated[Session, Depends(db_session)]) -> JobOut:
+def get_job(job_id: str, session: DbSession) -> JobOut:
     return to_out(_get(session, job_id))
 
 
 @router.get("/{job_id}/metrics", response_model=JobMetrics)
-def job_metrics(job_id: str, session: Annotated[Session, Depends(db_session)]) -> JobMetrics:
+def job_metrics(job_id: str, session: DbSession) -> JobMetrics:
     """Per-epoch history: loss terms, train and validation metrics, seconds per epoch."""
     row = _get(session, job_id)
     epochs = session.scalars(select(JobEpochRow).where(JobEpochRow.job_id == job_id).order_by(JobEpochRow.epoch))
@@ -111,7 +109,7 @@ def job_metrics(job_id: str, session: Annotated[Session, Depends(db_session)]) -
 
 
 @router.post("/{job_id}/cancel", response_model=JobOut, responses={409: {"description": "job already finished"}})
-def cancel_job(job_id: str, session: Annotated[Session, Depends(db_session)]) -> JobOut:
+def cancel_job(job_id: str, session: DbSession) -> JobOut:
     """Queued: cancelled at once. Running: the worker stops cooperatively within one epoch."""
     row = _get(session, job_id, lock=True)
     if row.status in TERMINAL_STATES:

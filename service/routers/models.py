@@ -12,7 +12,6 @@ import numpy as np
 import torch
 from fastapi import APIRouter, Depends, Request, Response
 from sqlalchemy import select
-from sqlalchemy.orm import Session
 
 from api_schemas.http import (
     CertifyRequest,
@@ -26,10 +25,9 @@ from api_schemas.http import (
 )
 from lipspline.certificates import certified_radius, local_bounds, local_radius, output_deviation_bound
 from service.db.tables import ModelRow
-from service.deps import db_session, settings_of
+from service.deps import AppSettings, DbSession
 from service.model_cache import LoadedModel, ModelCache
 from service.problems import ProblemError, invalid_field, not_found
-from service.settings import Settings
 
 router = APIRouter(prefix="/v1/models", tags=["models"])
 #: points per activation curve returned by /activations
@@ -74,13 +72,13 @@ def to_out(row: ModelRow) -> ModelOut:
 
 
 @router.get("", response_model=ModelList)
-def list_models(session: Annotated[Session, Depends(db_session)]) -> ModelList:
+def list_models(session: DbSession) -> ModelList:
     rows = session.scalars(select(ModelRow).order_by(ModelRow.created_at.desc())).all()
     return ModelList(items=[to_out(r) for r in rows])
 
 
 @router.get("/{model_id}", response_model=ModelOut)
-def get_model(model_id: str, session: Annotated[Session, Depends(db_session)]) -> ModelOut:
+def get_model(model_id: str, session: DbSession) -> ModelOut:
     row = session.get(ModelRow, model_id)
     if row is None:
         raise not_found("model", model_id)
@@ -110,7 +108,7 @@ def predict(
     model_id: str,
     body: PredictRequest,
     cache: Annotated[ModelCache, Depends(cache_of)],
-    settings: Annotated[Settings, Depends(settings_of)],
+    settings: AppSettings,
 ) -> PredictResponse:
     """Outputs, predictions, the certified Lipschitz bound, and what follows from it."""
     loaded = cache.get(model_id)
@@ -137,7 +135,7 @@ def certify(
     model_id: str,
     body: CertifyRequest,
     cache: Annotated[ModelCache, Depends(cache_of)],
-    settings: Annotated[Settings, Depends(settings_of)],
+    settings: AppSettings,
 ) -> CertifyResponse:
     """Every global bound with the lower bounds, and local bounds in a ball around each input."""
     loaded = cache.get(model_id)
@@ -150,13 +148,17 @@ def certify(
     outputs = loaded.model.outputs(x)
     predictions = loaded.model.predictions_from_outputs(outputs)
     items = []
+    stored_global = loaded.certified_bound if loaded.certified_bound is not None else math.inf
     for i, cert in enumerate(local):
+        # The stored global certificate may be tighter than the one local_bounds caps with
+        # (it can include the verified LipSDP value); it holds in every ball, so cap by it too.
+        bound = min(cert.bound, stored_global)
         radius = None
         if loaded.model.task == "classification":
-            radius = float(local_radius(outputs[i : i + 1], cert.bound, body.epsilon)[0])
+            radius = float(local_radius(outputs[i : i + 1], bound, body.epsilon)[0])
         items.append(
             LocalBoundOut(
-                bound=cert.bound,
+                bound=bound,
                 bounds={k: _finite_or_none(v) for k, v in cert.bounds.items()},
                 local_radius=radius,
                 prediction=predictions[i],
@@ -204,7 +206,7 @@ def activations(model_id: str, cache: Annotated[ModelCache, Depends(cache_of)]) 
     response_class=Response,
     responses={200: {"content": {"application/zip": {}}, "description": "model.json + weights.safetensors"}},
 )
-def download(model_id: str, session: Annotated[Session, Depends(db_session)]) -> Response:
+def download(model_id: str, session: DbSession) -> Response:
     """A zip of the model document (config, task, classes, sha256) and its safetensors weights."""
     row = session.get(ModelRow, model_id)
     if row is None:

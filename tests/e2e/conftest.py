@@ -1,0 +1,44 @@
+"""Deployments under test: the embedded default, and PostgreSQL + Redis with two workers.
+
+Both are real processes (uvicorn via `lipspline serve` / `lipspline api`, Celery
+via `lipspline worker`) driven over HTTP.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+
+from tests.support.processes import Deployment
+from tests.support.services import fresh_postgres_database, fresh_redis_url
+
+# Redis database numbers reserved for these tests (flushed at start)
+E2E_REDIS_DB = 11
+
+
+@pytest.fixture(scope="module", params=["embedded", "postgres_redis"])
+def deployment(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Deployment]:
+    workdir = tmp_path_factory.mktemp(request.param)
+    env = {"LIPSPLINE_DATA_DIR": str(workdir / "data"), "LIPSPLINE_CANCEL_POLL_S": "0.2"}
+    drop = None
+    if request.param == "embedded":
+        env["LIPSPLINE_DATABASE_URL"] = ""
+        env["LIPSPLINE_BROKER_URL"] = "embedded://"
+        dep = Deployment(env, workdir, embedded=True)
+    else:
+        url, drop = fresh_postgres_database()
+        env["LIPSPLINE_DATABASE_URL"] = url
+        env["LIPSPLINE_BROKER_URL"] = fresh_redis_url(E2E_REDIS_DB)
+        dep = Deployment(env, workdir, embedded=False, workers=2)
+    dep.kind = request.param
+    try:
+        dep.start()
+        yield dep
+    except BaseException:
+        print(dep.logs())
+        raise
+    finally:
+        dep.stop()
+        if drop is not None:
+            drop()

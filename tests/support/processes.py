@@ -1,0 +1,113 @@
+"""Real server processes for end-to-end tests: `lipspline serve`, `lipspline api`, `lipspline worker`."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class Process:
+    """A child process whose output goes to a log file (shown when a test fails)."""
+
+    def __init__(self, argv: list[str], env: dict[str, str], log_path: Path) -> None:
+        self.argv, self.env, self.log_path = argv, env, log_path
+        self.popen: subprocess.Popen | None = None
+
+    def start(self) -> Process:
+        log = open(self.log_path, "ab")  # noqa: SIM115 - kept open for the child's lifetime
+        self.popen = subprocess.Popen(self.argv, env=self.env, stdout=log, stderr=subprocess.STDOUT)
+        log.close()
+        return self
+
+    def stop(self, sig: int = signal.SIGTERM, timeout_s: float = 30) -> None:
+        if self.popen is None or self.popen.poll() is not None:
+            return
+        self.popen.send_signal(sig)
+        try:
+            self.popen.wait(timeout_s)
+        except subprocess.TimeoutExpired:
+            self.popen.kill()
+            self.popen.wait()
+
+    def alive(self) -> bool:
+        return self.popen is not None and self.popen.poll() is None
+
+    def log_tail(self, n: int = 60) -> str:
+        try:
+            return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-n:])
+        except FileNotFoundError:
+            return ""
+
+
+def lipspline_argv(*args: str) -> list[str]:
+    return [sys.executable, "-m", "service.cli", *args]
+
+
+class Deployment:
+    """An API process plus zero or more worker processes sharing one environment."""
+
+    def __init__(self, env: dict[str, str], workdir: Path, *, embedded: bool, workers: int = 0) -> None:
+        self.env = dict(os.environ, **env)
+        self.workdir, self.embedded, self.n_workers = workdir, embedded, workers
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.api: Process | None = None
+        self.workers: list[Process] = []
+
+    def start(self) -> Deployment:
+        if self.embedded:
+            argv = lipspline_argv("serve", "--port", str(self.port))
+        else:
+            argv = lipspline_argv("api", "--port", str(self.port))
+        self.api = Process(argv, self.env, self.workdir / "api.log").start()
+        for i in range(len(self.workers), self.n_workers):
+            worker_argv = lipspline_argv("worker", "--queues", "cpu", "--concurrency", "1",
+                                         "--hostname", f"w{i}-{os.getpid()}@%h")  # fmt: skip
+            self.workers.append(Process(worker_argv, self.env, self.workdir / f"worker{i}.log").start())
+        self.wait_ready()
+        return self
+
+    def wait_ready(self, timeout_s: float = 60) -> None:
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            if self.api is not None and not self.api.alive():
+                raise RuntimeError("API process exited:\n" + self.api.log_tail())
+            try:
+                if httpx.get(self.url + "/readyz", timeout=2).status_code == 200:
+                    return
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.2)
+        raise RuntimeError("API not ready in time:\n" + (self.api.log_tail() if self.api else ""))
+
+    def stop_api(self) -> None:
+        if self.api is not None:
+            self.api.stop()
+
+    def restart_api(self) -> None:
+        self.stop_api()
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.start()
+
+    def stop(self) -> None:
+        self.stop_api()
+        for worker in self.workers:
+            worker.stop()
+
+    def logs(self) -> str:
+        parts = [f"--- {p.log_path.name}\n{p.log_tail()}" for p in [self.api, *self.workers] if p is not None]
+        return "\n".join(parts)
