@@ -21,3 +21,4 @@ bench: install
 	$(PIP) install --quiet --no-deps deepsplines==1.0.0
 	$(PYTHON) bench/bench_splines.py
 	@if [ -f bench/bench_certificates.py ]; then $(PYTHON) bench/bench_certificates.py; fi
+	$(PYTHON) bench/bench_service.py

@@ -1,0 +1,418 @@
+"""Service speed: predict throughput/latency against a bare FastAPI ceiling, and job dispatch latency.
+
+In one run it:
+
+1. starts ``lipspline serve`` (API + embedded worker, SQLite, embedded broker) in a
+   temporary data dir on a free port, uploads the circle data set and trains one
+   small model (2 hidden deep-spline units, 20 epochs);
+2. starts the baseline, ``bench/baseline_app.py``: one POST endpoint that parses a
+   body of the same shape with pydantic and returns a constant, served by uvicorn
+   with the same settings (one process, same host, plain HTTP). It is the ceiling:
+   HTTP + JSON + validation, no model;
+3. times ``POST /v1/models/{id}/predict`` on both with the same client (asyncio +
+   httpx.AsyncClient, keep-alive, bodies serialised once) for batches of 1 and 1000
+   rows at concurrency 1 and 32, after a warm-up. Each cell is split into rounds and
+   the servers alternate round by round, so machine noise hits both alike. It
+   reports requests/s, rows/s and p50/p99 latency;
+4. times job dispatch: ``POST /v1/jobs`` (1-epoch config) until the job shows
+   ``started_at`` (polled every 10 ms), one job at a time on an idle worker, plus
+   the server-side ``started_at - created_at`` from the job rows;
+5. prints markdown tables and stops both servers, also on errors: SIGINT to
+   ``lipspline serve`` (its own shutdown path, which stops the embedded worker),
+   SIGTERM to the baseline; wait; then anything left in their process groups gets
+   SIGTERM, and SIGKILL on timeout.
+
+The client runs on the same machine and shares its cores with the servers: the
+absolute numbers (the baseline's most of all) are bounded by the client too.
+
+Run: ``python bench/bench_service.py [--quick]`` (``--quick``: fewer requests and
+jobs, for a smoke test; ``make bench`` runs the full one).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import math
+import os
+import platform
+import shutil
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+
+import httpx
+
+from lipspline.data import make_circle
+
+ROOT = Path(__file__).resolve().parent.parent
+BASELINE_APP = ROOT / "bench" / "baseline_app.py"
+MODEL_CONFIG = {
+    "architecture": {"hidden": [2], "activation": "deepspline"},
+    "spline": {"knots": 21, "range": 3.0},
+    "objective": {"mode": "bv2", "lambda": 1e-4, "mu": 1e-4},
+    "training": {"epochs": 20, "batch_size": 32, "lr": 0.01, "seed": 0},
+}
+DISPATCH_CONFIG = {**MODEL_CONFIG, "training": {**MODEL_CONFIG["training"], "epochs": 1}}
+CONCURRENCIES = (1, 32)
+BATCHES = (1, 1000)
+POLL_S = 0.010
+TERMINAL = {"succeeded", "failed", "cancelled"}
+
+
+# --------------------------------------------------------------------------- servers
+
+
+def free_port(host: str) -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind((host, 0))
+        return s.getsockname()[1]
+
+
+@dataclass
+class Server:
+    name: str
+    argv: list[str]
+    env: dict[str, str]
+    log_path: Path
+    base_url: str
+    # uvicorn re-raises SIGTERM after its graceful shutdown (default handler: instant exit), so
+    # `lipspline serve` would skip stopping its embedded worker; SIGINT lets its cleanup run.
+    stop_signal: int = signal.SIGTERM
+    process: subprocess.Popen | None = None
+    _log: object = None
+
+    def start(self) -> None:
+        self._log = open(self.log_path, "wb")  # noqa: SIM115 (closed in stop)
+        # own session: on a hung shutdown the whole group (serve + its worker) can be killed
+        self.process = subprocess.Popen(
+            self.argv, env=self.env, cwd=ROOT, stdout=self._log, stderr=subprocess.STDOUT, start_new_session=True
+        )
+
+    def alive(self) -> bool:
+        return self.process is not None and self.process.poll() is None
+
+    def log_tail(self, lines: int = 30) -> str:
+        try:
+            return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
+        except OSError:
+            return "(no log)"
+
+    def stop(self, timeout_s: float = 30.0) -> None:
+        """Signal the server, wait; then end whatever is left of its process group (TERM, wait, KILL)."""
+        process = self.process
+        if process is not None:
+            if process.poll() is None:
+                process.send_signal(self.stop_signal)
+                try:
+                    process.wait(timeout_s)
+                except subprocess.TimeoutExpired:
+                    _signal_group(process.pid, signal.SIGKILL)
+                    process.wait()
+            # children (the embedded worker) live in the group the server leads
+            if _signal_group(process.pid, signal.SIGTERM) and not _wait_group(process.pid, timeout_s):
+                _signal_group(process.pid, signal.SIGKILL)
+                _wait_group(process.pid, 5.0)
+        if self._log is not None:
+            self._log.close()
+            self._log = None
+
+
+def _signal_group(pgid: int, sig: int) -> bool:
+    """Send ``sig`` to the group; False when no process is left in it."""
+    try:
+        os.killpg(pgid, sig)
+    except ProcessLookupError:
+        return False
+    return True
+
+
+def _wait_group(pgid: int, timeout_s: float) -> bool:
+    """True once the group is empty."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if not _signal_group(pgid, 0):
+            return True
+        time.sleep(0.05)
+    return False
+
+
+def wait_ready(server: Server, probe, timeout_s: float = 180.0) -> None:
+    deadline = time.monotonic() + timeout_s
+    with httpx.Client(base_url=server.base_url, timeout=5.0) as client:
+        while time.monotonic() < deadline:
+            if not server.alive():
+                raise RuntimeError(f"{server.name} exited early:\n{server.log_tail()}")
+            try:
+                if probe(client):
+                    return
+            except httpx.TransportError:
+                pass
+            time.sleep(0.1)
+    raise RuntimeError(f"{server.name} not ready after {timeout_s:.0f} s:\n{server.log_tail()}")
+
+
+def lipspline_argv(host: str, port: int) -> list[str]:
+    exe = shutil.which("lipspline")
+    head = [exe] if exe else [sys.executable, "-m", "service.cli"]
+    return [*head, "serve", "--host", host, "--port", str(port)]
+
+
+# --------------------------------------------------------------------------- setup
+
+
+def expect(response: httpx.Response, status: int) -> dict:
+    if response.status_code != status:
+        raise RuntimeError(f"{response.request.method} {response.request.url}: {response.status_code} {response.text}")
+    return response.json()
+
+
+def parse_time(value: str) -> datetime:
+    moment = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)  # SQLite returns naive UTC
+
+
+def train_model(client: httpx.Client, X, y) -> tuple[str, str, float]:
+    dataset = expect(client.post("/v1/datasets", json={"name": "circle", "inputs": X.tolist(), "targets": y.tolist()}),
+                     201)
+    begin = time.perf_counter()
+    job = expect(client.post("/v1/jobs", json={"dataset_id": dataset["id"], "config": MODEL_CONFIG}), 202)
+    state = wait_job(client, job["id"], timeout_s=600.0)
+    if state["status"] != "succeeded":
+        raise RuntimeError(f"training job {job['id']} ended {state['status']}: {state.get('error')}")
+    return dataset["id"], state["model_id"], time.perf_counter() - begin
+
+
+def wait_job(client: httpx.Client, job_id: str, timeout_s: float, poll_s: float = 0.05) -> dict:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        state = expect(client.get(f"/v1/jobs/{job_id}"), 200)
+        if state["status"] in TERMINAL:
+            return state
+        time.sleep(poll_s)
+    raise RuntimeError(f"job {job_id} not finished after {timeout_s:.0f} s")
+
+
+# --------------------------------------------------------------------------- predict load
+
+
+@dataclass
+class Cell:
+    latencies: list[float] = field(default_factory=list)
+    wall_s: float = 0.0
+    requests: int = 0
+
+
+async def run_block(client: httpx.AsyncClient, path: str, body: bytes, n: int, concurrency: int, cell: Cell) -> None:
+    """``n`` requests from ``concurrency`` closed-loop senders; appends to ``cell``."""
+    headers = {"content-type": "application/json"}
+    remaining = n
+    latencies: list[float] = []
+
+    async def sender() -> None:
+        nonlocal remaining
+        while remaining > 0:
+            remaining -= 1
+            begin = time.perf_counter()
+            response = await client.post(path, content=body, headers=headers)
+            await response.aread()
+            latencies.append(time.perf_counter() - begin)
+            if response.status_code != 200:
+                raise RuntimeError(f"POST {path}: {response.status_code} {response.text[:500]}")
+
+    begin = time.perf_counter()
+    await asyncio.gather(*(sender() for _ in range(min(concurrency, n))))
+    cell.wall_s += time.perf_counter() - begin
+    cell.latencies += latencies
+    cell.requests += n
+
+
+async def predict_load(targets: dict[str, tuple[str, str]], X, counts: dict[int, int], rounds: int,
+                       warmup: int) -> dict[tuple[int, int, str], Cell]:
+    """targets: name -> (base_url, path). Returns (batch, concurrency, name) -> Cell."""
+    bodies = {b: json.dumps({"inputs": X[:b].tolist()}).encode() for b in BATCHES}
+    results: dict[tuple[int, int, str], Cell] = {}
+    limits = httpx.Limits(max_connections=max(CONCURRENCIES), max_keepalive_connections=max(CONCURRENCIES))
+    clients = {name: httpx.AsyncClient(base_url=url, limits=limits, timeout=120.0)
+               for name, (url, _) in targets.items()}
+    try:
+        for batch in BATCHES:
+            for concurrency in CONCURRENCIES:
+                for name, (_, path) in targets.items():  # warm-up: connections, model cache, code paths
+                    await run_block(clients[name], path, bodies[batch], max(warmup, concurrency), concurrency, Cell())
+                per_round = [counts[batch] // rounds + (1 if r < counts[batch] % rounds else 0) for r in range(rounds)]
+                names = list(targets)
+                for r, n in enumerate(per_round):
+                    order = names if r % 2 == 0 else names[::-1]
+                    for name in order:
+                        cell = results.setdefault((batch, concurrency, name), Cell())
+                        await run_block(clients[name], targets[name][1], bodies[batch], n, concurrency, cell)
+    finally:
+        for client in clients.values():
+            await client.aclose()
+    return results
+
+
+def percentile(values: list[float], q: float) -> float:
+    """Nearest-rank percentile."""
+    ordered = sorted(values)
+    return ordered[max(0, math.ceil(q / 100 * len(ordered)) - 1)]
+
+
+# --------------------------------------------------------------------------- dispatch
+
+
+def dispatch_latency(client: httpx.Client, dataset_id: str, jobs: int) -> list[dict]:
+    """One job at a time on an idle worker: POST -> first poll that shows started_at."""
+    samples = []
+    for _ in range(jobs):
+        begin = time.perf_counter()
+        job = expect(client.post("/v1/jobs", json={"dataset_id": dataset_id, "config": DISPATCH_CONFIG}), 202)
+        posted = time.perf_counter()
+        deadline = begin + 120.0
+        while True:
+            state = expect(client.get(f"/v1/jobs/{job['id']}"), 200)
+            if state.get("started_at") or state["status"] != "queued":
+                seen = time.perf_counter()
+                break
+            if time.perf_counter() > deadline:
+                raise RuntimeError(f"job {job['id']} still queued after 120 s")
+            time.sleep(POLL_S)
+        final = wait_job(client, job["id"], timeout_s=300.0)
+        if final["status"] != "succeeded":
+            raise RuntimeError(f"dispatch job {job['id']} ended {final['status']}: {final.get('error')}")
+        server = (parse_time(final["started_at"]) - parse_time(final["created_at"])).total_seconds()
+        samples.append({"post": posted - begin, "observed": seen - begin, "server": server,
+                        "first_status": state["status"]})
+    return samples
+
+
+# --------------------------------------------------------------------------- report
+
+
+def fmt_ms(values: list[float]) -> str:
+    return f"{statistics.median(values) * 1e3:.1f} / {percentile(values, 99) * 1e3:.1f}"
+
+
+def print_predict_table(results: dict[tuple[int, int, str], Cell]) -> None:
+    print("| scenario | lipspline req/s | baseline req/s | ratio | lipspline p50/p99 ms | baseline p50/p99 ms "
+          "| lipspline rows/s | baseline rows/s |")
+    print("|---|---:|---:|---:|---:|---:|---:|---:|")
+    for batch in BATCHES:
+        for concurrency in CONCURRENCIES:
+            ours, base = results[(batch, concurrency, "lipspline")], results[(batch, concurrency, "baseline")]
+            ours_rps, base_rps = ours.requests / ours.wall_s, base.requests / base.wall_s
+            print(f"| batch {batch}, concurrency {concurrency} ({ours.requests} req) | {ours_rps:,.0f} "
+                  f"| {base_rps:,.0f} | {ours_rps / base_rps:.2f} | {fmt_ms(ours.latencies)} "
+                  f"| {fmt_ms(base.latencies)} | {ours_rps * batch:,.0f} | {base_rps * batch:,.0f} |")
+
+
+def print_dispatch_table(samples: list[dict]) -> None:
+    print("| measure | median ms | p90 ms | min ms | max ms |")
+    print("|---|---:|---:|---:|---:|")
+    rows = [
+        ("POST /v1/jobs round trip", [s["post"] for s in samples]),
+        (f"POST -> started_at seen (client, {POLL_S * 1e3:.0f} ms polls)", [s["observed"] for s in samples]),
+        ("started_at - created_at (server rows)", [s["server"] for s in samples]),
+    ]
+    for label, values in rows:
+        print(f"| {label} | {statistics.median(values) * 1e3:.1f} | {percentile(values, 90) * 1e3:.1f} "
+              f"| {min(values) * 1e3:.1f} | {max(values) * 1e3:.1f} |")
+    missed = sum(1 for s in samples if s["first_status"] != "running")
+    if missed:
+        print(f"({missed} of {len(samples)} jobs were already past running at the first poll that saw them started)")
+
+
+# --------------------------------------------------------------------------- main
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--quick", action="store_true", help="fewer requests and jobs (smoke test)")
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--requests-small", type=int, default=300, help="requests per cell, batch 1")
+    parser.add_argument("--requests-large", type=int, default=60, help="requests per cell, batch 1000")
+    parser.add_argument("--rounds", type=int, default=3, help="interleaved rounds per cell")
+    parser.add_argument("--warmup", type=int, default=20, help="warm-up requests per server and cell")
+    parser.add_argument("--jobs", type=int, default=10, help="jobs for the dispatch latency")
+    args = parser.parse_args()
+    if args.quick:
+        args.requests_small, args.requests_large = 60, 12
+        args.rounds, args.warmup, args.jobs = 2, 5, 3
+    counts = {1: args.requests_small, 1000: args.requests_large}
+    rounds = max(1, min(args.rounds, *counts.values()))
+
+    circle = make_circle(1000, seed=0)
+    X, y = circle.X, circle.y
+    print(f"python {platform.python_version()}, {platform.machine()}, {os.cpu_count()} CPUs visible, "
+          f"httpx {httpx.__version__}")
+    print(f"client: asyncio + httpx.AsyncClient in this process, on the same machine: it shares the "
+          f"{os.cpu_count()} cores with both servers (and the lipspline worker), so the ceiling is partly the client's")
+
+    with tempfile.TemporaryDirectory(prefix="lipspline-bench-") as tmp:
+        tmp_path = Path(tmp)
+        lip_port = free_port(args.host)
+        lip_env = {k: v for k, v in os.environ.items() if not k.startswith("LIPSPLINE_")}
+        lip_env["LIPSPLINE_DATA_DIR"] = str(tmp_path / "data")
+        lip = Server("lipspline serve", lipspline_argv(args.host, lip_port), lip_env, tmp_path / "lipspline.log",
+                     f"http://{args.host}:{lip_port}", stop_signal=signal.SIGINT)
+        base_port = free_port(args.host)
+        base = Server("baseline", [sys.executable, str(BASELINE_APP), "--host", args.host, "--port", str(base_port)],
+                      dict(os.environ), tmp_path / "baseline.log", f"http://{args.host}:{base_port}")
+        try:
+            lip.start()
+            base.start()
+            start = time.perf_counter()
+            wait_ready(lip, lambda c: c.get("/readyz").status_code == 200)
+            wait_ready(base, lambda c: c.post("/v1/models/x/predict", json={"inputs": [[0.0, 0.0]]}).status_code == 200)
+            print(f"servers ready in {time.perf_counter() - start:.1f} s "
+                  f"(lipspline on :{lip_port}, baseline on :{base_port})")
+
+            with httpx.Client(base_url=lip.base_url, timeout=60.0) as client:
+                dataset_id, model_id, train_s = train_model(client, X, y)
+                model = expect(client.get(f"/v1/models/{model_id}"), 200)
+                check = expect(client.post(f"/v1/models/{model_id}/predict",
+                                           json={"inputs": X[:2].tolist(), "epsilon": 0.1}), 200)
+            print(f"model {model_id}: trained in {train_s:.1f} s (job wall time incl. queueing), "
+                  f"certified l2 bound {model['lipschitz']['certified']:.4g}, "
+                  f"metrics {json.dumps(model['metrics'], default=str)[:160]}")
+            print(f"predict check: predictions {check['predictions']}, output_bound {check.get('output_bound')}")
+
+            targets = {
+                "lipspline": (lip.base_url, f"/v1/models/{model_id}/predict"),
+                "baseline": (base.base_url, f"/v1/models/{model_id}/predict"),
+            }
+            results = asyncio.run(predict_load(targets, X, counts, rounds, args.warmup))
+            with httpx.Client(base_url=lip.base_url, timeout=60.0) as client:
+                samples = dispatch_latency(client, dataset_id, args.jobs)
+        except BaseException:
+            for server in (lip, base):
+                print(f"--- {server.name} log tail ---\n{server.log_tail()}", file=sys.stderr)
+            raise
+        finally:
+            lip.stop()
+            base.stop()
+
+    print()
+    print(f"## predict: lipspline vs bare FastAPI (ceiling); {counts[1]} requests per cell for batch 1, "
+          f"{counts[1000]} for batch 1000, {rounds} interleaved rounds, after warm-up")
+    print("ratio = lipspline req/s / baseline req/s; latency is per request, client-side")
+    print()
+    print_predict_table(results)
+    print()
+    print(f"## job dispatch ({len(samples)} jobs, 1 epoch, one at a time on the idle embedded worker)")
+    print()
+    print_dispatch_table(samples)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
