@@ -53,6 +53,18 @@ def cmd_api(args: argparse.Namespace) -> int:
     return 0
 
 
+def _die_with_parent() -> None:
+    """In the child: ask Linux to SIGTERM it when the server process dies, even by SIGKILL."""
+    try:
+        import ctypes
+
+        libc = ctypes.CDLL("libc.so.6", use_errno=True)
+        pr_set_pdeathsig = 1
+        libc.prctl(pr_set_pdeathsig, signal.SIGTERM)
+    except OSError:  # not Linux: the server's own shutdown path still stops the worker
+        pass
+
+
 def _start_embedded_worker(settings: Settings) -> subprocess.Popen:
     env = dict(os.environ, LIPSPLINE_DATA_DIR=str(settings.data_dir.resolve()))
     if settings.database_url is None:
@@ -60,7 +72,7 @@ def _start_embedded_worker(settings: Settings) -> subprocess.Popen:
     # solo pool: one job at a time in the worker process itself, no extra children to reap
     argv = [sys.executable, "-m", "service.cli", "worker", "--queues", "cpu,gpu", "--concurrency", "1"]
     argv += ["--pool", "solo", "--hostname", f"embedded-{os.getpid()}@{socket.gethostname()}"]
-    return subprocess.Popen(argv, env=env)
+    return subprocess.Popen(argv, env=env, preexec_fn=_die_with_parent)
 
 
 def _stop(process: subprocess.Popen, timeout_s: float = 20.0) -> None:
@@ -83,6 +95,14 @@ def cmd_serve(args: argparse.Namespace) -> int:
     _migrate(settings)
     worker = _start_embedded_worker(settings)
     print(f"lipspline: data in {settings.data_dir.resolve()}, API on http://{args.host}:{args.port}", flush=True)
+
+    def _exit(signum: int, _frame) -> None:  # noqa: ANN001
+        raise SystemExit(128 + signum)
+
+    # uvicorn shuts down gracefully on SIGTERM, then re-raises the signal with the handler
+    # that was installed before it started. With the default handler the process would die
+    # on the spot and orphan the worker; this one turns it into SystemExit, so `finally` runs.
+    signal.signal(signal.SIGTERM, _exit)
     try:
         uvicorn.run(create_app(settings), host=args.host, port=args.port)
     finally:

@@ -30,7 +30,10 @@ def broker_options(settings: Settings) -> tuple[str, dict]:
             "data_folder_in": folder,
             "data_folder_out": folder,
             "processed_folder": str(settings.broker_dir / "processed"),
+            "control_folder": str(settings.broker_dir / "control"),
             "store_processed": False,
+            # the transport polls its folder; the 1 s default made dispatch take ~1 s
+            "polling_interval": 0.1,
         }
     # Redis re-delivers an unacknowledged message after visibility_timeout. With late
     # ack a task is acknowledged only when it ends, so the timeout must exceed the
