@@ -3,7 +3,7 @@
 PYTHON ?= python3
 PIP = $(PYTHON) -m pip
 
-.PHONY: install test bench lint
+.PHONY: install test bench lint serve
 
 install:
 	$(PIP) install --quiet torch==2.13.0
@@ -11,6 +11,10 @@ install:
 
 test: install
 	$(PYTHON) -m pytest -q
+
+# The embedded default: SQLite, embedded broker, one worker; no servers needed.
+serve: install
+	$(PYTHON) -m service.cli serve
 
 lint:
 	ruff check .

@@ -100,7 +100,9 @@ def test_health_and_openapi_examples(deployment: Deployment) -> None:
                 ref = schema.get("$ref", "")
                 resolved = spec["components"]["schemas"][ref.rsplit("/", 1)[-1]] if ref else schema
                 has_example = "example" in content or "examples" in content or "examples" in resolved
-                assert has_example or media == "multipart/form-data", f"{method.upper()} {path} ({media}) has no example"
+                assert has_example or media == "multipart/form-data", (
+                    f"{method.upper()} {path} ({media}) has no example"
+                )
 
 
 def test_train_predict_and_certificate_holds(deployment: Deployment, circle_model: dict) -> None:
@@ -232,7 +234,9 @@ def test_bad_input_gets_problem_json(deployment: Deployment, circle_model: dict,
         body = problem(http.post("/v1/datasets", json={"inputs": [[1, 2], [3]], "targets": [0, 1]}), 422)
         assert len(http.get("/v1/datasets").json()["items"]) == before  # nothing half-written
 
-        body = problem(http.post("/v1/jobs", json={"dataset_id": dataset_id, "config": {"training": {"epochs": 0}}}), 422)
+        body = problem(
+            http.post("/v1/jobs", json={"dataset_id": dataset_id, "config": {"training": {"epochs": 0}}}), 422
+        )
         assert any(e["field"] == "config.training.epochs" for e in body["errors"])
         body = problem(http.post("/v1/jobs", json={"dataset_id": dataset_id, "config": {"optimiser": "adam"}}), 422)
         assert "config.optimiser" in body["detail"]
@@ -255,7 +259,9 @@ def test_bad_input_gets_problem_json(deployment: Deployment, circle_model: dict,
         http.post(f"/v1/jobs/{long_job}/cancel")
         wait_for(http, long_job, TERMINAL, timeout_s=30)
         state["jobs"].add(long_job)
-        spare = http.post("/v1/datasets", json={"name": "spare", "inputs": [[0], [1], [2], [3]], "targets": [0, 1, 0, 1]})
+        spare = http.post(
+            "/v1/datasets", json={"name": "spare", "inputs": [[0], [1], [2], [3]], "targets": [0, 1, 0, 1]}
+        )
         assert spare.status_code == 201
         assert http.delete(f"/v1/datasets/{spare.json()['id']}").status_code == 204
         problem(http.get(f"/v1/datasets/{spare.json()['id']}"), 404)
@@ -272,7 +278,10 @@ def test_restart_api_keeps_every_record(deployment: Deployment, circle_model: di
         assert state["jobs"] <= jobs
         assert state["models"] <= models
         response = http.post(f"/v1/models/{circle_model['model']['id']}/predict", json={"inputs": [[0.0, 0.0]]})
-        assert response.status_code == 200 and response.json()["lipschitz_bound"] == circle_model["model"]["lipschitz"]["certified"]
+        assert (
+            response.status_code == 200
+            and response.json()["lipschitz_bound"] == circle_model["model"]["lipschitz"]["certified"]
+        )
         # the worker side still works after the restart
         job_id = submit(http, circle_model["dataset"]["id"], {**CIRCLE_CONFIG, "training": {"epochs": 2}})
         assert wait_for(http, job_id, TERMINAL)["status"] == "succeeded"
