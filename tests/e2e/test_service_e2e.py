@@ -64,8 +64,8 @@ def submit(http: httpx.Client, dataset_id: str, config: dict) -> str:
 
 
 @pytest.fixture(scope="module")
-def state() -> dict:
-    """What earlier tests created, checked again after the restart."""
+def state(deployment: Deployment) -> dict:
+    """What earlier tests created on this deployment, checked again after the restart."""
     return {"datasets": set(), "jobs": set(), "models": set()}
 
 
