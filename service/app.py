@@ -6,6 +6,7 @@ from fastapi import FastAPI
 
 from service.model_cache import ModelCache
 from service.problems import install_problem_handlers
+from service.rate_limit import RateLimiter
 from service.routers import datasets, health, jobs, models
 from service.settings import Settings, get_settings
 
@@ -24,6 +25,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app = FastAPI(title="LipSpline", version="1.0.0", description=DESCRIPTION)
     app.state.settings = settings
     app.state.model_cache = ModelCache(settings.resolved_database_url, settings.model_cache_size)
+    app.state.rate_limiter = RateLimiter(settings.rate_limit_per_s, settings.rate_limit_burst)
     install_problem_handlers(app)
     for router in (health.router, datasets.router, jobs.router, models.router):
         app.include_router(router)

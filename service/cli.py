@@ -15,6 +15,7 @@ import socket
 import subprocess
 import sys
 from collections.abc import Sequence
+from pathlib import Path
 
 from service.settings import Settings, get_settings
 
@@ -86,6 +87,39 @@ def _stop(process: subprocess.Popen, timeout_s: float = 20.0) -> None:
         process.wait()
 
 
+def ensure_default_key(settings: Settings) -> Path:
+    """First start of the embedded default: a key for the ``default`` tenant, written to a
+    file only the current user can read (the plain key is never stored in the database)."""
+    from service import auth
+    from service.db.engine import session_scope
+    from service.db.tables import DEFAULT_TENANT
+
+    path = settings.data_dir.resolve() / "api-key"
+    if path.exists():
+        return path
+    with session_scope(settings.resolved_database_url) as session:
+        key = auth.create_key(session, DEFAULT_TENANT)
+    descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(descriptor, "w") as handle:
+        handle.write(key + "\n")
+    return path
+
+
+def cmd_keys(args: argparse.Namespace) -> int:
+    from service import auth
+    from service.db.engine import session_scope
+
+    settings = get_settings()
+    _migrate(settings)
+    with session_scope(settings.resolved_database_url) as session:
+        if args.action == "create":
+            print(auth.create_key(session, args.tenant))
+            return 0
+        revoked = auth.revoke_key(session, args.key)
+    print(f"revoked {revoked} key(s)", file=sys.stderr)
+    return 0 if revoked else 1
+
+
 def cmd_serve(args: argparse.Namespace) -> int:
     import uvicorn
 
@@ -93,8 +127,10 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
     settings = get_settings()
     _migrate(settings)
+    key_file = ensure_default_key(settings)
     worker = _start_embedded_worker(settings)
     print(f"lipspline: data in {settings.data_dir.resolve()}, API on http://{args.host}:{args.port}", flush=True)
+    print(f"lipspline: API key of tenant 'default' in {key_file} (send it as Authorization: Bearer <key>)", flush=True)
 
     def _exit(signum: int, _frame) -> None:  # noqa: ANN001
         raise SystemExit(128 + signum)
@@ -143,6 +179,14 @@ def build_parser() -> argparse.ArgumentParser:
     worker.add_argument("--pool", default=None, help="Celery pool (default prefork; solo for one in-process job)")
     worker.add_argument("--hostname", default=None, help="Celery node name (default lipspline-PID@host)")
     worker.set_defaults(func=cmd_worker)
+
+    keys = sub.add_parser("keys", help="API keys: create one for a tenant, or revoke one")
+    key_actions = keys.add_subparsers(dest="action", required=True)
+    create = key_actions.add_parser("create", help="print a new key for the tenant (created if new)")
+    create.add_argument("--tenant", required=True)
+    revoke = key_actions.add_parser("revoke", help="revoke a key, given in full or by its 12-character prefix")
+    revoke.add_argument("key")
+    keys.set_defaults(func=cmd_keys)
 
     db = sub.add_parser("db", help="database migrations")
     db.add_argument("action", choices=["upgrade", "downgrade"])

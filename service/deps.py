@@ -8,7 +8,9 @@ from typing import Annotated
 from fastapi import Depends, Request
 from sqlalchemy.orm import Session
 
+from service.auth import tenant_for_key
 from service.db.engine import session_scope
+from service.problems import ProblemError
 from service.settings import Settings
 
 
@@ -27,3 +29,33 @@ def db_session(request: Request) -> Iterator[Session]:
 # (the default "request" scope would commit after the response).
 DbSession = Annotated[Session, Depends(db_session, scope="function")]
 AppSettings = Annotated[Settings, Depends(settings_of)]
+
+
+def _unauthorized(detail: str) -> ProblemError:
+    error = ProblemError(401, "Unauthorized", detail, kind="unauthorized")
+    error.headers = {"WWW-Authenticate": 'Bearer realm="lipspline"'}
+    return error
+
+
+def current_tenant(request: Request) -> str:
+    """The tenant of the request's API key; 401 without a valid key, 429 above the key's rate."""
+    header = request.headers.get("authorization", "")
+    scheme, _, key = header.partition(" ")
+    if scheme.lower() != "bearer" or not key.strip():
+        raise _unauthorized("Authorization: Bearer <API key> is required")
+    key = key.strip()
+    settings: Settings = request.app.state.settings
+    with session_scope(settings.resolved_database_url) as session:
+        tenant = tenant_for_key(session, key)
+    if tenant is None:
+        raise _unauthorized("the API key is not valid (unknown or revoked)")
+    wait = request.app.state.rate_limiter.acquire(key)
+    if wait > 0:
+        error = ProblemError(429, "Too Many Requests", f"rate limit of {settings.rate_limit_per_s:g} requests/s "
+                             f"per key exceeded; retry in {wait:.2f} s", kind="rate-limited")  # fmt: skip
+        error.headers = {"Retry-After": request.app.state.rate_limiter.retry_after_header(wait)}
+        raise error
+    return tenant
+
+
+TenantId = Annotated[str, Depends(current_tenant)]

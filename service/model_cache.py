@@ -22,6 +22,7 @@ from service.problems import ProblemError, not_found
 @dataclass(frozen=True)
 class LoadedModel:
     id: str
+    tenant_id: str
     model: TrainedModel
     certificate: dict
     lock: threading.Lock
@@ -40,18 +41,20 @@ class ModelCache:
         self._lock = threading.Lock()
         self.loads = 0
 
-    def get(self, model_id: str) -> LoadedModel:
+    def get(self, model_id: str, tenant_id: str) -> LoadedModel:
+        """The loaded model if it belongs to the tenant; another tenant's model is a 404."""
         with self._lock:
             item = self._items.get(model_id)
             if item is not None:
                 self._items.move_to_end(model_id)
-                return item
-        item = self._load(model_id)
-        with self._lock:
-            self._items[model_id] = item
-            self._items.move_to_end(model_id)
-            while len(self._items) > self.capacity:
-                self._items.popitem(last=False)
+        if item is None:
+            item = self._load(model_id)
+            with self._lock:
+                self._items[model_id] = item
+                while len(self._items) > self.capacity:
+                    self._items.popitem(last=False)
+        if item.tenant_id != tenant_id:
+            raise not_found("model", model_id)
         return item
 
     def _load(self, model_id: str) -> LoadedModel:
@@ -59,7 +62,7 @@ class ModelCache:
             row = session.get(ModelRow, model_id)
             if row is None:
                 raise not_found("model", model_id)
-            document, weights, certificate = row.document, row.weights, row.certificate
+            document, weights, certificate, tenant_id = row.document, row.weights, row.certificate, row.tenant_id
         try:
             model = model_from_parts(document, weights)
         except ArtifactError as exc:
@@ -68,7 +71,7 @@ class ModelCache:
             ) from exc
         model.network.to(torch.float32).eval()
         self.loads += 1
-        return LoadedModel(model_id, model, certificate, threading.Lock())
+        return LoadedModel(model_id, tenant_id, model, certificate, threading.Lock())
 
     def forget(self, model_id: str) -> None:
         with self._lock:

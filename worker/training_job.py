@@ -151,6 +151,7 @@ def _store_model(settings: Settings, job_id: str, dataset_id: str, model: Traine
         if existing is None:
             row = ModelRow(
                 id=new_id(),
+                tenant_id=job.tenant_id,
                 job_id=job_id,
                 dataset_id=dataset_id,
                 task=model.task,

@@ -15,8 +15,9 @@ from lipspline.data import Dataset, from_arrays, parse_upload
 from service.db.dataset_blob import dataset_to_bytes
 from service.db.ids import new_id
 from service.db.tables import DatasetRow, JobRow
-from service.deps import AppSettings, DbSession
-from service.problems import ProblemError, invalid_field, not_found
+from service.deps import AppSettings, DbSession, TenantId
+from service.ownership import owned
+from service.problems import ProblemError, invalid_field
 from service.settings import Settings
 
 router = APIRouter(prefix="/v1/datasets", tags=["datasets"])
@@ -127,6 +128,7 @@ async def _dataset_from_json(request: Request, settings: Settings) -> tuple[Data
 )
 async def create_dataset(
     request: Request,
+    tenant: TenantId,
     settings: AppSettings,
     session: DbSession,
 ) -> DatasetOut:
@@ -145,6 +147,7 @@ async def create_dataset(
         )
     row = DatasetRow(
         id=new_id(),
+        tenant_id=tenant,
         name=dataset.name,
         task=dataset.task,
         n_samples=dataset.n_samples,
@@ -162,25 +165,21 @@ async def create_dataset(
 
 
 @router.get("", response_model=DatasetList)
-def list_datasets(session: DbSession) -> DatasetList:
-    rows = session.scalars(select(DatasetRow).order_by(DatasetRow.created_at.desc())).all()
+def list_datasets(session: DbSession, tenant: TenantId) -> DatasetList:
+    query = select(DatasetRow).where(DatasetRow.tenant_id == tenant).order_by(DatasetRow.created_at.desc())
+    rows = session.scalars(query).all()
     return DatasetList(items=[to_out(r) for r in rows])
 
 
 @router.get("/{dataset_id}", response_model=DatasetOut)
-def get_dataset(dataset_id: str, session: DbSession) -> DatasetOut:
-    row = session.get(DatasetRow, dataset_id)
-    if row is None:
-        raise not_found("dataset", dataset_id)
-    return to_out(row)
+def get_dataset(dataset_id: str, session: DbSession, tenant: TenantId) -> DatasetOut:
+    return to_out(owned(session, DatasetRow, dataset_id, tenant, "dataset"))
 
 
 @router.delete("/{dataset_id}", status_code=204, responses={409: {"description": "used by a queued or running job"}})
-def delete_dataset(dataset_id: str, session: DbSession) -> Response:
+def delete_dataset(dataset_id: str, session: DbSession, tenant: TenantId) -> Response:
     """Delete a dataset unless a queued or running job still needs it (finished jobs keep their history)."""
-    row = session.get(DatasetRow, dataset_id, with_for_update=True)
-    if row is None:
-        raise not_found("dataset", dataset_id)
+    row = owned(session, DatasetRow, dataset_id, tenant, "dataset", lock=True)
     active = session.scalars(
         select(JobRow.id).where(JobRow.dataset_id == dataset_id, JobRow.status.in_([s.value for s in ACTIVE_STATES]))
     ).all()

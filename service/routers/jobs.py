@@ -13,9 +13,10 @@ from api_schemas.http import JobAccepted, JobCreate, JobList, JobMetrics, JobOut
 from service.db.engine import session_scope
 from service.db.ids import new_id
 from service.db.tables import DatasetRow, JobEpochRow, JobRow
-from service.deps import AppSettings, DbSession
+from service.deps import AppSettings, DbSession, TenantId
 from service.dispatch import send_job
-from service.problems import ProblemError, not_found
+from service.ownership import owned
+from service.problems import ProblemError
 from worker.celery_app import queue_for_device
 
 router = APIRouter(prefix="/v1/jobs", tags=["jobs"])
@@ -25,11 +26,8 @@ def to_out(row: JobRow) -> JobOut:
     return JobOut.model_validate(row, from_attributes=True)
 
 
-def _get(session: Session, job_id: str, *, lock: bool = False) -> JobRow:
-    row = session.get(JobRow, job_id, with_for_update=lock)
-    if row is None:
-        raise not_found("job", job_id)
-    return row
+def _get(session: Session, job_id: str, tenant: str, *, lock: bool = False) -> JobRow:
+    return owned(session, JobRow, job_id, tenant, "job", lock=lock)
 
 
 @router.post(
@@ -42,13 +40,13 @@ def _get(session: Session, job_id: str, *, lock: bool = False) -> JobRow:
         503: {"description": "broker unreachable"},
     },
 )
-def submit_job(spec: JobCreate, response: Response, settings: AppSettings) -> JobAccepted:
+def submit_job(spec: JobCreate, response: Response, settings: AppSettings, tenant: TenantId) -> JobAccepted:
     """Validate the config, record the job as queued, hand its id to a worker; returns at once."""
     queue = queue_for_device(spec.config.device)
     job_id = new_id()
     with session_scope(settings.resolved_database_url) as session:
         dataset = session.get(DatasetRow, spec.dataset_id)
-        if dataset is None:
+        if dataset is None or dataset.tenant_id != tenant:
             raise ProblemError(
                 404,
                 "Not Found",
@@ -59,6 +57,7 @@ def submit_job(spec: JobCreate, response: Response, settings: AppSettings) -> Jo
         session.add(
             JobRow(
                 id=job_id,
+                tenant_id=tenant,
                 dataset_id=spec.dataset_id,
                 config=spec.config.to_json_dict(),
                 status=JobStatus.queued,
@@ -88,30 +87,30 @@ def submit_job(spec: JobCreate, response: Response, settings: AppSettings) -> Jo
 
 
 @router.get("", response_model=JobList)
-def list_jobs(session: DbSession, status: JobStatus | None = None) -> JobList:
-    query = select(JobRow).order_by(JobRow.created_at.desc())
+def list_jobs(session: DbSession, tenant: TenantId, status: JobStatus | None = None) -> JobList:
+    query = select(JobRow).where(JobRow.tenant_id == tenant).order_by(JobRow.created_at.desc())
     if status is not None:
         query = query.where(JobRow.status == status.value)
     return JobList(items=[to_out(r) for r in session.scalars(query).all()])
 
 
 @router.get("/{job_id}", response_model=JobOut)
-def get_job(job_id: str, session: DbSession) -> JobOut:
-    return to_out(_get(session, job_id))
+def get_job(job_id: str, session: DbSession, tenant: TenantId) -> JobOut:
+    return to_out(_get(session, job_id, tenant))
 
 
 @router.get("/{job_id}/metrics", response_model=JobMetrics)
-def job_metrics(job_id: str, session: DbSession) -> JobMetrics:
+def job_metrics(job_id: str, session: DbSession, tenant: TenantId) -> JobMetrics:
     """Per-epoch history: loss terms, train and validation metrics, seconds per epoch."""
-    row = _get(session, job_id)
+    row = _get(session, job_id, tenant)
     epochs = session.scalars(select(JobEpochRow).where(JobEpochRow.job_id == job_id).order_by(JobEpochRow.epoch))
     return JobMetrics(id=row.id, status=row.status, history=[e.report for e in epochs])
 
 
 @router.post("/{job_id}/cancel", response_model=JobOut, responses={409: {"description": "job already finished"}})
-def cancel_job(job_id: str, session: DbSession) -> JobOut:
+def cancel_job(job_id: str, session: DbSession, tenant: TenantId) -> JobOut:
     """Queued: cancelled at once. Running: the worker stops cooperatively within one epoch."""
-    row = _get(session, job_id, lock=True)
+    row = _get(session, job_id, tenant, lock=True)
     if row.status in TERMINAL_STATES:
         if row.status == JobStatus.cancelled:
             return to_out(row)

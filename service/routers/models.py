@@ -25,9 +25,10 @@ from api_schemas.http import (
 )
 from lipspline.certificates import certified_radius, local_bounds, local_radius, output_deviation_bound
 from service.db.tables import ModelRow
-from service.deps import AppSettings, DbSession
+from service.deps import AppSettings, DbSession, TenantId
 from service.model_cache import LoadedModel, ModelCache
-from service.problems import ProblemError, invalid_field, not_found
+from service.ownership import owned
+from service.problems import ProblemError, invalid_field
 
 router = APIRouter(prefix="/v1/models", tags=["models"])
 #: points per activation curve returned by /activations
@@ -72,17 +73,15 @@ def to_out(row: ModelRow) -> ModelOut:
 
 
 @router.get("", response_model=ModelList)
-def list_models(session: DbSession) -> ModelList:
-    rows = session.scalars(select(ModelRow).order_by(ModelRow.created_at.desc())).all()
+def list_models(session: DbSession, tenant: TenantId) -> ModelList:
+    query = select(ModelRow).where(ModelRow.tenant_id == tenant).order_by(ModelRow.created_at.desc())
+    rows = session.scalars(query).all()
     return ModelList(items=[to_out(r) for r in rows])
 
 
 @router.get("/{model_id}", response_model=ModelOut)
-def get_model(model_id: str, session: DbSession) -> ModelOut:
-    row = session.get(ModelRow, model_id)
-    if row is None:
-        raise not_found("model", model_id)
-    return to_out(row)
+def get_model(model_id: str, session: DbSession, tenant: TenantId) -> ModelOut:
+    return to_out(owned(session, ModelRow, model_id, tenant, "model"))
 
 
 def _checked_inputs(loaded: LoadedModel, rows: list[list[float]], limit: int) -> np.ndarray:
@@ -106,12 +105,13 @@ def _finite_or_none(value: float | None) -> float | None:
 @router.post("/{model_id}/predict", response_model=PredictResponse)
 def predict(
     model_id: str,
+    tenant: TenantId,
     body: PredictRequest,
     cache: Annotated[ModelCache, Depends(cache_of)],
     settings: AppSettings,
 ) -> PredictResponse:
     """Outputs, predictions, the certified Lipschitz bound, and what follows from it."""
-    loaded = cache.get(model_id)
+    loaded = cache.get(model_id, tenant)
     x = _checked_inputs(loaded, body.inputs, settings.max_predict_rows)
     outputs = loaded.model.outputs(x)
     bound = loaded.certified_bound
@@ -133,12 +133,13 @@ def predict(
 @router.post("/{model_id}/certify", response_model=CertifyResponse)
 def certify(
     model_id: str,
+    tenant: TenantId,
     body: CertifyRequest,
     cache: Annotated[ModelCache, Depends(cache_of)],
     settings: AppSettings,
 ) -> CertifyResponse:
     """Every global bound with the lower bounds, and local bounds in a ball around each input."""
-    loaded = cache.get(model_id)
+    loaded = cache.get(model_id, tenant)
     result = CertifyResponse(lipschitz=lipschitz_summary(loaded.certificate), epsilon=body.epsilon, norm=body.norm)
     if body.inputs is None:
         return result
@@ -195,9 +196,9 @@ def _activation_curves(loaded: LoadedModel) -> list[dict[str, Any]]:
 
 
 @router.get("/{model_id}/activations")
-def activations(model_id: str, cache: Annotated[ModelCache, Depends(cache_of)]) -> dict[str, Any]:
+def activations(model_id: str, cache: Annotated[ModelCache, Depends(cache_of)], tenant: TenantId) -> dict[str, Any]:
     """Sampled curves of every activation, per unit (x shared, one y list per unit)."""
-    loaded = cache.get(model_id)
+    loaded = cache.get(model_id, tenant)
     return {"model_id": model_id, "points": CURVE_POINTS, "layers": _activation_curves(loaded)}
 
 
@@ -206,11 +207,9 @@ def activations(model_id: str, cache: Annotated[ModelCache, Depends(cache_of)]) 
     response_class=Response,
     responses={200: {"content": {"application/zip": {}}, "description": "model.json + weights.safetensors"}},
 )
-def download(model_id: str, session: DbSession) -> Response:
+def download(model_id: str, session: DbSession, tenant: TenantId) -> Response:
     """A zip of the model document (config, task, classes, sha256) and its safetensors weights."""
-    row = session.get(ModelRow, model_id)
-    if row is None:
-        raise not_found("model", model_id)
+    row = owned(session, ModelRow, model_id, tenant, "model")
     buffer = io.BytesIO()
     with zipfile.ZipFile(buffer, "w", compression=zipfile.ZIP_DEFLATED) as archive:
         document = dict(row.document, certificate=row.certificate, model_id=row.id)

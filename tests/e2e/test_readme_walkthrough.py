@@ -36,7 +36,7 @@ def test_readme_walkthrough_runs_against_a_live_server(tmp_path: Path) -> None:
     }
     deployment = Deployment(env, tmp_path, embedded=True).start()
     try:
-        shell_env = dict(os.environ, LIPSPLINE_URL=deployment.url)
+        shell_env = dict(os.environ, LIPSPLINE_URL=deployment.url, LIPSPLINE_DATA_DIR=env["LIPSPLINE_DATA_DIR"])
         shell_env["PATH"] = str(Path(sys.executable).parent) + os.pathsep + shell_env["PATH"]
         script = "set -euo pipefail\n" + walkthrough_script()
         result = subprocess.run(["bash", "-c", script], cwd=tmp_path, env=shell_env, capture_output=True, text=True,

@@ -4,6 +4,7 @@ concurrent jobs, cancellation, bad input, and a restart that loses nothing."""
 from __future__ import annotations
 
 import io
+import subprocess
 import time
 from concurrent.futures import ThreadPoolExecutor
 
@@ -12,7 +13,7 @@ import numpy as np
 import pytest
 
 from lipspline.data import make_circle
-from tests.support.processes import Deployment
+from tests.support.processes import Deployment, lipspline_argv
 
 pytestmark = pytest.mark.e2e
 
@@ -29,7 +30,7 @@ TERMINAL = {"succeeded", "failed", "cancelled"}
 
 
 def client(dep: Deployment) -> httpx.Client:
-    return httpx.Client(base_url=dep.url, timeout=60)
+    return dep.client()
 
 
 def circle_csv() -> bytes:
@@ -266,6 +267,49 @@ def test_bad_input_gets_problem_json(deployment: Deployment, circle_model: dict,
         assert http.delete(f"/v1/datasets/{spare.json()['id']}").status_code == 204
         problem(http.get(f"/v1/datasets/{spare.json()['id']}"), 404)
         assert http.get("/readyz").status_code == 200  # still healthy
+
+
+def test_api_keys_and_tenant_isolation(deployment: Deployment, circle_model: dict) -> None:
+    model_id, dataset_id, job_id = circle_model["model"]["id"], circle_model["dataset"]["id"], circle_model["job"]["id"]
+    owned_routes = [
+        ("GET", f"/v1/datasets/{dataset_id}", None),
+        ("DELETE", f"/v1/datasets/{dataset_id}", None),
+        ("GET", f"/v1/jobs/{job_id}", None),
+        ("GET", f"/v1/jobs/{job_id}/metrics", None),
+        ("POST", f"/v1/jobs/{job_id}/cancel", None),
+        ("GET", f"/v1/models/{model_id}", None),
+        ("POST", f"/v1/models/{model_id}/predict", {"inputs": [[0.0, 0.0]]}),
+        ("POST", f"/v1/models/{model_id}/certify", {"inputs": [[0.0, 0.0]]}),
+        ("GET", f"/v1/models/{model_id}/activations", None),
+        ("GET", f"/v1/models/{model_id}/download", None),
+        ("POST", "/v1/jobs", {"dataset_id": dataset_id, "config": CIRCLE_CONFIG}),
+    ]
+    with httpx.Client(base_url=deployment.url, timeout=60) as anonymous:
+        for method, path, body in [*owned_routes, ("GET", "/v1/models", None), ("POST", "/v1/datasets", {})]:
+            response = anonymous.request(method, path, json=body)
+            assert problem(response, 401)["detail"].startswith("Authorization"), (method, path)
+            assert response.headers["www-authenticate"].startswith("Bearer")
+        assert anonymous.get("/healthz").status_code == 200  # probes stay open
+    with deployment.client("lsk_not-a-real-key") as forged:
+        problem(forged.get("/v1/models"), 401)
+
+    other_key = deployment.create_key("other-team")
+    with deployment.client(other_key) as other:
+        for method, path, body in owned_routes:
+            response = other.request(method, path, json=body)
+            assert response.status_code == 404, (method, path, response.text)
+            assert "does not exist" in response.json()["detail"]  # the same answer as an unknown id
+        assert other.get("/v1/datasets").json()["items"] == []
+        assert other.get("/v1/jobs").json()["items"] == []
+        assert other.get("/v1/models").json()["items"] == []
+        mine = other.post("/v1/datasets", json={"name": "theirs", "inputs": [[0], [1]], "targets": [0, 1]}).json()
+    with client(deployment) as http:
+        problem(http.get(f"/v1/datasets/{mine['id']}"), 404)
+        assert mine["id"] not in {d["id"] for d in http.get("/v1/datasets").json()["items"]}
+    # a revoked key stops working at once
+    subprocess.run(lipspline_argv("keys", "revoke", other_key[:12]), env=deployment.env, check=True, timeout=120)
+    with deployment.client(other_key) as other:
+        assert "revoked" in problem(other.get("/v1/datasets"), 401)["detail"]
 
 
 def test_restart_api_keeps_every_record(deployment: Deployment, circle_model: dict, state: dict) -> None:

@@ -16,7 +16,7 @@ from service.db.tables import Base
 from tests.support.services import fresh_postgres_database
 
 pytestmark = pytest.mark.integration
-TABLES = {"datasets", "jobs", "job_epochs", "models"}
+TABLES = {"datasets", "jobs", "job_epochs", "models", "tenants", "api_keys", "job_checkpoints", "idempotency_keys"}
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])

@@ -66,6 +66,7 @@ class Deployment:
         self.url = f"http://127.0.0.1:{self.port}"
         self.api: Process | None = None
         self.workers: list[Process] = []
+        self.api_key: str | None = None
 
     def start(self) -> Deployment:
         if self.embedded:
@@ -78,7 +79,23 @@ class Deployment:
                                          "--hostname", f"w{i}-{os.getpid()}@%h")  # fmt: skip
             self.workers.append(Process(worker_argv, self.env, self.workdir / f"worker{i}.log").start())
         self.wait_ready()
+        if self.api_key is None:
+            self.api_key = self.create_key("default") if not self.embedded else self.embedded_key()
         return self
+
+    def embedded_key(self) -> str:
+        return (Path(self.env["LIPSPLINE_DATA_DIR"]) / "api-key").read_text().strip()
+
+    def create_key(self, tenant: str) -> str:
+        """`lipspline keys create --tenant NAME`, the real CLI."""
+        argv = lipspline_argv("keys", "create", "--tenant", tenant)
+        result = subprocess.run(argv, env=self.env, capture_output=True, text=True, timeout=120, check=True)
+        return result.stdout.strip()
+
+    def client(self, key: str | None = None, **kwargs) -> httpx.Client:  # noqa: ANN003
+        """An HTTP client authenticated with ``key`` (default: the deployment's own key)."""
+        headers = {"Authorization": f"Bearer {key or self.api_key}"}
+        return httpx.Client(base_url=self.url, headers=headers, timeout=kwargs.pop("timeout", 60), **kwargs)
 
     def wait_ready(self, timeout_s: float = 60) -> None:
         deadline = time.monotonic() + timeout_s

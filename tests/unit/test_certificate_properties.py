@@ -28,17 +28,21 @@ ACTIVATIONS = ["deepspline", "relu", "leaky_relu", "prelu", "abs", "groupsort"]
 MODES = ["bv2", "one_lipschitz", "none"]
 
 
-def random_network(seed: int, n_in: int, hidden: list[int], n_out: int, activation: str, mode: str = "bv2",
-                   strength: float = 0.5) -> SplineNetwork:
-    config = TrainingConfig.model_validate({
-        "architecture": {"hidden": hidden, "activation": activation},
-        "spline": {"knots": 9, "range": 2.0},
-        "objective": {"mode": mode},
-    })
+def random_network(
+    seed: int, n_in: int, hidden: list[int], n_out: int, activation: str, mode: str = "bv2", strength: float = 0.5
+) -> SplineNetwork:
+    config = TrainingConfig.model_validate(
+        {
+            "architecture": {"hidden": hidden, "activation": activation},
+            "spline": {"knots": 9, "range": 2.0},
+            "objective": {"mode": mode},
+        }
+    )
     torch.manual_seed(seed)
     scale = torch.rand(n_in) * 2 + 0.2
-    net = SplineNetwork(config, n_in, n_out, input_mean=torch.randn(n_in), input_scale=scale,
-                        target_mean=0.5, target_scale=1.7)
+    net = SplineNetwork(
+        config, n_in, n_out, input_mean=torch.randn(n_in), input_scale=scale, target_mean=0.5, target_scale=1.7
+    )
     with torch.no_grad():
         for layer in net.layers:
             layer.weight.mul_(1 + strength * torch.rand(()))
@@ -112,8 +116,10 @@ def test_local_bound_is_below_global_and_holds_inside_its_ball(seed, activation,
         with torch.no_grad():
             a = net64(torch.as_tensor(points[:, 0]))
             b = net64(torch.as_tensor(points[:, 1]))
-        ratio = (torch.linalg.vector_norm(a - b, dim=1) / torch.linalg.vector_norm(
-            torch.as_tensor(points[:, 0] - points[:, 1]), dim=1)).max()
+        ratio = (
+            torch.linalg.vector_norm(a - b, dim=1)
+            / torch.linalg.vector_norm(torch.as_tensor(points[:, 0] - points[:, 1]), dim=1)
+        ).max()
         assert float(ratio) <= local.bound * (1 + 1e-9)
 
 
@@ -196,9 +202,11 @@ def test_scaling_is_part_of_the_certified_map():
 
 
 def test_cnn_certificate_dominates_lower_bounds():
-    config = TrainingConfig.model_validate({
-        "architecture": {"kind": "cnn", "input_shape": [2, 5, 5], "conv_channels": [3], "hidden": [6]},
-    })
+    config = TrainingConfig.model_validate(
+        {
+            "architecture": {"kind": "cnn", "input_shape": [2, 5, 5], "conv_channels": [3], "hidden": [6]},
+        }
+    )
     torch.manual_seed(0)
     net = SplineNetwork(config, 50, 3)
     x = np.random.default_rng(0).normal(size=(100, 50))
@@ -215,13 +223,15 @@ def test_radius_formulas():
 
 @pytest.fixture(scope="module")
 def circle_model():
-    config = TrainingConfig.model_validate({
-        "architecture": {"hidden": [2]},
-        "spline": {"knots": 21, "range": 3.0},
-        "objective": {"mode": "bv2", "lambda": 1e-3, "mu": 1e-3},
-        "training": {"epochs": 60, "batch_size": 32, "lr": 1e-2, "validation_split": 0.0},
-        "device": "cpu",
-    })
+    config = TrainingConfig.model_validate(
+        {
+            "architecture": {"hidden": [2]},
+            "spline": {"knots": 21, "range": 3.0},
+            "objective": {"mode": "bv2", "lambda": 1e-3, "mu": 1e-3},
+            "training": {"epochs": 60, "batch_size": 32, "lr": 1e-2, "validation_split": 0.0},
+            "device": "cpu",
+        }
+    )
     return fit(make_circle(1000, seed=0), config).model
 
 

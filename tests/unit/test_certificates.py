@@ -213,8 +213,17 @@ def test_local_bound_tightens_for_small_balls_and_grows_to_global() -> None:
 
 @pytest.mark.parametrize("activation", ["deepspline", "relu", "prelu", "abs", "groupsort"])
 def test_one_lipschitz_networks_certify_at_most_one(activation: str) -> None:
-    net = make_net(7, 5, [12, 12, 12], activation, mode="one_lipschitz", n_outputs=3,
-                   weight_scale=5.0, coeff_noise=3.0, scaled=False)
+    net = make_net(
+        7,
+        5,
+        [12, 12, 12],
+        activation,
+        mode="one_lipschitz",
+        n_outputs=3,
+        weight_scale=5.0,
+        coeff_noise=3.0,
+        scaled=False,
+    )
     cert = certify_global(net)
     assert cert.certified <= 1 + 1e-5, cert.bounds
 
@@ -239,8 +248,10 @@ def test_bounds_match_direct_computation_on_tiny_relu_net() -> None:
         "per_neuron_scaled": n2(A1) * n2(A2),  # S = I for leaky ReLU
         "liplt": n2(A2 * (a + b) / 2 @ A1) + n2(A2 * (b - a) / 2) * n2(A1),
         "frobenius": np.linalg.norm(A1) * np.linalg.norm(A2) * (3 * (1 + 0.99)) * 2,
-        "bv2_mixed": np.linalg.norm(A1, axis=1).max() * np.linalg.norm(A2, axis=1).max()
-        * math.sqrt(3 * 1.99**2) * math.sqrt(2),
+        "bv2_mixed": np.linalg.norm(A1, axis=1).max()
+        * np.linalg.norm(A2, axis=1).max()
+        * math.sqrt(3 * 1.99**2)
+        * math.sqrt(2),
     }
     cert = certify_global(net, use_cache=False)
     for name, value in expected.items():
@@ -265,7 +276,11 @@ def test_spline_views_are_sound() -> None:
 def test_cnn_dense_conversion_is_exact_and_bounds_sound() -> None:
     cfg = TrainingConfig(
         architecture={
-            "kind": "cnn", "conv_channels": [3], "hidden": [6], "input_shape": (1, 6, 6), "activation": "relu"
+            "kind": "cnn",
+            "conv_channels": [3],
+            "hidden": [6],
+            "input_shape": (1, 6, 6),
+            "activation": "relu",
         }
     )
     net = SplineNetwork(cfg, 36, 2)

@@ -13,11 +13,13 @@ from lipspline.splines import LinearSpline
 
 
 def small_net(mode: str, activation: str = "deepspline", **objective) -> tuple[SplineNetwork, Objective]:
-    config = TrainingConfig.model_validate({
-        "architecture": {"hidden": [3, 4], "activation": activation},
-        "spline": {"knots": 7, "range": 1.5},
-        "objective": {"mode": mode, "lambda": 0.3, "mu": 0.05, **objective},
-    })
+    config = TrainingConfig.model_validate(
+        {
+            "architecture": {"hidden": [3, 4], "activation": activation},
+            "spline": {"knots": 7, "range": 1.5},
+            "objective": {"mode": mode, "lambda": 0.3, "mu": 0.05, **objective},
+        }
+    )
     torch.manual_seed(7)
     net = SplineNetwork(config, 2, 1)
     with torch.no_grad():

@@ -71,7 +71,7 @@ def test_gradcheck_float64(kernel):
     torch.manual_seed(2)
     coeffs = torch.randn(3, 6, dtype=torch.float64, requires_grad=True)
     # keep points away from knots, where the function is not differentiable
-    x = (torch.rand(7, 3, dtype=torch.float64) * 5.6 - 2.8)
+    x = torch.rand(7, 3, dtype=torch.float64) * 5.6 - 2.8
     grid = torch.linspace(-1.0, 1.0, 6, dtype=torch.float64)
     x = torch.where((x.unsqueeze(-1) - grid).abs().min(-1).values < 1e-3, x + 0.01, x).requires_grad_(True)
     assert torch.autograd.gradcheck(lambda a, c: splines.evaluate_splines(a, c, 1.0), (x, coeffs))
@@ -132,8 +132,12 @@ def test_relu_form_equals_spline_both_directions():
     back = values_from_relu_form(form, spline.grid())
     torch.testing.assert_close(back, spline.coefficients.detach().double(), rtol=1e-9, atol=1e-9)
     # a random ReLU form -> values -> ReLU form is the identity
-    random_form = ReluForm(torch.randn(6, dtype=torch.float64), torch.randn(6, dtype=torch.float64),
-                           torch.randn(6, 13, dtype=torch.float64), form.knots)
+    random_form = ReluForm(
+        torch.randn(6, dtype=torch.float64),
+        torch.randn(6, dtype=torch.float64),
+        torch.randn(6, 13, dtype=torch.float64),
+        form.knots,
+    )
     again = relu_form_from_values(values_from_relu_form(random_form, spline.grid()), 3.0)
     for a, b in [(again.b1, random_form.b1), (again.b2, random_form.b2), (again.a, random_form.a)]:
         torch.testing.assert_close(a, b, rtol=1e-9, atol=1e-9)
@@ -143,10 +147,14 @@ def hand_built() -> LinearSpline:
     """Knots at -2,-1,0,1,2 (K=5, Delta=1) with values chosen by hand."""
     spline = LinearSpline(2, knots=5, grid_range=2.0)
     with torch.no_grad():
-        spline.coefficients.copy_(torch.tensor([
-            [0.0, 0.0, 0.0, 1.0, 2.0],    # ReLU: one kink at 0
-            [1.0, -1.0, 2.0, 2.0, 0.5],   # slopes -2, 3, 0, -1.5
-        ]))
+        spline.coefficients.copy_(
+            torch.tensor(
+                [
+                    [0.0, 0.0, 0.0, 1.0, 2.0],  # ReLU: one kink at 0
+                    [1.0, -1.0, 2.0, 2.0, 0.5],  # slopes -2, 3, 0, -1.5
+                ]
+            )
+        )
     return spline
 
 

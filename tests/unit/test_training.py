@@ -144,8 +144,10 @@ def test_cnn_trains_on_image_shaped_inputs():
     images = rng.normal(size=(120, 1, 6, 6))
     labels = (images[:, 0, :3].mean(axis=(1, 2)) > images[:, 0, 3:].mean(axis=(1, 2))).astype(int)
     data = from_arrays(images.reshape(120, -1).tolist(), labels.tolist(), task="classification")
-    cfg = config(architecture={"kind": "cnn", "input_shape": [1, 6, 6], "conv_channels": [4], "hidden": [8]},
-                 training={"epochs": 20})
+    cfg = config(
+        architecture={"kind": "cnn", "input_shape": [1, 6, 6], "conv_channels": [4], "hidden": [8]},
+        training={"epochs": 20},
+    )
     result = fit(data, cfg)
     assert result.history[-1].train_metrics["accuracy"] > 0.8
 
@@ -162,13 +164,15 @@ def test_circle_deep_spline_2_2_1_reaches_98_percent():
     """Paper 000's headline: a (2, 2, 1) deep-spline net with BV2 classifies the circle (98.54 %)."""
     train = make_circle(1000, seed=0)
     test = make_circle(10000, seed=123)
-    cfg = TrainingConfig.model_validate({
-        "architecture": {"hidden": [2]},
-        "spline": {"knots": 21, "range": 3.0, "init": "relu"},
-        "objective": {"mode": "bv2", "lambda": 1e-4, "mu": 1e-4},
-        "training": {"epochs": 300, "batch_size": 32, "lr": 1e-2, "validation_split": 0.0, "seed": 0},
-        "device": "cpu",
-    })
+    cfg = TrainingConfig.model_validate(
+        {
+            "architecture": {"hidden": [2]},
+            "spline": {"knots": 21, "range": 3.0, "init": "relu"},
+            "objective": {"mode": "bv2", "lambda": 1e-4, "mu": 1e-4},
+            "training": {"epochs": 300, "batch_size": 32, "lr": 1e-2, "validation_split": 0.0, "seed": 0},
+            "device": "cpu",
+        }
+    )
     model = fit(train, cfg).model
     accuracy = float((np.array(model.predict(test.X)) == test.y).mean())
     assert accuracy >= 0.98, accuracy
