@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
-from typing import Any
+from typing import Annotated, Any
 
-from fastapi import APIRouter, Request, Response
+from fastapi import APIRouter, Header, Request, Response
+from fastapi.concurrency import run_in_threadpool
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
 from pydantic import ValidationError
 from sqlalchemy import select
 
@@ -13,9 +17,12 @@ from api_schemas import ACTIVE_STATES
 from api_schemas.http import DatasetCreate, DatasetList, DatasetOut
 from lipspline.data import Dataset, from_arrays, parse_upload
 from service.db.dataset_blob import dataset_to_bytes
+from service.db.engine import session_scope
 from service.db.ids import new_id
 from service.db.tables import DatasetRow, JobRow
 from service.deps import AppSettings, DbSession, TenantId
+from service.idempotency import IdempotentRequest, fingerprint
+from service.limits import check_dataset
 from service.ownership import owned
 from service.problems import ProblemError, invalid_field
 from service.settings import Settings
@@ -53,58 +60,35 @@ def to_out(row: DatasetRow) -> DatasetOut:
     return DatasetOut.model_validate(row, from_attributes=True)
 
 
-async def _read_limited(upload: Any, limit: int) -> bytes:
-    """Read an uploaded file, refusing it as soon as it exceeds ``limit`` bytes."""
-    chunks, total = [], 0
+UPLOAD_ROUTE = "POST /v1/datasets"
+
+
+async def _read_upload(upload: Any) -> bytes:
+    # the body size is already capped by the BodySizeLimit middleware as it streams in
+    chunks = []
     while chunk := await upload.read(UPLOAD_CHUNK):
-        total += len(chunk)
-        if total > limit:
-            raise ProblemError(
-                413,
-                "Content Too Large",
-                f"file: the upload exceeds the limit of {limit} bytes",
-                kind="content-too-large",
-                field="file",
-                limit_bytes=limit,
-            )
         chunks.append(chunk)
     return b"".join(chunks)
 
 
-async def _dataset_from_multipart(request: Request, settings: Settings) -> tuple[Dataset, str, str | None]:
+async def _multipart_request(request: Request) -> dict[str, Any]:
+    """The form's fields and file bytes (I/O only; parsing happens off the event loop)."""
     form = await request.form(max_files=1, max_fields=16)
     upload = form.get("file")
     if upload is None or isinstance(upload, str):
         raise invalid_field("file", "a file field named 'file' is required")
-    data = await _read_limited(upload, settings.max_upload_bytes)
-    target = form.get("target")
-    task = form.get("task")
-    if task not in (None, "", "classification", "regression"):
+    fields = {key: form.get(key) for key in ("target", "task", "name")}
+    for key, value in fields.items():
+        if value is not None and not isinstance(value, str):
+            raise invalid_field(key, "must be a plain form field, not a file")
+    if fields["task"] not in (None, "", "classification", "regression"):
         raise invalid_field("task", "must be 'classification' or 'regression'")
-    filename = upload.filename or "upload"
-    dataset = parse_upload(
-        filename,
-        data,
-        target=str(target) if target else None,
-        task=task or None,  # type: ignore[arg-type]
-        max_bytes=settings.max_upload_bytes,
-    )
-    name = form.get("name")
-    if isinstance(name, str) and name.strip():
-        dataset = Dataset(dataset.X, dataset.y, dataset.task, dataset.feature_names, dataset.classes, name[:200])
-    fmt = filename.rsplit(".", 1)[-1].lower()
-    return dataset, ("parquet" if fmt == "pq" else fmt), (str(target) if target and fmt != "npz" else None)
+    data = await _read_upload(upload)
+    return {"kind": "multipart", "filename": upload.filename or "upload", "data": data, **fields}
 
 
-async def _dataset_from_json(request: Request, settings: Settings) -> tuple[Dataset, str, str | None]:
+async def _json_request(request: Request) -> dict[str, Any]:
     body = await request.body()
-    if len(body) > settings.max_upload_bytes:
-        raise ProblemError(
-            413,
-            "Content Too Large",
-            f"body: exceeds the limit of {settings.max_upload_bytes} bytes",
-            kind="content-too-large",
-        )
     try:
         payload = json.loads(body)
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
@@ -112,11 +96,56 @@ async def _dataset_from_json(request: Request, settings: Settings) -> tuple[Data
     try:
         spec = DatasetCreate.model_validate(payload)
     except ValidationError as exc:
-        from fastapi.exceptions import RequestValidationError
-
         raise RequestValidationError(exc.errors()) from exc
-    dataset = from_arrays(spec.inputs, spec.targets, task=spec.task, feature_names=spec.feature_names, name=spec.name)
-    return dataset, "json", None
+    return {"kind": "json", "spec": spec}
+
+
+def _fingerprint(parsed: dict[str, Any]) -> str:
+    if parsed["kind"] == "json":
+        return fingerprint(parsed["spec"].model_dump(mode="json"))
+    described = {k: v for k, v in parsed.items() if k != "data"}
+    described["sha256"] = hashlib.sha256(parsed["data"]).hexdigest()
+    return fingerprint(described)
+
+
+def _parse(parsed: dict[str, Any], settings: Settings) -> tuple[Dataset, str, str | None]:
+    if parsed["kind"] == "json":
+        spec: DatasetCreate = parsed["spec"]
+        return from_arrays(spec.inputs, spec.targets, task=spec.task, feature_names=spec.feature_names,
+                           name=spec.name), "json", None  # fmt: skip
+    filename, target = parsed["filename"], parsed["target"] or None
+    dataset = parse_upload(filename, parsed["data"], target=target, task=parsed["task"] or None,
+                           max_bytes=settings.max_upload_bytes)  # fmt: skip
+    name = parsed["name"]
+    if name and name.strip():
+        dataset = Dataset(dataset.X, dataset.y, dataset.task, dataset.feature_names, dataset.classes, name[:200])
+    fmt = filename.rsplit(".", 1)[-1].lower()
+    return dataset, ("parquet" if fmt == "pq" else fmt), (target if fmt != "npz" else None)
+
+
+def _create(parsed: dict[str, Any], idem: IdempotentRequest, tenant: str, settings: Settings) -> Response:
+    """Validate in full, then store the dataset and its idempotency record in one transaction."""
+    replay = idem.begin(_fingerprint(parsed))
+    if replay is not None:
+        return replay
+    try:
+        dataset, fmt, target = _parse(parsed, settings)
+        check_dataset(dataset, settings)
+        with session_scope(settings.resolved_database_url) as session:
+            row = DatasetRow(
+                id=new_id(), tenant_id=tenant, name=dataset.name, task=dataset.task, n_samples=dataset.n_samples,
+                n_features=dataset.n_features, classes=dataset.classes, feature_names=list(dataset.feature_names),
+                target_name=target, source_format=fmt, sha256=dataset.sha256, content=dataset_to_bytes(dataset),
+            )  # fmt: skip
+            session.add(row)
+            session.flush()
+            body = to_out(row).model_dump(mode="json")
+            headers = {"Location": f"/v1/datasets/{row.id}"}
+            idem.finish(201, body, headers, session=session)
+    except BaseException:
+        idem.release()
+        raise
+    return JSONResponse(body, status_code=201, headers=headers)
 
 
 @router.post(
@@ -124,44 +153,31 @@ async def _dataset_from_json(request: Request, settings: Settings) -> tuple[Data
     status_code=201,
     response_model=DatasetOut,
     openapi_extra=_UPLOAD_BODY,
-    responses={413: {"description": "upload too large"}, 422: {"description": "invalid data"}},
+    responses={
+        409: {"description": "Idempotency-Key in use by a request still in flight"},
+        413: {"description": "upload too large"},
+        415: {"description": "neither multipart/form-data nor application/json"},
+        422: {"description": "invalid data, a limit exceeded, or an Idempotency-Key reused with another body"},
+    },
 )
 async def create_dataset(
     request: Request,
     tenant: TenantId,
     settings: AppSettings,
-    session: DbSession,
-) -> DatasetOut:
+    idempotency_key: Annotated[str | None, Header(alias="Idempotency-Key", max_length=255)] = None,
+) -> Response:
     """Upload a dataset; it is validated in full before anything is stored."""
+    idem = IdempotentRequest(request, tenant, UPLOAD_ROUTE)
     content_type = request.headers.get("content-type", "")
     if content_type.startswith("multipart/form-data"):
-        dataset, fmt, target = await _dataset_from_multipart(request, settings)
+        parsed = await _multipart_request(request)
     elif content_type.startswith("application/json"):
-        dataset, fmt, target = await _dataset_from_json(request, settings)
+        parsed = await _json_request(request)
     else:
-        raise ProblemError(
-            415,
-            "Unsupported Media Type",
-            "Content-Type must be multipart/form-data or application/json",
-            kind="unsupported-media-type",
-        )
-    row = DatasetRow(
-        id=new_id(),
-        tenant_id=tenant,
-        name=dataset.name,
-        task=dataset.task,
-        n_samples=dataset.n_samples,
-        n_features=dataset.n_features,
-        classes=dataset.classes,
-        feature_names=list(dataset.feature_names),
-        target_name=target,
-        source_format=fmt,
-        sha256=dataset.sha256,
-        content=dataset_to_bytes(dataset),
-    )
-    session.add(row)
-    session.flush()
-    return to_out(row)
+        raise ProblemError(415, "Unsupported Media Type", "Content-Type must be multipart/form-data or "
+                           "application/json", kind="unsupported-media-type")  # fmt: skip
+    # parsing and the database work are CPU/blocking: keep them off the event loop
+    return await run_in_threadpool(_create, parsed, idem, tenant, settings)
 
 
 @router.get("", response_model=DatasetList)

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from typing import Annotated
 
-from fastapi import APIRouter, Response
+from fastapi import APIRouter, Header, Request
+from fastapi.responses import JSONResponse, Response
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
@@ -15,11 +17,15 @@ from service.db.ids import new_id
 from service.db.tables import DatasetRow, JobEpochRow, JobRow
 from service.deps import AppSettings, DbSession, TenantId
 from service.dispatch import send_job
+from service.idempotency import IdempotentRequest, fingerprint
+from service.limits import check_network
 from service.ownership import owned
 from service.problems import ProblemError
+from service.settings import Settings
 from worker.celery_app import queue_for_device
 
 router = APIRouter(prefix="/v1/jobs", tags=["jobs"])
+SUBMIT_ROUTE = "POST /v1/jobs"
 
 
 def to_out(row: JobRow) -> JobOut:
@@ -36,14 +42,35 @@ def _get(session: Session, job_id: str, tenant: str, *, lock: bool = False) -> J
     response_model=JobAccepted,
     responses={
         404: {"description": "unknown dataset"},
-        422: {"description": "invalid config"},
+        409: {"description": "Idempotency-Key in use by a request still in flight"},
+        422: {"description": "invalid config, a limit exceeded, or an Idempotency-Key reused with another body"},
         503: {"description": "broker unreachable"},
     },
 )
-def submit_job(spec: JobCreate, response: Response, settings: AppSettings, tenant: TenantId) -> JobAccepted:
+def submit_job(
+    spec: JobCreate,
+    request: Request,
+    settings: AppSettings,
+    tenant: TenantId,
+    idempotency_key: Annotated[str | None, Header(alias="Idempotency-Key", max_length=255)] = None,
+) -> Response:
     """Validate the config, record the job as queued, hand its id to a worker; returns at once."""
+    idem = IdempotentRequest(request, tenant, SUBMIT_ROUTE)
+    replay = idem.begin(fingerprint(spec.model_dump(mode="json", by_alias=True)))
+    if replay is not None:
+        return replay
+    try:
+        return _submit(spec, settings, tenant, idem)
+    except BaseException:
+        idem.release()
+        raise
+
+
+def _submit(spec: JobCreate, settings: Settings, tenant: str, idem: IdempotentRequest) -> Response:
     queue = queue_for_device(spec.config.device)
     job_id = new_id()
+    body = JobAccepted(id=job_id, status=JobStatus.queued).model_dump(mode="json")
+    headers = {"Location": f"/v1/jobs/{job_id}"}
     with session_scope(settings.resolved_database_url) as session:
         dataset = session.get(DatasetRow, spec.dataset_id)
         if dataset is None or dataset.tenant_id != tenant:
@@ -54,6 +81,9 @@ def submit_job(spec: JobCreate, response: Response, settings: AppSettings, tenan
                 kind="not-found",
                 field="dataset_id",
             )
+        check_network(spec.config, dataset, settings)
+        # the idempotency record commits with the job row: a crash can never leave one without the other
+        idem.finish(202, body, headers, session=session)
         session.add(
             JobRow(
                 id=job_id,
@@ -65,6 +95,8 @@ def submit_job(spec: JobCreate, response: Response, settings: AppSettings, tenan
                 cancel_requested=False,
                 progress={"epoch": 0, "epochs": spec.config.training.epochs},
                 attempts=0,
+                # the message is sent right after this commits; the reconciler re-sends it if lost
+                dispatched_at=datetime.now(UTC),
             )
         )
     try:
@@ -82,8 +114,7 @@ def submit_job(spec: JobCreate, response: Response, settings: AppSettings, tenan
             f"the job broker is unreachable: {type(exc).__name__}",
             kind="broker-unavailable",
         ) from exc
-    response.headers["Location"] = f"/v1/jobs/{job_id}"
-    return JobAccepted(id=job_id, status=JobStatus.queued)
+    return JSONResponse(body, status_code=202, headers=headers)
 
 
 @router.get("", response_model=JobList)

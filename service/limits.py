@@ -1,0 +1,121 @@
+"""Configurable limits, each refused with its own clear 4xx.
+
+* request bodies: counted on the bytes actually streamed in (a client can lie in
+  Content-Length or send chunked), 413 as soon as the limit is passed;
+* datasets: rows, features, classes (422 naming the limit);
+* jobs: hidden widths, depth, knots, parameter count, epochs (422 naming the config field);
+* predict batch size (in the models router); request rate per key (``rate_limit.py``).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+
+from api_schemas import TrainingConfig
+from lipspline.data import Dataset
+from lipspline.networks import SplineNetwork, output_width
+from service.problems import ProblemError
+from service.settings import Settings
+
+#: room for multipart framing and form fields around an upload of the maximum size
+MULTIPART_OVERHEAD = 64 * 1024
+
+
+def limit_exceeded(field: str, message: str, limit_name: str, limit: int | float, status: int = 422) -> ProblemError:
+    return ProblemError(status, "Limit Exceeded", f"{field}: {message}", kind="limit-exceeded",
+                        errors=[{"field": field, "message": message}], limit=limit_name, limit_value=limit)  # fmt: skip
+
+
+def too_large(limit: int) -> ProblemError:
+    return ProblemError(413, "Content Too Large", f"body: the request exceeds the limit of {limit} bytes",
+                        kind="content-too-large", limit="max_upload_bytes", limit_value=limit)  # fmt: skip
+
+
+class BodySizeLimit:
+    """ASGI middleware: 413 when the declared or the streamed body exceeds the limit."""
+
+    def __init__(self, app: Any, limit: int) -> None:
+        self.app, self.limit = app, limit + MULTIPART_OVERHEAD
+
+    async def __call__(self, scope: dict, receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        declared = dict(scope.get("headers") or []).get(b"content-length")
+        if declared is not None and declared.isdigit() and int(declared) > self.limit:
+            await self._refuse(scope, send)
+            return
+        received = 0
+
+        async def counted_receive() -> dict:
+            nonlocal received
+            message = await receive()
+            if message["type"] == "http.request":
+                received += len(message.get("body", b""))
+                if received > self.limit:
+                    # raised inside the handler's body read, rendered by the ProblemError handler
+                    raise too_large(self.limit - MULTIPART_OVERHEAD)
+            return message
+
+        await self.app(scope, counted_receive, send)
+
+    async def _refuse(self, scope: dict, send: Any) -> None:
+        import json
+
+        limit = self.limit - MULTIPART_OVERHEAD
+        body = json.dumps({
+            "type": "https://lipspline.dev/problems/content-too-large", "title": "Content Too Large", "status": 413,
+            "detail": f"body: Content-Length exceeds the limit of {limit} bytes", "instance": scope.get("path", ""),
+            "limit": "max_upload_bytes", "limit_value": limit,
+        }).encode()  # fmt: skip
+        headers = [(b"content-type", b"application/problem+json"), (b"content-length", str(len(body)).encode()),
+                   (b"connection", b"close")]  # fmt: skip
+        await send({"type": "http.response.start", "status": 413, "headers": headers})
+        await send({"type": "http.response.body", "body": body})
+
+
+def check_dataset(dataset: Dataset, settings: Settings) -> None:
+    if dataset.n_samples > settings.max_rows:
+        raise limit_exceeded("file", f"{dataset.n_samples} rows exceed the limit of {settings.max_rows}",
+                             "max_rows", settings.max_rows)  # fmt: skip
+    if dataset.n_features > settings.max_features:
+        raise limit_exceeded("file", f"{dataset.n_features} features exceed the limit of {settings.max_features}",
+                             "max_features", settings.max_features)  # fmt: skip
+    if dataset.classes is not None and len(dataset.classes) > settings.max_classes:
+        raise limit_exceeded("file", f"{len(dataset.classes)} classes exceed the limit of {settings.max_classes}",
+                             "max_classes", settings.max_classes)  # fmt: skip
+
+
+def parameter_count(config: TrainingConfig, n_features: int, n_outputs: int) -> int:
+    """Exact parameter count, from a network built on the meta device (no memory, no compute)."""
+    with torch.device("meta"):
+        network = SplineNetwork(config, n_features, n_outputs)
+    return network.parameter_count()
+
+
+def check_network(config: TrainingConfig, dataset_row: Any, settings: Settings) -> None:
+    arch = config.architecture
+    if config.training.epochs > settings.max_epochs:
+        raise limit_exceeded("config.training.epochs", f"{config.training.epochs} exceeds the limit of "
+                             f"{settings.max_epochs}", "max_epochs", settings.max_epochs)  # fmt: skip
+    if len(arch.hidden) > settings.max_depth:
+        raise limit_exceeded("config.architecture.hidden", f"{len(arch.hidden)} hidden layers exceed the limit of "
+                             f"{settings.max_depth}", "max_depth", settings.max_depth)  # fmt: skip
+    for i, width in enumerate([*arch.hidden, *(arch.conv_channels if arch.kind == "cnn" else [])]):
+        if width > settings.max_width:
+            field = f"config.architecture.hidden.{i}" if i < len(arch.hidden) else "config.architecture.conv_channels"
+            raise limit_exceeded(field, f"width {width} exceeds the limit of {settings.max_width}",
+                                 "max_width", settings.max_width)  # fmt: skip
+    if arch.activation == "deepspline" and config.spline.knots > settings.max_knots:
+        raise limit_exceeded("config.spline.knots", f"{config.spline.knots} knots exceed the limit of "
+                             f"{settings.max_knots}", "max_knots", settings.max_knots)  # fmt: skip
+    n_classes = len(dataset_row.classes) if dataset_row.classes is not None else None
+    try:
+        count = parameter_count(config, dataset_row.n_features, output_width(dataset_row.task, n_classes))
+    except ValueError as exc:  # e.g. input_shape does not match the data
+        raise limit_exceeded("config.architecture", str(exc), "architecture", 0) from exc
+    if count > settings.max_parameters:
+        raise limit_exceeded("config.architecture", f"the network has {count} parameters, above the limit of "
+                             f"{settings.max_parameters}", "max_parameters", settings.max_parameters)  # fmt: skip
