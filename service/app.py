@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from fastapi import FastAPI
 
+from service.limits import BodySizeLimit
 from service.model_cache import ModelCache
 from service.problems import install_problem_handlers
 from service.rate_limit import RateLimiter
@@ -27,6 +28,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.model_cache = ModelCache(settings.resolved_database_url, settings.model_cache_size)
     app.state.rate_limiter = RateLimiter(settings.rate_limit_per_s, settings.rate_limit_burst)
     install_problem_handlers(app)
+    # outermost: counts the bytes of every request body as they stream in (413 past the limit)
+    app.add_middleware(BodySizeLimit, limit=settings.max_upload_bytes)
     for router in (health.router, datasets.router, jobs.router, models.router):
         app.include_router(router)
     return app
