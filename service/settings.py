@@ -41,6 +41,16 @@ class Settings(BaseSettings):
     model_cache_size: int = Field(16, ge=1, description="models kept loaded per API process")
     task_time_limit_s: int = Field(6 * 3600, ge=60, description="hard limit on one training job")
     cancel_poll_s: float = Field(0.5, gt=0, description="how often a worker re-reads a job's cancel flag")
+    # faults (README "Faults"): a running job's worker renews its lease by heartbeat; the reconciler
+    # re-queues jobs whose lease expired and re-sends queued jobs the broker may have lost
+    lease_timeout_s: float = Field(60.0, gt=0, description="a running job with no heartbeat for this long is re-queued")
+    heartbeat_s: float = Field(10.0, gt=0, description="how often a training worker renews its job's lease")
+    reconcile_every_s: float = Field(10.0, ge=0, description="reconciler period in every API and worker (0: off)")
+    redispatch_after_s: float = Field(300.0, gt=0, description="a job queued this long since its last send is re-sent")
+    max_attempts: int = Field(3, ge=1, description="runs of a job (first + retries after lost workers) before failed")
+    checkpoint_db_every_s: float = Field(
+        30.0, ge=0, description="least seconds between copies of a job's checkpoint into the database (0: each epoch)"
+    )
 
     @cached_property
     def resolved_database_url(self) -> str:

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import socket
 
-from celery.signals import worker_process_init
+from celery.signals import worker_process_init, worker_ready, worker_shutdown
 
 from service.db.engine import dispose_all
 from service.settings import get_settings
+from worker import reconciler
 from worker.celery_app import TRAIN_TASK, celery_app
 from worker.training_job import run_training_job
 
@@ -17,6 +18,18 @@ def _fresh_connections(**_kwargs) -> None:  # noqa: ANN003
     # A prefork child inherits the parent's pooled DB sockets; using them from two
     # processes corrupts the protocol stream, so every child starts with none.
     dispose_all()
+
+
+@worker_ready.connect
+def _start_reconciler(**_kwargs) -> None:  # noqa: ANN003
+    # In the worker's main process (prefork) or its only process (solo): every worker host
+    # re-queues jobs whose worker died and re-sends jobs the broker lost (worker/reconciler.py).
+    reconciler.start_in_worker(get_settings())
+
+
+@worker_shutdown.connect
+def _stop_reconciler(**_kwargs) -> None:  # noqa: ANN003
+    reconciler.stop_in_worker()
 
 
 @celery_app.task(name=TRAIN_TASK, bind=True)

@@ -1,0 +1,226 @@
+"""The reconciler: the database, not the broker, decides what still has to run.
+
+Run every ``reconcile_every_s`` from a thread in every ``lipspline worker`` main
+process and in every API process (``lipspline serve`` / ``lipspline api``). One pass:
+
+(a) a ``running`` job whose lease expired (no heartbeat for ``lease_timeout_s``: its
+    worker died, was SIGKILLed, or lost the database) goes back to ``queued`` with
+    a note in ``error`` and its attempt count kept, and is sent again; a worker
+    claiming it resumes from its last checkpoint in ``job_checkpoints``. Once it
+    has had ``max_attempts`` runs it is ``failed`` instead, with a clear error; a job
+    whose cancellation was requested is ``cancelled``.
+(b) a ``queued`` job last sent more than ``redispatch_after_s`` ago is sent again:
+    the broker may have lost the message (Redis restarted or flushed, the embedded
+    queue deleted). A duplicate message is harmless: a claim takes only a queued job
+    or one whose lease expired, so the extra delivery does nothing.
+
+Safe in any number of processes at once: each action is one conditional UPDATE
+(``WHERE status = … AND attempts = … AND heartbeat_at < cutoff``), so when two
+reconcilers see the same job only the one whose UPDATE matched a row acts.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import random
+import threading
+import traceback
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+
+from sqlalchemy import func, select, update
+
+from api_schemas import JobStatus
+from service.db.engine import session_scope
+from service.db.tables import JobRow
+from service.settings import Settings
+from worker.training_job import _drop_checkpoint, give_up_message
+
+log = logging.getLogger(__name__)
+
+Sender = Callable[[Settings, str, str], None]
+
+
+@dataclass
+class Outcome:
+    """What one pass did (job ids), for logs and tests."""
+
+    requeued: list[str] = field(default_factory=list)
+    failed: list[str] = field(default_factory=list)
+    cancelled: list[str] = field(default_factory=list)
+    resent: list[str] = field(default_factory=list)
+
+    def __bool__(self) -> bool:
+        return bool(self.requeued or self.failed or self.cancelled or self.resent)
+
+
+def _default_sender(settings: Settings, job_id: str, queue: str) -> None:
+    from service.dispatch import send_job
+
+    send_job(settings, job_id, queue)
+
+
+def _last_beat():  # noqa: ANN202
+    return func.coalesce(JobRow.heartbeat_at, JobRow.updated_at)
+
+
+def _last_send():  # noqa: ANN202
+    return func.coalesce(JobRow.dispatched_at, JobRow.created_at)
+
+
+def reconcile_once(settings: Settings, send: Sender | None = None, now: datetime | None = None) -> Outcome:
+    """One pass over the jobs table; see the module docstring."""
+    send = send or _default_sender
+    now = now or datetime.now(UTC)
+    url = settings.resolved_database_url
+    lease_cutoff = now - timedelta(seconds=settings.lease_timeout_s)
+    send_cutoff = now - timedelta(seconds=settings.redispatch_after_s)
+    outcome = Outcome()
+    to_send: list[tuple[str, str]] = []
+
+    # (a) running jobs whose worker stopped renewing the lease
+    with session_scope(url) as session:
+        stale = session.execute(
+            select(JobRow.id, JobRow.attempts, JobRow.cancel_requested, JobRow.worker_host, JobRow.queue)
+            .where(JobRow.status == JobStatus.running, _last_beat() < lease_cutoff)
+            .order_by(JobRow.created_at)
+        ).all()
+    for job_id, attempts, cancel_requested, worker_host, queue in stale:
+        note = (
+            f"worker {worker_host or '?'} lost: no heartbeat for {settings.lease_timeout_s:g} s "
+            f"(attempt {attempts} of {settings.max_attempts})"
+        )
+        if cancel_requested:
+            values, bucket = {"status": JobStatus.cancelled, "finished_at": now}, outcome.cancelled
+        elif attempts >= settings.max_attempts:
+            values = {"status": JobStatus.failed, "finished_at": now, "error": give_up_message(attempts, note)}
+            bucket = outcome.failed
+        else:
+            values = {"status": JobStatus.queued, "error": note + "; re-queued", "heartbeat_at": None}
+            values["dispatched_at"] = now
+            bucket = outcome.requeued
+        with session_scope(url) as session:
+            result = session.execute(
+                update(JobRow)
+                .where(
+                    JobRow.id == job_id,
+                    JobRow.status == JobStatus.running,
+                    JobRow.attempts == attempts,
+                    _last_beat() < lease_cutoff,
+                )
+                .values(updated_at=now, **values)
+                .execution_options(synchronize_session=False)
+            )
+            if result.rowcount != 1:
+                continue  # renewed meanwhile, or another reconciler acted first
+            if bucket is not outcome.requeued:
+                _drop_checkpoint(session, job_id)
+        bucket.append(job_id)
+        log.warning("job %s: %s -> %s", job_id, note, values["status"])
+        if bucket is outcome.requeued:
+            to_send.append((job_id, queue))
+
+    # (b) queued jobs whose message the broker may have lost
+    with session_scope(url) as session:
+        waiting = session.execute(
+            select(JobRow.id, JobRow.queue)
+            .where(JobRow.status == JobStatus.queued, _last_send() < send_cutoff)
+            .order_by(JobRow.created_at)
+        ).all()
+    for job_id, queue in waiting:
+        with session_scope(url) as session:
+            result = session.execute(
+                update(JobRow)
+                .where(JobRow.id == job_id, JobRow.status == JobStatus.queued, _last_send() < send_cutoff)
+                .values(dispatched_at=now)
+                .execution_options(synchronize_session=False)
+            )
+            if result.rowcount != 1:
+                continue
+        outcome.resent.append(job_id)
+        to_send.append((job_id, queue))
+
+    for job_id, queue in to_send:
+        try:
+            send(settings, job_id, queue)
+        except Exception as exc:  # broker down: mark it unsent so the next pass tries again
+            log.warning("job %s: re-send failed (%s: %s); retrying next pass", job_id, type(exc).__name__, exc)
+            with session_scope(url) as session:
+                session.execute(
+                    update(JobRow)
+                    .where(JobRow.id == job_id, JobRow.status == JobStatus.queued)
+                    .values(dispatched_at=now - timedelta(seconds=settings.redispatch_after_s + 1))
+                    .execution_options(synchronize_session=False)
+                )
+    if outcome.resent:
+        log.info("re-sent %d queued job(s) the broker may have lost: %s", len(outcome.resent), outcome.resent)
+    return outcome
+
+
+# Fork safety: a Celery prefork main process forks pool children while this thread may be
+# mid-pass, holding locks (engine registry, connection pool) a child would inherit locked.
+# Each pass holds _active; a fork waits for the pass to end, and the child gets a fresh lock.
+_active = threading.Lock()
+
+
+def _after_fork_in_child() -> None:
+    global _active
+    _active = threading.Lock()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(
+        before=lambda: _active.acquire(),
+        after_in_parent=lambda: _active.release(),
+        after_in_child=_after_fork_in_child,
+    )
+
+
+class Reconciler:
+    """The periodic thread; ``start()`` does nothing when ``reconcile_every_s`` is 0."""
+
+    def __init__(self, settings: Settings, send: Sender | None = None) -> None:
+        self.settings, self.send = settings, send
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def start(self) -> Reconciler:
+        if self.settings.reconcile_every_s > 0 and self._thread is None:
+            self._thread = threading.Thread(target=self._run, name="lipspline-reconciler", daemon=True)
+            self._thread.start()
+        return self
+
+    def _run(self) -> None:
+        period = self.settings.reconcile_every_s
+        # jitter: reconcilers of many processes do not all query at the same instant
+        while not self._stop.wait(period * random.uniform(0.8, 1.2)):
+            try:
+                with _active:
+                    reconcile_once(self.settings, self.send)
+            except Exception:  # database or broker unreachable: try again next period
+                log.warning("reconcile pass failed:\n%s", traceback.format_exc())
+
+    def stop(self, timeout_s: float = 10.0) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout_s)
+            self._thread = None
+
+
+_worker_reconciler: Reconciler | None = None
+
+
+def start_in_worker(settings: Settings) -> None:
+    """Called once in a ``lipspline worker`` main process when it is ready (worker.tasks)."""
+    global _worker_reconciler
+    if _worker_reconciler is None:
+        _worker_reconciler = Reconciler(settings).start()
+
+
+def stop_in_worker() -> None:
+    global _worker_reconciler
+    if _worker_reconciler is not None:
+        _worker_reconciler.stop()
+        _worker_reconciler = None
