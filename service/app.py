@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
 from fastapi import FastAPI
 
 from service.limits import BodySizeLimit
@@ -20,10 +23,22 @@ robustness radius that follows from it. Errors are `application/problem+json`
 """
 
 
+@asynccontextmanager
+async def _reconciler_lifespan(app: FastAPI) -> AsyncIterator[None]:
+    # every API process also re-queues jobs of dead workers and re-sends what the broker lost
+    from worker.reconciler import Reconciler
+
+    reconciler = Reconciler(app.state.settings).start()
+    try:
+        yield
+    finally:
+        reconciler.stop()
+
+
 def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or get_settings()
     settings.ensure_dirs()
-    app = FastAPI(title="LipSpline", version="1.0.0", description=DESCRIPTION)
+    app = FastAPI(title="LipSpline", version="1.0.0", description=DESCRIPTION, lifespan=_reconciler_lifespan)
     app.state.settings = settings
     app.state.model_cache = ModelCache(settings.resolved_database_url, settings.model_cache_size)
     app.state.rate_limiter = RateLimiter(settings.rate_limit_per_s, settings.rate_limit_burst)
