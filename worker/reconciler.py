@@ -72,7 +72,7 @@ def _last_send():  # noqa: ANN202
 
 def reconcile_once(settings: Settings, send: Sender | None = None, now: datetime | None = None) -> Outcome:
     """One pass over the jobs table; see the module docstring."""
-    send = send or _default_sender
+    send = _default_sender if send is None else send
     now = now or datetime.now(UTC)
     url = settings.resolved_database_url
     lease_cutoff = now - timedelta(seconds=settings.lease_timeout_s)
