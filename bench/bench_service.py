@@ -71,6 +71,9 @@ TERMINAL = {"succeeded", "failed", "cancelled"}
 # --------------------------------------------------------------------------- servers
 
 
+#: Authorization header for every request (filled in once the server has written its key)
+AUTH: dict[str, str] = {}
+
 def free_port(host: str) -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
         s.bind((host, 0))
@@ -241,7 +244,7 @@ async def predict_load(targets: dict[str, tuple[str, str]], X, counts: dict[int,
     bodies = {b: json.dumps({"inputs": X[:b].tolist()}).encode() for b in BATCHES}
     results: dict[tuple[int, int, str], Cell] = {}
     limits = httpx.Limits(max_connections=max(CONCURRENCIES), max_keepalive_connections=max(CONCURRENCIES))
-    clients = {name: httpx.AsyncClient(base_url=url, limits=limits, timeout=120.0)
+    clients = {name: httpx.AsyncClient(base_url=url, limits=limits, timeout=120.0, headers=AUTH)
                for name, (url, _) in targets.items()}
     try:
         for batch in BATCHES:
@@ -362,6 +365,9 @@ def main() -> int:
         lip_port = free_port(args.host)
         lip_env = {k: v for k, v in os.environ.items() if not k.startswith("LIPSPLINE_")}
         lip_env["LIPSPLINE_DATA_DIR"] = str(tmp_path / "data")
+        # the bench measures serving, not throttling: lift the per-key rate limit
+        lip_env["LIPSPLINE_RATE_LIMIT_PER_S"] = "1000000"
+        lip_env["LIPSPLINE_RATE_LIMIT_BURST"] = "1000000"
         lip = Server("lipspline serve", lipspline_argv(args.host, lip_port), lip_env, tmp_path / "lipspline.log",
                      f"http://{args.host}:{lip_port}", stop_signal=signal.SIGINT)
         base_port = free_port(args.host)
@@ -373,10 +379,13 @@ def main() -> int:
             start = time.perf_counter()
             wait_ready(lip, lambda c: c.get("/readyz").status_code == 200)
             wait_ready(base, lambda c: c.post("/v1/models/x/predict", json={"inputs": [[0.0, 0.0]]}).status_code == 200)
+            # the embedded default wrote the default tenant's API key on first start; both servers
+            # get the same Authorization header, so the baseline parses the same request bytes
+            AUTH["Authorization"] = "Bearer " + (tmp_path / "data" / "api-key").read_text().strip()
             print(f"servers ready in {time.perf_counter() - start:.1f} s "
                   f"(lipspline on :{lip_port}, baseline on :{base_port})")
 
-            with httpx.Client(base_url=lip.base_url, timeout=60.0) as client:
+            with httpx.Client(base_url=lip.base_url, timeout=60.0, headers=AUTH) as client:
                 dataset_id, model_id, train_s = train_model(client, X, y)
                 model = expect(client.get(f"/v1/models/{model_id}"), 200)
                 check = expect(client.post(f"/v1/models/{model_id}/predict",
@@ -391,7 +400,7 @@ def main() -> int:
                 "baseline": (base.base_url, f"/v1/models/{model_id}/predict"),
             }
             results = asyncio.run(predict_load(targets, X, counts, rounds, args.warmup))
-            with httpx.Client(base_url=lip.base_url, timeout=60.0) as client:
+            with httpx.Client(base_url=lip.base_url, timeout=60.0, headers=AUTH) as client:
                 samples = dispatch_latency(client, dataset_id, args.jobs)
         except BaseException:
             for server in (lip, base):
