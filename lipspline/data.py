@@ -264,9 +264,13 @@ def _normalize_labels(targets: Any, target_name: str) -> np.ndarray:
         elif all(_is_number(v) for v in values):
             y = np.array(values)
         else:
-            bad = next(i for i, v in enumerate(values) if not (isinstance(v, str) or _is_number(v)))
+            # labels must be all text or all numbers; the first value of another kind is at fault
+            first_is_text = isinstance(values[0], str)
+            bad = next((i for i, v in enumerate(values) if isinstance(v, str) != first_is_text or
+                        not (isinstance(v, str) or _is_number(v))), 0)  # fmt: skip
             raise DatasetError(
-                f"Row {bad} of target {target_name!r} holds {type(values[bad]).__name__!s}, not a number or label.",
+                f"Row {bad} of target {target_name!r} holds {type(values[bad]).__name__!s} where the labels before "
+                f"it are {'text' if first_is_text else 'numbers'}; use one kind of label.",
                 problem="non_numeric",
                 row=bad,
                 column=target_name,
@@ -639,7 +643,7 @@ def _npy_header(zf: zipfile.ZipFile, info: zipfile.ZipInfo) -> tuple[tuple[int, 
                 shape, _fortran, dtype = fmt.read_array_header_2_0(fp)
             else:
                 raise ValueError(f"unsupported .npy version {version}")
-    except (ValueError, OSError, EOFError, zipfile.BadZipFile, SyntaxError) as exc:
+    except Exception as exc:  # numpy's header parser raises many types (tokenize.TokenError for a cut-off dict)
         raise DatasetError(f"Member {info.filename!r} is not a valid .npy array: {exc}.", problem="bad_npz") from exc
     return tuple(int(s) for s in shape), np.dtype(dtype)
 

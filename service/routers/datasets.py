@@ -93,6 +93,8 @@ async def _json_request(request: Request) -> dict[str, Any]:
         payload = json.loads(body)
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
         raise ProblemError(400, "Bad Request", f"body: not valid JSON ({exc})", kind="bad-json") from exc
+    except RecursionError as exc:
+        raise ProblemError(400, "Bad Request", "body: JSON nested too deeply", kind="bad-json") from exc
     try:
         spec = DatasetCreate.model_validate(payload)
     except ValidationError as exc:
