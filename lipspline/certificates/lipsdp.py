@@ -248,10 +248,11 @@ class _Barrier:
                 HH[1:, 0] = h_rl
                 HH[1:, 1:] = H
                 grad = np.concatenate([[g_r], g_l])
+                d = 1.0 / np.sqrt(np.maximum(np.diagonal(HH), 1e-300))  # Jacobi scaling: lambda spans decades
                 try:
-                    dx = -sl.solve(HH, grad, assume_a="pos")
+                    dx = -d * sl.cho_solve(sl.cho_factor(HH * np.outer(d, d), check_finite=False), d * grad)
                 except (np.linalg.LinAlgError, ValueError):
-                    dx = -np.linalg.lstsq(HH, grad, rcond=None)[0]
+                    dx = -d * np.linalg.lstsq(HH * np.outer(d, d), d * grad, rcond=None)[0]
                 dec = float(-grad @ dx)
                 steps += 1
                 final = m / t < tol * rho

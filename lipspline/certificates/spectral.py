@@ -76,6 +76,10 @@ from lipspline.certificates._fp import (
 CANDIDATE_MARGIN = 1e-9
 #: below this Gram size the dense symmetric eigensolver is cheaper than Lanczos
 DENSE_EIG_LIMIT = 400
+#: Lanczos steps for the candidate of a large Gram matrix (a candidate only: never affects soundness)
+LANCZOS_STEPS = 256
+#: Lanczos stops when its residual is below this fraction of the Ritz value
+LANCZOS_RTOL = 1e-9
 
 
 def _pow2_scale(a: np.ndarray) -> float:
@@ -95,47 +99,114 @@ def _gram(a: np.ndarray) -> tuple[np.ndarray, int]:
     return a.T @ a, m
 
 
+def _gram_upper(a: np.ndarray) -> tuple[np.ndarray, int]:
+    """The smaller Gram matrix by BLAS ``dsyrk``: Fortran order, upper triangle only (half the flops).
+
+    ``a`` is C-contiguous, so ``a.T`` is a Fortran view of the same memory (no
+    copy). Every computed entry is still a length-k dot product evaluated in
+    some order, so the bound of step 2 of the module docstring holds entry-wise.
+    """
+    from scipy.linalg.blas import dsyrk
+
+    m, n = a.shape
+    at = a.T  # (n, m), Fortran-contiguous
+    if m < n:
+        return dsyrk(1.0, at, trans=1, lower=0), n  # (a.T)^T a.T = a a^T
+    return dsyrk(1.0, at, trans=0, lower=0), m  # a.T (a.T)^T = a^T a
+
+
 def _abs_norm_sq_upper(a: np.ndarray) -> float:
     """Upper bound of || |A| ||_2^2 (used for the Gram rounding error)."""
     fro = frobenius_upper(a)
-    one = inflate(float(np.abs(a).sum(axis=0).max()), a.shape[0] + 2)
-    inf = inflate(float(np.abs(a).sum(axis=1).max()), a.shape[1] + 2)
+    absa = np.abs(a)
+    one = inflate(float(absa.sum(axis=0).max()), a.shape[0] + 2)
+    inf = inflate(float(absa.sum(axis=1).max()), a.shape[1] + 2)
     return min(mul_up(fro, fro), mul_up(one, inf))
 
 
-def _candidate(g: np.ndarray) -> float:
+def _lanczos_top(g: np.ndarray, steps: int = LANCZOS_STEPS, upper: bool = False) -> tuple[float, float]:
+    """Top Ritz value of symmetric ``g`` by Lanczos (full reorthogonalisation) and its residual norm.
+
+    Runs until the residual is below ``LANCZOS_RTOL`` times the Ritz value
+    (checked every 16 steps) or ``steps`` steps. Only a *candidate* for the
+    Cholesky test: its accuracy affects tightness and speed, never soundness.
+    ``upper``: ``g`` holds only its upper triangle (Fortran order), applied with ``dsymv``.
+    """
+    from scipy.linalg.blas import dsymv
+
     n = g.shape[0]
-    if n <= DENSE_EIG_LIMIT:
+    k = min(steps, n)
+    Q = np.empty((k + 1, n))
+    q = np.random.default_rng(12345).standard_normal(n)
+    Q[0] = q / np.linalg.norm(q)
+    alpha = np.zeros(k)
+    beta = np.zeros(k)
+
+    def ritz(used: int) -> tuple[float, float]:
+        T = np.diag(alpha[:used]) + np.diag(beta[: used - 1], 1) + np.diag(beta[: used - 1], -1)
+        theta, S = np.linalg.eigh(T)
+        return float(theta[-1]), float(abs(beta[used - 1] * S[-1, -1]))
+
+    for j in range(k):
+        w = dsymv(1.0, g, Q[j], lower=0) if upper else g @ Q[j]
+        alpha[j] = Q[j] @ w
+        basis = Q[: j + 1]
+        w -= basis.T @ (basis @ w)
+        w -= basis.T @ (basis @ w)
+        beta[j] = np.linalg.norm(w)
+        if not beta[j] > 1e-300 * max(abs(alpha[j]), 1e-300):
+            return ritz(j + 1)
+        Q[j + 1] = w / beta[j]
+        if (j + 1) % 16 == 0 and j + 1 < k:
+            theta, resid = ritz(j + 1)
+            if resid <= LANCZOS_RTOL * abs(theta):
+                return theta, resid
+    return ritz(k)
+
+
+def _candidate(g: np.ndarray, upper: bool = False) -> float:
+    n = g.shape[0]
+    if n <= DENSE_EIG_LIMIT and not upper:
         return float(np.linalg.eigvalsh(g)[-1])
-    from scipy.sparse.linalg import eigsh
+    from lipspline.certificates._blas import single_threaded_blas
 
-    try:
-        value = eigsh(g, k=1, which="LA", tol=1e-12, return_eigenvectors=False)
-        return float(value[0])
-    except Exception:  # no convergence: fall back to the dense solver
-        return float(np.linalg.eigvalsh(g)[-1])
+    with single_threaded_blas():  # matrix-vector products: threads only contend
+        theta, resid = _lanczos_top(g, upper=upper)
+    return theta + 2.0 * resid
 
 
-def _cholesky_completes(b: np.ndarray) -> bool:
-    """Run LAPACK ``potrf`` on the lower triangle of ``b`` (overwritten); True if every pivot was positive."""
+def _cholesky_completes(b: np.ndarray, lower: bool = True) -> bool:
+    """Run LAPACK ``potrf`` on one triangle of ``b`` (overwritten); True if every pivot was positive.
+
+    ``lower``: the matrix tested is the symmetric one defined by the lower
+    triangle of ``b`` read in C order (= the upper triangle in Fortran order);
+    ``lower=False`` with a Fortran-ordered ``b``: its upper triangle.
+    """
     from scipy.linalg.lapack import dpotrf
 
-    # b is symmetric up to the entry-wise bounded Gram rounding, so its transpose
-    # (a Fortran-ordered view, no copy) defines an equally valid matrix to test.
-    b = b.T if b.flags.c_contiguous else np.asfortranarray(b)
-    _, info = dpotrf(b, lower=1, clean=0, overwrite_a=1)
+    if lower:
+        # b is symmetric up to the entry-wise bounded Gram rounding, so its transpose
+        # (a Fortran-ordered view, no copy) defines an equally valid matrix to test.
+        b = b.T if b.flags.c_contiguous else np.asfortranarray(b)
+        _, info = dpotrf(b, lower=1, clean=0, overwrite_a=1)
+    else:
+        b = b if b.flags.f_contiguous else np.asfortranarray(b)
+        _, info = dpotrf(b, lower=0, clean=0, overwrite_a=1)
     return info == 0
 
 
-def _cholesky_lambda_max_upper(g: np.ndarray, t: float) -> float | None:
-    """If chol(T I - G) completes, return a proven bound of lambda_max(G) (G exact); else None."""
+def _cholesky_lambda_max_upper(g: np.ndarray, t: float, upper: bool = False) -> float | None:
+    """If chol(T I - G) completes, return a proven bound of lambda_max(G) (G exact); else None.
+
+    ``upper``: ``g`` is Fortran-ordered and only its upper triangle defines G.
+    """
     n = g.shape[0]
-    b = -g
+    b = -g  # exact negation (keeps the memory order)
     diag = np.diagonal(b).copy() + t
     if np.any(diag <= 0) or not np.all(np.isfinite(diag)):
         return None
     b[np.diag_indices(n)] = diag
-    if not _cholesky_completes(b):
+    if not _cholesky_completes(b, lower=not upper):
         return None
     g1 = gamma(n + 1)
     trace = inflate(float(diag.sum()), n + 2)
@@ -147,25 +218,35 @@ def _cholesky_lambda_max_upper(g: np.ndarray, t: float) -> float | None:
     return add_up(t, delta, rounding, underflow)
 
 
-def proven_lambda_max(g: np.ndarray, err: float = 0.0) -> float:
-    """Proven upper bound of lambda_max of a symmetric matrix known up to ``||error||_2 <= err``."""
+def _symmetric_full(g: np.ndarray) -> np.ndarray:
+    """The full symmetric matrix defined by the upper triangle of ``g``."""
+    return np.triu(g) + np.triu(g, 1).T
+
+
+def proven_lambda_max(g: np.ndarray, err: float = 0.0, *, upper: bool = False) -> float:
+    """Proven upper bound of lambda_max of a symmetric matrix known up to ``||error||_2 <= err``.
+
+    ``upper``: only the upper triangle of the (Fortran-ordered) ``g`` is read.
+    """
     n = g.shape[0]
     if n == 0:
         return 0.0
     if not np.all(np.isfinite(g)):
         return INF
-    lam = max(_candidate(g), 0.0)
+    lam = max(_candidate(g, upper), 0.0)
     scale = max(float(np.max(np.abs(np.diagonal(g)))), float(np.max(np.abs(g))), 2.0**-1000)
     t = lam * (1.0 + CANDIDATE_MARGIN) + 1e-15 * scale
     for _attempt in range(6):
-        bound = _cholesky_lambda_max_upper(g, t)
+        bound = _cholesky_lambda_max_upper(g, t, upper)
         if bound is not None:
             return add_up(bound, err)
         t = t * 1.0001 + 1e-12 * scale if _attempt < 2 else t * 1.1 + 1e-6 * scale
         if _attempt == 2:  # the candidate may have converged to an inner eigenvalue
-            t = max(t, float(np.linalg.eigvalsh(g)[-1]) * (1.0 + 1e-7) + 1e-12 * scale)
+            full = _symmetric_full(g) if upper else g
+            t = max(t, float(np.linalg.eigvalsh(full)[-1]) * (1.0 + 1e-7) + 1e-12 * scale)
     # Gershgorin: lambda_max <= max_i sum_j |g_ij| (sound, loose)
-    row = inflate(float(np.abs(g).sum(axis=1).max()), n + 2)
+    full = _symmetric_full(g) if upper else g
+    row = inflate(float(np.abs(full).sum(axis=1).max()), n + 2)
     return add_up(row, err)
 
 
@@ -179,11 +260,12 @@ def proven_spectral_norm(a: np.ndarray, err: float = 0.0) -> float:
     if not np.all(np.isfinite(a)):
         return INF
     s = _pow2_scale(a)
-    scaled = a / s if s != 1.0 else a
-    g, k = _gram(scaled)
+    scaled = np.ascontiguousarray(a / s if s != 1.0 else a)
+    big = min(a.shape) > DENSE_EIG_LIMIT
+    g, k = _gram_upper(scaled) if big else _gram(scaled)
     rho = mul_up(gamma(k), _abs_norm_sq_upper(scaled))
     rho = add_up(rho, mul_up(float(k) * g.shape[0], 2.0**-1000))
-    lam = proven_lambda_max(g, rho)
+    lam = proven_lambda_max(g, rho, upper=big)
     return add_up(mul_up(sqrt_up(lam), s), err)
 
 
