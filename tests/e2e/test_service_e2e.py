@@ -24,8 +24,8 @@ CIRCLE_CONFIG = {
     "training": {"epochs": 25, "batch_size": 32, "lr": 0.01, "seed": 0, "validation_split": 0.2},
     "device": "cpu",
 }
-#: a job long enough to be caught running (hours at this size), stopped by cancel
-LONG_CONFIG = {**CIRCLE_CONFIG, "training": {**CIRCLE_CONFIG["training"], "epochs": 100000, "batch_size": 8}}
+#: a job long enough to be caught running (many minutes; at the default epoch limit), stopped by cancel
+LONG_CONFIG = {**CIRCLE_CONFIG, "training": {**CIRCLE_CONFIG["training"], "epochs": 10000, "batch_size": 8}}
 TERMINAL = {"succeeded", "failed", "cancelled"}
 
 
