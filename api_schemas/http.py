@@ -173,7 +173,9 @@ class ModelList(BaseModel):
     items: list[ModelOut]
 
 
-def _check_finite_rows(rows: list[list[float]]) -> list[list[float]]:
+def _check_finite_rows(rows: list[list[float]] | None) -> list[list[float]] | None:
+    if not rows:  # None (optional field) or empty: the length constraint reports it
+        return rows
     width = len(rows[0])
     for i, row in enumerate(rows):
         if len(row) != width:
