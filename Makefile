@@ -26,3 +26,4 @@ bench: install
 	$(PYTHON) bench/bench_splines.py
 	@if [ -f bench/bench_certificates.py ]; then $(PYTHON) bench/bench_certificates.py; fi
 	$(PYTHON) bench/bench_service.py
+	$(PYTHON) bench/bench_load.py
