@@ -16,20 +16,26 @@ from __future__ import annotations
 
 import hashlib
 import json
-from datetime import UTC, datetime, timedelta
-from typing import Any
+from collections.abc import Callable
+from datetime import timedelta
+from typing import Annotated, Any
 
-from fastapi import Request
+from fastapi import Header, Response
 from fastapi.responses import JSONResponse
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from service.db.engine import session_scope
-from service.db.tables import IdempotencyRow
-from service.problems import ProblemError, invalid_field
+from service.db.tables import IdempotencyRow, as_utc, utcnow
+from service.problems import ProblemError
 
-HEADER = "idempotency-key"
 MAX_KEY_LENGTH = 255
+#: the header as a route parameter: FastAPI checks its length and documents it in OpenAPI
+IdempotencyKey = Annotated[
+    str | None,
+    Header(alias="Idempotency-Key", min_length=1, max_length=MAX_KEY_LENGTH,
+           description="retry-safe POST: same key + same body replays the first response"),
+]  # fmt: skip
 STALE_AFTER = timedelta(minutes=5)
 
 
@@ -37,21 +43,23 @@ def fingerprint(payload: Any) -> str:
     return hashlib.sha256(json.dumps(payload, sort_keys=True, separators=(",", ":"), default=str).encode()).hexdigest()
 
 
-def _aware(value: datetime) -> datetime:
-    return value.replace(tzinfo=UTC) if value.tzinfo is None else value
-
-
 class IdempotentRequest:
     """The idempotency state of one request; ``key`` is None when the client sent no header."""
 
-    def __init__(self, request: Request, tenant_id: str, route: str) -> None:
-        self.database_url = request.app.state.settings.resolved_database_url
-        self.tenant_id, self.route = tenant_id, route
-        key = request.headers.get(HEADER)
-        if key is not None and not (0 < len(key) <= MAX_KEY_LENGTH):
-            raise invalid_field("Idempotency-Key", f"must be 1 to {MAX_KEY_LENGTH} characters")
-        self.key = key
+    def __init__(self, database_url: str, tenant_id: str, route: str, key: str | None) -> None:
+        self.database_url, self.tenant_id, self.route, self.key = database_url, tenant_id, route, key
         self.claimed = False
+
+    def respond(self, request_fingerprint: str, produce: Callable[[], Response]) -> Response:
+        """Replay, refuse, or run ``produce`` (which may call :meth:`finish`); a failure releases the key."""
+        replay = self.begin(request_fingerprint)
+        if replay is not None:
+            return replay
+        try:
+            return produce()
+        except BaseException:
+            self.release()
+            raise
 
     def begin(self, request_fingerprint: str) -> JSONResponse | None:
         """Claim the key, or answer from it: a replayed response, 409 or 422."""
@@ -77,8 +85,8 @@ class IdempotentRequest:
                                        "Idempotency-Key: this key was used with a different request body",
                                        kind="idempotency-key-reused")  # fmt: skip
                 if row.state == "in_flight":
-                    if datetime.now(UTC) - _aware(row.created_at) > STALE_AFTER:
-                        row.created_at = datetime.now(UTC)
+                    if utcnow() - as_utc(row.created_at) > STALE_AFTER:
+                        row.created_at = utcnow()
                         self.claimed = True
                         return None
                     raise ProblemError(409, "Conflict", "Idempotency-Key: the first request with this key is still "

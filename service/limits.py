@@ -9,6 +9,7 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import torch
@@ -16,7 +17,7 @@ import torch
 from api_schemas import TrainingConfig
 from lipspline.data import Dataset
 from lipspline.networks import SplineNetwork, output_width
-from service.problems import ProblemError
+from service.problems import PROBLEM_JSON, ProblemError, problem_body
 from service.settings import Settings
 
 #: room for multipart framing and form fields around an upload of the maximum size
@@ -62,15 +63,11 @@ class BodySizeLimit:
         await self.app(scope, counted_receive, send)
 
     async def _refuse(self, scope: dict, send: Any) -> None:
-        import json
-
         limit = self.limit - MULTIPART_OVERHEAD
-        body = json.dumps({
-            "type": "https://lipspline.dev/problems/content-too-large", "title": "Content Too Large", "status": 413,
-            "detail": f"body: Content-Length exceeds the limit of {limit} bytes", "instance": scope.get("path", ""),
-            "limit": "max_upload_bytes", "limit_value": limit,
-        }).encode()  # fmt: skip
-        headers = [(b"content-type", b"application/problem+json"), (b"content-length", str(len(body)).encode()),
+        body = json.dumps(problem_body(413, "Content Too Large", f"body: Content-Length exceeds the limit of {limit} "
+                                       "bytes", "content-too-large", scope.get("path", ""),
+                                       limit="max_upload_bytes", limit_value=limit)).encode()  # fmt: skip
+        headers = [(b"content-type", PROBLEM_JSON.encode()), (b"content-length", str(len(body)).encode()),
                    (b"connection", b"close")]  # fmt: skip
         await send({"type": "http.response.start", "status": 413, "headers": headers})
         await send({"type": "http.response.body", "body": body})

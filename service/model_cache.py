@@ -39,7 +39,6 @@ class ModelCache:
         self.database_url, self.capacity = database_url, capacity
         self._items: OrderedDict[str, LoadedModel] = OrderedDict()
         self._lock = threading.Lock()
-        self.loads = 0
 
     def get(self, model_id: str, tenant_id: str) -> LoadedModel:
         """The loaded model if it belongs to the tenant; another tenant's model is a 404."""
@@ -70,7 +69,6 @@ class ModelCache:
                 409, "Conflict", f"model {model_id!r} cannot be loaded: {exc}", kind="bad-artifact"
             ) from exc
         model.network.to(torch.float32).eval()
-        self.loads += 1
         return LoadedModel(model_id, tenant_id, model, certificate, threading.Lock())
 
     def forget(self, model_id: str) -> None:

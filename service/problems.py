@@ -32,17 +32,16 @@ class ProblemError(Exception):
         self.headers: dict[str, str] = {}
 
 
+def problem_body(status: int, title: str, detail: str, kind: str, instance: str, **extra: Any) -> dict[str, Any]:
+    """The one shape of every error body (handlers, the body-size middleware, the readiness probe)."""
+    return {"type": PROBLEM_BASE + kind, "title": title, "status": status, "detail": detail, "instance": instance,
+            **extra}  # fmt: skip
+
+
 def problem_response(
     request: Request, status: int, title: str, detail: str, kind: str, headers: dict | None = None, **extra: Any
 ) -> JSONResponse:
-    body = {
-        "type": PROBLEM_BASE + kind,
-        "title": title,
-        "status": status,
-        "detail": detail,
-        "instance": str(request.url.path),
-        **extra,
-    }
+    body = problem_body(status, title, detail, kind, str(request.url.path), **extra)
     return JSONResponse(body, status_code=status, media_type=PROBLEM_JSON, headers=headers)
 
 

@@ -25,7 +25,7 @@ import threading
 import time
 import traceback
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 
 import numpy as np
@@ -39,7 +39,7 @@ from lipspline.training import EpochReport, fit, resolve_device
 from service.db.dataset_blob import dataset_from_row
 from service.db.engine import session_scope
 from service.db.ids import new_id
-from service.db.tables import DatasetRow, JobCheckpointRow, JobEpochRow, JobRow, ModelRow
+from service.db.tables import DatasetRow, JobCheckpointRow, JobEpochRow, JobRow, ModelRow, as_utc, utcnow
 from service.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -51,21 +51,10 @@ LOWER_BOUND_PAIRS = 4096
 LOWER_BOUND_POINTS = 128
 
 
-def _now() -> datetime:
-    return datetime.now(UTC)
-
-
-def aware(moment: datetime | None) -> datetime | None:
-    """SQLite hands back naive datetimes (stored as UTC); PostgreSQL aware ones."""
-    if moment is not None and moment.tzinfo is None:
-        return moment.replace(tzinfo=UTC)
-    return moment
-
-
 def lease_expired(job: JobRow, settings: Settings, now: datetime | None = None) -> bool:
     """True when a running job's worker has not renewed its lease within ``lease_timeout_s``."""
-    beat = aware(job.heartbeat_at or job.updated_at)
-    return beat is None or beat < (now or _now()) - timedelta(seconds=settings.lease_timeout_s)
+    beat = as_utc(job.heartbeat_at or job.updated_at)
+    return beat is None or beat < (now or utcnow()) - timedelta(seconds=settings.lease_timeout_s)
 
 
 @dataclass
@@ -82,7 +71,7 @@ def _claim(settings: Settings, job_id: str, worker_host: str) -> Claim | None:
     with a live lease (a duplicate delivery). The status change is a conditional UPDATE
     on the status and attempt that were read, so two workers can never both claim it.
     """
-    now = _now()
+    now = utcnow()
     with session_scope(settings.resolved_database_url) as session:
         job = session.get(JobRow, job_id, with_for_update=True)
         if job is None or job.status in TERMINAL_STATES:
@@ -154,7 +143,7 @@ class Lease:
             result = session.execute(
                 update(JobRow)
                 .where(JobRow.id == self.job_id, JobRow.status == JobStatus.running, JobRow.attempts == self.attempt)
-                .values(heartbeat_at=_now())
+                .values(heartbeat_at=utcnow())
                 .execution_options(synchronize_session=False)
             )
             if result.rowcount != 1:
@@ -217,7 +206,7 @@ class _EpochRecorder:
 
     def __call__(self, report: EpochReport) -> None:
         data = {**report.to_json(), "attempt": self.lease.attempt}
-        now = _now()
+        now = utcnow()
         with session_scope(self.settings.resolved_database_url) as session:
             job = session.get(JobRow, self.job_id, with_for_update=True)
             if not _held(job, self.lease.attempt):
@@ -318,7 +307,7 @@ def _finish(settings: Settings, job_id: str, attempt: int, **fields) -> None:  #
             return
         for key, value in fields.items():
             setattr(job, key, value)
-        job.finished_at = job.updated_at = _now()
+        job.finished_at = job.updated_at = utcnow()
         _drop_checkpoint(session, job_id)
 
 
@@ -354,7 +343,7 @@ def _store_model(settings: Settings, job_id: str, claim: Claim, model: TrainedMo
         job.status = JobStatus.succeeded
         job.model_id = model_id
         job.train_seconds = train_seconds
-        job.finished_at = job.updated_at = _now()
+        job.finished_at = job.updated_at = utcnow()
         _drop_checkpoint(session, job_id)
     return True
 
@@ -422,5 +411,5 @@ def _record_start(settings: Settings, job_id: str, attempt: int, device: str, re
         job.progress = {**(job.progress or {}), "attempt": attempt, "resumed_from_epoch": resumed_from}
         if resumed_from:
             job.progress["epoch"] = resumed_from
-        job.heartbeat_at = job.updated_at = _now()
+        job.heartbeat_at = job.updated_at = utcnow()
         return True

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import hashlib
 import json
-from typing import Annotated, Any
+from typing import Any
 
-from fastapi import APIRouter, Header, Request, Response
+from fastapi import APIRouter, Request, Response
 from fastapi.concurrency import run_in_threadpool
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
@@ -21,7 +21,7 @@ from service.db.engine import session_scope
 from service.db.ids import new_id
 from service.db.tables import DatasetRow, JobRow
 from service.deps import AppSettings, DbSession, TenantId
-from service.idempotency import IdempotentRequest, fingerprint
+from service.idempotency import IdempotencyKey, IdempotentRequest, fingerprint
 from service.limits import check_dataset
 from service.ownership import owned
 from service.problems import ProblemError, invalid_field
@@ -127,10 +127,8 @@ def _parse(parsed: dict[str, Any], settings: Settings) -> tuple[Dataset, str, st
 
 def _create(parsed: dict[str, Any], idem: IdempotentRequest, tenant: str, settings: Settings) -> Response:
     """Validate in full, then store the dataset and its idempotency record in one transaction."""
-    replay = idem.begin(_fingerprint(parsed))
-    if replay is not None:
-        return replay
-    try:
+
+    def store() -> Response:
         dataset, fmt, target = _parse(parsed, settings)
         check_dataset(dataset, settings)
         with session_scope(settings.resolved_database_url) as session:
@@ -144,10 +142,9 @@ def _create(parsed: dict[str, Any], idem: IdempotentRequest, tenant: str, settin
             body = to_out(row).model_dump(mode="json")
             headers = {"Location": f"/v1/datasets/{row.id}"}
             idem.finish(201, body, headers, session=session)
-    except BaseException:
-        idem.release()
-        raise
-    return JSONResponse(body, status_code=201, headers=headers)
+        return JSONResponse(body, status_code=201, headers=headers)
+
+    return idem.respond(_fingerprint(parsed), store)
 
 
 @router.post(
@@ -166,10 +163,10 @@ async def create_dataset(
     request: Request,
     tenant: TenantId,
     settings: AppSettings,
-    idempotency_key: Annotated[str | None, Header(alias="Idempotency-Key", max_length=255)] = None,
+    idempotency_key: IdempotencyKey = None,
 ) -> Response:
     """Upload a dataset; it is validated in full before anything is stored."""
-    idem = IdempotentRequest(request, tenant, UPLOAD_ROUTE)
+    idem = IdempotentRequest(settings.resolved_database_url, tenant, UPLOAD_ROUTE, idempotency_key)
     content_type = request.headers.get("content-type", "")
     if content_type.startswith("multipart/form-data"):
         parsed = await _multipart_request(request)

@@ -9,7 +9,7 @@ from sqlalchemy import text
 from service.db.engine import get_engine
 from service.deps import AppSettings
 from service.dispatch import broker_reachable
-from service.problems import PROBLEM_JSON
+from service.problems import PROBLEM_JSON, problem_body
 
 router = APIRouter(tags=["health"])
 
@@ -33,11 +33,6 @@ def readyz(settings: AppSettings) -> JSONResponse:
     checks["broker"] = broker_reachable(settings)
     if all(checks.values()):
         return JSONResponse({"status": "ready", "checks": checks})
-    body = {
-        "type": "https://lipspline.dev/problems/not-ready",
-        "title": "Service Unavailable",
-        "status": 503,
-        "detail": "unreachable: " + ", ".join(k for k, ok in checks.items() if not ok),
-        "checks": checks,
-    }
+    detail = "unreachable: " + ", ".join(k for k, ok in checks.items() if not ok)
+    body = problem_body(503, "Service Unavailable", detail, "not-ready", "/readyz", checks=checks)
     return JSONResponse(body, status_code=503, media_type=PROBLEM_JSON)

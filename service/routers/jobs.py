@@ -3,9 +3,8 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import Annotated
 
-from fastapi import APIRouter, Header, Request
+from fastapi import APIRouter
 from fastapi.responses import JSONResponse, Response
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -17,7 +16,7 @@ from service.db.ids import new_id
 from service.db.tables import DatasetRow, JobEpochRow, JobRow
 from service.deps import AppSettings, DbSession, TenantId
 from service.dispatch import send_job
-from service.idempotency import IdempotentRequest, fingerprint
+from service.idempotency import IdempotencyKey, IdempotentRequest, fingerprint
 from service.limits import check_network
 from service.ownership import owned
 from service.problems import ProblemError
@@ -49,21 +48,14 @@ def _get(session: Session, job_id: str, tenant: str, *, lock: bool = False) -> J
 )
 def submit_job(
     spec: JobCreate,
-    request: Request,
     settings: AppSettings,
     tenant: TenantId,
-    idempotency_key: Annotated[str | None, Header(alias="Idempotency-Key", max_length=255)] = None,
+    idempotency_key: IdempotencyKey = None,
 ) -> Response:
     """Validate the config, record the job as queued, hand its id to a worker; returns at once."""
-    idem = IdempotentRequest(request, tenant, SUBMIT_ROUTE)
-    replay = idem.begin(fingerprint(spec.model_dump(mode="json", by_alias=True)))
-    if replay is not None:
-        return replay
-    try:
-        return _submit(spec, settings, tenant, idem)
-    except BaseException:
-        idem.release()
-        raise
+    idem = IdempotentRequest(settings.resolved_database_url, tenant, SUBMIT_ROUTE, idempotency_key)
+    request_fingerprint = fingerprint(spec.model_dump(mode="json", by_alias=True))
+    return idem.respond(request_fingerprint, lambda: _submit(spec, settings, tenant, idem))
 
 
 def _submit(spec: JobCreate, settings: Settings, tenant: str, idem: IdempotentRequest) -> Response:

@@ -92,8 +92,9 @@ def _checked_inputs(loaded: LoadedModel, rows: list[list[float]], limit: int) ->
         if len(row) != expected:
             raise invalid_field(f"inputs.{i}", f"has {len(row)} features, the model expects {expected}")
     x = np.asarray(rows, dtype=np.float64)
-    if not np.isfinite(x.astype(np.float32)).all():
-        bad = int(np.argwhere(~np.isfinite(x.astype(np.float32)))[0][0])
+    finite = np.isfinite(x.astype(np.float32))  # the network runs in float32: values past its range overflow
+    if not finite.all():
+        bad = int(np.argwhere(~finite)[0][0])
         raise invalid_field(f"inputs.{bad}", "a value is too large for float32")
     return x
 
