@@ -10,7 +10,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from tests.support.processes import Deployment
+from tests.support.processes import Deployment, embedded_env
 from tests.support.services import fresh_postgres_database, fresh_redis_url
 
 # Redis database numbers reserved for these tests (flushed at start)
@@ -23,9 +23,7 @@ def deployment(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPath
     env = {"LIPSPLINE_DATA_DIR": str(workdir / "data"), "LIPSPLINE_CANCEL_POLL_S": "0.2"}
     drop = None
     if request.param == "embedded":
-        env["LIPSPLINE_DATABASE_URL"] = ""
-        env["LIPSPLINE_BROKER_URL"] = "embedded://"
-        dep = Deployment(env, workdir, embedded=True)
+        dep = Deployment(embedded_env(workdir, **env), workdir, embedded=True)
     else:
         url, drop = fresh_postgres_database()
         env["LIPSPLINE_DATABASE_URL"] = url
@@ -33,12 +31,8 @@ def deployment(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPath
         dep = Deployment(env, workdir, embedded=False, workers=2)
     dep.kind = request.param
     try:
-        dep.start()
-        yield dep
-    except BaseException:
-        print(dep.logs())
-        raise
+        with dep.running():
+            yield dep
     finally:
-        dep.stop()
         if drop is not None:
             drop()

@@ -17,7 +17,6 @@ suite stays green while the bug is visible, and turns red once it is fixed.
 
 from __future__ import annotations
 
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -26,7 +25,7 @@ import pytest
 
 from tests.e2e import corpus
 from tests.e2e.corpus import ABSENT, Case
-from tests.support.processes import Deployment
+from tests.support.processes import Deployment, embedded_env, wait_for_job
 
 pytestmark = pytest.mark.e2e
 
@@ -43,25 +42,16 @@ SQLITE_SUFFIXES = ("lipspline.sqlite3", "lipspline.sqlite3-wal", "lipspline.sqli
 @pytest.fixture(scope="module")
 def dep(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Deployment]:
     workdir = tmp_path_factory.mktemp("hostile")
-    env = {
-        "LIPSPLINE_DATA_DIR": str(workdir / "data"),
-        "LIPSPLINE_DATABASE_URL": "",
-        "LIPSPLINE_BROKER_URL": "embedded://",
-        "LIPSPLINE_CANCEL_POLL_S": "0.2",
-        "LIPSPLINE_MAX_UPLOAD_BYTES": str(corpus.MAX_UPLOAD_BYTES),
+    env = embedded_env(
+        workdir,
+        LIPSPLINE_CANCEL_POLL_S="0.2",
+        LIPSPLINE_MAX_UPLOAD_BYTES=str(corpus.MAX_UPLOAD_BYTES),
         # a few hundred requests in quick succession: the rate limit is not under test here
-        "LIPSPLINE_RATE_LIMIT_PER_S": "100000",
-        "LIPSPLINE_RATE_LIMIT_BURST": "100000",
-    }
-    deployment = Deployment(env, workdir, embedded=True)
-    try:
-        deployment.start()
+        LIPSPLINE_RATE_LIMIT_PER_S="100000",
+        LIPSPLINE_RATE_LIMIT_BURST="100000",
+    )
+    with Deployment(env, workdir, embedded=True).running() as deployment:
         yield deployment
-    except BaseException:
-        print(deployment.logs())
-        raise
-    finally:
-        deployment.stop()
 
 
 @pytest.fixture(scope="module")
@@ -75,12 +65,7 @@ def seeded(dep: Deployment) -> dict[str, str]:
         dataset_id = dataset.json()["id"]
         job = http.post("/v1/jobs", json={"dataset_id": dataset_id, "config": TINY_CONFIG})
         assert job.status_code == 202, job.text
-        deadline = time.monotonic() + 180
-        while (state := http.get(f"/v1/jobs/{job.json()['id']}").json())["status"] not in (
-            "succeeded", "failed", "cancelled"
-        ):  # fmt: skip
-            assert time.monotonic() < deadline, state
-            time.sleep(0.1)
+        state = wait_for_job(http, job.json()["id"])
         assert state["status"] == "succeeded", state
     return {"dataset_id": dataset_id, "model_id": state["model_id"]}
 

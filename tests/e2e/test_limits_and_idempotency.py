@@ -3,7 +3,6 @@ request bodies counted as they stream in, the per-key rate limit, and Idempotenc
 
 from __future__ import annotations
 
-import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -12,7 +11,7 @@ import httpx
 import pytest
 
 from api_schemas.http import JobCreate
-from tests.support.processes import Deployment
+from tests.support.processes import Deployment, embedded_env, wait_for_job
 
 pytestmark = pytest.mark.e2e
 
@@ -36,13 +35,8 @@ TINY = {"training": {"epochs": 2}, "architecture": {"hidden": [2]}, "device": "c
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Deployment]:
     workdir = tmp_path_factory.mktemp("limits")
-    env = {"LIPSPLINE_DATA_DIR": str(workdir / "data"), "LIPSPLINE_DATABASE_URL": "",
-           "LIPSPLINE_BROKER_URL": "embedded://", **LIMITS}  # fmt: skip
-    deployment = Deployment(env, workdir, embedded=True).start()
-    try:
+    with Deployment(embedded_env(workdir, **LIMITS), workdir, embedded=True).running() as deployment:
         yield deployment
-    finally:
-        deployment.stop()
 
 
 @pytest.fixture(scope="module")
@@ -114,11 +108,7 @@ def test_network_and_epoch_limits(server: Deployment, dataset_id: str) -> None:
 def test_predict_batch_limit(server: Deployment, dataset_id: str) -> None:
     with server.client() as http:
         job = http.post("/v1/jobs", json={"dataset_id": dataset_id, "config": TINY}).json()
-        for _ in range(600):
-            state = http.get(f"/v1/jobs/{job['id']}").json()
-            if state["status"] in ("succeeded", "failed", "cancelled"):
-                break
-            time.sleep(0.1)
+        state = wait_for_job(http, job["id"])
         assert state["status"] == "succeeded", state
         predict = f"/v1/models/{state['model_id']}/predict"
         assert http.post(predict, json={"inputs": [[0.1, 0.2]] * 50}).status_code == 200

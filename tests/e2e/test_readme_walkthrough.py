@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.support.processes import Deployment
+from tests.support.processes import Deployment, embedded_env
 
 pytestmark = pytest.mark.e2e
 README = Path(__file__).resolve().parents[2] / "README.md"
@@ -29,21 +29,14 @@ def test_readme_walkthrough_runs_against_a_live_server(tmp_path: Path) -> None:
     for tool in ("curl", "jq", "bash"):
         if shutil.which(tool) is None:
             pytest.fail(f"{tool} is needed to run the README walk-through")
-    env = {
-        "LIPSPLINE_DATA_DIR": str(tmp_path / "data"),
-        "LIPSPLINE_DATABASE_URL": "",
-        "LIPSPLINE_BROKER_URL": "embedded://",
-    }
-    deployment = Deployment(env, tmp_path, embedded=True).start()
-    try:
+    env = embedded_env(tmp_path)
+    with Deployment(env, tmp_path, embedded=True).running() as deployment:
         shell_env = dict(os.environ, LIPSPLINE_URL=deployment.url, LIPSPLINE_DATA_DIR=env["LIPSPLINE_DATA_DIR"])
         shell_env["PATH"] = str(Path(sys.executable).parent) + os.pathsep + shell_env["PATH"]
         script = "set -euo pipefail\n" + walkthrough_script()
         result = subprocess.run(["bash", "-c", script], cwd=tmp_path, env=shell_env, capture_output=True, text=True,
                                 timeout=300)  # fmt: skip
         assert result.returncode == 0, result.stdout + result.stderr + deployment.logs()
-    finally:
-        deployment.stop()
     prediction = json.loads((tmp_path / "prediction.json").read_text())
     assert prediction["predictions"] == [1, 0]  # centre inside the circle, corner outside
     bound = prediction["lipschitz_bound"]

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import collections
 import math
-import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -36,7 +35,7 @@ from schemathesis.checks import (  # noqa: E402
     status_code_conformance,
 )
 
-from tests.support.processes import Deployment  # noqa: E402
+from tests.support.processes import Deployment, embedded_env, wait_for_job  # noqa: E402
 
 pytestmark = pytest.mark.e2e
 
@@ -49,7 +48,6 @@ TINY_CONFIG = {
     "training": {"epochs": 2, "batch_size": 16, "validation_split": 0.0},
     "device": "cpu",
 }
-TERMINAL = {"succeeded", "failed", "cancelled"}
 #: filled by test_schemathesis_run, read by the conformance test after it
 FINDINGS: dict[str, Any] = {}
 
@@ -57,30 +55,21 @@ FINDINGS: dict[str, Any] = {}
 @pytest.fixture(scope="module")
 def dep(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Deployment]:
     workdir = tmp_path_factory.mktemp("schemathesis")
-    env = {
-        "LIPSPLINE_DATA_DIR": str(workdir / "data"),
-        "LIPSPLINE_DATABASE_URL": "",
-        "LIPSPLINE_BROKER_URL": "embedded://",
-        "LIPSPLINE_CANCEL_POLL_S": "0.2",
-        "LIPSPLINE_RATE_LIMIT_PER_S": "100000",
-        "LIPSPLINE_RATE_LIMIT_BURST": "100000",
+    env = embedded_env(
+        workdir,
+        LIPSPLINE_CANCEL_POLL_S="0.2",
+        LIPSPLINE_RATE_LIMIT_PER_S="100000",
+        LIPSPLINE_RATE_LIMIT_BURST="100000",
         # jobs accepted for generated configs must stay cheap
-        "LIPSPLINE_MAX_EPOCHS": "3",
-        "LIPSPLINE_MAX_WIDTH": "8",
-        "LIPSPLINE_MAX_DEPTH": "2",
-        "LIPSPLINE_MAX_KNOTS": "21",
-        "LIPSPLINE_MAX_PARAMETERS": "2000",
-        "LIPSPLINE_MAX_UPLOAD_BYTES": str(1 << 20),
-    }
-    deployment = Deployment(env, workdir, embedded=True)
-    try:
-        deployment.start()
+        LIPSPLINE_MAX_EPOCHS="3",
+        LIPSPLINE_MAX_WIDTH="8",
+        LIPSPLINE_MAX_DEPTH="2",
+        LIPSPLINE_MAX_KNOTS="21",
+        LIPSPLINE_MAX_PARAMETERS="2000",
+        LIPSPLINE_MAX_UPLOAD_BYTES=str(1 << 20),
+    )
+    with Deployment(env, workdir, embedded=True).running() as deployment:
         yield deployment
-    except BaseException:
-        print(deployment.logs())
-        raise
-    finally:
-        deployment.stop()
 
 
 @pytest.fixture(scope="module")
@@ -95,10 +84,7 @@ def real_ids(dep: Deployment) -> dict[str, list[str]]:
             datasets.append(response.json()["id"])
         job = http.post("/v1/jobs", json={"dataset_id": datasets[0], "config": TINY_CONFIG})
         assert job.status_code == 202, job.text
-        deadline = time.monotonic() + 180
-        while (state := http.get(f"/v1/jobs/{job.json()['id']}").json())["status"] not in TERMINAL:
-            assert time.monotonic() < deadline, state
-            time.sleep(0.1)
+        state = wait_for_job(http, job.json()["id"])
         assert state["status"] == "succeeded", state
     # datasets[0] is kept (jobs are submitted on it); DELETE gets datasets[1], which it may remove
     return {"dataset_id": datasets, "job_id": [state["id"]], "model_id": [state["model_id"]]}

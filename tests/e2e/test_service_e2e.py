@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 
 from lipspline.data import make_circle
-from tests.support.processes import Deployment, lipspline_argv
+from tests.support.processes import TERMINAL, Deployment, lipspline_argv, wait_for_job
 
 pytestmark = pytest.mark.e2e
 
@@ -26,7 +26,6 @@ CIRCLE_CONFIG = {
 }
 #: a job long enough to be caught running (many minutes; at the default epoch limit), stopped by cancel
 LONG_CONFIG = {**CIRCLE_CONFIG, "training": {**CIRCLE_CONFIG["training"], "epochs": 10000, "batch_size": 8}}
-TERMINAL = {"succeeded", "failed", "cancelled"}
 
 
 def client(dep: Deployment) -> httpx.Client:
@@ -44,16 +43,6 @@ def upload_circle(http: httpx.Client) -> dict:
                          data={"target": "inside"})  # fmt: skip
     assert response.status_code == 201, response.text
     return response.json()
-
-
-def wait_for(http: httpx.Client, job_id: str, statuses: set[str], timeout_s: float = 180) -> dict:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        job = http.get(f"/v1/jobs/{job_id}").json()
-        if job["status"] in statuses:
-            return job
-        time.sleep(0.1)
-    raise AssertionError(f"job {job_id} not in {statuses} after {timeout_s}s: {job}")
 
 
 def submit(http: httpx.Client, dataset_id: str, config: dict) -> str:
@@ -76,7 +65,7 @@ def circle_model(deployment: Deployment, state: dict) -> dict:
         dataset = upload_circle(http)
         assert dataset["task"] == "classification" and dataset["n_samples"] == 1000 and dataset["classes"] == [0, 1]
         job_id = submit(http, dataset["id"], CIRCLE_CONFIG)
-        job = wait_for(http, job_id, TERMINAL)
+        job = wait_for_job(http, job_id, TERMINAL)
         assert job["status"] == "succeeded", job
         model = http.get(f"/v1/models/{job['model_id']}").json()
     state["datasets"].add(dataset["id"])
@@ -178,7 +167,7 @@ def test_five_jobs_at_once_all_succeed(deployment: Deployment, circle_model: dic
     configs = [{**CIRCLE_CONFIG, "training": {**CIRCLE_CONFIG["training"], "epochs": 8, "seed": s}} for s in range(5)]
     with client(deployment) as http, ThreadPoolExecutor(5) as pool:
         job_ids = list(pool.map(lambda c: submit(http, dataset_id, c), configs))
-        jobs = [wait_for(http, j, TERMINAL) for j in job_ids]
+        jobs = [wait_for_job(http, j, TERMINAL) for j in job_ids]
     assert [j["status"] for j in jobs] == ["succeeded"] * 5, [j["error"] for j in jobs]
     assert len({j["model_id"] for j in jobs}) == 5
     state["jobs"].update(job_ids)
@@ -195,7 +184,7 @@ def test_cancel_running_and_queued_jobs(deployment: Deployment, circle_model: di
         running = [submit(http, dataset_id, LONG_CONFIG) for _ in range(slots)]
         queued = submit(http, dataset_id, LONG_CONFIG)
         for job_id in running:
-            job = wait_for(http, job_id, {"running"}, timeout_s=60)
+            job = wait_for_job(http, job_id, {"running"}, timeout_s=60)
             while job["progress"]["epoch"] < 1:
                 job = http.get(f"/v1/jobs/{job_id}").json()
                 time.sleep(0.05)
@@ -205,7 +194,7 @@ def test_cancel_running_and_queued_jobs(deployment: Deployment, circle_model: di
         for job_id in running:
             assert http.post(f"/v1/jobs/{job_id}/cancel").json()["cancel_requested"] is True
         for job_id in running:
-            job = wait_for(http, job_id, TERMINAL, timeout_s=30)
+            job = wait_for_job(http, job_id, TERMINAL, timeout_s=30)
             assert job["status"] == "cancelled" and job["model_id"] is None
             assert job["progress"]["epoch"] < job["progress"]["epochs"]
         assert time.monotonic() - began < 15
@@ -258,7 +247,7 @@ def test_bad_input_gets_problem_json(deployment: Deployment, circle_model: dict,
         body = problem(http.delete(f"/v1/datasets/{dataset_id}"), 409)
         assert long_job in body["jobs"]
         http.post(f"/v1/jobs/{long_job}/cancel")
-        wait_for(http, long_job, TERMINAL, timeout_s=30)
+        wait_for_job(http, long_job, TERMINAL, timeout_s=30)
         state["jobs"].add(long_job)
         spare = http.post(
             "/v1/datasets", json={"name": "spare", "inputs": [[0], [1], [2], [3]], "targets": [0, 1, 0, 1]}
@@ -328,4 +317,4 @@ def test_restart_api_keeps_every_record(deployment: Deployment, circle_model: di
         )
         # the worker side still works after the restart
         job_id = submit(http, circle_model["dataset"]["id"], {**CIRCLE_CONFIG, "training": {"epochs": 2}})
-        assert wait_for(http, job_id, TERMINAL)["status"] == "succeeded"
+        assert wait_for_job(http, job_id, TERMINAL)["status"] == "succeeded"

@@ -131,13 +131,9 @@ def deployment(tmp_path: Path, broker: str) -> Iterator[Deployment]:
     dep = Deployment(env, tmp_path, embedded=False, workers=0)
     dep.database_url = url
     try:
-        dep.start()
-        yield dep
-    except BaseException:
-        print(dep.logs())
-        raise
+        with dep.running():
+            yield dep
     finally:
-        dep.stop()
         drop()
 
 

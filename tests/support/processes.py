@@ -8,6 +8,8 @@ import socket
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import httpx
@@ -50,6 +52,28 @@ class Process:
             return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-n:])
         except FileNotFoundError:
             return ""
+
+
+#: job states a job never leaves
+TERMINAL = frozenset({"succeeded", "failed", "cancelled"})
+
+
+def embedded_env(workdir: Path, **extra: str) -> dict[str, str]:
+    """Environment of an embedded-default deployment (SQLite + filesystem broker) under ``workdir``."""
+    return {"LIPSPLINE_DATA_DIR": str(workdir / "data"), "LIPSPLINE_DATABASE_URL": "",
+            "LIPSPLINE_BROKER_URL": "embedded://", **extra}  # fmt: skip
+
+
+def wait_for_job(http: httpx.Client, job_id: str, statuses: set[str] | frozenset[str] = TERMINAL,
+                 timeout_s: float = 180) -> dict:  # fmt: skip
+    """Poll a job until its status is one of ``statuses``; fail with its last state after ``timeout_s``."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        job = http.get(f"/v1/jobs/{job_id}").json()
+        if job["status"] in statuses:
+            return job
+        assert time.monotonic() < deadline, f"job {job_id} not in {set(statuses)} after {timeout_s}s: {job}"
+        time.sleep(0.1)
 
 
 def lipspline_argv(*args: str) -> list[str]:
@@ -96,6 +120,18 @@ class Deployment:
         """An HTTP client authenticated with ``key`` (default: the deployment's own key)."""
         headers = {"Authorization": f"Bearer {key or self.api_key}"}
         return httpx.Client(base_url=self.url, headers=headers, timeout=kwargs.pop("timeout", 60), **kwargs)
+
+    @contextmanager
+    def running(self) -> Iterator[Deployment]:
+        """Started for the block, its logs printed if the block fails, stopped afterwards."""
+        try:
+            self.start()
+            yield self
+        except BaseException:
+            print(self.logs())
+            raise
+        finally:
+            self.stop()
 
     def wait_ready(self, timeout_s: float = 60) -> None:
         deadline = time.monotonic() + timeout_s
