@@ -3,7 +3,7 @@
 PYTHON ?= python3
 PIP = $(PYTHON) -m pip
 
-.PHONY: install test bench lint serve
+.PHONY: install test bench lint serve experiments
 
 install:
 	$(PIP) install --quiet torch==2.13.0
@@ -27,3 +27,8 @@ bench: install
 	@if [ -f bench/bench_certificates.py ]; then $(PYTHON) bench/bench_certificates.py; fi
 	$(PYTHON) bench/bench_service.py
 	$(PYTHON) bench/bench_load.py
+
+# Every paper recipe, full protocol (about 45 minutes on 2 cores): rewrites
+# docs/results.md and docs/figures/. `QUICK=1 make experiments` for a smoke run.
+experiments: install
+	$(PYTHON) -m service.cli experiment run all $(if $(QUICK),--quick,)

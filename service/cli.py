@@ -158,6 +158,36 @@ def cmd_db(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_experiment(args: argparse.Namespace) -> int:
+    """Run paper recipes through the core, or through a running service with ``--url``."""
+    from lipspline.experiments import RECIPES
+    from lipspline.experiments.context import ExperimentContext
+    from lipspline.experiments.runner import run_many
+    from lipspline.experiments.trainers import LocalTrainer, RemoteTrainer
+
+    unknown = [n for n in args.names if n not in (*RECIPES, "all")]
+    if unknown:
+        print(f"unknown experiment(s) {', '.join(unknown)}; choose from {', '.join(RECIPES)} or all", file=sys.stderr)
+        return 2
+    if args.url:
+        key = args.api_key or os.environ.get("LIPSPLINE_API_KEY")
+        if not key:
+            print("--url needs --api-key or LIPSPLINE_API_KEY", file=sys.stderr)
+            return 2
+        trainer = RemoteTrainer(args.url, key)
+    else:
+        trainer = LocalTrainer()
+    ctx = ExperimentContext(
+        quick=args.quick,
+        trainer=trainer,
+        docs_dir=Path(args.docs_dir),
+        work_dir=Path(args.work_dir),
+        seeds=args.seeds,
+    )
+    run_many(list(args.names), ctx)
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="lipspline", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True)
@@ -187,6 +217,18 @@ def build_parser() -> argparse.ArgumentParser:
     revoke = key_actions.add_parser("revoke", help="revoke a key, given in full or by its 12-character prefix")
     revoke.add_argument("key")
     keys.set_defaults(func=cmd_keys)
+
+    experiment = sub.add_parser("experiment", help="reproduce the papers' experiments (tables + figures)")
+    experiment_actions = experiment.add_subparsers(dest="action", required=True)
+    run = experiment_actions.add_parser("run", help="run recipes: circle, noise, one_lipschitz, bound_kinds, or all")
+    run.add_argument("names", nargs="+", metavar="NAME")
+    run.add_argument("--quick", action="store_true", help="smoke run: each recipe in under two minutes")
+    run.add_argument("--url", help="train through a running LipSpline service instead of in-process")
+    run.add_argument("--api-key", help="Bearer key for --url (default: $LIPSPLINE_API_KEY)")
+    run.add_argument("--docs-dir", default="docs", help="where results.md and figures/ are written")
+    run.add_argument("--work-dir", default="lipspline-data/experiments", help="trained models kept for bound_kinds")
+    run.add_argument("--seeds", type=int, nargs="+", help="override the recipe's seeds")
+    run.set_defaults(func=cmd_experiment)
 
     db = sub.add_parser("db", help="database migrations")
     db.add_argument("action", choices=["upgrade", "downgrade"])
