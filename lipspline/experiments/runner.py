@@ -9,6 +9,7 @@ run, how long it took and where it was trained.
 
 from __future__ import annotations
 
+import fcntl
 import re
 import time
 from pathlib import Path
@@ -44,7 +45,19 @@ def render_section(result: RecipeResult, where: str, docs_dir: Path) -> str:
 
 
 def write_section(results_md: Path, name: str, section: str) -> None:
-    """Replace recipe ``name``'s section in ``results_md`` (or append it), keeping the recipes' order."""
+    """Replace recipe ``name``'s section in ``results_md`` (or append it), keeping the recipes' order.
+
+    Recipes may run in parallel processes (one per recipe is the quickest way
+    through the full suite on several cores), so the read-modify-write holds
+    an exclusive lock on a sidecar file.
+    """
+    results_md.parent.mkdir(parents=True, exist_ok=True)
+    with open(results_md.with_suffix(".md.lock"), "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        _replace_section(results_md, name, section)
+
+
+def _replace_section(results_md: Path, name: str, section: str) -> None:
     text = results_md.read_text() if results_md.exists() else HEADER
     start, end = _markers(name)
     pattern = re.compile(re.escape(start) + r".*?" + re.escape(end), re.S)
@@ -58,7 +71,6 @@ def write_section(results_md: Path, name: str, section: str) -> None:
             text = text[:at] + section + "\n\n" + text[at:]
         else:
             text = text.rstrip("\n") + "\n\n" + section + "\n"
-    results_md.parent.mkdir(parents=True, exist_ok=True)
     tmp = results_md.with_suffix(".md.tmp")
     tmp.write_text(text)
     tmp.replace(results_md)
