@@ -48,6 +48,7 @@ from typing import Any
 import numpy as np
 from torch import nn
 
+from lipspline.certificates._blas import single_threaded_blas
 from lipspline.certificates._fp import INF, U, add_up, frobenius_upper, inflate, mul_up
 from lipspline.certificates.spectral import LRU, NormCache, TMat, exact, matmul, scale_columns, scale_rows
 from lipspline.certificates.view import ChainView, PiecewiseView, build_view, fingerprint
@@ -113,7 +114,8 @@ class Analysis:
         self.other: dict[str, float] = {}
         self.notes: list[str] = []
         self.lipsdp: float | None = None
-        self._compute()
+        with single_threaded_blas():
+            self._compute()
 
     # ---- helpers ------------------------------------------------------------------------------------
     def norm(self, t: TMat) -> float:

@@ -36,6 +36,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from lipspline.certificates._blas import single_threaded_blas
 from lipspline.certificates._fp import INF, U, gamma, mul_up, sqrt_up
 from lipspline.certificates.global_bounds import Analysis, analyze, mid_radius
 from lipspline.certificates.spectral import proven_spectral_norms_batched
@@ -373,7 +374,8 @@ def local_bounds(
     for start in range(0, x_all.shape[0], batch_size):
         x = x_all[start : start + batch_size]
         t0 = time.perf_counter()
-        named = _local_for_batch(analysis, x, eps, norm)
+        with single_threaded_blas():
+            named = _local_for_batch(analysis, x, eps, norm)
         per_input_ms = (time.perf_counter() - t0) * 1e3 / x.shape[0]
         for i in range(x.shape[0]):
             bounds = {}

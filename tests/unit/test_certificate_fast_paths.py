@@ -85,3 +85,22 @@ def test_snapped_slope_intervals_contain_the_originals() -> None:
     assert np.all(slo <= lo) and np.all(shi >= hi)
     assert np.all(np.abs(slo - lo) <= 2.0**-30) and np.all(np.abs(shi - hi) <= 2.0**-30)
     assert np.all((slo == 0) | (np.abs(slo) >= 2.0**-60))
+
+
+def test_single_threaded_blas_scopes_nest_and_restore_the_thread_count() -> None:
+    """Nested and overlapping scopes (request threads) must leave OpenBLAS as they found it."""
+    from lipspline.certificates import _blas
+
+    with _blas.single_threaded_blas():
+        libs = _blas._find()
+    if not libs:
+        pytest.skip("no OpenBLAS found in this process (another BLAS): the scope is a no-op")
+    counts = lambda: [int(get()) for _, get in libs]  # noqa: E731
+    before = counts()
+    outer = _blas.single_threaded_blas()
+    outer.__enter__()
+    with _blas.single_threaded_blas():
+        assert counts() == [1] * len(libs)
+    assert counts() == [1] * len(libs), "leaving an inner scope must not restore while an outer one is open"
+    outer.__exit__(None, None, None)
+    assert counts() == before
