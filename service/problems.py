@@ -49,6 +49,15 @@ def not_found(what: str, ident: str) -> ProblemError:
     return ProblemError(404, "Not Found", f"{what} {ident!r} does not exist", kind="not-found")
 
 
+def bad_artifact(model_id: str, reason: str) -> ProblemError:
+    """409: the stored model cannot be trusted (its weights fail their sha256 check, or cannot be read).
+
+    A conflict with the resource's state, not the client's request: retrying will not help
+    until the model is trained again; nothing of the tampered blob is loaded or sent.
+    """
+    return ProblemError(409, "Conflict", f"model {model_id!r} {reason}", kind="bad-artifact")
+
+
 def invalid_field(field: str, message: str) -> ProblemError:
     """A 422 naming the field at fault, shaped like the automatic validation errors."""
     return ProblemError(
