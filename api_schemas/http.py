@@ -233,3 +233,53 @@ class CertifyResponse(BaseModel):
     epsilon: float
     norm: str
     local: list[LocalBoundOut] | None = None
+
+
+class ProblemFieldError(BaseModel):
+    """One field at fault in a 422: ``field`` is the dotted path (``config.training.epochs``, ``inputs.3``)."""
+
+    field: str
+    message: str
+    type: str | None = Field(None, description="pydantic error type, for errors found by schema validation")
+
+
+class Problem(BaseModel):
+    """RFC 9457 problem details: the body of every error response (`application/problem+json`).
+
+    The extension members after `instance` appear only on the problems that carry them.
+    """
+
+    # This docstring is the schema's description in /docs. The model documents what
+    # service/problems.py sends; extra="allow" keeps the schema open to members added later.
+
+    model_config = ConfigDict(
+        extra="allow",
+        json_schema_extra={
+            "examples": [
+                {
+                    "type": "https://lipspline.dev/problems/validation-error",
+                    "title": "Validation Error",
+                    "status": 422,
+                    "detail": "config.training.epochs: Input should be greater than or equal to 1",
+                    "instance": "/v1/jobs",
+                    "errors": [{"field": "config.training.epochs", "message": "Input should be greater than or "
+                                "equal to 1", "type": "greater_than_equal"}],
+                }
+            ]
+        },
+    )  # fmt: skip
+
+    type: str = Field(description="URI naming the kind of problem, e.g. .../problems/not-found")
+    title: str
+    status: int = Field(description="the HTTP status, repeated")
+    detail: str = Field(description="what went wrong, naming the field, row or column at fault")
+    instance: str = Field(description="the request path")
+    errors: list[ProblemFieldError] | None = Field(None, description="422: every field at fault")
+    problem: str | None = Field(None, description="invalid dataset: short code (nan, ragged_row, bad_npz, ...)")
+    row: int | None = Field(None, description="invalid dataset: 0-based data row at fault (header excluded)")
+    column: str | int | None = Field(None, description="invalid dataset: column at fault (name, or index)")
+    limit: str | None = Field(None, description="limit exceeded: the setting's name, e.g. max_epochs")
+    limit_value: float | None = Field(None, description="limit exceeded: the setting's value")
+    field: str | None = Field(None, description="the request field at fault (404 on a referenced id)")
+    jobs: list[str] | None = Field(None, description="409 dataset-in-use: the active jobs using it")
+    checks: dict[str, bool] | None = Field(None, description="503 not-ready: each dependency and whether it answered")

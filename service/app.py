@@ -9,6 +9,7 @@ from fastapi import FastAPI
 
 from service.limits import BodySizeLimit
 from service.model_cache import ModelCache
+from service.openapi_docs import install_openapi
 from service.problems import install_problem_handlers
 from service.rate_limit import RateLimiter
 from service.routers import datasets, health, jobs, models
@@ -19,7 +20,8 @@ Train deep-spline networks (learnable linear-spline activations, BV² objective)
 and serve them with a **certified Lipschitz bound**: a proven upper bound on how
 far the output can move per unit of input change (l2), plus the certified
 robustness radius that follows from it. Errors are `application/problem+json`
-(RFC 9457) and name the field or row at fault.
+(RFC 9457) and name the field or row at fault. Every `/v1` route needs
+`Authorization: Bearer <API key>` (`lipspline keys create --tenant NAME`).
 """
 
 
@@ -47,6 +49,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.add_middleware(BodySizeLimit, limit=settings.max_upload_bytes)
     for router in (health.router, datasets.router, jobs.router, models.router):
         app.include_router(router)
+    install_openapi(app)  # errors as problem+json, the Bearer scheme, on every route
     return app
 
 

@@ -6,6 +6,7 @@ from collections.abc import Iterator
 from typing import Annotated
 
 from fastapi import Depends, Request
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from sqlalchemy.orm import Session
 
 from service.auth import tenant_for_key
@@ -37,13 +38,26 @@ def _unauthorized(detail: str) -> ProblemError:
     return error
 
 
-def current_tenant(request: Request) -> str:
+#: Reads ``Authorization: Bearer <key>`` and, being a FastAPI security dependency, declares the
+#: ``BearerAuth`` scheme in OpenAPI on exactly the routes that take ``TenantId``. It never answers
+#: by itself (auto_error=False: its own error would not be problem+json); ``current_tenant`` does.
+bearer = HTTPBearer(
+    scheme_name="BearerAuth",
+    bearerFormat="lsk_ API key",
+    description="An API key: `lipspline keys create --tenant NAME` (the embedded default writes one "
+    "to `$LIPSPLINE_DATA_DIR/api-key`).",
+    auto_error=False,
+)
+
+
+def current_tenant(
+    request: Request, credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)]
+) -> str:
     """The tenant of the request's API key; 401 without a valid key, 429 above the key's rate."""
-    header = request.headers.get("authorization", "")
-    scheme, _, key = header.partition(" ")
-    if scheme.lower() != "bearer" or not key.strip():
+    # None: no header, another scheme, or an empty key (surrounding spaces are stripped)
+    if credentials is None:
         raise _unauthorized("Authorization: Bearer <API key> is required")
-    key = key.strip()
+    key = credentials.credentials
     settings: Settings = request.app.state.settings
     with session_scope(settings.resolved_database_url) as session:
         tenant = tenant_for_key(session, key)

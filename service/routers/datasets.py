@@ -23,6 +23,7 @@ from service.db.tables import DatasetRow, JobRow
 from service.deps import AppSettings, DbSession, TenantId
 from service.idempotency import IdempotencyKey, IdempotentRequest, fingerprint
 from service.limits import check_dataset
+from service.openapi_docs import created_headers, problems
 from service.ownership import owned
 from service.problems import ProblemError, invalid_field
 from service.settings import Settings
@@ -153,10 +154,17 @@ def _create(parsed: dict[str, Any], idem: IdempotentRequest, tenant: str, settin
     response_model=DatasetOut,
     openapi_extra=_UPLOAD_BODY,
     responses={
-        409: {"description": "Idempotency-Key in use by a request still in flight"},
-        413: {"description": "upload too large"},
-        415: {"description": "neither multipart/form-data nor application/json"},
-        422: {"description": "invalid data, a limit exceeded, or an Idempotency-Key reused with another body"},
+        201: created_headers("dataset"),
+        **problems(
+            (409, "Idempotency-Key in use by a request still in flight"),
+            (413, "upload larger than LIPSPLINE_MAX_UPLOAD_BYTES (streamed bytes, or a file's declared contents)"),
+            (415, "neither multipart/form-data nor application/json"),
+            (
+                422,
+                "invalid data (`row`, `column` and `problem` name it), a limit exceeded, or an Idempotency-Key "
+                "reused with another body",
+            ),
+        ),
     },
 )
 async def create_dataset(
@@ -186,12 +194,12 @@ def list_datasets(session: DbSession, tenant: TenantId) -> DatasetList:
     return DatasetList(items=[to_out(r) for r in rows])
 
 
-@router.get("/{dataset_id}", response_model=DatasetOut)
+@router.get("/{dataset_id}", response_model=DatasetOut, responses=problems(404))
 def get_dataset(dataset_id: str, session: DbSession, tenant: TenantId) -> DatasetOut:
     return to_out(owned(session, DatasetRow, dataset_id, tenant, "dataset"))
 
 
-@router.delete("/{dataset_id}", status_code=204, responses={409: {"description": "used by a queued or running job"}})
+@router.delete("/{dataset_id}", status_code=204, responses=problems(404, (409, "used by a queued or running job")))
 def delete_dataset(dataset_id: str, session: DbSession, tenant: TenantId) -> Response:
     """Delete a dataset unless a queued or running job still needs it (finished jobs keep their history)."""
     row = owned(session, DatasetRow, dataset_id, tenant, "dataset", lock=True)

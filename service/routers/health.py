@@ -9,6 +9,7 @@ from sqlalchemy import text
 from service.db.engine import get_engine
 from service.deps import AppSettings
 from service.dispatch import broker_reachable
+from service.openapi_docs import problems
 from service.problems import PROBLEM_JSON, problem_body
 
 router = APIRouter(tags=["health"])
@@ -20,7 +21,7 @@ def healthz() -> dict[str, str]:
     return {"status": "ok"}
 
 
-@router.get("/readyz", responses={503: {"description": "database or broker unreachable"}})
+@router.get("/readyz", responses=problems((503, "database or broker unreachable (`checks` says which)")))
 def readyz(settings: AppSettings) -> JSONResponse:
     """Ready when the database answers a query and the broker accepts a connection."""
     checks = {"database": False, "broker": False}

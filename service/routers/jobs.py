@@ -18,6 +18,7 @@ from service.deps import AppSettings, DbSession, TenantId
 from service.dispatch import send_job
 from service.idempotency import IdempotencyKey, IdempotentRequest, fingerprint
 from service.limits import check_network
+from service.openapi_docs import created_headers, problems
 from service.ownership import owned
 from service.problems import ProblemError
 from service.settings import Settings
@@ -40,10 +41,13 @@ def _get(session: Session, job_id: str, tenant: str, *, lock: bool = False) -> J
     status_code=202,
     response_model=JobAccepted,
     responses={
-        404: {"description": "unknown dataset"},
-        409: {"description": "Idempotency-Key in use by a request still in flight"},
-        422: {"description": "invalid config, a limit exceeded, or an Idempotency-Key reused with another body"},
-        503: {"description": "broker unreachable"},
+        202: created_headers("job"),
+        **problems(
+            (404, "unknown dataset_id (or another tenant's)"),
+            (409, "Idempotency-Key in use by a request still in flight"),
+            (422, "invalid config, a limit exceeded, or an Idempotency-Key reused with another body"),
+            (503, "the job broker is unreachable (nothing is stored)"),
+        ),
     },
 )
 def submit_job(
@@ -117,12 +121,12 @@ def list_jobs(session: DbSession, tenant: TenantId, status: JobStatus | None = N
     return JobList(items=[to_out(r) for r in session.scalars(query).all()])
 
 
-@router.get("/{job_id}", response_model=JobOut)
+@router.get("/{job_id}", response_model=JobOut, responses=problems(404))
 def get_job(job_id: str, session: DbSession, tenant: TenantId) -> JobOut:
     return to_out(_get(session, job_id, tenant))
 
 
-@router.get("/{job_id}/metrics", response_model=JobMetrics)
+@router.get("/{job_id}/metrics", response_model=JobMetrics, responses=problems(404))
 def job_metrics(job_id: str, session: DbSession, tenant: TenantId) -> JobMetrics:
     """Per-epoch history: loss terms, train and validation metrics, seconds per epoch."""
     row = _get(session, job_id, tenant)
@@ -130,7 +134,9 @@ def job_metrics(job_id: str, session: DbSession, tenant: TenantId) -> JobMetrics
     return JobMetrics(id=row.id, status=row.status, history=[e.report for e in epochs])
 
 
-@router.post("/{job_id}/cancel", response_model=JobOut, responses={409: {"description": "job already finished"}})
+@router.post(
+    "/{job_id}/cancel", response_model=JobOut, responses=problems(404, (409, "the job already succeeded or failed"))
+)
 def cancel_job(job_id: str, session: DbSession, tenant: TenantId) -> JobOut:
     """Queued: cancelled at once. Running: the worker stops cooperatively within one epoch."""
     row = _get(session, job_id, tenant, lock=True)

@@ -28,12 +28,16 @@ from lipspline.certificates import certified_radius, local_bounds, local_radius,
 from service.db.tables import ModelRow
 from service.deps import AppSettings, DbSession, TenantId
 from service.model_cache import LoadedModel, ModelCache
+from service.openapi_docs import problems
 from service.ownership import owned
 from service.problems import ProblemError, bad_artifact, invalid_field
 
 router = APIRouter(prefix="/v1/models", tags=["models"])
 #: points per activation curve returned by /activations
 CURVE_POINTS = 201
+#: routes that load (or send) the stored weights, which are checked against their sha256 first
+_BAD_ARTIFACT = (409, "the stored weights fail their sha256 check or cannot be read (`bad-artifact`)")
+_USES_WEIGHTS = problems(404, _BAD_ARTIFACT)
 
 
 def cache_of(request: Request) -> ModelCache:
@@ -80,7 +84,7 @@ def list_models(session: DbSession, tenant: TenantId) -> ModelList:
     return ModelList(items=[to_out(r) for r in rows])
 
 
-@router.get("/{model_id}", response_model=ModelOut)
+@router.get("/{model_id}", response_model=ModelOut, responses=problems(404))
 def get_model(model_id: str, session: DbSession, tenant: TenantId) -> ModelOut:
     return to_out(owned(session, ModelRow, model_id, tenant, "model"))
 
@@ -104,7 +108,11 @@ def _finite_or_none(value: float | None) -> float | None:
     return None if value is None or not math.isfinite(value) else float(value)
 
 
-@router.post("/{model_id}/predict", response_model=PredictResponse)
+@router.post(
+    "/{model_id}/predict",
+    response_model=PredictResponse,
+    responses=problems(404, (409, _BAD_ARTIFACT[1] + ", or the model has no finite certificate (`no-certificate`)")),
+)
 def predict(
     model_id: str,
     tenant: TenantId,
@@ -132,7 +140,7 @@ def predict(
     return response
 
 
-@router.post("/{model_id}/certify", response_model=CertifyResponse)
+@router.post("/{model_id}/certify", response_model=CertifyResponse, responses=_USES_WEIGHTS)
 def certify(
     model_id: str,
     tenant: TenantId,
@@ -210,7 +218,7 @@ def _activation_curves(loaded: LoadedModel) -> list[dict[str, Any]]:
     return layers
 
 
-@router.get("/{model_id}/activations")
+@router.get("/{model_id}/activations", responses=_USES_WEIGHTS)
 def activations(model_id: str, cache: Annotated[ModelCache, Depends(cache_of)], tenant: TenantId) -> dict[str, Any]:
     """Sampled curves of every activation, per unit (x shared, one y list per unit)."""
     loaded = cache.get(model_id, tenant)
@@ -220,7 +228,10 @@ def activations(model_id: str, cache: Annotated[ModelCache, Depends(cache_of)], 
 @router.get(
     "/{model_id}/download",
     response_class=Response,
-    responses={200: {"content": {"application/zip": {}}, "description": "model.json + weights.safetensors"}},
+    responses={
+        200: {"content": {"application/zip": {}}, "description": "model.json + weights.safetensors"},
+        **_USES_WEIGHTS,
+    },
 )
 def download(model_id: str, session: DbSession, tenant: TenantId) -> Response:
     """A zip of the model document (config, task, classes, sha256) and its safetensors weights."""

@@ -1,0 +1,143 @@
+"""How errors and auth appear in the OpenAPI document: declared here once, for every route.
+
+The service answers every error as ``application/problem+json`` (``service/problems.py``).
+Left alone, FastAPI documents none of that: it lists only the statuses a route declares,
+and adds to every route with parameters a 422 whose body is its own ``HTTPValidationError``
+JSON, which this service never sends. So a client generated from ``/openapi.json`` (or
+schemathesis' ``status_code_conformance``) would meet statuses and bodies it was not told of.
+
+Two sources of statuses, documented in two ways:
+
+* statuses a *handler* raises (404 for an unknown id, 409 for a state conflict, 415, 503)
+  are declared on the route with :func:`problems`, next to the code that raises them;
+* statuses a *shared layer* answers are added by :func:`install_openapi` wherever that
+  layer runs, so no route can forget them: 401 and 429 on every operation that needs the
+  API key (the ``TenantId`` dependency, visible as the operation's ``security``), 400 (an
+  unparsable body), 413 (``BodySizeLimit``) and 422 (validation) on every operation with a
+  request body, and 422 on every operation with query or header parameters. FastAPI's own
+  422 is replaced by the problem+json one, or removed where only plain string path
+  parameters exist, which cannot fail validation.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from fastapi import FastAPI
+
+from api_schemas.http import Problem
+from service.problems import PROBLEM_JSON
+
+REF_PREFIX = "#/components/schemas/"
+PROBLEM_REF = REF_PREFIX + "Problem"
+#: FastAPI's automatic 422 schemas, replaced by Problem
+FASTAPI_VALIDATION_SCHEMAS = ("HTTPValidationError", "ValidationError")
+
+_DESCRIPTIONS = {
+    400: "the request body cannot be parsed (not JSON, not UTF-8, broken multipart)",
+    401: "no API key, or an unknown or revoked one",
+    404: "unknown id, or an id of another tenant (answered alike)",
+    409: "conflicts with the resource's current state",
+    413: "the request body exceeds LIPSPLINE_MAX_UPLOAD_BYTES (counted as it streams in)",
+    415: "unsupported Content-Type",
+    422: "invalid request, or a configured limit exceeded: `errors` names each field at fault",
+    429: "the API key's request rate is exceeded (per key, per API process)",
+    503: "a dependency (database or broker) is unreachable",
+}
+
+
+def _header(description: str, schema_type: str = "string", *, required: bool = True) -> dict[str, Any]:
+    return {"description": description, "required": required, "schema": {"type": schema_type}}
+
+
+_PROBLEM_HEADERS = {
+    401: {"WWW-Authenticate": _header('the scheme to use: `Bearer realm="lipspline"`')},
+    429: {"Retry-After": _header("whole seconds to wait before retrying", "integer")},
+}
+
+
+def problem_response(status: int, description: str | None = None) -> dict[str, Any]:
+    """One documented error: a Problem body as ``application/problem+json``, with the status' headers."""
+    response: dict[str, Any] = {
+        "description": description or _DESCRIPTIONS.get(status, "error"),
+        "content": {PROBLEM_JSON: {"schema": {"$ref": PROBLEM_REF}}},
+    }
+    if status in _PROBLEM_HEADERS:
+        response["headers"] = dict(_PROBLEM_HEADERS[status])
+    return response
+
+
+def problems(*statuses: int | tuple[int, str]) -> dict[int | str, dict[str, Any]]:
+    """``responses=`` for a route: ``problems(404, (409, "the job has already finished"))``."""
+    declared: dict[int | str, dict[str, Any]] = {}
+    for item in statuses:
+        status, description = item if isinstance(item, tuple) else (item, None)
+        declared[status] = problem_response(status, description)
+    return declared
+
+
+def created_headers(what: str) -> dict[str, Any]:
+    """Headers of a 201/202 from a POST that takes an ``Idempotency-Key`` (merged into its success response)."""
+    return {
+        "headers": {
+            "Location": _header(f"path of the new {what}"),
+            "Idempotent-Replayed": _header(
+                "`true` when this is the stored response of an earlier request with the same Idempotency-Key",
+                required=False,
+            ),
+        }
+    }
+
+
+def _problem_schemas() -> dict[str, Any]:
+    schema = Problem.model_json_schema(ref_template=REF_PREFIX + "{model}", mode="serialization")
+    nested = schema.pop("$defs", {})
+    return {"Problem": schema, **nested}
+
+
+def _answers_422(operation: dict[str, Any]) -> bool:
+    # plain string path parameters match any segment: only a body, a query or a header can fail validation
+    return "requestBody" in operation or any(p.get("in") != "path" for p in operation.get("parameters", []))
+
+
+def _is_fastapi_422(response: dict[str, Any]) -> bool:
+    schema = response.get("content", {}).get("application/json", {}).get("schema", {})
+    return schema.get("$ref") == REF_PREFIX + "HTTPValidationError"
+
+
+def document_problems(schema: dict[str, Any]) -> dict[str, Any]:
+    """Add the shared layers' error responses and the Problem schema to a generated document (in place)."""
+    for path_item in schema.get("paths", {}).values():
+        for operation in path_item.values():
+            responses = operation.setdefault("responses", {})
+            if _is_fastapi_422(responses.get("422", {})):
+                del responses["422"]
+            shared: list[int] = []
+            if operation.get("security"):
+                shared += [401, 429]
+            if "requestBody" in operation:
+                shared += [400, 413]
+            if _answers_422(operation):
+                shared.append(422)
+            for status in shared:
+                # a route's own declaration (with its more precise description) wins
+                responses.setdefault(str(status), problem_response(status))
+            operation["responses"] = dict(sorted(responses.items()))
+    schemas = schema.setdefault("components", {}).setdefault("schemas", {})
+    for name in FASTAPI_VALIDATION_SCHEMAS:
+        schemas.pop(name, None)
+    schemas.update(_problem_schemas())
+    return schema
+
+
+def install_openapi(app: FastAPI) -> None:
+    """Make ``app.openapi()`` (and so ``/openapi.json`` and ``/docs``) return the completed document."""
+    generate: Callable[[], dict[str, Any]] = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is None:
+            app.openapi_schema = document_problems(generate())
+        return app.openapi_schema
+
+    app.openapi = openapi  # type: ignore[method-assign]
