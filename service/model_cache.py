@@ -6,6 +6,7 @@ cache keeps it beside the network so a prediction never recomputes it.
 
 from __future__ import annotations
 
+import hashlib
 import threading
 from collections import OrderedDict
 from dataclasses import dataclass
@@ -16,7 +17,7 @@ from lipspline.model import TrainedModel
 from lipspline.serialization import ArtifactError, model_from_parts
 from service.db.engine import session_scope
 from service.db.tables import ModelRow
-from service.problems import ProblemError, not_found
+from service.problems import bad_artifact, not_found
 
 
 @dataclass(frozen=True)
@@ -62,12 +63,15 @@ class ModelCache:
             if row is None:
                 raise not_found("model", model_id)
             document, weights, certificate, tenant_id = row.document, row.weights, row.certificate, row.tenant_id
+            row_sha256 = row.weights_sha256
+        # The document's own sha256 is checked by model_from_parts; the row's copy is checked
+        # here too, so rewriting the blob and the document's hash together is still caught.
+        if hashlib.sha256(weights).hexdigest() != row_sha256:
+            raise bad_artifact(model_id, "cannot be loaded: its weights do not match the sha256 recorded with it")
         try:
             model = model_from_parts(document, weights)
         except ArtifactError as exc:
-            raise ProblemError(
-                409, "Conflict", f"model {model_id!r} cannot be loaded: {exc}", kind="bad-artifact"
-            ) from exc
+            raise bad_artifact(model_id, f"cannot be loaded: {exc}") from exc
         model.network.to(torch.float32).eval()
         return LoadedModel(model_id, tenant_id, model, certificate, threading.Lock())
 

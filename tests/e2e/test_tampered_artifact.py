@@ -12,6 +12,8 @@ still parses as safetensors and only the sha256 check can tell.
   in-memory copy, which is the model as trained, until the process restarts or evicts it;
   its download, which reads the stored blob, is refused at once. After an API restart, every
   route that needs its weights refuses it too.
+* A model whose blob *and* the sha256 inside its model document were rewritten to agree is
+  still refused: the row's own ``weights_sha256`` is checked as well.
 * The untouched model keeps working throughout, its download matching its sha256.
 """
 
@@ -19,6 +21,7 @@ from __future__ import annotations
 
 import hashlib
 import io
+import json
 import sqlite3
 import zipfile
 from collections.abc import Iterator
@@ -66,6 +69,17 @@ def tamper_weights(dep: Deployment, model_id: str) -> None:
         db.execute("UPDATE models SET weights = ? WHERE id = ?", (tampered, model_id))
 
 
+def tamper_weights_and_document(dep: Deployment, model_id: str) -> None:
+    """Alter the blob and rewrite the document's sha256 to match it (the row's copy stays)."""
+    tamper_weights(dep, model_id)
+    with sqlite3.connect(database_file(dep), timeout=60) as db:
+        weights, document = db.execute("SELECT weights, document FROM models WHERE id = ?", (model_id,)).fetchone()
+        document = json.loads(document)
+        assert "weights_sha256" in document, sorted(document)
+        document["weights_sha256"] = hashlib.sha256(weights).hexdigest()
+        db.execute("UPDATE models SET document = ? WHERE id = ?", (json.dumps(document), model_id))
+
+
 def call(http: httpx.Client, model_id: str, route: str) -> httpx.Response:
     if route == "predict":
         return http.post(f"/v1/models/{model_id}/predict", json={"inputs": INPUTS, "epsilon": 0.05})
@@ -93,7 +107,7 @@ def models(dep: Deployment) -> dict[str, str]:
         dataset = http.post("/v1/datasets", json={"name": "tamper", "inputs": inputs, "targets": targets})
         assert dataset.status_code == 201, dataset.text
         jobs = {}
-        for name in ("never_loaded", "cached", "intact"):
+        for name in ("never_loaded", "cached", "intact", "rehashed"):
             job = http.post("/v1/jobs", json={"dataset_id": dataset.json()["id"], "config": TINY_CONFIG})
             assert job.status_code == 202, job.text
             jobs[name] = job.json()["id"]
@@ -116,7 +130,16 @@ def before(dep: Deployment, models: dict[str, str]) -> dict[str, dict]:
             answers[name] = response.json()
     for name in ("never_loaded", "cached"):
         tamper_weights(dep, models[name])
+    tamper_weights_and_document(dep, models["rehashed"])
     return answers
+
+
+def test_blob_and_document_rewritten_together_are_still_refused(
+    dep: Deployment, models: dict[str, str], before: dict
+) -> None:
+    with dep.client() as http:
+        for route in WEIGHT_ROUTES:
+            assert_bad_artifact(call(http, models["rehashed"], route))
 
 
 def test_never_loaded_tampered_model_is_refused(dep: Deployment, models: dict[str, str], before: dict) -> None:
