@@ -100,6 +100,11 @@ def install_problem_handlers(app: FastAPI) -> None:
             message = str(error.get("msg", "invalid value"))
             errors.append({"field": _field_path(error.get("loc", ())), "message": message, "type": error.get("type")})
         first = errors[0] if errors else {"field": "body", "message": "invalid request"}
+        if first.get("type") == "json_invalid":
+            # Unparseable JSON is malformed syntax (400), as on /v1/datasets, whose body is
+            # parsed by the route itself; 422 stays for well-formed bodies with bad values.
+            detail = f"body: not valid JSON ({first['message']})"
+            return problem_response(request, 400, "Bad Request", detail, "bad-json")
         detail = f"{first['field']}: {first['message']}"
         if len(errors) > 1:
             detail += f" (and {len(errors) - 1} more)"

@@ -417,7 +417,7 @@ CONFIG_CASES = [
          json_body=_config(spline={"knots": 1000})),
     Case("limit-parameters", 422, ("parameters", "limit"), field="config.architecture",
          json_body=_config(architecture={"hidden": [4096] * 16})),
-    Case("job-not-json", 422, ("json",), raw_body=b"dataset_id=abc"),
+    Case("job-not-json", 400, ("json",), raw_body=b"dataset_id=abc"),
     Case("job-deep-nesting", 400, ("body",),
          raw_body=b'{"dataset_id": "{dataset_id}", "config": ' + b'{"a":' * 50_000 + b"1" + b"}" * 50_001),
 ]  # fmt: skip
@@ -456,7 +456,7 @@ PREDICT_CASES = [
          json_body={"inputs": [[0.1, 0.2]], "epsilon": "small"}),
     Case("predict-too-many-rows", 422, ("inputs", "limit"), field="inputs",
          json_body={"inputs": [[0.0, 0.0]] * 10_001}),
-    Case("predict-not-json", 422, ("json",), raw_body=b"{inputs: [[0.1, 0.2]]}"),
+    Case("predict-not-json", 400, ("json",), raw_body=b"{inputs: [[0.1, 0.2]]}"),
     Case("predict-not-utf8", 400, ("body",), raw_body=b'{"inputs": [[0.1, 0.2]], "epsilon": "\xff"}'),
     Case("predict-array-body", 422, (), json_body=[[0.1, 0.2]]),
 ]  # fmt: skip
