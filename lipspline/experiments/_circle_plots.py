@@ -96,11 +96,19 @@ def plot_boundaries(models: Sequence[tuple[str, TrainedModel]], test_x: np.ndarr
         ax.set_aspect("equal")
         ax.set_xlim(-1, 1)
         ax.set_ylim(-1, 1)
-    axes[0][0].plot([], [], color="C0", label="learned boundary (logit = 0)")
-    axes[0][0].plot([], [], "--", color="C3", label="true circle x₁² + x₂² = 2/π")
-    axes[0][0].plot([], [], "x", color="k", label="misclassified test point")
-    axes[0][0].legend(fontsize=7, loc="lower left")
-    fig.tight_layout()
+        ax.set_xticks([-1.0, -0.5, 0.0, 0.5, 1.0])
+        ax.set_yticks([-1.0, -0.5, 0.0, 0.5, 1.0])
+    (boundary,) = axes[0][0].plot([], [], color="C0")
+    (truth,) = axes[0][0].plot([], [], "--", color="C3")
+    (wrong_marker,) = axes[0][0].plot([], [], "x", color="k")
+    fig.legend(
+        [boundary, truth, wrong_marker],
+        ["learned boundary (logit = 0)", "true circle x₁² + x₂² = 2/π", "misclassified test point"],
+        loc="lower center",
+        ncol=3,
+        fontsize=8,
+    )
+    fig.tight_layout(rect=(0.0, 0.06, 1.0, 1.0))
     fig.savefig(path, dpi=110)
     plt.close(fig)
     return path

@@ -369,7 +369,11 @@ def knots_table(runs: Runs, settings: Settings) -> Table:
             _median([r.certified for r in group]),
             len(group),
         )
-    table.notes.append("the grid always spans [−3, 3] in standardised units, so K sets the knot spacing 6/(K−1)")
+    table.notes += [
+        "the grid always spans [−3, 3] in standardised units, so K sets the knot spacing Δ = 6/(K−1)",
+        f"active knots use the same |a_k| > {ACTIVE_THRESHOLD:g}; a_k is a second difference divided by Δ, so on "
+        "fine grids the optimiser's jitter of the knot values alone can exceed it (K = 81 counts are inflated)",
+    ]
     return table
 
 
@@ -472,6 +476,10 @@ def _choices(
         f"optimiser (not in the paper): Adam, lr {LEARNING_RATE:g} for weights and splines, batch {BATCH_SIZE}, "
         f"{settings.epochs} epochs, all {TRAIN_SIZE} points used for training (no validation split), "
         "final epoch's model (no early stopping, no learning-rate schedule)",
+        f"how lr {LEARNING_RATE:g} was picked: deep spline, seeds 0-9, accuracy on a separate validation sample "
+        "(10,000 points, seed 987654, not the test set above): lr 1e-2 gave a median of 97.5 %, 5e-3 98.1 %, 3e-3 "
+        "98.6 %, 1e-3 98.5 %; batch 64 or 100, 500 epochs, μ = 1e-5, λ = 3e-5 or 1e-3 did not beat 3e-3 at batch 32; "
+        "with lr 3e-3 the ReLU-type baselines land near the paper's figures (98.2-98.3 % on that sample)",
         f"λ = {DEFAULT_LAMBDA:g} and μ = {MU:g} per sample (the data loss is a mean, so they equal the paper's "
         f"summed-loss weights divided by {TRAIN_SIZE}); the paper does not give them",
         f"spline grid: [−{SPLINE_RANGE:g}, {SPLINE_RANGE:g}] in standardised input units (inputs are standardised "
