@@ -259,7 +259,7 @@ def _certificate_table(results: dict, run: Settings) -> Table:
 def _budget_table(results: dict, run: Settings) -> Table:
     table = Table(
         f"Scaling budget of the served map, median over {len(run.seeds)} seed(s)",
-        ["target", "σ_x (train)", "σ_y (train)", "budget σ_y/σ_x", "largest |f′|"],
+        ["target", "σ_x (train)", "σ_y (train)", "budget σ_y/σ_x", "largest slope of f"],
     )
     for target in TARGETS:
         rows = results[(target.key, ACTIVATIONS[0].key)]
@@ -320,6 +320,8 @@ def _choices(run: Settings) -> list[str]:
         f"TV² weight λ = {run.tv2:g} (the authors' value).",
         "Certificates: both the served map (scaling folded in) and the standardised core are certified and "
         f"asserted ≤ 1 + {MARGIN:g}; the core's scaling caps the served map at σ_y/σ_x-Lipschitz (third table), "
-        "which is why every activation fits poorly here and the ranking is not paper 003's.",
+        "which is why every activation fits poorly here and the ranking is not paper 003's. Proposed core "
+        "change (not made by this recipe): in one_lipschitz mode scale x and y by one common factor (or not at "
+        "all), so that the served map keeps the whole 1-Lipschitz budget.",
         "Quick mode (--quick): 1 seed, 200 training points, 3 epochs: a smoke test.",
     ]

@@ -117,6 +117,9 @@ def test_figure_and_results_section_are_written(quick: tuple[RecipeResult, Exper
     assert f"## {noise.TITLE}" in section and "quick mode" in section
     assert "figures/noise-mae_vs_eta.png" in section and "Held-out MAE" in section
     assert result.choices and all(choice in section for choice in result.choices)
+    # a "|" inside a header or cell would split a Markdown table column
+    for table in result.tables:
+        assert not any("|" in str(cell) for cell in [*table.columns, *(c for row in table.rows for c in row)])
 
 
 def test_kept_models_are_the_measured_ones(quick: tuple[RecipeResult, ExperimentContext]) -> None:

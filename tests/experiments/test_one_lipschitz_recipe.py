@@ -88,6 +88,9 @@ def test_figure_and_results_section_are_written(quick: tuple[RecipeResult, Exper
     section = text[text.index(start) : text.index(end)]
     assert f"## {one_lipschitz.TITLE}" in section and "figures/one_lipschitz-fits.png" in section
     assert "Test MSE" in section and all(choice in section for choice in result.choices)
+    # a "|" inside a header or cell would split a Markdown table column
+    for table in result.tables:
+        assert not any("|" in str(cell) for cell in [*table.columns, *(c for row in table.rows for c in row)])
 
 
 def test_kept_models_are_one_lipschitz_and_certified(quick: tuple[RecipeResult, ExperimentContext]) -> None:
