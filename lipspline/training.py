@@ -145,7 +145,8 @@ def fit(
     loop = config.training
     device = resolve_device(config.device)
     train_idx, val_idx = train_validation_split(dataset.n_samples, loop.validation_split, loop.seed)
-    scaling = fit_scaling(_subset(dataset, train_idx))
+    # one_lipschitz: one common scale, so the served (raw-unit) map stays 1-Lipschitz
+    scaling = fit_scaling(_subset(dataset, train_idx), isotropic=config.objective.mode == "one_lipschitz")
     network = build_network(config, dataset, scaling).to(device)
     objective = Objective(config.objective, network)
     optimizer = _make_optimizer(network, config)

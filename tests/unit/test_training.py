@@ -119,6 +119,35 @@ def test_one_lipschitz_constraints_hold_after_training():
     assert max(raw) > 1.0
 
 
+@pytest.mark.parametrize("activation", ["deepspline", "groupsort"])
+def test_one_lipschitz_served_map_is_1_lipschitz_and_can_fit_slope_one(activation):
+    """One common scale for inputs and target: the raw-unit map keeps the network's constant.
+
+    With per-feature standardisation a slope-1 target on [-1, 1] (sigma_y/sigma_x ~ 0.4 here)
+    capped the served map's slope at ~0.4, so no 1-Lipschitz net could fit it.
+    """
+    from lipspline.certificates import certify_global, exact_lipschitz_1d
+
+    x = np.linspace(-1, 1, 400)[:, None]
+    y = np.abs(x[:, 0]) - 0.5  # slopes exactly +-1
+    data = from_arrays(x, y, task="regression")
+    cfg = config(
+        architecture={"hidden": [10, 10], "activation": activation},
+        objective={"mode": "one_lipschitz", "lambda": 1e-7},
+        spline={"init": "abs"},
+        training={"epochs": 60, "lr": 1e-2, "batch_size": 20, "validation_split": 0.0},
+    )
+    model = fit(data, cfg).model
+    scale = model.network.input_scale.double()
+    assert torch.allclose(scale, torch.full_like(scale, float(model.network.target_scale)))
+    certified = certify_global(model.network).certified
+    exact = exact_lipschitz_1d(model.network)
+    assert exact <= certified <= 1 + 1e-5
+    assert exact > 0.9, "the served map should use (nearly) all of its slope budget on a slope-1 target"
+    error = np.asarray(model.predict(x)) - y
+    assert float(np.mean(error**2)) < 2e-3
+
+
 def test_save_load_reproduces_outputs_bit_for_bit(tmp_path):
     data = make_circle(200, seed=5)
     result = fit(data, config(architecture={"hidden": [6], "activation": "prelu"}))
