@@ -24,16 +24,15 @@ from __future__ import annotations
 import copy
 import statistics
 import time
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
-import torch
 
 from api_schemas import TrainingConfig
 from lipspline.certificates import certify_global, empirical_lower_bound, jacobian_lower_bound
 from lipspline.data import Dataset, make_circle
+from lipspline.experiments._measure import single_thread
 from lipspline.experiments.context import ExperimentContext, RecipeResult
 from lipspline.experiments.tables import Table
 from lipspline.model import TrainedModel
@@ -153,19 +152,6 @@ def training_config(spec: Spec, seed: int, epochs: int) -> TrainingConfig:
             "device": "cpu",
         }
     )
-
-
-@contextmanager
-def _one_torch_thread() -> Iterator[None]:
-    """Run with one intra-op thread: these nets are tiny (≤ 51 parameters, batches of 32),
-    so a second thread only adds synchronisation, and on a shared 2-core box it makes each
-    step several times slower. Restored afterwards."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(before)
 
 
 def accuracy_percent(model: TrainedModel, data: Dataset) -> float:
@@ -349,6 +335,20 @@ def lambda_table(runs: Runs, settings: Settings) -> tuple[Table, list[tuple[floa
     return table, curve
 
 
+def _sweep_cells(group: list) -> list:
+    """The cells after the swept value, shared by tables 3 and 4: sparsity, accuracy spread, certificate."""
+    accuracies = [r.accuracy for r in group]
+    return [
+        _median_count([r.active for r in group]),
+        group[0].total_knots,
+        _median(accuracies),
+        min(accuracies),
+        max(accuracies),
+        _median([r.certified for r in group]),
+        len(group),
+    ]
+
+
 def knots_table(runs: Runs, settings: Settings) -> Table:
     """Table c: how the grid size K affects accuracy and sparsity."""
     table = Table(
@@ -357,18 +357,7 @@ def knots_table(runs: Runs, settings: Settings) -> Table:
          "certified L (median)", "seeds"],
     )  # fmt: skip
     for knots in settings.knots:
-        group = runs.all(Spec("deepspline", 2, knots=knots), settings.sweep_seeds)
-        accuracies = [r.accuracy for r in group]
-        table.add(
-            knots,
-            _median_count([r.active for r in group]),
-            group[0].total_knots,
-            _median(accuracies),
-            min(accuracies),
-            max(accuracies),
-            _median([r.certified for r in group]),
-            len(group),
-        )
+        table.add(knots, *_sweep_cells(runs.all(Spec("deepspline", 2, knots=knots), settings.sweep_seeds)))
     table.notes += [
         "the grid always spans [−3, 3] in standardised units, so K sets the knot spacing Δ = 6/(K−1)",
         f"active knots use the same |a_k| > {ACTIVE_THRESHOLD:g}; a_k is a second difference divided by Δ, so on "
@@ -386,17 +375,7 @@ def outer_norm_table(runs: Runs, settings: Settings) -> Table:
     )  # fmt: skip
     for outer in ("l1", "l2"):
         group = runs.all(Spec("deepspline", 2, outer_norm=outer), settings.sweep_seeds)
-        accuracies = [r.accuracy for r in group]
-        table.add(
-            "ℓ1" if outer == "l1" else "ℓ2",
-            _median_count([r.active for r in group]),
-            group[0].total_knots,
-            _median(accuracies),
-            min(accuracies),
-            max(accuracies),
-            _median([r.certified for r in group]),
-            len(group),
-        )
+        table.add("ℓ1" if outer == "l1" else "ℓ2", *_sweep_cells(group))
     return table
 
 
@@ -407,7 +386,7 @@ def run(ctx: ExperimentContext) -> RecipeResult:
     began = time.perf_counter()
     settings = settings_for(ctx)
     test = make_circle(TEST_SIZE, seed=TEST_SEED)
-    with _one_torch_thread():
+    with single_thread():
         runs = Runs(ctx, settings, test)
         table_a, by_activation = main_table(runs, settings)
         table_b, curve = lambda_table(runs, settings)

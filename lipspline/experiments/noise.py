@@ -37,8 +37,7 @@ import numpy as np
 
 from api_schemas import TrainingConfig
 from lipspline.data import from_arrays
-from lipspline.experiments._noise_boston import load_boston, noise_directions, noisy, split
-from lipspline.experiments._noise_measure import (
+from lipspline.experiments._measure import (
     activation_lipschitz,
     certified_raw,
     certified_standardised,
@@ -48,6 +47,7 @@ from lipspline.experiments._noise_measure import (
     raw_lower_bound,
     single_thread,
 )
+from lipspline.experiments._noise_boston import load_boston, noise_directions, noisy, split
 from lipspline.experiments.context import ExperimentContext, RecipeResult
 from lipspline.experiments.tables import Table, fmt
 from lipspline.model import TrainedModel

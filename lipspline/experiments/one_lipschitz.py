@@ -30,7 +30,7 @@ import numpy as np
 from api_schemas import TrainingConfig
 from lipspline.certificates import exact_lipschitz_1d
 from lipspline.data import from_arrays
-from lipspline.experiments._noise_measure import (
+from lipspline.experiments._measure import (
     certified_raw,
     certified_standardised,
     single_thread,

@@ -1,4 +1,4 @@
-"""Measurements the ``noise`` and ``one_lipschitz`` recipes share: weight norms, bounds of the
+"""Measurements the recipes share: weight norms, bounds of the
 standardised core next to the served map, lower bounds, and a one-thread guard for training.
 
 Why a *standardised* certificate beside the served one: a network owns its input
