@@ -317,6 +317,29 @@ def _solve_cvxpy(A, B, lo, hi, wl, n0, dim, time_limit_s):  # noqa: ANN001, ANN2
     return float(rho.value) * scale, np.asarray(lam.value, dtype=np.float64) * scale
 
 
+def _multiplier_candidates(lam: np.ndarray) -> list[np.ndarray]:
+    """The solver's multipliers, then the same with runaway entries capped.
+
+    A dead neuron (incoming and outgoing weights ~0) leaves its multiplier
+    unconstrained, and the barrier's log-det term drives it to ~1e29: the
+    LMI then holds in exact arithmetic but its rounding-error bound, which
+    scales with the matrix's entries, swamps the verification. Any
+    non-negative multipliers are valid for the proof, so capping those
+    entries at a multiple of the median is a legitimate second try (seen on
+    trained ReLU nets, whose slope interval [0, 1] gives a multiplier no
+    curvature term to pin it).
+    """
+    positive = lam[lam > 0]
+    if positive.size == 0:
+        return [lam]
+    median = float(np.median(positive))
+    # How large a capped multiplier must stay depends on the net (1e2 x median sufficed on a
+    # circle ReLU net, a 1-Lipschitz ReLU net needed 1e5 x), so a decade ladder is tried;
+    # each try is one small Cholesky, and only runs when the first proof failed.
+    caps = [10.0**k * median for k in range(2, 9)]
+    return [lam] + [np.minimum(lam, cap) for cap in caps if float(lam.max()) > cap]
+
+
 def lipsdp_neuron(
     view: ChainView, *, time_limit_s: float = 120.0, max_hidden: int = MAX_HIDDEN, method: str = "barrier"
 ) -> LipSDPResult:
@@ -358,10 +381,12 @@ def lipsdp_neuron(
         rho_v, lam_v = solved
         lam_v = np.maximum(lam_v, 0.0)
         solver_value = math.sqrt(max(rho_v, 0.0))
-        for bump in (0.0, 1e-9, 1e-7, 1e-5, 1e-3, 1e-2):
-            trial = rho_v * (1 + bump) + bump * scale
-            if _verify(A, B, lo, hi, wl, trial, lam_v, n0, dim):
-                return LipSDPResult(sqrt_up(trial), solver_value, f"verified ({reason})", time.perf_counter() - t0)
+        for multipliers in _multiplier_candidates(lam_v):
+            for bump in (0.0, 1e-9, 1e-7, 1e-5, 1e-3, 1e-2):
+                trial = rho_v * (1 + bump) + bump * scale
+                if _verify(A, B, lo, hi, wl, trial, multipliers, n0, dim):
+                    elapsed = time.perf_counter() - t0
+                    return LipSDPResult(sqrt_up(trial), solver_value, f"verified ({reason})", elapsed)
     elapsed = time.perf_counter() - t0
     return LipSDPResult(None, solver_value, "solver answer could not be verified (not certified)", elapsed)
 

@@ -408,3 +408,26 @@ def test_lipsdp_refuses_politely_or_verifies() -> None:
         assert cert.bounds["lipsdp_neuron"] >= exact * (1 - REL)
     else:
         assert cert.skipped["lipsdp_neuron"]
+
+
+def test_lipsdp_verifies_relu_nets_with_a_dead_neuron() -> None:
+    """A dead neuron leaves its multiplier free; the solver drives it to ~1e29 and the first proof fails.
+
+    Trained ReLU nets have such neurons (seen on the circle and 1-Lipschitz recipes); capping the runaway
+    multipliers must recover a verified bound, which is still sound (>= the exact 1-D constant).
+    """
+    from lipspline.certificates import exact_lipschitz_1d
+    from lipspline.certificates.global_bounds import analyze
+    from lipspline.certificates.lipsdp import lipsdp_neuron
+
+    torch.manual_seed(3)
+    net = SplineNetwork(TrainingConfig(architecture={"hidden": [10, 10], "activation": "relu"}), 1, 1)
+    with torch.no_grad():
+        first, second = net.layers[0], net.layers[1]
+        first.weight[4].zero_()
+        first.bias[4] = -1.0  # never active, no incoming weight
+        second.weight[:, 4] = 1e-30
+    result = lipsdp_neuron(analyze(net, use_cache=False).view, time_limit_s=60)
+    assert result.certified is not None, result.reason
+    assert result.certified >= exact_lipschitz_1d(net) * (1 - 1e-9)
+    assert result.certified <= certify_global(net, use_cache=False).bounds["liplt"] * (1 + 1e-9)
