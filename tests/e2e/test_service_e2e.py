@@ -238,7 +238,7 @@ def test_bad_input_gets_problem_json(deployment: Deployment, circle_model: dict,
         nan_body = b'{"inputs": [[0.1, NaN]]}'
         detail = problem(http.post(predict, content=nan_body, headers={"content-type": "application/json"}), 422)
         assert "not finite" in detail["detail"]
-        problem(http.post(predict, content=b"{not json", headers={"content-type": "application/json"}), 422)
+        problem(http.post(predict, content=b"{not json", headers={"content-type": "application/json"}), 400)
         problem(http.post("/v1/models/unknown/predict", json={"inputs": [[0.0, 0.0]]}), 404)
         problem(http.get("/v1/jobs/unknown"), 404)
 
