@@ -39,6 +39,7 @@ Timestamp = Annotated[datetime, AfterValidator(_as_utc)]
 
 
 class _Request(BaseModel):
+    # Unknown keys are errors in every request body; subclasses' model_config merges with this.
     model_config = ConfigDict(extra="forbid")
 
 
@@ -46,7 +47,6 @@ class DatasetCreate(_Request):
     """JSON upload of a dataset (multipart file uploads use form fields instead)."""
 
     model_config = ConfigDict(
-        extra="forbid",
         json_schema_extra={
             "examples": [
                 {
@@ -86,7 +86,6 @@ class DatasetList(BaseModel):
 
 class JobCreate(_Request):
     model_config = ConfigDict(
-        extra="forbid",
         json_schema_extra={
             "examples": [
                 {
@@ -188,7 +187,7 @@ def _check_finite_rows(rows: list[list[float]] | None) -> list[list[float]] | No
 
 class PredictRequest(_Request):
     model_config = ConfigDict(
-        extra="forbid", json_schema_extra={"examples": [{"inputs": [[0.1, -0.3], [0.9, 0.8]], "epsilon": 0.05}]}
+        json_schema_extra={"examples": [{"inputs": [[0.1, -0.3], [0.9, 0.8]], "epsilon": 0.05}]}
     )
 
     inputs: list[list[Number]] = Field(..., min_length=1, description="rows of raw feature values")
@@ -210,7 +209,6 @@ class PredictResponse(BaseModel):
 
 class CertifyRequest(_Request):
     model_config = ConfigDict(
-        extra="forbid",
         json_schema_extra={"examples": [{"inputs": [[0.1, -0.3]], "epsilon": 0.1, "norm": "l2"}]},
     )
 

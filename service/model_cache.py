@@ -20,6 +20,17 @@ from service.db.tables import ModelRow
 from service.problems import bad_artifact, not_found
 
 
+def check_stored_weights(model_id: str, weights: bytes, document: dict, row_sha256: str, doing: str) -> None:
+    """Refuse a weights blob unless it matches both sha256 recorded with it: the document's and the row's.
+
+    Checking both catches a blob rewritten together with the document's hash. Loading (this
+    cache) and the download route, which sends the raw blob without loading it, both call it.
+    """
+    digest = hashlib.sha256(weights).hexdigest()
+    if {document.get("weights_sha256"), row_sha256} != {digest}:
+        raise bad_artifact(model_id, f"cannot be {doing}: its weights do not match the sha256 recorded with it")
+
+
 @dataclass(frozen=True)
 class LoadedModel:
     id: str
@@ -64,10 +75,7 @@ class ModelCache:
                 raise not_found("model", model_id)
             document, weights, certificate, tenant_id = row.document, row.weights, row.certificate, row.tenant_id
             row_sha256 = row.weights_sha256
-        # The document's own sha256 is checked by model_from_parts; the row's copy is checked
-        # here too, so rewriting the blob and the document's hash together is still caught.
-        if hashlib.sha256(weights).hexdigest() != row_sha256:
-            raise bad_artifact(model_id, "cannot be loaded: its weights do not match the sha256 recorded with it")
+        check_stored_weights(model_id, weights, document, row_sha256, "loaded")
         try:
             model = model_from_parts(document, weights)
         except ArtifactError as exc:

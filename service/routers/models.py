@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import io
 import json
 import math
@@ -27,10 +26,10 @@ from api_schemas.http import (
 from lipspline.certificates import certified_radius, local_bounds, local_radius, output_deviation_bound
 from service.db.tables import ModelRow
 from service.deps import AppSettings, DbSession, TenantId
-from service.model_cache import LoadedModel, ModelCache
+from service.model_cache import LoadedModel, ModelCache, check_stored_weights
 from service.openapi_docs import problems
 from service.ownership import owned
-from service.problems import ProblemError, bad_artifact, invalid_field
+from service.problems import ProblemError, invalid_field
 
 router = APIRouter(prefix="/v1/models", tags=["models"])
 #: points per activation curve returned by /activations
@@ -179,19 +178,6 @@ def certify(
     return result
 
 
-def _check_weights(row: ModelRow) -> None:
-    """Refuse to hand out weights that are not the ones the model was stored with.
-
-    Predict and certify get this check from the model cache (``model_from_parts``); the
-    download sends the raw blob without loading it, so it checks the sha256 itself, against
-    both the model document inside the zip and the ``weights_sha256`` the API reports.
-    """
-    digest = hashlib.sha256(row.weights).hexdigest()
-    recorded = {row.document.get("weights_sha256"), row.weights_sha256}
-    if recorded != {digest}:
-        raise bad_artifact(row.id, "cannot be downloaded: its weights do not match the sha256 recorded with it")
-
-
 def _activation_curves(loaded: LoadedModel) -> list[dict[str, Any]]:
     network = loaded.model.network
     span = loaded.model.config.spline.range * 1.25
@@ -236,7 +222,7 @@ def activations(model_id: str, cache: Annotated[ModelCache, Depends(cache_of)], 
 def download(model_id: str, session: DbSession, tenant: TenantId) -> Response:
     """A zip of the model document (config, task, classes, sha256) and its safetensors weights."""
     row = owned(session, ModelRow, model_id, tenant, "model")
-    _check_weights(row)
+    check_stored_weights(row.id, row.weights, row.document, row.weights_sha256, "downloaded")
     buffer = io.BytesIO()
     with zipfile.ZipFile(buffer, "w", compression=zipfile.ZIP_DEFLATED) as archive:
         document = dict(row.document, certificate=row.certificate, model_id=row.id)
