@@ -2,7 +2,8 @@
 
 Modules: ``spectral`` (proven spectral norms), ``view`` (the certified chain:
 scaling folded in, convolutions densified), ``global_bounds`` (named global
-bounds and why each holds), ``local_bounds`` (bounds in a ball),
+bounds and why each holds), ``liplt_scaled`` (LipLT with searched
+per-neuron scalings), ``local_bounds`` (bounds in a ball),
 ``lower_bounds`` (empirical and Jacobian lower bounds), ``exact_1d`` (exact
 constant for 1-D inputs, the test oracle), ``robustness`` (certified radii),
 ``lipsdp`` (optional LipSDP-Neuron with a verified answer), ``report``.

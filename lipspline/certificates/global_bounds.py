@@ -24,6 +24,11 @@ segment between two points), so every bound below bounds all such products.
   element-wise (valid for non-monotone splines). Unrolling gives the
   recursion of DESIGN 1.3: L_1 = ||W_1||,
   L_k = ||W_k M_{k-1} ... M_1 W_1|| + sum_{j<k} ||W_k M_{k-1} ... W_{j+1} R_j|| L_j.
+* ``liplt_scaled``: the same recursion with every cross term split through a
+  positive diagonal scaling, ``||Q Delta J|| <= ||Q T^-1|| ||T J||`` (diagonal
+  matrices commute); valid for every T, the scalings are searched with
+  estimated norms and the result is evaluated with proven ones
+  (``liplt_scaled.py``). Small segments only.
 
 GroupSort layers are 1-Lipschitz but not diagonal. The chain is split there
 into segments (each a sub-network with element-wise activations); the
@@ -50,10 +55,26 @@ from torch import nn
 
 from lipspline.certificates._blas import single_threaded_blas
 from lipspline.certificates._fp import INF, U, add_up, frobenius_upper, inflate, mul_up
+from lipspline.certificates.liplt_scaled import (
+    SEARCH_FLOPS,
+    ScalingSearch,
+    Term,
+    proven_scaled_liplt,
+    search_flops,
+    searchable,
+)
 from lipspline.certificates.spectral import LRU, NormCache, TMat, exact, matmul, scale_columns, scale_rows
 from lipspline.certificates.view import ChainView, PiecewiseView, build_view, fingerprint
 
-BOUND_NAMES = ("bv2_mixed", "frobenius", "spectral_product", "per_neuron_scaled", "liplt", "lipsdp_neuron")
+BOUND_NAMES = (
+    "bv2_mixed",
+    "frobenius",
+    "spectral_product",
+    "per_neuron_scaled",
+    "liplt",
+    "liplt_scaled",
+    "lipsdp_neuron",
+)
 
 
 @dataclass
@@ -95,10 +116,11 @@ def mid_radius(lo: np.ndarray, hi: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 @dataclass
 class SegmentLipLT:
-    """LipLT quantities of one segment: L_k per weight and per-row Lipschitz of each pre-activation."""
+    """LipLT quantities of one segment: L_k per weight, per-row Lipschitz of each pre-activation, the terms."""
 
     L: list[float]
     rows: list[np.ndarray]
+    terms: list[Term]
 
 
 class Analysis:
@@ -135,6 +157,14 @@ class Analysis:
         self.bounds["per_neuron_scaled"] = self._timed("per_neuron_scaled", self.per_neuron_scaled)
         self.seg_liplt: list[SegmentLipLT] = []
         self.bounds["liplt"] = self._timed("liplt", self.liplt)
+        if all(searchable(seg.terms) for seg in self.seg_liplt):
+            self.bounds["liplt_scaled"] = self._timed("liplt_scaled", self.liplt_scaled)
+        else:
+            flops = sum(search_flops(seg.terms) for seg in self.seg_liplt)
+            self.skipped["liplt_scaled"] = (
+                f"network too large for the scaling search ({flops:.1e} flops, limit {SEARCH_FLOPS:.0e}); "
+                "plain liplt is used"
+            )
         if not v.elementwise_only:
             reason = "GroupSort is not a per-neuron activation: Theorem 1 / Proposition 3 do not apply"
             self.skipped["bv2_mixed"] = reason
@@ -180,6 +210,7 @@ class Analysis:
         mr = [mid_radius(*v.activations[j].slope_interval()) for j in range(a, b)]  # type: ignore[union-attr]
         L: list[float] = []
         rows: list[np.ndarray] = []
+        matrices: list[Term] = []
         for k in range(a, b + 1):
             x = self.W[k]
             total_rows = np.zeros(x.shape[0])
@@ -187,17 +218,19 @@ class Analysis:
             for j in range(k - 1, a - 1, -1):
                 m, r = mr[j - a]
                 q = scale_columns(x, r)
+                matrices.append(Term(k, j, q))
                 qn = self.norm(q)
                 lj = L[j - a]
                 terms.append(mul_up(qn, lj))
                 total_rows = total_rows + _row_norms_upper(q) * lj
                 x = matmul(scale_columns(x, m), self.W[j])
+            matrices.append(Term(k, None, x))
             terms.append(self.norm(x))
             total_rows = total_rows + _row_norms_upper(x)
             # any valid bound of Lip(z_k) may enter the recursion: keep the smaller one
             L.append(min(add_up(*terms), self._partial_per_neuron(a, k)))
             rows.append(np.nextafter(total_rows * (1 + 4 * (k - a + 2) * U), INF))
-        return SegmentLipLT(L, rows)
+        return SegmentLipLT(L, rows, matrices)
 
     def liplt(self) -> float:
         total = self.view.prefix_factor
@@ -208,6 +241,15 @@ class Analysis:
             seg = self._segment_liplt(a, b)
             self.seg_liplt.append(seg)
             total = mul_up(total, seg.L[-1])
+        return total
+
+    def liplt_scaled(self) -> float:
+        """LipLT with searched per-neuron scalings (``liplt_scaled.py``), per segment, multiplied."""
+        total = self.view.prefix_factor
+        for (a, b), seg in zip(self.view.segments, self.seg_liplt, strict=True):
+            sizes = {j: self.W[j].shape[0] for j in range(a, b)}
+            logt = ScalingSearch(seg.terms, sizes, b).run()
+            total = mul_up(total, proven_scaled_liplt(seg.terms, logt, b, self.norm))
         return total
 
     def frobenius(self) -> float:

@@ -86,8 +86,10 @@ def test_upper_bounds_dominate_sampled_lower_bounds(seed, hidden, activation, n_
     certificate = certify_global(net)
     lower = max(empirical_lower_bound(net, x), jacobian_lower_bound(net, x[:50], ascent_steps=5))
     assert lower > 0
-    for name in ("spectral_product", "per_neuron_scaled", "liplt"):
-        assert certificate.bounds[name] >= lower * (1 - 1e-9), name
+    for name in ("spectral_product", "per_neuron_scaled", "liplt", "liplt_scaled"):
+        if name in certificate.bounds:
+            assert certificate.bounds[name] >= lower * (1 - 1e-9), name
+    assert "liplt_scaled" in certificate.bounds or "liplt_scaled" in certificate.skipped
 
 
 @settings(max_examples=15, deadline=None, suppress_health_check=[HealthCheck.too_slow])
