@@ -115,6 +115,50 @@ def bench_one(name: str, net: SplineNetwork, x: torch.Tensor, *, lipsdp: bool, r
         rows.append((name, f"local l2 eps={eps} (mean, per input)", mean, mean / lower, ms))
 
 
+def kernel_floor(rows: list, runs: int) -> None:
+    """The bare BLAS/LAPACK kernels a proven-norm LipLT of the 784-1024-1024-10 MLP cannot avoid.
+
+    Proving ||A||_2 <= s needs the Gram matrix and a Cholesky of s^2 I - A^T A
+    (``spectral.py``); LipLT needs that for W1, W2 and the product W2 W1. Timed
+    one-threaded, as the certificate runs, in float64 (and float32 for scale):
+    this is a floor under any certificate built this way, before Lanczos,
+    rounding terms and Python.
+    """
+    from scipy.linalg.blas import dgemm, dsyrk, ssyrk
+    from scipy.linalg.lapack import dpotrf
+
+    from lipspline.certificates._blas import single_threaded_blas
+
+    rng = np.random.default_rng(0)
+    w1 = np.asfortranarray(rng.standard_normal((1024, 784)))
+    w2 = np.asfortranarray(rng.standard_normal((1024, 1024)))
+    spd = {n: np.asfortranarray(w2[:n, :n].T @ w2[:n, :n] + n * np.eye(n)) for n in (784, 1024)}
+    kernels = [
+        ("dsyrk W1^T W1 (784, k 1024)", lambda: dsyrk(1.0, w1, trans=1)),
+        ("dpotrf 784", lambda: dpotrf(spd[784], lower=0, overwrite_a=0)),
+        ("dsyrk W2^T W2 (1024, k 1024)", lambda: dsyrk(1.0, w2, trans=1)),
+        ("dpotrf 1024", lambda: dpotrf(spd[1024], lower=0, overwrite_a=0)),
+        ("dgemm W2 W1 (1024x1024x784)", lambda: dgemm(1.0, w2, w1)),
+        ("dsyrk (W2W1)^T (W2W1) (784, k 1024)", lambda: dsyrk(1.0, w1, trans=1)),
+        ("dpotrf 784 (product)", lambda: dpotrf(spd[784], lower=0, overwrite_a=0)),
+    ]
+    name = "floor: kernels, 1 thread"
+    total, spectral_only = 0.0, 0.0
+    with single_threaded_blas():
+        for index, (label, fn) in enumerate(kernels):
+            fn()
+            ms = median_ms(fn, runs)
+            total += ms
+            spectral_only += ms if index < 4 else 0.0
+            rows.append((name, label, float("nan"), float("nan"), ms))
+        w2s = w2.astype(np.float32, order="F")
+        ssyrk(1.0, w2s, trans=1)
+        rows.append((name, "  (ssyrk W2^T W2 in float32, for scale)", float("nan"), float("nan"),
+                     median_ms(lambda: ssyrk(1.0, w2s, trans=1), runs)))
+    rows.append((name, "sum: spectral product (W1, W2 proven)", float("nan"), float("nan"), spectral_only))
+    rows.append((name, "sum: LipLT (W1, W2, W2 W1 proven)", float("nan"), float("nan"), total))
+
+
 def spline_seeds(rows: list, lipsdp: bool, seeds: int = 5) -> None:
     """Median over seeds of spectral/certified (and certified/LipSDP) on the random spline net."""
     ratios, sdp_ratios, sdp_ms = [], [], []
@@ -157,6 +201,7 @@ def main() -> None:
     mlp = mnist_mlp()
     xm = torch.rand(512, 784)
     bench_one("relu MLP 784-1024-1024-10", mlp, xm, lipsdp=False, runs=args.runs, rows=rows)
+    kernel_floor(rows, runs=args.runs)
 
     header = f"{'network':<28} {'bound':<44} {'value':>12} {'/lower':>9} {'time ms':>10}"
     print(header)

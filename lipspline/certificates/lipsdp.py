@@ -125,8 +125,12 @@ def _verify(A, B, lo, hi, wl, rho, lam, n0, dim) -> bool:  # noqa: ANN001
     if not _cholesky_completes(Y.copy()):
         return False
     delta = mul_up(g1 / (1.0 - g1), inflate(float(diag.sum()), n + 2), 1.0 + 4 * U)
-    needed = add_up(delta, mul_up(2.0 * U, float(np.abs(diag).max()) + c), form_err,
-                    mul_up(8.0 * n, add_up(2.0 * (n + 2), float(diag.max())), ETA))
+    needed = add_up(
+        delta,
+        mul_up(2.0 * U, float(np.abs(diag).max()) + c),
+        form_err,
+        mul_up(8.0 * n, add_up(2.0 * (n + 2), float(diag.max())), ETA),
+    )
     return c > needed
 
 
