@@ -156,6 +156,8 @@ class Analysis:
         self.bounds["spectral_product"] = self._timed("spectral_product", self.spectral_product)
         self.bounds["per_neuron_scaled"] = self._timed("per_neuron_scaled", self.per_neuron_scaled)
         self.seg_liplt: list[SegmentLipLT] = []
+        #: the searched log-scalings of each segment (reused, unchanged, by the local bounds)
+        self.seg_scalings: list[dict[int, np.ndarray]] = []
         self.bounds["liplt"] = self._timed("liplt", self.liplt)
         if all(searchable(seg.terms) for seg in self.seg_liplt):
             self.bounds["liplt_scaled"] = self._timed("liplt_scaled", self.liplt_scaled)
@@ -246,9 +248,11 @@ class Analysis:
     def liplt_scaled(self) -> float:
         """LipLT with searched per-neuron scalings (``liplt_scaled.py``), per segment, multiplied."""
         total = self.view.prefix_factor
+        self.seg_scalings = []
         for (a, b), seg in zip(self.view.segments, self.seg_liplt, strict=True):
             sizes = {j: self.W[j].shape[0] for j in range(a, b)}
             logt = ScalingSearch(seg.terms, sizes, b).run()
+            self.seg_scalings.append(logt)
             total = mul_up(total, proven_scaled_liplt(seg.terms, logt, b, self.norm))
         return total
 

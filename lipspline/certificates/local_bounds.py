@@ -249,6 +249,17 @@ def _norms(x: np.ndarray, ex: np.ndarray) -> np.ndarray:
     return proven_spectral_norms_batched(x, ex)
 
 
+def _scaled_norms(x: np.ndarray, ex: np.ndarray, rows: np.ndarray | None, cols: np.ndarray | None) -> np.ndarray:
+    """Proven norms of ``diag(rows) X diag(cols)`` for a stack X known up to ``ex`` (either may be None)."""
+    if rows is not None:
+        y = rows[None, :, None] * x
+        ex, x = _scale_cols_err(x, ex, rows, y), y
+    if cols is not None:
+        y = x * cols[None, None, :]
+        ex, x = _scale_cols_err(x, ex, cols, y), y
+    return _norms(x, ex)
+
+
 def _mul_up_arr(*xs: np.ndarray | float) -> np.ndarray:
     out = np.asarray(1.0)
     for x in xs:
@@ -269,14 +280,14 @@ def _small(shape: tuple[int, ...]) -> bool:
 
 def _segment_local(
     analysis: Analysis, seg_index: int, slopes: list[tuple[np.ndarray, np.ndarray] | None], nb: int
-) -> tuple[np.ndarray, np.ndarray]:
-    """Local (per-neuron, LipLT) bounds of one segment for a batch: arrays (B,)."""
+) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
+    """Local (per-neuron, LipLT, scaled LipLT or None) bounds of one segment for a batch: arrays (B,)."""
     v = analysis.view
     a, b = v.segments[seg_index]
     glob = analysis.seg_liplt[seg_index].L
     if a == b:
         n = np.full(nb, analysis.norms[a])
-        return n, n
+        return n, n, n
     S = [np.maximum(np.abs(slopes[j][0]), np.abs(slopes[j][1])) for j in range(a, b)]  # type: ignore[index]
     MR = [mid_radius(*slopes[j]) for j in range(a, b)]  # type: ignore[misc]
     zero = np.zeros(nb)
@@ -290,24 +301,36 @@ def _segment_local(
         else:
             fac_b.append(np.full(nb, analysis.norm(analysis._scaled(j - 1)[1])))
     per_neuron = _mul_up_arr(*fac_b)
-    # LipLT with local M, R; levels whose products are all large keep their global L_k
+    # LipLT with local M, R; levels whose products are all large keep their global L_k.
+    # Where the global analysis searched scalings (small segments only), the scaled recursion
+    # (liplt_scaled.py) runs beside it with those same T: any T is sound for any slope box.
+    logt = analysis.seg_scalings[seg_index] if seg_index < len(analysis.seg_scalings) else None
+    if logt is not None and any(v.weights[k].shape[0] > LOCAL_DIM_LIMIT for k in range(a + 1, b + 1)):
+        logt = None
+    t = {j: np.exp(x) for j, x in logt.items()} if logt is not None else {}
+    c = {j: 1.0 / x for j, x in t.items()}
     L: list[np.ndarray] = []
+    lam: list[np.ndarray] = []
     for k in range(a, b + 1):
         wk = v.weights[k]
         if k == a:
             L.append(np.full(nb, analysis.norms[a]))
+            if logt is not None:
+                lam.append(_scaled_norms(wk[None], np.zeros(1), t.get(k), None))
             continue
         if wk.shape[0] > LOCAL_DIM_LIMIT:
             L.append(np.full(nb, glob[k - a]))
             continue
         x = np.broadcast_to(wk, (nb, *wk.shape))
         ex = np.zeros(nb)
-        terms = []
+        terms, scaled_terms = [], []
         for j in range(k - 1, a - 1, -1):
             m, r = MR[j - a]
             q = x * r[:, None, :]
             eq = _scale_cols_err(x, ex, r, q)
             terms.append(_mul_up_arr(_norms(q, eq), L[j - a]))
+            if logt is not None:
+                scaled_terms.append(_mul_up_arr(_scaled_norms(q, eq, t.get(k), c[j]), lam[j - a], 1.0 + 2.0 * U))
             xm = x * m[:, None, :]
             exm = _scale_cols_err(x, ex, m, xm)
             wj = v.weights[j]
@@ -316,7 +339,10 @@ def _segment_local(
             x = x_new
         terms.append(_norms(x, ex))
         L.append(np.minimum(_add_up_arr(*terms), glob[k - a]))
-    return per_neuron, L[-1]
+        if logt is not None:
+            scaled_terms.append(_scaled_norms(x, ex, t.get(k), None))
+            lam.append(_add_up_arr(*scaled_terms))
+    return per_neuron, L[-1], (lam[-1] if logt is not None else None)
 
 
 def _local_for_batch(analysis: Analysis, x: np.ndarray, eps: float, norm: str) -> dict[str, np.ndarray]:
@@ -336,11 +362,16 @@ def _local_for_batch(analysis: Analysis, x: np.ndarray, eps: float, norm: str) -
     spectral = _mul_up_arr(v.prefix_factor, *analysis.norms, *lips)
     per_neuron = np.full(nb, v.prefix_factor)
     liplt = np.full(nb, v.prefix_factor)
+    scaled: np.ndarray | None = np.full(nb, v.prefix_factor)
     for index in range(len(v.segments)):
-        pn, lt = _segment_local(analysis, index, slopes, nb)
+        pn, lt, sc = _segment_local(analysis, index, slopes, nb)
         per_neuron = _mul_up_arr(per_neuron, pn)
         liplt = _mul_up_arr(liplt, lt)
-    return {"spectral_product": spectral, "per_neuron_scaled": per_neuron, "liplt": liplt}
+        scaled = None if sc is None or scaled is None else _mul_up_arr(scaled, sc)
+    named = {"spectral_product": spectral, "per_neuron_scaled": per_neuron, "liplt": liplt}
+    if scaled is not None and "liplt_scaled" in analysis.bounds:
+        named["liplt_scaled"] = scaled
+    return named
 
 
 def local_bounds(
