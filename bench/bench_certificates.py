@@ -12,6 +12,7 @@ is printed (and certified/LipSDP where LipSDP runs).
 from __future__ import annotations
 
 import argparse
+import contextlib
 import statistics
 import time
 
@@ -120,9 +121,9 @@ def kernel_floor(rows: list, runs: int) -> None:
 
     Proving ||A||_2 <= s needs the Gram matrix and a Cholesky of s^2 I - A^T A
     (``spectral.py``); LipLT needs that for W1, W2 and the product W2 W1. Timed
-    one-threaded, as the certificate runs, in float64 (and float32 for scale):
-    this is a floor under any certificate built this way, before Lanczos,
-    rounding terms and Python.
+    in float64 (float32 for scale), one-threaded as the certificate runs and
+    with both cores: a floor under any certificate built this way, before
+    Lanczos, rounding terms and Python.
     """
     from scipy.linalg.blas import dgemm, dsyrk, ssyrk
     from scipy.linalg.lapack import dpotrf
@@ -142,21 +143,23 @@ def kernel_floor(rows: list, runs: int) -> None:
         ("dsyrk (W2W1)^T (W2W1) (784, k 1024)", lambda: dsyrk(1.0, w1, trans=1)),
         ("dpotrf 784 (product)", lambda: dpotrf(spd[784], lower=0, overwrite_a=0)),
     ]
-    name = "floor: kernels, 1 thread"
-    total, spectral_only = 0.0, 0.0
-    with single_threaded_blas():
-        for index, (label, fn) in enumerate(kernels):
-            fn()
-            ms = median_ms(fn, runs)
-            total += ms
-            spectral_only += ms if index < 4 else 0.0
-            rows.append((name, label, float("nan"), float("nan"), ms))
-        w2s = w2.astype(np.float32, order="F")
-        ssyrk(1.0, w2s, trans=1)
-        rows.append((name, "  (ssyrk W2^T W2 in float32, for scale)", float("nan"), float("nan"),
-                     median_ms(lambda: ssyrk(1.0, w2s, trans=1), runs)))
-    rows.append((name, "sum: spectral product (W1, W2 proven)", float("nan"), float("nan"), spectral_only))
-    rows.append((name, "sum: LipLT (W1, W2, W2 W1 proven)", float("nan"), float("nan"), total))
+    for threads in (1, 2):
+        name = f"floor: kernels, {threads} thread{'s' if threads > 1 else ''}"
+        total, spectral_only = 0.0, 0.0
+        scope = single_threaded_blas() if threads == 1 else contextlib.nullcontext()
+        with scope:
+            for index, (label, fn) in enumerate(kernels):
+                fn()
+                ms = median_ms(fn, runs)
+                total += ms
+                spectral_only += ms if index < 4 else 0.0
+                rows.append((name, label, float("nan"), float("nan"), ms))
+            w2s = w2.astype(np.float32, order="F")
+            ssyrk(1.0, w2s, trans=1)
+            rows.append((name, "  (ssyrk W2^T W2 in float32, for scale)", float("nan"), float("nan"),
+                         median_ms(lambda: ssyrk(1.0, w2s, trans=1), runs)))  # noqa: B023
+        rows.append((name, "sum: spectral product (W1, W2 proven)", float("nan"), float("nan"), spectral_only))
+        rows.append((name, "sum: LipLT (W1, W2, W2 W1 proven)", float("nan"), float("nan"), total))
 
 
 def spline_seeds(rows: list, lipsdp: bool, seeds: int = 5) -> None:
