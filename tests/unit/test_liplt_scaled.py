@@ -91,6 +91,24 @@ def test_search_tightens_liplt_on_the_random_spline_net() -> None:
     assert cert.certified >= jacobian_lower_bound(net, x, ascent_steps=10)
 
 
+def test_scaled_never_reports_above_plain_liplt_on_one_lipschitz_nets() -> None:
+    """Orthogonal weights fool the smooth stand-in (every singular value is 1): here the searched T
+    proves 1.02 while T = I proves 1.0. T = I stays one of the choices, so the bound reported is <= liplt."""
+    config = TrainingConfig.model_validate(
+        {"architecture": {"hidden": [10, 10], "activation": "abs"}, "objective": {"mode": "one_lipschitz"}}
+    )
+    torch.manual_seed(0)
+    net = SplineNetwork(config, 4, 1)
+    with torch.no_grad():
+        for layer in net.layers:
+            side = max(layer.weight.shape)
+            q, _ = torch.linalg.qr(torch.randn(side, side))
+            layer.weight.copy_(q[: layer.weight.shape[0], : layer.weight.shape[1]])
+    cert = certify_global(net, use_cache=False)
+    assert cert.bounds["liplt_scaled"] <= cert.bounds["liplt"]
+    assert cert.certified <= 1 + 1e-5
+
+
 def test_search_is_skipped_above_its_flop_budget(monkeypatch: pytest.MonkeyPatch) -> None:
     net = small_net(2, "deepspline", [8, 8])
     monkeypatch.setattr(liplt_scaled, "SEARCH_FLOPS", 10.0)
