@@ -334,7 +334,8 @@ def _segment_local(
             xm = x * m[:, None, :]
             exm = _scale_cols_err(x, ex, m, xm)
             wj = v.weights[j]
-            x_new = xm @ wj
+            # one GEMM over the stacked batch, not one per input: each W_j is read from memory once
+            x_new = (xm.reshape(-1, xm.shape[-1]) @ wj).reshape(nb, xm.shape[1], wj.shape[1])
             ex = _batched_errors_matmul(xm, exm, wj[None], 0.0, x_new)
             x = x_new
         terms.append(_norms(x, ex))
