@@ -33,15 +33,12 @@ from __future__ import annotations
 import argparse
 import asyncio
 import collections
-import contextlib
 import io
 import json
-import math
 import os
 import platform
 import random
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -56,6 +53,8 @@ import torch
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+
+from bench_service import Server, expect, free_port, lipspline_argv, percentile, wait_ready  # noqa: E402
 
 from lipspline.data import make_circle  # noqa: E402
 from lipspline.serialization import model_from_parts  # noqa: E402
@@ -103,71 +102,18 @@ def datasets() -> dict[str, dict]:
 # --------------------------------------------------------------------------- server
 
 
-def free_port(host: str) -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind((host, 0))
-        return s.getsockname()[1]
-
-
 def cli(*args: str) -> list[str]:
     return [sys.executable, "-m", "service.cli", *args]
 
 
-@dataclass
-class Serve:
-    env: dict[str, str]
-    log_path: Path
-    host: str
-    port: int
-    process: subprocess.Popen | None = None
-
-    @property
-    def url(self) -> str:
-        return f"http://{self.host}:{self.port}"
-
-    def start(self) -> None:
-        with open(self.log_path, "wb") as log:
-            # own session: on a hung shutdown the whole group (serve + its worker) can be killed
-            self.process = subprocess.Popen(cli("serve", "--host", self.host, "--port", str(self.port)),
-                                            env=self.env, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT,
-                                            start_new_session=True)  # fmt: skip
-        deadline = time.monotonic() + 180
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                raise RuntimeError(f"lipspline serve exited:\n{self.log_tail()}")
-            try:
-                if httpx.get(self.url + "/readyz", timeout=2).status_code == 200:
-                    return
-            except httpx.TransportError:
-                pass
-            time.sleep(0.1)
-        raise RuntimeError(f"lipspline serve not ready:\n{self.log_tail()}")
-
-    def log_tail(self, lines: int = 40) -> str:
-        try:
-            return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
-        except OSError:
-            return "(no log)"
-
-    def stop(self, timeout_s: float = 30) -> None:
-        """SIGINT (serve's own shutdown path stops its worker), wait; then TERM/KILL the group."""
-        if self.process is None:
-            return
-        if self.process.poll() is None:
-            self.process.send_signal(signal.SIGINT)
-            try:
-                self.process.wait(timeout_s)
-            except subprocess.TimeoutExpired:
-                os.killpg(self.process.pid, signal.SIGKILL)
-                self.process.wait()
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(self.process.pid, signal.SIGTERM)  # anything left in its group (the worker)
-
-
-def expect(response: httpx.Response, status: int) -> dict:
-    if response.status_code != status:
-        raise RuntimeError(f"{response.request.method} {response.request.url}: {response.status_code} {response.text}")
-    return response.json()
+def start_serve(env: dict[str, str], log_path: Path, host: str) -> Server:
+    """``lipspline serve`` on a free port, ready; SIGINT on stop so it stops its embedded worker."""
+    port = free_port(host)
+    server = Server("lipspline serve", lipspline_argv(host, port), env, log_path, f"http://{host}:{port}",
+                    stop_signal=signal.SIGINT)  # fmt: skip
+    server.start()
+    wait_ready(server, lambda c: c.get("/readyz").status_code == 200)
+    return server
 
 
 @dataclass
@@ -179,7 +125,7 @@ class Tenant:
     model: object = None
 
 
-def set_up_tenants(server: Serve) -> dict[str, Tenant]:
+def set_up_tenants(server: Server) -> dict[str, Tenant]:
     tenants = {}
     for name in TENANTS:
         key = subprocess.run(cli("keys", "create", "--tenant", name), env=server.env, cwd=ROOT, check=True,
@@ -187,12 +133,13 @@ def set_up_tenants(server: Serve) -> dict[str, Tenant]:
         tenants[name] = Tenant(name, key)
     jobs = {}
     for name, body in datasets().items():
-        with httpx.Client(base_url=server.url, headers={"Authorization": f"Bearer {tenants[name].key}"}) as http:
+        with httpx.Client(base_url=server.base_url, headers={"Authorization": f"Bearer {tenants[name].key}"}) as http:
             dataset = expect(http.post("/v1/datasets", json=body), 201)
             jobs[name] = expect(http.post("/v1/jobs", json={"dataset_id": dataset["id"], "config": CONFIG}), 202)["id"]
     for name, job_id in jobs.items():
         tenant = tenants[name]
-        with httpx.Client(base_url=server.url, headers={"Authorization": f"Bearer {tenant.key}"}, timeout=60) as http:
+        auth = {"Authorization": f"Bearer {tenant.key}"}
+        with httpx.Client(base_url=server.base_url, headers=auth, timeout=60) as http:
             deadline = time.monotonic() + 600
             while (state := expect(http.get(f"/v1/jobs/{job_id}"), 200))["status"] not in TERMINAL:
                 if time.monotonic() > deadline:
@@ -328,12 +275,6 @@ async def send_all(url: str, tenants: dict[str, Tenant], requests: list[Request]
 # --------------------------------------------------------------------------- report
 
 
-def percentile(values: list[float], q: float) -> float:
-    """Nearest-rank percentile."""
-    ordered = sorted(values)
-    return ordered[max(0, math.ceil(q / 100 * len(ordered)) - 1)] if ordered else float("nan")
-
-
 def report(outcomes: list[Outcome], wall: float, concurrency: int) -> dict[str, int]:
     groups: dict[str, list[Outcome]] = collections.defaultdict(list)
     for o in outcomes:
@@ -406,9 +347,8 @@ def main() -> int:
         if not args.rate_limited:
             env["LIPSPLINE_RATE_LIMIT_PER_S"] = "1000000"
             env["LIPSPLINE_RATE_LIMIT_BURST"] = "1000000"
-        server = Serve(env, Path(tmp) / "serve.log", args.host, free_port(args.host))
+        server = start_serve(env, Path(tmp) / "serve.log", args.host)
         try:
-            server.start()
             begin = time.perf_counter()
             tenants = set_up_tenants(server)
             print(f"3 tenants ({', '.join(TENANTS)}), keys from `lipspline keys create`, one model each, "
@@ -416,10 +356,10 @@ def main() -> int:
                   + ", ".join(f"{t.name} {t.bound:.3g}" for t in tenants.values()))
             # warm-up: connections, each model loaded into the API's cache
             warm = plan(tenants, 60, 0.0, 0.0, args.seed + 1)
-            asyncio.run(send_all(server.url, tenants, warm, 8))
+            asyncio.run(send_all(server.base_url, tenants, warm, 8))
             requests = plan(tenants, args.requests, args.malformed, args.cross, args.seed)
-            outcomes, wall = asyncio.run(send_all(server.url, tenants, requests, args.concurrency))
-            ready = httpx.get(server.url + "/readyz", timeout=10).status_code
+            outcomes, wall = asyncio.run(send_all(server.base_url, tenants, requests, args.concurrency))
+            ready = httpx.get(server.base_url + "/readyz", timeout=10).status_code
         except BaseException:
             print(f"--- serve log tail ---\n{server.log_tail()}", file=sys.stderr)
             raise

@@ -267,7 +267,7 @@ async def predict_load(targets: dict[str, tuple[str, str]], X, counts: dict[int,
 def percentile(values: list[float], q: float) -> float:
     """Nearest-rank percentile."""
     ordered = sorted(values)
-    return ordered[max(0, math.ceil(q / 100 * len(ordered)) - 1)]
+    return ordered[max(0, math.ceil(q / 100 * len(ordered)) - 1)] if ordered else float("nan")
 
 
 # --------------------------------------------------------------------------- dispatch
