@@ -248,7 +248,6 @@ class Analysis:
     def liplt_scaled(self) -> float:
         """LipLT with searched per-neuron scalings (``liplt_scaled.py``), per segment, multiplied."""
         total = self.view.prefix_factor
-        self.seg_scalings = []
         for (a, b), seg in zip(self.view.segments, self.seg_liplt, strict=True):
             sizes = {j: self.W[j].shape[0] for j in range(a, b)}
             logt = ScalingSearch(seg.terms, sizes, b).run()
