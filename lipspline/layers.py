@@ -1,28 +1,56 @@
 """Affine layers and the operator norms the objectives and certificates share.
 
 ``operator_norm_upper`` is differentiable and used by the training penalties
-(coupled / layer-wise spectral) and by the 1-Lipschitz layers. For a dense
-layer it is the exact spectral norm (the largest singular value, through
-``torch.linalg.matrix_norm``); for a convolution it is the sum over kernel taps
-of each tap's spectral norm, a cheap bound that is always >= the true operator
-norm (the convolution is a sum of shifted copies of each tap's matrix, and a
-shift with zero padding has norm <= 1).
+(coupled / layer-wise spectral) and by the 1-Lipschitz layers while they
+train. For a dense layer it is the exact spectral norm (the largest singular
+value, through ``torch.linalg.matrix_norm``); for a convolution it is the sum
+over kernel taps of each tap's spectral norm, a cheap bound that is always >=
+the true operator norm (the convolution is a sum of shifted copies of each
+tap's matrix, and a shift with zero padding has norm <= 1).
 
 The exact SVD costs O(mn min(m, n)) per step; for the small networks the
 Lipschitz-regularised objectives are meant for (paper 002's 3 x 20) this is
 microseconds and, unlike a power iteration, it is stateless, deterministic and
 exact, so penalties can be checked against a direct computation.
+
+Two weights per 1-Lipschitz layer, and why
+------------------------------------------
+A 1-Lipschitz layer stores a free parameter ``V`` and applies ``V / ||V||``
+(when ``||V|| > 1``). Training needs that map to be differentiable, so it is
+computed with torch's float32 SVD (:func:`rescaled_to_unit_norm`). That number
+is *not* reproducible: the SVD takes different code paths with and without
+autograd and its result can sit a few ulps on either side of the true norm, so
+two evaluations of "the same" weight disagreed by up to 9e-7 relative, and the
+weights the certificate read were not the weights the endpoint multiplied by
+(a served 1-Lipschitz network measured 1 + 3.9e-6 against a certificate of 1).
+
+Everything outside the differentiable training step therefore uses
+:func:`served_weight`: computed once per weight version in float64 from a
+*proven* norm bound, rounded to the parameter's dtype, and then proven again on
+exactly those rounded numbers, so ``||served weight||_2 <= 1`` is a theorem
+about the floats that are multiplied, not an approximation. The forward pass,
+validation, the endpoint and the certificate all read that one cached tensor
+and so see bit-identical weights.
 """
 
 from __future__ import annotations
 
+import math
+from dataclasses import dataclass
+
 import torch
 from torch import Tensor, nn
 
-#: The 1-Lipschitz layers divide by (1 + margin) * ||V||: a float32 SVD can
-#: underestimate the norm by a few ulps, and the margin absorbs that so the
-#: stored weight has norm <= 1 in exact arithmetic (tests allow 1e-5).
+#: The differentiable (training) path divides by (1 + margin) * ||V||: a float32
+#: SVD can underestimate the norm by a few ulps and the margin absorbs most of
+#: that. It is a heuristic only; the weights that are served and certified come
+#: from :func:`served_weight`, whose norm bound is proven.
 ONE_LIPSCHITZ_MARGIN = 1e-6
+
+#: Retries of the rounded served weight's proof before giving up on tightness.
+#: The extra margin starts at one ulp of the dtype and doubles each retry, so
+#: long before this many the divisor is huge and the (tiny) weight passes.
+SERVED_MAX_ATTEMPTS = 64
 
 
 def operator_norm_upper(weight: Tensor) -> Tensor:
@@ -34,33 +62,185 @@ def operator_norm_upper(weight: Tensor) -> Tensor:
 
 
 def rescaled_to_unit_norm(weight: Tensor) -> Tensor:
-    """V / max(1, (1 + margin) * ||V||): the weight a 1-Lipschitz layer applies."""
+    """V / max(1, (1 + margin) * ||V||): the weight a 1-Lipschitz layer trains with (differentiable)."""
     norm = operator_norm_upper(weight) * (1 + ONE_LIPSCHITZ_MARGIN)
     return weight / torch.clamp(norm, min=1.0)
 
 
-class OneLipschitzLinear(nn.Linear):
+def proven_norm_bound(weight: Tensor) -> float:
+    """Proven upper bound (float64 arithmetic, rounded up) of the operator-norm bound a layer promises.
+
+    Dense: the proven spectral norm. Convolution: the sum over kernel taps of
+    each tap's proven spectral norm, the very bound the certificate uses for
+    convolutions it does not densify (and >= the norm of the dense matrix).
+    The float64 copy of a float32/float16/bfloat16 weight is exact, so the
+    bound is about the stored numbers themselves.
+    """
+    # Imported here, not at module level: the certificates package imports this
+    # module (view.py reads layer weights), so a top-level import would be circular.
+    from lipspline.certificates.spectral import proven_spectral_norm
+    from lipspline.certificates.view import tap_sum_bound
+
+    if weight.dim() == 2:
+        return float(proven_spectral_norm(weight.detach().to("cpu", torch.float64).numpy()))
+    return float(tap_sum_bound(weight))
+
+
+def _unit_norm_rounded(v64: Tensor, dtype: torch.dtype) -> Tensor:
+    """V rounded to ``dtype`` with a *proven* norm bound <= 1, as close to V / ||V|| as the proof allows.
+
+    Dividing by a proven bound d >= ||V|| gives norm <= 1 in exact arithmetic,
+    but the quotient is then rounded (to float64, then to the parameter's
+    dtype), which can push the norm a few ulps above 1. So the bound is proven
+    again on the rounded numbers, and d is enlarged until that proof succeeds.
+    """
+    if not bool(torch.isfinite(v64).all()):
+        # The training path gives NaN here too (V / inf or inf / inf); NaN is
+        # honest: the certificate reads it as an infinite norm.
+        return torch.full_like(v64, math.nan, dtype=dtype)
+    bound = proven_norm_bound(v64)
+    if bound <= 1.0:
+        return v64.to(dtype)  # exact: v64 is a copy of a tensor of this dtype
+    if not math.isfinite(bound):  # only float64 weights whose norm overflows float64
+        return torch.full_like(v64, math.nan, dtype=dtype)
+    divisor = bound
+    step = torch.finfo(dtype).eps
+    for _attempt in range(SERVED_MAX_ATTEMPTS):
+        rounded = (v64 / divisor).to(dtype)
+        excess = proven_norm_bound(rounded.to(torch.float64))
+        if excess <= 1.0:
+            return rounded
+        # Rounding pushed the proven norm to ``excess`` > 1: divide by that much
+        # more, plus a margin of a few ulps of the dtype (doubling on every
+        # retry) for the next rounding, which is as likely to go up again.
+        divisor *= excess * (1.0 + step)
+        step *= 2.0
+    return torch.zeros_like(v64, dtype=dtype)  # unreachable in practice; norm 0 is still sound
+
+
+@dataclass(frozen=True)
+class _ServedCache:
+    """One computed served weight and the parameter version it was computed from.
+
+    In-place updates (optimizer steps, ``load_state_dict`` copies) bump the
+    parameter's ``_version`` in ``key``; new storage (``.to()``, a ``.data``
+    swap, a replaced parameter) changes ``data_ptr``/dtype/device. ``source``,
+    a detached alias of the parameter as it was, keeps the old storage alive so
+    that new storage can never reuse its address and pass for the cached one.
+    ``weight_version`` guards against a caller editing the shared result.
+    """
+
+    source: Tensor
+    key: tuple
+    weight: Tensor
+    weight_version: int
+
+
+def _version_key(param: Tensor) -> tuple:
+    return (param._version, param.data_ptr(), param.dtype, param.device, tuple(param.shape), param.stride())
+
+
+class _ServedWeightMixin:
+    """Caching of the served weight for the 1-Lipschitz layers (see the module docstring)."""
+
+    weight: nn.Parameter
+    training: bool
+
+    def served_weight(self) -> Tensor:
+        """The detached weight this layer applies outside training, with a proven norm bound <= 1.
+
+        Computed in float64 on CPU once per weight version, returned in the
+        parameter's dtype and on its device. Treat the result as read-only:
+        it is shared by every later call until the weight changes.
+        """
+        param = self.weight
+        key = _version_key(param)
+        cache = self.__dict__.get("_served_cache")
+        if cache is not None and cache.key == key and cache.weight._version == cache.weight_version:
+            return cache.weight
+        # Normal tensors even under inference_mode: an eval-mode forward with
+        # grad enabled saves this weight for the input gradient, which an
+        # inference tensor would refuse.
+        with torch.inference_mode(False), torch.no_grad():
+            v64 = param.detach().to("cpu", torch.float64)
+            weight = _unit_norm_rounded(v64, param.dtype).to(param.device).contiguous()
+            source = param.detach()
+        self.__dict__["_served_cache"] = _ServedCache(source, key, weight, weight._version)
+        return weight
+
+    def _clear_served_cache(self) -> None:
+        self.__dict__.pop("_served_cache", None)
+
+    def _uses_served_weight(self) -> bool:
+        """True unless a gradient for the weight is being recorded in training mode.
+
+        Validation during training (eval mode), the endpoint (no_grad) and the
+        certificate must agree bit for bit, so only the training step itself
+        takes the differentiable, approximate path.
+        """
+        return not (self.training and torch.is_grad_enabled() and self.weight.requires_grad)
+
+    def _weight_for_forward(self) -> Tensor:
+        if self._uses_served_weight():
+            return self.served_weight()
+        return rescaled_to_unit_norm(self.weight)
+
+    # Invalidate on the two module-level operations that replace or rewrite the
+    # weight wholesale, even though the version key already catches them: this
+    # makes the invalidation independent of torch's version-counter details.
+    def _apply(self, fn, *args, **kwargs):  # noqa: ANN001, ANN202 - nn.Module's signature
+        self._clear_served_cache()
+        return super()._apply(fn, *args, **kwargs)  # type: ignore[misc]
+
+    def _load_from_state_dict(self, *args, **kwargs) -> None:  # noqa: ANN002, ANN003
+        self._clear_served_cache()
+        super()._load_from_state_dict(*args, **kwargs)  # type: ignore[misc]
+
+    def __getstate__(self) -> dict:
+        # Pickles and deep copies get their own parameters; a copied cache would only be stale.
+        state = super().__getstate__()  # type: ignore[misc]
+        state = dict(state)
+        state.pop("_served_cache", None)
+        return state
+
+
+class OneLipschitzLinear(_ServedWeightMixin, nn.Linear):
     """Dense layer whose weight is V / max(1, ||V||_2): its spectral norm never exceeds 1."""
 
     def effective_weight(self) -> Tensor:
+        """Differentiable rescaled weight (training penalties, ``SplineNetwork.weights``)."""
         return rescaled_to_unit_norm(self.weight)
 
     def forward(self, x: Tensor) -> Tensor:
-        return nn.functional.linear(x, self.effective_weight(), self.bias)
+        return nn.functional.linear(x, self._weight_for_forward(), self.bias)
 
 
-class OneLipschitzConv2d(nn.Conv2d):
+class OneLipschitzConv2d(_ServedWeightMixin, nn.Conv2d):
     """Convolution rescaled so the tap-sum bound of its operator norm is <= 1."""
 
     def effective_weight(self) -> Tensor:
+        """Differentiable rescaled weight (training penalties, ``SplineNetwork.weights``)."""
         return rescaled_to_unit_norm(self.weight)
 
     def forward(self, x: Tensor) -> Tensor:
-        return self._conv_forward(x, self.effective_weight(), self.bias)
+        return self._conv_forward(x, self._weight_for_forward(), self.bias)
 
 
 def effective_weight(layer: nn.Module) -> Tensor:
-    """The weight a layer really applies (after any 1-Lipschitz rescaling)."""
+    """The weight a layer applies while training (after any 1-Lipschitz rescaling); differentiable."""
     if hasattr(layer, "effective_weight"):
         return layer.effective_weight()
     return layer.weight
+
+
+def served_weight(layer: nn.Module) -> Tensor:
+    """The detached weight a layer applies outside training: what the endpoint runs and certificates read.
+
+    For the 1-Lipschitz layers this is the cached, proven-norm weight of
+    :meth:`_ServedWeightMixin.served_weight`; plain layers apply their stored
+    weight as it is.
+    """
+    method = getattr(layer, "served_weight", None)
+    if method is not None:
+        return method()
+    return layer.weight.detach()
