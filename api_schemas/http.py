@@ -186,9 +186,7 @@ def _check_finite_rows(rows: list[list[float]] | None) -> list[list[float]] | No
 
 
 class PredictRequest(_Request):
-    model_config = ConfigDict(
-        json_schema_extra={"examples": [{"inputs": [[0.1, -0.3], [0.9, 0.8]], "epsilon": 0.05}]}
-    )
+    model_config = ConfigDict(json_schema_extra={"examples": [{"inputs": [[0.1, -0.3], [0.9, 0.8]], "epsilon": 0.05}]})
 
     inputs: list[list[Number]] = Field(..., min_length=1, description="rows of raw feature values")
     epsilon: float | None = Field(None, ge=0, le=1e12, description="input perturbation size (l2) for output_bound")
@@ -197,13 +195,32 @@ class PredictRequest(_Request):
 
 
 class PredictResponse(BaseModel):
+    """What the endpoint returns, and what is proven about exactly these numbers.
+
+    For any two inputs x, y the service evaluates, the returned outputs satisfy
+    ``||g(x) - g(y)||_2 <= lipschitz_bound * ||x - y||_2 + rounding_bound(x) + rounding_bound(y)``.
+    """
+
     predictions: list[Any]
     outputs: list[list[float]]
     lipschitz_bound: float = Field(description="certified global l2 Lipschitz bound of raw input -> outputs")
-    certified_radius: list[float] | None = Field(
-        None, description="per input: l2 radius within which the predicted class provably cannot change"
+    rounding_bound: list[float] = Field(
+        default_factory=list,
+        description="per input: proven bound on the l2 distance between the returned outputs and the exact "
+        "outputs of the certified map (the floating-point rounding of this evaluation)",
     )
-    output_bound: float | None = Field(None, description="with epsilon: max l2 change of outputs for |delta| <= eps")
+    arithmetic: str = Field("float64", description="the floating-point format the served map is evaluated in")
+    certified_radius: list[float] | None = Field(
+        None,
+        description="per input: l2 radius within which the returned label provably cannot change "
+        "(rounding of the served evaluation included)",
+    )
+    output_bound: float | None = Field(
+        None,
+        description="with epsilon: the largest l2 change of the returned outputs when any input moves by at most "
+        "epsilon (l2), rounding included; the maximum of output_bounds",
+    )
+    output_bounds: list[float] | None = Field(None, description="with epsilon: output_bound for each input")
     epsilon: float | None = None
 
 
@@ -222,7 +239,10 @@ class CertifyRequest(_Request):
 class LocalBoundOut(BaseModel):
     bound: float
     bounds: dict[str, float | None]
-    local_radius: float | None = None
+    local_radius: float | None = Field(
+        None, description="l2 radius (at most epsilon) within which the returned label provably cannot change"
+    )
+    rounding_bound: float | None = Field(None, description="proven rounding bound of this input's outputs")
     prediction: Any = None
 
 

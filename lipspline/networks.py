@@ -90,19 +90,37 @@ class SplineNetwork(nn.Module):
             width = hidden
         self.layers.append(linear_cls(width, n_outputs))
 
-        mean = torch.zeros(n_features) if input_mean is None else torch.as_tensor(input_mean, dtype=torch.float32)
-        scale = torch.ones(n_features) if input_scale is None else torch.as_tensor(input_scale, dtype=torch.float32)
+        # The scaling is float64 and stays so (``_apply`` below): a raw feature like 1e6 + 1e-3 noise
+        # must be standardised before anything is rounded to float32.
+        f64 = torch.float64
+        mean = torch.zeros(n_features, dtype=f64) if input_mean is None else torch.as_tensor(input_mean, dtype=f64)
+        scale = torch.ones(n_features, dtype=f64) if input_scale is None else torch.as_tensor(input_scale, dtype=f64)
         self.register_buffer("input_mean", mean.clone())
         self.register_buffer("input_scale", scale.clone())
-        self.register_buffer("target_mean", torch.tensor(float(target_mean)))
-        self.register_buffer("target_scale", torch.tensor(float(target_scale)))
+        self.register_buffer("target_mean", torch.tensor(float(target_mean), dtype=f64))
+        self.register_buffer("target_scale", torch.tensor(float(target_scale), dtype=f64))
+
+    _SCALING = ("input_mean", "input_scale", "target_mean", "target_scale")
+
+    def _apply(self, fn, recurse=True):  # noqa: ANN001, ANN202 - torch's signature
+        """``.float()``/``.half()`` convert parameters but never round the float64 scaling buffers."""
+        kept = {name: getattr(self, name) for name in self._SCALING}
+        super()._apply(fn, recurse)
+        for name, before in kept.items():
+            after = getattr(self, name)
+            if after.dtype != torch.float64:
+                self._buffers[name] = before.to(after.device)  # the float64 value from before the cast
+        return self
 
     # ---- evaluation ---------------------------------------------------------------
     def standardize(self, x: Tensor) -> Tensor:
-        return (x - self.input_mean.to(x.dtype)) / self.input_scale.to(x.dtype)
+        """Raw inputs -> standardised inputs, computed in float64, returned in the parameters' dtype."""
+        z = (x.to(torch.float64) - self.input_mean) / self.input_scale
+        return z.to(self.layers[0].weight.dtype)
 
     def unscale_output(self, out: Tensor) -> Tensor:
-        return out * self.target_scale.to(out.dtype) + self.target_mean.to(out.dtype)
+        """Standardised outputs -> target units, in float64."""
+        return out.to(torch.float64) * self.target_scale + self.target_mean
 
     def forward_standardized(self, z: Tensor) -> Tensor:
         """The trainable core: standardised inputs -> standardised outputs / logits."""

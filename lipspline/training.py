@@ -83,8 +83,8 @@ def build_network(config: TrainingConfig, dataset: Dataset, scaling: Scaling) ->
         config,
         dataset.n_features,
         output_width(dataset.task, n_classes),
-        input_mean=torch.tensor(np.array(scaling.input_mean), dtype=torch.float32),
-        input_scale=torch.tensor(np.array(scaling.input_scale), dtype=torch.float32),
+        input_mean=torch.tensor(np.array(scaling.input_mean), dtype=torch.float64),
+        input_scale=torch.tensor(np.array(scaling.input_scale), dtype=torch.float64),
         target_mean=scaling.target_mean,
         target_scale=scaling.target_scale,
     )
@@ -208,19 +208,49 @@ def fit(
             break
 
     network.eval()
-    final = history[-1] if history else None
-    metrics = {}
-    if final is not None:
-        metrics = {"train": final.train_metrics, "validation": final.validation_metrics, "epochs": final.epoch}
     model = TrainedModel(
         network=network.cpu(),
         config=config,
         task=dataset.task,
         classes=dataset.classes,
         feature_names=list(dataset.feature_names),
-        metrics=metrics,
     )
+    final = history[-1] if history else None
+    if final is not None:
+        model.metrics = {
+            "train": served_metrics(model, dataset, train_idx, final.train_metrics),
+            "validation": served_metrics(model, dataset, val_idx, final.validation_metrics),
+            "epochs": final.epoch,
+        }
     return FitResult(model=model, history=history, stopped=stopped, device=str(device), scaling=scaling)
+
+
+def served_metrics(model: TrainedModel, dataset: Dataset, index: np.ndarray, epoch_metrics: dict) -> dict:
+    """The model's reported metrics, measured on what the endpoint will return for the raw rows.
+
+    Per-epoch metrics come from the float32 training graph on standardised data;
+    the final ones are recomputed through the served map, so the accuracy a user
+    reads is the accuracy the served model has on those rows. The loss stays the
+    training graph's (it is an optimisation quantity, not a served one).
+    """
+    if index.size == 0:
+        return dict(epoch_metrics)
+    metrics = {"loss": epoch_metrics["loss"]} if "loss" in epoch_metrics else {}
+    predicted = np.empty(0)
+    for begin in range(0, index.size, EVAL_CHUNK):
+        outputs = model.outputs(dataset.X[index[begin : begin + EVAL_CHUNK]]).numpy()
+        if dataset.task == "classification":
+            chunk = (outputs[:, 0] > 0).astype(np.int64) if outputs.shape[1] == 1 else outputs.argmax(axis=1)
+        else:
+            chunk = outputs[:, 0]
+        predicted = np.concatenate([predicted, chunk])
+    if dataset.task == "classification":
+        metrics["accuracy"] = float((predicted == dataset.encoded_targets()[index]).mean())
+    else:
+        error = predicted - dataset.y[index].astype(np.float64)
+        metrics["mse"] = float((error**2).mean())
+        metrics["mae"] = float(np.abs(error).mean())
+    return metrics
 
 
 def _subset(dataset: Dataset, index: np.ndarray) -> Dataset:

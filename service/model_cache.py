@@ -1,18 +1,23 @@
 """Loaded models, cached per API process: a model is loaded (and its sha256 checked) once.
 
 The certificate was computed by the worker when the model was stored; the
-cache keeps it beside the network so a prediction never recomputes it.
+cache keeps it beside the network so a prediction never recomputes it. It is
+trusted only for the function it was computed on: the certificate records the
+fingerprint of its served map, and a model whose served map here differs (a
+model stored by an older version, or a different numerical library building
+the 1-Lipschitz weights) is re-certified on load, so the bound returned with a
+prediction always belongs to the map that computed it.
 """
 
 from __future__ import annotations
 
 import hashlib
+import math
 import threading
 from collections import OrderedDict
 from dataclasses import dataclass
 
-import torch
-
+from lipspline.certificates import certify_global
 from lipspline.model import TrainedModel
 from lipspline.serialization import ArtifactError, model_from_parts
 from service.db.engine import session_scope
@@ -39,9 +44,7 @@ class LoadedModel:
     certificate: dict
     lock: threading.Lock
 
-    @property
-    def certified_bound(self) -> float | None:
-        return self.certificate.get("certified")
+    certified_bound: float | None
 
 
 class ModelCache:
@@ -80,9 +83,17 @@ class ModelCache:
             model = model_from_parts(document, weights)
         except ArtifactError as exc:
             raise bad_artifact(model_id, f"cannot be loaded: {exc}") from exc
-        model.network.to(torch.float32).eval()
-        return LoadedModel(model_id, tenant_id, model, certificate, threading.Lock())
+        model.network.eval()
+        return LoadedModel(model_id, tenant_id, model, certificate, threading.Lock(), served_bound(model, certificate))
 
     def forget(self, model_id: str) -> None:
         with self._lock:
             self._items.pop(model_id, None)
+
+
+def served_bound(model: TrainedModel, certificate: dict) -> float | None:
+    """The stored certified bound if it was computed on this very served map, else a fresh one."""
+    if certificate.get("served_map_sha256") == model.served_map().fingerprint:
+        return certificate.get("certified")
+    fresh = certify_global(model.network).certified
+    return fresh if math.isfinite(fresh) else None

@@ -1,4 +1,4 @@
-"""Lipschitz certificates of the user-visible map, sound in floating point (issue 3).
+"""Lipschitz certificates of the user-visible map, sound in floating point .
 
 Modules: ``spectral`` (proven spectral norms), ``view`` (the certified chain:
 scaling folded in, convolutions densified), ``global_bounds`` (named global
@@ -6,7 +6,9 @@ bounds and why each holds), ``liplt_scaled`` (LipLT with searched
 per-neuron scalings), ``local_bounds`` (bounds in a ball),
 ``lower_bounds`` (empirical and Jacobian lower bounds), ``exact_1d`` (exact
 constant for 1-D inputs, the test oracle), ``robustness`` (certified radii),
-``lipsdp`` (optional LipSDP-Neuron with a verified answer), ``report``.
+``lipsdp`` (optional LipSDP-Neuron with a verified answer), ``report``,
+``served_map`` (the function the endpoint computes, float64, with a proven
+bound on its rounding).
 """
 
 from __future__ import annotations
@@ -16,10 +18,22 @@ from lipspline.certificates.global_bounds import GlobalCertificate, analyze, cer
 from lipspline.certificates.local_bounds import LocalCertificate, local_bounds
 from lipspline.certificates.lower_bounds import empirical_lower_bound, jacobian_lower_bound
 from lipspline.certificates.report import certificate_report
-from lipspline.certificates.robustness import certified_radius, local_radius, output_deviation_bound
+from lipspline.certificates.robustness import (
+    certified_radius,
+    local_radius,
+    output_deviation_bound,
+    served_output_bound,
+    served_radius,
+)
+from lipspline.certificates.served_map import ARITHMETIC, ServedMap, ServedOutputs
 from lipspline.certificates.spectral import proven_spectral_norm
 
 __all__ = [
+    "ARITHMETIC",
+    "ServedMap",
+    "ServedOutputs",
+    "served_output_bound",
+    "served_radius",
     "GlobalCertificate",
     "LocalCertificate",
     "analyze",

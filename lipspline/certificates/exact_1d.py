@@ -7,28 +7,18 @@ consecutive breakpoints found so far (and on the two outer rays), so the
 points where it crosses a kink of its activation (a spline knot, 0 for the
 ReLU family, equality of a GroupSort pair) are solved in closed form and
 added. The slope of each final piece is then read as the Jacobian at the
-piece's midpoint (and beyond both ends), on a float64 copy: no finite
-differences over tiny pieces. This is independent of the bounds' code path.
+piece's midpoint (and beyond both ends): no finite differences over tiny
+pieces. It reads the served map (``served_map.py``), the function the endpoint
+computes, and shares none of the bounds' norm or interval code.
 """
 
 from __future__ import annotations
 
-import copy
-
 import numpy as np
-import torch
 from torch import nn
 
-from lipspline.activations import GroupSort
-from lipspline.splines import LinearSpline
-
-
-def _kinks(module: nn.Module) -> np.ndarray | None:
-    if isinstance(module, LinearSpline):
-        return module.grid().numpy()
-    if isinstance(module, GroupSort):
-        return None
-    return np.zeros(1)
+from lipspline.certificates.served_map import ServedMap
+from lipspline.certificates.view import GroupSortView
 
 
 def _level_crossings(xs: np.ndarray, z: np.ndarray, levels: np.ndarray) -> np.ndarray:
@@ -53,43 +43,32 @@ def _level_crossings(xs: np.ndarray, z: np.ndarray, levels: np.ndarray) -> np.nd
     return np.concatenate(out) if out else np.zeros(0)
 
 
-def _pre_activations(net: nn.Module, x: torch.Tensor, depth: int) -> np.ndarray:
-    h = net.standardize(x)
-    for index in range(depth + 1):
-        h = net.layers[index](h)
-        if index < depth:
-            h = net.activations[index](h)
-    return h.numpy()
-
-
-def exact_lipschitz_1d(network: nn.Module) -> float:
-    """Exact l2 Lipschitz constant of ``network.forward`` for an MLP with a single input feature."""
-    if int(network.n_features) != 1 or int(getattr(network, "n_conv", 0)):
+def exact_lipschitz_1d(network: nn.Module | ServedMap) -> float:
+    """Exact l2 Lipschitz constant of the served map of an MLP with a single input feature."""
+    served = network if isinstance(network, ServedMap) else None
+    if served is None:
+        if int(network.n_features) != 1 or int(getattr(network, "n_conv", 0)):
+            raise ValueError("the exact oracle needs an MLP with one input feature")
+        served = ServedMap(network)
+    if served.n_features != 1 or served.prefix_fold is not None:
         raise ValueError("the exact oracle needs an MLP with one input feature")
-    net = copy.deepcopy(network).cpu().double().eval()
-    xs = np.array([-1.0, 1.0])
-    with torch.no_grad():
-        for depth, module in enumerate(net.activations):
-            # two extra points per side so that both rays have a defined slope
-            probe = np.concatenate([[xs[0] - 2.0, xs[0] - 1.0], xs, [xs[-1] + 1.0, xs[-1] + 2.0]])
-            z = _pre_activations(net, torch.from_numpy(probe[:, None]), depth)
-            kinks = _kinks(module)
-            found = [xs]
+    centre = float(served.input_mean[0])
+    xs = np.array([centre - 1.0, centre + 1.0])
+    for depth, act in enumerate(served.activations):
+        # two extra points per side so that both rays have a defined slope
+        probe = np.concatenate([[xs[0] - 2.0, xs[0] - 1.0], xs, [xs[-1] + 1.0, xs[-1] + 2.0]])
+        z = served.preactivations(probe[:, None])[depth]
+        found = [xs]
+        if isinstance(act.view, GroupSortView):
+            first, second = act.view.pairs()
+            for a, b in zip(first, second, strict=True):
+                found.append(_level_crossings(probe, z[:, a] - z[:, b], np.zeros(1)))
+        else:
             for unit in range(z.shape[1]):
-                if kinks is None:
-                    if unit % 2 == 0:
-                        found.append(_level_crossings(probe, z[:, unit] - z[:, unit + 1], np.zeros(1)))
-                else:
-                    found.append(_level_crossings(probe, z[:, unit], kinks))
-            xs = np.unique(np.concatenate(found))
-            if xs.size == 1:
-                xs = np.array([xs[0] - 1.0, xs[0] + 1.0])
-        mids = np.concatenate([[xs[0] - 1.0], 0.5 * (xs[:-1] + xs[1:]), [xs[-1] + 1.0]])
-    x = torch.from_numpy(mids[:, None]).requires_grad_(True)
-    out = net(x).reshape(len(mids), -1)
-    grads = []
-    for o in range(out.shape[1]):
-        (g,) = torch.autograd.grad(out[:, o].sum(), x, retain_graph=o + 1 < out.shape[1])
-        grads.append(g[:, 0])
-    slopes = torch.stack(grads, dim=1).detach().numpy()
+                found.append(_level_crossings(probe, z[:, unit], act.view.t))
+        xs = np.unique(np.concatenate(found))
+        if xs.size == 1:
+            xs = np.array([xs[0] - 1.0, xs[0] + 1.0])
+    mids = np.concatenate([[xs[0] - 1.0], 0.5 * (xs[:-1] + xs[1:]), [xs[-1] + 1.0]])
+    slopes = served.jacobians(mids[:, None])[:, :, 0]
     return float(np.linalg.norm(slopes, axis=1).max())

@@ -12,16 +12,19 @@
   step moves every point along its top right singular vector and along a
   random direction at a shrinking scale, keeping the moves that raise the norm.
 
-Both run on a float64 copy of the network, on the user-visible map (raw inputs).
+Both evaluate the served map (``served_map.py``), the very function the
+endpoint computes and the certificates bound, never a re-built copy of the
+network (a ``.double()`` copy would re-run the 1-Lipschitz normalisation and
+the scaling in another dtype and measure a slightly different function).
 """
 
 from __future__ import annotations
 
-import copy
-
 import numpy as np
 import torch
 from torch import nn
+
+from lipspline.certificates.served_map import ServedMap
 
 
 def _as_array(inputs: torch.Tensor | np.ndarray) -> np.ndarray:
@@ -30,21 +33,19 @@ def _as_array(inputs: torch.Tensor | np.ndarray) -> np.ndarray:
     return x.reshape(x.shape[0], -1) if x.ndim > 1 else x[:, None]
 
 
-def _double(network: nn.Module) -> nn.Module:
-    return copy.deepcopy(network).cpu().double().eval()
+def served_map_of(network: nn.Module | ServedMap) -> ServedMap:
+    return network if isinstance(network, ServedMap) else ServedMap(network)
 
 
 def empirical_lower_bound(
-    network: nn.Module, inputs: torch.Tensor | np.ndarray, max_pairs: int = 4096, seed: int = 0
+    network: nn.Module | ServedMap, inputs: torch.Tensor | np.ndarray, max_pairs: int = 4096, seed: int = 0
 ) -> float:
     """Largest difference quotient over (a subsample of) the pairs of ``inputs``."""
     x = _as_array(inputs)
     n = x.shape[0]
     if n < 2:
         return 0.0
-    net = _double(network)
-    with torch.no_grad():
-        y = net(torch.from_numpy(x)).numpy().reshape(n, -1)
+    y = served_map_of(network).outputs(x).reshape(n, -1)
     if n * (n - 1) // 2 <= max_pairs:
         i, j = np.triu_indices(n, k=1)
     else:
@@ -61,44 +62,36 @@ def empirical_lower_bound(
     return float((dy[ok] / dx[ok]).max()) if ok.any() else 0.0
 
 
-def jacobians(network: nn.Module, points: torch.Tensor) -> torch.Tensor:
-    """Jacobians (B, outputs, inputs) of the map at each point, one backward pass per output."""
-    x = points.detach().clone().requires_grad_(True)
-    out = network(x).reshape(x.shape[0], -1)
-    rows = []
-    for o in range(out.shape[1]):
-        (g,) = torch.autograd.grad(out[:, o].sum(), x, retain_graph=o + 1 < out.shape[1])
-        rows.append(g.reshape(x.shape[0], -1))
-    return torch.stack(rows, dim=1)
-
-
 def jacobian_lower_bound(
-    network: nn.Module, inputs: torch.Tensor | np.ndarray, ascent_steps: int = 20, seed: int = 0
+    network: nn.Module | ServedMap, inputs: torch.Tensor | np.ndarray, ascent_steps: int = 20, seed: int = 0
 ) -> float:
     """Largest Jacobian spectral norm found at (jittered) data points and by a hill climb from them."""
-    x = torch.from_numpy(_as_array(inputs))
+    x = _as_array(inputs)
     if x.shape[0] == 0:
         return 0.0
-    net = _double(network)
-    gen = torch.Generator().manual_seed(seed)
-    spread = x.std(dim=0, keepdim=True) if x.shape[0] > 1 else torch.ones_like(x)
-    spread = torch.where(spread > 0, spread, torch.ones_like(spread))
-    x = x + 1e-9 * spread * torch.randn(x.shape, generator=gen, dtype=torch.float64)
-    jac = jacobians(net, x)
-    best = torch.linalg.matrix_norm(jac, ord=2)
+    served = served_map_of(network)
+    rng = np.random.default_rng(seed)
+    spread = x.std(axis=0, keepdims=True) if x.shape[0] > 1 else np.ones_like(x[:1])
+    spread = np.where(spread > 0, spread, np.maximum(np.abs(x).max(axis=0, keepdims=True), 1.0))
+    x = x + 1e-9 * spread * rng.standard_normal(x.shape)
+    best = _norms(served.jacobians(x))
     best_x = x
+    scale = float(np.linalg.norm(spread)) / max(spread.shape[1], 1) ** 0.5
     for step in range(ascent_steps):
         size = 0.3 * (0.75**step)
-        _, _, vh = torch.linalg.svd(jacobians(net, best_x), full_matrices=False)
+        _, _, vh = np.linalg.svd(served.jacobians(best_x), full_matrices=False)
         direction = vh[:, 0, :]
         sign = 1.0 if step % 2 == 0 else -1.0
-        noise = torch.randn(best_x.shape, generator=gen, dtype=torch.float64)
-        noise = noise / noise.norm(dim=1, keepdim=True).clamp(min=1e-300)
-        scale = spread.norm() / max(spread.shape[1], 1) ** 0.5
+        noise = rng.standard_normal(best_x.shape)
+        noise = noise / np.maximum(np.linalg.norm(noise, axis=1, keepdims=True), 1e-300)
         for move in (sign * direction, noise):
             trial = best_x + size * scale * move
-            value = torch.linalg.matrix_norm(jacobians(net, trial), ord=2)
+            value = _norms(served.jacobians(trial))
             better = value > best
-            best = torch.where(better, value, best)
-            best_x = torch.where(better[:, None], trial, best_x)
+            best = np.where(better, value, best)
+            best_x = np.where(better[:, None], trial, best_x)
     return float(best.max())
+
+
+def _norms(jac: np.ndarray) -> np.ndarray:
+    return np.linalg.norm(jac, ord=2, axis=(1, 2))

@@ -1,4 +1,4 @@
-"""What follows from a Lipschitz bound L of the outputs (DESIGN 1.3).
+"""What follows from a Lipschitz bound L of the outputs.
 
 * classifier with several logits: the prediction cannot change within l2
   radius ``(z_top - z_second) / (sqrt(2) L)`` (Tsuzuku et al. 2018: the
@@ -9,6 +9,12 @@
 A radius from a *local* bound holds only inside the ball where that bound was
 proven, so it is capped by the ball's radius. Radii are rounded down and
 deviations up, so rounding never overstates safety.
+
+``certified_radius``/``local_radius``/``output_deviation_bound`` are the
+real-arithmetic statements about F. What the endpoint returns is F computed in
+floating point; ``served_radius`` and ``served_output_bound`` fold in the
+proven rounding bounds of ``served_map.py`` (E at the input, and its growth
+over the ball), so they hold for the returned outputs themselves.
 """
 
 from __future__ import annotations
@@ -17,6 +23,8 @@ import math
 
 import numpy as np
 import torch
+
+from lipspline.certificates.served_map import ServedOutputs
 
 
 def _array(z: torch.Tensor | np.ndarray) -> np.ndarray:
@@ -50,3 +58,41 @@ def local_radius(logits: torch.Tensor | np.ndarray, L_local: float | np.ndarray,
 def output_deviation_bound(L: float, eps: float) -> float:
     """Regression: the outputs move by at most ``L * eps`` (rounded up)."""
     return math.nextafter(float(L) * float(eps), math.inf)
+
+
+def served_radius(served: ServedOutputs, L: float | np.ndarray, cap: float | None = None) -> np.ndarray:
+    """Certified l2 radius of each returned label, rounding included (see ``served_map``).
+
+    One logit z: ``(|z| - 2E) / (L + S)``; several: ``(margin - 2 sqrt(2) E) / (sqrt(2) (L + S))``,
+    with E the row's rounding bound and S the model's ball slope; 0 when the margin does not
+    exceed the rounding. ``cap``: a local bound holds only inside its ball, so the radius is capped.
+    """
+    z = _array(served.outputs)
+    lip = np.broadcast_to(np.asarray(L, dtype=np.float64), (z.shape[0],))
+    error = np.asarray(served.rounding, dtype=np.float64)
+    if z.shape[1] == 1:
+        margin = np.abs(z[:, 0]) - 2.0 * error
+        denom = lip + served.ball_slope
+    else:
+        top = np.sort(z, axis=1)
+        margin = (top[:, -1] - top[:, -2]) - 2.0 * math.sqrt(2.0) * (1 + 2.0**-50) * error
+        denom = math.sqrt(2.0) * (lip + served.ball_slope)
+    margin = np.nextafter(np.nextafter(margin, -np.inf), -np.inf)  # at most two roundings above
+    denom = np.nextafter(np.nextafter(denom, np.inf), np.inf)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        radius = np.where(margin > 0, np.where(denom > 0, margin / denom, np.inf), 0.0)
+    radius = np.nextafter(radius, 0.0).clip(min=0.0)
+    if cap is not None:
+        radius = np.minimum(radius, float(cap))
+    return np.nan_to_num(radius, nan=0.0)
+
+
+def served_output_bound(served: ServedOutputs, L: float, eps: float) -> np.ndarray:
+    """Per row: how far the returned outputs can move when the input moves by at most ``eps`` (l2).
+
+    ``L eps + 2E + eps S``: the exact map moves by at most L eps, the returned value at x is within
+    E of it, and at any y of the ball within E + eps S.
+    """
+    eps = float(eps)
+    terms = float(L) * eps + 2.0 * np.asarray(served.rounding, dtype=np.float64) + eps * served.ball_slope
+    return np.nextafter(terms * (1.0 + 8 * 2.0**-53), np.inf)

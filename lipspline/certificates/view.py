@@ -1,27 +1,29 @@
-"""The certified map as a float64 chain: W_L s_{L-1}(... s_1(W_1 x + b_1) ...) + b_L.
+"""The certified chain, which is also the served map: W_L s_{L-1}(... s_1(W_1 d + b_1) ...) + b_L.
 
-Why this view exists: every bound reads the *user-visible* map
-``unscale_output(forward_standardized(standardize(x)))``, so the input
-standardisation and the target scaling are folded into the first and last
-weights, convolutions are turned into their exact dense matrices, and every
-activation is described by what the bounds need (per-unit slope intervals,
-Lipschitz constants, BV2 norms, the piecewise-linear pieces for local bounds).
+Why this view exists: every bound and the endpoint itself read the same
+arrays, so the function the certificates bound is, by construction, the
+function the service computes (``served_map.py`` evaluates it in float64 and
+bounds its rounding). The input standardisation and the target scaling are
+folded into the first and last weights, convolutions are turned into their
+exact dense matrices, and every activation is described by what the bounds
+need (per-unit slope intervals, Lipschitz constants, BV2 norms, the
+piecewise-linear pieces for local bounds).
 
-Exactness of the folding (no rounding enters the matrices):
+The served map F starts from ``d = x - input_mean`` (float64) and applies:
 
-* weights are float32, so their float64 copies are exact;
-* the target scale is a float32 number, and a product of two float32 numbers
-  is exact in float64;
-* ``1/input_scale`` is not representable, so it is replaced by ``r_j``, the
-  value rounded *up in magnitude* to 29 significant bits: then ``W_ij * r_j``
-  (24 + 29 = 53 bits) is exact, and since ``diag(1/s) = diag(r) C`` with
-  ``||C||_2 <= 1`` every Jacobian ``J D_s`` satisfies ``||J D_s|| <= ||J D_r||``:
-  bounding the chain with ``r`` bounds the true map;
-* a convolution applied to the identity basis gives its dense matrix exactly
-  (each entry is one kernel weight).
+* ``W_1 diag(r)``, with ``r`` the reciprocal input scale rounded *down* to 29
+  significant bits, so ``W_ij * r_j`` is exact for float32 weights (24 + 29 =
+  53 bits); a float64 network's product is rounded once, and F is defined with
+  the rounded matrix (the bounds read that very matrix);
+* the target scale (regression) rounded down to 24 bits, folded into the last
+  weight and bias (exact for float32 parameters); the target mean is a
+  constant added by the served map and does not affect any bound;
+* a linear spline as the interpolant through its float64 knots (``_spline_view``).
 
-The certified function is the real-arithmetic function defined by the stored
-parameters (the float32 evaluation of the network differs from it by rounding).
+Rounding both scales down keeps a 1-Lipschitz network's certificate at or
+below 1 (``r * target <= (1 / s) * s``), and changes predictions by less than
+1e-7 relative. A convolution applied to the identity basis gives its dense
+matrix exactly (each entry is one kernel weight).
 """
 
 from __future__ import annotations
@@ -29,6 +31,7 @@ from __future__ import annotations
 import hashlib
 import math
 from dataclasses import dataclass, field
+from fractions import Fraction
 
 import numpy as np
 import torch
@@ -38,13 +41,17 @@ from lipspline.activations import LEAKY_SLOPE as ACT_LEAKY_SLOPE
 from lipspline.activations import AbsoluteValue, GroupSort, LeakyReLU, PReLU, ReLU
 from lipspline.certificates._fp import INF, U, add_up, mul_up
 from lipspline.certificates.spectral import proven_spectral_norm
-from lipspline.layers import effective_weight
+from lipspline.layers import served_weight
 from lipspline.splines import LinearSpline
 
 #: convolutions whose dense matrix has more entries than this are bounded by the tap-sum instead
 DENSE_CONV_LIMIT = 4_000_000
 #: and so are those with a side longer than this
 DENSE_CONV_MAX_SIDE = 4096
+#: significant bits of the folded input scale (a float32 weight times it is exact in float64)
+FOLD_BITS = 29
+#: significant bits of the folded target scale (likewise, with room to spare)
+TARGET_BITS = 24
 
 
 @dataclass
@@ -86,9 +93,17 @@ class PiecewiseView:
 
 @dataclass
 class GroupSortView:
-    """GroupSort(2): 1-Lipschitz, Jacobian a permutation, not diagonal."""
+    """GroupSort(2): 1-Lipschitz, Jacobian a permutation, not diagonal.
+
+    Which units form a pair follows the forward pass, which sorts pairs of
+    *channels* (axis 1). In the flattened layout the chain uses, units come in
+    groups of ``2 * block`` consecutive entries and unit ``j`` of a group pairs
+    with unit ``j + block``: ``block`` is 1 after a dense layer and the number
+    of pixels per channel after a convolution.
+    """
 
     n_units: int
+    block: int = 1
     name: str = "groupsort"
     elementwise: bool = False
 
@@ -96,7 +111,14 @@ class GroupSortView:
         return np.ones(self.n_units)
 
     def repeat(self, times: int) -> GroupSortView:
-        return GroupSortView(self.n_units * times)
+        """Per-channel description -> per (channel, pixel) unit: partners are ``times`` apart."""
+        return GroupSortView(self.n_units * times, self.block * times)
+
+    def pairs(self) -> tuple[np.ndarray, np.ndarray]:
+        """Indices (first, second) of the two members of every pair; max goes to first, min to second."""
+        groups = np.arange(0, self.n_units, 2 * self.block)[:, None]
+        first = (groups + np.arange(self.block)[None, :]).ravel()
+        return first, first + self.block
 
 
 ActView = PiecewiseView | GroupSortView
@@ -118,23 +140,7 @@ def activation_view(act: nn.Module) -> ActView:
     if isinstance(act, GroupSort):
         return GroupSortView(act.num_units)
     if isinstance(act, LinearSpline):
-        c64 = act.effective_coefficients().detach().to(torch.float64).cpu()
-        c = c64.numpy()
-        n, k = c.shape
-        delta = act.delta
-        t = np.linspace(-act.grid_range, act.grid_range, k)
-        inner = act.slopes().numpy()
-        s = np.concatenate([inner[:, :1], inner, inner[:, -1:]], axis=1)
-        # BV2 = sum |second differences| / delta + |sigma(0)| + |sigma(1)|; bound the
-        # rounding of each term by its operand magnitudes (cancellation-safe).
-        a = act.second_differences(c64).numpy()
-        a_mag = (np.abs(c[:, 2:]) + 2 * np.abs(c[:, 1:-1]) + np.abs(c[:, :-2])) / delta
-        values = act.values_at(torch.tensor([0.0, 1.0], dtype=torch.float64)).numpy()
-        cmax = np.abs(c).max(axis=1)
-        bv2 = np.abs(a).sum(axis=1) + np.abs(values).sum(axis=1)
-        bv2 = bv2 + 16 * U * (a_mag.sum(axis=1) + 4 * cmax + bv2) + 2.0**-1000
-        lo, hi = _widen_slopes(s)
-        return PiecewiseView(t, c, s, lo, hi, np.nextafter(bv2, INF), "deepspline")
+        return _spline_view(act)
     n = getattr(act, "num_units", None)
     if n is None:
         raise TypeError(f"certificates do not know the activation {type(act).__name__}")
@@ -153,10 +159,60 @@ def activation_view(act: nn.Module) -> ActView:
     raise TypeError(f"certificates do not know the activation {type(act).__name__}")
 
 
+def _spline_view(act: LinearSpline) -> PiecewiseView:
+    """A linear spline as the served map defines it: the interpolant through (t_k, c_k), end slopes continued.
+
+    The knots are the float64 numbers ``t`` (``linspace``), not the real grid
+    ``-R + k delta``; the slopes are those of that interpolant. Each float64
+    slope ``fl(fl(c_{k+1} - c_k) / fl(t_{k+1} - t_k))`` is within gamma_3 of the
+    exact one, which the widened interval encloses. BV2 = sum of the jumps of
+    the slope + |sigma(0)| + |sigma(1)|, bounded from the same slopes.
+    """
+    c = act.effective_coefficients().detach().to(torch.float64).cpu().numpy()
+    t = np.linspace(-act.grid_range, act.grid_range, c.shape[1])
+    inner = np.diff(c, axis=1) / np.diff(t)[None, :]
+    s = np.concatenate([inner[:, :1], inner, inner[:, -1:]], axis=1)
+    lo, hi = _widen_slopes(s)
+    k = inner.shape[1]
+    jumps = np.abs(np.diff(inner, axis=1)).sum(axis=1) + 8 * U * np.abs(inner).sum(axis=1)
+    at_01 = _spline_values(t, c, s, np.array([0.0, 1.0]))
+    v_err = 8 * U * (np.abs(c).max(axis=1) + np.abs(s).max(axis=1) * (1.0 + np.abs(t).max()))
+    bv2 = (jumps + np.abs(at_01).sum(axis=1) + 2 * v_err) * (1 + 4 * (k + 8) * U) + 2.0**-1000
+    return PiecewiseView(t, c, s, lo, hi, np.nextafter(bv2, INF), "deepspline")
+
+
+def _spline_values(t: np.ndarray, v: np.ndarray, s: np.ndarray, points: np.ndarray) -> np.ndarray:
+    """Values (units, points) of the piecewise-linear functions (t, v, s) at a few points."""
+    cell = np.searchsorted(t, points, side="right")
+    anchor = np.maximum(cell - 1, 0)
+    return v[:, anchor] + s[:, cell] * (points - t[anchor])[None, :]
+
+
 def round_up_bits(x: np.ndarray, bits: int) -> np.ndarray:
     """Round |x| up to ``bits`` significant bits (keeps the sign)."""
     mant, exp = np.frexp(np.abs(x))
     mant = np.ceil(np.ldexp(mant, bits))
+    return np.copysign(np.ldexp(mant, exp - bits), x)
+
+
+def reciprocal_down(x: np.ndarray, bits: int) -> np.ndarray:
+    """The largest ``bits``-bit number r <= 1/x, per entry of a positive array (exact check, no rounding).
+
+    fl(1/x) cut to ``bits`` bits is within one of its last bits of the answer; exact
+    rational arithmetic decides whether to step down once (1/2 stays 0.5, 1/3 does not round up).
+    """
+    r = round_down_bits(1.0 / x, bits)
+    for index in np.flatnonzero(np.isfinite(r) & (r > 0)):
+        if Fraction(float(r[index])) * Fraction(float(x[index])) > 1:
+            mant, exp = math.frexp(float(r[index]))
+            r[index] = math.ldexp(math.floor(math.ldexp(mant, bits)) - 1, exp - bits)
+    return r
+
+
+def round_down_bits(x: np.ndarray, bits: int) -> np.ndarray:
+    """Round |x| down to ``bits`` significant bits (keeps the sign)."""
+    mant, exp = np.frexp(np.abs(x))
+    mant = np.floor(np.ldexp(mant, bits))
     return np.copysign(np.ldexp(mant, exp - bits), x)
 
 
@@ -246,8 +302,9 @@ def build_view(network: nn.Module) -> ChainView:
     scale = network.input_scale.detach().to(torch.float64).cpu().numpy()
     mean = network.input_mean.detach().to(torch.float64).cpu().numpy()
     with np.errstate(divide="ignore"):
-        fold = round_up_bits(np.nextafter(1.0 / np.abs(scale), INF), 29)
-    target = float(network.target_scale.detach().to(torch.float32).cpu())
+        fold = reciprocal_down(np.abs(scale), FOLD_BITS)
+    # the target scale as the network holds it (float64, no detour through float32), cut to 24 bits
+    target = float(round_down_bits(np.float64(network.target_scale.detach().to(torch.float64).cpu()), TARGET_BITS))
 
     weights: list[np.ndarray] = []
     biases: list[np.ndarray] = []
@@ -268,7 +325,7 @@ def build_view(network: nn.Module) -> ChainView:
         if dense_ok:
             s = shape
             for index, conv in enumerate(layers[:n_conv]):
-                w = effective_weight(conv)
+                w = served_weight(conv)
                 dense, o = _conv_dense(conv, w, s)
                 weights.append(dense)
                 bias = conv.bias.detach().to(torch.float64).cpu().numpy() if conv.bias is not None else np.zeros(o[0])
@@ -280,12 +337,12 @@ def build_view(network: nn.Module) -> ChainView:
             prefix = float(np.max(np.abs(fold))) if fold.size else 1.0
             for index, conv in enumerate(layers[:n_conv]):
                 lip = float(activation_view(acts[index]).lipschitz().max())
-                prefix = mul_up(prefix, tap_sum_bound(effective_weight(conv)), lip)
+                prefix = mul_up(prefix, tap_sum_bound(served_weight(conv)), lip)
             note = "convolutions too large to densify: bounded by tap-sum x activation Lipschitz"
             start = n_conv
     for index in range(max(n_conv, start), len(layers)):
         layer = layers[index]
-        weights.append(effective_weight(layer).detach().to(torch.float64).cpu().numpy())
+        weights.append(served_weight(layer).detach().to(torch.float64).cpu().numpy())
         bias = layer.bias
         biases.append(
             bias.detach().to(torch.float64).cpu().numpy() if bias is not None else np.zeros(weights[-1].shape[0])

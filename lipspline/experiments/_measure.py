@@ -22,7 +22,7 @@ from torch import nn
 
 from lipspline.certificates import certify_global, empirical_lower_bound, jacobian_lower_bound
 from lipspline.certificates.spectral import proven_spectral_norm
-from lipspline.layers import effective_weight
+from lipspline.layers import served_weight
 
 
 @contextmanager
@@ -65,8 +65,7 @@ def certified_raw(network: nn.Module) -> float:
 def layer_norms(network: nn.Module) -> list[float]:
     """Proven upper bounds of ||W_l||_2 (float64, Cholesky-verified) of the weights each layer applies."""
     return [
-        float(proven_spectral_norm(effective_weight(layer).detach().to(torch.float64).cpu().numpy()))
-        for layer in network.layers
+        float(proven_spectral_norm(served_weight(layer).to(torch.float64).cpu().numpy())) for layer in network.layers
     ]
 
 
@@ -77,7 +76,7 @@ def activation_lipschitz(network: nn.Module) -> list[float]:
 
 def max_row_norm(network: nn.Module) -> float:
     """Largest incoming-weight norm of any unit: what MaxNorm(c) clips at c."""
-    return max(float(effective_weight(layer).detach().flatten(1).norm(dim=1).max()) for layer in network.layers)
+    return max(float(served_weight(layer).flatten(1).norm(dim=1).max()) for layer in network.layers)
 
 
 def raw_lower_bound(network: nn.Module, inputs: np.ndarray, *, ascent_steps: int = 20) -> float:

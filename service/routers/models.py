@@ -23,7 +23,13 @@ from api_schemas.http import (
     PredictRequest,
     PredictResponse,
 )
-from lipspline.certificates import certified_radius, local_bounds, local_radius, output_deviation_bound
+from lipspline.certificates import (
+    ARITHMETIC,
+    ServedOutputs,
+    local_bounds,
+    served_output_bound,
+    served_radius,
+)
 from service.db.tables import ModelRow
 from service.deps import AppSettings, DbSession, TenantId
 from service.model_cache import LoadedModel, ModelCache, check_stored_weights
@@ -95,16 +101,27 @@ def _checked_inputs(loaded: LoadedModel, rows: list[list[float]], limit: int) ->
     for i, row in enumerate(rows):
         if len(row) != expected:
             raise invalid_field(f"inputs.{i}", f"has {len(row)} features, the model expects {expected}")
-    x = np.asarray(rows, dtype=np.float64)
-    finite = np.isfinite(x.astype(np.float32))  # the network runs in float32: values past its range overflow
+    return np.asarray(rows, dtype=np.float64)
+
+
+def _served(loaded: LoadedModel, x: np.ndarray) -> ServedOutputs:
+    """The served map on the rows, refusing rows whose outputs or rounding bound overflow float64."""
+    served = loaded.model.served(x)
+    finite = np.isfinite(served.outputs).all(axis=1) & np.isfinite(served.rounding)
     if not finite.all():
-        bad = int(np.argwhere(~finite)[0][0])
-        raise invalid_field(f"inputs.{bad}", "a value is too large for float32")
-    return x
+        bad = int(np.flatnonzero(~finite)[0])
+        raise invalid_field(f"inputs.{bad}", "the values are too large: the model's outputs overflow float64")
+    return served
 
 
 def _finite_or_none(value: float | None) -> float | None:
     return None if value is None or not math.isfinite(value) else float(value)
+
+
+def _require_bound(loaded: LoadedModel) -> float:
+    if loaded.certified_bound is None:
+        raise ProblemError(409, "Conflict", f"model {loaded.id!r} has no finite certificate", kind="no-certificate")
+    return loaded.certified_bound
 
 
 @router.post(
@@ -119,23 +136,26 @@ def predict(
     cache: Annotated[ModelCache, Depends(cache_of)],
     settings: AppSettings,
 ) -> PredictResponse:
-    """Outputs, predictions, the certified Lipschitz bound, and what follows from it."""
+    """Outputs, predictions, the certified Lipschitz bound, and what follows from it, rounding included."""
     loaded = cache.get(model_id, tenant)
     x = _checked_inputs(loaded, body.inputs, settings.max_predict_rows)
-    outputs = loaded.model.outputs(x)
-    bound = loaded.certified_bound
-    if bound is None:
-        raise ProblemError(409, "Conflict", f"model {model_id!r} has no finite certificate", kind="no-certificate")
+    bound = _require_bound(loaded)
+    served = _served(loaded, x)
     response = PredictResponse(
-        predictions=loaded.model.predictions_from_outputs(outputs),
-        outputs=outputs.tolist(),
+        predictions=loaded.model.predictions_from_outputs(served.outputs),
+        outputs=served.outputs.tolist(),
         lipschitz_bound=bound,
+        rounding_bound=served.rounding.tolist(),
+        arithmetic=ARITHMETIC,
         epsilon=body.epsilon,
     )
     if loaded.model.task == "classification":
-        response.certified_radius = [_finite_or_none(r) or 0.0 for r in certified_radius(outputs, bound).tolist()]
+        response.certified_radius = [_finite_or_none(r) or 0.0 for r in served_radius(served, bound).tolist()]
     if body.epsilon is not None:
-        response.output_bound = output_deviation_bound(bound, body.epsilon)
+        per_input = served_output_bound(served, bound, body.epsilon)
+        if np.isfinite(per_input).all():  # a model whose bound overflows float64 states none
+            response.output_bounds = per_input.tolist()
+            response.output_bound = float(per_input.max())
     return response
 
 
@@ -153,10 +173,10 @@ def certify(
     if body.inputs is None:
         return result
     x = _checked_inputs(loaded, body.inputs, settings.max_certify_rows)
+    served = _served(loaded, x)
     with loaded.lock:  # the analysis caches inside the certificate module are per network
         local = local_bounds(loaded.model.network, x, body.epsilon, body.norm)
-    outputs = loaded.model.outputs(x)
-    predictions = loaded.model.predictions_from_outputs(outputs)
+    predictions = loaded.model.predictions_from_outputs(served.outputs)
     items = []
     stored_global = loaded.certified_bound if loaded.certified_bound is not None else math.inf
     for i, cert in enumerate(local):
@@ -165,12 +185,14 @@ def certify(
         bound = min(cert.bound, stored_global)
         radius = None
         if loaded.model.task == "classification":
-            radius = float(local_radius(outputs[i : i + 1], bound, body.epsilon)[0])
+            # l2 radius inside the ball (an l2 ball of radius <= eps lies in the l-inf ball too)
+            radius = float(served_radius(served.row(i), bound, cap=body.epsilon)[0])
         items.append(
             LocalBoundOut(
                 bound=bound,
                 bounds={k: _finite_or_none(v) for k, v in cert.bounds.items()},
                 local_radius=radius,
+                rounding_bound=float(served.rounding[i]),
                 prediction=predictions[i],
             )
         )
