@@ -32,6 +32,7 @@ WORKDIR /src
 # Only what the package build needs (README.md is the project's `readme`).
 COPY pyproject.toml setup.py README.md ./
 COPY lipspline ./lipspline
+COPY lipspline_platform ./lipspline_platform
 COPY api_schemas ./api_schemas
 COPY service ./service
 COPY worker ./worker

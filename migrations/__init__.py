@@ -1,1 +1,1 @@
-"""Alembic migrations; `service.db.migrate` runs them programmatically."""
+"""Alembic migrations; `lipspline_platform.db.migrate` runs them programmatically."""

@@ -7,13 +7,14 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 
+from lipspline_platform.reconciler import Reconciler
+from lipspline_platform.settings import Settings, get_settings
 from service.limits import BodySizeLimit
 from service.model_cache import ModelCache
 from service.openapi_docs import install_openapi
 from service.problems import install_problem_handlers
 from service.rate_limit import RateLimiter
 from service.routers import datasets, health, jobs, models
-from service.settings import Settings, get_settings
 
 DESCRIPTION = """
 Train deep-spline networks (learnable linear-spline activations, BV² objective)
@@ -28,8 +29,6 @@ robustness radius that follows from it. Errors are `application/problem+json`
 @asynccontextmanager
 async def _reconciler_lifespan(app: FastAPI) -> AsyncIterator[None]:
     # every API process also re-queues jobs of dead workers and re-sends what the broker lost
-    from worker.reconciler import Reconciler
-
     reconciler = Reconciler(app.state.settings).start()
     try:
         yield

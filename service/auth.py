@@ -15,8 +15,8 @@ from datetime import UTC, datetime
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from service.db.ids import new_id
-from service.db.tables import DEFAULT_TENANT, ApiKeyRow, TenantRow
+from lipspline_platform.db.ids import new_id
+from lipspline_platform.db.tables import DEFAULT_TENANT, ApiKeyRow, TenantRow
 
 KEY_PREFIX = "lsk_"
 PREFIX_CHARS = 12  # shown in listings and accepted by `keys revoke`; reveals 48 of 192 bits

@@ -17,32 +17,31 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from service.settings import Settings, get_settings
+from lipspline_platform.settings import Settings, get_settings
 
 
 def _migrate(settings: Settings) -> None:
-    from service.db.migrate import upgrade
+    from lipspline_platform.db.migrate import upgrade
 
     settings.ensure_dirs()
     upgrade(settings.resolved_database_url)
 
 
-def _worker_argv(queues: str, concurrency: int, pool: str | None, hostname: str | None) -> list[str]:
-    argv = ["worker", "--queues", queues, "--concurrency", str(concurrency), "--loglevel", "INFO"]
-    argv += ["--hostname", hostname or f"lipspline-{os.getpid()}@{socket.gethostname()}"]
+def worker_argv(queues: str, concurrency: int, pool: str | None, hostname: str | None) -> list[str]:
+    """The command line of a worker process (``python -m worker``, a package of its own)."""
+    argv = [sys.executable, "-m", "worker", "--queues", queues, "--concurrency", str(concurrency)]
     if pool:
         argv += ["--pool", pool]
+    if hostname:
+        argv += ["--hostname", hostname]
     return argv
 
 
 def cmd_worker(args: argparse.Namespace) -> int:
-    settings = get_settings()
-    settings.ensure_dirs()
-    from worker.celery_app import make_celery
-
-    app = make_celery(settings)
-    app.worker_main(_worker_argv(args.queues, args.concurrency, args.pool, args.hostname))
-    return 0
+    """Replace this process by a worker: the CLI lives in the API package and never imports the worker's."""
+    argv = worker_argv(args.queues, args.concurrency, args.pool, args.hostname)
+    os.execv(argv[0], argv)
+    return 0  # pragma: no cover - execv does not return
 
 
 def cmd_api(args: argparse.Namespace) -> int:
@@ -71,8 +70,7 @@ def _start_embedded_worker(settings: Settings) -> subprocess.Popen:
     if settings.database_url is None:
         env["LIPSPLINE_DATABASE_URL"] = settings.resolved_database_url
     # solo pool: one job at a time in the worker process itself, no extra children to reap
-    argv = [sys.executable, "-m", "service.cli", "worker", "--queues", "cpu,gpu", "--concurrency", "1"]
-    argv += ["--pool", "solo", "--hostname", f"embedded-{os.getpid()}@{socket.gethostname()}"]
+    argv = worker_argv("cpu,gpu", 1, "solo", f"embedded-{os.getpid()}@{socket.gethostname()}")
     return subprocess.Popen(argv, env=env, preexec_fn=_die_with_parent)
 
 
@@ -90,9 +88,9 @@ def _stop(process: subprocess.Popen, timeout_s: float = 20.0) -> None:
 def ensure_default_key(settings: Settings) -> Path:
     """First start of the embedded default: a key for the ``default`` tenant, written to a
     file only the current user can read (the plain key is never stored in the database)."""
+    from lipspline_platform.db.engine import session_scope
+    from lipspline_platform.db.tables import DEFAULT_TENANT
     from service import auth
-    from service.db.engine import session_scope
-    from service.db.tables import DEFAULT_TENANT
 
     path = settings.data_dir.resolve() / "api-key"
     if path.exists():
@@ -106,8 +104,8 @@ def ensure_default_key(settings: Settings) -> Path:
 
 
 def cmd_keys(args: argparse.Namespace) -> int:
+    from lipspline_platform.db.engine import session_scope
     from service import auth
-    from service.db.engine import session_scope
 
     settings = get_settings()
     _migrate(settings)
@@ -147,7 +145,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
 
 def cmd_db(args: argparse.Namespace) -> int:
-    from service.db import migrate
+    from lipspline_platform.db import migrate
 
     settings = get_settings()
     settings.ensure_dirs()

@@ -9,10 +9,10 @@ from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from sqlalchemy.orm import Session
 
+from lipspline_platform.db.engine import session_scope
+from lipspline_platform.settings import Settings
 from service.auth import tenant_for_key
-from service.db.engine import session_scope
 from service.problems import ProblemError
-from service.settings import Settings
 
 
 def settings_of(request: Request) -> Settings:

@@ -17,8 +17,8 @@ import torch
 from api_schemas import TrainingConfig
 from lipspline.data import Dataset
 from lipspline.networks import SplineNetwork, output_width
+from lipspline_platform.settings import Settings
 from service.problems import PROBLEM_JSON, ProblemError, problem_body
-from service.settings import Settings
 
 #: room for multipart framing and form fields around an upload of the maximum size
 MULTIPART_OVERHEAD = 64 * 1024

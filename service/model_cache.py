@@ -20,8 +20,8 @@ from dataclasses import dataclass
 from lipspline.certificates import certify_global
 from lipspline.model import TrainedModel
 from lipspline.serialization import ArtifactError, model_from_parts
-from service.db.engine import session_scope
-from service.db.tables import ModelRow
+from lipspline_platform.db.engine import session_scope
+from lipspline_platform.db.tables import ModelRow
 from service.problems import bad_artifact, not_found
 
 

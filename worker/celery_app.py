@@ -1,79 +1,33 @@
-"""The Celery application, configured for long training tasks.
+"""The workers' Celery app: the queue contract of ``lipspline_platform.queue`` plus the task module.
 
-Messages carry only a job id; the ``jobs`` row is the truth about a job, so a
-broker can lose or repeat a message without corrupting anything.
+Built when a worker starts (``python -m worker``), never at import. ``celery_app``
+is a lazy module attribute for the ``celery -A worker.celery_app:celery_app`` command
+line (the compose health check's ``inspect ping``): it is created on first access.
 """
 
 from __future__ import annotations
 
+from functools import cache
+
 from celery import Celery
 
-from service.settings import Settings, get_settings
+from lipspline_platform.queue import make_celery
+from lipspline_platform.settings import Settings
 
-TRAIN_TASK = "lipspline.train"
-CPU_QUEUE = "cpu"
-GPU_QUEUE = "gpu"
-
-
-def queue_for_device(device: str) -> str:
-    """Jobs that ask for CUDA go to GPU workers; ``auto`` and ``cpu`` run anywhere."""
-    return GPU_QUEUE if device == "cuda" else CPU_QUEUE
+#: the modules whose tasks a worker runs
+TASK_MODULES = ("worker.tasks",)
 
 
-def broker_options(settings: Settings) -> tuple[str, dict]:
-    """The broker URL and transport options for this deployment."""
-    if settings.embedded_broker:
-        # kombu's filesystem transport: queues are files under the data dir, so the
-        # embedded default needs no server. It is at-most-once (see README).
-        folder = str(settings.broker_dir / "queue")
-        return "filesystem://", {
-            "data_folder_in": folder,
-            "data_folder_out": folder,
-            "processed_folder": str(settings.broker_dir / "processed"),
-            "control_folder": str(settings.broker_dir / "control"),
-            "store_processed": False,
-            # the transport polls its folder; the 1 s default made dispatch take ~1 s
-            "polling_interval": 0.1,
-        }
-    # Redis re-delivers an unacknowledged message after visibility_timeout. With late
-    # ack a task is acknowledged only when it ends, so the timeout must exceed the
-    # longest task, or a healthy long job would be delivered to a second worker.
-    return settings.broker_url, {"visibility_timeout": settings.task_time_limit_s + 3600}
+def worker_app(settings: Settings | None = None) -> Celery:
+    return make_celery(settings, include=TASK_MODULES)
 
 
-def make_celery(settings: Settings | None = None) -> Celery:
-    settings = settings or get_settings()
-    if settings.embedded_broker:
-        settings.ensure_dirs()
-    url, transport_options = broker_options(settings)
-    app = Celery("lipspline", broker=url, include=["worker.tasks"])
-    app.conf.update(
-        broker_transport_options=transport_options,
-        broker_connection_retry_on_startup=True,
-        # Results live in the database (the jobs row); a result backend would be a second truth.
-        task_ignore_result=True,
-        # Late ack: a message is acknowledged when the task finishes, so a worker that dies
-        # mid-training leaves the message to be delivered again (the task is idempotent).
-        task_acks_late=True,
-        # With late ack, a task whose worker process is killed is re-queued instead of lost.
-        task_reject_on_worker_lost=True,
-        # Prefetch 1: a worker busy with an hour-long job must not hold other jobs hostage
-        # in its local buffer while idle workers wait.
-        worker_prefetch_multiplier=1,
-        # Hard and soft time limits bound a runaway job; the soft one lets it record why.
-        task_time_limit=settings.task_time_limit_s,
-        task_soft_time_limit=max(settings.task_time_limit_s - 60, 30),
-        task_default_queue=CPU_QUEUE,
-        task_routes={TRAIN_TASK: {"queue": CPU_QUEUE}},
-        # JSON only: no pickle anywhere in the message path.
-        task_serializer="json",
-        accept_content=["json"],
-        worker_hijack_root_logger=False,
-        # Long CPU-bound tasks: send heartbeats and events without waiting on the task.
-        worker_send_task_events=False,
-        task_track_started=False,
-    )
-    return app
+@cache
+def _default_app() -> Celery:
+    return worker_app()
 
 
-celery_app = make_celery()
+def __getattr__(name: str) -> Celery:
+    if name == "celery_app":
+        return _default_app()
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -16,17 +16,17 @@ from sqlalchemy import select
 from api_schemas import ACTIVE_STATES
 from api_schemas.http import DatasetCreate, DatasetList, DatasetOut
 from lipspline.data import Dataset, from_arrays, parse_upload
-from service.db.dataset_blob import dataset_to_bytes
-from service.db.engine import session_scope
-from service.db.ids import new_id
-from service.db.tables import DatasetRow, JobRow
+from lipspline_platform.db.dataset_blob import dataset_to_bytes
+from lipspline_platform.db.engine import session_scope
+from lipspline_platform.db.ids import new_id
+from lipspline_platform.db.tables import DatasetRow, JobRow
+from lipspline_platform.settings import Settings
 from service.deps import AppSettings, DbSession, TenantId
 from service.idempotency import IdempotencyKey, IdempotentRequest, fingerprint
 from service.limits import check_dataset
 from service.openapi_docs import created_headers, problems
 from service.ownership import owned
 from service.problems import ProblemError, invalid_field
-from service.settings import Settings
 
 router = APIRouter(prefix="/v1/datasets", tags=["datasets"])
 UPLOAD_CHUNK = 1 << 20

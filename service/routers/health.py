@@ -6,9 +6,9 @@ from fastapi import APIRouter
 from fastapi.responses import JSONResponse
 from sqlalchemy import text
 
-from service.db.engine import get_engine
+from lipspline_platform.db.engine import get_engine
+from lipspline_platform.queue import broker_reachable
 from service.deps import AppSettings
-from service.dispatch import broker_reachable
 from service.openapi_docs import problems
 from service.problems import PROBLEM_JSON, problem_body
 

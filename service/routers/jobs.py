@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
-
 from fastapi import APIRouter
 from fastapi.responses import JSONResponse, Response
 from sqlalchemy import select
@@ -11,18 +9,18 @@ from sqlalchemy.orm import Session
 
 from api_schemas import TERMINAL_STATES, JobStatus
 from api_schemas.http import JobAccepted, JobCreate, JobList, JobMetrics, JobOut
-from service.db.engine import session_scope
-from service.db.ids import new_id
-from service.db.tables import DatasetRow, JobEpochRow, JobRow
+from lipspline_platform import lifecycle
+from lipspline_platform.db.engine import session_scope
+from lipspline_platform.db.ids import new_id
+from lipspline_platform.db.tables import DatasetRow, JobEpochRow, JobRow
+from lipspline_platform.queue import queue_for_device, send_job
+from lipspline_platform.settings import Settings
 from service.deps import AppSettings, DbSession, TenantId
-from service.dispatch import send_job
 from service.idempotency import IdempotencyKey, IdempotentRequest, fingerprint
 from service.limits import check_network
 from service.openapi_docs import created_headers, problems
 from service.ownership import owned
 from service.problems import ProblemError
-from service.settings import Settings
-from worker.celery_app import queue_for_device
 
 router = APIRouter(prefix="/v1/jobs", tags=["jobs"])
 SUBMIT_ROUTE = "POST /v1/jobs"
@@ -80,30 +78,15 @@ def _submit(spec: JobCreate, settings: Settings, tenant: str, idem: IdempotentRe
         check_network(spec.config, dataset, settings)
         # the idempotency record commits with the job row: a crash can never leave one without the other
         idem.finish(202, body, headers, session=session)
-        session.add(
-            JobRow(
-                id=job_id,
-                tenant_id=tenant,
-                dataset_id=spec.dataset_id,
-                config=spec.config.to_json_dict(),
-                status=JobStatus.queued,
-                queue=queue,
-                cancel_requested=False,
-                progress={"epoch": 0, "epochs": spec.config.training.epochs},
-                attempts=0,
-                # the message is sent right after this commits; the reconciler re-sends it if lost
-                dispatched_at=datetime.now(UTC),
-            )
+        lifecycle.submit(
+            session, job_id=job_id, tenant_id=tenant, dataset_id=spec.dataset_id, config=spec.config, queue=queue
         )
     try:
         send_job(settings, job_id, queue)
     except Exception as exc:
         # The row was committed first so a fast worker always finds it; if the message
         # cannot be sent, remove the row so nothing half-made is left behind.
-        with session_scope(settings.resolved_database_url) as session:
-            row = session.get(JobRow, job_id)
-            if row is not None and row.status == JobStatus.queued and row.attempts == 0:
-                session.delete(row)
+        lifecycle.withdraw_unsent(settings, job_id)
         raise ProblemError(
             503,
             "Service Unavailable",
@@ -144,11 +127,4 @@ def cancel_job(job_id: str, session: DbSession, tenant: TenantId) -> JobOut:
         if row.status == JobStatus.cancelled:
             return to_out(row)
         raise ProblemError(409, "Conflict", f"job {job_id!r} already {row.status}", kind="job-finished")
-    now = datetime.now(UTC)
-    row.cancel_requested = True
-    if row.status == JobStatus.queued:
-        row.status = JobStatus.cancelled
-        row.finished_at = now
-    row.updated_at = now
-    session.flush()
-    return to_out(row)
+    return to_out(lifecycle.request_cancel(session, row))

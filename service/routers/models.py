@@ -30,7 +30,7 @@ from lipspline.certificates import (
     served_output_bound,
     served_radius,
 )
-from service.db.tables import ModelRow
+from lipspline_platform.db.tables import ModelRow
 from service.deps import AppSettings, DbSession, TenantId
 from service.model_cache import LoadedModel, ModelCache, check_stored_weights
 from service.openapi_docs import problems

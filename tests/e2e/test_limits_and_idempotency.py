@@ -161,8 +161,8 @@ def test_idempotency_key_replays_conflicts_and_rejects_reuse(server: Deployment,
 
 def test_idempotency_key_in_flight_gives_409(server: Deployment, dataset_id: str) -> None:
     """The first request is still being processed: simulated by its in-flight record in the database."""
-    from service.db.engine import session_scope
-    from service.db.tables import DEFAULT_TENANT, IdempotencyRow
+    from lipspline_platform.db.engine import session_scope
+    from lipspline_platform.db.tables import DEFAULT_TENANT, IdempotencyRow
     from service.idempotency import fingerprint
 
     job = {"dataset_id": dataset_id, "config": TINY}

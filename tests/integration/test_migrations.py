@@ -11,8 +11,8 @@ from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from sqlalchemy import create_engine, inspect
 
-from service.db import migrate
-from service.db.tables import Base
+from lipspline_platform.db import migrate
+from lipspline_platform.db.tables import Base
 from tests.support.services import fresh_postgres_database
 
 pytestmark = pytest.mark.integration

@@ -116,7 +116,7 @@ def wait_job(http: httpx.Client, job_id: str, predicate, timeout_s: float, what:
 def db_scalar(url: str, sql: str, **params) -> object:  # noqa: ANN003
     from sqlalchemy import text
 
-    from service.db.engine import session_scope
+    from lipspline_platform.db.engine import session_scope
 
     with session_scope(url) as session:
         return session.execute(text(sql), params).scalar()

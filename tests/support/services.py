@@ -40,7 +40,7 @@ def fresh_postgres_database() -> tuple[str, callable]:
     url = POSTGRES_ADMIN_URL.rsplit("/", 1)[0] + "/" + name
 
     def drop() -> None:
-        from service.db.engine import dispose_all
+        from lipspline_platform.db.engine import dispose_all
 
         dispose_all()
         with admin.connect() as connection:

@@ -92,8 +92,8 @@ def check_celery_argv(argv: list[str]) -> None:
 
 
 def _app_get_routes(tmp_path: Path) -> set[str]:
+    from lipspline_platform.settings import Settings
     from service.app import create_app
-    from service.settings import Settings
 
     app = create_app(Settings(data_dir=tmp_path / "data"))
     # The OpenAPI document lists every route however the routers are mounted.
@@ -228,7 +228,7 @@ def test_migrate_api_and_worker_commands(services):
 
 
 def test_workers_consume_their_queues(services):
-    from worker.celery_app import CPU_QUEUE, GPU_QUEUE
+    from lipspline_platform.queue import CPU_QUEUE, GPU_QUEUE
 
     cpu = check_lipspline_argv(_command(services["worker-cpu"]))
     assert cpu.command == "worker" and CPU_QUEUE in cpu.queues.split(",")

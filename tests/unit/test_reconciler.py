@@ -10,12 +10,13 @@ from pathlib import Path
 import pytest
 
 from api_schemas import JobStatus
-from service.db.engine import dispose_all, session_scope
-from service.db.migrate import upgrade
-from service.db.tables import DEFAULT_TENANT, DatasetRow, JobCheckpointRow, JobRow
-from service.settings import Settings
+from lipspline_platform import lifecycle
+from lipspline_platform.db.engine import dispose_all, session_scope
+from lipspline_platform.db.migrate import upgrade
+from lipspline_platform.db.tables import DEFAULT_TENANT, DatasetRow, JobCheckpointRow, JobRow
+from lipspline_platform.reconciler import reconcile_once
+from lipspline_platform.settings import Settings
 from worker import training_job
-from worker.reconciler import reconcile_once
 
 NOW = datetime(2030, 1, 1, 12, 0, tzinfo=UTC)
 
@@ -36,11 +37,22 @@ def add_job(settings: Settings, job_id: str, status: str, *, attempts: int = 1, 
             sent_ago: float | None = None, cancel: bool = False, checkpoint: bool = False) -> None:  # fmt: skip
     with session_scope(settings.resolved_database_url) as session:
         session.add(
-            JobRow(id=job_id, tenant_id=DEFAULT_TENANT, dataset_id="d1", config={}, status=status, queue="cpu",
-                   cancel_requested=cancel, progress={}, attempts=attempts, worker_host="w@h",
-                   created_at=NOW - timedelta(hours=1), updated_at=NOW - timedelta(hours=1),
-                   heartbeat_at=None if beat_ago is None else NOW - timedelta(seconds=beat_ago),
-                   dispatched_at=None if sent_ago is None else NOW - timedelta(seconds=sent_ago))  # fmt: skip
+            JobRow(
+                id=job_id,
+                tenant_id=DEFAULT_TENANT,
+                dataset_id="d1",
+                config={},
+                status=status,
+                queue="cpu",
+                cancel_requested=cancel,
+                progress={},
+                attempts=attempts,
+                worker_host="w@h",
+                created_at=NOW - timedelta(hours=1),
+                updated_at=NOW - timedelta(hours=1),
+                heartbeat_at=None if beat_ago is None else NOW - timedelta(seconds=beat_ago),
+                dispatched_at=None if sent_ago is None else NOW - timedelta(seconds=sent_ago),
+            )  # fmt: skip
         )
         if checkpoint:
             session.flush()
@@ -129,12 +141,12 @@ def test_claim_respects_a_live_lease_and_fences_the_old_runner(settings: Setting
     add_job(settings, "j", JobStatus.running, attempts=1)
     with session_scope(settings.resolved_database_url) as session:
         session.get(JobRow, "j").heartbeat_at = now
-    assert training_job._claim(settings, "j", "dup@h") is None  # duplicate delivery: nothing to do
+    assert lifecycle.claim(settings, "j", "dup@h") is None  # duplicate delivery: nothing to do
     old = training_job.Lease(settings, "j", attempt=1)
     assert old.renew()
     with session_scope(settings.resolved_database_url) as session:
         session.get(JobRow, "j").heartbeat_at = now - timedelta(seconds=61)
-    claim = training_job._claim(settings, "j", "new@h")
+    claim = lifecycle.claim(settings, "j", "new@h")
     assert claim is not None and claim.attempt == 2
     assert job(settings, "j").worker_host == "new@h"
     assert not old.renew() and old.lost.is_set()  # the old runner learns it lost the job
@@ -143,6 +155,6 @@ def test_claim_respects_a_live_lease_and_fences_the_old_runner(settings: Setting
 
 def test_claim_after_max_attempts_fails(settings: Settings) -> None:
     add_job(settings, "j", JobStatus.queued, attempts=3)
-    assert training_job._claim(settings, "j", "w@h") is None
+    assert lifecycle.claim(settings, "j", "w@h") is None
     row = job(settings, "j")
     assert row.status == JobStatus.failed and "gave up after 3 attempts" in row.error

@@ -28,15 +28,13 @@ import threading
 import traceback
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
-
-from sqlalchemy import func, select, update
+from datetime import datetime
 
 from api_schemas import JobStatus
-from service.db.engine import session_scope
-from service.db.tables import JobRow
-from service.settings import Settings
-from worker.training_job import _drop_checkpoint, give_up_message
+from lipspline_platform import lifecycle
+from lipspline_platform.db.tables import utcnow
+from lipspline_platform.queue import send_job
+from lipspline_platform.settings import Settings
 
 log = logging.getLogger(__name__)
 
@@ -56,104 +54,38 @@ class Outcome:
         return bool(self.requeued or self.failed or self.cancelled or self.resent)
 
 
-def _default_sender(settings: Settings, job_id: str, queue: str) -> None:
-    from service.dispatch import send_job
-
-    send_job(settings, job_id, queue)
-
-
-def _last_beat():  # noqa: ANN202
-    return func.coalesce(JobRow.heartbeat_at, JobRow.updated_at)
-
-
-def _last_send():  # noqa: ANN202
-    return func.coalesce(JobRow.dispatched_at, JobRow.created_at)
-
-
 def reconcile_once(settings: Settings, send: Sender | None = None, now: datetime | None = None) -> Outcome:
     """One pass over the jobs table; see the module docstring."""
-    send = _default_sender if send is None else send
-    now = now or datetime.now(UTC)
-    url = settings.resolved_database_url
-    lease_cutoff = now - timedelta(seconds=settings.lease_timeout_s)
-    send_cutoff = now - timedelta(seconds=settings.redispatch_after_s)
+    send = send_job if send is None else send
+    now = now or utcnow()
     outcome = Outcome()
     to_send: list[tuple[str, str]] = []
+    buckets = {JobStatus.queued: outcome.requeued, JobStatus.failed: outcome.failed}
+    buckets[JobStatus.cancelled] = outcome.cancelled
 
     # (a) running jobs whose worker stopped renewing the lease
-    with session_scope(url) as session:
-        stale = session.execute(
-            select(JobRow.id, JobRow.attempts, JobRow.cancel_requested, JobRow.worker_host, JobRow.queue)
-            .where(JobRow.status == JobStatus.running, _last_beat() < lease_cutoff)
-            .order_by(JobRow.created_at)
-        ).all()
-    for job_id, attempts, cancel_requested, worker_host, queue in stale:
-        note = (
-            f"worker {worker_host or '?'} lost: no heartbeat for {settings.lease_timeout_s:g} s "
-            f"(attempt {attempts} of {settings.max_attempts})"
-        )
-        if cancel_requested:
-            values, bucket = {"status": JobStatus.cancelled, "finished_at": now}, outcome.cancelled
-        elif attempts >= settings.max_attempts:
-            values = {"status": JobStatus.failed, "finished_at": now, "error": give_up_message(attempts, note)}
-            bucket = outcome.failed
-        else:
-            values = {"status": JobStatus.queued, "error": note + "; re-queued", "heartbeat_at": None}
-            values["dispatched_at"] = now
-            bucket = outcome.requeued
-        with session_scope(url) as session:
-            result = session.execute(
-                update(JobRow)
-                .where(
-                    JobRow.id == job_id,
-                    JobRow.status == JobStatus.running,
-                    JobRow.attempts == attempts,
-                    _last_beat() < lease_cutoff,
-                )
-                .values(updated_at=now, **values)
-                .execution_options(synchronize_session=False)
-            )
-            if result.rowcount != 1:
-                continue  # renewed meanwhile, or another reconciler acted first
-            if bucket is not outcome.requeued:
-                _drop_checkpoint(session, job_id)
-        bucket.append(job_id)
-        log.warning("job %s: %s -> %s", job_id, note, values["status"])
-        if bucket is outcome.requeued:
-            to_send.append((job_id, queue))
+    for job in lifecycle.stale_jobs(settings, now):
+        acted = lifecycle.expire_lease(settings, job, now)
+        if acted is None:
+            continue  # renewed meanwhile, or another reconciler acted first
+        status, note = acted
+        buckets[status].append(job.id)
+        log.warning("job %s: %s -> %s", job.id, note, status)
+        if status == JobStatus.queued:
+            to_send.append((job.id, job.queue))
 
     # (b) queued jobs whose message the broker may have lost
-    with session_scope(url) as session:
-        waiting = session.execute(
-            select(JobRow.id, JobRow.queue)
-            .where(JobRow.status == JobStatus.queued, _last_send() < send_cutoff)
-            .order_by(JobRow.created_at)
-        ).all()
-    for job_id, queue in waiting:
-        with session_scope(url) as session:
-            result = session.execute(
-                update(JobRow)
-                .where(JobRow.id == job_id, JobRow.status == JobStatus.queued, _last_send() < send_cutoff)
-                .values(dispatched_at=now)
-                .execution_options(synchronize_session=False)
-            )
-            if result.rowcount != 1:
-                continue
-        outcome.resent.append(job_id)
-        to_send.append((job_id, queue))
+    for job_id, queue in lifecycle.unsent_jobs(settings, now):
+        if lifecycle.mark_dispatched(settings, job_id, now):
+            outcome.resent.append(job_id)
+            to_send.append((job_id, queue))
 
     for job_id, queue in to_send:
         try:
             send(settings, job_id, queue)
         except Exception as exc:  # broker down: mark it unsent so the next pass tries again
             log.warning("job %s: re-send failed (%s: %s); retrying next pass", job_id, type(exc).__name__, exc)
-            with session_scope(url) as session:
-                session.execute(
-                    update(JobRow)
-                    .where(JobRow.id == job_id, JobRow.status == JobStatus.queued)
-                    .values(dispatched_at=now - timedelta(seconds=settings.redispatch_after_s + 1))
-                    .execution_options(synchronize_session=False)
-                )
+            lifecycle.mark_unsent(settings, job_id, now)
     if outcome.resent:
         log.info("re-sent %d queued job(s) the broker may have lost: %s", len(outcome.resent), outcome.resent)
     return outcome
@@ -213,7 +145,7 @@ _worker_reconciler: Reconciler | None = None
 
 
 def start_in_worker(settings: Settings) -> None:
-    """Called once in a ``lipspline worker`` main process when it is ready (worker.tasks)."""
+    """Called once in a ``lipspline worker`` main process when it is ready."""
     global _worker_reconciler
     if _worker_reconciler is None:
         _worker_reconciler = Reconciler(settings).start()

@@ -7,7 +7,7 @@ import io
 import numpy as np
 
 from lipspline.data import Dataset
-from service.db.tables import DatasetRow
+from lipspline_platform.db.tables import DatasetRow
 
 
 def dataset_to_bytes(dataset: Dataset) -> bytes:

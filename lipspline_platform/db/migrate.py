@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
+import importlib.util
 from pathlib import Path
 
 from alembic import command
 from alembic.config import Config
 
-import migrations
-
-MIGRATIONS_DIR = Path(migrations.__file__).resolve().parent
+# Located, not imported: the migrations read the tables from this package, so importing
+# them here would make the two packages import each other.
+MIGRATIONS_DIR = Path(importlib.util.find_spec("migrations").origin).resolve().parent  # type: ignore[union-attr, arg-type]
 
 
 def alembic_config(url: str) -> Config:

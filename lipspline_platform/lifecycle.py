@@ -1,0 +1,409 @@
+"""The job lifecycle: every change of a job's status, in one place.
+
+    queued --claim--> running --succeed--> succeeded
+      |                 |  |---fail-----> failed
+      |                 |  '---stopped--> cancelled   (cancel requested, seen by the runner)
+      |                 '--lease expired--> queued (re-sent) | failed (attempts used up) | cancelled
+      '--cancel--> cancelled
+
+Every transition is one function here and one conditional UPDATE (or a row
+locked with ``FOR UPDATE`` and checked), so any number of API processes,
+workers and reconcilers can race on the same job and exactly one wins. The
+fencing rule: a claim bumps ``attempts``, and that number is the runner's
+lease token; a runner writes (heartbeat, progress, result) only while the row
+is still ``running`` under its own attempt. Once the reconciler has re-queued
+the job, or another worker has claimed it, the old runner's writes match no
+row and it stops. Nothing outside this module writes ``jobs.status``
+(``tests/unit/test_layering.py`` checks it).
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from sqlalchemy import delete, func, select, update
+from sqlalchemy.orm import Session
+
+from api_schemas import TERMINAL_STATES, JobStatus, TrainingConfig
+from lipspline_platform.db.engine import session_scope
+from lipspline_platform.db.ids import new_id
+from lipspline_platform.db.tables import JobCheckpointRow, JobEpochRow, JobRow, ModelRow, as_utc, utcnow
+from lipspline_platform.settings import Settings
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Claim:
+    """A job a runner now holds: what to train, and the attempt number that fences its writes."""
+
+    config: TrainingConfig
+    dataset_id: str
+    attempt: int
+
+
+@dataclass(frozen=True)
+class NewModel:
+    """Everything stored with a model; written in the transaction that marks its job succeeded."""
+
+    task: str
+    document: dict
+    weights: bytes
+    weights_sha256: str
+    metrics: dict
+    certificate: dict
+    sparsity: dict
+    parameter_count: int
+
+
+@dataclass(frozen=True)
+class StaleJob:
+    """A running job whose lease expired, as the reconciler read it."""
+
+    id: str
+    attempts: int
+    cancel_requested: bool
+    worker_host: str | None
+    queue: str
+
+
+# ---- reading the state --------------------------------------------------------------------------
+def lease_expired(job: JobRow, settings: Settings, now: datetime | None = None) -> bool:
+    """True when a running job's worker has not renewed its lease within ``lease_timeout_s``."""
+    beat = as_utc(job.heartbeat_at or job.updated_at)
+    return beat is None or beat < (now or utcnow()) - timedelta(seconds=settings.lease_timeout_s)
+
+
+def holds(job: JobRow | None, attempt: int) -> bool:
+    """Whether the runner of ``attempt`` still holds the job's lease."""
+    return job is not None and job.status == JobStatus.running and job.attempts == attempt
+
+
+def cancel_requested(settings: Settings, job_id: str) -> bool:
+    """Whether the job's cancellation was asked for (a vanished job counts as cancelled)."""
+    with session_scope(settings.resolved_database_url) as session:
+        job = session.get(JobRow, job_id)
+        return job is None or bool(job.cancel_requested)
+
+
+def give_up_message(attempts: int, last_error: str | None) -> str:
+    detail = f" (last: {last_error})" if last_error else ""
+    return f"gave up after {attempts} attempts: each time the worker running the job was lost{detail}"
+
+
+def drop_checkpoint(session: Session, job_id: str) -> None:
+    session.execute(delete(JobCheckpointRow).where(JobCheckpointRow.job_id == job_id))
+
+
+def _last_beat():  # noqa: ANN202
+    return func.coalesce(JobRow.heartbeat_at, JobRow.updated_at)
+
+
+def _last_send():  # noqa: ANN202
+    return func.coalesce(JobRow.dispatched_at, JobRow.created_at)
+
+
+# ---- the API's transitions ---------------------------------------------------------------------
+def submit(
+    session: Session, *, job_id: str, tenant_id: str, dataset_id: str, config: TrainingConfig, queue: str
+) -> JobRow:
+    """A new ``queued`` job, in the caller's transaction (its message is sent after the commit)."""
+    now = utcnow()
+    row = JobRow(
+        id=job_id,
+        tenant_id=tenant_id,
+        dataset_id=dataset_id,
+        config=config.to_json_dict(),
+        status=JobStatus.queued,
+        queue=queue,
+        cancel_requested=False,
+        progress={"epoch": 0, "epochs": config.training.epochs},
+        attempts=0,
+        # the message is sent right after this commits; the reconciler re-sends it if lost
+        dispatched_at=now,
+    )
+    session.add(row)
+    return row
+
+
+def withdraw_unsent(settings: Settings, job_id: str) -> None:
+    """The broker refused the job's message: remove the job if nothing has touched it yet."""
+    with session_scope(settings.resolved_database_url) as session:
+        row = session.get(JobRow, job_id)
+        if row is not None and row.status == JobStatus.queued and row.attempts == 0:
+            session.delete(row)
+
+
+def request_cancel(session: Session, job: JobRow) -> JobRow:
+    """Queued: cancelled at once. Running: flagged; its runner stops within one epoch.
+
+    The caller has locked the row and checked it is not succeeded or failed.
+    """
+    now = utcnow()
+    job.cancel_requested = True
+    if job.status == JobStatus.queued:
+        job.status = JobStatus.cancelled
+        job.finished_at = now
+    job.updated_at = now
+    session.flush()
+    return job
+
+
+# ---- the runner's transitions ------------------------------------------------------------------
+def claim(settings: Settings, job_id: str, worker_host: str) -> Claim | None:
+    """Mark the job running under a new attempt; None if there is nothing to do.
+
+    Nothing to do: the job is finished, cancelled or gone, or another worker holds it
+    with a live lease (a duplicate delivery). The status change is a conditional UPDATE
+    on the status and attempt that were read, so two workers can never both claim it.
+    A job found cancel-requested, without its dataset or out of attempts is closed here.
+    """
+    now = utcnow()
+    with session_scope(settings.resolved_database_url) as session:
+        job = session.get(JobRow, job_id, with_for_update=True)
+        if job is None or job.status in TERMINAL_STATES:
+            return None
+        if job.status == JobStatus.running and not lease_expired(job, settings, now):
+            log.info("job %s: held by %s with a live lease; duplicate delivery ignored", job_id, job.worker_host)
+            return None
+        closing = None
+        if job.cancel_requested:
+            closing = (JobStatus.cancelled, job.error)
+        elif job.dataset_id is None:
+            closing = (JobStatus.failed, "the job's dataset was deleted before it ran")
+        elif job.attempts >= settings.max_attempts:
+            closing = (JobStatus.failed, give_up_message(job.attempts, job.error))
+        if closing is not None:
+            job.status, job.error = closing
+            job.finished_at = job.updated_at = now
+            drop_checkpoint(session, job_id)
+            return None
+        seen_status, seen_attempts = job.status, job.attempts
+        config, dataset_id = TrainingConfig.model_validate(job.config), job.dataset_id
+        result = session.execute(
+            update(JobRow)
+            .where(JobRow.id == job_id, JobRow.status == seen_status, JobRow.attempts == seen_attempts)
+            .values(
+                status=JobStatus.running,
+                attempts=seen_attempts + 1,
+                worker_host=worker_host,
+                heartbeat_at=now,
+                started_at=job.started_at or now,
+                updated_at=now,
+                error=None,
+            )
+            .execution_options(synchronize_session=False)
+        )
+        if result.rowcount != 1:
+            return None
+        return Claim(config, dataset_id, seen_attempts + 1)  # type: ignore[arg-type]
+
+
+def renew_lease(settings: Settings, job_id: str, attempt: int) -> bool:
+    """Heartbeat; False once the job is no longer this attempt's."""
+    with session_scope(settings.resolved_database_url) as session:
+        result = session.execute(
+            update(JobRow)
+            .where(JobRow.id == job_id, JobRow.status == JobStatus.running, JobRow.attempts == attempt)
+            .values(heartbeat_at=utcnow())
+            .execution_options(synchronize_session=False)
+        )
+        return result.rowcount == 1
+
+
+def record_start(settings: Settings, job_id: str, attempt: int, device: str, resumed_from: int) -> bool:
+    """The runner has its data and device; False if it lost the lease meanwhile."""
+    with session_scope(settings.resolved_database_url) as session:
+        job = session.get(JobRow, job_id, with_for_update=True)
+        if not holds(job, attempt):
+            return False
+        job.device = device
+        job.progress = {**(job.progress or {}), "attempt": attempt, "resumed_from_epoch": resumed_from}
+        if resumed_from:
+            job.progress["epoch"] = resumed_from
+        job.heartbeat_at = job.updated_at = utcnow()
+        return True
+
+
+def record_epoch(
+    settings: Settings,
+    job_id: str,
+    attempt: int,
+    *,
+    progress: dict,
+    history: dict,
+    device: str,
+    checkpoint: tuple[int, bytes] | None = None,
+) -> bool:
+    """One epoch's progress, its history row and (optionally) a checkpoint; False if the lease is lost."""
+    now = utcnow()
+    with session_scope(settings.resolved_database_url) as session:
+        job = session.get(JobRow, job_id, with_for_update=True)
+        if not holds(job, attempt):
+            return False
+        job.progress = progress
+        job.device = device
+        job.heartbeat_at = job.updated_at = now
+        session.merge(JobEpochRow(job_id=job_id, epoch=progress["epoch"], report=history))
+        if checkpoint is not None:
+            epoch, blob = checkpoint
+            session.merge(JobCheckpointRow(job_id=job_id, epoch=epoch, blob=blob, updated_at=now))
+        return True
+
+
+def latest_checkpoint(settings: Settings, job_id: str, newer_than: int) -> tuple[int, bytes] | None:
+    """The job's checkpoint in the database, if it is newer than epoch ``newer_than``."""
+    with session_scope(settings.resolved_database_url) as session:
+        row = session.get(JobCheckpointRow, job_id)
+        if row is None or row.epoch <= newer_than:
+            return None
+        return row.epoch, row.blob
+
+
+def succeed(settings: Settings, job_id: str, attempt: int, dataset_id: str, model: NewModel, seconds: float) -> bool:
+    """Store the model and mark the job succeeded in one transaction; False if the lease was lost.
+
+    ``models.job_id`` is unique and an existing model is reused, so a redelivered
+    message can never create a second model.
+    """
+    with session_scope(settings.resolved_database_url) as session:
+        job = session.get(JobRow, job_id, with_for_update=True)
+        if not holds(job, attempt):
+            return False
+        existing = session.query(ModelRow).filter_by(job_id=job_id).one_or_none()
+        if existing is None:
+            row = ModelRow(
+                id=new_id(),
+                tenant_id=job.tenant_id,
+                job_id=job_id,
+                dataset_id=dataset_id,
+                task=model.task,
+                document=model.document,
+                weights=model.weights,
+                weights_sha256=model.weights_sha256,
+                metrics=model.metrics,
+                certificate=model.certificate,
+                sparsity=model.sparsity,
+                parameter_count=model.parameter_count,
+            )
+            session.add(row)
+            model_id = row.id
+        else:
+            model_id = existing.id
+        job.status = JobStatus.succeeded
+        job.model_id = model_id
+        job.train_seconds = seconds
+        job.finished_at = job.updated_at = utcnow()
+        drop_checkpoint(session, job_id)
+    return True
+
+
+def fail(settings: Settings, job_id: str, attempt: int, error: str) -> None:
+    """The runner's job raised: ``failed`` with the error (if it still holds the lease)."""
+    _close(settings, job_id, attempt, JobStatus.failed, error)
+
+
+def stop_cancelled(settings: Settings, job_id: str, attempt: int) -> None:
+    """The runner saw the cancel flag and stopped training: ``cancelled``."""
+    _close(settings, job_id, attempt, JobStatus.cancelled, None)
+
+
+def _close(settings: Settings, job_id: str, attempt: int, status: JobStatus, error: str | None) -> None:
+    with session_scope(settings.resolved_database_url) as session:
+        job = session.get(JobRow, job_id, with_for_update=True)
+        if not holds(job, attempt):
+            return
+        job.status = status
+        if error is not None:
+            job.error = error
+        job.finished_at = job.updated_at = utcnow()
+        drop_checkpoint(session, job_id)
+
+
+# ---- the reconciler's transitions --------------------------------------------------------------
+def stale_jobs(settings: Settings, now: datetime) -> list[StaleJob]:
+    """Running jobs whose worker has not renewed the lease within ``lease_timeout_s``."""
+    cutoff = now - timedelta(seconds=settings.lease_timeout_s)
+    with session_scope(settings.resolved_database_url) as session:
+        rows = session.execute(
+            select(JobRow.id, JobRow.attempts, JobRow.cancel_requested, JobRow.worker_host, JobRow.queue)
+            .where(JobRow.status == JobStatus.running, _last_beat() < cutoff)
+            .order_by(JobRow.created_at)
+        ).all()
+    return [StaleJob(*row) for row in rows]
+
+
+def expire_lease(settings: Settings, job: StaleJob, now: datetime) -> tuple[JobStatus, str] | None:
+    """A lost worker's job: re-queued, or failed once its attempts are used up, or cancelled if asked.
+
+    None when the lease was renewed meanwhile or another reconciler acted first. The
+    attempt count is kept, so a job whose workers keep dying stops after ``max_attempts``.
+    """
+    cutoff = now - timedelta(seconds=settings.lease_timeout_s)
+    note = (
+        f"worker {job.worker_host or '?'} lost: no heartbeat for {settings.lease_timeout_s:g} s "
+        f"(attempt {job.attempts} of {settings.max_attempts})"
+    )
+    if job.cancel_requested:
+        status, values = JobStatus.cancelled, {"finished_at": now}
+    elif job.attempts >= settings.max_attempts:
+        status, values = JobStatus.failed, {"finished_at": now, "error": give_up_message(job.attempts, note)}
+    else:
+        status, values = JobStatus.queued, {"error": note + "; re-queued", "heartbeat_at": None, "dispatched_at": now}
+    with session_scope(settings.resolved_database_url) as session:
+        result = session.execute(
+            update(JobRow)
+            .where(
+                JobRow.id == job.id,
+                JobRow.status == JobStatus.running,
+                JobRow.attempts == job.attempts,
+                _last_beat() < cutoff,
+            )
+            .values(status=status, updated_at=now, **values)
+            .execution_options(synchronize_session=False)
+        )
+        if result.rowcount != 1:
+            return None
+        if status != JobStatus.queued:
+            drop_checkpoint(session, job.id)
+    return status, note
+
+
+def unsent_jobs(settings: Settings, now: datetime) -> list[tuple[str, str]]:
+    """(id, queue) of queued jobs last handed to the broker more than ``redispatch_after_s`` ago."""
+    cutoff = now - timedelta(seconds=settings.redispatch_after_s)
+    with session_scope(settings.resolved_database_url) as session:
+        return [
+            (job_id, queue)
+            for job_id, queue in session.execute(
+                select(JobRow.id, JobRow.queue)
+                .where(JobRow.status == JobStatus.queued, _last_send() < cutoff)
+                .order_by(JobRow.created_at)
+            ).all()
+        ]
+
+
+def mark_dispatched(settings: Settings, job_id: str, now: datetime) -> bool:
+    """Claim the re-send of a queued job (one reconciler wins); False if someone else did."""
+    cutoff = now - timedelta(seconds=settings.redispatch_after_s)
+    with session_scope(settings.resolved_database_url) as session:
+        result = session.execute(
+            update(JobRow)
+            .where(JobRow.id == job_id, JobRow.status == JobStatus.queued, _last_send() < cutoff)
+            .values(dispatched_at=now)
+            .execution_options(synchronize_session=False)
+        )
+        return result.rowcount == 1
+
+
+def mark_unsent(settings: Settings, job_id: str, now: datetime) -> None:
+    """The re-send failed (broker down): make the job due again at the next pass."""
+    with session_scope(settings.resolved_database_url) as session:
+        session.execute(
+            update(JobRow)
+            .where(JobRow.id == job_id, JobRow.status == JobStatus.queued)
+            .values(dispatched_at=now - timedelta(seconds=settings.redispatch_after_s + 1))
+            .execution_options(synchronize_session=False)
+        )
