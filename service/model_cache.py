@@ -17,7 +17,7 @@ import threading
 from collections import OrderedDict
 from dataclasses import dataclass
 
-from lipspline.certificates import certify_global
+from lipspline.certificates import CertificateReport, certify_global
 from lipspline.model import TrainedModel
 from lipspline.serialization import ArtifactError, model_from_parts
 from lipspline_platform.db.engine import session_scope
@@ -41,10 +41,11 @@ class LoadedModel:
     id: str
     tenant_id: str
     model: TrainedModel
-    certificate: dict
+    certificate: CertificateReport
     lock: threading.Lock
 
-    certified_bound: float | None
+    #: the certified bound of the map this process serves (re-certified on load if the stored one is not)
+    certified: float | None
 
 
 class ModelCache:
@@ -76,7 +77,8 @@ class ModelCache:
             row = session.get(ModelRow, model_id)
             if row is None:
                 raise not_found("model", model_id)
-            document, weights, certificate, tenant_id = row.document, row.weights, row.certificate, row.tenant_id
+            document, weights, tenant_id = row.document, row.weights, row.tenant_id
+            certificate = CertificateReport.model_validate(row.certificate)
             row_sha256 = row.weights_sha256
         check_stored_weights(model_id, weights, document, row_sha256, "loaded")
         try:
@@ -91,9 +93,9 @@ class ModelCache:
             self._items.pop(model_id, None)
 
 
-def served_bound(model: TrainedModel, certificate: dict) -> float | None:
+def served_bound(model: TrainedModel, certificate: CertificateReport) -> float | None:
     """The stored certified bound if it was computed on this very served map, else a fresh one."""
-    if certificate.get("served_map_sha256") == model.served_map().fingerprint:
-        return certificate.get("certified")
+    if certificate.served_map_sha256 == model.served_map().fingerprint:
+        return certificate.certified
     fresh = certify_global(model.network).certified
     return fresh if math.isfinite(fresh) else None

@@ -28,7 +28,7 @@ from pathlib import Path
 
 import numpy as np
 
-from lipspline.certificates import certificate_report
+from lipspline.certificates import CertificateReport, certificate_report
 from lipspline.model import TrainedModel
 from lipspline.serialization import model_to_parts
 from lipspline.training import EpochReport, fit, resolve_device
@@ -43,6 +43,8 @@ log = logging.getLogger(__name__)
 
 #: LipSDP-Neuron is solved at training time only for nets this small (it is an SDP).
 LIPSDP_MAX_NEURONS = 32
+#: wall-clock limit of that solve (it runs in a child process that is killed past it)
+LIPSDP_TIME_LIMIT_S = 60.0
 #: pairs and points for the lower bounds stored with every model
 LOWER_BOUND_PAIRS = 4096
 LOWER_BOUND_POINTS = 128
@@ -198,7 +200,7 @@ def sparsity_of(model: TrainedModel) -> dict:
     return {"layers": layers, "total_active_knots": int(sum(layer["active_knots"] for layer in layers))}
 
 
-def certificate_of(model: TrainedModel, inputs: np.ndarray) -> dict:
+def certificate_of(model: TrainedModel, inputs: np.ndarray) -> CertificateReport:
     small = sum(model.config.architecture.hidden) <= LIPSDP_MAX_NEURONS and model.config.architecture.kind == "mlp"
     rng = np.random.default_rng(0)
     points = inputs if inputs.shape[0] <= 2048 else inputs[rng.choice(inputs.shape[0], 2048, replace=False)]
@@ -206,6 +208,7 @@ def certificate_of(model: TrainedModel, inputs: np.ndarray) -> dict:
         model.network,
         points,
         include_lipsdp=small,
+        lipsdp_time_limit_s=LIPSDP_TIME_LIMIT_S,
         max_pairs=LOWER_BOUND_PAIRS,
         jacobian_points=LOWER_BOUND_POINTS,
     )
@@ -220,7 +223,7 @@ def _store_model(settings: Settings, job_id: str, claim: Claim, model: TrainedMo
         weights=weights,
         weights_sha256=document["weights_sha256"],
         metrics=model.metrics,
-        certificate=certificate_of(model, _dataset_inputs(settings, claim.dataset_id)),
+        certificate=certificate_of(model, _dataset_inputs(settings, claim.dataset_id)).to_json(),
         sparsity=sparsity_of(model),
         parameter_count=model.network.parameter_count(),
     )

@@ -17,7 +17,7 @@ from lipspline.certificates.exact_1d import exact_lipschitz_1d
 from lipspline.certificates.global_bounds import GlobalCertificate, analyze, certify_global, clear_cache
 from lipspline.certificates.local_bounds import LocalCertificate, local_bounds
 from lipspline.certificates.lower_bounds import empirical_lower_bound, jacobian_lower_bound
-from lipspline.certificates.report import certificate_report
+from lipspline.certificates.report import CertificateReport, LowerBounds, certificate_report
 from lipspline.certificates.robustness import (
     certified_radius,
     local_radius,
@@ -29,6 +29,8 @@ from lipspline.certificates.served_map import ARITHMETIC, ServedMap, ServedOutpu
 from lipspline.certificates.spectral import proven_spectral_norm
 
 __all__ = [
+    "CertificateReport",
+    "LowerBounds",
     "ARITHMETIC",
     "ServedMap",
     "ServedOutputs",

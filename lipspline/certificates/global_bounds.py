@@ -15,7 +15,10 @@ segment between two points), so every bound below bounds all such products.
   l2 certificate.
 * ``frobenius`` (paper 000, Prop 3): prod ||W_l||_F * prod ||s_l||_{BV2,1}
   (same output convention).
-* ``spectral_product``: prod ||W_l||_2 * prod max_n Lip s_{n,l}.
+* ``spectral_product``: prod ||W_l||_2 * prod max_n Lip s_{n,l}. With no
+  hidden layer the map is affine and this is exactly the proven norm of its
+  one folded matrix (with a single output row the Frobenius and BV2 bounds
+  are the same number, proven with less slack, and may be the minimum).
 * ``per_neuron_scaled``: ||D_l W_l|| <= ||S_l W_l|| (D_l = C S_l with |C| <= 1),
   so ||J|| <= ||W_L|| prod ||S_l W_l||; symmetrically ||J|| <=
   prod_{l>1} ||W_l S_{l-1}|| * ||W_1||. The smaller of the two groupings.
@@ -63,7 +66,16 @@ from lipspline.certificates.liplt_scaled import (
     search_flops,
     searchable,
 )
-from lipspline.certificates.spectral import LRU, NormCache, TMat, exact, matmul, scale_columns, scale_rows
+from lipspline.certificates.spectral import (
+    LRU,
+    NormCache,
+    TMat,
+    exact,
+    matmul,
+    proven_spectral_norm,
+    scale_columns,
+    scale_rows,
+)
 from lipspline.certificates.view import ChainView, PiecewiseView, build_view, fingerprint
 
 BOUND_NAMES = (
@@ -181,6 +193,12 @@ class Analysis:
 
     def spectral_product(self) -> float:
         v = self.view
+        if not v.activations:
+            # No hidden layer: the map is affine and its constant is exactly ||W||_2 of its one (folded)
+            # matrix. The proof's own number is used as is, so the certificate is that proven norm and
+            # not a product rounded upwards once more per factor.
+            norm = proven_spectral_norm(v.weights[0])
+            return norm if v.prefix_factor == 1.0 else mul_up(v.prefix_factor, norm)
         lips = [float(a.lipschitz().max()) if a.n_units else 0.0 for a in v.activations]
         return mul_up(v.prefix_factor, *self.norms, *lips)
 

@@ -37,6 +37,15 @@ The slope intervals are first rounded *outwards* to a grid of
 every slope, so its QC is still valid): this keeps the 2^-1000 padding of
 exactly-zero slopes out of the products, where subnormal numbers would slow
 every BLAS call down by orders of magnitude.
+
+Failure is an answer, never an exception. LipSDP only ever tightens bounds
+that are already certified, so whatever goes wrong numerically (a singular
+Newton system, a LinAlgError, multipliers running off to infinity on dead
+units, no convergence) ends the attempt with ``certified=None`` and a reason,
+and the certificate falls back to the closed-form bounds. The solve runs in a
+forked child killed at the wall-clock limit (``_isolated.py``): a LAPACK call
+handed a degenerate system can block for longer than any check of the clock
+between iterations could notice.
 """
 
 from __future__ import annotations
@@ -48,12 +57,20 @@ from dataclasses import dataclass
 import numpy as np
 
 from lipspline.certificates._fp import ETA, INF, U, add_up, frobenius_upper, gamma, inflate, mul_up, sqrt_up
+from lipspline.certificates._isolated import DeadlineExceededError, IsolatedFailureError, run_with_deadline
 from lipspline.certificates.global_bounds import mid_radius  # noqa: F401 - same slope conventions
-from lipspline.certificates.spectral import _cholesky_completes
+from lipspline.certificates.spectral import cholesky_completes
 from lipspline.certificates.view import ChainView
 
 #: LipSDP is refused above this many hidden units (the SDP grows as their square)
 MAX_HIDDEN = 200
+#: the barrier parameter grows 20x per centering: 40 of them take the duality gap from any
+#: sensible start far below the tolerance, so more means the iteration is not converging
+MAX_CENTERINGS = 40
+#: share of the time limit the solver itself may use; the rest is left to the proof
+SOLVER_SHARE = 0.8
+#: reason given for an affine network (no hidden layer)
+NO_HIDDEN_REASON = "no hidden layer: the closed-form bound is exact"
 
 
 @dataclass
@@ -122,7 +139,7 @@ def _verify(A, B, lo, hi, wl, rho, lam, n0, dim) -> bool:  # noqa: ANN001
     diag = np.diagonal(Y).copy()
     if np.any(diag <= 0):
         return False
-    if not _cholesky_completes(Y.copy()):
+    if not cholesky_completes(Y.copy()):
         return False
     delta = mul_up(g1 / (1.0 - g1), inflate(float(diag.sum()), n + 2), 1.0 + 4 * U)
     needed = add_up(
@@ -173,6 +190,13 @@ class _Barrier:
 
     @staticmethod
     def _chol(X: np.ndarray) -> np.ndarray | None:
+        """Cholesky factor, or None when X is not (numerically) positive definite or not finite.
+
+        Non-finite entries are refused up front: LAPACK drivers handed NaN can
+        report garbage or, for some routines, never return.
+        """
+        if not np.all(np.isfinite(X)):
+            return None
         try:
             return np.linalg.cholesky(X)
         except np.linalg.LinAlgError:
@@ -188,6 +212,8 @@ class _Barrier:
         for _ in range(2000):
             lam = gam[layer_of]
             X = self.matrix(rho, lam)
+            if not np.all(np.isfinite(X)):
+                return None
             _, info = dpotrf(X[self.n0 :, self.n0 :], lower=1)
             if info != 0:
                 layer = int(layer_of[min(info - 1, self.n - 1)])
@@ -205,32 +231,42 @@ class _Barrier:
         return None
 
     def _phi(self, rho: float, lam: np.ndarray, t: float) -> float:
-        if np.any(lam <= 0):
+        if not (math.isfinite(rho) and np.all(np.isfinite(lam))) or np.any(lam <= 0):
             return INF
         L = self._chol(self.matrix(rho, lam))
         if L is None:
             return INF
         return t * rho - 2.0 * float(np.log(np.diagonal(L)).sum()) - float(np.log(lam).sum())
 
-    def solve(self, deadline: float, tol: float = 1e-7) -> tuple[float, np.ndarray, int] | None:
+    def solve(self, deadline: float, tol: float = 1e-7) -> tuple[float, np.ndarray, int] | str:
+        """(rho, lambda, Newton steps) in the caller's units, or why no answer came.
+
+        Every way the iteration can break down numerically ends it with a
+        reason instead of an exception or an endless loop: no strictly
+        feasible start, a barrier matrix that stops being positive definite,
+        a Newton system with non-finite entries (unbounded multipliers, e.g.
+        a unit whose weights are all zero, drive it to overflow; handing such
+        a system to ``lstsq`` can hang inside LAPACK), no convergence within
+        ``MAX_CENTERINGS`` centerings, or the deadline.
+        """
         import scipy.linalg as sl
 
         init = self.start()
         if init is None:
-            return None
+            return "barrier solver found no strictly feasible start"
         rho, lam = init
         A, n0, n, c, bidx = self.A, self.n0, self.n, self.c, self.bidx
         m = self.dim + n
         t = m / max(rho, 1e-12)
         steps = 0
         eye = np.eye(self.dim)
-        while True:
+        for _ in range(MAX_CENTERINGS):
             for _ in range(80):
                 if time.perf_counter() > deadline:
-                    return None
+                    return "barrier solver ran out of time"
                 L = self._chol(self.matrix(rho, lam))
                 if L is None:
-                    return None
+                    return "barrier matrix lost positive definiteness (numerical breakdown)"
                 Y = sl.cho_solve((L, True), eye)
                 YA = Y @ A.T
                 K = ((A @ YA, YA[bidx, :].T), (YA[bidx, :], Y[np.ix_(bidx, bidx)]))
@@ -252,11 +288,16 @@ class _Barrier:
                 HH[1:, 0] = h_rl
                 HH[1:, 1:] = H
                 grad = np.concatenate([[g_r], g_l])
+                if not (np.all(np.isfinite(HH)) and np.all(np.isfinite(grad))):
+                    return "non-finite Newton system (multipliers diverged: unbounded or singular SDP)"
                 d = 1.0 / np.sqrt(np.maximum(np.diagonal(HH), 1e-300))  # Jacobi scaling: lambda spans decades
+                scaled = HH * np.outer(d, d)
+                if not np.all(np.isfinite(scaled)):
+                    return "non-finite Newton system after scaling (singular barrier Hessian)"
                 try:
-                    dx = -d * sl.cho_solve(sl.cho_factor(HH * np.outer(d, d), check_finite=False), d * grad)
+                    dx = -d * sl.cho_solve(sl.cho_factor(scaled, check_finite=False), d * grad)
                 except (np.linalg.LinAlgError, ValueError):
-                    dx = -d * np.linalg.lstsq(HH * np.outer(d, d), d * grad, rcond=None)[0]
+                    dx = -d * np.linalg.lstsq(scaled, d * grad, rcond=None)[0]
                 dec = float(-grad @ dx)
                 steps += 1
                 final = m / t < tol * rho
@@ -272,9 +313,12 @@ class _Barrier:
                     break
                 rho += a * float(dx[0])
                 lam = lam + a * dx[1:]
+            if not (math.isfinite(rho) and np.all(np.isfinite(lam))):
+                return "barrier iterates became non-finite"
             if m / t < tol * rho:
                 return rho * self.scale, lam * self.scale, steps
             t *= 20.0
+        return f"barrier solver did not converge in {MAX_CENTERINGS} centerings"
 
 
 def _solve_cvxpy(A, B, lo, hi, wl, n0, dim, time_limit_s):  # noqa: ANN001, ANN202
@@ -344,55 +388,137 @@ def _multiplier_candidates(lam: np.ndarray) -> list[np.ndarray]:
     return [lam] + [np.minimum(lam, cap) for cap in caps if float(lam.max()) > cap]
 
 
-def lipsdp_neuron(
-    view: ChainView, *, time_limit_s: float = 120.0, max_hidden: int = MAX_HIDDEN, method: str = "barrier"
-) -> LipSDPResult:
-    """Verified LipSDP-Neuron bound of the chain (without its opaque prefix factor).
+def _constant_reason(view: ChainView) -> str | None:
+    """Why LipSDP has nothing to add when some weight matrix is entirely zero (else None).
 
-    ``method``: ``"barrier"`` (default: the structured barrier solver, numpy
-    only, cvxpy/SCS as fallback when it fails) or ``"cvxpy"``.
+    The chain then factors through the zero map, so the network is constant and
+    its Lipschitz constant is exactly 0, which the closed-form bounds already
+    certify; the SDP itself would be degenerate (free multipliers, rho -> 0).
     """
-    from lipspline.certificates._blas import single_threaded_blas
+    for index, w in enumerate(view.weights):
+        if not np.any(w):
+            return f"weight {index + 1} is zero: the map is constant and the closed-form bounds are exact (0)"
+    return None
 
-    t0 = time.perf_counter()
-    if not view.elementwise_only:
-        return LipSDPResult(None, None, "LipSDP-Neuron needs element-wise activations (GroupSort is not)")
-    if view.hidden_units > max_hidden:
-        return LipSDPResult(None, None, f"{view.hidden_units} hidden units > limit {max_hidden} for LipSDP-Neuron")
+
+def _solve_and_verify(view: ChainView, method: str, deadline: float) -> LipSDPResult:
+    """Solve the SDP and prove its answer; every numerical failure becomes a reason, never an exception.
+
+    This is the part that may run in a child process (see ``lipsdp_neuron``):
+    its result must be picklable and it must not rely on locks or scoped
+    settings taken in the caller (they are taken before the fork).
+    ``deadline`` is a ``time.perf_counter`` value: the iterations stop there
+    on their own, before the caller's hard wall-clock limit kills them.
+    """
+    try:
+        with np.errstate(all="ignore"):  # overflow/NaN are detected explicitly and reported as reasons
+            return _solve_and_verify_unguarded(view, method, deadline)
+    except Exception as exc:  # any breakdown of the numerics ends this attempt, not the caller's job
+        return LipSDPResult(None, None, f"numerical failure in the LipSDP solve ({type(exc).__name__}: {exc})")
+
+
+def _solve_and_verify_unguarded(view: ChainView, method: str, deadline: float) -> LipSDPResult:
     A, B, lo, hi, n0, dim = _structure(view)
     lo, hi = _snap_outwards(lo, hi)
     wl = view.weights[-1]
     if not (np.all(np.isfinite(A)) and np.all(np.isfinite(wl)) and np.all(np.isfinite(lo)) and np.all(np.isfinite(hi))):
         return LipSDPResult(None, None, "non-finite weights or slopes")
     scale = max(float(np.linalg.norm(wl, 2)) ** 2, 1e-300)
+    if not math.isfinite(scale):
+        return LipSDPResult(None, None, "the last weight's norm overflows float64")
     solved = None
     reason = ""
-    with single_threaded_blas():
-        if method == "barrier":
-            result = _Barrier(A, B, lo, hi, wl, n0, dim, _layer_sizes(view)).solve(t0 + time_limit_s)
-            if result is not None:
-                solved = result[0], result[1]
-                reason = f"barrier solver, {result[2]} Newton steps"
-            else:
-                reason = "barrier solver did not finish"
-        if solved is None:
-            left = max(time_limit_s - (time.perf_counter() - t0), 1.0)
+    if method == "barrier":
+        result = _Barrier(A, B, lo, hi, wl, n0, dim, _layer_sizes(view)).solve(deadline)
+        if isinstance(result, str):
+            reason = result
+        else:
+            solved = result[0], result[1]
+            reason = f"barrier solver, {result[2]} Newton steps"
+    elif method != "cvxpy":
+        return LipSDPResult(None, None, f"unknown LipSDP method {method!r}")
+    if solved is None:
+        left = deadline - time.perf_counter()
+        if left < 0.5:
+            out: tuple | str = "no time left for the cvxpy fallback"
+        else:
             out = _solve_cvxpy(A, B, lo, hi, wl, n0, dim, left)
-            if isinstance(out, str):
-                return LipSDPResult(None, None, f"{reason}; {out}" if reason else out, time.perf_counter() - t0)
-            solved = out
-            reason = "cvxpy/SCS"
-        rho_v, lam_v = solved
-        lam_v = np.maximum(lam_v, 0.0)
-        solver_value = math.sqrt(max(rho_v, 0.0))
-        for multipliers in _multiplier_candidates(lam_v):
-            for bump in (0.0, 1e-9, 1e-7, 1e-5, 1e-3, 1e-2):
-                trial = rho_v * (1 + bump) + bump * scale
-                if _verify(A, B, lo, hi, wl, trial, multipliers, n0, dim):
-                    elapsed = time.perf_counter() - t0
-                    return LipSDPResult(sqrt_up(trial), solver_value, f"verified ({reason})", elapsed)
-    elapsed = time.perf_counter() - t0
-    return LipSDPResult(None, solver_value, "solver answer could not be verified (not certified)", elapsed)
+        if isinstance(out, str):
+            return LipSDPResult(None, None, f"{reason}; {out}" if reason else out)
+        solved = out
+        reason = "cvxpy/SCS"
+    rho_v, lam_v = float(solved[0]), np.asarray(solved[1], dtype=np.float64)
+    if not (math.isfinite(rho_v) and np.all(np.isfinite(lam_v))):
+        return LipSDPResult(None, None, f"solver returned non-finite rho or multipliers ({reason})")
+    lam_v = np.maximum(lam_v, 0.0)
+    solver_value = math.sqrt(max(rho_v, 0.0))
+    for multipliers in _multiplier_candidates(lam_v):
+        for bump in (0.0, 1e-9, 1e-7, 1e-5, 1e-3, 1e-2):
+            trial = rho_v * (1 + bump) + bump * scale
+            if _verify(A, B, lo, hi, wl, trial, multipliers, n0, dim):
+                certified = sqrt_up(trial)
+                if math.isfinite(certified):
+                    return LipSDPResult(certified, solver_value, f"verified ({reason})")
+    return LipSDPResult(None, solver_value, "solver answer could not be verified (not certified)")
 
 
-__all__ = ["LipSDPResult", "lipsdp_neuron", "MAX_HIDDEN", "INF"]
+def lipsdp_neuron(
+    view: ChainView,
+    *,
+    time_limit_s: float = 120.0,
+    max_hidden: int = MAX_HIDDEN,
+    method: str = "barrier",
+    isolate: bool = True,
+) -> LipSDPResult:
+    """Verified LipSDP-Neuron bound of the chain (without its opaque prefix factor).
+
+    ``method``: ``"barrier"`` (default: the structured barrier solver, numpy
+    only, cvxpy/SCS as fallback when it fails) or ``"cvxpy"``.
+
+    This never raises for numerical reasons and never outlives its time
+    limit: LipSDP is an optional refinement of bounds that are already
+    certified, so a singular system, a LinAlgError, non-finite multipliers, no
+    convergence or any other exception inside the solve ends the attempt with
+    ``certified=None`` and a reason (which ``certify_global`` records under
+    ``skipped``). With ``isolate`` (the default) the solve runs in a forked
+    child killed when ``time_limit_s`` of wall-clock time have passed,
+    because a single LAPACK call can block far longer than any cooperative
+    deadline check allows (see ``_isolated.py``); the fork costs milliseconds.
+
+    A network without hidden layers is an affine map whose exact constant the
+    closed-form bounds already give (the proven norm of its one matrix), so
+    LipSDP is skipped for it with :data:`NO_HIDDEN_REASON`.
+    """
+    from lipspline.certificates._blas import single_threaded_blas
+
+    t0 = time.perf_counter()
+    if not view.activations:
+        return LipSDPResult(None, None, NO_HIDDEN_REASON)
+    if not view.elementwise_only:
+        return LipSDPResult(None, None, "LipSDP-Neuron needs element-wise activations (GroupSort is not)")
+    if view.hidden_units > max_hidden:
+        return LipSDPResult(None, None, f"{view.hidden_units} hidden units > limit {max_hidden} for LipSDP-Neuron")
+    constant = _constant_reason(view)
+    if constant is not None:
+        return LipSDPResult(None, None, constant)
+    limit = float(time_limit_s)
+    if not limit >= 0.0:  # negative or NaN: no time at all
+        limit = 0.0
+    soft_deadline = t0 + SOLVER_SHARE * limit
+    # scoped settings (one BLAS thread) are entered here, before any fork: the child inherits them
+    with single_threaded_blas():
+        if not isolate:
+            result = _solve_and_verify(view, method, soft_deadline)
+        else:
+            try:
+                left = limit - (time.perf_counter() - t0)
+                result = run_with_deadline(_solve_and_verify, view, method, soft_deadline, time_limit_s=left)
+            except DeadlineExceededError:
+                result = LipSDPResult(None, None, f"LipSDP ran past {limit:g} s wall clock: solver process killed")
+            except IsolatedFailureError as exc:
+                result = LipSDPResult(None, None, f"LipSDP solver process failed ({exc})")
+    result.seconds = time.perf_counter() - t0
+    return result
+
+
+__all__ = ["LipSDPResult", "lipsdp_neuron", "MAX_HIDDEN", "NO_HIDDEN_REASON", "INF"]

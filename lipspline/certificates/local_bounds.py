@@ -17,7 +17,9 @@ inside), every rounding covered by an explicit gamma_n term; intersected with
 ``z(x0) +- ell_n eps2``, where ``ell_n`` is a proven per-row Lipschitz bound of
 that pre-activation (row-wise LipLT) and ``eps2`` the l2 radius of the ball
 (``eps sqrt(d)`` for an l-inf ball). Cells are selected with a margin, so no
-reachable piece is missed.
+reachable piece is missed. The first layer is that of the served map, the
+folded first weight applied to ``x - input_mean`` (``_first_layer_centre``),
+and GroupSort pairs follow the view's ``pairs()`` (channels after a conv).
 
 Cost: products whose both sides exceed ``LOCAL_DIM_LIMIT`` are not recomputed
 per input; their (valid, larger) global values are used instead. For a
@@ -40,7 +42,7 @@ from lipspline.certificates._blas import single_threaded_blas
 from lipspline.certificates._fp import INF, U, gamma, mul_up, sqrt_up
 from lipspline.certificates.global_bounds import Analysis, analyze, mid_radius
 from lipspline.certificates.spectral import proven_spectral_norms_batched
-from lipspline.certificates.view import ChainView, PiecewiseView
+from lipspline.certificates.view import ChainView, GroupSortView, PiecewiseView
 
 #: products with min(rows, cols) above this are not recomputed per input
 LOCAL_DIM_LIMIT = 256
@@ -80,6 +82,25 @@ def _outward(lo: np.ndarray, hi: np.ndarray, err: np.ndarray | float) -> tuple[n
     return lo, hi
 
 
+def _row_l2_upper(x: np.ndarray) -> np.ndarray:
+    """Upper bound of the l2 norm of every row of ``x`` (shape (B, 1)), safe from under- and overflow.
+
+    Squaring the raw entries would flush entries below ~1e-154 to zero and
+    under-estimate the norm of a tiny vector, so every row is first divided by
+    its largest magnitude (exact to a relative u per entry): the scaled sum of
+    squares is then >= 1, and underflow in it costs far less than the relative
+    margin applied. A row with a non-finite entry gets +inf.
+    """
+    n = x.shape[1]
+    with np.errstate(invalid="ignore", over="ignore", divide="ignore"):
+        s = np.abs(x).max(axis=1, keepdims=True) if n else np.zeros((x.shape[0], 1))
+        safe = np.where((s > 0) & np.isfinite(s), s, 1.0)
+        y = x / safe
+        r = np.sqrt((y * y).sum(axis=1, keepdims=True)) * (1 + (n + 8) * U)
+        out = np.nextafter(r * s, INF)
+        return np.where(np.isfinite(s), out, INF)
+
+
 def _affine_interval(
     lo: np.ndarray, hi: np.ndarray, w: np.ndarray, w_abs: np.ndarray, w_rows: np.ndarray, b: np.ndarray
 ) -> tuple[np.ndarray, np.ndarray]:
@@ -93,7 +114,7 @@ def _affine_interval(
         center = mid @ w.T + b
         n = w.shape[1]
         g = gamma(n + 2)
-        mnorm = np.sqrt((mid * mid).sum(axis=1, keepdims=True)) * (1 + (n + 4) * U)
+        mnorm = _row_l2_upper(mid)
         err = g * (w_rows[None, :] * mnorm + np.abs(b)[None, :]) * (1 + 4 * U) + 2.0**-1000
         r = (rad @ w_abs.T) * (1 + g) * (1 + 2 * U) + 2.0**-1000
         r = np.where(np.isnan(r), INF, r)
@@ -137,11 +158,22 @@ def _piecewise_image(view: PiecewiseView, lo: np.ndarray, hi: np.ndarray) -> tup
         return _outward(out_lo, out_hi, 0.0)
 
 
-def _groupsort_image(lo: np.ndarray, hi: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    a_lo, b_lo = lo[:, 0::2], lo[:, 1::2]
-    a_hi, b_hi = hi[:, 0::2], hi[:, 1::2]
-    out_lo = np.stack([np.maximum(a_lo, b_lo), np.minimum(a_lo, b_lo)], axis=2).reshape(lo.shape)
-    out_hi = np.stack([np.maximum(a_hi, b_hi), np.minimum(a_hi, b_hi)], axis=2).reshape(hi.shape)
+def _groupsort_image(view: GroupSortView, lo: np.ndarray, hi: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Enclosure of GroupSort over a box: each pair gives (max, min) of its two members.
+
+    The pairs are the view's (``GroupSortView.pairs``), not neighbouring
+    entries: after a convolution the forward pass sorts pairs of *channels*,
+    so unit j pairs with unit j + pixels-per-channel. max and min are monotone
+    in each argument and exact in floating point, so the box maps to a box.
+    """
+    first, second = view.pairs()
+    out_lo = np.empty_like(lo)
+    out_hi = np.empty_like(hi)
+    a_lo, b_lo, a_hi, b_hi = lo[:, first], lo[:, second], hi[:, first], hi[:, second]
+    out_lo[:, first] = np.maximum(a_lo, b_lo)
+    out_lo[:, second] = np.minimum(a_lo, b_lo)
+    out_hi[:, first] = np.maximum(a_hi, b_hi)
+    out_hi[:, second] = np.minimum(a_hi, b_hi)
     return out_lo, out_hi
 
 
@@ -169,8 +201,6 @@ class _LocalData:
         self.w_rows = [np.sqrt((w * w).sum(axis=1)) * (1 + (w.shape[1] + 4) * U) for w in v.weights]
         self.row_l2_fold = self.w_rows[0]
         self.row_l1_fold = np.nextafter(self.w_abs[0].sum(axis=1) * (1 + (v.weights[0].shape[1] + 2) * U), INF)
-        if v.first_raw is not None:
-            self.raw_rows = np.sqrt((v.first_raw**2).sum(axis=1)) * (1 + (v.first_raw.shape[1] + 4) * U)
         self.ell = [analysis.preactivation_lipschitz(k) for k in range(len(v.weights) - 1)]
 
 
@@ -182,27 +212,50 @@ def _local_data(analysis: Analysis) -> _LocalData:
     return data
 
 
+def _first_layer_centre(v: ChainView, data: _LocalData, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Enclosure of the served map's first pre-activations ``W1f (x - mean) + b1`` at the rows of ``x``.
+
+    The served map F is defined by the view itself: ``d = x - input_mean``,
+    then ``view.weights[0]`` (the first weight with the input fold already in
+    it) and ``view.biases[0]``. The interval must hold F's value, so it is
+    built from exactly those arrays (not from the raw weight divided by the
+    input scale, a different function since the fold is ``1/scale`` rounded
+    up). Roundings covered, row by row i:
+
+    * ``d = fl(x - mean)`` has ``|d - (x - mean)| <= u |x - mean| <= 2u |d|``
+      element-wise, so ``|W_i (x - mean) - W_i d| <= ||W_i||_2 2u ||d||_2``;
+    * ``fl(W_i d + b_i)`` is off by at most ``gamma_{n+2} (||W_i||_2 ||d||_2 + |b_i|)``
+      (any summation order);
+    * the error bound itself is rounded upwards and padded by 2^-1000 (underflow).
+    """
+    w1 = v.weights[0]
+    n = w1.shape[1]
+    d = x - v.input_mean[None, :]
+    center = d @ w1.T + v.biases[0]
+    rows = data.w_rows[0][None, :]
+    dnorm = _row_l2_upper(d)
+    with np.errstate(invalid="ignore", over="ignore"):
+        err = gamma(n + 2) * (rows * dnorm + np.abs(v.biases[0])[None, :]) + rows * (2 * U * dnorm)
+        err = np.nextafter(err * (1 + 8 * U), INF) + 2.0**-1000
+        err = np.where(np.isnan(err), INF, err)
+    return _outward(center, center, err)
+
+
 def preactivation_intervals(
     analysis: Analysis, x: np.ndarray, eps: float, norm: str
 ) -> list[tuple[np.ndarray, np.ndarray]]:
-    """Sound intervals of every hidden pre-activation over the ball, for each input row of ``x``."""
+    """Sound intervals of every hidden pre-activation of the served map over the ball, per row of ``x``.
+
+    Empty for a network without hidden layers (it has no pre-activation to bound).
+    """
     v = analysis.view
+    if not v.activations:
+        return []
     data = _local_data(analysis)
     d = x.shape[1]
     eps2 = float(eps) if norm == "l2" else mul_up(float(eps), sqrt_up(d))
-    # standardised centre u0 = (x - mean) / scale, exact up to 3 roundings
-    u0 = (x - v.input_mean[None, :]) / v.input_scale[None, :]
-    u_err = 4 * U * np.abs(u0) + 2.0**-1000
-    w1 = v.first_raw
-    assert w1 is not None
-    center = u0 @ w1.T + v.biases[0]
-    n = w1.shape[1]
-    unorm = np.sqrt((u0 * u0).sum(axis=1, keepdims=True)) * (1 + (n + 4) * U)
-    enorm = np.sqrt((u_err * u_err).sum(axis=1, keepdims=True)) * (1 + (n + 4) * U)
-    err = gamma(n + 2) * (data.raw_rows[None, :] * unorm + np.abs(v.biases[0])[None, :])
-    err = err + data.raw_rows[None, :] * enorm
-    err = err * (1 + 8 * U) + 2.0**-1000
-    lo0, hi0 = _outward(center, center, err)
+    lo0, hi0 = _first_layer_centre(v, data, x)
+    # for y in the ball, z(y) = z(x) + W1f (y - x): row norms of W1f (l2 ball) or their l1 norms (l-inf ball)
     rows = data.row_l2_fold if norm == "l2" else data.row_l1_fold
     radius = np.nextafter(rows * float(eps) * (1 + 2 * U), INF)
     lo, hi = _outward(lo0, hi0, radius[None, :])
@@ -213,8 +266,8 @@ def preactivation_intervals(
             hl, hh = _piecewise_image(act, lo, hi)  # type: ignore[arg-type]
             hl0, hh0 = _piecewise_image(act, lo0, hi0)  # type: ignore[arg-type]
         else:
-            hl, hh = _groupsort_image(lo, hi)
-            hl0, hh0 = _groupsort_image(lo0, hi0)
+            hl, hh = _groupsort_image(act, lo, hi)  # type: ignore[arg-type]
+            hl0, hh0 = _groupsort_image(act, lo0, hi0)  # type: ignore[arg-type]
         args = (v.weights[k], data.w_abs[k], data.w_rows[k], v.biases[k])
         lo, hi = _affine_interval(hl, hh, *args)
         lo0, hi0 = _affine_interval(hl0, hh0, *args)
@@ -372,7 +425,8 @@ def _local_for_batch(analysis: Analysis, x: np.ndarray, eps: float, norm: str) -
     named = {"spectral_product": spectral, "per_neuron_scaled": per_neuron, "liplt": liplt}
     if scaled is not None and "liplt_scaled" in analysis.bounds:
         named["liplt_scaled"] = scaled
-    return named
+    # a product of scalars only (no hidden layer: no per-input slopes) comes out 0-d; one value per input
+    return {name: np.broadcast_to(values, (nb,)) for name, values in named.items()}
 
 
 def local_bounds(

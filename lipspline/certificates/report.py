@@ -1,12 +1,19 @@
-"""One JSON-ready document: every bound by name, the lower bounds beside them, the tightness."""
+"""The certificate report: every bound by name, the lower bounds beside them, the tightness.
+
+One typed document travels from the worker that computes it, through the
+database (as its JSON), to the API that serves it. Its certified value has one
+name everywhere inside the code, ``certified``: the smallest sound global l2
+Lipschitz bound of the served map. (The HTTP API calls the same number
+``lipschitz_bound`` in a prediction and ``lipschitz.certified`` on a model.)
+"""
 
 from __future__ import annotations
 
 import math
-from typing import Any
 
 import numpy as np
 import torch
+from pydantic import BaseModel, ConfigDict, Field
 from torch import nn
 
 from lipspline.certificates.global_bounds import certify_global
@@ -14,15 +21,53 @@ from lipspline.certificates.lower_bounds import empirical_lower_bound, jacobian_
 from lipspline.certificates.served_map import ARITHMETIC, ServedMap
 
 
+class LowerBounds(BaseModel):
+    """Lower bounds of the true constant: observed difference quotients and Jacobian norms."""
+
+    empirical: float | None = None
+    jacobian: float | None = None
+
+
+class CertificateReport(BaseModel):
+    """The stored certificate of a model. The true constant lies in ``[best_lower_bound, certified]``.
+
+    Unknown keys are ignored when reading, so documents stored by older versions still load.
+    """
+
+    model_config = ConfigDict(extra="ignore")
+
+    topology: str = "l2"
+    bounds: dict[str, float | None] = Field(default_factory=dict)
+    certified: float | None = None
+    certified_by: str | None = None
+    timings_ms: dict[str, float] = Field(default_factory=dict)
+    skipped: dict[str, str] = Field(default_factory=dict)
+    other_norms: dict[str, float | None] = Field(default_factory=dict)
+    p: float = 2.0
+    notes: list[str] = Field(default_factory=list)
+    lower_bounds: LowerBounds = Field(default_factory=LowerBounds)
+    best_lower_bound: float | None = None
+    tightness: float | None = None
+    ratios: dict[str, float | None] = Field(default_factory=dict)
+    #: which function these numbers are about: the service checks it against the map it serves
+    served_map_sha256: str | None = None
+    arithmetic: str | None = None
+
+    def to_json(self) -> dict:
+        """The JSON document stored in the database."""
+        return self.model_dump(mode="json")
+
+
 def certificate_report(
     network: nn.Module,
     inputs: torch.Tensor | np.ndarray,
     *,
     include_lipsdp: bool = False,
+    lipsdp_time_limit_s: float = 120.0,
     max_pairs: int = 4096,
     jacobian_points: int = 256,
     ascent_steps: int = 20,
-) -> dict[str, Any]:
+) -> CertificateReport:
     """Global certificate + empirical and Jacobian lower bounds + ``tightness = certified / best lower``.
 
     Users see how far the certificate can be from the truth: the true constant
@@ -30,16 +75,18 @@ def certificate_report(
     """
     x = np.asarray(inputs.detach().cpu() if isinstance(inputs, torch.Tensor) else inputs, dtype=np.float64)
     served = ServedMap(network)
-    cert = certify_global(network, include_lipsdp=include_lipsdp)
+    cert = certify_global(network, include_lipsdp=include_lipsdp, lipsdp_time_limit_s=lipsdp_time_limit_s)
     empirical = empirical_lower_bound(served, x, max_pairs=max_pairs)
     jacobian = jacobian_lower_bound(served, x[:jacobian_points], ascent_steps=ascent_steps)
     lower = max(empirical, jacobian)
-    report = cert.to_json()
-    report["lower_bounds"] = {"empirical": empirical, "jacobian": jacobian}
-    report["best_lower_bound"] = lower
-    report["tightness"] = cert.certified / lower if lower > 0 and math.isfinite(cert.certified) else None
-    report["ratios"] = {k: (v / lower if lower > 0 and v is not None else None) for k, v in report["bounds"].items()}
-    # which function these numbers are about: the service checks it against the map it serves
-    report["served_map_sha256"] = served.fingerprint
-    report["arithmetic"] = ARITHMETIC
-    return report
+    glob = cert.to_json()
+    finite = math.isfinite(cert.certified)
+    return CertificateReport(
+        **glob,
+        lower_bounds=LowerBounds(empirical=empirical, jacobian=jacobian),
+        best_lower_bound=lower,
+        tightness=cert.certified / lower if lower > 0 and finite else None,
+        ratios={k: (v / lower if lower > 0 and v is not None else None) for k, v in glob["bounds"].items()},
+        served_map_sha256=served.fingerprint,
+        arithmetic=ARITHMETIC,
+    )

@@ -195,7 +195,7 @@ def _candidate(g: np.ndarray, upper: bool = False) -> float:
     return theta + 2.0 * resid
 
 
-def _cholesky_completes(b: np.ndarray, lower: bool = True) -> bool:
+def cholesky_completes(b: np.ndarray, lower: bool = True) -> bool:
     """Run LAPACK ``potrf`` on one triangle of ``b`` (overwritten); True if every pivot was positive.
 
     ``lower``: the matrix tested is the symmetric one defined by the lower
@@ -226,7 +226,7 @@ def _cholesky_lambda_max_upper(g: np.ndarray, t: float, upper: bool = False) -> 
     if np.any(diag <= 0) or not np.all(np.isfinite(diag)):
         return None
     b[np.diag_indices(n)] = diag
-    if not _cholesky_completes(b, lower=not upper):
+    if not cholesky_completes(b, lower=not upper):
         return None
     g1 = gamma(n + 1)
     trace = inflate(float(diag.sum()), n + 2)

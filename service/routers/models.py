@@ -25,6 +25,7 @@ from api_schemas.http import (
 )
 from lipspline.certificates import (
     ARITHMETIC,
+    CertificateReport,
     ServedOutputs,
     local_bounds,
     served_output_bound,
@@ -49,17 +50,16 @@ def cache_of(request: Request) -> ModelCache:
     return request.app.state.model_cache
 
 
-def lipschitz_summary(certificate: dict) -> LipschitzSummary:
-    lower = certificate.get("lower_bounds") or {}
+def lipschitz_summary(certificate: CertificateReport) -> LipschitzSummary:
     return LipschitzSummary(
-        certified=certificate.get("certified"),
-        certified_by=certificate.get("certified_by"),
-        bounds=certificate.get("bounds") or {},
-        empirical_lower=lower.get("empirical"),
-        jacobian_lower=lower.get("jacobian"),
-        best_lower=certificate.get("best_lower_bound"),
-        tightness=certificate.get("tightness"),
-        skipped=certificate.get("skipped") or {},
+        certified=certificate.certified,
+        certified_by=certificate.certified_by,
+        bounds=certificate.bounds,
+        empirical_lower=certificate.lower_bounds.empirical,
+        jacobian_lower=certificate.lower_bounds.jacobian,
+        best_lower=certificate.best_lower_bound,
+        tightness=certificate.tightness,
+        skipped=certificate.skipped,
     )
 
 
@@ -74,7 +74,7 @@ def to_out(row: ModelRow) -> ModelOut:
         classes=document.get("classes"),
         feature_names=document.get("feature_names", []),
         metrics=row.metrics,
-        lipschitz=lipschitz_summary(row.certificate),
+        lipschitz=lipschitz_summary(CertificateReport.model_validate(row.certificate)),
         sparsity=row.sparsity,
         parameter_count=row.parameter_count,
         weights_sha256=row.weights_sha256,
@@ -118,10 +118,10 @@ def _finite_or_none(value: float | None) -> float | None:
     return None if value is None or not math.isfinite(value) else float(value)
 
 
-def _require_bound(loaded: LoadedModel) -> float:
-    if loaded.certified_bound is None:
+def _certified(loaded: LoadedModel) -> float:
+    if loaded.certified is None:
         raise ProblemError(409, "Conflict", f"model {loaded.id!r} has no finite certificate", kind="no-certificate")
-    return loaded.certified_bound
+    return loaded.certified
 
 
 @router.post(
@@ -139,20 +139,20 @@ def predict(
     """Outputs, predictions, the certified Lipschitz bound, and what follows from it, rounding included."""
     loaded = cache.get(model_id, tenant)
     x = _checked_inputs(loaded, body.inputs, settings.max_predict_rows)
-    bound = _require_bound(loaded)
+    certified = _certified(loaded)
     served = _served(loaded, x)
     response = PredictResponse(
         predictions=loaded.model.predictions_from_outputs(served.outputs),
         outputs=served.outputs.tolist(),
-        lipschitz_bound=bound,
+        lipschitz_bound=certified,
         rounding_bound=served.rounding.tolist(),
         arithmetic=ARITHMETIC,
         epsilon=body.epsilon,
     )
     if loaded.model.task == "classification":
-        response.certified_radius = [_finite_or_none(r) or 0.0 for r in served_radius(served, bound).tolist()]
+        response.certified_radius = [_finite_or_none(r) or 0.0 for r in served_radius(served, certified).tolist()]
     if body.epsilon is not None:
-        per_input = served_output_bound(served, bound, body.epsilon)
+        per_input = served_output_bound(served, certified, body.epsilon)
         if np.isfinite(per_input).all():  # a model whose bound overflows float64 states none
             response.output_bounds = per_input.tolist()
             response.output_bound = float(per_input.max())
@@ -178,7 +178,7 @@ def certify(
         local = local_bounds(loaded.model.network, x, body.epsilon, body.norm)
     predictions = loaded.model.predictions_from_outputs(served.outputs)
     items = []
-    stored_global = loaded.certified_bound if loaded.certified_bound is not None else math.inf
+    stored_global = loaded.certified if loaded.certified is not None else math.inf
     for i, cert in enumerate(local):
         # The stored global certificate may be tighter than the one local_bounds caps with
         # (it can include the verified LipSDP value); it holds in every ball, so cap by it too.

@@ -270,7 +270,7 @@ def test_no_prediction_flips_inside_the_certified_radius(circle_model):
 def test_report_has_tightness(circle_model):
     x = make_circle(300, seed=2).X
     report = certificate_report(circle_model.network, x)
-    lower = report["lower_bounds"]
-    assert report["certified"] >= lower["empirical"] and report["certified"] >= lower["jacobian"]
-    assert report["tightness"] >= 1.0
-    assert set(report["bounds"]) >= {"spectral_product", "per_neuron_scaled", "liplt", "frobenius", "bv2_mixed"}
+    lower = report.lower_bounds
+    assert report.certified >= lower.empirical and report.certified >= lower.jacobian
+    assert report.tightness >= 1.0
+    assert set(report.bounds) >= {"spectral_product", "per_neuron_scaled", "liplt", "frobenius", "bv2_mixed"}

@@ -318,10 +318,11 @@ def test_certificate_json_and_report() -> None:
     report = certificate_report(net, x, ascent_steps=3)
     import json
 
-    json.dumps(report)
-    assert report["tightness"] >= 1.0
-    assert set(report["bounds"]) >= {"spectral_product", "per_neuron_scaled", "liplt", "bv2_mixed", "frobenius"}
-    assert report["certified"] == min(v for v in report["bounds"].values())
+    json.dumps(report.to_json())
+    assert type(report).model_validate(report.to_json()) == report  # stored JSON reads back typed, unchanged
+    assert report.tightness >= 1.0
+    assert set(report.bounds) >= {"spectral_product", "per_neuron_scaled", "liplt", "bv2_mixed", "frobenius"}
+    assert report.certified == min(v for v in report.bounds.values())
     gs = make_net(2, 3, [8], "groupsort")
     cert = certify_global(gs)
     assert "bv2_mixed" in cert.skipped and "frobenius" in cert.skipped
