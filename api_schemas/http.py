@@ -5,12 +5,13 @@ The job states are defined here once and used by the API, the worker and the tes
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import datetime
 from enum import StrEnum
 from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator
 
+from api_schemas.timestamps import as_utc
 from api_schemas.training_config import TrainingConfig
 
 
@@ -30,12 +31,7 @@ ACTIVE_STATES = frozenset({JobStatus.queued, JobStatus.running})
 Number = float
 
 
-def _as_utc(value: datetime) -> datetime:
-    # SQLite drops the zone of stored timestamps; every timestamp we write is UTC.
-    return value.replace(tzinfo=UTC) if value.tzinfo is None else value
-
-
-Timestamp = Annotated[datetime, AfterValidator(_as_utc)]
+Timestamp = Annotated[datetime, AfterValidator(as_utc)]
 
 
 class _Request(BaseModel):

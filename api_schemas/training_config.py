@@ -81,6 +81,6 @@ class TrainingConfig(_Strict):
     training: TrainingLoopConfig = Field(default_factory=TrainingLoopConfig)
     device: Literal["auto", "cpu", "cuda"] = "auto"
 
-    def to_json_dict(self) -> dict:
+    def to_json(self) -> dict:
         """JSON-ready form with public field names (``lambda``, not ``lambda_``)."""
         return self.model_dump(mode="json", by_alias=True)

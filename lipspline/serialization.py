@@ -52,7 +52,7 @@ def model_to_parts(model: TrainedModel) -> tuple[dict, bytes]:
     document = {
         "format": FORMAT,
         "format_version": FORMAT_VERSION,
-        "config": model.config.to_json_dict(),
+        "config": model.config.to_json(),
         "task": model.task,
         "classes": None if model.classes is None else [_plain(c) for c in model.classes],
         "feature_names": list(model.feature_names),

@@ -27,9 +27,10 @@ from sqlalchemy import delete, func, select, update
 from sqlalchemy.orm import Session
 
 from api_schemas import TERMINAL_STATES, JobStatus, TrainingConfig
+from api_schemas.timestamps import as_utc, utcnow
 from lipspline_platform.db.engine import session_scope
 from lipspline_platform.db.ids import new_id
-from lipspline_platform.db.tables import JobCheckpointRow, JobEpochRow, JobRow, ModelRow, as_utc, utcnow
+from lipspline_platform.db.tables import JobCheckpointRow, JobEpochRow, JobRow, ModelRow
 from lipspline_platform.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -115,7 +116,7 @@ def submit(
         id=job_id,
         tenant_id=tenant_id,
         dataset_id=dataset_id,
-        config=config.to_json_dict(),
+        config=config.to_json(),
         status=JobStatus.queued,
         queue=queue,
         cancel_requested=False,

@@ -31,8 +31,8 @@ from dataclasses import dataclass, field
 from datetime import datetime
 
 from api_schemas import JobStatus
+from api_schemas.timestamps import utcnow
 from lipspline_platform import lifecycle
-from lipspline_platform.db.tables import utcnow
 from lipspline_platform.queue import send_job
 from lipspline_platform.settings import Settings
 

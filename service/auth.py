@@ -10,11 +10,11 @@ from __future__ import annotations
 import hashlib
 import hmac
 import secrets
-from datetime import UTC, datetime
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from api_schemas.timestamps import utcnow
 from lipspline_platform.db.ids import new_id
 from lipspline_platform.db.tables import DEFAULT_TENANT, ApiKeyRow, TenantRow
 
@@ -51,7 +51,7 @@ def revoke_key(session: Session, key_or_prefix: str) -> int:
         rows = session.scalars(select(ApiKeyRow).where(ApiKeyRow.key_hash == hash_key(key_or_prefix))).all()
     else:
         rows = session.scalars(select(ApiKeyRow).where(ApiKeyRow.prefix == key_or_prefix)).all()
-    now = datetime.now(UTC)
+    now = utcnow()
     count = 0
     for row in rows:
         if row.revoked_at is None:
@@ -70,11 +70,3 @@ def tenant_for_key(session: Session, key: str) -> str | None:
     if row is None or row.revoked_at is not None or not hmac.compare_digest(row.key_hash, digest):
         return None
     return row.tenant_id
-
-
-def active_keys(session: Session, tenant_name: str) -> int:
-    tenant = tenant_by_name(session, tenant_name, create=False)
-    if tenant is None:
-        return 0
-    query = select(ApiKeyRow).where(ApiKeyRow.tenant_id == tenant.id, ApiKeyRow.revoked_at.is_(None))
-    return len(session.scalars(query).all())

@@ -25,8 +25,9 @@ from fastapi.responses import JSONResponse
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from api_schemas.timestamps import as_utc, utcnow
 from lipspline_platform.db.engine import session_scope
-from lipspline_platform.db.tables import IdempotencyRow, as_utc, utcnow
+from lipspline_platform.db.tables import IdempotencyRow
 from service.problems import ProblemError
 
 MAX_KEY_LENGTH = 255

@@ -11,7 +11,6 @@ proven norms" itself proven.
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable
 
 import numpy as np
 
@@ -50,8 +49,6 @@ def mul_up(*xs: float) -> float:
     return total
 
 
-def div_up(a: float, b: float) -> float:
-    return up(float(a) / float(b))
 
 
 def sqrt_up(x: float) -> float:
@@ -80,21 +77,3 @@ def frobenius_upper(a: np.ndarray) -> float:
     if not math.isfinite(value):
         return INF
     return add_up(inflate(value, a.size + 4), math.sqrt(a.size) * 2.0**-510)
-
-
-def max_upper(values: Iterable[float]) -> float:
-    out = 0.0
-    for v in values:
-        out = max(out, float(v))
-    return out
-
-
-def vector_up(a: np.ndarray, ops: int) -> np.ndarray:
-    """Element-wise upper bound of non-negative values each computed with ``ops`` roundings."""
-    factor = 1.0 + 2.0 * ops * U
-    return np.nextafter(np.abs(a) * factor, INF) + 2.0**-1000
-
-
-def vector_widen(lo: np.ndarray, hi: np.ndarray, abs_err: np.ndarray | float) -> tuple[np.ndarray, np.ndarray]:
-    """Widen an interval by an absolute error (one ulp outwards on top)."""
-    return np.nextafter(lo - abs_err, -INF), np.nextafter(hi + abs_err, INF)

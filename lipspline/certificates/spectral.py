@@ -385,9 +385,6 @@ class TMat:
     def shape(self) -> tuple[int, ...]:
         return self.value.shape
 
-    def fro_upper(self) -> float:
-        return add_up(frobenius_upper(self.value), self.err)
-
 
 def exact(a: np.ndarray) -> TMat:
     return TMat(np.asarray(a, dtype=np.float64))

@@ -82,7 +82,7 @@ class RemoteTrainer:
             "/v1/datasets",
             {"name": dataset.name, "inputs": dataset.X.tolist(), "targets": targets, "task": dataset.task},
         )
-        job = self._json("POST", "/v1/jobs", {"dataset_id": uploaded["id"], "config": config.to_json_dict()})
+        job = self._json("POST", "/v1/jobs", {"dataset_id": uploaded["id"], "config": config.to_json()})
         deadline = time.monotonic() + self.timeout_s
         while job["status"] not in ("succeeded", "failed", "cancelled"):
             if time.monotonic() > deadline:

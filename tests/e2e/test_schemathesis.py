@@ -52,8 +52,6 @@ TINY_CONFIG = {
     "training": {"epochs": 2, "batch_size": 16, "validation_split": 0.0},
     "device": "cpu",
 }
-#: filled by test_schemathesis_run, read by the conformance test after it
-FINDINGS: dict[str, Any] = {}
 
 
 @pytest.fixture(scope="module")
@@ -126,7 +124,9 @@ def _use_real_ids(case: Any, ids: dict[str, list[str]], pick: int) -> None:
             body["inputs"] = _two_features(body["inputs"])
 
 
-def test_schemathesis_run(dep: Deployment, real_ids: dict[str, list[str]]) -> None:
+@pytest.fixture(scope="module")
+def findings(dep: Deployment, real_ids: dict[str, list[str]]) -> dict[str, Any]:
+    """One schemathesis run over every operation; the tests below read what it saw (any order)."""
     schema = schemathesis.openapi.from_url(dep.url + "/openapi.json")
     operations = [result.ok() for result in schema.get_all_operations()]
     assert len(operations) >= 15, [f"{op.method} {op.path}" for op in operations]
@@ -192,7 +192,19 @@ def test_schemathesis_run(dep: Deployment, real_ids: dict[str, list[str]]) -> No
     by_status = collections.Counter()
     for (_label, status), n in statuses.items():
         by_status[status] += n
-    FINDINGS.update(total=total, statuses=statuses, by_status=by_status, undocumented=undocumented)
+    return {
+        "total": total,
+        "statuses": statuses,
+        "by_status": by_status,
+        "undocumented": undocumented,
+        "failures": failures,
+        "operations": operations,
+    }
+
+
+def test_schemathesis_run(findings: dict[str, Any]) -> None:
+    total, statuses, by_status = findings["total"], findings["statuses"], findings["by_status"]
+    failures, operations = findings["failures"], findings["operations"]
     summary = dict(sorted(by_status.items()))
     print(f"\nschemathesis: {total} requests, {len(operations)} operations, by status {summary}")
     for (label, status), n in sorted(statuses.items()):
@@ -213,11 +225,9 @@ def test_certify_with_null_inputs(dep: Deployment, real_ids: dict[str, list[str]
     assert response.json()["local"] is None
 
 
-def test_every_answered_status_is_documented() -> None:
+def test_every_answered_status_is_documented(findings: dict[str, Any]) -> None:
     """status_code_conformance over the same run: every status answered is in the OpenAPI."""
-    if "undocumented" not in FINDINGS:
-        pytest.skip("needs test_schemathesis_run")
-    undocumented = FINDINGS["undocumented"]
+    undocumented = findings["undocumented"]
     assert not undocumented, "\n".join(sorted({f"{k[0]} -> {k[2]}" for k in undocumented}))
 
 
