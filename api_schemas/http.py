@@ -1,4 +1,4 @@
-"""HTTP request/response contracts of the v1 API (DESIGN section 3).
+"""HTTP request/response contracts of the v1 API (docs/design.md#contract).
 
 The job states are defined here once and used by the API, the worker and the tests.
 """

@@ -30,7 +30,7 @@ from lipspline.networks import SplineNetwork
 
 
 def random_spline_net(seed: int = 0) -> SplineNetwork:
-    """16-64-64-64-4 deep-spline net with non-monotone random splines (DESIGN 1.3 anchor setting)."""
+    """16-64-64-64-4 deep-spline net with non-monotone random splines (docs/design.md#reference-network)."""
     torch.manual_seed(seed)
     cfg = TrainingConfig(architecture={"hidden": [64, 64, 64], "activation": "deepspline"})
     net = SplineNetwork(cfg, 16, 4)

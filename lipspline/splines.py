@@ -356,7 +356,7 @@ def clip_slopes(coeffs: Tensor, delta: float, bound: float) -> Tensor:
 
 
 def relu_form_from_values(coeffs: Tensor, grid_range: float) -> ReluForm:
-    """Knot values -> (b2, b1, a) of eq. 18, exactly as DESIGN 1.1 writes it."""
+    """Knot values -> (b2, b1, a) of eq. 18, exactly as docs/design.md#relu-form writes it."""
     n_knots = coeffs.shape[1]
     delta = 2.0 * grid_range / (n_knots - 1)
     grid = torch.linspace(-grid_range, grid_range, n_knots, dtype=coeffs.dtype)

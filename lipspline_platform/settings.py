@@ -1,4 +1,4 @@
-"""Settings from ``LIPSPLINE_*`` environment variables (DESIGN section 3).
+"""Settings from ``LIPSPLINE_*`` environment variables (docs/design.md#settings).
 
 One object shared by the API, the worker and the CLI, so every process of a
 deployment reads the same database, broker and data directory.

@@ -1,6 +1,6 @@
 """The ``lipspline`` command: serve, api, worker, db.
 
-``serve`` is the embedded default (DESIGN section 3): SQLite in the data dir,
+``serve`` is the embedded default (docs/design.md#deployments): SQLite in the data dir,
 the filesystem broker, migrations applied, and one worker process started and
 stopped with the server. ``api`` and ``worker`` are the production pieces,
 run as separate processes on any hosts against PostgreSQL and Redis.

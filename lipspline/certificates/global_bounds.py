@@ -25,7 +25,7 @@ segment between two points), so every bound below bounds all such products.
 * ``liplt`` (loop transformation): s = M z + R psi(z), M = diag((a+b)/2),
   R = diag(r) with r >= (b-a)/2 covering the interval, psi 1-Lipschitz
   element-wise (valid for non-monotone splines). Unrolling gives the
-  recursion of DESIGN 1.3: L_1 = ||W_1||,
+  recursion of docs/design.md#bound-liplt: L_1 = ||W_1||,
   L_k = ||W_k M_{k-1} ... M_1 W_1|| + sum_{j<k} ||W_k M_{k-1} ... W_{j+1} R_j|| L_j.
 * ``liplt_scaled``: the same recursion with every cross term split through a
   positive diagonal scaling, ``||Q Delta J|| <= ||Q T^-1|| ||T J||`` (diagonal

@@ -2,7 +2,7 @@
 
 Why it is valid. Within a segment of weights ``W_a .. W_b`` with slope
 intervals written as ``D_j = M_j + R_j Delta_j`` (``|Delta_j| <= I``
-diagonal), the Jacobian of the pre-activation ``z_k`` unrolls (DESIGN 1.3) to
+diagonal), the Jacobian of the pre-activation ``z_k`` unrolls (docs/design.md#bound-liplt) to
 
     J_k = P_k + sum_{j<k} Q_kj Delta_j J_j,
     P_k = W_k M_{k-1} W_{k-1} ... M_a W_a,   Q_kj = W_k M_{k-1} ... W_{j+1} R_j.

@@ -5,7 +5,7 @@ Paper 004 contrasts, for AlexNet, an analytical estimate (a product of norms,
 largest local constant (the Jacobian's norm, 1.44). Here the same three kinds
 are measured on every model ``circle``, ``noise`` and ``one_lipschitz`` kept
 (``ctx.keep_model``), with every analytical bound the certificates know by
-name (DESIGN 1.3), so the table shows how loose each kind is and which one
+name (docs/design.md#bounds), so the table shows how loose each kind is and which one
 the certificate ends up using.
 
 Soundness is checked as the table is built, not only in the tests: every
@@ -43,7 +43,7 @@ TITLE = "Kinds of Lipschitz constant (paper 004): analytical bounds, empirical a
 
 SOURCES: tuple[str, ...] = ("circle", "noise", "one_lipschitz")
 
-#: the analytical bounds, in the order of DESIGN 1.3 (certify_global's names)
+#: the analytical bounds, in the order of docs/design.md#bounds (certify_global's names)
 ANALYTICAL: tuple[str, ...] = BOUND_NAMES
 
 #: pairs of data points for the empirical bound: all of them up to this many, else a random subsample
@@ -201,7 +201,7 @@ def build_table(measured: list[Measured]) -> Table:
             m.lipsdp_seconds,
         )
     table.notes += [
-        "analytical bounds (DESIGN 1.3): bv2_mixed (paper 000 Thm 1, p = 2), frobenius (paper 000 Prop 3), "
+        "analytical bounds (docs/design.md#bounds): bv2_mixed (paper 000 Thm 1, p = 2), frobenius (paper 000 Prop 3), "
         "spectral_product (paper 002/004), per_neuron_scaled, liplt (loop transformation), liplt_scaled "
         "(LipLT with searched per-neuron scalings), lipsdp_neuron (semidefinite program, answer verified); "
         "certified = the smallest of them",

@@ -2,7 +2,7 @@
 
 Artifacts (dataset arrays, model weights) live in the database as blobs by
 default: they are small, and every API replica and worker host can then read
-them with no shared filesystem (DESIGN section 2).
+them with no shared filesystem (docs/design.md#artifacts).
 """
 
 from __future__ import annotations
