@@ -7,6 +7,10 @@ returned output) and certificates bound exactly that map. Training uses
 
 The last layer is affine with no learnable activation: a sigmoid or softmax
 belongs to the loss, and the certified map ends at the logits.
+
+What the objective demands of the architecture (1-Lipschitz layer classes, a
+bound on activation slopes) is asked of the objective's strategy, so this
+module never needs to know which modes exist.
 """
 
 from __future__ import annotations
@@ -16,13 +20,14 @@ from torch import Tensor, nn
 
 from api_schemas import TrainingConfig
 from lipspline.activations import AbsoluteValue, GroupSort, LeakyReLU, PReLU, ReLU
-from lipspline.layers import OneLipschitzConv2d, OneLipschitzLinear, effective_weight
+from lipspline.layers import effective_weight
+from lipspline.objectives import objective_for
 from lipspline.splines import LinearSpline
 
 
 def make_activation(config: TrainingConfig, num_units: int) -> nn.Module:
     """The activation layer named by the config, for ``num_units`` neurons or channels."""
-    bound = 1.0 if config.objective.mode == "one_lipschitz" else None
+    bound = objective_for(config.objective).activation_slope_bound
     name = config.architecture.activation
     if name == "deepspline":
         spline = config.spline
@@ -55,9 +60,7 @@ class SplineNetwork(nn.Module):
     ) -> None:
         super().__init__()
         arch = config.architecture
-        one_lip = config.objective.mode == "one_lipschitz"
-        linear_cls = OneLipschitzLinear if one_lip else nn.Linear
-        conv_cls = OneLipschitzConv2d if one_lip else nn.Conv2d
+        linear_cls, conv_cls = objective_for(config.objective).layer_classes()
         self.n_features = n_features
         self.n_outputs = n_outputs
         self.kind = arch.kind

@@ -16,6 +16,9 @@ Design points and why:
   within one epoch without the loop ever being killed mid-update.
 - Loss terms are accumulated as tensors and read once per epoch, so a CUDA run
   does not synchronise on every step.
+- The loop knows no objective mode by name: it asks the mode's strategy
+  (``lipspline.objectives``) whether the data need isotropic scaling, and runs
+  its penalties and hooks, so a new mode needs no change here.
 """
 
 from __future__ import annotations
@@ -37,7 +40,7 @@ from api_schemas import TrainingConfig
 from lipspline.data import Dataset, Scaling, fit_scaling, train_validation_split
 from lipspline.model import TrainedModel
 from lipspline.networks import SplineNetwork, output_width
-from lipspline.objectives import Objective, data_loss, resolve_loss
+from lipspline.objectives import Objective, data_loss, objective_for, resolve_loss
 
 EVAL_CHUNK = 8192
 
@@ -145,8 +148,10 @@ def fit(
     loop = config.training
     device = resolve_device(config.device)
     train_idx, val_idx = train_validation_split(dataset.n_samples, loop.validation_split, loop.seed)
-    # one_lipschitz: one common scale, so the served (raw-unit) map stays 1-Lipschitz
-    scaling = fit_scaling(_subset(dataset, train_idx), isotropic=config.objective.mode == "one_lipschitz")
+    # a mode that bounds the Lipschitz constant (e.g. one_lipschitz) needs one common scale, or
+    # the served (raw-unit) map would not keep the network's bound
+    isotropic = objective_for(config.objective).isotropic_scaling
+    scaling = fit_scaling(_subset(dataset, train_idx), isotropic=isotropic)
     network = build_network(config, dataset, scaling).to(device)
     objective = Objective(config.objective, network)
     optimizer = _make_optimizer(network, config)

@@ -624,7 +624,62 @@ def test_dataset_post_init_rejects_inconsistent() -> None:
         Dataset(X=np.zeros((2, 1)), y=np.zeros(2), task="regression", feature_names=["a"], classes=[0, 1])
 
 
-def test_error_to_dict() -> None:
+def test_error_to_json() -> None:
     err = _raises("ragged_row", from_arrays, [[1.0], [1.0, 2.0]], [0, 1])
-    d = err.to_dict()
+    d = err.to_json()
     assert d == {"problem": "ragged_row", "message": str(err), "row": 1, "column": None}
+
+
+# ---------------------------------------------------------------------------------------------
+# the opening CSV and Parquet share: one implementation, each format's wording and order kept
+# ---------------------------------------------------------------------------------------------
+
+
+def test_tabular_opening_messages_name_the_format() -> None:
+    header_only = _parquet_bytes(pa.table({"a": pa.array([], pa.float64()), "t": pa.array([], pa.int64())}))
+    cases = [
+        (parse_csv, b"a,b\n1,2\n", "missing_target", "Target column 't' is not in the header (columns: ['a', 'b'])."),
+        (parse_parquet, _parquet_bytes(pa.table({"a": [1.0]})), "missing_target",
+         "Target column 't' is not in the file (columns: ['a'])."),
+        (parse_csv, b"t,a,t\n0,1,0\n", "duplicate_column", "Target column 't' appears 2 times in the header."),
+        (parse_parquet, _parquet_bytes(pa.Table.from_arrays([pa.array([0]), pa.array([1])], names=["t", "t"])),
+         "duplicate_column", "Target column 't' appears 2 times."),
+        (parse_csv, b"a,t\n", "empty", "The CSV file has a header but no data rows."),
+        (parse_parquet, header_only, "empty", "The Parquet file has no rows."),
+        (parse_csv, b"t\n0\n1\n", "no_features", "The CSV file has no feature columns besides the target."),
+        (parse_parquet, _parquet_bytes(pa.table({"t": [0, 1]})), "no_features",
+         "The Parquet file has no feature columns besides the target."),
+    ]  # fmt: skip
+    for parse, data, problem, message in cases:
+        assert str(_raises(problem, parse, data, target="t")) == message
+
+
+def test_tabular_opening_keeps_each_formats_precedence() -> None:
+    # CSV reports a blank header cell by its header position, ahead of the feature-name checks ...
+    err = _raises("bad_header", parse_csv, b"a, ,t\n1,2,0\n", target="t")
+    assert str(err) == "Header column 1 has no name." and err.column == 1
+    # ... and header problems ahead of a missing body,
+    _raises("duplicate_column", parse_csv, b"a,a,t\n", target="t")
+    # while Parquet, which knows its row count before decoding, reports the empty file first.
+    names = ["a", "a", "t"]
+    empty = pa.Table.from_arrays([pa.array([], pa.float64())] * 3, names=names)
+    _raises("empty", parse_parquet, _parquet_bytes(empty), target="t")
+    one_row = pa.Table.from_arrays([pa.array([1.0]), pa.array([2.0]), pa.array([0])], names=names)
+    assert _raises("duplicate_column", parse_parquet, _parquet_bytes(one_row), target="t").column == "a"
+    # A blank Parquet column name is a feature-name problem, numbered among the features.
+    blank = pa.Table.from_arrays([pa.array([1.0]), pa.array([2.0]), pa.array([0])], names=["a", " ", "t"])
+    err = _raises("bad_header", parse_parquet, _parquet_bytes(blank), target="t")
+    assert str(err) == "Feature 1 has an empty name." and err.column == 1
+
+
+def test_package_exports_and_stays_light() -> None:
+    import subprocess
+    import sys
+
+    import lipspline.data as data
+
+    for name in data.__all__:
+        assert getattr(data, name) is not None, name
+    probe = "import sys, lipspline.data; print(sorted({'torch', 'pyarrow'} & set(sys.modules)))"
+    out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "[]"

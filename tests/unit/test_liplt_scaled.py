@@ -81,7 +81,9 @@ def test_identity_scaling_is_plain_liplt() -> None:
 
 
 def test_search_tightens_liplt_on_the_random_spline_net() -> None:
-    """The reference 16-64-64-64-4 setting (docs/design.md#reference-network): the searched scalings gain > 20 % over LipLT, and stay sound."""
+    """The reference 16-64-64-64-4 setting (docs/design.md#reference-network).
+
+    The searched scalings gain > 20 % over LipLT, and stay sound."""
     net = random_spline_net(0)
     cert = certify_global(net, use_cache=False)
     assert cert.bounds["liplt_scaled"] < 0.8 * cert.bounds["liplt"]

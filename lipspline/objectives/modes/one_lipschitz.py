@@ -1,0 +1,41 @@
+"""``one_lipschitz``: a network that is 1-Lipschitz by construction, regularised by TV2.
+
+From Ducotterd, Goujon, Bohra, Perdios, Neumayer, Unser, *Improving Lipschitz-Constrained
+Neural Networks by Learning Activation Functions*. The constraint is structural, not a
+penalty: every affine layer rescales its weight so ||W_l||_2 <= 1, every learnable activation
+keeps its slopes in [-1, 1], and the data are scaled isotropically so the map a client is
+served stays as Lipschitz as the network inside it. The only penalty is ``tv2`` = lambda *
+the TV2 of all splines, which favours activations with few linear pieces.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
+
+from torch import Tensor
+
+from lipspline.layers import OneLipschitzConv2d, OneLipschitzLinear
+from lipspline.objectives.strategy import LayerClasses, ObjectiveStrategy, register_objective
+
+if TYPE_CHECKING:
+    from lipspline.networks import SplineNetwork
+
+
+@register_objective
+class OneLipschitzObjective(ObjectiveStrategy):
+    """1-Lipschitz layers, slope-bounded activations, isotropic scaling and a TV2 penalty."""
+
+    name = "one_lipschitz"
+    term_names = ("tv2",)
+    activation_slope_bound = 1.0
+    isotropic_scaling = True
+
+    def layer_classes(self) -> LayerClasses:
+        return LayerClasses(linear=OneLipschitzLinear, conv=OneLipschitzConv2d)
+
+    def penalties(self, network: SplineNetwork, lambdas: Sequence[float]) -> dict[str, Tensor]:
+        splines = network.splines()
+        if not splines:
+            return {}
+        return {"tv2": self.config.lambda_ * sum(s.tv2(differentiable=True).sum() for s in splines)}

@@ -1,0 +1,90 @@
+"""``bv2`` and ``tv2``: weight decay plus a sparsity-promoting norm on every learnable spline.
+
+From Aziznejad, Gupta, Campos, Unser, *Deep Neural Networks With Trainable Activations and
+Controlled Lipschitz Constant* (paper 000 in docs/design.md#paper-numbers). Both add
+``weight_decay`` = mu * sum_l ||W_l||_F^2 and a spline term
+sum_l lambda_l * outer_n ||sigma_{n,l}||, where ``outer`` is the sum over the neurons of
+layer l (``l1``, the paper's eq. 20) or their Euclidean norm (``l2``). ``bv2`` uses the BV2
+norm TV2 + |sigma(0)| + |sigma(1)|; ``tv2`` the TV2 seminorm alone. Weight decay belongs to
+this pair only: the other modes carry just their own regulariser, as in their papers.
+
+``auto_lambda`` applies the paper's Theorem 4 (at a local minimum lambda_l ||sigma_l||_{BV2,1}
+= 2 mu_{l+1} ||W_{l+1}||_F^2): at the start of every epoch, from the current parameters, each
+spline layer l gets lambda_l = 2 mu ||W_{l+1}||_F^2 / ||sigma_l|| (the mode's own norm), where
+W_{l+1} is the affine layer reading layer l's output. The value is then held fixed for the
+whole epoch, so each epoch optimises one well-defined objective; it is left unchanged when the
+spline norm is ~0 (nothing to balance). Before the first epoch it equals ``objective.lambda``.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
+
+import torch
+from torch import Tensor
+
+from lipspline.objectives.strategy import ObjectiveStrategy, register_objective
+from lipspline.splines import LinearSpline
+
+if TYPE_CHECKING:
+    from lipspline.networks import SplineNetwork
+
+
+def _outer(norms: Tensor, outer_norm: str) -> Tensor:
+    return norms.sum() if outer_norm == "l1" else torch.sqrt((norms**2).sum() + 1e-30)
+
+
+class _SplineNormObjective(ObjectiveStrategy):
+    """The shared body of ``bv2``/``tv2``: they differ only in the per-spline norm."""
+
+    def spline_norms(self, spline: LinearSpline) -> Tensor:
+        """The mode's norm of each of ``spline``'s neurons (differentiable)."""
+        raise NotImplementedError
+
+    def penalties(self, network: SplineNetwork, lambdas: Sequence[float]) -> dict[str, Tensor]:
+        cfg = self.config
+        terms: dict[str, Tensor] = {"weight_decay": cfg.mu * sum((w**2).sum() for w in network.weights())}
+        spline_terms = [
+            lambdas[i] * _outer(self.spline_norms(a), cfg.outer_norm)
+            for i, a in enumerate(network.activations)
+            if isinstance(a, LinearSpline)
+        ]
+        if spline_terms:
+            terms[self.name] = sum(spline_terms)
+        return terms
+
+    def on_epoch_start(self, network: SplineNetwork, lambdas: list[float]) -> None:
+        if not self.config.auto_lambda:
+            return
+        weights = network.weights()
+        for i, activation in enumerate(network.activations):
+            if not isinstance(activation, LinearSpline):
+                continue
+            spline_norm = float(self.spline_norms(activation).sum())
+            if spline_norm > 1e-12 and math.isfinite(spline_norm):
+                next_weight = float((weights[i + 1] ** 2).sum())
+                lambdas[i] = 2.0 * self.config.mu * next_weight / spline_norm
+
+
+@register_objective
+class BV2Objective(_SplineNormObjective):
+    """Weight decay plus lambda-weighted BV2 norms of the splines."""
+
+    name = "bv2"
+    term_names = ("weight_decay", "bv2")
+
+    def spline_norms(self, spline: LinearSpline) -> Tensor:
+        return spline.bv2_norm(differentiable=True)
+
+
+@register_objective
+class TV2Objective(_SplineNormObjective):
+    """Weight decay plus lambda-weighted TV2 seminorms of the splines."""
+
+    name = "tv2"
+    term_names = ("weight_decay", "tv2")
+
+    def spline_norms(self, spline: LinearSpline) -> Tensor:
+        return spline.tv2(differentiable=True)
