@@ -38,6 +38,9 @@ class Settings(BaseSettings):
     max_epochs: int = Field(10_000, ge=1, description="most epochs per job")
     rate_limit_per_s: float = Field(100.0, gt=0, description="sustained requests per second per API key")
     rate_limit_burst: int = Field(200, ge=1, description="requests a key may make at once before throttling")
+    auth_cache_ttl_s: float = Field(
+        1.0, ge=0, le=60, description="how long a verified API key is trusted without asking the database again"
+    )
     model_cache_size: int = Field(16, ge=1, description="models kept loaded per API process")
     task_time_limit_s: int = Field(6 * 3600, ge=60, description="hard limit on one training job")
     cancel_poll_s: float = Field(0.5, gt=0, description="how often a worker re-reads a job's cancel flag")

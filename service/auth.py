@@ -10,11 +10,15 @@ from __future__ import annotations
 import hashlib
 import hmac
 import secrets
+import threading
+import time
 
 from sqlalchemy import select
+from sqlalchemy.exc import InterfaceError, OperationalError
 from sqlalchemy.orm import Session
 
 from api_schemas.timestamps import utcnow
+from lipspline_platform.db.engine import session_scope
 from lipspline_platform.db.ids import new_id
 from lipspline_platform.db.tables import DEFAULT_TENANT, ApiKeyRow, TenantRow
 
@@ -70,3 +74,39 @@ def tenant_for_key(session: Session, key: str) -> str | None:
     if row is None or row.revoked_at is not None or not hmac.compare_digest(row.key_hash, digest):
         return None
     return row.tenant_id
+
+
+class VerifiedKeys:
+    """Which keys were verified recently: authentication without a database round trip per request.
+
+    A key's answer (its tenant, or "not valid") is trusted for ``ttl_s`` seconds, then asked of
+    the database again, so a revocation takes effect in every API process within ``ttl_s``
+    (1 s by default). While the database is unreachable, a key that was valid at its last check
+    stays valid (no revocation can be read then either), so predictions of loaded models go on
+    through an outage; a key never verified gets the outage's 503.
+    """
+
+    def __init__(self, database_url: str, ttl_s: float) -> None:
+        self.database_url, self.ttl_s = database_url, ttl_s
+        self._answers: dict[str, tuple[str | None, float]] = {}
+        self._lock = threading.Lock()
+
+    def tenant_for(self, key: str) -> str | None:
+        digest = hash_key(key)
+        now = time.monotonic()
+        with self._lock:
+            known = self._answers.get(digest)
+        if known is not None and now - known[1] < self.ttl_s:
+            return known[0]
+        try:
+            with session_scope(self.database_url) as session:
+                tenant = tenant_for_key(session, key)
+        except (OperationalError, InterfaceError):
+            if known is not None and known[0] is not None:
+                return known[0]
+            raise
+        with self._lock:
+            if len(self._answers) > 100_000:  # bounded: forget everything rather than grow without limit
+                self._answers.clear()
+            self._answers[digest] = (tenant, now)
+        return tenant

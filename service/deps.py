@@ -11,7 +11,6 @@ from sqlalchemy.orm import Session
 
 from lipspline_platform.db.engine import session_scope
 from lipspline_platform.settings import Settings
-from service.auth import tenant_for_key
 from service.problems import ProblemError
 
 
@@ -59,8 +58,7 @@ def current_tenant(
         raise _unauthorized("Authorization: Bearer <API key> is required")
     key = credentials.credentials
     settings: Settings = request.app.state.settings
-    with session_scope(settings.resolved_database_url) as session:
-        tenant = tenant_for_key(session, key)
+    tenant = request.app.state.verified_keys.tenant_for(key)
     if tenant is None:
         raise _unauthorized("the API key is not valid (unknown or revoked)")
     wait = request.app.state.rate_limiter.acquire(key)

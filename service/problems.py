@@ -12,6 +12,7 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from sqlalchemy.exc import InterfaceError, OperationalError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from lipspline.data import DatasetError
@@ -19,6 +20,8 @@ from lipspline.data import DatasetError
 PROBLEM_JSON = "application/problem+json"
 PROBLEM_BASE = "https://lipspline.dev/problems/"
 log = logging.getLogger(__name__)
+#: what a 503 during a database outage asks clients to wait
+DATABASE_RETRY_AFTER_S = 2
 
 
 class ProblemError(Exception):
@@ -120,6 +123,21 @@ def install_problem_handlers(app: FastAPI) -> None:
             str(exc.detail),
             title.lower().replace(" ", "-"),
             headers=getattr(exc, "headers", None),
+        )
+
+    @app.exception_handler(OperationalError)
+    @app.exception_handler(InterfaceError)
+    async def _database_unavailable(request: Request, exc: Exception) -> JSONResponse:
+        # The database is down or restarting: nothing the client did; the pool reconnects by itself
+        # (pre-ping) once it is back, so the same request will succeed after a short wait.
+        log.warning("database unavailable on %s %s: %s", request.method, request.url.path, type(exc).__name__)
+        return problem_response(
+            request,
+            503,
+            "Service Unavailable",
+            "the database is unavailable; retry shortly",
+            "database-unavailable",
+            headers={"Retry-After": str(DATABASE_RETRY_AFTER_S)},
         )
 
     @app.exception_handler(Exception)
