@@ -3,7 +3,7 @@
 PYTHON ?= python3
 PIP = $(PYTHON) -m pip
 
-.PHONY: install test bench lint serve experiments
+.PHONY: install test test-fast bench lint serve experiments
 
 install:
 	$(PIP) install --quiet torch==2.13.0
@@ -11,6 +11,11 @@ install:
 
 test: install
 	$(PYTHON) -m pytest -q
+
+# Unit tests and the in-process HTTP tests of every route (no servers, no worker processes);
+# not e2e, integration or experiments, nor the tests marked slow (`make test` runs everything).
+test-fast:
+	$(PYTHON) -m pytest -q -m "not slow" tests/unit tests/routes
 
 # The embedded default: SQLite, embedded broker, one worker; no servers needed.
 serve: install

@@ -264,6 +264,38 @@ async def predict_load(targets: dict[str, tuple[str, str]], X, counts: dict[int,
     return results
 
 
+def binary_throughput(base_url: str, model_id: str, X, repeats: int) -> dict[str, float]:
+    """Rows/s of one client sending 10,000-row ``application/x-npy`` bodies, against 1,000-row JSON bodies.
+
+    Sequential requests on one keep-alive connection; the median request time of each kind.
+    """
+    import io
+
+    import numpy as np
+
+    rows = np.resize(np.asarray(X, dtype=np.float64), (10_000, X.shape[1]))
+    buffer = io.BytesIO()
+    np.save(buffer, rows)
+    binary = buffer.getvalue()
+    as_json = json.dumps({"inputs": rows[:1000].tolist()}).encode()
+    times: dict[str, list[float]] = {"npy": [], "json": []}
+    with httpx.Client(base_url=base_url, timeout=120.0, headers=AUTH) as client:
+        for _ in range(repeats + 2):  # the first two of each are warm-up
+            for kind, path, body, ctype in (
+                ("npy", f"/v1/models/{model_id}/predict/npy", binary, "application/x-npy"),
+                ("json", f"/v1/models/{model_id}/predict", as_json, "application/json"),
+            ):
+                begin = time.perf_counter()
+                response = client.post(path, content=body, headers={"content-type": ctype})
+                times[kind].append(time.perf_counter() - begin)
+                if response.status_code != 200:
+                    raise RuntimeError(f"POST {path}: {response.status_code} {response.text[:300]}")
+    return {
+        "npy_rows_per_s": 10_000 / statistics.median(times["npy"][2:]),
+        "json_rows_per_s": 1_000 / statistics.median(times["json"][2:]),
+    }
+
+
 def percentile(values: list[float], q: float) -> float:
     """Nearest-rank percentile."""
     ordered = sorted(values)
@@ -400,6 +432,7 @@ def main() -> int:
                 "baseline": (base.base_url, f"/v1/models/{model_id}/predict"),
             }
             results = asyncio.run(predict_load(targets, X, counts, rounds, args.warmup))
+            binary = binary_throughput(lip.base_url, model_id, X, 3 if args.quick else 15)
             with httpx.Client(base_url=lip.base_url, timeout=60.0, headers=AUTH) as client:
                 samples = dispatch_latency(client, dataset_id, args.jobs)
         except BaseException:
@@ -416,6 +449,14 @@ def main() -> int:
     print("ratio = lipspline req/s / baseline req/s; latency is per request, client-side")
     print()
     print_predict_table(results)
+    print()
+    print("## predict rows/s by body format (lipspline, one client, sequential, medians)")
+    print()
+    print("| body | rows per request | rows/s | vs JSON |")
+    print("|---|---:|---:|---:|")
+    print(f"| JSON | 1,000 | {binary['json_rows_per_s']:,.0f} | 1.00x |")
+    print(f"| application/x-npy | 10,000 | {binary['npy_rows_per_s']:,.0f} | "
+          f"{binary['npy_rows_per_s'] / binary['json_rows_per_s']:.2f}x |")
     print()
     print(f"## job dispatch ({len(samples)} jobs, 1 epoch, one at a time on the idle embedded worker)")
     print()
