@@ -112,7 +112,10 @@ def _served(loaded: LoadedModel, x: np.ndarray) -> ServedOutputs:
     finite = np.isfinite(served.outputs).all(axis=1) & np.isfinite(served.rounding)
     if not finite.all():
         bad = int(np.flatnonzero(~finite)[0])
-        raise invalid_field(f"inputs.{bad}", "the values are too large: the model's outputs overflow float64")
+        raise invalid_field(
+            f"inputs.{bad}",
+            "the values are too large: the model's outputs or their proven rounding bound overflow float64",
+        )
     return served
 
 

@@ -71,19 +71,11 @@ def send_and_check(svc: Service, case: Case, method: str, path: str, dataset_id:
     assert svc.anon.get("/readyz").status_code == 200
 
 
-#: cases whose expectation in the corpus no longer matches the service (the corpus is not ours to edit):
-#: strict xfails, so the test turns red once the corpus (or the service) is brought in line
-STALE = {
-    "predict-huge-number": "corpus expects 'float32' in the detail; since commit 5489dbc the served map is float64 "
-    'and the service says "inputs.0: the values are too large: the model\'s outputs overflow float64"',
-}
-
-
 def params(cases: list[Case]) -> list:
     out = []
     for c in cases:
-        reason = c.bug or STALE.get(c.name)
-        out.append(pytest.param(c, id=c.name, marks=[pytest.mark.xfail(strict=True, reason=reason)] if reason else []))
+        marks = [pytest.mark.xfail(strict=True, reason=c.bug)] if c.bug else []
+        out.append(pytest.param(c, id=c.name, marks=marks))
     return out
 
 
