@@ -43,6 +43,27 @@ from tests.support.processes import Deployment, embedded_env, wait_for_job  # no
 
 pytestmark = pytest.mark.e2e
 
+
+def _npy(rows: list[list[float]]) -> bytes:
+    import io
+
+    import numpy as np
+
+    buffer = io.BytesIO()
+    np.save(buffer, np.asarray(rows, dtype=np.float64))
+    return buffer.getvalue()
+
+
+# ``POST /v1/models/{id}/predict/npy`` takes application/x-npy bodies: arbitrary bytes (which must be
+# refused with a 4xx, never a 500) and real arrays of two features (what the seeded model expects)
+schemathesis.openapi.media_type(
+    "application/x-npy",
+    st.one_of(
+        st.binary(max_size=256),
+        st.lists(st.lists(st.floats(-10, 10), min_size=2, max_size=2), min_size=1, max_size=5).map(_npy),
+    ),
+)
+
 #: examples per operation and generation mode (operations without inputs stop after one)
 EXAMPLES = {GenerationMode.POSITIVE: 40, GenerationMode.NEGATIVE: 16}
 MIN_REQUESTS = 500
