@@ -204,7 +204,13 @@ def _npy_rows(raw: bytes, loaded: LoadedModel, limit: int) -> np.ndarray:
     openapi_extra={
         "requestBody": {
             "required": True,
-            "content": {NPY: {"schema": {"type": "string", "format": "binary"}}},
+            "content": {
+                NPY: {
+                    "schema": {"type": "string", "format": "binary"},
+                    # binary bodies have no JSON example; this says how to make one
+                    "example": "the bytes numpy.save writes for numpy.array([[0.1, -0.3], [0.9, 0.8]])",
+                }
+            },
             "description": "a 2-D .npy array (rows x features; float or int, no pickle)",
         }
     },
