@@ -119,12 +119,17 @@ class IdempotentRequest:
             with session_scope(self.database_url) as own:
                 store(own)
 
-    def release(self) -> None:
-        """The request failed: forget the key so the client may retry with it."""
+    def release(self, *, finished: bool = False) -> None:
+        """The request failed: forget the key so the client may retry with it.
+
+        ``finished``: the response was already stored with the resource, and the resource was
+        then withdrawn (a job whose message the broker refused): forget the stored response too,
+        or a retry would replay a 202 for a job that no longer exists.
+        """
         if not self.claimed:
             return
         with session_scope(self.database_url) as session:
             row = session.get(IdempotencyRow, (self.tenant_id, self.route, self.key))
-            if row is not None and row.state == "in_flight":
+            if row is not None and (row.state == "in_flight" or finished):
                 session.delete(row)
         self.claimed = False

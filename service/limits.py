@@ -49,23 +49,35 @@ class BodySizeLimit:
             await self._refuse(scope, send)
             return
         received = 0
+        refused = False
 
         async def counted_receive() -> dict:
-            nonlocal received
+            nonlocal received, refused
             message = await receive()
             if message["type"] == "http.request":
                 received += len(message.get("body", b""))
                 if received > self.limit:
-                    # raised inside the handler's body read, rendered by the ProblemError handler
-                    raise too_large(self.limit - MULTIPART_OVERHEAD)
+                    # Answer 413 here: whoever reads the body (FastAPI's own parser turns any error
+                    # while reading into a 400) gets an exception that stops the request, and
+                    # whatever it tries to send after that is dropped by ``guarded_send``.
+                    error = too_large(self.limit - MULTIPART_OVERHEAD)
+                    if not refused:
+                        refused = True
+                        await self._refuse(scope, send, error.detail)
+                    raise error
             return message
 
-        await self.app(scope, counted_receive, send)
+        async def guarded_send(message: dict) -> None:
+            if not refused:
+                await send(message)
 
-    async def _refuse(self, scope: dict, send: Any) -> None:
+        await self.app(scope, counted_receive, guarded_send)
+
+    async def _refuse(self, scope: dict, send: Any, detail: str | None = None) -> None:
         limit = self.limit - MULTIPART_OVERHEAD
-        body = json.dumps(problem_body(413, "Content Too Large", f"body: Content-Length exceeds the limit of {limit} "
-                                       "bytes", "content-too-large", scope.get("path", ""),
+        detail = detail or f"body: Content-Length exceeds the limit of {limit} bytes"
+        body = json.dumps(problem_body(413, "Content Too Large", detail,
+                                       "content-too-large", scope.get("path", ""),
                                        limit="max_upload_bytes", limit_value=limit)).encode()  # fmt: skip
         headers = [(b"content-type", PROBLEM_JSON.encode()), (b"content-length", str(len(body)).encode()),
                    (b"connection", b"close")]  # fmt: skip

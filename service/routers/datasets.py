@@ -175,7 +175,7 @@ async def create_dataset(
 ) -> Response:
     """Upload a dataset; it is validated in full before anything is stored."""
     idem = IdempotentRequest(settings.resolved_database_url, tenant, UPLOAD_ROUTE, idempotency_key)
-    content_type = request.headers.get("content-type", "")
+    content_type = request.headers.get("content-type", "").lower()  # media types are case-insensitive
     if content_type.startswith("multipart/form-data"):
         parsed = await _multipart_request(request)
     elif content_type.startswith("application/json"):

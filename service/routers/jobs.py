@@ -87,6 +87,7 @@ def _submit(spec: JobCreate, settings: Settings, tenant: str, idem: IdempotentRe
         # The row was committed first so a fast worker always finds it; if the message
         # cannot be sent, remove the row so nothing half-made is left behind.
         lifecycle.withdraw_unsent(settings, job_id)
+        idem.release(finished=True)
         raise ProblemError(
             503,
             "Service Unavailable",

@@ -8,6 +8,7 @@ for tenants ``default`` and ``other``. Engines are disposed after each test.
 from __future__ import annotations
 
 import logging
+import os
 import sqlite3
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -17,6 +18,15 @@ import pytest
 from lipspline_platform.db.engine import dispose_all
 from lipspline_platform.db.migrate import upgrade
 from tests.routes.helpers import DB_FILE, Service, Trainer
+
+
+@pytest.fixture(scope="session", autouse=True)
+def hermetic_settings() -> Iterator[None]:
+    """No ``LIPSPLINE_*`` variable of the calling shell reaches the settings the tests build."""
+    with pytest.MonkeyPatch.context() as patch:
+        for name in [n for n in os.environ if n.upper().startswith("LIPSPLINE_")]:
+            patch.delenv(name)
+        yield
 
 
 @pytest.fixture(scope="session")

@@ -30,7 +30,7 @@ from lipspline_platform.db.dataset_blob import dataset_from_row
 from lipspline_platform.db.engine import session_scope
 from lipspline_platform.db.tables import DEFAULT_TENANT, DatasetRow, JobRow
 from lipspline_platform.lifecycle import Claim
-from lipspline_platform.settings import Settings
+from lipspline_platform.settings import EMBEDDED_BROKER, Settings
 from service import auth
 from service.app import create_app
 from service.problems import PROBLEM_BASE, PROBLEM_JSON
@@ -192,8 +192,9 @@ class Service:
     def __init__(self, data_dir: Path, template_db: Path, trainer: Trainer, **overrides: Any) -> None:
         data_dir.mkdir(parents=True, exist_ok=True)
         shutil.copyfile(template_db, data_dir / DB_FILE)
-        self.settings = Settings(data_dir=data_dir, reconcile_every_s=0, **{**OPEN_RATE, **overrides})
-        assert self.settings.resolved_database_url.endswith(str((data_dir / DB_FILE).resolve()))
+        database_url = f"sqlite:///{(data_dir / DB_FILE).resolve()}"
+        self.settings = Settings(data_dir=data_dir, database_url=database_url, broker_url=EMBEDDED_BROKER,
+                                 reconcile_every_s=0, **{**OPEN_RATE, **overrides})  # fmt: skip
         self.app = create_app(self.settings)
         self.worker = Runner(self.settings, trainer)
         self.keys: dict[str, str] = {}

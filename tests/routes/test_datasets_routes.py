@@ -205,11 +205,6 @@ def test_upload_that_is_valid_is_stored_with_its_content(svc: Service) -> None:
     assert stored.y.tolist() == SEED_TARGETS
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="service bug: service/routers/datasets.py compares the Content-Type case-sensitively (media types are "
-    "case-insensitive, RFC 9110 8.3.1; POST /v1/jobs accepts 'Application/JSON'), so these uploads get 415",
-)
 @pytest.mark.parametrize("media_type", ["Application/JSON", "Multipart/Form-Data"])
 def test_media_types_are_case_insensitive(svc: Service, media_type: str) -> None:
     if media_type.startswith("Application"):

@@ -189,8 +189,6 @@ def test_broker_down_is_503_and_nothing_is_stored(svc: Service, monkeypatch: pyt
     assert svc.client.delete(f"/v1/datasets/{dataset_id}").status_code == 204  # no job holds it
 
 
-@pytest.mark.xfail(strict=True, reason="service bug: after a 503 (broker unreachable) the Idempotency-Key keeps the "
-                   "stored 202, so a retry with the same key replays a job that was withdrawn (404)")  # fmt: skip
 def test_broker_down_releases_the_idempotency_key(svc: Service, monkeypatch: pytest.MonkeyPatch) -> None:
     dataset_id = svc.upload()
     request = {"json": {"dataset_id": dataset_id, "config": TINY_CONFIG}, "headers": {"Idempotency-Key": "retry-me"}}

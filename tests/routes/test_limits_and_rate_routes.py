@@ -84,9 +84,6 @@ def test_streamed_body_too_large_is_413_on_binary_predict(limited: Service) -> N
     limit_problem(response, 413, "max_upload_bytes", 20_000)
 
 
-@pytest.mark.xfail(strict=True, reason="service bug: on routes whose JSON body FastAPI parses (jobs, predict, "
-                   "certify), the 413 raised by BodySizeLimit while streaming becomes FastAPI's generic 400 "
-                   "'There was an error parsing the body'")  # fmt: skip
 @pytest.mark.parametrize("path", ["/v1/jobs", "/v1/models/any/predict", "/v1/models/any/certify"])
 def test_streamed_body_too_large_is_413_on_json_routes(limited: Service, path: str) -> None:
     big = b'{"dataset_id": "x", "pad": "' + b"a" * 100_000 + b'"}'

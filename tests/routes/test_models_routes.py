@@ -238,3 +238,33 @@ def test_a_certificate_of_another_map_is_recomputed_on_load(svc: Service, seeded
     body = predict(svc, seeded["model_id"], inputs=X[:3].tolist())
     assert body["lipschitz_bound"] != 1e-6
     assert body["lipschitz_bound"] >= certificate["best_lower_bound"]
+
+
+def test_predict_multiclass_labels_and_margin_radius(svc: Service) -> None:
+    """Three classes named by strings: labels are the class names, the radius follows the top-two margin."""
+    inputs = seed_dataset_body()["inputs"]
+    labels = ["low" if a < -0.2 else "mid" if a < 0.2 else "high" for a, _ in inputs]
+    ids = svc.trained_model({"inputs": inputs, "targets": labels})
+    model = get_model(svc, ids["model_id"])
+    assert model["task"] == "classification" and sorted(model["classes"]) == ["high", "low", "mid"]
+    body = predict(svc, ids["model_id"], inputs=X.tolist())
+    outputs = np.array(body["outputs"])
+    assert outputs.shape == (len(X), 3)
+    assert body["predictions"] == [model["classes"][i] for i in outputs.argmax(axis=1)]
+    top = np.sort(outputs, axis=1)
+    margin_radius = (top[:, -1] - top[:, -2]) / (np.sqrt(2) * body["lipschitz_bound"])
+    radius = np.array(body["certified_radius"])
+    assert (radius <= margin_radius).all()
+    np.testing.assert_allclose(radius, margin_radius, rtol=1e-6, atol=1e-12)
+    records = svc.client.post(f"/v1/models/{ids['model_id']}/predict/npy", content=_npy(X),
+                              headers={"content-type": "application/x-npy"})  # fmt: skip
+    assert records.status_code == 200, records.text
+    classes = json.loads(records.headers["x-classes"])
+    got = np.load(io.BytesIO(records.content), allow_pickle=False)
+    assert [classes[i] for i in got["label"]] == body["predictions"]
+
+
+def _npy(array: np.ndarray) -> bytes:
+    buffer = io.BytesIO()
+    np.save(buffer, array)
+    return buffer.getvalue()
