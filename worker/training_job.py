@@ -214,19 +214,24 @@ def certificate_of(model: TrainedModel, inputs: np.ndarray) -> CertificateReport
     )
 
 
-def _store_model(settings: Settings, job_id: str, claim: Claim, model: TrainedModel, train_seconds: float) -> bool:
-    """Certify the model, then store it and mark the job succeeded in one transaction; False if the lease was lost."""
+def stored_model(model: TrainedModel, inputs: np.ndarray) -> lifecycle.NewModel:
+    """Everything stored with a trained model: its parts, its certificate on ``inputs``, its sparsity."""
     document, weights = model_to_parts(model)
-    stored = lifecycle.NewModel(
+    return lifecycle.NewModel(
         task=model.task,
         document=document,
         weights=weights,
         weights_sha256=document["weights_sha256"],
         metrics=model.metrics,
-        certificate=certificate_of(model, _dataset_inputs(settings, claim.dataset_id)).to_json(),
+        certificate=certificate_of(model, inputs).to_json(),
         sparsity=sparsity_of(model),
         parameter_count=model.network.parameter_count(),
     )
+
+
+def _store_model(settings: Settings, job_id: str, claim: Claim, model: TrainedModel, train_seconds: float) -> bool:
+    """Certify the model, then store it and mark the job succeeded in one transaction; False if the lease was lost."""
+    stored = stored_model(model, _dataset_inputs(settings, claim.dataset_id))
     return lifecycle.succeed(settings, job_id, claim.attempt, claim.dataset_id, stored, train_seconds)
 
 

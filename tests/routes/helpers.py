@@ -23,7 +23,6 @@ import httpx
 from fastapi.testclient import TestClient
 
 from api_schemas import TrainingConfig
-from lipspline.serialization import model_to_parts
 from lipspline.training import EpochReport, fit
 from lipspline_platform import lifecycle
 from lipspline_platform.db.dataset_blob import dataset_from_row
@@ -34,7 +33,7 @@ from lipspline_platform.settings import EMBEDDED_BROKER, Settings
 from service import auth
 from service.app import create_app
 from service.problems import PROBLEM_BASE, PROBLEM_JSON
-from worker.training_job import certificate_of, sparsity_of
+from worker.training_job import stored_model
 
 DB_FILE = "lipspline.sqlite3"
 WORKER_HOST = "test@host"
@@ -116,18 +115,7 @@ class Trainer:
     def _train(dataset: Any, config: TrainingConfig) -> Trained:
         reports: list[EpochReport] = []
         model = fit(dataset, config, callback=reports.append).model
-        document, weights = model_to_parts(model)
-        stored = lifecycle.NewModel(
-            task=model.task,
-            document=document,
-            weights=weights,
-            weights_sha256=document["weights_sha256"],
-            metrics=model.metrics,
-            certificate=certificate_of(model, dataset.X).to_json(),
-            sparsity=sparsity_of(model),
-            parameter_count=model.network.parameter_count(),
-        )
-        return Trained(stored, reports)
+        return Trained(stored_model(model, dataset.X), reports)
 
 
 class Runner:
