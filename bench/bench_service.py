@@ -14,6 +14,10 @@ In one run it:
    rows at concurrency 1 and 32, after a warm-up. Each cell is split into rounds and
    the servers alternate round by round, so machine noise hits both alike. It
    reports requests/s, rows/s and p50/p99 latency;
+   then fairness: the 1-row latency alone and while 16 senders flood the same server
+   with 1,000-row batches (a burst of large predicts must not starve small ones);
+   then rows/s by body format (JSON against ``application/x-npy``), for the circle
+   model and for a 784-feature model (image-sized rows);
 4. times job dispatch: ``POST /v1/jobs`` (1-epoch config) until the job shows
    ``started_at`` (polled every 10 ms), one job at a time on an idle worker, plus
    the server-side ``started_at - created_at`` from the job rows;
@@ -50,11 +54,18 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import httpx
+import numpy as np
 
 from lipspline.data import make_circle
 
 ROOT = Path(__file__).resolve().parent.parent
 BASELINE_APP = ROOT / "bench" / "baseline_app.py"
+#: an image-sized model (784 features, as MNIST) for the body-format comparison at width
+WIDE_FEATURES = 784
+WIDE_CONFIG = {
+    "architecture": {"hidden": [64], "activation": "deepspline"},
+    "training": {"epochs": 2, "batch_size": 64, "seed": 0},
+}
 MODEL_CONFIG = {
     "architecture": {"hidden": [2], "activation": "deepspline"},
     "spline": {"knots": 21, "range": 3.0},
@@ -63,6 +74,8 @@ MODEL_CONFIG = {
 }
 DISPATCH_CONFIG = {**MODEL_CONFIG, "training": {**MODEL_CONFIG["training"], "epochs": 1}}
 CONCURRENCIES = (1, 32)
+#: concurrent senders of 1,000-row batches in the fairness section
+HEAVY_SENDERS = 16
 BATCHES = (1, 1000)
 POLL_S = 0.010
 TERMINAL = {"succeeded", "failed", "cancelled"}
@@ -183,11 +196,12 @@ def parse_time(value: str) -> datetime:
     return moment if moment.tzinfo else moment.replace(tzinfo=UTC)  # SQLite returns naive UTC
 
 
-def train_model(client: httpx.Client, X, y) -> tuple[str, str, float]:
-    dataset = expect(client.post("/v1/datasets", json={"name": "circle", "inputs": X.tolist(), "targets": y.tolist()}),
+def train_model(client: httpx.Client, X, y, config: dict = MODEL_CONFIG,
+                name: str = "circle") -> tuple[str, str, float]:
+    dataset = expect(client.post("/v1/datasets", json={"name": name, "inputs": X.tolist(), "targets": y.tolist()}),
                      201)
     begin = time.perf_counter()
-    job = expect(client.post("/v1/jobs", json={"dataset_id": dataset["id"], "config": MODEL_CONFIG}), 202)
+    job = expect(client.post("/v1/jobs", json={"dataset_id": dataset["id"], "config": config}), 202)
     state = wait_job(client, job["id"], timeout_s=600.0)
     if state["status"] != "succeeded":
         raise RuntimeError(f"training job {job['id']} ended {state['status']}: {state.get('error')}")
@@ -264,8 +278,68 @@ async def predict_load(targets: dict[str, tuple[str, str]], X, counts: dict[int,
     return results
 
 
-def binary_throughput(base_url: str, model_id: str, X, repeats: int) -> dict[str, float]:
-    """Rows/s of one client sending 10,000-row ``application/x-npy`` bodies, against 1,000-row JSON bodies.
+@dataclass
+class MixedCell:
+    """1-row latencies alone and while large batches flood the server, and the large batches' rate."""
+
+    alone: list[float] = field(default_factory=list)
+    loaded: list[float] = field(default_factory=list)
+    large_requests: int = 0
+    large_wall_s: float = 0.0
+
+
+async def mixed_load(targets: dict[str, tuple[str, str]], X, small_requests: int, heavy_senders: int,
+                     rounds: int) -> dict[str, MixedCell]:
+    """Fairness: one closed-loop sender of 1-row predicts, alone and beside ``heavy_senders`` senders
+    of 1,000-row predicts; servers alternate round by round. The 1-row p99 under load is the measure."""
+    small = json.dumps({"inputs": X[:1].tolist()}).encode()
+    large = json.dumps({"inputs": X[:1000].tolist()}).encode()
+    headers = {"content-type": "application/json"}
+    limits = httpx.Limits(max_connections=heavy_senders + 2, max_keepalive_connections=heavy_senders + 2)
+    cells = {name: MixedCell() for name in targets}
+    clients = {name: httpx.AsyncClient(base_url=url, limits=limits, timeout=120.0, headers=AUTH)
+               for name, (url, _) in targets.items()}
+
+    async def post(client: httpx.AsyncClient, path: str, body: bytes) -> float:
+        begin = time.perf_counter()
+        response = await client.post(path, content=body, headers=headers)
+        await response.aread()
+        if response.status_code != 200:
+            raise RuntimeError(f"POST {path}: {response.status_code} {response.text[:300]}")
+        return time.perf_counter() - begin
+
+    try:
+        for r in range(rounds):
+            names = list(targets) if r % 2 == 0 else list(targets)[::-1]
+            for name in names:
+                client, path, cell = clients[name], targets[name][1], cells[name]
+                n = small_requests // rounds
+                for _ in range(n):
+                    cell.alone.append(await post(client, path, small))
+                done = asyncio.Event()
+
+                async def heavy(client: httpx.AsyncClient = client, path: str = path, cell: MixedCell = cell,
+                                done: asyncio.Event = done) -> None:
+                    while not done.is_set():
+                        await post(client, path, large)
+                        cell.large_requests += 1
+
+                begin = time.perf_counter()
+                flood = [asyncio.create_task(heavy()) for _ in range(heavy_senders)]
+                await asyncio.sleep(0.2)  # the flood is under way before the first measured request
+                for _ in range(n):
+                    cell.loaded.append(await post(client, path, small))
+                done.set()
+                await asyncio.gather(*flood)
+                cell.large_wall_s += time.perf_counter() - begin
+    finally:
+        for client in clients.values():
+            await client.aclose()
+    return cells
+
+
+def binary_throughput(base_url: str, model_id: str, X, repeats: int, rows_per_request: int = 10_000) -> dict:
+    """Rows/s of one client sending ``application/x-npy`` bodies, against 1,000-row JSON bodies.
 
     Sequential requests on one keep-alive connection; the median request time of each kind.
     """
@@ -273,11 +347,12 @@ def binary_throughput(base_url: str, model_id: str, X, repeats: int) -> dict[str
 
     import numpy as np
 
-    rows = np.resize(np.asarray(X, dtype=np.float64), (10_000, X.shape[1]))
+    rows = np.resize(np.asarray(X, dtype=np.float64), (rows_per_request, X.shape[1]))
     buffer = io.BytesIO()
     np.save(buffer, rows)
     binary = buffer.getvalue()
-    as_json = json.dumps({"inputs": rows[:1000].tolist()}).encode()
+    json_rows = min(1000, rows_per_request)
+    as_json = json.dumps({"inputs": rows[:json_rows].tolist()}).encode()
     times: dict[str, list[float]] = {"npy": [], "json": []}
     with httpx.Client(base_url=base_url, timeout=120.0, headers=AUTH) as client:
         for _ in range(repeats + 2):  # the first two of each are warm-up
@@ -291,8 +366,11 @@ def binary_throughput(base_url: str, model_id: str, X, repeats: int) -> dict[str
                 if response.status_code != 200:
                     raise RuntimeError(f"POST {path}: {response.status_code} {response.text[:300]}")
     return {
-        "npy_rows_per_s": 10_000 / statistics.median(times["npy"][2:]),
-        "json_rows_per_s": 1_000 / statistics.median(times["json"][2:]),
+        "features": X.shape[1],
+        "npy_rows": rows_per_request,
+        "json_rows": json_rows,
+        "npy_rows_per_s": rows_per_request / statistics.median(times["npy"][2:]),
+        "json_rows_per_s": json_rows / statistics.median(times["json"][2:]),
     }
 
 
@@ -348,6 +426,16 @@ def print_predict_table(results: dict[tuple[int, int, str], Cell]) -> None:
             print(f"| batch {batch}, concurrency {concurrency} ({ours.requests} req) | {ours_rps:,.0f} "
                   f"| {base_rps:,.0f} | {ours_rps / base_rps:.2f} | {fmt_ms(ours.latencies)} "
                   f"| {fmt_ms(base.latencies)} | {ours_rps * batch:,.0f} | {base_rps * batch:,.0f} |")
+
+
+def print_mixed_table(cells: dict[str, MixedCell], heavy_senders: int) -> None:
+    print("| server | 1-row p50 / p99 ms, alone | 1-row p50 / p99 ms, under load | p99 ratio (load / alone) "
+          "| 1,000-row req/s during the load |")
+    print("|---|---:|---:|---:|---:|")
+    for name, cell in cells.items():
+        ratio = percentile(cell.loaded, 99) / percentile(cell.alone, 99)
+        print(f"| {name} | {fmt_ms(cell.alone)} | {fmt_ms(cell.loaded)} | {ratio:.1f} "
+              f"| {cell.large_requests / cell.large_wall_s:,.1f} |")
 
 
 def print_dispatch_table(samples: list[dict]) -> None:
@@ -432,7 +520,12 @@ def main() -> int:
                 "baseline": (base.base_url, f"/v1/models/{model_id}/predict"),
             }
             results = asyncio.run(predict_load(targets, X, counts, rounds, args.warmup))
+            mixed = asyncio.run(mixed_load(targets, X, args.requests_small, HEAVY_SENDERS, rounds))
             binary = binary_throughput(lip.base_url, model_id, X, 3 if args.quick else 15)
+            wide_X = np.random.default_rng(0).normal(size=(400, WIDE_FEATURES))
+            with httpx.Client(base_url=lip.base_url, timeout=60.0, headers=AUTH) as client:
+                _, wide_id, _ = train_model(client, wide_X, (wide_X[:, 0] > 0).astype(int), WIDE_CONFIG, "wide")
+            wide = binary_throughput(lip.base_url, wide_id, wide_X, 3 if args.quick else 10, rows_per_request=1000)
             with httpx.Client(base_url=lip.base_url, timeout=60.0, headers=AUTH) as client:
                 samples = dispatch_latency(client, dataset_id, args.jobs)
         except BaseException:
@@ -450,13 +543,19 @@ def main() -> int:
     print()
     print_predict_table(results)
     print()
+    print(f"## fairness: 1-row predicts beside {HEAVY_SENDERS} senders of 1,000-row predicts "
+          f"({args.requests_small} 1-row requests per server and condition, {rounds} interleaved rounds)")
+    print()
+    print_mixed_table(mixed, HEAVY_SENDERS)
+    print()
     print("## predict rows/s by body format (lipspline, one client, sequential, medians)")
     print()
-    print("| body | rows per request | rows/s | vs JSON |")
-    print("|---|---:|---:|---:|")
-    print(f"| JSON | 1,000 | {binary['json_rows_per_s']:,.0f} | 1.00x |")
-    print(f"| application/x-npy | 10,000 | {binary['npy_rows_per_s']:,.0f} | "
-          f"{binary['npy_rows_per_s'] / binary['json_rows_per_s']:.2f}x |")
+    print("| features | body | rows per request | rows/s | vs JSON |")
+    print("|---:|---|---:|---:|---:|")
+    for result in (binary, wide):
+        print(f"| {result['features']} | JSON | {result['json_rows']:,} | {result['json_rows_per_s']:,.0f} | 1.00x |")
+        print(f"| {result['features']} | application/x-npy | {result['npy_rows']:,} | "
+              f"{result['npy_rows_per_s']:,.0f} | {result['npy_rows_per_s'] / result['json_rows_per_s']:.2f}x |")
     print()
     print(f"## job dispatch ({len(samples)} jobs, 1 epoch, one at a time on the idle embedded worker)")
     print()

@@ -52,12 +52,13 @@ class TrainedModel:
 
     def predictions_from_outputs(self, outputs: Tensor | np.ndarray) -> list:
         """Class labels (as in the dataset) or regression values from outputs."""
-        out = torch.as_tensor(outputs)
+        out = outputs.numpy() if isinstance(outputs, Tensor) else np.asarray(outputs)
         if self.task == "regression":
             return out.squeeze(-1).tolist()
         assert self.classes is not None
-        index = (out.squeeze(-1) > 0).long() if out.shape[-1] == 1 else out.argmax(dim=-1)
-        return [self.classes[i] for i in index.tolist()]
+        index = out[..., 0] > 0 if out.shape[-1] == 1 else out.argmax(axis=-1)
+        # one numpy take on an object array: the labels keep their JSON types (int, str, ...)
+        return np.asarray(self.classes, dtype=object)[index.astype(np.intp)].tolist()
 
     def predict(self, inputs: np.ndarray | Tensor) -> list:
         return self.predictions_from_outputs(self.outputs(inputs))

@@ -10,6 +10,7 @@ from fastapi import FastAPI
 from lipspline_platform.reconciler import Reconciler
 from lipspline_platform.settings import Settings, get_settings
 from service.auth import VerifiedKeys
+from service.compute_placement import ComputePlacement
 from service.limits import BodySizeLimit
 from service.model_cache import ModelCache
 from service.openapi_docs import install_openapi
@@ -44,6 +45,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.settings = settings
     app.state.model_cache = ModelCache(settings.resolved_database_url, settings.model_cache_size)
     app.state.rate_limiter = RateLimiter(settings.rate_limit_per_s, settings.rate_limit_burst)
+    app.state.compute_placement = ComputePlacement()
     app.state.verified_keys = VerifiedKeys(settings.resolved_database_url, settings.auth_cache_ttl_s)
     install_problem_handlers(app)
     # outermost: counts the bytes of every request body as they stream in (413 past the limit)

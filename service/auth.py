@@ -91,6 +91,19 @@ class VerifiedKeys:
         self._answers: dict[str, tuple[str | None, float]] = {}
         self._lock = threading.Lock()
 
+    def recent_answer(self, key: str) -> tuple[bool, str | None]:
+        """``(True, tenant or None)`` when the key was checked within ``ttl_s``; ``(False, None)`` otherwise.
+
+        Never touches the database, so the async auth dependency asks this first, on the event
+        loop, and goes to a thread for :meth:`tenant_for` only when the answer is stale.
+        """
+        now = time.monotonic()
+        with self._lock:
+            known = self._answers.get(hash_key(key))
+        if known is not None and now - known[1] < self.ttl_s:
+            return True, known[0]
+        return False, None
+
     def tenant_for(self, key: str) -> str | None:
         digest = hash_key(key)
         now = time.monotonic()

@@ -16,8 +16,11 @@ import math
 import threading
 from collections import OrderedDict
 from dataclasses import dataclass
+from functools import cached_property
 
-from lipspline.certificates import CertificateReport, certify_global
+from fastapi.concurrency import run_in_threadpool
+
+from lipspline.certificates import CertificateReport, ServedMap, certify_global
 from lipspline.model import TrainedModel
 from lipspline.serialization import ArtifactError, model_from_parts
 from lipspline_platform.db.engine import session_scope
@@ -47,6 +50,17 @@ class LoadedModel:
     #: the certified bound of the map this process serves (re-certified on load if the stored one is not)
     certified: float | None
 
+    @cached_property
+    def served_map(self) -> ServedMap:
+        """The model's served map, built once: a loaded model's parameters never change, so the
+        per-call staleness check of ``TrainedModel.served_map`` (a walk over its state) is skipped."""
+        return self.model.served_map()
+
+    @cached_property
+    def work_per_row(self) -> int:
+        """The served map's cost per input row, in parameters touched (what ``ComputePlacement`` weighs)."""
+        return self.model.network.parameter_count()
+
 
 class ModelCache:
     """A small LRU of loaded models, safe for the threadpool FastAPI runs sync handlers in."""
@@ -55,6 +69,20 @@ class ModelCache:
         self.database_url, self.capacity = database_url, capacity
         self._items: OrderedDict[str, LoadedModel] = OrderedDict()
         self._lock = threading.Lock()
+
+    def cached(self, model_id: str, tenant_id: str) -> LoadedModel | None:
+        """The model if it is loaded already (no database, no waiting: safe on the event loop), else None."""
+        with self._lock:
+            item = self._items.get(model_id)
+            if item is not None:
+                self._items.move_to_end(model_id)
+        if item is not None and item.tenant_id != tenant_id:
+            raise not_found("model", model_id)
+        return item
+
+    async def get_async(self, model_id: str, tenant_id: str) -> LoadedModel:
+        """``get`` for async routes: a loaded model at once, a load (database, sha256, parsing) in a thread."""
+        return self.cached(model_id, tenant_id) or await run_in_threadpool(self.get, model_id, tenant_id)
 
     def get(self, model_id: str, tenant_id: str) -> LoadedModel:
         """The loaded model if it belongs to the tenant; another tenant's model is a 404."""

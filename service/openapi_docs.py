@@ -25,6 +25,7 @@ from collections.abc import Callable
 from typing import Any
 
 from fastapi import FastAPI
+from pydantic import BaseModel
 
 from api_schemas.http import Problem
 from service.problems import PROBLEM_JSON
@@ -90,6 +91,27 @@ def created_headers(what: str) -> dict[str, Any]:
     }
 
 
+#: request bodies a route parses itself (declared with :func:`json_body`), added to the components
+_BODY_MODELS: dict[str, type[BaseModel]] = {}
+
+
+def json_body(model: type[BaseModel]) -> dict[str, Any]:
+    """``openapi_extra=`` for a route that reads its JSON body itself: documents it as ``model``.
+
+    ``predict`` parses its body without FastAPI (``service/predict_body.py``) but validates it
+    against the same pydantic model, so the document states that model, by reference as FastAPI would.
+    """
+    _BODY_MODELS[model.__name__] = model
+    schema = {"$ref": REF_PREFIX + model.__name__}
+    return {"requestBody": {"required": True, "content": {"application/json": {"schema": schema}}}}
+
+
+def _component_schemas(model: type[BaseModel], mode: str) -> dict[str, Any]:
+    schema = model.model_json_schema(ref_template=REF_PREFIX + "{model}", mode=mode)
+    nested = schema.pop("$defs", {})
+    return {model.__name__: schema, **nested}
+
+
 def _problem_schemas() -> dict[str, Any]:
     schema = Problem.model_json_schema(ref_template=REF_PREFIX + "{model}", mode="serialization")
     nested = schema.pop("$defs", {})
@@ -128,6 +150,8 @@ def document_problems(schema: dict[str, Any]) -> dict[str, Any]:
     for name in FASTAPI_VALIDATION_SCHEMAS:
         schemas.pop(name, None)
     schemas.update(_problem_schemas())
+    for model in _BODY_MODELS.values():
+        schemas.update(_component_schemas(model, "validation"))
     return schema
 
 

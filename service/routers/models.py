@@ -12,7 +12,6 @@ import numpy as np
 import orjson
 import torch
 from fastapi import APIRouter, Depends, Query, Request, Response
-from fastapi.concurrency import run_in_threadpool
 from sqlalchemy import select
 
 from api_schemas.http import (
@@ -34,10 +33,12 @@ from lipspline.certificates import (
     served_radius,
 )
 from lipspline_platform.db.tables import ModelRow
+from service.compute_placement import ComputePlacement
 from service.deps import AppSettings, DbSession, TenantId
 from service.model_cache import LoadedModel, ModelCache, check_stored_weights
-from service.openapi_docs import problems
+from service.openapi_docs import json_body, problems
 from service.ownership import owned
+from service.predict_body import parse_predict_body
 from service.problems import ProblemError, invalid_field
 
 router = APIRouter(prefix="/v1/models", tags=["models"])
@@ -48,8 +49,13 @@ _BAD_ARTIFACT = (409, "the stored weights fail their sha256 check or cannot be r
 _USES_WEIGHTS = problems(404, _BAD_ARTIFACT)
 
 
-def cache_of(request: Request) -> ModelCache:
+# plain attribute reads: async, so FastAPI calls them on the event loop instead of a thread
+async def cache_of(request: Request) -> ModelCache:
     return request.app.state.model_cache
+
+
+async def placement_of(request: Request) -> ComputePlacement:
+    return request.app.state.compute_placement
 
 
 def lipschitz_summary(certificate: CertificateReport) -> LipschitzSummary:
@@ -106,9 +112,19 @@ def _checked_inputs(loaded: LoadedModel, rows: list[list[float]], limit: int) ->
     return np.asarray(rows, dtype=np.float64)
 
 
+def _checked_rows(loaded: LoadedModel, rows: np.ndarray, limit: int) -> np.ndarray:
+    """``_checked_inputs`` for rows already in one array (every row has the same width)."""
+    if rows.shape[0] > limit:
+        raise invalid_field("inputs", f"{rows.shape[0]} rows exceed the limit of {limit} per request")
+    expected = loaded.model.n_features
+    if rows.shape[1] != expected:
+        raise invalid_field("inputs.0", f"has {rows.shape[1]} features, the model expects {expected}")
+    return rows
+
+
 def _served(loaded: LoadedModel, x: np.ndarray) -> ServedOutputs:
     """The served map on the rows, refusing rows whose outputs or rounding bound overflow float64."""
-    served = loaded.model.served(x)
+    served = loaded.served_map.evaluate(x)
     finite = np.isfinite(served.outputs).all(axis=1) & np.isfinite(served.rounding)
     if not finite.all():
         bad = int(np.flatnonzero(~finite)[0])
@@ -132,23 +148,37 @@ def _certified(loaded: LoadedModel) -> float:
 @router.post(
     "/{model_id}/predict",
     response_model=PredictResponse,
+    openapi_extra=json_body(PredictRequest),
     responses=problems(404, (409, _BAD_ARTIFACT[1] + ", or the model has no finite certificate (`no-certificate`)")),
 )
-def predict(
+async def predict(
     model_id: str,
+    request: Request,
     tenant: TenantId,
-    body: PredictRequest,
     cache: Annotated[ModelCache, Depends(cache_of)],
+    placement: Annotated[ComputePlacement, Depends(placement_of)],
     settings: AppSettings,
 ) -> Response:
     """Outputs, predictions, the certified Lipschitz bound, and what follows from it, rounding included.
 
-    The body is built from numpy arrays and serialised once by orjson (no re-validation of
-    what was just computed); ``PredictResponse`` documents it and the route tests check it.
+    The hot path of the service: the body (a ``PredictRequest``) becomes one float64 array
+    without a Python loop over its numbers (``service/predict_body.py``), a loaded model is
+    used without leaving the event loop, small batches are computed inline and large ones on
+    a bounded pool of threads (``service/compute_placement.py``), and the answer is built
+    from numpy arrays and serialised once by orjson (no re-validation of what was just
+    computed); ``PredictResponse`` documents it and the route tests check it.
     """
-    loaded = cache.get(model_id, tenant)
-    x = _checked_inputs(loaded, body.inputs, settings.max_predict_rows)
+    body = parse_predict_body(await request.body(), request.headers.get("content-type"))
+    loaded = await cache.get_async(model_id, tenant)
+    x = _checked_rows(loaded, body.inputs, settings.max_predict_rows)
     certified = _certified(loaded)
+    work = x.shape[0] * loaded.work_per_row
+    content = await placement.run(work, _predict_content, loaded, x, certified, body.epsilon)
+    return Response(content, media_type="application/json")
+
+
+def _predict_content(loaded: LoadedModel, x: np.ndarray, certified: float, epsilon: float | None) -> bytes:
+    """The JSON answer of ``predict``: the served map on the rows and the certificate's consequences."""
     served = _served(loaded, x)
     content: dict[str, Any] = {
         "predictions": loaded.model.predictions_from_outputs(served.outputs),
@@ -159,17 +189,17 @@ def predict(
         "certified_radius": None,
         "output_bound": None,
         "output_bounds": None,
-        "epsilon": body.epsilon,
+        "epsilon": epsilon,
     }
     if loaded.model.task == "classification":
         radius = served_radius(served, certified)
         content["certified_radius"] = np.where(np.isfinite(radius), radius, 0.0)
-    if body.epsilon is not None:
-        per_input = served_output_bound(served, certified, body.epsilon)
+    if epsilon is not None:
+        per_input = served_output_bound(served, certified, epsilon)
         if np.isfinite(per_input).all():  # a model whose bound overflows float64 states none
             content["output_bounds"] = per_input
             content["output_bound"] = float(per_input.max())
-    return Response(orjson.dumps(content, option=orjson.OPT_SERIALIZE_NUMPY), media_type="application/json")
+    return orjson.dumps(content, option=orjson.OPT_SERIALIZE_NUMPY)
 
 
 NPY = "application/x-npy"
@@ -229,6 +259,7 @@ async def predict_npy(
     request: Request,
     tenant: TenantId,
     cache: Annotated[ModelCache, Depends(cache_of)],
+    placement: Annotated[ComputePlacement, Depends(placement_of)],
     settings: AppSettings,
     epsilon: Annotated[float | None, Query(ge=0, le=1e12, description="input change (l2) for output_bound")] = None,
 ) -> Response:
@@ -238,10 +269,10 @@ async def predict_npy(
     ``np.save`` of a structured array, so a batch costs what the model costs.
     """
     raw = await request.body()
-    loaded = await run_in_threadpool(cache.get, model_id, tenant)
+    loaded = await cache.get_async(model_id, tenant)
     x = _npy_rows(raw, loaded, settings.max_predict_rows)
     certified = _certified(loaded)
-    served = await run_in_threadpool(_served, loaded, x)
+    served = await placement.run(x.shape[0] * loaded.work_per_row, _served, loaded, x)
     outputs = served.outputs
     fields: list[tuple] = [("output", np.float64, (outputs.shape[1],)), ("rounding_bound", np.float64)]
     classifier = loaded.model.task == "classification"
