@@ -45,7 +45,7 @@ from onnx import TensorProto, helper, numpy_helper
 
 from lipspline import __version__
 from lipspline.certificates import ARITHMETIC, CertificateReport, ServedMap, certify_global
-from lipspline.certificates.served_map import _Conv, _Dense
+from lipspline.certificates.served_map import ConvAffine, DenseAffine
 from lipspline.certificates.view import GroupSortView, PiecewiseView
 from lipspline.export.onnx_metadata import OnnxMetadata, set_metadata
 from lipspline.model import TrainedModel
@@ -88,13 +88,13 @@ class _Graph:
 
 
 # ---- affine layers ---------------------------------------------------------------------------
-def _dense(graph: _Graph, a: str, affine: _Dense, layer: int) -> str:
+def _dense(graph: _Graph, a: str, affine: DenseAffine, layer: int) -> str:
     """``a @ W^T + b`` with the served map's own (n_in, n_out) array ``weight_t``."""
     product = graph.op("MatMul", [a, graph.constant(f"layer{layer}_weight_t", affine.weight_t)], f"layer{layer}_mm")
     return graph.op("Add", [product, graph.constant(f"layer{layer}_bias", affine.bias)], f"layer{layer}_affine")
 
 
-def _im2col_indices(conv: _Conv) -> np.ndarray:
+def _im2col_indices(conv: ConvAffine) -> np.ndarray:
     """(output pixels, C*kh*kw) indices into a flattened (C, H, W) row; ``C*H*W`` marks zero padding."""
     channels, height, width = conv.in_shape
     _, out_h, out_w = conv.out_shape
@@ -109,7 +109,7 @@ def _im2col_indices(conv: _Conv) -> np.ndarray:
     return np.where(inside, flat, channels * height * width).astype(np.int64)
 
 
-def _conv(graph: _Graph, a: str, conv: _Conv, layer: int) -> str:
+def _conv(graph: _Graph, a: str, conv: ConvAffine, layer: int) -> str:
     """A convolution on flattened (C, H, W) rows: pad one zero, gather patches, one MatMul, back to (C, H, W)."""
     if conv.groups != 1:
         raise NotImplementedError("ONNX export supports convolutions with groups=1 only")
@@ -196,9 +196,9 @@ def served_map_graph(served: ServedMap, name: str = "lipspline_served_map") -> o
         a = graph.op("Mul", [a, graph.constant("input_fold", served.prefix_fold)], "standardized")
     last = len(served.affines) - 1
     for layer, affine in enumerate(served.affines):
-        if isinstance(affine, _Dense):
+        if isinstance(affine, DenseAffine):
             h = _dense(graph, a, affine, layer)
-        elif isinstance(affine, _Conv):
+        elif isinstance(affine, ConvAffine):
             h = _conv(graph, a, affine, layer)
         else:  # pragma: no cover - the served map has no other affine kind
             raise TypeError(f"cannot export the affine layer {type(affine).__name__}")
