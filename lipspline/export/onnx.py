@@ -80,9 +80,9 @@ class _Graph:
         self.initializers.append(numpy_helper.from_array(np.ascontiguousarray(array), name))
         return name
 
-    def op(self, op_type: str, inputs: list[str], hint: str | None = None, output: str | None = None, **attrs) -> str:
+    def op(self, op_type: str, inputs: list[str], hint: str | None = None, **attrs) -> str:
         """Add one node with one output; returns the output's name."""
-        out = output or self._fresh(hint or op_type.lower())
+        out = self._fresh(hint or op_type.lower())
         self.nodes.append(helper.make_node(op_type, inputs, [out], name=self._fresh(f"node_{op_type}"), **attrs))
         return out
 
