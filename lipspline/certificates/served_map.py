@@ -106,8 +106,12 @@ def _abs_norm(matrix: np.ndarray) -> float:
     return float(_up(min(frobenius, math.sqrt(one * inf) * (1.0 + 4 * U))))
 
 
-class _Affine:
-    """One affine map of the chain: dense (a matrix) or a convolution applied in float64."""
+class Affine:
+    """One affine map of the chain: dense (a matrix) or a convolution applied in float64.
+
+    Public because ``ServedMap.affines`` is: the ONNX export (``lipspline.export``) reads
+    these very objects, so the file computes with the arrays the service multiplies by.
+    """
 
     fan_in: int
     #: upper bound of || |W| ||_2
@@ -126,7 +130,9 @@ class _Affine:
         raise NotImplementedError
 
 
-class _Dense(_Affine):
+class DenseAffine(Affine):
+    """``a @ weight_t + bias`` on rows: every dense layer, and convolutions the view densified."""
+
     def __init__(self, weight: np.ndarray, bias: np.ndarray) -> None:
         self.weight_t = np.ascontiguousarray(weight.T)
         self.bias = bias
@@ -144,7 +150,7 @@ class _Dense(_Affine):
         return [self.weight_t, self.bias]
 
 
-class _Conv(_Affine):
+class ConvAffine(Affine):
     """A convolution of the opaque prefix, on flattened (C, H, W) rows."""
 
     def __init__(self, conv: nn.Conv2d, weight: torch.Tensor, in_shape: tuple[int, int, int]) -> None:
@@ -301,7 +307,7 @@ class ServedMap:
         self.n_features = int(view.n_features)
         self.n_outputs = int(view.n_outputs)
         self.input_mean = view.input_mean.astype(np.float64)
-        self.affines: list[_Affine] = []
+        self.affines: list[Affine] = []
         self.activations: list[_Activation] = []
         self.prefix_fold: np.ndarray | None = None
         if not view.dense_input:
@@ -311,7 +317,7 @@ class ServedMap:
             bias = view.biases[index]
             if index == len(view.weights) - 1:
                 bias = bias + target_mean  # a constant: part of F's definition, not of its slope
-            self.affines.append(_Dense(weight, bias))
+            self.affines.append(DenseAffine(weight, bias))
             if index < len(view.activations):
                 self.activations.append(_Activation(view.activations[index]))
         self.ball_slope = self._ball_slope()
@@ -323,7 +329,7 @@ class ServedMap:
         shape = tuple(network.input_shape)
         for index in range(int(network.n_conv)):
             conv = network.layers[index]
-            affine = _Conv(conv, served_weight(conv), shape)  # type: ignore[arg-type]
+            affine = ConvAffine(conv, served_weight(conv), shape)  # type: ignore[arg-type]
             self.affines.append(affine)
             self.activations.append(_Activation(activation_view(network.activations[index]).repeat(affine.pixels)))
             shape = affine.out_shape  # type: ignore[assignment]

@@ -1,4 +1,4 @@
-"""``/v1/models``: list, get, predict (with certificate), certify (local bounds), activations, download."""
+"""``/v1/models``: list, get, predict (with certificate), certify (local bounds), activations, download (zip, ONNX)."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import io
 import json
 import math
 import zipfile
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 import numpy as np
 import orjson
@@ -32,6 +32,7 @@ from lipspline.certificates import (
     served_output_bound,
     served_radius,
 )
+from lipspline.export import onnx_bytes
 from lipspline_platform.db.tables import ModelRow
 from service.compute_placement import ComputePlacement
 from service.deps import AppSettings, DbSession, TenantId
@@ -373,22 +374,59 @@ def activations(model_id: str, cache: Annotated[ModelCache, Depends(cache_of)], 
     return {"model_id": model_id, "points": CURVE_POINTS, "layers": _activation_curves(loaded)}
 
 
+#: media types of the download formats. ONNX has no IANA-registered media type; ``application/onnx``
+#: is the name the issue and ONNX tooling use, and it lets the OpenAPI document tell the two binary
+#: bodies of this one operation apart (``application/octet-stream`` would say nothing about either).
+DOWNLOAD_MEDIA_TYPES = {"zip": "application/zip", "onnx": "application/onnx"}
+_BINARY = {"schema": {"type": "string", "format": "binary"}}
+
+
 @router.get(
     "/{model_id}/download",
     response_class=Response,
     responses={
-        200: {"content": {"application/zip": {}}, "description": "model.json + weights.safetensors"},
+        200: {
+            "content": {media_type: _BINARY for media_type in DOWNLOAD_MEDIA_TYPES.values()},
+            "description": "`format=zip`: model.json + weights.safetensors (`application/zip`); "
+            "`format=onnx`: the served map as an ONNX graph, float64 `input` [batch, n_features] -> "
+            "`output` [batch, n_outputs], the certificate in its `metadata_props` (`application/onnx`)",
+        },
         **_USES_WEIGHTS,
     },
 )
-def download(model_id: str, session: DbSession, tenant: TenantId) -> Response:
-    """A zip of the model document (config, task, classes, sha256) and its safetensors weights."""
+def download(
+    model_id: str,
+    session: DbSession,
+    tenant: TenantId,
+    cache: Annotated[ModelCache, Depends(cache_of)],
+    download_format: Annotated[
+        Literal["zip", "onnx"], Query(alias="format", description="`zip` (the stored parts) or `onnx`")
+    ] = "zip",
+) -> Response:
+    """The model as a zip of its document and safetensors weights, or as an ONNX file (``format=onnx``)."""
     row = owned(session, ModelRow, model_id, tenant, "model")
     check_stored_weights(row.id, row.weights, row.document, row.weights_sha256, "downloaded")
+    if download_format == "onnx":
+        content = _onnx_file(cache.get(model_id, tenant), row.weights_sha256)
+    else:
+        content = _zip_file(row)
+    headers = {"Content-Disposition": f'attachment; filename="lipspline-model-{model_id}.{download_format}"'}
+    return Response(content, media_type=DOWNLOAD_MEDIA_TYPES[download_format], headers=headers)
+
+
+def _zip_file(row: ModelRow) -> bytes:
+    """The model document (config, task, classes, sha256, certificate) and its safetensors weights."""
     buffer = io.BytesIO()
     with zipfile.ZipFile(buffer, "w", compression=zipfile.ZIP_DEFLATED) as archive:
         document = dict(row.document, certificate=row.certificate, model_id=row.id)
         archive.writestr("model.json", json.dumps(document, indent=2, sort_keys=True))
         archive.writestr("weights.safetensors", row.weights)
-    headers = {"Content-Disposition": f'attachment; filename="lipspline-model-{model_id}.zip"'}
-    return Response(buffer.getvalue(), media_type="application/zip", headers=headers)
+    return buffer.getvalue()
+
+
+def _onnx_file(loaded: LoadedModel, weights_sha256: str) -> bytes:
+    """The served map as ONNX with the certificate this process serves it under (``lipspline.export``)."""
+    with loaded.lock:  # a certificate recomputed at export fills the per-network analysis caches
+        return onnx_bytes(
+            loaded.model, certificate=loaded.certificate, weights_sha256=weights_sha256, model_id=loaded.id
+        )

@@ -162,6 +162,25 @@ def test_certify_activations_download(deployment: Deployment, circle_model: dict
     assert restored.predict(np.array([[0.0, 0.0], [0.9, 0.9]])) == [item["prediction"] for item in body["local"]]
 
 
+def test_onnx_download_runs_the_served_map(deployment: Deployment, circle_model: dict) -> None:
+    """The ONNX file from the live server computes what /predict returns and carries its bound."""
+    import onnxruntime as ort
+
+    from lipspline.export import read_onnx_metadata
+
+    model_id = circle_model["model"]["id"]
+    x = np.random.default_rng(4).uniform(-1.5, 1.5, size=(50, 2))
+    with client(deployment) as http:
+        served = http.post(f"/v1/models/{model_id}/predict", json={"inputs": x.tolist()}).json()
+        download = http.get(f"/v1/models/{model_id}/download", params={"format": "onnx"})
+    assert download.status_code == 200 and download.headers["content-type"] == "application/onnx"
+    outputs = ort.InferenceSession(download.content, providers=["CPUExecutionProvider"]).run(None, {"input": x})[0]
+    np.testing.assert_allclose(outputs, np.array(served["outputs"]), rtol=1e-12, atol=1e-12)
+    metadata = read_onnx_metadata(download.content)
+    assert metadata.lipschitz_bound == served["lipschitz_bound"]
+    assert metadata.weights_sha256 == circle_model["model"]["weights_sha256"]
+
+
 def test_five_jobs_at_once_all_succeed(deployment: Deployment, circle_model: dict, state: dict) -> None:
     dataset_id = circle_model["dataset"]["id"]
     configs = [{**CIRCLE_CONFIG, "training": {**CIRCLE_CONFIG["training"], "epochs": 8, "seed": s}} for s in range(5)]
