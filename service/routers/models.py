@@ -36,6 +36,7 @@ from lipspline.certificates import (
 from lipspline_platform.db.tables import ModelRow
 from service.deps import AppSettings, DbSession, TenantId
 from service.model_cache import LoadedModel, ModelCache, check_stored_weights
+from service.model_refs import ResolvedModelId
 from service.openapi_docs import problems
 from service.ownership import owned
 from service.problems import ProblemError, invalid_field
@@ -130,12 +131,12 @@ def _certified(loaded: LoadedModel) -> float:
 
 
 @router.post(
-    "/{model_id}/predict",
+    "/{model_ref:path}/predict",
     response_model=PredictResponse,
     responses=problems(404, (409, _BAD_ARTIFACT[1] + ", or the model has no finite certificate (`no-certificate`)")),
 )
 def predict(
-    model_id: str,
+    model_id: ResolvedModelId,
     tenant: TenantId,
     body: PredictRequest,
     cache: Annotated[ModelCache, Depends(cache_of)],
@@ -199,7 +200,7 @@ def _npy_rows(raw: bytes, loaded: LoadedModel, limit: int) -> np.ndarray:
 
 
 @router.post(
-    "/{model_id}/predict/npy",
+    "/{model_ref:path}/predict/npy",
     response_class=Response,
     openapi_extra={
         "requestBody": {
@@ -225,7 +226,7 @@ def _npy_rows(raw: bytes, loaded: LoadedModel, limit: int) -> np.ndarray:
     },
 )
 async def predict_npy(
-    model_id: str,
+    model_id: ResolvedModelId,
     request: Request,
     tenant: TenantId,
     cache: Annotated[ModelCache, Depends(cache_of)],
@@ -268,9 +269,9 @@ async def predict_npy(
     return Response(buffer.getvalue(), media_type=NPY, headers=headers)
 
 
-@router.post("/{model_id}/certify", response_model=CertifyResponse, responses=_USES_WEIGHTS)
+@router.post("/{model_ref:path}/certify", response_model=CertifyResponse, responses=_USES_WEIGHTS)
 def certify(
-    model_id: str,
+    model_id: ResolvedModelId,
     tenant: TenantId,
     body: CertifyRequest,
     cache: Annotated[ModelCache, Depends(cache_of)],
@@ -335,22 +336,24 @@ def _activation_curves(loaded: LoadedModel) -> list[dict[str, Any]]:
     return layers
 
 
-@router.get("/{model_id}/activations", responses=_USES_WEIGHTS)
-def activations(model_id: str, cache: Annotated[ModelCache, Depends(cache_of)], tenant: TenantId) -> dict[str, Any]:
+@router.get("/{model_ref:path}/activations", responses=_USES_WEIGHTS)
+def activations(
+    model_id: ResolvedModelId, cache: Annotated[ModelCache, Depends(cache_of)], tenant: TenantId
+) -> dict[str, Any]:
     """Sampled curves of every activation, per unit (x shared, one y list per unit)."""
     loaded = cache.get(model_id, tenant)
     return {"model_id": model_id, "points": CURVE_POINTS, "layers": _activation_curves(loaded)}
 
 
 @router.get(
-    "/{model_id}/download",
+    "/{model_ref:path}/download",
     response_class=Response,
     responses={
         200: {"content": {"application/zip": {}}, "description": "model.json + weights.safetensors"},
         **_USES_WEIGHTS,
     },
 )
-def download(model_id: str, session: DbSession, tenant: TenantId) -> Response:
+def download(model_id: ResolvedModelId, session: DbSession, tenant: TenantId) -> Response:
     """A zip of the model document (config, task, classes, sha256) and its safetensors weights."""
     row = owned(session, ModelRow, model_id, tenant, "model")
     check_stored_weights(row.id, row.weights, row.document, row.weights_sha256, "downloaded")
