@@ -179,13 +179,18 @@ async def _infer(
 ) -> Response:
     body = await request.body()
     parsed, binary = parse_request(body, request.headers.get(HEADER_LENGTH))
-    resolved = await run_in_threadpool(_resolved, request, tenant, name, model_version)
-    loaded = await run_in_threadpool(cache.get, resolved.model_id, tenant)
     if len(parsed.inputs) != 1 or parsed.inputs[0].name != INPUT_NAME:
         names = [tensor.name for tensor in parsed.inputs]
         raise bad_request(f"inputs: expected one tensor named {INPUT_NAME!r}, got {names}")
-    x = input_rows(parsed.inputs[0], binary, loaded.model.n_features, max_rows)
-    outputs = await run_in_threadpool(_outputs, loaded, parsed, x.rows)
+
+    def run() -> tuple[Resolved, LoadedModel, list[OutputTensor]]:
+        # one trip to the threadpool for the blocking part: registry lookup, model load, the served map
+        resolved = _resolved(request, tenant, name, model_version)
+        loaded = cache.get(resolved.model_id, tenant)
+        x = input_rows(parsed.inputs[0], binary, loaded.model.n_features, max_rows)
+        return resolved, loaded, _outputs(loaded, parsed, x.rows)
+
+    resolved, loaded, outputs = await run_in_threadpool(run)
     head = {
         "model_name": name,
         "model_version": str(resolved.version) if resolved.version is not None else "",
