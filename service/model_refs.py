@@ -104,16 +104,18 @@ def resolve_oip(session: Session, tenant: str, name: str, version: str | None) -
 def _model_id_of_ref(
     request: Request,
     tenant: TenantId,
-    model_ref: Annotated[
-        str, Path(description="a model id, `NAME@ALIAS` or `NAME/versions/N` (`/` may be sent as `%2F`)")
+    model_id: Annotated[
+        str, Path(description="a model id, or a reference: `NAME@ALIAS`, `NAME/versions/N` (`/` may be sent as `%2F`)")
     ],
 ) -> str:
-    # a plain model id needs no registry read: the model cache checks the tenant when it loads
-    if "@" not in model_ref and "/" not in model_ref:
-        return model_ref
+    # The path parameter keeps its name, model_id, so the API's contract (and generated clients) stay as they
+    # were; it is declared {model_id:path} so that NAME/versions/N, whose slashes arrive decoded, matches.
+    # A plain model id needs no registry read: the model cache checks the tenant when it loads.
+    if "@" not in model_id and "/" not in model_id:
+        return model_id
     with session_scope(request.app.state.settings.resolved_database_url) as session:
-        return resolve(session, tenant, model_ref).model_id
+        return resolve(session, tenant, model_id).model_id
 
 
-#: a route parameter: the model id the path's ``{model_ref:path}`` resolves to for this request
+#: a route parameter: the model id the path's ``{model_id:path}`` (an id or a reference) resolves to
 ResolvedModelId = Annotated[str, Depends(_model_id_of_ref)]

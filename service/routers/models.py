@@ -131,7 +131,7 @@ def _certified(loaded: LoadedModel) -> float:
 
 
 @router.post(
-    "/{model_ref:path}/predict",
+    "/{model_id:path}/predict",
     response_model=PredictResponse,
     responses=problems(404, (409, _BAD_ARTIFACT[1] + ", or the model has no finite certificate (`no-certificate`)")),
 )
@@ -200,7 +200,7 @@ def _npy_rows(raw: bytes, loaded: LoadedModel, limit: int) -> np.ndarray:
 
 
 @router.post(
-    "/{model_ref:path}/predict/npy",
+    "/{model_id:path}/predict/npy",
     response_class=Response,
     openapi_extra={
         "requestBody": {
@@ -269,7 +269,7 @@ async def predict_npy(
     return Response(buffer.getvalue(), media_type=NPY, headers=headers)
 
 
-@router.post("/{model_ref:path}/certify", response_model=CertifyResponse, responses=_USES_WEIGHTS)
+@router.post("/{model_id:path}/certify", response_model=CertifyResponse, responses=_USES_WEIGHTS)
 def certify(
     model_id: ResolvedModelId,
     tenant: TenantId,
@@ -336,7 +336,7 @@ def _activation_curves(loaded: LoadedModel) -> list[dict[str, Any]]:
     return layers
 
 
-@router.get("/{model_ref:path}/activations", responses=_USES_WEIGHTS)
+@router.get("/{model_id:path}/activations", responses=_USES_WEIGHTS)
 def activations(
     model_id: ResolvedModelId, cache: Annotated[ModelCache, Depends(cache_of)], tenant: TenantId
 ) -> dict[str, Any]:
@@ -346,7 +346,7 @@ def activations(
 
 
 @router.get(
-    "/{model_ref:path}/download",
+    "/{model_id:path}/download",
     response_class=Response,
     responses={
         200: {"content": {"application/zip": {}}, "description": "model.json + weights.safetensors"},
