@@ -80,6 +80,11 @@ class DatasetList(BaseModel):
     items: list[DatasetOut]
 
 
+#: a registered model's name (api_schemas/registry.py): never contains '@' or '/', the separators
+#: of model references; the registry also refuses names that look like a model id (32 hex digits)
+NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$"
+
+
 class JobCreate(_Request):
     model_config = ConfigDict(
         json_schema_extra={
@@ -99,6 +104,12 @@ class JobCreate(_Request):
 
     dataset_id: str = Field(..., min_length=1, max_length=64)
     config: TrainingConfig = Field(default_factory=TrainingConfig)
+    register_as: str | None = Field(
+        None,
+        pattern=NAME_PATTERN,
+        description="a registered model's name (it must exist): when the job succeeds, its model becomes the "
+        "name's next version, in the transaction that stores the model",
+    )
 
 
 class JobAccepted(BaseModel):
@@ -124,6 +135,7 @@ class JobOut(BaseModel):
     finished_at: Timestamp | None = None
     updated_at: Timestamp
     train_seconds: float | None = None
+    register_as: str | None = Field(None, description="the registered model the job's model is added to on success")
 
 
 class JobList(BaseModel):

@@ -28,6 +28,7 @@ from sqlalchemy.orm import Session
 
 from api_schemas import TERMINAL_STATES, JobStatus, TrainingConfig
 from api_schemas.timestamps import as_utc, utcnow
+from lipspline_platform import registry
 from lipspline_platform.db.engine import session_scope
 from lipspline_platform.db.ids import new_id
 from lipspline_platform.db.tables import JobCheckpointRow, JobEpochRow, JobRow, ModelRow
@@ -108,9 +109,20 @@ def _last_send():  # noqa: ANN202
 
 # ---- the API's transitions ---------------------------------------------------------------------
 def submit(
-    session: Session, *, job_id: str, tenant_id: str, dataset_id: str, config: TrainingConfig, queue: str
+    session: Session,
+    *,
+    job_id: str,
+    tenant_id: str,
+    dataset_id: str,
+    config: TrainingConfig,
+    queue: str,
+    register_as: str | None = None,
 ) -> JobRow:
-    """A new ``queued`` job, in the caller's transaction (its message is sent after the commit)."""
+    """A new ``queued`` job, in the caller's transaction (its message is sent after the commit).
+
+    ``register_as``: a registered model's name (checked by the caller); the model becomes
+    its next version in the transaction that stores it (:func:`succeed`).
+    """
     now = utcnow()
     row = JobRow(
         id=job_id,
@@ -124,6 +136,7 @@ def submit(
         attempts=0,
         # the message is sent right after this commits; the reconciler re-sends it if lost
         dispatched_at=now,
+        register_as=register_as,
     )
     session.add(row)
     return row
@@ -267,7 +280,10 @@ def succeed(settings: Settings, job_id: str, attempt: int, dataset_id: str, mode
     """Store the model and mark the job succeeded in one transaction; False if the lease was lost.
 
     ``models.job_id`` is unique and an existing model is reused, so a redelivered
-    message can never create a second model.
+    message can never create a second model. A job submitted with ``register_as``
+    registers the model as the next version of that name in the same transaction
+    (``progress.registered_as`` says which; ``version`` is null if the name was deleted
+    meanwhile: the model is kept and the job still succeeds).
     """
     with session_scope(settings.resolved_database_url) as session:
         job = session.get(JobRow, job_id, with_for_update=True)
@@ -290,9 +306,13 @@ def succeed(settings: Settings, job_id: str, attempt: int, dataset_id: str, mode
                 parameter_count=model.parameter_count,
             )
             session.add(row)
-            model_id = row.id
+            session.flush()
         else:
-            model_id = existing.id
+            row = existing
+        model_id = row.id
+        if job.register_as is not None:
+            version = registry.register_job_model(session, job.tenant_id, job.register_as, row, job_id)
+            job.progress = {**(job.progress or {}), "registered_as": {"name": job.register_as, "version": version}}
         job.status = JobStatus.succeeded
         job.model_id = model_id
         job.train_seconds = seconds

@@ -16,7 +16,7 @@ from service.model_cache import ModelCache
 from service.openapi_docs import install_openapi
 from service.problems import install_problem_handlers
 from service.rate_limit import RateLimiter
-from service.routers import datasets, health, jobs, models
+from service.routers import datasets, health, jobs, models, oip, registry
 
 DESCRIPTION = """
 Train deep-spline networks (learnable linear-spline activations, BV² objective)
@@ -25,6 +25,8 @@ far the output can move per unit of input change (l2), plus the certified
 robustness radius that follows from it. Errors are `application/problem+json`
 (RFC 9457) and name the field or row at fault. Every `/v1` route needs
 `Authorization: Bearer <API key>` (`lipspline keys create --tenant NAME`).
+The Open Inference Protocol (KServe v2) is served under `/v2` with the same keys; it is
+specified by KServe and not listed here (see the README).
 """
 
 
@@ -50,7 +52,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     install_problem_handlers(app)
     # outermost: counts the bytes of every request body as they stream in (413 past the limit)
     app.add_middleware(BodySizeLimit, limit=settings.max_upload_bytes)
-    for router in (health.router, datasets.router, jobs.router, models.router):
+    for router in (health.router, datasets.router, jobs.router, models.router, registry.router, oip.router):
         app.include_router(router)
     install_openapi(app)  # errors as problem+json, the Bearer scheme, on every route
     return app

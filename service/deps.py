@@ -12,6 +12,7 @@ from sqlalchemy.orm import Session
 
 from lipspline_platform.db.engine import session_scope
 from lipspline_platform.settings import Settings
+from service.auth import PREFIX_CHARS
 from service.problems import ProblemError
 
 
@@ -80,3 +81,18 @@ async def current_tenant(
 
 
 TenantId = Annotated[str, Depends(current_tenant)]
+
+
+def current_caller(
+    tenant: TenantId, credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)]
+) -> str:
+    """Who makes the request, as the registry records it: ``key:<the key's prefix>``.
+
+    The prefix is what ``lipspline keys list`` shows and ``keys revoke`` accepts, so an
+    operator can tell which key moved an alias; it is not enough to use the key.
+    """
+    assert credentials is not None  # TenantId has refused requests without a key
+    return f"key:{credentials.credentials[:PREFIX_CHARS]}"
+
+
+Caller = Annotated[str, Depends(current_caller)]

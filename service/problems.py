@@ -41,9 +41,17 @@ def problem_body(status: int, title: str, detail: str, kind: str, instance: str,
             **extra}  # fmt: skip
 
 
+def is_oip_path(path: str) -> bool:
+    """Whether the path is under ``/v2``, the Open Inference Protocol (service/routers/oip.py)."""
+    return path == "/v2" or path.startswith("/v2/")
+
+
 def problem_response(
     request: Request, status: int, title: str, detail: str, kind: str, headers: dict | None = None, **extra: Any
 ) -> JSONResponse:
+    if is_oip_path(request.url.path):
+        # OIP clients (tritonclient, KServe's) parse ``{"error": "..."}``, and expect 400 for any bad request
+        return JSONResponse({"error": detail}, status_code=400 if status == 422 else status, headers=headers)
     body = problem_body(status, title, detail, kind, str(request.url.path), **extra)
     return JSONResponse(body, status_code=status, media_type=PROBLEM_JSON, headers=headers)
 

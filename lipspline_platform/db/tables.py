@@ -9,7 +9,18 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import JSON, Boolean, DateTime, Float, ForeignKey, Integer, LargeBinary, String, Text
+from sqlalchemy import (
+    JSON,
+    Boolean,
+    DateTime,
+    Float,
+    ForeignKey,
+    Integer,
+    LargeBinary,
+    String,
+    Text,
+    UniqueConstraint,
+)
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 from api_schemas.timestamps import utcnow
@@ -92,6 +103,8 @@ class JobRow(Base):
     heartbeat_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
     # when the job's message was last handed to the broker (the reconciler re-sends lost ones)
     dispatched_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    # a registered model's name: the model becomes its next version when the job succeeds
+    register_as: Mapped[str | None] = mapped_column(String(100), nullable=True)
 
 
 class JobCheckpointRow(Base):
@@ -132,6 +145,79 @@ class ModelRow(Base):
     sparsity: Mapped[dict] = mapped_column(JSON)
     parameter_count: Mapped[int] = mapped_column(Integer)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class RegisteredModelRow(Base):
+    """A name a tenant gives to a line of models; its versions and aliases hang off it.
+
+    ``last_version`` is the version counter: a new version is numbered by one
+    ``UPDATE ... SET last_version = last_version + 1 RETURNING`` on this row, which
+    serialises version numbering per name on SQLite and PostgreSQL alike
+    (``lipspline_platform/registry.py``).
+    """
+
+    __tablename__ = "registered_models"
+    __table_args__ = (UniqueConstraint("tenant_id", "name", name="uq_registered_models_tenant_name"),)
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    tenant_id: Mapped[str] = mapped_column(String(32), ForeignKey("tenants.id", ondelete="CASCADE"), index=True)
+    name: Mapped[str] = mapped_column(String(100))
+    description: Mapped[str | None] = mapped_column(Text, nullable=True)
+    last_version: Mapped[int] = mapped_column(Integer, default=0)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    # the last change under the name: a version added or an alias moved
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class ModelVersionRow(Base):
+    """Version ``version`` of a registered model: one trained model, immutable once written."""
+
+    __tablename__ = "model_versions"
+    __table_args__ = (
+        UniqueConstraint("registered_model_id", "version", name="uq_model_versions_number"),
+        UniqueConstraint("registered_model_id", "model_id", name="uq_model_versions_model"),
+    )
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    registered_model_id: Mapped[str] = mapped_column(
+        String(32), ForeignKey("registered_models.id", ondelete="CASCADE"), index=True
+    )
+    version: Mapped[int] = mapped_column(Integer)
+    model_id: Mapped[str] = mapped_column(String(32), ForeignKey("models.id", ondelete="CASCADE"), index=True)
+    # lineage kept on the version: the dataset's content hash outlives the dataset row
+    dataset_sha256: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    # who registered it: ``key:<api key id>`` or ``job:<job id>`` (register_as)
+    created_by: Mapped[str] = mapped_column(String(40))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class ModelAliasRow(Base):
+    """A movable name for one version (``production``, ``staging``...): model references resolve through it."""
+
+    __tablename__ = "model_aliases"
+
+    registered_model_id: Mapped[str] = mapped_column(
+        String(32), ForeignKey("registered_models.id", ondelete="CASCADE"), primary_key=True
+    )
+    alias: Mapped[str] = mapped_column(String(64), primary_key=True)
+    version_id: Mapped[str] = mapped_column(String(32), ForeignKey("model_versions.id", ondelete="CASCADE"))
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class AliasEventRow(Base):
+    """One move of an alias (who, when, from -> to); ``None`` on a side means unset."""
+
+    __tablename__ = "alias_events"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    registered_model_id: Mapped[str] = mapped_column(
+        String(32), ForeignKey("registered_models.id", ondelete="CASCADE"), index=True
+    )
+    alias: Mapped[str] = mapped_column(String(64))
+    from_version: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    to_version: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    actor: Mapped[str] = mapped_column(String(40))
+    at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
 
 
 class IdempotencyRow(Base):

@@ -9,7 +9,7 @@ from sqlalchemy.orm import Session
 
 from api_schemas import TERMINAL_STATES, JobStatus
 from api_schemas.http import JobAccepted, JobCreate, JobList, JobMetrics, JobOut
-from lipspline_platform import lifecycle
+from lipspline_platform import lifecycle, registry
 from lipspline_platform.db.engine import session_scope
 from lipspline_platform.db.ids import new_id
 from lipspline_platform.db.tables import DatasetRow, JobEpochRow, JobRow
@@ -41,7 +41,7 @@ def _get(session: Session, job_id: str, tenant: str, *, lock: bool = False) -> J
     responses={
         202: created_headers("job"),
         **problems(
-            (404, "unknown dataset_id (or another tenant's)"),
+            (404, "unknown dataset_id (or another tenant's), or register_as names no registered model"),
             (409, "Idempotency-Key in use by a request still in flight"),
             (422, "invalid config, a limit exceeded, or an Idempotency-Key reused with another body"),
             (503, "the job broker is unreachable (nothing is stored)"),
@@ -76,10 +76,20 @@ def _submit(spec: JobCreate, settings: Settings, tenant: str, idem: IdempotentRe
                 field="dataset_id",
             )
         check_network(spec.config, dataset, settings)
+        if spec.register_as is not None and registry.find_name(session, tenant, spec.register_as) is None:
+            detail = f"register_as: registered model {spec.register_as!r} does not exist (POST /v1/registered-models)"
+            errors = [{"field": "register_as", "message": "no registered model of that name"}]
+            raise ProblemError(404, "Not Found", detail, kind="not-found", field="register_as", errors=errors)
         # the idempotency record commits with the job row: a crash can never leave one without the other
         idem.finish(202, body, headers, session=session)
         lifecycle.submit(
-            session, job_id=job_id, tenant_id=tenant, dataset_id=spec.dataset_id, config=spec.config, queue=queue
+            session,
+            job_id=job_id,
+            tenant_id=tenant,
+            dataset_id=spec.dataset_id,
+            config=spec.config,
+            queue=queue,
+            register_as=spec.register_as,
         )
     try:
         send_job(settings, job_id, queue)

@@ -37,6 +37,7 @@ from lipspline_platform.db.tables import ModelRow
 from service.compute_placement import ComputePlacement
 from service.deps import AppSettings, DbSession, TenantId
 from service.model_cache import LoadedModel, ModelCache, check_stored_weights
+from service.model_refs import ResolvedModelId
 from service.openapi_docs import json_body, problems
 from service.ownership import owned
 from service.predict_body import parse_predict_body
@@ -147,13 +148,13 @@ def _certified(loaded: LoadedModel) -> float:
 
 
 @router.post(
-    "/{model_id}/predict",
+    "/{model_id:path}/predict",
     response_model=PredictResponse,
     openapi_extra=json_body(PredictRequest),
     responses=problems(404, (409, _BAD_ARTIFACT[1] + ", or the model has no finite certificate (`no-certificate`)")),
 )
 async def predict(
-    model_id: str,
+    model_id: ResolvedModelId,
     request: Request,
     tenant: TenantId,
     cache: Annotated[ModelCache, Depends(cache_of)],
@@ -230,7 +231,7 @@ def _npy_rows(raw: bytes, loaded: LoadedModel, limit: int) -> np.ndarray:
 
 
 @router.post(
-    "/{model_id}/predict/npy",
+    "/{model_id:path}/predict/npy",
     response_class=Response,
     openapi_extra={
         "requestBody": {
@@ -256,7 +257,7 @@ def _npy_rows(raw: bytes, loaded: LoadedModel, limit: int) -> np.ndarray:
     },
 )
 async def predict_npy(
-    model_id: str,
+    model_id: ResolvedModelId,
     request: Request,
     tenant: TenantId,
     cache: Annotated[ModelCache, Depends(cache_of)],
@@ -300,9 +301,9 @@ async def predict_npy(
     return Response(buffer.getvalue(), media_type=NPY, headers=headers)
 
 
-@router.post("/{model_id}/certify", response_model=CertifyResponse, responses=_USES_WEIGHTS)
+@router.post("/{model_id:path}/certify", response_model=CertifyResponse, responses=_USES_WEIGHTS)
 def certify(
-    model_id: str,
+    model_id: ResolvedModelId,
     tenant: TenantId,
     body: CertifyRequest,
     cache: Annotated[ModelCache, Depends(cache_of)],
@@ -367,8 +368,10 @@ def _activation_curves(loaded: LoadedModel) -> list[dict[str, Any]]:
     return layers
 
 
-@router.get("/{model_id}/activations", responses=_USES_WEIGHTS)
-def activations(model_id: str, cache: Annotated[ModelCache, Depends(cache_of)], tenant: TenantId) -> dict[str, Any]:
+@router.get("/{model_id:path}/activations", responses=_USES_WEIGHTS)
+def activations(
+    model_id: ResolvedModelId, cache: Annotated[ModelCache, Depends(cache_of)], tenant: TenantId
+) -> dict[str, Any]:
     """Sampled curves of every activation, per unit (x shared, one y list per unit)."""
     loaded = cache.get(model_id, tenant)
     return {"model_id": model_id, "points": CURVE_POINTS, "layers": _activation_curves(loaded)}
@@ -382,7 +385,7 @@ _BINARY = {"schema": {"type": "string", "format": "binary"}}
 
 
 @router.get(
-    "/{model_id}/download",
+    "/{model_id:path}/download",
     response_class=Response,
     responses={
         200: {
@@ -395,7 +398,7 @@ _BINARY = {"schema": {"type": "string", "format": "binary"}}
     },
 )
 def download(
-    model_id: str,
+    model_id: ResolvedModelId,
     session: DbSession,
     tenant: TenantId,
     cache: Annotated[ModelCache, Depends(cache_of)],

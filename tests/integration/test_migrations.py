@@ -16,7 +16,10 @@ from lipspline_platform.db.tables import Base
 from tests.support.services import fresh_postgres_database
 
 pytestmark = pytest.mark.integration
-TABLES = {"datasets", "jobs", "job_epochs", "models", "tenants", "api_keys", "job_checkpoints", "idempotency_keys"}
+BEFORE_REGISTRY = {"datasets", "jobs", "job_epochs", "models", "tenants", "api_keys", "job_checkpoints",
+                   "idempotency_keys"}  # fmt: skip
+REGISTRY = {"registered_models", "model_versions", "model_aliases", "alias_events"}
+TABLES = BEFORE_REGISTRY | REGISTRY
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])
@@ -47,6 +50,25 @@ def test_upgrade_from_empty_and_downgrade_back(database_url: str) -> None:
     assert _tables(database_url) == set()
     migrate.upgrade(database_url)  # and up again: downgrade left nothing behind
     assert _tables(database_url) == TABLES
+
+
+def _columns(url: str, table: str) -> set[str]:
+    engine = create_engine(url)
+    try:
+        return {column["name"] for column in inspect(engine).get_columns(table)}
+    finally:
+        engine.dispose()
+
+
+def test_registry_migration_down_and_up_again(database_url: str) -> None:
+    """0003 alone: its downgrade removes the registry tables and ``jobs.register_as``, and nothing else."""
+    migrate.upgrade(database_url)
+    assert "register_as" in _columns(database_url, "jobs")
+    migrate.downgrade(database_url, "0002")
+    assert _tables(database_url) == BEFORE_REGISTRY
+    assert "register_as" not in _columns(database_url, "jobs")
+    migrate.upgrade(database_url)
+    assert _tables(database_url) == TABLES and "register_as" in _columns(database_url, "jobs")
 
 
 def test_migrated_schema_matches_the_orm_tables(database_url: str) -> None:
