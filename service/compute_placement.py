@@ -1,40 +1,59 @@
-"""Where a request's arithmetic runs: on the event loop when it is small, on a few threads when it is not.
+"""Where and when a request's arithmetic runs, so large batches cannot starve small ones.
 
-A hop to a worker thread costs tens of microseconds, more than the served map of a
-small batch on a small model, so small work runs inline on the event loop. Large work
-(a 1,000-row batch, a wide model) goes to worker threads, at most one per core at a time:
-more threads would not compute faster (the GIL and the cores are shared), they would
-only delay the event loop, and with it every small request queued behind them. So a
-burst of large predictions queues for the threads while 1-row predictions keep being
-answered (`bench/bench_service.py`'s mixed-load section measures it).
+Two decisions, both made before any work is done:
+
+* **When.** A request with a large body (more than ``LARGE_BODY_BYTES``) takes a turn in
+  the *large lane*, at most one per core at a time, for everything it does after its body
+  has arrived: parsing, the served map, serialising. On an event loop, work runs in the
+  order it became ready; without the lane, a burst of 1,000-row predictions would put all
+  of their parsing and computing ahead of a 1-row request that arrived just after them.
+  With it, the waiting large requests sit on a semaphore, and a small request runs
+  between two large ones (the mixed-load section of ``bench/bench_service.py``).
+* **Where.** A hop to a worker thread costs tens of microseconds, more than the served
+  map of a small batch on a small model, so work below ``THREAD_WORK`` (rows x
+  parameters) runs inline on the event loop; heavier work (wide models, whose matrix
+  products release the GIL) runs on a thread, so the loop keeps answering meanwhile.
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import os
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from typing import TypeVar
 
-import anyio
 import anyio.to_thread
 
 T = TypeVar("T")
 
-#: work units (rows x parameters) below which the computation runs on the event loop
-INLINE_WORK = 100_000
+#: request bodies above this many bytes take turns in the large lane (about 20 bytes per JSON number)
+LARGE_BODY_BYTES = 16 * 1024
+#: work units (rows x parameters) above which the computation leaves the event loop for a thread
+THREAD_WORK = 2_000_000
 
 
 class ComputePlacement:
-    """Runs a computation inline or on the bounded thread pool, by its size."""
+    """The large lane and the inline-or-thread choice of one API process (module docstring)."""
 
-    def __init__(self, threads: int | None = None, inline_work: int = INLINE_WORK) -> None:
-        self.threads = threads or os.cpu_count() or 1
-        self.inline_work = inline_work
-        self._limiter: anyio.CapacityLimiter | None = None  # made on first use, inside the event loop
+    def __init__(self, lanes: int | None = None, thread_work: int = THREAD_WORK) -> None:
+        self.lanes = lanes or os.cpu_count() or 1
+        self.thread_work = thread_work
+        self._lane: asyncio.Semaphore | None = None  # made on first use, inside the event loop
+
+    @contextlib.asynccontextmanager
+    async def turn(self, body_bytes: int) -> AsyncIterator[None]:
+        """Hold a place in the large lane for the duration of the block, if the body is large."""
+        if body_bytes <= LARGE_BODY_BYTES:
+            yield
+            return
+        if self._lane is None:
+            self._lane = asyncio.Semaphore(self.lanes)
+        async with self._lane:
+            yield
 
     async def run(self, work: int, function: Callable[..., T], *args: object) -> T:
-        if work <= self.inline_work:
+        """``function(*args)`` inline, or on a worker thread when ``work`` is above ``thread_work``."""
+        if work <= self.thread_work:
             return function(*args)
-        if self._limiter is None:
-            self._limiter = anyio.CapacityLimiter(self.threads)
-        return await anyio.to_thread.run_sync(function, *args, limiter=self._limiter)
+        return await anyio.to_thread.run_sync(function, *args)

@@ -118,9 +118,19 @@ def _problem_schemas() -> dict[str, Any]:
     return {"Problem": schema, **nested}
 
 
+_STRING_CONSTRAINTS = ("maxLength", "minLength", "pattern", "enum", "format")
+
+
+def _can_fail(parameter: dict[str, Any]) -> bool:
+    # a plain string path parameter matches any segment; a typed or constrained one can be refused
+    if parameter.get("in") != "path":
+        return True
+    schema = parameter.get("schema", {})
+    return schema.get("type", "string") != "string" or any(key in schema for key in _STRING_CONSTRAINTS)
+
+
 def _answers_422(operation: dict[str, Any]) -> bool:
-    # plain string path parameters match any segment: only a body, a query or a header can fail validation
-    return "requestBody" in operation or any(p.get("in") != "path" for p in operation.get("parameters", []))
+    return "requestBody" in operation or any(_can_fail(p) for p in operation.get("parameters", []))
 
 
 def _is_fastapi_422(response: dict[str, Any]) -> bool:

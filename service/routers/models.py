@@ -165,17 +165,19 @@ async def predict(
 
     The hot path of the service: the body (a ``PredictRequest``) becomes one float64 array
     without a Python loop over its numbers (``service/predict_body.py``), a loaded model is
-    used without leaving the event loop, small batches are computed inline and large ones on
-    a bounded pool of threads (``service/compute_placement.py``), and the answer is built
+    used without leaving the event loop, large bodies take turns so they cannot starve small
+    ones, and heavy work leaves the loop for a thread (``service/compute_placement.py``); the answer is built
     from numpy arrays and serialised once by orjson (no re-validation of what was just
     computed); ``PredictResponse`` documents it and the route tests check it.
     """
-    body = parse_predict_body(await request.body(), request.headers.get("content-type"))
-    loaded = await cache.get_async(model_id, tenant)
-    x = _checked_rows(loaded, body.inputs, settings.max_predict_rows)
-    certified = _certified(loaded)
-    work = x.shape[0] * loaded.work_per_row
-    content = await placement.run(work, _predict_content, loaded, x, certified, body.epsilon)
+    raw = await request.body()
+    async with placement.turn(len(raw)):
+        body = parse_predict_body(raw, request.headers.get("content-type"))
+        loaded = await cache.get_async(model_id, tenant)
+        x = _checked_rows(loaded, body.inputs, settings.max_predict_rows)
+        certified = _certified(loaded)
+        work = x.shape[0] * loaded.work_per_row
+        content = await placement.run(work, _predict_content, loaded, x, certified, body.epsilon)
     return Response(content, media_type="application/json")
 
 
@@ -271,10 +273,22 @@ async def predict_npy(
     ``np.save`` of a structured array, so a batch costs what the model costs.
     """
     raw = await request.body()
-    loaded = await cache.get_async(model_id, tenant)
-    x = _npy_rows(raw, loaded, settings.max_predict_rows)
-    certified = _certified(loaded)
-    served = await placement.run(x.shape[0] * loaded.work_per_row, _served, loaded, x)
+    async with placement.turn(len(raw)):
+        loaded = await cache.get_async(model_id, tenant)
+        x = _npy_rows(raw, loaded, settings.max_predict_rows)
+        certified = _certified(loaded)
+        content = await placement.run(x.shape[0] * loaded.work_per_row, _npy_content, loaded, x, certified, epsilon)
+    headers = {
+        "X-Lipschitz-Bound": repr(float(certified)),
+        "X-Arithmetic": ARITHMETIC,
+        "X-Classes": json.dumps(loaded.model.classes),
+    }
+    return Response(content, media_type=NPY, headers=headers)
+
+
+def _npy_content(loaded: LoadedModel, x: np.ndarray, certified: float, epsilon: float | None) -> bytes:
+    """The ``.npy`` answer of ``predict/npy``: one structured record per row."""
+    served = _served(loaded, x)
     outputs = served.outputs
     fields: list[tuple] = [("output", np.float64, (outputs.shape[1],)), ("rounding_bound", np.float64)]
     classifier = loaded.model.task == "classification"
@@ -293,12 +307,7 @@ async def predict_npy(
         records["output_bound"] = served_output_bound(served, certified, epsilon)
     buffer = io.BytesIO()
     np.save(buffer, records, allow_pickle=False)
-    headers = {
-        "X-Lipschitz-Bound": repr(float(certified)),
-        "X-Arithmetic": ARITHMETIC,
-        "X-Classes": json.dumps(loaded.model.classes),
-    }
-    return Response(buffer.getvalue(), media_type=NPY, headers=headers)
+    return buffer.getvalue()
 
 
 @router.post("/{model_id:path}/certify", response_model=CertifyResponse, responses=_USES_WEIGHTS)
