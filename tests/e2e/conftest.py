@@ -1,5 +1,9 @@
 """Deployments under test: the embedded default, and PostgreSQL + Redis with two workers.
 
+One of each for the whole session, shared by every module that takes ``deployment`` (tests
+create their own datasets and models and never assume an empty service), so the suite
+starts each pair of servers once rather than once per module.
+
 Both are real processes (uvicorn via `lipspline serve` / `lipspline api`, Celery
 via `lipspline worker`) driven over HTTP.
 """
@@ -17,7 +21,7 @@ from tests.support.services import fresh_postgres_database, fresh_redis_url
 E2E_REDIS_DB = 11
 
 
-@pytest.fixture(scope="module", params=["embedded", "postgres_redis"])
+@pytest.fixture(scope="session", params=["embedded", "postgres_redis"])
 def deployment(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Deployment]:
     workdir = tmp_path_factory.mktemp(request.param)
     env = {"LIPSPLINE_DATA_DIR": str(workdir / "data"), "LIPSPLINE_CANCEL_POLL_S": "0.2"}
