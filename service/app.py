@@ -9,6 +9,7 @@ from fastapi import FastAPI
 
 from lipspline_platform.reconciler import Reconciler
 from lipspline_platform.settings import Settings, get_settings
+from lipspline_platform.webhooks.dispatcher import WebhookDispatcher
 from service.auth import VerifiedKeys
 from service.compute_placement import ComputePlacement
 from service.limits import BodySizeLimit
@@ -16,7 +17,7 @@ from service.model_cache import ModelCache
 from service.openapi_docs import install_openapi
 from service.problems import install_problem_handlers
 from service.rate_limit import RateLimiter
-from service.routers import datasets, health, jobs, models
+from service.routers import datasets, health, job_events, jobs, models, webhooks
 
 DESCRIPTION = """
 Train deep-spline networks (learnable linear-spline activations, BV² objective)
@@ -31,11 +32,14 @@ robustness radius that follows from it. Errors are `application/problem+json`
 @asynccontextmanager
 async def _reconciler_lifespan(app: FastAPI) -> AsyncIterator[None]:
     # every API process also re-queues jobs of dead workers and re-sends what the broker lost
+    # … and sends due webhook deliveries (lipspline_platform/webhooks/dispatcher.py)
     reconciler = Reconciler(app.state.settings).start()
+    dispatcher = WebhookDispatcher(app.state.settings).start()
     try:
         yield
     finally:
         reconciler.stop()
+        dispatcher.stop()
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -50,7 +54,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     install_problem_handlers(app)
     # outermost: counts the bytes of every request body as they stream in (413 past the limit)
     app.add_middleware(BodySizeLimit, limit=settings.max_upload_bytes)
-    for router in (health.router, datasets.router, jobs.router, models.router):
+    for router in (health.router, datasets.router, jobs.router, job_events.router, webhooks.router, models.router):
         app.include_router(router)
     install_openapi(app)  # errors as problem+json, the Bearer scheme, on every route
     return app

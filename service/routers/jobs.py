@@ -21,6 +21,7 @@ from service.limits import check_network
 from service.openapi_docs import created_headers, problems
 from service.ownership import owned
 from service.problems import ProblemError
+from service.routers.webhooks import check_notify_url
 
 router = APIRouter(prefix="/v1/jobs", tags=["jobs"])
 SUBMIT_ROUTE = "POST /v1/jobs"
@@ -76,10 +77,18 @@ def _submit(spec: JobCreate, settings: Settings, tenant: str, idem: IdempotentRe
                 field="dataset_id",
             )
         check_network(spec.config, dataset, settings)
+        if spec.notify_url is not None:
+            check_notify_url(session, spec.notify_url, tenant, settings)
         # the idempotency record commits with the job row: a crash can never leave one without the other
         idem.finish(202, body, headers, session=session)
         lifecycle.submit(
-            session, job_id=job_id, tenant_id=tenant, dataset_id=spec.dataset_id, config=spec.config, queue=queue
+            session,
+            job_id=job_id,
+            tenant_id=tenant,
+            dataset_id=spec.dataset_id,
+            config=spec.config,
+            queue=queue,
+            notify_url=spec.notify_url,
         )
     try:
         send_job(settings, job_id, queue)

@@ -16,7 +16,8 @@ from lipspline_platform.db.tables import Base
 from tests.support.services import fresh_postgres_database
 
 pytestmark = pytest.mark.integration
-TABLES = {"datasets", "jobs", "job_epochs", "models", "tenants", "api_keys", "job_checkpoints", "idempotency_keys"}
+TABLES = {"datasets", "jobs", "job_epochs", "models", "tenants", "api_keys", "job_checkpoints", "idempotency_keys",
+          "job_events", "webhook_secrets", "webhook_endpoints", "webhook_deliveries", "webhook_attempts"}
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])
