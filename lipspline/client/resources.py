@@ -206,6 +206,16 @@ class Job:
             if self.refresh().status in TERMINAL_STATES:
                 return  # the stream ended without a final event (a job older than the event log)
 
+    def events_so_far(self) -> list[JobEvent]:
+        """The events stored up to now, without waiting for more (the stream, read in one poll)."""
+        transport: SyncTransport = self._runner.transport
+        request = Request("GET", f"/v1/jobs/{self.id}/events", params={"until_now": "true"})
+        response = transport.send(request, stream=True)
+        try:
+            return [JobEvent.model_validate_json(m.data) for m in sse.parse(response.iter_lines())]
+        finally:
+            response.close()
+
     def wait(self, progress: bool = False, *, raise_on_failure: bool = True) -> Job:
         """Follow the job's events until it ends; ``progress=True`` draws a live progress bar.
 

@@ -45,7 +45,9 @@ def sse_message(event: JobEvent) -> str:
     return f"id: {event.seq}\nevent: {event.type}\ndata: {event.model_dump_json()}\n\n"
 
 
-async def _stream(request: Request, settings: Settings, job_id: str, after: int) -> AsyncIterator[str]:
+async def _stream(
+    request: Request, settings: Settings, job_id: str, after: int, until_now: bool = False
+) -> AsyncIterator[str]:
     yield f"retry: {RECONNECT_MS}\n\n"
     quiet_since = time.monotonic()
     while True:
@@ -56,7 +58,8 @@ async def _stream(request: Request, settings: Settings, job_id: str, after: int)
         if batch.events:
             quiet_since = time.monotonic()
         # the status was read before the events: terminal means the final event was among them
-        if batch.status is None or (batch.status in TERMINAL_STATES and len(batch.events) < BATCH):
+        caught_up = len(batch.events) < BATCH
+        if batch.status is None or (caught_up and (until_now or batch.status in TERMINAL_STATES)):
             return
         if time.monotonic() - quiet_since >= settings.sse_heartbeat_s:
             yield ": keep-alive\n\n"
@@ -93,10 +96,15 @@ async def job_event_stream(
         int | None, Header(alias="Last-Event-ID", ge=0, description="resume after this event (its seq)")
     ] = None,
     after: Annotated[int | None, Query(ge=0, description="like Last-Event-ID, for clients that cannot set it")] = None,
+    until_now: Annotated[
+        bool, Query(description="end after the events stored so far (a log, not a live stream)")
+    ] = False,
 ) -> StreamingResponse:
     """Follow a job live: epochs, status changes and the final event; ends when the job does."""
     await run_in_threadpool(_check_owned, settings, job_id, tenant)
     start = last_event_id if last_event_id is not None else (after or 0)
     # no-cache and X-Accel-Buffering: proxies must pass each event on at once, not buffer the stream
     headers = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
-    return StreamingResponse(_stream(request, settings, job_id, start), media_type=EVENT_STREAM, headers=headers)
+    return StreamingResponse(
+        _stream(request, settings, job_id, start, until_now), media_type=EVENT_STREAM, headers=headers
+    )
