@@ -12,6 +12,7 @@ from lipspline_platform.settings import Settings, get_settings
 from lipspline_platform.webhooks.dispatcher import WebhookDispatcher
 from service.auth import VerifiedKeys
 from service.compute_placement import ComputePlacement
+from service.docs_pages import install_docs
 from service.limits import BodySizeLimit
 from service.model_cache import ModelCache
 from service.openapi_docs import install_openapi
@@ -45,7 +46,9 @@ async def _reconciler_lifespan(app: FastAPI) -> AsyncIterator[None]:
 def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or get_settings()
     settings.ensure_dirs()
-    app = FastAPI(title="LipSpline", version="1.0.0", description=DESCRIPTION, lifespan=_reconciler_lifespan)
+    app = FastAPI(title="LipSpline", version="1.0.0", description=DESCRIPTION, lifespan=_reconciler_lifespan,
+                  docs_url=None, redoc_url=None)  # fmt: skip
+    install_docs(app)  # /docs and /redoc with assets from the installed package, not a CDN
     app.state.settings = settings
     app.state.model_cache = ModelCache(settings.resolved_database_url, settings.model_cache_size)
     app.state.rate_limiter = RateLimiter(settings.rate_limit_per_s, settings.rate_limit_burst)

@@ -40,7 +40,8 @@ from service.openapi_docs import problems
 from service.ownership import owned
 from service.problems import invalid_field
 
-router = APIRouter(tags=["webhooks"])
+router = APIRouter()
+TAGS: list[str | object] = ["webhooks"]
 
 
 def _checked_url(field: str, url: str, settings: Settings) -> str:
@@ -71,14 +72,14 @@ def _set_secret(session: Session, tenant: str) -> WebhookSecretRow:
     return row
 
 
-@router.post("/v1/webhooks/secret", status_code=201, response_model=WebhookSecretOut)
+@router.post("/v1/webhooks/secret", status_code=201, response_model=WebhookSecretOut, tags=TAGS)
 def rotate_webhook_secret(session: DbSession, tenant: TenantId) -> WebhookSecretOut:
     """Create the tenant's webhook signing secret, or replace it: shown in this response only."""
     row = _set_secret(session, tenant)
     return WebhookSecretOut(secret=row.secret, created_at=row.created_at)
 
 
-@router.post("/v1/webhooks", status_code=201, response_model=WebhookEndpointOut)
+@router.post("/v1/webhooks", status_code=201, response_model=WebhookEndpointOut, tags=TAGS)
 def register_webhook(
     spec: WebhookEndpointCreate, session: DbSession, settings: AppSettings, tenant: TenantId, response: Response
 ) -> WebhookEndpointOut:
@@ -92,7 +93,7 @@ def register_webhook(
     return WebhookEndpointOut(id=row.id, url=row.url, created_at=row.created_at, secret=created_secret)
 
 
-@router.get("/v1/webhooks", response_model=WebhookEndpointList)
+@router.get("/v1/webhooks", response_model=WebhookEndpointList, tags=TAGS)
 def list_webhooks(session: DbSession, tenant: TenantId) -> WebhookEndpointList:
     rows = session.scalars(
         select(WebhookEndpointRow).where(WebhookEndpointRow.tenant_id == tenant).order_by(WebhookEndpointRow.created_at)
@@ -100,7 +101,7 @@ def list_webhooks(session: DbSession, tenant: TenantId) -> WebhookEndpointList:
     return WebhookEndpointList(items=[WebhookEndpointOut(id=r.id, url=r.url, created_at=r.created_at) for r in rows])
 
 
-@router.delete("/v1/webhooks/{endpoint_id}", status_code=204, responses=problems(404))
+@router.delete("/v1/webhooks/{endpoint_id}", status_code=204, responses=problems(404), tags=TAGS)
 def delete_webhook(endpoint_id: str, session: DbSession, tenant: TenantId) -> Response:
     """Stop sending to this endpoint (deliveries already recorded keep their history)."""
     session.delete(owned(session, WebhookEndpointRow, endpoint_id, tenant, "webhook"))
