@@ -10,6 +10,7 @@ from typing import Any
 
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+from rich.table import Column
 
 from api_schemas.http import JobEvent
 
@@ -18,11 +19,16 @@ def _numbers(values: dict[str, Any] | None, prefix: str = "") -> list[str]:
     return [f"{prefix}{name} {value:.4g}" for name, value in (values or {}).items() if isinstance(value, int | float)]
 
 
-def epoch_summary(data: dict[str, Any]) -> str:
-    """``loss 0.31 bv2 0.002 | train accuracy 0.91 | val accuracy 0.9`` for an epoch event's data."""
-    parts = [" ".join(_numbers(data.get("losses")))]
-    parts.append(" ".join(_numbers(data.get("train_metrics"), "train ")))
-    parts.append(" ".join(_numbers(data.get("validation_metrics"), "val ")))
+def epoch_summary(data: dict[str, Any], *, short: bool = False) -> str:
+    """``data 0.31 bv2 0.002 total 0.31 | train accuracy 0.91 | val accuracy 0.9`` for an epoch event;
+    ``short``: the total loss and the metrics other than the loss (fits beside a progress bar)."""
+    losses = data.get("losses") or {}
+    if short and "total" in losses:
+        losses = {"total": losses["total"]}
+    parts = [" ".join(_numbers({("loss" if short else k): v for k, v in losses.items()}))]
+    for key, prefix in (("train_metrics", "train "), ("validation_metrics", "val ")):
+        metrics = {k: v for k, v in (data.get(key) or {}).items() if not (short and k == "loss")}
+        parts.append(" ".join(_numbers(metrics, prefix)))
     return " | ".join(p for p in parts if p)
 
 
@@ -39,7 +45,8 @@ class JobProgress:
             TimeElapsedColumn(),
             TextColumn("ETA"),
             TimeRemainingColumn(),
-            TextColumn("{task.fields[summary]}"),
+            # the summary gives way first on a narrow terminal: the bar, counts and ETA stay whole
+            TextColumn("{task.fields[summary]}", table_column=Column(no_wrap=True, overflow="ellipsis")),
             console=self.console,
         )
         self.task = self.progress.add_task(job_id, total=epochs, status="queued", summary="")
@@ -55,6 +62,6 @@ class JobProgress:
         data = event.data
         if event.type == "epoch":
             self.progress.update(self.task, total=data.get("epochs"), completed=data.get("epoch", 0),
-                                 status="running", summary=epoch_summary(data))  # fmt: skip
+                                 status="running", summary=epoch_summary(data, short=True))  # fmt: skip
         else:  # status, final
             self.progress.update(self.task, status=data.get("status", "?"))
