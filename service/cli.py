@@ -129,6 +129,9 @@ def cmd_serve(args: argparse.Namespace) -> int:
     worker = _start_embedded_worker(settings)
     print(f"lipspline: data in {settings.data_dir.resolve()}, API on http://{args.host}:{args.port}", flush=True)
     print(f"lipspline: API key of tenant 'default' in {key_file} (send it as Authorization: Bearer <key>)", flush=True)
+    print(f"lipspline: key: {key_file.read_text().strip()}", flush=True)
+    print(f"lipspline: in another shell, from any directory:\n  export LIPSPLINE_URL=http://{args.host}:{args.port}"
+          f" LIPSPLINE_API_KEY=$(cat {key_file})", flush=True)  # fmt: skip
 
     def _exit(signum: int, _frame) -> None:  # noqa: ANN001
         raise SystemExit(128 + signum)
