@@ -1,13 +1,36 @@
-# One entry point per job. torch is installed first and pinned: a bare `torch`
-# requirement on a machine without it would pull the multi-GB CUDA build.
-PYTHON ?= python3
+# One entry point per job. Everything is installed into the project's virtual environment
+# (.venv, created on first use), never into the global interpreter, with pip's progress shown.
+# torch is installed first and pinned: a bare `torch` requirement on a machine without it
+# would pull the multi-GB CUDA build.
+VENV ?= .venv
+# e.g. VENV_FLAGS=--system-site-packages to reuse a torch already installed on the machine
+VENV_FLAGS ?=
+BASE_PYTHON ?= python3
+PYTHON = $(VENV)/bin/python
 PIP = $(PYTHON) -m pip
 
-.PHONY: install test test-fast bench lint serve experiments
+.PHONY: install test test-fast bench lint serve experiments chromium
 
-install:
-	$(PIP) install --quiet torch==2.13.0
-	$(PIP) install --quiet -e '.[dev]'
+$(PYTHON):
+	@echo "==> creating the virtual environment $(VENV) ($(BASE_PYTHON) -m venv)"
+	$(BASE_PYTHON) -m venv $(VENV_FLAGS) $(VENV)
+	$(PIP) install --upgrade --quiet pip
+
+install: $(PYTHON) chromium
+	@echo "==> [1/2] torch==2.13.0 into $(VENV) (the largest download; pinned, CPU build)"
+	$(PIP) install --progress-bar on torch==2.13.0
+	@echo "==> [2/2] lipspline and its dependencies (editable, with the dev extras)"
+	$(PIP) install --progress-bar on -e '.[dev]'
+	@echo "==> installed: activate with 'source $(VENV)/bin/activate', or run $(VENV)/bin/lipspline"
+
+# Debian's chromium for the /docs browser test (tests/e2e/test_docs_offline.py); Playwright's
+# own browser download needs the internet, the distribution's package does not.
+chromium:
+	@command -v chromium >/dev/null 2>&1 || { \
+	  echo "==> installing chromium (apt-get) for the /docs browser test"; \
+	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
+	  $$SUDO apt-get update -qq && $$SUDO apt-get install -y -qq chromium \
+	  || echo "warning: could not install chromium; the /docs browser test will fail"; }
 
 test: install
 	$(PYTHON) -m pytest -q
@@ -19,10 +42,11 @@ test-fast:
 
 # The embedded default: SQLite, embedded broker, one worker; no servers needed.
 serve: install
+	@echo "==> starting the service (Ctrl-C stops it)"
 	$(PYTHON) -m service.cli serve
 
-lint:
-	ruff check .
+lint: $(PYTHON)
+	$(PYTHON) -m ruff check .
 
 # The reference library `deepsplines` declares torchvision (no CPU build here)
 # but its activation modules need only torch: install it without dependencies.

@@ -110,6 +110,12 @@ class JobCreate(_Request):
         description="a registered model's name (it must exist): when the job succeeds, its model becomes the "
         "name's next version, in the transaction that stores the model",
     )
+    notify_url: str | None = Field(
+        None,
+        max_length=2000,
+        description="http(s) URL that receives the job's final event as a signed webhook POST "
+        "(needs the tenant's webhook secret: POST /v1/webhooks/secret)",
+    )
 
 
 class JobAccepted(BaseModel):
@@ -146,6 +152,74 @@ class JobMetrics(BaseModel):
     id: str
     status: JobStatus
     history: list[dict[str, Any]]
+
+
+JobEventType = Literal["status", "epoch", "final"]
+
+
+class JobEvent(BaseModel):
+    """One event of ``GET /v1/jobs/{id}/events`` (the SSE ``data:`` line; ``id:`` is ``seq``).
+
+    ``data`` by ``type``: ``status``: ``{"status", "attempt"?, "error"?}``; ``epoch``: the job's
+    progress after that epoch (``epoch``, ``epochs``, ``losses``, ``train_metrics``,
+    ``validation_metrics``, ``epoch_seconds``, ``attempt``); ``final`` (last, after the status
+    that ends the job): ``{"event", "job_id", "status", "model_id", "error", "train_seconds", "finished_at"}``.
+    """
+
+    seq: int = Field(description="1, 2, 3 … per job; send the last one seen as Last-Event-ID to resume")
+    type: JobEventType
+    job_id: str
+    data: dict[str, Any]
+
+
+class WebhookSecretOut(BaseModel):
+    """The tenant's webhook signing secret: shown in this response only, never again."""
+
+    secret: str = Field(description="HMAC-SHA256 key of X-LipSpline-Signature; store it now")
+    created_at: Timestamp
+
+
+class WebhookEndpointCreate(_Request):
+    model_config = ConfigDict(json_schema_extra={"examples": [{"url": "https://hooks.example.com/lipspline"}]})
+
+    url: str = Field(..., min_length=1, max_length=2000, description="http(s) URL; public addresses only by default")
+
+
+class WebhookEndpointOut(BaseModel):
+    id: str
+    url: str
+    created_at: Timestamp
+    secret: str | None = Field(
+        None, description="the tenant's signing secret when this registration created it (shown once), else null"
+    )
+
+
+class WebhookEndpointList(BaseModel):
+    items: list[WebhookEndpointOut]
+
+
+class DeliveryAttemptOut(BaseModel):
+    attempt: int
+    started_at: Timestamp
+    duration_s: float
+    status_code: int | None = Field(None, description="the receiver's HTTP status; null when no answer came")
+    error: str | None = None
+    succeeded: bool
+
+
+class DeliveryOut(BaseModel):
+    id: str
+    url: str
+    event: str
+    state: Literal["pending", "delivered", "failed"]
+    attempts: list[DeliveryAttemptOut]
+    next_attempt_at: Timestamp | None = Field(None, description="pending: when the next attempt is due")
+    created_at: Timestamp
+    finished_at: Timestamp | None = None
+
+
+class DeliveryList(BaseModel):
+    items: list[DeliveryOut]
 
 
 class LipschitzSummary(BaseModel):

@@ -15,6 +15,10 @@ is still ``running`` under its own attempt. Once the reconciler has re-queued
 the job, or another worker has claimed it, the old runner's writes match no
 row and it stops. Nothing outside this module writes ``jobs.status``
 (``tests/unit/test_layering.py`` checks it).
+
+Each transition also appends to the job's event stream (``job_events``) in its own
+transaction, and the one that ends a job writes its webhook deliveries (the outbox) there
+too: an event is never lost and never reported for a change that rolled back.
 """
 
 from __future__ import annotations
@@ -28,11 +32,12 @@ from sqlalchemy.orm import Session
 
 from api_schemas import TERMINAL_STATES, JobStatus, TrainingConfig
 from api_schemas.timestamps import as_utc, utcnow
-from lipspline_platform import registry
+from lipspline_platform import job_events, registry
 from lipspline_platform.db.engine import session_scope
 from lipspline_platform.db.ids import new_id
 from lipspline_platform.db.tables import JobCheckpointRow, JobEpochRow, JobRow, ModelRow
 from lipspline_platform.settings import Settings
+from lipspline_platform.webhooks import outbox
 
 log = logging.getLogger(__name__)
 
@@ -99,6 +104,33 @@ def drop_checkpoint(session: Session, job_id: str) -> None:
     session.execute(delete(JobCheckpointRow).where(JobCheckpointRow.job_id == job_id))
 
 
+def _announce(session: Session, job: JobRow, status: JobStatus, *, error: str | None = None,
+              attempt: int | None = None) -> None:  # fmt: skip
+    """Report a status change: a ``status`` event; when it ends the job, a ``final`` event
+    (model id or error) and one webhook delivery per target, all in the caller's transaction."""
+    change: dict = {"status": str(status)}
+    if attempt is not None:
+        change["attempt"] = attempt
+    if error:
+        change["error"] = error
+    job_events.append(session, job.id, job_events.STATUS, change)
+    if status not in TERMINAL_STATES:
+        return
+    final = {
+        "event": f"job.{status}",
+        "job_id": job.id,
+        "status": str(status),
+        "model_id": job.model_id if status == JobStatus.succeeded else None,
+        "error": error,
+        "dataset_id": job.dataset_id,
+        "train_seconds": job.train_seconds,
+        "finished_at": utcnow().isoformat(),
+    }
+    job_events.append(session, job.id, job_events.FINAL, final)
+    outbox.enqueue(session, tenant_id=job.tenant_id, job_id=job.id, notify_url=job.notify_url,
+                   event=final["event"], payload=final)  # fmt: skip
+
+
 def _last_beat():  # noqa: ANN202
     return func.coalesce(JobRow.heartbeat_at, JobRow.updated_at)
 
@@ -117,6 +149,7 @@ def submit(
     config: TrainingConfig,
     queue: str,
     register_as: str | None = None,
+    notify_url: str | None = None,
 ) -> JobRow:
     """A new ``queued`` job, in the caller's transaction (its message is sent after the commit).
 
@@ -137,8 +170,10 @@ def submit(
         # the message is sent right after this commits; the reconciler re-sends it if lost
         dispatched_at=now,
         register_as=register_as,
+        notify_url=notify_url,
     )
     session.add(row)
+    _announce(session, row, JobStatus.queued)
     return row
 
 
@@ -160,6 +195,7 @@ def request_cancel(session: Session, job: JobRow) -> JobRow:
     if job.status == JobStatus.queued:
         job.status = JobStatus.cancelled
         job.finished_at = now
+        _announce(session, job, JobStatus.cancelled)
     job.updated_at = now
     session.flush()
     return job
@@ -193,6 +229,7 @@ def claim(settings: Settings, job_id: str, worker_host: str) -> Claim | None:
             job.status, job.error = closing
             job.finished_at = job.updated_at = now
             drop_checkpoint(session, job_id)
+            _announce(session, job, closing[0], error=closing[1])
             return None
         seen_status, seen_attempts = job.status, job.attempts
         config, dataset_id = TrainingConfig.model_validate(job.config), job.dataset_id
@@ -212,6 +249,7 @@ def claim(settings: Settings, job_id: str, worker_host: str) -> Claim | None:
         )
         if result.rowcount != 1:
             return None
+        _announce(session, job, JobStatus.running, attempt=seen_attempts + 1)
         return Claim(config, dataset_id, seen_attempts + 1)  # type: ignore[arg-type]
 
 
@@ -261,6 +299,7 @@ def record_epoch(
         job.device = device
         job.heartbeat_at = job.updated_at = now
         session.merge(JobEpochRow(job_id=job_id, epoch=progress["epoch"], report=history))
+        job_events.append(session, job_id, job_events.EPOCH, progress)
         if checkpoint is not None:
             epoch, blob = checkpoint
             session.merge(JobCheckpointRow(job_id=job_id, epoch=epoch, blob=blob, updated_at=now))
@@ -318,6 +357,7 @@ def succeed(settings: Settings, job_id: str, attempt: int, dataset_id: str, mode
         job.train_seconds = seconds
         job.finished_at = job.updated_at = utcnow()
         drop_checkpoint(session, job_id)
+        _announce(session, job, JobStatus.succeeded)
     return True
 
 
@@ -341,6 +381,7 @@ def _close(settings: Settings, job_id: str, attempt: int, status: JobStatus, err
             job.error = error
         job.finished_at = job.updated_at = utcnow()
         drop_checkpoint(session, job_id)
+        _announce(session, job, status, error=error)
 
 
 # ---- the reconciler's transitions --------------------------------------------------------------
@@ -389,6 +430,9 @@ def expire_lease(settings: Settings, job: StaleJob, now: datetime) -> tuple[JobS
             return None
         if status != JobStatus.queued:
             drop_checkpoint(session, job.id)
+        row = session.get(JobRow, job.id)
+        assert row is not None  # the UPDATE above matched it, and holds its lock
+        _announce(session, row, status, error=values.get("error") or note)
     return status, note
 
 

@@ -102,6 +102,11 @@ def _after_fork_in_child() -> None:
     _active = threading.Lock()
 
 
+def fork_guard() -> threading.Lock:
+    """The lock a periodic pass holds (this one's, and the webhook dispatcher's): no fork mid-pass."""
+    return _active
+
+
 if hasattr(os, "register_at_fork"):
     os.register_at_fork(
         before=lambda: _active.acquire(),
@@ -142,17 +147,24 @@ class Reconciler:
 
 
 _worker_reconciler: Reconciler | None = None
+_worker_dispatcher = None
 
 
 def start_in_worker(settings: Settings) -> None:
-    """Called once in a ``lipspline worker`` main process when it is ready."""
-    global _worker_reconciler
+    """Called once in a ``lipspline worker`` main process when it is ready (also sends webhooks)."""
+    from lipspline_platform.webhooks.dispatcher import WebhookDispatcher
+
+    global _worker_reconciler, _worker_dispatcher
     if _worker_reconciler is None:
         _worker_reconciler = Reconciler(settings).start()
+        _worker_dispatcher = WebhookDispatcher(settings).start()
 
 
 def stop_in_worker() -> None:
-    global _worker_reconciler
+    global _worker_reconciler, _worker_dispatcher
     if _worker_reconciler is not None:
         _worker_reconciler.stop()
         _worker_reconciler = None
+    if _worker_dispatcher is not None:
+        _worker_dispatcher.stop()
+        _worker_dispatcher = None

@@ -54,6 +54,21 @@ class Settings(BaseSettings):
     checkpoint_db_every_s: float = Field(
         30.0, ge=0, description="least seconds between copies of a job's checkpoint into the database (0: each epoch)"
     )
+    # webhooks (README "Webhooks"): the final event of a job, POSTed and signed, retried with backoff
+    webhook_allow_private: bool = Field(
+        False, description="allow webhook URLs on private, loopback and link-local addresses (tests, closed networks)"
+    )
+    webhook_poll_s: float = Field(
+        1.0, ge=0, description="how often each API and worker process sends due webhooks (0: off)"
+    )
+    webhook_timeout_s: float = Field(10.0, gt=0, description="how long one webhook attempt may take")
+    webhook_backoff_s: float = Field(2.0, gt=0, description="wait before the 2nd attempt; doubled after each failure")
+    webhook_backoff_max_s: float = Field(600.0, gt=0, description="longest wait between two attempts")
+    webhook_retry_for_s: float = Field(
+        24 * 3600.0, gt=0, description="a delivery not accepted this long after its event is given up (failed)"
+    )
+    sse_poll_s: float = Field(0.3, gt=0, le=10, description="how often an event stream looks for new job events")
+    sse_heartbeat_s: float = Field(15.0, gt=0, description="a comment line after this long without an event")
 
     @cached_property
     def resolved_database_url(self) -> str:

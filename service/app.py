@@ -9,14 +9,16 @@ from fastapi import FastAPI
 
 from lipspline_platform.reconciler import Reconciler
 from lipspline_platform.settings import Settings, get_settings
+from lipspline_platform.webhooks.dispatcher import WebhookDispatcher
 from service.auth import VerifiedKeys
 from service.compute_placement import ComputePlacement
+from service.docs_pages import install_docs
 from service.limits import BodySizeLimit
 from service.model_cache import ModelCache
 from service.openapi_docs import install_openapi
 from service.problems import install_problem_handlers
 from service.rate_limit import RateLimiter
-from service.routers import datasets, health, jobs, models, oip, registry
+from service.routers import datasets, health, job_events, jobs, models, oip, registry, webhooks
 
 DESCRIPTION = """
 Train deep-spline networks (learnable linear-spline activations, BV² objective)
@@ -33,17 +35,22 @@ specified by KServe and not listed here (see the README).
 @asynccontextmanager
 async def _reconciler_lifespan(app: FastAPI) -> AsyncIterator[None]:
     # every API process also re-queues jobs of dead workers and re-sends what the broker lost
+    # … and sends due webhook deliveries (lipspline_platform/webhooks/dispatcher.py)
     reconciler = Reconciler(app.state.settings).start()
+    dispatcher = WebhookDispatcher(app.state.settings).start()
     try:
         yield
     finally:
         reconciler.stop()
+        dispatcher.stop()
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or get_settings()
     settings.ensure_dirs()
-    app = FastAPI(title="LipSpline", version="1.0.0", description=DESCRIPTION, lifespan=_reconciler_lifespan)
+    app = FastAPI(title="LipSpline", version="1.0.0", description=DESCRIPTION, lifespan=_reconciler_lifespan,
+                  docs_url=None, redoc_url=None)  # fmt: skip
+    install_docs(app)  # /docs and /redoc with assets from the installed package, not a CDN
     app.state.settings = settings
     app.state.model_cache = ModelCache(settings.resolved_database_url, settings.model_cache_size)
     app.state.rate_limiter = RateLimiter(settings.rate_limit_per_s, settings.rate_limit_burst)
@@ -52,7 +59,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     install_problem_handlers(app)
     # outermost: counts the bytes of every request body as they stream in (413 past the limit)
     app.add_middleware(BodySizeLimit, limit=settings.max_upload_bytes)
-    for router in (health.router, datasets.router, jobs.router, models.router, registry.router, oip.router):
+    for router in (health.router, datasets.router, jobs.router, job_events.router, webhooks.router, models.router,
+                   registry.router, oip.router):
         app.include_router(router)
     install_openapi(app)  # errors as problem+json, the Bearer scheme, on every route
     return app

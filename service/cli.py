@@ -1,4 +1,4 @@
-"""The ``lipspline`` command: serve, api, worker, db.
+"""The ``lipspline`` command: serve, api, worker, keys, db, experiment (and the client commands).
 
 ``serve`` is the embedded default (docs/design.md#deployments): SQLite in the data dir,
 the filesystem broker, migrations applied, and one worker process started and
@@ -129,6 +129,9 @@ def cmd_serve(args: argparse.Namespace) -> int:
     worker = _start_embedded_worker(settings)
     print(f"lipspline: data in {settings.data_dir.resolve()}, API on http://{args.host}:{args.port}", flush=True)
     print(f"lipspline: API key of tenant 'default' in {key_file} (send it as Authorization: Bearer <key>)", flush=True)
+    print(f"lipspline: key: {key_file.read_text().strip()}", flush=True)
+    print(f"lipspline: in another shell, from any directory:\n  export LIPSPLINE_URL=http://{args.host}:{args.port}"
+          f" LIPSPLINE_API_KEY=$(cat {key_file})", flush=True)  # fmt: skip
 
     def _exit(signum: int, _frame) -> None:  # noqa: ANN001
         raise SystemExit(128 + signum)
@@ -186,8 +189,23 @@ def cmd_experiment(args: argparse.Namespace) -> int:
     return 0
 
 
+USER_COMMANDS = ("datasets", "jobs", "models", "predict", "webhooks")
+USER_EPILOG = """client commands (talk to a running service; `lipspline COMMAND --help` for each):
+  datasets    upload, list, show, delete datasets
+  jobs        submit (--follow: live progress), list, show, cancel, logs
+  models      list, show, download (zip or onnx)
+  predict     predict a CSV with certificate columns beside each prediction
+  webhooks    signing secret and endpoints for jobs' final events
+They read LIPSPLINE_URL (default http://127.0.0.1:8000) and LIPSPLINE_API_KEY."""
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="lipspline", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(
+        prog="lipspline",
+        description=__doc__.splitlines()[0],
+        epilog=USER_EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     sub = parser.add_subparsers(dest="command", required=True)
 
     serve = sub.add_parser("serve", help="API + one embedded worker on the embedded default (no servers needed)")
@@ -236,6 +254,14 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    command = next((a for i, a in enumerate(argv) if not a.startswith("-") and (i == 0 or argv[i - 1]
+                    not in ("--url", "--api-key"))), None)  # fmt: skip
+    if command in USER_COMMANDS:
+        # the user commands (datasets, jobs, models, predict, webhooks) are the SDK's CLI
+        from lipspline.client.cli import main as user_main
+
+        return user_main(argv)
     args = build_parser().parse_args(argv)
     return int(args.func(args) or 0)
 

@@ -34,6 +34,14 @@ DbSession = Annotated[Session, Depends(db_session, scope="function")]
 AppSettings = Annotated[Settings, Depends(settings_of)]
 
 
+def _where_the_key_is(settings: Settings) -> str:
+    """On the embedded default, where ``lipspline serve`` wrote its key (the path, never the key)."""
+    path = settings.data_dir.resolve() / "api-key"
+    if not settings.embedded_broker or not path.exists():
+        return ""
+    return f"; `lipspline serve` wrote the default tenant's key to {path} (export LIPSPLINE_API_KEY=$(cat {path}))"
+
+
 def _unauthorized(detail: str) -> ProblemError:
     error = ProblemError(401, "Unauthorized", detail, kind="unauthorized")
     error.headers = {"WWW-Authenticate": 'Bearer realm="lipspline"'}
@@ -61,16 +69,16 @@ async def current_tenant(
     database is asked (in a thread) only when that answer is stale.
     """
     # None: no header, another scheme, or an empty key (surrounding spaces are stripped)
-    if credentials is None:
-        raise _unauthorized("Authorization: Bearer <API key> is required")
-    key = credentials.credentials
     settings: Settings = request.app.state.settings
+    if credentials is None:
+        raise _unauthorized("Authorization: Bearer <API key> is required" + _where_the_key_is(settings))
+    key = credentials.credentials
     verified_keys = request.app.state.verified_keys
     fresh, tenant = verified_keys.recent_answer(key)
     if not fresh:
         tenant = await run_in_threadpool(verified_keys.tenant_for, key)
     if tenant is None:
-        raise _unauthorized("the API key is not valid (unknown or revoked)")
+        raise _unauthorized("the API key is not valid (unknown or revoked)" + _where_the_key_is(settings))
     wait = request.app.state.rate_limiter.acquire(key)
     if wait > 0:
         error = ProblemError(429, "Too Many Requests", f"rate limit of {settings.rate_limit_per_s:g} requests/s "

@@ -106,6 +106,13 @@ def json_body(model: type[BaseModel]) -> dict[str, Any]:
     return {"requestBody": {"required": True, "content": {"application/json": {"schema": schema}}}}
 
 
+def component(model: type[BaseModel]) -> dict[str, str]:
+    """A ``$ref`` to ``model``, added to the components: for a schema FastAPI does not see itself
+    (the JSON of each event of a ``text/event-stream`` response)."""
+    _BODY_MODELS[model.__name__] = model
+    return {"$ref": REF_PREFIX + model.__name__}
+
+
 def _component_schemas(model: type[BaseModel], mode: str) -> dict[str, Any]:
     schema = model.model_json_schema(ref_template=REF_PREFIX + "{model}", mode=mode)
     nested = schema.pop("$defs", {})

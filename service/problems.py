@@ -85,6 +85,11 @@ def _field_path(loc: tuple | list) -> str:
     return ".".join(parts) if parts else "body"
 
 
+def _is_json(content_type: str | None) -> bool:
+    media_type = (content_type or "").split(";", 1)[0].strip().lower()
+    return media_type == "application/json" or media_type.endswith("+json")
+
+
 def install_problem_handlers(app: FastAPI) -> None:
     @app.exception_handler(ProblemError)
     async def _problem(request: Request, exc: ProblemError) -> JSONResponse:
@@ -116,6 +121,12 @@ def install_problem_handlers(app: FastAPI) -> None:
             # parsed by the route itself; 422 stays for well-formed bodies with bad values.
             detail = f"body: not valid JSON ({first['message']})"
             return problem_response(request, 400, "Bad Request", detail, "bad-json")
+        content_type = request.headers.get("content-type")
+        if first["field"] == "body" and not _is_json(content_type):
+            # FastAPI reads a body not sent as JSON as a string, and says only that it is "not a dictionary"
+            got = f"got Content-Type {content_type!r}" if content_type else "no Content-Type was sent"
+            first["message"] = f"expected a JSON object: send it with Content-Type: application/json ({got})"
+            errors[0] = first
         detail = f"{first['field']}: {first['message']}"
         if len(errors) > 1:
             detail += f" (and {len(errors) - 1} more)"

@@ -105,6 +105,8 @@ class JobRow(Base):
     dispatched_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
     # a registered model's name: the model becomes its next version when the job succeeds
     register_as: Mapped[str | None] = mapped_column(String(100), nullable=True)
+    # where to POST the job's final event (webhooks), besides the tenant's registered endpoints
+    notify_url: Mapped[str | None] = mapped_column(String(2000), nullable=True)
 
 
 class JobCheckpointRow(Base):
@@ -235,3 +237,77 @@ class IdempotencyRow(Base):
     response_body: Mapped[str | None] = mapped_column(Text, nullable=True)
     response_headers: Mapped[dict | None] = mapped_column(JSON, nullable=True)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class JobEventRow(Base):
+    """One entry of a job's event stream (``GET /v1/jobs/{id}/events``), appended in the same
+    transaction as the change it reports, so the stream is read from the database by any API
+    replica and ``seq`` (1, 2, 3 … per job) lets a client resume after the last one it saw."""
+
+    __tablename__ = "job_events"
+
+    job_id: Mapped[str] = mapped_column(String(32), ForeignKey("jobs.id", ondelete="CASCADE"), primary_key=True)
+    seq: Mapped[int] = mapped_column(Integer, primary_key=True)
+    type: Mapped[str] = mapped_column(String(20))
+    data: Mapped[dict] = mapped_column(JSON)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class WebhookSecretRow(Base):
+    """A tenant's webhook signing secret (HMAC-SHA256 key); shown to the tenant once, when made."""
+
+    __tablename__ = "webhook_secrets"
+
+    tenant_id: Mapped[str] = mapped_column(String(32), ForeignKey("tenants.id", ondelete="CASCADE"), primary_key=True)
+    secret: Mapped[str] = mapped_column(String(100))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class WebhookEndpointRow(Base):
+    """A URL a tenant registered: it receives the final event of every job of the tenant."""
+
+    __tablename__ = "webhook_endpoints"
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    tenant_id: Mapped[str] = mapped_column(String(32), ForeignKey("tenants.id", ondelete="CASCADE"), index=True)
+    url: Mapped[str] = mapped_column(String(2000))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class WebhookDeliveryRow(Base):
+    """The outbox: one event to deliver to one URL, written with the job's final status.
+
+    ``state`` is ``pending`` until a 2xx (``delivered``) or until the retry window closes
+    (``failed``); ``next_attempt_at`` is when a dispatcher may next take it (a dispatcher that
+    takes it moves it forward by a lease first, so a crash mid-send only delays the retry).
+    """
+
+    __tablename__ = "webhook_deliveries"
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    tenant_id: Mapped[str] = mapped_column(String(32), ForeignKey("tenants.id", ondelete="CASCADE"), index=True)
+    job_id: Mapped[str] = mapped_column(String(32), ForeignKey("jobs.id", ondelete="CASCADE"), index=True)
+    url: Mapped[str] = mapped_column(String(2000))
+    event: Mapped[str] = mapped_column(String(40))
+    payload: Mapped[dict] = mapped_column(JSON)
+    state: Mapped[str] = mapped_column(String(20), index=True)
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    next_attempt_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), index=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    finished_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+
+
+class WebhookAttemptRow(Base):
+    """One try at a delivery: when, how long, and what the receiver (or the network) answered."""
+
+    __tablename__ = "webhook_attempts"
+
+    delivery_id: Mapped[str] = mapped_column(
+        String(32), ForeignKey("webhook_deliveries.id", ondelete="CASCADE"), primary_key=True
+    )
+    attempt: Mapped[int] = mapped_column(Integer, primary_key=True)
+    started_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    duration_s: Mapped[float] = mapped_column(Float)
+    status_code: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    error: Mapped[str | None] = mapped_column(Text, nullable=True)
+    succeeded: Mapped[bool] = mapped_column(Boolean)

@@ -21,6 +21,7 @@ from service.limits import check_network
 from service.openapi_docs import created_headers, problems
 from service.ownership import owned
 from service.problems import ProblemError
+from service.routers.webhooks import check_notify_url
 
 router = APIRouter(prefix="/v1/jobs", tags=["jobs"])
 SUBMIT_ROUTE = "POST /v1/jobs"
@@ -80,6 +81,8 @@ def _submit(spec: JobCreate, settings: Settings, tenant: str, idem: IdempotentRe
             detail = f"register_as: registered model {spec.register_as!r} does not exist (POST /v1/registered-models)"
             errors = [{"field": "register_as", "message": "no registered model of that name"}]
             raise ProblemError(404, "Not Found", detail, kind="not-found", field="register_as", errors=errors)
+        if spec.notify_url is not None:
+            check_notify_url(session, spec.notify_url, tenant, settings)
         # the idempotency record commits with the job row: a crash can never leave one without the other
         idem.finish(202, body, headers, session=session)
         lifecycle.submit(
@@ -90,6 +93,7 @@ def _submit(spec: JobCreate, settings: Settings, tenant: str, idem: IdempotentRe
             config=spec.config,
             queue=queue,
             register_as=spec.register_as,
+            notify_url=spec.notify_url,
         )
     try:
         send_job(settings, job_id, queue)

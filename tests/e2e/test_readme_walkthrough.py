@@ -31,7 +31,9 @@ def test_readme_walkthrough_runs_against_a_live_server(tmp_path: Path) -> None:
             pytest.fail(f"{tool} is needed to run the README walk-through")
     env = embedded_env(tmp_path)
     with Deployment(env, tmp_path, embedded=True).running() as deployment:
-        shell_env = dict(os.environ, LIPSPLINE_URL=deployment.url, LIPSPLINE_DATA_DIR=env["LIPSPLINE_DATA_DIR"])
+        # from a directory that is not the data dir's parent, with the key exported as `lipspline serve` says
+        shell_env = dict(os.environ, LIPSPLINE_URL=deployment.url, LIPSPLINE_API_KEY=deployment.api_key)
+        shell_env.pop("LIPSPLINE_DATA_DIR", None)
         shell_env["PATH"] = str(Path(sys.executable).parent) + os.pathsep + shell_env["PATH"]
         script = "set -euo pipefail\n" + walkthrough_script()
         result = subprocess.run(["bash", "-c", script], cwd=tmp_path, env=shell_env, capture_output=True, text=True,
@@ -43,3 +45,4 @@ def test_readme_walkthrough_runs_against_a_live_server(tmp_path: Path) -> None:
     assert bound > 0 and prediction["output_bound"] >= 0.05 * bound
     assert all(r > 0 for r in prediction["certified_radius"])
     assert '"certified"' in result.stdout and '"local_radius"' in result.stdout
+    assert '"type":"final"' in result.stdout and '"epoch":40' in result.stdout  # followed live over SSE

@@ -19,7 +19,8 @@ pytestmark = pytest.mark.integration
 BEFORE_REGISTRY = {"datasets", "jobs", "job_epochs", "models", "tenants", "api_keys", "job_checkpoints",
                    "idempotency_keys"}  # fmt: skip
 REGISTRY = {"registered_models", "model_versions", "model_aliases", "alias_events"}
-TABLES = BEFORE_REGISTRY | REGISTRY
+EVENTS_WEBHOOKS = {"job_events", "webhook_secrets", "webhook_endpoints", "webhook_deliveries", "webhook_attempts"}
+TABLES = BEFORE_REGISTRY | REGISTRY | EVENTS_WEBHOOKS
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])
@@ -69,6 +70,16 @@ def test_registry_migration_down_and_up_again(database_url: str) -> None:
     assert "register_as" not in _columns(database_url, "jobs")
     migrate.upgrade(database_url)
     assert _tables(database_url) == TABLES and "register_as" in _columns(database_url, "jobs")
+
+
+def test_events_webhooks_migration_down_and_up_again(database_url: str) -> None:
+    """0004 alone: its downgrade removes the event and webhook tables and ``jobs.notify_url``, nothing else."""
+    migrate.upgrade(database_url)
+    migrate.downgrade(database_url, "0003")
+    assert _tables(database_url) == BEFORE_REGISTRY | REGISTRY
+    assert "notify_url" not in _columns(database_url, "jobs") and "register_as" in _columns(database_url, "jobs")
+    migrate.upgrade(database_url)
+    assert _tables(database_url) == TABLES and "notify_url" in _columns(database_url, "jobs")
 
 
 def test_migrated_schema_matches_the_orm_tables(database_url: str) -> None:

@@ -1,0 +1,136 @@
+"""The webhook outbox: deliveries are rows, written with the job's final status, sent later.
+
+Writing the delivery in the transaction that ends the job means an event is never lost (a
+crash after the commit leaves the row to send) and never invented (a rolled-back transition
+leaves none). Sending happens outside any request, in a dispatcher thread; a process that
+dies mid-send loses nothing either: :func:`take_due` first moves the delivery's
+``next_attempt_at`` forward by a lease, so another dispatcher retries it once the lease ends.
+A receiver may therefore see one delivery twice (at-least-once); ``X-LipSpline-Delivery``
+names it, so the receiver can drop repeats.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import select, update
+from sqlalchemy.orm import Session
+
+from api_schemas.timestamps import as_utc, utcnow
+from lipspline_platform.db.engine import session_scope
+from lipspline_platform.db.ids import new_id
+from lipspline_platform.db.tables import (
+    WebhookAttemptRow,
+    WebhookDeliveryRow,
+    WebhookEndpointRow,
+    WebhookSecretRow,
+)
+from lipspline_platform.settings import Settings
+
+PENDING, DELIVERED, FAILED = "pending", "delivered", "failed"
+
+
+def enqueue(session: Session, *, tenant_id: str, job_id: str, notify_url: str | None, event: str,
+            payload: dict[str, Any]) -> int:  # fmt: skip
+    """One pending delivery per target (the job's ``notify_url``, then each registered endpoint)."""
+    urls = [notify_url] if notify_url else []
+    endpoints = select(WebhookEndpointRow.url).where(WebhookEndpointRow.tenant_id == tenant_id)
+    urls += session.scalars(endpoints.order_by(WebhookEndpointRow.created_at)).all()
+    now = utcnow()
+    for url in dict.fromkeys(urls):  # one delivery per distinct URL
+        session.add(WebhookDeliveryRow(
+            id=new_id(), tenant_id=tenant_id, job_id=job_id, url=url, event=event, payload=payload,
+            state=PENDING, attempts=0, next_attempt_at=now, created_at=now,
+        ))  # fmt: skip
+    return len(urls)
+
+
+@dataclass(frozen=True)
+class DueDelivery:
+    """A delivery this dispatcher now holds for one attempt."""
+
+    id: str
+    url: str
+    event: str
+    payload: dict[str, Any]
+    attempt: int
+    created_at: datetime
+    secret: str | None
+
+
+def take_due(settings: Settings, now: datetime, limit: int = 20) -> list[DueDelivery]:
+    """Pending deliveries due now, each claimed by moving ``next_attempt_at`` past a lease."""
+    lease = timedelta(seconds=settings.webhook_timeout_s + 30)
+    taken: list[DueDelivery] = []
+    with session_scope(settings.resolved_database_url) as session:
+        rows = session.execute(
+            select(WebhookDeliveryRow, WebhookSecretRow.secret)
+            .outerjoin(WebhookSecretRow, WebhookSecretRow.tenant_id == WebhookDeliveryRow.tenant_id)
+            .where(WebhookDeliveryRow.state == PENDING, WebhookDeliveryRow.next_attempt_at <= now)
+            .order_by(WebhookDeliveryRow.next_attempt_at)
+            .limit(limit)
+        ).all()
+        for row, secret in rows:
+            claimed = session.execute(
+                update(WebhookDeliveryRow)
+                .where(
+                    WebhookDeliveryRow.id == row.id,
+                    WebhookDeliveryRow.state == PENDING,
+                    WebhookDeliveryRow.attempts == row.attempts,
+                )  # fmt: skip
+                .where(WebhookDeliveryRow.next_attempt_at <= now)
+                .values(next_attempt_at=now + lease)
+                .execution_options(synchronize_session=False)
+            )
+            if claimed.rowcount == 1:
+                taken.append(DueDelivery(row.id, row.url, row.event, row.payload, row.attempts + 1,
+                                         as_utc(row.created_at), secret))  # fmt: skip
+    return taken
+
+
+def backoff_s(settings: Settings, attempt: int) -> float:
+    """Wait after failed attempt ``attempt`` (1-based): base, 2·base, 4·base … capped."""
+    return min(settings.webhook_backoff_s * 2 ** (attempt - 1), settings.webhook_backoff_max_s)
+
+
+@dataclass(frozen=True)
+class AttemptResult:
+    started_at: datetime
+    duration_s: float
+    status_code: int | None
+    error: str | None
+
+    @property
+    def succeeded(self) -> bool:
+        return self.status_code is not None and 200 <= self.status_code < 300
+
+
+def record_attempt(settings: Settings, delivery: DueDelivery, result: AttemptResult) -> str:
+    """Store the attempt, then mark the delivery delivered, due again after a backoff, or failed."""
+    now = utcnow()
+    with session_scope(settings.resolved_database_url) as session:
+        session.add(WebhookAttemptRow(
+            delivery_id=delivery.id, attempt=delivery.attempt, started_at=result.started_at,
+            duration_s=result.duration_s, status_code=result.status_code, error=result.error,
+            succeeded=result.succeeded,
+        ))  # fmt: skip
+        values: dict[str, Any] = {"attempts": delivery.attempt}
+        next_at = now + timedelta(seconds=backoff_s(settings, delivery.attempt))
+        if result.succeeded:
+            state = DELIVERED
+            values.update(finished_at=now)
+        elif next_at > delivery.created_at + timedelta(seconds=settings.webhook_retry_for_s):
+            state = FAILED
+            values.update(finished_at=now)
+        else:
+            state = PENDING
+            values.update(next_attempt_at=next_at)
+        session.execute(
+            update(WebhookDeliveryRow)
+            .where(WebhookDeliveryRow.id == delivery.id)
+            .values(state=state, **values)
+            .execution_options(synchronize_session=False)
+        )
+    return state

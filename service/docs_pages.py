@@ -1,0 +1,66 @@
+"""``/docs`` (Swagger UI) and ``/redoc`` served entirely by the service: no CDN, works offline.
+
+FastAPI's default pages load their scripts and stylesheets from a public CDN (and ReDoc its
+fonts from Google), so on a network without internet access they are blank. The assets come
+from the installed ``fastapi-offline`` package instead (Swagger UI and ReDoc bundles, pinned by
+its version), served under ``/docs-assets``; ``tests/e2e/test_docs_offline.py`` opens both pages
+in headless Chromium and checks every operation renders and no request leaves the origin.
+"""
+
+from __future__ import annotations
+
+from importlib.resources import files
+
+from fastapi import FastAPI
+from fastapi.openapi.docs import get_redoc_html, get_swagger_ui_html, get_swagger_ui_oauth2_redirect_html
+from fastapi.responses import HTMLResponse
+from fastapi.staticfiles import StaticFiles
+
+ASSETS = "/docs-assets"
+#: the pages may load only from the service itself: ReDoc's bundle still links a logo on a CDN
+#: ("API docs by Redocly"), which this policy stops in the browser before any request is made
+CONTENT_SECURITY_POLICY = (
+    "default-src 'self'; img-src 'self' data: blob:; style-src 'self' 'unsafe-inline'; "
+    "script-src 'self' 'unsafe-inline' blob:; worker-src 'self' blob:; connect-src 'self'"
+)
+
+
+def _self_only(page: HTMLResponse) -> HTMLResponse:
+    page.headers["Content-Security-Policy"] = CONTENT_SECURITY_POLICY
+    return page
+
+
+def install_docs(app: FastAPI) -> None:
+    """Mount the bundled assets and the two pages (create the app with docs_url=redoc_url=None)."""
+    folder = files("fastapi_offline") / "static"
+    app.mount(ASSETS, StaticFiles(directory=str(folder)), name="docs-assets")
+    title = app.title
+
+    @app.get("/docs", include_in_schema=False)
+    async def swagger_ui() -> HTMLResponse:
+        return _self_only(
+            get_swagger_ui_html(
+                openapi_url=app.openapi_url or "/openapi.json",
+                title=f"{title} - Swagger UI",
+                oauth2_redirect_url="/docs/oauth2-redirect",
+                swagger_js_url=f"{ASSETS}/swagger-ui-bundle.js",
+                swagger_css_url=f"{ASSETS}/swagger-ui.css",
+                swagger_favicon_url=f"{ASSETS}/favicon.png",
+            )
+        )
+
+    @app.get("/docs/oauth2-redirect", include_in_schema=False)
+    async def swagger_ui_redirect() -> HTMLResponse:
+        return get_swagger_ui_oauth2_redirect_html()
+
+    @app.get("/redoc", include_in_schema=False)
+    async def redoc() -> HTMLResponse:
+        return _self_only(
+            get_redoc_html(
+                openapi_url=app.openapi_url or "/openapi.json",
+                title=f"{title} - ReDoc",
+                redoc_js_url=f"{ASSETS}/redoc.standalone.js",
+                redoc_favicon_url=f"{ASSETS}/favicon.png",
+                with_google_fonts=False,
+            )
+        )

@@ -1,0 +1,110 @@
+"""``GET /v1/jobs/{id}/events``: a job's progress as Server-Sent Events, read from the database.
+
+The stream sends the job's stored events (``lipspline_platform/job_events.py``) in order,
+each with ``id: <seq>``, and ends after the ``final`` event. Any API replica can serve it,
+since the events are rows, and a client that reconnects with ``Last-Event-ID`` (browsers'
+``EventSource`` does so by itself) resumes right after the last event it received.
+
+The database is polled every ``sse_poll_s`` (0.3 s) with one short query in a thread; no
+connection is held between polls, so a thousand open streams cost a thousand small queries
+every poll period, not a thousand pooled connections. A comment line goes out after
+``sse_heartbeat_s`` without an event, so proxies and load balancers keep the connection open.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator
+from typing import Annotated
+
+from fastapi import APIRouter, Header, Query, Request
+from fastapi.concurrency import run_in_threadpool
+from fastapi.responses import StreamingResponse
+
+from api_schemas import TERMINAL_STATES
+from api_schemas.http import JobEvent
+from lipspline_platform import job_events
+from lipspline_platform.db.engine import session_scope
+from lipspline_platform.db.tables import JobRow
+from lipspline_platform.settings import Settings
+from service.deps import AppSettings, TenantId
+from service.openapi_docs import component, problems
+from service.ownership import owned
+
+router = APIRouter(prefix="/v1/jobs", tags=["jobs"])
+EVENT_STREAM = "text/event-stream"
+#: events read per poll; a stream that is far behind catches up in batches this size
+BATCH = 500
+#: how long a disconnected client's browser waits before reconnecting (the SSE ``retry:`` field)
+RECONNECT_MS = 1000
+
+
+def sse_message(event: JobEvent) -> str:
+    """One SSE message: ``id``, ``event`` (the type) and the JSON event on one ``data`` line."""
+    return f"id: {event.seq}\nevent: {event.type}\ndata: {event.model_dump_json()}\n\n"
+
+
+async def _stream(
+    request: Request, settings: Settings, job_id: str, after: int, until_now: bool = False
+) -> AsyncIterator[str]:
+    yield f"retry: {RECONNECT_MS}\n\n"
+    quiet_since = time.monotonic()
+    while True:
+        batch = await run_in_threadpool(job_events.read_after, settings.resolved_database_url, job_id, after, BATCH)
+        for stored in batch.events:
+            yield sse_message(JobEvent(seq=stored.seq, type=stored.type, job_id=job_id, data=stored.data))
+            after = stored.seq
+        if batch.events:
+            quiet_since = time.monotonic()
+        # the status was read before the events: terminal means the final event was among them
+        caught_up = len(batch.events) < BATCH
+        if batch.status is None or (caught_up and (until_now or batch.status in TERMINAL_STATES)):
+            return
+        if time.monotonic() - quiet_since >= settings.sse_heartbeat_s:
+            yield ": keep-alive\n\n"
+            quiet_since = time.monotonic()
+        if await request.is_disconnected():
+            return
+        if len(batch.events) < BATCH:
+            await asyncio.sleep(settings.sse_poll_s)
+
+
+def _check_owned(settings: Settings, job_id: str, tenant: str) -> None:
+    with session_scope(settings.resolved_database_url) as session:
+        owned(session, JobRow, job_id, tenant, "job")
+
+
+@router.get(
+    "/{job_id}/events",
+    response_class=StreamingResponse,
+    responses={
+        200: {
+            "description": "Server-Sent Events, one per status change and per epoch, then a `final` event; "
+            "each `data:` line is a JobEvent, each `id:` its `seq`",
+            "content": {EVENT_STREAM: {"schema": component(JobEvent)}},
+        },
+        **problems(404),
+    },
+)
+async def job_event_stream(
+    job_id: str,
+    request: Request,
+    settings: AppSettings,
+    tenant: TenantId,
+    last_event_id: Annotated[
+        int | None, Header(alias="Last-Event-ID", ge=0, description="resume after this event (its seq)")
+    ] = None,
+    after: Annotated[int | None, Query(ge=0, description="like Last-Event-ID, for clients that cannot set it")] = None,
+    until_now: Annotated[
+        bool, Query(description="end after the events stored so far (a log, not a live stream)")
+    ] = False,
+) -> StreamingResponse:
+    """Follow a job live: epochs, status changes and the final event; ends when the job does."""
+    await run_in_threadpool(_check_owned, settings, job_id, tenant)
+    start = last_event_id if last_event_id is not None else (after or 0)
+    # no-cache and X-Accel-Buffering: proxies must pass each event on at once, not buffer the stream
+    headers = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
+    return StreamingResponse(
+        _stream(request, settings, job_id, start, until_now), media_type=EVENT_STREAM, headers=headers
+    )

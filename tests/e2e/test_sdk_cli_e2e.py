@@ -1,0 +1,194 @@
+"""The SDK and the user CLI against a live embedded ``lipspline serve``.
+
+* the SDK flow: upload, submit, follow the job over SSE, metrics, predict, certify, download;
+* a POST whose answer is lost on the way back (a proxy drops the connection after the server
+  answered) is retried by the SDK with the same Idempotency-Key and creates ONE dataset;
+* the CLI as a subprocess (``--json`` output parsed), and ``jobs submit --follow`` in a
+  pseudo-terminal, where the live progress bar is drawn.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import socket
+import subprocess
+import sys
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from lipspline.client import Client, RetryPolicy
+from lipspline.data import make_circle
+from tests.support.processes import Deployment, embedded_env
+
+pytestmark = pytest.mark.e2e
+CONFIG = {"architecture": {"hidden": [4]}, "training": {"epochs": 8, "batch_size": 32, "seed": 0}, "device": "cpu"}
+
+
+@pytest.fixture(scope="module")
+def deployment(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Deployment]:
+    workdir = tmp_path_factory.mktemp("sdk")
+    with Deployment(embedded_env(workdir), workdir, embedded=True).running() as dep:
+        yield dep
+
+
+def test_sdk_flow_with_a_job_followed_over_sse(deployment: Deployment, tmp_path: Path) -> None:
+    data = make_circle(300, seed=0)
+    with Client(deployment.url, deployment.api_key) as client:
+        dataset = client.datasets.upload((data.X, data.y), name="circle")
+        job = client.jobs.submit(dataset, CONFIG)
+        events = list(job.events())
+        job.wait()
+        assert job.status == "succeeded"
+        assert [e.data["epoch"] for e in events if e.type == "epoch"] == list(range(1, 9))
+        assert events[-1].type == "final" and events[-1].data["model_id"] == job.model_id
+        assert list(job.metrics().index) == list(range(1, 9))
+        model = job.model()
+        prediction = model.predict(np.array([[0.0, 0.0], [0.9, 0.9]]), epsilon=0.05)
+        assert prediction.predictions.tolist() == model.predict([[0.0, 0.0], [0.9, 0.9]]).predictions.tolist()
+        assert prediction.certified_radius is not None and prediction.output_bounds is not None
+        assert model.certify([[0.0, 0.0]], epsilon=0.1).local[0].local_radius <= 0.1
+        assert model.download(tmp_path / "m.onnx", format="onnx").stat().st_size > 0
+
+
+class DropFirstAnswer:
+    """A TCP proxy to the server that forwards the first request, lets the server answer it in
+    full, then closes the client's connection without passing the answer on (a lost response).
+    Later connections are relayed both ways."""
+
+    def __init__(self, target_port: int) -> None:
+        self.target_port, self.connections = target_port, 0
+        self.listener = socket.create_server(("127.0.0.1", 0))
+        self.url = f"http://127.0.0.1:{self.listener.getsockname()[1]}"
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self) -> None:
+        while True:
+            try:
+                client, _ = self.listener.accept()
+            except OSError:
+                return
+            self.connections += 1
+            threading.Thread(target=self._relay, args=(client, self.connections == 1), daemon=True).start()
+
+    def _relay(self, client: socket.socket, drop_answer: bool) -> None:
+        server = socket.create_connection(("127.0.0.1", self.target_port))
+        if drop_answer:
+            request = _read_request(client)
+            server.sendall(request)
+            server.settimeout(30)
+            server.recv(65536)  # the server answered (the dataset is stored) …
+            server.close()
+            client.close()  # … and the client never hears it
+            return
+        pump = threading.Thread(target=_pipe, args=(server, client), daemon=True)
+        pump.start()
+        _pipe(client, server)
+        pump.join()
+
+    def close(self) -> None:
+        self.listener.close()
+
+
+def _read_request(sock: socket.socket) -> bytes:
+    data = b""
+    while b"\r\n\r\n" not in data:
+        data += sock.recv(65536)
+    head, _, body = data.partition(b"\r\n\r\n")
+    lines = head.split(b"\r\n")
+    length = next(int(line.split(b":")[1]) for line in lines if line.lower().startswith(b"content-length"))
+    while len(body) < length:
+        body += sock.recv(65536)
+    return head + b"\r\n\r\n" + body
+
+
+def _pipe(source: socket.socket, sink: socket.socket) -> None:
+    try:
+        while chunk := source.recv(65536):
+            sink.sendall(chunk)
+    except OSError:
+        pass
+    finally:
+        for s in (source, sink):
+            with contextlib.suppress(OSError):
+                s.shutdown(socket.SHUT_RDWR)
+
+
+def test_a_post_whose_answer_was_lost_is_retried_and_creates_one_record(deployment: Deployment) -> None:
+    proxy = DropFirstAnswer(deployment.port)
+    data = make_circle(50, seed=9)
+    try:
+        with Client(deployment.url, deployment.api_key) as direct:
+            before = {d.id for d in direct.datasets.list().items}
+            with Client(proxy.url, deployment.api_key, retry=RetryPolicy(backoff_s=0.05)) as client:
+                dataset = client.datasets.upload((data.X, data.y), name="lost-answer")
+            after = [d for d in direct.datasets.list().items if d.id not in before]
+    finally:
+        proxy.close()
+    assert proxy.connections >= 2  # the answer was lost once, and the SDK asked again
+    assert [d.id for d in after] == [dataset.id]  # one record: the retry got the first answer replayed
+
+
+def cli(deployment: Deployment, *args: str, cwd: Path) -> subprocess.CompletedProcess:
+    env = dict(deployment.env, LIPSPLINE_URL=deployment.url, LIPSPLINE_API_KEY=deployment.api_key)
+    env.pop("LIPSPLINE_DATA_DIR")  # from any directory: the key comes from LIPSPLINE_API_KEY
+    return subprocess.run([sys.executable, "-m", "service.cli", *args], cwd=cwd, env=env, capture_output=True,
+                          text=True, timeout=300)  # fmt: skip
+
+
+def test_cli_flow(deployment: Deployment, tmp_path: Path) -> None:
+    data = make_circle(200, seed=4)
+    rows = ["x1,x2,inside", *[f"{a},{b},{int(c)}" for (a, b), c in zip(data.X.tolist(), data.y.tolist(), strict=True)]]
+    (tmp_path / "circle.csv").write_text("\n".join(rows) + "\n")
+    (tmp_path / "config.yaml").write_text("architecture: {hidden: [4]}\ntraining: {epochs: 5, seed: 0}\ndevice: cpu\n")
+    (tmp_path / "rows.csv").write_text("x1,x2\n0.0,0.0\n0.9,0.9\n")
+
+    upload = cli(deployment, "datasets", "upload", "circle.csv", "--target", "inside", cwd=tmp_path)
+    assert upload.returncode == 0, upload.stderr
+    dataset_id = upload.stdout.strip()
+    shown = json.loads(cli(deployment, "datasets", "show", dataset_id, "--json", cwd=tmp_path).stdout)
+    assert shown["n_samples"] == 200 and shown["feature_names"] == ["x1", "x2"]
+
+    submitted = cli(deployment, "jobs", "submit", "config.yaml", "--dataset", dataset_id, "--follow", cwd=tmp_path)
+    assert submitted.returncode == 0, submitted.stderr
+    job = json.loads(cli(deployment, "jobs", "show", submitted.stdout.strip(), "--json", cwd=tmp_path).stdout)
+    assert job["status"] == "succeeded" and job["progress"]["epoch"] == 5
+    logs = cli(deployment, "jobs", "logs", job["id"], cwd=tmp_path).stdout.splitlines()
+    assert sum(" epoch " in line for line in logs) == 5 and "final succeeded" in logs[-1]
+
+    models = json.loads(cli(deployment, "models", "list", "--json", cwd=tmp_path).stdout)["items"]
+    assert job["model_id"] in [m["id"] for m in models]
+    predicted = cli(deployment, "predict", job["model_id"], "--input", "rows.csv", "--epsilon", "0.05",
+                    "--output", "out.csv", cwd=tmp_path)  # fmt: skip
+    assert predicted.returncode == 0, predicted.stderr
+    header, *lines = (tmp_path / "out.csv").read_text().splitlines()
+    assert header.split(",")[:3] == ["x1", "x2", "prediction"] and len(lines) == 2
+    assert {"certified_radius", "output_bound", "rounding_bound", "lipschitz_bound"} <= set(header.split(","))
+    download = cli(deployment, "models", "download", job["model_id"], "--format", "onnx", "-o", "m.onnx", cwd=tmp_path)
+    assert download.returncode == 0 and (tmp_path / "m.onnx").stat().st_size > 0
+
+    missing = cli(deployment, "jobs", "show", "nope", cwd=tmp_path)
+    assert missing.returncode == 1 and "404 Not Found" in missing.stderr
+
+
+def test_follow_draws_a_live_progress_bar_in_a_terminal(deployment: Deployment, tmp_path: Path) -> None:
+    pexpect = pytest.importorskip("pexpect")
+    data = make_circle(200, seed=5)
+    with Client(deployment.url, deployment.api_key) as client:
+        dataset = client.datasets.upload((data.X, data.y))
+    (tmp_path / "config.json").write_text(json.dumps({**CONFIG, "training": {"epochs": 6, "seed": 0}}))
+    env = dict(deployment.env, LIPSPLINE_URL=deployment.url, LIPSPLINE_API_KEY=deployment.api_key, COLUMNS="160")
+    child = pexpect.spawn(sys.executable, ["-m", "service.cli", "jobs", "submit", "config.json", "--dataset",
+                                           dataset.id, "--follow"], cwd=str(tmp_path), env=env,
+                          timeout=180, encoding="utf-8", dimensions=(40, 160))  # fmt: skip
+    ansi = r"(?:\x1b\[[0-9;?]*[a-zA-Z]|\s)*"  # colours and cursor moves between the words
+    child.expect(rf"running{ansi}.*?[1-5]{ansi}/{ansi}6{ansi}epochs")  # drawn while the job runs …
+    child.expect(rf"6{ansi}/{ansi}6{ansi}epochs")  # … redrawn in place up to the last epoch
+    child.expect(rf"succeeded{ansi}: model [0-9a-f]+")
+    child.expect(pexpect.EOF)
+    child.close()
+    assert child.exitstatus == 0
