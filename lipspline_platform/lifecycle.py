@@ -43,6 +43,8 @@ class Claim:
     config: TrainingConfig
     dataset_id: str
     attempt: int
+    #: seconds the job waited for this claim: since its submission, or since its re-queue
+    waited_s: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -183,6 +185,9 @@ def claim(settings: Settings, job_id: str, worker_host: str) -> Claim | None:
             return None
         seen_status, seen_attempts = job.status, job.attempts
         config, dataset_id = TrainingConfig.model_validate(job.config), job.dataset_id
+        # a first run waited since submission; a re-run since the reconciler re-queued it
+        waiting_since = as_utc(job.created_at if seen_attempts == 0 else (job.dispatched_at or job.updated_at))
+        waited_s = max(0.0, (now - waiting_since).total_seconds()) if waiting_since else 0.0
         result = session.execute(
             update(JobRow)
             .where(JobRow.id == job_id, JobRow.status == seen_status, JobRow.attempts == seen_attempts)
@@ -199,7 +204,7 @@ def claim(settings: Settings, job_id: str, worker_host: str) -> Claim | None:
         )
         if result.rowcount != 1:
             return None
-        return Claim(config, dataset_id, seen_attempts + 1)  # type: ignore[arg-type]
+        return Claim(config, dataset_id, seen_attempts + 1, waited_s)  # type: ignore[arg-type]
 
 
 def renew_lease(settings: Settings, job_id: str, attempt: int) -> bool:

@@ -16,6 +16,7 @@ from sqlalchemy.exc import InterfaceError, OperationalError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from lipspline.data import DatasetError
+from service.metrics import count_problem
 
 PROBLEM_JSON = "application/problem+json"
 PROBLEM_BASE = "https://lipspline.dev/problems/"
@@ -44,6 +45,7 @@ def problem_body(status: int, title: str, detail: str, kind: str, instance: str,
 def problem_response(
     request: Request, status: int, title: str, detail: str, kind: str, headers: dict | None = None, **extra: Any
 ) -> JSONResponse:
+    count_problem(status, kind)
     body = problem_body(status, title, detail, kind, str(request.url.path), **extra)
     return JSONResponse(body, status_code=status, media_type=PROBLEM_JSON, headers=headers)
 

@@ -34,8 +34,10 @@ from lipspline.certificates import (
 )
 from lipspline.export import onnx_bytes
 from lipspline_platform.db.tables import ModelRow
+from lipspline_platform.settings import Settings
 from service.compute_placement import ComputePlacement
-from service.deps import AppSettings, DbSession, TenantId
+from service.deps import AppSettings, DbSession, PredictTenant, ReadTenant
+from service.metrics import CERTIFY_DURATION, PREDICT_ROWS
 from service.model_cache import LoadedModel, ModelCache, check_stored_weights
 from service.openapi_docs import json_body, problems
 from service.ownership import owned
@@ -48,6 +50,7 @@ CURVE_POINTS = 201
 #: routes that load (or send) the stored weights, which are checked against their sha256 first
 _BAD_ARTIFACT = (409, "the stored weights fail their sha256 check or cannot be read (`bad-artifact`)")
 _USES_WEIGHTS = problems(404, _BAD_ARTIFACT)
+PREDICT_ROWS_JSON, PREDICT_ROWS_NPY = PREDICT_ROWS.labels("json"), PREDICT_ROWS.labels("npy")
 
 
 # plain attribute reads: async, so FastAPI calls them on the event loop instead of a thread
@@ -92,14 +95,14 @@ def to_out(row: ModelRow) -> ModelOut:
 
 
 @router.get("", response_model=ModelList)
-def list_models(session: DbSession, tenant: TenantId) -> ModelList:
+def list_models(session: DbSession, tenant: ReadTenant) -> ModelList:
     query = select(ModelRow).where(ModelRow.tenant_id == tenant).order_by(ModelRow.created_at.desc())
     rows = session.scalars(query).all()
     return ModelList(items=[to_out(r) for r in rows])
 
 
 @router.get("/{model_id}", response_model=ModelOut, responses=problems(404))
-def get_model(model_id: str, session: DbSession, tenant: TenantId) -> ModelOut:
+def get_model(model_id: str, session: DbSession, tenant: ReadTenant) -> ModelOut:
     return to_out(owned(session, ModelRow, model_id, tenant, "model"))
 
 
@@ -155,7 +158,7 @@ def _certified(loaded: LoadedModel) -> float:
 async def predict(
     model_id: str,
     request: Request,
-    tenant: TenantId,
+    tenant: PredictTenant,
     cache: Annotated[ModelCache, Depends(cache_of)],
     placement: Annotated[ComputePlacement, Depends(placement_of)],
     settings: AppSettings,
@@ -172,6 +175,7 @@ async def predict(
     body = parse_predict_body(await request.body(), request.headers.get("content-type"))
     loaded = await cache.get_async(model_id, tenant)
     x = _checked_rows(loaded, body.inputs, settings.max_predict_rows)
+    PREDICT_ROWS_JSON.observe(x.shape[0])
     certified = _certified(loaded)
     work = x.shape[0] * loaded.work_per_row
     content = await placement.run(work, _predict_content, loaded, x, certified, body.epsilon)
@@ -258,7 +262,7 @@ def _npy_rows(raw: bytes, loaded: LoadedModel, limit: int) -> np.ndarray:
 async def predict_npy(
     model_id: str,
     request: Request,
-    tenant: TenantId,
+    tenant: PredictTenant,
     cache: Annotated[ModelCache, Depends(cache_of)],
     placement: Annotated[ComputePlacement, Depends(placement_of)],
     settings: AppSettings,
@@ -272,6 +276,7 @@ async def predict_npy(
     raw = await request.body()
     loaded = await cache.get_async(model_id, tenant)
     x = _npy_rows(raw, loaded, settings.max_predict_rows)
+    PREDICT_ROWS_NPY.observe(x.shape[0])
     certified = _certified(loaded)
     served = await placement.run(x.shape[0] * loaded.work_per_row, _served, loaded, x)
     outputs = served.outputs
@@ -303,12 +308,19 @@ async def predict_npy(
 @router.post("/{model_id}/certify", response_model=CertifyResponse, responses=_USES_WEIGHTS)
 def certify(
     model_id: str,
-    tenant: TenantId,
+    tenant: PredictTenant,
     body: CertifyRequest,
     cache: Annotated[ModelCache, Depends(cache_of)],
     settings: AppSettings,
 ) -> CertifyResponse:
     """Every global bound with the lower bounds, and local bounds in a ball around each input."""
+    with CERTIFY_DURATION.time():
+        return _certify(model_id, tenant, body, cache, settings)
+
+
+def _certify(
+    model_id: str, tenant: str, body: CertifyRequest, cache: ModelCache, settings: Settings
+) -> CertifyResponse:
     loaded = cache.get(model_id, tenant)
     result = CertifyResponse(lipschitz=lipschitz_summary(loaded.certificate), epsilon=body.epsilon, norm=body.norm)
     if body.inputs is None:
@@ -368,7 +380,7 @@ def _activation_curves(loaded: LoadedModel) -> list[dict[str, Any]]:
 
 
 @router.get("/{model_id}/activations", responses=_USES_WEIGHTS)
-def activations(model_id: str, cache: Annotated[ModelCache, Depends(cache_of)], tenant: TenantId) -> dict[str, Any]:
+def activations(model_id: str, cache: Annotated[ModelCache, Depends(cache_of)], tenant: ReadTenant) -> dict[str, Any]:
     """Sampled curves of every activation, per unit (x shared, one y list per unit)."""
     loaded = cache.get(model_id, tenant)
     return {"model_id": model_id, "points": CURVE_POINTS, "layers": _activation_curves(loaded)}
@@ -397,7 +409,7 @@ _BINARY = {"schema": {"type": "string", "format": "binary"}}
 def download(
     model_id: str,
     session: DbSession,
-    tenant: TenantId,
+    tenant: ReadTenant,
     cache: Annotated[ModelCache, Depends(cache_of)],
     download_format: Annotated[
         Literal["zip", "onnx"], Query(alias="format", description="`zip` (the stored parts) or `onnx`")
