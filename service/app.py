@@ -9,13 +9,17 @@ from fastapi import FastAPI
 
 from lipspline_platform.reconciler import Reconciler
 from lipspline_platform.settings import Settings, get_settings
+from lipspline_platform.structured_logging import configure_logging
+from service import metrics
 from service.auth import VerifiedKeys
 from service.compute_placement import ComputePlacement
 from service.limits import BodySizeLimit
+from service.metrics import RequestMetrics, scrape_registries
 from service.model_cache import ModelCache
 from service.openapi_docs import install_openapi
 from service.problems import install_problem_handlers
 from service.rate_limit import RateLimiter
+from service.request_context import RequestContext
 from service.routers import datasets, health, jobs, models
 
 DESCRIPTION = """
@@ -47,15 +51,22 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.rate_limiter = RateLimiter(settings.rate_limit_per_s, settings.rate_limit_burst)
     app.state.compute_placement = ComputePlacement()
     app.state.verified_keys = VerifiedKeys(settings.resolved_database_url, settings.auth_cache_ttl_s)
+    app.state.metrics_registries = scrape_registries(settings.resolved_database_url)
     install_problem_handlers(app)
-    # outermost: counts the bytes of every request body as they stream in (413 past the limit)
+    # counts the bytes of every request body as they stream in (413 past the limit)
     app.add_middleware(BodySizeLimit, limit=settings.max_upload_bytes)
-    for router in (health.router, datasets.router, jobs.router, models.router):
+    # counts and times every request, the 413s above included (by route template)
+    app.add_middleware(RequestMetrics)
+    # outermost: the request id is bound before anything logs, and returned on every response
+    app.add_middleware(RequestContext)
+    for router in (health.router, metrics.router, datasets.router, jobs.router, models.router):
         app.include_router(router)
     install_openapi(app)  # errors as problem+json, the Bearer scheme, on every route
     return app
 
 
 def app_from_env() -> FastAPI:
-    """Entry point for `uvicorn --factory service.app:app_from_env`."""
-    return create_app()
+    """Entry point for `uvicorn --factory service.app:app_from_env` (`lipspline api`): logs as configured."""
+    settings = get_settings()
+    configure_logging(settings.log_format, settings.log_level)
+    return create_app(settings)

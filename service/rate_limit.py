@@ -29,6 +29,10 @@ class RateLimiter:
             self._buckets[key] = (tokens, now)
             return (1.0 - tokens) / self.rate
 
+    async def acquire_async(self, key: str) -> float:
+        """:meth:`acquire` for the async auth dependency (no I/O: answered on the event loop)."""
+        return self.acquire(key)
+
     @staticmethod
     def retry_after_header(wait_s: float) -> str:
         return str(max(1, math.ceil(wait_s)))

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import JSON, Boolean, DateTime, Float, ForeignKey, Integer, LargeBinary, String, Text
+from sqlalchemy import JSON, BigInteger, Boolean, DateTime, Float, ForeignKey, Integer, LargeBinary, String, Text
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 from api_schemas.timestamps import utcnow
@@ -29,6 +29,12 @@ class TenantRow(Base):
     id: Mapped[str] = mapped_column(String(32), primary_key=True)
     name: Mapped[str] = mapped_column(String(100), unique=True)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    #: a revoked tenant's keys all stop working; its data is kept
+    revoked_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    # quotas: None means the deployment's default (LIPSPLINE_QUOTA_*), itself unlimited unless set
+    quota_max_active_jobs: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    quota_max_stored_bytes: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+    quota_max_models: Mapped[int | None] = mapped_column(Integer, nullable=True)
 
 
 class ApiKeyRow(Base):
@@ -43,6 +49,11 @@ class ApiKeyRow(Base):
     key_hash: Mapped[str] = mapped_column(String(64), unique=True)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     revoked_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    #: space-separated scopes (service/scopes.py): read, predict, train, admin; the default is
+    #: what every key could do before scopes existed (migration 0003)
+    scopes: Mapped[str] = mapped_column(String(64), default="read predict train")
+    name: Mapped[str | None] = mapped_column(String(100), nullable=True)
+    expires_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
 
 
 class DatasetRow(Base):
@@ -92,6 +103,8 @@ class JobRow(Base):
     heartbeat_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
     # when the job's message was last handed to the broker (the reconciler re-sends lost ones)
     dispatched_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    #: the X-Request-ID of the request that submitted the job: the worker's log lines carry it
+    request_id: Mapped[str | None] = mapped_column(String(128), nullable=True)
 
 
 class JobCheckpointRow(Base):

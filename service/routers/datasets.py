@@ -21,7 +21,7 @@ from lipspline_platform.db.engine import session_scope
 from lipspline_platform.db.ids import new_id
 from lipspline_platform.db.tables import DatasetRow, JobRow
 from lipspline_platform.settings import Settings
-from service.deps import AppSettings, DbSession, TenantId
+from service.deps import AppSettings, DbSession, ReadTenant, TrainTenant
 from service.idempotency import IdempotencyKey, IdempotentRequest, fingerprint
 from service.limits import check_dataset
 from service.openapi_docs import created_headers, problems
@@ -169,7 +169,7 @@ def _create(parsed: dict[str, Any], idem: IdempotentRequest, tenant: str, settin
 )
 async def create_dataset(
     request: Request,
-    tenant: TenantId,
+    tenant: TrainTenant,
     settings: AppSettings,
     idempotency_key: IdempotencyKey = None,
 ) -> Response:
@@ -188,19 +188,19 @@ async def create_dataset(
 
 
 @router.get("", response_model=DatasetList)
-def list_datasets(session: DbSession, tenant: TenantId) -> DatasetList:
+def list_datasets(session: DbSession, tenant: ReadTenant) -> DatasetList:
     query = select(DatasetRow).where(DatasetRow.tenant_id == tenant).order_by(DatasetRow.created_at.desc())
     rows = session.scalars(query).all()
     return DatasetList(items=[to_out(r) for r in rows])
 
 
 @router.get("/{dataset_id}", response_model=DatasetOut, responses=problems(404))
-def get_dataset(dataset_id: str, session: DbSession, tenant: TenantId) -> DatasetOut:
+def get_dataset(dataset_id: str, session: DbSession, tenant: ReadTenant) -> DatasetOut:
     return to_out(owned(session, DatasetRow, dataset_id, tenant, "dataset"))
 
 
 @router.delete("/{dataset_id}", status_code=204, responses=problems(404, (409, "used by a queued or running job")))
-def delete_dataset(dataset_id: str, session: DbSession, tenant: TenantId) -> Response:
+def delete_dataset(dataset_id: str, session: DbSession, tenant: TrainTenant) -> Response:
     """Delete a dataset unless a queued or running job still needs it (finished jobs keep their history)."""
     row = owned(session, DatasetRow, dataset_id, tenant, "dataset", lock=True)
     active = session.scalars(

@@ -15,7 +15,7 @@ from lipspline_platform.db.ids import new_id
 from lipspline_platform.db.tables import DatasetRow, JobEpochRow, JobRow
 from lipspline_platform.queue import queue_for_device, send_job
 from lipspline_platform.settings import Settings
-from service.deps import AppSettings, DbSession, TenantId
+from service.deps import AppSettings, DbSession, ReadTenant, TrainTenant
 from service.idempotency import IdempotencyKey, IdempotentRequest, fingerprint
 from service.limits import check_network
 from service.openapi_docs import created_headers, problems
@@ -51,7 +51,7 @@ def _get(session: Session, job_id: str, tenant: str, *, lock: bool = False) -> J
 def submit_job(
     spec: JobCreate,
     settings: AppSettings,
-    tenant: TenantId,
+    tenant: TrainTenant,
     idempotency_key: IdempotencyKey = None,
 ) -> Response:
     """Validate the config, record the job as queued, hand its id to a worker; returns at once."""
@@ -98,7 +98,7 @@ def _submit(spec: JobCreate, settings: Settings, tenant: str, idem: IdempotentRe
 
 
 @router.get("", response_model=JobList)
-def list_jobs(session: DbSession, tenant: TenantId, status: JobStatus | None = None) -> JobList:
+def list_jobs(session: DbSession, tenant: ReadTenant, status: JobStatus | None = None) -> JobList:
     query = select(JobRow).where(JobRow.tenant_id == tenant).order_by(JobRow.created_at.desc())
     if status is not None:
         query = query.where(JobRow.status == status.value)
@@ -106,12 +106,12 @@ def list_jobs(session: DbSession, tenant: TenantId, status: JobStatus | None = N
 
 
 @router.get("/{job_id}", response_model=JobOut, responses=problems(404))
-def get_job(job_id: str, session: DbSession, tenant: TenantId) -> JobOut:
+def get_job(job_id: str, session: DbSession, tenant: ReadTenant) -> JobOut:
     return to_out(_get(session, job_id, tenant))
 
 
 @router.get("/{job_id}/metrics", response_model=JobMetrics, responses=problems(404))
-def job_metrics(job_id: str, session: DbSession, tenant: TenantId) -> JobMetrics:
+def job_metrics(job_id: str, session: DbSession, tenant: ReadTenant) -> JobMetrics:
     """Per-epoch history: loss terms, train and validation metrics, seconds per epoch."""
     row = _get(session, job_id, tenant)
     epochs = session.scalars(select(JobEpochRow).where(JobEpochRow.job_id == job_id).order_by(JobEpochRow.epoch))
@@ -121,7 +121,7 @@ def job_metrics(job_id: str, session: DbSession, tenant: TenantId) -> JobMetrics
 @router.post(
     "/{job_id}/cancel", response_model=JobOut, responses=problems(404, (409, "the job already succeeded or failed"))
 )
-def cancel_job(job_id: str, session: DbSession, tenant: TenantId) -> JobOut:
+def cancel_job(job_id: str, session: DbSession, tenant: TrainTenant) -> JobOut:
     """Queued: cancelled at once. Running: the worker stops cooperatively within one epoch."""
     row = _get(session, job_id, tenant, lock=True)
     if row.status in TERMINAL_STATES:
