@@ -124,6 +124,8 @@ class JobOut(BaseModel):
     finished_at: Timestamp | None = None
     updated_at: Timestamp
     train_seconds: float | None = None
+    #: the X-Request-ID of the submitting request: the same id is on the worker's log lines of the job
+    request_id: str | None = None
 
 
 class JobList(BaseModel):

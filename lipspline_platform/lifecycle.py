@@ -45,6 +45,8 @@ class Claim:
     attempt: int
     #: seconds the job waited for this claim: since its submission, or since its re-queue
     waited_s: float = 0.0
+    #: the X-Request-ID of the request that submitted the job (for the worker's log lines)
+    request_id: str | None = None
 
 
 @dataclass(frozen=True)
@@ -110,7 +112,14 @@ def _last_send():  # noqa: ANN202
 
 # ---- the API's transitions ---------------------------------------------------------------------
 def submit(
-    session: Session, *, job_id: str, tenant_id: str, dataset_id: str, config: TrainingConfig, queue: str
+    session: Session,
+    *,
+    job_id: str,
+    tenant_id: str,
+    dataset_id: str,
+    config: TrainingConfig,
+    queue: str,
+    request_id: str | None = None,
 ) -> JobRow:
     """A new ``queued`` job, in the caller's transaction (its message is sent after the commit)."""
     now = utcnow()
@@ -126,6 +135,7 @@ def submit(
         attempts=0,
         # the message is sent right after this commits; the reconciler re-sends it if lost
         dispatched_at=now,
+        request_id=request_id,
     )
     session.add(row)
     return row
@@ -184,7 +194,7 @@ def claim(settings: Settings, job_id: str, worker_host: str) -> Claim | None:
             drop_checkpoint(session, job_id)
             return None
         seen_status, seen_attempts = job.status, job.attempts
-        config, dataset_id = TrainingConfig.model_validate(job.config), job.dataset_id
+        config, dataset_id, request_id = TrainingConfig.model_validate(job.config), job.dataset_id, job.request_id
         # a first run waited since submission; a re-run since the reconciler re-queued it
         waiting_since = as_utc(job.created_at if seen_attempts == 0 else (job.dispatched_at or job.updated_at))
         waited_s = max(0.0, (now - waiting_since).total_seconds()) if waiting_since else 0.0
@@ -204,7 +214,7 @@ def claim(settings: Settings, job_id: str, worker_host: str) -> Claim | None:
         )
         if result.rowcount != 1:
             return None
-        return Claim(config, dataset_id, seen_attempts + 1, waited_s)  # type: ignore[arg-type]
+        return Claim(config, dataset_id, seen_attempts + 1, waited_s, request_id)  # type: ignore[arg-type]
 
 
 def renew_lease(settings: Settings, job_id: str, attempt: int) -> bool:

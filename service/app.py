@@ -20,7 +20,7 @@ from service.openapi_docs import install_openapi
 from service.problems import install_problem_handlers
 from service.rate_limit import RateLimiter
 from service.request_context import RequestContext
-from service.routers import datasets, health, jobs, models
+from service.routers import admin, datasets, health, jobs, models
 
 DESCRIPTION = """
 Train deep-spline networks (learnable linear-spline activations, BV² objective)
@@ -28,7 +28,8 @@ and serve them with a **certified Lipschitz bound**: a proven upper bound on how
 far the output can move per unit of input change (l2), plus the certified
 robustness radius that follows from it. Errors are `application/problem+json`
 (RFC 9457) and name the field or row at fault. Every `/v1` route needs
-`Authorization: Bearer <API key>` (`lipspline keys create --tenant NAME`).
+`Authorization: Bearer <API key>` (`lipspline keys create --tenant NAME`, or `POST /v1/admin/keys`)
+with the scope the route names: `read`, `predict`, `train` or `admin`.
 """
 
 
@@ -59,7 +60,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.add_middleware(RequestMetrics)
     # outermost: the request id is bound before anything logs, and returned on every response
     app.add_middleware(RequestContext)
-    for router in (health.router, metrics.router, datasets.router, jobs.router, models.router):
+    for router in (health.router, metrics.router, datasets.router, jobs.router, models.router, admin.router):
         app.include_router(router)
     install_openapi(app)  # errors as problem+json, the Bearer scheme, on every route
     return app

@@ -33,7 +33,7 @@ from lipspline.certificates import CertificateReport, certificate_report
 from lipspline.model import TrainedModel
 from lipspline.serialization import model_to_parts
 from lipspline.training import EpochReport, fit, resolve_device
-from lipspline_platform import lifecycle, metrics
+from lipspline_platform import lifecycle, metrics, structured_logging
 from lipspline_platform.db.dataset_blob import dataset_from_row
 from lipspline_platform.db.engine import session_scope
 from lipspline_platform.db.tables import DatasetRow
@@ -258,8 +258,10 @@ def run_training_job(settings: Settings, job_id: str, *, worker_host: str) -> No
     current = metrics.WORKER_CURRENT_JOB.labels(job_id)
     current.set(1)
     try:
-        with Lease(settings, job_id, claim.attempt) as lease:
-            _run_claimed(settings, job_id, claim, lease)
+        with structured_logging.bound(request_id=claim.request_id, job_id=job_id, attempt=claim.attempt):
+            log.info("job %s: claimed (attempt %d, waited %.3f s)", job_id, claim.attempt, claim.waited_s)
+            with Lease(settings, job_id, claim.attempt) as lease:
+                _run_claimed(settings, job_id, claim, lease)
     finally:
         current.set(0)
 
@@ -298,6 +300,7 @@ def _run_claimed(settings: Settings, job_id: str, claim: Claim, lease: Lease) ->
             return
         else:
             metrics.JOBS_FINISHED.labels(JobStatus.succeeded.value).inc()
+            log.info("job %s: succeeded in %.3f s of training", job_id, train_seconds)
         checkpoint.unlink(missing_ok=True)
     except Exception as exc:  # any failure is recorded on the row; the worker lives on
         log.error("job %s failed:\n%s", job_id, traceback.format_exc())

@@ -21,6 +21,7 @@ from lipspline_platform.db.engine import session_scope
 from lipspline_platform.db.ids import new_id
 from lipspline_platform.db.tables import DatasetRow, JobRow
 from lipspline_platform.settings import Settings
+from service import quotas
 from service.deps import AppSettings, DbSession, ReadTenant, TrainTenant
 from service.idempotency import IdempotencyKey, IdempotentRequest, fingerprint
 from service.limits import check_dataset
@@ -132,11 +133,13 @@ def _create(parsed: dict[str, Any], idem: IdempotentRequest, tenant: str, settin
     def store() -> Response:
         dataset, fmt, target = _parse(parsed, settings)
         check_dataset(dataset, settings)
+        content = dataset_to_bytes(dataset)
         with session_scope(settings.resolved_database_url) as session:
+            quotas.check_storage(session, tenant, settings, len(content))
             row = DatasetRow(
                 id=new_id(), tenant_id=tenant, name=dataset.name, task=dataset.task, n_samples=dataset.n_samples,
                 n_features=dataset.n_features, classes=dataset.classes, feature_names=list(dataset.feature_names),
-                target_name=target, source_format=fmt, sha256=dataset.sha256, content=dataset_to_bytes(dataset),
+                target_name=target, source_format=fmt, sha256=dataset.sha256, content=content,
             )  # fmt: skip
             session.add(row)
             session.flush()
@@ -156,6 +159,7 @@ def _create(parsed: dict[str, Any], idem: IdempotentRequest, tenant: str, settin
     responses={
         201: created_headers("dataset"),
         **problems(
+            (403, "the tenant's `max_stored_bytes` quota would be exceeded (`quota-exceeded`)"),
             (409, "Idempotency-Key in use by a request still in flight"),
             (413, "upload larger than LIPSPLINE_MAX_UPLOAD_BYTES (streamed bytes, or a file's declared contents)"),
             (415, "neither multipart/form-data nor application/json"),

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import logging
+
 from fastapi import APIRouter
 from fastapi.responses import JSONResponse, Response
 from sqlalchemy import select
@@ -9,12 +11,13 @@ from sqlalchemy.orm import Session
 
 from api_schemas import TERMINAL_STATES, JobStatus
 from api_schemas.http import JobAccepted, JobCreate, JobList, JobMetrics, JobOut
-from lipspline_platform import lifecycle
+from lipspline_platform import lifecycle, structured_logging
 from lipspline_platform.db.engine import session_scope
 from lipspline_platform.db.ids import new_id
 from lipspline_platform.db.tables import DatasetRow, JobEpochRow, JobRow
 from lipspline_platform.queue import queue_for_device, send_job
 from lipspline_platform.settings import Settings
+from service import quotas
 from service.deps import AppSettings, DbSession, ReadTenant, TrainTenant
 from service.idempotency import IdempotencyKey, IdempotentRequest, fingerprint
 from service.limits import check_network
@@ -22,6 +25,7 @@ from service.openapi_docs import created_headers, problems
 from service.ownership import owned
 from service.problems import ProblemError
 
+log = logging.getLogger(__name__)
 router = APIRouter(prefix="/v1/jobs", tags=["jobs"])
 SUBMIT_ROUTE = "POST /v1/jobs"
 
@@ -43,7 +47,9 @@ def _get(session: Session, job_id: str, tenant: str, *, lock: bool = False) -> J
         **problems(
             (404, "unknown dataset_id (or another tenant's)"),
             (409, "Idempotency-Key in use by a request still in flight"),
+            (403, "a tenant quota would be exceeded: `max_models` or `max_stored_bytes` (`quota-exceeded`)"),
             (422, "invalid config, a limit exceeded, or an Idempotency-Key reused with another body"),
+            (429, "the request rate of the key, or the tenant's `max_active_jobs` quota (`quota-exceeded`)"),
             (503, "the job broker is unreachable (nothing is stored)"),
         ),
     },
@@ -76,11 +82,14 @@ def _submit(spec: JobCreate, settings: Settings, tenant: str, idem: IdempotentRe
                 field="dataset_id",
             )
         check_network(spec.config, dataset, settings)
+        quotas.check_new_job(session, tenant, settings)
         # the idempotency record commits with the job row: a crash can never leave one without the other
         idem.finish(202, body, headers, session=session)
         lifecycle.submit(
-            session, job_id=job_id, tenant_id=tenant, dataset_id=spec.dataset_id, config=spec.config, queue=queue
-        )
+            session, job_id=job_id, tenant_id=tenant, dataset_id=spec.dataset_id, config=spec.config, queue=queue,
+            request_id=structured_logging.current_request_id(),
+        )  # fmt: skip
+        log.info("job %s submitted to queue %s", job_id, queue, extra={"job_id": job_id})
     try:
         send_job(settings, job_id, queue)
     except Exception as exc:
