@@ -18,7 +18,7 @@ from service.metrics import RequestMetrics, scrape_registries
 from service.model_cache import ModelCache
 from service.openapi_docs import install_openapi
 from service.problems import install_problem_handlers
-from service.rate_limit import RateLimiter
+from service.rate_limit import rate_limiter_for
 from service.request_context import RequestContext
 from service.routers import admin, datasets, health, jobs, models
 
@@ -41,6 +41,9 @@ async def _reconciler_lifespan(app: FastAPI) -> AsyncIterator[None]:
         yield
     finally:
         reconciler.stop()
+        close = getattr(app.state.rate_limiter, "close", None)
+        if close is not None:  # the shared limiter's Redis connections
+            await close()
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -49,7 +52,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app = FastAPI(title="LipSpline", version="1.0.0", description=DESCRIPTION, lifespan=_reconciler_lifespan)
     app.state.settings = settings
     app.state.model_cache = ModelCache(settings.resolved_database_url, settings.model_cache_size)
-    app.state.rate_limiter = RateLimiter(settings.rate_limit_per_s, settings.rate_limit_burst)
+    app.state.rate_limiter = rate_limiter_for(
+        settings.rate_limit_per_s, settings.rate_limit_burst, settings.redis_rate_limit_url
+    )
     app.state.compute_placement = ComputePlacement()
     app.state.verified_keys = VerifiedKeys(settings.resolved_database_url, settings.auth_cache_ttl_s)
     app.state.metrics_registries = scrape_registries(settings.resolved_database_url)
