@@ -117,7 +117,7 @@ def scrape_registries(database_url: str) -> tuple[CollectorRegistry, CollectorRe
 async def metrics_access(request: Request) -> None:
     """Open by default; with ``metrics_public`` off, only an ``admin`` key may scrape."""
     if not request.app.state.settings.metrics_public:
-        from service.scopes import require_admin_key
+        from service.deps import require_admin_key
 
         await require_admin_key(request)
 
