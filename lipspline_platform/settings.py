@@ -61,6 +61,9 @@ class Settings(BaseSettings):
         "auto", description="log lines: json (one object per line), text, or auto (text for `serve` on a terminal)"
     )
     log_level: str = Field("INFO", description="level of the service's own loggers")
+    request_telemetry: bool = Field(
+        True, description="per-request metrics, request id and access log line (off only to measure their cost)"
+    )
     metrics_public: bool = Field(
         True, description="GET /metrics without a key (scrapers usually have none); false: an admin key is needed"
     )

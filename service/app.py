@@ -61,10 +61,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     install_problem_handlers(app)
     # counts the bytes of every request body as they stream in (413 past the limit)
     app.add_middleware(BodySizeLimit, limit=settings.max_upload_bytes)
-    # counts and times every request, the 413s above included (by route template)
-    app.add_middleware(RequestMetrics)
-    # outermost: the request id is bound before anything logs, and returned on every response
-    app.add_middleware(RequestContext)
+    if settings.request_telemetry:
+        # counts and times every request, the 413s above included (by route template)
+        app.add_middleware(RequestMetrics)
+        # outermost: the request id is bound before anything logs, and returned on every response
+        app.add_middleware(RequestContext)
     for router in (health.router, metrics.router, datasets.router, jobs.router, models.router, admin.router):
         app.include_router(router)
     install_openapi(app)  # errors as problem+json, the Bearer scheme, on every route
