@@ -10,6 +10,7 @@ from fastapi import FastAPI
 from lipspline_platform.reconciler import Reconciler
 from lipspline_platform.settings import Settings, get_settings
 from lipspline_platform.structured_logging import configure_logging
+from lipspline_platform.tracing import configure_tracing
 from service import metrics
 from service.auth import VerifiedKeys
 from service.compute_placement import ComputePlacement
@@ -69,6 +70,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     for router in (health.router, metrics.router, datasets.router, jobs.router, models.router, admin.router):
         app.include_router(router)
     install_openapi(app)  # errors as problem+json, the Bearer scheme, on every route
+    configure_tracing(settings, "lipspline-api", app=app)  # nothing at all unless an OTLP endpoint is set
     return app
 
 

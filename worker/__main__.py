@@ -16,6 +16,7 @@ from celery.signals import setup_logging
 from lipspline_platform.metrics_dir import prepare_multiprocess_dir, remove_multiprocess_dir
 from lipspline_platform.settings import get_settings
 from lipspline_platform.structured_logging import configure_logging
+from lipspline_platform.tracing import configure_tracing
 from worker.celery_app import worker_app
 
 
@@ -55,6 +56,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     # connected, this signal tells Celery not to set up logging itself: every line goes
     # through the handler above (JSON with the job's context), in the pool's children too
     setup_logging.connect(_keep_our_logging, weak=False)
+    # before the pool starts: its children inherit the instrumentation (the SDK restarts its
+    # export thread after a fork); nothing is imported unless an OTLP endpoint is set
+    configure_tracing(settings, "lipspline-worker")
     try:
         worker_app(settings).worker_main(celery_argv(args))
     finally:
