@@ -6,9 +6,9 @@ nothing: neither the SDK nor any instrumentation is even imported (they are the 
 extra ``lipspline[otel]``), and no library is patched. On, a job's trace runs from
 ``POST /v1/jobs`` (the server span, its SQL) through the broker (Celery's publish span
 injects the W3C ``traceparent`` into the message headers) into the worker (the task's
-span continues that trace, with the
-training's SQL beneath it). ``OTEL_SERVICE_NAME`` and the other ``OTEL_*`` variables of the
-SDK apply as usual; the service names default to ``lipspline-api`` and ``lipspline-worker``.
+span continues that trace, with the training's SQL beneath it). ``OTEL_SERVICE_NAME`` and
+the other ``OTEL_*`` variables of the SDK apply as usual; the service names default to
+``lipspline-api`` and ``lipspline-worker``.
 """
 
 from __future__ import annotations
