@@ -74,8 +74,9 @@ def list_tenants(session: DbSession, admin: AdminPrincipal) -> TenantList:
 def update_tenant(tenant_id: str, spec: TenantUpdate, session: DbSession, admin: AdminPrincipal) -> TenantOut:
     """Set the tenant's quotas."""
     row = _tenant(session, tenant_id, lock=True)
-    for name, value in spec.model_dump().items():
-        setattr(row, name, value)
+    row.quota_max_active_jobs = spec.quota_max_active_jobs
+    row.quota_max_stored_bytes = spec.quota_max_stored_bytes
+    row.quota_max_models = spec.quota_max_models
     session.flush()
     return tenant_out(row)
 
