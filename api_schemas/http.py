@@ -142,6 +142,8 @@ class JobOut(BaseModel):
     updated_at: Timestamp
     train_seconds: float | None = None
     register_as: str | None = Field(None, description="the registered model the job's model is added to on success")
+    #: the X-Request-ID of the submitting request: the same id is on the worker's log lines of the job
+    request_id: str | None = None
 
 
 class JobList(BaseModel):

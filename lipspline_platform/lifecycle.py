@@ -49,6 +49,10 @@ class Claim:
     config: TrainingConfig
     dataset_id: str
     attempt: int
+    #: seconds the job waited for this claim: since its submission, or since its re-queue
+    waited_s: float = 0.0
+    #: the X-Request-ID of the request that submitted the job (for the worker's log lines)
+    request_id: str | None = None
 
 
 @dataclass(frozen=True)
@@ -150,6 +154,7 @@ def submit(
     queue: str,
     register_as: str | None = None,
     notify_url: str | None = None,
+    request_id: str | None = None,
 ) -> JobRow:
     """A new ``queued`` job, in the caller's transaction (its message is sent after the commit).
 
@@ -171,6 +176,7 @@ def submit(
         dispatched_at=now,
         register_as=register_as,
         notify_url=notify_url,
+        request_id=request_id,
     )
     session.add(row)
     _announce(session, row, JobStatus.queued)
@@ -232,7 +238,10 @@ def claim(settings: Settings, job_id: str, worker_host: str) -> Claim | None:
             _announce(session, job, closing[0], error=closing[1])
             return None
         seen_status, seen_attempts = job.status, job.attempts
-        config, dataset_id = TrainingConfig.model_validate(job.config), job.dataset_id
+        config, dataset_id, request_id = TrainingConfig.model_validate(job.config), job.dataset_id, job.request_id
+        # a first run waited since submission; a re-run since the reconciler re-queued it
+        waiting_since = as_utc(job.created_at if seen_attempts == 0 else (job.dispatched_at or job.updated_at))
+        waited_s = max(0.0, (now - waiting_since).total_seconds()) if waiting_since else 0.0
         result = session.execute(
             update(JobRow)
             .where(JobRow.id == job_id, JobRow.status == seen_status, JobRow.attempts == seen_attempts)
@@ -250,7 +259,7 @@ def claim(settings: Settings, job_id: str, worker_host: str) -> Claim | None:
         if result.rowcount != 1:
             return None
         _announce(session, job, JobStatus.running, attempt=seen_attempts + 1)
-        return Claim(config, dataset_id, seen_attempts + 1)  # type: ignore[arg-type]
+        return Claim(config, dataset_id, seen_attempts + 1, waited_s, request_id)  # type: ignore[arg-type]
 
 
 def renew_lease(settings: Settings, job_id: str, attempt: int) -> bool:

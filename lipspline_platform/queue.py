@@ -100,9 +100,12 @@ def celery_client(settings: Settings) -> Celery:
 
 
 def send_job(settings: Settings, job_id: str, queue: str) -> None:
+    """Hand the job to the broker; the Celery task id *is* the job id, so the message, the
+    ``jobs`` row and every log line about the job share one id (a re-send reuses it)."""
     celery_client(settings).send_task(
         TRAIN_TASK,
         args=[job_id],
+        task_id=job_id,
         queue=queue,
         retry=True,
         retry_policy={"max_retries": 3, "interval_start": 0.2, "interval_step": 0.5},

@@ -32,7 +32,7 @@ from datetime import datetime
 
 from api_schemas import JobStatus
 from api_schemas.timestamps import utcnow
-from lipspline_platform import lifecycle
+from lipspline_platform import lifecycle, metrics
 from lipspline_platform.queue import send_job
 from lipspline_platform.settings import Settings
 
@@ -69,6 +69,11 @@ def reconcile_once(settings: Settings, send: Sender | None = None, now: datetime
         if acted is None:
             continue  # renewed meanwhile, or another reconciler acted first
         status, note = acted
+        metrics.LEASE_EXPIRIES.inc()
+        if status == JobStatus.queued:
+            metrics.JOB_REQUEUES.inc()
+        elif status == JobStatus.failed:
+            metrics.JOB_FAILURES.labels("lost_worker").inc()
         buckets[status].append(job.id)
         log.warning("job %s: %s -> %s", job.id, note, status)
         if status == JobStatus.queued:
@@ -78,6 +83,7 @@ def reconcile_once(settings: Settings, send: Sender | None = None, now: datetime
     for job_id, queue in lifecycle.unsent_jobs(settings, now):
         if lifecycle.mark_dispatched(settings, job_id, now):
             outcome.resent.append(job_id)
+            metrics.JOB_RESENDS.inc()
             to_send.append((job_id, queue))
 
     for job_id, queue in to_send:

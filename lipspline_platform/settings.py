@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from functools import cached_property
 from pathlib import Path
+from typing import Literal
 
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -69,6 +70,47 @@ class Settings(BaseSettings):
     )
     sse_poll_s: float = Field(0.3, gt=0, le=10, description="how often an event stream looks for new job events")
     sse_heartbeat_s: float = Field(15.0, gt=0, description="a comment line after this long without an event")
+
+    # operations (README "Operations"): logs, metrics, tracing, shared rate limits, tenant quotas
+    log_format: Literal["auto", "json", "text"] = Field(
+        "auto", description="log lines: json (one object per line), text, or auto (text for `serve` on a terminal)"
+    )
+    log_level: str = Field("INFO", description="level of the service's own loggers")
+    request_telemetry: bool = Field(
+        True, description="per-request metrics, request id and access log line (off only to measure their cost)"
+    )
+    metrics_public: bool = Field(
+        True, description="GET /metrics without a key (scrapers usually have none); false: an admin key is needed"
+    )
+    worker_metrics_port: int = Field(
+        0, ge=0, le=65535, description="port of a worker node's /metrics (all its pool processes); 0: not served"
+    )
+    rate_limit_backend: Literal["auto", "memory", "redis"] = Field(
+        "auto", description="where token buckets live: auto (Redis when the broker is Redis), memory, redis"
+    )
+    rate_limit_redis_url: str | None = Field(None, description="Redis of the shared buckets; default: the broker")
+    quota_max_active_jobs: int | None = Field(
+        None, ge=1, description="default per-tenant limit on queued + running jobs (none: unlimited)"
+    )
+    quota_max_stored_bytes: int | None = Field(
+        None, ge=1, description="default per-tenant limit on stored dataset + model bytes (none: unlimited)"
+    )
+    quota_max_models: int | None = Field(None, ge=1, description="default per-tenant limit on models (none: unlimited)")
+    otel_exporter_otlp_endpoint: str | None = Field(
+        None, description="OTLP/HTTP endpoint: traces are exported when set (or when OTEL_EXPORTER_OTLP_ENDPOINT is)"
+    )
+
+    @property
+    def redis_rate_limit_url(self) -> str | None:
+        """The Redis holding the shared token buckets, or None for the in-process ones."""
+        if self.rate_limit_backend == "memory":
+            return None
+        url = self.rate_limit_redis_url or (None if self.embedded_broker else self.broker_url)
+        if url is None or not url.startswith(("redis://", "rediss://", "unix://")):
+            if self.rate_limit_backend == "redis":
+                raise ValueError("LIPSPLINE_RATE_LIMIT_BACKEND=redis needs a Redis broker or RATE_LIMIT_REDIS_URL")
+            return None
+        return url
 
     @cached_property
     def resolved_database_url(self) -> str:

@@ -9,16 +9,21 @@ from fastapi import FastAPI
 
 from lipspline_platform.reconciler import Reconciler
 from lipspline_platform.settings import Settings, get_settings
+from lipspline_platform.structured_logging import configure_logging
+from lipspline_platform.tracing import configure_tracing
 from lipspline_platform.webhooks.dispatcher import WebhookDispatcher
+from service import metrics
 from service.auth import VerifiedKeys
 from service.compute_placement import ComputePlacement
 from service.docs_pages import install_docs
 from service.limits import BodySizeLimit
+from service.metrics import RequestMetrics, scrape_registries
 from service.model_cache import ModelCache
 from service.openapi_docs import install_openapi
 from service.problems import install_problem_handlers
-from service.rate_limit import RateLimiter
-from service.routers import datasets, health, job_events, jobs, models, oip, registry, webhooks
+from service.rate_limit import rate_limiter_for
+from service.request_context import RequestContext
+from service.routers import admin, datasets, health, job_events, jobs, models, oip, registry, webhooks
 
 DESCRIPTION = """
 Train deep-spline networks (learnable linear-spline activations, BV² objective)
@@ -26,7 +31,8 @@ and serve them with a **certified Lipschitz bound**: a proven upper bound on how
 far the output can move per unit of input change (l2), plus the certified
 robustness radius that follows from it. Errors are `application/problem+json`
 (RFC 9457) and name the field or row at fault. Every `/v1` route needs
-`Authorization: Bearer <API key>` (`lipspline keys create --tenant NAME`).
+`Authorization: Bearer <API key>` (`lipspline keys create --tenant NAME`, or `POST /v1/admin/keys`)
+with the scope the route names: `read`, `predict`, `train` or `admin`.
 The Open Inference Protocol (KServe v2) is served under `/v2` with the same keys; it is
 specified by KServe and not listed here (see the README).
 """
@@ -43,6 +49,9 @@ async def _reconciler_lifespan(app: FastAPI) -> AsyncIterator[None]:
     finally:
         reconciler.stop()
         dispatcher.stop()
+        close = getattr(app.state.rate_limiter, "close", None)
+        if close is not None:  # the shared limiter's Redis connections
+            await close()
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -53,19 +62,30 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     install_docs(app)  # /docs and /redoc with assets from the installed package, not a CDN
     app.state.settings = settings
     app.state.model_cache = ModelCache(settings.resolved_database_url, settings.model_cache_size)
-    app.state.rate_limiter = RateLimiter(settings.rate_limit_per_s, settings.rate_limit_burst)
+    app.state.rate_limiter = rate_limiter_for(
+        settings.rate_limit_per_s, settings.rate_limit_burst, settings.redis_rate_limit_url
+    )
     app.state.compute_placement = ComputePlacement()
     app.state.verified_keys = VerifiedKeys(settings.resolved_database_url, settings.auth_cache_ttl_s)
+    app.state.metrics_registries = scrape_registries(settings.resolved_database_url)
     install_problem_handlers(app)
-    # outermost: counts the bytes of every request body as they stream in (413 past the limit)
+    # counts the bytes of every request body as they stream in (413 past the limit)
     app.add_middleware(BodySizeLimit, limit=settings.max_upload_bytes)
-    for router in (health.router, datasets.router, jobs.router, job_events.router, webhooks.router, models.router,
-                   registry.router, oip.router):
+    if settings.request_telemetry:
+        # counts and times every request, the 413s above included (by route template)
+        app.add_middleware(RequestMetrics)
+        # outermost: the request id is bound before anything logs, and returned on every response
+        app.add_middleware(RequestContext)
+    for router in (health.router, metrics.router, datasets.router, jobs.router, job_events.router, webhooks.router,
+                   models.router, registry.router, oip.router, admin.router):
         app.include_router(router)
     install_openapi(app)  # errors as problem+json, the Bearer scheme, on every route
+    configure_tracing(settings, "lipspline-api", app=app)  # nothing at all unless an OTLP endpoint is set
     return app
 
 
 def app_from_env() -> FastAPI:
-    """Entry point for `uvicorn --factory service.app:app_from_env`."""
-    return create_app()
+    """Entry point for `uvicorn --factory service.app:app_from_env` (`lipspline api`): logs as configured."""
+    settings = get_settings()
+    configure_logging(settings.log_format, settings.log_level)
+    return create_app(settings)

@@ -15,6 +15,7 @@ import socket
 import subprocess
 import sys
 from collections.abc import Sequence
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from lipspline_platform.settings import Settings, get_settings
@@ -27,19 +28,23 @@ def _migrate(settings: Settings) -> None:
     upgrade(settings.resolved_database_url)
 
 
-def worker_argv(queues: str, concurrency: int, pool: str | None, hostname: str | None) -> list[str]:
+def worker_argv(
+    queues: str, concurrency: int, pool: str | None, hostname: str | None, metrics_port: int | None = None
+) -> list[str]:
     """The command line of a worker process (``python -m worker``, a package of its own)."""
     argv = [sys.executable, "-m", "worker", "--queues", queues, "--concurrency", str(concurrency)]
     if pool:
         argv += ["--pool", pool]
     if hostname:
         argv += ["--hostname", hostname]
+    if metrics_port is not None:
+        argv += ["--metrics-port", str(metrics_port)]
     return argv
 
 
 def cmd_worker(args: argparse.Namespace) -> int:
     """Replace this process by a worker: the CLI lives in the API package and never imports the worker's."""
-    argv = worker_argv(args.queues, args.concurrency, args.pool, args.hostname)
+    argv = worker_argv(args.queues, args.concurrency, args.pool, args.hostname, args.metrics_port)
     os.execv(argv[0], argv)
     return 0  # pragma: no cover - execv does not return
 
@@ -47,10 +52,28 @@ def cmd_worker(args: argparse.Namespace) -> int:
 def cmd_api(args: argparse.Namespace) -> int:
     import uvicorn
 
+    from lipspline_platform.metrics_dir import prepare_multiprocess_dir, remove_multiprocess_dir
+
     settings = get_settings()
+    # several uvicorn processes answer on one port: their metrics are summed from shared files
+    metrics_dir = prepare_multiprocess_dir() if args.workers > 1 else None
     _migrate(settings)
-    uvicorn.run("service.app:app_from_env", factory=True, host=args.host, port=args.port, workers=args.workers)
+    try:
+        uvicorn.run("service.app:app_from_env", factory=True, host=args.host, port=args.port, workers=args.workers,
+                    **uvicorn_logging(settings, terminal=False))  # fmt: skip
+    finally:
+        if metrics_dir is not None:
+            remove_multiprocess_dir(metrics_dir)
     return 0
+
+
+def uvicorn_logging(settings: Settings, *, terminal: bool) -> dict:
+    """uvicorn leaves logging alone (no dictConfig, no plain access log): the service's own
+    handler writes every line, JSON or text, and its access line carries the request id."""
+    from lipspline_platform.structured_logging import configure_logging
+
+    configure_logging(settings.log_format, settings.log_level, terminal_text=terminal)
+    return {"log_config": None, "access_log": False}
 
 
 def _die_with_parent() -> None:
@@ -65,8 +88,9 @@ def _die_with_parent() -> None:
         pass
 
 
-def _start_embedded_worker(settings: Settings) -> subprocess.Popen:
-    env = dict(os.environ, LIPSPLINE_DATA_DIR=str(settings.data_dir.resolve()))
+def _start_embedded_worker(settings: Settings, log_format: str) -> subprocess.Popen:
+    # the worker writes its lines in the server's format (text on a terminal, JSON otherwise)
+    env = dict(os.environ, LIPSPLINE_DATA_DIR=str(settings.data_dir.resolve()), LIPSPLINE_LOG_FORMAT=log_format)
     if settings.database_url is None:
         env["LIPSPLINE_DATABASE_URL"] = settings.resolved_database_url
     # solo pool: one job at a time in the worker process itself, no extra children to reap
@@ -95,12 +119,24 @@ def ensure_default_key(settings: Settings) -> Path:
     path = settings.data_dir.resolve() / "api-key"
     if path.exists():
         return path
+    from service.scopes import ALL_SCOPES
+
+    # admin too: the one who started the server manages the keys of everyone else over the API
     with session_scope(settings.resolved_database_url) as session:
-        key = auth.create_key(session, DEFAULT_TENANT)
+        key = auth.create_key(session, DEFAULT_TENANT, ALL_SCOPES, name="bootstrap (lipspline serve)")
     descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     with os.fdopen(descriptor, "w") as handle:
         handle.write(key + "\n")
     return path
+
+
+def parse_expiry(text: str) -> datetime:
+    """``--expires``: an ISO 8601 time (UTC unless it says otherwise) or a duration from now: 30d, 12h, 15m."""
+    units = {"d": 86400, "h": 3600, "m": 60, "s": 1}
+    if text[:-1].isdigit() and text[-1:] in units:
+        return datetime.now(UTC) + timedelta(seconds=int(text[:-1]) * units[text[-1]])
+    moment = datetime.fromisoformat(text)
+    return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
 
 
 def cmd_keys(args: argparse.Namespace) -> int:
@@ -109,9 +145,21 @@ def cmd_keys(args: argparse.Namespace) -> int:
 
     settings = get_settings()
     _migrate(settings)
+    from service.scopes import DEFAULT_KEY_SCOPES, parse_scopes
+
+    if args.action == "create":
+        try:
+            scopes = parse_scopes(args.scopes) if args.scopes else DEFAULT_KEY_SCOPES
+            expires_at = parse_expiry(args.expires) if args.expires else None
+        except ValueError as exc:
+            print(f"lipspline keys create: {exc}", file=sys.stderr)
+            return 2
+        if not scopes:
+            print("lipspline keys create: --scopes names no scope", file=sys.stderr)
+            return 2
     with session_scope(settings.resolved_database_url) as session:
         if args.action == "create":
-            print(auth.create_key(session, args.tenant))
+            print(auth.create_key(session, args.tenant, scopes, expires_at=expires_at, name=args.name))
             return 0
         revoked = auth.revoke_key(session, args.key)
     print(f"revoked {revoked} key(s)", file=sys.stderr)
@@ -121,12 +169,15 @@ def cmd_keys(args: argparse.Namespace) -> int:
 def cmd_serve(args: argparse.Namespace) -> int:
     import uvicorn
 
+    from lipspline_platform.structured_logging import resolve_format
     from service.app import create_app
 
     settings = get_settings()
     _migrate(settings)
     key_file = ensure_default_key(settings)
-    worker = _start_embedded_worker(settings)
+    logging_options = uvicorn_logging(settings, terminal=True)
+    log_format = resolve_format(settings.log_format, terminal_text=True)
+    worker = _start_embedded_worker(settings, log_format)
     print(f"lipspline: data in {settings.data_dir.resolve()}, API on http://{args.host}:{args.port}", flush=True)
     print(f"lipspline: API key of tenant 'default' in {key_file} (send it as Authorization: Bearer <key>)", flush=True)
     print(f"lipspline: key: {key_file.read_text().strip()}", flush=True)
@@ -141,7 +192,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     # on the spot and orphan the worker; this one turns it into SystemExit, so `finally` runs.
     signal.signal(signal.SIGTERM, _exit)
     try:
-        uvicorn.run(create_app(settings), host=args.host, port=args.port)
+        uvicorn.run(create_app(settings), host=args.host, port=args.port, **logging_options)
     finally:
         _stop(worker)
     return 0
@@ -224,12 +275,18 @@ def build_parser() -> argparse.ArgumentParser:
     worker.add_argument("--concurrency", type=int, default=1, help="jobs at once (use 1 per GPU)")
     worker.add_argument("--pool", default=None, help="Celery pool (default prefork; solo for one in-process job)")
     worker.add_argument("--hostname", default=None, help="Celery node name (default lipspline-PID@host)")
+    worker.add_argument("--metrics-port", type=int, default=None,
+                        help="serve the node's Prometheus metrics on this port (LIPSPLINE_WORKER_METRICS_PORT)")
     worker.set_defaults(func=cmd_worker)
 
     keys = sub.add_parser("keys", help="API keys: create one for a tenant, or revoke one")
     key_actions = keys.add_subparsers(dest="action", required=True)
     create = key_actions.add_parser("create", help="print a new key for the tenant (created if new)")
     create.add_argument("--tenant", required=True)
+    create.add_argument("--scopes", default=None,
+                        help="comma-separated: read, predict, train, admin (default: read,predict,train)")
+    create.add_argument("--expires", default=None, help="ISO 8601 time, or a duration from now: 30d, 12h, 15m")
+    create.add_argument("--name", default=None, help="a label shown in key listings")
     revoke = key_actions.add_parser("revoke", help="revoke a key, given in full or by its 12-character prefix")
     revoke.add_argument("key")
     keys.set_defaults(func=cmd_keys)

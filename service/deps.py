@@ -5,15 +5,18 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import Annotated
 
-from fastapi import Depends, Request
+from fastapi import Depends, Request, Security
 from fastapi.concurrency import run_in_threadpool
-from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer, SecurityScopes
 from sqlalchemy.orm import Session
 
+from lipspline_platform import structured_logging
 from lipspline_platform.db.engine import session_scope
 from lipspline_platform.settings import Settings
 from service.auth import PREFIX_CHARS
+from service.metrics import RATE_LIMITED
 from service.problems import ProblemError
+from service.scopes import Principal, Scope
 
 
 async def settings_of(request: Request) -> Settings:
@@ -49,7 +52,7 @@ def _unauthorized(detail: str) -> ProblemError:
 
 
 #: Reads ``Authorization: Bearer <key>`` and, being a FastAPI security dependency, declares the
-#: ``BearerAuth`` scheme in OpenAPI on exactly the routes that take ``TenantId``. It never answers
+#: ``BearerAuth`` scheme in OpenAPI on exactly the routes that take a ``*Tenant``. It never answers
 #: by itself (auto_error=False: its own error would not be problem+json); ``current_tenant`` does.
 bearer = HTTPBearer(
     scheme_name="BearerAuth",
@@ -60,46 +63,101 @@ bearer = HTTPBearer(
 )
 
 
-async def current_tenant(
-    request: Request, credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)]
-) -> str:
-    """The tenant of the request's API key; 401 without a valid key, 429 above the key's rate.
+def _insufficient_scope(scope: str) -> ProblemError:
+    return ProblemError(403, "Forbidden", f"this API key lacks the {scope!r} scope this route needs",
+                        kind="insufficient-scope", required_scope=scope)  # fmt: skip
+
+
+async def authenticate(request: Request, credentials: HTTPAuthorizationCredentials | None) -> Principal:
+    """The principal of the request's API key; 401 without a valid key (unknown, revoked, expired).
 
     Async, so a key checked within the last second costs a dict lookup on the event loop; the
     database is asked (in a thread) only when that answer is stale.
     """
-    # None: no header, another scheme, or an empty key (surrounding spaces are stripped)
     settings: Settings = request.app.state.settings
+    # None: no header, another scheme, or an empty key (surrounding spaces are stripped)
     if credentials is None:
         raise _unauthorized("Authorization: Bearer <API key> is required" + _where_the_key_is(settings))
     key = credentials.credentials
     verified_keys = request.app.state.verified_keys
-    fresh, tenant = verified_keys.recent_answer(key)
+    fresh, principal = verified_keys.recent_answer(key)
     if not fresh:
-        tenant = await run_in_threadpool(verified_keys.tenant_for, key)
-    if tenant is None:
-        raise _unauthorized("the API key is not valid (unknown or revoked)" + _where_the_key_is(settings))
-    wait = request.app.state.rate_limiter.acquire(key)
+        principal = await run_in_threadpool(verified_keys.principal_for, key)
+    if principal is None:
+        raise _unauthorized("the API key is not valid (unknown, revoked or expired)" + _where_the_key_is(settings))
+    return principal
+
+
+async def _throttle(request: Request, principal: Principal) -> None:
+    """429 above the key's rate: one bucket per key, shared by every API process when Redis holds it."""
+    limiter = request.app.state.rate_limiter
+    wait = await limiter.acquire_async(principal.key_id)
     if wait > 0:
+        RATE_LIMITED.inc()
+        settings: Settings = request.app.state.settings
         error = ProblemError(429, "Too Many Requests", f"rate limit of {settings.rate_limit_per_s:g} requests/s "
                              f"per key exceeded; retry in {wait:.2f} s", kind="rate-limited")  # fmt: skip
-        error.headers = {"Retry-After": request.app.state.rate_limiter.retry_after_header(wait)}
+        error.headers = {"Retry-After": limiter.retry_after_header(wait)}
         raise error
-    return tenant
 
 
-TenantId = Annotated[str, Depends(current_tenant)]
+async def current_principal(
+    request: Request,
+    security_scopes: SecurityScopes,
+    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)],
+) -> Principal:
+    """The request's principal if its key has the route's scope (403 otherwise), within its rate (429).
+
+    Authenticated and throttled once per request, whatever the number of dependencies that ask
+    (a route's scoped tenant and, say, its model-reference resolver): the principal is kept on
+    the request, and each later call only checks the scopes it was declared with.
+    """
+    principal: Principal | None = getattr(request.state, "principal", None)
+    if principal is None:
+        principal = await authenticate(request, credentials)
+    for scope in security_scopes.scopes:
+        if not principal.allows(scope):
+            raise _insufficient_scope(scope)
+    if getattr(request.state, "principal", None) is None:
+        await _throttle(request, principal)
+        request.state.principal = principal
+        structured_logging.bind(tenant=principal.tenant_id)
+    return principal
 
 
-def current_caller(
-    tenant: TenantId, credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)]
+async def current_tenant(principal: Annotated[Principal, Depends(current_principal)]) -> str:
+    """The tenant id of :func:`current_principal` (what most routes need)."""
+    return principal.tenant_id
+
+
+async def require_admin_key(request: Request) -> None:
+    """For routes whose key requirement is a setting (``/metrics``): an ``admin`` key, checked by hand."""
+    credentials = await bearer(request)
+    principal = await authenticate(request, credentials)
+    if not principal.allows(Scope.admin):
+        raise _insufficient_scope(Scope.admin)
+
+
+#: the tenant of a key with the scope named; declared on each route (service/scopes.py says which)
+ReadTenant = Annotated[str, Security(current_tenant, scopes=[Scope.read])]
+PredictTenant = Annotated[str, Security(current_tenant, scopes=[Scope.predict])]
+TrainTenant = Annotated[str, Security(current_tenant, scopes=[Scope.train])]
+AdminPrincipal = Annotated[Principal, Security(current_principal, scopes=[Scope.admin])]
+#: the tenant of any valid key, for dependencies of routes that declare their scope themselves
+#: (the model-reference resolver): never the only key check of a route
+KeyTenant = Annotated[str, Depends(current_tenant)]
+
+
+async def current_caller(
+    principal: Annotated[Principal, Depends(current_principal)],
+    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)],
 ) -> str:
     """Who makes the request, as the registry records it: ``key:<the key's prefix>``.
 
-    The prefix is what ``lipspline keys list`` shows and ``keys revoke`` accepts, so an
+    The prefix is what key listings show (``lipspline keys list``, ``GET /v1/admin/keys``), so an
     operator can tell which key moved an alias; it is not enough to use the key.
     """
-    assert credentials is not None  # TenantId has refused requests without a key
+    assert credentials is not None  # current_principal has refused requests without a key
     return f"key:{credentials.credentials[:PREFIX_CHARS]}"
 
 

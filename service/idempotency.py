@@ -28,6 +28,7 @@ from sqlalchemy.orm import Session
 from api_schemas.timestamps import as_utc, utcnow
 from lipspline_platform.db.engine import session_scope
 from lipspline_platform.db.tables import IdempotencyRow
+from service.metrics import IDEMPOTENT_REPLAYS
 from service.problems import ProblemError
 
 MAX_KEY_LENGTH = 255
@@ -92,6 +93,7 @@ class IdempotentRequest:
                         return None
                     raise ProblemError(409, "Conflict", "Idempotency-Key: the first request with this key is still "
                                        "being processed; retry later", kind="idempotency-in-flight")  # fmt: skip
+                IDEMPOTENT_REPLAYS.labels(self.route).inc()
                 headers = dict(row.response_headers or {}, **{"Idempotent-Replayed": "true"})
                 return JSONResponse(json.loads(row.response_body or "null"), status_code=row.response_status or 200,
                                     headers=headers)  # fmt: skip

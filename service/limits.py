@@ -18,6 +18,7 @@ from api_schemas import TrainingConfig
 from lipspline.data import Dataset
 from lipspline.networks import SplineNetwork, output_width
 from lipspline_platform.settings import Settings
+from service.metrics import count_problem
 from service.problems import PROBLEM_JSON, ProblemError, problem_body
 
 #: room for multipart framing and form fields around an upload of the maximum size
@@ -81,6 +82,7 @@ class BodySizeLimit:
                                        limit="max_upload_bytes", limit_value=limit)).encode()  # fmt: skip
         headers = [(b"content-type", PROBLEM_JSON.encode()), (b"content-length", str(len(body)).encode()),
                    (b"connection", b"close")]  # fmt: skip
+        count_problem(413, "content-too-large")
         await send({"type": "http.response.start", "status": 413, "headers": headers})
         await send({"type": "http.response.body", "body": body})
 

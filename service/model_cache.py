@@ -25,6 +25,7 @@ from lipspline.model import TrainedModel
 from lipspline.serialization import ArtifactError, model_from_parts
 from lipspline_platform.db.engine import session_scope
 from lipspline_platform.db.tables import ModelRow
+from service import metrics
 from service.problems import bad_artifact, not_found
 
 
@@ -76,26 +77,38 @@ class ModelCache:
             item = self._items.get(model_id)
             if item is not None:
                 self._items.move_to_end(model_id)
-        if item is not None and item.tenant_id != tenant_id:
-            raise not_found("model", model_id)
+        if item is not None:
+            metrics.MODEL_CACHE_HITS.inc()
+            if item.tenant_id != tenant_id:
+                raise not_found("model", model_id)
         return item
 
     async def get_async(self, model_id: str, tenant_id: str) -> LoadedModel:
         """``get`` for async routes: a loaded model at once, a load (database, sha256, parsing) in a thread."""
-        return self.cached(model_id, tenant_id) or await run_in_threadpool(self.get, model_id, tenant_id)
+        return self.cached(model_id, tenant_id) or await run_in_threadpool(self._get, model_id, tenant_id, False)
 
     def get(self, model_id: str, tenant_id: str) -> LoadedModel:
         """The loaded model if it belongs to the tenant; another tenant's model is a 404."""
+        return self._get(model_id, tenant_id, True)
+
+    def _get(self, model_id: str, tenant_id: str, count_hit: bool) -> LoadedModel:
+        # count_hit False: get_async already counted the miss of its lookup (another thread may
+        # have loaded it since; that is still one request that did not find it loaded)
         with self._lock:
             item = self._items.get(model_id)
             if item is not None:
                 self._items.move_to_end(model_id)
         if item is None:
-            item = self._load(model_id)
+            metrics.MODEL_CACHE_MISSES.inc()
+            with metrics.MODEL_LOAD_DURATION.time():
+                item = self._load(model_id)
             with self._lock:
                 self._items[model_id] = item
                 while len(self._items) > self.capacity:
                     self._items.popitem(last=False)
+                    metrics.MODEL_CACHE_EVICTIONS.inc()
+        elif count_hit:
+            metrics.MODEL_CACHE_HITS.inc()
         if item.tenant_id != tenant_id:
             raise not_found("model", model_id)
         return item

@@ -29,7 +29,7 @@ from sqlalchemy.orm import Session
 from lipspline_platform import registry
 from lipspline_platform.db.engine import session_scope
 from lipspline_platform.db.tables import ModelRow
-from service.deps import TenantId
+from service.deps import KeyTenant
 from service.problems import ProblemError
 
 _VERSIONED = re.compile(r"^(?P<name>[^/@]+)/versions/(?P<version>[0-9]{1,9})$")
@@ -104,7 +104,7 @@ def resolve_oip(session: Session, tenant: str, name: str, version: str | None) -
 
 async def _model_id_of_ref(
     request: Request,
-    tenant: TenantId,
+    tenant: KeyTenant,
     model_id: Annotated[
         str, Path(description="a model id, or a reference: `NAME@ALIAS`, `NAME/versions/N` (`/` may be sent as `%2F`)")
     ],

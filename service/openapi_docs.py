@@ -12,7 +12,7 @@ Two sources of statuses, documented in two ways:
   are declared on the route with :func:`problems`, next to the code that raises them;
 * statuses a *shared layer* answers are added by :func:`install_openapi` wherever that
   layer runs, so no route can forget them: 401 and 429 on every operation that needs the
-  API key (the ``TenantId`` dependency, visible as the operation's ``security``), 400 (an
+  API key (the ``*Tenant`` dependencies of ``service/deps.py``, visible as the operation's ``security``), 400 (an
   unparsable body), 413 (``BodySizeLimit``) and 422 (validation) on every operation with a
   request body, and 422 on every operation with query or header parameters. FastAPI's own
   422 is replaced by the problem+json one, or removed where only plain string path
@@ -37,13 +37,14 @@ FASTAPI_VALIDATION_SCHEMAS = ("HTTPValidationError", "ValidationError")
 
 _DESCRIPTIONS = {
     400: "the request body cannot be parsed (not JSON, not UTF-8, broken multipart)",
-    401: "no API key, or an unknown or revoked one",
+    401: "no API key, or an unknown, revoked or expired one",
+    403: "the API key lacks the scope this route needs (`insufficient-scope`, `required_scope` names it)",
     404: "unknown id, or an id of another tenant (answered alike)",
     409: "conflicts with the resource's current state",
     413: "the request body exceeds LIPSPLINE_MAX_UPLOAD_BYTES (counted as it streams in)",
     415: "unsupported Content-Type",
     422: "invalid request, or a configured limit exceeded: `errors` names each field at fault",
-    429: "the API key's request rate is exceeded (per key, per API process)",
+    429: "the API key's request rate is exceeded (per key; shared by all API processes with a Redis broker)",
     503: "a dependency (database or broker) is unreachable",
 }
 
@@ -145,6 +146,22 @@ def _is_fastapi_422(response: dict[str, Any]) -> bool:
     return schema.get("$ref") == REF_PREFIX + "HTTPValidationError"
 
 
+def _declare_scope(operation: dict[str, Any]) -> None:
+    """The scope a route needs (from its ``security`` requirement) as ``x-required-scope`` and in words."""
+    scopes = sorted({scope for requirement in operation["security"] for scopes in requirement.values()
+                     for scope in scopes})  # fmt: skip
+    if not scopes:
+        return
+    operation["x-required-scope"] = scopes[0] if len(scopes) == 1 else scopes
+    needed = " and ".join(f"`{scope}`" for scope in scopes)
+    note = f"Needs an API key with the {needed} scope (or `admin`)."
+    if "admin" in scopes:
+        note = "Needs an API key with the `admin` scope."
+    description = operation.get("description", "")
+    if note not in description:
+        operation["description"] = f"{description}\n\n{note}".strip()
+
+
 def document_problems(schema: dict[str, Any]) -> dict[str, Any]:
     """Add the shared layers' error responses and the Problem schema to a generated document (in place)."""
     for path_item in schema.get("paths", {}).values():
@@ -154,7 +171,8 @@ def document_problems(schema: dict[str, Any]) -> dict[str, Any]:
                 del responses["422"]
             shared: list[int] = []
             if operation.get("security"):
-                shared += [401, 429]
+                shared += [401, 403, 429]
+                _declare_scope(operation)
             if "requestBody" in operation:
                 shared += [400, 413]
             if _answers_422(operation):

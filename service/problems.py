@@ -16,6 +16,7 @@ from sqlalchemy.exc import InterfaceError, OperationalError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from lipspline.data import DatasetError
+from service.metrics import count_problem
 
 PROBLEM_JSON = "application/problem+json"
 PROBLEM_BASE = "https://lipspline.dev/problems/"
@@ -49,6 +50,7 @@ def is_oip_path(path: str) -> bool:
 def problem_response(
     request: Request, status: int, title: str, detail: str, kind: str, headers: dict | None = None, **extra: Any
 ) -> JSONResponse:
+    count_problem(status, kind)
     if is_oip_path(request.url.path):
         # OIP clients (tritonclient, KServe's) parse ``{"error": "..."}``, and expect 400 for any bad request
         return JSONResponse({"error": detail}, status_code=400 if status == 422 else status, headers=headers)

@@ -9,9 +9,9 @@ from __future__ import annotations
 import socket
 
 from celery import shared_task
-from celery.signals import worker_process_init, worker_ready, worker_shutdown
+from celery.signals import worker_process_init, worker_process_shutdown, worker_ready, worker_shutdown
 
-from lipspline_platform import reconciler
+from lipspline_platform import metrics, reconciler, structured_logging
 from lipspline_platform.db.engine import dispose_all
 from lipspline_platform.queue import TRAIN_TASK
 from lipspline_platform.settings import get_settings
@@ -29,7 +29,17 @@ def _fresh_connections(**_kwargs) -> None:  # noqa: ANN003
 def _start_reconciler(**_kwargs) -> None:  # noqa: ANN003
     # In the worker's main process (prefork) or its only process (solo): every worker host
     # re-queues jobs whose worker died and re-sends jobs the broker lost.
-    reconciler.start_in_worker(get_settings())
+    settings = get_settings()
+    reconciler.start_in_worker(settings)
+    if settings.worker_metrics_port:
+        metrics.serve_worker_metrics(settings.worker_metrics_port)
+
+
+@worker_process_shutdown.connect
+def _forget_live_gauges(pid: int | None = None, **_kwargs) -> None:  # noqa: ANN003
+    # a pool child exits (Celery replaces crashed ones): its "current job" series go with it
+    if pid is not None:
+        metrics.process_exited(pid)
 
 
 @worker_shutdown.connect
@@ -39,4 +49,7 @@ def _stop_reconciler(**_kwargs) -> None:  # noqa: ANN003
 
 @shared_task(name=TRAIN_TASK, bind=True)
 def train(self, job_id: str) -> None:  # noqa: ANN001
-    run_training_job(get_settings(), job_id, worker_host=self.request.hostname or socket.gethostname())
+    # the task id is the job id (lipspline_platform.queue.send_job): one id in the message, the row, the logs
+    worker_host = self.request.hostname or socket.gethostname()
+    with structured_logging.bound(job_id=job_id, worker=worker_host):
+        run_training_job(get_settings(), job_id, worker_host=worker_host)

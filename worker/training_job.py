@@ -28,11 +28,12 @@ from pathlib import Path
 
 import numpy as np
 
+from api_schemas import JobStatus
 from lipspline.certificates import CertificateReport, certificate_report
 from lipspline.model import TrainedModel
 from lipspline.serialization import model_to_parts
 from lipspline.training import EpochReport, fit, resolve_device
-from lipspline_platform import lifecycle
+from lipspline_platform import lifecycle, metrics, structured_logging
 from lipspline_platform.db.dataset_blob import dataset_from_row
 from lipspline_platform.db.engine import session_scope
 from lipspline_platform.db.tables import DatasetRow
@@ -117,6 +118,8 @@ class _EpochRecorder:
         self.last_copy = float("-inf")
 
     def __call__(self, report: EpochReport) -> None:
+        metrics.JOB_EPOCHS.inc()
+        metrics.JOB_EPOCH_DURATION.observe(report.elapsed_s)
         progress = {
             "epoch": report.epoch,
             "epochs": report.epochs,
@@ -217,13 +220,15 @@ def certificate_of(model: TrainedModel, inputs: np.ndarray) -> CertificateReport
 def stored_model(model: TrainedModel, inputs: np.ndarray) -> lifecycle.NewModel:
     """Everything stored with a trained model: its parts, its certificate on ``inputs``, its sparsity."""
     document, weights = model_to_parts(model)
+    with metrics.JOB_CERTIFICATE_DURATION.time():
+        certificate = certificate_of(model, inputs).to_json()
     return lifecycle.NewModel(
         task=model.task,
         document=document,
         weights=weights,
         weights_sha256=document["weights_sha256"],
         metrics=model.metrics,
-        certificate=certificate_of(model, inputs).to_json(),
+        certificate=certificate,
         sparsity=sparsity_of(model),
         parameter_count=model.network.parameter_count(),
     )
@@ -248,8 +253,17 @@ def run_training_job(settings: Settings, job_id: str, *, worker_host: str) -> No
     if claim is None:
         log.info("job %s: nothing to do", job_id)
         return
-    with Lease(settings, job_id, claim.attempt) as lease:
-        _run_claimed(settings, job_id, claim, lease)
+    metrics.JOB_ATTEMPTS.inc()
+    metrics.JOB_QUEUE_WAIT.observe(claim.waited_s)
+    current = metrics.WORKER_CURRENT_JOB.labels(job_id)
+    current.set(1)
+    try:
+        with structured_logging.bound(request_id=claim.request_id, job_id=job_id, attempt=claim.attempt):
+            log.info("job %s: claimed (attempt %d, waited %.3f s)", job_id, claim.attempt, claim.waited_s)
+            with Lease(settings, job_id, claim.attempt) as lease:
+                _run_claimed(settings, job_id, claim, lease)
+    finally:
+        current.set(0)
 
 
 def _run_claimed(settings: Settings, job_id: str, claim: Claim, lease: Lease) -> None:
@@ -276,14 +290,21 @@ def _run_claimed(settings: Settings, job_id: str, claim: Claim, lease: Lease) ->
             resume=True,
         )
         train_seconds = time.perf_counter() - began
+        metrics.JOB_TRAINING_DURATION.observe(train_seconds)
         if lease.lost.is_set():
             return  # the job was re-queued or taken over: whoever holds it now finishes it
         if result.stopped:
             lifecycle.stop_cancelled(settings, job_id, claim.attempt)
+            metrics.JOBS_FINISHED.labels(JobStatus.cancelled.value).inc()
         elif not _store_model(settings, job_id, claim, result.model, train_seconds):
             return
+        else:
+            metrics.JOBS_FINISHED.labels(JobStatus.succeeded.value).inc()
+            log.info("job %s: succeeded in %.3f s of training", job_id, train_seconds)
         checkpoint.unlink(missing_ok=True)
     except Exception as exc:  # any failure is recorded on the row; the worker lives on
         log.error("job %s failed:\n%s", job_id, traceback.format_exc())
         lifecycle.fail(settings, job_id, claim.attempt, f"{type(exc).__name__}: {exc}")
+        metrics.JOBS_FINISHED.labels(JobStatus.failed.value).inc()
+        metrics.JOB_FAILURES.labels(type(exc).__name__).inc()
         checkpoint.unlink(missing_ok=True)

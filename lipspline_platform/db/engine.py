@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
 from sqlalchemy import Engine, create_engine, event
@@ -12,6 +12,22 @@ from sqlalchemy.orm import Session, sessionmaker
 _lock = threading.Lock()
 _engines: dict[str, Engine] = {}
 _factories: dict[str, sessionmaker[Session]] = {}
+#: called with every engine, those made already and those to come (tracing instruments them)
+_engine_hooks: list[Callable[[Engine], None]] = []
+
+
+def add_engine_hook(hook: Callable[[Engine], None]) -> None:
+    with _lock:
+        _engine_hooks.append(hook)
+        engines = list(_engines.values())
+    for engine in engines:
+        hook(engine)
+
+
+def remove_engine_hook(hook: Callable[[Engine], None]) -> None:
+    with _lock:
+        if hook in _engine_hooks:
+            _engine_hooks.remove(hook)
 
 
 def _sqlite_pragmas(dbapi_connection, _record) -> None:  # noqa: ANN001
@@ -36,6 +52,8 @@ def get_engine(url: str) -> Engine:
                 engine = create_engine(url, pool_pre_ping=True, pool_size=10, max_overflow=20)
             _engines[url] = engine
             _factories[url] = sessionmaker(bind=engine, expire_on_commit=False)
+            for hook in _engine_hooks:
+                hook(engine)
         return engine
 
 

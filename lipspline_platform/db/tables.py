@@ -11,6 +11,7 @@ from datetime import datetime
 
 from sqlalchemy import (
     JSON,
+    BigInteger,
     Boolean,
     DateTime,
     Float,
@@ -40,6 +41,12 @@ class TenantRow(Base):
     id: Mapped[str] = mapped_column(String(32), primary_key=True)
     name: Mapped[str] = mapped_column(String(100), unique=True)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    #: a revoked tenant's keys all stop working; its data is kept
+    revoked_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    # quotas: None means the deployment's default (LIPSPLINE_QUOTA_*), itself unlimited unless set
+    quota_max_active_jobs: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    quota_max_stored_bytes: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+    quota_max_models: Mapped[int | None] = mapped_column(Integer, nullable=True)
 
 
 class ApiKeyRow(Base):
@@ -54,6 +61,11 @@ class ApiKeyRow(Base):
     key_hash: Mapped[str] = mapped_column(String(64), unique=True)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     revoked_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    #: space-separated scopes (service/scopes.py): read, predict, train, admin; the default is
+    #: what every key could do before scopes existed (migration 0003)
+    scopes: Mapped[str] = mapped_column(String(64), default="read predict train")
+    name: Mapped[str | None] = mapped_column(String(100), nullable=True)
+    expires_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
 
 
 class DatasetRow(Base):
@@ -107,6 +119,8 @@ class JobRow(Base):
     register_as: Mapped[str | None] = mapped_column(String(100), nullable=True)
     # where to POST the job's final event (webhooks), besides the tenant's registered endpoints
     notify_url: Mapped[str | None] = mapped_column(String(2000), nullable=True)
+    #: the X-Request-ID of the request that submitted the job: the worker's log lines carry it
+    request_id: Mapped[str | None] = mapped_column(String(128), nullable=True)
 
 
 class JobCheckpointRow(Base):

@@ -21,7 +21,8 @@ from lipspline_platform.db.engine import session_scope
 from lipspline_platform.db.ids import new_id
 from lipspline_platform.db.tables import DatasetRow, JobRow
 from lipspline_platform.settings import Settings
-from service.deps import AppSettings, DbSession, TenantId
+from service import quotas
+from service.deps import AppSettings, DbSession, ReadTenant, TrainTenant
 from service.idempotency import IdempotencyKey, IdempotentRequest, fingerprint
 from service.limits import check_dataset
 from service.openapi_docs import created_headers, problems
@@ -132,11 +133,13 @@ def _create(parsed: dict[str, Any], idem: IdempotentRequest, tenant: str, settin
     def store() -> Response:
         dataset, fmt, target = _parse(parsed, settings)
         check_dataset(dataset, settings)
+        content = dataset_to_bytes(dataset)
         with session_scope(settings.resolved_database_url) as session:
+            quotas.check_storage(session, tenant, settings, len(content))
             row = DatasetRow(
                 id=new_id(), tenant_id=tenant, name=dataset.name, task=dataset.task, n_samples=dataset.n_samples,
                 n_features=dataset.n_features, classes=dataset.classes, feature_names=list(dataset.feature_names),
-                target_name=target, source_format=fmt, sha256=dataset.sha256, content=dataset_to_bytes(dataset),
+                target_name=target, source_format=fmt, sha256=dataset.sha256, content=content,
             )  # fmt: skip
             session.add(row)
             session.flush()
@@ -156,6 +159,7 @@ def _create(parsed: dict[str, Any], idem: IdempotentRequest, tenant: str, settin
     responses={
         201: created_headers("dataset"),
         **problems(
+            (403, "the tenant's `max_stored_bytes` quota would be exceeded (`quota-exceeded`)"),
             (409, "Idempotency-Key in use by a request still in flight"),
             (413, "upload larger than LIPSPLINE_MAX_UPLOAD_BYTES (streamed bytes, or a file's declared contents)"),
             (415, "neither multipart/form-data nor application/json"),
@@ -169,7 +173,7 @@ def _create(parsed: dict[str, Any], idem: IdempotentRequest, tenant: str, settin
 )
 async def create_dataset(
     request: Request,
-    tenant: TenantId,
+    tenant: TrainTenant,
     settings: AppSettings,
     idempotency_key: IdempotencyKey = None,
 ) -> Response:
@@ -188,19 +192,19 @@ async def create_dataset(
 
 
 @router.get("", response_model=DatasetList)
-def list_datasets(session: DbSession, tenant: TenantId) -> DatasetList:
+def list_datasets(session: DbSession, tenant: ReadTenant) -> DatasetList:
     query = select(DatasetRow).where(DatasetRow.tenant_id == tenant).order_by(DatasetRow.created_at.desc())
     rows = session.scalars(query).all()
     return DatasetList(items=[to_out(r) for r in rows])
 
 
 @router.get("/{dataset_id}", response_model=DatasetOut, responses=problems(404))
-def get_dataset(dataset_id: str, session: DbSession, tenant: TenantId) -> DatasetOut:
+def get_dataset(dataset_id: str, session: DbSession, tenant: ReadTenant) -> DatasetOut:
     return to_out(owned(session, DatasetRow, dataset_id, tenant, "dataset"))
 
 
 @router.delete("/{dataset_id}", status_code=204, responses=problems(404, (409, "used by a queued or running job")))
-def delete_dataset(dataset_id: str, session: DbSession, tenant: TenantId) -> Response:
+def delete_dataset(dataset_id: str, session: DbSession, tenant: TrainTenant) -> Response:
     """Delete a dataset unless a queued or running job still needs it (finished jobs keep their history)."""
     row = owned(session, DatasetRow, dataset_id, tenant, "dataset", lock=True)
     active = session.scalars(

@@ -28,7 +28,7 @@ from lipspline_platform import job_events
 from lipspline_platform.db.engine import session_scope
 from lipspline_platform.db.tables import JobRow
 from lipspline_platform.settings import Settings
-from service.deps import AppSettings, TenantId
+from service.deps import AppSettings, ReadTenant
 from service.openapi_docs import component, problems
 from service.ownership import owned
 
@@ -91,7 +91,7 @@ async def job_event_stream(
     job_id: str,
     request: Request,
     settings: AppSettings,
-    tenant: TenantId,
+    tenant: ReadTenant,
     last_event_id: Annotated[
         int | None, Header(alias="Last-Event-ID", ge=0, description="resume after this event (its seq)")
     ] = None,

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import logging
+
 from fastapi import APIRouter
 from fastapi.responses import JSONResponse, Response
 from sqlalchemy import select
@@ -9,13 +11,14 @@ from sqlalchemy.orm import Session
 
 from api_schemas import TERMINAL_STATES, JobStatus
 from api_schemas.http import JobAccepted, JobCreate, JobList, JobMetrics, JobOut
-from lipspline_platform import lifecycle, registry
+from lipspline_platform import lifecycle, registry, structured_logging
 from lipspline_platform.db.engine import session_scope
 from lipspline_platform.db.ids import new_id
 from lipspline_platform.db.tables import DatasetRow, JobEpochRow, JobRow
 from lipspline_platform.queue import queue_for_device, send_job
 from lipspline_platform.settings import Settings
-from service.deps import AppSettings, DbSession, TenantId
+from service import quotas
+from service.deps import AppSettings, DbSession, ReadTenant, TrainTenant
 from service.idempotency import IdempotencyKey, IdempotentRequest, fingerprint
 from service.limits import check_network
 from service.openapi_docs import created_headers, problems
@@ -23,6 +26,7 @@ from service.ownership import owned
 from service.problems import ProblemError
 from service.routers.webhooks import check_notify_url
 
+log = logging.getLogger(__name__)
 router = APIRouter(prefix="/v1/jobs", tags=["jobs"])
 SUBMIT_ROUTE = "POST /v1/jobs"
 
@@ -44,7 +48,9 @@ def _get(session: Session, job_id: str, tenant: str, *, lock: bool = False) -> J
         **problems(
             (404, "unknown dataset_id (or another tenant's), or register_as names no registered model"),
             (409, "Idempotency-Key in use by a request still in flight"),
+            (403, "a tenant quota would be exceeded: `max_models` or `max_stored_bytes` (`quota-exceeded`)"),
             (422, "invalid config, a limit exceeded, or an Idempotency-Key reused with another body"),
+            (429, "the request rate of the key, or the tenant's `max_active_jobs` quota (`quota-exceeded`)"),
             (503, "the job broker is unreachable (nothing is stored)"),
         ),
     },
@@ -52,7 +58,7 @@ def _get(session: Session, job_id: str, tenant: str, *, lock: bool = False) -> J
 def submit_job(
     spec: JobCreate,
     settings: AppSettings,
-    tenant: TenantId,
+    tenant: TrainTenant,
     idempotency_key: IdempotencyKey = None,
 ) -> Response:
     """Validate the config, record the job as queued, hand its id to a worker; returns at once."""
@@ -83,6 +89,7 @@ def _submit(spec: JobCreate, settings: Settings, tenant: str, idem: IdempotentRe
             raise ProblemError(404, "Not Found", detail, kind="not-found", field="register_as", errors=errors)
         if spec.notify_url is not None:
             check_notify_url(session, spec.notify_url, tenant, settings)
+        quotas.check_new_job(session, tenant, settings)
         # the idempotency record commits with the job row: a crash can never leave one without the other
         idem.finish(202, body, headers, session=session)
         lifecycle.submit(
@@ -94,7 +101,9 @@ def _submit(spec: JobCreate, settings: Settings, tenant: str, idem: IdempotentRe
             queue=queue,
             register_as=spec.register_as,
             notify_url=spec.notify_url,
+            request_id=structured_logging.current_request_id(),
         )
+        log.info("job %s submitted to queue %s", job_id, queue, extra={"job_id": job_id})
     try:
         send_job(settings, job_id, queue)
     except Exception as exc:
@@ -112,7 +121,7 @@ def _submit(spec: JobCreate, settings: Settings, tenant: str, idem: IdempotentRe
 
 
 @router.get("", response_model=JobList)
-def list_jobs(session: DbSession, tenant: TenantId, status: JobStatus | None = None) -> JobList:
+def list_jobs(session: DbSession, tenant: ReadTenant, status: JobStatus | None = None) -> JobList:
     query = select(JobRow).where(JobRow.tenant_id == tenant).order_by(JobRow.created_at.desc())
     if status is not None:
         query = query.where(JobRow.status == status.value)
@@ -120,12 +129,12 @@ def list_jobs(session: DbSession, tenant: TenantId, status: JobStatus | None = N
 
 
 @router.get("/{job_id}", response_model=JobOut, responses=problems(404))
-def get_job(job_id: str, session: DbSession, tenant: TenantId) -> JobOut:
+def get_job(job_id: str, session: DbSession, tenant: ReadTenant) -> JobOut:
     return to_out(_get(session, job_id, tenant))
 
 
 @router.get("/{job_id}/metrics", response_model=JobMetrics, responses=problems(404))
-def job_metrics(job_id: str, session: DbSession, tenant: TenantId) -> JobMetrics:
+def job_metrics(job_id: str, session: DbSession, tenant: ReadTenant) -> JobMetrics:
     """Per-epoch history: loss terms, train and validation metrics, seconds per epoch."""
     row = _get(session, job_id, tenant)
     epochs = session.scalars(select(JobEpochRow).where(JobEpochRow.job_id == job_id).order_by(JobEpochRow.epoch))
@@ -135,7 +144,7 @@ def job_metrics(job_id: str, session: DbSession, tenant: TenantId) -> JobMetrics
 @router.post(
     "/{job_id}/cancel", response_model=JobOut, responses=problems(404, (409, "the job already succeeded or failed"))
 )
-def cancel_job(job_id: str, session: DbSession, tenant: TenantId) -> JobOut:
+def cancel_job(job_id: str, session: DbSession, tenant: TrainTenant) -> JobOut:
     """Queued: cancelled at once. Running: the worker stops cooperatively within one epoch."""
     row = _get(session, job_id, tenant, lock=True)
     if row.status in TERMINAL_STATES:

@@ -34,8 +34,10 @@ from lipspline.certificates import (
 )
 from lipspline.export import onnx_bytes
 from lipspline_platform.db.tables import ModelRow
+from lipspline_platform.settings import Settings
 from service.compute_placement import ComputePlacement
-from service.deps import AppSettings, DbSession, TenantId
+from service.deps import AppSettings, DbSession, PredictTenant, ReadTenant
+from service.metrics import CERTIFY_DURATION, PREDICT_ROWS
 from service.model_cache import LoadedModel, ModelCache, check_stored_weights
 from service.model_refs import ResolvedModelId
 from service.openapi_docs import json_body, problems
@@ -49,6 +51,7 @@ CURVE_POINTS = 201
 #: routes that load (or send) the stored weights, which are checked against their sha256 first
 _BAD_ARTIFACT = (409, "the stored weights fail their sha256 check or cannot be read (`bad-artifact`)")
 _USES_WEIGHTS = problems(404, _BAD_ARTIFACT)
+PREDICT_ROWS_JSON, PREDICT_ROWS_NPY = PREDICT_ROWS.labels("json"), PREDICT_ROWS.labels("npy")
 
 
 # plain attribute reads: async, so FastAPI calls them on the event loop instead of a thread
@@ -93,14 +96,14 @@ def to_out(row: ModelRow) -> ModelOut:
 
 
 @router.get("", response_model=ModelList)
-def list_models(session: DbSession, tenant: TenantId) -> ModelList:
+def list_models(session: DbSession, tenant: ReadTenant) -> ModelList:
     query = select(ModelRow).where(ModelRow.tenant_id == tenant).order_by(ModelRow.created_at.desc())
     rows = session.scalars(query).all()
     return ModelList(items=[to_out(r) for r in rows])
 
 
 @router.get("/{model_id}", response_model=ModelOut, responses=problems(404))
-def get_model(model_id: str, session: DbSession, tenant: TenantId) -> ModelOut:
+def get_model(model_id: str, session: DbSession, tenant: ReadTenant) -> ModelOut:
     return to_out(owned(session, ModelRow, model_id, tenant, "model"))
 
 
@@ -156,7 +159,7 @@ def _certified(loaded: LoadedModel) -> float:
 async def predict(
     model_id: ResolvedModelId,
     request: Request,
-    tenant: TenantId,
+    tenant: PredictTenant,
     cache: Annotated[ModelCache, Depends(cache_of)],
     placement: Annotated[ComputePlacement, Depends(placement_of)],
     settings: AppSettings,
@@ -175,6 +178,7 @@ async def predict(
         body = parse_predict_body(raw, request.headers.get("content-type"))
         loaded = await cache.get_async(model_id, tenant)
         x = _checked_rows(loaded, body.inputs, settings.max_predict_rows)
+        PREDICT_ROWS_JSON.observe(x.shape[0])
         certified = _certified(loaded)
         work = x.shape[0] * loaded.work_per_row
         content = await placement.run(work, _predict_content, loaded, x, certified, body.epsilon)
@@ -261,7 +265,7 @@ def _npy_rows(raw: bytes, loaded: LoadedModel, limit: int) -> np.ndarray:
 async def predict_npy(
     model_id: ResolvedModelId,
     request: Request,
-    tenant: TenantId,
+    tenant: PredictTenant,
     cache: Annotated[ModelCache, Depends(cache_of)],
     placement: Annotated[ComputePlacement, Depends(placement_of)],
     settings: AppSettings,
@@ -276,6 +280,7 @@ async def predict_npy(
     async with placement.turn(len(raw)):
         loaded = await cache.get_async(model_id, tenant)
         x = _npy_rows(raw, loaded, settings.max_predict_rows)
+        PREDICT_ROWS_NPY.observe(x.shape[0])
         certified = _certified(loaded)
         content = await placement.run(x.shape[0] * loaded.work_per_row, _npy_content, loaded, x, certified, epsilon)
     headers = {
@@ -313,12 +318,19 @@ def _npy_content(loaded: LoadedModel, x: np.ndarray, certified: float, epsilon: 
 @router.post("/{model_id:path}/certify", response_model=CertifyResponse, responses=_USES_WEIGHTS)
 def certify(
     model_id: ResolvedModelId,
-    tenant: TenantId,
+    tenant: PredictTenant,
     body: CertifyRequest,
     cache: Annotated[ModelCache, Depends(cache_of)],
     settings: AppSettings,
 ) -> CertifyResponse:
     """Every global bound with the lower bounds, and local bounds in a ball around each input."""
+    with CERTIFY_DURATION.time():
+        return _certify(model_id, tenant, body, cache, settings)
+
+
+def _certify(
+    model_id: str, tenant: str, body: CertifyRequest, cache: ModelCache, settings: Settings
+) -> CertifyResponse:
     loaded = cache.get(model_id, tenant)
     result = CertifyResponse(lipschitz=lipschitz_summary(loaded.certificate), epsilon=body.epsilon, norm=body.norm)
     if body.inputs is None:
@@ -379,7 +391,7 @@ def _activation_curves(loaded: LoadedModel) -> list[dict[str, Any]]:
 
 @router.get("/{model_id:path}/activations", responses=_USES_WEIGHTS)
 def activations(
-    model_id: ResolvedModelId, cache: Annotated[ModelCache, Depends(cache_of)], tenant: TenantId
+    model_id: ResolvedModelId, cache: Annotated[ModelCache, Depends(cache_of)], tenant: ReadTenant
 ) -> dict[str, Any]:
     """Sampled curves of every activation, per unit (x shared, one y list per unit)."""
     loaded = cache.get(model_id, tenant)
@@ -409,7 +421,7 @@ _BINARY = {"schema": {"type": "string", "format": "binary"}}
 def download(
     model_id: ResolvedModelId,
     session: DbSession,
-    tenant: TenantId,
+    tenant: ReadTenant,
     cache: Annotated[ModelCache, Depends(cache_of)],
     download_format: Annotated[
         Literal["zip", "onnx"], Query(alias="format", description="`zip` (the stored parts) or `onnx`")

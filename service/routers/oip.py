@@ -40,7 +40,7 @@ from api_schemas.oip import (
 from lipspline.certificates import ARITHMETIC, ServedOutputs, served_output_bound, served_radius
 from lipspline_platform import registry
 from lipspline_platform.db.engine import get_engine, session_scope
-from service.deps import AppSettings, TenantId
+from service.deps import AppSettings, PredictTenant, ReadTenant
 from service.model_cache import LoadedModel, ModelCache
 from service.model_refs import Resolved, resolve_oip
 from service.oip_tensors import OutputTensor, bad_request, encode_response, finite_parameter, input_rows, parse_request
@@ -137,12 +137,12 @@ def _model_metadata(request: Request, tenant: str, cache: ModelCache, name: str,
 
 
 @router.get("/models/{name}")
-def model_metadata(name: str, request: Request, tenant: TenantId, cache: Cache) -> dict:
+def model_metadata(name: str, request: Request, tenant: ReadTenant, cache: Cache) -> dict:
     return _model_metadata(request, tenant, cache, name, None)
 
 
 @router.get("/models/{name}/versions/{model_version}")
-def model_version_metadata(name: str, model_version: str, request: Request, tenant: TenantId, cache: Cache) -> dict:
+def model_version_metadata(name: str, model_version: str, request: Request, tenant: ReadTenant, cache: Cache) -> dict:
     return _model_metadata(request, tenant, cache, name, model_version)
 
 
@@ -152,24 +152,24 @@ def _model_ready(request: Request, tenant: str, cache: ModelCache, name: str, mo
 
 
 @router.get("/models/{name}/ready")
-def model_ready(name: str, request: Request, tenant: TenantId, cache: Cache) -> dict:
+def model_ready(name: str, request: Request, tenant: ReadTenant, cache: Cache) -> dict:
     return _model_ready(request, tenant, cache, name, None)
 
 
 @router.get("/models/{name}/versions/{model_version}/ready")
-def model_version_ready(name: str, model_version: str, request: Request, tenant: TenantId, cache: Cache) -> dict:
+def model_version_ready(name: str, model_version: str, request: Request, tenant: ReadTenant, cache: Cache) -> dict:
     return _model_ready(request, tenant, cache, name, model_version)
 
 
 # ---- inference ---------------------------------------------------------------------------------
 @router.post("/models/{name}/infer")
-async def infer(name: str, request: Request, tenant: TenantId, cache: Cache, settings: AppSettings) -> Response:
+async def infer(name: str, request: Request, tenant: PredictTenant, cache: Cache, settings: AppSettings) -> Response:
     return await _infer(request, tenant, cache, settings.max_predict_rows, name, None)
 
 
 @router.post("/models/{name}/versions/{model_version}/infer")
 async def infer_version(
-    name: str, model_version: str, request: Request, tenant: TenantId, cache: Cache, settings: AppSettings
+    name: str, model_version: str, request: Request, tenant: PredictTenant, cache: Cache, settings: AppSettings
 ) -> Response:
     return await _infer(request, tenant, cache, settings.max_predict_rows, name, model_version)
 

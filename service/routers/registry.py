@@ -34,7 +34,7 @@ from api_schemas.timestamps import as_utc
 from lipspline_platform import registry
 from lipspline_platform.db.tables import ModelRow, ModelVersionRow, RegisteredModelRow
 from lipspline_platform.registry import RegistryError
-from service.deps import Caller, DbSession, TenantId
+from service.deps import Caller, DbSession, ReadTenant, TrainTenant
 from service.openapi_docs import problems
 from service.problems import ProblemError
 
@@ -98,7 +98,7 @@ def _version_out(session: Session, registered: RegisteredModelRow, version: Mode
     response_model=RegisteredModelOut,
     responses=problems((409, "a registered model of that name already exists (`name-taken`)")),
 )
-def create_registered_model(body: RegisteredModelCreate, session: DbSession, tenant: TenantId) -> JSONResponse:
+def create_registered_model(body: RegisteredModelCreate, session: DbSession, tenant: TrainTenant) -> JSONResponse:
     """A new, empty name; models are added to it as versions."""
     try:
         row = registry.create_name(session, tenant, body.name, body.description)
@@ -109,13 +109,13 @@ def create_registered_model(body: RegisteredModelCreate, session: DbSession, ten
 
 
 @router.get("", response_model=RegisteredModelList)
-def list_registered_models(session: DbSession, tenant: TenantId) -> RegisteredModelList:
+def list_registered_models(session: DbSession, tenant: ReadTenant) -> RegisteredModelList:
     query = select(RegisteredModelRow).where(RegisteredModelRow.tenant_id == tenant).order_by(RegisteredModelRow.name)
     return RegisteredModelList(items=[_registered_out(session, row) for row in session.scalars(query)])
 
 
 @router.get("/{name}", response_model=RegisteredModelOut, responses=problems(_UNKNOWN_NAME))
-def get_registered_model(name: NamePath, session: DbSession, tenant: TenantId) -> RegisteredModelOut:
+def get_registered_model(name: NamePath, session: DbSession, tenant: ReadTenant) -> RegisteredModelOut:
     return _registered_out(session, _named(session, tenant, name))
 
 
@@ -127,7 +127,7 @@ def get_registered_model(name: NamePath, session: DbSession, tenant: TenantId) -
 def delete_registered_model(
     name: NamePath,
     session: DbSession,
-    tenant: TenantId,
+    tenant: TrainTenant,
     force: Annotated[bool, Query(description="delete even while aliases point into it")] = False,
 ) -> Response:
     """Remove the name, its versions, aliases and alias history; the trained models themselves stay."""
@@ -149,7 +149,7 @@ def delete_registered_model(
         (409, "the model is already a version of this name (`already-registered`)"),
     ),
 )
-def create_version(name: NamePath, body: VersionCreate, session: DbSession, tenant: TenantId,
+def create_version(name: NamePath, body: VersionCreate, session: DbSession, tenant: TrainTenant,
                    caller: Caller) -> JSONResponse:  # fmt: skip
     """Add a trained model as the name's next version (numbered 1, 2, 3 ...; immutable)."""
     registered = _named(session, tenant, name, lock=True)
@@ -167,13 +167,13 @@ def create_version(name: NamePath, body: VersionCreate, session: DbSession, tena
 
 
 @router.get("/{name}/versions", response_model=VersionList, responses=problems(_UNKNOWN_NAME))
-def list_versions(name: NamePath, session: DbSession, tenant: TenantId) -> VersionList:
+def list_versions(name: NamePath, session: DbSession, tenant: ReadTenant) -> VersionList:
     registered = _named(session, tenant, name)
     return VersionList(items=[_version_out(session, registered, v) for v in registry.versions_of(session, registered)])
 
 
 @router.get("/{name}/versions/{version}", response_model=VersionOut, responses=problems((404, "no such version")))
-def get_version(name: NamePath, version: VersionPath, session: DbSession, tenant: TenantId) -> VersionOut:
+def get_version(name: NamePath, version: VersionPath, session: DbSession, tenant: ReadTenant) -> VersionOut:
     registered = _named(session, tenant, name)
     found = registry.find_version(session, registered, version)
     if found is None:
@@ -188,7 +188,7 @@ def _alias_out(registered: RegisteredModelRow, alias: str, version: ModelVersion
 
 
 @router.get("/{name}/aliases", response_model=AliasList, responses=problems(_UNKNOWN_NAME))
-def list_aliases(name: NamePath, session: DbSession, tenant: TenantId) -> AliasList:
+def list_aliases(name: NamePath, session: DbSession, tenant: ReadTenant) -> AliasList:
     registered = _named(session, tenant, name)
     items = []
     for alias in registry.aliases_of(session, registered):
@@ -203,7 +203,7 @@ def list_aliases(name: NamePath, session: DbSession, tenant: TenantId) -> AliasL
     response_model=AliasOut,
     responses=problems((404, "no registered model of that name, or no such `version` of it")),
 )
-def move_alias(name: NamePath, alias: AliasPath, body: AliasMove, session: DbSession, tenant: TenantId,
+def move_alias(name: NamePath, alias: AliasPath, body: AliasMove, session: DbSession, tenant: TrainTenant,
                caller: Caller) -> AliasOut:  # fmt: skip
     """Point the alias at a version, atomically: the next request that resolves ``name@alias`` gets it.
 
@@ -218,7 +218,7 @@ def move_alias(name: NamePath, alias: AliasPath, body: AliasMove, session: DbSes
 
 
 @router.delete("/{name}/aliases/{alias}", status_code=204, responses=problems((404, "no such name or alias")))
-def remove_alias(name: NamePath, alias: AliasPath, session: DbSession, tenant: TenantId, caller: Caller) -> Response:
+def remove_alias(name: NamePath, alias: AliasPath, session: DbSession, tenant: TrainTenant, caller: Caller) -> Response:
     registered = _named(session, tenant, name, lock=True)
     try:
         registry.remove_alias(session, registered, alias, caller)
@@ -231,7 +231,7 @@ def remove_alias(name: NamePath, alias: AliasPath, session: DbSession, tenant: T
 def list_alias_events(
     name: NamePath,
     session: DbSession,
-    tenant: TenantId,
+    tenant: ReadTenant,
     alias: Annotated[str | None, Query(description="only this alias' moves", pattern=ALIAS_PATTERN)] = None,
 ) -> AliasEventList:
     """Every alias move under the name, oldest first: who, when, from which version to which."""

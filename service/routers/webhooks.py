@@ -35,7 +35,7 @@ from lipspline_platform.settings import Settings
 from lipspline_platform.webhooks.outbox import PENDING
 from lipspline_platform.webhooks.signing import new_secret
 from lipspline_platform.webhooks.targets import RefusedTargetError, check_target
-from service.deps import AppSettings, DbSession, TenantId
+from service.deps import AppSettings, DbSession, ReadTenant, TrainTenant
 from service.openapi_docs import problems
 from service.ownership import owned
 from service.problems import invalid_field
@@ -73,7 +73,7 @@ def _set_secret(session: Session, tenant: str) -> WebhookSecretRow:
 
 
 @router.post("/v1/webhooks/secret", status_code=201, response_model=WebhookSecretOut, tags=TAGS)
-def rotate_webhook_secret(session: DbSession, tenant: TenantId) -> WebhookSecretOut:
+def rotate_webhook_secret(session: DbSession, tenant: TrainTenant) -> WebhookSecretOut:
     """Create the tenant's webhook signing secret, or replace it: shown in this response only."""
     row = _set_secret(session, tenant)
     return WebhookSecretOut(secret=row.secret, created_at=row.created_at)
@@ -81,7 +81,7 @@ def rotate_webhook_secret(session: DbSession, tenant: TenantId) -> WebhookSecret
 
 @router.post("/v1/webhooks", status_code=201, response_model=WebhookEndpointOut, tags=TAGS)
 def register_webhook(
-    spec: WebhookEndpointCreate, session: DbSession, settings: AppSettings, tenant: TenantId, response: Response
+    spec: WebhookEndpointCreate, session: DbSession, settings: AppSettings, tenant: TrainTenant, response: Response
 ) -> WebhookEndpointOut:
     """Register a URL that receives the final event of every job of the tenant."""
     url = _checked_url("url", spec.url, settings)
@@ -94,7 +94,7 @@ def register_webhook(
 
 
 @router.get("/v1/webhooks", response_model=WebhookEndpointList, tags=TAGS)
-def list_webhooks(session: DbSession, tenant: TenantId) -> WebhookEndpointList:
+def list_webhooks(session: DbSession, tenant: ReadTenant) -> WebhookEndpointList:
     rows = session.scalars(
         select(WebhookEndpointRow).where(WebhookEndpointRow.tenant_id == tenant).order_by(WebhookEndpointRow.created_at)
     )
@@ -102,14 +102,14 @@ def list_webhooks(session: DbSession, tenant: TenantId) -> WebhookEndpointList:
 
 
 @router.delete("/v1/webhooks/{endpoint_id}", status_code=204, responses=problems(404), tags=TAGS)
-def delete_webhook(endpoint_id: str, session: DbSession, tenant: TenantId) -> Response:
+def delete_webhook(endpoint_id: str, session: DbSession, tenant: TrainTenant) -> Response:
     """Stop sending to this endpoint (deliveries already recorded keep their history)."""
     session.delete(owned(session, WebhookEndpointRow, endpoint_id, tenant, "webhook"))
     return Response(status_code=204)
 
 
 @router.get("/v1/jobs/{job_id}/deliveries", response_model=DeliveryList, responses=problems(404), tags=["jobs"])
-def job_deliveries(job_id: str, session: DbSession, tenant: TenantId) -> DeliveryList:
+def job_deliveries(job_id: str, session: DbSession, tenant: ReadTenant) -> DeliveryList:
     """Every webhook delivery of the job's final event, with every attempt and its answer."""
     owned(session, JobRow, job_id, tenant, "job")
     deliveries = session.scalars(

@@ -200,6 +200,11 @@ class Service:
         with session_scope(self.database_url) as session:
             return auth.create_key(session, tenant)
 
+    def scoped_key(self, tenant: str, *scopes: str, expires_at: Any = None) -> str:
+        """A key with exactly these scopes (``lipspline keys create --scopes ...``)."""
+        with session_scope(self.database_url) as session:
+            return auth.create_key(session, tenant, frozenset(scopes), expires_at=expires_at)
+
     def client_for(self, tenant: str) -> TestClient:
         key = self.create_key(tenant)
         self.keys.setdefault(tenant, key)

@@ -44,6 +44,14 @@ ROUTES = {
     ("POST", "/v1/models/{model_id}/certify"),
     ("GET", "/v1/models/{model_id}/activations"),
     ("GET", "/v1/models/{model_id}/download"),
+    ("GET", "/metrics"),
+    ("POST", "/v1/admin/tenants"),
+    ("GET", "/v1/admin/tenants"),
+    ("PATCH", "/v1/admin/tenants/{tenant_id}"),
+    ("POST", "/v1/admin/tenants/{tenant_id}/revoke"),
+    ("POST", "/v1/admin/keys"),
+    ("GET", "/v1/admin/keys"),
+    ("DELETE", "/v1/admin/keys/{key_id}"),
 }
 
 
@@ -85,6 +93,8 @@ def test_openapi_lists_every_route_and_its_auth(svc: Service) -> None:
         for method, operation in methods.items():
             secured = any("BearerAuth" in item for item in operation.get("security", []))
             assert secured == path.startswith("/v1/"), (method, path)
+            if secured:  # every secured route names the one scope it needs
+                assert operation["x-required-scope"] in {"read", "predict", "train", "admin"}, (method, path)
 
 
 def test_openapi_has_an_example_for_every_json_body_and_problem_responses(svc: Service) -> None:

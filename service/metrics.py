@@ -1,0 +1,138 @@
+"""Prometheus metrics of the API, and ``GET /metrics``.
+
+Request metrics are labelled by the matched route's *template* (``/v1/models/{model_id}``),
+never the raw path, so the number of series is bounded by the number of routes, whatever
+ids clients send; a path that matches no route is ``<unmatched>``. No metric has a tenant
+or key label (cardinality, and a scrape must not reveal who uses the service).
+
+``/metrics`` answers without a key by default: scrapers usually have none, and these
+numbers carry no tenant data. ``LIPSPLINE_METRICS_PUBLIC=false`` makes it need an ``admin``
+key (Prometheus sends one with ``authorization: {credentials: ...}``). The jobs-by-status
+gauge is read from the database at each scrape (``lipspline_platform.metrics.JobsByStatus``).
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from typing import Any
+
+from fastapi import APIRouter, Depends, Request, Response
+from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, CollectorRegistry, Counter, Histogram, generate_latest
+
+from lipspline_platform.metrics import MULTIPROCESS_DIR_ENV, JobsByStatus, multiprocess_registry
+
+LATENCY_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30)
+#: the route label of a request no route matched (404s of unknown paths)
+UNMATCHED = "<unmatched>"
+
+HTTP_REQUESTS = Counter(
+    "lipspline_http_requests_total", "HTTP requests answered", ["method", "route", "status"]
+)
+HTTP_DURATION = Histogram(
+    "lipspline_http_request_duration_seconds",
+    "Time from a request's arrival to its last response byte",
+    ["method", "route", "status"],
+    buckets=LATENCY_BUCKETS,
+)
+PREDICT_ROWS = Histogram(
+    "lipspline_predict_rows",
+    "Input rows per predict request",
+    ["format"],
+    buckets=(1, 2, 5, 10, 20, 50, 100, 200, 500, 1000, 2000, 5000, 10000),
+)
+CERTIFY_DURATION = Histogram(
+    "lipspline_certify_duration_seconds", "Time to answer POST /v1/models/{id}/certify", buckets=LATENCY_BUCKETS
+)
+MODEL_CACHE_HITS = Counter("lipspline_model_cache_hits_total", "Model lookups answered by the loaded-model cache")
+MODEL_CACHE_MISSES = Counter("lipspline_model_cache_misses_total", "Model lookups that loaded the model")
+MODEL_CACHE_EVICTIONS = Counter("lipspline_model_cache_evictions_total", "Loaded models dropped to make room")
+MODEL_LOAD_DURATION = Histogram(
+    "lipspline_model_load_duration_seconds",
+    "Time to load a model (read, sha256 check, parse, re-certify if needed)",
+    buckets=LATENCY_BUCKETS,
+)
+IDEMPOTENT_REPLAYS = Counter(
+    "lipspline_idempotent_replays_total", "Responses replayed for a repeated Idempotency-Key", ["route"]
+)
+PROBLEMS = Counter(
+    "lipspline_http_problems_total", "Error responses (problem+json) by status and problem type", ["status", "type"]
+)
+RATE_LIMITED = Counter("lipspline_rate_limited_total", "Requests refused (429) by the per-key rate limit")
+QUOTA_EXCEEDED = Counter("lipspline_quota_exceeded_total", "Requests refused by a tenant quota", ["quota"])
+
+
+def count_problem(status: int, kind: str) -> None:
+    PROBLEMS.labels(str(status), kind).inc()
+
+
+class RequestMetrics:
+    """Pure ASGI middleware: counts and times every HTTP request by method, route template and status.
+
+    Pure ASGI (no ``BaseHTTPMiddleware``): no extra task or body copy per request. The label
+    children are cached per (method, route, status), so a request costs a dict lookup, an
+    increment and an observation.
+    """
+
+    def __init__(self, app: Any) -> None:
+        self.app = app
+        self._children: dict[tuple[str, str, int], tuple[Any, Any]] = {}
+
+    async def __call__(self, scope: dict, receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        began = time.perf_counter()
+        status = 500
+
+        async def send_with_status(message: dict) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_with_status)
+        finally:
+            route = scope.get("route")
+            labels = (scope["method"], getattr(route, "path", UNMATCHED), status)
+            children = self._children.get(labels)
+            if children is None:
+                children = self._children[labels] = (
+                    HTTP_REQUESTS.labels(labels[0], labels[1], str(status)),
+                    HTTP_DURATION.labels(labels[0], labels[1], str(status)),
+                )
+            children[0].inc()
+            children[1].observe(time.perf_counter() - began)
+
+
+def scrape_registries(database_url: str) -> tuple[CollectorRegistry, CollectorRegistry]:
+    """This process's metrics (or its node's, in multiprocess mode) and the jobs gauge from the database."""
+    process = multiprocess_registry() if os.environ.get(MULTIPROCESS_DIR_ENV) else REGISTRY
+    jobs = CollectorRegistry(auto_describe=False)
+    jobs.register(JobsByStatus(database_url))
+    return process, jobs
+
+
+async def metrics_access(request: Request) -> None:
+    """Open by default; with ``metrics_public`` off, only an ``admin`` key may scrape."""
+    if not request.app.state.settings.metrics_public:
+        from service.deps import require_admin_key
+
+        await require_admin_key(request)
+
+
+router = APIRouter(tags=["operations"])
+
+
+@router.get(
+    "/metrics",
+    response_class=Response,
+    dependencies=[Depends(metrics_access)],
+    responses={200: {"content": {CONTENT_TYPE_LATEST.split(";")[0]: {"schema": {"type": "string"}}},
+                     "description": "Prometheus text format (README: Metrics)"}},  # fmt: skip
+)
+def metrics(request: Request) -> Response:
+    """Prometheus metrics of this API process, and jobs by status read from the database."""
+    process, jobs = request.app.state.metrics_registries
+    return Response(generate_latest(process) + generate_latest(jobs), media_type=CONTENT_TYPE_LATEST)
