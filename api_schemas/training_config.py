@@ -107,7 +107,7 @@ class TrainingLoopConfig(_Strict):
     )
     warmup_epochs: int = Field(0, ge=0, le=10000, description="epochs of linear lr warm-up from lr/10")
     early_stopping: bool | None = Field(
-        None, description="stop when the validation loss stops improving; null: on exactly when there is a validation split"
+        None, description="stop when the validation loss stops improving; null: on when there is a validation split"
     )
     patience: int | None = Field(
         None, ge=1, le=100000, description="epochs without improvement before stopping; null: from the step budget"

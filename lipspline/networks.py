@@ -24,7 +24,6 @@ from lipspline.layers import effective_weight
 from lipspline.objectives import objective_for
 from lipspline.splines import LinearSpline
 
-
 #: the grid a spline layer gets while ``spline.range`` is still automatic (unresolved). Training
 #: resolves it from the data before it builds the network it trains (``lipspline.spline_range``);
 #: a network built unresolved (to count parameters, or to measure the pre-activations that choose
