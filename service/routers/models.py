@@ -33,6 +33,7 @@ from lipspline.certificates import (
     served_output_bound,
     served_radius,
 )
+from lipspline.networks import UNRESOLVED_RANGE
 from lipspline_platform.db.tables import ModelRow
 from service.deps import AppSettings, DbSession, TenantId
 from service.model_cache import LoadedModel, ModelCache, check_stored_weights
@@ -311,10 +312,11 @@ def certify(
 
 def _activation_curves(loaded: LoadedModel) -> list[dict[str, Any]]:
     network = loaded.model.network
-    span = loaded.model.config.spline.range * 1.25
-    grid = torch.linspace(-span, span, CURVE_POINTS, dtype=torch.float32)
     layers = []
     for index, activation in enumerate(network.activations):
+        # a quarter past each spline's own grid shows where it turns linear; fixed activations: [-2.5, 2.5]
+        span = getattr(activation, "grid_range", UNRESOLVED_RANGE) * 1.25
+        grid = torch.linspace(-span, span, CURVE_POINTS, dtype=torch.float32)
         learnable = any(True for _ in activation.parameters())
         # fixed activations are the same for every unit: one curve says it all
         units = int(network.layers[index].weight.shape[0]) if learnable else 1
