@@ -76,6 +76,14 @@ def automatic_patience(n_train: int, batch_size: int) -> int:
     return min(MAX_PATIENCE, max(MIN_PATIENCE, math.ceil(PATIENCE_STEPS / per_epoch)))
 
 
+def planned_epochs(loop: TrainingLoopConfig, n_samples: int) -> int:
+    """The epoch limit a run on ``n_samples`` rows will have (as ``plan_training`` after the split)."""
+    if loop.epochs is not None:
+        return loop.epochs
+    n_validation = min(int(round(n_samples * loop.validation_split)), n_samples - 1)
+    return automatic_epochs(max(1, n_samples - n_validation), loop.batch_size)
+
+
 def plan_training(loop: TrainingLoopConfig, n_train: int, n_validation: int) -> TrainingPlan:
     """Resolve the loop config for a dataset split into ``n_train`` and ``n_validation`` rows."""
     has_validation = n_validation > 0
