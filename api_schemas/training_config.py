@@ -112,6 +112,12 @@ class TrainingLoopConfig(_Strict):
     patience: int | None = Field(
         None, ge=1, le=100000, description="epochs without improvement before stopping; null: from the step budget"
     )
+    min_improvement: float = Field(
+        1e-2,
+        ge=0,
+        lt=1,
+        description="relative decrease of the monitored loss that counts as progress (early stopping, plateau)",
+    )
     restore_best: bool = Field(True, description="serve the weights of the epoch with the lowest validation loss")
     time_limit_s: float | None = Field(None, gt=0, le=1e7, description="stop (and keep the model) after this long")
 

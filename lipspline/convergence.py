@@ -4,9 +4,15 @@ One small state object, :class:`ConvergenceMonitor`, watches the monitored loss 
 epoch (the validation data loss when there is a validation split, otherwise the epoch's mean
 training objective). It answers three questions the training loop asks:
 
-- did this epoch improve on the best so far (then its weights become the ones to serve)?
-- has the loss failed to improve for ``patience`` epochs (early stopping: ``converged``)?
-- has it stalled for ``plateau_patience`` epochs (the plateau schedule halves the lr)?
+- is this epoch's loss the lowest so far (then its weights become the ones to serve)?
+- has the loss failed to *progress* for ``patience`` epochs (early stopping: ``converged``)?
+- has it failed to progress for ``plateau_patience`` epochs (the plateau schedule halves the lr)?
+
+Progress means a decrease by at least ``min_improvement`` (relative) below the loss at the
+last progress. A loss that keeps creeping down by tiny amounts (a classifier sharpening
+logits it already has right) has converged for every practical purpose; counting each
+creep as progress kept such runs going for hundreds of epochs without changing a single
+prediction. The served weights are still those of the lowest loss, progress or not.
 
 Its whole state is a handful of numbers that go into a checkpoint's JSON, so a resumed run
 makes exactly the decisions the uninterrupted run would have made.
@@ -21,8 +27,6 @@ from typing import Literal, get_args
 StopReason = Literal["converged", "max_epochs", "cancelled", "time_limit"]
 STOP_REASONS: tuple[str, ...] = get_args(StopReason)
 
-#: an epoch improves only if it lowers the best loss by this fraction (as torch's ReduceLROnPlateau)
-RELATIVE_IMPROVEMENT = 1e-4
 #: the plateau schedule multiplies the lr by this on a stall ...
 PLATEAU_FACTOR = 0.5
 #: ... but never below this fraction of the configured lr
@@ -35,26 +39,30 @@ class ConvergenceMonitor:
 
     patience: int
     plateau_patience: int
+    min_improvement: float = 0.0  # relative decrease that counts as progress
     best_loss: float = math.inf
     best_epoch: int = 0
-    epochs_without_improvement: int = 0
+    progress_loss: float = math.inf  # the loss at the last progress
+    epochs_without_improvement: int = 0  # epochs since the last progress
     epochs_since_lr_change: int = 0
     lr_scale: float = 1.0
 
     def record(self, epoch: int, loss: float, *, plateau: bool) -> bool:
-        """Account for ``epoch``'s monitored loss; True if it is the new best.
+        """Account for ``epoch``'s monitored loss; True if it is the lowest so far.
 
-        A non-finite loss never improves. With ``plateau``, a stall of ``plateau_patience``
-        epochs halves :attr:`lr_scale` (down to ``MIN_LR_SCALE``).
+        A non-finite loss is never the best nor progress. With ``plateau``, ``plateau_patience``
+        epochs without progress halve :attr:`lr_scale` (down to ``MIN_LR_SCALE``).
         """
-        if not math.isfinite(loss):
-            improved = False
-        elif not math.isfinite(self.best_loss):
-            improved = True
-        else:
-            improved = loss < self.best_loss - RELATIVE_IMPROVEMENT * abs(self.best_loss)
-        if improved:
+        finite = math.isfinite(loss)
+        best = finite and loss < self.best_loss
+        if best:
             self.best_loss, self.best_epoch = float(loss), epoch
+        progressed = finite and (
+            not math.isfinite(self.progress_loss)
+            or loss < self.progress_loss - self.min_improvement * abs(self.progress_loss)
+        )
+        if progressed:
+            self.progress_loss = float(loss)
             self.epochs_without_improvement = 0
             self.epochs_since_lr_change = 0
         else:
@@ -63,7 +71,7 @@ class ConvergenceMonitor:
             if plateau and self.epochs_since_lr_change >= self.plateau_patience and self.lr_scale > MIN_LR_SCALE:
                 self.lr_scale = max(MIN_LR_SCALE, self.lr_scale * PLATEAU_FACTOR)
                 self.epochs_since_lr_change = 0
-        return improved
+        return best
 
     @property
     def converged(self) -> bool:
@@ -72,11 +80,13 @@ class ConvergenceMonitor:
 
     def to_json(self) -> dict:
         state = asdict(self)
-        state["best_loss"] = None if not math.isfinite(self.best_loss) else self.best_loss
+        for key in ("best_loss", "progress_loss"):  # JSON has no infinity
+            state[key] = None if not math.isfinite(state[key]) else state[key]
         return state
 
     @classmethod
     def from_json(cls, state: dict) -> ConvergenceMonitor:
         values = dict(state)
-        values["best_loss"] = math.inf if values.get("best_loss") is None else float(values["best_loss"])
+        for key in ("best_loss", "progress_loss"):
+            values[key] = math.inf if values.get(key) is None else float(values[key])
         return cls(**values)

@@ -223,7 +223,7 @@ def fit(
     base_lrs = [group["lr"] for group in optimizer.param_groups]
     loss_name = resolve_loss(config.objective.loss, dataset.task, network.n_outputs)
     shuffle = torch.Generator().manual_seed(loop.seed)
-    monitor = ConvergenceMonitor(plan.patience, plan.plateau_patience)
+    monitor = ConvergenceMonitor(plan.patience, plan.plateau_patience, loop.min_improvement)
     history: list[EpochReport] = []
     best_state: dict[str, Tensor] | None = None
     start_epoch = 0

@@ -52,7 +52,7 @@ def noisy_circle(n: int = 200, seed: int = 0):
 # ---- early stopping and restore-best ---------------------------------------------------------
 def test_early_stopping_serves_the_best_epochs_weights():
     data = noisy_circle()
-    cfg = config()
+    cfg = config(training={"min_improvement": 0.0})  # every decrease is progress: stops `patience` after the best
     result = fit(data, cfg)
     outcome = result.outcome
     assert outcome.stop_reason == "converged" and outcome.epochs_run < 60
@@ -63,7 +63,12 @@ def test_early_stopping_serves_the_best_epochs_weights():
     assert [r.epoch for r in result.history if r.improved][-1] == outcome.best_epoch
     # the served weights are the best epoch's: a run that ends at that epoch has the same state
     truncated = fit(
-        data, config(training={"epochs": outcome.best_epoch, "early_stopping": False, "restore_best": False})
+        data,
+        config(
+            training={
+                "epochs": outcome.best_epoch, "early_stopping": False, "restore_best": False, "min_improvement": 0.0
+            }
+        ),
     )
     assert truncated.outcome.stop_reason == "max_epochs"
     assert_same_state(state(result), state(truncated))
@@ -137,6 +142,13 @@ def test_plateau_halves_the_lr_and_patience_ends_the_run():
     for epoch in range(10, 40):
         monitor.record(epoch, 1.0, plateau=True)
     assert monitor.lr_scale == MIN_LR_SCALE
+
+
+def test_a_creeping_loss_is_not_progress_but_is_still_served():
+    monitor = ConvergenceMonitor(patience=5, plateau_patience=100, min_improvement=0.01)
+    bests = [monitor.record(epoch, 1.0 - 0.001 * epoch, plateau=True) for epoch in range(1, 7)]
+    assert all(bests) and monitor.best_epoch == 6  # every epoch is the lowest loss so far ...
+    assert monitor.converged  # ... but none in 5 epochs was 1 % below epoch 1's: converged
 
 
 def test_lr_schedules():
