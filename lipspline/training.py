@@ -197,8 +197,12 @@ def fit(
     should_stop: Callable[[], bool] | None = None,
     checkpoint_path: str | Path | None = None,
     resume: bool = False,
+    epoch_cap: int | None = None,
 ) -> FitResult:
     """Train a network on ``dataset`` as ``config`` says; resume from the checkpoint if asked.
+
+    ``epoch_cap`` caps the automatic epoch limit (``training.epochs`` unset), e.g. at a
+    deployment's most epochs per job.
 
     The run ends at the plan's epoch limit (``max_epochs``), when early stopping sees no
     improvement for ``patience`` epochs (``converged``), past ``time_limit_s``
@@ -217,7 +221,7 @@ def fit(
     x_val, y_val = _tensors(dataset, scaling, val_idx, device)
     config = resolve_spline_ranges(config, build_network(config, dataset, scaling).to(device), x_train)
     network = build_network(config, dataset, scaling).to(device)
-    plan = plan_training(loop, int(train_idx.size), int(val_idx.size))
+    plan = plan_training(loop, int(train_idx.size), int(val_idx.size), epoch_cap)
     objective = Objective(config.objective, network)
     optimizer = _make_optimizer(network, config)
     base_lrs = [group["lr"] for group in optimizer.param_groups]

@@ -76,20 +76,22 @@ def automatic_patience(n_train: int, batch_size: int) -> int:
     return min(MAX_PATIENCE, max(MIN_PATIENCE, math.ceil(PATIENCE_STEPS / per_epoch)))
 
 
-def planned_epochs(loop: TrainingLoopConfig, n_samples: int) -> int:
-    """The epoch limit a run on ``n_samples`` rows will have (as ``plan_training`` after the split)."""
-    if loop.epochs is not None:
-        return loop.epochs
-    n_validation = min(int(round(n_samples * loop.validation_split)), n_samples - 1)
-    return automatic_epochs(max(1, n_samples - n_validation), loop.batch_size)
+def plan_training(
+    loop: TrainingLoopConfig, n_train: int, n_validation: int, epoch_cap: int | None = None
+) -> TrainingPlan:
+    """Resolve the loop config for a dataset split into ``n_train`` and ``n_validation`` rows.
 
-
-def plan_training(loop: TrainingLoopConfig, n_train: int, n_validation: int) -> TrainingPlan:
-    """Resolve the loop config for a dataset split into ``n_train`` and ``n_validation`` rows."""
+    ``epoch_cap`` (a deployment's most epochs per job) caps an automatic epoch limit; an
+    explicit ``epochs`` is the caller's to check (the service refuses one above its limit).
+    """
     has_validation = n_validation > 0
     patience = loop.patience or automatic_patience(n_train, loop.batch_size)
+    epochs = loop.epochs
+    if epochs is None:
+        epochs = automatic_epochs(n_train, loop.batch_size)
+        epochs = min(epochs, epoch_cap) if epoch_cap is not None else epochs
     return TrainingPlan(
-        epochs=loop.epochs if loop.epochs is not None else automatic_epochs(n_train, loop.batch_size),
+        epochs=epochs,
         steps_per_epoch=steps_per_epoch(n_train, loop.batch_size),
         early_stopping=has_validation if loop.early_stopping is None else loop.early_stopping,
         patience=patience,

@@ -17,7 +17,6 @@ import torch
 from api_schemas import TrainingConfig
 from lipspline.data import Dataset
 from lipspline.networks import SplineNetwork, output_width
-from lipspline.training_plan import planned_epochs
 from lipspline_platform.settings import Settings
 from service.problems import PROBLEM_JSON, ProblemError, problem_body
 
@@ -107,13 +106,11 @@ def parameter_count(config: TrainingConfig, n_features: int, n_outputs: int) -> 
 
 def check_network(config: TrainingConfig, dataset_row: Any, settings: Settings) -> None:
     arch = config.architecture
-    # an automatic epoch limit (epochs unset) is checked as the step-budget rule will set it for this dataset
-    epochs = planned_epochs(config.training, dataset_row.n_samples)
-    if epochs > settings.max_epochs:
-        detail = f"{epochs} exceeds the limit of {settings.max_epochs}"
-        if config.training.epochs is None:
-            detail = f"the automatic epoch limit for this dataset ({epochs}) exceeds {settings.max_epochs}; set epochs"
-        raise limit_exceeded("config.training.epochs", detail, "max_epochs", settings.max_epochs)
+    # epochs unset: the step-budget rule plans them, and the worker caps that plan at max_epochs
+    epochs = config.training.epochs
+    if epochs is not None and epochs > settings.max_epochs:
+        raise limit_exceeded("config.training.epochs", f"{epochs} exceeds the limit of {settings.max_epochs}",
+                             "max_epochs", settings.max_epochs)  # fmt: skip
     if len(arch.hidden) > settings.max_depth:
         raise limit_exceeded("config.architecture.hidden", f"{len(arch.hidden)} hidden layers exceed the limit of "
                              f"{settings.max_depth}", "max_depth", settings.max_depth)  # fmt: skip

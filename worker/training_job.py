@@ -308,6 +308,7 @@ def _run_claimed(settings: Settings, job_id: str, claim: Claim, lease: Lease) ->
             should_stop=_CancelFlag(settings, job_id, lease),
             checkpoint_path=checkpoint,
             resume=True,
+            epoch_cap=settings.max_epochs,
         )
         train_seconds = time.perf_counter() - began
         if lease.lost.is_set():

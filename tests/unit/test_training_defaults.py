@@ -171,6 +171,7 @@ def test_step_budget_rule_scales_with_the_data():
     plan = plan_training(loop, 800, 200)
     assert plan.epochs_automatic and plan.early_stopping and plan.restore_best and plan.monitor == "validation"
     assert not plan_training(loop, 800, 0).early_stopping
+    assert plan_training(loop, 800, 200, epoch_cap=50).epochs == 50  # a deployment's cap on automatic epochs
     explicit = plan_training(TrainingConfig.model_validate({"training": {"epochs": 7}}).training, 800, 200)
     assert explicit.epochs == 7 and not explicit.epochs_automatic
 
