@@ -94,8 +94,8 @@ class TrainingLoopConfig(_Strict):
     epochs: int | None = Field(
         None, ge=1, le=100000, description="most epochs; null: from the step-budget rule (scales with the data)"
     )
-    batch_size: int = Field(32, ge=1, le=65536)
-    lr: float = Field(3e-3, gt=0, le=10)
+    batch_size: int = Field(64, ge=1, le=65536)
+    lr: float = Field(4e-3, gt=0, le=10)
     optimizer: Literal["adam", "sgd"] = "adam"
     momentum: float = Field(0.9, ge=0, lt=1)
     seed: int = Field(0, ge=0, le=2**31 - 1)

@@ -212,6 +212,7 @@ def test_cancel_running_and_queued_jobs(deployment: Deployment, circle_model: di
 def test_defaults_stop_by_themselves_and_serve_the_best_epoch(deployment: Deployment, state: dict) -> None:
     """A job that sets nothing but the architecture: it plans its epochs, stops by early stopping,
     serves its best validation epoch, and says so (and how well the spline grid covered the data)."""
+    from api_schemas import TrainingConfig
     from lipspline.training_plan import automatic_epochs
 
     data = make_circle(150, seed=7)
@@ -229,7 +230,8 @@ def test_defaults_stop_by_themselves_and_serve_the_best_epoch(deployment: Deploy
     state["models"].add(model["id"])
     progress = job["progress"]
     assert progress["stop_reason"] == "converged"
-    assert progress["epochs_planned"] == automatic_epochs(120, 32) > progress["epochs_run"] == len(history)
+    batch_size = TrainingConfig().training.batch_size
+    assert progress["epochs_planned"] == automatic_epochs(120, batch_size) > progress["epochs_run"] == len(history)
     losses = [h["validation_metrics"]["loss"] for h in history]
     best = progress["best_epoch"]
     assert best == 1 + losses.index(min(losses)) == progress["served_epoch"]
