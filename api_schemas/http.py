@@ -123,13 +123,65 @@ class JobAccepted(BaseModel):
     status: JobStatus
 
 
+StopReason = Literal["converged", "max_epochs", "cancelled", "time_limit"]
+
+
+class TrainingOutcomeFields(BaseModel):
+    """How a run ended (docs/design.md#training-defaults); set once training has finished."""
+
+    model_config = ConfigDict(extra="allow")
+
+    stop_reason: StopReason | None = Field(
+        None,
+        description="converged (early stopping: no better validation loss for `patience` epochs), max_epochs, "
+        "cancelled or time_limit",
+    )
+    best_epoch: int | None = Field(None, description="the epoch with the lowest monitored (validation) loss")
+    served_epoch: int | None = Field(
+        None, description="the epoch whose weights the model has: best_epoch with restore_best, else the last"
+    )
+    epochs_planned: int | None = Field(None, description="the run's epoch limit (the step-budget rule's, if automatic)")
+    epochs_run: int | None = None
+    spline_ranges: list[float] | None = Field(None, description="each spline layer's grid half-width R")
+    out_of_grid_fraction: list[float] | None = Field(
+        None, description="per spline layer: share of the training pre-activations outside [-R, R] at the end"
+    )
+    warnings: list[str] = Field(default_factory=list, description="e.g. a spline layer with many points off its grid")
+
+
+class JobProgress(TrainingOutcomeFields):
+    """Where a job is: the last finished epoch and its numbers, then (once finished) how it ended.
+
+    Other members the worker writes (losses, metrics, lr, attempt ...) are passed through.
+    """
+
+    epoch: int = 0
+    epochs: int | None = Field(None, description="the epoch limit (null while it is still to be planned)")
+
+
+class TrainingOutcomeOut(TrainingOutcomeFields):
+    monitor: str | None = Field(None, description="validation or training: the loss early stopping watched")
+
+
+class ModelMetrics(BaseModel):
+    """A model's metrics, measured through the served map, and how its training ended."""
+
+    model_config = ConfigDict(extra="allow")
+
+    train: dict[str, Any] = Field(default_factory=dict)
+    validation: dict[str, Any] = Field(default_factory=dict)
+    epochs: int | None = Field(None, description="epochs trained")
+    training: TrainingOutcomeOut | None = None
+    warnings: list[str] = Field(default_factory=list)
+
+
 class JobOut(BaseModel):
     id: str
     status: JobStatus
     dataset_id: str | None
     config: dict[str, Any]
     queue: str
-    progress: dict[str, Any]
+    progress: JobProgress
     model_id: str | None = None
     error: str | None = None
     device: str | None = None
@@ -244,7 +296,7 @@ class ModelOut(BaseModel):
     config: dict[str, Any]
     classes: list[Any] | None = None
     feature_names: list[str]
-    metrics: dict[str, Any]
+    metrics: ModelMetrics
     lipschitz: LipschitzSummary
     sparsity: dict[str, Any]
     parameter_count: int

@@ -7,13 +7,15 @@ model can always be rebuilt from its own JSON document.
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 ActivationName = Literal["deepspline", "relu", "leaky_relu", "prelu", "abs", "groupsort"]
 ObjectiveMode = Literal["bv2", "tv2", "lipschitz_coupled", "layerwise_spectral", "maxnorm", "one_lipschitz", "none"]
 LossName = Literal["auto", "bce", "cross_entropy", "mse", "mae"]
+LrScheduleName = Literal["plateau", "cosine", "none"]
+PositiveRange = Annotated[float, Field(gt=0, le=1e4)]
 
 
 class _Strict(BaseModel):
@@ -24,7 +26,10 @@ class _Strict(BaseModel):
 
 class ArchitectureConfig(_Strict):
     kind: Literal["mlp", "cnn"] = "mlp"
-    hidden: list[int] = Field(default_factory=lambda: [16, 16], max_length=32)
+    # one hidden layer of 64: on the selection splits of the defaults benchmark
+    # (docs/design.md#training-defaults) it beat [16, 16] and [32] on digits and Boston and
+    # matched them elsewhere
+    hidden: list[int] = Field(default_factory=lambda: [64], max_length=32)
     activation: ActivationName = "deepspline"
     conv_channels: list[int] = Field(default_factory=lambda: [8, 16], max_length=8)
     kernel_size: int = Field(3, ge=1, le=11)
@@ -47,8 +52,22 @@ class ArchitectureConfig(_Strict):
 
 
 class SplineConfig(_Strict):
+    """The learnable activations' grid.
+
+    ``range`` ``None`` (the default) lets training choose each layer's grid from where the
+    freshly initialised network's pre-activations fall on the training data
+    (``lipspline.spline_range``); a number fixes one range for every layer, and
+    ``layer_ranges`` one per activation layer. A trained model's saved config holds the
+    ranges it was trained with in ``layer_ranges``, so it can be rebuilt exactly.
+    """
+
     knots: int = Field(21, ge=3, le=1025)
-    range: float = Field(2.0, gt=0, le=1e4, description="the grid covers [-range, range]")
+    range: float | None = Field(
+        None, gt=0, le=1e4, description="the grid covers [-range, range]; null: chosen from the data per layer"
+    )
+    layer_ranges: list[PositiveRange] | None = Field(
+        None, max_length=64, description="one range per activation layer (overrides range)"
+    )
     init: Literal["relu", "leaky_relu", "identity", "abs"] = "relu"
     lr: float | None = Field(None, gt=0, le=10, description="spline coefficients learning rate (default: training.lr)")
 
@@ -64,14 +83,44 @@ class ObjectiveConfig(_Strict):
 
 
 class TrainingLoopConfig(_Strict):
-    epochs: int = Field(100, ge=1, le=100000)
+    """How long and how fast to train; the defaults are chosen on evidence (docs/design.md#training-defaults).
+
+    ``epochs`` is the most epochs a run may take; ``None`` sets it from the step-budget rule
+    (``lipspline.training_plan``), which gives small datasets enough optimizer steps to
+    converge and caps large ones. With a validation split, early stopping ends the run once
+    the validation loss has not improved for ``patience`` epochs, and ``restore_best`` serves
+    the weights of the best validation epoch.
+    """
+
+    epochs: int | None = Field(
+        None, ge=1, le=100000, description="most epochs; null: from the step-budget rule (scales with the data)"
+    )
     batch_size: int = Field(64, ge=1, le=65536)
-    lr: float = Field(1e-3, gt=0, le=10)
+    lr: float = Field(4e-3, gt=0, le=10)
     optimizer: Literal["adam", "sgd"] = "adam"
     momentum: float = Field(0.9, ge=0, lt=1)
     seed: int = Field(0, ge=0, le=2**31 - 1)
     validation_split: float = Field(0.2, ge=0, lt=1)
     stop_check_every: int = Field(10, ge=1, description="optimizer steps between checks of the stop flag")
+    lr_schedule: LrScheduleName = Field(
+        "plateau",
+        description="plateau: halve the lr when the monitored loss stalls; cosine: decay to 0 over the epochs; none",
+    )
+    warmup_epochs: int = Field(0, ge=0, le=10000, description="epochs of linear lr warm-up from lr/10")
+    early_stopping: bool | None = Field(
+        None, description="stop when the validation loss stops improving; null: on when there is a validation split"
+    )
+    patience: int | None = Field(
+        None, ge=1, le=100000, description="epochs without improvement before stopping; null: from the step budget"
+    )
+    min_improvement: float = Field(
+        1e-2,
+        ge=0,
+        lt=1,
+        description="relative decrease of the monitored loss that counts as progress (early stopping, plateau)",
+    )
+    restore_best: bool = Field(True, description="serve the weights of the epoch with the lowest validation loss")
+    time_limit_s: float | None = Field(None, gt=0, le=1e7, description="stop (and keep the model) after this long")
 
 
 class TrainingConfig(_Strict):

@@ -24,14 +24,33 @@ from lipspline.layers import effective_weight
 from lipspline.objectives import objective_for
 from lipspline.splines import LinearSpline
 
+#: the grid a spline layer gets while ``spline.range`` is still automatic (unresolved). Training
+#: resolves it from the data before it builds the network it trains (``lipspline.spline_range``);
+#: a network built unresolved (to count parameters, or to measure the pre-activations that choose
+#: the range) computes the same function, because every initial shape continues linearly past
+#: the grid with its edge slopes.
+UNRESOLVED_RANGE = 2.0
 
-def make_activation(config: TrainingConfig, num_units: int) -> nn.Module:
-    """The activation layer named by the config, for ``num_units`` neurons or channels."""
+
+def spline_range(config: TrainingConfig, layer: int) -> float:
+    """The grid half-width of activation layer ``layer``: ``layer_ranges``, else ``range``, else unresolved."""
+    spline = config.spline
+    if spline.layer_ranges is not None:
+        if layer >= len(spline.layer_ranges):
+            raise ValueError(
+                f"spline.layer_ranges has {len(spline.layer_ranges)} entries; the network has more activation layers"
+            )
+        return spline.layer_ranges[layer]
+    return spline.range if spline.range is not None else UNRESOLVED_RANGE
+
+
+def make_activation(config: TrainingConfig, num_units: int, layer: int = 0) -> nn.Module:
+    """The activation layer named by the config, for ``num_units`` neurons or channels of layer ``layer``."""
     bound = objective_for(config.objective).activation_slope_bound
     name = config.architecture.activation
     if name == "deepspline":
         spline = config.spline
-        return LinearSpline(num_units, spline.knots, spline.range, spline.init, slope_bound=bound)
+        return LinearSpline(num_units, spline.knots, spline_range(config, layer), spline.init, slope_bound=bound)
     if name == "relu":
         return ReLU(num_units)
     if name == "leaky_relu":
@@ -79,7 +98,7 @@ class SplineNetwork(nn.Module):
             pad = arch.kernel_size // 2
             for out_channels in arch.conv_channels:
                 self.layers.append(conv_cls(channels, out_channels, arch.kernel_size, arch.conv_stride, pad))
-                self.activations.append(make_activation(config, out_channels))
+                self.activations.append(make_activation(config, out_channels, len(self.activations)))
                 height = (height + 2 * pad - arch.kernel_size) // arch.conv_stride + 1
                 width_px = (width_px + 2 * pad - arch.kernel_size) // arch.conv_stride + 1
                 if height < 1 or width_px < 1:
@@ -89,9 +108,14 @@ class SplineNetwork(nn.Module):
         self.n_conv = len(self.layers)
         for hidden in arch.hidden:
             self.layers.append(linear_cls(width, hidden))
-            self.activations.append(make_activation(config, hidden))
+            self.activations.append(make_activation(config, hidden, len(self.activations)))
             width = hidden
         self.layers.append(linear_cls(width, n_outputs))
+        layer_ranges = config.spline.layer_ranges
+        if arch.activation == "deepspline" and layer_ranges is not None and len(layer_ranges) != len(self.activations):
+            raise ValueError(
+                f"spline.layer_ranges has {len(layer_ranges)} entries for {len(self.activations)} activation layers"
+            )
 
         # The scaling is float64 and stays so (``_apply`` below): a raw feature like 1e6 + 1e-3 noise
         # must be standardised before anything is rounded to float32.
@@ -137,6 +161,21 @@ class SplineNetwork(nn.Module):
             if index < len(self.activations):
                 h = self.activations[index](h)
         return h
+
+    def pre_activations(self, z: Tensor) -> list[Tensor]:
+        """The input of every activation layer for standardised inputs ``z`` (no gradients kept)."""
+        inputs = []
+        h = z
+        if self.n_conv:
+            h = h.reshape(h.shape[0], *self.input_shape)  # type: ignore[misc]
+        with torch.no_grad():
+            for index, activation in enumerate(self.activations):
+                if index == self.n_conv and self.n_conv:
+                    h = h.flatten(1)
+                h = self.layers[index](h)
+                inputs.append(h)
+                h = activation(h)
+        return inputs
 
     def forward(self, x: Tensor) -> Tensor:
         """The map clients see: raw inputs -> outputs in target units (logits for classifiers)."""

@@ -6,8 +6,15 @@ Design points and why:
   before the network is built), the train/validation split (numpy RNG) and the
   batch order (a dedicated ``torch.Generator``). The spline kernel accumulates
   gradients in a fixed order, so the same seed on CPU gives identical weights.
+- Defaults that converge (docs/design.md#training-defaults): ``training_plan``
+  turns the config into limits for this dataset (the step-budget rule, patience),
+  ``convergence`` watches the monitored loss (early stopping, best epoch, the
+  plateau schedule's lr scale), ``lr_schedule`` sets each epoch's lr, and
+  ``spline_range`` places each spline layer's grid where the pre-activations of
+  the freshly initialised network are.
 - Checkpoint/resume: a checkpoint holds the model and optimizer state, the
-  objective's lambdas, the epoch, the history and both RNG states, written
+  objective's lambdas, the epoch, the history, the convergence monitor, the best
+  epoch's weights and both RNG states, written
   without pickle (safetensors + JSON metadata) and atomically (temp file +
   rename). A run resumed from epoch k ends with the same weights as an
   uninterrupted one, because every source of randomness resumes exactly.
@@ -37,17 +44,26 @@ from safetensors.torch import load_file, save_file
 from torch import Tensor
 
 from api_schemas import TrainingConfig
+from lipspline.convergence import ConvergenceMonitor, StopReason
 from lipspline.data import Dataset, Scaling, fit_scaling, train_validation_split
+from lipspline.lr_schedule import lr_factor
 from lipspline.model import TrainedModel
 from lipspline.networks import SplineNetwork, output_width
 from lipspline.objectives import Objective, data_loss, objective_for, resolve_loss
+from lipspline.spline_range import covering_ranges, out_of_grid_fractions, out_of_grid_warnings
+from lipspline.training_plan import plan_training
 
 EVAL_CHUNK = 8192
 
 
 @dataclass
 class EpochReport:
-    """What the per-epoch callback receives (and the history stores)."""
+    """What the per-epoch callback receives (and the history stores).
+
+    ``improved`` marks an epoch whose monitored loss was the best so far; the served epoch
+    (with ``restore_best``) is the last such epoch, which the run's outcome names as
+    ``best_epoch``. ``lr`` is the weights' learning rate during the epoch.
+    """
 
     epoch: int
     epochs: int
@@ -56,6 +72,26 @@ class EpochReport:
     validation_metrics: dict[str, float]
     elapsed_s: float
     lambdas: list[float] = field(default_factory=list)
+    lr: float | None = None
+    improved: bool = False
+
+    def to_json(self) -> dict:
+        return asdict(self)
+
+
+@dataclass
+class TrainingOutcome:
+    """How a run ended and what it serves: why it stopped, which epoch, and how well the grids fit."""
+
+    stop_reason: StopReason
+    epochs_run: int
+    epochs_planned: int
+    best_epoch: int | None  # the epoch of lowest monitored loss (None if no epoch finished)
+    served_epoch: int | None  # best_epoch with restore_best, else the last epoch
+    monitor: str  # "validation" or "training": the loss early stopping and the plateau schedule watch
+    spline_ranges: list[float]  # the grid half-width of each spline layer
+    out_of_grid_fraction: list[float]  # per spline layer, share of training pre-activations off the grid
+    warnings: list[str] = field(default_factory=list)
 
     def to_json(self) -> dict:
         return asdict(self)
@@ -65,9 +101,10 @@ class EpochReport:
 class FitResult:
     model: TrainedModel
     history: list[EpochReport]
-    stopped: bool
+    stopped: bool  # cancelled through should_stop (no model should be served)
     device: str
     scaling: Scaling
+    outcome: TrainingOutcome
 
 
 def resolve_device(requested: str) -> torch.device:
@@ -135,6 +172,23 @@ def evaluate(network: SplineNetwork, x: Tensor, y: Tensor, task: str, loss_name:
     return metrics
 
 
+def resolve_spline_ranges(config: TrainingConfig, network: SplineNetwork, x_train: Tensor) -> TrainingConfig:
+    """The config with every spline layer's range fixed: as given, or by the covering-range rule.
+
+    ``network`` is the freshly initialised network (built unresolved); the config returned
+    builds the same weights (same seed) with the chosen grids, and is the one the trained
+    model carries, so the saved model rebuilds exactly.
+    """
+    spline = config.spline
+    if config.architecture.activation != "deepspline" or spline.layer_ranges is not None:
+        return config
+    if spline.range is not None:
+        ranges = [spline.range] * len(network.activations)
+    else:
+        ranges = covering_ranges(network, x_train)
+    return config.model_copy(update={"spline": spline.model_copy(update={"layer_ranges": ranges})})
+
+
 def fit(
     dataset: Dataset,
     config: TrainingConfig,
@@ -143,8 +197,19 @@ def fit(
     should_stop: Callable[[], bool] | None = None,
     checkpoint_path: str | Path | None = None,
     resume: bool = False,
+    epoch_cap: int | None = None,
 ) -> FitResult:
-    """Train a network on ``dataset`` as ``config`` says; resume from the checkpoint if asked."""
+    """Train a network on ``dataset`` as ``config`` says; resume from the checkpoint if asked.
+
+    ``epoch_cap`` caps the automatic epoch limit (``training.epochs`` unset), e.g. at a
+    deployment's most epochs per job.
+
+    The run ends at the plan's epoch limit (``max_epochs``), when early stopping sees no
+    improvement for ``patience`` epochs (``converged``), past ``time_limit_s``
+    (``time_limit``) or when ``should_stop`` says so (``cancelled``). Unless cancelled, the
+    model returned is the best monitored epoch's with ``restore_best`` (and a validation
+    split), else the last epoch's.
+    """
     loop = config.training
     device = resolve_device(config.device)
     train_idx, val_idx = train_validation_split(dataset.n_samples, loop.validation_split, loop.seed)
@@ -152,24 +217,35 @@ def fit(
     # the served (raw-unit) map would not keep the network's bound
     isotropic = objective_for(config.objective).isotropic_scaling
     scaling = fit_scaling(_subset(dataset, train_idx), isotropic=isotropic)
-    network = build_network(config, dataset, scaling).to(device)
-    objective = Objective(config.objective, network)
-    optimizer = _make_optimizer(network, config)
-    loss_name = resolve_loss(config.objective.loss, dataset.task, network.n_outputs)
-    shuffle = torch.Generator().manual_seed(loop.seed)
-    history: list[EpochReport] = []
-    start_epoch = 0
-    if resume and checkpoint_path is not None and Path(checkpoint_path).exists():
-        start_epoch, history = load_checkpoint(checkpoint_path, network, optimizer, objective, shuffle)
-
     x_train, y_train = _tensors(dataset, scaling, train_idx, device)
     x_val, y_val = _tensors(dataset, scaling, val_idx, device)
+    config = resolve_spline_ranges(config, build_network(config, dataset, scaling).to(device), x_train)
+    network = build_network(config, dataset, scaling).to(device)
+    plan = plan_training(loop, int(train_idx.size), int(val_idx.size), epoch_cap)
+    objective = Objective(config.objective, network)
+    optimizer = _make_optimizer(network, config)
+    base_lrs = [group["lr"] for group in optimizer.param_groups]
+    loss_name = resolve_loss(config.objective.loss, dataset.task, network.n_outputs)
+    shuffle = torch.Generator().manual_seed(loop.seed)
+    monitor = ConvergenceMonitor(plan.patience, plan.plateau_patience, loop.min_improvement)
+    history: list[EpochReport] = []
+    best_state: dict[str, Tensor] | None = None
+    start_epoch = 0
+    if resume and checkpoint_path is not None and Path(checkpoint_path).exists():
+        restored = load_checkpoint(checkpoint_path, network, optimizer, objective, shuffle)
+        start_epoch, history, best_state = restored.epoch, restored.history, restored.best_state
+        if restored.monitor is not None:
+            monitor = restored.monitor
+
     n_train = x_train.shape[0]
-    stopped = False
+    stop_reason: StopReason = "max_epochs"
     step = 0
     network.train()
-    for epoch in range(start_epoch, loop.epochs):
+    for epoch in range(start_epoch, plan.epochs):
         began = time.perf_counter()
+        factor = lr_factor(loop.lr_schedule, epoch, plan.epochs, loop.warmup_epochs, monitor.lr_scale)
+        for group, base in zip(optimizer.param_groups, base_lrs, strict=True):
+            group["lr"] = base * factor
         objective.on_epoch_start(network)
         order = torch.randperm(n_train, generator=shuffle).to(device)
         sums: dict[str, Tensor] = {}
@@ -190,28 +266,61 @@ def fit(
             batches += 1
             step += 1
             if should_stop is not None and step % loop.stop_check_every == 0 and should_stop():
-                stopped = True
+                stop_reason = "cancelled"
                 break
-        if stopped:
+        if stop_reason == "cancelled":
             break
+        losses = {name: float(value) / batches for name, value in sums.items()}
+        validation_metrics = evaluate(network, x_val, y_val, dataset.task, loss_name, scaling.target_scale)
+        monitored = validation_metrics["loss"] if plan.monitor == "validation" else losses["total"]
+        improved = monitor.record(epoch + 1, monitored, plateau=loop.lr_schedule == "plateau")
+        if improved and plan.restore_best:
+            best_state = {k: v.detach().clone() for k, v in network.state_dict().items()}
         report = EpochReport(
             epoch=epoch + 1,
-            epochs=loop.epochs,
-            losses={name: float(value) / batches for name, value in sums.items()},
+            epochs=plan.epochs,
+            losses=losses,
             train_metrics=evaluate(network, x_train, y_train, dataset.task, loss_name, scaling.target_scale),
-            validation_metrics=evaluate(network, x_val, y_val, dataset.task, loss_name, scaling.target_scale),
+            validation_metrics=validation_metrics,
             elapsed_s=time.perf_counter() - began,
             lambdas=list(objective.lambdas) if config.objective.auto_lambda else [],
+            lr=base_lrs[0] * factor,
+            improved=improved,
         )
         history.append(report)
         if checkpoint_path is not None:
-            save_checkpoint(checkpoint_path, network, optimizer, objective, shuffle, epoch + 1, history)
+            save_checkpoint(
+                checkpoint_path, network, optimizer, objective, shuffle, epoch + 1, history, monitor, best_state
+            )
         if callback is not None:
             callback(report)
         if should_stop is not None and should_stop():
-            stopped = epoch + 1 < loop.epochs
+            if epoch + 1 < plan.epochs:
+                stop_reason = "cancelled"
+            break
+        if plan.early_stopping and monitor.converged:
+            stop_reason = "converged"
+            break
+        if loop.time_limit_s is not None and sum(r.elapsed_s for r in history) >= loop.time_limit_s:
+            stop_reason = "time_limit"
             break
 
+    served_epoch = history[-1].epoch if history else None
+    if stop_reason != "cancelled" and plan.restore_best and best_state is not None:
+        network.load_state_dict(best_state)
+        served_epoch = monitor.best_epoch
+    fractions = out_of_grid_fractions(network, x_train)
+    outcome = TrainingOutcome(
+        stop_reason=stop_reason,
+        epochs_run=history[-1].epoch if history else 0,
+        epochs_planned=plan.epochs,
+        best_epoch=monitor.best_epoch or None,
+        served_epoch=served_epoch,
+        monitor=plan.monitor,
+        spline_ranges=[spline.grid_range for spline in network.splines()],
+        out_of_grid_fraction=fractions,
+        warnings=out_of_grid_warnings(fractions),
+    )
     network.eval()
     model = TrainedModel(
         network=network.cpu(),
@@ -220,14 +329,23 @@ def fit(
         classes=dataset.classes,
         feature_names=list(dataset.feature_names),
     )
-    final = history[-1] if history else None
-    if final is not None:
+    if served_epoch is not None:
+        served = history[served_epoch - 1]
         model.metrics = {
-            "train": served_metrics(model, dataset, train_idx, final.train_metrics),
-            "validation": served_metrics(model, dataset, val_idx, final.validation_metrics),
-            "epochs": final.epoch,
+            "train": served_metrics(model, dataset, train_idx, served.train_metrics),
+            "validation": served_metrics(model, dataset, val_idx, served.validation_metrics),
+            "epochs": outcome.epochs_run,
+            "training": outcome.to_json(),
+            "warnings": list(outcome.warnings),
         }
-    return FitResult(model=model, history=history, stopped=stopped, device=str(device), scaling=scaling)
+    return FitResult(
+        model=model,
+        history=history,
+        stopped=stop_reason == "cancelled",
+        device=str(device),
+        scaling=scaling,
+        outcome=outcome,
+    )
 
 
 def served_metrics(model: TrainedModel, dataset: Dataset, index: np.ndarray, epoch_metrics: dict) -> dict:
@@ -270,6 +388,16 @@ def _subset(dataset: Dataset, index: np.ndarray) -> Dataset:
 
 
 # ---- checkpoints ----------------------------------------------------------------------
+@dataclass
+class Checkpoint:
+    """What a checkpoint restores besides the model, optimizer, objective and RNG states."""
+
+    epoch: int
+    history: list[EpochReport]
+    monitor: ConvergenceMonitor | None  # None in checkpoints written before early stopping existed
+    best_state: dict[str, Tensor] | None
+
+
 def save_checkpoint(
     path: str | Path,
     network: SplineNetwork,
@@ -278,8 +406,12 @@ def save_checkpoint(
     shuffle: torch.Generator,
     epoch: int,
     history: list[EpochReport],
+    monitor: ConvergenceMonitor | None = None,
+    best_state: dict[str, Tensor] | None = None,
 ) -> None:
     tensors: dict[str, Tensor] = {f"model.{k}": v.detach().cpu().contiguous() for k, v in network.state_dict().items()}
+    if best_state is not None:
+        tensors.update({f"best.{k}": v.detach().cpu().contiguous() for k, v in best_state.items()})
     opt_state = optimizer.state_dict()
     for param_id, state in opt_state["state"].items():
         for key, value in state.items():
@@ -291,6 +423,7 @@ def save_checkpoint(
         "param_groups": opt_state["param_groups"],
         "objective": objective.state_dict(),
         "history": [r.to_json() for r in history],
+        "convergence": None if monitor is None else monitor.to_json(),
     }
     target = Path(path)
     target.parent.mkdir(parents=True, exist_ok=True)
@@ -310,7 +443,7 @@ def load_checkpoint(
     optimizer: torch.optim.Optimizer,
     objective: Objective,
     shuffle: torch.Generator,
-) -> tuple[int, list[EpochReport]]:
+) -> Checkpoint:
     from safetensors import safe_open
 
     with safe_open(str(path), framework="pt") as handle:
@@ -318,6 +451,7 @@ def load_checkpoint(
     tensors = load_file(str(path))
     device = next(network.parameters()).device
     network.load_state_dict({k[6:]: v for k, v in tensors.items() if k.startswith("model.")}, strict=True)
+    best = {k[5:]: v.to(device) for k, v in tensors.items() if k.startswith("best.")}
     state: dict[int, dict[str, Tensor]] = {}
     for key, value in tensors.items():
         if key.startswith("optim."):
@@ -327,5 +461,10 @@ def load_checkpoint(
     objective.load_state_dict(meta["objective"])
     torch.set_rng_state(tensors["rng.torch"])
     shuffle.set_state(tensors["rng.shuffle"])
-    history = [EpochReport(**r) for r in meta["history"]]
-    return int(meta["epoch"]), history
+    convergence = meta.get("convergence")
+    return Checkpoint(
+        epoch=int(meta["epoch"]),
+        history=[EpochReport(**r) for r in meta["history"]],
+        monitor=None if convergence is None else ConvergenceMonitor.from_json(convergence),
+        best_state=best or None,
+    )

@@ -324,14 +324,24 @@ def latest_checkpoint(settings: Settings, job_id: str, newer_than: int) -> tuple
         return row.epoch, row.blob
 
 
-def succeed(settings: Settings, job_id: str, attempt: int, dataset_id: str, model: NewModel, seconds: float) -> bool:
+def succeed(
+    settings: Settings,
+    job_id: str,
+    attempt: int,
+    dataset_id: str,
+    model: NewModel,
+    seconds: float,
+    *,
+    outcome: dict | None = None,
+) -> bool:
     """Store the model and mark the job succeeded in one transaction; False if the lease was lost.
 
     ``models.job_id`` is unique and an existing model is reused, so a redelivered
     message can never create a second model. A job submitted with ``register_as``
     registers the model as the next version of that name in the same transaction
     (``progress.registered_as`` says which; ``version`` is null if the name was deleted
-    meanwhile: the model is kept and the job still succeeds).
+    meanwhile: the model is kept and the job still succeeds). ``outcome`` (why training stopped, the
+    served epoch, grid coverage) is merged into the job's ``progress``.
     """
     with session_scope(settings.resolved_database_url) as session:
         job = session.get(JobRow, job_id, with_for_update=True)
@@ -363,6 +373,8 @@ def succeed(settings: Settings, job_id: str, attempt: int, dataset_id: str, mode
             job.progress = {**(job.progress or {}), "registered_as": {"name": job.register_as, "version": version}}
         job.status = JobStatus.succeeded
         job.model_id = model_id
+        if outcome is not None:
+            job.progress = {**(job.progress or {}), **outcome}
         job.train_seconds = seconds
         job.finished_at = job.updated_at = utcnow()
         drop_checkpoint(session, job_id)
@@ -375,12 +387,14 @@ def fail(settings: Settings, job_id: str, attempt: int, error: str) -> None:
     _close(settings, job_id, attempt, JobStatus.failed, error)
 
 
-def stop_cancelled(settings: Settings, job_id: str, attempt: int) -> None:
-    """The runner saw the cancel flag and stopped training: ``cancelled``."""
-    _close(settings, job_id, attempt, JobStatus.cancelled, None)
+def stop_cancelled(settings: Settings, job_id: str, attempt: int, *, outcome: dict | None = None) -> None:
+    """The runner saw the cancel flag and stopped training: ``cancelled`` (``outcome`` merged into progress)."""
+    _close(settings, job_id, attempt, JobStatus.cancelled, None, outcome)
 
 
-def _close(settings: Settings, job_id: str, attempt: int, status: JobStatus, error: str | None) -> None:
+def _close(
+    settings: Settings, job_id: str, attempt: int, status: JobStatus, error: str | None, outcome: dict | None = None
+) -> None:
     with session_scope(settings.resolved_database_url) as session:
         job = session.get(JobRow, job_id, with_for_update=True)
         if not holds(job, attempt):
@@ -388,6 +402,8 @@ def _close(settings: Settings, job_id: str, attempt: int, status: JobStatus, err
         job.status = status
         if error is not None:
             job.error = error
+        if outcome is not None:
+            job.progress = {**(job.progress or {}), **outcome}
         job.finished_at = job.updated_at = utcnow()
         drop_checkpoint(session, job_id)
         _announce(session, job, status, error=error)

@@ -108,9 +108,11 @@ def parameter_count(config: TrainingConfig, n_features: int, n_outputs: int) -> 
 
 def check_network(config: TrainingConfig, dataset_row: Any, settings: Settings) -> None:
     arch = config.architecture
-    if config.training.epochs > settings.max_epochs:
-        raise limit_exceeded("config.training.epochs", f"{config.training.epochs} exceeds the limit of "
-                             f"{settings.max_epochs}", "max_epochs", settings.max_epochs)  # fmt: skip
+    # epochs unset: the step-budget rule plans them, and the worker caps that plan at max_epochs
+    epochs = config.training.epochs
+    if epochs is not None and epochs > settings.max_epochs:
+        raise limit_exceeded("config.training.epochs", f"{epochs} exceeds the limit of {settings.max_epochs}",
+                             "max_epochs", settings.max_epochs)  # fmt: skip
     if len(arch.hidden) > settings.max_depth:
         raise limit_exceeded("config.architecture.hidden", f"{len(arch.hidden)} hidden layers exceed the limit of "
                              f"{settings.max_depth}", "max_depth", settings.max_depth)  # fmt: skip

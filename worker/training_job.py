@@ -32,7 +32,7 @@ from api_schemas import JobStatus
 from lipspline.certificates import CertificateReport, certificate_report
 from lipspline.model import TrainedModel
 from lipspline.serialization import model_to_parts
-from lipspline.training import EpochReport, fit, resolve_device
+from lipspline.training import EpochReport, TrainingOutcome, fit, resolve_device
 from lipspline_platform import lifecycle, metrics, structured_logging
 from lipspline_platform.db.dataset_blob import dataset_from_row
 from lipspline_platform.db.engine import session_scope
@@ -106,6 +106,42 @@ class _CancelFlag:
         return self.cancelled
 
 
+def epoch_progress(report: EpochReport, attempt: int, resumed_from: int, best_epoch: int | None) -> dict:
+    """The job's ``progress`` after an epoch: where the run is, its limit, and its best epoch so far.
+
+    ``epochs`` and ``epochs_planned`` are both the run's epoch limit (``epochs`` for clients
+    written before the limit could be automatic; ``epochs_planned`` says it is a plan: early
+    stopping usually ends the run before it).
+    """
+    return {
+        "epoch": report.epoch,
+        "epochs": report.epochs,
+        "epochs_planned": report.epochs,
+        "best_epoch": best_epoch,
+        "lr": report.lr,
+        "losses": report.losses,
+        "train_metrics": report.train_metrics,
+        "validation_metrics": report.validation_metrics,
+        "epoch_seconds": report.elapsed_s,
+        "attempt": attempt,
+        "resumed_from_epoch": resumed_from,
+    }
+
+
+def outcome_progress(outcome: TrainingOutcome) -> dict:
+    """What a finished run adds to the job's ``progress``: why it stopped, what it serves, grid coverage."""
+    return {
+        "stop_reason": outcome.stop_reason,
+        "best_epoch": outcome.best_epoch,
+        "served_epoch": outcome.served_epoch,
+        "epochs_planned": outcome.epochs_planned,
+        "epochs_run": outcome.epochs_run,
+        "spline_ranges": outcome.spline_ranges,
+        "out_of_grid_fraction": outcome.out_of_grid_fraction,
+        "warnings": outcome.warnings,
+    }
+
+
 class _EpochRecorder:
     """The fit() callback: progress and the epoch's history row, a heartbeat, and, at most every
     ``checkpoint_db_every_s``, a copy of the checkpoint fit() just wrote into ``job_checkpoints``."""
@@ -116,20 +152,14 @@ class _EpochRecorder:
         self.settings, self.job_id, self.device, self.lease = settings, job_id, device, lease
         self.checkpoint, self.resumed_from = checkpoint, resumed_from
         self.last_copy = float("-inf")
+        self.best_epoch: int | None = None  # best seen by this attempt (the outcome has the run's)
 
     def __call__(self, report: EpochReport) -> None:
         metrics.JOB_EPOCHS.inc()
         metrics.JOB_EPOCH_DURATION.observe(report.elapsed_s)
-        progress = {
-            "epoch": report.epoch,
-            "epochs": report.epochs,
-            "losses": report.losses,
-            "train_metrics": report.train_metrics,
-            "validation_metrics": report.validation_metrics,
-            "epoch_seconds": report.elapsed_s,
-            "attempt": self.lease.attempt,
-            "resumed_from_epoch": self.resumed_from,
-        }
+        if report.improved:
+            self.best_epoch = report.epoch
+        progress = epoch_progress(report, self.lease.attempt, self.resumed_from, self.best_epoch)
         checkpoint = None
         due = time.monotonic() - self.last_copy >= self.settings.checkpoint_db_every_s
         if due and report.epoch < report.epochs and self.checkpoint.exists():
@@ -234,10 +264,14 @@ def stored_model(model: TrainedModel, inputs: np.ndarray) -> lifecycle.NewModel:
     )
 
 
-def _store_model(settings: Settings, job_id: str, claim: Claim, model: TrainedModel, train_seconds: float) -> bool:
+def _store_model(
+    settings: Settings, job_id: str, claim: Claim, model: TrainedModel, train_seconds: float, outcome: TrainingOutcome
+) -> bool:
     """Certify the model, then store it and mark the job succeeded in one transaction; False if the lease was lost."""
     stored = stored_model(model, _dataset_inputs(settings, claim.dataset_id))
-    return lifecycle.succeed(settings, job_id, claim.attempt, claim.dataset_id, stored, train_seconds)
+    return lifecycle.succeed(
+        settings, job_id, claim.attempt, claim.dataset_id, stored, train_seconds, outcome=outcome_progress(outcome)
+    )
 
 
 def _dataset_inputs(settings: Settings, dataset_id: str) -> np.ndarray:
@@ -288,15 +322,16 @@ def _run_claimed(settings: Settings, job_id: str, claim: Claim, lease: Lease) ->
             should_stop=_CancelFlag(settings, job_id, lease),
             checkpoint_path=checkpoint,
             resume=True,
+            epoch_cap=settings.max_epochs,
         )
         train_seconds = time.perf_counter() - began
         metrics.JOB_TRAINING_DURATION.observe(train_seconds)
         if lease.lost.is_set():
             return  # the job was re-queued or taken over: whoever holds it now finishes it
         if result.stopped:
-            lifecycle.stop_cancelled(settings, job_id, claim.attempt)
+            lifecycle.stop_cancelled(settings, job_id, claim.attempt, outcome=outcome_progress(result.outcome))
             metrics.JOBS_FINISHED.labels(JobStatus.cancelled.value).inc()
-        elif not _store_model(settings, job_id, claim, result.model, train_seconds):
+        elif not _store_model(settings, job_id, claim, result.model, train_seconds, result.outcome):
             return
         else:
             metrics.JOBS_FINISHED.labels(JobStatus.succeeded.value).inc()

@@ -148,6 +148,9 @@ def training_config(spec: Spec, seed: int, epochs: int) -> TrainingConfig:
                 "optimizer": "adam",
                 "seed": seed,
                 "validation_split": 0.0,
+                # the protocol's fixed lr for a fixed number of epochs (no schedule, no early stopping)
+                "lr_schedule": "none",
+                "early_stopping": False,
             },
             "device": "cpu",
         }

@@ -123,6 +123,9 @@ def training_config(scheme: Scheme, weight: float, run: Settings, seed: int) -> 
                 "optimizer": "adam",
                 "seed": seed,
                 "validation_split": 0.0,
+                # the protocol's fixed lr for a fixed number of epochs (no schedule, no early stopping)
+                "lr_schedule": "none",
+                "early_stopping": False,
             },
             "device": "cpu",
         }

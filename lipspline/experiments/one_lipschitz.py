@@ -99,6 +99,9 @@ def training_config(activation: Activation, run: Settings, seed: int) -> Trainin
                 "optimizer": "adam",
                 "seed": seed,
                 "validation_split": 0.0,
+                # the protocol's fixed lr for a fixed number of epochs (no schedule, no early stopping)
+                "lr_schedule": "none",
+                "early_stopping": False,
             },
             "device": "cpu",
         }

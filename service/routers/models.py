@@ -33,6 +33,7 @@ from lipspline.certificates import (
     served_radius,
 )
 from lipspline.export import onnx_bytes
+from lipspline.networks import UNRESOLVED_RANGE
 from lipspline_platform.db.tables import ModelRow
 from lipspline_platform.settings import Settings
 from service.compute_placement import ComputePlacement
@@ -365,10 +366,11 @@ def _certify(
 
 def _activation_curves(loaded: LoadedModel) -> list[dict[str, Any]]:
     network = loaded.model.network
-    span = loaded.model.config.spline.range * 1.25
-    grid = torch.linspace(-span, span, CURVE_POINTS, dtype=torch.float32)
     layers = []
     for index, activation in enumerate(network.activations):
+        # a quarter past each spline's own grid shows where it turns linear; fixed activations: [-2.5, 2.5]
+        span = getattr(activation, "grid_range", UNRESOLVED_RANGE) * 1.25
+        grid = torch.linspace(-span, span, CURVE_POINTS, dtype=torch.float32)
         learnable = any(True for _ in activation.parameters())
         # fixed activations are the same for every unit: one curve says it all
         units = int(network.layers[index].weight.shape[0]) if learnable else 1

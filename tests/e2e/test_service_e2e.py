@@ -24,8 +24,12 @@ CIRCLE_CONFIG = {
     "training": {"epochs": 25, "batch_size": 32, "lr": 0.01, "seed": 0, "validation_split": 0.2},
     "device": "cpu",
 }
-#: a job long enough to be caught running (many minutes; at the default epoch limit), stopped by cancel
-LONG_CONFIG = {**CIRCLE_CONFIG, "training": {**CIRCLE_CONFIG["training"], "epochs": 10000, "batch_size": 8}}
+#: a job long enough to be caught running (many minutes; at the default epoch limit, and no early stopping
+#: to end it first), stopped by cancel
+LONG_CONFIG = {
+    **CIRCLE_CONFIG,
+    "training": {**CIRCLE_CONFIG["training"], "epochs": 10000, "batch_size": 8, "early_stopping": False},
+}
 
 
 def client(dep: Deployment) -> httpx.Client:
@@ -222,6 +226,41 @@ def test_cancel_running_and_queued_jobs(deployment: Deployment, circle_model: di
         # a finished job cannot be cancelled
         assert http.post(f"/v1/jobs/{circle_model['job']['id']}/cancel").status_code == 409
     state["jobs"].update([*running, queued])
+
+
+def test_defaults_stop_by_themselves_and_serve_the_best_epoch(deployment: Deployment, state: dict) -> None:
+    """A job that sets nothing but the architecture: it plans its epochs, stops by early stopping,
+    serves its best validation epoch, and says so (and how well the spline grid covered the data)."""
+    from api_schemas import TrainingConfig
+    from lipspline.training_plan import automatic_epochs
+
+    data = make_circle(150, seed=7)
+    flipped = np.where(np.random.default_rng(7).uniform(size=150) < 0.2, 1 - data.y, data.y)  # converges early
+    with client(deployment) as http:
+        dataset = http.post("/v1/datasets", json={"inputs": data.X.tolist(), "targets": flipped.tolist()})
+        assert dataset.status_code == 201, dataset.text
+        job_id = submit(http, dataset.json()["id"], {"architecture": {"hidden": [2]}})
+        job = wait_for_job(http, job_id, TERMINAL, timeout_s=300)
+        assert job["status"] == "succeeded", job
+        history = http.get(f"/v1/jobs/{job_id}/metrics").json()["history"]
+        model = http.get(f"/v1/models/{job['model_id']}").json()
+    state["jobs"].add(job_id)
+    state["datasets"].add(dataset.json()["id"])
+    state["models"].add(model["id"])
+    progress = job["progress"]
+    assert progress["stop_reason"] == "converged"
+    batch_size = TrainingConfig().training.batch_size
+    assert progress["epochs_planned"] == automatic_epochs(120, batch_size) > progress["epochs_run"] == len(history)
+    losses = [h["validation_metrics"]["loss"] for h in history]
+    best = progress["best_epoch"]
+    assert best == 1 + losses.index(min(losses)) == progress["served_epoch"]
+    assert [h["epoch"] for h in history if h["improved"]][-1] == best
+    (fraction,) = progress["out_of_grid_fraction"]
+    assert 0.0 <= fraction <= 1.0 and progress["warnings"] == []
+    training = model["metrics"]["training"]
+    assert training["best_epoch"] == best and training["stop_reason"] == "converged"
+    assert model["config"]["spline"]["layer_ranges"] == progress["spline_ranges"] == training["spline_ranges"]
+    assert model["metrics"]["epochs"] == len(history) and model["metrics"]["warnings"] == []
 
 
 def problem(response: httpx.Response, status: int) -> dict:

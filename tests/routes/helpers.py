@@ -23,7 +23,7 @@ import httpx
 from fastapi.testclient import TestClient
 
 from api_schemas import TrainingConfig
-from lipspline.training import EpochReport, fit
+from lipspline.training import EpochReport, TrainingOutcome, fit
 from lipspline_platform import lifecycle
 from lipspline_platform.db.dataset_blob import dataset_from_row
 from lipspline_platform.db.engine import session_scope
@@ -33,7 +33,7 @@ from lipspline_platform.settings import EMBEDDED_BROKER, Settings
 from service import auth
 from service.app import create_app
 from service.problems import PROBLEM_BASE, PROBLEM_JSON
-from worker.training_job import stored_model
+from worker.training_job import epoch_progress, outcome_progress, stored_model
 
 DB_FILE = "lipspline.sqlite3"
 WORKER_HOST = "test@host"
@@ -93,6 +93,7 @@ class Trained:
 
     model: lifecycle.NewModel
     reports: list[EpochReport]
+    outcome: TrainingOutcome
 
 
 class Trainer:
@@ -114,8 +115,8 @@ class Trainer:
     @staticmethod
     def _train(dataset: Any, config: TrainingConfig) -> Trained:
         reports: list[EpochReport] = []
-        model = fit(dataset, config, callback=reports.append).model
-        return Trained(stored_model(model, dataset.X), reports)
+        result = fit(dataset, config, callback=reports.append)
+        return Trained(stored_model(result.model, dataset.X), reports, result.outcome)
 
 
 class Runner:
@@ -133,17 +134,10 @@ class Runner:
     def record_epochs(self, job_id: str, claim: Claim, count: int | None = None) -> int:
         """Record the first ``count`` epochs of the trained model's history (all by default), as the worker does."""
         reports = self.trainer.trained(self.settings, claim).reports[:count]
+        best_epoch = None
         for report in reports:
-            progress = {
-                "epoch": report.epoch,
-                "epochs": report.epochs,
-                "losses": report.losses,
-                "train_metrics": report.train_metrics,
-                "validation_metrics": report.validation_metrics,
-                "epoch_seconds": report.elapsed_s,
-                "attempt": claim.attempt,
-                "resumed_from_epoch": 0,
-            }
+            best_epoch = report.epoch if report.improved else best_epoch
+            progress = epoch_progress(report, claim.attempt, 0, best_epoch)
             history = {**report.to_json(), "attempt": claim.attempt}
             assert lifecycle.record_epoch(self.settings, job_id, claim.attempt, progress=progress, history=history,
                                           device="cpu")  # fmt: skip
@@ -151,7 +145,9 @@ class Runner:
 
     def succeed(self, job_id: str, claim: Claim) -> str:
         trained = self.trainer.trained(self.settings, claim)
-        assert lifecycle.succeed(self.settings, job_id, claim.attempt, claim.dataset_id, trained.model, 0.25)
+        outcome = outcome_progress(trained.outcome)
+        assert lifecycle.succeed(self.settings, job_id, claim.attempt, claim.dataset_id, trained.model, 0.25,
+                                 outcome=outcome)  # fmt: skip
         with session_scope(self.settings.resolved_database_url) as session:
             model_id = session.get(JobRow, job_id).model_id
         assert model_id

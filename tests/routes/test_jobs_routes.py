@@ -34,7 +34,9 @@ def test_submit_is_accepted_queued_and_sent(svc: Service) -> None:
     assert set(job) == JOB_KEYS
     assert job["status"] == "queued" and job["dataset_id"] == dataset_id and job["queue"] == "cpu"
     assert job["attempts"] == 0 and job["cancel_requested"] is False and job["model_id"] is None
-    assert job["progress"] == {"epoch": 0, "epochs": 3} and job["started_at"] is None
+    assert job["progress"]["epoch"] == 0 and job["progress"]["epochs"] == 3 and job["started_at"] is None
+    # how the run ended is unknown until it has
+    assert job["progress"]["stop_reason"] is None and job["progress"]["best_epoch"] is None
     assert job["config"]["training"]["epochs"] == 3 and job["config"]["architecture"]["hidden"] == [2]
 
 
@@ -43,7 +45,8 @@ def test_submit_with_defaults_and_gpu_queue(svc: Service) -> None:
     default = svc.client.post("/v1/jobs", json={"dataset_id": dataset_id})
     assert default.status_code == 202, default.text
     job = svc.job(default.json()["id"])
-    assert job["config"]["training"]["epochs"] >= 1 and job["queue"] == "cpu"
+    # the defaults leave the epoch limit to the step-budget rule, which the worker applies
+    assert job["config"]["training"]["epochs"] is None and job["progress"]["epochs"] is None and job["queue"] == "cpu"
     cuda = svc.client.post("/v1/jobs", json={"dataset_id": dataset_id, "config": {**TINY_CONFIG, "device": "cuda"}})
     assert cuda.status_code == 202 and svc.job(cuda.json()["id"])["queue"] == "gpu"
 
@@ -64,6 +67,14 @@ def test_a_job_runs_to_success_through_the_lifecycle(svc: Service) -> None:
     done = svc.job(job_id)
     assert done["status"] == "succeeded" and done["model_id"] == model_id and done["train_seconds"] == 0.25
     assert done["finished_at"] is not None and done["error"] is None
+    # the run's outcome, on the job and on the model
+    assert done["progress"]["stop_reason"] == "max_epochs" and done["progress"]["epochs_run"] == 3
+    assert done["progress"]["epochs_planned"] == 3 and 1 <= done["progress"]["best_epoch"] <= 3
+    (fraction,) = done["progress"]["out_of_grid_fraction"]
+    assert 0.0 <= fraction <= 1.0
+    model = svc.client.get(f"/v1/models/{model_id}").json()
+    assert model["metrics"]["training"]["stop_reason"] == "max_epochs" and model["metrics"]["warnings"] == []
+    assert model["metrics"]["training"]["served_epoch"] == done["progress"]["served_epoch"]
 
 
 def test_metrics_history_per_epoch(svc: Service) -> None:
