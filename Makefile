@@ -5,9 +5,14 @@ PIP = $(PYTHON) -m pip
 
 .PHONY: install test test-fast bench lint serve experiments
 
+# Debian's chromium drives the browser tests (/ui) through Playwright; Playwright's own browser
+# download needs the internet, the package does not. Without root it says so and carries on
+# (the browser tests then fail under LIPSPLINE_REQUIRE_SERVICES=1, as CI sets it).
 install:
 	$(PIP) install --quiet torch==2.13.0
 	$(PIP) install --quiet -e '.[dev]'
+	@command -v chromium >/dev/null 2>&1 || (apt-get update -qq && apt-get install -y -qq chromium) \
+		|| echo "chromium not installed (needs root: apt-get install chromium); the browser tests need it"
 
 test: install
 	$(PYTHON) -m pytest -q
