@@ -114,11 +114,16 @@ def trained(deployment: Deployment) -> dict[str, Any]:
         assert circle.status_code == 201, circle.text
         waves = http.post("/v1/datasets", json=regression_body())
         assert waves.status_code == 201, waves.text
-        jobs = [submitted(http, circle.json()["id"], CLASSIFIER_CONFIG), submitted(http, waves.json()["id"], REGRESSOR_CONFIG)]
+        jobs = [
+            submitted(http, circle.json()["id"], CLASSIFIER_CONFIG),
+            submitted(http, waves.json()["id"], REGRESSOR_CONFIG),
+        ]
         classifier_job, regressor_job = (wait_for_job(http, job_id, TERMINAL) for job_id in jobs)
         assert classifier_job["status"] == regressor_job["status"] == "succeeded", (classifier_job, regressor_job)
         assert http.post("/v1/registered-models", json={"name": "circle"}).status_code == 201
-        assert http.post("/v1/registered-models/circle/versions", json={"model_id": classifier_job["model_id"]}).is_success
+        assert http.post(
+            "/v1/registered-models/circle/versions", json={"model_id": classifier_job["model_id"]}
+        ).is_success
         assert http.put("/v1/registered-models/circle/aliases/production", json={"version": 1}).is_success
         return {
             "circle": circle.json(),
@@ -209,7 +214,9 @@ def test_jobs_models_datasets_pages_show_what_the_api_says(
 
     # jobs: one row per job, each with the API's status
     page.wait_for_selector("#jobs-table tbody tr")
-    rows = page.eval_on_selector_all("#jobs-table tbody tr", "rs => rs.map(r => [r.dataset.job, r.querySelector('[data-status]').dataset.status])")
+    rows = page.eval_on_selector_all(
+        "#jobs-table tbody tr", "rs => rs.map(r => [r.dataset.job, r.querySelector('[data-status]').dataset.status])"
+    )
     assert {job_id: status for job_id, status in rows} == {j["id"]: j["status"] for j in jobs}
     dashboard.shot(screenshots, "jobs")
 
@@ -231,7 +238,10 @@ def test_jobs_models_datasets_pages_show_what_the_api_says(
     # datasets: sizes as the API has them; a dataset page previews the first rows
     dashboard.go("/ui/datasets")
     page.wait_for_selector("#datasets-table tbody tr")
-    listed = page.eval_on_selector_all("#datasets-table tbody tr", "rs => rs.map(r => [r.dataset.dataset, +r.querySelector('[data-field=n_samples]').value])")
+    listed = page.eval_on_selector_all(
+        "#datasets-table tbody tr",
+        "rs => rs.map(r => [r.dataset.dataset, +r.querySelector('[data-field=n_samples]').value])",
+    )
     assert dict(listed) == {d["id"]: d["n_samples"] for d in datasets}
     dashboard.shot(screenshots, "datasets")
     circle = trained["circle"]
@@ -239,7 +249,11 @@ def test_jobs_models_datasets_pages_show_what_the_api_says(
     page.wait_for_selector("#preview-table tbody tr")
     with deployment.client() as http:
         preview = http.get(f"/v1/datasets/{circle['id']}/preview", params={"rows": 20}).json()
-    cells = page.eval_on_selector_all("#preview-table tbody tr", "rs => rs.map(r => [...r.cells].map(c => c.querySelector('data') ? +c.querySelector('data').value : c.textContent))")
+    cells = page.eval_on_selector_all(
+        "#preview-table tbody tr",
+        "rs => rs.map(r => [...r.cells].map(c => c.querySelector('data') ?"
+        " +c.querySelector('data').value : c.textContent))",
+    )
     assert cells == preview["rows"]
     assert shown(page, "#dataset-rows") == circle["n_samples"]
     dashboard.shot(screenshots, "dataset")
@@ -274,8 +288,14 @@ def test_model_page_draws_every_neuron_and_every_bound(
     # activations: one curve per neuron, its active knots marked, the pre-activation range shaded
     (layer,) = curves
     (sparsity,) = model["sparsity"]["layers"]
-    assert page.eval_on_selector_all(".small-multiples[data-layer='0'] path.curve", "ps => ps.length") == layer["units"] == 4
-    knots = page.eval_on_selector_all(".small-multiples[data-layer='0'] figure", "fs => fs.map(f => f.querySelectorAll('circle.knot').length)")
+    assert (
+        page.eval_on_selector_all(".small-multiples[data-layer='0'] path.curve", "ps => ps.length")
+        == layer["units"]
+        == 4
+    )
+    knots = page.eval_on_selector_all(
+        ".small-multiples[data-layer='0'] figure", "fs => fs.map(f => f.querySelectorAll('circle.knot').length)"
+    )
     assert knots == sparsity["active_knots_per_neuron"]
     assert page.eval_on_selector_all(".small-multiples rect.range", "rs => rs.length") == 4
 
@@ -283,10 +303,14 @@ def test_model_page_draws_every_neuron_and_every_bound(
     lipschitz = model["lipschitz"]
     expected = {name: value for name, value in lipschitz["bounds"].items() if value is not None}
     expected |= {"empirical_lower": lipschitz["empirical_lower"], "jacobian_lower": lipschitz["jacobian_lower"]}
-    bars = page.eval_on_selector_all("[data-chart=certificate] rect.bar", "rs => rs.map(r => [r.dataset.name, +r.dataset.value])")
+    bars = page.eval_on_selector_all(
+        "[data-chart=certificate] rect.bar", "rs => rs.map(r => [r.dataset.name, +r.dataset.value])"
+    )
     assert dict(bars) == expected and len(bars) == len(expected)
     assert "lipsdp_neuron" in expected  # a net this small gets the verified LipSDP value
-    hover = page.eval_on_selector_all("[data-chart=certificate] .bar-row", "gs => gs.map(g => g.querySelector('title').textContent)")
+    hover = page.eval_on_selector_all(
+        "[data-chart=certificate] .bar-row", "gs => gs.map(g => g.querySelector('title').textContent)"
+    )
     assert all(": " in line and len(line) > 30 for line in hover)
     assert close(shown(page, "#certified-value"), lipschitz["certified"])
     assert close(shown(page, "#tightness-value"), lipschitz["tightness"])
@@ -333,7 +357,8 @@ def test_playground_predicts_with_certified_radius_and_draws_regions(
     table = page.eval_on_selector_all(
         "#predict-results tbody tr",
         "rs => rs.map(r => [r.querySelector('[data-field=prediction]').textContent,"
-        " +r.querySelector('[data-field=certified_radius]').value, +r.querySelector('[data-field=output_bound]').value])",
+        " +r.querySelector('[data-field=certified_radius]').value,"
+        " +r.querySelector('[data-field=output_bound]').value])",
     )
     assert [t[0] for t in table] == [str(p) for p in expected["predictions"]]
     assert all(close(t[1], r) for t, r in zip(table, expected["certified_radius"], strict=True))
@@ -404,7 +429,9 @@ def test_a_bad_key_shows_the_api_401_detail(browser: Any, deployment: Deployment
     try:
         detail = httpx.get(deployment.url + "/v1/jobs", headers={"Authorization": "Bearer not-a-real-key"}).json()
         session.page.wait_for_selector("#problem:not([hidden])")
-        assert detail["detail"] in session.page.text_content("#problem") and "401" in session.page.text_content("#problem")
+        assert detail["detail"] in session.page.text_content("#problem") and "401" in session.page.text_content(
+            "#problem"
+        )
         # the browser logs the refused request itself; nothing else may go wrong
         assert all("401" in error for error in session.console_errors), session.console_errors
         session.console_errors.clear()
