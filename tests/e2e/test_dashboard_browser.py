@@ -324,6 +324,10 @@ def test_model_page_draws_every_neuron_and_every_bound(
     page.wait_for_selector("#registry-entries")
     assert "circle@production" in page.text_content("#registry-entries")
     dashboard.shot(screenshots, "model")
+    page.locator("[data-chart=certificate]").scroll_into_view_if_needed()
+    dashboard.shot(screenshots, "model-certificate")
+    page.locator(".small-multiples").scroll_into_view_if_needed()
+    dashboard.shot(screenshots, "model-activations")
 
     # downloads: the zip and the ONNX file, fetched with the key
     for fmt, magic in (("zip", b"PK"), ("onnx", None)):

@@ -36,14 +36,19 @@ function linearTicks(a, b, count) {
 }
 
 function logTicks(a, b) {
-  const ticks = [];
-  for (let e = Math.floor(a); e <= Math.ceil(b); e++) {
-    for (const m of b - a < 1.5 ? [1, 2, 5] : [1]) {
-      const v = m * 10 ** e;
-      if (Math.log10(v) >= a - 1e-9 && Math.log10(v) <= b + 1e-9) ticks.push(v);
+  // powers of ten; with 1, 2, 5 of each decade when that alone would leave fewer than three ticks
+  const within = (mantissas) => {
+    const ticks = [];
+    for (let e = Math.floor(a); e <= Math.ceil(b); e++) {
+      for (const m of mantissas) {
+        const v = m * 10 ** e;
+        if (Math.log10(v) >= a - 1e-9 && Math.log10(v) <= b + 1e-9) ticks.push(v);
+      }
     }
-  }
-  return ticks;
+    return ticks;
+  };
+  const decades = within([1]);
+  return decades.length >= 3 ? decades : within([1, 2, 5]);
 }
 
 function extent(values, { log = false, pad = 0 } = {}) {
@@ -59,7 +64,7 @@ function extent(values, { log = false, pad = 0 } = {}) {
 }
 
 /** Axis lines, ticks, tick labels and axis titles for a plot area [left, right] x [top, bottom]. */
-export function axes(x, y, box, { xLabel, yLabel, xTicks, yTicks } = {}) {
+export function axes(x, y, box, { xLabel, yLabel, xTicks, yTicks, gridLines = true } = {}) {
   const { left, right, top, bottom } = box;
   const g = s("g", { class: "axes" });
   g.append(s("line", { x1: left, x2: right, y1: bottom, y2: bottom, class: "axis" }));
@@ -71,7 +76,8 @@ export function axes(x, y, box, { xLabel, yLabel, xTicks, yTicks } = {}) {
   }
   for (const t of yTicks ?? y.ticks(5)) {
     const py = y(t);
-    g.append(s("line", { x1: left, x2: right, y1: py, y2: py, class: "grid" }));
+    if (gridLines) g.append(s("line", { x1: left, x2: right, y1: py, y2: py, class: "grid" }));
+    else g.append(s("line", { x1: left - 4, x2: left, y1: py, y2: py, class: "tick" }));
     g.append(s("text", { x: left - 6, y: py + 4, "text-anchor": "end", class: "tick-label" }, fmt(t, 3)));
   }
   if (xLabel) {
@@ -181,8 +187,8 @@ export function logBars({ id, title, items, xLabel, marker, width = 640 }) {
  * One neuron's activation: its sampled curve, the training pre-activation range shaded, its active
  * knots marked. `range` = {min, max} or null; `knots` = {x, y, active} for this unit or null.
  */
-export function splineChart({ layer, unit, x: xs, y: ys, range, knots, width = 200, height = 150 }) {
-  const box = { left: 52, right: width - 8, top: 8, bottom: height - 34 };
+export function splineChart({ layer, unit, x: xs, y: ys, range, knots, width = 200, height = 160 }) {
+  const box = { left: 52, right: width - 8, top: 8, bottom: height - 42 };
   const x = scale([xs[0], xs[xs.length - 1]], [box.left, box.right]);
   const y = scale(extent(ys, { pad: 0.08 }), [box.bottom, box.top]);
   const label = `layer ${layer}, neuron ${unit}`;

@@ -81,7 +81,7 @@ async function regionMap(model, ranges, epsilonOf, onPoints, signal) {
   const [xName, yName] = model.feature_names;
   const svg = s("svg", { viewBox: `0 0 ${MAP.width} ${MAP.height}`, role: "application", tabindex: 0, id: "region-map",
     "aria-label": `decision regions over ${xName} and ${yName}; click, or move with the arrow keys and press Enter, to predict a point` },
-  s("title", {}, "Decision regions"), cells, axes(x, y, MAP, { xLabel: xName, yLabel: yName }), points, cursor);
+  s("title", {}, "Decision regions"), cells, axes(x, y, MAP, { xLabel: xName, yLabel: yName, gridLines: false }), points, cursor);
 
   const drawPoints = (rows, answer) => {
     rows.forEach(([px, py], i) => {
