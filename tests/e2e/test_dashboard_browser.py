@@ -45,7 +45,8 @@ CLASSIFIER_CONFIG = {
     "training": {"epochs": 12, "batch_size": 32, "lr": 0.02, "seed": 0, "validation_split": 0.2},
     "device": "cpu",
 }
-REGRESSOR_CONFIG = {**CLASSIFIER_CONFIG, "architecture": {"hidden": [3], "activation": "deepspline"},
+#: 20 neurons: wider than one page of small multiples (16), so the layer gets its selector
+REGRESSOR_CONFIG = {**CLASSIFIER_CONFIG, "architecture": {"hidden": [20], "activation": "deepspline"},
                     "training": {**CLASSIFIER_CONFIG["training"], "epochs": 6}}  # fmt: skip
 #: long enough to be watched running (minutes at full length), stopped from the page
 LONG_CONFIG = {**CLASSIFIER_CONFIG, "training": {**CLASSIFIER_CONFIG["training"], "epochs": 5000, "batch_size": 4}}
@@ -337,6 +338,17 @@ def test_model_page_draws_every_neuron_and_every_bound(
         assert download.value.suggested_filename == f"lipspline-model-{model['id']}.{fmt}"
         content = Path(path).read_bytes()
         assert len(content) > 100 and (magic is None or content.startswith(magic))
+
+    # a layer wider than a page of small multiples: a selector shows the rest, one curve per neuron in all
+    regressor = trained["regressor"]
+    dashboard.go(f"/ui/models/{regressor['id']}")
+    page.wait_for_selector(".small-multiples path.curve")
+    units = page.eval_on_selector_all(".small-multiples path.curve", "ps => ps.map(p => +p.dataset.unit)")
+    assert units == list(range(16))
+    page.select_option("#layer-0-page", "16")
+    page.wait_for_selector(".small-multiples figure[data-unit='19']")
+    units = page.eval_on_selector_all(".small-multiples path.curve", "ps => ps.map(p => +p.dataset.unit)")
+    assert units == [16, 17, 18, 19]
 
     # narrow window: nothing wider than the screen (tables scroll inside their own box)
     page.set_viewport_size({"width": 420, "height": 800})

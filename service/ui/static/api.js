@@ -81,7 +81,7 @@ async function readEvents(response, onEvent) {
         if (line.startsWith("event:")) type = line.slice(6).trim();
         else if (line.startsWith("data:")) data.push(line.slice(5).trimStart());
       }
-      if (data.length) onEvent({ type, data: JSON.parse(data.join("\n")) });
+      if (data.length) await onEvent({ type, data: JSON.parse(data.join("\n")) });
     }
   }
 }
