@@ -63,8 +63,8 @@ function eventStreamAvailable() {
   return streamRoute;
 }
 
-/** Parse a Server-Sent Events byte stream, calling onEvent({type, data}) per message. */
-async function readEvents(response, onEvent) {
+/** Parse a Server-Sent Events byte stream, calling (and awaiting) onEvent({type, data}) per message with data. */
+export async function readEvents(response, onEvent) {
   const reader = response.body.pipeThrough(new TextDecoderStream()).getReader();
   let buffer = "";
   for (;;) {
@@ -125,7 +125,8 @@ export async function watchJob(jobId, { onJob, onHistory, history = true, signal
     }
     if (response && response.status === 200) {
       try {
-        await readEvents(response, async ({ type, data }) => {
+        await readEvents(response, async ({ type, data: event }) => {
+          const data = event.data ?? event; // each message is a JobEvent: {seq, type, job_id, data}
           if (type === "epoch") {
             if (history) {
               upsertEpoch(epochs, data);
