@@ -46,8 +46,11 @@ CONTENT_TYPES = {
 @lru_cache(maxsize=128)
 def _asset(relative: str) -> tuple[bytes, str, str] | None:
     """The file's bytes, content type and ETag, or None if ``relative`` names no file under STATIC_DIR."""
-    path = (STATIC_DIR / relative).resolve()
-    if not path.is_relative_to(STATIC_DIR) or not path.is_file():  # no ../ escapes
+    try:
+        path = (STATIC_DIR / relative).resolve()
+        if not path.is_relative_to(STATIC_DIR) or not path.is_file():  # no ../ escapes
+            return None
+    except (OSError, ValueError):  # a NUL byte or a name the file system refuses: not a file of ours
         return None
     content = path.read_bytes()
     content_type = CONTENT_TYPES.get(path.suffix) or mimetypes.guess_type(path.name)[0] or "application/octet-stream"

@@ -31,7 +31,7 @@ def test_files_are_revalidated_by_etag(svc: Service) -> None:
 
 def test_no_path_leaves_the_static_directory(svc: Service) -> None:
     # an encoded ../ reaches the route as a path segment: it gets the page, never the file behind it
-    for path in ("/ui/%2e%2e/routers/ui.py", "/ui/..%2f..%2fapp.py", "/ui/%2e%2e/%2e%2e/pyproject.toml"):
+    for path in ("/ui/%2e%2e/routers/ui.py", "/ui/..%2f..%2fapp.py", "/ui/%2e%2e/%2e%2e/pyproject.toml", "/ui/a%00b"):
         response = svc.anon.get(path)
         assert response.status_code == 200 and response.text.startswith("<!doctype html>"), path
 

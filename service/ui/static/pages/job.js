@@ -5,7 +5,10 @@ import { api, isTerminal, watchJob } from "../api.js";
 import { lineChart } from "../charts.js";
 import { facts, h, num, progressBar, section, statusBadge, when } from "../dom.js";
 
-const LOSS_LABELS = { data: "data term", weight_decay: "weight decay", bv2: "BV² term", tv2: "TV² term", total: "total" };
+const LOSS_LABELS = {
+  data: "data term", weight_decay: "weight decay", bv2: "BV² term", tv2: "TV² term",
+  lipschitz_product: "Lipschitz term (product)", spectral_sum: "spectral term (sum)", total: "total",
+};
 
 /** The loss terms per epoch: one series per term the objective reported (log scale). */
 function lossChart(history) {
