@@ -23,8 +23,8 @@ install: $(PYTHON) chromium
 	$(PIP) install --progress-bar on -e '.[dev]'
 	@echo "==> installed: activate with 'source $(VENV)/bin/activate', or run $(VENV)/bin/lipspline"
 
-# Debian's chromium for the /docs browser test (tests/e2e/test_docs_offline.py); Playwright's
-# own browser download needs the internet, the distribution's package does not.
+# Debian's chromium for the browser tests (/docs and the /ui dashboard, through Playwright);
+# Playwright's own browser download needs the internet, the distribution's package does not.
 chromium:
 	@command -v chromium >/dev/null 2>&1 || { \
 	  echo "==> installing chromium (apt-get) for the /docs browser test"; \

@@ -80,6 +80,21 @@ class DatasetList(BaseModel):
     items: list[DatasetOut]
 
 
+class FeatureRange(BaseModel):
+    min: float
+    max: float
+
+
+class DatasetPreview(BaseModel):
+    """The first rows of a dataset and the range of each feature (what a dashboard shows of it)."""
+
+    id: str
+    columns: list[str] = Field(description="the feature names, then `target`")
+    rows: list[list[Any]] = Field(description="the first rows: feature values, then the target (label or number)")
+    n_samples: int
+    feature_ranges: list[FeatureRange] = Field(description="per feature: smallest and largest value over every row")
+
+
 #: a registered model's name (api_schemas/registry.py): never contains '@' or '/', the separators
 #: of model references; the registry also refuses names that look like a model id (32 hex digits)
 NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$"

@@ -1,12 +1,12 @@
-"""``/v1/datasets``: upload (multipart file or JSON), list, get, delete."""
+"""``/v1/datasets``: upload (multipart file or JSON), list, get, preview (first rows, feature ranges), delete."""
 
 from __future__ import annotations
 
 import hashlib
 import json
-from typing import Any
+from typing import Annotated, Any
 
-from fastapi import APIRouter, Request, Response
+from fastapi import APIRouter, Query, Request, Response
 from fastapi.concurrency import run_in_threadpool
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
@@ -14,9 +14,9 @@ from pydantic import ValidationError
 from sqlalchemy import select
 
 from api_schemas import ACTIVE_STATES
-from api_schemas.http import DatasetCreate, DatasetList, DatasetOut
+from api_schemas.http import DatasetCreate, DatasetList, DatasetOut, DatasetPreview, FeatureRange
 from lipspline.data import Dataset, from_arrays, parse_upload
-from lipspline_platform.db.dataset_blob import dataset_to_bytes
+from lipspline_platform.db.dataset_blob import dataset_from_row, dataset_to_bytes
 from lipspline_platform.db.engine import session_scope
 from lipspline_platform.db.ids import new_id
 from lipspline_platform.db.tables import DatasetRow, JobRow
@@ -31,6 +31,8 @@ from service.problems import ProblemError, invalid_field
 
 router = APIRouter(prefix="/v1/datasets", tags=["datasets"])
 UPLOAD_CHUNK = 1 << 20
+#: the most rows ``/preview`` returns: a look at the data, not a download
+MAX_PREVIEW_ROWS = 100
 
 _UPLOAD_BODY = {
     "requestBody": {
@@ -201,6 +203,27 @@ def list_datasets(session: DbSession, tenant: ReadTenant) -> DatasetList:
 @router.get("/{dataset_id}", response_model=DatasetOut, responses=problems(404))
 def get_dataset(dataset_id: str, session: DbSession, tenant: ReadTenant) -> DatasetOut:
     return to_out(owned(session, DatasetRow, dataset_id, tenant, "dataset"))
+
+
+@router.get("/{dataset_id}/preview", response_model=DatasetPreview, responses=problems(404))
+def preview_dataset(
+    dataset_id: str,
+    session: DbSession,
+    tenant: ReadTenant,
+    rows: Annotated[int, Query(ge=1, le=MAX_PREVIEW_ROWS, description="how many of the first rows")] = 20,
+) -> DatasetPreview:
+    """The first rows (features, then the target) and each feature's range over every row."""
+    dataset = dataset_from_row(owned(session, DatasetRow, dataset_id, tenant, "dataset"))
+    shown = min(rows, dataset.n_samples)
+    targets = dataset.y[:shown].tolist()  # labels keep their JSON type (int, float or str)
+    return DatasetPreview(
+        id=dataset_id,
+        columns=[*dataset.feature_names, "target"],
+        rows=[[*features, target] for features, target in zip(dataset.X[:shown].tolist(), targets, strict=True)],
+        n_samples=dataset.n_samples,
+        feature_ranges=[FeatureRange(min=float(lo), max=float(hi))
+                        for lo, hi in zip(dataset.X.min(axis=0), dataset.X.max(axis=0), strict=True)],  # fmt: skip
+    )
 
 
 @router.delete("/{dataset_id}", status_code=204, responses=problems(404, (409, "used by a queued or running job")))

@@ -10,7 +10,6 @@ from typing import Annotated, Any, Literal
 
 import numpy as np
 import orjson
-import torch
 from fastapi import APIRouter, Depends, Query, Request, Response
 from sqlalchemy import select
 
@@ -33,9 +32,10 @@ from lipspline.certificates import (
     served_radius,
 )
 from lipspline.export import onnx_bytes
-from lipspline.networks import UNRESOLVED_RANGE
-from lipspline_platform.db.tables import ModelRow
+from lipspline_platform.db.dataset_blob import dataset_from_row
+from lipspline_platform.db.tables import DatasetRow, ModelRow
 from lipspline_platform.settings import Settings
+from service.activation_curves import CURVE_POINTS, activation_curves
 from service.compute_placement import ComputePlacement
 from service.deps import AppSettings, DbSession, PredictTenant, ReadTenant
 from service.metrics import CERTIFY_DURATION, PREDICT_ROWS
@@ -47,8 +47,6 @@ from service.predict_body import parse_predict_body
 from service.problems import ProblemError, invalid_field
 
 router = APIRouter(prefix="/v1/models", tags=["models"])
-#: points per activation curve returned by /activations
-CURVE_POINTS = 201
 #: routes that load (or send) the stored weights, which are checked against their sha256 first
 _BAD_ARTIFACT = (409, "the stored weights fail their sha256 check or cannot be read (`bad-artifact`)")
 _USES_WEIGHTS = problems(404, _BAD_ARTIFACT)
@@ -364,40 +362,20 @@ def _certify(
     return result
 
 
-def _activation_curves(loaded: LoadedModel) -> list[dict[str, Any]]:
-    network = loaded.model.network
-    layers = []
-    for index, activation in enumerate(network.activations):
-        # a quarter past each spline's own grid shows where it turns linear; fixed activations: [-2.5, 2.5]
-        span = getattr(activation, "grid_range", UNRESOLVED_RANGE) * 1.25
-        grid = torch.linspace(-span, span, CURVE_POINTS, dtype=torch.float32)
-        learnable = any(True for _ in activation.parameters())
-        # fixed activations are the same for every unit: one curve says it all
-        units = int(network.layers[index].weight.shape[0]) if learnable else 1
-        entry: dict[str, Any] = {
-            "layer": index,
-            "kind": type(activation).__name__,
-            "units": units,
-            "learnable": learnable,
-        }
-        if getattr(activation, "elementwise", True):
-            with torch.no_grad():
-                values = activation(grid[:, None].expand(CURVE_POINTS, units).contiguous())
-            entry["x"] = grid.tolist()
-            entry["y"] = values.T.tolist()
-        else:
-            entry["note"] = "not element-wise (sorts pairs of units); no per-unit curve"
-        layers.append(entry)
-    return layers
-
-
 @router.get("/{model_id:path}/activations", responses=_USES_WEIGHTS)
 def activations(
-    model_id: ResolvedModelId, cache: Annotated[ModelCache, Depends(cache_of)], tenant: ReadTenant
+    model_id: ResolvedModelId, session: DbSession, cache: Annotated[ModelCache, Depends(cache_of)], tenant: ReadTenant
 ) -> dict[str, Any]:
-    """Sampled curves of every activation, per unit (x shared, one y list per unit)."""
+    """Sampled curves of every activation, per unit (x shared, one y list per unit), with the knots of
+    learnable splines (positions, values, which are active) and each unit's training pre-activation range."""
     loaded = cache.get(model_id, tenant)
-    return {"model_id": model_id, "points": CURVE_POINTS, "layers": _activation_curves(loaded)}
+    row = owned(session, ModelRow, model_id, tenant, "model")
+    dataset_row = session.get(DatasetRow, row.dataset_id) if row.dataset_id else None
+    deleted = dataset_row is None or dataset_row.tenant_id != tenant
+    dataset = None if deleted else dataset_from_row(dataset_row)
+    with loaded.lock:  # the ranges are caught by forward hooks on the shared network
+        layers = activation_curves(loaded.model, dataset)
+    return {"model_id": model_id, "points": CURVE_POINTS, "layers": layers}
 
 
 #: media types of the download formats. ONNX has no IANA-registered media type; ``application/onnx``

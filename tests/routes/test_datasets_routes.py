@@ -111,6 +111,21 @@ def test_list_get_delete(svc: Service) -> None:
     assert [d["id"] for d in svc.client.get("/v1/datasets").json()["items"]] == [second]
 
 
+def test_preview_shows_the_first_rows_and_every_features_range(svc: Service) -> None:
+    dataset_id = svc.upload(seed_dataset_body("preview"))
+    response = svc.client.get(f"/v1/datasets/{dataset_id}/preview", params={"rows": 3})
+    assert response.status_code == 200, response.text
+    body = response.json()
+    assert body["columns"] == ["x1", "x2", "target"] and body["n_samples"] == len(SEED_INPUTS)
+    assert body["rows"] == [[*x, y] for x, y in zip(SEED_INPUTS[:3], SEED_TARGETS[:3], strict=True)]
+    X = np.asarray(SEED_INPUTS)
+    assert body["feature_ranges"] == [{"min": lo, "max": hi} for lo, hi in zip(X.min(0), X.max(0), strict=True)]
+    strings = svc.upload({"inputs": [[1.0], [2.0]], "targets": ["cat", "dog"], "task": "classification"})
+    assert svc.client.get(f"/v1/datasets/{strings}/preview").json()["rows"] == [[1.0, "cat"], [2.0, "dog"]]
+    problem(svc.client.get(f"/v1/datasets/{dataset_id}/preview", params={"rows": 0}), 422, "validation-error")
+    problem(svc.client.get("/v1/datasets/nope/preview"), 404, "not-found")
+
+
 def test_unknown_dataset_is_404(svc: Service) -> None:
     body = problem(svc.client.get("/v1/datasets/does-not-exist"), 404, "not-found")
     assert body["detail"] == "dataset 'does-not-exist' does not exist"

@@ -14,6 +14,7 @@ ROUTES = {
     ("POST", "/v1/datasets"),
     ("GET", "/v1/datasets"),
     ("GET", "/v1/datasets/{dataset_id}"),
+    ("GET", "/v1/datasets/{dataset_id}/preview"),
     ("DELETE", "/v1/datasets/{dataset_id}"),
     ("POST", "/v1/jobs"),
     ("GET", "/v1/jobs"),

@@ -174,6 +174,25 @@ def test_activations(svc: Service, seeded: dict) -> None:
     assert len(layer["x"]) == 201 and len(layer["y"]) == 2 and all(len(curve) == 201 for curve in layer["y"])
     assert layer["x"][0] == pytest.approx(-2.5) and layer["x"][-1] == pytest.approx(2.5)  # range 2.0 * 1.25
     assert all(np.isfinite(curve).all() for curve in layer["y"])
+    # the knots: 9 interior positions of the 11-knot grid on [-2, 2], each unit's value there, which are active
+    knots = layer["knots"]
+    assert knots["x"] == pytest.approx(np.linspace(-2, 2, 11)[1:-1].tolist())
+    assert len(knots["y"]) == 2 and len(knots["active"]) == 2 and all(len(a) == 9 for a in knots["active"])
+    sparsity = get_model(svc, seeded["model_id"])["sparsity"]["layers"][0]
+    assert [sum(a) for a in knots["active"]] == sparsity["active_knots_per_neuron"]
+    # the knot values lie on the sampled curves (the grid holds every knot: step 0.025, knots every 0.4)
+    for unit in range(2):
+        assert np.interp(knots["x"], layer["x"], layer["y"][unit]) == pytest.approx(knots["y"][unit], abs=1e-5)
+    # the training pre-activation range: what the first layer makes of the training rows
+    measured = layer["preactivation_range"]
+    assert len(measured["min"]) == 2 and all(lo < hi for lo, hi in zip(measured["min"], measured["max"], strict=True))
+
+
+def test_activations_without_the_dataset_have_no_preactivation_range(svc: Service) -> None:
+    trained = svc.trained_model(seed_dataset_body("short-lived"))
+    assert svc.client.delete(f"/v1/datasets/{trained['dataset_id']}").status_code == 204
+    (layer,) = svc.client.get(f"/v1/models/{trained['model_id']}/activations").json()["layers"]
+    assert layer["preactivation_range"] is None and len(layer["knots"]["active"]) == 2
 
 
 def test_download_is_a_zip_of_document_and_weights(svc: Service, seeded: dict) -> None:

@@ -1,0 +1,456 @@
+"""The dashboard (``/ui``) in headless Chromium against a live embedded server.
+
+One embedded deployment for the module (one API process with its embedded worker), with a
+trained 2-D classifier (so the playground draws decision regions) and a 3-feature regressor.
+The tests walk every page and check what is drawn against what the API says: one curve per
+neuron, one bar per bound, the same numbers; a running job's chart gains points and the
+cancel button stops it; a bad key shows the API's 401 detail. Every page load records the
+browser console (no errors allowed) and every request URL (all must go to the service's origin;
+others are aborted, as they would fail on a machine without internet).
+
+Needs Debian's ``chromium`` (``make install`` installs it) driven by Playwright for Python;
+without them the tests skip, or fail under ``LIPSPLINE_REQUIRE_SERVICES=1`` (CI).
+Screenshots of every page at 1280x800 go to a temporary directory (printed), or to
+``LIPSPLINE_SCREENSHOT_DIR`` when set (``docs/screenshots`` holds the committed ones).
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import shutil
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import httpx
+import numpy as np
+import pytest
+
+from lipspline.data import make_circle
+from tests.support.processes import TERMINAL, Deployment, embedded_env, wait_for_job
+from tests.support.services import unavailable
+
+pytestmark = pytest.mark.e2e
+CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+VIEWPORT = {"width": 1280, "height": 800}
+TIMEOUT_MS = 30_000
+
+CLASSIFIER_CONFIG = {
+    "architecture": {"hidden": [4], "activation": "deepspline"},
+    "spline": {"knots": 21, "range": 3.0},
+    "objective": {"mode": "bv2", "lambda": 1e-3, "mu": 1e-4},
+    "training": {"epochs": 12, "batch_size": 32, "lr": 0.02, "seed": 0, "validation_split": 0.2},
+    "device": "cpu",
+}
+#: 20 neurons: wider than one page of small multiples (16), so the layer gets its selector
+REGRESSOR_CONFIG = {**CLASSIFIER_CONFIG, "architecture": {"hidden": [20], "activation": "deepspline"},
+                    "training": {**CLASSIFIER_CONFIG["training"], "epochs": 6}}  # fmt: skip
+#: long enough to be watched running (minutes at full length), stopped from the page
+LONG_CONFIG = {**CLASSIFIER_CONFIG, "training": {**CLASSIFIER_CONFIG["training"], "epochs": 5000, "batch_size": 4}}
+
+
+@pytest.fixture(scope="module")
+def deployment(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Deployment]:
+    """An embedded deployment of this module's own (the session's shared one also starts PostgreSQL)."""
+    workdir = tmp_path_factory.mktemp("dashboard")
+    env = embedded_env(workdir, LIPSPLINE_CANCEL_POLL_S="0.2")
+    with Deployment(env, workdir, embedded=True).running() as dep:
+        yield dep
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Any]:
+    try:
+        from playwright.sync_api import sync_playwright
+    except ImportError:
+        unavailable("playwright is not installed (pip install -e '.[dev]')")
+    if not Path(CHROMIUM).exists():
+        unavailable(f"chromium is not installed at {CHROMIUM} (make install: apt-get install chromium)")
+    with sync_playwright() as playwright:
+        chromium = playwright.chromium.launch(executable_path=CHROMIUM, headless=True, args=["--no-sandbox"])
+        try:
+            yield chromium
+        finally:
+            chromium.close()
+
+
+@pytest.fixture(scope="module")
+def screenshots(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    target = os.environ.get("LIPSPLINE_SCREENSHOT_DIR")
+    directory = Path(target) if target else tmp_path_factory.mktemp("screenshots")
+    directory.mkdir(parents=True, exist_ok=True)
+    print(f"dashboard screenshots: {directory}")
+    return directory
+
+
+def circle_csv(n: int = 400) -> bytes:
+    data = make_circle(n, seed=1)
+    lines = ["x1,x2,inside"] + [f"{a!r},{b!r},{int(c)}" for (a, b), c in zip(data.X.tolist(), data.y, strict=True)]
+    return ("\n".join(lines) + "\n").encode()
+
+
+def regression_body(n: int = 300) -> dict:
+    rng = np.random.default_rng(2)
+    x = rng.uniform(-1, 1, size=(n, 3))
+    y = np.sin(2 * x[:, 0]) + 0.5 * x[:, 1] - 0.25 * x[:, 2]
+    return {"name": "waves", "inputs": x.tolist(), "targets": y.tolist(), "task": "regression",
+            "feature_names": ["a", "b", "c"]}  # fmt: skip
+
+
+def submitted(http: httpx.Client, dataset_id: str, config: dict) -> str:
+    response = http.post("/v1/jobs", json={"dataset_id": dataset_id, "config": config})
+    assert response.status_code == 202, response.text
+    return response.json()["id"]
+
+
+@pytest.fixture(scope="module")
+def trained(deployment: Deployment) -> dict[str, Any]:
+    """A 2-D classifier (registered as ``circle@production``) and a regressor, trained over HTTP."""
+    with deployment.client() as http:
+        circle = http.post("/v1/datasets", files={"file": ("circle.csv", circle_csv(), "text/csv")},
+                           data={"target": "inside", "name": "circle"})  # fmt: skip
+        assert circle.status_code == 201, circle.text
+        waves = http.post("/v1/datasets", json=regression_body())
+        assert waves.status_code == 201, waves.text
+        jobs = [
+            submitted(http, circle.json()["id"], CLASSIFIER_CONFIG),
+            submitted(http, waves.json()["id"], REGRESSOR_CONFIG),
+        ]
+        classifier_job, regressor_job = (wait_for_job(http, job_id, TERMINAL) for job_id in jobs)
+        assert classifier_job["status"] == regressor_job["status"] == "succeeded", (classifier_job, regressor_job)
+        assert http.post("/v1/registered-models", json={"name": "circle"}).status_code == 201
+        assert http.post(
+            "/v1/registered-models/circle/versions", json={"model_id": classifier_job["model_id"]}
+        ).is_success
+        assert http.put("/v1/registered-models/circle/aliases/production", json={"version": 1}).is_success
+        return {
+            "circle": circle.json(),
+            "waves": waves.json(),
+            "classifier_job": classifier_job,
+            "classifier": http.get(f"/v1/models/{classifier_job['model_id']}").json(),
+            "regressor": http.get(f"/v1/models/{regressor_job['model_id']}").json(),
+        }
+
+
+@dataclass
+class Session:
+    """One browser page on the dashboard, with what it logged and every URL it asked for."""
+
+    page: Any
+    origin: str
+    console_errors: list[str] = field(default_factory=list)
+    requested: list[str] = field(default_factory=list)
+
+    def go(self, path: str) -> None:
+        """Navigate inside the app (a link click, as a user would, when the link is on screen)."""
+        self.page.goto(self.origin + path)
+
+    def shot(self, directory: Path, name: str) -> None:
+        self.page.screenshot(path=str(directory / f"{name}.png"))
+
+    def assert_clean(self) -> None:
+        assert self.console_errors == [], self.console_errors
+        foreign = [url for url in self.requested if not url.startswith(self.origin + "/")]
+        assert self.requested and not foreign, foreign
+
+
+def open_session(browser: Any, deployment: Deployment, key: str, viewport: dict = VIEWPORT) -> Session:
+    context = browser.new_context(viewport=viewport, accept_downloads=True)
+    page = context.new_page()
+    page.set_default_timeout(TIMEOUT_MS)
+    session = Session(page, deployment.url)
+    page.on("console", lambda m: m.type == "error" and session.console_errors.append(f"{m.text} @ {m.location}"))
+    page.on("pageerror", lambda e: session.console_errors.append(f"page error: {e}"))
+
+    def route(request_route: Any) -> None:
+        url = request_route.request.url
+        session.requested.append(url)
+        if url.startswith(deployment.url + "/"):
+            request_route.continue_()
+        else:
+            request_route.abort()
+
+    page.route("**/*", route)
+    page.goto(deployment.url + "/ui")
+    page.fill("#api-key", key)
+    page.click("#key-save")
+    return session
+
+
+@pytest.fixture()
+def dashboard(browser: Any, deployment: Deployment) -> Iterator[Session]:
+    session = open_session(browser, deployment, deployment.api_key)
+    yield session
+    session.page.context.close()
+
+
+def shown(page: Any, selector: str) -> float:
+    """The full-precision number behind a displayed one (``<data value>``)."""
+    return float(page.get_attribute(selector, "value"))
+
+
+def eventually(read: Any, done: Any, timeout_s: float = 60) -> Any:
+    """Read until ``done(value)``, at most ``timeout_s`` seconds; the last value."""
+    deadline = time.monotonic() + timeout_s
+    while not done(value := read()):
+        assert time.monotonic() < deadline, f"still {value!r} after {timeout_s}s"
+        time.sleep(0.1)
+    return value
+
+
+def close(a: float | None, b: float | None) -> bool:
+    return (a is None and b is None) or (a is not None and b is not None and math.isclose(a, b, rel_tol=1e-12))
+
+
+def test_jobs_models_datasets_pages_show_what_the_api_says(
+    dashboard: Session, deployment: Deployment, trained: dict, screenshots: Path
+) -> None:
+    page = dashboard.page
+    with deployment.client() as http:
+        jobs = http.get("/v1/jobs").json()["items"]
+        datasets = http.get("/v1/datasets").json()["items"]
+
+    # jobs: one row per job, each with the API's status
+    page.wait_for_selector("#jobs-table tbody tr")
+    rows = page.eval_on_selector_all(
+        "#jobs-table tbody tr", "rs => rs.map(r => [r.dataset.job, r.querySelector('[data-status]').dataset.status])"
+    )
+    assert {job_id: status for job_id, status in rows} == {j["id"]: j["status"] for j in jobs}
+    dashboard.shot(screenshots, "jobs")
+
+    # a finished job: one loss curve per loss term, one point per epoch; attempts and worker host
+    job = trained["classifier_job"]
+    page.click(f"#jobs-table a[href='/ui/jobs/{job['id']}']")
+    page.wait_for_selector("[data-chart=losses] path.series")
+    with deployment.client() as http:
+        history = http.get(f"/v1/jobs/{job['id']}/metrics").json()["history"]
+    terms = history[0]["losses"]
+    curves = page.eval_on_selector_all("[data-chart=losses] path.series", "ps => ps.map(p => +p.dataset.points)")
+    assert curves == [len(history)] * len([v for v in terms.values() if v > 0])
+    assert page.get_attribute("[data-chart=metric-accuracy]", "data-series-count") == "2"
+    assert shown(page, "#job-attempts") == job["attempts"]
+    assert page.text_content("#job-worker") == job["worker_host"]
+    assert page.is_hidden("#cancel-job")
+    dashboard.shot(screenshots, "job")
+
+    # datasets: sizes as the API has them; a dataset page previews the first rows
+    dashboard.go("/ui/datasets")
+    page.wait_for_selector("#datasets-table tbody tr")
+    listed = page.eval_on_selector_all(
+        "#datasets-table tbody tr",
+        "rs => rs.map(r => [r.dataset.dataset, +r.querySelector('[data-field=n_samples]').value])",
+    )
+    assert dict(listed) == {d["id"]: d["n_samples"] for d in datasets}
+    dashboard.shot(screenshots, "datasets")
+    circle = trained["circle"]
+    page.click(f"#datasets-table a[href='/ui/datasets/{circle['id']}']")
+    page.wait_for_selector("#preview-table tbody tr")
+    with deployment.client() as http:
+        preview = http.get(f"/v1/datasets/{circle['id']}/preview", params={"rows": 20}).json()
+    cells = page.eval_on_selector_all(
+        "#preview-table tbody tr",
+        "rs => rs.map(r => [...r.cells].map(c => c.querySelector('data') ?"
+        " +c.querySelector('data').value : c.textContent))",
+    )
+    assert cells == preview["rows"]
+    assert shown(page, "#dataset-rows") == circle["n_samples"]
+    dashboard.shot(screenshots, "dataset")
+
+    # delete from the page (press twice: the second press confirms)
+    with deployment.client() as http:
+        spare = http.post("/v1/datasets", json={"name": "spare", "inputs": [[0.0], [1.0]], "targets": [0, 1]}).json()
+    dashboard.go(f"/ui/datasets/{spare['id']}")
+    page.click(f"[data-delete='{spare['id']}']")
+    page.click(f"[data-delete='{spare['id']}']")
+    page.wait_for_selector("#datasets-table")
+    with deployment.client() as http:
+        assert http.get(f"/v1/datasets/{spare['id']}").status_code == 404
+    assert page.query_selector(f"tr[data-dataset='{spare['id']}']") is None
+    dashboard.assert_clean()
+
+
+def test_model_page_draws_every_neuron_and_every_bound(
+    dashboard: Session, deployment: Deployment, trained: dict, screenshots: Path
+) -> None:
+    page = dashboard.page
+    model = trained["classifier"]
+    dashboard.go("/ui/models")
+    page.wait_for_selector("#models-table tbody tr")
+    assert page.eval_on_selector_all("#models-table tbody tr", "rs => rs.length") == 2
+    dashboard.shot(screenshots, "models")
+    page.click(f"#models-table a[href='/ui/models/{model['id']}']")
+    page.wait_for_selector(".small-multiples path.curve")
+    with deployment.client() as http:
+        curves = http.get(f"/v1/models/{model['id']}/activations").json()["layers"]
+
+    # activations: one curve per neuron, its active knots marked, the pre-activation range shaded
+    (layer,) = curves
+    (sparsity,) = model["sparsity"]["layers"]
+    assert (
+        page.eval_on_selector_all(".small-multiples[data-layer='0'] path.curve", "ps => ps.length")
+        == layer["units"]
+        == 4
+    )
+    knots = page.eval_on_selector_all(
+        ".small-multiples[data-layer='0'] figure", "fs => fs.map(f => f.querySelectorAll('circle.knot').length)"
+    )
+    assert knots == sparsity["active_knots_per_neuron"]
+    assert page.eval_on_selector_all(".small-multiples rect.range", "rs => rs.length") == 4
+
+    # certificate: one bar per computed bound and per lower bound, with the API's values
+    lipschitz = model["lipschitz"]
+    expected = {name: value for name, value in lipschitz["bounds"].items() if value is not None}
+    expected |= {"empirical_lower": lipschitz["empirical_lower"], "jacobian_lower": lipschitz["jacobian_lower"]}
+    bars = page.eval_on_selector_all(
+        "[data-chart=certificate] rect.bar", "rs => rs.map(r => [r.dataset.name, +r.dataset.value])"
+    )
+    assert dict(bars) == expected and len(bars) == len(expected)
+    assert "lipsdp_neuron" in expected  # a net this small gets the verified LipSDP value
+    hover = page.eval_on_selector_all(
+        "[data-chart=certificate] .bar-row", "gs => gs.map(g => g.querySelector('title').textContent)"
+    )
+    assert all(": " in line and len(line) > 30 for line in hover)
+    assert close(shown(page, "#certified-value"), lipschitz["certified"])
+    assert close(shown(page, "#tightness-value"), lipschitz["tightness"])
+    assert close(shown(page, "#best-lower-value"), lipschitz["best_lower"])
+
+    # metrics, lineage, registry
+    for split in ("train", "validation"):
+        assert close(shown(page, f"[data-metric='{split}.accuracy']"), model["metrics"][split]["accuracy"])
+    assert page.get_attribute("#lineage-dataset", "href") == f"/ui/datasets/{model['dataset_id']}"
+    assert page.get_attribute("#lineage-job", "href") == f"/ui/jobs/{model['job_id']}"
+    page.wait_for_selector("#registry-entries")
+    assert "circle@production" in page.text_content("#registry-entries")
+    dashboard.shot(screenshots, "model")
+    page.locator("[data-chart=certificate]").scroll_into_view_if_needed()
+    dashboard.shot(screenshots, "model-certificate")
+    page.locator(".small-multiples").scroll_into_view_if_needed()
+    dashboard.shot(screenshots, "model-activations")
+
+    # downloads: the zip and the ONNX file, fetched with the key
+    for fmt, magic in (("zip", b"PK"), ("onnx", None)):
+        with page.expect_download() as download:
+            page.click(f"#download-{fmt}")
+        path = download.value.path()
+        assert download.value.suggested_filename == f"lipspline-model-{model['id']}.{fmt}"
+        content = Path(path).read_bytes()
+        assert len(content) > 100 and (magic is None or content.startswith(magic))
+
+    # a layer wider than a page of small multiples: a selector shows the rest, one curve per neuron in all
+    regressor = trained["regressor"]
+    dashboard.go(f"/ui/models/{regressor['id']}")
+    page.wait_for_selector(".small-multiples path.curve")
+    units = page.eval_on_selector_all(".small-multiples path.curve", "ps => ps.map(p => +p.dataset.unit)")
+    assert units == list(range(16))
+    page.select_option("#layer-0-page", "16")
+    page.wait_for_selector(".small-multiples figure[data-unit='19']")
+    units = page.eval_on_selector_all(".small-multiples path.curve", "ps => ps.map(p => +p.dataset.unit)")
+    assert units == [16, 17, 18, 19]
+
+    # narrow window: nothing wider than the screen (tables scroll inside their own box)
+    page.set_viewport_size({"width": 420, "height": 800})
+    assert page.evaluate("document.documentElement.scrollWidth <= window.innerWidth")
+    dashboard.assert_clean()
+
+
+def test_playground_predicts_with_certified_radius_and_draws_regions(
+    dashboard: Session, deployment: Deployment, trained: dict, screenshots: Path
+) -> None:
+    page = dashboard.page
+    classifier, regressor = trained["classifier"], trained["regressor"]
+    rows = [[0.1, -0.2], [0.9, 0.85], [-0.5, 0.3]]
+    with deployment.client() as http:
+        expected = http.post(f"/v1/models/{classifier['id']}/predict", json={"inputs": rows, "epsilon": 0.1}).json()
+    dashboard.go(f"/ui/predict?model={classifier['id']}")
+    page.wait_for_selector("#region-map .cell")
+    assert page.get_attribute("[data-chart=regions]", "data-cells") == str(60 * 60)
+    page.fill("#predict-rows", "x1,x2\n" + "\n".join(f"{a},{b}" for a, b in rows))
+    page.click("#predict-submit")
+    page.wait_for_selector("#predict-results tbody tr")
+    table = page.eval_on_selector_all(
+        "#predict-results tbody tr",
+        "rs => rs.map(r => [r.querySelector('[data-field=prediction]').textContent,"
+        " +r.querySelector('[data-field=certified_radius]').value,"
+        " +r.querySelector('[data-field=output_bound]').value])",
+    )
+    assert [t[0] for t in table] == [str(p) for p in expected["predictions"]]
+    assert all(close(t[1], r) for t, r in zip(table, expected["certified_radius"], strict=True))
+    assert all(close(t[2], b) for t, b in zip(table, expected["output_bounds"], strict=True))
+    assert page.eval_on_selector_all("#region-map .point", "ps => ps.length") == len(rows)
+
+    # a clicked point: predicted through the API, its certified disc drawn around it
+    box = page.locator("#region-map").bounding_box()
+    page.mouse.click(box["x"] + box["width"] * 0.55, box["y"] + box["height"] * 0.45)
+    page.wait_for_selector("#clicked-results tbody tr")
+    clicked = page.eval_on_selector_all("#clicked-results tbody tr td data", "ds => ds.map(d => +d.value)")
+    x1, x2, radius = clicked[0], clicked[1], clicked[2]
+    with deployment.client() as http:
+        answer = http.post(f"/v1/models/{classifier['id']}/predict", json={"inputs": [[x1, x2]]}).json()
+    assert close(radius, answer["certified_radius"][0]) and radius > 0
+    assert page.eval_on_selector_all("#region-map .point ellipse.disc", "es => es.length") == len(rows) + 1
+    dashboard.shot(screenshots, "predict")
+
+    # a regressor with three features: predictions and output bounds, no region map
+    dashboard.go(f"/ui/predict?model={regressor['id']}")
+    page.wait_for_selector("#predict-rows")
+    page.fill("#predict-rows", "0.1,0.2,0.3\n-0.4,0.5,0.0")
+    page.fill("#predict-epsilon", "0.05")
+    page.click("#predict-submit")
+    page.wait_for_selector("#predict-results tbody tr")
+    with deployment.client() as http:
+        expected = http.post(f"/v1/models/{regressor['id']}/predict",
+                             json={"inputs": [[0.1, 0.2, 0.3], [-0.4, 0.5, 0.0]], "epsilon": 0.05}).json()  # fmt: skip
+    values = page.eval_on_selector_all("#predict-results [data-field=prediction] data", "ds => ds.map(d => +d.value)")
+    bounds = page.eval_on_selector_all("#predict-results [data-field=output_bound]", "ds => ds.map(d => +d.value)")
+    assert all(close(a, b) for a, b in zip(values, expected["predictions"], strict=True))
+    assert all(close(a, b) for a, b in zip(bounds, expected["output_bounds"], strict=True))
+    assert page.query_selector("#region-map") is None
+    dashboard.assert_clean()
+
+
+def test_a_running_job_is_drawn_live_and_cancelled_from_the_page(
+    dashboard: Session, deployment: Deployment, trained: dict, screenshots: Path
+) -> None:
+    page = dashboard.page
+    with deployment.client() as http:
+        job_id = submitted(http, trained["circle"]["id"], LONG_CONFIG)
+        wait_for_job(http, job_id, {"running"})
+    dashboard.go(f"/ui/jobs/{job_id}")
+    page.wait_for_selector("#cancel-job:not([hidden])")
+
+    def plotted() -> int:
+        return int(page.get_attribute(".chart-slot", "data-epochs") or 0)
+
+    # polled from here: the page's CSP forbids the eval that page.wait_for_function would need
+    first = eventually(plotted, lambda n: n >= 2)
+    eventually(plotted, lambda n: n > first)
+    assert page.eval_on_selector("[data-chart=losses] path.series", "p => +p.dataset.points") > first
+    dashboard.shot(screenshots, "job-live")
+
+    page.click("#cancel-job")
+    page.wait_for_selector("[data-status=cancelled]")
+    with deployment.client() as http:
+        job = http.get(f"/v1/jobs/{job_id}").json()
+    assert job["status"] == "cancelled" and job["cancel_requested"] is True
+    assert job["progress"]["epoch"] < LONG_CONFIG["training"]["epochs"]
+    assert page.is_hidden("#cancel-job")
+    dashboard.assert_clean()
+
+
+def test_a_bad_key_shows_the_api_401_detail(browser: Any, deployment: Deployment) -> None:
+    session = open_session(browser, deployment, "not-a-real-key")
+    try:
+        detail = httpx.get(deployment.url + "/v1/jobs", headers={"Authorization": "Bearer not-a-real-key"}).json()
+        session.page.wait_for_selector("#problem:not([hidden])")
+        assert detail["detail"] in session.page.text_content("#problem") and "401" in session.page.text_content(
+            "#problem"
+        )
+        # the browser logs the refused request itself; nothing else may go wrong
+        assert all("401" in error for error in session.console_errors), session.console_errors
+        session.console_errors.clear()
+        session.assert_clean()
+    finally:
+        session.page.context.close()
