@@ -29,7 +29,9 @@ from pathlib import Path
 import numpy as np
 
 from lipspline.certificates import CertificateReport, certificate_report
+from lipspline.data import Dataset
 from lipspline.model import TrainedModel
+from lipspline.robust_accuracy import robustness_metrics
 from lipspline.serialization import model_to_parts
 from lipspline.training import EpochReport, fit, resolve_device
 from lipspline_platform import lifecycle
@@ -214,16 +216,21 @@ def certificate_of(model: TrainedModel, inputs: np.ndarray) -> CertificateReport
     )
 
 
-def stored_model(model: TrainedModel, inputs: np.ndarray) -> lifecycle.NewModel:
-    """Everything stored with a trained model: its parts, its certificate on ``inputs``, its sparsity."""
+def stored_model(model: TrainedModel, inputs: np.ndarray, dataset: Dataset | None = None) -> lifecycle.NewModel:
+    """Everything stored with a trained model: its parts, its certificate on ``inputs``, its sparsity;
+    with the training ``dataset``, its certified robust accuracy (or output tolerance) under that certificate."""
     document, weights = model_to_parts(model)
+    certificate = certificate_of(model, inputs)
+    metrics = dict(model.metrics)
+    if dataset is not None:
+        metrics.update(robustness_metrics(model, dataset, certificate.certified))
     return lifecycle.NewModel(
         task=model.task,
         document=document,
         weights=weights,
         weights_sha256=document["weights_sha256"],
-        metrics=model.metrics,
-        certificate=certificate_of(model, inputs).to_json(),
+        metrics=metrics,
+        certificate=certificate.to_json(),
         sparsity=sparsity_of(model),
         parameter_count=model.network.parameter_count(),
     )
@@ -231,16 +238,16 @@ def stored_model(model: TrainedModel, inputs: np.ndarray) -> lifecycle.NewModel:
 
 def _store_model(settings: Settings, job_id: str, claim: Claim, model: TrainedModel, train_seconds: float) -> bool:
     """Certify the model, then store it and mark the job succeeded in one transaction; False if the lease was lost."""
-    stored = stored_model(model, _dataset_inputs(settings, claim.dataset_id))
+    dataset = _dataset(settings, claim.dataset_id)
+    inputs = dataset.X if dataset is not None else np.zeros((0, 0))
+    stored = stored_model(model, inputs, dataset)
     return lifecycle.succeed(settings, job_id, claim.attempt, claim.dataset_id, stored, train_seconds)
 
 
-def _dataset_inputs(settings: Settings, dataset_id: str) -> np.ndarray:
+def _dataset(settings: Settings, dataset_id: str) -> Dataset | None:
     with session_scope(settings.resolved_database_url) as session:
         row = session.get(DatasetRow, dataset_id)
-        if row is None:
-            return np.zeros((0, 0))
-        return dataset_from_row(row).X
+        return None if row is None else dataset_from_row(row)
 
 
 def run_training_job(settings: Settings, job_id: str, *, worker_host: str) -> None:

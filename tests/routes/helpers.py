@@ -115,7 +115,7 @@ class Trainer:
     def _train(dataset: Any, config: TrainingConfig) -> Trained:
         reports: list[EpochReport] = []
         model = fit(dataset, config, callback=reports.append).model
-        return Trained(stored_model(model, dataset.X), reports)
+        return Trained(stored_model(model, dataset.X, dataset), reports)
 
 
 class Runner:
