@@ -16,7 +16,7 @@ from service.model_cache import ModelCache
 from service.openapi_docs import install_openapi
 from service.problems import install_problem_handlers
 from service.rate_limit import RateLimiter
-from service.routers import datasets, health, jobs, models, oip, registry
+from service.routers import datasets, health, jobs, models, oip, registry, sweeps
 
 DESCRIPTION = """
 Train deep-spline networks (learnable linear-spline activations, BV² objective)
@@ -52,7 +52,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     install_problem_handlers(app)
     # outermost: counts the bytes of every request body as they stream in (413 past the limit)
     app.add_middleware(BodySizeLimit, limit=settings.max_upload_bytes)
-    for router in (health.router, datasets.router, jobs.router, models.router, registry.router, oip.router):
+    for router in (health.router, datasets.router, jobs.router, models.router, registry.router, sweeps.router,
+                   oip.router):
         app.include_router(router)
     install_openapi(app)  # errors as problem+json, the Bearer scheme, on every route
     return app

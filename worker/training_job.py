@@ -24,6 +24,7 @@ import tempfile
 import threading
 import time
 import traceback
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -40,6 +41,7 @@ from lipspline_platform.db.engine import session_scope
 from lipspline_platform.db.tables import DatasetRow
 from lipspline_platform.lifecycle import Claim
 from lipspline_platform.settings import Settings
+from worker import sweep_trials
 
 log = logging.getLogger(__name__)
 
@@ -106,10 +108,17 @@ class _CancelFlag:
             self.cancelled = lifecycle.cancel_requested(self.settings, self.job_id)
         return self.cancelled
 
+    def stop_now(self) -> None:
+        """Stop without waiting for the next database read (the job's cancel flag is already set)."""
+        self.cancelled = True
+
 
 class _EpochRecorder:
     """The fit() callback: progress and the epoch's history row, a heartbeat, and, at most every
-    ``checkpoint_db_every_s``, a copy of the checkpoint fit() just wrote into ``job_checkpoints``."""
+    ``checkpoint_db_every_s``, a copy of the checkpoint fit() just wrote into ``job_checkpoints``;
+    then ``after_epoch`` (a sweep trial's halving check), if set."""
+
+    after_epoch: Callable[[EpochReport], None] | None = None
 
     def __init__(
         self, settings: Settings, job_id: str, device: str, lease: Lease, checkpoint: Path, resumed_from: int
@@ -146,6 +155,8 @@ class _EpochRecorder:
             self.lease.mark_lost()
         elif checkpoint is not None:
             self.last_copy = time.monotonic()
+        if held and self.after_epoch is not None:
+            self.after_epoch(report)
 
 
 def _checkpoint_epoch(path: Path) -> int:
@@ -257,6 +268,7 @@ def run_training_job(settings: Settings, job_id: str, *, worker_host: str) -> No
         return
     with Lease(settings, job_id, claim.attempt) as lease:
         _run_claimed(settings, job_id, claim, lease)
+    sweep_trials.after_job(settings, job_id)
 
 
 def _run_claimed(settings: Settings, job_id: str, claim: Claim, lease: Lease) -> None:
@@ -274,11 +286,15 @@ def _run_claimed(settings: Settings, job_id: str, claim: Claim, lease: Lease) ->
             lease.mark_lost()
             return
         began = time.perf_counter()
+        recorder = _EpochRecorder(settings, job_id, device, lease, checkpoint, resumed_from)
+        stop_flag = _CancelFlag(settings, job_id, lease)
+        if sweep_trials.is_trial(settings, job_id):
+            recorder.after_epoch = sweep_trials.rung_check(settings, job_id, dataset.task, stop_flag.stop_now)
         result = fit(
             dataset,
             claim.config,
-            callback=_EpochRecorder(settings, job_id, device, lease, checkpoint, resumed_from),
-            should_stop=_CancelFlag(settings, job_id, lease),
+            callback=recorder,
+            should_stop=stop_flag,
             checkpoint_path=checkpoint,
             resume=True,
         )

@@ -19,7 +19,8 @@ pytestmark = pytest.mark.integration
 BEFORE_REGISTRY = {"datasets", "jobs", "job_epochs", "models", "tenants", "api_keys", "job_checkpoints",
                    "idempotency_keys"}  # fmt: skip
 REGISTRY = {"registered_models", "model_versions", "model_aliases", "alias_events"}
-TABLES = BEFORE_REGISTRY | REGISTRY
+SWEEPS = {"sweeps", "sweep_trials"}
+TABLES = BEFORE_REGISTRY | REGISTRY | SWEEPS
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])
@@ -65,7 +66,7 @@ def test_registry_migration_down_and_up_again(database_url: str) -> None:
     migrate.upgrade(database_url)
     assert "register_as" in _columns(database_url, "jobs")
     migrate.downgrade(database_url, "0002")
-    assert _tables(database_url) == BEFORE_REGISTRY
+    assert _tables(database_url) == BEFORE_REGISTRY  # 0004 went first: it depends on 0003
     assert "register_as" not in _columns(database_url, "jobs")
     migrate.upgrade(database_url)
     assert _tables(database_url) == TABLES and "register_as" in _columns(database_url, "jobs")
@@ -81,3 +82,12 @@ def test_migrated_schema_matches_the_orm_tables(database_url: str) -> None:
     finally:
         engine.dispose()
     assert differences == []
+
+
+def test_sweeps_migration_down_and_up_again(database_url: str) -> None:
+    """0004 alone: its downgrade removes the sweep tables and nothing else."""
+    migrate.upgrade(database_url)
+    migrate.downgrade(database_url, "0003")
+    assert _tables(database_url) == BEFORE_REGISTRY | REGISTRY
+    migrate.upgrade(database_url)
+    assert _tables(database_url) == TABLES
