@@ -55,7 +55,9 @@ def _margin_and_gradient(model, x: np.ndarray, label: np.ndarray) -> tuple[np.nd
     return true - other[np.arange(len(x)), runner], grad
 
 
-def _attack_flips(model, x: np.ndarray, label: np.ndarray, radius: float, steps: int = 40, restarts: int = 4) -> np.ndarray:  # noqa: ANN001, E501
+def _attack_flips(
+    model, x: np.ndarray, label: np.ndarray, radius: float, steps: int = 40, restarts: int = 4
+) -> np.ndarray:  # noqa: ANN001, E501
     """Per row: whether any PGD iterate inside the l2 ball of ``radius`` is labelled otherwise."""
     rng = np.random.default_rng(0)
     flipped = np.zeros(len(x), dtype=bool)
