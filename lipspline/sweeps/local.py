@@ -17,7 +17,7 @@ from api_schemas import TrainingConfig
 from lipspline.certificates import certify_global
 from lipspline.data import Dataset
 from lipspline.model import TrainedModel
-from lipspline.robust_accuracy import robustness_metrics
+from lipspline.robust_accuracy import CLASSIFICATION_RULE, certified_accuracy, default_radii, robustness_metrics
 from lipspline.sweeps import halving
 from lipspline.sweeps.plan import SweepSpec, SweepSummary, planned_trials, summarize
 from lipspline.sweeps.selection import TrialOutcome
@@ -37,6 +37,16 @@ def fit_trial(dataset: Dataset, config: TrainingConfig, on_epoch: Callable[[Epoc
 
     result = fit(dataset, config, callback=callback, should_stop=lambda: stop["now"])
     return result.model, len(result.history)
+
+
+def _certified_accuracy(model: TrainedModel, data: Dataset, lipschitz: float, held_out: Dataset | None) -> dict | None:
+    if held_out is None:
+        return robustness_metrics(model, data, lipschitz).get("certified_accuracy")
+    labels = held_out.encoded_targets()
+    radii = model.config.robustness.radii or default_radii(held_out.X, labels, held_out.task)
+    result = certified_accuracy(model, held_out.X, labels, lipschitz, list(radii), split="evaluation set",
+                                radius_rule=CLASSIFICATION_RULE, local=False)  # fmt: skip
+    return result.to_json()
 
 
 @dataclass
@@ -72,7 +82,16 @@ class LocalSweep:
         return None if index is None else self.trials[index]
 
 
-def run_sweep(dataset: Dataset, spec: SweepSpec, train: TrainFn = fit_trial) -> LocalSweep:
+def run_sweep(
+    dataset: Dataset,
+    spec: SweepSpec,
+    train: TrainFn = fit_trial,
+    *,
+    score: Callable[[TrainedModel], float] | None = None,
+    evaluation: Dataset | None = None,
+) -> LocalSweep:
+    """Run every planned trial here; ``score`` replaces the validation metric (e.g. accuracy on a test set),
+    ``evaluation`` the rows certified robust accuracy is measured on (default: the run's validation split)."""
     began = time.perf_counter()
     rungs = spec.rungs()
     scores_at: dict[int, list[float]] = {rung: [] for rung in rungs}
@@ -94,9 +113,12 @@ def run_sweep(dataset: Dataset, spec: SweepSpec, train: TrainFn = fit_trial) -> 
         trial = LocalTrial(index, params, "stopped" if stopped else "succeeded", epochs)
         if not stopped:
             metrics = model.metrics
-            trial.score = halving.score_of(metrics.get("validation", {}), metrics.get("train", {}), dataset.task)
+            if score is not None:
+                trial.score = score(model)
+            else:
+                trial.score = halving.score_of(metrics.get("validation", {}), metrics.get("train", {}), dataset.task)
             trial.lipschitz = certify_global(model.network).certified
-            trial.certified_accuracy = robustness_metrics(model, dataset, trial.lipschitz).get("certified_accuracy")
+            trial.certified_accuracy = _certified_accuracy(model, evaluation or dataset, trial.lipschitz, evaluation)
             trial.model = model
         trials.append(trial)
     outcomes = [o for o in (t.outcome() for t in trials) if o is not None]
