@@ -226,10 +226,7 @@ def _finish(session: Session, sweep: SweepRow, spec: SweepSpec, pairs: list[tupl
     outcomes = [o for o in (r.outcome(i) for i, r in found.items()) if o is not None]
     summary = summarize(spec, outcomes)
     document = summary.to_json()
-    now = utcnow()
-    sweep.status = "succeeded" if found else "failed"
-    if not found:
-        sweep.note = sweep.note or "no trial succeeded"
+    note = None if found else (sweep.note or "no trial succeeded")
     if summary.selected is not None:
         chosen = found[summary.selected]
         sweep.selected_model_id = chosen.model_id
@@ -239,9 +236,9 @@ def _finish(session: Session, sweep: SweepRow, spec: SweepSpec, pairs: list[tupl
             version = registry.register_job_model(session, sweep.tenant_id, sweep.register_as, model, job_id)
             document["registered_as"] = {"name": sweep.register_as, "version": version}
     elif found:
-        sweep.note = "no trial satisfies the selection rule"
+        note = "no trial satisfies the selection rule"
     sweep.summary = document
-    sweep.finished_at = sweep.updated_at = now
+    sweep.close("succeeded" if found else "failed", note, utcnow())
     log.info("sweep %s finished: %s, selected trial %s", sweep.id, sweep.status, summary.selected)
 
 
@@ -296,10 +293,7 @@ def epochs_run(session: Session, job_ids: list[str]) -> dict[str, int]:
 # ---- cancel --------------------------------------------------------------------------------------
 def cancel(session: Session, sweep: SweepRow) -> None:
     """Close the sweep and cancel its active trials (the caller locked the sweep row and checked it runs)."""
-    now = utcnow()
-    sweep.status = "cancelled"
-    sweep.note = "cancelled on request"
-    sweep.finished_at = sweep.updated_at = now
+    sweep.close("cancelled", "cancelled on request", utcnow())
     for _, job in trials_and_jobs(session, sweep.id):
         if job.status in ACTIVE_STATES:
             locked = session.get(JobRow, job.id, with_for_update=True)

@@ -264,6 +264,13 @@ class SweepRow(Base):
     updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     finished_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
 
+    def close(self, status: str, note: str | None, at: datetime) -> None:
+        """The sweep's one transition: from ``running`` to succeeded, failed or cancelled (it never reopens)."""
+        self.status = status
+        if note is not None:
+            self.note = note
+        self.finished_at = self.updated_at = at
+
 
 class SweepTrialRow(Base):
     """One trial of a sweep: an ordinary job, plus what the sweep recorded about it.
