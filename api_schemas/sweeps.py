@@ -116,7 +116,9 @@ class TrialOut(BaseModel):
     attempts: int = 0
     epochs: int = Field(0, description="epochs the trial ran")
     stopped_at_epoch: int | None = None
-    rung_scores: dict[str, float] = Field(default_factory=dict)
+    rung_scores: dict[str, list[float] | float] = Field(
+        default_factory=dict, description="per halving rung (epoch): [score, -validation loss] recorded there"
+    )
     model_id: str | None = None
     score: float | None = Field(None, description="validation accuracy (classification) or -RMSE (regression)")
     certified_lipschitz: float | None = None

@@ -243,7 +243,7 @@ def _finish(session: Session, sweep: SweepRow, spec: SweepSpec, pairs: list[tupl
 
 
 # ---- halving -------------------------------------------------------------------------------------
-def rung_reached(settings: Settings, job_id: str, epoch: int, score: float | None) -> bool:
+def rung_reached(settings: Settings, job_id: str, epoch: int, score: halving.RungScore | None) -> bool:
     """The worker finished ``epoch`` of ``job_id``: True if it continues, False if halving stops it here.
 
     Jobs that are not halving trials, and epochs that are not rungs, always continue.

@@ -12,7 +12,7 @@ import logging
 import traceback
 from collections.abc import Callable
 
-from lipspline.sweeps.halving import score_of
+from lipspline.sweeps.halving import rung_score
 from lipspline.training import EpochReport
 from lipspline_platform import sweeps
 from lipspline_platform.settings import Settings
@@ -24,7 +24,7 @@ def rung_check(settings: Settings, job_id: str, task: str, stop: Callable[[], No
     """The per-epoch hook of a trial: calls ``stop`` when halving stops it at this epoch."""
 
     def check(report: EpochReport) -> None:
-        score = score_of(report.validation_metrics, report.train_metrics, task)
+        score = rung_score(report.validation_metrics, report.train_metrics, task)
         if not sweeps.rung_reached(settings, job_id, report.epoch, score):
             log.info("job %s: stopped by successive halving at epoch %d (score %s)", job_id, report.epoch, score)
             stop()

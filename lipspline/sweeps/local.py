@@ -94,7 +94,7 @@ def run_sweep(
     ``evaluation`` the rows certified robust accuracy is measured on (default: the run's validation split)."""
     began = time.perf_counter()
     rungs = spec.rungs()
-    scores_at: dict[int, list[float]] = {rung: [] for rung in rungs}
+    scores_at: dict[int, list[list[float]]] = {rung: [] for rung in rungs}
     trials: list[LocalTrial] = []
     for index, params in enumerate(planned_trials(spec)):
         config = apply(spec.base, params)
@@ -102,7 +102,7 @@ def run_sweep(
         def on_epoch(report: EpochReport) -> bool:
             if report.epoch not in scores_at:
                 return False
-            score = halving.score_of(report.validation_metrics, report.train_metrics, dataset.task)
+            score = halving.rung_score(report.validation_metrics, report.train_metrics, dataset.task)
             if score is None:
                 return False
             scores_at[report.epoch].append(score)

@@ -110,6 +110,10 @@ def test_a_trial_continues_only_within_the_top_third() -> None:
     assert halving.keeps(0.9, [0.9, 0.5, 0.7], eta=3)
     assert halving.keeps(0.7, [0.9, 0.5, 0.7, 0.6], eta=3)  # keep ceil(4/3) = 2
     assert halving.keeps(0.9, [0.9, 0.9, 0.1], eta=3)  # ties continue
+    # equal accuracies: the loss decides
+    assert not halving.keeps([0.9, -0.5], [[0.9, -0.2], [0.9, -0.5]], eta=3)
+    assert halving.keeps([0.9, -0.2], [[0.9, -0.2], [0.9, -0.5], [0.8, -0.1]], eta=3)
+    assert halving.rung_score({"accuracy": 0.9, "loss": 0.3}, {}, "classification") == [0.9, -0.3]
 
 
 def test_halving_plans_the_grid_or_samples_and_needs_a_rung() -> None:
@@ -190,3 +194,30 @@ def test_unbounded_trials_are_left_off_the_bound_front() -> None:
     outcomes = [TrialOutcome(0, 0.9, None), TrialOutcome(1, 0.8, float("inf")), TrialOutcome(2, 0.7, 3.0)]
     assert lipschitz_front(outcomes) == [2]
     assert list(itertools.chain(lipschitz_front([]), robust_front([], 0.1))) == []
+
+
+def test_the_local_engine_stops_trials_at_rungs_through_the_cooperative_stop() -> None:
+    """Halving in-process: the trial told to stop at a rung runs no further; the others run every epoch."""
+    from lipspline.data import make_circle
+    from lipspline.sweeps.local import run_sweep
+    from lipspline.training import EpochReport, fit
+
+    data = make_circle(60, seed=0)
+    base = TrainingConfig.model_validate({"architecture": {"hidden": [2]}, "device": "cpu",
+                                          "training": {"epochs": 3, "validation_split": 0.25}})  # fmt: skip
+    model = fit(data, base.model_copy(update={"training": base.training.model_copy(update={"epochs": 1})})).model
+    rung_scores = {5: 0.5, 7: 0.9, 9: 0.1, 11: 0.95}  # by K: sequential ASHA keeps 5, 7, 11 and stops 9
+
+    def train(_data, config, on_epoch):  # noqa: ANN001, ANN202
+        for epoch in range(1, config.training.epochs + 1):
+            score = rung_scores[config.spline.knots] if epoch == 1 else 1.0
+            report = EpochReport(epoch, config.training.epochs, {}, {}, {"accuracy": score, "loss": 1.0}, 0.0)
+            if on_epoch is not None and on_epoch(report):
+                return model, epoch
+        return model, config.training.epochs
+
+    spec = SweepSpec(base, parse_space({"spline.knots": [5, 7, 9, 11]}, base), "halving", 4, eta=3, min_epochs=1)
+    sweep = run_sweep(data, spec, train)
+    assert [t.status for t in sweep.trials] == ["succeeded", "succeeded", "stopped", "succeeded"]
+    assert [t.epochs for t in sweep.trials] == [3, 3, 1, 3] and sweep.total_epochs == 10
+    assert sweep.summary.selected in (0, 1, 3)
