@@ -7,7 +7,8 @@
   (concurrency 1); prints the best validation accuracy of each and the epochs each spent.
 * scale: a 9-trial grid sweep through `lipspline api` + N `lipspline worker` processes on
   PostgreSQL + Redis (tests/support), wall time from POST to the sweep's end, for each N.
-  On a machine with fewer cores than workers the curve flattens at the core count.
+  On a machine with fewer cores than workers the curve flattens at the core count; run it
+  with OMP_NUM_THREADS=1 so each worker trains on one core.
 * front: the circle lambda sweep (deep spline (2,2,1)), test accuracy vs certified L.
 """
 
@@ -62,7 +63,7 @@ def halving_vs_grid() -> None:
           "of grid's epochs")  # fmt: skip
 
 
-def scale_out(worker_counts: list[int]) -> None:
+def scale_out(worker_counts: list[int], epochs: int, rows: int) -> None:
     import tempfile
 
     import httpx
@@ -70,9 +71,9 @@ def scale_out(worker_counts: list[int]) -> None:
     from tests.integration.test_worker_faults import deployment, start_worker
     from tests.support.services import fresh_redis_url
 
-    data = make_circle(400, seed=7)
+    data = make_circle(rows, seed=7)
     body = {
-        "base_config": base(10).to_json(),
+        "base_config": base(epochs).to_json(),
         "space": SPACE,
         "strategy": "grid",
         "budget": {"max_trials": 9, "max_concurrent": 9},
@@ -121,13 +122,15 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--part", choices=["halving", "scale", "front", "all"], default="all")
     parser.add_argument("--workers", type=int, nargs="+", default=[1, 2, 3])
+    parser.add_argument("--epochs", type=int, default=30, help="scale: epochs per trial")
+    parser.add_argument("--rows", type=int, default=1000, help="scale: dataset rows")
     args = parser.parse_args()
     if args.part in ("halving", "all"):
         halving_vs_grid()
     if args.part in ("front", "all"):
         circle_front()
     if args.part in ("scale", "all"):
-        scale_out(args.workers)
+        scale_out(args.workers, args.epochs, args.rows)
 
 
 if __name__ == "__main__":
