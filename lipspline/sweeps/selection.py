@@ -6,9 +6,10 @@ accuracy at one radius. The selection rules:
 
 * ``max_accuracy`` subject to ``certified_lipschitz <= max_lipschitz``;
 * ``max_certified_accuracy`` at ``radius``;
-* ``knee``: on the score-vs-log(bound) front, the point farthest from the chord between
+* ``knee``: on the score-vs-log(bound) front, the point farthest above the chord between
   the front's two ends (both axes scaled to [0, 1]); the "kneedle" idea of Satopää et al.,
-  "Finding a 'Kneedle' in a Haystack".
+  "Finding a 'Kneedle' in a Haystack". When no point lies above the chord there is no knee
+  and the most accurate front point is chosen.
 
 Ties are broken towards the more robust model (smaller bound), then the lower trial index,
 so a selection is reproducible.
@@ -104,4 +105,8 @@ def knee(outcomes: list[TrialOutcome]) -> int | None:
     norm = math.hypot(dx, dy)
     distance = [((p[1] - start[1]) * dx - (p[0] - start[0]) * dy) / norm for p in points]
     best = max(range(len(front)), key=lambda i: (distance[i], -front[i].lipschitz, -front[i].index))
+    if distance[best] <= 1e-12:
+        # no point above the chord: the front has no knee (accuracy only jumps at its robust end),
+        # and the two ends tie; the most accurate model is then the useful answer
+        return _best(front, lambda o: (-o.score,))
     return front[best].index

@@ -180,6 +180,9 @@ def test_knee_is_on_the_front_and_between_the_ends() -> None:
     chosen = knee(OUTCOMES)
     assert chosen in lipschitz_front(OUTCOMES) and chosen in (1, 3)
     assert knee(OUTCOMES[:2]) == 0  # fewer than three points: the best score
+    # a front below its chord (accuracy jumps only near the robust end) has no knee: the best score
+    jump = [TrialOutcome(0, 0.98, 27.0), TrialOutcome(1, 0.75, 8.5), TrialOutcome(2, 0.74, 7.3)]
+    assert knee(jump) == 0
 
 
 def test_summary_names_the_front_radius_and_the_selection() -> None:
