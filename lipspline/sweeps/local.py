@@ -98,6 +98,7 @@ def run_sweep(
     trials: list[LocalTrial] = []
     for index, params in enumerate(planned_trials(spec)):
         config = apply(spec.base, params)
+        halted: list[int] = []  # the rung this trial was stopped at (a run may also end early by itself)
 
         def on_epoch(report: EpochReport) -> bool:
             if report.epoch not in scores_at:
@@ -106,10 +107,13 @@ def run_sweep(
             if score is None:
                 return False
             scores_at[report.epoch].append(score)
-            return not halving.keeps(score, scores_at[report.epoch], spec.eta)
+            if halving.keeps(score, scores_at[report.epoch], spec.eta):
+                return False
+            halted.append(report.epoch)
+            return True
 
         model, epochs = train(dataset, config, on_epoch if rungs else None)
-        stopped = epochs < config.training.epochs
+        stopped = bool(halted)
         trial = LocalTrial(index, params, "stopped" if stopped else "succeeded", epochs)
         if not stopped:
             metrics = model.metrics
