@@ -100,7 +100,7 @@ def run_sweep(
         config = apply(spec.base, params)
         halted: list[int] = []  # the rung this trial was stopped at (a run may also end early by itself)
 
-        def on_epoch(report: EpochReport) -> bool:
+        def on_epoch(report: EpochReport, halted: list[int] = halted) -> bool:
             if report.epoch not in scores_at:
                 return False
             score = halving.rung_score(report.validation_metrics, report.train_metrics, dataset.task)
