@@ -8,6 +8,7 @@ from api_schemas.http import ACTIVE_STATES, TERMINAL_STATES, JobStatus
 from api_schemas.training_config import (
     ArchitectureConfig,
     ObjectiveConfig,
+    RobustnessConfig,
     SplineConfig,
     TrainingConfig,
     TrainingLoopConfig,
@@ -19,6 +20,7 @@ __all__ = [
     "JobStatus",
     "ArchitectureConfig",
     "ObjectiveConfig",
+    "RobustnessConfig",
     "SplineConfig",
     "TrainingConfig",
     "TrainingLoopConfig",

@@ -11,6 +11,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator
 
+from api_schemas.robustness import CertifiedAccuracyOut, CertifiedToleranceOut
 from api_schemas.timestamps import as_utc
 from api_schemas.training_config import TrainingConfig
 
@@ -313,6 +314,12 @@ class ModelOut(BaseModel):
     feature_names: list[str]
     metrics: ModelMetrics
     lipschitz: LipschitzSummary
+    certified_accuracy: CertifiedAccuracyOut | None = Field(
+        None, description="classifiers: certified robust accuracy against the l2 radius (the curve to plot)"
+    )
+    certified_tolerance: CertifiedToleranceOut | None = Field(
+        None, description="regression: certified output change at each input eps, beside the validation error"
+    )
     sparsity: dict[str, Any]
     parameter_count: int
     weights_sha256: str

@@ -123,12 +123,35 @@ class TrainingLoopConfig(_Strict):
     time_limit_s: float | None = Field(None, gt=0, le=1e7, description="stop (and keep the model) after this long")
 
 
+class RobustnessConfig(_Strict):
+    """How the certified robust accuracy stored with every model is measured (``lipspline/robust_accuracy.py``)."""
+
+    radii: list[float] | None = Field(
+        None,
+        min_length=1,
+        max_length=32,
+        description="l2 radii (raw input units) at which certified robust accuracy (classifiers) or the certified "
+        "output tolerance (regression) is measured; default: fractions of the data's scale (see the README)",
+    )
+    local: bool = Field(True, description="also count points certified by the local bound in the ball")
+    local_max_points: int = Field(
+        512, ge=0, le=100_000, description="local bounds only when the evaluation set has at most this many points"
+    )
+
+    @model_validator(mode="after")
+    def _check(self) -> RobustnessConfig:
+        if self.radii is not None and any(not (0 <= r <= 1e12) for r in self.radii):
+            raise ValueError("radii must be finite numbers between 0 and 1e12")
+        return self
+
+
 class TrainingConfig(_Strict):
     architecture: ArchitectureConfig = Field(default_factory=ArchitectureConfig)
     spline: SplineConfig = Field(default_factory=SplineConfig)
     objective: ObjectiveConfig = Field(default_factory=ObjectiveConfig)
     training: TrainingLoopConfig = Field(default_factory=TrainingLoopConfig)
     device: Literal["auto", "cpu", "cuda"] = "auto"
+    robustness: RobustnessConfig = Field(default_factory=RobustnessConfig)
 
     def to_json(self) -> dict:
         """JSON-ready form with public field names (``lambda``, not ``lambda_``)."""

@@ -13,6 +13,10 @@ process and in every API process (``lipspline serve`` / ``lipspline api``). One 
     the broker may have lost the message (Redis restarted or flushed, the embedded
     queue deleted). A duplicate message is harmless: a claim takes only a queued job
     or one whose lease expired, so the extra delivery does nothing.
+(c) every running sweep is advanced (``sweeps.advance``): trials launched up to its
+    concurrency, the sweep closed once its trials are done. The worker does this right
+    after a trial ends; this pass makes it survive a crash or restart in between
+    (advancing is idempotent under a lock on the sweep row).
 
 Safe in any number of processes at once: each action is one conditional UPDATE
 (``WHERE status = … AND attempts = … AND heartbeat_at < cutoff``), so when two
@@ -32,7 +36,7 @@ from datetime import datetime
 
 from api_schemas import JobStatus
 from api_schemas.timestamps import utcnow
-from lipspline_platform import lifecycle, metrics
+from lipspline_platform import lifecycle, metrics, sweeps
 from lipspline_platform.queue import send_job
 from lipspline_platform.settings import Settings
 
@@ -49,9 +53,10 @@ class Outcome:
     failed: list[str] = field(default_factory=list)
     cancelled: list[str] = field(default_factory=list)
     resent: list[str] = field(default_factory=list)
+    launched: list[str] = field(default_factory=list)
 
     def __bool__(self) -> bool:
-        return bool(self.requeued or self.failed or self.cancelled or self.resent)
+        return bool(self.requeued or self.failed or self.cancelled or self.resent or self.launched)
 
 
 def reconcile_once(settings: Settings, send: Sender | None = None, now: datetime | None = None) -> Outcome:
@@ -85,6 +90,16 @@ def reconcile_once(settings: Settings, send: Sender | None = None, now: datetime
             outcome.resent.append(job_id)
             metrics.JOB_RESENDS.inc()
             to_send.append((job_id, queue))
+
+    # (c) sweeps whose trials finished without the worker's advance (crash, restart)
+    for sweep_id in sweeps.running_sweeps(settings):
+        try:
+            launched = sweeps.advance(settings, sweep_id)
+        except Exception:  # one sweep's trouble must not stop the pass for the jobs
+            log.warning("sweep %s: advance failed:\n%s", sweep_id, traceback.format_exc())
+            continue
+        outcome.launched.extend(job_id for job_id, _ in launched)
+        to_send.extend(launched)
 
     for job_id, queue in to_send:
         try:

@@ -37,6 +37,7 @@ class Settings(BaseSettings):
     max_knots: int = Field(257, ge=3, description="most spline knots per activation")
     max_parameters: int = Field(20_000_000, ge=1, description="largest network (weights + spline values)")
     max_epochs: int = Field(10_000, ge=1, description="most epochs per job")
+    max_sweep_trials: int = Field(64, ge=1, description="most trials a tenant's sweep may run (budget.max_trials)")
     rate_limit_per_s: float = Field(100.0, gt=0, description="sustained requests per second per API key")
     rate_limit_burst: int = Field(200, ge=1, description="requests a key may make at once before throttling")
     auth_cache_ttl_s: float = Field(

@@ -23,7 +23,7 @@ from service.openapi_docs import install_openapi
 from service.problems import install_problem_handlers
 from service.rate_limit import rate_limiter_for
 from service.request_context import RequestContext
-from service.routers import admin, datasets, health, job_events, jobs, models, oip, registry, ui, webhooks
+from service.routers import admin, datasets, health, job_events, jobs, models, oip, registry, sweeps, ui, webhooks
 
 DESCRIPTION = """
 Train deep-spline networks (learnable linear-spline activations, BV² objective)
@@ -77,7 +77,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         # outermost: the request id is bound before anything logs, and returned on every response
         app.add_middleware(RequestContext)
     for router in (health.router, metrics.router, datasets.router, jobs.router, job_events.router, webhooks.router,
-                   models.router, registry.router, oip.router, admin.router,
+                   models.router, registry.router, sweeps.router, oip.router, admin.router,
                    ui.router):
         app.include_router(router)
     install_openapi(app)  # errors as problem+json, the Bearer scheme, on every route

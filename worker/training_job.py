@@ -24,13 +24,16 @@ import tempfile
 import threading
 import time
 import traceback
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
 
 from api_schemas import JobStatus
 from lipspline.certificates import CertificateReport, certificate_report
+from lipspline.data import Dataset
 from lipspline.model import TrainedModel
+from lipspline.robust_accuracy import robustness_metrics
 from lipspline.serialization import model_to_parts
 from lipspline.training import EpochReport, TrainingOutcome, fit, resolve_device
 from lipspline_platform import lifecycle, metrics, structured_logging
@@ -39,6 +42,7 @@ from lipspline_platform.db.engine import session_scope
 from lipspline_platform.db.tables import DatasetRow
 from lipspline_platform.lifecycle import Claim
 from lipspline_platform.settings import Settings
+from worker import sweep_trials
 
 log = logging.getLogger(__name__)
 
@@ -105,6 +109,10 @@ class _CancelFlag:
             self.cancelled = lifecycle.cancel_requested(self.settings, self.job_id)
         return self.cancelled
 
+    def stop_now(self) -> None:
+        """Stop without waiting for the next database read (the job's cancel flag is already set)."""
+        self.cancelled = True
+
 
 def epoch_progress(report: EpochReport, attempt: int, resumed_from: int, best_epoch: int | None) -> dict:
     """The job's ``progress`` after an epoch: where the run is, its limit, and its best epoch so far.
@@ -144,7 +152,10 @@ def outcome_progress(outcome: TrainingOutcome) -> dict:
 
 class _EpochRecorder:
     """The fit() callback: progress and the epoch's history row, a heartbeat, and, at most every
-    ``checkpoint_db_every_s``, a copy of the checkpoint fit() just wrote into ``job_checkpoints``."""
+    ``checkpoint_db_every_s``, a copy of the checkpoint fit() just wrote into ``job_checkpoints``;
+    then ``after_epoch`` (a sweep trial's halving check), if set."""
+
+    after_epoch: Callable[[EpochReport], None] | None = None
 
     def __init__(
         self, settings: Settings, job_id: str, device: str, lease: Lease, checkpoint: Path, resumed_from: int
@@ -177,6 +188,8 @@ class _EpochRecorder:
             self.lease.mark_lost()
         elif checkpoint is not None:
             self.last_copy = time.monotonic()
+        if held and self.after_epoch is not None:
+            self.after_epoch(report)
 
 
 def _checkpoint_epoch(path: Path) -> int:
@@ -247,18 +260,22 @@ def certificate_of(model: TrainedModel, inputs: np.ndarray) -> CertificateReport
     )
 
 
-def stored_model(model: TrainedModel, inputs: np.ndarray) -> lifecycle.NewModel:
-    """Everything stored with a trained model: its parts, its certificate on ``inputs``, its sparsity."""
+def stored_model(model: TrainedModel, inputs: np.ndarray, dataset: Dataset | None = None) -> lifecycle.NewModel:
+    """Everything stored with a trained model: its parts, its certificate on ``inputs``, its sparsity;
+    with the training ``dataset``, its certified robust accuracy (or output tolerance) under that certificate."""
     document, weights = model_to_parts(model)
     with metrics.JOB_CERTIFICATE_DURATION.time():
-        certificate = certificate_of(model, inputs).to_json()
+        certificate = certificate_of(model, inputs)
+    model_metrics = dict(model.metrics)
+    if dataset is not None:
+        model_metrics.update(robustness_metrics(model, dataset, certificate.certified))
     return lifecycle.NewModel(
         task=model.task,
         document=document,
         weights=weights,
         weights_sha256=document["weights_sha256"],
-        metrics=model.metrics,
-        certificate=certificate,
+        metrics=model_metrics,
+        certificate=certificate.to_json(),
         sparsity=sparsity_of(model),
         parameter_count=model.network.parameter_count(),
     )
@@ -268,18 +285,18 @@ def _store_model(
     settings: Settings, job_id: str, claim: Claim, model: TrainedModel, train_seconds: float, outcome: TrainingOutcome
 ) -> bool:
     """Certify the model, then store it and mark the job succeeded in one transaction; False if the lease was lost."""
-    stored = stored_model(model, _dataset_inputs(settings, claim.dataset_id))
+    dataset = _dataset(settings, claim.dataset_id)
+    inputs = dataset.X if dataset is not None else np.zeros((0, 0))
+    stored = stored_model(model, inputs, dataset)
     return lifecycle.succeed(
         settings, job_id, claim.attempt, claim.dataset_id, stored, train_seconds, outcome=outcome_progress(outcome)
     )
 
 
-def _dataset_inputs(settings: Settings, dataset_id: str) -> np.ndarray:
+def _dataset(settings: Settings, dataset_id: str) -> Dataset | None:
     with session_scope(settings.resolved_database_url) as session:
         row = session.get(DatasetRow, dataset_id)
-        if row is None:
-            return np.zeros((0, 0))
-        return dataset_from_row(row).X
+        return None if row is None else dataset_from_row(row)
 
 
 def run_training_job(settings: Settings, job_id: str, *, worker_host: str) -> None:
@@ -298,6 +315,7 @@ def run_training_job(settings: Settings, job_id: str, *, worker_host: str) -> No
                 _run_claimed(settings, job_id, claim, lease)
     finally:
         current.set(0)
+    sweep_trials.after_job(settings, job_id)
 
 
 def _run_claimed(settings: Settings, job_id: str, claim: Claim, lease: Lease) -> None:
@@ -315,11 +333,15 @@ def _run_claimed(settings: Settings, job_id: str, claim: Claim, lease: Lease) ->
             lease.mark_lost()
             return
         began = time.perf_counter()
+        recorder = _EpochRecorder(settings, job_id, device, lease, checkpoint, resumed_from)
+        stop_flag = _CancelFlag(settings, job_id, lease)
+        if sweep_trials.is_trial(settings, job_id):
+            recorder.after_epoch = sweep_trials.rung_check(settings, job_id, dataset.task, stop_flag.stop_now)
         result = fit(
             dataset,
             claim.config,
-            callback=_EpochRecorder(settings, job_id, device, lease, checkpoint, resumed_from),
-            should_stop=_CancelFlag(settings, job_id, lease),
+            callback=recorder,
+            should_stop=stop_flag,
             checkpoint_path=checkpoint,
             resume=True,
             epoch_cap=settings.max_epochs,

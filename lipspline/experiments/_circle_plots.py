@@ -135,3 +135,26 @@ def plot_sparsity(lambdas: Sequence[float], active: Sequence[float], total: int,
     fig.savefig(path, dpi=110)
     plt.close(fig)
     return path
+
+
+def plot_front(trials: Sequence[tuple[float, float, float]], front: Sequence[int], selected: int | None,
+               path: Path) -> Path:  # fmt: skip
+    """Test accuracy against certified L, one point per λ, the Pareto front joined, the knee marked."""
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(5.2, 3.6))
+    for index, (lam, accuracy, bound) in enumerate(trials):
+        ax.semilogx([bound], [accuracy], "o", color="C0" if index in front else "0.6")
+        ax.annotate(f"λ={lam:.0e}", (bound, accuracy), fontsize=7, xytext=(4, 3), textcoords="offset points")
+    on_front = sorted((trials[i][2], trials[i][1]) for i in front)
+    if on_front:
+        ax.semilogx([p[0] for p in on_front], [p[1] for p in on_front], "-", color="C0", lw=1, label="Pareto front")
+    if selected is not None:
+        ax.semilogx([trials[selected][2]], [trials[selected][1]], "*", color="C3", ms=12, label="knee (selected)")
+    ax.set_xlabel("certified Lipschitz bound L (ℓ2)")
+    ax.set_ylabel("test accuracy (%)")
+    ax.legend(fontsize=7, loc="lower right")
+    ax.grid(alpha=0.3)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path

@@ -325,3 +325,56 @@ class WebhookAttemptRow(Base):
     status_code: Mapped[int | None] = mapped_column(Integer, nullable=True)
     error: Mapped[str | None] = mapped_column(Text, nullable=True)
     succeeded: Mapped[bool] = mapped_column(Boolean)
+
+
+class SweepRow(Base):
+    """A sweep: the truth about which trials exist and what was decided (``lipspline_platform/sweeps.py``).
+
+    ``plan`` holds every trial's parameters, fixed at creation; ``launched`` is the number
+    of trials launched so far (trials are launched in index order), so advancing is
+    "launch the next indices", done under a lock on this row.
+    """
+
+    __tablename__ = "sweeps"
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    tenant_id: Mapped[str] = mapped_column(String(32), ForeignKey("tenants.id"), index=True)
+    dataset_id: Mapped[str | None] = mapped_column(
+        String(32), ForeignKey("datasets.id", ondelete="SET NULL"), nullable=True, index=True
+    )
+    request: Mapped[dict] = mapped_column(JSON)
+    plan: Mapped[list] = mapped_column(JSON)
+    status: Mapped[str] = mapped_column(String(20), index=True)
+    launched: Mapped[int] = mapped_column(Integer, default=0)
+    summary: Mapped[dict | None] = mapped_column(JSON, nullable=True)
+    selected_model_id: Mapped[str | None] = mapped_column(String(32), nullable=True)
+    register_as: Mapped[str | None] = mapped_column(String(100), nullable=True)
+    note: Mapped[str | None] = mapped_column(Text, nullable=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    finished_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+
+    def close(self, status: str, note: str | None, at: datetime) -> None:
+        """The sweep's one transition: from ``running`` to succeeded, failed or cancelled (it never reopens)."""
+        self.status = status
+        if note is not None:
+            self.note = note
+        self.finished_at = self.updated_at = at
+
+
+class SweepTrialRow(Base):
+    """One trial of a sweep: an ordinary job, plus what the sweep recorded about it.
+
+    (sweep_id, trial) is the primary key and ``job_id`` unique: a trial is launched once.
+    ``rung_scores`` maps a halving rung (epoch, as a string) to the score recorded there.
+    """
+
+    __tablename__ = "sweep_trials"
+
+    sweep_id: Mapped[str] = mapped_column(String(32), ForeignKey("sweeps.id", ondelete="CASCADE"), primary_key=True)
+    trial: Mapped[int] = mapped_column(Integer, primary_key=True)
+    job_id: Mapped[str] = mapped_column(String(32), ForeignKey("jobs.id", ondelete="CASCADE"), unique=True)
+    params: Mapped[dict] = mapped_column(JSON)
+    rung_scores: Mapped[dict] = mapped_column(JSON, default=dict)
+    stopped_at_epoch: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)

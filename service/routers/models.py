@@ -87,6 +87,9 @@ def to_out(row: ModelRow) -> ModelOut:
         feature_names=document.get("feature_names", []),
         metrics=row.metrics,
         lipschitz=lipschitz_summary(CertificateReport.model_validate(row.certificate)),
+        # models stored before certified accuracy existed have neither entry: null
+        certified_accuracy=row.metrics.get("certified_accuracy"),
+        certified_tolerance=row.metrics.get("certified_tolerance"),
         sparsity=row.sparsity,
         parameter_count=row.parameter_count,
         weights_sha256=row.weights_sha256,

@@ -69,8 +69,9 @@ def test_tables_have_the_expected_shape(quick: tuple[RecipeResult, ExperimentCon
     assert result.table("Table 2").column("λ") == settings.lambdas
     assert result.table("Table 3").column("K") == settings.knots
     assert result.table("Table 4").column("outer norm") == ["ℓ1", "ℓ2"]
-    for table in result.tables[1:]:
+    for table in result.tables[1:4]:
         assert table.column("seeds") == [len(settings.sweep_seeds)] * len(table.rows)
+    assert result.table("Table 5").column("λ") == settings.lambdas
 
 
 def test_every_model_came_from_the_trainer_once(quick: tuple[RecipeResult, ExperimentContext, CountingTrainer]) -> None:
@@ -105,7 +106,7 @@ def test_accuracies_are_percentages_above_chance(
         assert 50.0 < low <= median <= high <= 100.0  # balanced classes: chance is 50 %
     # even the quick deep spline must have learned the circle, not just a half-plane
     assert main.column("accuracy median (%)")[3] > 85.0
-    for table in result.tables[1:]:
+    for table in result.tables[1:4]:
         for median, low, high in zip(table.column("accuracy median (%)"), table.column("min (%)"),
                                      table.column("max (%)"), strict=True):  # fmt: skip
             assert 0.0 <= low <= median <= high <= 100.0
@@ -138,7 +139,8 @@ def test_active_knots_are_counts_within_the_grid(
 def test_figures_are_pngs_in_the_docs_dir(quick: tuple[RecipeResult, ExperimentContext, CountingTrainer]) -> None:
     result, ctx, _ = quick
     names = sorted(p.name for p in result.figures)
-    assert names == ["circle-activations.png", "circle-decision-boundary.png", "circle-sparsity-vs-lambda.png"]
+    assert names == ["circle-activations.png", "circle-decision-boundary.png", "circle-pareto-front.png",
+                     "circle-sparsity-vs-lambda.png"]  # fmt: skip
     for path in result.figures:
         assert path.parent == ctx.docs_dir / "figures"
         width, height = _png_size(path)
@@ -189,6 +191,23 @@ def test_an_unsound_certificate_stops_the_recipe(monkeypatch: pytest.MonkeyPatch
     runs = circle.Runs(ctx, settings, make_circle(300, seed=1))
     with pytest.raises(RuntimeError, match="unsound"):
         runs.get(circle.Spec("relu", 10), 0)
+
+
+def test_the_pareto_table_comes_from_the_sweep_engine_and_reuses_table_2(
+    quick: tuple[RecipeResult, ExperimentContext, CountingTrainer],
+) -> None:
+    """Table 5's rows are Table 2's models (no extra training) and its front is non-dominated."""
+    result = quick[0]
+    front = result.table("Table 5")
+    lambda_rows = result.table("Table 2")
+    # one sweep seed in quick mode: Table 2's median accuracy is that seed's accuracy
+    assert front.column("test accuracy (%)") == pytest.approx(lambda_rows.column("accuracy median (%)"))
+    points = list(zip(front.column("test accuracy (%)"), [-b for b in front.column("certified L")], strict=True))
+    for point, on_front in zip(points, front.column("on L front"), strict=True):
+        beaten = any(q[0] >= point[0] and q[1] >= point[1] and q != point for q in points)
+        assert on_front == ("no" if beaten else "yes")
+    chosen = [i for i, mark in enumerate(front.column("selected (knee)")) if mark == "yes"]
+    assert len(chosen) == 1 and front.column("on L front")[chosen[0]] == "yes"
 
 
 def test_median_of_counts_is_an_observed_value() -> None:

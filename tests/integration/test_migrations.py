@@ -20,7 +20,8 @@ BEFORE_REGISTRY = {"datasets", "jobs", "job_epochs", "models", "tenants", "api_k
                    "idempotency_keys"}  # fmt: skip
 REGISTRY = {"registered_models", "model_versions", "model_aliases", "alias_events"}
 EVENTS_WEBHOOKS = {"job_events", "webhook_secrets", "webhook_endpoints", "webhook_deliveries", "webhook_attempts"}
-TABLES = BEFORE_REGISTRY | REGISTRY | EVENTS_WEBHOOKS
+SWEEPS = {"sweeps", "sweep_trials"}
+TABLES = BEFORE_REGISTRY | REGISTRY | EVENTS_WEBHOOKS | SWEEPS
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])
@@ -66,7 +67,7 @@ def test_registry_migration_down_and_up_again(database_url: str) -> None:
     migrate.upgrade(database_url)
     assert "register_as" in _columns(database_url, "jobs")
     migrate.downgrade(database_url, "0002")
-    assert _tables(database_url) == BEFORE_REGISTRY
+    assert _tables(database_url) == BEFORE_REGISTRY  # 0004-0006 went first: they come after 0003
     assert "register_as" not in _columns(database_url, "jobs")
     migrate.upgrade(database_url)
     assert _tables(database_url) == TABLES and "register_as" in _columns(database_url, "jobs")
@@ -92,3 +93,12 @@ def test_migrated_schema_matches_the_orm_tables(database_url: str) -> None:
     finally:
         engine.dispose()
     assert differences == []
+
+
+def test_sweeps_migration_down_and_up_again(database_url: str) -> None:
+    """0006 alone: its downgrade removes the sweep tables and nothing else."""
+    migrate.upgrade(database_url)
+    migrate.downgrade(database_url, "0005")
+    assert _tables(database_url) == BEFORE_REGISTRY | REGISTRY | EVENTS_WEBHOOKS
+    migrate.upgrade(database_url)
+    assert _tables(database_url) == TABLES

@@ -116,7 +116,7 @@ class Trainer:
     def _train(dataset: Any, config: TrainingConfig) -> Trained:
         reports: list[EpochReport] = []
         result = fit(dataset, config, callback=reports.append)
-        return Trained(stored_model(result.model, dataset.X), reports, result.outcome)
+        return Trained(stored_model(result.model, dataset.X, dataset), reports, result.outcome)
 
 
 class Runner:

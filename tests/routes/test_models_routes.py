@@ -17,7 +17,8 @@ from tests.routes.helpers import REGRESSION_TARGETS, TINY_CONFIG, Service, probl
 
 X = np.random.default_rng(7).uniform(-0.6, 0.6, size=(40, 2))
 MODEL_KEYS = {"id", "job_id", "dataset_id", "task", "config", "classes", "feature_names", "metrics", "lipschitz",
-              "sparsity", "parameter_count", "weights_sha256", "created_at"}  # fmt: skip
+              "sparsity", "parameter_count", "weights_sha256", "created_at", "certified_accuracy",
+              "certified_tolerance"}  # fmt: skip
 
 
 def get_model(svc: Service, model_id: str) -> dict:
@@ -48,6 +49,11 @@ def test_list_and_get(svc: Service, seeded: dict) -> None:
     assert lipschitz["certified"] == min(v for v in lipschitz["bounds"].values() if v is not None)
     assert lipschitz["certified_by"] in lipschitz["bounds"]
     assert 0 < lipschitz["best_lower"] <= lipschitz["certified"]
+    # certified robust accuracy under that very bound; TINY_CONFIG has no validation split
+    curve = model["certified_accuracy"]
+    assert model["certified_tolerance"] is None and curve["lipschitz"] == lipschitz["certified"]
+    assert curve["split"] == "training" and curve["points"] == 64 and len(curve["global"]) == len(curve["radii"])
+    assert model["metrics"]["certified_accuracy"]["global"] == curve["global"]
 
 
 def test_unknown_model_is_404_on_every_model_route(svc: Service) -> None:

@@ -158,3 +158,28 @@ def test_claim_after_max_attempts_fails(settings: Settings) -> None:
     assert lifecycle.claim(settings, "j", "w@h") is None
     row = job(settings, "j")
     assert row.status == JobStatus.failed and "gave up after 3 attempts" in row.error
+
+
+def test_a_pass_advances_sweeps_once_and_never_launches_a_trial_twice(settings: Settings) -> None:
+    """A trial that ended without the worker's advance (a crash): the next pass launches the next trial, once."""
+    from lipspline_platform import sweeps
+    from lipspline_platform.db.tables import SweepRow, SweepTrialRow
+
+    request = {"dataset_id": "d1", "base_config": {"training": {"epochs": 2}}, "strategy": "grid",
+               "space": {"objective.lambda": [0.0, 1e-3, 1e-1]},
+               "budget": {"max_trials": 3, "max_concurrent": 1}}  # fmt: skip
+    _, planned = sweeps.plan(request)
+    with session_scope(settings.resolved_database_url) as session:
+        first = sweeps.create(session, sweep_id="s1", tenant_id=DEFAULT_TENANT, dataset_id="d1", request=request,
+                              planned=planned, register_as=None)  # fmt: skip
+    assert len(first) == 1
+    sent: list[str] = []
+    assert reconcile_once(settings, lambda _s, job_id, _q: sent.append(job_id), now=NOW).launched == []
+    with session_scope(settings.resolved_database_url) as session:  # the first trial's job ends (failed)
+        session.get(JobRow, first[0][0]).status = JobStatus.failed
+    outcome = reconcile_once(settings, lambda _s, job_id, _q: sent.append(job_id), now=NOW)
+    assert len(outcome.launched) == 1 and outcome.launched[0] in sent  # (the pass also re-sends queued jobs)
+    assert reconcile_once(settings, lambda _s, job_id, _q: sent.append(job_id), now=NOW).launched == []
+    with session_scope(settings.resolved_database_url) as session:
+        trials = session.query(SweepTrialRow).order_by(SweepTrialRow.trial).all()
+        assert [t.trial for t in trials] == [0, 1] and session.get(SweepRow, "s1").launched == 2

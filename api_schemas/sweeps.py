@@ -1,0 +1,180 @@
+"""HTTP contracts of ``/v1/sweeps``: many training jobs over a search space, the fronts and the winner.
+
+The space's paths and values are checked against TrainingConfig by the engine
+(``lipspline/sweeps/space.py``), which names the path at fault; these models only fix
+the shape of the request.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Any, Literal
+
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field
+
+from api_schemas.http import NAME_PATTERN, JobStatus
+from api_schemas.timestamps import as_utc
+from api_schemas.training_config import TrainingConfig
+
+Timestamp = Annotated[datetime, AfterValidator(as_utc)]
+
+
+class _Request(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class RangeSpec(_Request):
+    """Numbers from low to high, uniform in the value (linear) or its logarithm (log); ``count`` points in a grid."""
+
+    low: float
+    high: float
+    scale: Literal["linear", "log"] = "linear"
+    count: int | None = Field(None, ge=1, le=1000, description="grid points (required with the grid strategy)")
+
+
+class Budget(_Request):
+    max_trials: int = Field(..., ge=1, description="most trials (a grid must fit; random and halving draw this many)")
+    max_concurrent: int = Field(2, ge=1, le=1000, description="most trials queued or running at once")
+
+
+class HalvingSpec(_Request):
+    eta: int = Field(3, ge=2, le=10, description="keep the top 1/eta of the trials at each rung")
+    min_epochs: int = Field(1, ge=1, description="the first rung; rungs are min_epochs * eta**k below the epochs")
+
+
+class SelectMaxAccuracy(_Request):
+    rule: Literal["max_accuracy"]
+    max_lipschitz: float | None = Field(None, gt=0, description="only models with certified_lipschitz <= this")
+
+
+class SelectMaxCertifiedAccuracy(_Request):
+    rule: Literal["max_certified_accuracy"]
+    radius: float = Field(..., gt=0, description="the l2 radius (raw input units) the certified accuracy is read at")
+
+
+class SelectKnee(_Request):
+    rule: Literal["knee"]
+
+
+Select = Annotated[SelectMaxAccuracy | SelectMaxCertifiedAccuracy | SelectKnee, Field(discriminator="rule")]
+
+
+class SweepCreate(_Request):
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "dataset_id": "5f0c6b2e9a4d4c1f8e7b6a5d4c3b2a19",
+                    "base_config": {"architecture": {"hidden": [4]}, "training": {"epochs": 30}},
+                    "space": {
+                        "objective.lambda": {"low": 1e-6, "high": 1e-2, "scale": "log"},
+                        "spline.knots": [5, 11, 21],
+                    },
+                    "strategy": "random",
+                    "budget": {"max_trials": 12, "max_concurrent": 3},
+                    "select": {"rule": "max_accuracy", "max_lipschitz": 20.0},
+                }
+            ]
+        },
+    )
+
+    dataset_id: str = Field(..., min_length=1, max_length=64)
+    base_config: TrainingConfig = Field(default_factory=TrainingConfig)
+    space: dict[str, list[Any] | RangeSpec] = Field(
+        ..., description="per config path (objective.lambda, spline.knots, ...): a list of values or a range"
+    )
+    strategy: Literal["grid", "random", "halving"] = "grid"
+    budget: Budget
+    seed: int = Field(0, ge=0, le=2**31 - 1, description="the random strategy's draws (and halving's, off-grid)")
+    halving: HalvingSpec = Field(default_factory=HalvingSpec)
+    select: Select = Field(default_factory=lambda: SelectMaxAccuracy(rule="max_accuracy"))
+    front_radius: float | None = Field(
+        None, gt=0, description="radius of the accuracy vs certified-accuracy front (default: the selection's, "
+        "or the middle radius of the trials' certified-accuracy curve)"
+    )  # fmt: skip
+    register_as: str | None = Field(
+        None, pattern=NAME_PATTERN, description="a registered model's name: the selected model becomes its next version"
+    )
+
+    def space_json(self) -> dict[str, Any]:
+        return {k: (v.model_dump(exclude_none=True) if isinstance(v, RangeSpec) else v) for k, v in self.space.items()}
+
+
+class SweepAccepted(BaseModel):
+    id: str
+    status: str
+    trials: int = Field(description="trials the sweep will run (at most)")
+
+
+class TrialOut(BaseModel):
+    trial: int
+    job_id: str
+    params: dict[str, Any]
+    status: str = Field(description="the job's status, or 'stopped' when successive halving stopped it")
+    job_status: JobStatus
+    worker_host: str | None = None
+    attempts: int = 0
+    epochs: int = Field(0, description="epochs the trial ran")
+    stopped_at_epoch: int | None = None
+    rung_scores: dict[str, list[float] | float] = Field(
+        default_factory=dict, description="per halving rung (epoch): [score, -validation loss] recorded there"
+    )
+    model_id: str | None = None
+    score: float | None = Field(None, description="validation accuracy (classification) or -RMSE (regression)")
+    certified_lipschitz: float | None = None
+    certified_accuracy: dict[str, Any] | None = Field(None, description="the model's certified-accuracy curve")
+
+
+class SweepProgress(BaseModel):
+    planned: int
+    launched: int
+    active: int
+    succeeded: int
+    stopped: int
+    failed: int
+    cancelled: int
+    epochs: int = Field(description="epochs run by all trials together (the sweep's cost)")
+
+
+class FrontPoint(BaseModel):
+    trial: int
+    model_id: str | None
+    score: float
+    certified_lipschitz: float | None = None
+    certified_accuracy: float | None = None
+
+
+class Fronts(BaseModel):
+    lipschitz: list[FrontPoint] = Field(description="non-dominated: higher score, smaller certified Lipschitz bound")
+    certified_accuracy: list[FrontPoint] = Field(description="non-dominated: higher score, higher certified accuracy")
+    radius: float | None = Field(None, description="the radius the certified-accuracy front is read at")
+
+
+class Selected(BaseModel):
+    trial: int
+    model_id: str | None
+    rule: dict[str, Any]
+    registered_as: dict[str, Any] | None = None
+
+
+class SweepOut(BaseModel):
+    id: str
+    status: Literal["running", "succeeded", "failed", "cancelled"]
+    dataset_id: str | None
+    strategy: str
+    budget: dict[str, Any]
+    space: dict[str, Any]
+    select: dict[str, Any]
+    progress: SweepProgress
+    trials: list[TrialOut]
+    front: Fronts | None = Field(None, description="once the sweep has finished trials")
+    selected: Selected | None = None
+    note: str | None = Field(None, description="why nothing was selected, or how the sweep ended")
+    register_as: str | None = None
+    created_at: Timestamp
+    updated_at: Timestamp
+    finished_at: Timestamp | None = None
+
+
+class SweepList(BaseModel):
+    items: list[SweepOut]

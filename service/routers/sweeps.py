@@ -1,0 +1,189 @@
+"""``/v1/sweeps``: a search over config paths run as ordinary jobs, its Pareto fronts and the selected model.
+
+The engine (``lipspline.sweeps``) validates and plans; ``lipspline_platform.sweeps`` owns the
+rows and advancing; this router only checks ownership and limits and shapes the answers.
+"""
+
+from __future__ import annotations
+
+from fastapi import APIRouter
+from fastapi.responses import JSONResponse, Response
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from api_schemas.sweeps import (
+    FrontPoint,
+    Fronts,
+    Selected,
+    SweepAccepted,
+    SweepCreate,
+    SweepList,
+    SweepOut,
+    SweepProgress,
+    TrialOut,
+)
+from lipspline.sweeps.space import SpaceError
+from lipspline_platform import registry, sweeps
+from lipspline_platform.db.engine import session_scope
+from lipspline_platform.db.ids import new_id
+from lipspline_platform.db.tables import SweepRow
+from service.deps import AppSettings, DbSession, TenantId
+from service.limits import check_network, limit_exceeded
+from service.openapi_docs import created_headers, problems
+from service.ownership import owned
+from service.problems import ProblemError, invalid_field
+
+router = APIRouter(prefix="/v1/sweeps", tags=["sweeps"])
+
+
+@router.post(
+    "",
+    status_code=202,
+    response_model=SweepAccepted,
+    responses={
+        202: created_headers("sweep"),
+        **problems(
+            (404, "unknown dataset_id, or register_as names no registered model"),
+            (
+                422,
+                "a path that is not a config field, a value out of its field's range, an empty or unbounded "
+                "space, a budget over the tenant's quota (max_sweep_trials), a trial over a job limit",
+            ),
+        ),  # fmt: skip
+    },
+)
+def create_sweep(spec: SweepCreate, settings: AppSettings, tenant: TenantId) -> Response:
+    """Validate and plan every trial, record the sweep and launch its first trials; returns at once."""
+    if spec.budget.max_trials > settings.max_sweep_trials:
+        raise limit_exceeded("budget.max_trials", f"{spec.budget.max_trials} trials exceed the limit of "
+                             f"{settings.max_sweep_trials}", "max_sweep_trials", settings.max_sweep_trials)  # fmt: skip
+    request = spec.model_dump(mode="json", by_alias=True)
+    request["space"] = spec.space_json()
+    try:
+        engine_spec, planned = sweeps.plan(request)
+    except SpaceError as error:
+        raise invalid_field(error.field, error.message) from None
+    sweep_id = new_id()
+    with session_scope(settings.resolved_database_url) as session:
+        dataset = sweeps.dataset_of(session, spec.dataset_id, tenant)
+        if dataset is None:
+            errors = [{"field": "dataset_id", "message": "no dataset of that id"}]
+            raise ProblemError(404, "Not Found", f"dataset_id: dataset {spec.dataset_id!r} does not exist",
+                               kind="not-found", field="dataset_id", errors=errors)  # fmt: skip
+        for config in sweeps.trial_configs(engine_spec, planned):
+            check_network(config, dataset, settings)
+        if spec.register_as is not None and registry.find_name(session, tenant, spec.register_as) is None:
+            detail = f"register_as: registered model {spec.register_as!r} does not exist"
+            errors = [{"field": "register_as", "message": "no registered model of that name"}]
+            raise ProblemError(404, "Not Found", detail, kind="not-found", field="register_as", errors=errors)
+        to_send = sweeps.create(session, sweep_id=sweep_id, tenant_id=tenant, dataset_id=spec.dataset_id,
+                                request=request, planned=planned, register_as=spec.register_as)  # fmt: skip
+    sweeps.dispatch(settings, to_send)  # a lost message is re-sent by the reconciler: the jobs are queued rows
+    body = SweepAccepted(id=sweep_id, status=sweeps.RUNNING, trials=len(planned)).model_dump(mode="json")
+    return JSONResponse(body, status_code=202, headers={"Location": f"/v1/sweeps/{sweep_id}"})
+
+
+@router.get("", response_model=SweepList)
+def list_sweeps(session: DbSession, tenant: TenantId) -> SweepList:
+    rows = session.scalars(select(SweepRow).where(SweepRow.tenant_id == tenant).order_by(SweepRow.created_at.desc()))
+    return SweepList(items=[sweep_out(session, row) for row in rows])
+
+
+@router.get("/{sweep_id}", response_model=SweepOut, responses=problems(404))
+def get_sweep(sweep_id: str, session: DbSession, tenant: TenantId) -> SweepOut:
+    """Progress, every trial's config and results, the Pareto fronts and the selected model."""
+    return sweep_out(session, owned(session, SweepRow, sweep_id, tenant, "sweep"))
+
+
+@router.post("/{sweep_id}/cancel", response_model=SweepOut, responses=problems(404, (409, "the sweep has finished")))
+def cancel_sweep(sweep_id: str, session: DbSession, tenant: TenantId) -> SweepOut:
+    """Stop launching trials and cancel the running ones (they stop within one epoch)."""
+    row = owned(session, SweepRow, sweep_id, tenant, "sweep", lock=True)
+    if row.status != sweeps.RUNNING:
+        if row.status == "cancelled":
+            return sweep_out(session, row)
+        raise ProblemError(409, "Conflict", f"sweep {sweep_id!r} already {row.status}", kind="sweep-finished")
+    sweeps.cancel(session, row)
+    return sweep_out(session, row)
+
+
+# ---- the answer --------------------------------------------------------------------------------
+def _trial_status(stopped_at: int | None, job_status: str) -> str:
+    return "stopped" if stopped_at is not None and job_status == "cancelled" else job_status
+
+
+def sweep_out(session: Session, row: SweepRow) -> SweepOut:
+    pairs = sweeps.trials_and_jobs(session, row.id)
+    found = sweeps.results(session, pairs)
+    epochs = sweeps.epochs_run(session, [job.id for _, job in pairs])
+    request = row.request
+    radius = (row.summary or {}).get("radius")
+    trials = []
+    for trial, job in pairs:
+        result = found.get(trial.trial)
+        trials.append(
+            TrialOut(
+                trial=trial.trial,
+                job_id=job.id,
+                params=trial.params,
+                status=_trial_status(trial.stopped_at_epoch, job.status),
+                job_status=job.status,
+                worker_host=job.worker_host,
+                attempts=job.attempts,
+                epochs=epochs.get(job.id, 0),
+                stopped_at_epoch=trial.stopped_at_epoch,
+                rung_scores=trial.rung_scores or {},
+                model_id=result.model_id if result else None,
+                score=result.score if result else None,
+                certified_lipschitz=result.lipschitz if result else None,
+                certified_accuracy=result.certified_accuracy if result else None,
+            )
+        )
+    statuses = [t.status for t in trials]
+    progress = SweepProgress(
+        planned=len(row.plan),
+        launched=row.launched,
+        active=sum(s in ("queued", "running") for s in statuses),
+        succeeded=statuses.count("succeeded"),
+        stopped=statuses.count("stopped"),
+        failed=statuses.count("failed"),
+        cancelled=statuses.count("cancelled"),
+        epochs=sum(t.epochs for t in trials),
+    )
+    front = selected = None
+    if row.summary is not None:
+        by_trial = {t.trial: t for t in trials}
+
+        def point(index: int) -> FrontPoint:
+            t = by_trial[index]
+            at = found[index].outcome(index).certified_at(radius) if radius is not None else None
+            return FrontPoint(trial=index, model_id=t.model_id, score=t.score,
+                              certified_lipschitz=t.certified_lipschitz, certified_accuracy=at)  # fmt: skip
+
+        front = Fronts(
+            lipschitz=[point(i) for i in row.summary["lipschitz_front"]],
+            certified_accuracy=[point(i) for i in row.summary["robust_front"]],
+            radius=radius,
+        )
+        chosen = row.summary.get("selected")
+        if chosen is not None:
+            selected = Selected(trial=chosen, model_id=row.selected_model_id, rule=request.get("select") or {},
+                                registered_as=row.summary.get("registered_as"))  # fmt: skip
+    return SweepOut(
+        id=row.id,
+        status=row.status,
+        dataset_id=row.dataset_id,
+        strategy=request["strategy"],
+        budget=request["budget"],
+        space=request["space"],
+        select=request.get("select") or {},
+        progress=progress,
+        trials=trials,
+        front=front,
+        selected=selected,
+        note=row.note,
+        register_as=row.register_as,
+        created_at=row.created_at,
+        updated_at=row.updated_at,
+        finished_at=row.finished_at,
+    )

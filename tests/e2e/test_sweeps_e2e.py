@@ -1,0 +1,121 @@
+"""A sweep across three real workers on PostgreSQL + Redis, with one worker SIGKILLed mid-sweep.
+
+`lipspline api` and three `lipspline worker` processes (each its own session and data dir:
+three "hosts" sharing only the database and the broker). A 12-trial random sweep over lambda
+and K on a held-out classification set must finish with every trial succeeded, its trials
+spread over at least two hosts, exactly one model per trial (the killed worker's trial is
+resumed elsewhere, not lost or duplicated), a front that is non-dominated when recomputed
+from the jobs and models themselves, and a selection that satisfies its constraint.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from lipspline.data import make_circle
+from lipspline.pareto import dominates
+from tests.integration.test_worker_faults import SessionProcess, deployment, start_worker
+from tests.support.processes import Deployment
+from tests.support.services import fresh_redis_url
+
+pytestmark = [pytest.mark.integration, pytest.mark.e2e]
+
+SWEEP_REDIS_DB = 14
+MAX_LIPSCHITZ = 25.0
+TRIALS = 12
+
+
+@pytest.fixture(scope="module")
+def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Deployment, list[SessionProcess]]]:
+    tmp_path: Path = tmp_path_factory.mktemp("sweeps")
+    with deployment(tmp_path, fresh_redis_url(SWEEP_REDIS_DB)) as dep:
+        workers = [start_worker(dep, f"w{i}") for i in range(3)]
+        yield dep, workers
+
+
+def sweep_body(dataset_id: str) -> dict:
+    return {
+        "dataset_id": dataset_id,
+        "base_config": {
+            "architecture": {"hidden": [4]},
+            "spline": {"range": 3.0},
+            "training": {"epochs": 8, "batch_size": 32, "lr": 0.02, "seed": 0, "validation_split": 0.25},
+            "device": "cpu",
+        },
+        "space": {"objective.lambda": {"low": 1e-6, "high": 1e-1, "scale": "log"}, "spline.knots": [5, 11, 21]},
+        "strategy": "random",
+        "seed": 3,
+        "budget": {"max_trials": TRIALS, "max_concurrent": 3},
+        "select": {"rule": "max_accuracy", "max_lipschitz": MAX_LIPSCHITZ},
+    }
+
+
+def test_random_sweep_on_three_workers_survives_a_killed_worker(cluster) -> None:  # noqa: ANN001
+    dep, workers = cluster
+    http = dep.client()
+    data = make_circle(300, seed=11)
+    uploaded = http.post("/v1/datasets", json={"name": "circle", "inputs": data.X.tolist(),
+                                               "targets": np.asarray(data.y).tolist()})  # fmt: skip
+    assert uploaded.status_code == 201, uploaded.text
+    response = http.post("/v1/sweeps", json=sweep_body(uploaded.json()["id"]))
+    assert response.status_code == 202, response.text
+    sweep_id = response.json()["id"]
+
+    # kill the first worker (its whole process group) while it is inside a trial
+    killed_job = None
+    deadline = time.monotonic() + 180
+    while killed_job is None and time.monotonic() < deadline:
+        sweep = http.get(f"/v1/sweeps/{sweep_id}").json()
+        for trial in sweep["trials"]:
+            host = trial["worker_host"] or ""
+            if trial["job_status"] == "running" and host.startswith("w0@") and trial["epochs"] >= 1:
+                workers[0].kill_group()
+                killed_job = trial["job_id"]
+                break
+        time.sleep(0.1)
+    assert killed_job is not None, "worker w0 never ran a trial"
+
+    deadline = time.monotonic() + 420
+    while time.monotonic() < deadline:
+        sweep = http.get(f"/v1/sweeps/{sweep_id}").json()
+        if sweep["status"] != "running":
+            break
+        time.sleep(0.5)
+    assert sweep["status"] == "succeeded", sweep
+    trials = sweep["trials"]
+    assert len(trials) == TRIALS and sweep["progress"]["succeeded"] == TRIALS
+    assert {t["trial"] for t in trials} == set(range(TRIALS))
+
+    # resumed, not lost: the killed trial ran again elsewhere
+    resumed = next(t for t in trials if t["job_id"] == killed_job)
+    assert resumed["attempts"] >= 2 and not resumed["worker_host"].startswith("w0@")
+    assert len({t["worker_host"] for t in trials}) >= 2
+
+    # exactly one model per trial, read from the models themselves
+    models = {m["job_id"]: m for m in http.get("/v1/models").json()["items"] if m["job_id"] in
+              {t["job_id"] for t in trials}}  # fmt: skip
+    per_job = [m["job_id"] for m in http.get("/v1/models").json()["items"]]
+    assert len(models) == TRIALS and all(per_job.count(t["job_id"]) == 1 for t in trials)
+
+    # the front, recomputed from the jobs' models (validation accuracy, certified bound)
+    points = {}
+    for t in trials:
+        model = models[t["job_id"]]
+        assert model["id"] == t["model_id"]
+        points[t["trial"]] = (model["metrics"]["validation"]["accuracy"], -model["lipschitz"]["certified"])
+        assert model["certified_accuracy"]["split"] == "validation"
+    expected = {i for i, p in points.items() if not any(dominates(q, p) for q in points.values())}
+    assert {p["trial"] for p in sweep["front"]["lipschitz"]} == expected
+
+    # the selection satisfies its constraint and is the best that does
+    chosen = sweep["selected"]
+    assert chosen is not None, sweep["note"]
+    allowed = {i: p for i, p in points.items() if -p[1] <= MAX_LIPSCHITZ}
+    assert chosen["trial"] in allowed
+    assert points[chosen["trial"]][0] == max(p[0] for p in allowed.values())
+    assert chosen["model_id"] == models[trials[chosen["trial"]]["job_id"]]["id"]

@@ -1,0 +1,172 @@
+"""``/v1/sweeps`` in-process: bad input creates nothing, a grid sweep advances to its front, cancel, halving.
+
+The worker's side of each trial is played by ``svc.worker`` (the real lifecycle); advancing is
+the platform's own ``sweeps.advance``, the call the worker and the reconciler make.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from lipspline.pareto import dominates
+from lipspline_platform import lifecycle, sweeps
+from lipspline_platform.db.engine import session_scope
+from lipspline_platform.db.tables import ModelRow
+from tests.routes.helpers import TINY_CONFIG, WORKER_HOST, Service, problem
+
+BASE = {**TINY_CONFIG, "training": {**TINY_CONFIG["training"], "validation_split": 0.25}}
+
+
+def body(dataset_id: str, **overrides: Any) -> dict[str, Any]:
+    return {
+        "dataset_id": dataset_id,
+        "base_config": BASE,
+        "space": {"objective.lambda": [1e-6, 1e-3, 1e-1]},
+        "strategy": "grid",
+        "budget": {"max_trials": 6, "max_concurrent": 2},
+        **overrides,
+    }
+
+
+def nothing_created(svc: Service) -> None:
+    assert svc.client.get("/v1/sweeps").json()["items"] == []
+    assert svc.client.get("/v1/jobs").json()["items"] == []
+
+
+@pytest.mark.parametrize(
+    ("overrides", "field"),
+    [
+        ({"space": {}}, "space"),
+        ({"space": {"objective.lamda": [1.0]}}, "space.objective.lamda"),
+        ({"space": {"spline.knots": [11, 2]}}, "space.spline.knots"),
+        ({"space": {"objective.lambda": [-1.0]}}, "space.objective.lambda"),
+        ({"space": {"objective.lambda": {"low": 1e-6, "high": 1.0, "scale": "log"}}}, "space"),
+        ({"space": {"spline.knots": [5, 7, 9, 11], "objective.lambda": [0.0, 1.0]}}, "budget.max_trials"),
+        ({"strategy": "halving", "halving": {"min_epochs": 3}}, "halving.min_epochs"),
+        ({"space": {"architecture.activation": {"low": 0, "high": 1}}}, "space.architecture.activation"),
+    ],
+)
+def test_bad_sweeps_are_422_naming_the_field_and_create_nothing(svc: Service, overrides: dict, field: str) -> None:
+    dataset_id = svc.upload()
+    problem(svc.client.post("/v1/sweeps", json=body(dataset_id, **overrides)), 422, field=field)
+    nothing_created(svc)
+
+
+def test_a_budget_over_the_tenant_quota_is_refused(make_service) -> None:  # noqa: ANN001
+    svc = make_service(max_sweep_trials=4)
+    dataset_id = svc.upload()
+    response = svc.client.post("/v1/sweeps", json=body(dataset_id, budget={"max_trials": 5}))
+    problem(response, 422, "limit-exceeded", field="budget.max_trials", limit="max_sweep_trials", limit_value=4)
+    nothing_created(svc)
+
+
+def test_a_trial_over_a_job_limit_is_refused(make_service) -> None:  # noqa: ANN001
+    svc = make_service(max_knots=21)
+    dataset_id = svc.upload()
+    response = svc.client.post("/v1/sweeps", json=body(dataset_id, space={"spline.knots": [11, 41]}))
+    problem(response, 422, "limit-exceeded", field="config.spline.knots")
+    nothing_created(svc)
+
+
+def test_unknown_and_foreign_datasets_are_404(svc: Service) -> None:
+    problem(svc.client.post("/v1/sweeps", json=body("nope")), 404, field="dataset_id")
+    foreign = svc.upload(client=svc.other)
+    problem(svc.client.post("/v1/sweeps", json=body(foreign)), 404, field="dataset_id")
+    nothing_created(svc)
+
+
+def run_to_the_end(svc: Service, sweep_id: str) -> dict[str, Any]:
+    """Run every queued trial through the lifecycle and advance, until the sweep is closed."""
+    for _ in range(20):
+        sweep = svc.client.get(f"/v1/sweeps/{sweep_id}").json()
+        if sweep["status"] != "running":
+            return sweep
+        queued = [t for t in sweep["trials"] if t["job_status"] == "queued"]
+        assert len(queued) <= sweep["budget"]["max_concurrent"]
+        for trial in queued:
+            svc.worker.run(trial["job_id"])
+        sweeps.advance(svc.settings, sweep_id)
+    raise AssertionError("the sweep did not finish")
+
+
+def test_a_grid_sweep_runs_every_trial_once_and_selects_within_its_constraint(svc: Service) -> None:
+    dataset_id = svc.upload()
+    response = svc.client.post("/v1/sweeps", json=body(dataset_id))
+    assert response.status_code == 202, response.text
+    accepted = response.json()
+    assert accepted["trials"] == 3 and response.headers["location"] == f"/v1/sweeps/{accepted['id']}"
+    first = svc.client.get(f"/v1/sweeps/{accepted['id']}").json()
+    assert first["progress"]["launched"] == 2 and [t["trial"] for t in first["trials"]] == [0, 1]
+    assert sweeps.advance(svc.settings, accepted["id"]) == []  # nothing finished: nothing more to launch
+
+    sweep = run_to_the_end(svc, accepted["id"])
+    assert sweep["status"] == "succeeded" and sweep["progress"]["succeeded"] == 3
+    assert [t["params"]["objective.lambda"] for t in sweep["trials"]] == [1e-6, 1e-3, 1e-1]
+    with session_scope(svc.database_url) as session:
+        for trial in sweep["trials"]:
+            assert session.query(ModelRow).filter_by(job_id=trial["job_id"]).count() == 1
+            config = svc.job(trial["job_id"])["config"]
+            assert config["objective"]["lambda"] == trial["params"]["objective.lambda"]
+    # the front, checked independently from the trial table
+    points = {t["trial"]: (t["score"], -t["certified_lipschitz"]) for t in sweep["trials"]}
+    front = {p["trial"] for p in sweep["front"]["lipschitz"]}
+    for index, p in points.items():
+        assert (index in front) == (not any(dominates(q, p) for q in points.values()))
+    assert sweep["selected"]["model_id"] and sweep["selected"]["trial"] in range(3)
+    assert sweep["front"]["radius"] is not None
+    assert all(t["certified_accuracy"]["split"] == "validation" for t in sweep["trials"])
+    # idempotent once closed
+    assert sweeps.advance(svc.settings, accepted["id"]) == []
+
+
+def test_selection_honours_the_lipschitz_constraint(svc: Service) -> None:
+    dataset_id = svc.upload()
+    accepted = svc.client.post("/v1/sweeps", json=body(dataset_id, budget={"max_trials": 3, "max_concurrent": 3}))
+    sweep = run_to_the_end(svc, accepted.json()["id"])
+    bounds = sorted(t["certified_lipschitz"] for t in sweep["trials"])
+    limit = (bounds[0] + bounds[1]) / 2  # only the most robust model qualifies
+    constrained = body(dataset_id, budget={"max_trials": 3, "max_concurrent": 3},
+                       select={"rule": "max_accuracy", "max_lipschitz": limit})  # fmt: skip
+    again = run_to_the_end(svc, svc.client.post("/v1/sweeps", json=constrained).json()["id"])
+    chosen = next(t for t in again["trials"] if t["trial"] == again["selected"]["trial"])
+    assert chosen["certified_lipschitz"] <= limit
+    impossible = body(dataset_id, budget={"max_trials": 3, "max_concurrent": 3},
+                      select={"rule": "max_accuracy", "max_lipschitz": bounds[0] / 2})  # fmt: skip
+    none = run_to_the_end(svc, svc.client.post("/v1/sweeps", json=impossible).json()["id"])
+    assert none["status"] == "succeeded" and none["selected"] is None and "selection" in none["note"]
+
+
+def test_cancel_cancels_the_trials_and_launches_nothing_more(svc: Service) -> None:
+    dataset_id = svc.upload()
+    sweep_id = svc.client.post("/v1/sweeps", json=body(dataset_id)).json()["id"]
+    first = svc.client.get(f"/v1/sweeps/{sweep_id}").json()["trials"][0]["job_id"]
+    claim = svc.worker.claim(first)
+    cancelled = svc.client.post(f"/v1/sweeps/{sweep_id}/cancel")
+    assert cancelled.status_code == 200 and cancelled.json()["status"] == "cancelled"
+    assert svc.job(first)["cancel_requested"] is True  # running: its runner stops at the next check
+    svc.worker.stop_cancelled(first, claim)
+    assert sweeps.advance(svc.settings, sweep_id) == []
+    sweep = svc.client.get(f"/v1/sweeps/{sweep_id}").json()
+    assert sweep["progress"]["launched"] == 2 and sweep["progress"]["cancelled"] == 2
+    assert svc.client.post(f"/v1/sweeps/{sweep_id}/cancel").status_code == 200  # again: same answer
+    problem(svc.other.get(f"/v1/sweeps/{sweep_id}"), 404)
+
+
+def test_halving_stops_a_trial_below_the_top_third_once(svc: Service) -> None:
+    dataset_id = svc.upload()
+    halving = body(dataset_id, strategy="halving", budget={"max_trials": 3, "max_concurrent": 3})
+    sweep_id = svc.client.post("/v1/sweeps", json=halving).json()["id"]
+    jobs = [t["job_id"] for t in svc.client.get(f"/v1/sweeps/{sweep_id}").json()["trials"]]
+    claims = [lifecycle.claim(svc.settings, job, WORKER_HOST) for job in jobs]
+    assert all(claims)
+    assert sweeps.rung_reached(svc.settings, jobs[0], 2, 0.9)  # not a rung (rungs: [1])
+    assert sweeps.rung_reached(svc.settings, jobs[0], 1, 0.9)  # first at the rung
+    assert not sweeps.rung_reached(svc.settings, jobs[1], 1, 0.5)  # below the best of two
+    assert svc.job(jobs[1])["cancel_requested"] is True
+    assert not sweeps.rung_reached(svc.settings, jobs[1], 1, 0.95)  # resumed: judged once, not again
+    assert sweeps.rung_reached(svc.settings, jobs[0], 1, 0.1)
+    lifecycle.stop_cancelled(svc.settings, jobs[1], claims[1].attempt)
+    trial = svc.client.get(f"/v1/sweeps/{sweep_id}").json()["trials"][1]
+    assert trial["status"] == "stopped" and trial["stopped_at_epoch"] == 1 and trial["rung_scores"] == {"1": 0.5}
