@@ -95,7 +95,8 @@ class RequestMetrics:
             await self.app(scope, receive, send_with_status)
         finally:
             route = scope.get("route")
-            labels = (scope["method"], getattr(route, "path", UNMATCHED), status)
+            # path_format: the template without converters ({model_id}, not {model_id:path})
+            labels = (scope["method"], getattr(route, "path_format", UNMATCHED), status)
             children = self._children.get(labels)
             if children is None:
                 children = self._children[labels] = (

@@ -61,7 +61,7 @@ class RequestContext:
                     status,
                     extra={
                         "method": scope["method"],
-                        "path": getattr(route, "path", scope["path"]),
+                        "path": getattr(route, "path_format", scope["path"]),
                         "status": status,
                         "duration_ms": round((time.perf_counter() - began) * 1000, 3),
                     },

@@ -32,12 +32,30 @@ from service.deps import AppSettings, ReadTenant
 from service.openapi_docs import component, problems
 from service.ownership import owned
 
+#: event sequence numbers are 32-bit integers in the database: a larger one names no event (and
+#: would overflow the query), so it is refused as a bad parameter
+MAX_SEQ = 2**31 - 1
+
 router = APIRouter(prefix="/v1/jobs", tags=["jobs"])
 EVENT_STREAM = "text/event-stream"
 #: events read per poll; a stream that is far behind catches up in batches this size
 BATCH = 500
 #: how long a disconnected client's browser waits before reconnecting (the SSE ``retry:`` field)
 RECONNECT_MS = 1000
+
+
+#: one message of the stream, as the SSE format has it (what OpenAPI 3.2 calls an event's item schema):
+#: ``data`` holds a JobEvent as JSON, ``id`` its seq, ``event`` its type; the first also sets ``retry``
+SSE_MESSAGE_SCHEMA = {
+    "type": "object",
+    "required": ["data"],
+    "properties": {
+        "id": {"type": "string", "description": "the event's `seq` (send the last one seen as Last-Event-ID)"},
+        "event": {"type": "string", "enum": ["status", "epoch", "final"]},
+        "data": {"type": "string", "contentMediaType": "application/json", "contentSchema": component(JobEvent)},
+        "retry": {"type": "integer", "description": "reconnection delay in ms (first message only)"},
+    },
+}
 
 
 def sse_message(event: JobEvent) -> str:
@@ -48,12 +66,15 @@ def sse_message(event: JobEvent) -> str:
 async def _stream(
     request: Request, settings: Settings, job_id: str, after: int, until_now: bool = False
 ) -> AsyncIterator[str]:
-    yield f"retry: {RECONNECT_MS}\n\n"
+    # the reconnection delay rides with the first event: a block of its own would be an event with
+    # no data, which some clients dispatch (and validate) as one
+    retry = f"retry: {RECONNECT_MS}\n"
     quiet_since = time.monotonic()
     while True:
         batch = await run_in_threadpool(job_events.read_after, settings.resolved_database_url, job_id, after, BATCH)
         for stored in batch.events:
-            yield sse_message(JobEvent(seq=stored.seq, type=stored.type, job_id=job_id, data=stored.data))
+            yield retry + sse_message(JobEvent(seq=stored.seq, type=stored.type, job_id=job_id, data=stored.data))
+            retry = ""
             after = stored.seq
         if batch.events:
             quiet_since = time.monotonic()
@@ -82,7 +103,7 @@ def _check_owned(settings: Settings, job_id: str, tenant: str) -> None:
         200: {
             "description": "Server-Sent Events, one per status change and per epoch, then a `final` event; "
             "each `data:` line is a JobEvent, each `id:` its `seq`",
-            "content": {EVENT_STREAM: {"schema": component(JobEvent)}},
+            "content": {EVENT_STREAM: {"schema": SSE_MESSAGE_SCHEMA}},
         },
         **problems(404),
     },
@@ -93,9 +114,12 @@ async def job_event_stream(
     settings: AppSettings,
     tenant: ReadTenant,
     last_event_id: Annotated[
-        int | None, Header(alias="Last-Event-ID", ge=0, description="resume after this event (its seq)")
+        int | None,
+        Header(alias="Last-Event-ID", ge=0, le=MAX_SEQ, description="resume after this event (its seq)"),
     ] = None,
-    after: Annotated[int | None, Query(ge=0, description="like Last-Event-ID, for clients that cannot set it")] = None,
+    after: Annotated[
+        int | None, Query(ge=0, le=MAX_SEQ, description="like Last-Event-ID, for clients that cannot set it")
+    ] = None,
     until_now: Annotated[
         bool, Query(description="end after the events stored so far (a log, not a live stream)")
     ] = False,

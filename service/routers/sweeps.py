@@ -27,7 +27,7 @@ from lipspline_platform import registry, sweeps
 from lipspline_platform.db.engine import session_scope
 from lipspline_platform.db.ids import new_id
 from lipspline_platform.db.tables import SweepRow
-from service.deps import AppSettings, DbSession, TenantId
+from service.deps import AppSettings, DbSession, ReadTenant, TrainTenant
 from service.limits import check_network, limit_exceeded
 from service.openapi_docs import created_headers, problems
 from service.ownership import owned
@@ -52,7 +52,7 @@ router = APIRouter(prefix="/v1/sweeps", tags=["sweeps"])
         ),  # fmt: skip
     },
 )
-def create_sweep(spec: SweepCreate, settings: AppSettings, tenant: TenantId) -> Response:
+def create_sweep(spec: SweepCreate, settings: AppSettings, tenant: TrainTenant) -> Response:
     """Validate and plan every trial, record the sweep and launch its first trials; returns at once."""
     if spec.budget.max_trials > settings.max_sweep_trials:
         raise limit_exceeded("budget.max_trials", f"{spec.budget.max_trials} trials exceed the limit of "
@@ -84,19 +84,19 @@ def create_sweep(spec: SweepCreate, settings: AppSettings, tenant: TenantId) -> 
 
 
 @router.get("", response_model=SweepList)
-def list_sweeps(session: DbSession, tenant: TenantId) -> SweepList:
+def list_sweeps(session: DbSession, tenant: ReadTenant) -> SweepList:
     rows = session.scalars(select(SweepRow).where(SweepRow.tenant_id == tenant).order_by(SweepRow.created_at.desc()))
     return SweepList(items=[sweep_out(session, row) for row in rows])
 
 
 @router.get("/{sweep_id}", response_model=SweepOut, responses=problems(404))
-def get_sweep(sweep_id: str, session: DbSession, tenant: TenantId) -> SweepOut:
+def get_sweep(sweep_id: str, session: DbSession, tenant: ReadTenant) -> SweepOut:
     """Progress, every trial's config and results, the Pareto fronts and the selected model."""
     return sweep_out(session, owned(session, SweepRow, sweep_id, tenant, "sweep"))
 
 
 @router.post("/{sweep_id}/cancel", response_model=SweepOut, responses=problems(404, (409, "the sweep has finished")))
-def cancel_sweep(sweep_id: str, session: DbSession, tenant: TenantId) -> SweepOut:
+def cancel_sweep(sweep_id: str, session: DbSession, tenant: TrainTenant) -> SweepOut:
     """Stop launching trials and cancel the running ones (they stop within one epoch)."""
     row = owned(session, SweepRow, sweep_id, tenant, "sweep", lock=True)
     if row.status != sweeps.RUNNING:

@@ -265,7 +265,9 @@ def test_openapi_declares_auth_and_problem_errors(dep: Deployment) -> None:
         for method, operation in operations.items():
             label, responses = f"{method.upper()} {path}", operation["responses"]
             if path.startswith("/v1/"):
-                assert operation.get("security") == [{"BearerAuth": []}], label
+                # each operation names the one key scope it needs, in security and in x-required-scope
+                assert operation.get("security") == [{"BearerAuth": [operation["x-required-scope"]]}], label
+                assert "403" in responses, label
                 assert responses["401"]["headers"]["WWW-Authenticate"]["required"], label
                 assert responses["429"]["headers"]["Retry-After"]["required"], label
             else:
