@@ -33,6 +33,11 @@ Number = float
 
 Timestamp = Annotated[datetime, AfterValidator(as_utc)]
 
+#: the member every paginated list has beside ``items`` (service/pagination.py)
+NEXT_CURSOR = Field(
+    None, description="pass as `cursor` to get the next page; null on the last page (also sent as a `Link` header)"
+)
+
 
 class _Request(BaseModel):
     # Unknown keys are errors in every request body; subclasses' model_config merges with this.
@@ -78,6 +83,7 @@ class DatasetOut(BaseModel):
 
 class DatasetList(BaseModel):
     items: list[DatasetOut]
+    next_cursor: str | None = NEXT_CURSOR
 
 
 class FeatureRange(BaseModel):
@@ -215,6 +221,7 @@ class JobOut(BaseModel):
 
 class JobList(BaseModel):
     items: list[JobOut]
+    next_cursor: str | None = NEXT_CURSOR
 
 
 class JobMetrics(BaseModel):
@@ -265,6 +272,7 @@ class WebhookEndpointOut(BaseModel):
 
 class WebhookEndpointList(BaseModel):
     items: list[WebhookEndpointOut]
+    next_cursor: str | None = NEXT_CURSOR
 
 
 class DeliveryAttemptOut(BaseModel):
@@ -321,6 +329,7 @@ class ModelOut(BaseModel):
 
 class ModelList(BaseModel):
     items: list[ModelOut]
+    next_cursor: str | None = NEXT_CURSOR
 
 
 def _check_finite_rows(rows: list[list[float]] | None) -> list[list[float]] | None:

@@ -12,7 +12,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from api_schemas.http import NAME_PATTERN, Timestamp
+from api_schemas.http import NAME_PATTERN, NEXT_CURSOR, Timestamp
 
 #: an alias starts with a letter, so it can never be mistaken for a version number
 ALIAS_PATTERN = r"^[A-Za-z][A-Za-z0-9._-]{0,63}$"
@@ -66,6 +66,7 @@ class VersionOut(BaseModel):
 
 class VersionList(BaseModel):
     items: list[VersionOut]
+    next_cursor: str | None = NEXT_CURSOR
 
 
 class RegisteredModelOut(BaseModel):
@@ -79,6 +80,7 @@ class RegisteredModelOut(BaseModel):
 
 class RegisteredModelList(BaseModel):
     items: list[RegisteredModelOut]
+    next_cursor: str | None = NEXT_CURSOR
 
 
 class AliasOut(BaseModel):
