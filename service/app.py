@@ -19,7 +19,7 @@ from service.docs_pages import install_docs
 from service.limits import BodySizeLimit
 from service.metrics import RequestMetrics, scrape_registries
 from service.model_cache import ModelCache
-from service.openapi_docs import install_openapi
+from service.openapi_docs import install_openapi, operation_id_of
 from service.problems import install_problem_handlers
 from service.query_parameters import reject_unknown_query_parameters
 from service.rate_limit import rate_limiter_for
@@ -62,7 +62,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app = FastAPI(title="LipSpline", version="1.0.0", description=DESCRIPTION, lifespan=_reconciler_lifespan,
                   docs_url=None, redoc_url=None,
                   # a misspelt query parameter is a 400 naming it, never silently ignored (all /v1 routes)
-                  dependencies=[Depends(reject_unknown_query_parameters)])  # fmt: skip
+                  dependencies=[Depends(reject_unknown_query_parameters)],
+                  # operationIds are the handlers' names (or their explicit operation_id): `submit_job`, not
+                  # `submit_job_v1_jobs_post`, so generated clients get short, readable function names
+                  generate_unique_id_function=operation_id_of)  # fmt: skip
     install_docs(app)  # /docs and /redoc with assets from the installed package, not a CDN
     app.state.settings = settings
     app.state.model_cache = ModelCache(settings.resolved_database_url, settings.model_cache_size)

@@ -163,7 +163,8 @@ def metrics_frame(metrics: JobMetrics) -> Any:
     import pandas as pd
 
     rows = []
-    for report in metrics.history:
+    for entry in metrics.history:
+        report = entry.model_dump()
         row = {k: v for k, v in report.items() if not isinstance(v, dict | list)}
         for group in ("losses", "train_metrics", "validation_metrics"):
             prefix = {"losses": "loss_", "train_metrics": "train_", "validation_metrics": "val_"}[group]
@@ -211,8 +212,10 @@ class Job:
 
     def metrics_history(self):
         """The per-epoch history as the service stores it: a list of dicts, one per epoch (no pandas)."""
-        return self._runner.run(Request("GET", f"/v1/jobs/{self.id}/metrics"),
-                                lambda r: JobMetrics.model_validate_json(r.content).history)  # fmt: skip
+        def rows(response: httpx.Response) -> list[dict]:
+            return [row.model_dump() for row in JobMetrics.model_validate_json(response.content).history]
+
+        return self._runner.run(Request("GET", f"/v1/jobs/{self.id}/metrics"), rows)
 
     def deliveries(self) -> DeliveryList:
         return self._runner.run(Request("GET", f"/v1/jobs/{self.id}/deliveries"), _as(DeliveryList))

@@ -156,6 +156,7 @@ def _create(parsed: dict[str, Any], idem: IdempotentRequest, tenant: str, settin
 
 @router.post(
     "",
+    operation_id="upload_dataset",
     status_code=201,
     response_model=DatasetOut,
     openapi_extra=_UPLOAD_BODY,

@@ -31,6 +31,8 @@ from service.routers.webhooks import check_notify_url
 log = logging.getLogger(__name__)
 router = APIRouter(prefix="/v1/jobs", tags=["jobs"])
 SUBMIT_ROUTE = "POST /v1/jobs"
+#: the 202's Retry-After: a queued job is rarely worth asking about sooner (or follow /events instead)
+POLL_AFTER_S = 1
 
 
 def to_out(row: JobRow) -> JobOut:
@@ -46,7 +48,7 @@ def _get(session: Session, job_id: str, tenant: str, *, lock: bool = False) -> J
     status_code=202,
     response_model=JobAccepted,
     responses={
-        202: created_headers("job"),
+        202: created_headers("job", accepted=True),
         **problems(
             (404, "unknown dataset_id (or another tenant's), or register_as names no registered model"),
             (409, "Idempotency-Key in use by a request still in flight"),
@@ -73,7 +75,7 @@ def _submit(spec: JobCreate, settings: Settings, tenant: str, idem: IdempotentRe
     queue = queue_for_device(spec.config.device)
     job_id = new_id()
     body = JobAccepted(id=job_id, status=JobStatus.queued).model_dump(mode="json")
-    headers = {"Location": f"/v1/jobs/{job_id}"}
+    headers = {"Location": f"/v1/jobs/{job_id}", "Retry-After": str(POLL_AFTER_S)}
     with session_scope(settings.resolved_database_url) as session:
         dataset = session.get(DatasetRow, spec.dataset_id)
         if dataset is None or dataset.tenant_id != tenant:
@@ -151,7 +153,7 @@ def get_job(job_id: str, session: DbSession, tenant: ReadTenant) -> JobOut:
     return to_out(_get(session, job_id, tenant))
 
 
-@router.get("/{job_id}/metrics", response_model=JobMetrics, responses=problems(404))
+@router.get("/{job_id}/metrics", operation_id="get_job_metrics", response_model=JobMetrics, responses=problems(404))
 def job_metrics(job_id: str, session: DbSession, tenant: ReadTenant) -> JobMetrics:
     """Per-epoch history: loss terms, train and validation metrics, seconds per epoch."""
     row = _get(session, job_id, tenant)

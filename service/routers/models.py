@@ -14,6 +14,7 @@ from fastapi import APIRouter, Depends, Query, Request, Response
 from sqlalchemy import select
 
 from api_schemas.http import (
+    ActivationsOut,
     CertifyRequest,
     CertifyResponse,
     LipschitzSummary,
@@ -332,7 +333,8 @@ def _npy_content(loaded: LoadedModel, x: np.ndarray, certified: float, epsilon: 
     return buffer.getvalue()
 
 
-@router.post("/{model_id:path}/certify", response_model=CertifyResponse, responses=_USES_WEIGHTS)
+@router.post("/{model_id:path}/certify", operation_id="certify", response_model=CertifyResponse,
+             responses=_USES_WEIGHTS)  # fmt: skip
 def certify(
     model_id: ResolvedModelId,
     tenant: PredictTenant,
@@ -380,7 +382,8 @@ def _certify(
     return result
 
 
-@router.get("/{model_id:path}/activations", responses=_USES_WEIGHTS)
+@router.get("/{model_id:path}/activations", operation_id="get_activations", response_model=ActivationsOut,
+            responses=_USES_WEIGHTS)  # fmt: skip
 def activations(
     model_id: ResolvedModelId, session: DbSession, cache: Annotated[ModelCache, Depends(cache_of)], tenant: ReadTenant
 ) -> dict[str, Any]:
@@ -405,6 +408,7 @@ _BINARY = {"schema": {"type": "string", "format": "binary"}}
 
 @router.get(
     "/{model_id:path}/download",
+    operation_id="download_model",
     response_class=Response,
     responses={
         200: {

@@ -178,7 +178,7 @@ def create_version(name: NamePath, body: VersionCreate, session: DbSession, tena
         version = registry.add_version(session, registered, model, caller)
     except RegistryError as error:
         raise _problem(error) from error
-    out = _version_out(session, registered, version).model_dump(mode="json")
+    out = _version_out(session, registered, version).model_dump(mode="json", by_alias=True)  # the config's `lambda`
     location = f"/v1/registered-models/{registered.name}/versions/{version.version}"
     return JSONResponse(out, status_code=201, headers={"Location": location})
 

@@ -120,7 +120,8 @@ def delete_webhook(endpoint_id: str, session: DbSession, tenant: TrainTenant) ->
     return Response(status_code=204)
 
 
-@router.get("/v1/jobs/{job_id}/deliveries", response_model=DeliveryList, responses=problems(404), tags=["jobs"])
+@router.get("/v1/jobs/{job_id}/deliveries", operation_id="list_job_deliveries", response_model=DeliveryList,
+            responses=problems(404), tags=["jobs"])  # fmt: skip
 def job_deliveries(job_id: str, session: DbSession, tenant: ReadTenant) -> DeliveryList:
     """Every webhook delivery of the job's final event, with every attempt and its answer."""
     owned(session, JobRow, job_id, tenant, "job")
