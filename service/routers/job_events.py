@@ -32,6 +32,8 @@ from service.deps import AppSettings, ReadTenant
 from service.openapi_docs import component, problems
 from service.ownership import owned
 
+#: the largest event number a database integer holds: a larger one is a 422, not a broken stream
+MAX_SEQ = 2**63 - 1
 router = APIRouter(prefix="/v1/jobs", tags=["jobs"])
 EVENT_STREAM = "text/event-stream"
 #: events read per poll; a stream that is far behind catches up in batches this size
@@ -94,9 +96,11 @@ async def job_event_stream(
     settings: AppSettings,
     tenant: ReadTenant,
     last_event_id: Annotated[
-        int | None, Header(alias="Last-Event-ID", ge=0, description="resume after this event (its seq)")
+        int | None, Header(alias="Last-Event-ID", ge=0, le=MAX_SEQ, description="resume after this event (its seq)")
     ] = None,
-    after: Annotated[int | None, Query(ge=0, description="like Last-Event-ID, for clients that cannot set it")] = None,
+    after: Annotated[
+        int | None, Query(ge=0, le=MAX_SEQ, description="like Last-Event-ID, for clients that cannot set it")
+    ] = None,
     until_now: Annotated[
         bool, Query(description="end after the events stored so far (a log, not a live stream)")
     ] = False,
