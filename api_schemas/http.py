@@ -30,9 +30,20 @@ TERMINAL_STATES = frozenset({JobStatus.succeeded, JobStatus.failed, JobStatus.ca
 ACTIVE_STATES = frozenset({JobStatus.queued, JobStatus.running})
 
 Number = float
+#: a class label or a regression value as the dataset had it: labels keep their JSON type
+Label = int | float | str
+#: a feature value or target of a dataset row (numbers; labels of a preview may be strings)
+Cell = float | int | str
+#: metric or loss name -> value (null when it could not be computed, e.g. on an empty split)
+NamedValues = dict[str, float | None]
 
 
 Timestamp = Annotated[datetime, AfterValidator(as_utc)]
+
+#: the member every paginated list has beside ``items`` (service/pagination.py)
+NEXT_CURSOR = Field(
+    None, description="pass as `cursor` to get the next page; null on the last page (also sent as a `Link` header)"
+)
 
 
 class _Request(BaseModel):
@@ -69,7 +80,7 @@ class DatasetOut(BaseModel):
     task: Literal["classification", "regression"]
     n_samples: int
     n_features: int
-    classes: list[Any] | None = None
+    classes: list[Label] | None = None
     feature_names: list[str]
     target_name: str | None = None
     source_format: str
@@ -79,6 +90,7 @@ class DatasetOut(BaseModel):
 
 class DatasetList(BaseModel):
     items: list[DatasetOut]
+    next_cursor: str | None = NEXT_CURSOR
 
 
 class FeatureRange(BaseModel):
@@ -91,7 +103,7 @@ class DatasetPreview(BaseModel):
 
     id: str
     columns: list[str] = Field(description="the feature names, then `target`")
-    rows: list[list[Any]] = Field(description="the first rows: feature values, then the target (label or number)")
+    rows: list[list[Cell]] = Field(description="the first rows: feature values, then the target (label or number)")
     n_samples: int
     feature_ranges: list[FeatureRange] = Field(description="per feature: smallest and largest value over every row")
 
@@ -145,8 +157,6 @@ StopReason = Literal["converged", "max_epochs", "cancelled", "time_limit"]
 class TrainingOutcomeFields(BaseModel):
     """How a run ended (docs/design.md#training-defaults); set once training has finished."""
 
-    model_config = ConfigDict(extra="allow")
-
     stop_reason: StopReason | None = Field(
         None,
         description="converged (early stopping: no better validation loss for `patience` epochs), max_epochs, "
@@ -165,14 +175,30 @@ class TrainingOutcomeFields(BaseModel):
     warnings: list[str] = Field(default_factory=list, description="e.g. a spline layer with many points off its grid")
 
 
+class RegisteredAs(BaseModel):
+    """Where a job's ``register_as`` put its model: the name, and the version (null if the name was deleted)."""
+
+    name: str
+    version: int | None = None
+
+
 class JobProgress(TrainingOutcomeFields):
     """Where a job is: the last finished epoch and its numbers, then (once finished) how it ended.
 
-    Other members the worker writes (losses, metrics, lr, attempt ...) are passed through.
+    Every member the worker writes (``worker/training_job.py``: ``epoch_progress``, ``outcome_progress``)
+    is declared here, so clients get them typed.
     """
 
     epoch: int = 0
     epochs: int | None = Field(None, description="the epoch limit (null while it is still to be planned)")
+    lr: float | None = Field(None, description="the weights' learning rate during the last epoch")
+    losses: NamedValues = Field(default_factory=dict, description="the last epoch's loss terms (data, bv2 ...)")
+    train_metrics: NamedValues = Field(default_factory=dict, description="the last epoch's training metrics")
+    validation_metrics: NamedValues = Field(default_factory=dict, description="the last epoch's validation metrics")
+    epoch_seconds: float | None = Field(None, description="how long the last epoch took")
+    attempt: int | None = Field(None, description="which attempt (1, 2 ...) runs or ran the job")
+    resumed_from_epoch: int | None = Field(None, description="the checkpoint epoch this attempt resumed from")
+    registered_as: RegisteredAs | None = None
 
 
 class TrainingOutcomeOut(TrainingOutcomeFields):
@@ -182,10 +208,8 @@ class TrainingOutcomeOut(TrainingOutcomeFields):
 class ModelMetrics(BaseModel):
     """A model's metrics, measured through the served map, and how its training ended."""
 
-    model_config = ConfigDict(extra="allow")
-
-    train: dict[str, Any] = Field(default_factory=dict)
-    validation: dict[str, Any] = Field(default_factory=dict)
+    train: NamedValues = Field(default_factory=dict, description="metric name -> value on the training split")
+    validation: NamedValues = Field(default_factory=dict, description="metric name -> value on the validation split")
     epochs: int | None = Field(None, description="epochs trained")
     training: TrainingOutcomeOut | None = None
     warnings: list[str] = Field(default_factory=list)
@@ -195,7 +219,7 @@ class JobOut(BaseModel):
     id: str
     status: JobStatus
     dataset_id: str | None
-    config: dict[str, Any]
+    config: TrainingConfig
     queue: str
     progress: JobProgress
     model_id: str | None = None
@@ -216,12 +240,28 @@ class JobOut(BaseModel):
 
 class JobList(BaseModel):
     items: list[JobOut]
+    next_cursor: str | None = NEXT_CURSOR
+
+
+class EpochHistoryRow(BaseModel):
+    """One epoch of a job's history (``lipspline.training.EpochReport`` plus the attempt that ran it)."""
+
+    epoch: int
+    epochs: int = Field(description="the run's epoch limit")
+    losses: NamedValues
+    train_metrics: NamedValues
+    validation_metrics: NamedValues
+    elapsed_s: float = Field(description="seconds the epoch took")
+    lambdas: list[float] = Field(default_factory=list, description="the regularisation weight of each spline layer")
+    lr: float | None = None
+    improved: bool = Field(False, description="the monitored loss was the best so far")
+    attempt: int | None = None
 
 
 class JobMetrics(BaseModel):
     id: str
     status: JobStatus
-    history: list[dict[str, Any]]
+    history: list[EpochHistoryRow]
 
 
 JobEventType = Literal["status", "epoch", "final"]
@@ -266,6 +306,7 @@ class WebhookEndpointOut(BaseModel):
 
 class WebhookEndpointList(BaseModel):
     items: list[WebhookEndpointOut]
+    next_cursor: str | None = NEXT_CURSOR
 
 
 class DeliveryAttemptOut(BaseModel):
@@ -304,13 +345,28 @@ class LipschitzSummary(BaseModel):
     skipped: dict[str, str] = Field(default_factory=dict)
 
 
+class SparsityLayer(BaseModel):
+    layer: int = Field(description="index of the spline layer")
+    neurons: int
+    active_knots: int = Field(description="active knots of the layer, all neurons together")
+    active_knots_per_neuron: list[int]
+    interior_knots_per_neuron: int = Field(description="the knots each neuron could use")
+
+
+class Sparsity(BaseModel):
+    """Active knots per spline layer: the sparsity BV² regularisation buys."""
+
+    layers: list[SparsityLayer] = Field(default_factory=list)
+    total_active_knots: int = 0
+
+
 class ModelOut(BaseModel):
     id: str
     job_id: str
     dataset_id: str | None
-    task: str
-    config: dict[str, Any]
-    classes: list[Any] | None = None
+    task: Literal["classification", "regression"]
+    config: TrainingConfig
+    classes: list[Label] | None = None
     feature_names: list[str]
     metrics: ModelMetrics
     lipschitz: LipschitzSummary
@@ -320,7 +376,7 @@ class ModelOut(BaseModel):
     certified_tolerance: CertifiedToleranceOut | None = Field(
         None, description="regression: certified output change at each input eps, beside the validation error"
     )
-    sparsity: dict[str, Any]
+    sparsity: Sparsity
     parameter_count: int
     weights_sha256: str
     created_at: Timestamp
@@ -328,6 +384,7 @@ class ModelOut(BaseModel):
 
 class ModelList(BaseModel):
     items: list[ModelOut]
+    next_cursor: str | None = NEXT_CURSOR
 
 
 def _check_finite_rows(rows: list[list[float]] | None) -> list[list[float]] | None:
@@ -359,7 +416,9 @@ class PredictResponse(BaseModel):
     ``||g(x) - g(y)||_2 <= lipschitz_bound * ||x - y||_2 + rounding_bound(x) + rounding_bound(y)``.
     """
 
-    predictions: list[Any]
+    predictions: list[Label] = Field(
+        description="per input: the class label (classification, as the dataset had it) or the value (regression)"
+    )
     outputs: list[list[float]]
     lipschitz_bound: float = Field(description="certified global l2 Lipschitz bound of raw input -> outputs")
     rounding_bound: list[float] = Field(
@@ -401,7 +460,42 @@ class LocalBoundOut(BaseModel):
         None, description="l2 radius (at most epsilon) within which the returned label provably cannot change"
     )
     rounding_bound: float | None = Field(None, description="proven rounding bound of this input's outputs")
-    prediction: Any = None
+    prediction: Label | None = Field(None, description="the label (classification) or value (regression)")
+
+
+class KnotsOut(BaseModel):
+    """A learnable spline's knots: positions, each unit's value there, and which knots are active."""
+
+    x: list[float]
+    y: list[list[float]] = Field(description="per unit, the value at each knot")
+    active: list[list[bool]] = Field(description="per unit, whether each knot is active (a slope change)")
+
+
+class PreactivationRange(BaseModel):
+    min: list[float] = Field(description="per unit: the smallest training pre-activation")
+    max: list[float] = Field(description="per unit: the largest training pre-activation")
+
+
+class ActivationLayerOut(BaseModel):
+    """One activation layer, sampled (``service/activation_curves.py``)."""
+
+    layer: int
+    kind: str = Field(description="the activation's class, e.g. LinearSpline, ReLU")
+    units: int = Field(description="units with a curve of their own (1 for a fixed activation)")
+    learnable: bool
+    x: list[float] | None = Field(None, description="the sample positions, shared by every unit")
+    y: list[list[float]] | None = Field(None, description="per unit, the activation at each x")
+    note: str | None = Field(None, description="why there is no per-unit curve, when there is none")
+    knots: KnotsOut | None = None
+    preactivation_range: PreactivationRange | None = Field(
+        None, description="null when the model's dataset was deleted"
+    )
+
+
+class ActivationsOut(BaseModel):
+    model_id: str
+    points: int = Field(description="samples per curve")
+    layers: list[ActivationLayerOut]
 
 
 class CertifyResponse(BaseModel):

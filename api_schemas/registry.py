@@ -8,11 +8,10 @@ model accept a *model reference*: a model id, ``name@alias`` or ``name/versions/
 
 from __future__ import annotations
 
-from typing import Any
-
 from pydantic import BaseModel, ConfigDict, Field
 
-from api_schemas.http import NAME_PATTERN, Timestamp
+from api_schemas.http import NAME_PATTERN, NEXT_CURSOR, Timestamp
+from api_schemas.training_config import TrainingConfig
 
 #: an alias starts with a letter, so it can never be mistaken for a version number
 ALIAS_PATTERN = r"^[A-Za-z][A-Za-z0-9._-]{0,63}$"
@@ -49,7 +48,7 @@ class Lineage(BaseModel):
     job_id: str
     dataset_id: str | None = Field(description="null once the dataset was deleted (its sha256 stays)")
     dataset_sha256: str | None
-    config: dict[str, Any]
+    config: TrainingConfig
 
 
 class VersionOut(BaseModel):
@@ -66,6 +65,7 @@ class VersionOut(BaseModel):
 
 class VersionList(BaseModel):
     items: list[VersionOut]
+    next_cursor: str | None = NEXT_CURSOR
 
 
 class RegisteredModelOut(BaseModel):
@@ -79,6 +79,7 @@ class RegisteredModelOut(BaseModel):
 
 class RegisteredModelList(BaseModel):
     items: list[RegisteredModelOut]
+    next_cursor: str | None = NEXT_CURSOR
 
 
 class AliasOut(BaseModel):

@@ -13,6 +13,7 @@ from typing import Annotated, Any, Literal
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
 from api_schemas.http import NAME_PATTERN, JobStatus
+from api_schemas.robustness import CertifiedAccuracyOut
 from api_schemas.timestamps import as_utc
 from api_schemas.training_config import TrainingConfig
 
@@ -106,10 +107,14 @@ class SweepAccepted(BaseModel):
     trials: int = Field(description="trials the sweep will run (at most)")
 
 
+#: one value a sweep gives a config path: a number, a name, a flag, or a list (``architecture.hidden``)
+ParamValue = int | float | str | bool | list[int]
+
+
 class TrialOut(BaseModel):
     trial: int
     job_id: str
-    params: dict[str, Any]
+    params: dict[str, ParamValue] = Field(description="config path -> the value this trial uses")
     status: str = Field(description="the job's status, or 'stopped' when successive halving stopped it")
     job_status: JobStatus
     worker_host: str | None = None
@@ -122,7 +127,7 @@ class TrialOut(BaseModel):
     model_id: str | None = None
     score: float | None = Field(None, description="validation accuracy (classification) or -RMSE (regression)")
     certified_lipschitz: float | None = None
-    certified_accuracy: dict[str, Any] | None = Field(None, description="the model's certified-accuracy curve")
+    certified_accuracy: CertifiedAccuracyOut | None = Field(None, description="the model's certified-accuracy curve")
 
 
 class SweepProgress(BaseModel):
@@ -150,11 +155,16 @@ class Fronts(BaseModel):
     radius: float | None = Field(None, description="the radius the certified-accuracy front is read at")
 
 
+class RegisteredVersion(BaseModel):
+    name: str
+    version: int | None = Field(None, description="null if the name was deleted before the sweep ended")
+
+
 class Selected(BaseModel):
     trial: int
     model_id: str | None
-    rule: dict[str, Any]
-    registered_as: dict[str, Any] | None = None
+    rule: Select
+    registered_as: RegisteredVersion | None = None
 
 
 class SweepOut(BaseModel):
@@ -162,9 +172,9 @@ class SweepOut(BaseModel):
     status: Literal["running", "succeeded", "failed", "cancelled"]
     dataset_id: str | None
     strategy: str
-    budget: dict[str, Any]
-    space: dict[str, Any]
-    select: dict[str, Any]
+    budget: Budget
+    space: dict[str, list[ParamValue] | RangeSpec]
+    select: Select
     progress: SweepProgress
     trials: list[TrialOut]
     front: Fronts | None = Field(None, description="once the sweep has finished trials")

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
-from fastapi import FastAPI
+from fastapi import Depends, FastAPI
 
 from lipspline_platform.reconciler import Reconciler
 from lipspline_platform.settings import Settings, get_settings
@@ -19,11 +19,13 @@ from service.docs_pages import install_docs
 from service.limits import BodySizeLimit
 from service.metrics import RequestMetrics, scrape_registries
 from service.model_cache import ModelCache
-from service.openapi_docs import install_openapi
+from service.openapi_docs import install_openapi, operation_id_of
 from service.problems import install_problem_handlers
+from service.query_parameters import reject_unknown_query_parameters
 from service.rate_limit import rate_limiter_for
 from service.request_context import RequestContext
 from service.routers import admin, datasets, health, job_events, jobs, models, oip, registry, sweeps, ui, webhooks
+from service.trailing_slash import TrailingSlash
 
 DESCRIPTION = """
 Train deep-spline networks (learnable linear-spline activations, BV² objective)
@@ -58,7 +60,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or get_settings()
     settings.ensure_dirs()
     app = FastAPI(title="LipSpline", version="1.0.0", description=DESCRIPTION, lifespan=_reconciler_lifespan,
-                  docs_url=None, redoc_url=None)  # fmt: skip
+                  docs_url=None, redoc_url=None,
+                  # a misspelt query parameter is a 400 naming it, never silently ignored (all /v1 routes)
+                  dependencies=[Depends(reject_unknown_query_parameters)],
+                  # operationIds are the handlers' names (or their explicit operation_id): `submit_job`, not
+                  # `submit_job_v1_jobs_post`, so generated clients get short, readable function names
+                  generate_unique_id_function=operation_id_of)  # fmt: skip
     install_docs(app)  # /docs and /redoc with assets from the installed package, not a CDN
     app.state.settings = settings
     app.state.model_cache = ModelCache(settings.resolved_database_url, settings.model_cache_size)
@@ -76,6 +83,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.add_middleware(RequestMetrics)
         # outermost: the request id is bound before anything logs, and returned on every response
         app.add_middleware(RequestContext)
+    # before routing and everything else: /v1/jobs/ is served as /v1/jobs, never a bare 307
+    app.add_middleware(TrailingSlash)
     for router in (health.router, metrics.router, datasets.router, jobs.router, job_events.router, webhooks.router,
                    models.router, registry.router, sweeps.router, oip.router, admin.router,
                    ui.router):

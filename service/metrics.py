@@ -128,6 +128,7 @@ router = APIRouter(tags=["operations"])
 
 @router.get(
     "/metrics",
+    operation_id="get_prometheus_metrics",
     response_class=Response,
     dependencies=[Depends(metrics_access)],
     responses={200: {"content": {CONTENT_TYPE_LATEST.split(";")[0]: {"schema": {"type": "string"}}},

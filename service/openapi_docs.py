@@ -25,6 +25,7 @@ from collections.abc import Callable
 from typing import Any
 
 from fastapi import FastAPI
+from fastapi.routing import APIRoute
 from pydantic import BaseModel
 
 from api_schemas.http import Problem
@@ -79,17 +80,22 @@ def problems(*statuses: int | tuple[int, str]) -> dict[int | str, dict[str, Any]
     return declared
 
 
-def created_headers(what: str) -> dict[str, Any]:
-    """Headers of a 201/202 from a POST that takes an ``Idempotency-Key`` (merged into its success response)."""
-    return {
-        "headers": {
-            "Location": _header(f"path of the new {what}"),
-            "Idempotent-Replayed": _header(
-                "`true` when this is the stored response of an earlier request with the same Idempotency-Key",
-                required=False,
-            ),
-        }
+def created_headers(what: str, *, accepted: bool = False) -> dict[str, Any]:
+    """Headers of a 201/202 from a POST that takes an ``Idempotency-Key`` (merged into its success response).
+
+    ``accepted``: a 202, whose work goes on after the answer; ``Retry-After`` says when to look at ``Location``.
+    """
+    headers = {
+        "Location": _header(f"path of the new {what}"),
+        "Idempotent-Replayed": _header(
+            "`true` when this is the stored response of an earlier request with the same Idempotency-Key",
+            required=False,
+        ),
     }
+    if accepted:
+        headers["Retry-After"] = _header(f"whole seconds before it is worth asking `Location` how the {what} is doing",
+                                         "integer")  # fmt: skip
+    return {"headers": headers}
 
 
 #: request bodies a route parses itself (declared with :func:`json_body`), added to the components
@@ -190,13 +196,35 @@ def document_problems(schema: dict[str, Any]) -> dict[str, Any]:
     return schema
 
 
+def operation_id_of(route: APIRoute) -> str:
+    """A route's operationId: its handler's name (``submit_job``), short and stable for generated clients.
+
+    FastAPI's default appends the path and method (``submit_job_v1_jobs_post``). Names must then be
+    unique across the app: :func:`install_openapi` refuses a document where two operations share one.
+    """
+    return route.name
+
+
+def _unique_operation_ids(schema: dict[str, Any]) -> None:
+    seen: dict[str, str] = {}
+    for path, path_item in schema.get("paths", {}).items():
+        for method, operation in path_item.items():
+            where = f"{method.upper()} {path}"
+            operation_id = operation["operationId"]
+            if operation_id in seen:
+                raise RuntimeError(f"operationId {operation_id!r} of {where} is also that of {seen[operation_id]}")
+            seen[operation_id] = where
+
+
 def install_openapi(app: FastAPI) -> None:
     """Make ``app.openapi()`` (and so ``/openapi.json`` and ``/docs``) return the completed document."""
     generate: Callable[[], dict[str, Any]] = app.openapi
 
     def openapi() -> dict[str, Any]:
         if app.openapi_schema is None:
-            app.openapi_schema = document_problems(generate())
+            schema = document_problems(generate())
+            _unique_operation_ids(schema)
+            app.openapi_schema = schema
         return app.openapi_schema
 
     app.openapi = openapi  # type: ignore[method-assign]

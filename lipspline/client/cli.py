@@ -54,7 +54,7 @@ def handles_errors(command: Callable[..., Any]) -> Callable[..., Any]:
 
 def print_json(value: Any) -> None:
     if isinstance(value, BaseModel):
-        click.echo(value.model_dump_json(indent=2))
+        click.echo(value.model_dump_json(indent=2, by_alias=True))
     else:
         click.echo(json.dumps(value, indent=2, default=str))
 

@@ -43,6 +43,8 @@ from lipspline.client.errors import JobFailedError, LipSplineError
 from lipspline.client.transport import RETRY_ERRORS, AsyncTransport, Request, SyncTransport
 
 T = TypeVar("T")
+#: records per request when the SDK reads a whole list (the service's largest page)
+LIST_PAGE_SIZE = 200
 Model = TypeVar("Model", bound=BaseModel)
 
 
@@ -54,12 +56,32 @@ def _nothing(_response: httpx.Response) -> None:
     return None
 
 
+def _page(request: Request, cursor: str | None) -> Request:
+    """The request for the page after ``cursor`` (the list's filters kept)."""
+    params = dict(request.params or {})
+    if cursor is not None:
+        params["cursor"] = cursor
+    return Request(request.method, request.path, params=params, headers=dict(request.headers))
+
+
+def _merged(model: type[Model], pages: list[Any]) -> Model:
+    """One list model holding the items of every page (``next_cursor`` null: nothing is left)."""
+    return model.model_validate({"items": [item for page in pages for item in page.items], "next_cursor": None})
+
+
 class SyncRunner:
     def __init__(self, transport: SyncTransport) -> None:
         self.transport = transport
 
     def run(self, request: Request, parse: Callable[[httpx.Response], T]) -> T:
         return parse(self.transport.send(request))
+
+    def run_all(self, request: Request, model: type[Model]) -> Model:
+        """Every page of a paginated list, following ``next_cursor`` (service/pagination.py)."""
+        pages = [self.run(_page(request, None), _as(model))]
+        while pages[-1].next_cursor is not None:
+            pages.append(self.run(_page(request, pages[-1].next_cursor), _as(model)))
+        return _merged(model, pages)
 
 
 class AsyncRunner:
@@ -68,6 +90,17 @@ class AsyncRunner:
 
     async def run(self, request: Request, parse: Callable[[httpx.Response], T]) -> T:
         return parse(await self.transport.send(request))
+
+    async def run_all(self, request: Request, model: type[Model]) -> Model:
+        pages = [await self.run(_page(request, None), _as(model))]
+        while pages[-1].next_cursor is not None:
+            pages.append(await self.run(_page(request, pages[-1].next_cursor), _as(model)))
+        return _merged(model, pages)
+
+
+def _filters(**values: Any) -> dict[str, Any]:
+    """The query string of a list: the filters that were given, with the largest page size."""
+    return {"limit": LIST_PAGE_SIZE, **{key: value for key, value in values.items() if value is not None}}
 
 
 def _rows(X: Any) -> list[list[float]]:
@@ -105,8 +138,9 @@ class Datasets:
         """Upload a file, a DataFrame or ``(X, y)``; the stored dataset (``DatasetOut``)."""
         return self._runner.run(upload_request(source, target, name, task), _as(DatasetOut))
 
-    def list(self):
-        return self._runner.run(Request("GET", "/v1/datasets"), lambda r: DatasetList.model_validate_json(r.content))
+    def list(self, *, name: str | None = None, task: str | None = None):
+        """Every dataset of the tenant (all pages), newest first; ``name`` / ``task`` filter."""
+        return self._runner.run_all(Request("GET", "/v1/datasets", params=_filters(name=name, task=task)), DatasetList)
 
     def get(self, dataset_id: str):
         return self._runner.run(Request("GET", f"/v1/datasets/{quote(dataset_id, safe='')}"), _as(DatasetOut))
@@ -129,7 +163,8 @@ def metrics_frame(metrics: JobMetrics) -> Any:
     import pandas as pd
 
     rows = []
-    for report in metrics.history:
+    for entry in metrics.history:
+        report = entry.model_dump()
         row = {k: v for k, v in report.items() if not isinstance(v, dict | list)}
         for group in ("losses", "train_metrics", "validation_metrics"):
             prefix = {"losses": "loss_", "train_metrics": "train_", "validation_metrics": "val_"}[group]
@@ -177,8 +212,10 @@ class Job:
 
     def metrics_history(self):
         """The per-epoch history as the service stores it: a list of dicts, one per epoch (no pandas)."""
-        return self._runner.run(Request("GET", f"/v1/jobs/{self.id}/metrics"),
-                                lambda r: JobMetrics.model_validate_json(r.content).history)  # fmt: skip
+        def rows(response: httpx.Response) -> list[dict]:
+            return [row.model_dump() for row in JobMetrics.model_validate_json(response.content).history]
+
+        return self._runner.run(Request("GET", f"/v1/jobs/{self.id}/metrics"), rows)
 
     def deliveries(self) -> DeliveryList:
         return self._runner.run(Request("GET", f"/v1/jobs/{self.id}/deliveries"), _as(DeliveryList))
@@ -319,9 +356,10 @@ class Jobs:
         return self._runner.run(Request("GET", f"/v1/jobs/{quote(job_id, safe='')}"),
                                 lambda r: self._job(self._runner, JobOut.model_validate_json(r.content)))  # fmt: skip
 
-    def list(self, status: str | None = None):
-        params = {"status": status} if status else None
-        return self._runner.run(Request("GET", "/v1/jobs", params=params), _as(JobList))
+    def list(self, status: str | None = None, *, dataset_id: str | None = None):
+        """Every job of the tenant (all pages), newest first; ``status`` / ``dataset_id`` filter."""
+        params = _filters(status=status or None, dataset_id=dataset_id)
+        return self._runner.run_all(Request("GET", "/v1/jobs", params=params), JobList)
 
 
 # ---- models -----------------------------------------------------------------------------------------
@@ -414,8 +452,10 @@ class Models:
         return self._runner.run(Request("GET", f"/v1/models/{quote(ref, safe='')}"),
                                 lambda r: self._handle(self._runner, model(r)))  # fmt: skip
 
-    def list(self):
-        return self._runner.run(Request("GET", "/v1/models"), _as(ModelList))
+    def list(self, *, dataset_id: str | None = None, task: str | None = None):
+        """Every model of the tenant (all pages), newest first; ``dataset_id`` / ``task`` filter."""
+        params = _filters(dataset_id=dataset_id, task=task)
+        return self._runner.run_all(Request("GET", "/v1/models", params=params), ModelList)
 
 
 # ---- webhooks ---------------------------------------------------------------------------------------
@@ -431,7 +471,8 @@ class Webhooks:
         return self._runner.run(Request("POST", "/v1/webhooks", json={"url": url}), _as(WebhookEndpointOut))
 
     def list(self):
-        return self._runner.run(Request("GET", "/v1/webhooks"), _as(WebhookEndpointList))
+        """Every registered endpoint (all pages), newest first."""
+        return self._runner.run_all(Request("GET", "/v1/webhooks", params=_filters()), WebhookEndpointList)
 
     def delete(self, endpoint_id: str):
         return self._runner.run(Request("DELETE", f"/v1/webhooks/{quote(endpoint_id, safe='')}"), _nothing)

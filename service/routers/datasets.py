@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Query, Request, Response
 from fastapi.concurrency import run_in_threadpool
@@ -27,6 +27,7 @@ from service.idempotency import IdempotencyKey, IdempotentRequest, fingerprint
 from service.limits import check_dataset
 from service.openapi_docs import created_headers, problems
 from service.ownership import owned
+from service.pagination import LINK_HEADER, CreatedAfter, CreatedBefore, Page, created_between, link_next, newest_first
 from service.problems import ProblemError, invalid_field
 
 router = APIRouter(prefix="/v1/datasets", tags=["datasets"])
@@ -155,6 +156,7 @@ def _create(parsed: dict[str, Any], idem: IdempotentRequest, tenant: str, settin
 
 @router.post(
     "",
+    operation_id="upload_dataset",
     status_code=201,
     response_model=DatasetOut,
     openapi_extra=_UPLOAD_BODY,
@@ -193,11 +195,28 @@ async def create_dataset(
     return await run_in_threadpool(_create, parsed, idem, tenant, settings)
 
 
-@router.get("", response_model=DatasetList)
-def list_datasets(session: DbSession, tenant: ReadTenant) -> DatasetList:
-    query = select(DatasetRow).where(DatasetRow.tenant_id == tenant).order_by(DatasetRow.created_at.desc())
-    rows = session.scalars(query).all()
-    return DatasetList(items=[to_out(r) for r in rows])
+@router.get("", response_model=DatasetList, responses={200: LINK_HEADER})
+def list_datasets(
+    request: Request,
+    response: Response,
+    session: DbSession,
+    tenant: ReadTenant,
+    page: Page,
+    name: Annotated[str | None, Query(max_length=200, description="only datasets of exactly this name")] = None,
+    task: Annotated[Literal["classification", "regression"] | None, Query(description="only this task")] = None,
+    created_after: CreatedAfter = None,
+    created_before: CreatedBefore = None,
+) -> DatasetList:
+    """The tenant's datasets, newest first, a page at a time (``next_cursor``), filtered."""
+    query = select(DatasetRow).where(DatasetRow.tenant_id == tenant)
+    if name is not None:
+        query = query.where(DatasetRow.name == name)
+    if task is not None:
+        query = query.where(DatasetRow.task == task)
+    query = created_between(query, DatasetRow.created_at, created_after, created_before)
+    found = newest_first(session, query, page, DatasetRow.created_at, DatasetRow.id)
+    link_next(request, response, found.next_cursor)
+    return DatasetList(items=[to_out(r) for r in found.rows], next_cursor=found.next_cursor)
 
 
 @router.get("/{dataset_id}", response_model=DatasetOut, responses=problems(404))

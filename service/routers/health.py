@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+from typing import Literal
+
 from fastapi import APIRouter
 from fastapi.responses import JSONResponse
+from pydantic import BaseModel, Field
 from sqlalchemy import text
 
 from lipspline_platform.db.engine import get_engine
@@ -15,13 +18,23 @@ from service.problems import PROBLEM_JSON, problem_body
 router = APIRouter(tags=["health"])
 
 
-@router.get("/healthz")
+class Readiness(BaseModel):
+    status: Literal["ready"]
+    checks: dict[str, bool] = Field(description="each dependency (database, broker) and whether it answered")
+
+
+class Liveness(BaseModel):
+    status: Literal["ok"]
+
+
+@router.get("/healthz", operation_id="check_liveness", response_model=Liveness)
 def healthz() -> dict[str, str]:
     """The process is up and serving requests."""
     return {"status": "ok"}
 
 
-@router.get("/readyz", responses=problems((503, "database or broker unreachable (`checks` says which)")))
+@router.get("/readyz", operation_id="check_readiness", response_model=Readiness,
+            responses=problems((503, "database or broker unreachable (`checks` says which)")))  # fmt: skip
 def readyz(settings: AppSettings) -> JSONResponse:
     """Ready when the database answers a query and the broker accepts a connection."""
     checks = {"database": False, "broker": False}

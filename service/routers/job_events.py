@@ -98,6 +98,7 @@ def _check_owned(settings: Settings, job_id: str, tenant: str) -> None:
 
 @router.get(
     "/{job_id}/events",
+    operation_id="stream_job_events",
     response_class=StreamingResponse,
     responses={
         200: {

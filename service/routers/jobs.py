@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import logging
+from typing import Annotated
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Query, Request
 from fastapi.responses import JSONResponse, Response
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -23,12 +24,15 @@ from service.idempotency import IdempotencyKey, IdempotentRequest, fingerprint
 from service.limits import check_network
 from service.openapi_docs import created_headers, problems
 from service.ownership import owned
+from service.pagination import LINK_HEADER, CreatedAfter, CreatedBefore, Page, created_between, link_next, newest_first
 from service.problems import ProblemError
 from service.routers.webhooks import check_notify_url
 
 log = logging.getLogger(__name__)
 router = APIRouter(prefix="/v1/jobs", tags=["jobs"])
 SUBMIT_ROUTE = "POST /v1/jobs"
+#: the 202's Retry-After: a queued job is rarely worth asking about sooner (or follow /events instead)
+POLL_AFTER_S = 1
 
 
 def to_out(row: JobRow) -> JobOut:
@@ -44,7 +48,7 @@ def _get(session: Session, job_id: str, tenant: str, *, lock: bool = False) -> J
     status_code=202,
     response_model=JobAccepted,
     responses={
-        202: created_headers("job"),
+        202: created_headers("job", accepted=True),
         **problems(
             (404, "unknown dataset_id (or another tenant's), or register_as names no registered model"),
             (409, "Idempotency-Key in use by a request still in flight"),
@@ -71,7 +75,7 @@ def _submit(spec: JobCreate, settings: Settings, tenant: str, idem: IdempotentRe
     queue = queue_for_device(spec.config.device)
     job_id = new_id()
     body = JobAccepted(id=job_id, status=JobStatus.queued).model_dump(mode="json")
-    headers = {"Location": f"/v1/jobs/{job_id}"}
+    headers = {"Location": f"/v1/jobs/{job_id}", "Retry-After": str(POLL_AFTER_S)}
     with session_scope(settings.resolved_database_url) as session:
         dataset = session.get(DatasetRow, spec.dataset_id)
         if dataset is None or dataset.tenant_id != tenant:
@@ -120,12 +124,28 @@ def _submit(spec: JobCreate, settings: Settings, tenant: str, idem: IdempotentRe
     return JSONResponse(body, status_code=202, headers=headers)
 
 
-@router.get("", response_model=JobList)
-def list_jobs(session: DbSession, tenant: ReadTenant, status: JobStatus | None = None) -> JobList:
-    query = select(JobRow).where(JobRow.tenant_id == tenant).order_by(JobRow.created_at.desc())
+@router.get("", response_model=JobList, responses={200: LINK_HEADER})
+def list_jobs(
+    request: Request,
+    response: Response,
+    session: DbSession,
+    tenant: ReadTenant,
+    page: Page,
+    status: Annotated[JobStatus | None, Query(description="only jobs in this state")] = None,
+    dataset_id: Annotated[str | None, Query(max_length=64, description="only jobs of this dataset")] = None,
+    created_after: CreatedAfter = None,
+    created_before: CreatedBefore = None,
+) -> JobList:
+    """The tenant's jobs, newest first, a page at a time (``next_cursor``), filtered."""
+    query = select(JobRow).where(JobRow.tenant_id == tenant)
     if status is not None:
         query = query.where(JobRow.status == status.value)
-    return JobList(items=[to_out(r) for r in session.scalars(query).all()])
+    if dataset_id is not None:
+        query = query.where(JobRow.dataset_id == dataset_id)
+    query = created_between(query, JobRow.created_at, created_after, created_before)
+    found = newest_first(session, query, page, JobRow.created_at, JobRow.id)
+    link_next(request, response, found.next_cursor)
+    return JobList(items=[to_out(r) for r in found.rows], next_cursor=found.next_cursor)
 
 
 @router.get("/{job_id}", response_model=JobOut, responses=problems(404))
@@ -133,7 +153,7 @@ def get_job(job_id: str, session: DbSession, tenant: ReadTenant) -> JobOut:
     return to_out(_get(session, job_id, tenant))
 
 
-@router.get("/{job_id}/metrics", response_model=JobMetrics, responses=problems(404))
+@router.get("/{job_id}/metrics", operation_id="get_job_metrics", response_model=JobMetrics, responses=problems(404))
 def job_metrics(job_id: str, session: DbSession, tenant: ReadTenant) -> JobMetrics:
     """Per-epoch history: loss terms, train and validation metrics, seconds per epoch."""
     row = _get(session, job_id, tenant)

@@ -14,6 +14,7 @@ from fastapi import APIRouter, Depends, Query, Request, Response
 from sqlalchemy import select
 
 from api_schemas.http import (
+    ActivationsOut,
     CertifyRequest,
     CertifyResponse,
     LipschitzSummary,
@@ -43,6 +44,7 @@ from service.model_cache import LoadedModel, ModelCache, check_stored_weights
 from service.model_refs import ResolvedModelId
 from service.openapi_docs import json_body, problems
 from service.ownership import owned
+from service.pagination import LINK_HEADER, CreatedAfter, CreatedBefore, Page, created_between, link_next, newest_first
 from service.predict_body import parse_predict_body
 from service.problems import ProblemError, invalid_field
 
@@ -97,11 +99,28 @@ def to_out(row: ModelRow) -> ModelOut:
     )
 
 
-@router.get("", response_model=ModelList)
-def list_models(session: DbSession, tenant: ReadTenant) -> ModelList:
-    query = select(ModelRow).where(ModelRow.tenant_id == tenant).order_by(ModelRow.created_at.desc())
-    rows = session.scalars(query).all()
-    return ModelList(items=[to_out(r) for r in rows])
+@router.get("", response_model=ModelList, responses={200: LINK_HEADER})
+def list_models(
+    request: Request,
+    response: Response,
+    session: DbSession,
+    tenant: ReadTenant,
+    page: Page,
+    dataset_id: Annotated[str | None, Query(max_length=64, description="only models trained on this dataset")] = None,
+    job_id: Annotated[str | None, Query(max_length=64, description="only the model of this job")] = None,
+    task: Annotated[Literal["classification", "regression"] | None, Query(description="only this task")] = None,
+    created_after: CreatedAfter = None,
+    created_before: CreatedBefore = None,
+) -> ModelList:
+    """The tenant's models, newest first, a page at a time (``next_cursor``), filtered."""
+    query = select(ModelRow).where(ModelRow.tenant_id == tenant)
+    for column, value in ((ModelRow.dataset_id, dataset_id), (ModelRow.job_id, job_id), (ModelRow.task, task)):
+        if value is not None:
+            query = query.where(column == value)
+    query = created_between(query, ModelRow.created_at, created_after, created_before)
+    found = newest_first(session, query, page, ModelRow.created_at, ModelRow.id)
+    link_next(request, response, found.next_cursor)
+    return ModelList(items=[to_out(r) for r in found.rows], next_cursor=found.next_cursor)
 
 
 @router.get("/{model_id}", response_model=ModelOut, responses=problems(404))
@@ -317,7 +336,8 @@ def _npy_content(loaded: LoadedModel, x: np.ndarray, certified: float, epsilon: 
     return buffer.getvalue()
 
 
-@router.post("/{model_id:path}/certify", response_model=CertifyResponse, responses=_USES_WEIGHTS)
+@router.post("/{model_id:path}/certify", operation_id="certify", response_model=CertifyResponse,
+             responses=_USES_WEIGHTS)  # fmt: skip
 def certify(
     model_id: ResolvedModelId,
     tenant: PredictTenant,
@@ -365,7 +385,8 @@ def _certify(
     return result
 
 
-@router.get("/{model_id:path}/activations", responses=_USES_WEIGHTS)
+@router.get("/{model_id:path}/activations", operation_id="get_activations", response_model=ActivationsOut,
+            responses=_USES_WEIGHTS)  # fmt: skip
 def activations(
     model_id: ResolvedModelId, session: DbSession, cache: Annotated[ModelCache, Depends(cache_of)], tenant: ReadTenant
 ) -> dict[str, Any]:
@@ -390,6 +411,7 @@ _BINARY = {"schema": {"type": "string", "format": "binary"}}
 
 @router.get(
     "/{model_id:path}/download",
+    operation_id="download_model",
     response_class=Response,
     responses={
         200: {

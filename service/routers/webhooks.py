@@ -9,7 +9,7 @@ never in a request; ``GET /v1/jobs/{id}/deliveries`` shows each with every attem
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Response
+from fastapi import APIRouter, Request, Response
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
@@ -38,6 +38,7 @@ from lipspline_platform.webhooks.targets import RefusedTargetError, check_target
 from service.deps import AppSettings, DbSession, ReadTenant, TrainTenant
 from service.openapi_docs import problems
 from service.ownership import owned
+from service.pagination import LINK_HEADER, CreatedAfter, CreatedBefore, Page, created_between, link_next, newest_first
 from service.problems import invalid_field
 
 router = APIRouter()
@@ -93,12 +94,23 @@ def register_webhook(
     return WebhookEndpointOut(id=row.id, url=row.url, created_at=row.created_at, secret=created_secret)
 
 
-@router.get("/v1/webhooks", response_model=WebhookEndpointList, tags=TAGS)
-def list_webhooks(session: DbSession, tenant: ReadTenant) -> WebhookEndpointList:
-    rows = session.scalars(
-        select(WebhookEndpointRow).where(WebhookEndpointRow.tenant_id == tenant).order_by(WebhookEndpointRow.created_at)
-    )
-    return WebhookEndpointList(items=[WebhookEndpointOut(id=r.id, url=r.url, created_at=r.created_at) for r in rows])
+@router.get("/v1/webhooks", response_model=WebhookEndpointList, responses={200: LINK_HEADER}, tags=TAGS)
+def list_webhooks(
+    request: Request,
+    response: Response,
+    session: DbSession,
+    tenant: ReadTenant,
+    page: Page,
+    created_after: CreatedAfter = None,
+    created_before: CreatedBefore = None,
+) -> WebhookEndpointList:
+    """The tenant's registered endpoints, newest first, a page at a time (``next_cursor``)."""
+    query = select(WebhookEndpointRow).where(WebhookEndpointRow.tenant_id == tenant)
+    query = created_between(query, WebhookEndpointRow.created_at, created_after, created_before)
+    found = newest_first(session, query, page, WebhookEndpointRow.created_at, WebhookEndpointRow.id)
+    link_next(request, response, found.next_cursor)
+    return WebhookEndpointList(items=[WebhookEndpointOut(id=r.id, url=r.url, created_at=r.created_at)
+                                      for r in found.rows], next_cursor=found.next_cursor)  # fmt: skip
 
 
 @router.delete("/v1/webhooks/{endpoint_id}", status_code=204, responses=problems(404), tags=TAGS)
@@ -108,7 +120,8 @@ def delete_webhook(endpoint_id: str, session: DbSession, tenant: TrainTenant) ->
     return Response(status_code=204)
 
 
-@router.get("/v1/jobs/{job_id}/deliveries", response_model=DeliveryList, responses=problems(404), tags=["jobs"])
+@router.get("/v1/jobs/{job_id}/deliveries", operation_id="list_job_deliveries", response_model=DeliveryList,
+            responses=problems(404), tags=["jobs"])  # fmt: skip
 def job_deliveries(job_id: str, session: DbSession, tenant: ReadTenant) -> DeliveryList:
     """Every webhook delivery of the job's final event, with every attempt and its answer."""
     owned(session, JobRow, job_id, tenant, "job")

@@ -281,7 +281,7 @@ def test_scopes_expiry_and_revocation_across_both_processes(ops: Operations) -> 
     ops.keys_used += [key, expiring_key]
     for which in (0, 1):  # works at once, in both processes
         with ops.client(which, key) as client:
-            assert client.get("/v1/models").json() == {"items": []}
+            assert client.get("/v1/models").json() == {"items": [], "next_cursor": None}
             for method, path in (("POST", "/v1/jobs"), ("DELETE", "/v1/datasets/anything")):
                 response = client.request(method, path, json={} if method == "POST" else None)
                 assert response.status_code == 403, response.text

@@ -180,8 +180,8 @@ def test_register_as_registers_the_model_when_the_job_succeeds(svc: Service) -> 
                                                    "register_as": NAME}).json()["id"] for _ in range(2)]  # fmt: skip
     models = [svc.worker.run(job_id) for job_id in submitted]
     versions = svc.client.get(f"/v1/registered-models/{NAME}/versions").json()["items"]
-    assert [(v["version"], v["model_id"], v["created_by"]) for v in versions] == [
-        (1, models[0], f"job:{submitted[0]}"), (2, models[1], f"job:{submitted[1]}")]  # fmt: skip
+    assert [(v["version"], v["model_id"], v["created_by"]) for v in versions] == [  # newest first
+        (2, models[1], f"job:{submitted[1]}"), (1, models[0], f"job:{submitted[0]}")]  # fmt: skip
     job = svc.job(submitted[1])
     assert job["register_as"] == NAME and job["progress"]["registered_as"] == {"name": NAME, "version": 2}
 

@@ -77,7 +77,7 @@ def test_admin_creates_a_tenant_and_a_key_that_works_at_once_and_stops_when_revo
     assert made["key"].startswith(made["prefix"]) and made["scopes"] == ["read", "train"]
     assert made["tenant_id"] == tenant["id"]
     team = svc.open_client(made["key"])
-    assert team.get("/v1/datasets").json() == {"items": []}  # works at once, in its own tenant
+    assert team.get("/v1/datasets").json() == {"items": [], "next_cursor": None}  # works at once, in its own tenant
     listed = admin.get("/v1/admin/keys", params={"tenant": "team-a"}).json()["items"]
     assert [k["prefix"] for k in listed] == [made["prefix"]]
     assert made["key"] not in admin.get("/v1/admin/keys").text  # prefixes only, never a secret

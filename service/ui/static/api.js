@@ -52,6 +52,22 @@ export async function api(path, { method = "GET", json, body, headers = {}, as =
   return as === "blob" ? response.blob() : response.json();
 }
 
+/**
+ * Every item of a paginated list (`{items, next_cursor}`), following `next_cursor` page by page.
+ * `path` may carry filters (`/v1/jobs?status=running`); pages are the largest the API serves.
+ */
+export async function apiList(path, { signal } = {}) {
+  const url = new URL(path, window.location.origin);
+  url.searchParams.set("limit", "200");
+  const items = [];
+  for (;;) {
+    const page = await api(url.pathname + url.search, { signal });
+    items.push(...page.items);
+    if (!page.next_cursor) return items;
+    url.searchParams.set("cursor", page.next_cursor);
+  }
+}
+
 let streamRoute = null;
 
 /** Whether this service streams job events (the route is in its OpenAPI document); asked once per page load. */

@@ -1,6 +1,6 @@
 // Datasets: list with sizes, task and classes; each links to its preview; delete from here or there.
 
-import { api } from "../api.js";
+import { api, apiList } from "../api.js";
 import { h, num, when } from "../dom.js";
 
 /** A delete button that asks once more (no modal dialog: the second press is the confirmation). */
@@ -34,7 +34,7 @@ export function deleteButton(datasetId, { signal, showProblem, onDeleted }) {
 }
 
 export async function render(view, _params, context) {
-  const datasets = (await api("/v1/datasets", { signal: context.signal })).items;
+  const datasets = await apiList("/v1/datasets", { signal: context.signal });
   const rows = datasets.map((d) => {
     const row = h(
       "tr",

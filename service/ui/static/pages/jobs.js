@@ -2,7 +2,7 @@
 // Active jobs are followed one by one (event stream or polling, see api.js watchJob);
 // the list itself is re-read every few seconds to pick up jobs submitted elsewhere.
 
-import { api, isTerminal, watchJob } from "../api.js";
+import { api, apiList, isTerminal, watchJob } from "../api.js";
 import { h, progressBar, statusBadge, when } from "../dom.js";
 
 const RELIST_MS = 4000;
@@ -50,7 +50,7 @@ export async function render(view, _params, { signal, showProblem }) {
       .finally(() => followed.delete(job.id));
   };
   while (!signal.aborted) {
-    const jobs = (await api("/v1/jobs", { signal })).items;
+    const jobs = await apiList("/v1/jobs", { signal });
     body.replaceChildren(...jobs.map(jobRow));
     empty.hidden = jobs.length > 0;
     jobs.forEach(follow);

@@ -1,7 +1,7 @@
 // One model: the learned activations, the certificate against its lower bounds, metrics,
 // config, lineage, registry names and aliases, and downloads.
 
-import { api, saveBlob } from "../api.js";
+import { api, apiList, saveBlob } from "../api.js";
 import { logBars, splineChart } from "../charts.js";
 import { facts, fmt, h, num, section, when } from "../dom.js";
 
@@ -104,10 +104,10 @@ async function activationsSection(modelId, model, signal) {
 }
 
 async function registrySection(modelId, signal) {
-  const names = (await api("/v1/registered-models", { signal })).items;
+  const names = await apiList("/v1/registered-models", { signal });
   const entries = [];
   for (const registered of names) {
-    const versions = (await api(`/v1/registered-models/${encodeURIComponent(registered.name)}/versions`, { signal })).items;
+    const versions = await apiList(`/v1/registered-models/${encodeURIComponent(registered.name)}/versions`, { signal });
     for (const version of versions.filter((v) => v.model_id === modelId)) entries.push(version);
   }
   return section(

@@ -1,10 +1,10 @@
 // Models: every trained model with its task, certificate and size.
 
-import { api } from "../api.js";
+import { api, apiList } from "../api.js";
 import { h, num, when } from "../dom.js";
 
 export async function render(view, _params, { signal }) {
-  const models = (await api("/v1/models", { signal })).items;
+  const models = await apiList("/v1/models", { signal });
   const rows = models.map((m) =>
     h(
       "tr",

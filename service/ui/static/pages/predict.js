@@ -3,7 +3,7 @@
 // with the certified-radius disc around every predicted point: moved anywhere inside its disc,
 // the point keeps its class. That is the product's promise, drawn.
 
-import { api } from "../api.js";
+import { api, apiList } from "../api.js";
 import { axes, PALETTE, scale } from "../charts.js";
 import { fmt, h, num, s } from "../dom.js";
 
@@ -132,7 +132,7 @@ async function regionMap(model, ranges, epsilonOf, onPoints, signal) {
 }
 
 export async function render(view, _params, { signal, showProblem, query }) {
-  const models = (await api("/v1/models", { signal })).items;
+  const models = await apiList("/v1/models", { signal });
   if (!models.length) {
     view.replaceChildren(h("section", { class: "card" }, h("h1", {}, "Predict"), h("p", { class: "muted" }, "No models yet.")));
     return;

@@ -1,0 +1,150 @@
+"""Cursor pagination of every ``/v1`` list: ``limit``, an opaque ``cursor``, ``next_cursor`` and ``Link``.
+
+Why keyset and not offset: a client that pages through jobs while new ones are submitted
+must see each record once. An offset shifts under inserts (a record is shown twice, or
+skipped); a keyset cursor says "after this record" and does not. Lists are ordered newest
+first by ``(created_at, id)``, descending, so the order is total even when many records share
+a timestamp (bulk uploads, a coarse clock): the id breaks every tie.
+
+A cursor is the URL-safe base64 of ``[created_at ISO 8601, id]`` of the last record of the
+page. It is opaque to clients (they pass back what they got); a cursor that does not decode
+is a 400 naming the ``cursor`` parameter. The next page's URL is also sent as an RFC 8288
+``Link: <...>; rel="next"`` header, the way generic HTTP clients follow pages.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Annotated, Any
+
+from fastapi import Depends, Query, Request, Response
+from sqlalchemy import Select, and_, or_
+from sqlalchemy.orm import InstrumentedAttribute, Session
+
+from service.problems import ProblemError
+
+DEFAULT_LIMIT = 50
+MAX_LIMIT = 200
+
+
+def encode_cursor(created_at: datetime, ident: str | int) -> str:
+    """The opaque cursor that continues after the record ``(created_at, ident)``."""
+    if created_at.tzinfo is None:  # SQLite hands back naive datetimes; every stored time is UTC
+        created_at = created_at.replace(tzinfo=UTC)
+    raw = json.dumps([created_at.astimezone(UTC).isoformat(), ident], separators=(",", ":")).encode()
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+def bad_cursor(message: str) -> ProblemError:
+    """400: a cursor this service did not make (or a corrupted one): the client must start over."""
+    return ProblemError(400, "Bad Request", f"cursor: {message}; pass back the next_cursor of a list response",
+                        kind="bad-cursor", errors=[{"field": "cursor", "message": message}])  # fmt: skip
+
+
+def decode_cursor(cursor: str) -> tuple[datetime, str | int]:
+    """``(created_at, id)`` of a cursor made by :func:`encode_cursor`, or a 400 ``bad-cursor``."""
+    try:
+        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
+        created_at, ident = json.loads(raw)
+        moment = datetime.fromisoformat(created_at)
+    except (binascii.Error, ValueError, TypeError, UnicodeDecodeError) as exc:
+        raise bad_cursor("not a cursor of this service") from exc
+    if moment.tzinfo is None or not isinstance(ident, str | int) or isinstance(ident, bool):
+        raise bad_cursor("not a cursor of this service")
+    return moment.astimezone(UTC), ident
+
+
+@dataclass(frozen=True)
+class PageRequest:
+    """What the client asked for: at most ``limit`` records after ``cursor`` (the first page without one)."""
+
+    limit: int
+    cursor: str | None
+
+
+def page_request(
+    limit: Annotated[
+        int, Query(ge=1, le=MAX_LIMIT, description=f"records per page (default {DEFAULT_LIMIT}, at most {MAX_LIMIT})")
+    ] = DEFAULT_LIMIT,
+    cursor: Annotated[
+        str | None,
+        Query(max_length=400, description="`next_cursor` of the previous page; omit it for the first page"),
+    ] = None,
+) -> PageRequest:
+    return PageRequest(limit, cursor)
+
+
+Page = Annotated[PageRequest, Depends(page_request)]
+
+
+@dataclass(frozen=True)
+class PageOf:
+    """One page of rows, and the cursor of the next page (``None`` on the last one)."""
+
+    rows: list[Any]
+    next_cursor: str | None
+
+
+def newest_first(
+    session: Session,
+    query: Select,
+    page: PageRequest,
+    created_at: InstrumentedAttribute,
+    ident: InstrumentedAttribute,
+) -> PageOf:
+    """Run ``query`` (already filtered) for one page, newest first by ``(created_at, ident)``.
+
+    One row more than the page is read to know whether a next page exists, so the last page
+    says ``next_cursor: null`` rather than leaving the client to ask for an empty page.
+    """
+    if page.cursor is not None:
+        after_time, after_id = decode_cursor(page.cursor)
+        query = query.where(or_(created_at < after_time, and_(created_at == after_time, ident < after_id)))
+    rows = list(session.scalars(query.order_by(created_at.desc(), ident.desc()).limit(page.limit + 1)))
+    if len(rows) <= page.limit:
+        return PageOf(rows, None)
+    rows = rows[: page.limit]
+    last = rows[-1]
+    return PageOf(rows, encode_cursor(getattr(last, created_at.key), getattr(last, ident.key)))
+
+
+def link_next(request: Request, response: Response, next_cursor: str | None) -> None:
+    """Set the RFC 8288 ``Link: <next page>; rel="next"`` header: this URL, its filters kept, the new cursor."""
+    if next_cursor is None:
+        return
+    url = request.url.remove_query_params("cursor").include_query_params(cursor=next_cursor)
+    response.headers["Link"] = f'<{url.path}?{url.query}>; rel="next"'
+
+
+#: the ``Link`` header as the OpenAPI document states it on every list (``responses={200: LINK_HEADER}``)
+LINK_HEADER: dict[str, Any] = {
+    "headers": {
+        "Link": {
+            "description": 'RFC 8288: `<URL of the next page>; rel="next"`, absent on the last page',
+            "required": False,
+            "schema": {"type": "string"},
+        }
+    }
+}
+
+
+CreatedAfter = Annotated[datetime | None, Query(description="only records created at or after this time (ISO 8601)")]
+CreatedBefore = Annotated[datetime | None, Query(description="only records created before this time (ISO 8601)")]
+
+
+def created_between(query: Select, created_at: InstrumentedAttribute, after: datetime | None,
+                    before: datetime | None) -> Select:  # fmt: skip
+    """The ``created_after`` / ``created_before`` filters every list has (naive times are read as UTC)."""
+    if after is not None:
+        query = query.where(created_at >= _utc(after))
+    if before is not None:
+        query = query.where(created_at < _utc(before))
+    return query
+
+
+def _utc(moment: datetime) -> datetime:
+    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
