@@ -11,10 +11,11 @@ Two sources of statuses, documented in two ways:
 * statuses a *handler* raises (404 for an unknown id, 409 for a state conflict, 415, 503)
   are declared on the route with :func:`problems`, next to the code that raises them;
 * statuses a *shared layer* answers are added by :func:`install_openapi` wherever that
-  layer runs, so no route can forget them: 401 and 429 on every operation that needs the
-  API key (the ``*Tenant`` dependencies of ``service/deps.py``, visible as the operation's ``security``), 400 (an
-  unparsable body), 413 (``BodySizeLimit``) and 422 (validation) on every operation with a
-  request body, and 422 on every operation with query or header parameters. FastAPI's own
+  layer runs, so no route can forget them: 400 (an unknown query parameter), 401, 403 and 429
+  on every operation that needs the API key (the ``*Tenant`` dependencies of ``service/deps.py``,
+  visible as the operation's ``security``), 400 (an unparsable body), 413 (``BodySizeLimit``)
+  and 422 (validation) on every operation with a request body, and 422 on every operation
+  with query or header parameters (or constrained path parameters). FastAPI's own
   422 is replaced by the problem+json one, or removed where only plain string path
   parameters exist, which cannot fail validation.
 """
@@ -37,7 +38,8 @@ PROBLEM_REF = REF_PREFIX + "Problem"
 FASTAPI_VALIDATION_SCHEMAS = ("HTTPValidationError", "ValidationError")
 
 _DESCRIPTIONS = {
-    400: "the request body cannot be parsed (not JSON, not UTF-8, broken multipart)",
+    400: "the request cannot be parsed: a body that is not JSON, not UTF-8 or broken multipart, an unknown "
+    "query parameter (`unknown-query-parameter`), or a list cursor this service did not make",
     401: "no API key, or an unknown, revoked or expired one",
     403: "the API key lacks the scope this route needs (`insufficient-scope`, `required_scope` names it)",
     404: "unknown id, or an id of another tenant (answered alike)",
@@ -177,7 +179,8 @@ def document_problems(schema: dict[str, Any]) -> dict[str, Any]:
                 del responses["422"]
             shared: list[int] = []
             if operation.get("security"):
-                shared += [401, 403, 429]
+                # every /v1 operation refuses query parameters it does not declare (service/query_parameters.py)
+                shared += [400, 401, 403, 429]
                 _declare_scope(operation)
             if "requestBody" in operation:
                 shared += [400, 413]
