@@ -317,6 +317,15 @@ def test_model_page_draws_every_neuron_and_every_bound(
     assert close(shown(page, "#tightness-value"), lipschitz["tightness"])
     assert close(shown(page, "#best-lower-value"), lipschitz["best_lower"])
 
+    # certified robust accuracy: the global curve (and the local one when computed), one point per radius
+    curve = model["certified_accuracy"]
+    chart = "[data-chart=certified-accuracy]"
+    drawn = page.eval_on_selector_all(
+        f"{chart} path.series", "ps => ps.map(p => [p.dataset.series, +p.dataset.points])"
+    )
+    assert len(drawn) == (2 if curve["local"] else 1) and all(n == len(curve["radii"]) for _, n in drawn)
+    assert close(shown(page, "#clean-accuracy"), curve["accuracy"])
+
     # metrics, lineage, registry
     for split in ("train", "validation"):
         assert close(shown(page, f"[data-metric='{split}.accuracy']"), model["metrics"][split]["accuracy"])

@@ -2,7 +2,7 @@
 // config, lineage, registry names and aliases, and downloads.
 
 import { api, apiList, saveBlob } from "../api.js";
-import { logBars, splineChart } from "../charts.js";
+import { lineChart, logBars, splineChart } from "../charts.js";
 import { facts, fmt, h, num, section, when } from "../dom.js";
 
 /** One line per bound: what it is, shown on hover. */
@@ -54,6 +54,32 @@ function certificateSection(lipschitz) {
     h("p", { class: "muted" }, "The true constant lies between the best lower bound and the certified bound. Hover a bar for what it is."),
     chart,
     h("div", { class: "table-wrap" }, table),
+  );
+}
+
+/** Classifiers: the share of held-out points classified correctly *and* certified at each l2 radius. */
+function robustnessSection(model) {
+  const curve = model.certified_accuracy;
+  if (curve) {
+    const series = [{ name: "certified by the global bound", points: curve.radii.map((r, i) => [r, curve.global[i]]) }];
+    if (curve.local) series.push({ name: "global or local bound", dashed: true, points: curve.radii.map((r, i) => [r, curve.local[i]]) });
+    return section(
+      "Certified robust accuracy",
+      facts([["Points", `${curve.points} (${curve.split} split)`], ["Clean accuracy", num(curve.accuracy, { id: "clean-accuracy" })],
+        ["Radii", curve.radius_rule]]),
+      lineChart({ id: "certified-accuracy", title: "Certified accuracy against the l2 radius", series,
+        xLabel: "radius (l2, raw input units)", yLabel: "certified accuracy (share of points)" }),
+    );
+  }
+  const tolerance = model.certified_tolerance;
+  if (!tolerance) return null;
+  return section(
+    "Certified output tolerance",
+    facts([["Points", `${tolerance.points} (${tolerance.split} split)`], ["MAE", num(tolerance.mae)], ["RMSE", num(tolerance.rmse)]]),
+    lineChart({ id: "certified-tolerance", title: "Largest certified output change against the input change",
+      series: [{ name: "largest over the points", points: tolerance.epsilons.map((e, i) => [e, tolerance.output_tolerance[i]]) },
+        { name: "median", dashed: true, points: tolerance.epsilons.map((e, i) => [e, tolerance.median_output_tolerance[i]]) }],
+      xLabel: "input change ε (l2, raw units)", yLabel: "output change (target units)" }),
   );
 }
 
@@ -169,6 +195,7 @@ export async function render(view, [modelRef], { signal, showProblem }) {
       ["Weights sha256", h("span", { class: "mono small" }, model.weights_sha256)],
     ])),
     certificateSection(model.lipschitz),
+    ...[robustnessSection(model)].filter(Boolean),
     activationSlot,
     section("Metrics", ...metricsTable(model.metrics)),
     registrySlot,
