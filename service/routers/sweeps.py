@@ -27,13 +27,17 @@ from lipspline_platform import registry, sweeps
 from lipspline_platform.db.engine import session_scope
 from lipspline_platform.db.ids import new_id
 from lipspline_platform.db.tables import SweepRow
+from lipspline_platform.settings import Settings
 from service.deps import AppSettings, DbSession, ReadTenant, TrainTenant
+from service.idempotency import IdempotencyKey, IdempotentRequest, fingerprint
 from service.limits import check_network, limit_exceeded
 from service.openapi_docs import created_headers, problems
 from service.ownership import owned
 from service.problems import ProblemError, invalid_field
 
 router = APIRouter(prefix="/v1/sweeps", tags=["sweeps"])
+#: the route's name in the idempotency records
+CREATE_ROUTE = "POST /v1/sweeps"
 
 
 @router.post(
@@ -44,16 +48,31 @@ router = APIRouter(prefix="/v1/sweeps", tags=["sweeps"])
         202: created_headers("sweep"),
         **problems(
             (404, "unknown dataset_id, or register_as names no registered model"),
+            (409, "Idempotency-Key in use by a request still in flight"),
             (
                 422,
                 "a path that is not a config field, a value out of its field's range, an empty or unbounded "
-                "space, a budget over the tenant's quota (max_sweep_trials), a trial over a job limit",
+                "space, a budget over the tenant's quota (max_sweep_trials), a trial over a job limit, "
+                "or an Idempotency-Key reused with another body",
             ),
         ),  # fmt: skip
     },
 )
-def create_sweep(spec: SweepCreate, settings: AppSettings, tenant: TrainTenant) -> Response:
-    """Validate and plan every trial, record the sweep and launch its first trials; returns at once."""
+def create_sweep(
+    spec: SweepCreate, settings: AppSettings, tenant: TrainTenant, idempotency_key: IdempotencyKey = None
+) -> Response:
+    """Validate and plan every trial, record the sweep and launch its first trials; returns at once.
+
+    With an ``Idempotency-Key`` a retried request replays the first answer instead of starting a
+    second sweep (the key's record commits with the sweep row, as for ``POST /v1/jobs``).
+    """
+    idem = IdempotentRequest(settings.resolved_database_url, tenant, CREATE_ROUTE, idempotency_key)
+    request_fingerprint = fingerprint(spec.model_dump(mode="json", by_alias=True))
+    return idem.respond(request_fingerprint, lambda: _create(spec, settings, tenant, idem))
+
+
+def _create(spec: SweepCreate, settings: Settings, tenant: str, idem: IdempotentRequest) -> Response:
+    """The sweep itself: every check first, then the sweep row, its first trials and the key's record in one commit."""
     if spec.budget.max_trials > settings.max_sweep_trials:
         raise limit_exceeded("budget.max_trials", f"{spec.budget.max_trials} trials exceed the limit of "
                              f"{settings.max_sweep_trials}", "max_sweep_trials", settings.max_sweep_trials)  # fmt: skip
@@ -64,6 +83,8 @@ def create_sweep(spec: SweepCreate, settings: AppSettings, tenant: TrainTenant) 
     except SpaceError as error:
         raise invalid_field(error.field, error.message) from None
     sweep_id = new_id()
+    body = SweepAccepted(id=sweep_id, status=sweeps.RUNNING, trials=len(planned)).model_dump(mode="json")
+    headers = {"Location": f"/v1/sweeps/{sweep_id}"}
     with session_scope(settings.resolved_database_url) as session:
         dataset = sweeps.dataset_of(session, spec.dataset_id, tenant)
         if dataset is None:
@@ -76,11 +97,11 @@ def create_sweep(spec: SweepCreate, settings: AppSettings, tenant: TrainTenant) 
             detail = f"register_as: registered model {spec.register_as!r} does not exist"
             errors = [{"field": "register_as", "message": "no registered model of that name"}]
             raise ProblemError(404, "Not Found", detail, kind="not-found", field="register_as", errors=errors)
+        idem.finish(202, body, headers, session=session)
         to_send = sweeps.create(session, sweep_id=sweep_id, tenant_id=tenant, dataset_id=spec.dataset_id,
                                 request=request, planned=planned, register_as=spec.register_as)  # fmt: skip
     sweeps.dispatch(settings, to_send)  # a lost message is re-sent by the reconciler: the jobs are queued rows
-    body = SweepAccepted(id=sweep_id, status=sweeps.RUNNING, trials=len(planned)).model_dump(mode="json")
-    return JSONResponse(body, status_code=202, headers={"Location": f"/v1/sweeps/{sweep_id}"})
+    return JSONResponse(body, status_code=202, headers=headers)
 
 
 @router.get("", response_model=SweepList)

@@ -77,6 +77,19 @@ def test_unknown_and_foreign_datasets_are_404(svc: Service) -> None:
     nothing_created(svc)
 
 
+def test_a_retried_creation_with_its_idempotency_key_starts_one_sweep(svc: Service) -> None:
+    dataset_id = svc.upload()
+    headers = {"Idempotency-Key": "sweep-once"}
+    first = svc.client.post("/v1/sweeps", json=body(dataset_id), headers=headers)
+    again = svc.client.post("/v1/sweeps", json=body(dataset_id), headers=headers)
+    assert first.status_code == again.status_code == 202 and first.json() == again.json()
+    assert again.headers.get("Idempotent-Replayed") == "true"
+    assert [s["id"] for s in svc.client.get("/v1/sweeps").json()["items"]] == [first.json()["id"]]
+    # the same key with another body is refused and starts nothing
+    other = svc.client.post("/v1/sweeps", json=body(dataset_id, seed=7), headers=headers)
+    assert other.status_code == 422 and len(svc.client.get("/v1/sweeps").json()["items"]) == 1
+
+
 def run_to_the_end(svc: Service, sweep_id: str) -> dict[str, Any]:
     """Run every queued trial through the lifecycle and advance, until the sweep is closed."""
     for _ in range(20):
