@@ -91,6 +91,9 @@ def reconcile_once(settings: Settings, send: Sender | None = None, now: datetime
             metrics.JOB_RESENDS.inc()
             to_send.append((job_id, queue))
 
+    # the re-sends go out before the sweeps are looked at: a job marked re-sent is sent at once
+    _send_all(settings, send, to_send, now)
+
     # (c) sweeps whose trials finished without the worker's advance (crash, restart)
     for sweep_id in sweeps.running_sweeps(settings):
         try:
@@ -99,17 +102,21 @@ def reconcile_once(settings: Settings, send: Sender | None = None, now: datetime
             log.warning("sweep %s: advance failed:\n%s", sweep_id, traceback.format_exc())
             continue
         outcome.launched.extend(job_id for job_id, _ in launched)
-        to_send.extend(launched)
+        _send_all(settings, send, launched, now)
 
+    if outcome.resent:
+        log.info("re-sent %d queued job(s) the broker may have lost: %s", len(outcome.resent), outcome.resent)
+    return outcome
+
+
+def _send_all(settings: Settings, send: Sender, to_send: list[tuple[str, str]], now: datetime) -> None:
+    """Hand each (job id, queue) to the broker; one that fails is marked unsent for the next pass."""
     for job_id, queue in to_send:
         try:
             send(settings, job_id, queue)
         except Exception as exc:  # broker down: mark it unsent so the next pass tries again
             log.warning("job %s: re-send failed (%s: %s); retrying next pass", job_id, type(exc).__name__, exc)
             lifecycle.mark_unsent(settings, job_id, now)
-    if outcome.resent:
-        log.info("re-sent %d queued job(s) the broker may have lost: %s", len(outcome.resent), outcome.resent)
-    return outcome
 
 
 # Fork safety: a Celery prefork main process forks pool children while this thread may be
