@@ -85,19 +85,16 @@ class ModelCache:
 
     async def get_async(self, model_id: str, tenant_id: str) -> LoadedModel:
         """``get`` for async routes: a loaded model at once, a load (database, sha256, parsing) in a thread."""
-        return self.cached(model_id, tenant_id) or await run_in_threadpool(self._get, model_id, tenant_id, False)
+        return self.cached(model_id, tenant_id) or await run_in_threadpool(self._load_into_cache, model_id, tenant_id)
 
     def get(self, model_id: str, tenant_id: str) -> LoadedModel:
         """The loaded model if it belongs to the tenant; another tenant's model is a 404."""
-        return self._get(model_id, tenant_id, True)
+        return self.cached(model_id, tenant_id) or self._load_into_cache(model_id, tenant_id)
 
-    def _get(self, model_id: str, tenant_id: str, count_hit: bool) -> LoadedModel:
-        # count_hit False: get_async already counted the miss of its lookup (another thread may
-        # have loaded it since; that is still one request that did not find it loaded)
+    def _load_into_cache(self, model_id: str, tenant_id: str) -> LoadedModel:
+        """After a miss: load the model, unless another thread has loaded it meanwhile (not a second miss)."""
         with self._lock:
             item = self._items.get(model_id)
-            if item is not None:
-                self._items.move_to_end(model_id)
         if item is None:
             metrics.MODEL_CACHE_MISSES.inc()
             with metrics.MODEL_LOAD_DURATION.time():
@@ -107,8 +104,6 @@ class ModelCache:
                 while len(self._items) > self.capacity:
                     self._items.popitem(last=False)
                     metrics.MODEL_CACHE_EVICTIONS.inc()
-        elif count_hit:
-            metrics.MODEL_CACHE_HITS.inc()
         if item.tenant_id != tenant_id:
             raise not_found("model", model_id)
         return item
