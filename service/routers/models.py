@@ -128,18 +128,8 @@ def get_model(model_id: str, session: DbSession, tenant: ReadTenant) -> ModelOut
     return to_out(owned(session, ModelRow, model_id, tenant, "model"))
 
 
-def _checked_inputs(loaded: LoadedModel, rows: list[list[float]], limit: int) -> np.ndarray:
-    if len(rows) > limit:
-        raise invalid_field("inputs", f"{len(rows)} rows exceed the limit of {limit} per request")
-    expected = loaded.model.n_features
-    for i, row in enumerate(rows):
-        if len(row) != expected:
-            raise invalid_field(f"inputs.{i}", f"has {len(row)} features, the model expects {expected}")
-    return np.asarray(rows, dtype=np.float64)
-
-
 def _checked_rows(loaded: LoadedModel, rows: np.ndarray, limit: int) -> np.ndarray:
-    """``_checked_inputs`` for rows already in one array (every row has the same width)."""
+    """The rows' count and width against the limit and the model (the body's validator made every row as wide)."""
     if rows.shape[0] > limit:
         raise invalid_field("inputs", f"{rows.shape[0]} rows exceed the limit of {limit} per request")
     expected = loaded.model.n_features
@@ -357,7 +347,8 @@ def _certify(
     result = CertifyResponse(lipschitz=lipschitz_summary(loaded.certificate), epsilon=body.epsilon, norm=body.norm)
     if body.inputs is None:
         return result
-    x = _checked_inputs(loaded, body.inputs, settings.max_certify_rows)
+    x = _checked_rows(loaded, np.array(body.inputs, dtype=np.float64).reshape(len(body.inputs), -1),
+                      settings.max_certify_rows)  # fmt: skip
     served = _served(loaded, x)
     with loaded.lock:  # the analysis caches inside the certificate module are per network
         local = local_bounds(loaded.model.network, x, body.epsilon, body.norm)
