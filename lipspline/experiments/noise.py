@@ -30,13 +30,15 @@ and evaluated here with the returned model on raw inputs.
 
 from __future__ import annotations
 
+import functools
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 
 from api_schemas import TrainingConfig
 from lipspline.data import from_arrays
+from lipspline.experiments import _noise_front as front
 from lipspline.experiments._measure import (
     activation_lipschitz,
     certified_raw,
@@ -50,7 +52,7 @@ from lipspline.experiments._measure import (
 from lipspline.experiments._noise_boston import load_boston, noise_directions, noisy, split
 from lipspline.experiments.context import ExperimentContext, RecipeResult
 from lipspline.experiments.tables import Table, fmt
-from lipspline.model import TrainedModel
+from lipspline.sweeps.local import LocalSweep
 
 RECIPE = "noise"
 TITLE = "noise: Lipschitz regularisation and robustness to input noise (paper 002, Boston housing)"
@@ -87,6 +89,8 @@ SCHEMES: tuple[Scheme, ...] = (
     Scheme("spline-maxnorm", "spline, MaxNorm(10)", "deepspline", "maxnorm", False),
     Scheme("spline-bv2", "spline, BV²", "deepspline", "bv2", True),
 )
+#: the schemes whose weight is chosen by a λ sweep
+TUNED: tuple[Scheme, ...] = tuple(s for s in SCHEMES if s.tuned)
 
 
 @dataclass(frozen=True)
@@ -132,8 +136,8 @@ def training_config(scheme: Scheme, weight: float, run: Settings, seed: int) -> 
     )
 
 
-def mae(model: TrainedModel, x: np.ndarray, y: np.ndarray) -> float:
-    return float(np.abs(model.outputs(x).numpy()[:, 0] - y).mean())
+#: held-out MAE of a model on raw inputs
+mae = front.mean_absolute_error
 
 
 @dataclass
@@ -158,14 +162,6 @@ class Measured:
         return self.weight_product * product(self.act_lip)
 
 
-@dataclass
-class SweepPoint:
-    inner: list[float] = field(default_factory=list)
-    clean: list[float] = field(default_factory=list)
-    worst: list[float] = field(default_factory=list)
-    chosen: int = 0
-
-
 def run(ctx: ExperimentContext) -> RecipeResult:
     with single_thread():
         return _run(ctx)
@@ -177,7 +173,9 @@ def _run(ctx: ExperimentContext) -> RecipeResult:
     n, d = boston.X.shape
     results: dict[str, list[Measured]] = {s.key: [] for s in SCHEMES}
     baseline: list[list[float]] = []
-    sweep: dict[tuple[str, float], SweepPoint] = {}
+    weights: dict[tuple[str, float], front.WeightPoint] = {}
+    first_sweeps: dict[str, LocalSweep] = {}
+    first_front: set[tuple[str, float]] = set()
     violations: list[str] = []
     first = run_settings.seeds[0]
     scales: tuple[float, np.ndarray] | None = None
@@ -197,20 +195,17 @@ def _run(ctx: ExperimentContext) -> RecipeResult:
             feature_names=boston.feature_names, name="boston-inner",
         )  # fmt: skip
 
+        seed_sweeps: dict[str, LocalSweep] = {}
         for scheme in SCHEMES:
             weight = None
             if scheme.tuned:
-                scores = []
-                for value in run_settings.grid:
-                    model = ctx.trainer.train(inner, training_config(scheme, value, run_settings, seed)).model
-                    score = mae(model, x_train[inner_val], y_train[inner_val])
-                    scores.append(score)
-                    point = sweep.setdefault((scheme.key, value), SweepPoint())
-                    point.inner.append(score)
-                    point.clean.append(mae(model, x_held, y_held))
-                    point.worst.append(mae(model, inputs[ETAS[-1]], y_held))
-                weight = run_settings.grid[int(np.argmin(scores))]
-                sweep[(scheme.key, weight)].chosen += 1
+                sweep = front.weight_sweep(
+                    ctx, training_config(scheme, run_settings.grid[0], run_settings, seed), run_settings.grid, inner,
+                    functools.partial(mae, x=x_train[inner_val], y=y_train[inner_val]),
+                )  # fmt: skip
+                front.record(weights, scheme.key, sweep, [(x_held, y_held), (inputs[ETAS[-1]], y_held)])
+                seed_sweeps[scheme.key] = sweep
+                weight = front.chosen_weight(sweep)
             trained = ctx.trainer.train(data, training_config(scheme, weight or 0.0, run_settings, seed))
             model = trained.model
             net = model.network
@@ -242,6 +237,10 @@ def _run(ctx: ExperimentContext) -> RecipeResult:
                     RECIPE, scheme.key, model, x_train,
                     scheme=scheme.label, seed=seed, weight=weight, held_out_mae=measured.mae[0],
                 )  # fmt: skip
+        pooled = front.pooled_front(seed_sweeps)
+        front.mark_pooled(weights, pooled)
+        if seed == first:
+            first_sweeps, first_front = seed_sweeps, pooled
 
     if violations:
         for line in violations:
@@ -251,11 +250,16 @@ def _run(ctx: ExperimentContext) -> RecipeResult:
     tables = [
         _mae_table(results, baseline, run_settings),
         _bounds_table(results, run_settings, scales, boston.feature_names),
-        _sweep_table(sweep, run_settings),
-    ]
-    figure = _plot(ctx, results, baseline)
+        front.front_table(weights, [(s.key, s.label) for s in TUNED], run_settings.grid, len(run_settings.seeds),
+                          ETAS[-1]),
+    ]  # fmt: skip
+    figures = [
+        _plot(ctx, results, baseline),
+        front.plot_front(first_sweeps, [(s.key, s.label, s.mode, s.spline) for s in TUNED], first_front, first,
+                         ctx.figure_path(RECIPE, "pareto-front")),
+    ]  # fmt: skip
     return RecipeResult(
-        name=RECIPE, title=TITLE, tables=tables, figures=[figure], choices=_choices(run_settings, boston.source.name)
+        name=RECIPE, title=TITLE, tables=tables, figures=figures, choices=_choices(run_settings, boston.source.name)
     )
 
 
@@ -346,25 +350,6 @@ def _scale_words(scales: tuple[float, np.ndarray] | None, names: list[str]) -> s
     )
 
 
-def _sweep_table(sweep: dict[tuple[str, float], SweepPoint], run: Settings) -> Table:
-    table = Table(
-        f"Regularisation-weight grid (models trained on the inner split), median over {len(run.seeds)} seed(s)",
-        ["scheme", "weight", "inner val MAE (clean)", "held-out MAE η=0", f"held-out MAE η={ETAS[-1]:g}", "chosen"],
-    )
-    for scheme in SCHEMES:
-        if not scheme.tuned:
-            continue
-        for value in run.grid:
-            point = sweep[(scheme.key, value)]
-            chosen = f"{point.chosen}/{len(run.seeds)}"
-            table.add(scheme.label, value, _median(point.inner), _median(point.clean), _median(point.worst), chosen)
-    table.notes.append(
-        "Selection sees only the clean inner validation MAE; the held-out columns show what each weight would "
-        "have given (robustness against accuracy), not what was selected on."
-    )
-    return table
-
-
 def _plot(ctx: ExperimentContext, results: dict[str, list[Measured]], baseline: list[list[float]]):  # noqa: ANN202
     from matplotlib.figure import Figure
 
@@ -405,8 +390,9 @@ def _choices(run: Settings, source: str) -> list[str]:
         f"Training: 13-20-20-20-1, {run.epochs} epochs, batch {run.batch_size}, Adam lr {run.lr:g}, MSE on "
         "standardised inputs and targets (the core always standardises with the training part's statistics; "
         "paper 002 does not say whether it did).",
-        f"Regularisation weights: grid {', '.join(f'{g:g}' for g in run.grid)} per penalised scheme, chosen per "
-        "seed by the clean MAE on an inner 1/5 of the training part, then retrained on the whole training part. "
+        f"Regularisation weights: grid {', '.join(f'{g:g}' for g in run.grid)} per penalised scheme, a λ sweep "
+        "through the sweep engine (lipspline.sweeps, as POST /v1/sweeps runs it), chosen per seed by the clean MAE "
+        "on an inner 1/5 of the training part, then retrained on the whole training part. "
         "Paper 002 says only 'selected by grid search'. Our coupled objective is loss + λ Π‖W_l‖₂, the same "
         "minimisers as the paper's (1/λ) loss + Π‖W_l‖₂.",
         "MaxNorm(10) is applied to the weights of the standardised core; with standardised data no unit's "

@@ -76,10 +76,53 @@ def test_tables_have_the_protocols_shape(quick: tuple[RecipeResult, ExperimentCo
     bounds = result.table("Spectral norms")
     assert bounds.column("scheme") == [s.label for s in noise.SCHEMES]
     assert [c for c in bounds.columns if c.startswith("‖W")] == ["‖W1‖₂", "‖W2‖₂", "‖W3‖₂", "‖W4‖₂"]
-    sweep = result.table("Regularisation-weight grid")
+    sweep = result.table("Regularisation-weight sweeps")
     grid = noise.settings(ExperimentContext(quick=True, trainer=LocalTrainer(), docs_dir=Path(), work_dir=Path())).grid
-    assert len(sweep.rows) == len(grid) * sum(s.tuned for s in noise.SCHEMES)
-    assert all(c == "1/1" or c == "0/1" for c in sweep.column("chosen"))
+    assert len(sweep.rows) == len(grid) * len(noise.TUNED)
+    for column in ("chosen", "on scheme's front", "on pooled front"):
+        assert set(sweep.column(column)) <= {"1/1", "0/1"}, column
+
+
+def _sweep_rows(result: RecipeResult) -> list[dict]:
+    sweep = result.table("Regularisation-weight sweeps")
+    return [dict(zip(sweep.columns, row, strict=True)) for row in sweep.rows]
+
+
+def _dominated(row: dict, others: list[dict]) -> bool:
+    """Checked here from the table alone: another row with an inner MAE and a certified L at least as good,
+    one strictly better."""
+    mine = (row["inner val MAE (clean)"], row["certified L (raw map)"])
+    for other in others:
+        theirs = (other["inner val MAE (clean)"], other["certified L (raw map)"])
+        if other is not row and all(t <= m for t, m in zip(theirs, mine, strict=True)) and theirs != mine:
+            return True
+    return False
+
+
+def test_sweep_fronts_are_exactly_the_non_dominated_trials(quick: tuple[RecipeResult, ExperimentContext]) -> None:
+    """One seed in quick mode, so each row is one trial: the fronts and the choice are recomputed independently."""
+    rows = _sweep_rows(quick[0])
+    assert all(r["certified L (raw map)"] > 0 and math.isfinite(r["certified L (raw map)"]) for r in rows)
+    for row in rows:
+        assert (row["on pooled front"] == "1/1") == (not _dominated(row, rows)), row
+        same_scheme = [r for r in rows if r["scheme"] == row["scheme"]]
+        assert (row["on scheme's front"] == "1/1") == (not _dominated(row, same_scheme)), row
+    assert any(r["on pooled front"] == "1/1" for r in rows)
+
+
+def test_the_chosen_weight_is_the_sweeps_lowest_validation_mae(quick: tuple[RecipeResult, ExperimentContext]) -> None:
+    result, _ = quick
+    rows = _sweep_rows(result)
+    maes = result.table("Held-out MAE")
+    chosen_weight = dict(zip(maes.column("scheme"), maes.column("weight per seed"), strict=True))
+    for scheme in noise.TUNED:
+        mine = [r for r in rows if r["scheme"] == scheme.label]
+        chosen = [r for r in mine if r["chosen"] == "1/1"]
+        assert len(chosen) == 1, scheme.label
+        assert chosen[0]["inner val MAE (clean)"] == min(r["inner val MAE (clean)"] for r in mine)
+        # the model trained on the whole training part used the weight the sweep chose
+        assert float(chosen_weight[scheme.label]) == pytest.approx(chosen[0]["weight"], rel=1e-2)
+        assert chosen[0]["on scheme's front"] == "1/1"  # the most accurate point is always on its front
 
 
 def test_every_scheme_beats_the_training_mean_on_clean_inputs(quick: tuple[RecipeResult, ExperimentContext]) -> None:
@@ -110,12 +153,13 @@ def test_certificates_lie_between_observed_slopes_and_the_spectral_product(
 
 def test_figure_and_results_section_are_written(quick: tuple[RecipeResult, ExperimentContext]) -> None:
     result, ctx = quick
-    assert [p.name for p in result.figures] == ["noise-mae_vs_eta.png"]
-    assert result.figures[0].read_bytes()[:8] == PNG
+    assert [p.name for p in result.figures] == ["noise-mae_vs_eta.png", "noise-pareto-front.png"]
+    assert all(figure.read_bytes()[:8] == PNG for figure in result.figures)
     text = (ctx.docs_dir / "results.md").read_text()
     section = text[text.index("<!-- experiment:noise:start -->") : text.index("<!-- experiment:noise:end -->")]
     assert f"## {noise.TITLE}" in section and "quick mode" in section
     assert "figures/noise-mae_vs_eta.png" in section and "Held-out MAE" in section
+    assert "figures/noise-pareto-front.png" in section and "Regularisation-weight sweeps" in section
     assert result.choices and all(choice in section for choice in result.choices)
     # a "|" inside a header or cell would split a Markdown table column
     for table in result.tables:
