@@ -12,12 +12,14 @@ from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
-from api_schemas.http import NAME_PATTERN, JobStatus
+from api_schemas.http import NAME_PATTERN, NEXT_CURSOR, JobStatus
 from api_schemas.robustness import CertifiedAccuracyOut
 from api_schemas.timestamps import as_utc
 from api_schemas.training_config import TrainingConfig
 
 Timestamp = Annotated[datetime, AfterValidator(as_utc)]
+#: a sweep runs until every trial has ended (or it is cancelled)
+SweepStatus = Literal["running", "succeeded", "failed", "cancelled"]
 
 
 class _Request(BaseModel):
@@ -169,7 +171,7 @@ class Selected(BaseModel):
 
 class SweepOut(BaseModel):
     id: str
-    status: Literal["running", "succeeded", "failed", "cancelled"]
+    status: SweepStatus
     dataset_id: str | None
     strategy: str
     budget: Budget
@@ -188,3 +190,4 @@ class SweepOut(BaseModel):
 
 class SweepList(BaseModel):
     items: list[SweepOut]
+    next_cursor: str | None = NEXT_CURSOR

@@ -6,7 +6,9 @@ rows and advancing; this router only checks ownership and limits and shapes the 
 
 from __future__ import annotations
 
-from fastapi import APIRouter
+from typing import Annotated
+
+from fastapi import APIRouter, Query, Request
 from fastapi.responses import JSONResponse, Response
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -20,6 +22,7 @@ from api_schemas.sweeps import (
     SweepList,
     SweepOut,
     SweepProgress,
+    SweepStatus,
     TrialOut,
 )
 from lipspline.sweeps.space import SpaceError
@@ -33,6 +36,7 @@ from service.idempotency import IdempotencyKey, IdempotentRequest, fingerprint
 from service.limits import check_network, limit_exceeded
 from service.openapi_docs import created_headers, problems
 from service.ownership import owned
+from service.pagination import LINK_HEADER, CreatedAfter, CreatedBefore, Page, created_between, link_next, newest_first
 from service.problems import ProblemError, invalid_field
 
 router = APIRouter(prefix="/v1/sweeps", tags=["sweeps"])
@@ -104,10 +108,28 @@ def _create(spec: SweepCreate, settings: Settings, tenant: str, idem: Idempotent
     return JSONResponse(body, status_code=202, headers=headers)
 
 
-@router.get("", response_model=SweepList)
-def list_sweeps(session: DbSession, tenant: ReadTenant) -> SweepList:
-    rows = session.scalars(select(SweepRow).where(SweepRow.tenant_id == tenant).order_by(SweepRow.created_at.desc()))
-    return SweepList(items=[sweep_out(session, row) for row in rows])
+@router.get("", response_model=SweepList, responses={200: LINK_HEADER})
+def list_sweeps(
+    request: Request,
+    response: Response,
+    session: DbSession,
+    tenant: ReadTenant,
+    page: Page,
+    status: Annotated[SweepStatus | None, Query(description="only sweeps in this state")] = None,
+    dataset_id: Annotated[str | None, Query(max_length=64, description="only sweeps of this dataset")] = None,
+    created_after: CreatedAfter = None,
+    created_before: CreatedBefore = None,
+) -> SweepList:
+    """The tenant's sweeps, newest first, a page at a time (``next_cursor``), filtered like the jobs list."""
+    query = select(SweepRow).where(SweepRow.tenant_id == tenant)
+    if status is not None:
+        query = query.where(SweepRow.status == status)
+    if dataset_id is not None:
+        query = query.where(SweepRow.dataset_id == dataset_id)
+    query = created_between(query, SweepRow.created_at, created_after, created_before)
+    found = newest_first(session, query, page, SweepRow.created_at, SweepRow.id)
+    link_next(request, response, found.next_cursor)
+    return SweepList(items=[sweep_out(session, row) for row in found.rows], next_cursor=found.next_cursor)
 
 
 @router.get("/{sweep_id}", response_model=SweepOut, responses=problems(404))

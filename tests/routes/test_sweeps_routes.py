@@ -90,6 +90,26 @@ def test_a_retried_creation_with_its_idempotency_key_starts_one_sweep(svc: Servi
     assert other.status_code == 422 and len(svc.client.get("/v1/sweeps").json()["items"]) == 1
 
 
+def test_the_sweeps_list_pages_newest_first_and_filters(svc: Service) -> None:
+    dataset_id, other_dataset = svc.upload(), svc.upload()
+    ids = [svc.client.post("/v1/sweeps", json=body(d, seed=i)).json()["id"]
+           for i, d in enumerate([dataset_id, dataset_id, other_dataset])]  # fmt: skip
+    first = svc.client.get("/v1/sweeps", params={"limit": 2})
+    assert first.status_code == 200 and [s["id"] for s in first.json()["items"]] == ids[:0:-1]
+    cursor = first.json()["next_cursor"]
+    assert cursor and f"cursor={cursor}" in first.headers["link"] and 'rel="next"' in first.headers["link"]
+    second = svc.client.get("/v1/sweeps", params={"limit": 2, "cursor": cursor}).json()
+    assert [s["id"] for s in second["items"]] == ids[:1] and second["next_cursor"] is None
+    mine = svc.client.get("/v1/sweeps", params={"dataset_id": dataset_id}).json()["items"]
+    assert [s["id"] for s in mine] == ids[1::-1]
+    svc.client.post(f"/v1/sweeps/{ids[0]}/cancel")
+    cancelled = svc.client.get("/v1/sweeps", params={"status": "cancelled"}).json()["items"]
+    assert [s["id"] for s in cancelled] == ids[:1]
+    assert [s["id"] for s in svc.client.get("/v1/sweeps", params={"status": "running"}).json()["items"]] == ids[:0:-1]
+    problem(svc.client.get("/v1/sweeps", params={"status": "paused"}), 422, field="query.status")
+    problem(svc.client.get("/v1/sweeps", params={"cursor": "not-a-cursor"}), 400, field="cursor")
+
+
 def run_to_the_end(svc: Service, sweep_id: str) -> dict[str, Any]:
     """Run every queued trial through the lifecycle and advance, until the sweep is closed."""
     for _ in range(20):
