@@ -240,12 +240,13 @@ def cmd_experiment(args: argparse.Namespace) -> int:
     return 0
 
 
-USER_COMMANDS = ("datasets", "jobs", "models", "predict", "webhooks")
+USER_COMMANDS = ("datasets", "jobs", "models", "predict", "sweeps", "webhooks")
 USER_EPILOG = """client commands (talk to a running service; `lipspline COMMAND --help` for each):
   datasets    upload, list, show, delete datasets
   jobs        submit (--follow: live progress), list, show, cancel, logs
   models      list, show, download (zip or onnx)
   predict     predict a CSV with certificate columns beside each prediction
+  sweeps      submit (--follow), list, show (trials, fronts, selected model), cancel
   webhooks    signing secret and endpoints for jobs' final events
 They read LIPSPLINE_URL (default http://127.0.0.1:8000) and LIPSPLINE_API_KEY."""
 
@@ -315,7 +316,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     command = next((a for i, a in enumerate(argv) if not a.startswith("-") and (i == 0 or argv[i - 1]
                     not in ("--url", "--api-key"))), None)  # fmt: skip
     if command in USER_COMMANDS:
-        # the user commands (datasets, jobs, models, predict, webhooks) are the SDK's CLI
+        # the user commands (datasets, jobs, models, predict, sweeps, webhooks) are the SDK's CLI
         from lipspline.client.cli import main as user_main
 
         return user_main(argv)

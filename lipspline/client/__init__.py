@@ -4,6 +4,9 @@
     with Client() as client:                      # LIPSPLINE_URL, LIPSPLINE_API_KEY
         dataset = client.datasets.upload("circle.csv", target="inside")
         job = client.jobs.submit(dataset, {"training": {"epochs": 40}}).wait(progress=True)
+        sweep = client.sweeps.create(dataset, space={"objective.lambda": [1e-6, 1e-3]},
+                                     budget={"max_trials": 2}).wait()
+        sweep.trials_frame(), sweep.selected_model()
         prediction = client.models.get(job.model_id).predict([[0.0, 0.0]], epsilon=0.05)
         prediction.predictions, prediction.certified_radius, prediction.output_bounds
 
@@ -20,12 +23,15 @@ from lipspline.client.resources import (
     AsyncJob,
     AsyncModelHandle,
     AsyncRunner,
+    AsyncSweep,
     Datasets,
     Job,
     Jobs,
     ModelHandle,
     Models,
     Prediction,
+    Sweep,
+    Sweeps,
     SyncRunner,
     Webhooks,
 )
@@ -49,7 +55,7 @@ class Client:
         self.transport = SyncTransport(self.url, api_key or default_api_key(), timeout_s, retry or RetryPolicy(), http)
         runner = SyncRunner(self.transport)
         self.datasets, self.jobs, self.models = Datasets(runner), Jobs(runner), Models(runner)
-        self.webhooks = Webhooks(runner)
+        self.sweeps, self.webhooks = Sweeps(runner), Webhooks(runner)
 
     def __enter__(self) -> Client:
         return self
@@ -71,6 +77,7 @@ class AsyncClient:
         runner = AsyncRunner(self.transport)
         self.datasets, self.jobs = Datasets(runner), Jobs(runner, AsyncJob)
         self.models, self.webhooks = Models(runner, AsyncModelHandle), Webhooks(runner)
+        self.sweeps = Sweeps(runner, AsyncSweep)
 
     async def __aenter__(self) -> AsyncClient:
         return self
@@ -82,5 +89,5 @@ class AsyncClient:
         await self.transport.close()
 
 
-__all__ = ["AsyncClient", "AsyncJob", "Client", "Job", "JobFailedError", "LipSplineError", "ModelHandle",
-           "Prediction", "RetryPolicy", "verify_webhook"]  # fmt: skip
+__all__ = ["AsyncClient", "AsyncJob", "AsyncSweep", "Client", "Job", "JobFailedError", "LipSplineError",
+           "ModelHandle", "Prediction", "RetryPolicy", "Sweep", "verify_webhook"]  # fmt: skip

@@ -1,4 +1,4 @@
-"""The user commands of ``lipspline``: datasets, jobs, models, predict, webhooks, on the SDK.
+"""The user commands of ``lipspline``: datasets, jobs, models, predict, sweeps, webhooks, on the SDK.
 
 ``service/cli.py`` hands these commands here and keeps serve/api/worker/keys/db/experiment.
 Every read command takes ``--json`` (the API's JSON, for scripts); tables and the live
@@ -20,11 +20,13 @@ from pydantic import BaseModel
 from rich.console import Console
 from rich.table import Table
 
+from api_schemas.sweeps import Budget, SelectKnee, SelectMaxAccuracy, SelectMaxCertifiedAccuracy, SweepOut
 from lipspline.client import Client, LipSplineError
 from lipspline.client.progress import JobProgress, epoch_summary
+from lipspline.client.resources import SelectRule, trials_frame
 from lipspline.client.transport import DEFAULT_URL
 
-COMMANDS = ("datasets", "jobs", "models", "predict", "webhooks")
+COMMANDS = ("datasets", "jobs", "models", "predict", "sweeps", "webhooks")
 out = Console()
 err = Console(stderr=True)
 
@@ -157,7 +159,7 @@ def jobs() -> None:
 
 
 def read_config(path: Path) -> dict:
-    """A TrainingConfig from a YAML or JSON file."""
+    """A mapping (a TrainingConfig, a sweep's space) from a YAML or JSON file."""
     text = path.read_text()
     if path.suffix.lower() in (".yaml", ".yml"):
         import yaml
@@ -384,6 +386,177 @@ class _stdout:  # noqa: N801 - used like open()
 
     def __exit__(self, *exc: object) -> None:
         sys.stdout.flush()
+
+
+# ---- sweeps -----------------------------------------------------------------------------------------
+@cli.group()
+def sweeps() -> None:
+    """Search a config space with many jobs: submit, list, show (trials, fronts, selection), cancel."""
+
+
+def read_space(ctx: click.Context, param: click.Parameter, value: str) -> dict:
+    """--space: a JSON or YAML file, else the JSON itself (short spaces fit on the command line)."""
+    path = Path(value)
+    if path.is_file():
+        space = read_config(path)
+    else:
+        try:
+            space = json.loads(value)
+        except json.JSONDecodeError as error:
+            raise click.BadParameter(f"neither a file nor JSON ({error})") from None
+    if not isinstance(space, dict):
+        raise click.BadParameter("a mapping of config path -> values, e.g. '{\"objective.lambda\": [1e-6, 1e-3]}'")
+    return space
+
+
+#: the --select forms, as --help shows them
+SELECT_FORMS = ("max_accuracy (the most accurate model), max_accuracy:L_MAX (the most accurate with "
+                "certified_lipschitz <= L_MAX), certified_accuracy:R (the most certified accuracy at l2 radius R), "
+                "knee (the knee of the accuracy vs log-bound front)")  # fmt: skip
+
+
+def parse_select(text: str) -> SelectRule:
+    """A ``--select`` value as the service's ``select`` rule; ValueError for anything else.
+
+    Why a small grammar instead of JSON: the rule has one number at most, and the same
+    words as the API's ``rule`` (``certified_accuracy`` is ``max_certified_accuracy`` shortened).
+    """
+    rule, _, number = text.strip().partition(":")
+    if rule == "max_accuracy":
+        return SelectMaxAccuracy(rule="max_accuracy", max_lipschitz=float(number) if number else None)
+    if rule in ("certified_accuracy", "max_certified_accuracy") and number:
+        return SelectMaxCertifiedAccuracy(rule="max_certified_accuracy", radius=float(number))
+    if rule == "knee" and not number:
+        return SelectKnee(rule="knee")
+    raise ValueError(f"not a rule: {text!r}")
+
+
+class SelectOption(click.ParamType):
+    name = "RULE"
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> SelectRule:
+        if not isinstance(value, str):
+            return value
+        try:
+            return parse_select(value)
+        except ValueError:  # also a bound or radius that is not a positive number (pydantic's error)
+            self.fail(f"{value!r} is not one of: {SELECT_FORMS} (L_MAX and R positive numbers)", param, ctx)
+
+
+def _number(value: Any) -> str:
+    """A table cell: floats to 4 significant digits, NaN / None empty."""
+    if value is None or (isinstance(value, float) and value != value):
+        return ""
+    return f"{value:.4g}" if isinstance(value, float) else str(value)
+
+
+def show_sweep(info: SweepOut) -> None:
+    """The trial table (fronts and selection marked), then the progress and the selected model."""
+    frame = trials_frame(info)
+    paths = list(info.space)
+    rows = []
+    for trial, row in frame.iterrows():
+        marks = [mark for flag, mark in ((row["selected"], "selected"), (row["on_lipschitz_front"], "L-front"),
+                                         (row["on_certified_accuracy_front"], "CA-front")) if flag]  # fmt: skip
+        rows.append([trial, *[_number(row[path]) for path in paths], row["status"], row["epochs"],
+                     _number(row["score"]), _number(row["certified_lipschitz"]), row["model_id"] or "",
+                     " ".join(marks)])  # fmt: skip
+    columns = ["trial", *paths, "status", "epochs", "score", "certified L", "model", "front / selection"]
+    table(f"sweep {info.id} ({info.strategy}, {info.status})", columns, rows)
+    progress = info.progress
+    out.print(f"{progress.succeeded}/{progress.planned} trials succeeded, {progress.active} active, "
+              f"{progress.stopped} stopped, {progress.failed} failed, {progress.cancelled} cancelled; "
+              f"{progress.epochs} epochs", highlight=False)  # fmt: skip
+    if info.selected is not None:
+        registered = info.selected.registered_as
+        name = f" (registered as {registered.name} v{registered.version})" if registered else ""
+        out.print(f"selected: trial {info.selected.trial}, model {info.selected.model_id}{name} "
+                  f"by {info.selected.rule.model_dump(exclude_none=True)}", highlight=False)  # fmt: skip
+    elif info.status != "running":
+        out.print(f"nothing selected: {info.note or 'no reason recorded'}", highlight=False)
+
+
+@sweeps.command("submit")
+@click.option("--dataset", "dataset_id", required=True, help="id of the dataset every trial trains on")
+@click.option("--space", required=True, callback=read_space, metavar="FILE_OR_JSON",
+              help='config path -> a list of values or a range {low, high, scale: linear|log, count}: a JSON or '
+                   'YAML file, or inline JSON such as \'{"objective.lambda": [1e-6, 1e-3], "spline.knots": [5, 11]}\'')
+@click.option("--config", type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              help="the base TrainingConfig (YAML or JSON) every trial starts from [default: the defaults]")
+@click.option("--strategy", type=click.Choice(["grid", "random", "halving"]), default="random",
+              help="grid: every combination (a range needs count); random: --max-trials draws; halving: "
+                   "random draws, the weak ones stopped early")
+@click.option("--max-trials", type=click.IntRange(min=1), required=True, help="most trials")
+@click.option("--max-concurrent", type=click.IntRange(min=1), default=Budget.model_fields["max_concurrent"].default,
+              help="most trials queued or running at once")
+@click.option("--select", "select_rule", type=SelectOption(), help=f"which model the sweep selects: {SELECT_FORMS} "
+              "[default: max_accuracy]")
+@click.option("--seed", type=click.IntRange(min=0), help="the random and halving draws [default: 0]")
+@click.option("--register-as", help="a registered model's name: the selected model becomes its next version")
+@click.option("--follow/--no-follow", "follow_", default=False, help="wait until the sweep ends, then show it")
+@json_option
+@click.pass_context
+@handles_errors
+def sweeps_submit(ctx: click.Context, dataset_id: str, space: dict, config: Path | None, strategy: str,
+                  max_trials: int, max_concurrent: int, select_rule: SelectRule | None, seed: int | None,
+                  register_as: str | None, follow_: bool, as_json: bool) -> None:  # fmt: skip
+    """Start a sweep of --space over --dataset; prints the sweep id (with --follow: its trials when it ends)."""
+    sweep = _client(ctx).sweeps.create(
+        dataset_id, read_config(config) if config else None, space=space, strategy=strategy,
+        budget=Budget(max_trials=max_trials, max_concurrent=max_concurrent), select=select_rule, seed=seed,
+        register_as=register_as,
+    )  # fmt: skip
+    if not follow_:
+        return print_json(sweep.info) if as_json else click.echo(sweep.id)
+    err.print(f"sweep {sweep.id}: {sweep.info.trials} trials")
+    with err.status(f"sweep {sweep.id} running"):
+        sweep.wait()
+    if as_json:
+        print_json(sweep.info)
+    else:
+        click.echo(sweep.id)
+        show_sweep(sweep.info)
+    if sweep.status != "succeeded":
+        sys.exit(1)
+
+
+@sweeps.command("list")
+@click.option("--status", type=click.Choice(["running", "succeeded", "failed", "cancelled"]))
+@json_option
+@click.pass_context
+@handles_errors
+def sweeps_list(ctx: click.Context, status: str | None, as_json: bool) -> None:
+    """Your tenant's sweeps, newest first."""
+    found = _client(ctx).sweeps.list(status)
+    if as_json:
+        return print_json(found)
+    rows = [[s.id, s.status, s.strategy, f"{s.progress.succeeded}/{s.progress.planned}",
+             s.selected.model_id if s.selected else "", s.dataset_id, s.created_at.isoformat(timespec="seconds")]
+            for s in found.items]  # fmt: skip
+    table("sweeps", ["id", "status", "strategy", "succeeded", "selected model", "dataset", "created"], rows)
+
+
+@sweeps.command("show")
+@click.argument("sweep_id")
+@json_option
+@click.pass_context
+@handles_errors
+def sweeps_show(ctx: click.Context, sweep_id: str, as_json: bool) -> None:
+    """A sweep's trials (params, status, score, certified bound, model; fronts and selection marked)."""
+    sweep = _client(ctx).sweeps.get(sweep_id)
+    if as_json:
+        return print_json(sweep.info)
+    show_sweep(sweep.info)
+
+
+@sweeps.command("cancel")
+@click.argument("sweep_id")
+@click.pass_context
+@handles_errors
+def sweeps_cancel(ctx: click.Context, sweep_id: str) -> None:
+    """Cancel a sweep: no more trials; queued ones at once, running ones within one epoch."""
+    sweep = _client(ctx).sweeps.get(sweep_id).cancel()
+    err.print(f"{sweep.id}: {sweep.status}")
 
 
 # ---- webhooks ---------------------------------------------------------------------------------------

@@ -1,10 +1,11 @@
-"""The SDK's objects: datasets, jobs (with live progress), models (predict with the certificate), webhooks.
+"""The SDK's objects: datasets, jobs (with live progress), models (predict with the certificate),
+sweeps (many jobs over a search space, and the model they select), webhooks.
 
 Each call is built once as a :class:`~lipspline.client.transport.Request` plus a function
 that turns the answer into a typed ``api_schemas`` model. A *runner* sends it: the sync
 client's runner returns the result, the async client's returns an awaitable of it, so the
 same resource classes serve :class:`~lipspline.client.Client` and
-:class:`~lipspline.client.AsyncClient` (only waiting on a job's events differs).
+:class:`~lipspline.client.AsyncClient` (only waiting differs: on a job's events, or by polling a sweep).
 """
 
 from __future__ import annotations
@@ -37,6 +38,19 @@ from api_schemas.http import (
     WebhookEndpointList,
     WebhookEndpointOut,
     WebhookSecretOut,
+)
+from api_schemas.sweeps import (
+    Budget,
+    HalvingSpec,
+    RangeSpec,
+    SelectKnee,
+    SelectMaxAccuracy,
+    SelectMaxCertifiedAccuracy,
+    SweepAccepted,
+    SweepCreate,
+    SweepList,
+    SweepOut,
+    SweepStatus,
 )
 from lipspline.client import sse
 from lipspline.client.errors import JobFailedError, LipSplineError
@@ -456,6 +470,190 @@ class Models:
         """Every model of the tenant (all pages), newest first; ``dataset_id`` / ``task`` filter."""
         params = _filters(dataset_id=dataset_id, task=task)
         return self._runner.run_all(Request("GET", "/v1/models", params=params), ModelList)
+
+
+# ---- sweeps -----------------------------------------------------------------------------------------
+#: a sweep's selection rule, as the service takes it (``select`` of ``SweepCreate``)
+SelectRule = SelectMaxAccuracy | SelectMaxCertifiedAccuracy | SelectKnee
+#: what a space gives one config path: the values to try, or a range (``RangeSpec`` or its dict)
+SpaceValues = list[Any] | RangeSpec | dict[str, Any]
+
+
+def _given(value: Any) -> Any:
+    """A contract model as JSON without its empty members (the service fills in its defaults); else as is."""
+    return value.model_dump(mode="json", exclude_none=True) if isinstance(value, BaseModel) else value
+
+
+def sweep_request(dataset: str | DatasetOut, base_config: TrainingConfig | dict | None, space: dict[str, SpaceValues],
+                  strategy: str | None, budget: Budget | dict, **options: Any) -> Request:  # fmt: skip
+    """``POST /v1/sweeps`` with only the members the caller gave (``options``: the other ``SweepCreate``
+    members, None meaning "not given"), its shape checked against ``SweepCreate`` before anything is sent.
+
+    Why check here: a typo in a rule name or a range fails at once, like ``_config_json`` does for a
+    config, instead of as a 422 after the round trip. What only the engine knows (is ``spline.knots`` a
+    config path, is the value in its field's range) is still the service's 422, naming the path.
+    """
+    members = {"base_config": None if base_config is None else _config_json(base_config),
+               "strategy": strategy, "budget": budget, **options}  # fmt: skip
+    body: dict[str, Any] = {
+        "dataset_id": dataset.id if isinstance(dataset, DatasetOut) else dataset,
+        "space": {path: _given(values) for path, values in space.items()},
+        **{name: _given(value) for name, value in members.items() if value is not None},
+    }
+    SweepCreate.model_validate(body)
+    return Request("POST", "/v1/sweeps", json=body)
+
+
+def trials_frame(sweep: SweepOut) -> Any:
+    """A sweep's trials as a pandas DataFrame, one row per trial (index: ``trial``).
+
+    Columns: one per swept config path (``objective.lambda``; always dotted, so never equal to the
+    others), then ``status`` (``stopped`` when halving stopped it), ``job_status``, ``epochs``,
+    ``stopped_at_epoch``, ``score`` (validation accuracy, or -RMSE), ``certified_lipschitz``,
+    ``model_id``, ``job_id``, ``worker_host``, and three flags: ``on_lipschitz_front``,
+    ``on_certified_accuracy_front`` and ``selected`` (all False until the sweep has finished).
+    """
+    import pandas as pd
+
+    front = sweep.front
+    lipschitz_front = {point.trial for point in front.lipschitz} if front else set()
+    robust_front = {point.trial for point in front.certified_accuracy} if front else set()
+    selected_trial = sweep.selected.trial if sweep.selected else None
+    rows = [{"trial": t.trial, **t.params, "status": t.status, "job_status": t.job_status, "epochs": t.epochs,
+             "stopped_at_epoch": t.stopped_at_epoch, "score": t.score, "certified_lipschitz": t.certified_lipschitz,
+             "model_id": t.model_id, "job_id": t.job_id, "worker_host": t.worker_host,
+             "on_lipschitz_front": t.trial in lipschitz_front, "on_certified_accuracy_front": t.trial in robust_front,
+             "selected": t.trial == selected_trial} for t in sweep.trials]  # fmt: skip
+    return pd.DataFrame(rows).set_index("trial") if rows else pd.DataFrame()
+
+
+def _selected_model_id(sweep: Sweep) -> str:
+    """The selected model's id, or a LipSplineError that says why there is none (the sweep's ``note``)."""
+    selected = getattr(sweep.info, "selected", None)
+    if selected is not None and selected.model_id is not None:
+        return selected.model_id
+    if sweep.status == "running":
+        why = "it is still running (wait() for it)"
+    else:
+        why = getattr(sweep.info, "note", None) or "no reason recorded"
+    raise LipSplineError(f"sweep {sweep.id} ({sweep.status}) selected no model: {why}")
+
+
+def _deadline(timeout_s: float | None) -> float | None:
+    return None if timeout_s is None else time.monotonic() + timeout_s
+
+
+def _still_running(sweep: Sweep, deadline: float | None) -> bool:
+    """Whether to poll again; past the deadline a LipSplineError (the sweep itself runs on)."""
+    if sweep.status != "running":
+        return False
+    if deadline is not None and time.monotonic() >= deadline:
+        progress = sweep.info.progress if isinstance(sweep.info, SweepOut) else None
+        done = f": {progress.succeeded}/{progress.planned} trials succeeded" if progress else ""
+        raise LipSplineError(f"sweep {sweep.id} still running when the wait timed out{done}")
+    return True
+
+
+class Sweep:
+    """A sweep: ``info`` is its last known state (``SweepOut``; just after create, ``SweepAccepted``).
+
+    The service has no event stream for sweeps, so :meth:`wait` polls ``GET /v1/sweeps/{id}``.
+    """
+
+    def __init__(self, runner: Any, info: SweepOut | SweepAccepted) -> None:
+        self._runner, self.info = runner, info
+
+    def __repr__(self) -> str:
+        return f"Sweep(id={self.id!r}, status={self.status!r})"
+
+    @property
+    def id(self) -> str:
+        return self.info.id
+
+    @property
+    def status(self) -> SweepStatus | str:
+        return self.info.status
+
+    def _keep(self, response: httpx.Response) -> Sweep:
+        self.info = SweepOut.model_validate_json(response.content)
+        return self
+
+    def refresh(self):
+        return self._runner.run(Request("GET", f"/v1/sweeps/{self.id}"), self._keep)
+
+    def cancel(self):
+        """Launch no more trials and cancel the active ones (running ones stop within one epoch); a
+        finished sweep is a 409, a cancelled one is answered as it is."""
+        return self._runner.run(Request("POST", f"/v1/sweeps/{self.id}/cancel"), self._keep)
+
+    def wait(self, poll_s: float = 2.0, timeout_s: float | None = None) -> Sweep:
+        """Poll until the sweep is no longer ``running`` (succeeded, failed or cancelled: read
+        ``status`` and ``note``; nothing is raised for them). ``timeout_s``: give up with a
+        :class:`LipSplineError` after about that long (checked between polls)."""
+        deadline = _deadline(timeout_s)
+        while _still_running(self.refresh(), deadline):
+            time.sleep(poll_s)
+        return self
+
+    def selected_model(self) -> ModelHandle:
+        """The model the sweep's rule selected (from the last known state: ``wait()`` or ``refresh()``
+        first); a :class:`LipSplineError` saying why when there is none."""
+        return Models(self._runner).get(_selected_model_id(self))
+
+    def trials_frame(self):
+        """The trials as they are now (one request), as a pandas DataFrame: see :func:`trials_frame`."""
+        return self._runner.run(Request("GET", f"/v1/sweeps/{self.id}"), lambda r: trials_frame(self._keep(r).info))
+
+
+class AsyncSweep(Sweep):
+    """A :class:`Sweep` of the :class:`~lipspline.client.AsyncClient`: every method is awaited."""
+
+    async def wait(self, poll_s: float = 2.0, timeout_s: float | None = None) -> AsyncSweep:  # type: ignore[override]
+        import asyncio
+
+        deadline = _deadline(timeout_s)
+        while _still_running(await self.refresh(), deadline):
+            await asyncio.sleep(poll_s)
+        return self
+
+    async def selected_model(self) -> AsyncModelHandle:  # type: ignore[override]
+        return await Models(self._runner, AsyncModelHandle).get(_selected_model_id(self))
+
+
+class Sweeps:
+    def __init__(self, runner: Any, sweep_class: type[Sweep] = Sweep) -> None:
+        self._runner, self._sweep = runner, sweep_class
+
+    def _handle(self, contract: type[SweepOut | SweepAccepted]) -> Callable[[httpx.Response], Sweep]:
+        parse = _as(contract)
+        return lambda response: self._sweep(self._runner, parse(response))
+
+    def create(self, dataset: str | DatasetOut, base_config: TrainingConfig | dict | None = None, *,
+               space: dict[str, SpaceValues], strategy: Literal["grid", "random", "halving"] = "random",
+               budget: Budget | dict, seed: int | None = None, halving: HalvingSpec | dict | None = None,
+               select: SelectRule | dict | None = None, front_radius: float | None = None,
+               register_as: str | None = None):  # fmt: skip
+        """Start a sweep (202 at once): trials are ordinary jobs, launched ``budget.max_concurrent`` at a time.
+
+        ``space``: per config path (``objective.lambda``) a list of values or a range
+        (``RangeSpec``: ``low``, ``high``, ``scale``, ``count``). ``strategy`` is ``random`` here (the
+        service's default is ``grid``) because random takes ranges without a ``count`` and any
+        ``max_trials``; pass ``"grid"`` to run every combination. ``budget`` (``max_trials``,
+        ``max_concurrent``) has no default: the service requires it. Unset members keep the
+        service's defaults (``select``: the most accurate model). Sent with an Idempotency-Key, so
+        a retried create starts one sweep. The :class:`Sweep`, running.
+        """
+        request = sweep_request(dataset, base_config, space, strategy, budget, seed=seed, halving=halving,
+                                select=select, front_radius=front_radius, register_as=register_as)  # fmt: skip
+        return self._runner.run(request, self._handle(SweepAccepted))  # refresh() or wait() reads the rest
+
+    def get(self, sweep_id: str):
+        return self._runner.run(Request("GET", f"/v1/sweeps/{quote(sweep_id, safe='')}"), self._handle(SweepOut))
+
+    def list(self, status: SweepStatus | None = None, *, dataset_id: str | None = None):
+        """Every sweep of the tenant (all pages), newest first; ``status`` / ``dataset_id`` filter."""
+        params = _filters(status=status or None, dataset_id=dataset_id)
+        return self._runner.run_all(Request("GET", "/v1/sweeps", params=params), SweepList)
 
 
 # ---- webhooks ---------------------------------------------------------------------------------------

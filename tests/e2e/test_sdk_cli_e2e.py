@@ -195,3 +195,42 @@ def test_follow_draws_a_live_progress_bar_in_a_terminal(deployment: Deployment, 
     child.expect(pexpect.EOF)
     child.close()
     assert child.exitstatus == 0
+
+
+def test_a_sweep_from_the_sdk_and_the_cli(deployment: Deployment, tmp_path: Path) -> None:
+    data = make_circle(300, seed=6)
+    base = {**CONFIG, "training": {**CONFIG["training"], "epochs": 4, "validation_split": 0.25}}
+    (tmp_path / "config.json").write_text(json.dumps(base))
+    with Client(deployment.url, deployment.api_key) as client:
+        dataset = client.datasets.upload((data.X, data.y), name="sweep-circle")
+        sweep = client.sweeps.create(dataset, base, space={"objective.lambda": [1e-6, 1e-2]}, strategy="grid",
+                                     budget={"max_trials": 2, "max_concurrent": 2})  # fmt: skip
+        # a second sweep from the CLI, cancelled at once: its options reach the service as the API's members
+        submitted = cli(deployment, "sweeps", "submit", "--dataset", dataset.id, "--space", '{"spline.knots": [5, 11]}',
+                        "--config", "config.json", "--strategy", "grid", "--max-trials", "2",
+                        "--select", "max_accuracy:50", "--json", cwd=tmp_path)  # fmt: skip
+        assert submitted.returncode == 0, submitted.stderr
+        cli_sweep = json.loads(submitted.stdout)
+        assert cli_sweep["trials"] == 2 and cli_sweep["status"] == "running"
+        cancelled = cli(deployment, "sweeps", "cancel", cli_sweep["id"], cwd=tmp_path)
+        assert cancelled.returncode == 0 and "cancelled" in cancelled.stderr, cancelled.stderr
+
+        assert sweep.wait(poll_s=0.5, timeout_s=120).status == "succeeded", sweep.info.note
+        model = sweep.selected_model()
+        prediction = model.predict([[0.0, 0.0], [0.9, 0.9]], epsilon=0.05)
+        assert prediction.predictions.shape == (2,) and prediction.lipschitz_bound == model.info.lipschitz.certified
+        frame = sweep.trials_frame()
+        assert frame["objective.lambda"].tolist() == [1e-6, 1e-2]
+        assert frame.loc[frame["selected"], "model_id"].tolist() == [model.id]
+
+    listed = {s["id"]: s for s in json.loads(cli(deployment, "sweeps", "list", "--json", cwd=tmp_path).stdout)["items"]}
+    from_cli = listed[cli_sweep["id"]]
+    assert listed[sweep.id]["status"] == "succeeded" and from_cli["status"] == "cancelled"
+    assert from_cli["select"] == {"rule": "max_accuracy", "max_lipschitz": 50.0} and from_cli["strategy"] == "grid"
+    assert from_cli["space"] == {"spline.knots": [5, 11]} and from_cli["budget"]["max_trials"] == 2
+    shown = json.loads(cli(deployment, "sweeps", "show", sweep.id, "--json", cwd=tmp_path).stdout)
+    assert shown["selected"]["model_id"] == model.id and len(shown["trials"]) == 2
+    table = cli(deployment, "sweeps", "show", sweep.id, cwd=tmp_path)
+    assert table.returncode == 0 and f"selected: trial {shown['selected']['trial']}, model {model.id}" in table.stdout
+    finished = cli(deployment, "sweeps", "cancel", sweep.id, cwd=tmp_path)
+    assert finished.returncode == 1 and "409 Conflict" in finished.stderr

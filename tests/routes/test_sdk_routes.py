@@ -4,16 +4,32 @@
 
 from __future__ import annotations
 
+import asyncio
+import json
 import subprocess
 import sys
 import zipfile
 from pathlib import Path
 
+import httpx
 import numpy as np
 import pytest
 
-from lipspline.client import Client, JobFailedError, LipSplineError
+from api_schemas import TrainingConfig
+from api_schemas.sweeps import Budget, RangeSpec, SelectKnee, SelectMaxAccuracy, SweepOut
+from lipspline.client import (
+    AsyncClient,
+    AsyncSweep,
+    Client,
+    JobFailedError,
+    LipSplineError,
+    ModelHandle,
+    Sweep,
+    resources,
+)
+from lipspline.client.resources import AsyncModelHandle
 from tests.routes.helpers import SEED_INPUTS, SEED_TARGETS, TINY_CONFIG, Service
+from tests.routes.test_sweeps_routes import BASE, run_to_the_end
 
 
 def sdk(svc: Service, tenant: str = "default") -> Client:
@@ -80,3 +96,132 @@ def test_importing_the_sdk_imports_no_torch_and_no_service_code() -> None:
     probe = "import sys, lipspline.client; bad = [m for m in ('torch', 'fastapi', 'sqlalchemy', 'celery', 'service')" \
             " if m in sys.modules]; assert not bad, bad"  # fmt: skip
     subprocess.run([sys.executable, "-c", probe], check=True)
+
+
+# ---- sweeps: the trials are run by ``svc.worker`` and advanced as the worker would (test_sweeps_routes) ----
+LAMBDAS = [1e-6, 1e-3, 1e-1]
+GRID = {"objective.lambda": LAMBDAS}
+
+
+def watch_requests(svc: Service) -> list[httpx.Request]:
+    """Every request the default tenant's client sends from now on (an httpx event hook: nothing is replaced)."""
+    sent: list[httpx.Request] = []
+    svc.client.event_hooks["request"].append(sent.append)
+    return sent
+
+
+def test_create_from_a_dict_or_a_training_config_sends_only_what_was_given(svc: Service) -> None:
+    client = sdk(svc)
+    dataset = client.datasets.get(svc.upload())
+    sent = watch_requests(svc)
+    sweep = client.sweeps.create(dataset, BASE, space=GRID, strategy="grid", budget=Budget(max_trials=3))
+    assert isinstance(sweep, Sweep) and sweep.status == "running" and sweep.info.trials == 3
+    posted = json.loads(sent[-1].content)
+    assert sent[-1].headers["Idempotency-Key"]  # as for job submission: a retried create starts one sweep
+    assert set(posted) == {"dataset_id", "base_config", "space", "strategy", "budget"}
+    assert posted["budget"] == {"max_trials": 3, "max_concurrent": 2}
+
+    typed = client.sweeps.create(dataset.id, TrainingConfig.model_validate(BASE), budget={"max_trials": 2},
+                                 space={"objective.lambda": RangeSpec(low=1e-6, high=1e-2, scale="log")},
+                                 seed=5, select=SelectKnee(rule="knee"))  # fmt: skip
+    assert json.loads(sent[-1].content)["space"] == {"objective.lambda": {"low": 1e-6, "high": 1e-2, "scale": "log"}}
+    assert sent[-1].headers["Idempotency-Key"] != sent[0].headers["Idempotency-Key"]
+    got = client.sweeps.get(typed.id)
+    assert isinstance(got.info, SweepOut) and got.info.strategy == "random" and got.info.select.rule == "knee"
+    assert [t.trial for t in got.info.trials] == [0, 1] and got.info.dataset_id == dataset.id
+    assert got.info.trials[0].params["objective.lambda"] != got.info.trials[1].params["objective.lambda"]
+    assert sweep.refresh().info.progress.launched == 2  # max_concurrent: the third waits for a free slot
+
+
+def test_the_sweeps_list_reads_every_page_and_filters(svc: Service, monkeypatch: pytest.MonkeyPatch) -> None:
+    client = sdk(svc)
+    dataset_id, other_dataset = svc.upload(), svc.upload()
+    ids = [client.sweeps.create(d, BASE, space=GRID, strategy="grid", budget={"max_trials": 3}, seed=i).id
+           for i, d in enumerate([dataset_id, dataset_id, other_dataset])]  # fmt: skip
+    monkeypatch.setattr(resources, "LIST_PAGE_SIZE", 2)
+    sent = watch_requests(svc)
+    found = client.sweeps.list()
+    assert [s.id for s in found.items] == ids[::-1] and found.next_cursor is None
+    assert [r.url.params.get("cursor") is not None for r in sent] == [False, True]  # two pages were read
+    assert [s.id for s in client.sweeps.list(dataset_id=dataset_id).items] == ids[1::-1]
+    client.sweeps.get(ids[0]).cancel()
+    assert [s.id for s in client.sweeps.list("cancelled").items] == ids[:1]
+    assert [s.id for s in client.sweeps.list("running", dataset_id=dataset_id).items] == ids[1:2]
+
+
+def test_cancel_and_no_selected_model_for_a_cancelled_sweep(svc: Service) -> None:
+    client = sdk(svc)
+    sweep = client.sweeps.create(svc.upload(), BASE, space=GRID, strategy="grid", budget={"max_trials": 3})
+    assert sweep.cancel() is sweep and sweep.status == "cancelled" and sweep.info.progress.cancelled == 2
+    assert sweep.cancel().status == "cancelled"  # again: the same answer
+    with pytest.raises(LipSplineError, match="cancelled on request"):
+        sweep.selected_model()
+    assert sweep.wait(poll_s=0.01) is sweep  # not running: returns at the first poll
+
+
+def test_wait_then_the_selected_model_and_the_trials_frame(svc: Service) -> None:
+    client = sdk(svc)
+    sweep = client.sweeps.create(svc.upload(), BASE, space=GRID, strategy="grid", budget={"max_trials": 3})
+    with pytest.raises(LipSplineError, match="still running"):
+        sweep.wait(poll_s=0.01, timeout_s=0.05)  # nothing runs the trials yet
+    with pytest.raises(LipSplineError, match="still running"):
+        sweep.selected_model()
+    run_to_the_end(svc, sweep.id)
+    assert sweep.wait(poll_s=0.01) is sweep and sweep.status == "succeeded"
+    assert sweep.info.finished_at is not None and sweep.info.selected is not None
+
+    model = sweep.selected_model()
+    assert isinstance(model, ModelHandle) and model.id == sweep.info.selected.model_id
+    assert model.predict([[0.0, 0.0]]).predictions.shape == (1,)
+
+    frame = sweep.trials_frame()
+    assert list(frame.index) == [0, 1, 2] and frame.index.name == "trial"
+    assert frame["objective.lambda"].tolist() == LAMBDAS and (frame["status"] == "succeeded").all()
+    assert frame["model_id"].tolist() == [t.model_id for t in sweep.info.trials]
+    assert frame["certified_lipschitz"].tolist() == [t.certified_lipschitz for t in sweep.info.trials]
+    assert frame.index[frame["selected"]].tolist() == [sweep.info.selected.trial]
+    assert set(frame.index[frame["on_lipschitz_front"]]) == {p.trial for p in sweep.info.front.lipschitz}
+    assert frame.loc[sweep.info.selected.trial, "model_id"] == model.id
+
+
+def test_selected_model_says_why_when_no_trial_meets_the_rule(svc: Service) -> None:
+    client = sdk(svc)
+    rule = SelectMaxAccuracy(rule="max_accuracy", max_lipschitz=1e-9)  # no network is that smooth
+    sweep = client.sweeps.create(svc.upload(), BASE, space=GRID, strategy="grid", budget={"max_trials": 3},
+                                 select=rule)  # fmt: skip
+    run_to_the_end(svc, sweep.id)
+    assert sweep.wait(poll_s=0.01).status == "succeeded" and sweep.info.selected is None
+    with pytest.raises(LipSplineError, match="no trial satisfies the selection rule"):
+        sweep.selected_model()
+    assert not sweep.trials_frame()["selected"].any()
+
+
+def test_a_bad_space_is_the_services_422_naming_the_path(svc: Service) -> None:
+    client = sdk(svc)
+    with pytest.raises(LipSplineError) as caught:
+        client.sweeps.create(svc.upload(), BASE, space={"objective.lamda": [1.0]}, budget={"max_trials": 1})
+    # a 422 names the field in errors[] (like the automatic validation errors), not in a top-level "field"
+    assert caught.value.status == 422 and [e.field for e in caught.value.problem.errors] == ["space.objective.lamda"]
+    assert client.sweeps.list().items == []  # nothing was created
+
+
+def test_the_async_client_creates_waits_and_selects(svc: Service) -> None:
+    dataset_id = svc.upload()
+    key = svc.keys["default"]
+
+    async def flow() -> None:
+        http = httpx.AsyncClient(transport=httpx.ASGITransport(app=svc.app), base_url="http://testserver",
+                                 headers={"Authorization": f"Bearer {key}"})  # fmt: skip
+        async with AsyncClient("http://testserver", http=http) as client:
+            sweep = await client.sweeps.create(dataset_id, BASE, space=GRID, strategy="grid",
+                                               budget={"max_trials": 3})  # fmt: skip
+            assert isinstance(sweep, AsyncSweep) and sweep.status == "running"
+            run_to_the_end(svc, sweep.id)
+            assert await sweep.wait(poll_s=0.01) is sweep and sweep.status == "succeeded"
+            model = await sweep.selected_model()
+            assert isinstance(model, AsyncModelHandle) and model.id == sweep.info.selected.model_id
+            assert (await model.predict([[0.0, 0.0]])).predictions.shape == (1,)
+            assert list((await sweep.trials_frame()).index) == [0, 1, 2]
+            assert [s.id for s in (await client.sweeps.list(dataset_id=dataset_id)).items] == [sweep.id]
+
+    asyncio.run(flow())
