@@ -6,9 +6,8 @@
   ASHA halving (eta 3, rungs at epochs 2 and 6), in-process through ``lipspline.sweeps.local``
   (concurrency 1); prints the best validation accuracy of each and the epochs each spent.
 * scale: a 9-trial grid sweep through `lipspline api` + N `lipspline worker` processes on
-  PostgreSQL + Redis (tests/support), wall time from POST to the sweep's end, for each N.
-  On a machine with fewer cores than workers the curve flattens at the core count; run it
-  with OMP_NUM_THREADS=1 so each worker trains on one core.
+  PostgreSQL + Redis (tests/support), wall time from POST to the sweep's end, for each N; each
+  worker trains on one thread, so the curve can rise until the workers outnumber the cores.
 * front: the circle lambda sweep (deep spline (2,2,1)), test accuracy vs certified L.
 """
 
@@ -64,12 +63,22 @@ def halving_vs_grid() -> None:
 
 
 def scale_out(worker_counts: list[int], epochs: int, rows: int) -> None:
+    """The same 9-trial grid sweep on 1, 2, 3 ... workers; a table of wall time, speed-up and trial overlap.
+
+    A production-like deployment (default settings, not the fault tests' fast heartbeats and per-epoch
+    database checkpoints): `lipspline api` on a fresh PostgreSQL database, a fresh Redis database as
+    broker, N `lipspline worker` processes (concurrency 1, one torch/BLAS thread each, so a worker uses
+    one core). "busy" is the sum of the trials' run times (started to finished): busy / wall is how
+    many trials ran at once on average, the most the cores allow.
+    """
+    import os
     import tempfile
+    from datetime import datetime
 
     import httpx
 
-    from tests.integration.test_worker_faults import deployment, start_worker
-    from tests.support.services import fresh_redis_url
+    from tests.support.processes import Deployment
+    from tests.support.services import fresh_postgres_database, fresh_redis_url
 
     data = make_circle(rows, seed=7)
     body = {
@@ -78,20 +87,38 @@ def scale_out(worker_counts: list[int], epochs: int, rows: int) -> None:
         "strategy": "grid",
         "budget": {"max_trials": 9, "max_concurrent": 9},
     }
+    one_thread = {name: "1" for name in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS")}
+    rows_out: list[tuple[int, float, int, float]] = []
     for n in worker_counts:
-        with tempfile.TemporaryDirectory() as tmp, deployment(Path(tmp), fresh_redis_url(15)) as dep:
-            for i in range(n):
-                start_worker(dep, f"w{i}")
-            http: httpx.Client = dep.client()
-            dataset = http.post("/v1/datasets", json={"inputs": data.X.tolist(), "targets": data.y.tolist()}).json()
-            time.sleep(3)  # the workers connect
-            began = time.perf_counter()
-            sweep_id = http.post("/v1/sweeps", json={**body, "dataset_id": dataset["id"]}).json()["id"]
-            while (sweep := http.get(f"/v1/sweeps/{sweep_id}").json())["status"] == "running":
-                time.sleep(0.2)
-            wall = time.perf_counter() - began
-            hosts = len({t["worker_host"] for t in sweep["trials"]})
-            print(f"{n} worker(s): 9-trial sweep in {wall:6.1f} s ({sweep['status']}, trials on {hosts} host(s))")
+        url, drop = fresh_postgres_database()
+        env = {"LIPSPLINE_DATABASE_URL": url, "LIPSPLINE_BROKER_URL": fresh_redis_url(15), **one_thread}
+        try:
+            with tempfile.TemporaryDirectory() as tmp:
+                env["LIPSPLINE_DATA_DIR"] = str(Path(tmp) / "data")
+                with Deployment(env, Path(tmp), embedded=False, workers=n).running() as dep:
+                    http: httpx.Client = dep.client()
+                    dataset = http.post("/v1/datasets", json={"inputs": data.X.tolist(),
+                                                              "targets": data.y.tolist()}).json()  # fmt: skip
+                    time.sleep(3)  # the workers connect to the broker
+                    began = time.perf_counter()
+                    sweep_id = http.post("/v1/sweeps", json={**body, "dataset_id": dataset["id"]}).json()["id"]
+                    while (sweep := http.get(f"/v1/sweeps/{sweep_id}").json())["status"] == "running":
+                        time.sleep(0.2)
+                    wall = time.perf_counter() - began
+                    jobs = [http.get(f"/v1/jobs/{t['job_id']}").json() for t in sweep["trials"]]
+        finally:
+            drop()
+        busy = sum((datetime.fromisoformat(j["finished_at"]) - datetime.fromisoformat(j["started_at"])).total_seconds()
+                   for j in jobs)  # fmt: skip
+        hosts = len({j["worker_host"] for j in jobs})
+        rows_out.append((n, wall, hosts, busy))
+        print(f"{n} worker(s): {sweep['status']} in {wall:.1f} s", flush=True)
+
+    print(f"\nscale-out: 9-trial grid sweep, {epochs} epochs on {rows} rows per trial, {os.cpu_count()} cores")
+    print("workers  wall (s)  speed-up vs 1  trials on hosts  busy (s)  trials at once (busy/wall)")
+    wall_one = rows_out[0][1]
+    for n, wall, hosts, busy in rows_out:
+        print(f"{n:>7}  {wall:8.1f}  {wall_one / wall:12.2f}x  {hosts:>15}  {busy:8.1f}  {busy / wall:10.2f}")
 
 
 def circle_front() -> None:

@@ -26,7 +26,6 @@ from lipspline.client.progress import JobProgress, epoch_summary
 from lipspline.client.resources import SelectRule, trials_frame
 from lipspline.client.transport import DEFAULT_URL
 
-COMMANDS = ("datasets", "jobs", "models", "predict", "sweeps", "webhooks")
 out = Console()
 err = Console(stderr=True)
 
@@ -483,7 +482,7 @@ def show_sweep(info: SweepOut) -> None:
                    'YAML file, or inline JSON such as \'{"objective.lambda": [1e-6, 1e-3], "spline.knots": [5, 11]}\'')
 @click.option("--config", type=click.Path(exists=True, dir_okay=False, path_type=Path),
               help="the base TrainingConfig (YAML or JSON) every trial starts from [default: the defaults]")
-@click.option("--strategy", type=click.Choice(["grid", "random", "halving"]), default="random",
+@click.option("--strategy", type=click.Choice(["grid", "random", "halving"]), default="grid",
               help="grid: every combination (a range needs count); random: --max-trials draws; halving: "
                    "random draws, the weak ones stopped early")
 @click.option("--max-trials", type=click.IntRange(min=1), required=True, help="most trials")

@@ -629,16 +629,16 @@ class Sweeps:
         return lambda response: self._sweep(self._runner, parse(response))
 
     def create(self, dataset: str | DatasetOut, base_config: TrainingConfig | dict | None = None, *,
-               space: dict[str, SpaceValues], strategy: Literal["grid", "random", "halving"] = "random",
+               space: dict[str, SpaceValues], strategy: Literal["grid", "random", "halving"] | None = None,
                budget: Budget | dict, seed: int | None = None, halving: HalvingSpec | dict | None = None,
                select: SelectRule | dict | None = None, front_radius: float | None = None,
                register_as: str | None = None):  # fmt: skip
         """Start a sweep (202 at once): trials are ordinary jobs, launched ``budget.max_concurrent`` at a time.
 
         ``space``: per config path (``objective.lambda``) a list of values or a range
-        (``RangeSpec``: ``low``, ``high``, ``scale``, ``count``). ``strategy`` is ``random`` here (the
-        service's default is ``grid``) because random takes ranges without a ``count`` and any
-        ``max_trials``; pass ``"grid"`` to run every combination. ``budget`` (``max_trials``,
+        (``RangeSpec``: ``low``, ``high``, ``scale``, ``count``). ``strategy``: unset, the service's
+        default ``grid`` (every combination; a range then needs a ``count``); ``"random"`` draws
+        ``max_trials`` points, ``"halving"`` also stops the weak ones early. ``budget`` (``max_trials``,
         ``max_concurrent``) has no default: the service requires it. Unset members keep the
         service's defaults (``select``: the most accurate model). Sent with an Idempotency-Key, so
         a retried create starts one sweep. The :class:`Sweep`, running.

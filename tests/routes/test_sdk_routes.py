@@ -114,14 +114,16 @@ def test_create_from_a_dict_or_a_training_config_sends_only_what_was_given(svc: 
     client = sdk(svc)
     dataset = client.datasets.get(svc.upload())
     sent = watch_requests(svc)
-    sweep = client.sweeps.create(dataset, BASE, space=GRID, strategy="grid", budget=Budget(max_trials=3))
+    sweep = client.sweeps.create(dataset, BASE, space=GRID, budget=Budget(max_trials=3))
     assert isinstance(sweep, Sweep) and sweep.status == "running" and sweep.info.trials == 3
     posted = json.loads(sent[-1].content)
     assert sent[-1].headers["Idempotency-Key"]  # as for job submission: a retried create starts one sweep
-    assert set(posted) == {"dataset_id", "base_config", "space", "strategy", "budget"}
+    assert set(posted) == {"dataset_id", "base_config", "space", "budget"}  # the strategy: the service's grid
+    assert sweep.refresh().info.strategy == "grid"
     assert posted["budget"] == {"max_trials": 3, "max_concurrent": 2}
 
     typed = client.sweeps.create(dataset.id, TrainingConfig.model_validate(BASE), budget={"max_trials": 2},
+                                 strategy="random",
                                  space={"objective.lambda": RangeSpec(low=1e-6, high=1e-2, scale="log")},
                                  seed=5, select=SelectKnee(rule="knee"))  # fmt: skip
     assert json.loads(sent[-1].content)["space"] == {"objective.lambda": {"low": 1e-6, "high": 1e-2, "scale": "log"}}

@@ -26,3 +26,12 @@ def test_each_form_is_its_rule(text: str, rule: object) -> None:
 def test_anything_else_is_refused(text: str) -> None:
     with pytest.raises(ValueError):
         parse_select(text)
+
+
+def test_the_lipspline_command_hands_exactly_the_user_cli_commands_to_it() -> None:
+    """`lipspline COMMAND` keeps its own list of the SDK CLI's commands (so `serve` does not import click's
+    user CLI); it must name every one of them and nothing else."""
+    from lipspline.client.cli import cli
+    from service.cli import USER_COMMANDS
+
+    assert sorted(USER_COMMANDS) == sorted(cli.commands)
