@@ -179,8 +179,10 @@ class SweepOut(BaseModel):
     select: Select
     progress: SweepProgress
     trials: list[TrialOut]
-    front: Fronts | None = Field(None, description="once the sweep has finished trials")
-    selected: Selected | None = None
+    front: Fronts | None = Field(None, description="once the sweep has finished trials: while it runs, the front of "
+                                 "the trials finished so far; after a cancel, of those that had finished")
+    selected: Selected | None = Field(None, description="set when the sweep ends (or is cancelled with finished "
+                                      "trials); null while it runs, or when no trial satisfies the rule")
     note: str | None = Field(None, description="why nothing was selected, or how the sweep ended")
     register_as: str | None = None
     created_at: Timestamp

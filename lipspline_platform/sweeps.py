@@ -22,7 +22,8 @@ How a sweep moves (docs/design.md#sweeps):
   trial's job gets the ordinary cancel flag and the runner stops at once (cooperative
   stop). A trial re-reaching a rung after its worker died is not judged again.
 * **Cancel** (:func:`cancel`): the sweep is closed and every active trial job is cancelled
-  through the lifecycle; nothing more is launched.
+  through the lifecycle; nothing more is launched. The fronts and the selection cover the
+  trials that had finished (no registry alias is moved).
 * Failures: a trial whose job failed (after its retries) is a failed trial; the sweep
   still finishes with the others. A killed worker's trial is resumed by the reconciler
   (ordinary job lease), so it produces exactly one model.
@@ -40,7 +41,7 @@ from sqlalchemy.orm import Session
 from api_schemas import ACTIVE_STATES, TrainingConfig
 from api_schemas.timestamps import utcnow
 from lipspline.sweeps import halving
-from lipspline.sweeps.plan import SweepSpec, next_to_launch, planned_trials, summarize
+from lipspline.sweeps.plan import SweepSpec, SweepSummary, next_to_launch, planned_trials, summarize
 from lipspline.sweeps.selection import Selection, TrialOutcome
 from lipspline.sweeps.space import apply, parse_space
 from lipspline_platform import lifecycle, registry
@@ -221,10 +222,14 @@ def results(session: Session, pairs: list[tuple[SweepTrialRow, JobRow]]) -> dict
     return {trial.trial: result_of(models[job.model_id]) for trial, job in pairs if job.model_id in models}
 
 
+def summary_of(spec: SweepSpec, found: dict[int, TrialResult]) -> SweepSummary:
+    """The fronts and the selection over the trials that have finished (``found``: trial -> result)."""
+    return summarize(spec, [o for o in (r.outcome(i) for i, r in found.items()) if o is not None])
+
+
 def _finish(session: Session, sweep: SweepRow, spec: SweepSpec, pairs: list[tuple[SweepTrialRow, JobRow]]) -> None:
     found = results(session, pairs)
-    outcomes = [o for o in (r.outcome(i) for i, r in found.items()) if o is not None]
-    summary = summarize(spec, outcomes)
+    summary = summary_of(spec, found)
     document = summary.to_json()
     note = None if found else (sweep.note or "no trial succeeded")
     if summary.selected is not None:
@@ -292,9 +297,22 @@ def epochs_run(session: Session, job_ids: list[str]) -> dict[str, int]:
 
 # ---- cancel --------------------------------------------------------------------------------------
 def cancel(session: Session, sweep: SweepRow) -> None:
-    """Close the sweep and cancel its active trials (the caller locked the sweep row and checked it runs)."""
-    sweep.close("cancelled", "cancelled on request", utcnow())
-    for _, job in trials_and_jobs(session, sweep.id):
+    """Close the sweep and cancel its active trials (the caller locked the sweep row and checked it runs).
+
+    The trials that had already finished keep their worth: the fronts and the selection are
+    computed over them, so a user who stops a sweep early still gets its best model so far.
+    ``register_as`` is not applied: a cancelled search does not move a registry alias.
+    """
+    pairs = trials_and_jobs(session, sweep.id)
+    found = results(session, pairs)
+    summary = summary_of(spec_from_request(sweep.request), found)
+    note = f"cancelled on request after {len(found)} of {len(sweep.plan)} trials had finished"
+    if summary.selected is not None:
+        sweep.selected_model_id = found[summary.selected].model_id
+        note += "; the fronts and the selection cover those trials (register_as not applied)"
+    sweep.summary = summary.to_json()
+    sweep.close("cancelled", note, utcnow())
+    for _, job in pairs:
         if job.status in ACTIVE_STATES:
             locked = session.get(JobRow, job.id, with_for_update=True)
             if locked is not None and locked.status in ACTIVE_STATES:

@@ -160,7 +160,11 @@ def sweep_out(session: Session, row: SweepRow) -> SweepOut:
     found = sweeps.results(session, pairs)
     epochs = sweeps.epochs_run(session, [job.id for _, job in pairs])
     request = row.request
-    radius = (row.summary or {}).get("radius")
+    summary = row.summary
+    if summary is None and found:
+        # running: the fronts of the trials finished so far (the selection waits for the end)
+        summary = {**sweeps.summary_of(sweeps.spec_from_request(request), found).to_json(), "selected": None}
+    radius = (summary or {}).get("radius")
     trials = []
     for trial, job in pairs:
         result = found.get(trial.trial)
@@ -194,7 +198,7 @@ def sweep_out(session: Session, row: SweepRow) -> SweepOut:
         epochs=sum(t.epochs for t in trials),
     )
     front = selected = None
-    if row.summary is not None:
+    if summary is not None:
         by_trial = {t.trial: t for t in trials}
 
         def point(index: int) -> FrontPoint:
@@ -204,14 +208,14 @@ def sweep_out(session: Session, row: SweepRow) -> SweepOut:
                               certified_lipschitz=t.certified_lipschitz, certified_accuracy=at)  # fmt: skip
 
         front = Fronts(
-            lipschitz=[point(i) for i in row.summary["lipschitz_front"]],
-            certified_accuracy=[point(i) for i in row.summary["robust_front"]],
+            lipschitz=[point(i) for i in summary["lipschitz_front"]],
+            certified_accuracy=[point(i) for i in summary["robust_front"]],
             radius=radius,
         )
-        chosen = row.summary.get("selected")
+        chosen = summary.get("selected")
         if chosen is not None:
             selected = Selected(trial=chosen, model_id=row.selected_model_id, rule=request.get("select") or {},
-                                registered_as=row.summary.get("registered_as"))  # fmt: skip
+                                registered_as=summary.get("registered_as"))  # fmt: skip
     return SweepOut(
         id=row.id,
         status=row.status,

@@ -187,6 +187,27 @@ def test_cancel_cancels_the_trials_and_launches_nothing_more(svc: Service) -> No
     problem(svc.other.get(f"/v1/sweeps/{sweep_id}"), 404)
 
 
+def test_the_front_grows_while_running_and_a_cancel_keeps_what_had_finished(svc: Service) -> None:
+    dataset_id = svc.upload()
+    assert svc.client.post("/v1/registered-models", json={"name": "sweep-winner"}).status_code == 201
+    sweep_id = svc.client.post("/v1/sweeps", json=body(dataset_id, register_as="sweep-winner")).json()["id"]
+    assert svc.client.get(f"/v1/sweeps/{sweep_id}").json()["front"] is None  # nothing finished yet
+    first, second = [t["job_id"] for t in svc.client.get(f"/v1/sweeps/{sweep_id}").json()["trials"]]
+    svc.worker.run(first)
+    running = svc.client.get(f"/v1/sweeps/{sweep_id}").json()
+    assert running["status"] == "running" and running["selected"] is None
+    assert [p["trial"] for p in running["front"]["lipschitz"]] == [0]  # the one finished trial is its own front
+
+    cancelled = svc.client.post(f"/v1/sweeps/{sweep_id}/cancel").json()
+    assert cancelled["status"] == "cancelled" and "1 of 3" in cancelled["note"]
+    assert [p["trial"] for p in cancelled["front"]["lipschitz"]] == [0]
+    assert cancelled["selected"]["trial"] == 0
+    assert cancelled["selected"]["model_id"] == svc.job(first)["model_id"]
+    assert cancelled["selected"]["registered_as"] is None  # a cancelled search moves no alias
+    assert svc.client.get("/v1/registered-models/sweep-winner/versions").json()["items"] == []
+    assert svc.job(second)["status"] == "cancelled"
+
+
 def test_halving_stops_a_trial_below_the_top_third_once(svc: Service) -> None:
     dataset_id = svc.upload()
     halving = body(dataset_id, strategy="halving", budget={"max_trials": 3, "max_concurrent": 3})
