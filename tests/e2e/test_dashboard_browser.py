@@ -50,6 +50,8 @@ REGRESSOR_CONFIG = {**CLASSIFIER_CONFIG, "architecture": {"hidden": [20], "activ
                     "training": {**CLASSIFIER_CONFIG["training"], "epochs": 6}}  # fmt: skip
 #: long enough to be watched running (minutes at full length), stopped from the page
 LONG_CONFIG = {**CLASSIFIER_CONFIG, "training": {**CLASSIFIER_CONFIG["training"], "epochs": 5000, "batch_size": 4}}
+#: a sweep's trials: short, so three of them run one after the other in seconds
+SWEEP_CONFIG = {**CLASSIFIER_CONFIG, "training": {**CLASSIFIER_CONFIG["training"], "epochs": 5}}
 
 
 @pytest.fixture(scope="module")
@@ -133,6 +135,16 @@ def trained(deployment: Deployment) -> dict[str, Any]:
             "classifier": http.get(f"/v1/models/{classifier_job['model_id']}").json(),
             "regressor": http.get(f"/v1/models/{regressor_job['model_id']}").json(),
         }
+
+
+def started_sweep(http: httpx.Client, dataset_id: str, base_config: dict, lambdas: list[float]) -> str:
+    """A grid sweep over ``objective.lambda``, one trial at a time (the embedded worker runs one job anyway)."""
+    body = {"dataset_id": dataset_id, "base_config": base_config, "space": {"objective.lambda": lambdas},
+            "strategy": "grid", "budget": {"max_trials": len(lambdas), "max_concurrent": 1},
+            "select": {"rule": "max_accuracy"}}  # fmt: skip
+    response = http.post("/v1/sweeps", json=body)
+    assert response.status_code == 202, response.text
+    return response.json()["id"]
 
 
 @dataclass
@@ -446,6 +458,122 @@ def test_a_running_job_is_drawn_live_and_cancelled_from_the_page(
     assert job["status"] == "cancelled" and job["cancel_requested"] is True
     assert job["progress"]["epoch"] < LONG_CONFIG["training"]["epochs"]
     assert page.is_hidden("#cancel-job")
+    dashboard.assert_clean()
+
+
+def test_a_sweep_is_followed_live_and_draws_its_trade_off(
+    dashboard: Session, deployment: Deployment, trained: dict, screenshots: Path
+) -> None:
+    page = dashboard.page
+    with deployment.client() as http:
+        # the embedded worker runs one job at a time, and three short trials take about two seconds:
+        # a long job ahead of them holds the sweep running, its trials queued, until the page is seen
+        blocker = submitted(http, trained["circle"]["id"], LONG_CONFIG)
+        wait_for_job(http, blocker, {"running"})
+        sweep_id = started_sweep(http, trained["circle"]["id"], SWEEP_CONFIG, [1e-4, 1e-2, 1e-1])
+    dashboard.go(f"/ui/sweeps/{sweep_id}")
+    page.wait_for_selector("#sweep-facts [data-status=running]")
+    page.wait_for_selector("#trials-table tr[data-trial='0'] [data-status=queued]")
+    assert page.get_attribute("[data-chart=sweep-trials]", "data-points") == "0"
+    assert page.is_visible("#cancel-sweep")
+    with deployment.client() as http:
+        assert http.post(f"/v1/jobs/{blocker}/cancel").is_success
+
+    # followed without a reload: the page re-reads the sweep until it has ended, then stops
+    page.wait_for_selector("#sweep-facts [data-status]:not([data-status=running])", timeout=120_000)
+    with deployment.client() as http:
+        sweep = http.get(f"/v1/sweeps/{sweep_id}").json()
+    assert sweep["status"] == "succeeded", sweep
+    assert page.get_attribute("#sweep-facts [data-status]", "data-status") == "succeeded"
+    assert dashboard.requested.count(f"{dashboard.origin}/ui/sweeps/{sweep_id}") == 1
+    assert dashboard.requested.count(f"{dashboard.origin}/v1/sweeps/{sweep_id}") >= 2
+    assert page.is_hidden("#cancel-sweep")
+    progress = sweep["progress"]
+    assert page.get_attribute(".sweep-progress", "data-succeeded") == str(progress["succeeded"])
+
+    # the chart: one point per succeeded trial at (certified bound, score), the front joined, the winner marked
+    trials = {t["trial"]: t for t in sweep["trials"]}
+    succeeded = {i for i, t in trials.items() if t["status"] == "succeeded"}
+    assert len(succeeded) == progress["succeeded"] == progress["planned"] == 3
+    chart = "[data-chart=sweep-trials]"
+    points = page.eval_on_selector_all(
+        f"{chart} circle.point",
+        "cs => cs.map(c => [+c.dataset.trial, +c.dataset.x, +c.dataset.y, c.querySelector('title').textContent])",
+    )
+    assert sorted(p[0] for p in points) == sorted(succeeded)
+    for trial, x, y, title in points:
+        assert close(x, trials[trial]["certified_lipschitz"]) and close(y, trials[trial]["score"])
+        assert title.startswith(f"trial {trial}: objective.lambda = ")
+    front = sweep["front"]["lipschitz"]
+    line = page.eval_on_selector(f"{chart} path.line", "p => [+p.dataset.points, p.dataset.trials]")
+    assert line[0] == len(front) >= 1 and sorted(map(int, line[1].split())) == sorted(p["trial"] for p in front)
+    chosen = sweep["selected"]
+    assert chosen is not None and chosen["model_id"] == trials[chosen["trial"]]["model_id"], sweep
+    marked = page.eval_on_selector_all(f"{chart} circle.point.selected", "cs => cs.map(c => +c.dataset.trial)")
+    assert marked == [chosen["trial"]]
+    assert page.get_attribute("#selected-model", "href") == f"/ui/models/{chosen['model_id']}"
+
+    # the table: one row per trial with the API's numbers; certified accuracy at the front's radius as the
+    # fronts report it; the selected row marked and linking to the selected model
+    rows = page.eval_on_selector_all(
+        "#trials-table tbody tr",
+        """rs => rs.map(r => [+r.dataset.trial, r.querySelector('[data-status]').dataset.status,
+            +r.querySelector('[data-field=score]').value, +r.querySelector('[data-field=certified_lipschitz]').value,
+            r.querySelector('[data-field=certified_accuracy]').getAttribute('value'),
+            [...r.querySelectorAll('[data-front]')].map(m => m.dataset.front), r.classList.contains('selected')])""",
+    )
+    assert [r[0] for r in rows] == sorted(trials)
+    on_front = {name: {p["trial"]: p for p in sweep["front"][name]} for name in ("lipschitz", "certified_accuracy")}
+    assert sweep["front"]["radius"] is not None
+    for trial, status, score, bound, certified, fronts, selected in rows:
+        api_trial = trials[trial]
+        assert status == api_trial["status"] and close(score, api_trial["score"])
+        assert close(bound, api_trial["certified_lipschitz"])
+        assert fronts == [name for name in ("lipschitz", "certified_accuracy") if trial in on_front[name]]
+        for points_of_front in on_front.values():
+            if trial in points_of_front:
+                assert close(float(certified), points_of_front[trial]["certified_accuracy"])
+        assert selected == (trial == chosen["trial"])
+    chosen_row = f"#trials-table tr[data-trial='{chosen['trial']}']"
+    assert page.get_attribute(f"{chosen_row} a[href^='/ui/models/']", "href") == f"/ui/models/{chosen['model_id']}"
+    dashboard.shot(screenshots, "sweep")
+    page.locator("#trials-table").scroll_into_view_if_needed()
+    dashboard.shot(screenshots, "sweep-trials")
+
+    # the list (from the nav): every sweep the API lists, this one with its progress and selected model
+    page.click("nav a[data-section=sweeps]")
+    page.wait_for_selector(f"#sweeps-table tr[data-sweep='{sweep_id}']")
+    with deployment.client() as http:
+        listed = http.get("/v1/sweeps").json()["items"]
+    assert page.eval_on_selector_all("#sweeps-table tbody tr", "rs => rs.map(r => r.dataset.sweep)") == [
+        s["id"] for s in listed
+    ]
+    row = f"#sweeps-table tr[data-sweep='{sweep_id}']"
+    assert page.text_content(f"{row} [data-field=progress]") == f"{progress['succeeded']} / {progress['planned']}"
+    assert page.get_attribute(f"{row} [data-status]", "data-status") == "succeeded"
+    assert page.get_attribute(f"{row} [data-field=selected] a", "href") == f"/ui/models/{chosen['model_id']}"
+    dashboard.shot(screenshots, "sweeps")
+    dashboard.assert_clean()
+
+
+def test_a_running_sweep_is_cancelled_from_its_page(dashboard: Session, deployment: Deployment, trained: dict) -> None:
+    page = dashboard.page
+    with deployment.client() as http:
+        sweep_id = started_sweep(http, trained["circle"]["id"], LONG_CONFIG, [1e-4, 1e-2])
+        (first,) = http.get(f"/v1/sweeps/{sweep_id}").json()["trials"]
+        wait_for_job(http, first["job_id"], {"running"})
+    dashboard.go(f"/ui/sweeps/{sweep_id}")
+    page.wait_for_selector("#cancel-sweep:not([hidden])")
+    page.click("#cancel-sweep")
+    page.wait_for_selector("#sweep-facts [data-status=cancelled]")
+    with deployment.client() as http:
+        sweep = http.get(f"/v1/sweeps/{sweep_id}").json()
+        job = wait_for_job(http, first["job_id"], TERMINAL, timeout_s=60)
+    assert sweep["status"] == "cancelled" and sweep["progress"]["succeeded"] == 0 and sweep["selected"] is None
+    assert job["status"] == "cancelled" and job["cancel_requested"] is True  # the running trial was stopped
+    assert sweep["progress"]["launched"] == 1  # and the second one never launched
+    assert page.text_content("#sweep-note") == sweep["note"]
+    assert page.is_hidden("#cancel-sweep")
     dashboard.assert_clean()
 
 

@@ -1,5 +1,5 @@
-// Hand-written SVG charts: line charts (linear or log y), log-scale bars, spline small multiples,
-// and the plot frame the decision-region map draws into. No library: each chart is a function
+// Hand-written SVG charts: line charts (linear or log y), scatter plots (linear or log x),
+// log-scale bars, spline small multiples, and the plot frame the decision-region map draws into. No library: each chart is a function
 // from data to one <figure>, redrawn whole when the data changes (the figure keeps its size,
 // so nothing around it moves).
 
@@ -48,7 +48,10 @@ function logTicks(a, b) {
     return ticks;
   };
   const decades = within([1]);
-  return decades.length >= 3 ? decades : within([1, 2, 5]);
+  if (decades.length >= 3) return decades;
+  const fine = within([1, 2, 5]);
+  // a span of less than a factor of ~5 (trials with similar bounds) holds at most one of those: plain steps
+  return fine.length >= 2 ? fine : linearTicks(10 ** a, 10 ** b, 4);
 }
 
 function extent(values, { log = false, pad = 0 } = {}) {
@@ -142,6 +145,51 @@ export function lineChart({ id, title, series, xLabel, yLabel, logY = false, wid
     svg.append(s("text", { x: width / 2, y: height / 2, "text-anchor": "middle", class: "empty" }, empty));
   }
   const figure = h("figure", { class: "chart", "data-chart": id, "data-series-count": drawn.length }, h("figcaption", {}, title), svg, legend(items));
+  paintSwatches(figure);
+  return figure;
+}
+
+/**
+ * A scatter plot: points = [{x, y, color, r?, title, label?, className?, data?}], one
+ * <circle class="point"> each, its <title> shown on hover, `label` written beside it and `data`
+ * set as data-* attributes (with data-x, data-y: the full values). `line` = {name, color, points:
+ * [[x, y], ...], data?} is one <path class="line"> through its points in the order given, drawn
+ * under the points. `logX` leaves out points with x <= 0 (a log axis has no place for them).
+ * `legend` = [{name, color}] for the point colours (the line adds its own entry).
+ */
+export function scatterChart({ id, title, points, line, xLabel, yLabel, logX = false, legend: keys = [], width = 640, height = 320, empty }) {
+  const box = { left: 64, right: width - 16, top: 14, bottom: height - 44 };
+  const onAxes = (px, py) => Number.isFinite(px) && Number.isFinite(py) && (!logX || px > 0);
+  const drawn = points.filter((p) => onAxes(p.x, p.y));
+  const path = (line?.points || []).filter(([px, py]) => onAxes(px, py));
+  const xs = [...drawn.map((p) => p.x), ...path.map(([v]) => v)];
+  const ys = [...drawn.map((p) => p.y), ...path.map(([, v]) => v)];
+  const x = scale(extent(xs, { log: logX, pad: logX ? 0.2 : 0.05 }), [box.left, box.right], { log: logX });
+  const y = scale(extent(ys, { pad: 0.1 }), [box.bottom, box.top]);
+  const svg = s("svg", { viewBox: `0 0 ${width} ${height}`, role: "img", "aria-label": `${title}: ${yLabel} against ${xLabel}` });
+  svg.append(s("title", {}, title));
+  svg.append(axes(x, y, box, { xLabel, yLabel, xTicks: xs.length ? undefined : [], yTicks: ys.length ? undefined : [] }));
+  const data = (attrs) => Object.fromEntries(Object.entries(attrs || {}).map(([k, v]) => [`data-${k}`, v]));
+  if (path.length) {
+    const d = path.map(([px, py], k) => `${k ? "L" : "M"}${x(px).toFixed(2)},${y(py).toFixed(2)}`).join("");
+    svg.append(s("path", { d, class: "line", stroke: line.color, "data-points": path.length, ...data(line.data) }));
+  }
+  for (const p of drawn) {
+    const cx = x(p.x);
+    const cy = y(p.y);
+    svg.append(s("circle", { cx, cy, r: p.r ?? 5, fill: p.color, class: `point ${p.className || ""}`.trim(), "data-x": p.x, "data-y": p.y, ...data(p.data) },
+      s("title", {}, p.title)));
+    if (p.label) {
+      // beside the point, on the side with room for it
+      const right = cx < (box.left + box.right) / 2;
+      svg.append(s("text", { x: cx + (right ? 10 : -10), y: cy - 8, "text-anchor": right ? "start" : "end", class: "point-label" }, p.label));
+    }
+  }
+  if (!drawn.length && empty) {
+    svg.append(s("text", { x: width / 2, y: height / 2, "text-anchor": "middle", class: "empty" }, empty));
+  }
+  const items = [...keys, ...(line ? [{ name: line.name, color: line.color }] : [])];
+  const figure = h("figure", { class: "chart scatter", "data-chart": id, "data-points": drawn.length }, h("figcaption", {}, title), svg, legend(items));
   paintSwatches(figure);
   return figure;
 }
