@@ -149,7 +149,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--part", choices=["halving", "scale", "front", "all"], default="all")
     parser.add_argument("--workers", type=int, nargs="+", default=[1, 2, 3])
-    parser.add_argument("--epochs", type=int, default=30, help="scale: epochs per trial")
+    parser.add_argument("--epochs", type=int, default=60, help="scale: epochs per trial")
     parser.add_argument("--rows", type=int, default=1000, help="scale: dataset rows")
     args = parser.parse_args()
     if args.part in ("halving", "all"):

@@ -126,9 +126,14 @@ def front_table(
         ["scheme", "weight", "inner val MAE (clean)", "held-out MAE η=0", f"held-out MAE η={worst_eta:g}",
          "certified L (raw map)", "on scheme's front", "on pooled front", "chosen"],
     )  # fmt: skip
+    all_bounds = [b for point in points.values() for b in point.certified]
+    floor = 1e-3 * float(np.median(all_bounds)) if all_bounds else 0.0
+    collapsed: list[str] = []
     for key, label in schemes:
         for value in grid:
             point = points[(key, value)]
+            if _median(point.certified) < floor:
+                collapsed.append(f"{label} at λ = {value:g}")
             table.add(
                 label, value, _median(point.inner), _median(point.clean), _median(point.worst),
                 _median(point.certified), f"{point.scheme_front}/{seeds}", f"{point.pooled_front}/{seeds}",
@@ -144,6 +149,11 @@ def front_table(
         "(and one better). Pooled front: the same over the trials of all five schemes of that seed. k/n counts "
         "the seeds.",
     ]
+    if collapsed:
+        table.notes.append(
+            f"A certified L near 0 ({'; '.join(collapsed)}) is a network collapsed to a constant: certified perfectly "
+            "robust and no better than predicting the mean. It is the front's trivial robust end, not a useful model."
+        )
     return table
 
 
@@ -155,26 +165,40 @@ def plot_front(
     sweeps: dict[str, LocalSweep], schemes: Sequence[tuple[str, str, str, bool]], front: set[tuple[str, float]],
     seed: int, path: Path,
 ) -> Path:  # fmt: skip
-    """One seed's trials: inner validation MAE against certified L, each scheme's λ path, the pooled front."""
+    """One seed's trials: inner validation MAE against certified L, each scheme's λ path, the pooled front.
+
+    A weight so large that the network collapses to a constant (certified L many orders below the
+    others') would squeeze every other point into a corner of a log axis: such trials are drawn as
+    arrows at the left edge, their bound written beside them. The λ labels are on the pooled front's
+    points and the selected weights only, so they stay legible.
+    """
     from matplotlib.figure import Figure
 
     figure = Figure(figsize=(7.5, 5.0), layout="constrained")
     axes = figure.add_subplot()
+    every_bound = [t.lipschitz for sweep in sweeps.values() for t in sweep.trials if t.lipschitz is not None]
+    floor = 1e-3 * float(np.median(every_bound))  # below this: a collapsed, (nearly) constant model
+    edge = min([b for b in every_bound if b >= floor], default=1.0) / 2
     pooled: list[tuple[float, float]] = []
     for key, label, mode, spline in schemes:
         sweep = sweeps[key]
         trials = sorted(sweep.trials, key=lambda t: t.params["objective.lambda"])
-        bounds = [t.lipschitz for t in trials]
-        maes = [-t.score for t in trials]
-        axes.plot(bounds, maes, "--" if spline else "-", marker="s" if spline else "o", color=COLOURS[mode],
-                  label=label, alpha=0.8)  # fmt: skip
-        for trial, bound, value in zip(trials, bounds, maes, strict=True):
+        points = [(max(t.lipschitz, edge), -t.score) for t in trials]
+        axes.plot([p[0] for p in points], [p[1] for p in points], "--" if spline else "-",
+                  marker="s" if spline else "o", color=COLOURS[mode], label=label, alpha=0.8)  # fmt: skip
+        for trial, (x, y) in zip(trials, points, strict=True):
             lam = float(trial.params["objective.lambda"])
-            axes.annotate(f"{lam:.0e}", (bound, value), fontsize=6, xytext=(3, 2), textcoords="offset points")
+            chosen = trial.index == sweep.summary.selected
+            if trial.lipschitz < floor:
+                axes.plot([x], [y], "<", color=COLOURS[mode], markersize=9)
+                axes.annotate(f"λ={lam:g}: constant model, L={trial.lipschitz:.0e}", (x, y), fontsize=7,
+                              xytext=(8, -3), textcoords="offset points")  # fmt: skip
+            elif (key, lam) in front or chosen:
+                axes.annotate(f"{lam:g}", (x, y), fontsize=7, xytext=(4, 3), textcoords="offset points")
             if (key, lam) in front:
-                pooled.append((bound, value))
-            if trial.index == sweep.summary.selected:
-                axes.plot([bound], [value], "*", color=COLOURS[mode], markersize=13, markeredgecolor="black")
+                pooled.append((x, y))
+            if chosen:
+                axes.plot([x], [y], "*", color=COLOURS[mode], markersize=13, markeredgecolor="black")
     pooled.sort()
     axes.plot([p[0] for p in pooled], [p[1] for p in pooled], ":", color="black", linewidth=2.0, zorder=0,
               label="pooled Pareto front (all schemes)")  # fmt: skip
@@ -182,7 +206,7 @@ def plot_front(
     axes.set_xscale("log")
     axes.set_xlabel("certified Lipschitz bound of the raw map (k$ per unit of input)")
     axes.set_ylabel("inner validation MAE (k$), clean inputs")
-    axes.set_title(f"Boston housing, seed {seed}: the λ sweeps' accuracy-robustness front")
+    axes.set_title(f"Boston housing, seed {seed}: the λ sweeps' accuracy-robustness front (labels: λ)")
     axes.grid(alpha=0.3, which="both")
     axes.legend(fontsize=8)
     figure.savefig(path, dpi=120)
