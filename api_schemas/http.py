@@ -532,6 +532,7 @@ class Problem(BaseModel):
                     "status": 422,
                     "detail": "config.training.epochs: Input should be greater than or equal to 1",
                     "instance": "/v1/jobs",
+                    "field": "config.training.epochs",
                     "errors": [{"field": "config.training.epochs", "message": "Input should be greater than or "
                                 "equal to 1", "type": "greater_than_equal"}],
                 }
@@ -550,6 +551,7 @@ class Problem(BaseModel):
     column: str | int | None = Field(None, description="invalid dataset: column at fault (name, or index)")
     limit: str | None = Field(None, description="limit exceeded: the setting's name, e.g. max_epochs")
     limit_value: float | None = Field(None, description="limit exceeded: the setting's value")
-    field: str | None = Field(None, description="the request field at fault (404 on a referenced id)")
+    field: str | None = Field(None, description="the request field at fault (422: the first of `errors`; 404 on a "
+                              "referenced id)")
     jobs: list[str] | None = Field(None, description="409 dataset-in-use: the active jobs using it")
     checks: dict[str, bool] | None = Field(None, description="503 not-ready: each dependency and whether it answered")

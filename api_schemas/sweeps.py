@@ -10,7 +10,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, AliasChoices, BaseModel, BeforeValidator, ConfigDict, Field
 
 from api_schemas.http import NAME_PATTERN, NEXT_CURSOR, JobStatus
 from api_schemas.robustness import CertifiedAccuracyOut
@@ -29,15 +29,16 @@ class _Request(BaseModel):
 class RangeSpec(_Request):
     """Numbers from low to high, uniform in the value (linear) or its logarithm (log); ``count`` points in a grid."""
 
-    low: float
-    high: float
+    low: float = Field(validation_alias=AliasChoices("low", "min"))
+    high: float = Field(validation_alias=AliasChoices("high", "max"))
     scale: Literal["linear", "log"] = "linear"
     count: int | None = Field(None, ge=1, le=1000, description="grid points (required with the grid strategy)")
 
 
 class Budget(_Request):
     max_trials: int = Field(..., ge=1, description="most trials (a grid must fit; random and halving draw this many)")
-    max_concurrent: int = Field(2, ge=1, le=1000, description="most trials queued or running at once")
+    max_concurrent: int = Field(2, ge=1, le=1000, description="most trials queued or running at once",
+                                validation_alias=AliasChoices("max_concurrent", "max_concurrent_trials"))
 
 
 class HalvingSpec(_Request):
@@ -47,7 +48,10 @@ class HalvingSpec(_Request):
 
 class SelectMaxAccuracy(_Request):
     rule: Literal["max_accuracy"]
-    max_lipschitz: float | None = Field(None, gt=0, description="only models with certified_lipschitz <= this")
+    max_lipschitz: float | None = Field(
+        None, gt=0, description="only models with certified_lipschitz <= this",
+        validation_alias=AliasChoices("max_lipschitz", "max_certified_lipschitz", "certified_lipschitz"),
+    )  # fmt: skip
 
 
 class SelectMaxCertifiedAccuracy(_Request):
@@ -59,7 +63,46 @@ class SelectKnee(_Request):
     rule: Literal["knee"]
 
 
-Select = Annotated[SelectMaxAccuracy | SelectMaxCertifiedAccuracy | SelectKnee, Field(discriminator="rule")]
+#: rule names as users (and the feature's request) also write them
+RULE_ALIASES = {"max_certified_accuracy_at_radius": "max_certified_accuracy"}
+
+
+def _select_shorthand(value: Any) -> Any:
+    """Shorthands of a selection rule, normalised to the ``{"rule": ...}`` object before validation.
+
+    ``"knee"`` is ``{"rule": "knee"}``; ``{"max_certified_accuracy_at_radius": 0.1}`` is
+    ``{"rule": "max_certified_accuracy", "radius": 0.1}``; a rule may be written by an alias
+    (``RULE_ALIASES``). Anything else is validated as given, so its errors name its fields.
+    """
+    if isinstance(value, str):
+        value = {"rule": value}
+    if isinstance(value, dict) and "rule" not in value and len(value) == 1:
+        ((name, argument),) = value.items()
+        if RULE_ALIASES.get(name, name) == "max_certified_accuracy" and not isinstance(argument, dict):
+            value = {"rule": name, "radius": argument}
+    if isinstance(value, dict) and value.get("rule") in RULE_ALIASES:
+        value = {**value, "rule": RULE_ALIASES[value["rule"]]}
+    return value
+
+
+Select = Annotated[
+    SelectMaxAccuracy | SelectMaxCertifiedAccuracy | SelectKnee,
+    Field(discriminator="rule"),
+    BeforeValidator(_select_shorthand),
+]
+#: strategy names as users also write them
+STRATEGY_ALIASES = {"successive_halving": "halving", "successive-halving": "halving", "asha": "halving"}
+
+
+def _strategy_alias(value: Any) -> Any:
+    return STRATEGY_ALIASES.get(value, value) if isinstance(value, str) else value
+
+
+def _space_values(space: Any) -> Any:
+    """``{"values": [...]}`` is the list itself (the form some sweep tools use)."""
+    if not isinstance(space, dict):
+        return space
+    return {path: (v["values"] if isinstance(v, dict) and set(v) == {"values"} else v) for path, v in space.items()}
 
 
 class SweepCreate(_Request):
@@ -83,10 +126,13 @@ class SweepCreate(_Request):
 
     dataset_id: str = Field(..., min_length=1, max_length=64)
     base_config: TrainingConfig = Field(default_factory=TrainingConfig)
-    space: dict[str, list[Any] | RangeSpec] = Field(
-        ..., description="per config path (objective.lambda, spline.knots, ...): a list of values or a range"
+    space: Annotated[dict[str, list[Any] | RangeSpec], BeforeValidator(_space_values)] = Field(
+        ..., description="per config path (objective.lambda, spline.knots, ...): a list of values (also "
+        "`{\"values\": [...]}`) or a range (`low`/`high`, also `min`/`max`)"
     )
-    strategy: Literal["grid", "random", "halving"] = "grid"
+    strategy: Annotated[Literal["grid", "random", "halving"], BeforeValidator(_strategy_alias)] = Field(
+        "grid", description="grid, random, or halving (also successive_halving, asha)"
+    )
     budget: Budget
     seed: int = Field(0, ge=0, le=2**31 - 1, description="the random strategy's draws (and halving's, off-grid)")
     halving: HalvingSpec = Field(default_factory=HalvingSpec)

@@ -1,7 +1,8 @@
 """RFC 9457 problem details: every error the API returns is ``application/problem+json``.
 
 Clients get a machine-readable ``type``, a human ``detail`` that names the field
-or row at fault, and for validation errors an ``errors`` list with each field path.
+or row at fault, and for validation errors an ``errors`` list with each field path
+(the first of them also as ``field``, as the other problems that concern one field have it).
 """
 
 from __future__ import annotations
@@ -78,6 +79,7 @@ def invalid_field(field: str, message: str) -> ProblemError:
         "Validation Error",
         f"{field}: {message}",
         kind="validation-error",
+        field=field,
         errors=[{"field": field, "message": message}],
     )
 
@@ -132,7 +134,8 @@ def install_problem_handlers(app: FastAPI) -> None:
         detail = f"{first['field']}: {first['message']}"
         if len(errors) > 1:
             detail += f" (and {len(errors) - 1} more)"
-        return problem_response(request, 422, "Validation Error", detail, "validation-error", errors=errors)
+        return problem_response(request, 422, "Validation Error", detail, "validation-error", field=first["field"],
+                                errors=errors)  # fmt: skip
 
     @app.exception_handler(StarletteHTTPException)
     async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:

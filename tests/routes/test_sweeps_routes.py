@@ -54,6 +54,39 @@ def test_bad_sweeps_are_422_naming_the_field_and_create_nothing(svc: Service, ov
     nothing_created(svc)
 
 
+@pytest.mark.parametrize(
+    ("written", "canonical"),
+    [
+        ({"select": "knee"}, {"select": {"rule": "knee"}}),
+        ({"select": {"max_certified_accuracy_at_radius": 0.1}},
+         {"select": {"rule": "max_certified_accuracy", "radius": 0.1}}),
+        ({"select": {"rule": "max_certified_accuracy_at_radius", "radius": 0.2}},
+         {"select": {"rule": "max_certified_accuracy", "radius": 0.2}}),
+        ({"select": {"rule": "max_accuracy", "certified_lipschitz": 30}},
+         {"select": {"rule": "max_accuracy", "max_lipschitz": 30.0}}),
+        ({"strategy": "successive_halving"}, {"strategy": "halving"}),
+        ({"space": {"objective.lambda": {"values": [1e-6, 1e-3]}}}, {"space": {"objective.lambda": [1e-6, 1e-3]}}),
+        ({"strategy": "random", "space": {"objective.lambda": {"min": 1e-6, "max": 1e-2, "scale": "log"}}},
+         {"space": {"objective.lambda": {"low": 1e-6, "high": 1e-2, "scale": "log", "count": None}}}),
+        ({"budget": {"max_trials": 3, "max_concurrent_trials": 1}}, {"budget": {"max_trials": 3, "max_concurrent": 1}}),
+    ],
+)  # fmt: skip
+def test_common_spellings_are_taken_and_answered_in_the_canonical_form(
+    svc: Service, written: dict, canonical: dict
+) -> None:
+    response = svc.client.post("/v1/sweeps", json=body(svc.upload(), **written))
+    assert response.status_code == 202, response.text
+    sweep = svc.client.get(f"/v1/sweeps/{response.json()['id']}").json()
+    for member, value in canonical.items():
+        assert sweep[member] == value, member
+
+
+def test_a_bad_rule_is_a_422_naming_select_with_the_field_at_the_top(svc: Service) -> None:
+    body_ = problem(svc.client.post("/v1/sweeps", json=body(svc.upload(), select={"rule": "best"})), 422)
+    assert body_["field"] == body_["errors"][0]["field"] == "select"
+    nothing_created(svc)
+
+
 def test_a_budget_over_the_tenant_quota_is_refused(make_service) -> None:  # noqa: ANN001
     svc = make_service(max_sweep_trials=4)
     dataset_id = svc.upload()
