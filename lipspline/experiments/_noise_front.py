@@ -180,6 +180,8 @@ def plot_front(
     floor = 1e-3 * float(np.median(every_bound))  # below this: a collapsed, (nearly) constant model
     edge = min([b for b in every_bound if b >= floor], default=1.0) / 2
     pooled: list[tuple[float, float]] = []
+    collapsed: list[str] = []  # one stacked note for all of them: they sit at the same spot
+    collapsed_at = (edge, 0.0)
     for key, label, mode, spline in schemes:
         sweep = sweeps[key]
         trials = sorted(sweep.trials, key=lambda t: t.params["objective.lambda"])
@@ -191,14 +193,18 @@ def plot_front(
             chosen = trial.index == sweep.summary.selected
             if trial.lipschitz < floor:
                 axes.plot([x], [y], "<", color=COLOURS[mode], markersize=9)
-                axes.annotate(f"λ={lam:g}: constant model, L={trial.lipschitz:.0e}", (x, y), fontsize=7,
-                              xytext=(8, -3), textcoords="offset points")  # fmt: skip
+                collapsed.append(f"{label}, λ={lam:g}: L={trial.lipschitz:.0e}")
+                collapsed_at = (x, y)
             elif (key, lam) in front or chosen:
                 axes.annotate(f"{lam:g}", (x, y), fontsize=7, xytext=(4, 3), textcoords="offset points")
             if (key, lam) in front:
                 pooled.append((x, y))
             if chosen:
                 axes.plot([x], [y], "*", color=COLOURS[mode], markersize=13, markeredgecolor="black")
+    if collapsed:
+        axes.annotate("constant models, drawn at the edge:\n" + "\n".join(collapsed), collapsed_at, fontsize=7,
+                      xytext=(10, -6), textcoords="offset points", va="top",
+                      bbox={"facecolor": "white", "alpha": 0.85, "edgecolor": "none"})  # fmt: skip
     pooled.sort()
     axes.plot([p[0] for p in pooled], [p[1] for p in pooled], ":", color="black", linewidth=2.0, zorder=0,
               label="pooled Pareto front (all schemes)")  # fmt: skip
