@@ -200,7 +200,9 @@ def test_follow_draws_a_live_progress_bar_in_a_terminal(deployment: Deployment, 
 def test_a_sweep_from_the_sdk_and_the_cli(deployment: Deployment, tmp_path: Path) -> None:
     data = make_circle(300, seed=6)
     base = {**CONFIG, "training": {**CONFIG["training"], "epochs": 4, "validation_split": 0.25}}
-    (tmp_path / "config.json").write_text(json.dumps(base))
+    # the CLI's sweep must still run when it is cancelled: trials far too long to end first, even on an idle machine
+    long = {**base, "training": {**base["training"], "epochs": 5000, "batch_size": 4}}
+    (tmp_path / "config.json").write_text(json.dumps(long))
     with Client(deployment.url, deployment.api_key) as client:
         dataset = client.datasets.upload((data.X, data.y), name="sweep-circle")
         sweep = client.sweeps.create(dataset, base, space={"objective.lambda": [1e-6, 1e-2]}, strategy="grid",
