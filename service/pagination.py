@@ -19,7 +19,7 @@ import binascii
 import json
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Annotated, Any
+from typing import Annotated, Any, Protocol
 
 from fastapi import Depends, Query, Request, Response
 from sqlalchemy import Select, and_, or_
@@ -58,15 +58,26 @@ def decode_cursor(cursor: str) -> tuple[datetime, str | int]:
     return moment.astimezone(UTC), ident
 
 
+CreatedAfter = Annotated[datetime | None, Query(description="only records created at or after this time (ISO 8601)")]
+CreatedBefore = Annotated[datetime | None, Query(description="only records created before this time (ISO 8601)")]
+
+
 @dataclass(frozen=True)
 class PageRequest:
-    """What the client asked for: at most ``limit`` records after ``cursor`` (the first page without one)."""
+    """What the client asked for: at most ``limit`` records after ``cursor`` (the first page without one),
+    created in ``[created_after, created_before)``; and where the next page's ``Link`` header goes."""
 
     limit: int
     cursor: str | None
+    created_after: datetime | None
+    created_before: datetime | None
+    request: Request
+    response: Response
 
 
 def page_request(
+    request: Request,
+    response: Response,
     limit: Annotated[
         int, Query(ge=1, le=MAX_LIMIT, description=f"records per page (default {DEFAULT_LIMIT}, at most {MAX_LIMIT})")
     ] = DEFAULT_LIMIT,
@@ -74,11 +85,21 @@ def page_request(
         str | None,
         Query(max_length=400, description="`next_cursor` of the previous page; omit it for the first page"),
     ] = None,
+    created_after: CreatedAfter = None,
+    created_before: CreatedBefore = None,
 ) -> PageRequest:
-    return PageRequest(limit, cursor)
+    return PageRequest(limit, cursor, created_after, created_before, request, response)
 
 
+#: every list route's paging and creation-time filters, as one dependency
 Page = Annotated[PageRequest, Depends(page_request)]
+
+
+class Listed(Protocol):
+    """A table a list pages through: ordered by ``(created_at, id)``."""
+
+    created_at: InstrumentedAttribute
+    id: InstrumentedAttribute
 
 
 @dataclass(frozen=True)
@@ -89,18 +110,18 @@ class PageOf:
     next_cursor: str | None
 
 
-def newest_first(
-    session: Session,
-    query: Select,
-    page: PageRequest,
-    created_at: InstrumentedAttribute,
-    ident: InstrumentedAttribute,
-) -> PageOf:
-    """Run ``query`` (already filtered) for one page, newest first by ``(created_at, ident)``.
+def newest_first(session: Session, query: Select, page: PageRequest, table: type[Listed]) -> PageOf:
+    """Run ``query`` (already filtered by the route) for one page of ``table``, newest first by
+    ``(created_at, id)``, within the page's creation times; the next page's ``Link`` header is set.
 
     One row more than the page is read to know whether a next page exists, so the last page
     says ``next_cursor: null`` rather than leaving the client to ask for an empty page.
     """
+    created_at, ident = table.created_at, table.id
+    if page.created_after is not None:
+        query = query.where(created_at >= _utc(page.created_after))
+    if page.created_before is not None:
+        query = query.where(created_at < _utc(page.created_before))
     if page.cursor is not None:
         after_time, after_id = decode_cursor(page.cursor)
         query = query.where(or_(created_at < after_time, and_(created_at == after_time, ident < after_id)))
@@ -109,15 +130,15 @@ def newest_first(
         return PageOf(rows, None)
     rows = rows[: page.limit]
     last = rows[-1]
-    return PageOf(rows, encode_cursor(getattr(last, created_at.key), getattr(last, ident.key)))
+    found = PageOf(rows, encode_cursor(last.created_at, last.id))
+    _link_next(page, found.next_cursor)
+    return found
 
 
-def link_next(request: Request, response: Response, next_cursor: str | None) -> None:
-    """Set the RFC 8288 ``Link: <next page>; rel="next"`` header: this URL, its filters kept, the new cursor."""
-    if next_cursor is None:
-        return
-    url = request.url.remove_query_params("cursor").include_query_params(cursor=next_cursor)
-    response.headers["Link"] = f'<{url.path}?{url.query}>; rel="next"'
+def _link_next(page: PageRequest, next_cursor: str) -> None:
+    """The RFC 8288 ``Link: <next page>; rel="next"`` header: this URL, its filters kept, the new cursor."""
+    url = page.request.url.remove_query_params("cursor").include_query_params(cursor=next_cursor)
+    page.response.headers["Link"] = f'<{url.path}?{url.query}>; rel="next"'
 
 
 #: the ``Link`` header as the OpenAPI document states it on every list (``responses={200: LINK_HEADER}``)
@@ -132,19 +153,6 @@ LINK_HEADER: dict[str, Any] = {
 }
 
 
-CreatedAfter = Annotated[datetime | None, Query(description="only records created at or after this time (ISO 8601)")]
-CreatedBefore = Annotated[datetime | None, Query(description="only records created before this time (ISO 8601)")]
-
-
-def created_between(query: Select, created_at: InstrumentedAttribute, after: datetime | None,
-                    before: datetime | None) -> Select:  # fmt: skip
-    """The ``created_after`` / ``created_before`` filters every list has (naive times are read as UTC)."""
-    if after is not None:
-        query = query.where(created_at >= _utc(after))
-    if before is not None:
-        query = query.where(created_at < _utc(before))
-    return query
-
-
 def _utc(moment: datetime) -> datetime:
+    """Naive filter times are read as UTC, like every stored time."""
     return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)

@@ -27,7 +27,7 @@ from service.idempotency import IdempotencyKey, IdempotentRequest, fingerprint
 from service.limits import check_dataset
 from service.openapi_docs import created_headers, problems
 from service.ownership import owned
-from service.pagination import LINK_HEADER, CreatedAfter, CreatedBefore, Page, created_between, link_next, newest_first
+from service.pagination import LINK_HEADER, Page, newest_first
 from service.problems import ProblemError, invalid_field
 
 router = APIRouter(prefix="/v1/datasets", tags=["datasets"])
@@ -197,15 +197,11 @@ async def create_dataset(
 
 @router.get("", response_model=DatasetList, responses={200: LINK_HEADER})
 def list_datasets(
-    request: Request,
-    response: Response,
     session: DbSession,
     tenant: ReadTenant,
     page: Page,
     name: Annotated[str | None, Query(max_length=200, description="only datasets of exactly this name")] = None,
     task: Annotated[Literal["classification", "regression"] | None, Query(description="only this task")] = None,
-    created_after: CreatedAfter = None,
-    created_before: CreatedBefore = None,
 ) -> DatasetList:
     """The tenant's datasets, newest first, a page at a time (``next_cursor``), filtered."""
     query = select(DatasetRow).where(DatasetRow.tenant_id == tenant)
@@ -213,9 +209,7 @@ def list_datasets(
         query = query.where(DatasetRow.name == name)
     if task is not None:
         query = query.where(DatasetRow.task == task)
-    query = created_between(query, DatasetRow.created_at, created_after, created_before)
-    found = newest_first(session, query, page, DatasetRow.created_at, DatasetRow.id)
-    link_next(request, response, found.next_cursor)
+    found = newest_first(session, query, page, DatasetRow)
     return DatasetList(items=[to_out(r) for r in found.rows], next_cursor=found.next_cursor)
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 from typing import Annotated
 
-from fastapi import APIRouter, Query, Request
+from fastapi import APIRouter, Query
 from fastapi.responses import JSONResponse, Response
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -24,7 +24,7 @@ from service.idempotency import IdempotencyKey, IdempotentRequest, fingerprint
 from service.limits import check_network
 from service.openapi_docs import created_headers, problems
 from service.ownership import owned
-from service.pagination import LINK_HEADER, CreatedAfter, CreatedBefore, Page, created_between, link_next, newest_first
+from service.pagination import LINK_HEADER, Page, newest_first
 from service.problems import ProblemError
 from service.routers.webhooks import check_notify_url
 
@@ -126,15 +126,11 @@ def _submit(spec: JobCreate, settings: Settings, tenant: str, idem: IdempotentRe
 
 @router.get("", response_model=JobList, responses={200: LINK_HEADER})
 def list_jobs(
-    request: Request,
-    response: Response,
     session: DbSession,
     tenant: ReadTenant,
     page: Page,
     status: Annotated[JobStatus | None, Query(description="only jobs in this state")] = None,
     dataset_id: Annotated[str | None, Query(max_length=64, description="only jobs of this dataset")] = None,
-    created_after: CreatedAfter = None,
-    created_before: CreatedBefore = None,
 ) -> JobList:
     """The tenant's jobs, newest first, a page at a time (``next_cursor``), filtered."""
     query = select(JobRow).where(JobRow.tenant_id == tenant)
@@ -142,9 +138,7 @@ def list_jobs(
         query = query.where(JobRow.status == status.value)
     if dataset_id is not None:
         query = query.where(JobRow.dataset_id == dataset_id)
-    query = created_between(query, JobRow.created_at, created_after, created_before)
-    found = newest_first(session, query, page, JobRow.created_at, JobRow.id)
-    link_next(request, response, found.next_cursor)
+    found = newest_first(session, query, page, JobRow)
     return JobList(items=[to_out(r) for r in found.rows], next_cursor=found.next_cursor)
 
 

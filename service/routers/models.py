@@ -44,7 +44,7 @@ from service.model_cache import LoadedModel, ModelCache, check_stored_weights
 from service.model_refs import ResolvedModelId
 from service.openapi_docs import json_body, problems
 from service.ownership import owned
-from service.pagination import LINK_HEADER, CreatedAfter, CreatedBefore, Page, created_between, link_next, newest_first
+from service.pagination import LINK_HEADER, Page, newest_first
 from service.predict_body import parse_predict_body
 from service.problems import ProblemError, invalid_field
 
@@ -101,25 +101,19 @@ def to_out(row: ModelRow) -> ModelOut:
 
 @router.get("", response_model=ModelList, responses={200: LINK_HEADER})
 def list_models(
-    request: Request,
-    response: Response,
     session: DbSession,
     tenant: ReadTenant,
     page: Page,
     dataset_id: Annotated[str | None, Query(max_length=64, description="only models trained on this dataset")] = None,
     job_id: Annotated[str | None, Query(max_length=64, description="only the model of this job")] = None,
     task: Annotated[Literal["classification", "regression"] | None, Query(description="only this task")] = None,
-    created_after: CreatedAfter = None,
-    created_before: CreatedBefore = None,
 ) -> ModelList:
     """The tenant's models, newest first, a page at a time (``next_cursor``), filtered."""
     query = select(ModelRow).where(ModelRow.tenant_id == tenant)
     for column, value in ((ModelRow.dataset_id, dataset_id), (ModelRow.job_id, job_id), (ModelRow.task, task)):
         if value is not None:
             query = query.where(column == value)
-    query = created_between(query, ModelRow.created_at, created_after, created_before)
-    found = newest_first(session, query, page, ModelRow.created_at, ModelRow.id)
-    link_next(request, response, found.next_cursor)
+    found = newest_first(session, query, page, ModelRow)
     return ModelList(items=[to_out(r) for r in found.rows], next_cursor=found.next_cursor)
 
 

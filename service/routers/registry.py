@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Path, Query, Request, Response
+from fastapi import APIRouter, Path, Query, Response
 from fastapi.responses import JSONResponse
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -36,7 +36,7 @@ from lipspline_platform.db.tables import ModelRow, ModelVersionRow, RegisteredMo
 from lipspline_platform.registry import RegistryError
 from service.deps import Caller, DbSession, ReadTenant, TrainTenant
 from service.openapi_docs import problems
-from service.pagination import LINK_HEADER, CreatedAfter, CreatedBefore, Page, created_between, link_next, newest_first
+from service.pagination import LINK_HEADER, Page, newest_first
 from service.problems import ProblemError
 
 router = APIRouter(prefix="/v1/registered-models", tags=["registry"])
@@ -111,22 +111,16 @@ def create_registered_model(body: RegisteredModelCreate, session: DbSession, ten
 
 @router.get("", response_model=RegisteredModelList, responses={200: LINK_HEADER})
 def list_registered_models(
-    request: Request,
-    response: Response,
     session: DbSession,
     tenant: ReadTenant,
     page: Page,
     name: Annotated[str | None, Query(max_length=100, description="only the registered model of this name")] = None,
-    created_after: CreatedAfter = None,
-    created_before: CreatedBefore = None,
 ) -> RegisteredModelList:
     """The tenant's registered models, newest first, a page at a time (``next_cursor``), filtered."""
     query = select(RegisteredModelRow).where(RegisteredModelRow.tenant_id == tenant)
     if name is not None:
         query = query.where(RegisteredModelRow.name == name)
-    query = created_between(query, RegisteredModelRow.created_at, created_after, created_before)
-    found = newest_first(session, query, page, RegisteredModelRow.created_at, RegisteredModelRow.id)
-    link_next(request, response, found.next_cursor)
+    found = newest_first(session, query, page, RegisteredModelRow)
     return RegisteredModelList(items=[_registered_out(session, row) for row in found.rows],
                                next_cursor=found.next_cursor)  # fmt: skip
 
@@ -186,20 +180,14 @@ def create_version(name: NamePath, body: VersionCreate, session: DbSession, tena
 @router.get("/{name}/versions", response_model=VersionList, responses={200: LINK_HEADER, **problems(_UNKNOWN_NAME)})
 def list_versions(
     name: NamePath,
-    request: Request,
-    response: Response,
     session: DbSession,
     tenant: ReadTenant,
     page: Page,
-    created_after: CreatedAfter = None,
-    created_before: CreatedBefore = None,
 ) -> VersionList:
     """The name's versions, newest (highest number) first, a page at a time (``next_cursor``)."""
     registered = _named(session, tenant, name)
     query = select(ModelVersionRow).where(ModelVersionRow.registered_model_id == registered.id)
-    query = created_between(query, ModelVersionRow.created_at, created_after, created_before)
-    found = newest_first(session, query, page, ModelVersionRow.created_at, ModelVersionRow.id)
-    link_next(request, response, found.next_cursor)
+    found = newest_first(session, query, page, ModelVersionRow)
     return VersionList(items=[_version_out(session, registered, v) for v in found.rows], next_cursor=found.next_cursor)
 
 

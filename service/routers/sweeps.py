@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Query, Request
+from fastapi import APIRouter, Query
 from fastapi.responses import JSONResponse, Response
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -36,7 +36,7 @@ from service.idempotency import IdempotencyKey, IdempotentRequest, fingerprint
 from service.limits import check_network, limit_exceeded
 from service.openapi_docs import created_headers, problems
 from service.ownership import owned
-from service.pagination import LINK_HEADER, CreatedAfter, CreatedBefore, Page, created_between, link_next, newest_first
+from service.pagination import LINK_HEADER, Page, newest_first
 from service.problems import ProblemError, invalid_field
 
 router = APIRouter(prefix="/v1/sweeps", tags=["sweeps"])
@@ -110,15 +110,11 @@ def _create(spec: SweepCreate, settings: Settings, tenant: str, idem: Idempotent
 
 @router.get("", response_model=SweepList, responses={200: LINK_HEADER})
 def list_sweeps(
-    request: Request,
-    response: Response,
     session: DbSession,
     tenant: ReadTenant,
     page: Page,
     status: Annotated[SweepStatus | None, Query(description="only sweeps in this state")] = None,
     dataset_id: Annotated[str | None, Query(max_length=64, description="only sweeps of this dataset")] = None,
-    created_after: CreatedAfter = None,
-    created_before: CreatedBefore = None,
 ) -> SweepList:
     """The tenant's sweeps, newest first, a page at a time (``next_cursor``), filtered like the jobs list."""
     query = select(SweepRow).where(SweepRow.tenant_id == tenant)
@@ -126,9 +122,7 @@ def list_sweeps(
         query = query.where(SweepRow.status == status)
     if dataset_id is not None:
         query = query.where(SweepRow.dataset_id == dataset_id)
-    query = created_between(query, SweepRow.created_at, created_after, created_before)
-    found = newest_first(session, query, page, SweepRow.created_at, SweepRow.id)
-    link_next(request, response, found.next_cursor)
+    found = newest_first(session, query, page, SweepRow)
     return SweepList(items=[sweep_out(session, row) for row in found.rows], next_cursor=found.next_cursor)
 
 

@@ -9,7 +9,7 @@ never in a request; ``GET /v1/jobs/{id}/deliveries`` shows each with every attem
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Request, Response
+from fastapi import APIRouter, Response
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
@@ -38,7 +38,7 @@ from lipspline_platform.webhooks.targets import RefusedTargetError, check_target
 from service.deps import AppSettings, DbSession, ReadTenant, TrainTenant
 from service.openapi_docs import problems
 from service.ownership import owned
-from service.pagination import LINK_HEADER, CreatedAfter, CreatedBefore, Page, created_between, link_next, newest_first
+from service.pagination import LINK_HEADER, Page, newest_first
 from service.problems import invalid_field
 
 router = APIRouter()
@@ -96,19 +96,13 @@ def register_webhook(
 
 @router.get("/v1/webhooks", response_model=WebhookEndpointList, responses={200: LINK_HEADER}, tags=TAGS)
 def list_webhooks(
-    request: Request,
-    response: Response,
     session: DbSession,
     tenant: ReadTenant,
     page: Page,
-    created_after: CreatedAfter = None,
-    created_before: CreatedBefore = None,
 ) -> WebhookEndpointList:
     """The tenant's registered endpoints, newest first, a page at a time (``next_cursor``)."""
     query = select(WebhookEndpointRow).where(WebhookEndpointRow.tenant_id == tenant)
-    query = created_between(query, WebhookEndpointRow.created_at, created_after, created_before)
-    found = newest_first(session, query, page, WebhookEndpointRow.created_at, WebhookEndpointRow.id)
-    link_next(request, response, found.next_cursor)
+    found = newest_first(session, query, page, WebhookEndpointRow)
     return WebhookEndpointList(items=[WebhookEndpointOut(id=r.id, url=r.url, created_at=r.created_at)
                                       for r in found.rows], next_cursor=found.next_cursor)  # fmt: skip
 
