@@ -227,21 +227,27 @@ def summary_of(spec: SweepSpec, found: dict[int, TrialResult]) -> SweepSummary:
     return summarize(spec, [o for o in (r.outcome(i) for i, r in found.items()) if o is not None])
 
 
+def _select(sweep: SweepRow, spec: SweepSpec, found: dict[int, TrialResult]) -> SweepSummary:
+    """Compute the fronts and the selection of a closing sweep and point it at the selected model;
+    the caller stores ``summary.to_json()`` (with what it adds) as the sweep's summary."""
+    summary = summary_of(spec, found)
+    if summary.selected is not None:
+        sweep.selected_model_id = found[summary.selected].model_id
+    return summary
+
+
 def _finish(session: Session, sweep: SweepRow, spec: SweepSpec, pairs: list[tuple[SweepTrialRow, JobRow]]) -> None:
     found = results(session, pairs)
-    summary = summary_of(spec, found)
+    summary = _select(sweep, spec, found)
     document = summary.to_json()
     note = None if found else (sweep.note or "no trial succeeded")
-    if summary.selected is not None:
-        chosen = found[summary.selected]
-        sweep.selected_model_id = chosen.model_id
-        if sweep.register_as is not None:
-            model = session.get(ModelRow, chosen.model_id)
-            job_id = next(job.id for trial, job in pairs if trial.trial == summary.selected)
-            version = registry.register_job_model(session, sweep.tenant_id, sweep.register_as, model, job_id)
-            document["registered_as"] = {"name": sweep.register_as, "version": version}
-    elif found:
+    if summary.selected is None and found:
         note = "no trial satisfies the selection rule"
+    if summary.selected is not None and sweep.register_as is not None:
+        model = session.get(ModelRow, sweep.selected_model_id)
+        job_id = next(job.id for trial, job in pairs if trial.trial == summary.selected)
+        version = registry.register_job_model(session, sweep.tenant_id, sweep.register_as, model, job_id)
+        document["registered_as"] = {"name": sweep.register_as, "version": version}
     sweep.summary = document
     sweep.close("succeeded" if found else "failed", note, utcnow())
     log.info("sweep %s finished: %s, selected trial %s", sweep.id, sweep.status, summary.selected)
@@ -305,10 +311,9 @@ def cancel(session: Session, sweep: SweepRow) -> None:
     """
     pairs = trials_and_jobs(session, sweep.id)
     found = results(session, pairs)
-    summary = summary_of(spec_from_request(sweep.request), found)
+    summary = _select(sweep, spec_from_request(sweep.request), found)
     note = f"cancelled on request after {len(found)} of {len(sweep.plan)} trials had finished"
     if summary.selected is not None:
-        sweep.selected_model_id = found[summary.selected].model_id
         note += "; the fronts and the selection cover those trials (register_as not applied)"
     sweep.summary = summary.to_json()
     sweep.close("cancelled", note, utcnow())
