@@ -111,6 +111,12 @@ def mark_pooled(points: dict[tuple[str, float], WeightPoint], front: set[tuple[s
         points[key].pooled_front += 1
 
 
+def collapse_floor(bounds: Sequence[float]) -> float:
+    """Certified bounds below this (a thousandth of the median bound) belong to networks collapsed to a
+    (nearly) constant map: the front's trivial robust end, set apart in the table's note and the figure."""
+    return 1e-3 * float(np.median(np.asarray(bounds, dtype=np.float64))) if len(bounds) else 0.0
+
+
 def _median(values: list[float]) -> float:
     return float(np.median(np.asarray(values, dtype=np.float64)))
 
@@ -126,8 +132,7 @@ def front_table(
         ["scheme", "weight", "inner val MAE (clean)", "held-out MAE η=0", f"held-out MAE η={worst_eta:g}",
          "certified L (raw map)", "on scheme's front", "on pooled front", "chosen"],
     )  # fmt: skip
-    all_bounds = [b for point in points.values() for b in point.certified]
-    floor = 1e-3 * float(np.median(all_bounds)) if all_bounds else 0.0
+    floor = collapse_floor([b for point in points.values() for b in point.certified])
     collapsed: list[str] = []
     for key, label in schemes:
         for value in grid:
@@ -177,7 +182,7 @@ def plot_front(
     figure = Figure(figsize=(7.5, 5.0), layout="constrained")
     axes = figure.add_subplot()
     every_bound = [t.lipschitz for sweep in sweeps.values() for t in sweep.trials if t.lipschitz is not None]
-    floor = 1e-3 * float(np.median(every_bound))  # below this: a collapsed, (nearly) constant model
+    floor = collapse_floor(every_bound)
     edge = min([b for b in every_bound if b >= floor], default=1.0) / 2
     pooled: list[tuple[float, float]] = []
     collapsed: list[str] = []  # one stacked note for all of them: they sit at the same spot

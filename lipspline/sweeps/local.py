@@ -40,6 +40,10 @@ def fit_trial(dataset: Dataset, config: TrainingConfig, on_epoch: Callable[[Epoc
 
 
 def _certified_accuracy(model: TrainedModel, data: Dataset, lipschitz: float, held_out: Dataset | None) -> dict | None:
+    """The trial's certified-accuracy curve: on ``held_out`` if given, else as the worker takes it (the run's
+    validation split). Regressors have none (the robust front is of classifiers), so nothing is computed."""
+    if data.task != "classification":
+        return None
     if held_out is None:
         return robustness_metrics(model, data, lipschitz).get("certified_accuracy")
     labels = held_out.encoded_targets()
