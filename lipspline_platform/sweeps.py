@@ -192,6 +192,20 @@ def sweep_of_job(settings: Settings, job_id: str) -> str | None:
         return session.scalar(select(SweepTrialRow.sweep_id).where(SweepTrialRow.job_id == job_id))
 
 
+def halving_rungs_of_job(settings: Settings, job_id: str) -> list[int]:
+    """The epochs at which successive halving judges this job: none unless it is a trial of a halving sweep.
+
+    Read once when the job starts, so the worker consults the sweep only at those epochs."""
+    with session_scope(settings.resolved_database_url) as session:
+        request = session.scalar(
+            select(SweepRow.request).join(SweepTrialRow, SweepTrialRow.sweep_id == SweepRow.id)
+            .where(SweepTrialRow.job_id == job_id)
+        )  # fmt: skip
+    if request is None or request.get("strategy") != "halving":
+        return []
+    return spec_from_request(request).rungs()
+
+
 # ---- results -------------------------------------------------------------------------------------
 @dataclass(frozen=True)
 class TrialResult:

@@ -1,6 +1,6 @@
 """The worker's two calls into a sweep, for jobs that are sweep trials (``lipspline_platform/sweeps.py``).
 
-* after each recorded epoch that is a halving rung, ask whether the trial continues; if
+* after each recorded epoch that is a halving rung (read once, when the job starts), ask whether the trial continues; if
   not, raise the runner's stop flag so fit() stops right after this epoch (cooperative stop);
 * after the job ends (any outcome), advance the sweep: launch the next trials, or close it.
   The reconciler does the same every period, so a crash between the two only delays it.
@@ -20,20 +20,24 @@ from lipspline_platform.settings import Settings
 log = logging.getLogger(__name__)
 
 
-def rung_check(settings: Settings, job_id: str, task: str, stop: Callable[[], None]) -> Callable[[EpochReport], None]:
-    """The per-epoch hook of a trial: calls ``stop`` when halving stops it at this epoch."""
+def rung_check(
+    settings: Settings, job_id: str, task: str, stop: Callable[[], None]
+) -> Callable[[EpochReport], None] | None:
+    """The per-epoch hook of a halving trial: calls ``stop`` when halving stops it at a rung; None for any
+    other job (nothing to do after its epochs). The sweep is consulted only at the rung epochs."""
+    rungs = set(sweeps.halving_rungs_of_job(settings, job_id))
+    if not rungs:
+        return None
 
     def check(report: EpochReport) -> None:
+        if report.epoch not in rungs:
+            return
         score = rung_score(report.validation_metrics, report.train_metrics, task)
         if not sweeps.rung_reached(settings, job_id, report.epoch, score):
             log.info("job %s: stopped by successive halving at epoch %d (score %s)", job_id, report.epoch, score)
             stop()
 
     return check
-
-
-def is_trial(settings: Settings, job_id: str) -> bool:
-    return sweeps.sweep_of_job(settings, job_id) is not None
 
 
 def after_job(settings: Settings, job_id: str) -> None:

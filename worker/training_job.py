@@ -335,8 +335,7 @@ def _run_claimed(settings: Settings, job_id: str, claim: Claim, lease: Lease) ->
         began = time.perf_counter()
         recorder = _EpochRecorder(settings, job_id, device, lease, checkpoint, resumed_from)
         stop_flag = _CancelFlag(settings, job_id, lease)
-        if sweep_trials.is_trial(settings, job_id):
-            recorder.after_epoch = sweep_trials.rung_check(settings, job_id, dataset.task, stop_flag.stop_now)
+        recorder.after_epoch = sweep_trials.rung_check(settings, job_id, dataset.task, stop_flag.stop_now)
         result = fit(
             dataset,
             claim.config,

@@ -248,6 +248,10 @@ def test_halving_stops_a_trial_below_the_top_third_once(svc: Service) -> None:
     jobs = [t["job_id"] for t in svc.client.get(f"/v1/sweeps/{sweep_id}").json()["trials"]]
     claims = [lifecycle.claim(svc.settings, job, WORKER_HOST) for job in jobs]
     assert all(claims)
+    assert sweeps.halving_rungs_of_job(svc.settings, jobs[0]) == [1]  # what the worker reads when a trial starts
+    grid_trial = svc.client.get(f"/v1/sweeps/{svc.client.post('/v1/sweeps', json=body(dataset_id)).json()['id']}")
+    assert sweeps.halving_rungs_of_job(svc.settings, grid_trial.json()["trials"][0]["job_id"]) == []
+    assert sweeps.halving_rungs_of_job(svc.settings, svc.submit(dataset_id)) == []  # not a trial at all
     assert sweeps.rung_reached(svc.settings, jobs[0], 2, 0.9)  # not a rung (rungs: [1])
     assert sweeps.rung_reached(svc.settings, jobs[0], 1, 0.9)  # first at the rung
     assert not sweeps.rung_reached(svc.settings, jobs[1], 1, 0.5)  # below the best of two
