@@ -6,6 +6,9 @@ and K on a held-out classification set must finish with every trial succeeded, i
 spread over at least two hosts, exactly one model per trial (the killed worker's trial is
 resumed elsewhere, not lost or duplicated), a front that is non-dominated when recomputed
 from the jobs and models themselves, and a selection that satisfies its constraint.
+
+Successive halving through a real worker (the embedded deployment): trials below the top
+third at a rung stop there.
 """
 
 from __future__ import annotations
@@ -19,7 +22,8 @@ import pytest
 
 from lipspline.data import make_circle
 from lipspline.pareto import dominates
-from tests.integration.test_worker_faults import SessionProcess, deployment, start_worker
+from tests.integration.test_worker_faults import SessionProcess, start_worker
+from tests.integration.test_worker_faults import deployment as postgres_redis_api
 from tests.support.processes import Deployment
 from tests.support.services import fresh_redis_url
 
@@ -33,7 +37,7 @@ TRIALS = 12
 @pytest.fixture(scope="module")
 def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Deployment, list[SessionProcess]]]:
     tmp_path: Path = tmp_path_factory.mktemp("sweeps")
-    with deployment(tmp_path, fresh_redis_url(SWEEP_REDIS_DB)) as dep:
+    with postgres_redis_api(tmp_path, fresh_redis_url(SWEEP_REDIS_DB)) as dep:
         workers = [start_worker(dep, f"w{i}") for i in range(3)]
         yield dep, workers
 
@@ -119,3 +123,29 @@ def test_random_sweep_on_three_workers_survives_a_killed_worker(cluster) -> None
     assert chosen["trial"] in allowed
     assert points[chosen["trial"]][0] == max(p[0] for p in allowed.values())
     assert chosen["model_id"] == models[trials[chosen["trial"]]["job_id"]]["id"]
+
+
+@pytest.mark.parametrize("deployment", ["embedded"], indirect=True)
+def test_the_worker_stops_halving_trials_at_their_rung(deployment: Deployment) -> None:
+    """Successive halving through a real worker: the best trials first (one worker runs them in order),
+    so every later, worse one falls below the top third at the first rung and stops there."""
+    data = make_circle(400, seed=1)
+    with deployment.client() as http:
+        dataset = http.post("/v1/datasets", json={"inputs": data.X.tolist(), "targets": data.y.tolist()}).json()
+        response = http.post("/v1/sweeps", json={
+            "dataset_id": dataset["id"], "strategy": "halving", "budget": {"max_trials": 4, "max_concurrent": 4},
+            "base_config": {"architecture": {"hidden": [4]}, "device": "cpu",
+                            "training": {"epochs": 9, "validation_split": 0.25, "seed": 0}},
+            "space": {"training.lr": [3e-2, 1e-2, 1e-5, 3e-6]}, "halving": {"min_epochs": 1, "eta": 3},
+        })  # fmt: skip
+        assert response.status_code == 202, response.text
+        deadline = time.monotonic() + 240
+        while (sweep := http.get(f"/v1/sweeps/{response.json()['id']}").json())["status"] == "running":
+            assert time.monotonic() < deadline, sweep["progress"]
+            time.sleep(0.3)
+    trials = {t["trial"]: t for t in sweep["trials"]}
+    assert sweep["status"] == "succeeded" and trials[0]["status"] == "succeeded" and trials[0]["epochs"] == 9
+    for index in (2, 3):
+        assert trials[index]["status"] == "stopped" and trials[index]["stopped_at_epoch"] == 1, trials[index]
+        assert trials[index]["epochs"] == 1
+    assert sweep["progress"]["epochs"] < 4 * 9
