@@ -13,7 +13,10 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 ActivationName = Literal["deepspline", "relu", "leaky_relu", "prelu", "abs", "groupsort"]
 ObjectiveMode = Literal["bv2", "tv2", "lipschitz_coupled", "layerwise_spectral", "maxnorm", "one_lipschitz", "none"]
-LossName = Literal["auto", "bce", "cross_entropy", "mse", "mae"]
+LossName = Literal["auto", "bce", "cross_entropy", "mse", "mae", "tau_cross_entropy", "lipschitz_margin", "hkr"]
+#: the losses that ask for a margin between the true logit and the others (classification only)
+MARGIN_LOSSES = ("tau_cross_entropy", "lipschitz_margin", "hkr")
+OneLipschitzLayer = Literal["auto", "spectral", "bjorck", "aol"]
 LrScheduleName = Literal["plateau", "cosine", "none"]
 PositiveRange = Annotated[float, Field(gt=0, le=1e4)]
 
@@ -79,7 +82,40 @@ class ObjectiveConfig(_Strict):
     auto_lambda: bool = Field(False, description="set lambda_l from mu by Theorem 4 at each epoch start")
     outer_norm: Literal["l1", "l2"] = "l1"
     max_norm: float = Field(10.0, gt=0, description="MaxNorm radius c of each unit's incoming weights")
-    loss: LossName = "auto"
+    loss: LossName = Field(
+        "auto",
+        description="auto: bce / cross_entropy / mse by task; the margin losses (classification): "
+        "tau_cross_entropy = CE(tau z) / tau; lipschitz_margin = the same with every non-true logit raised by "
+        "sqrt(2) L r (the margin a certificate at radius r needs); hkr = hinge (margin sqrt(2) L r) + "
+        "Kantorovich-Rubinstein term (docs/design.md#margin-losses)",
+    )
+    margin: float | None = Field(
+        None,
+        ge=0,
+        le=1e12,
+        allow_inf_nan=False,
+        description="the l2 radius (raw input units) the margin losses train for; null: robustness.target_radius, "
+        "else 0 (lipschitz_margin) or the data's scale d/8 (hkr)",
+    )
+    temperature: float | None = Field(
+        None,
+        gt=0,
+        le=1e6,
+        allow_inf_nan=False,
+        description="tau of the margin losses (logits times tau before the softmax); null: 1 for unconstrained "
+        "networks, 16 / d for 1-Lipschitz ones (d: the data's median distance to another class)",
+    )
+    hkr_alpha: float = Field(
+        0.9, gt=0, lt=1, description="hkr: weight of the hinge term; 1 - alpha weighs the Kantorovich-Rubinstein term"
+    )
+    one_lipschitz_layer: OneLipschitzLayer = Field(
+        "auto",
+        description="one_lipschitz: how a dense layer keeps ||W||_2 <= 1 while it trains: spectral rescaling, "
+        "Björck orthonormalisation or AOL rescaling (auto: bjorck); convolutions always rescale spectrally",
+    )
+
+    def resolved_one_lipschitz_layer(self) -> str:
+        return "bjorck" if self.one_lipschitz_layer == "auto" else self.one_lipschitz_layer
 
 
 class TrainingLoopConfig(_Strict):
@@ -119,7 +155,13 @@ class TrainingLoopConfig(_Strict):
         lt=1,
         description="relative decrease of the monitored loss that counts as progress (early stopping, plateau)",
     )
-    restore_best: bool = Field(True, description="serve the weights of the epoch with the lowest validation loss")
+    restore_best: bool = Field(True, description="serve the weights of the best validation epoch (see monitor)")
+    monitor: Literal["auto", "loss", "certified_accuracy"] = Field(
+        "auto",
+        description="what early stopping, the plateau schedule and restore_best watch on the validation split: "
+        "its loss, or its certified accuracy at robustness.target_radius; auto: the latter when a target radius "
+        "is set",
+    )
     time_limit_s: float | None = Field(None, gt=0, le=1e7, description="stop (and keep the model) after this long")
 
 
@@ -137,12 +179,37 @@ class RobustnessConfig(_Strict):
     local_max_points: int = Field(
         512, ge=0, le=100_000, description="local bounds only when the evaluation set has at most this many points"
     )
+    target_radius: float | None = Field(
+        None,
+        gt=0,
+        le=1e12,
+        allow_inf_nan=False,
+        description="classifiers: the l2 radius (raw input units) the model must be certified at. Fields left "
+        "unset then default to a model trained for certified accuracy at that radius (docs/design.md#target-radius)",
+    )
 
     @model_validator(mode="after")
     def _check(self) -> RobustnessConfig:
         if self.radii is not None and any(not (0 <= r <= 1e12) for r in self.radii):
             raise ValueError("radii must be finite numbers between 0 and 1e12")
         return self
+
+
+#: What ``robustness.target_radius`` sets when the request leaves it unset, per section and field.
+#: Chosen on the selection splits of ``bench/bench_robustness.py`` (docs/design.md#target-radius):
+#: a 1-Lipschitz network of orthogonal (Björck) layers, two hidden layers of 128, trained with the
+#: Lipschitz-margin loss at the target radius; its temperature follows the data's scale.
+TARGET_RADIUS_DEFAULTS: dict[str, dict[str, object]] = {
+    "architecture": {"hidden": [128, 128], "activation": "groupsort"},
+    "objective": {"mode": "one_lipschitz", "loss": "lipschitz_margin"},
+}
+
+
+def _explicit(parent: BaseModel, section: str) -> set[str]:
+    """The fields of ``parent.<section>`` that the request itself set (by field name)."""
+    if section not in parent.model_fields_set:
+        return set()
+    return set(getattr(parent, section).model_fields_set)
 
 
 class TrainingConfig(_Strict):
@@ -152,6 +219,30 @@ class TrainingConfig(_Strict):
     training: TrainingLoopConfig = Field(default_factory=TrainingLoopConfig)
     device: Literal["auto", "cpu", "cuda"] = "auto"
     robustness: RobustnessConfig = Field(default_factory=RobustnessConfig)
+
+    @model_validator(mode="after")
+    def _target_radius_defaults(self) -> TrainingConfig:
+        """Fill what a target radius implies, leaving every field the request set alone.
+
+        The result is stored fully spelled out, so validating it again changes nothing: a job,
+        its model and a sweep's trials all carry the resolved choices.
+        """
+        if self.robustness.target_radius is None:
+            return self
+        updates = {}
+        for section, defaults in TARGET_RADIUS_DEFAULTS.items():
+            explicit = _explicit(self, section)
+            fill = {name: value for name, value in defaults.items() if name not in explicit}
+            if fill:
+                updates[section] = getattr(self, section).model_copy(update=fill)
+        if not updates:
+            return self
+        resolved = self.model_copy(update=updates)
+        # the copy's nested models keep their own fields_set; mark the filled ones as set too
+        for section, model in updates.items():
+            model.__pydantic_fields_set__.update(TARGET_RADIUS_DEFAULTS[section])
+        resolved.__pydantic_fields_set__.update(updates)
+        return resolved
 
     def to_json(self) -> dict:
         """JSON-ready form with public field names (``lambda``, not ``lambda_``)."""

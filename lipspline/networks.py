@@ -20,7 +20,7 @@ from torch import Tensor, nn
 
 from api_schemas import TrainingConfig
 from lipspline.activations import AbsoluteValue, GroupSort, LeakyReLU, PReLU, ReLU
-from lipspline.layers import effective_weight
+from lipspline.layers import effective_weight, operator_norm_upper
 from lipspline.objectives import objective_for
 from lipspline.splines import LinearSpline
 
@@ -186,6 +186,22 @@ class SplineNetwork(nn.Module):
         """The weight each affine layer really applies, in order (differentiable)."""
         return [effective_weight(layer) for layer in self.layers]
 
+    def lipschitz_estimate(self) -> Tensor:
+        """Differentiable upper bound of the standardised network's l2 Lipschitz constant.
+
+        The product over layers of each affine map's operator norm (exact for dense weights,
+        the tap-sum bound for convolutions) and each activation layer's largest slope. It is
+        what the Lipschitz-margin loss scales its margin by at every step: the cheapest bound
+        of the certificate family (the certificate itself is usually tighter, never looser,
+        so a margin met under this bound is met under the certificate).
+        """
+        bound = torch.ones((), dtype=self.layers[0].weight.dtype, device=self.layers[0].weight.device)
+        for index, weight in enumerate(self.weights()):
+            bound = bound * operator_norm_upper(weight)
+            if index < len(self.activations):
+                bound = bound * activation_lipschitz(self.activations[index]).to(bound)
+        return bound
+
     def splines(self) -> list[LinearSpline]:
         return [a for a in self.activations if isinstance(a, LinearSpline)]
 
@@ -197,6 +213,13 @@ class SplineNetwork(nn.Module):
 
     def weight_parameters(self) -> list[nn.Parameter]:
         return [p for layer in self.layers for p in layer.parameters()]
+
+
+def activation_lipschitz(activation: nn.Module) -> Tensor:
+    """Largest slope of an activation layer; differentiable for learnable splines."""
+    if isinstance(activation, LinearSpline):
+        return (activation.effective_coefficients().diff(dim=1).abs().max() / activation.delta).clamp(min=0.0)
+    return activation.lipschitz().max().to(torch.float32)
 
 
 def output_width(task: str, n_classes: int | None) -> int:

@@ -23,6 +23,11 @@ Design points and why:
   within one epoch without the loop ever being killed mid-update.
 - Loss terms are accumulated as tensors and read once per epoch, so a CUDA run
   does not synchronise on every step.
+- Training for a certified radius (docs/design.md#margin-losses): a margin loss asks for the
+  logit margin a certificate at radius r needs, scaled each step by the network's Lipschitz
+  bound (exactly 1 for 1-Lipschitz networks); with ``training.monitor`` at
+  ``certified_accuracy`` the best epoch is the one certifying most validation rows at
+  ``robustness.target_radius``, not the one with the lowest loss.
 - The loop knows no objective mode by name: it asks the mode's strategy
   (``lipspline.objectives``) whether the data need isotropic scaling, and runs
   its penalties and hooks, so a new mode needs no change here.
@@ -31,6 +36,7 @@ Design points and why:
 from __future__ import annotations
 
 import json
+import math
 import os
 import tempfile
 import time
@@ -50,10 +56,71 @@ from lipspline.lr_schedule import lr_factor
 from lipspline.model import TrainedModel
 from lipspline.networks import SplineNetwork, output_width
 from lipspline.objectives import Objective, data_loss, objective_for, resolve_loss
+from lipspline.objectives.losses import MarginSpec, certified_fraction
+from lipspline.objectives.strategy import ObjectiveStrategy
+from lipspline.robust_accuracy import classification_scale
 from lipspline.spline_range import covering_ranges, out_of_grid_fractions, out_of_grid_warnings
 from lipspline.training_plan import plan_training
 
 EVAL_CHUNK = 8192
+
+#: auto temperature of the margin losses on 1-Lipschitz networks: tau = this / d, d the median
+#: distance (standardised units) from a training point to the nearest point of another class.
+#: Such a network's logit gaps are at most sqrt(2) times input distances, so tau d fixes how
+#: sharp the softmax is at the data's own scale; chosen on the selection splits of
+#: bench/bench_robustness.py (docs/design.md#target-radius).
+ONE_LIPSCHITZ_TEMPERATURE_SCALE = 16.0
+#: the hkr loss's margin when neither objective.margin nor a target radius gives one: d / 8
+HKR_DEFAULT_MARGIN_FRACTION = 1 / 8
+
+
+@dataclass(frozen=True)
+class MarginPlan:
+    """How a run uses margins: the loss's spec, and the target the monitor counts (None: no target)."""
+
+    loss: MarginSpec
+    monitor: MarginSpec | None
+    #: the standardised network's Lipschitz constant when the mode fixes it, else None (estimated per step)
+    lipschitz: float | None
+
+    def bound(self, network: SplineNetwork) -> Tensor | float:
+        return self.lipschitz if self.lipschitz is not None else network.lipschitz_estimate()
+
+
+def plan_margins(
+    config: TrainingConfig, strategy: ObjectiveStrategy, scaling: Scaling, x_train: Tensor, y_train: Tensor,
+    n_outputs: int, task: str,
+) -> MarginPlan:  # fmt: skip
+    """Resolve the margin losses' radius and temperature, and the monitor's target, for this data.
+
+    Radii are given in raw input units; a raw step of length r moves the standardised input by
+    at most ``r / min(input_scale)``, so that is the radius in the units the network sees.
+    """
+    objective, robust = config.objective, config.robustness
+    factor = 1.0 if n_outputs == 1 else math.sqrt(2.0)
+    to_standard = 1.0 / float(np.min(scaling.input_scale))
+    fixed = strategy.lipschitz_by_construction
+    if task != "classification":
+        return MarginPlan(MarginSpec(factor=factor), None, fixed)
+    needs_scale = objective.temperature is None or (
+        objective.loss == "hkr" and objective.margin is None and robust.target_radius is None
+    )
+    scale = 0.0
+    if needs_scale:
+        scale = classification_scale(x_train[:4096].double().cpu().numpy(), y_train[:4096].cpu().numpy())
+    margin = objective.margin if objective.margin is not None else robust.target_radius
+    if margin is None:
+        margin = HKR_DEFAULT_MARGIN_FRACTION * scale / to_standard if objective.loss == "hkr" else 0.0
+    temperature = objective.temperature
+    if temperature is None:
+        temperature = ONE_LIPSCHITZ_TEMPERATURE_SCALE / scale if fixed is not None and scale > 0 else 1.0
+    loss = MarginSpec(margin * to_standard, float(temperature), objective.hkr_alpha, factor)
+    watch = config.training.monitor
+    target = robust.target_radius
+    monitor = None
+    if target is not None and watch in ("auto", "certified_accuracy"):
+        monitor = MarginSpec(target * to_standard, factor=factor)
+    return MarginPlan(loss, monitor, fixed)
 
 
 @dataclass
@@ -88,7 +155,9 @@ class TrainingOutcome:
     epochs_planned: int
     best_epoch: int | None  # the epoch of lowest monitored loss (None if no epoch finished)
     served_epoch: int | None  # best_epoch with restore_best, else the last epoch
-    monitor: str  # "validation" or "training": the loss early stopping and the plateau schedule watch
+    #: what early stopping and the plateau schedule watch: "validation" or "training" (the loss),
+    #: or "validation_certified_accuracy" (at robustness.target_radius)
+    monitor: str
     spline_ranges: list[float]  # the grid half-width of each spline layer
     out_of_grid_fraction: list[float]  # per spline layer, share of training pre-activations off the grid
     warnings: list[str] = field(default_factory=list)
@@ -153,18 +222,29 @@ def _tensors(dataset: Dataset, scaling: Scaling, index: np.ndarray, device: torc
 
 
 @torch.no_grad()
-def evaluate(network: SplineNetwork, x: Tensor, y: Tensor, task: str, loss_name: str, target_scale: float) -> dict:
-    """Loss and task metrics on standardised tensors (regression errors in target units)."""
+def evaluate(
+    network: SplineNetwork, x: Tensor, y: Tensor, task: str, loss_name: str, target_scale: float,
+    margins: MarginPlan | None = None,
+) -> dict:  # fmt: skip
+    """Loss and task metrics on standardised tensors (regression errors in target units).
+
+    With a monitored target radius (``margins.monitor``), also ``certified_accuracy_at_target``:
+    the share of rows correct with the margin the certificate at that radius needs.
+    """
     if x.shape[0] == 0:
         return {}
     was_training = network.training
     network.eval()
     outputs = torch.cat([network.forward_standardized(x[i : i + EVAL_CHUNK]) for i in range(0, x.shape[0], EVAL_CHUNK)])
+    lipschitz = float(margins.bound(network)) if margins is not None else 1.0
     network.train(was_training)
-    metrics = {"loss": float(data_loss(loss_name, outputs, y))}
+    spec = margins.loss if margins is not None else None
+    metrics = {"loss": float(data_loss(loss_name, outputs, y, spec, lipschitz))}
     if task == "classification":
         predicted = (outputs.squeeze(-1) > 0).long() if outputs.shape[-1] == 1 else outputs.argmax(-1)
         metrics["accuracy"] = float((predicted == y).double().mean())
+        if margins is not None and margins.monitor is not None:
+            metrics["certified_accuracy_at_target"] = certified_fraction(outputs, y, margins.monitor, lipschitz)
     else:
         error = (outputs.squeeze(-1) - y).double() * target_scale
         metrics["mse"] = float((error**2).mean())
@@ -226,6 +306,10 @@ def fit(
     optimizer = _make_optimizer(network, config)
     base_lrs = [group["lr"] for group in optimizer.param_groups]
     loss_name = resolve_loss(config.objective.loss, dataset.task, network.n_outputs)
+    margins = plan_margins(
+        config, objective.strategy, scaling, x_train, y_train, network.n_outputs, dataset.task
+    )
+    watch_certified = margins.monitor is not None and plan.monitor == "validation"
     shuffle = torch.Generator().manual_seed(loop.seed)
     monitor = ConvergenceMonitor(plan.patience, plan.plateau_patience, loop.min_improvement)
     history: list[EpochReport] = []
@@ -253,7 +337,7 @@ def fit(
         for begin in range(0, n_train, loop.batch_size):
             batch = order[begin : begin + loop.batch_size]
             outputs = network.forward_standardized(x_train[batch])
-            terms = {"data": data_loss(loss_name, outputs, y_train[batch])}
+            terms = {"data": data_loss(loss_name, outputs, y_train[batch], margins.loss, margins.bound(network))}
             terms.update(objective.penalties(network))
             total = sum(terms.values())
             optimizer.zero_grad(set_to_none=True)
@@ -271,8 +355,12 @@ def fit(
         if stop_reason == "cancelled":
             break
         losses = {name: float(value) / batches for name, value in sums.items()}
-        validation_metrics = evaluate(network, x_val, y_val, dataset.task, loss_name, scaling.target_scale)
-        monitored = validation_metrics["loss"] if plan.monitor == "validation" else losses["total"]
+        validation_metrics = evaluate(network, x_val, y_val, dataset.task, loss_name, scaling.target_scale, margins)
+        if watch_certified:
+            # certified error: the epoch that certifies most validation rows at the target is the best
+            monitored = 1.0 - validation_metrics["certified_accuracy_at_target"]
+        else:
+            monitored = validation_metrics["loss"] if plan.monitor == "validation" else losses["total"]
         improved = monitor.record(epoch + 1, monitored, plateau=loop.lr_schedule == "plateau")
         if improved and plan.restore_best:
             best_state = {k: v.detach().clone() for k, v in network.state_dict().items()}
@@ -280,7 +368,7 @@ def fit(
             epoch=epoch + 1,
             epochs=plan.epochs,
             losses=losses,
-            train_metrics=evaluate(network, x_train, y_train, dataset.task, loss_name, scaling.target_scale),
+            train_metrics=evaluate(network, x_train, y_train, dataset.task, loss_name, scaling.target_scale, margins),
             validation_metrics=validation_metrics,
             elapsed_s=time.perf_counter() - began,
             lambdas=list(objective.lambdas) if config.objective.auto_lambda else [],
@@ -316,7 +404,7 @@ def fit(
         epochs_planned=plan.epochs,
         best_epoch=monitor.best_epoch or None,
         served_epoch=served_epoch,
-        monitor=plan.monitor,
+        monitor=plan.monitor if not watch_certified else "validation_certified_accuracy",
         spline_ranges=[spline.grid_range for spline in network.splines()],
         out_of_grid_fraction=fractions,
         warnings=out_of_grid_warnings(fractions),

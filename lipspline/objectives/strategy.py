@@ -9,7 +9,7 @@ mode names, and a new mode is one registered class with nothing to edit elsewher
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, ClassVar, NamedTuple, TypeVar
 
 from torch import Tensor, nn
@@ -27,8 +27,8 @@ RESERVED_TERM_NAMES = frozenset({"data", "total"})
 class LayerClasses(NamedTuple):
     """The affine layer types a network is built from (called like ``nn.Linear`` / ``nn.Conv2d``)."""
 
-    linear: type[nn.Module]
-    conv: type[nn.Module]
+    linear: Callable[..., nn.Module]
+    conv: Callable[..., nn.Module]
 
 
 class ObjectiveStrategy:
@@ -50,6 +50,9 @@ class ObjectiveStrategy:
     #: scale every feature (and a regression target) by one common factor, so the standardisation
     #: around the network cannot change the Lipschitz constant of the served map
     isotropic_scaling: ClassVar[bool] = False
+    #: the standardised network's Lipschitz constant when the mode guarantees one by construction
+    #: (the margin losses then need no estimate of it); ``None``: estimate it from the weights
+    lipschitz_by_construction: ClassVar[float | None] = None
 
     def __init__(self, config: ObjectiveConfig) -> None:
         self.config = config

@@ -65,13 +65,17 @@ def test_every_mode_a_client_may_request_is_registered_and_nothing_else_is_built
 def test_network_is_built_as_the_strategy_says(mode):
     strategy = objective_for(_config(mode).objective)
     net = SplineNetwork(_config(mode), 3, 1)
-    assert all(type(layer) is strategy.layer_classes().linear for layer in net.layers)
+    linear = strategy.layer_classes().linear
+    assert all(type(layer) is getattr(linear, "func", linear) for layer in net.layers)
     assert all(a.slope_bound == strategy.activation_slope_bound for a in net.splines())
     prelu_net = SplineNetwork(_config(mode, activation="prelu"), 3, 1)
     assert all(isinstance(a, PReLU) and a.slope_bound == strategy.activation_slope_bound for a in prelu_net.activations)
     # one_lipschitz is the only built-in mode that constrains the architecture or the scaling
     if mode == "one_lipschitz":
-        assert strategy.layer_classes() == LayerClasses(OneLipschitzLinear, OneLipschitzConv2d)
+        classes = strategy.layer_classes()
+        assert (classes.linear.func, classes.linear.keywords) == (OneLipschitzLinear, {"parametrization": "bjorck"})
+        assert classes.conv is OneLipschitzConv2d
+        assert all(layer.parametrization == "bjorck" for layer in net.layers)
         assert (strategy.activation_slope_bound, strategy.isotropic_scaling) == (1.0, True)
     else:
         assert strategy.layer_classes() == LayerClasses(nn.Linear, nn.Conv2d)

@@ -6,11 +6,16 @@ penalty: every affine layer rescales its weight so ||W_l||_2 <= 1, every learnab
 keeps its slopes in [-1, 1], and the data are scaled isotropically so the map a client is
 served stays as Lipschitz as the network inside it. The only penalty is ``tv2`` = lambda *
 the TV2 of all splines, which favours activations with few linear pieces.
+
+How a dense layer keeps its norm while it trains is ``objective.one_lipschitz_layer``
+(``lipspline.layers``: spectral rescaling as in the paper, Björck orthonormalisation by
+default, or AOL); every kind is served with a proven norm <= 1.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from functools import partial
 from typing import TYPE_CHECKING
 
 from torch import Tensor
@@ -30,9 +35,11 @@ class OneLipschitzObjective(ObjectiveStrategy):
     term_names = ("tv2",)
     activation_slope_bound = 1.0
     isotropic_scaling = True
+    lipschitz_by_construction = 1.0
 
     def layer_classes(self) -> LayerClasses:
-        return LayerClasses(linear=OneLipschitzLinear, conv=OneLipschitzConv2d)
+        kind = self.config.resolved_one_lipschitz_layer()
+        return LayerClasses(linear=partial(OneLipschitzLinear, parametrization=kind), conv=OneLipschitzConv2d)
 
     def penalties(self, network: SplineNetwork, lambdas: Sequence[float]) -> dict[str, Tensor]:
         splines = network.splines()
