@@ -25,6 +25,11 @@ class CertifiedAccuracyOut(BaseModel):
     global_: list[float] = Field(alias="global", description="certified accuracy from the global bound")
     local: list[float] | None = Field(None, description="certified by the global or the local bound in the ball")
     local_note: str | None = None
+    target_radius: float | None = Field(None, description="robustness.target_radius of the run (one of the radii)")
+    certified_at_target: float | None = Field(
+        None, description="certified accuracy at target_radius (the local curve where computed, else the global)"
+    )
+    warning: str | None = Field(None, description="set when no radius > 0 certifies a single point")
 
 
 class CertifiedToleranceOut(BaseModel):

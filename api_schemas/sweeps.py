@@ -201,6 +201,7 @@ class Fronts(BaseModel):
     lipschitz: list[FrontPoint] = Field(description="non-dominated: higher score, smaller certified Lipschitz bound")
     certified_accuracy: list[FrontPoint] = Field(description="non-dominated: higher score, higher certified accuracy")
     radius: float | None = Field(None, description="the radius the certified-accuracy front is read at")
+    note: str | None = Field(None, description="set when every trial certifies 0 % at that radius")
 
 
 class RegisteredVersion(BaseModel):

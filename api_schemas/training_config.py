@@ -233,6 +233,12 @@ class TrainingConfig(_Strict):
         for section, defaults in TARGET_RADIUS_DEFAULTS.items():
             explicit = _explicit(self, section)
             fill = {name: value for name, value in defaults.items() if name not in explicit}
+            if section == "architecture" and fill.get("activation") == "groupsort":
+                widths = fill.get("hidden", self.architecture.hidden)
+                if self.architecture.kind == "cnn":
+                    widths = [*widths, *self.architecture.conv_channels]
+                if any(w % 2 for w in widths):
+                    fill["activation"] = "deepspline"  # GroupSort pairs units: odd widths get 1-Lipschitz splines
             if fill:
                 updates[section] = getattr(self, section).model_copy(update=fill)
         if not updates:
@@ -240,7 +246,7 @@ class TrainingConfig(_Strict):
         resolved = self.model_copy(update=updates)
         # the copy's nested models keep their own fields_set; mark the filled ones as set too
         for section, model in updates.items():
-            model.__pydantic_fields_set__.update(TARGET_RADIUS_DEFAULTS[section])
+            model.__pydantic_fields_set__.update(TARGET_RADIUS_DEFAULTS[section])  # (same names when adapted)
         resolved.__pydantic_fields_set__.update(updates)
         return resolved
 

@@ -24,6 +24,11 @@ Default radii (when the config gives none), from the data's own scale:
   may overlap, so no classifier can certify both: the curve ends where it must drop.
 * regression: ``s`` = median l2 distance of a point to the mean input; eps are
   ``s * (1/100, 1/20, 1/10, 1/4)``.
+
+``robustness.target_radius`` is always one of the radii (added to the default or given ones),
+so the curve answers the question the model was trained for. A classifier that certifies no
+point at any radius > 0 is sound but useless as a guarantee; its curve says so in
+``warning`` and the model's ``metrics.warnings`` repeats it (the dashboard and sweeps show it).
 """
 
 from __future__ import annotations
@@ -41,6 +46,10 @@ REGRESSION_FRACTIONS = (0.01, 0.05, 0.1, 0.25)
 #: points used to measure the data scale (pairwise distances: quadratic in this)
 SCALE_POINTS = 512
 CLASSIFICATION_RULE = "d * (0, 1/16, 1/8, 1/4, 1/2), d = median distance to the nearest point of another class"
+NOTHING_CERTIFIED = (
+    "certifies no validation point at any radius > 0: the bound is sound but guarantees nothing here; "
+    "set robustness.target_radius (or objective.mode one_lipschitz) to train for a certified radius"
+)
 REGRESSION_RULE = "s * (0.01, 0.05, 0.1, 0.25), s = median distance of a point to the mean input"
 
 
@@ -62,9 +71,32 @@ class CertifiedAccuracy:
     global_radius: np.ndarray = field(repr=False)
     #: per point and radius (points x radii): certified by the global or the local bound
     certified: np.ndarray = field(repr=False)
+    target_radius: float | None = None
+
+    @property
+    def best_curve(self) -> list[float]:
+        """Per radius, the share certified by the best proof computed (local where it was run)."""
+        return self.local if self.local is not None else self.global_
+
+    @property
+    def certified_at_target(self) -> float | None:
+        if self.target_radius is None or self.target_radius not in self.radii:
+            return None
+        return self.best_curve[self.radii.index(self.target_radius)]
+
+    @property
+    def warning(self) -> str | None:
+        """Set when no radius > 0 certifies a single point (and there are points)."""
+        positive = [v for r, v in zip(self.radii, self.best_curve, strict=True) if r > 0]
+        if self.points and positive and max(positive) == 0.0:
+            return NOTHING_CERTIFIED
+        return None
 
     def to_json(self) -> dict:
         return {
+            "target_radius": self.target_radius,
+            "certified_at_target": self.certified_at_target,
+            "warning": self.warning,
             "split": self.split,
             "points": self.points,
             "radii": self.radii,
@@ -160,6 +192,7 @@ def certified_accuracy(
     radius_rule: str = "given",
     local: bool = True,
     local_max_points: int = 512,
+    target_radius: float | None = None,
 ) -> CertifiedAccuracy:
     """Fraction of rows correctly classified *and* certified at each radius (``labels``: class indices)."""
     x = np.asarray(x, dtype=np.float64)
@@ -197,6 +230,7 @@ def certified_accuracy(
         correct=correct,
         global_radius=radius,
         certified=certified,
+        target_radius=None if target_radius is None else float(target_radius),
     )
 
 
@@ -232,7 +266,8 @@ def certified_tolerance(
 
 
 def robustness_metrics(model: TrainedModel, dataset: Dataset, lipschitz: float | None) -> dict:
-    """The ``metrics`` entries stored with a model: ``certified_accuracy`` or ``certified_tolerance``.
+    """The ``metrics`` entries stored with a model: ``certified_accuracy`` or ``certified_tolerance``
+    (and, for a classifier, ``warnings`` to add to the model's).
 
     Taken on the run's validation split (the training data when it has none: ``split`` says which).
     An unbounded certificate (None or infinite) certifies nothing: the curve is then all zeros.
@@ -247,7 +282,11 @@ def robustness_metrics(model: TrainedModel, dataset: Dataset, lipschitz: float |
         radii = default_radii(x, targets, dataset.task)
         rule = CLASSIFICATION_RULE if dataset.task == "classification" else REGRESSION_RULE
     bound = float("inf") if lipschitz is None else float(lipschitz)
+    target = config.robustness.target_radius
     if dataset.task == "classification":
+        if target is not None and target not in radii:
+            radii = sorted([*radii, float(target)])
+            rule = f"{rule}; plus robustness.target_radius"
         result = certified_accuracy(
             model,
             x,
@@ -258,7 +297,8 @@ def robustness_metrics(model: TrainedModel, dataset: Dataset, lipschitz: float |
             radius_rule=rule,
             local=config.robustness.local and np.isfinite(bound),
             local_max_points=config.robustness.local_max_points,
+            target_radius=target,
         )
-        return {"certified_accuracy": result.to_json()}
+        return {"certified_accuracy": result.to_json(), "warnings": [result.warning] if result.warning else []}
     tolerance = certified_tolerance(model, x, targets, bound, list(radii), split=split, radius_rule=rule)
     return {"certified_tolerance": tolerance.to_json()}

@@ -50,6 +50,7 @@ from safetensors.torch import load_file, save_file
 from torch import Tensor
 
 from api_schemas import TrainingConfig
+from lipspline.config_checks import check_config
 from lipspline.convergence import ConvergenceMonitor, StopReason
 from lipspline.data import Dataset, Scaling, fit_scaling, train_validation_split
 from lipspline.lr_schedule import lr_factor
@@ -290,6 +291,7 @@ def fit(
     model returned is the best monitored epoch's with ``restore_best`` (and a validation
     split), else the last epoch's.
     """
+    check_config(config, dataset.task)
     loop = config.training
     device = resolve_device(config.device)
     train_idx, val_idx = train_validation_split(dataset.n_samples, loop.validation_split, loop.seed)

@@ -256,7 +256,7 @@ def _finish(session: Session, sweep: SweepRow, spec: SweepSpec, pairs: list[tupl
     document = summary.to_json()
     note = None if found else (sweep.note or "no trial succeeded")
     if summary.selected is None and found:
-        note = "no trial satisfies the selection rule"
+        note = summary.note or "no trial satisfies the selection rule"
     if summary.selected is not None and sweep.register_as is not None:
         model = session.get(ModelRow, sweep.selected_model_id)
         job_id = next(job.id for trial, job in pairs if trial.trial == summary.selected)
@@ -329,6 +329,8 @@ def cancel(session: Session, sweep: SweepRow) -> None:
     note = f"cancelled on request after {len(found)} of {len(sweep.plan)} trials had finished"
     if summary.selected is not None:
         note += "; the fronts and the selection cover those trials (register_as not applied)"
+    elif summary.note is not None:
+        note += f"; {summary.note}"
     sweep.summary = summary.to_json()
     sweep.close("cancelled", note, utcnow())
     for _, job in pairs:

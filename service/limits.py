@@ -15,11 +15,12 @@ from typing import Any
 import torch
 
 from api_schemas import TrainingConfig
+from lipspline.config_checks import config_problems
 from lipspline.data import Dataset
 from lipspline.networks import SplineNetwork, output_width
 from lipspline_platform.settings import Settings
 from service.metrics import count_problem
-from service.problems import PROBLEM_JSON, ProblemError, problem_body
+from service.problems import PROBLEM_JSON, ProblemError, invalid_field, problem_body
 
 #: room for multipart framing and form fields around an upload of the maximum size
 MULTIPART_OVERHEAD = 64 * 1024
@@ -107,6 +108,10 @@ def parameter_count(config: TrainingConfig, n_features: int, n_outputs: int) -> 
 
 
 def check_network(config: TrainingConfig, dataset_row: Any, settings: Settings) -> None:
+    """422 when the config cannot train on this dataset: a limit exceeded, or a choice its task refuses."""
+    problems = config_problems(config, dataset_row.task)
+    if problems:
+        raise invalid_field(f"config.{problems[0].field}", problems[0].message)
     arch = config.architecture
     # epochs unset: the step-budget rule plans them, and the worker caps that plan at max_epochs
     epochs = config.training.epochs

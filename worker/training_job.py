@@ -268,7 +268,9 @@ def stored_model(model: TrainedModel, inputs: np.ndarray, dataset: Dataset | Non
         certificate = certificate_of(model, inputs)
     model_metrics = dict(model.metrics)
     if dataset is not None:
-        model_metrics.update(robustness_metrics(model, dataset, certificate.certified))
+        robustness = robustness_metrics(model, dataset, certificate.certified)
+        warnings = [*model_metrics.get("warnings", []), *robustness.pop("warnings", [])]
+        model_metrics.update(robustness, warnings=warnings)
     return lifecycle.NewModel(
         task=model.task,
         document=document,

@@ -15,7 +15,14 @@ from typing import Any
 
 from api_schemas import TrainingConfig
 from lipspline.sweeps import halving
-from lipspline.sweeps.selection import Selection, TrialOutcome, lipschitz_front, robust_front, select
+from lipspline.sweeps.selection import (
+    Selection,
+    TrialOutcome,
+    lipschitz_front,
+    robust_front,
+    select,
+    selection_note,
+)
 from lipspline.sweeps.space import Dimension, SpaceError, apply, grid, grid_size, sample
 
 STRATEGIES = ("grid", "random", "halving")
@@ -85,6 +92,10 @@ class SweepSummary:
     robust_front: list[int]
     radius: float | None
     selected: int | None
+    #: why nothing was selected (``selection_note``), None when a trial was
+    note: str | None = None
+    #: set when every trial certifies 0 % at ``radius``: the robust front then ranks by score alone
+    robust_front_note: str | None = None
 
     def to_json(self) -> dict:
         return {
@@ -92,6 +103,8 @@ class SweepSummary:
             "robust_front": self.robust_front,
             "radius": self.radius,
             "selected": self.selected,
+            "note": self.note,
+            "robust_front_note": self.robust_front_note,
         }
 
 
@@ -112,4 +125,14 @@ def summarize(spec: SweepSpec, outcomes: list[TrialOutcome]) -> SweepSummary:
         robust_front=robust_front(outcomes, radius) if radius is not None else [],
         radius=radius,
         selected=select(outcomes, spec.selection),
+        note=selection_note(outcomes, spec.selection),
+        robust_front_note=None if radius is None else nothing_certified_note(outcomes, radius),
     )
+
+
+def nothing_certified_note(outcomes: list[TrialOutcome], radius: float) -> str | None:
+    values = [o.certified_at(radius) for o in outcomes]
+    values = [v for v in values if v is not None]
+    if values and max(values) == 0.0:
+        return f"every trial certifies 0 % of its validation points at radius {radius:g}"
+    return None

@@ -5,7 +5,9 @@ bound (smaller is more robust), and validation score against certified robust
 accuracy at one radius. The selection rules:
 
 * ``max_accuracy`` subject to ``certified_lipschitz <= max_lipschitz``;
-* ``max_certified_accuracy`` at ``radius``;
+* ``max_certified_accuracy`` at ``radius``; when every trial certifies 0 % there, nothing is
+  selected (a model that certifies no point is not "the most robust", and choosing one by its
+  clean score would hide that): :func:`selection_note` says why;
 * ``knee``: on the score-vs-log(bound) front, the point farthest above the chord between
   the front's two ends (both axes scaled to [0, 1]); the "kneedle" idea of Satopää et al.,
   "Finding a 'Kneedle' in a Haystack". When no point lies above the chord there is no knee
@@ -79,10 +81,29 @@ def select(outcomes: list[TrialOutcome], selection: Selection) -> int | None:
     if selection.rule == "max_certified_accuracy":
         assert selection.radius is not None
         usable = [o for o in outcomes if o.certified_at(selection.radius) is not None]
+        usable = [o for o in usable if o.certified_at(selection.radius) > 0]
         return _best(usable, lambda o: (-o.certified_at(selection.radius), -o.score))
     if selection.rule == "knee":
         return knee(outcomes)
     raise ValueError(f"unknown selection rule {selection.rule!r}")
+
+
+def selection_note(outcomes: list[TrialOutcome], selection: Selection) -> str | None:
+    """Why ``select`` chose nothing among finished trials, in words a user can act on; None otherwise."""
+    if not outcomes or select(outcomes, selection) is not None:
+        return None
+    if selection.rule == "max_certified_accuracy":
+        read = [o for o in outcomes if o.certified_at(selection.radius) is not None]
+        if not read:
+            return f"no trial's certified-accuracy curve reaches radius {selection.radius:g}"
+        return (
+            f"no trial certifies a single validation point at radius {selection.radius:g} (all {len(read)} at 0 %): "
+            f"nothing is selected; search robustness.target_radius = {selection.radius:g}, objective.mode "
+            "one_lipschitz or objective.loss lipschitz_margin to train for that radius"
+        )
+    if selection.rule == "max_accuracy" and selection.max_lipschitz is not None:
+        return f"no trial has a certified Lipschitz bound <= {selection.max_lipschitz:g}"
+    return "no trial has a finite certified Lipschitz bound"
 
 
 def knee(outcomes: list[TrialOutcome]) -> int | None:

@@ -205,6 +205,7 @@ def sweep_out(session: Session, row: SweepRow) -> SweepOut:
             lipschitz=[point(i) for i in summary["lipschitz_front"]],
             certified_accuracy=[point(i) for i in summary["robust_front"]],
             radius=radius,
+            note=summary.get("robust_front_note"),
         )
         chosen = summary.get("selected")
         if chosen is not None:

@@ -8,7 +8,7 @@ import pytest
 import service.routers.jobs as jobs_router
 from lipspline_platform.db.engine import session_scope
 from lipspline_platform.db.tables import IdempotencyRow, JobRow
-from tests.routes.helpers import TINY_CONFIG, WORKER_HOST, Service, problem
+from tests.routes.helpers import REGRESSION_TARGETS, TINY_CONFIG, WORKER_HOST, Service, problem, seed_dataset_body
 
 JOB_KEYS = {"id", "status", "dataset_id", "config", "queue", "progress", "model_id", "error", "device",
             "worker_host", "attempts", "cancel_requested", "created_at", "started_at", "finished_at", "updated_at",
@@ -216,3 +216,45 @@ def test_broker_down_releases_the_idempotency_key(svc: Service, monkeypatch: pyt
     retry = svc.client.post("/v1/jobs", **request)  # the broker is back
     assert retry.status_code == 202 and "idempotent-replayed" not in retry.headers, (kept, retry.headers)
     assert svc.client.get(retry.headers["location"]).status_code == 200
+
+
+@pytest.mark.parametrize(
+    ("config", "field"),
+    [
+        ({"robustness": {"target_radius": 0}}, "config.robustness.target_radius"),
+        ({"robustness": {"target_radius": -0.5}}, "config.robustness.target_radius"),
+        ({"robustness": {"target_radius": "Infinity"}}, "config.robustness.target_radius"),
+        ({"objective": {"loss": "hkr", "mode": "bv2"}}, "config.objective.loss"),
+        ({"training": {"monitor": "certified_accuracy"}}, "config.training.monitor"),
+    ],
+)
+def test_robustness_choices_the_config_refuses_are_422_naming_the_field(svc: Service, config, field) -> None:
+    dataset_id = svc.upload()
+    response = svc.client.post("/v1/jobs", json={"dataset_id": dataset_id, "config": config})
+    body = problem(response, 422, "validation-error")
+    assert body["field"] == field, body
+    assert svc.client.get("/v1/jobs").json()["items"] == []  # nothing half-made
+
+
+@pytest.mark.parametrize(
+    ("config", "field"),
+    [
+        ({"robustness": {"target_radius": 0.1}}, "config.robustness.target_radius"),
+        ({"objective": {"loss": "lipschitz_margin"}}, "config.objective.loss"),
+        ({"objective": {"loss": "hkr", "mode": "one_lipschitz"}}, "config.objective.loss"),
+    ],
+)
+def test_classification_goals_on_a_regression_dataset_are_422_naming_the_field(svc: Service, config, field) -> None:
+    dataset_id = svc.upload(seed_dataset_body("numeric", REGRESSION_TARGETS) | {"task": "regression"})
+    response = svc.client.post("/v1/jobs", json={"dataset_id": dataset_id, "config": config})
+    body = problem(response, 422, "validation-error")
+    assert body["field"] == field, body
+    assert svc.client.get("/v1/jobs").json()["items"] == []
+
+
+def test_a_target_radius_job_is_stored_with_the_defaults_it_implies(svc: Service) -> None:
+    dataset_id = svc.upload()
+    job = svc.job(svc.submit(dataset_id, {"robustness": {"target_radius": 0.05}, "training": {"epochs": 2}}))
+    config = job["config"]
+    assert config["objective"]["mode"] == "one_lipschitz" and config["objective"]["loss"] == "lipschitz_margin"
+    assert config["architecture"]["hidden"] == [128, 128] and config["robustness"]["target_radius"] == 0.05

@@ -224,3 +224,16 @@ def test_the_local_engine_stops_trials_at_rungs_through_the_cooperative_stop() -
     assert [t.status for t in sweep.trials] == ["succeeded", "succeeded", "stopped", "succeeded"]
     assert [t.epochs for t in sweep.trials] == [3, 3, 1, 3] and sweep.total_epochs == 10
     assert sweep.summary.selected in (0, 1, 3)
+
+
+def test_max_certified_accuracy_selects_nothing_when_no_trial_certifies_and_says_why() -> None:
+    uncertified = [TrialOutcome(i, 0.9 + i / 100, 50.0, (0.0, 0.1), (0.9, 0.0)) for i in range(3)]
+    s = spec({"spline.knots": [5]}, selection=Selection("max_certified_accuracy", radius=0.1))
+    summary = summarize(s, uncertified)
+    assert summary.selected is None
+    assert "no trial certifies a single validation point at radius 0.1" in summary.note
+    assert summary.robust_front_note == "every trial certifies 0 % of its validation points at radius 0.1"
+    # one trial certifying anything is selected, and the notes go away
+    some = [*uncertified, TrialOutcome(3, 0.5, 1.0, (0.0, 0.1), (0.5, 0.01))]
+    summary = summarize(s, some)
+    assert (summary.selected, summary.note, summary.robust_front_note) == (3, None, None)

@@ -63,10 +63,13 @@ function robustnessSection(model) {
   if (curve) {
     const series = [{ name: "certified by the global bound", points: curve.radii.map((r, i) => [r, curve.global[i]]) }];
     if (curve.local) series.push({ name: "global or local bound", dashed: true, points: curve.radii.map((r, i) => [r, curve.local[i]]) });
+    const target = curve.target_radius == null ? [] : [["Target radius", h("span", {}, num(curve.target_radius),
+      " · certified there: ", num(curve.certified_at_target, { id: "certified-at-target" }))]];
     return section(
       "Certified robust accuracy",
+      curve.warning ? h("p", { class: "warning", id: "certified-warning", role: "note" }, curve.warning) : null,
       facts([["Points", `${curve.points} (${curve.split} split)`], ["Clean accuracy", num(curve.accuracy, { id: "clean-accuracy" })],
-        ["Radii", curve.radius_rule]]),
+        ["Radii", curve.radius_rule], ...target]),
       lineChart({ id: "certified-accuracy", title: "Certified accuracy against the l2 radius", series,
         xLabel: "radius (l2, raw input units)", yLabel: "certified accuracy (share of points)" }),
     );

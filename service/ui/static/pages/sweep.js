@@ -104,6 +104,8 @@ function sweepFacts(sweep) {
     ["Created", when(sweep.created_at)],
     ["Finished", when(sweep.finished_at)],
     ["Note", h("span", { id: "sweep-note" }, sweep.note || "—")],
+    ...(sweep.front && sweep.front.note
+      ? [["Certified accuracy", h("span", { id: "sweep-front-note", class: "warning" }, sweep.front.note)]] : []),
   ]);
 }
 

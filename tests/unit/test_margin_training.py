@@ -1,0 +1,195 @@
+"""Training for a certified radius: the margin losses, the orthogonal 1-Lipschitz layers,
+the ``robustness.target_radius`` defaults, the config checks and the certified-accuracy monitor."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+from api_schemas import TrainingConfig
+from lipspline.certificates import certify_global
+from lipspline.config_checks import config_problems
+from lipspline.data import from_arrays
+from lipspline.layers import OneLipschitzLinear, aol_rescale, bjorck_orthonormalize, proven_norm_bound
+from lipspline.objectives import data_loss
+from lipspline.objectives.losses import MarginSpec, certified_fraction
+from lipspline.robust_accuracy import NOTHING_CERTIFIED, certified_accuracy, robustness_metrics
+from lipspline.training import fit
+
+
+# ---- losses -------------------------------------------------------------------------------
+def test_lipschitz_margin_is_cross_entropy_with_the_other_logits_raised():
+    z = torch.tensor([[2.0, 0.5, -1.0], [0.1, 0.3, 0.2]])
+    y = torch.tensor([0, 2])
+    spec = MarginSpec(radius=0.25, temperature=3.0)
+    lipschitz = 2.0
+    m = math.sqrt(2) * lipschitz * 0.25
+    shifted = z + m * torch.tensor([[0.0, 1, 1], [1, 1, 0]])
+    expected = nn.functional.cross_entropy(3.0 * shifted, y) / 3.0
+    assert float(data_loss("lipschitz_margin", z, y, spec, lipschitz)) == pytest.approx(float(expected), rel=1e-6)
+    # tau_cross_entropy ignores the margin
+    plain = nn.functional.cross_entropy(3.0 * z, y) / 3.0
+    assert float(data_loss("tau_cross_entropy", z, y, spec, lipschitz)) == pytest.approx(float(plain), rel=1e-6)
+
+
+def test_hkr_is_hinge_at_the_margin_minus_the_kr_spread():
+    z = torch.tensor([[1.0, 0.6, -0.4], [0.0, 2.0, 1.0]])
+    y = torch.tensor([0, 2])
+    spec = MarginSpec(radius=0.5, hkr_alpha=0.8)  # margin sqrt(2) * 1 * 0.5
+    m = math.sqrt(2) * 0.5
+    # row 0: gap to runner-up 0.4; row 1: true 1.0, runner-up 2.0, gap -1
+    hinge = (max(0.0, m - 0.4) + max(0.0, m + 1.0)) / 2
+    spread = ((1.0 - (0.6 - 0.4) / 2) + (1.0 - (0.0 + 2.0) / 2)) / 2
+    expected = 0.8 * hinge - 0.2 * spread
+    assert float(data_loss("hkr", z, y, spec, 1.0)) == pytest.approx(expected, rel=1e-6)
+
+
+def test_binary_margin_losses_push_the_logit_past_l_r_on_the_label_side():
+    z = torch.tensor([[0.3], [-0.2]])
+    y = torch.tensor([1, 0])
+    spec = MarginSpec(radius=0.1, temperature=2.0, factor=1.0)
+    # the label side must exceed L r = 0.5 * 0.1 = 0.05: BCE on tau (z - s m)
+    m = 0.05
+    expected = nn.functional.binary_cross_entropy_with_logits(
+        2.0 * torch.tensor([0.3 - m, -0.2 + m]), torch.tensor([1.0, 0.0])
+    ) / 2.0
+    assert float(data_loss("lipschitz_margin", z, y, spec, 0.5)) == pytest.approx(float(expected), rel=1e-6)
+
+
+def test_certified_fraction_counts_correct_rows_with_the_needed_margin():
+    z = torch.tensor([[1.0, 0.0], [1.0, 0.9], [0.0, 1.0]])
+    y = torch.tensor([0, 0, 0])
+    spec = MarginSpec(radius=0.5)
+    # needed margin sqrt(2) * 1 * 0.5 = 0.707: only row 0 is correct with that margin
+    assert certified_fraction(z, y, spec, 1.0) == pytest.approx(1 / 3)
+
+
+# ---- layers -------------------------------------------------------------------------------
+@pytest.mark.parametrize("shape", [(12, 5), (5, 12), (8, 8)])
+def test_bjorck_makes_the_weight_orthonormal_on_its_smaller_side(shape):
+    torch.manual_seed(0)
+    w = bjorck_orthonormalize(torch.randn(*shape, dtype=torch.float64), iterations=40)
+    gram = w.T @ w if shape[0] >= shape[1] else w @ w.T
+    assert torch.allclose(gram, torch.eye(min(shape), dtype=torch.float64), atol=1e-9)
+
+
+def test_aol_rescaling_has_norm_at_most_one():
+    torch.manual_seed(1)
+    for _ in range(20):
+        w = aol_rescale(torch.randn(7, 11, dtype=torch.float64) * 3)
+        assert float(torch.linalg.matrix_norm(w, 2)) <= 1 + 1e-12
+
+
+@pytest.mark.parametrize("kind", ["spectral", "bjorck", "aol"])
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_every_parametrization_serves_a_weight_with_a_proven_norm_at_most_one(kind, dtype):
+    torch.manual_seed(2)
+    layer = OneLipschitzLinear(9, 6, parametrization=kind).to(dtype)
+    with torch.no_grad():
+        layer.weight.mul_(5.0).add_(torch.randn_like(layer.weight))
+    layer.eval()
+    served = layer.served_weight()
+    assert served.dtype == dtype
+    assert proven_norm_bound(served.to(torch.float64)) <= 1.0
+    # the served weight is the training weight up to float rounding (same map, float64, proven)
+    layer.train()
+    assert torch.allclose(layer.effective_weight().detach(), served, atol=1e-4)
+
+
+def test_an_unknown_parametrization_is_refused():
+    with pytest.raises(ValueError, match="parametrization"):
+        OneLipschitzLinear(3, 3, parametrization="cayley")
+
+
+# ---- target_radius defaults and checks ----------------------------------------------------
+def test_target_radius_fills_only_what_the_request_left_unset():
+    config = TrainingConfig.model_validate({"robustness": {"target_radius": 0.3}})
+    assert (config.objective.mode, config.objective.loss) == ("one_lipschitz", "lipschitz_margin")
+    assert (config.architecture.hidden, config.architecture.activation) == ([128, 128], "groupsort")
+    explicit = TrainingConfig.model_validate(
+        {"robustness": {"target_radius": 0.3}, "objective": {"loss": "hkr"}, "architecture": {"hidden": [32]}}
+    )
+    assert (explicit.objective.mode, explicit.objective.loss) == ("one_lipschitz", "hkr")
+    assert explicit.architecture.hidden == [32]
+    # stored fully spelled out, validating again changes nothing
+    assert TrainingConfig.model_validate(explicit.to_json()) == explicit
+    # odd widths cannot pair units for GroupSort: the 1-Lipschitz splines take over
+    odd = TrainingConfig.model_validate({"robustness": {"target_radius": 0.3}, "architecture": {"hidden": [33]}})
+    assert odd.architecture.activation == "deepspline"
+    # without a target radius the defaults are untouched
+    assert TrainingConfig().objective.mode == "bv2"
+
+
+@pytest.mark.parametrize("value", [0, -1.0, float("inf"), float("nan")])
+def test_target_radius_must_be_positive_and_finite(value):
+    with pytest.raises(ValueError, match="target_radius"):
+        TrainingConfig.model_validate({"robustness": {"target_radius": value}})
+
+
+def test_task_checks_name_the_field_at_fault():
+    radius = TrainingConfig.model_validate({"robustness": {"target_radius": 0.3}})
+    assert [p.field for p in config_problems(radius, "regression")] == ["robustness.target_radius", "objective.loss"]
+    assert config_problems(radius, "classification") == []
+    margin = TrainingConfig.model_validate({"objective": {"loss": "lipschitz_margin"}})
+    assert [p.field for p in config_problems(margin, "regression")] == ["objective.loss"]
+    hkr = TrainingConfig.model_validate({"objective": {"loss": "hkr", "mode": "bv2"}})
+    assert [p.field for p in config_problems(hkr, "classification")] == ["objective.loss"]
+    monitor = TrainingConfig.model_validate({"training": {"monitor": "certified_accuracy"}})
+    assert [p.field for p in config_problems(monitor, "classification")] == ["training.monitor"]
+
+
+# ---- training -----------------------------------------------------------------------------
+def blobs(n: int = 300, seed: int = 0):
+    rng = np.random.default_rng(seed)
+    centers = np.array([[0.0, 0.0], [3.0, 0.0], [0.0, 3.0]])
+    y = rng.integers(0, 3, n)
+    x = centers[y] + rng.normal(scale=0.5, size=(n, 2))
+    return from_arrays(x, y, task="classification")
+
+
+def test_target_radius_training_certifies_the_validation_points_at_that_radius():
+    data = blobs()
+    radius = 0.4
+    config = TrainingConfig.model_validate(
+        {"robustness": {"target_radius": radius}, "architecture": {"hidden": [16, 16]},
+         "training": {"epochs": 60, "seed": 0}}  # fmt: skip
+    )
+    result = fit(data, config)
+    assert result.outcome.monitor == "validation_certified_accuracy"
+    assert "certified_accuracy_at_target" in result.history[-1].validation_metrics
+    lipschitz = certify_global(result.model.network).certified
+    assert lipschitz <= 1.0
+    stored = robustness_metrics(result.model, data, lipschitz)
+    curve = stored["certified_accuracy"]
+    assert radius in curve["radii"] and curve["target_radius"] == radius
+    assert curve["certified_at_target"] >= 0.8
+    assert stored["warnings"] == []
+
+
+def test_lipschitz_margin_on_an_unconstrained_network_uses_its_own_bound():
+    data = blobs(seed=1)
+    config = TrainingConfig.model_validate(
+        {"objective": {"mode": "none", "loss": "lipschitz_margin", "margin": 0.3},
+         "architecture": {"hidden": [16], "activation": "relu"}, "training": {"epochs": 40, "seed": 0}}  # fmt: skip
+    )
+    plain = config.model_copy(update={"objective": config.objective.model_copy(update={"loss": "auto"})})
+    margin_model, plain_model = fit(data, config).model, fit(data, plain).model
+    certified = {}
+    for name, model in (("margin", margin_model), ("plain", plain_model)):
+        bound = certify_global(model.network).certified
+        certified[name] = certified_accuracy(model, data.X, data.encoded_targets(), bound, [0.3], local=False).global_[0]
+    # the margin loss pays for the certificate the plain loss never asks for
+    assert certified["margin"] > certified["plain"]
+
+
+def test_a_curve_that_certifies_nothing_says_so():
+    data = blobs(seed=2)
+    config = TrainingConfig.model_validate({"architecture": {"hidden": [8]}, "training": {"epochs": 2}})
+    model = fit(data, config).model
+    stored = robustness_metrics(model, data, float("inf"))
+    assert stored["certified_accuracy"]["warning"] == NOTHING_CERTIFIED
+    assert stored["warnings"] == [NOTHING_CERTIFIED]
