@@ -49,7 +49,7 @@ def config_problems(config: TrainingConfig, task: str) -> list[ConfigProblem]:
         ))  # fmt: skip
     if config.training.monitor == "certified_accuracy" and robust.target_radius is None:
         problems.append(ConfigProblem(
-            "training.monitor", "monitoring certified accuracy needs robustness.target_radius (the radius it is read at)"
+            "training.monitor", "monitoring certified accuracy needs robustness.target_radius (its radius)"
         ))  # fmt: skip
     return problems
 
