@@ -405,6 +405,15 @@ class PredictRequest(_Request):
 
     inputs: list[list[Number]] = Field(..., min_length=1, description="rows of raw feature values")
     epsilon: float | None = Field(None, ge=0, le=1e12, description="input perturbation size (l2) for output_bound")
+    local_ball: float | None = Field(
+        None,
+        gt=0,
+        le=1e12,
+        allow_inf_nan=False,
+        description="classifiers: also try a local proof in the l2 ball of this radius around each input; a row's "
+        "certified_radius is then the larger of the global radius and the local one (at most local_ball). Costs a "
+        "local bound per row (docs/design.md#local-radius); leave it out on the hot path",
+    )
 
     _finite = field_validator("inputs")(_check_finite_rows)
 
@@ -439,6 +448,9 @@ class PredictResponse(BaseModel):
     )
     output_bounds: list[float] | None = Field(None, description="with epsilon: output_bound for each input")
     epsilon: float | None = None
+    radius_source: list[Literal["global", "local"]] | None = Field(
+        None, description="with local_ball: per input, which proof gave its certified_radius"
+    )
 
 
 class CertifyRequest(_Request):

@@ -25,7 +25,8 @@ from pydantic import ValidationError
 
 from api_schemas.http import PredictRequest
 
-_KEYS = tuple(PredictRequest.model_fields)  # inputs, epsilon
+#: the keys the fast path reads; anything else (``local_ball`` included) takes the validated path
+_KEYS = ("inputs", "epsilon")
 #: the bytes of JSON numbers, arrays and separators: what a plain body is made of, besides its keys
 _NUMBER_BYTES = b"0123456789.eE+-[], \n\t\r"
 _EPSILON_RANGE = (0.0, 1e12)  # PredictRequest.epsilon's bounds
@@ -48,10 +49,11 @@ def _in_epsilon_range(epsilon: float) -> bool:
 
 @dataclass(frozen=True)
 class PredictBody:
-    """A parsed predict request: the rows as one C-contiguous float64 array, and epsilon."""
+    """A parsed predict request: the rows as one C-contiguous float64 array, epsilon, and the local ball."""
 
     inputs: np.ndarray
     epsilon: float | None
+    local_ball: float | None = None
 
 
 def parse_predict_body(raw: bytes, content_type: str | None) -> PredictBody:
@@ -115,4 +117,4 @@ def _validated(raw: bytes) -> PredictBody:
     rows = np.array(request.inputs, dtype=np.float64)
     if rows.ndim != 2:  # rows of no values: [[]] (the width check names the row)
         rows = rows.reshape(len(request.inputs), -1)
-    return PredictBody(rows, request.epsilon)
+    return PredictBody(rows, request.epsilon, request.local_ball)

@@ -297,6 +297,10 @@ class ServedOutputs:
         pick = slice(index, index + 1)
         return ServedOutputs(self.outputs[pick], self.rounding[pick], self.ball_slope)
 
+    def rows(self, index: np.ndarray) -> ServedOutputs:
+        """The same quantities for the rows ``index`` (an integer array)."""
+        return ServedOutputs(self.outputs[index], self.rounding[index], self.ball_slope)
+
 
 class ServedMap:
     """The one map a model serves, evaluated in float64 with its rounding bound (module docstring)."""

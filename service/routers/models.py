@@ -186,11 +186,19 @@ async def predict(
         PREDICT_ROWS_JSON.observe(x.shape[0])
         certified = _certified(loaded)
         work = x.shape[0] * loaded.work_per_row
-        content = await placement.run(work, _predict_content, loaded, x, certified, body.epsilon)
+        if body.local_ball is not None:
+            work *= LOCAL_BALL_WORK
+        content = await placement.run(work, _predict_content, loaded, x, certified, body.epsilon, body.local_ball)
     return Response(content, media_type="application/json")
 
 
-def _predict_content(loaded: LoadedModel, x: np.ndarray, certified: float, epsilon: float | None) -> bytes:
+#: how much heavier a row is when its radius also gets a local proof (for the compute placement)
+LOCAL_BALL_WORK = 50
+
+
+def _predict_content(
+    loaded: LoadedModel, x: np.ndarray, certified: float, epsilon: float | None, local_ball: float | None = None
+) -> bytes:
     """The JSON answer of ``predict``: the served map on the rows and the certificate's consequences."""
     served = _served(loaded, x)
     content: dict[str, Any] = {
@@ -206,13 +214,41 @@ def _predict_content(loaded: LoadedModel, x: np.ndarray, certified: float, epsil
     }
     if loaded.model.task == "classification":
         radius = served_radius(served, certified)
-        content["certified_radius"] = np.where(np.isfinite(radius), radius, 0.0)
+        radius = np.where(np.isfinite(radius), radius, 0.0)
+        if local_ball is not None:
+            radius, content["radius_source"] = _best_radius(loaded, x, served, certified, radius, local_ball)
+        content["certified_radius"] = radius
     if epsilon is not None:
         per_input = served_output_bound(served, certified, epsilon)
         if np.isfinite(per_input).all():  # a model whose bound overflows float64 states none
             content["output_bounds"] = per_input
             content["output_bound"] = float(per_input.max())
     return orjson.dumps(content, option=orjson.OPT_SERIALIZE_NUMPY)
+
+
+def _best_radius(
+    loaded: LoadedModel, x: np.ndarray, served: ServedOutputs, certified: float, radius: np.ndarray, ball: float
+) -> tuple[np.ndarray, list[str]]:
+    """Per row, the larger of the global radius and the local one proven inside B(x, ball).
+
+    A local bound holds only inside its ball, so its radius is capped at ``ball``; it is capped by
+    the stored global certificate too (which may be tighter than the one ``local_bounds`` uses).
+    Only rows the global bound leaves below ``ball`` are worth a local proof.
+    """
+    todo = np.flatnonzero(radius < ball)
+    sources = ["global"] * len(radius)
+    if todo.size == 0:
+        return radius, sources
+    with loaded.lock:  # the analysis caches inside the certificate module are per network
+        local = local_bounds(loaded.model.network, x[todo], ball)
+    bounds = np.array([min(c.bound, certified) for c in local])
+    local_radius = served_radius(served.rows(todo), bounds, cap=ball)
+    better = local_radius > radius[todo]
+    radius = radius.copy()
+    radius[todo[better]] = local_radius[better]
+    for i in todo[better]:
+        sources[int(i)] = "local"
+    return radius, sources
 
 
 NPY = "application/x-npy"
