@@ -68,8 +68,8 @@ EVAL_CHUNK = 8192
 #: auto temperature of the margin losses on 1-Lipschitz networks: tau = this / d, d the median
 #: distance (standardised units) from a training point to the nearest point of another class.
 #: Such a network's logit gaps are at most sqrt(2) times input distances, so tau d fixes how
-#: sharp the softmax is at the data's own scale; chosen on the selection splits of
-#: bench/bench_robustness.py (docs/design.md#target-radius).
+#: sharp the softmax is at the data's own scale; chosen on selection splits
+#: (bench/select_target_radius.py, docs/design.md#target-radius).
 ONE_LIPSCHITZ_TEMPERATURE_SCALE = 16.0
 #: the hkr loss's margin when neither objective.margin nor a target radius gives one: d / 8
 HKR_DEFAULT_MARGIN_FRACTION = 1 / 8
