@@ -148,3 +148,33 @@ def test_regression_tolerance_beside_the_error() -> None:
     small, large = stored["output_tolerance"]
     assert lipschitz * 0.01 <= small < large and large >= lipschitz * 0.1
     assert stored["mae"] > 0 and stored["rmse"] >= stored["mae"]
+
+
+@pytest.fixture(scope="module", params=["bjorck", "aol"])
+def target_trained(request: pytest.FixtureRequest) -> tuple:
+    """A 3-class model trained for a target radius (GroupSort, orthogonal layers, margin loss)."""
+    rng = np.random.default_rng(5)
+    labels = rng.integers(0, 3, 240)
+    x = np.array([[0.0, 0.0], [2.0, 0.0], [1.0, 1.7]])[labels] + rng.normal(scale=0.45, size=(240, 2))
+    data = Dataset(X=x, y=labels, task="classification", feature_names=["a", "b"], classes=[0, 1, 2], name="three")
+    target = classification_scale(x, labels) / 8
+    config = TrainingConfig.model_validate({
+        "architecture": {"hidden": [16, 16]}, "objective": {"one_lipschitz_layer": request.param},
+        "robustness": {"target_radius": target}, "training": {"epochs": 40, "seed": 0}, "device": "cpu",
+    })  # fmt: skip
+    model = fit(data, config).model
+    return data, model, certify_global(model.network).certified, target
+
+
+def test_no_attack_flips_a_point_a_target_radius_model_counts_as_certified(target_trained: tuple) -> None:
+    data, model, lipschitz, target = target_trained
+    labels = data.encoded_targets()
+    radii = sorted({*default_radii(data.X, labels, "classification"), target})
+    result = certified_accuracy(model, data.X, labels, lipschitz, radii, local=True, target_radius=target)
+    assert result.certified_at_target is not None and result.certified_at_target > 0.5
+    for j, radius in enumerate(radii):
+        counted = result.certified[:, j]
+        if radius <= 0 or not counted.any():
+            continue
+        flips = _attack_flips(model, data.X[counted], labels[counted], radius)
+        assert not flips.any(), f"radius {radius}: {int(flips.sum())} certified points flipped by the attack"

@@ -284,10 +284,11 @@ def test_certificate_dominates_optimised_lower_bounds_and_exact_1d(activation: s
 
 
 def test_one_lipschitz_served_map_certifies_at_most_one_and_moves_at_most_distance_plus_rounding() -> None:
-    for activation in ("deepspline", "groupsort", "abs", "prelu"):
-        config = TrainingConfig.model_validate(
-            {"architecture": {"hidden": [8, 8], "activation": activation}, "objective": {"mode": "one_lipschitz"}}
-        )
+    kinds = [(a, "spectral") for a in ("deepspline", "groupsort", "abs", "prelu")]
+    kinds += [("groupsort", "bjorck"), ("deepspline", "aol")]
+    for activation, layer in kinds:
+        config = TrainingConfig.model_validate({"architecture": {"hidden": [8, 8], "activation": activation},
+                                                "objective": {"mode": "one_lipschitz", "one_lipschitz_layer": layer}})
         scale = torch.full((3,), 7.0)
         net = SplineNetwork(config, 3, 1, input_mean=torch.full((3,), 1e6), input_scale=scale, target_scale=7.0)
         with torch.no_grad():
