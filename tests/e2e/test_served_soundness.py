@@ -172,3 +172,42 @@ def test_network_without_hidden_layer_trains_certifies_and_serves_local_bounds(d
         assert response.status_code == 200, response.text
         local = response.json()["local"]
         assert len(local) == 5 and all(item["bound"] <= certified for item in local)
+
+
+def test_a_target_radius_model_certifies_at_its_radius_and_its_radii_hold(dep: Deployment) -> None:
+    """Nothing but ``robustness.target_radius``: the stored curve certifies most validation rows at it,
+    and points pushed to the returned radius (towards the other classes and at random) keep their label."""
+    from lipspline.robust_accuracy import classification_scale
+
+    rng = np.random.default_rng(11)
+    labels = rng.integers(0, 3, 360)
+    centres = np.array([[0.0, 0.0, 0.0, 0.0], [2.5, 0.0, 0.5, 0.0], [0.0, 2.5, 0.0, 0.5]])
+    X = centres[labels] + rng.normal(scale=0.5, size=(360, 4))
+    radius = classification_scale(X, labels) / 8
+    config = {"robustness": {"target_radius": radius}, "training": {"epochs": 25, "seed": 0}, "device": "cpu"}
+    with dep.client() as http:
+        model = train(http, X, labels.tolist(), config)
+        curve = model["certified_accuracy"]
+        assert curve["target_radius"] == radius and radius in curve["radii"]
+        assert curve["certified_at_target"] > 0.6 and curve["warning"] is None
+        assert model["lipschitz"]["certified"] <= 1.0
+        assert model["config"]["objective"]["loss"] == "lipschitz_margin"
+        probe = X[:80]
+        answer = http.post(f"/v1/models/{model['id']}/predict", json={"inputs": probe.tolist(), "local_ball": radius})
+        assert answer.status_code == 200, answer.text
+        body = answer.json()
+        radii = np.asarray(body["certified_radius"])
+        assert len(body["radius_source"]) == len(probe)
+        attacked, expected = [], []
+        for x, r, label in zip(probe, radii, body["predictions"], strict=True):
+            if r <= 0:
+                continue
+            others = X[labels != label]
+            towards = others[np.argsort(np.linalg.norm(others - x, axis=1))[:4]] - x
+            directions = np.vstack([towards, rng.normal(size=(8, 4))])
+            directions /= np.linalg.norm(directions, axis=1, keepdims=True)
+            attacked += (x + r * directions).tolist()
+            expected += [label] * len(directions)
+        assert len(expected) > 100
+        pushed = predict(http, model["id"], np.asarray(attacked))
+    assert pushed["predictions"] == expected
