@@ -176,17 +176,25 @@ def follow(job: Any) -> Any:
 
 
 @jobs.command("submit")
-@click.argument("config", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.argument("config", type=click.Path(exists=True, dir_okay=False, path_type=Path), required=False)
 @click.option("--dataset", "dataset_id", required=True, help="id of the dataset to train on")
+@click.option("--target-radius", type=click.FloatRange(min=0, min_open=True),
+              help="train for certified accuracy at this l2 radius (sets robustness.target_radius)")  # fmt: skip
 @click.option("--follow/--no-follow", "follow_", default=False, help="draw live progress until the job ends")
 @click.option("--notify-url", help="http(s) URL that receives the job's final event (signed webhook)")
 @json_option
 @click.pass_context
 @handles_errors
-def jobs_submit(ctx: click.Context, config: Path, dataset_id: str, follow_: bool, notify_url: str | None,
-                as_json: bool) -> None:  # fmt: skip
-    """Train on a dataset with CONFIG (YAML or JSON TrainingConfig); prints the job id."""
-    job = _client(ctx).jobs.submit(dataset_id, read_config(config), notify_url=notify_url)
+def jobs_submit(ctx: click.Context, config: Path | None, dataset_id: str, target_radius: float | None,
+                follow_: bool, notify_url: str | None, as_json: bool) -> None:  # fmt: skip
+    """Train on a dataset with CONFIG (YAML or JSON TrainingConfig; default: every default); prints the job id.
+
+    ``--target-radius R`` alone asks for a model trained for certified accuracy at radius R.
+    """
+    document = read_config(config) if config is not None else {}
+    if target_radius is not None:
+        document = {**document, "robustness": {**document.get("robustness", {}), "target_radius": target_radius}}
+    job = _client(ctx).jobs.submit(dataset_id, document, notify_url=notify_url)
     if not follow_:
         return print_json(job.info) if as_json else click.echo(job.id)
     err.print(f"job {job.id}")
@@ -341,25 +349,30 @@ def read_rows(path: Path, feature_names: list[str]) -> tuple[list[str], list[lis
 @click.option("--input", "input_path", required=True, type=click.Path(exists=True, dir_okay=False, path_type=Path),
               help="CSV with a header; the model's feature columns are picked by name")  # fmt: skip
 @click.option("--epsilon", type=float, help="input change (l2) for output_bound: how far each output can move")
+@click.option("--local-ball", type=click.FloatRange(min=0, min_open=True),
+              help="also prove each radius locally inside this l2 ball (slower; adds radius_source)")  # fmt: skip
 @click.option("--output", "-o", type=click.Path(dir_okay=False, path_type=Path), help="CSV to write [default: stdout]")
 @click.option("--json", "as_json", is_flag=True, help="print the API's JSON instead of CSV")
 @click.pass_context
 @handles_errors
-def predict(ctx: click.Context, model_ref: str, input_path: Path, epsilon: float | None, output: Path | None,
-            as_json: bool) -> None:  # fmt: skip
+def predict(ctx: click.Context, model_ref: str, input_path: Path, epsilon: float | None, local_ball: float | None,
+            output: Path | None, as_json: bool) -> None:  # fmt: skip
     """Predict every row of --input; certificate columns beside each prediction.
 
     Columns added: prediction, output_0…, rounding_bound, certified_radius (classifiers),
-    output_bound (with --epsilon), and lipschitz_bound (the same for every row).
+    radius_source (with --local-ball), output_bound (with --epsilon), and lipschitz_bound
+    (the same for every row).
     """
     model = _client(ctx).models.get(model_ref)
     header, rows = read_rows(input_path, model.info.feature_names)
-    result = model.predict(rows, epsilon=epsilon)
+    result = model.predict(rows, epsilon=epsilon, local_ball=local_ball)
     if as_json:
         return print_json(result.response)
     width = result.outputs.shape[1]
     columns = [*header, "prediction", *[f"output_{i}" for i in range(width)], "rounding_bound"]
+    sources = result.response.radius_source
     columns += ["certified_radius"] if result.certified_radius is not None else []
+    columns += ["radius_source"] if sources is not None else []
     columns += ["output_bound"] if result.output_bounds is not None else []
     columns += ["lipschitz_bound"]
     with output.open("w", newline="") if output else _stdout() as handle:
@@ -369,6 +382,7 @@ def predict(ctx: click.Context, model_ref: str, input_path: Path, epsilon: float
             line = [*_original(row, header), result.predictions[i], *result.outputs[i].tolist(),
                     result.rounding_bound[i]]  # fmt: skip
             line += [result.certified_radius[i]] if result.certified_radius is not None else []
+            line += [sources[i]] if sources is not None else []
             line += [result.output_bounds[i]] if result.output_bounds is not None else []
             writer.writerow([*line, result.lipschitz_bound])
     if output:

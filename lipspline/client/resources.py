@@ -432,11 +432,18 @@ class ModelHandle:
     def id(self) -> str:
         return self.info.id
 
-    def predict(self, X: Any, epsilon: float | None = None):
-        """Outputs, predictions and the certificate for each row of ``X`` (:class:`Prediction`)."""
+    def predict(self, X: Any, epsilon: float | None = None, local_ball: float | None = None):
+        """Outputs, predictions and the certificate for each row of ``X`` (:class:`Prediction`).
+
+        ``local_ball``: also try a local proof in that l2 ball around each row; a row's
+        ``certified_radius`` is then the larger of the global and the local radius
+        (``response.radius_source`` says which). Slower: one local bound per row.
+        """
         body: dict[str, Any] = {"inputs": _rows(X)}
         if epsilon is not None:
             body["epsilon"] = epsilon
+        if local_ball is not None:
+            body["local_ball"] = local_ball
         return self._runner.run(Request("POST", f"/v1/models/{self.id}/predict", json=body), Prediction.from_response)
 
     def certify(self, X: Any = None, epsilon: float = 0.1, norm: Literal["l2", "linf"] = "l2"):

@@ -168,6 +168,16 @@ def test_cli_flow(deployment: Deployment, tmp_path: Path) -> None:
     header, *lines = (tmp_path / "out.csv").read_text().splitlines()
     assert header.split(",")[:3] == ["x1", "x2", "prediction"] and len(lines) == 2
     assert {"certified_radius", "output_bound", "rounding_bound", "lipschitz_bound"} <= set(header.split(","))
+    local = cli(deployment, "predict", job["model_id"], "--input", "rows.csv", "--local-ball", "0.1", cwd=tmp_path)
+    assert local.returncode == 0, local.stderr
+    assert "radius_source" in local.stdout.splitlines()[0].split(",")
+    # "I need radius r" and nothing else: no config file, the target radius fills the rest
+    robust = cli(deployment, "jobs", "submit", "--dataset", dataset_id, "--target-radius", "0.05", cwd=tmp_path)
+    assert robust.returncode == 0, robust.stderr
+    robust_job = json.loads(cli(deployment, "jobs", "show", robust.stdout.strip(), "--json", cwd=tmp_path).stdout)
+    assert robust_job["config"]["robustness"]["target_radius"] == 0.05
+    assert robust_job["config"]["objective"]["mode"] == "one_lipschitz"
+    assert cli(deployment, "jobs", "cancel", robust_job["id"], cwd=tmp_path).returncode == 0
     download = cli(deployment, "models", "download", job["model_id"], "--format", "onnx", "-o", "m.onnx", cwd=tmp_path)
     assert download.returncode == 0 and (tmp_path / "m.onnx").stat().st_size > 0
 

@@ -53,6 +53,9 @@ def test_upload_train_predict_certify_download(svc: Service, tmp_path: Path) -> 
     assert prediction.certified_radius is not None and (prediction.certified_radius >= 0).all()
     assert prediction.output_bounds is not None and prediction.output_bound == prediction.output_bounds.max()
     assert prediction.lipschitz_bound == model.info.lipschitz.certified
+    best = model.predict(np.array([[0.0, 0.0], [0.45, 0.5]]), local_ball=0.2)
+    assert best.response.radius_source is not None and len(best.response.radius_source) == 2
+    assert (best.certified_radius >= prediction.certified_radius).all()
     local = model.certify([[0.0, 0.0]], epsilon=0.1).local
     assert local is not None and 0 <= local[0].local_radius <= 0.1
 
