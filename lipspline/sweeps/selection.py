@@ -92,6 +92,10 @@ def selection_note(outcomes: list[TrialOutcome], selection: Selection) -> str | 
     """Why ``select`` chose nothing among finished trials, in words a user can act on; None otherwise."""
     if not outcomes or select(outcomes, selection) is not None:
         return None
+    return f"no trial satisfies the selection rule: {_why_none(outcomes, selection)}"
+
+
+def _why_none(outcomes: list[TrialOutcome], selection: Selection) -> str:
     if selection.rule == "max_certified_accuracy":
         read = [o for o in outcomes if o.certified_at(selection.radius) is not None]
         if not read:

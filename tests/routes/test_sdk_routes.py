@@ -196,7 +196,7 @@ def test_selected_model_says_why_when_no_trial_meets_the_rule(svc: Service) -> N
                                  select=rule)  # fmt: skip
     run_to_the_end(svc, sweep.id)
     assert sweep.wait(poll_s=0.01).status == "succeeded" and sweep.info.selected is None
-    with pytest.raises(LipSplineError, match="no trial satisfies the selection rule"):
+    with pytest.raises(LipSplineError, match="no trial satisfies the selection rule: no trial has a certified"):
         sweep.selected_model()
     assert not sweep.trials_frame()["selected"].any()
 

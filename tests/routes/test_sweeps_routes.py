@@ -261,3 +261,16 @@ def test_halving_stops_a_trial_below_the_top_third_once(svc: Service) -> None:
     lifecycle.stop_cancelled(svc.settings, jobs[1], claims[1].attempt)
     trial = svc.client.get(f"/v1/sweeps/{sweep_id}").json()["trials"][1]
     assert trial["status"] == "stopped" and trial["stopped_at_epoch"] == 1 and trial["rung_scores"] == {"1": 0.5}
+
+
+def test_max_certified_accuracy_selects_no_model_when_no_trial_certifies_and_the_front_says_so(svc: Service) -> None:
+    dataset_id = svc.upload()
+    # a radius far beyond the data (the seed points lie in a unit square): nothing can be certified there
+    base = {**BASE, "robustness": {"radii": [0.0, 50.0]}}
+    request = body(dataset_id, base_config=base, budget={"max_trials": 3, "max_concurrent": 3},
+                   select={"rule": "max_certified_accuracy", "radius": 50.0})  # fmt: skip
+    sweep = run_to_the_end(svc, svc.client.post("/v1/sweeps", json=request).json()["id"])
+    assert all(t["certified_accuracy"]["global"][-1] == 0.0 for t in sweep["trials"])
+    assert sweep["status"] == "succeeded" and sweep["selected"] is None
+    assert "no trial certifies a single validation point at radius 50" in sweep["note"]
+    assert sweep["front"]["note"] == "every trial certifies 0 % of its validation points at radius 50"
