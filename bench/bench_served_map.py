@@ -7,6 +7,10 @@ served map, float64 from the raw rows, with ``evaluate`` (outputs, E(x) and the
 ball coefficients) and the radius and output bound that include the rounding.
 A third row times the served outputs alone (no bound), to separate the two costs.
 
+A second table prices predict's opt-in ``local_ball`` (the radius from the best proof:
+a local bound per row over B(x, rho), docs/design.md#local-radius) against the default
+global radius, on the two smaller models: what a client pays per request for asking.
+
 Models: the service's small (2, 2, 1) deep-spline circle model, a (16, 64, 64, 4)
 deep-spline MLP and a 784-1024-1024-10 ReLU MLP (the largest dense model the
 certificate benchmarks use). Batches of 1 and 1,000 rows; each cell is the median
@@ -33,6 +37,7 @@ from api_schemas import TrainingConfig  # noqa: E402
 from lipspline.certificates import (  # noqa: E402
     ServedMap,
     certified_radius,
+    local_bounds,
     output_deviation_bound,
     served_output_bound,
     served_radius,
@@ -41,6 +46,8 @@ from lipspline.networks import SplineNetwork  # noqa: E402
 
 #: the certified bound the derived numbers use (its value does not change the cost)
 LIPSCHITZ = 10.0
+#: the ball of the local-radius table
+LOCAL_BALL = 0.1
 MODELS = {
     "circle (2, 2, 1) deepspline": (2, [2], 1, "deepspline"),
     "(16, 64, 64, 4) deepspline": (16, [64, 64], 4, "deepspline"),
@@ -74,6 +81,15 @@ def served_with_bound(served: ServedMap, x: np.ndarray, lipschitz: float) -> Non
     result = served.evaluate(x)
     served_radius(result, lipschitz)
     served_output_bound(result, lipschitz, 0.1)
+    result.outputs.tolist()
+
+
+def served_with_local_radius(net: SplineNetwork, served: ServedMap, x: np.ndarray, lipschitz: float) -> None:
+    """What predict does with ``local_ball``: the global radius, then a local proof for every row."""
+    result = served.evaluate(x)
+    radius = served_radius(result, lipschitz)
+    bounds = np.array([min(c.bound, lipschitz) for c in local_bounds(net, x, LOCAL_BALL)])
+    np.maximum(radius, served_radius(result, bounds, cap=LOCAL_BALL))
     result.outputs.tolist()
 
 
@@ -113,6 +129,29 @@ def main() -> None:
                     samples[key].append(time_call(call, repeats))
             base, full, outputs = (statistics.median(samples[k]) * 1e3 for k in ("base", "full", "outputs"))
             print(f"| {name} | {batch} | {base:.3f} ms | {full:.3f} ms | {full / base:.2f}x | {outputs:.3f} ms |")
+    local_table(rounds)
+
+
+def local_table(rounds: int) -> None:
+    print()
+    print(f"| model | batch | predict radius: global (default) | with local_ball={LOCAL_BALL} | ratio |")
+    print("| --- | ---: | ---: | ---: | ---: |")
+    for name, spec in list(MODELS.items())[:2]:
+        net = build(*spec)
+        served = ServedMap(net)
+        for batch in (1, 100):
+            x = np.random.default_rng(batch).normal(size=(batch, spec[0]))
+            repeats = max(1, int(200 / batch))
+            samples: dict[str, list[float]] = {"global": [], "local": []}
+            calls = {
+                "global": lambda served=served, x=x: served_with_bound(served, x, LIPSCHITZ),
+                "local": lambda net=net, served=served, x=x: served_with_local_radius(net, served, x, LIPSCHITZ),
+            }
+            for _ in range(rounds):
+                for key, call in calls.items():
+                    samples[key].append(time_call(call, repeats))
+            plain, local = (statistics.median(samples[k]) * 1e3 for k in ("global", "local"))
+            print(f"| {name} | {batch} | {plain:.3f} ms | {local:.3f} ms | {local / plain:.1f}x |")
 
 
 if __name__ == "__main__":
