@@ -91,8 +91,23 @@ def _up(a: np.ndarray | float) -> np.ndarray | float:
 
 
 def _norms(a: np.ndarray) -> np.ndarray:
-    """Upper bounds of the l2 norm of every row."""
-    return _up(np.sqrt((a * a).sum(axis=1)) * (1.0 + _gamma(a.shape[1] + 4)))
+    """Upper bounds of the l2 norm of every row, scale-safe.
+
+    Squaring raw values underflows for |a| below ~1e-154 (the "upper bound" became 2^-1000
+    for layer values ~1e-200) and overflows above ~1e154. So each row is divided by its
+    largest magnitude m first: the scaled entries lie in [-1, 1] with one of them +-1, the
+    sum of squares is >= 1 (absolute underflow errors, below n 2^-1074, vanish against it),
+    and ``m * sqrt(sum)`` is rounded with two more gamma terms (the division and the product).
+    """
+    if a.shape[1] == 0:
+        return np.full(a.shape[0], _TINY)
+    largest = np.abs(a).max(axis=1)
+    with np.errstate(invalid="ignore", divide="ignore", over="ignore"):
+        safe = np.where((largest > 0) & np.isfinite(largest), largest, 1.0)
+        scaled = a / safe[:, None]
+        root = np.sqrt((scaled * scaled).sum(axis=1)) * (1.0 + _gamma(a.shape[1] + 6))
+        # a row holding NaN keeps NaN (an unknown error is not a small one)
+        return _up(np.where(largest > 0, largest * root, np.where(largest == 0, 0.0, np.nan)))
 
 
 def _abs_norm(matrix: np.ndarray) -> float:
@@ -100,10 +115,16 @@ def _abs_norm(matrix: np.ndarray) -> float:
     if matrix.size == 0:
         return 0.0
     a = np.abs(matrix)
-    frobenius = math.sqrt(float((a * a).sum())) * (1.0 + _gamma(a.size + 4))
+    largest = float(a.max())
+    if largest == 0.0:
+        return float(_up(0.0))
+    # scale-safe Frobenius norm (see _norms): squares of tiny or huge weights neither underflow nor overflow
+    scale = largest if math.isfinite(largest) else 1.0
+    frobenius = largest * math.sqrt(float(((a / scale) ** 2).sum())) * (1.0 + _gamma(a.size + 6))
     one = float(a.sum(axis=0).max()) * (1.0 + _gamma(a.shape[0] + 1))
     inf = float(a.sum(axis=1).max()) * (1.0 + _gamma(a.shape[1] + 1))
-    return float(_up(min(frobenius, math.sqrt(one * inf) * (1.0 + 4 * U))))
+    # sqrt(one) * sqrt(inf), not sqrt(one * inf): the product of two tiny norms underflows
+    return float(_up(min(frobenius, math.sqrt(one) * math.sqrt(inf) * (1.0 + 4 * U))))
 
 
 class Affine:

@@ -324,3 +324,26 @@ def test_large_offsets_train_and_serve_what_they_learned() -> None:
         served_accuracy = float((np.asarray(model.predict(X[index])) == y[index]).mean())
         assert served_accuracy == model.metrics[name]["accuracy"]
         assert served_accuracy > 0.9
+
+
+@given(exponent=st.integers(-300, 300), seed=st.integers(0, 1000), activation=st.sampled_from(["relu", "abs"]))
+@SETTINGS
+def test_the_rounding_bound_never_underflows_or_overflows_at_any_magnitude(
+    exponent: int, seed: int, activation: str
+) -> None:
+    """Zero biases and inputs ~10^exponent: every layer value lives at that magnitude (ReLU and abs are
+    positively homogeneous), where squaring used to underflow or overflow. E(x) must still bound the error."""
+    config = TrainingConfig.model_validate({"architecture": {"hidden": [4, 3], "activation": activation}})
+    torch.manual_seed(seed)
+    net = SplineNetwork(config, 3, 2).to(torch.float64)
+    with torch.no_grad():
+        for layer in net.layers:
+            layer.bias.zero_()
+    net.eval()
+    served = ServedMap(net)
+    x = np.random.default_rng(seed).normal(size=(3, 3)) * 10.0**exponent
+    result = served.evaluate(x)
+    assert np.isfinite(result.rounding).all()
+    excess = _excess(result.outputs, exact_outputs(net, x), result.rounding)
+    _record("||g(x) - F(x)|| / E(x), magnitudes 1e-300..1e300", excess)
+    assert excess <= 1.0
