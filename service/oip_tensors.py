@@ -120,9 +120,15 @@ class OutputTensor:
         return np.ascontiguousarray(self.values, dtype=dtype).tobytes()
 
     def json_data(self) -> np.ndarray | list:
+        """The values for a JSON body. FP32 values are written through float64: the shortest float32
+        decimal (``0.1`` for float32(0.1)) read back as float64 is another number than the one the
+        bounds are about; the float64 decimal of the same value reads back exactly, in either width."""
         if self.datatype == "BYTES":
             return [str(v) for v in self.values]
-        return np.asarray(self.values).reshape(-1)
+        values = np.asarray(self.values)
+        if self.datatype == "FP32":
+            values = values.astype(np.float64)
+        return values.reshape(-1)
 
 
 def encode_response(head: dict, outputs: list[OutputTensor]) -> tuple[bytes, dict[str, str]]:

@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 from fastapi.testclient import TestClient
 
-from tests.routes.helpers import REGRESSION_TARGETS, Service, seed_dataset_body
+from tests.routes.helpers import REGRESSION_TARGETS, TINY_CONFIG, Service, seed_dataset_body
 
 ROWS = np.array([[0.1, -0.2], [0.3, 0.05], [-0.45, 0.4]])
 
@@ -169,3 +169,62 @@ def test_malformed_tensors_are_400_with_an_error(svc: Service) -> None:
     response = svc.client.post(path, content=nan, headers={"Inference-Header-Content-Length": str(len(header))})
     assert "not finite" in oip_error(response, 400)
     oip_error(svc.anon.post(path, json=infer_body(ROWS)), 401)
+
+
+def _fp32_infer(svc: Service, model_id: str, rows: np.ndarray, epsilon: float) -> dict[str, np.ndarray]:
+    body = infer_body(rows, "FP64", parameters={"output_datatype": "FP32", "epsilon": epsilon})
+    response = svc.client.post(f"/v2/models/{model_id}/infer", json=body)
+    assert response.status_code == 200, response.text
+    out = {t["name"]: t for t in response.json()["outputs"]}
+    sent = out["output"]["data"]
+    # the JSON decimals are the float32 numbers themselves, read back exactly as float64
+    assert all(float(np.float32(v)) == v for v in sent)
+    return {name: np.asarray(t["data"], dtype=np.float64).reshape(t["shape"]) for name, t in out.items()}
+
+
+def test_fp32_outputs_keep_the_output_bound_across_float32_rounding_points(svc: Service) -> None:
+    """The ulp-straddling attack on an affine regressor with outputs ~1e3 (float32 ulp 6e-5): x is moved so
+    that its output sits just above a float32 number a (the cast at x costs nothing), y half an ulp further
+    along the gradient, so y's output rounds up to the next float32 number: the returned values move by a
+    whole ulp for an input step worth half of one. A bound that covers the cast only at x is beaten 2x."""
+    rng = np.random.default_rng(2)
+    x = rng.normal(size=(200, 2))
+    y = 1000.0 + 3.0 * x[:, 0] - 2.0 * x[:, 1]
+    dataset_id = svc.upload({"name": "affine", "inputs": x.tolist(), "targets": y.tolist(), "task": "regression"})
+    affine = {**TINY_CONFIG, "architecture": {"hidden": [], "activation": "relu"}}
+    model_id = svc.worker.run(svc.submit(dataset_id, affine))
+    centres = rng.normal(size=(20, 2))
+    exact = np.asarray(predict(svc.client, model_id, centres)["outputs"])[:, 0]
+    steps = np.asarray(predict(svc.client, model_id, centres + np.eye(2)[0] * 1e-3)["outputs"])[:, 0]
+    side = np.asarray(predict(svc.client, model_id, centres + np.eye(2)[1] * 1e-3)["outputs"])[:, 0]
+    gradient = np.stack([(steps - exact) / 1e-3, (side - exact) / 1e-3], axis=1)
+    direction = gradient / (gradient**2).sum(axis=1, keepdims=True)  # moves the output by 1 per unit
+    below = np.float32(exact).astype(np.float64)
+    below = np.where(below > exact, np.nextafter(np.float32(below), np.float32(-np.inf)).astype(np.float64), below)
+    ulp = np.spacing(np.float32(below)).astype(np.float64)
+    starts = centres + direction * (below - exact + 0.01 * ulp)[:, None]
+    ends = starts + direction * (0.51 * ulp)[:, None]
+    epsilon = float(np.linalg.norm(ends - starts, axis=1).max())
+    at_x, at_y = _fp32_infer(svc, model_id, starts, epsilon), _fp32_infer(svc, model_id, ends, epsilon)
+    moved = np.abs(at_x["output"] - at_y["output"])[:, 0]
+    assert (moved > 0).sum() >= len(moved) // 2, "the attack should cross rounding points"
+    assert (moved <= at_x["output_bound"]).all(), float((moved / at_x["output_bound"]).max())
+
+
+def test_fp32_labels_never_change_inside_the_fp32_certified_radius(svc: Service) -> None:
+    model_id = svc.trained_model()["model_id"]
+    rng = np.random.default_rng(4)
+    rows = rng.uniform(-0.5, 0.5, size=(30, 2))
+    body = infer_body(rows, "FP64", parameters={"output_datatype": "FP32"})
+    answer = tensors(svc.client.post(f"/v2/models/{model_id}/infer", json=body).json())
+    pushed, labels = [], []
+    for row, radius, label in zip(rows, answer["certified_radius"], answer["label"], strict=True):
+        if radius <= 0:
+            continue
+        angles = np.linspace(0, 2 * np.pi, 32, endpoint=False)
+        pushed += (row + radius * np.stack([np.cos(angles), np.sin(angles)], axis=1)).tolist()
+        labels += [label] * 32
+    assert labels, "nothing certified: the test would check nothing"
+    body = infer_body(np.asarray(pushed), "FP64", parameters={"output_datatype": "FP32"})
+    again = tensors(svc.client.post(f"/v2/models/{model_id}/infer", json=body).json())
+    assert again["label"].tolist() == labels
