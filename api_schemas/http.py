@@ -9,7 +9,7 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Annotated, Any, Literal
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, Strict, field_validator
 
 from api_schemas.robustness import CertifiedAccuracyOut, CertifiedToleranceOut
 from api_schemas.timestamps import as_utc
@@ -29,7 +29,9 @@ TERMINAL_STATES = frozenset({JobStatus.succeeded, JobStatus.failed, JobStatus.ca
 #: states in which a job still needs its dataset
 ACTIVE_STATES = frozenset({JobStatus.queued, JobStatus.running})
 
-Number = float
+#: an input value: a JSON number, as on /v2 (one grammar for both protocols); strings such as "1.0"
+#: and booleans are refused with a 422 naming the row, never read as numbers
+Number = Annotated[float, Strict()]
 #: a class label or a regression value as the dataset had it: labels keep their JSON type
 Label = int | float | str
 #: a feature value or target of a dataset row (numbers; labels of a preview may be strings)

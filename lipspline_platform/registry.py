@@ -34,7 +34,7 @@ from lipspline_platform.db.tables import (
     RegisteredModelRow,
 )
 
-_MODEL_ID = re.compile(r"^[0-9a-f]{32}$")
+_MODEL_ID = re.compile(r"^[0-9a-fA-F]{32}$")  # any case: ids are compared case-sensitively nowhere a user sees
 #: the alias a bare name resolves to on /v2 (else its latest version)
 PRODUCTION = "production"
 

@@ -38,11 +38,11 @@ AppSettings = Annotated[Settings, Depends(settings_of)]
 
 
 def _where_the_key_is(settings: Settings) -> str:
-    """On the embedded default, where ``lipspline serve`` wrote its key (the path, never the key)."""
-    path = settings.data_dir.resolve() / "api-key"
-    if not settings.embedded_broker or not path.exists():
+    """On the embedded default, a hint where ``lipspline serve`` put its key: the file's name, never the
+    server's filesystem path (an unauthenticated caller learns nothing about the host)."""
+    if not settings.embedded_broker or not (settings.data_dir / "api-key").exists():
         return ""
-    return f"; `lipspline serve` wrote the default tenant's key to {path} (export LIPSPLINE_API_KEY=$(cat {path}))"
+    return "; `lipspline serve` printed the default tenant's key and wrote it to `api-key` in its data directory"
 
 
 def _unauthorized(detail: str) -> ProblemError:

@@ -8,7 +8,6 @@ malformed tensor is a 400 whose ``error`` names the tensor and what is wrong wit
 
 from __future__ import annotations
 
-import math
 import struct
 from dataclasses import dataclass
 
@@ -85,8 +84,10 @@ def input_rows(tensor: RequestInput, binary: bytes, n_features: int, max_rows: i
             array = np.array(tensor.data)
         except ValueError as exc:  # ragged nesting
             raise bad_request(f"input {name!r}: data is not a regular array ({exc})") from exc
-        if array.dtype.kind not in "fi":
-            raise bad_request(f"input {name!r}: data must be numbers, got {array.dtype.kind!r} values")
+        # numpy reads true/false among numbers as 1/0; /v1 refuses them, so /v2 does too. A numeric array
+        # holds no strings, so "true"/"false" in its JSON can only be booleans (one C pass, no Python loop).
+        if array.dtype.kind not in "fi" or any(word in orjson.dumps(tensor.data) for word in (b"true", b"false")):
+            raise bad_request(f"input {name!r}: data must be JSON numbers (no strings, no booleans)")
         if array.size != count:
             raise bad_request(f"input {name!r}: data has {array.size} values, shape {shape} needs {count}")
         if tensor.datatype == "FP32":
@@ -149,11 +150,15 @@ def encode_response(head: dict, outputs: list[OutputTensor]) -> tuple[bytes, dic
     return header + b"".join(blobs), {HEADER_LENGTH: str(len(header))}
 
 
+#: the largest epsilon, as on /v1 (PredictRequest.epsilon): beyond it the bounds overflow to nothing useful
+MAX_EPSILON = 1e12
+
+
 def finite_parameter(parameters: dict, key: str) -> float | None:
     """A non-negative finite number parameter (``epsilon``), or None when absent."""
     value = parameters.get(key)
     if value is None:
         return None
-    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value) or value < 0:
-        raise bad_request(f"parameters.{key}: must be a finite number >= 0, got {value!r}")
+    if isinstance(value, bool) or not isinstance(value, int | float) or not (0 <= value <= MAX_EPSILON):
+        raise bad_request(f"parameters.{key}: must be a number between 0 and {MAX_EPSILON:g}, got {value!r}")
     return float(value)

@@ -254,6 +254,21 @@ def _best_radius(
 NPY = "application/x-npy"
 
 
+#: integers up to 2^53 in magnitude are exact in float64; beyond, the cast would round silently
+_EXACT_INTEGER = 2**53
+
+
+def _check_exact_in_float64(array: np.ndarray) -> None:
+    """Refuse what float64 cannot hold exactly: a wider float (long double), or integers beyond 2^53."""
+    if array.dtype.kind == "f" and array.dtype.itemsize > 8:
+        raise invalid_field("body", f"{array.dtype} values do not convert to float64 exactly; send float64 or float32")
+    if array.dtype.kind in "iu" and array.size:
+        largest = max(abs(int(array.max())), abs(int(array.min())))
+        if largest > _EXACT_INTEGER:
+            raise invalid_field("body", f"integer {largest} is beyond 2^53: it would be rounded as float64; "
+                                "send floats")  # fmt: skip
+
+
 def _npy_rows(raw: bytes, loaded: LoadedModel, limit: int) -> np.ndarray:
     """The rows of an ``application/x-npy`` body, checked as the JSON inputs are (same fields, same errors)."""
     try:
@@ -262,6 +277,7 @@ def _npy_rows(raw: bytes, loaded: LoadedModel, limit: int) -> np.ndarray:
         raise invalid_field("body", f"not a readable .npy array ({type(exc).__name__}: {exc})") from exc
     if array.ndim != 2 or array.dtype.kind not in "fiu":
         raise invalid_field("body", f"expected a 2-D numeric array, got shape {array.shape} of {array.dtype}")
+    _check_exact_in_float64(array)
     if array.shape[0] == 0:
         raise invalid_field("inputs", "needs at least one row")
     if array.shape[0] > limit:

@@ -228,3 +228,17 @@ def test_fp32_labels_never_change_inside_the_fp32_certified_radius(svc: Service)
     body = infer_body(np.asarray(pushed), "FP64", parameters={"output_datatype": "FP32"})
     again = tensors(svc.client.post(f"/v2/models/{model_id}/infer", json=body).json())
     assert again["label"].tolist() == labels
+
+
+def test_one_number_grammar_and_one_epsilon_range_on_v1_and_v2(svc: Service) -> None:
+    model_id = svc.trained_model()["model_id"]
+    for value in ("1.0", True):
+        v1 = svc.client.post(f"/v1/models/{model_id}/predict", json={"inputs": [[value, 0.0]]})
+        assert v1.status_code == 422 and "inputs.0" in v1.json()["field"], v1.text
+        bad = infer_body(ROWS)
+        bad["inputs"][0]["data"][0] = value
+        assert svc.client.post(f"/v2/models/{model_id}/infer", json=bad).status_code == 400
+    assert svc.client.post(f"/v1/models/{model_id}/predict", json={"inputs": [[0, 1]], "epsilon": 1e308}).status_code \
+        == 422  # fmt: skip
+    huge = svc.client.post(f"/v2/models/{model_id}/infer", json=infer_body(ROWS, parameters={"epsilon": 1e308}))
+    assert "between 0 and 1e+12" in oip_error(huge, 400)

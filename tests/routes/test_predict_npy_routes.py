@@ -79,7 +79,7 @@ def test_regression_records_have_no_label_nor_radius(svc: Service) -> None:
     (lambda: npy(np.array([[{"exec": "x"}, 1]], dtype=object)), "body", "not a readable .npy"),
     (lambda: npy(np.zeros((0, 2))), "inputs", "at least one row"),
     (lambda: npy(np.array([[0.1, 0.2], [0.3, np.inf]])), "inputs.1", "row 1, column 1"),
-    (lambda: npy(np.full((1, 2), 1e300)), "inputs.0", "overflow"),
+    (lambda: npy(np.full((1, 2), 1.7e308)), "inputs.0", "overflow"),
     (lambda: b"certainly not numpy", "body", "not a readable .npy"),
     (lambda: b"", "body", "not a readable .npy"),
     (lambda: declared_only((10**6, 10**6)), "body", "not a readable .npy"),
@@ -111,3 +111,20 @@ def test_auth_tenants_and_unknown_models(svc: Service, seeded: dict) -> None:
     problem(svc.anon.post(path(seeded), content=rows, headers=NPY), 401, "unauthorized")
     problem(svc.other.post(path(seeded), content=rows, headers=NPY), 404, "not-found")
     problem(svc.client.post("/v1/models/nope/predict/npy", content=rows, headers=NPY), 404, "not-found")
+
+
+def test_npy_integers_beyond_2_53_are_refused_not_rounded(svc: Service) -> None:
+    import io
+
+    model_id = svc.trained_model()["model_id"]
+    for array in (np.array([[2**64 - 1, 1]], dtype=np.uint64), np.array([[2**53 + 1, 0]], dtype=np.int64)):
+        buffer = io.BytesIO()
+        np.save(buffer, array)
+        response = svc.client.post(f"/v1/models/{model_id}/predict/npy", content=buffer.getvalue(),
+                                   headers={"content-type": "application/x-npy"})  # fmt: skip
+        assert response.status_code == 422 and "2^53" in response.text, response.text
+    exact = io.BytesIO()
+    np.save(exact, np.array([[3, -2]], dtype=np.int64))
+    ok = svc.client.post(f"/v1/models/{model_id}/predict/npy", content=exact.getvalue(),
+                         headers={"content-type": "application/x-npy"})  # fmt: skip
+    assert ok.status_code == 200, ok.text

@@ -205,3 +205,9 @@ def test_concurrent_versions_get_distinct_consecutive_numbers(svc: Service) -> N
     assert sorted(r.json()["version"] for r in responses) == [1, 2, 3, 4, 5, 6]
     by_version = {r.json()["version"]: r.json()["model_id"] for r in responses}
     assert sorted(by_version.values()) == sorted(models)
+
+
+def test_a_name_that_looks_like_a_model_id_in_any_case_is_refused(svc: Service) -> None:
+    for name in ("0123456789abcdef0123456789abcdef", "0123456789ABCDEF0123456789ABCDEF"):
+        response = svc.client.post("/v1/registered-models", json={"name": name})
+        assert response.status_code == 422 and "model id" in response.text, response.text
