@@ -484,9 +484,9 @@ def report(results: list[Result], datasets: list[str], methods: list[str], split
                   f"| {ratio} |")  # fmt: skip
     print()
     for name in datasets:
-        for split in splits[name]:
+        for index, split in enumerate(splits[name]):
             radii = ", ".join(f"{r:.4g}" for r in split.radii)
-            print(f"{name} (test split of seed {splits[name].index(split)}): {len(split.y_test)} test rows, "
+            print(f"{name} (test split {index}): {len(split.y_test)} test rows, "
                   f"{len(split.y_pool)} pool rows, d (test) = {split.d_test:.4g}, radii d/16, d/8, d/4 = {radii}; "
                   f"d_train = {split.d_train:.4g}")  # fmt: skip
 

@@ -314,6 +314,10 @@ def fit(
     watch_certified = margins.monitor is not None and plan.monitor == "validation"
     shuffle = torch.Generator().manual_seed(loop.seed)
     monitor = ConvergenceMonitor(plan.patience, plan.plateau_patience, loop.min_improvement)
+    # Watching certified accuracy, the lr still follows the validation loss: certified accuracy
+    # moves in steps and stalls while the margins are still growing, and halving the lr on those
+    # stalls froze 1-Lipschitz runs before they had fitted (two moons: 85 % clean, not 97 %).
+    lr_monitor = ConvergenceMonitor(plan.patience, plan.plateau_patience, loop.min_improvement)
     history: list[EpochReport] = []
     best_state: dict[str, Tensor] | None = None
     start_epoch = 0
@@ -322,6 +326,8 @@ def fit(
         start_epoch, history, best_state = restored.epoch, restored.history, restored.best_state
         if restored.monitor is not None:
             monitor = restored.monitor
+        if restored.lr_monitor is not None:
+            lr_monitor = restored.lr_monitor
 
     n_train = x_train.shape[0]
     stop_reason: StopReason = "max_epochs"
@@ -329,7 +335,8 @@ def fit(
     network.train()
     for epoch in range(start_epoch, plan.epochs):
         began = time.perf_counter()
-        factor = lr_factor(loop.lr_schedule, epoch, plan.epochs, loop.warmup_epochs, monitor.lr_scale)
+        lr_scale = lr_monitor.lr_scale if watch_certified else monitor.lr_scale
+        factor = lr_factor(loop.lr_schedule, epoch, plan.epochs, loop.warmup_epochs, lr_scale)
         for group, base in zip(optimizer.param_groups, base_lrs, strict=True):
             group["lr"] = base * factor
         objective.on_epoch_start(network)
@@ -358,12 +365,15 @@ def fit(
             break
         losses = {name: float(value) / batches for name, value in sums.items()}
         validation_metrics = evaluate(network, x_val, y_val, dataset.task, loss_name, scaling.target_scale, margins)
+        plateau = loop.lr_schedule == "plateau"
         if watch_certified:
             # certified error: the epoch that certifies most validation rows at the target is the best
             monitored = 1.0 - validation_metrics["certified_accuracy_at_target"]
+            lr_monitor.record(epoch + 1, validation_metrics["loss"], plateau=plateau)
+            plateau = False
         else:
             monitored = validation_metrics["loss"] if plan.monitor == "validation" else losses["total"]
-        improved = monitor.record(epoch + 1, monitored, plateau=loop.lr_schedule == "plateau")
+        improved = monitor.record(epoch + 1, monitored, plateau=plateau)
         if improved and plan.restore_best:
             best_state = {k: v.detach().clone() for k, v in network.state_dict().items()}
         report = EpochReport(
@@ -380,7 +390,8 @@ def fit(
         history.append(report)
         if checkpoint_path is not None:
             save_checkpoint(
-                checkpoint_path, network, optimizer, objective, shuffle, epoch + 1, history, monitor, best_state
+                checkpoint_path, network, optimizer, objective, shuffle, epoch + 1, history, monitor, best_state,
+                lr_monitor if watch_certified else None,
             )
         if callback is not None:
             callback(report)
@@ -486,6 +497,8 @@ class Checkpoint:
     history: list[EpochReport]
     monitor: ConvergenceMonitor | None  # None in checkpoints written before early stopping existed
     best_state: dict[str, Tensor] | None
+    #: the lr schedule's own monitor when the run watches certified accuracy (None otherwise)
+    lr_monitor: ConvergenceMonitor | None = None
 
 
 def save_checkpoint(
@@ -498,6 +511,7 @@ def save_checkpoint(
     history: list[EpochReport],
     monitor: ConvergenceMonitor | None = None,
     best_state: dict[str, Tensor] | None = None,
+    lr_monitor: ConvergenceMonitor | None = None,
 ) -> None:
     tensors: dict[str, Tensor] = {f"model.{k}": v.detach().cpu().contiguous() for k, v in network.state_dict().items()}
     if best_state is not None:
@@ -514,6 +528,7 @@ def save_checkpoint(
         "objective": objective.state_dict(),
         "history": [r.to_json() for r in history],
         "convergence": None if monitor is None else monitor.to_json(),
+        "lr_convergence": None if lr_monitor is None else lr_monitor.to_json(),
     }
     target = Path(path)
     target.parent.mkdir(parents=True, exist_ok=True)
@@ -556,5 +571,6 @@ def load_checkpoint(
         epoch=int(meta["epoch"]),
         history=[EpochReport(**r) for r in meta["history"]],
         monitor=None if convergence is None else ConvergenceMonitor.from_json(convergence),
+        lr_monitor=None if meta.get("lr_convergence") is None else ConvergenceMonitor.from_json(meta["lr_convergence"]),
         best_state=best or None,
     )
