@@ -122,6 +122,11 @@ def _send_all(settings: Settings, send: Sender, to_send: list[tuple[str, str]], 
 # Fork safety: a Celery prefork main process forks pool children while this thread may be
 # mid-pass, holding locks (engine registry, connection pool) a child would inherit locked.
 # Each pass holds _active; a fork waits for the pass to end, and the child gets a fresh lock.
+# Every fork waits on it, the certificate step's solver child included (in a `--pool solo`
+# worker and under `lipspline serve` training runs in the process that forks), so it may only
+# be held for database work that ends by itself: never while waiting on anything a tenant
+# controls. The webhook dispatcher holds it to take and record deliveries, not to send them
+# (issue 26: a receiver dripping one byte every 4 s held it for 80 s per attempt).
 _active = threading.Lock()
 
 
@@ -131,7 +136,7 @@ def _after_fork_in_child() -> None:
 
 
 def fork_guard() -> threading.Lock:
-    """The lock a periodic pass holds (this one's, and the webhook dispatcher's): no fork mid-pass."""
+    """The lock periodic database work holds (reconciler passes, webhook bookkeeping): no fork meanwhile."""
     return _active
 
 

@@ -10,11 +10,14 @@ from functools import cached_property
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field
+from pydantic import Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 #: The broker URL meaning "no external server": a kombu filesystem transport under the data dir.
 EMBEDDED_BROKER = "embedded://"
+#: Least time a webhook delivery's lease outlasts its attempt's deadline: recording the attempt
+#: happens after the deadline, and until it is recorded no other dispatcher may send it again.
+WEBHOOK_LEASE_MARGIN_S = 5.0
 
 
 class Settings(BaseSettings):
@@ -38,6 +41,10 @@ class Settings(BaseSettings):
     max_parameters: int = Field(20_000_000, ge=1, description="largest network (weights + spline values)")
     max_epochs: int = Field(10_000, ge=1, description="most epochs per job")
     max_sweep_trials: int = Field(64, ge=1, description="most trials a tenant's sweep may run (budget.max_trials)")
+    # a sweep's space is measured before anything in it is validated or expanded (422 limit-exceeded naming the path)
+    max_sweep_values_per_path: int = Field(1000, ge=1, description="most values one path of a sweep's space may list")
+    max_sweep_paths: int = Field(32, ge=1, description="most config paths one sweep's space may search")
+    max_sweep_space_values: int = Field(4096, ge=1, description="most values a sweep's space may list, all paths")
     rate_limit_per_s: float = Field(100.0, gt=0, description="sustained requests per second per API key")
     rate_limit_burst: int = Field(200, ge=1, description="requests a key may make at once before throttling")
     auth_cache_ttl_s: float = Field(
@@ -63,7 +70,18 @@ class Settings(BaseSettings):
     webhook_poll_s: float = Field(
         1.0, ge=0, description="how often each API and worker process sends due webhooks (0: off)"
     )
-    webhook_timeout_s: float = Field(10.0, gt=0, description="how long one webhook attempt may take")
+    webhook_timeout_s: float = Field(
+        10.0, gt=0, description="deadline of one webhook attempt, all of it: name lookup, connect, send, answer"
+    )
+    webhook_lease_s: float | None = Field(
+        None,
+        gt=0,
+        description="how long a dispatcher holds a delivery it took before another may retry it; default: "
+        f"webhook_timeout_s + 30, and never under webhook_timeout_s + {WEBHOOK_LEASE_MARGIN_S:g}",
+    )
+    webhook_concurrency: int = Field(
+        8, ge=1, description="deliveries each API and worker process sends at once (a slow receiver holds one)"
+    )
     webhook_backoff_s: float = Field(2.0, gt=0, description="wait before the 2nd attempt; doubled after each failure")
     webhook_backoff_max_s: float = Field(600.0, gt=0, description="longest wait between two attempts")
     webhook_retry_for_s: float = Field(
@@ -71,6 +89,14 @@ class Settings(BaseSettings):
     )
     sse_poll_s: float = Field(0.3, gt=0, le=10, description="how often an event stream looks for new job events")
     sse_heartbeat_s: float = Field(15.0, gt=0, description="a comment line after this long without an event")
+    sse_max_streams_per_key: int = Field(8, ge=1, description="open event streams one API key may hold (429 beyond)")
+    sse_max_streams_per_tenant: int = Field(32, ge=1, description="open event streams per tenant, all keys (429)")
+    sse_idle_timeout_s: float = Field(
+        900.0, gt=0, description="an event stream without a new event for this long ends (clients resume by seq)"
+    )
+    sse_key_check_s: float = Field(
+        1.0, gt=0, le=60, description="how often an open stream re-checks its key (revoked or expired: it ends)"
+    )
 
     # operations (README "Operations"): logs, metrics, tracing, shared rate limits, tenant quotas
     log_format: Literal["auto", "json", "text"] = Field(
@@ -97,9 +123,30 @@ class Settings(BaseSettings):
         None, ge=1, description="default per-tenant limit on stored dataset + model bytes (none: unlimited)"
     )
     quota_max_models: int | None = Field(None, ge=1, description="default per-tenant limit on models (none: unlimited)")
+    quota_max_running_sweeps: int | None = Field(
+        4, ge=1, description="per-tenant limit on running sweeps (none: unlimited); beyond it a new sweep is a 429"
+    )
     otel_exporter_otlp_endpoint: str | None = Field(
         None, description="OTLP/HTTP endpoint: traces are exported when set (or when OTEL_EXPORTER_OTLP_ENDPOINT is)"
     )
+
+    @model_validator(mode="after")
+    def _webhook_lease_outlasts_an_attempt(self) -> Settings:
+        # one delivery must never be in flight twice: a lease that ended while its attempt could still
+        # be sending would let a second dispatcher take the delivery and send it again meanwhile
+        if self.webhook_lease_s is not None and self.webhook_lease_s < self.webhook_timeout_s + WEBHOOK_LEASE_MARGIN_S:
+            raise ValueError(
+                f"webhook_lease_s ({self.webhook_lease_s:g}) must be at least webhook_timeout_s "
+                f"({self.webhook_timeout_s:g}) + {WEBHOOK_LEASE_MARGIN_S:g} s"
+            )
+        return self
+
+    @property
+    def webhook_lease(self) -> float:
+        """Seconds a taken delivery stays with its dispatcher: always past the attempt's deadline."""
+        if self.webhook_lease_s is not None:
+            return self.webhook_lease_s
+        return self.webhook_timeout_s + 30.0
 
     @property
     def redis_rate_limit_url(self) -> str | None:

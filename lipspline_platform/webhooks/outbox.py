@@ -5,6 +5,7 @@ crash after the commit leaves the row to send) and never invented (a rolled-back
 leaves none). Sending happens outside any request, in a dispatcher thread; a process that
 dies mid-send loses nothing either: :func:`take_due` first moves the delivery's
 ``next_attempt_at`` forward by a lease, so another dispatcher retries it once the lease ends.
+The lease outlasts an attempt's deadline, so a delivery is never sent by two dispatchers at once.
 A receiver may therefore see one delivery twice (at-least-once); ``X-LipSpline-Delivery``
 names it, so the receiver can drop repeats.
 """
@@ -60,15 +61,17 @@ class DueDelivery:
     secret: str | None
 
 
-def take_due(settings: Settings, now: datetime, limit: int = 20) -> list[DueDelivery]:
-    """Pending deliveries due now, each claimed by moving ``next_attempt_at`` past a lease."""
-    lease = timedelta(seconds=settings.webhook_timeout_s + 30)
+def take_due(settings: Settings, now: datetime, limit: int = 20, due_by: datetime | None = None) -> list[DueDelivery]:
+    """Pending deliveries due now (or by ``due_by``), each claimed by moving ``next_attempt_at`` past a lease."""
+    due_by = now if due_by is None else min(due_by, now)
+    # longer than an attempt can last (Settings checks it): never taken again while still in flight
+    lease = timedelta(seconds=settings.webhook_lease)
     taken: list[DueDelivery] = []
     with session_scope(settings.resolved_database_url) as session:
         rows = session.execute(
             select(WebhookDeliveryRow, WebhookSecretRow.secret)
             .outerjoin(WebhookSecretRow, WebhookSecretRow.tenant_id == WebhookDeliveryRow.tenant_id)
-            .where(WebhookDeliveryRow.state == PENDING, WebhookDeliveryRow.next_attempt_at <= now)
+            .where(WebhookDeliveryRow.state == PENDING, WebhookDeliveryRow.next_attempt_at <= due_by)
             .order_by(WebhookDeliveryRow.next_attempt_at)
             .limit(limit)
         ).all()
@@ -80,7 +83,7 @@ def take_due(settings: Settings, now: datetime, limit: int = 20) -> list[DueDeli
                     WebhookDeliveryRow.state == PENDING,
                     WebhookDeliveryRow.attempts == row.attempts,
                 )  # fmt: skip
-                .where(WebhookDeliveryRow.next_attempt_at <= now)
+                .where(WebhookDeliveryRow.next_attempt_at <= due_by)
                 .values(next_attempt_at=now + lease)
                 .execution_options(synchronize_session=False)
             )
@@ -107,15 +110,18 @@ class AttemptResult:
         return self.status_code is not None and 200 <= self.status_code < 300
 
 
+SUPERSEDED = "superseded"
+
+
 def record_attempt(settings: Settings, delivery: DueDelivery, result: AttemptResult) -> str:
-    """Store the attempt, then mark the delivery delivered, due again after a backoff, or failed."""
+    """Store the attempt, then mark the delivery delivered, due again after a backoff, or failed.
+
+    Only while the delivery is still this attempt's: if recording came so late that the lease
+    ended and another dispatcher recorded the same attempt number first, nothing is written
+    and :data:`SUPERSEDED` is returned.
+    """
     now = utcnow()
     with session_scope(settings.resolved_database_url) as session:
-        session.add(WebhookAttemptRow(
-            delivery_id=delivery.id, attempt=delivery.attempt, started_at=result.started_at,
-            duration_s=result.duration_s, status_code=result.status_code, error=result.error,
-            succeeded=result.succeeded,
-        ))  # fmt: skip
         values: dict[str, Any] = {"attempts": delivery.attempt}
         next_at = now + timedelta(seconds=backoff_s(settings, delivery.attempt))
         if result.succeeded:
@@ -127,10 +133,21 @@ def record_attempt(settings: Settings, delivery: DueDelivery, result: AttemptRes
         else:
             state = PENDING
             values.update(next_attempt_at=next_at)
-        session.execute(
+        recorded = session.execute(
             update(WebhookDeliveryRow)
-            .where(WebhookDeliveryRow.id == delivery.id)
+            .where(
+                WebhookDeliveryRow.id == delivery.id,
+                WebhookDeliveryRow.state == PENDING,
+                WebhookDeliveryRow.attempts == delivery.attempt - 1,
+            )  # fmt: skip
             .values(state=state, **values)
             .execution_options(synchronize_session=False)
         )
+        if recorded.rowcount != 1:
+            return SUPERSEDED
+        session.add(WebhookAttemptRow(
+            delivery_id=delivery.id, attempt=delivery.attempt, started_at=result.started_at,
+            duration_s=result.duration_s, status_code=result.status_code, error=result.error,
+            succeeded=result.succeeded,
+        ))  # fmt: skip
     return state

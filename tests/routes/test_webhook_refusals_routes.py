@@ -1,0 +1,34 @@
+"""The 422 for a webhook URL that may not receive (issue 26): one sentence, whatever the host
+resolved to, at registration (``POST /v1/webhooks``) and for a job's ``notify_url``.
+
+Naming the address ("host 'vm' resolves to 127.0.0.1") told a tenant what the service's
+internal DNS answers; the refusal now only says the rule.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from tests.routes.helpers import TINY_CONFIG, Service, problem
+
+GENERIC = "the host must resolve to public addresses only"
+INTERNAL = ["http://localhost:8000/hook", "http://[::127.0.0.1]/hook", "http://[64:ff9b::7f00:1]/hook",
+            "http://[::ffff:169.254.169.254]/latest", "http://2130706433/", "http://no-such-host.invalid/"]  # fmt: skip
+
+
+@pytest.mark.parametrize("url", INTERNAL)
+def test_registering_an_internal_url_is_a_422_that_names_no_address(svc: Service, url: str) -> None:
+    response = svc.client.post("/v1/webhooks", json={"url": url})
+    body = problem(response, 422, "validation-error", field="url")
+    assert body["detail"] == f"url: {GENERIC}"
+    assert body["errors"] == [{"field": "url", "message": GENERIC}]
+    assert "127.0.0.1" not in response.text and "resolves" not in response.text
+
+
+def test_a_jobs_internal_notify_url_is_a_422_that_names_no_address(svc: Service) -> None:
+    dataset_id = svc.upload()
+    response = svc.client.post("/v1/jobs", json={"dataset_id": dataset_id, "config": TINY_CONFIG,
+                                                 "notify_url": "http://localhost:8000/hook"})  # fmt: skip
+    body = problem(response, 422, "validation-error", field="notify_url")
+    assert body["detail"] == f"notify_url: {GENERIC}"
+    assert "127.0.0.1" not in response.text
