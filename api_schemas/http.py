@@ -9,7 +9,7 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Annotated, Any, Literal
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, Strict, field_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, Strict, field_validator, model_validator
 
 from api_schemas.robustness import CertifiedAccuracyOut, CertifiedToleranceOut
 from api_schemas.timestamps import as_utc
@@ -48,9 +48,49 @@ NEXT_CURSOR = Field(
 )
 
 
+def _nul_path(value: Any, path: tuple) -> tuple | None:
+    """The path of the first string (key or value) holding a NUL byte, or None.
+
+    Runs on validated values, where a list holds the one type its field declares: a list
+    whose first item is a number is a list of numbers and is not walked (a 5-million-number
+    body costs nothing here). Nested request models check themselves.
+    """
+    if isinstance(value, str):
+        return path if "\x00" in value else None
+    if isinstance(value, dict):
+        for key, item in value.items():
+            if isinstance(key, str) and "\x00" in key:
+                return (*path, key)
+            found = _nul_path(item, (*path, key))
+            if found is not None:
+                return found
+    elif isinstance(value, list | tuple) and value and not isinstance(value[0], int | float):
+        for index, item in enumerate(value):
+            found = _nul_path(item, (*path, index))
+            if found is not None:
+                return found
+    return None
+
+
 class _Request(BaseModel):
     # Unknown keys are errors in every request body; subclasses' model_config merges with this.
     model_config = ConfigDict(extra="forbid")
+
+    @model_validator(mode="after")
+    def _no_nul_bytes(self) -> _Request:
+        """No string of a request may hold a NUL byte: PostgreSQL text cannot store one (it was a 500 there).
+
+        After validation, so the size limits of the fields refuse a huge body before anything walks it.
+        """
+        for name, value in self.__dict__.items():
+            path = _nul_path(value, (name,))
+            if path is not None:
+                raise ValueError(f"{'.'.join(map(str, path))}: must not contain a NUL byte")
+        return self
+
+
+#: the base of every request body (the registry's and the sweeps' too)
+RequestBody = _Request
 
 
 class DatasetCreate(_Request):

@@ -10,16 +10,15 @@ from __future__ import annotations
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from api_schemas.http import NAME_PATTERN, NEXT_CURSOR, Timestamp
+from api_schemas.http import NAME_PATTERN, NEXT_CURSOR, RequestBody, Timestamp
 from api_schemas.training_config import TrainingConfig
 
 #: an alias starts with a letter, so it can never be mistaken for a version number
 ALIAS_PATTERN = r"^[A-Za-z][A-Za-z0-9._-]{0,63}$"
 
 
-class _Request(BaseModel):
-    # unknown keys are errors, as in every /v1 request body
-    model_config = ConfigDict(extra="forbid")
+#: unknown keys are errors and no string may hold a NUL byte, as in every /v1 request body
+_Request = RequestBody
 
 
 class RegisteredModelCreate(_Request):

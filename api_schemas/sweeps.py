@@ -11,8 +11,9 @@ from datetime import datetime
 from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, AliasChoices, BaseModel, BeforeValidator, ConfigDict, Field
+from pydantic_core import PydanticCustomError
 
-from api_schemas.http import NAME_PATTERN, NEXT_CURSOR, JobStatus
+from api_schemas.http import NAME_PATTERN, NEXT_CURSOR, JobStatus, RequestBody
 from api_schemas.robustness import CertifiedAccuracyOut
 from api_schemas.timestamps import as_utc
 from api_schemas.training_config import TrainingConfig
@@ -22,8 +23,8 @@ Timestamp = Annotated[datetime, AfterValidator(as_utc)]
 SweepStatus = Literal["running", "succeeded", "failed", "cancelled"]
 
 
-class _Request(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+#: unknown keys are errors and no string may hold a NUL byte, as in every /v1 request body
+_Request = RequestBody
 
 
 class RangeSpec(_Request):
@@ -98,11 +99,54 @@ def _strategy_alias(value: Any) -> Any:
     return STRATEGY_ALIASES.get(value, value) if isinstance(value, str) else value
 
 
+#: Hard ceilings of a space, whatever the deployment's settings (``max_sweep_paths``,
+#: ``max_sweep_values_per_path``, ``max_sweep_space_values``, checked by the route, are lower).
+#: They are measured here, before pydantic validates a single value, so the cost of refusing a
+#: huge space is a few ``len()`` calls (a ``max_length`` constraint on the list would be checked
+#: only after every item is validated, and costs more than the validation itself).
+MAX_SPACE_PATHS = 256
+MAX_SPACE_VALUES_PER_PATH = 10_000
+MAX_SPACE_VALUES = 65_536
+#: a value that is itself a list (``architecture.hidden``): no config field takes a longer one
+MAX_SPACE_VALUE_ITEMS = 64
+
+
+def _too_large(message: str, **context: Any) -> PydanticCustomError:
+    return PydanticCustomError("too_long", message, context)
+
+
 def _space_values(space: Any) -> Any:
-    """``{"values": [...]}`` is the list itself (the form some sweep tools use)."""
+    """``{"values": [...]}`` is the list itself (the form some sweep tools use); sizes within the ceilings."""
     if not isinstance(space, dict):
         return space
-    return {path: (v["values"] if isinstance(v, dict) and set(v) == {"values"} else v) for path, v in space.items()}
+    if len(space) > MAX_SPACE_PATHS:
+        raise _too_large("{count} paths, above the limit of {limit}", count=len(space), limit=MAX_SPACE_PATHS)
+    space = {path: (v["values"] if isinstance(v, dict) and set(v) == {"values"} else v) for path, v in space.items()}
+    lengths = [len(v) for v in space.values() if isinstance(v, list)]
+    if max(lengths, default=0) > MAX_SPACE_VALUES_PER_PATH:
+        return space  # refused by that path's own check (``_path_values``), which names the path
+    total = sum(lengths)
+    if total > MAX_SPACE_VALUES:
+        raise _too_large("{count} values in all, above the limit of {limit}", count=total, limit=MAX_SPACE_VALUES)
+    return space
+
+
+def _path_values(values: Any) -> Any:
+    """One path's list, refused by its length before its values are validated (the error names the path)."""
+    if not isinstance(values, list):
+        return values
+    if len(values) > MAX_SPACE_VALUES_PER_PATH:
+        raise _too_large("{count} values, above the limit of {limit} per path", count=len(values),
+                         limit=MAX_SPACE_VALUES_PER_PATH)  # fmt: skip
+    for value in values:
+        if isinstance(value, list | dict) and len(value) > MAX_SPACE_VALUE_ITEMS:
+            raise _too_large("a value of {count} items, above the limit of {limit}", count=len(value),
+                             limit=MAX_SPACE_VALUE_ITEMS)  # fmt: skip
+    return values
+
+
+#: one path's values: a list, or a range; its size is checked first
+SpaceEntry = Annotated[list[Any] | RangeSpec, BeforeValidator(_path_values)]
 
 
 class SweepCreate(_Request):
@@ -126,9 +170,11 @@ class SweepCreate(_Request):
 
     dataset_id: str = Field(..., min_length=1, max_length=64)
     base_config: TrainingConfig = Field(default_factory=TrainingConfig)
-    space: Annotated[dict[str, list[Any] | RangeSpec], BeforeValidator(_space_values)] = Field(
+    space: Annotated[dict[str, SpaceEntry], BeforeValidator(_space_values)] = Field(
         ..., description="per config path (objective.lambda, spline.knots, ...): a list of values (also "
-        "`{\"values\": [...]}`) or a range (`low`/`high`, also `min`/`max`)"
+        "`{\"values\": [...]}`) or a range (`low`/`high`, also `min`/`max`); at most "
+        f"{MAX_SPACE_PATHS} paths and {MAX_SPACE_VALUES_PER_PATH} values per path (the deployment's limits, "
+        "32 and 1000 by default, are lower)"
     )
     strategy: Annotated[Literal["grid", "random", "halving"], BeforeValidator(_strategy_alias)] = Field(
         "grid", description="grid, random, or halving (also successive_halving, asha)"

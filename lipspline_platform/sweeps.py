@@ -27,6 +27,16 @@ How a sweep moves (docs/design.md#sweeps):
 * Failures: a trial whose job failed (after its retries) is a failed trial; the sweep
   still finishes with the others. A killed worker's trial is resumed by the reconciler
   (ordinary job lease), so it produces exactly one model.
+* **Quotas** (:func:`job_room`): trials are jobs, so they count against the tenant's quotas
+  like any job (README "Shared rate limits and quotas"). The API refuses a sweep whose
+  budget does not fit them when it is created (``service/quotas.py``); each later launch
+  takes only as many trials as the quotas have room for *now* (the tenant's other jobs and
+  models count). Held back by ``max_active_jobs`` (it clears as jobs finish), the sweep
+  waits, says so in its ``note`` and launches at a later advance. Held back by
+  ``max_models`` or ``max_stored_bytes`` (waiting does not clear them) once none of its
+  own trials is active, it stops launching: the unlaunched trials are dropped, as when
+  its dataset is deleted, the note says which quota, and the sweep finishes with the
+  trials it ran.
 """
 
 from __future__ import annotations
@@ -47,7 +57,15 @@ from lipspline.sweeps.space import apply, parse_space
 from lipspline_platform import lifecycle, registry
 from lipspline_platform.db.engine import session_scope
 from lipspline_platform.db.ids import new_id
-from lipspline_platform.db.tables import DatasetRow, JobEpochRow, JobRow, ModelRow, SweepRow, SweepTrialRow
+from lipspline_platform.db.tables import (
+    DatasetRow,
+    JobEpochRow,
+    JobRow,
+    ModelRow,
+    SweepRow,
+    SweepTrialRow,
+    TenantRow,
+)
 from lipspline_platform.queue import queue_for_device, send_job
 from lipspline_platform.settings import Settings
 
@@ -116,10 +134,15 @@ def create(
     return _launch(session, sweep, spec_from_request(request), active=0)
 
 
-def _launch(session: Session, sweep: SweepRow, spec: SweepSpec, active: int) -> list[tuple[str, str]]:
-    """Launch the next planned trials up to the concurrency limit (the caller holds the sweep row)."""
+def _launch(
+    session: Session, sweep: SweepRow, spec: SweepSpec, active: int, settings: Settings | None = None
+) -> list[tuple[str, str]]:
+    """Launch the next planned trials up to the concurrency limit (the caller holds the sweep row) and,
+    given ``settings``, within the tenant's quotas (at creation the API has checked the whole budget)."""
     to_send = []
     indices = next_to_launch(len(sweep.plan), sweep.launched, active, spec.max_concurrent)
+    if settings is not None and indices:
+        indices = _within_quotas(session, sweep, indices, active, settings)
     queue = queue_for_device(spec.base.device)
     for index in indices:
         job_id = new_id()
@@ -160,7 +183,7 @@ def advance(settings: Settings, sweep_id: str) -> list[tuple[str, str]]:
         if sweep.dataset_id is None and sweep.launched < len(sweep.plan):
             sweep.plan = sweep.plan[: sweep.launched]  # the dataset was deleted: nothing more can run
             sweep.note = "the dataset was deleted; trials not yet launched were dropped"
-        to_send = _launch(session, sweep, spec, active)
+        to_send = _launch(session, sweep, spec, active, settings)
         if not to_send and active == 0 and sweep.launched >= len(sweep.plan):
             _finish(session, sweep, spec, pairs)
         return to_send
@@ -338,6 +361,100 @@ def cancel(session: Session, sweep: SweepRow) -> None:
             locked = session.get(JobRow, job.id, with_for_update=True)
             if locked is not None and locked.status in ACTIVE_STATES:
                 lifecycle.request_cancel(session, locked)
+
+
+# ---- quotas --------------------------------------------------------------------------------------
+# The one reading of the tenant quotas a job counts against, shared by the API's checks
+# (``service/quotas.py``) and the launches above, which also run in workers and reconcilers.
+#: the quotas that clear by waiting (a 429 to a client): the others are a 403
+CLEARS_BY_WAITING = frozenset({"max_active_jobs"})
+#: how a note left by a held-back launch begins (a later launch clears a waiting note)
+QUOTA_WAIT_NOTE = "waiting for quota"
+QUOTA_DROP_NOTE = "stopped launching"
+
+
+def tenant_quota(session: Session, tenant_id: str, name: str, settings: Settings) -> int | None:
+    """The tenant's own ``quota_<name>`` (admin API) or else the deployment's default; None: unlimited."""
+    tenant = session.get(TenantRow, tenant_id)
+    own = getattr(tenant, f"quota_{name}", None) if tenant is not None else None
+    return own if own is not None else getattr(settings, f"quota_{name}")
+
+
+def active_jobs(session: Session, tenant_id: str) -> int:
+    active = [s.value for s in ACTIVE_STATES]
+    return int(session.scalar(select(func.count()).where(JobRow.tenant_id == tenant_id, JobRow.status.in_(active))))
+
+
+def model_count(session: Session, tenant_id: str) -> int:
+    return int(session.scalar(select(func.count()).where(ModelRow.tenant_id == tenant_id)))
+
+
+def stored_bytes(session: Session, tenant_id: str) -> int:
+    """Dataset contents plus model weights."""
+    datasets = session.scalar(select(func.coalesce(func.sum(func.length(DatasetRow.content)), 0))
+                              .where(DatasetRow.tenant_id == tenant_id))  # fmt: skip
+    models = session.scalar(select(func.coalesce(func.sum(func.length(ModelRow.weights)), 0))
+                            .where(ModelRow.tenant_id == tenant_id))  # fmt: skip
+    return int(datasets or 0) + int(models or 0)
+
+
+@dataclass(frozen=True)
+class JobRoom:
+    """How many more jobs the tenant's quotas admit now, and the quota that binds (None: no limit)."""
+
+    jobs: int | None
+    quota: str | None = None
+    limit: int | None = None
+
+
+def job_room(session: Session, tenant_id: str, settings: Settings) -> JobRoom:
+    """The room of each quota a new job counts against, the tightest first: ``max_active_jobs``
+    (queued + running), ``max_models`` (models + active jobs: each will store one) and
+    ``max_stored_bytes`` (a job adds a model: no room once the tenant stores its quota).
+    On a tie the quota that waiting does not clear is named, since it decides what a sweep does."""
+    limits = {name: tenant_quota(session, tenant_id, name, settings)
+              for name in ("max_active_jobs", "max_models", "max_stored_bytes")}  # fmt: skip
+    rooms: list[JobRoom] = []
+    counts_active = limits["max_active_jobs"] is not None or limits["max_models"] is not None
+    active = active_jobs(session, tenant_id) if counts_active else 0
+    if (limit := limits["max_active_jobs"]) is not None:
+        rooms.append(JobRoom(max(0, limit - active), "max_active_jobs", limit))
+    if (limit := limits["max_models"]) is not None:
+        rooms.append(JobRoom(max(0, limit - model_count(session, tenant_id) - active), "max_models", limit))
+    if (limit := limits["max_stored_bytes"]) is not None and stored_bytes(session, tenant_id) >= limit:
+        rooms.append(JobRoom(0, "max_stored_bytes", limit))
+    if not rooms:
+        return JobRoom(None)
+    return min(rooms, key=lambda room: (room.jobs, room.quota in CLEARS_BY_WAITING))
+
+
+def _within_quotas(session: Session, sweep: SweepRow, indices: range, active: int, settings: Settings) -> range:
+    """The part of ``indices`` the tenant's quotas admit now; notes (or ends the plan) when they hold trials back."""
+    room = job_room(session, sweep.tenant_id, settings)
+    if room.jobs is None or room.jobs >= len(indices):
+        if sweep.note is not None and sweep.note.startswith(QUOTA_WAIT_NOTE):
+            sweep.note = None  # launching again
+        return indices
+    held = len(indices) - room.jobs
+    if room.quota in CLEARS_BY_WAITING or active > 0 or room.jobs > 0:
+        # a quota that clears as jobs finish, or trials of this sweep still running (one may fail and free
+        # room): launch what fits, the rest at a later advance (the worker's, or the reconciler's pass)
+        note = (f"{QUOTA_WAIT_NOTE}: the tenant's {room.quota} quota ({room.limit}) holds back {held} "
+                "trial(s); they launch as its jobs finish")  # fmt: skip
+    else:
+        dropped = len(sweep.plan) - sweep.launched
+        sweep.plan = sweep.plan[: sweep.launched]
+        note = (f"{QUOTA_DROP_NOTE}: the tenant's {room.quota} quota ({room.limit}) leaves no room for "
+                f"another trial; the {dropped} trial(s) not yet launched were dropped")  # fmt: skip
+        log.info("sweep %s: %s quota reached, %d unlaunched trial(s) dropped", sweep.id, room.quota, dropped)
+    if note != sweep.note:  # a sweep that keeps waiting is not rewritten at every reconciler pass
+        sweep.note, sweep.updated_at = note, utcnow()
+    return range(indices.start, indices.start + room.jobs)
+
+
+def running_sweep_count(session: Session, tenant_id: str) -> int:
+    return int(session.scalar(select(func.count()).where(SweepRow.tenant_id == tenant_id,
+                                                         SweepRow.status == RUNNING)))  # fmt: skip
 
 
 def dataset_of(session: Session, dataset_id: str, tenant_id: str) -> DatasetRow | None:

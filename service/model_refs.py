@@ -14,6 +14,11 @@ nothing (unknown name, alias or version, another tenant's) is a 404 that names i
 
 The ``/v2`` (Open Inference Protocol) routes name models their own way, ``{name}`` and
 ``{version}``; :func:`resolve_oip` maps those onto the same registry.
+
+A part that cannot name anything (an id not of the service's form, a name or an alias
+outside their patterns, a version of more than 9 digits) is a 404 before any query, so a
+hostile reference never reaches the database (NUL bytes are refused for every route by
+``service/query_parameters.py``).
 """
 
 from __future__ import annotations
@@ -26,14 +31,19 @@ from fastapi import Depends, Path, Request
 from fastapi.concurrency import run_in_threadpool
 from sqlalchemy.orm import Session
 
+from api_schemas.http import NAME_PATTERN
+from api_schemas.registry import ALIAS_PATTERN
 from lipspline_platform import registry
 from lipspline_platform.db.engine import session_scope
 from lipspline_platform.db.tables import ModelRow
 from service.deps import KeyTenant
+from service.ownership import is_id
 from service.problems import ProblemError
 
 _VERSIONED = re.compile(r"^(?P<name>[^/@]+)/versions/(?P<version>[0-9]{1,9})$")
 _ALIASED = re.compile(r"^(?P<name>[^/@]+)@(?P<alias>[^/@]+)$")
+_NAME, _ALIAS = re.compile(NAME_PATTERN), re.compile(ALIAS_PATTERN)
+_VERSION = re.compile(r"[0-9]{1,9}")
 
 
 @dataclass(frozen=True)
@@ -55,14 +65,14 @@ def resolve(session: Session, tenant: str, reference: str) -> Resolved:
     if versioned is None and aliased is None:
         if "@" in reference or "/" in reference:
             raise unresolved(reference, "expected a model id, NAME@ALIAS or NAME/versions/N")
-        model = session.get(ModelRow, reference)
+        model = session.get(ModelRow, reference) if is_id(reference) else None
         if model is None or model.tenant_id != tenant:
             raise unresolved(reference, "no model with that id")
         return Resolved(model.id)
     match = versioned or aliased
     assert match is not None
     name = match["name"]
-    registered = registry.find_name(session, tenant, name)
+    registered = registry.find_name(session, tenant, name) if _NAME.match(name) else None
     if registered is None:
         raise unresolved(reference, f"no registered model {name!r}")
     if versioned is not None:
@@ -70,7 +80,8 @@ def resolve(session: Session, tenant: str, reference: str) -> Resolved:
         if found is None:
             raise unresolved(reference, f"{name!r} has no version {int(versioned['version'])}")
     else:
-        found = registry.alias_target(session, registered, aliased["alias"])  # type: ignore[index]
+        alias = aliased["alias"]  # type: ignore[index]
+        found = registry.alias_target(session, registered, alias) if _ALIAS.match(alias) else None
         if found is None:
             raise unresolved(reference, f"{name!r} has no alias {aliased['alias']!r}")  # type: ignore[index]
     return Resolved(found.model_id, registered.name, found.version)
@@ -83,13 +94,13 @@ def resolve_oip(session: Session, tenant: str, name: str, version: str | None) -
     else its latest version; with ``version``: that version number), or a model
     reference as :func:`resolve` reads it (a model id, ``name@alias``), which has no versions.
     """
-    registered = registry.find_name(session, tenant, name) if "@" not in name else None
+    registered = registry.find_name(session, tenant, name) if _NAME.match(name) else None
     if registered is None:
         if version:
             raise unresolved(f"{name}/versions/{version}", f"no registered model {name!r}")
         return resolve(session, tenant, name)
     if version:
-        number = int(version) if version.isdigit() and len(version) < 10 else None
+        number = int(version) if _VERSION.fullmatch(version) else None
         found = registry.find_version(session, registered, number) if number is not None else None
         if found is None:
             raise unresolved(f"{name}/versions/{version}", f"{name!r} has no version {version!r}")
@@ -113,6 +124,7 @@ async def _model_id_of_ref(
     # were; it is declared {model_id:path} so that NAME/versions/N, whose slashes arrive decoded, matches.
     # A plain model id needs no registry read: the model cache checks the tenant when it loads.
     # Async, so that path costs nothing on the predict hot path; a reference reads the registry in a thread.
+    # (a NUL byte never gets here: service/query_parameters.py refuses it for every route)
     if "@" not in model_id and "/" not in model_id:
         return model_id
     return await run_in_threadpool(_resolve_reference, request.app.state.settings.resolved_database_url, tenant,

@@ -10,6 +10,15 @@ A cursor is the URL-safe base64 of ``[created_at ISO 8601, id]`` of the last rec
 page. It is opaque to clients (they pass back what they got); a cursor that does not decode
 is a 400 naming the ``cursor`` parameter. The next page's URL is also sent as an RFC 8288
 ``Link: <...>; rel="next"`` header, the way generic HTTP clients follow pages.
+
+Nothing a client sends reaches the database unless the database can represent it: a
+time (a cursor's, or ``created_after``/``created_before``) must lie in the years 1-9999
+once converted to UTC (``0001-01-01T00:00:00+14:00`` is year 0 in UTC: Python cannot
+even convert it, and PostgreSQL would compare it with an error, not an answer); a
+cursor's id must be of the type of the list's id column (PostgreSQL refuses to compare
+text with an integer), a string of id characters or an integer within 64 bits (SQLite
+refuses larger ones). Out of range, a cursor is a 400 ``bad-cursor`` and a time filter
+a 422 naming it, never a 500.
 """
 
 from __future__ import annotations
@@ -17,11 +26,13 @@ from __future__ import annotations
 import base64
 import binascii
 import json
+import re
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Annotated, Any, Protocol
 
 from fastapi import Depends, Query, Request, Response
+from pydantic import AfterValidator
 from sqlalchemy import Select, and_, or_
 from sqlalchemy.orm import InstrumentedAttribute, Session
 
@@ -45,21 +56,56 @@ def bad_cursor(message: str) -> ProblemError:
                         kind="bad-cursor", errors=[{"field": "cursor", "message": message}])  # fmt: skip
 
 
+#: a cursor's id, when the list's ids are strings: id characters (what ``new_id`` makes is 32 hex digits)
+CURSOR_ID = re.compile(r"[0-9A-Za-z_-]{1,64}")
+#: a cursor's id, when the list's ids are integers: what a 64-bit column holds
+INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1
+
+
+def database_time(moment: datetime) -> datetime:
+    """``moment`` in UTC (a naive time is read as UTC, like every stored time); ValueError when its UTC
+    form falls outside the years 1-9999 that both databases (and Python) represent."""
+    if moment.tzinfo is None:
+        return moment.replace(tzinfo=UTC)
+    try:
+        return moment.astimezone(UTC)
+    except OverflowError:
+        raise ValueError(f"{moment.isoformat()} is outside the years 1-9999 in UTC") from None
+
+
 def decode_cursor(cursor: str) -> tuple[datetime, str | int]:
-    """``(created_at, id)`` of a cursor made by :func:`encode_cursor`, or a 400 ``bad-cursor``."""
+    """``(created_at, id)`` of a cursor made by :func:`encode_cursor`, or a 400 ``bad-cursor``.
+
+    The time is in UTC and within the years 1-9999; the id is a string of id characters or an
+    integer within 64 bits (which of the two the list takes, :func:`newest_first` checks).
+    """
     try:
         raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
         created_at, ident = json.loads(raw)
         moment = datetime.fromisoformat(created_at)
     except (binascii.Error, ValueError, TypeError, UnicodeDecodeError) as exc:
         raise bad_cursor("not a cursor of this service") from exc
-    if moment.tzinfo is None or not isinstance(ident, str | int) or isinstance(ident, bool):
+    if moment.tzinfo is None:
         raise bad_cursor("not a cursor of this service")
-    return moment.astimezone(UTC), ident
+    if isinstance(ident, bool) or not (
+        (isinstance(ident, str) and CURSOR_ID.fullmatch(ident))
+        or (isinstance(ident, int) and INT64_MIN <= ident <= INT64_MAX)
+    ):
+        raise bad_cursor("not a cursor of this service (its id is not an id)")
+    try:
+        return database_time(moment), ident
+    except ValueError as exc:
+        raise bad_cursor(f"not a cursor of this service ({exc})") from None
 
 
-CreatedAfter = Annotated[datetime | None, Query(description="only records created at or after this time (ISO 8601)")]
-CreatedBefore = Annotated[datetime | None, Query(description="only records created before this time (ISO 8601)")]
+def _database_time(moment: datetime | None) -> datetime | None:
+    return None if moment is None else database_time(moment)
+
+
+#: a time filter: any ISO 8601 time whose UTC form lies in the years 1-9999 (422 naming the parameter otherwise)
+TimeFilter = Annotated[datetime | None, AfterValidator(_database_time)]
+CreatedAfter = Annotated[TimeFilter, Query(description="only records created at or after this time (ISO 8601)")]
+CreatedBefore = Annotated[TimeFilter, Query(description="only records created before this time (ISO 8601)")]
 
 
 @dataclass(frozen=True)
@@ -124,6 +170,8 @@ def newest_first(session: Session, query: Select, page: PageRequest, table: type
         query = query.where(created_at < _utc(page.created_before))
     if page.cursor is not None:
         after_time, after_id = decode_cursor(page.cursor)
+        if not isinstance(after_id, _id_type(table)):
+            raise bad_cursor("not a cursor of this list (its id is of another kind)")
         query = query.where(or_(created_at < after_time, and_(created_at == after_time, ident < after_id)))
     rows = list(session.scalars(query.order_by(created_at.desc(), ident.desc()).limit(page.limit + 1)))
     if len(rows) <= page.limit:
@@ -156,3 +204,11 @@ LINK_HEADER: dict[str, Any] = {
 def _utc(moment: datetime) -> datetime:
     """Naive filter times are read as UTC, like every stored time."""
     return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
+
+
+def _id_type(table: type[Listed]) -> type:
+    """The Python type of the table's id column (``str`` for the ids ``new_id`` makes)."""
+    try:
+        return table.id.type.python_type
+    except (AttributeError, NotImplementedError):
+        return str

@@ -13,7 +13,7 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
-from sqlalchemy.exc import InterfaceError, OperationalError
+from sqlalchemy.exc import DataError, InterfaceError, OperationalError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from lipspline.data import DatasetError
@@ -163,6 +163,17 @@ def install_problem_handlers(app: FastAPI) -> None:
             "database-unavailable",
             headers={"Retry-After": str(DATABASE_RETRY_AFTER_S)},
         )
+
+    @app.exception_handler(DataError)
+    async def _unstorable(request: Request, exc: DataError) -> JSONResponse:
+        # A value the database cannot store (a NUL byte in a form field on PostgreSQL, a number out of a
+        # column's range) that no earlier check caught: the client's input, not a server fault, and the
+        # transaction was rolled back, so nothing is half-written. Request bodies and parameters are
+        # checked before this (RequestBody, query_parameters.py); this is the net under them.
+        log.warning("value refused by the database on %s %s: %s", request.method, request.url.path, exc.orig)
+        return problem_response(request, 422, "Unprocessable Content",
+                                "a value of the request cannot be stored (a NUL byte, or a number out of range)",
+                                "validation-error")  # fmt: skip
 
     @app.exception_handler(Exception)
     async def _unexpected(request: Request, exc: Exception) -> JSONResponse:

@@ -1,7 +1,14 @@
 """``/v1/sweeps``: a search over config paths run as ordinary jobs, its Pareto fronts and the selected model.
 
 The engine (``lipspline.sweeps``) validates and plans; ``lipspline_platform.sweeps`` owns the
-rows and advancing; this router only checks ownership and limits and shapes the answers.
+rows and advancing; this router only checks ownership, limits and quotas and shapes the answers.
+
+What a creation costs is bounded before it is spent: the space's size (paths, values per
+path, values in all) is measured against the deployment's limits first, in a few ``len()``
+calls, before any value is validated, fingerprinted or expanded (the request schema has
+already refused anything past its hard ceilings while parsing). The quotas come next, in
+the creating transaction: a sweep's trials are jobs, so its budget must fit the tenant's
+job quotas (``service/quotas.py``), and the tenant may run only so many sweeps at once.
 """
 
 from __future__ import annotations
@@ -31,11 +38,12 @@ from lipspline_platform.db.engine import session_scope
 from lipspline_platform.db.ids import new_id
 from lipspline_platform.db.tables import SweepRow
 from lipspline_platform.settings import Settings
+from service import quotas
 from service.deps import AppSettings, DbSession, ReadTenant, TrainTenant
 from service.idempotency import IdempotencyKey, IdempotentRequest, fingerprint
 from service.limits import check_network, limit_exceeded
 from service.openapi_docs import created_headers, problems
-from service.ownership import owned
+from service.ownership import is_id, owned
 from service.pagination import LINK_HEADER, Page, newest_first
 from service.problems import ProblemError, invalid_field
 
@@ -51,14 +59,19 @@ CREATE_ROUTE = "POST /v1/sweeps"
     responses={
         202: created_headers("sweep"),
         **problems(
+            (403, "the budget's trials would pass the tenant's max_models or max_stored_bytes quota "
+             "(`quota-exceeded`)"),
             (404, "unknown dataset_id, or register_as names no registered model"),
             (409, "Idempotency-Key in use by a request still in flight"),
             (
                 422,
                 "a path that is not a config field, a value out of its field's range, an empty or unbounded "
-                "space, a budget over the tenant's quota (max_sweep_trials), a trial over a job limit, "
-                "or an Idempotency-Key reused with another body",
+                "space, a space over the size limits (max_sweep_paths, max_sweep_values_per_path, "
+                "max_sweep_space_values), a budget over the tenant's quota (max_sweep_trials), a trial over a "
+                "job limit, or an Idempotency-Key reused with another body",
             ),
+            (429, "the tenant's max_running_sweeps quota is full, or budget.max_concurrent trials would pass its "
+             "max_active_jobs quota (`quota-exceeded`, with Retry-After)"),
         ),  # fmt: skip
     },
 )
@@ -70,9 +83,34 @@ def create_sweep(
     With an ``Idempotency-Key`` a retried request replays the first answer instead of starting a
     second sweep (the key's record commits with the sweep row, as for ``POST /v1/jobs``).
     """
+    check_space_size(spec, settings)  # first: everything after it costs in proportion to the space
     idem = IdempotentRequest(settings.resolved_database_url, tenant, CREATE_ROUTE, idempotency_key)
     request_fingerprint = fingerprint(spec.model_dump(mode="json", by_alias=True))
     return idem.respond(request_fingerprint, lambda: _create(spec, settings, tenant, idem))
+
+
+def check_space_size(spec: SweepCreate, settings: Settings) -> None:
+    """422 ``limit-exceeded`` naming the limit and the path when the space is larger than the deployment allows.
+
+    Counts only (a ``len()`` per path), so a refused space costs nothing in proportion to its values.
+    """
+    space = spec.space
+    if len(space) > settings.max_sweep_paths:
+        raise limit_exceeded("space", f"{len(space)} paths exceed the limit of {settings.max_sweep_paths}",
+                             "max_sweep_paths", settings.max_sweep_paths)  # fmt: skip
+    total = 0
+    for path, values in space.items():
+        if not isinstance(values, list):
+            continue  # a range: its count is bounded by the schema
+        if len(values) > settings.max_sweep_values_per_path:
+            limit = settings.max_sweep_values_per_path
+            raise limit_exceeded(f"space.{path}", f"{len(values)} values exceed the limit of {limit} per path",
+                                 "max_sweep_values_per_path", limit)  # fmt: skip
+        total += len(values)
+    if total > settings.max_sweep_space_values:
+        limit = settings.max_sweep_space_values
+        raise limit_exceeded("space", f"{total} values in all exceed the limit of {limit}", "max_sweep_space_values",
+                             limit)  # fmt: skip
 
 
 def _create(spec: SweepCreate, settings: Settings, tenant: str, idem: IdempotentRequest) -> Response:
@@ -90,7 +128,7 @@ def _create(spec: SweepCreate, settings: Settings, tenant: str, idem: Idempotent
     body = SweepAccepted(id=sweep_id, status=sweeps.RUNNING, trials=len(planned)).model_dump(mode="json")
     headers = {"Location": f"/v1/sweeps/{sweep_id}"}
     with session_scope(settings.resolved_database_url) as session:
-        dataset = sweeps.dataset_of(session, spec.dataset_id, tenant)
+        dataset = sweeps.dataset_of(session, spec.dataset_id, tenant) if is_id(spec.dataset_id) else None
         if dataset is None:
             errors = [{"field": "dataset_id", "message": "no dataset of that id"}]
             raise ProblemError(404, "Not Found", f"dataset_id: dataset {spec.dataset_id!r} does not exist",
@@ -101,6 +139,8 @@ def _create(spec: SweepCreate, settings: Settings, tenant: str, idem: Idempotent
             detail = f"register_as: registered model {spec.register_as!r} does not exist"
             errors = [{"field": "register_as", "message": "no registered model of that name"}]
             raise ProblemError(404, "Not Found", detail, kind="not-found", field="register_as", errors=errors)
+        at_once = min(spec.budget.max_concurrent, len(planned))
+        quotas.check_new_sweep(session, tenant, settings, trials=len(planned), at_once=at_once)
         idem.finish(202, body, headers, session=session)
         to_send = sweeps.create(session, sweep_id=sweep_id, tenant_id=tenant, dataset_id=spec.dataset_id,
                                 request=request, planned=planned, register_as=spec.register_as)  # fmt: skip
