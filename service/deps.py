@@ -143,6 +143,8 @@ ReadTenant = Annotated[str, Security(current_tenant, scopes=[Scope.read])]
 PredictTenant = Annotated[str, Security(current_tenant, scopes=[Scope.predict])]
 TrainTenant = Annotated[str, Security(current_tenant, scopes=[Scope.train])]
 AdminPrincipal = Annotated[Principal, Security(current_principal, scopes=[Scope.admin])]
+#: the principal of a key with the read scope (routes that also need its key id: event streams)
+ReadPrincipal = Annotated[Principal, Security(current_principal, scopes=[Scope.read])]
 #: the tenant of any valid key, for dependencies of routes that declare their scope themselves
 #: (the model-reference resolver): never the only key check of a route
 KeyTenant = Annotated[str, Depends(current_tenant)]

@@ -9,13 +9,22 @@ The database is polled every ``sse_poll_s`` (0.3 s) with one short query in a th
 connection is held between polls, so a thousand open streams cost a thousand small queries
 every poll period, not a thousand pooled connections. A comment line goes out after
 ``sse_heartbeat_s`` without an event, so proxies and load balancers keep the connection open.
+
+A stream is a long request, so what requests get checked once is checked while it runs:
+its key every ``sse_key_check_s`` (a revoked or expired key ends the stream, as its next
+request would get a 401), a stream idle for ``sse_idle_timeout_s`` ends (the client resumes
+by seq), and each API process holds at most ``sse_max_streams_per_key`` open streams per key
+and ``sse_max_streams_per_tenant`` per tenant (429 beyond), so a tenant cannot starve the
+others' requests with thousands of streams.
 """
 
 from __future__ import annotations
 
 import asyncio
 import time
+from collections import Counter
 from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
 from typing import Annotated
 
 from fastapi import APIRouter, Header, Query, Request
@@ -28,9 +37,11 @@ from lipspline_platform import job_events
 from lipspline_platform.db.engine import session_scope
 from lipspline_platform.db.tables import JobRow
 from lipspline_platform.settings import Settings
-from service.deps import AppSettings, ReadTenant
+from service.deps import AppSettings, ReadPrincipal
 from service.openapi_docs import component, problems
 from service.ownership import owned
+from service.problems import ProblemError
+from service.scopes import Principal
 
 #: event sequence numbers are 32-bit integers in the database: a larger one names no event (and
 #: would overflow the query), so it is refused as a bad parameter
@@ -63,21 +74,72 @@ def sse_message(event: JobEvent) -> str:
     return f"id: {event.seq}\nevent: {event.type}\ndata: {event.model_dump_json()}\n\n"
 
 
+@dataclass
+class OpenStreams:
+    """The event streams this API process has open, counted per key and per tenant."""
+
+    by_key: Counter = field(default_factory=Counter)
+    by_tenant: Counter = field(default_factory=Counter)
+
+    def open(self, principal: Principal, settings: Settings) -> None:
+        """Count one more stream, or 429 when the key or the tenant holds its most already."""
+        if self.by_key[principal.key_id] >= settings.sse_max_streams_per_key:
+            raise _too_many(f"this API key holds {settings.sse_max_streams_per_key} open event streams already")
+        if self.by_tenant[principal.tenant_id] >= settings.sse_max_streams_per_tenant:
+            raise _too_many(f"the tenant holds {settings.sse_max_streams_per_tenant} open event streams already")
+        self.by_key[principal.key_id] += 1
+        self.by_tenant[principal.tenant_id] += 1
+
+    def close(self, principal: Principal) -> None:
+        self.by_key[principal.key_id] -= 1
+        self.by_tenant[principal.tenant_id] -= 1
+
+
+def _too_many(detail: str) -> ProblemError:
+    error = ProblemError(429, "Too Many Requests", f"{detail}; close one first", kind="too-many-streams")
+    error.headers = {"Retry-After": "5"}
+    return error
+
+
+def open_streams(request: Request) -> OpenStreams:
+    state = request.app.state
+    if not hasattr(state, "open_streams"):
+        state.open_streams = OpenStreams()
+    return state.open_streams
+
+
+async def _key_still_valid(request: Request, key: str) -> bool:
+    verified_keys = request.app.state.verified_keys
+    fresh, principal = verified_keys.recent_answer(key)
+    if not fresh:
+        principal = await run_in_threadpool(verified_keys.principal_for, key)
+    return principal is not None
+
+
 async def _stream(
-    request: Request, settings: Settings, job_id: str, after: int, until_now: bool = False
+    request: Request, settings: Settings, job_id: str, after: int, until_now: bool = False, key: str | None = None
 ) -> AsyncIterator[str]:
     # the reconnection delay rides with the first event: a block of its own would be an event with
     # no data, which some clients dispatch (and validate) as one
     retry = f"retry: {RECONNECT_MS}\n"
-    quiet_since = time.monotonic()
+    quiet_since = last_event = key_checked = time.monotonic()
     while True:
+        now = time.monotonic()
+        if key is not None and now - key_checked >= settings.sse_key_check_s:
+            if not await _key_still_valid(request, key):
+                yield ": the API key is no longer valid (revoked or expired); the stream ends\n\n"
+                return
+            key_checked = now
+        if now - last_event >= settings.sse_idle_timeout_s:
+            yield f": no event for {settings.sse_idle_timeout_s:g} s; the stream ends (resume with Last-Event-ID)\n\n"
+            return
         batch = await run_in_threadpool(job_events.read_after, settings.resolved_database_url, job_id, after, BATCH)
         for stored in batch.events:
             yield retry + sse_message(JobEvent(seq=stored.seq, type=stored.type, job_id=job_id, data=stored.data))
             retry = ""
             after = stored.seq
         if batch.events:
-            quiet_since = time.monotonic()
+            quiet_since = last_event = time.monotonic()
         # the status was read before the events: terminal means the final event was among them
         caught_up = len(batch.events) < BATCH
         if batch.status is None or (caught_up and (until_now or batch.status in TERMINAL_STATES)):
@@ -106,14 +168,14 @@ def _check_owned(settings: Settings, job_id: str, tenant: str) -> None:
             "each `data:` line is a JobEvent, each `id:` its `seq`",
             "content": {EVENT_STREAM: {"schema": SSE_MESSAGE_SCHEMA}},
         },
-        **problems(404),
+        **problems(404, (429, "the key or the tenant holds its most open event streams (`too-many-streams`)")),
     },
 )
 async def job_event_stream(
     job_id: str,
     request: Request,
     settings: AppSettings,
-    tenant: ReadTenant,
+    principal: ReadPrincipal,
     last_event_id: Annotated[
         int | None,
         Header(alias="Last-Event-ID", ge=0, le=MAX_SEQ, description="resume after this event (its seq)"),
@@ -126,10 +188,19 @@ async def job_event_stream(
     ] = False,
 ) -> StreamingResponse:
     """Follow a job live: epochs, status changes and the final event; ends when the job does."""
-    await run_in_threadpool(_check_owned, settings, job_id, tenant)
+    await run_in_threadpool(_check_owned, settings, job_id, principal.tenant_id)
     start = last_event_id if last_event_id is not None else (after or 0)
+    streams = open_streams(request)
+    streams.open(principal, settings)
+    key = request.headers.get("authorization", "").partition(" ")[2].strip() or None
+
+    async def counted() -> AsyncIterator[str]:
+        try:
+            async for message in _stream(request, settings, job_id, start, until_now, key):
+                yield message
+        finally:
+            streams.close(principal)
+
     # no-cache and X-Accel-Buffering: proxies must pass each event on at once, not buffer the stream
     headers = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
-    return StreamingResponse(
-        _stream(request, settings, job_id, start, until_now), media_type=EVENT_STREAM, headers=headers
-    )
+    return StreamingResponse(counted(), media_type=EVENT_STREAM, headers=headers)
