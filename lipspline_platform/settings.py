@@ -6,6 +6,7 @@ deployment reads the same database, broker and data directory.
 
 from __future__ import annotations
 
+import os
 from functools import cached_property
 from pathlib import Path
 from typing import Literal
@@ -179,8 +180,15 @@ class Settings(BaseSettings):
         return (self.data_dir / "checkpoints").resolve()
 
     def ensure_dirs(self) -> None:
-        """Create the data directories this configuration writes into."""
-        self.data_dir.mkdir(parents=True, exist_ok=True)
+        """Create the data directories this configuration writes into, readable by their owner only.
+
+        The data directory holds the embedded database (API key hashes, webhook secrets), the API
+        key file and every dataset: 0700, so no other local user can read them.
+        """
+        created = not self.data_dir.exists()
+        self.data_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+        if created or self.data_dir.stat().st_uid == os.getuid():
+            self.data_dir.chmod(0o700)
         self.checkpoint_dir.mkdir(parents=True, exist_ok=True)
         if self.embedded_broker:
             for sub in ("queue", "processed", "control"):

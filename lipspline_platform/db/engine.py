@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
+import os
 import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
-from sqlalchemy import Engine, create_engine, event
+from sqlalchemy import Engine, create_engine, event, make_url
 from sqlalchemy.orm import Session, sessionmaker
 
 _lock = threading.Lock()
@@ -40,12 +42,25 @@ def _sqlite_pragmas(dbapi_connection, _record) -> None:  # noqa: ANN001
     cursor.close()
 
 
+def _owner_only(url: str) -> None:
+    """Create the SQLite file 0600 (or tighten it): it holds key hashes and webhook secrets. SQLite gives
+    its -wal and -shm files the database file's permissions."""
+    path = make_url(url).database
+    if not path or path == ":memory:" or path.startswith("file:"):
+        return
+    with contextlib.suppress(OSError):  # a read-only or foreign file: SQLite reports what matters
+        os.close(os.open(path, os.O_CREAT | os.O_RDWR, 0o600))
+        if os.stat(path).st_uid == os.getuid():
+            os.chmod(path, 0o600)
+
+
 def get_engine(url: str) -> Engine:
     """One engine per URL per process (engines pool connections)."""
     with _lock:
         engine = _engines.get(url)
         if engine is None:
             if url.startswith("sqlite"):
+                _owner_only(url)
                 engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 30})
                 event.listen(engine, "connect", _sqlite_pragmas)
             else:
