@@ -23,6 +23,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
+import numpy as np
 import torch
 from torch import Tensor, nn
 
@@ -223,11 +224,54 @@ class LinearSpline(nn.Module):
         return torch.linspace(-self.grid_range, self.grid_range, self.knots, dtype=torch.float64)
 
     def effective_coefficients(self) -> Tensor:
-        """The knot values of the function this module computes."""
+        """The knot values of the function this module computes.
+
+        With a slope bound, the differentiable training step clips in the parameter's dtype;
+        everything else (evaluation, the endpoint, the certificate) reads
+        :meth:`served_coefficients`, whose slopes are *proven* within the bound. Clipping in
+        float32 re-integrates the slopes, and the rounding of those sums left slopes of
+        1 + 1e-6 in a "1-Lipschitz" spline (orthogonal layers pass that on untouched).
+        """
         c = self.coefficients
         if self.slope_bound is None:
             return c
-        return clip_slopes(c, self.delta, self.slope_bound)
+        if self.training and torch.is_grad_enabled() and c.requires_grad:
+            return clip_slopes(c, self.delta, self.slope_bound)
+        return self.served_coefficients()
+
+    def served_coefficients(self) -> Tensor:
+        """Knot values in the parameter's dtype whose every slope, as the certificate computes it
+        (float64 differences over the float64 grid, widened by its rounding), is at most the bound.
+
+        Clipped in float64 to a slightly smaller bound, rounded, and checked on the rounded numbers;
+        the margin grows until the check passes (a constant spline, slope 0, always does). Cached
+        per parameter version, like the served weight of a 1-Lipschitz layer.
+        """
+        c = self.coefficients
+        if self.slope_bound is None:
+            return c
+        key = (c._version, c.data_ptr(), c.dtype, c.device)
+        cached = self.__dict__.get("_served_coefficients")
+        if cached is not None and cached[0] == key:
+            return cached[1]
+        with torch.inference_mode(False), torch.no_grad():
+            c64 = c.detach().to("cpu", torch.float64)
+            steps = np.diff(np.linspace(-self.grid_range, self.grid_range, self.knots))
+            bound = float(self.slope_bound)
+            shrink = 2.0**-30
+            values = None
+            for _attempt in range(12):
+                candidate = clip_slopes(c64, self.delta, bound * (1.0 - shrink)).to(c.dtype)
+                slopes = np.abs(np.diff(candidate.to(torch.float64).numpy(), axis=1)) / steps
+                if (slopes * (1.0 + 2.0**-48)).max(initial=0.0) <= bound:
+                    values = candidate
+                    break
+                shrink *= 16.0
+            if values is None:  # unreachable in practice: the constant spline through the middle knot
+                values = c64[:, c64.shape[1] // 2 :][:, :1].expand_as(c64).to(c.dtype)
+            values = values.to(c.device).contiguous()
+        self.__dict__["_served_coefficients"] = (key, values)
+        return values
 
     def forward(self, x: Tensor) -> Tensor:
         coeffs = self.effective_coefficients()
@@ -237,7 +281,7 @@ class LinearSpline(nn.Module):
 
     # ---- exact views -------------------------------------------------------------
     def _coeffs64(self) -> Tensor:
-        return self.effective_coefficients().detach().to(torch.float64).cpu()
+        return self.served_coefficients().detach().to(torch.float64).cpu()
 
     def slopes(self) -> Tensor:
         """Slopes of the K-1 cells, ``(N, K-1)``; the edge slopes continue outside."""

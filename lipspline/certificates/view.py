@@ -168,7 +168,7 @@ def _spline_view(act: LinearSpline) -> PiecewiseView:
     exact one, which the widened interval encloses. BV2 = sum of the jumps of
     the slope + |sigma(0)| + |sigma(1)|, bounded from the same slopes.
     """
-    c = act.effective_coefficients().detach().to(torch.float64).cpu().numpy()
+    c = act.served_coefficients().detach().to(torch.float64).cpu().numpy()
     t = np.linspace(-act.grid_range, act.grid_range, c.shape[1])
     inner = np.diff(c, axis=1) / np.diff(t)[None, :]
     s = np.concatenate([inner[:, :1], inner, inner[:, -1:]], axis=1)

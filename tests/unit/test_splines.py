@@ -10,6 +10,7 @@ from lipspline import splines
 from lipspline.splines import (
     LinearSpline,
     ReluForm,
+    clip_slopes,
     evaluate_relu_form,
     relu_form_from_values,
     values_from_relu_form,
@@ -222,3 +223,20 @@ def test_training_gradients_reach_coefficients():
     spline(x).pow(2).sum().backward()
     assert spline.coefficients.grad is not None
     assert float(spline.coefficients.grad.abs().sum()) > 0
+
+
+def test_served_slopes_of_a_bounded_spline_are_proven_within_the_bound() -> None:
+    """float32 clipping re-integrates the slopes and its rounding left slopes of 1 + 1e-6; the
+    served coefficients (what evaluation, the endpoint and the certificate read) stay within 1."""
+    torch.manual_seed(0)
+    spline = LinearSpline(64, knots=21, grid_range=3.0, slope_bound=1.0)
+    with torch.no_grad():
+        spline.coefficients.mul_(40.0).add_(torch.randn_like(spline.coefficients) * 30 + 50)
+    clipped32 = clip_slopes(spline.coefficients, spline.delta, 1.0).detach().double()
+    grid_steps = torch.diff(spline.grid())
+    assert float((torch.diff(clipped32, dim=1) / grid_steps).abs().max()) > 1.0  # the float32 clip overshoots
+    spline.eval()
+    served = spline.served_coefficients().double()
+    assert float((torch.diff(served, dim=1) / grid_steps).abs().max()) <= 1.0
+    assert float(spline.slopes().abs().max()) <= 1.0
+    assert torch.allclose(served, clipped32, atol=1e-3)  # the same function up to the rounding margin
