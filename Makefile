@@ -52,10 +52,12 @@ lint: $(PYTHON)
 # but its activation modules need only torch: install it without dependencies.
 bench: install
 	$(PIP) install --quiet --no-deps deepsplines==1.0.0
+	$(PIP) install --quiet -e '.[bench]'   # deel-torchlip for bench_robustness.py (torch already satisfied)
 	$(PYTHON) bench/bench_splines.py
 	@if [ -f bench/bench_certificates.py ]; then $(PYTHON) bench/bench_certificates.py; fi
 	$(PYTHON) bench/bench_service.py
 	$(PYTHON) bench/bench_load.py
+	$(PYTHON) bench/bench_robustness.py --quick   # the full table: python bench/bench_robustness.py (~20 min)
 
 # Every paper recipe, full protocol (about 45 minutes on 2 cores): rewrites
 # docs/results.md and docs/figures/. `QUICK=1 make experiments` for a smoke run.
