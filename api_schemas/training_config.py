@@ -94,8 +94,8 @@ class ObjectiveConfig(_Strict):
         ge=0,
         le=1e12,
         allow_inf_nan=False,
-        description="the l2 radius (raw input units) the margin losses train for; null: robustness.target_radius, "
-        "else 0 (lipschitz_margin) or the data's scale d/8 (hkr)",
+        description="the l2 radius (raw input units) the margin losses train for; null: 1.5 x "
+        "robustness.target_radius, else 0 (lipschitz_margin) or the data's scale d/8 (hkr)",
     )
     temperature: float | None = Field(
         None,

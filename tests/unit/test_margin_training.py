@@ -194,3 +194,31 @@ def test_a_curve_that_certifies_nothing_says_so():
     stored = robustness_metrics(model, data, float("inf"))
     assert stored["certified_accuracy"]["warning"] == NOTHING_CERTIFIED
     assert stored["warnings"] == [NOTHING_CERTIFIED]
+
+
+def test_the_margin_plan_follows_the_target_radius_rule():
+    from lipspline.data import fit_scaling
+    from lipspline.objectives import objective_for
+    from lipspline.robust_accuracy import classification_scale
+    from lipspline.training import ONE_LIPSCHITZ_TEMPERATURE_SCALE, TARGET_MARGIN_FACTOR, plan_margins
+
+    data = blobs(seed=3)
+    config = TrainingConfig.model_validate({"robustness": {"target_radius": 0.2}})
+    scaling = fit_scaling(data, isotropic=True)
+    x = torch.as_tensor((data.X - scaling.input_mean) / scaling.input_scale)
+    y = torch.as_tensor(data.encoded_targets())
+    plan = plan_margins(config, objective_for(config.objective), scaling, x, y, 3, "classification")
+    to_standard = 1.0 / float(np.min(scaling.input_scale))
+    assert plan.loss.radius == pytest.approx(TARGET_MARGIN_FACTOR * 0.2 * to_standard)
+    d = classification_scale(x.numpy(), y.numpy())
+    assert plan.loss.temperature == pytest.approx(ONE_LIPSCHITZ_TEMPERATURE_SCALE / d)
+    assert plan.monitor is not None and plan.monitor.radius == pytest.approx(0.2 * to_standard)
+    assert plan.lipschitz == 1.0 and plan.loss.factor == pytest.approx(math.sqrt(2))
+    explicit = TrainingConfig.model_validate(
+        {"robustness": {"target_radius": 0.2}, "objective": {"margin": 0.05, "temperature": 3.0}}
+    )
+    plan = plan_margins(explicit, objective_for(explicit.objective), scaling, x, y, 3, "classification")
+    assert (plan.loss.radius, plan.loss.temperature) == (pytest.approx(0.05 * to_standard), 3.0)
+    free = TrainingConfig.model_validate({"objective": {"mode": "bv2", "loss": "lipschitz_margin", "margin": 0.1}})
+    plan = plan_margins(free, objective_for(free.objective), fit_scaling(data), x, y, 3, "classification")
+    assert plan.lipschitz is None and plan.loss.temperature == 1.0 and plan.monitor is None
