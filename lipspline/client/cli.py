@@ -169,7 +169,8 @@ def read_config(path: Path) -> dict:
 
 def follow(job: Any) -> Any:
     """Draw the job's live progress until it ends; the finished job."""
-    with JobProgress(job.id, getattr(job.info, "progress", {}).get("epochs"), console=err) as view:
+    progress = getattr(job.info, "progress", None)
+    with JobProgress(job.id, progress.epochs if progress is not None else None, console=err) as view:
         for event in job.events():
             view.update(event)
     return job.refresh()
@@ -224,7 +225,7 @@ def jobs_list(ctx: click.Context, status: str | None, as_json: bool) -> None:
     found = _client(ctx).jobs.list(status)
     if as_json:
         return print_json(found)
-    rows = [[j.id, j.status, f"{j.progress.get('epoch', 0)}/{j.progress.get('epochs', '?')}", j.model_id or "",
+    rows = [[j.id, j.status, f"{j.progress.epoch}/{j.progress.epochs or '?'}", j.model_id or "",
              j.created_at.isoformat(timespec="seconds")] for j in found.items]  # fmt: skip
     table("jobs", ["id", "status", "epoch", "model", "created"], rows)
 
@@ -312,7 +313,10 @@ def models_show(ctx: click.Context, ref: str, as_json: bool) -> None:
     rows = [["task", info.task], ["certified Lipschitz bound", info.lipschitz.certified],
             ["certified by", info.lipschitz.certified_by], ["best lower bound", info.lipschitz.best_lower],
             *[[f"bound {k}", v] for k, v in info.lipschitz.bounds.items()],
-            *[[f"metric {k}", v] for k, v in info.metrics.items()],
+            *[[f"{split} {k}", v] for split in ("train", "validation")
+              for k, v in getattr(info.metrics, split).items()],
+            ["epochs", info.metrics.epochs],
+            *[["warning", w] for w in info.metrics.warnings],
             ["parameters", info.parameter_count], ["classes", info.classes]]  # fmt: skip
     table(f"model {info.id}", ["field", "value"], rows)
 

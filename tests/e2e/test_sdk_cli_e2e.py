@@ -160,6 +160,11 @@ def test_cli_flow(deployment: Deployment, tmp_path: Path) -> None:
     logs = cli(deployment, "jobs", "logs", job["id"], cwd=tmp_path).stdout.splitlines()
     assert sum(" epoch " in line for line in logs) == 5 and "final succeeded" in logs[-1]
 
+    # the tables (not only --json) of the read commands
+    listed = cli(deployment, "jobs", "list", cwd=tmp_path)
+    assert listed.returncode == 0 and "5/5" in listed.stdout, listed.stderr
+    shown_model = cli(deployment, "models", "show", job["model_id"], cwd=tmp_path)
+    assert shown_model.returncode == 0 and "validation accuracy" in shown_model.stdout, shown_model.stderr
     models = json.loads(cli(deployment, "models", "list", "--json", cwd=tmp_path).stdout)["items"]
     assert job["model_id"] in [m["id"] for m in models]
     predicted = cli(deployment, "predict", job["model_id"], "--input", "rows.csv", "--epsilon", "0.05",
