@@ -88,9 +88,14 @@ class MarginPlan:
     monitor: MarginSpec | None
     #: the standardised network's Lipschitz constant when the mode fixes it, else None (estimated per step)
     lipschitz: float | None
+    #: whether anything reads the bound: a loss with a margin, or the monitor. Otherwise no step pays
+    #: for the estimate (a product of SVDs) that a plain cross-entropy run would only throw away
+    needs_bound: bool = False
 
     def bound(self, network: SplineNetwork) -> Tensor | float:
-        return self.lipschitz if self.lipschitz is not None else network.lipschitz_estimate()
+        if not self.needs_bound or self.lipschitz is not None:
+            return 1.0 if self.lipschitz is None else self.lipschitz
+        return network.lipschitz_estimate()
 
 
 def plan_margins(
@@ -108,6 +113,7 @@ def plan_margins(
     fixed = strategy.lipschitz_by_construction
     if task != "classification":
         return MarginPlan(MarginSpec(factor=factor), None, fixed)
+    margin_loss = objective.loss in ("lipschitz_margin", "hkr")
     needs_scale = objective.temperature is None or (
         objective.loss == "hkr" and objective.margin is None and robust.target_radius is None
     )
@@ -128,7 +134,7 @@ def plan_margins(
     monitor = None
     if target is not None and watch in ("auto", "certified_accuracy"):
         monitor = MarginSpec(target * to_standard, factor=factor)
-    return MarginPlan(loss, monitor, fixed)
+    return MarginPlan(loss, monitor, fixed, needs_bound=monitor is not None or (margin_loss and loss.radius > 0))
 
 
 @dataclass
