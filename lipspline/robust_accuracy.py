@@ -37,7 +37,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from lipspline.certificates import local_bounds, served_output_bound, served_radius
+from lipspline.certificates import local_served_radius, served_output_bound, served_radius
 from lipspline.data import Dataset, train_validation_split
 from lipspline.model import TrainedModel
 
@@ -210,8 +210,7 @@ def certified_accuracy(
         for j, r in enumerate(radii):
             if r <= 0:
                 continue
-            bounds = np.array([min(c.bound, lipschitz) for c in local_bounds(model.network, x, r)])
-            local_radius = served_radius(served, bounds, cap=r)
+            local_radius = local_served_radius(model.network, x, served, lipschitz, r)
             by_local[:, j] |= correct & (local_radius >= r)
         certified = by_local
         local_curve = [float(v) for v in by_local.mean(axis=0)]

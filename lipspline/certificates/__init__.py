@@ -21,6 +21,7 @@ from lipspline.certificates.report import CertificateReport, LowerBounds, certif
 from lipspline.certificates.robustness import (
     certified_radius,
     local_radius,
+    local_served_radius,
     output_deviation_bound,
     served_output_bound,
     served_radius,
@@ -48,6 +49,7 @@ __all__ = [
     "jacobian_lower_bound",
     "local_bounds",
     "local_radius",
+    "local_served_radius",
     "output_deviation_bound",
     "proven_spectral_norm",
 ]

@@ -24,6 +24,7 @@ import math
 import numpy as np
 import torch
 
+from lipspline.certificates.local_bounds import local_bounds
 from lipspline.certificates.served_map import ServedOutputs
 
 
@@ -96,3 +97,17 @@ def served_output_bound(served: ServedOutputs, L: float, eps: float) -> np.ndarr
     eps = float(eps)
     terms = float(L) * eps + 2.0 * np.asarray(served.rounding, dtype=np.float64) + eps * served.ball_slope
     return np.nextafter(terms * (1.0 + 8 * 2.0**-53), np.inf)
+
+
+def local_served_radius(
+    network: torch.nn.Module, x: np.ndarray, served: ServedOutputs, lipschitz: float, ball: float
+) -> np.ndarray:
+    """Per row of ``x``, the radius its local bound over B(x, ball) proves for the returned label.
+
+    The local bound is capped by ``lipschitz`` (a global certificate holds in every ball and may
+    be tighter than the one ``local_bounds`` caps with, e.g. a verified LipSDP value), and the
+    radius by ``ball``, where the local bound holds; rounding as in :func:`served_radius`.
+    """
+    bounds = np.array([min(c.bound, lipschitz) for c in local_bounds(network, x, ball)])
+    return served_radius(served, bounds, cap=ball)
+

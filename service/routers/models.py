@@ -29,6 +29,7 @@ from lipspline.certificates import (
     CertificateReport,
     ServedOutputs,
     local_bounds,
+    local_served_radius,
     served_output_bound,
     served_radius,
 )
@@ -231,18 +232,15 @@ def _best_radius(
 ) -> tuple[np.ndarray, list[str]]:
     """Per row, the larger of the global radius and the local one proven inside B(x, ball).
 
-    A local bound holds only inside its ball, so its radius is capped at ``ball``; it is capped by
-    the stored global certificate too (which may be tighter than the one ``local_bounds`` uses).
-    Only rows the global bound leaves below ``ball`` are worth a local proof.
+    Only rows the global bound leaves below ``ball`` are worth a local proof (``local_served_radius``
+    caps it by the ball and by the stored global certificate).
     """
     todo = np.flatnonzero(radius < ball)
     sources = ["global"] * len(radius)
     if todo.size == 0:
         return radius, sources
     with loaded.lock:  # the analysis caches inside the certificate module are per network
-        local = local_bounds(loaded.model.network, x[todo], ball)
-    bounds = np.array([min(c.bound, certified) for c in local])
-    local_radius = served_radius(served.rows(todo), bounds, cap=ball)
+        local_radius = local_served_radius(loaded.model.network, x[todo], served.rows(todo), certified, ball)
     better = local_radius > radius[todo]
     radius = radius.copy()
     radius[todo[better]] = local_radius[better]

@@ -19,7 +19,6 @@ shape is not the problem+json that document promises for every route.
 
 from __future__ import annotations
 
-import math
 from importlib.metadata import PackageNotFoundError, version
 from typing import Annotated
 
@@ -206,26 +205,9 @@ async def _infer(
     return Response(content, media_type=media_type, headers=headers)
 
 
-#: float32's unit roundoff: a float64 value v in float32's normal range is cast with |fl32(v) - v| <= U32 |v|
-U32 = 2.0**-24
-#: below float32's normal range the cast's error is absolute, at most half the smallest subnormal
-F32_ABSOLUTE = 2.0**-150
-
-
 def _served_as(loaded: LoadedModel, x: np.ndarray, datatype: str, lipschitz: float) -> ServedOutputs:
-    """The served map on the rows; with FP32 outputs, the float32 values and bounds that cover the cast everywhere.
-
-    The derived statements (radius, output bound) speak about the returned outputs at x *and*
-    at every other point y of a ball, so the cast must be bounded at y too, not only at x (a
-    bound on |fl32(g(x)) - g(x)| alone was beaten by a factor 2, and labels flipped inside the
-    radius where two logits one float32 ulp apart tied after the cast). Per component the cast
-    moves a value by at most ``U32 |v| + F32_ABSOLUTE``; in l2 over the k outputs of a row,
-    at most ``U32 ||g(y)|| + sqrt(k) F32_ABSOLUTE``, and in a ball of radius rho around x,
-    ``||g(y)|| <= ||g(x)|| + 2 E(x) + rho (L + S)``. So the float32 outputs carry
-    ``E32 = E + U32 (||g(x)|| + 2 E) + sqrt(k) F32_ABSOLUTE`` and the slope
-    ``S32 = S + U32 (L + S)``, every term rounded up: the formulas of ``served_map`` then hold
-    for the float32 numbers sent. A tie after the cast leaves a margin of 0: it certifies nothing.
-    """
+    """The served map on the rows; with FP32 outputs, the float32 values with bounds that cover the cast
+    at every point the derived statements speak about (``ServedOutputs.as_float32``)."""
     served = loaded.served_map.evaluate(x)
     finite = np.isfinite(served.outputs).all(axis=1) & np.isfinite(served.rounding)
     if not finite.all():
@@ -233,18 +215,11 @@ def _served_as(loaded: LoadedModel, x: np.ndarray, datatype: str, lipschitz: flo
         raise bad_request(f"input {INPUT_NAME!r}: row {bad}: the model's outputs or their rounding bound overflow")
     if datatype == "FP64":
         return served
-    with np.errstate(over="ignore"):
-        narrow = served.outputs.astype(np.float32).astype(np.float64)
-    if not np.isfinite(narrow).all():
-        bad = int(np.flatnonzero(~np.isfinite(narrow).all(axis=1))[0])
+    narrow = served.as_float32(lipschitz)
+    if not np.isfinite(narrow.outputs).all():
+        bad = int(np.flatnonzero(~np.isfinite(narrow.outputs).all(axis=1))[0])
         raise bad_request(f"parameters.output_datatype: row {bad}: the outputs overflow FP32")
-    width = served.outputs.shape[1]
-    slack = 1.0 + 2.0**-40  # covers the rounding of these few float64 operations
-    norm = np.linalg.norm(served.outputs, axis=1) * slack
-    cast = (U32 * (norm + 2.0 * served.rounding) + math.sqrt(width) * F32_ABSOLUTE) * slack
-    rounding = np.nextafter((served.rounding + cast) * slack, np.inf)
-    slope = math.nextafter((served.ball_slope + U32 * (lipschitz + served.ball_slope)) * slack, math.inf)
-    return ServedOutputs(outputs=narrow, rounding=rounding, ball_slope=slope)
+    return narrow
 
 
 def _outputs(loaded: LoadedModel, request: InferenceRequest, x: np.ndarray) -> list[OutputTensor]:
