@@ -27,7 +27,7 @@ How a sweep moves (docs/design.md#sweeps):
 * Failures: a trial whose job failed (after its retries) is a failed trial; the sweep
   still finishes with the others. A killed worker's trial is resumed by the reconciler
   (ordinary job lease), so it produces exactly one model.
-* **Quotas** (:func:`job_room`): trials are jobs, so they count against the tenant's quotas
+* **Quotas** (``lipspline_platform.quotas.job_room``): trials are jobs, so they count against the tenant's quotas
   like any job (README "Shared rate limits and quotas"). The API refuses a sweep whose
   budget does not fit them when it is created (``service/quotas.py``); each later launch
   takes only as many trials as the quotas have room for *now* (the tenant's other jobs and
@@ -64,9 +64,9 @@ from lipspline_platform.db.tables import (
     ModelRow,
     SweepRow,
     SweepTrialRow,
-    TenantRow,
 )
 from lipspline_platform.queue import queue_for_device, send_job
+from lipspline_platform.quotas import CLEARS_BY_WAITING, job_room
 from lipspline_platform.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -364,68 +364,9 @@ def cancel(session: Session, sweep: SweepRow) -> None:
 
 
 # ---- quotas --------------------------------------------------------------------------------------
-# The one reading of the tenant quotas a job counts against, shared by the API's checks
-# (``service/quotas.py``) and the launches above, which also run in workers and reconcilers.
-#: the quotas that clear by waiting (a 429 to a client): the others are a 403
-CLEARS_BY_WAITING = frozenset({"max_active_jobs"})
 #: how a note left by a held-back launch begins (a later launch clears a waiting note)
 QUOTA_WAIT_NOTE = "waiting for quota"
 QUOTA_DROP_NOTE = "stopped launching"
-
-
-def tenant_quota(session: Session, tenant_id: str, name: str, settings: Settings) -> int | None:
-    """The tenant's own ``quota_<name>`` (admin API) or else the deployment's default; None: unlimited."""
-    tenant = session.get(TenantRow, tenant_id)
-    own = getattr(tenant, f"quota_{name}", None) if tenant is not None else None
-    return own if own is not None else getattr(settings, f"quota_{name}")
-
-
-def active_jobs(session: Session, tenant_id: str) -> int:
-    active = [s.value for s in ACTIVE_STATES]
-    return int(session.scalar(select(func.count()).where(JobRow.tenant_id == tenant_id, JobRow.status.in_(active))))
-
-
-def model_count(session: Session, tenant_id: str) -> int:
-    return int(session.scalar(select(func.count()).where(ModelRow.tenant_id == tenant_id)))
-
-
-def stored_bytes(session: Session, tenant_id: str) -> int:
-    """Dataset contents plus model weights."""
-    datasets = session.scalar(select(func.coalesce(func.sum(func.length(DatasetRow.content)), 0))
-                              .where(DatasetRow.tenant_id == tenant_id))  # fmt: skip
-    models = session.scalar(select(func.coalesce(func.sum(func.length(ModelRow.weights)), 0))
-                            .where(ModelRow.tenant_id == tenant_id))  # fmt: skip
-    return int(datasets or 0) + int(models or 0)
-
-
-@dataclass(frozen=True)
-class JobRoom:
-    """How many more jobs the tenant's quotas admit now, and the quota that binds (None: no limit)."""
-
-    jobs: int | None
-    quota: str | None = None
-    limit: int | None = None
-
-
-def job_room(session: Session, tenant_id: str, settings: Settings) -> JobRoom:
-    """The room of each quota a new job counts against, the tightest first: ``max_active_jobs``
-    (queued + running), ``max_models`` (models + active jobs: each will store one) and
-    ``max_stored_bytes`` (a job adds a model: no room once the tenant stores its quota).
-    On a tie the quota that waiting does not clear is named, since it decides what a sweep does."""
-    limits = {name: tenant_quota(session, tenant_id, name, settings)
-              for name in ("max_active_jobs", "max_models", "max_stored_bytes")}  # fmt: skip
-    rooms: list[JobRoom] = []
-    counts_active = limits["max_active_jobs"] is not None or limits["max_models"] is not None
-    active = active_jobs(session, tenant_id) if counts_active else 0
-    if (limit := limits["max_active_jobs"]) is not None:
-        rooms.append(JobRoom(max(0, limit - active), "max_active_jobs", limit))
-    if (limit := limits["max_models"]) is not None:
-        rooms.append(JobRoom(max(0, limit - model_count(session, tenant_id) - active), "max_models", limit))
-    if (limit := limits["max_stored_bytes"]) is not None and stored_bytes(session, tenant_id) >= limit:
-        rooms.append(JobRoom(0, "max_stored_bytes", limit))
-    if not rooms:
-        return JobRoom(None)
-    return min(rooms, key=lambda room: (room.jobs, room.quota in CLEARS_BY_WAITING))
 
 
 def _within_quotas(session: Session, sweep: SweepRow, indices: range, active: int, settings: Settings) -> range:

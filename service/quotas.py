@@ -18,8 +18,8 @@ A sweep's trials are jobs and count like them. Its creation is refused with the 
 job would get when its whole budget does not fit: ``max_concurrent`` trials at once
 against ``max_active_jobs``, every planned trial (each stores a model) against
 ``max_models``. Later launches take what the quotas admit at that moment
-(``lipspline_platform/sweeps.py``, where the quota reading lives, since workers and
-reconcilers launch trials too).
+(``lipspline_platform/sweeps.py``; the quota reading is ``lipspline_platform/quotas.py``, since
+workers and reconcilers launch trials too).
 
 The checks read the database in the request's transaction. Two requests racing past
 the same limit can both pass: a quota bounds use, it is not a lock.
@@ -29,8 +29,9 @@ from __future__ import annotations
 
 from sqlalchemy.orm import Session
 
+from lipspline_platform.quotas import active_jobs, model_count, stored_bytes, tenant_quota
 from lipspline_platform.settings import Settings
-from lipspline_platform.sweeps import active_jobs, model_count, running_sweep_count, stored_bytes, tenant_quota
+from lipspline_platform.sweeps import running_sweep_count
 from service.metrics import QUOTA_EXCEEDED
 from service.problems import ProblemError
 

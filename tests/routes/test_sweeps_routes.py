@@ -14,6 +14,7 @@ from lipspline.pareto import dominates
 from lipspline_platform import lifecycle, sweeps
 from lipspline_platform.db.engine import session_scope
 from lipspline_platform.db.tables import ModelRow
+from lipspline_platform.quotas import stored_bytes
 from tests.routes.helpers import TINY_CONFIG, WORKER_HOST, Service, problem
 
 BASE = {**TINY_CONFIG, "training": {**TINY_CONFIG["training"], "validation_split": 0.25}}
@@ -327,7 +328,7 @@ def test_a_sweep_is_refused_once_the_stored_bytes_quota_is_used(svc: Service) ->
     dataset_id = svc.upload()
     svc.worker.run(svc.submit(dataset_id))
     with session_scope(svc.database_url) as session:
-        used = sweeps.stored_bytes(session, "default")
+        used = stored_bytes(session, "default")
     admin = svc.open_client(svc.scoped_key("default", "admin"))
     tenant = next(t for t in admin.get("/v1/admin/tenants").json()["items"] if t["name"] == "default")
     assert admin.patch(f"/v1/admin/tenants/{tenant['id']}", json={"quota_max_stored_bytes": used}).status_code == 200
