@@ -19,6 +19,7 @@ from lipspline.sweeps.selection import (
     Selection,
     TrialOutcome,
     lipschitz_front,
+    nothing_certified_note,
     robust_front,
     select,
     selection_note,
@@ -120,19 +121,12 @@ def front_radius(spec: SweepSpec, outcomes: list[TrialOutcome]) -> float | None:
 
 def summarize(spec: SweepSpec, outcomes: list[TrialOutcome]) -> SweepSummary:
     radius = front_radius(spec, outcomes)
+    selected = select(outcomes, spec.selection)
     return SweepSummary(
         lipschitz_front=lipschitz_front(outcomes),
         robust_front=robust_front(outcomes, radius) if radius is not None else [],
         radius=radius,
-        selected=select(outcomes, spec.selection),
-        note=selection_note(outcomes, spec.selection),
+        selected=selected,
+        note=selection_note(outcomes, spec.selection, selected),
         robust_front_note=None if radius is None else nothing_certified_note(outcomes, radius),
     )
-
-
-def nothing_certified_note(outcomes: list[TrialOutcome], radius: float) -> str | None:
-    values = [o.certified_at(radius) for o in outcomes]
-    values = [v for v in values if v is not None]
-    if values and max(values) == 0.0:
-        return f"every trial certifies 0 % of its validation points at radius {radius:g}"
-    return None

@@ -88,11 +88,21 @@ def select(outcomes: list[TrialOutcome], selection: Selection) -> int | None:
     raise ValueError(f"unknown selection rule {selection.rule!r}")
 
 
-def selection_note(outcomes: list[TrialOutcome], selection: Selection) -> str | None:
-    """Why ``select`` chose nothing among finished trials, in words a user can act on; None otherwise."""
-    if not outcomes or select(outcomes, selection) is not None:
+def selection_note(outcomes: list[TrialOutcome], selection: Selection, selected: int | None) -> str | None:
+    """Why ``select`` chose nothing (``selected`` is its answer) among finished trials, in words a user
+    can act on; None when it chose a trial or there is none yet."""
+    if not outcomes or selected is not None:
         return None
     return f"no trial satisfies the selection rule: {_why_none(outcomes, selection)}"
+
+
+def nothing_certified_note(outcomes: list[TrialOutcome], radius: float) -> str | None:
+    """Set when every trial whose curve reaches ``radius`` certifies 0 % there (the robust front then
+    ranks by score alone)."""
+    values = [v for v in (o.certified_at(radius) for o in outcomes) if v is not None]
+    if values and max(values) == 0.0:
+        return f"every trial certifies 0 % of its validation points at radius {radius:g}"
+    return None
 
 
 def _why_none(outcomes: list[TrialOutcome], selection: Selection) -> str:
