@@ -68,6 +68,17 @@ def _insufficient_scope(scope: str) -> ProblemError:
                         kind="insufficient-scope", required_scope=scope)  # fmt: skip
 
 
+async def principal_of_key(request: Request, key: str) -> Principal | None:
+    """Who ``key`` speaks for now, or None (unknown, revoked, expired): the 1 s cache of verified keys on
+    the event loop, the database in a thread when that answer is stale. Long requests (event
+    streams) ask again while they run."""
+    verified_keys = request.app.state.verified_keys
+    fresh, principal = verified_keys.recent_answer(key)
+    if not fresh:
+        principal = await run_in_threadpool(verified_keys.principal_for, key)
+    return principal
+
+
 async def authenticate(request: Request, credentials: HTTPAuthorizationCredentials | None) -> Principal:
     """The principal of the request's API key; 401 without a valid key (unknown, revoked, expired).
 
@@ -78,11 +89,7 @@ async def authenticate(request: Request, credentials: HTTPAuthorizationCredentia
     # None: no header, another scheme, or an empty key (surrounding spaces are stripped)
     if credentials is None:
         raise _unauthorized("Authorization: Bearer <API key> is required" + _where_the_key_is(settings))
-    key = credentials.credentials
-    verified_keys = request.app.state.verified_keys
-    fresh, principal = verified_keys.recent_answer(key)
-    if not fresh:
-        principal = await run_in_threadpool(verified_keys.principal_for, key)
+    principal = await principal_of_key(request, credentials.credentials)
     if principal is None:
         raise _unauthorized("the API key is not valid (unknown, revoked or expired)" + _where_the_key_is(settings))
     return principal

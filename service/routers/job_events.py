@@ -27,9 +27,10 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from typing import Annotated
 
-from fastapi import APIRouter, Header, Query, Request
+from fastapi import APIRouter, Depends, Header, Query, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import StreamingResponse
+from fastapi.security import HTTPAuthorizationCredentials
 
 from api_schemas import TERMINAL_STATES
 from api_schemas.http import JobEvent
@@ -37,7 +38,7 @@ from lipspline_platform import job_events
 from lipspline_platform.db.engine import session_scope
 from lipspline_platform.db.tables import JobRow
 from lipspline_platform.settings import Settings
-from service.deps import AppSettings, ReadPrincipal
+from service.deps import AppSettings, ReadPrincipal, bearer, principal_of_key
 from service.openapi_docs import component, problems
 from service.ownership import owned
 from service.problems import ProblemError
@@ -108,14 +109,6 @@ def open_streams(request: Request) -> OpenStreams:
     return state.open_streams
 
 
-async def _key_still_valid(request: Request, key: str) -> bool:
-    verified_keys = request.app.state.verified_keys
-    fresh, principal = verified_keys.recent_answer(key)
-    if not fresh:
-        principal = await run_in_threadpool(verified_keys.principal_for, key)
-    return principal is not None
-
-
 async def _stream(
     request: Request, settings: Settings, job_id: str, after: int, until_now: bool = False, key: str | None = None
 ) -> AsyncIterator[str]:
@@ -126,7 +119,7 @@ async def _stream(
     while True:
         now = time.monotonic()
         if key is not None and now - key_checked >= settings.sse_key_check_s:
-            if not await _key_still_valid(request, key):
+            if await principal_of_key(request, key) is None:
                 yield ": the API key is no longer valid (revoked or expired); the stream ends\n\n"
                 return
             key_checked = now
@@ -176,6 +169,7 @@ async def job_event_stream(
     request: Request,
     settings: AppSettings,
     principal: ReadPrincipal,
+    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)],
     last_event_id: Annotated[
         int | None,
         Header(alias="Last-Event-ID", ge=0, le=MAX_SEQ, description="resume after this event (its seq)"),
@@ -192,7 +186,7 @@ async def job_event_stream(
     start = last_event_id if last_event_id is not None else (after or 0)
     streams = open_streams(request)
     streams.open(principal, settings)
-    key = request.headers.get("authorization", "").partition(" ")[2].strip() or None
+    key = credentials.credentials if credentials is not None else None
 
     async def counted() -> AsyncIterator[str]:
         try:
