@@ -10,7 +10,6 @@ The module's database is created and dropped here.
 
 from __future__ import annotations
 
-import logging
 import shutil
 from collections.abc import Iterator
 from pathlib import Path
@@ -27,6 +26,7 @@ from tests.routes.test_hostile_queries_routes import (
     check_every_path_route,
     check_nul_in_query_values_and_headers,
 )
+from tests.support import unhandled_errors
 from tests.support.services import fresh_postgres_database
 
 pytestmark = pytest.mark.integration
@@ -72,20 +72,8 @@ def svc(database: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Pos
 @pytest.fixture(autouse=True)
 def no_unhandled_errors() -> Iterator[None]:
     """The service logs every unhandled exception (the 500s): none may happen."""
-    records: list[logging.LogRecord] = []
-
-    class Collect(logging.Handler):
-        def emit(self, record: logging.LogRecord) -> None:
-            records.append(record)
-
-    handler = Collect(level=logging.ERROR)
-    logger = logging.getLogger("service.problems")
-    logger.addHandler(handler)
-    try:
+    with unhandled_errors.no_unhandled_errors():
         yield
-    finally:
-        logger.removeHandler(handler)
-    assert not records, [r.getMessage() + "\n" + str(r.exc_info and r.exc_info[1]) for r in records]
 
 
 def test_the_corpus_on_postgresql_is_refused_never_a_500(svc: PostgresService) -> None:

@@ -7,7 +7,6 @@ for tenants ``default`` and ``other``. Engines are disposed after each test.
 
 from __future__ import annotations
 
-import logging
 import os
 import sqlite3
 from collections.abc import Callable, Iterator
@@ -18,6 +17,7 @@ import pytest
 from lipspline_platform.db.engine import dispose_all
 from lipspline_platform.db.migrate import upgrade
 from tests.routes.helpers import DB_FILE, Service, Trainer
+from tests.support import unhandled_errors
 
 
 @pytest.fixture(scope="session", autouse=True)
@@ -52,20 +52,8 @@ def trainer() -> Trainer:
 @pytest.fixture(autouse=True)
 def no_unhandled_errors() -> Iterator[None]:
     """Never a 500: fail the test if the service logged an unhandled exception while it ran."""
-    records: list[logging.LogRecord] = []
-
-    class Collect(logging.Handler):
-        def emit(self, record: logging.LogRecord) -> None:
-            records.append(record)
-
-    handler = Collect(level=logging.ERROR)
-    logger = logging.getLogger("service.problems")
-    logger.addHandler(handler)
-    try:
+    with unhandled_errors.no_unhandled_errors():
         yield
-    finally:
-        logger.removeHandler(handler)
-    assert not records, [r.getMessage() + "\n" + str(r.exc_info and r.exc_info[1]) for r in records]
 
 
 def _service(data_dir: Path, template_db: Path, trainer: Trainer, **overrides: object) -> Iterator[Service]:
