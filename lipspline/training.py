@@ -50,6 +50,7 @@ from safetensors.torch import load_file, save_file
 from torch import Tensor
 
 from api_schemas import TrainingConfig
+from api_schemas.training_config import MARGIN_LOSSES
 from lipspline.config_checks import check_config
 from lipspline.convergence import ConvergenceMonitor, StopReason
 from lipspline.data import Dataset, Scaling, fit_scaling, train_validation_split
@@ -114,7 +115,10 @@ def plan_margins(
     if task != "classification":
         return MarginPlan(MarginSpec(factor=factor), None, fixed)
     margin_loss = objective.loss in ("lipschitz_margin", "hkr")
-    needs_scale = objective.temperature is None or (
+    # the data's scale sets the auto temperature of a margin loss on a 1-Lipschitz network, and hkr's
+    # default margin; other runs never read it, so they do not pay its pairwise distances
+    auto_temperature = objective.loss in MARGIN_LOSSES and objective.temperature is None and fixed is not None
+    needs_scale = auto_temperature or (
         objective.loss == "hkr" and objective.margin is None and robust.target_radius is None
     )
     scale = 0.0
@@ -127,7 +131,7 @@ def plan_margins(
         margin = HKR_DEFAULT_MARGIN_FRACTION * scale / to_standard if objective.loss == "hkr" else 0.0
     temperature = objective.temperature
     if temperature is None:
-        temperature = ONE_LIPSCHITZ_TEMPERATURE_SCALE / scale if fixed is not None and scale > 0 else 1.0
+        temperature = ONE_LIPSCHITZ_TEMPERATURE_SCALE / scale if auto_temperature and scale > 0 else 1.0
     loss = MarginSpec(margin * to_standard, float(temperature), objective.hkr_alpha, factor)
     watch = config.training.monitor
     target = robust.target_radius
