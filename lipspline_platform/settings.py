@@ -11,7 +11,7 @@ from functools import cached_property
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, model_validator
+from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 #: The broker URL meaning "no external server": a kombu filesystem transport under the data dir.
@@ -83,6 +83,11 @@ class Settings(BaseSettings):
     webhook_concurrency: int = Field(
         8, ge=1, description="deliveries each API and worker process sends at once (a slow receiver holds one)"
     )
+    secrets_key: SecretStr | None = Field(
+        None,
+        description="base64url of 32 bytes sealing webhook secrets at rest (AES-256-GCM), the same in every API and "
+        "worker process; unset: generated once into data_dir/secrets.key (0600), shared by processes on that directory",
+    )
     webhook_backoff_s: float = Field(2.0, gt=0, description="wait before the 2nd attempt; doubled after each failure")
     webhook_backoff_max_s: float = Field(600.0, gt=0, description="longest wait between two attempts")
     webhook_retry_for_s: float = Field(
@@ -130,6 +135,12 @@ class Settings(BaseSettings):
     otel_exporter_otlp_endpoint: str | None = Field(
         None, description="OTLP/HTTP endpoint: traces are exported when set (or when OTEL_EXPORTER_OTLP_ENDPOINT is)"
     )
+
+    @field_validator("secrets_key", mode="before")
+    @classmethod
+    def _empty_secrets_key_is_unset(cls, value: object) -> object:
+        """``LIPSPLINE_SECRETS_KEY=`` (compose's default when .env sets none) means the key file."""
+        return None if value == "" else value
 
     @model_validator(mode="after")
     def _webhook_lease_outlasts_an_attempt(self) -> Settings:

@@ -268,12 +268,15 @@ class JobEventRow(Base):
 
 
 class WebhookSecretRow(Base):
-    """A tenant's webhook signing secret (HMAC-SHA256 key); shown to the tenant once, when made."""
+    """A tenant's webhook signing secret (HMAC-SHA256 key); shown to the tenant once, when made.
+
+    ``secret`` holds it sealed (AES-256-GCM, ``lipspline_platform/webhooks/secret_store.py``),
+    never in the clear."""
 
     __tablename__ = "webhook_secrets"
 
     tenant_id: Mapped[str] = mapped_column(String(32), ForeignKey("tenants.id", ondelete="CASCADE"), primary_key=True)
-    secret: Mapped[str] = mapped_column(String(100))
+    secret: Mapped[str] = mapped_column(String(200))
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
 
 

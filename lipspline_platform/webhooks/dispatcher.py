@@ -55,7 +55,9 @@ def attempt(settings: Settings, delivery: outbox.DueDelivery, *, ssl_context: ss
     status_code, error = None, None
     try:
         if delivery.secret is None:
-            raise RefusedTargetError("the tenant has no webhook secret (POST /v1/webhooks/secret)")
+            raise RefusedTargetError(
+                delivery.secret_problem or "the tenant has no webhook secret (POST /v1/webhooks/secret)"
+            )
         # resolved here, once: the request goes to exactly the addresses this check accepted
         target = check_target(delivery.url, allow_private=settings.webhook_allow_private, timeout_s=limit)
         body = json.dumps(delivery.payload, separators=(",", ":"), sort_keys=True).encode()

@@ -12,6 +12,7 @@ names it, so the receiver can drop repeats.
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -29,6 +30,9 @@ from lipspline_platform.db.tables import (
     WebhookSecretRow,
 )
 from lipspline_platform.settings import Settings
+from lipspline_platform.webhooks import secret_store
+
+log = logging.getLogger(__name__)
 
 PENDING, DELIVERED, FAILED = "pending", "delivered", "failed"
 
@@ -59,6 +63,8 @@ class DueDelivery:
     attempt: int
     created_at: datetime
     secret: str | None
+    #: why ``secret`` is None although the tenant has one (this process's sealing key cannot open it)
+    secret_problem: str | None = None
 
 
 def take_due(settings: Settings, now: datetime, limit: int = 20, due_by: datetime | None = None) -> list[DueDelivery]:
@@ -88,9 +94,21 @@ def take_due(settings: Settings, now: datetime, limit: int = 20, due_by: datetim
                 .execution_options(synchronize_session=False)
             )
             if claimed.rowcount == 1:
+                opened, problem = _opened_secret(settings, row.tenant_id, secret)
                 taken.append(DueDelivery(row.id, row.url, row.event, row.payload, row.attempts + 1,
-                                         as_utc(row.created_at), secret))  # fmt: skip
+                                         as_utc(row.created_at), opened, problem))  # fmt: skip
     return taken
+
+
+def _opened_secret(settings: Settings, tenant_id: str, stored: str | None) -> tuple[str | None, str | None]:
+    """The tenant's signing secret, opened; or None and why (logged in full for the operator only)."""
+    if stored is None:
+        return None, None
+    try:
+        return secret_store.open_sealed(settings, tenant_id, stored), None
+    except secret_store.SecretKeyError as exc:
+        log.error("webhook secret of tenant %s cannot be opened: %s", tenant_id, exc)
+        return None, "the service could not open the tenant's webhook secret (operator: check LIPSPLINE_SECRETS_KEY)"
 
 
 def backoff_s(settings: Settings, attempt: int) -> float:

@@ -32,6 +32,7 @@ from lipspline_platform.db.tables import (
     WebhookSecretRow,
 )
 from lipspline_platform.settings import Settings
+from lipspline_platform.webhooks import secret_store
 from lipspline_platform.webhooks.outbox import PENDING
 from lipspline_platform.webhooks.signing import new_secret
 from lipspline_platform.webhooks.targets import RefusedTargetError, check_target
@@ -62,22 +63,23 @@ def check_notify_url(session: Session, url: str, tenant: str, settings: Settings
         )
 
 
-def _set_secret(session: Session, tenant: str) -> WebhookSecretRow:
+def _set_secret(session: Session, settings: Settings, tenant: str) -> WebhookSecretOut:
+    """A new secret for ``tenant``, stored sealed (``secret_store``): the plain value exists only in this answer."""
+    secret, now = new_secret(), utcnow()
+    sealed = secret_store.seal(settings, tenant, secret)
     row = session.get(WebhookSecretRow, tenant, with_for_update=True)
     if row is None:
-        row = WebhookSecretRow(tenant_id=tenant, secret=new_secret(), created_at=utcnow())
-        session.add(row)
+        session.add(WebhookSecretRow(tenant_id=tenant, secret=sealed, created_at=now))
     else:
-        row.secret, row.created_at = new_secret(), utcnow()
+        row.secret, row.created_at = sealed, now
     session.flush()
-    return row
+    return WebhookSecretOut(secret=secret, created_at=now)
 
 
 @router.post("/v1/webhooks/secret", status_code=201, response_model=WebhookSecretOut, tags=TAGS)
-def rotate_webhook_secret(session: DbSession, tenant: TrainTenant) -> WebhookSecretOut:
-    """Create the tenant's webhook signing secret, or replace it: shown in this response only."""
-    row = _set_secret(session, tenant)
-    return WebhookSecretOut(secret=row.secret, created_at=row.created_at)
+def rotate_webhook_secret(session: DbSession, settings: AppSettings, tenant: TrainTenant) -> WebhookSecretOut:
+    """Create the tenant's webhook signing secret, or replace it: shown in this response only, stored sealed."""
+    return _set_secret(session, settings, tenant)
 
 
 @router.post("/v1/webhooks", status_code=201, response_model=WebhookEndpointOut, tags=TAGS)
@@ -86,7 +88,7 @@ def register_webhook(
 ) -> WebhookEndpointOut:
     """Register a URL that receives the final event of every job of the tenant."""
     url = _checked_url("url", spec.url, settings)
-    created_secret = None if session.get(WebhookSecretRow, tenant) else _set_secret(session, tenant).secret
+    created_secret = None if session.get(WebhookSecretRow, tenant) else _set_secret(session, settings, tenant).secret
     row = WebhookEndpointRow(id=new_id(), tenant_id=tenant, url=url, created_at=utcnow())
     session.add(row)
     session.flush()

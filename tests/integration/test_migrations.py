@@ -9,10 +9,12 @@ from pathlib import Path
 import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
-from sqlalchemy import create_engine, inspect
+from sqlalchemy import create_engine, inspect, text
 
 from lipspline_platform.db import migrate
 from lipspline_platform.db.tables import Base
+from lipspline_platform.settings import get_settings
+from lipspline_platform.webhooks import secret_store
 from tests.support.services import fresh_postgres_database
 
 pytestmark = pytest.mark.integration
@@ -102,3 +104,30 @@ def test_sweeps_migration_down_and_up_again(database_url: str) -> None:
     assert _tables(database_url) == BEFORE_REGISTRY | REGISTRY | EVENTS_WEBHOOKS
     migrate.upgrade(database_url)
     assert _tables(database_url) == TABLES
+
+
+def test_sealing_migration_seals_stored_secrets_and_its_downgrade_opens_them(
+    database_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """0007: a secret stored in the clear by 0006 is sealed under the configured key, and opened again going down."""
+    monkeypatch.setenv("LIPSPLINE_SECRETS_KEY", secret_store.new_key_text())
+    migrate.upgrade(database_url, "0006")
+    engine = create_engine(database_url)
+    try:
+        with engine.begin() as connection:
+            connection.execute(text("INSERT INTO tenants (id, name, created_at) VALUES ('t1', 't1', '2026-12-06')"))
+            connection.execute(text("INSERT INTO webhook_secrets (tenant_id, secret, created_at) "
+                                    "VALUES ('t1', 'whsec_plain', '2026-12-06')"))  # fmt: skip
+
+        def stored() -> str:
+            with engine.connect() as connection:
+                return connection.execute(text("SELECT secret FROM webhook_secrets")).scalar_one()
+
+        migrate.upgrade(database_url)
+        sealed = stored()
+        assert secret_store.is_sealed(sealed) and "plain" not in sealed
+        assert secret_store.open_sealed(get_settings(), "t1", sealed) == "whsec_plain"
+        migrate.downgrade(database_url, "0006")
+        assert stored() == "whsec_plain"
+    finally:
+        engine.dispose()

@@ -49,6 +49,7 @@ from lipspline_platform.db.tables import (
 from lipspline_platform.settings import Settings
 from lipspline_platform.webhooks import outbox
 from lipspline_platform.webhooks.dispatcher import WebhookDispatcher, attempt, deliver_due
+from lipspline_platform.webhooks.secret_store import seal
 from lipspline_platform.webhooks.signing import new_secret
 from lipspline_platform.webhooks.targets import NOT_PUBLIC, check_target
 
@@ -217,7 +218,8 @@ def make_settings(tmp_path: Path) -> Iterator[Callable[..., Settings]]:
                 session.add(DatasetRow(id="d1", tenant_id=DEFAULT_TENANT, name="d", task="classification",
                                        n_samples=1, n_features=1, feature_names=["x"], source_format="json",
                                        sha256="0" * 64, content=b""))  # fmt: skip
-                session.add(WebhookSecretRow(tenant_id=DEFAULT_TENANT, secret=new_secret()))
+                session.add(WebhookSecretRow(tenant_id=DEFAULT_TENANT,
+                                             secret=seal(settings, DEFAULT_TENANT, new_secret())))
         return settings
 
     yield make
