@@ -53,7 +53,7 @@ from api_schemas import TrainingConfig
 from api_schemas.training_config import MARGIN_LOSSES
 from lipspline.config_checks import check_config
 from lipspline.convergence import ConvergenceMonitor, StopReason
-from lipspline.data import Dataset, Scaling, fit_scaling, train_validation_split
+from lipspline.data import Dataset, Scaling
 from lipspline.lr_schedule import lr_factor
 from lipspline.model import TrainedModel
 from lipspline.networks import SplineNetwork, output_width
@@ -62,7 +62,8 @@ from lipspline.objectives.losses import MarginSpec, certified_fraction
 from lipspline.objectives.strategy import ObjectiveStrategy
 from lipspline.robust_accuracy import classification_scale
 from lipspline.spline_range import covering_ranges, out_of_grid_fractions, out_of_grid_warnings
-from lipspline.training_plan import plan_training
+from lipspline.training_data import InMemoryData, RawRows, TrainingData
+from lipspline.training_plan import TrainingPlan, plan_training
 
 EVAL_CHUNK = 8192
 
@@ -202,7 +203,7 @@ def resolve_device(requested: str) -> torch.device:
     return torch.device(requested)
 
 
-def build_network(config: TrainingConfig, dataset: Dataset, scaling: Scaling) -> SplineNetwork:
+def build_network(config: TrainingConfig, dataset: Dataset | TrainingData, scaling: Scaling) -> SplineNetwork:
     """A fresh network for the dataset; its initial weights come from the config's seed."""
     torch.manual_seed(config.training.seed)
     n_classes = len(dataset.classes) if dataset.classes is not None else None
@@ -226,17 +227,6 @@ def _make_optimizer(network: SplineNetwork, config: TrainingConfig) -> torch.opt
     if loop.optimizer == "sgd":
         return torch.optim.SGD(groups, lr=loop.lr, momentum=loop.momentum)
     return torch.optim.Adam(groups, lr=loop.lr)
-
-
-def _tensors(dataset: Dataset, scaling: Scaling, index: np.ndarray, device: torch.device) -> tuple[Tensor, Tensor]:
-    x = (dataset.X[index] - scaling.input_mean) / scaling.input_scale
-    y = dataset.encoded_targets()[index]
-    if dataset.task == "regression":
-        y = (y - scaling.target_mean) / scaling.target_scale
-        y_t = torch.as_tensor(y, dtype=torch.float32)
-    else:
-        y_t = torch.as_tensor(y, dtype=torch.int64)
-    return torch.as_tensor(x, dtype=torch.float32).to(device), y_t.to(device)
 
 
 @torch.no_grad()
@@ -287,8 +277,148 @@ def resolve_spline_ranges(config: TrainingConfig, network: SplineNetwork, x_trai
     return config.model_copy(update={"spline": spline.model_copy(update={"layer_ranges": ranges})})
 
 
+@dataclass
+class _Run:
+    """One training run's state between its steps (``fit`` = setup, epochs, finish)."""
+
+    data: TrainingData
+    config: TrainingConfig
+    device: torch.device
+    scaling: Scaling
+    network: SplineNetwork
+    plan: TrainingPlan
+    objective: Objective
+    optimizer: torch.optim.Optimizer
+    base_lrs: list[float]
+    loss_name: str
+    margins: MarginPlan
+    watch_certified: bool
+    shuffle: torch.Generator
+    monitor: ConvergenceMonitor
+    lr_monitor: ConvergenceMonitor
+    history: list[EpochReport] = field(default_factory=list)
+    best_state: dict[str, Tensor] | None = None
+    start_epoch: int = 0
+    step: int = 0
+
+
+def _setup(
+    data: TrainingData, config: TrainingConfig, checkpoint_path: str | Path | None, resume: bool,
+    epoch_cap: int | None,
+) -> _Run:  # fmt: skip
+    """Scaling, spline grids, network, optimizer, margins and monitors; restored from the checkpoint if asked."""
+    loop = config.training
+    device = resolve_device(config.device)
+    # a mode that bounds the Lipschitz constant (e.g. one_lipschitz) needs one common scale, or
+    # the served (raw-unit) map would not keep the network's bound
+    isotropic = objective_for(config.objective).isotropic_scaling
+    scaling = data.fit_scaling(isotropic=isotropic)
+    data.prepare(scaling, device)
+    x_sample, y_sample = data.train_sample()
+    config = resolve_spline_ranges(config, build_network(config, data, scaling).to(device), x_sample)
+    network = build_network(config, data, scaling).to(device)
+    objective = Objective(config.objective, network)
+    optimizer = _make_optimizer(network, config)
+    plan = plan_training(loop, data.n_train, data.n_validation, epoch_cap)
+    margins = plan_margins(config, objective.strategy, scaling, x_sample, y_sample, network.n_outputs, data.task)
+    run = _Run(
+        data=data, config=config, device=device, scaling=scaling, network=network, plan=plan, objective=objective,
+        optimizer=optimizer, base_lrs=[group["lr"] for group in optimizer.param_groups],
+        loss_name=resolve_loss(config.objective.loss, data.task, network.n_outputs), margins=margins,
+        watch_certified=margins.monitor is not None and plan.monitor == "validation",
+        shuffle=torch.Generator().manual_seed(loop.seed),
+        monitor=ConvergenceMonitor(plan.patience, plan.plateau_patience, loop.min_improvement),
+        # Watching certified accuracy, the lr still follows the validation loss: certified accuracy
+        # moves in steps and stalls while the margins are still growing, and halving the lr on those
+        # stalls froze 1-Lipschitz runs before they had fitted (two moons: 85 % clean, not 97 %).
+        lr_monitor=ConvergenceMonitor(plan.patience, plan.plateau_patience, loop.min_improvement),
+    )  # fmt: skip
+    if resume and checkpoint_path is not None and Path(checkpoint_path).exists():
+        restored = load_checkpoint(checkpoint_path, network, optimizer, run.objective, run.shuffle)
+        run.start_epoch, run.history, run.best_state = restored.epoch, restored.history, restored.best_state
+        if restored.monitor is not None:
+            run.monitor = restored.monitor
+        if restored.lr_monitor is not None:
+            run.lr_monitor = restored.lr_monitor
+    return run
+
+
+def _train_epoch(run: _Run, epoch: int, should_stop: Callable[[], bool] | None) -> dict[str, float] | None:
+    """One pass of optimizer steps; the mean of each loss term, or None when ``should_stop`` ended it."""
+    loop, network, optimizer, objective = run.config.training, run.network, run.optimizer, run.objective
+    lr_scale = run.lr_monitor.lr_scale if run.watch_certified else run.monitor.lr_scale
+    factor = lr_factor(loop.lr_schedule, epoch, run.plan.epochs, loop.warmup_epochs, lr_scale)
+    for group, base in zip(optimizer.param_groups, run.base_lrs, strict=True):
+        group["lr"] = base * factor
+    objective.on_epoch_start(network)
+    sums: dict[str, Tensor] = {}
+    batches = 0
+    for x_batch, y_batch in run.data.epoch_batches(loop.batch_size, run.shuffle):
+        outputs = network.forward_standardized(x_batch)
+        terms = {"data": data_loss(run.loss_name, outputs, y_batch, run.margins.loss, run.margins.bound(network))}
+        terms.update(objective.penalties(network))
+        total = sum(terms.values())
+        optimizer.zero_grad(set_to_none=True)
+        total.backward()
+        optimizer.step()
+        objective.after_step(network)
+        terms["total"] = total
+        for name, value in terms.items():
+            sums[name] = sums.get(name, 0.0) + value.detach()
+        batches += 1
+        run.step += 1
+        if should_stop is not None and run.step % loop.stop_check_every == 0 and should_stop():
+            return None
+    return {name: float(value) / batches for name, value in sums.items()}
+
+
+def _record_epoch(run: _Run, epoch: int, losses: dict[str, float], began: float) -> EpochReport:
+    """Validate, let the monitors judge the epoch, keep the best weights; the epoch's report."""
+    loop, data, network = run.config.training, run.data, run.network
+    x_val, y_val = data.validation()
+    target_scale = run.scaling.target_scale
+    validation_metrics = evaluate(network, x_val, y_val, data.task, run.loss_name, target_scale, run.margins)
+    plateau = loop.lr_schedule == "plateau"
+    if run.watch_certified:
+        # certified error: the epoch that certifies most validation rows at the target is the best
+        monitored = 1.0 - validation_metrics["certified_accuracy_at_target"]
+        run.lr_monitor.record(epoch + 1, validation_metrics["loss"], plateau=plateau)
+        plateau = False
+    else:
+        monitored = validation_metrics["loss"] if run.plan.monitor == "validation" else losses["total"]
+    improved = run.monitor.record(epoch + 1, monitored, plateau=plateau)
+    if improved and run.plan.restore_best:
+        run.best_state = {k: v.detach().clone() for k, v in network.state_dict().items()}
+    x_sample, y_sample = data.train_sample()
+    report = EpochReport(
+        epoch=epoch + 1,
+        epochs=run.plan.epochs,
+        losses=losses,
+        train_metrics=evaluate(network, x_sample, y_sample, data.task, run.loss_name, target_scale, run.margins),
+        validation_metrics=validation_metrics,
+        elapsed_s=time.perf_counter() - began,
+        lambdas=list(run.objective.lambdas) if run.config.objective.auto_lambda else [],
+        lr=run.optimizer.param_groups[0]["lr"],
+        improved=improved,
+    )
+    run.history.append(report)
+    return report
+
+
+def _stop_reason(run: _Run, epoch: int, should_stop: Callable[[], bool] | None) -> StopReason | None:
+    """Why the run ends after this epoch, or None to go on."""
+    if should_stop is not None and should_stop():
+        return "cancelled" if epoch + 1 < run.plan.epochs else "max_epochs"
+    if run.plan.early_stopping and run.monitor.converged:
+        return "converged"
+    limit = run.config.training.time_limit_s
+    if limit is not None and sum(r.elapsed_s for r in run.history) >= limit:
+        return "time_limit"
+    return None
+
+
 def fit(
-    dataset: Dataset,
+    dataset: Dataset | TrainingData,
     config: TrainingConfig,
     *,
     callback: Callable[[EpochReport], None] | None = None,
@@ -299,6 +429,8 @@ def fit(
 ) -> FitResult:
     """Train a network on ``dataset`` as ``config`` says; resume from the checkpoint if asked.
 
+    ``dataset`` is held in memory (a :class:`Dataset`) or streamed (a
+    :class:`~lipspline.training_data.StreamedData`): the loop is the same.
     ``epoch_cap`` caps the automatic epoch limit (``training.epochs`` unset), e.g. at a
     deployment's most epochs per job.
 
@@ -308,133 +440,49 @@ def fit(
     model returned is the best monitored epoch's with ``restore_best`` (and a validation
     split), else the last epoch's.
     """
-    check_config(config, dataset.task)
-    loop = config.training
-    device = resolve_device(config.device)
-    train_idx, val_idx = train_validation_split(dataset.n_samples, loop.validation_split, loop.seed)
-    # a mode that bounds the Lipschitz constant (e.g. one_lipschitz) needs one common scale, or
-    # the served (raw-unit) map would not keep the network's bound
-    isotropic = objective_for(config.objective).isotropic_scaling
-    scaling = fit_scaling(_subset(dataset, train_idx), isotropic=isotropic)
-    x_train, y_train = _tensors(dataset, scaling, train_idx, device)
-    x_val, y_val = _tensors(dataset, scaling, val_idx, device)
-    config = resolve_spline_ranges(config, build_network(config, dataset, scaling).to(device), x_train)
-    network = build_network(config, dataset, scaling).to(device)
-    plan = plan_training(loop, int(train_idx.size), int(val_idx.size), epoch_cap)
-    objective = Objective(config.objective, network)
-    optimizer = _make_optimizer(network, config)
-    base_lrs = [group["lr"] for group in optimizer.param_groups]
-    loss_name = resolve_loss(config.objective.loss, dataset.task, network.n_outputs)
-    margins = plan_margins(
-        config, objective.strategy, scaling, x_train, y_train, network.n_outputs, dataset.task
-    )
-    watch_certified = margins.monitor is not None and plan.monitor == "validation"
-    shuffle = torch.Generator().manual_seed(loop.seed)
-    monitor = ConvergenceMonitor(plan.patience, plan.plateau_patience, loop.min_improvement)
-    # Watching certified accuracy, the lr still follows the validation loss: certified accuracy
-    # moves in steps and stalls while the margins are still growing, and halving the lr on those
-    # stalls froze 1-Lipschitz runs before they had fitted (two moons: 85 % clean, not 97 %).
-    lr_monitor = ConvergenceMonitor(plan.patience, plan.plateau_patience, loop.min_improvement)
-    history: list[EpochReport] = []
-    best_state: dict[str, Tensor] | None = None
-    start_epoch = 0
-    if resume and checkpoint_path is not None and Path(checkpoint_path).exists():
-        restored = load_checkpoint(checkpoint_path, network, optimizer, objective, shuffle)
-        start_epoch, history, best_state = restored.epoch, restored.history, restored.best_state
-        if restored.monitor is not None:
-            monitor = restored.monitor
-        if restored.lr_monitor is not None:
-            lr_monitor = restored.lr_monitor
-
-    n_train = x_train.shape[0]
+    data = dataset if isinstance(dataset, TrainingData) else None
+    if data is None:
+        data = InMemoryData(dataset, config.training.validation_split, config.training.seed)
+    check_config(config, data.task)
+    run = _setup(data, config, checkpoint_path, resume, epoch_cap)
     stop_reason: StopReason = "max_epochs"
-    step = 0
-    network.train()
-    for epoch in range(start_epoch, plan.epochs):
+    run.network.train()
+    for epoch in range(run.start_epoch, run.plan.epochs):
         began = time.perf_counter()
-        lr_scale = lr_monitor.lr_scale if watch_certified else monitor.lr_scale
-        factor = lr_factor(loop.lr_schedule, epoch, plan.epochs, loop.warmup_epochs, lr_scale)
-        for group, base in zip(optimizer.param_groups, base_lrs, strict=True):
-            group["lr"] = base * factor
-        objective.on_epoch_start(network)
-        order = torch.randperm(n_train, generator=shuffle).to(device)
-        sums: dict[str, Tensor] = {}
-        batches = 0
-        for begin in range(0, n_train, loop.batch_size):
-            batch = order[begin : begin + loop.batch_size]
-            outputs = network.forward_standardized(x_train[batch])
-            terms = {"data": data_loss(loss_name, outputs, y_train[batch], margins.loss, margins.bound(network))}
-            terms.update(objective.penalties(network))
-            total = sum(terms.values())
-            optimizer.zero_grad(set_to_none=True)
-            total.backward()
-            optimizer.step()
-            objective.after_step(network)
-            terms["total"] = total
-            for name, value in terms.items():
-                sums[name] = sums.get(name, 0.0) + value.detach()
-            batches += 1
-            step += 1
-            if should_stop is not None and step % loop.stop_check_every == 0 and should_stop():
-                stop_reason = "cancelled"
-                break
-        if stop_reason == "cancelled":
+        losses = _train_epoch(run, epoch, should_stop)
+        if losses is None:
+            stop_reason = "cancelled"
             break
-        losses = {name: float(value) / batches for name, value in sums.items()}
-        validation_metrics = evaluate(network, x_val, y_val, dataset.task, loss_name, scaling.target_scale, margins)
-        plateau = loop.lr_schedule == "plateau"
-        if watch_certified:
-            # certified error: the epoch that certifies most validation rows at the target is the best
-            monitored = 1.0 - validation_metrics["certified_accuracy_at_target"]
-            lr_monitor.record(epoch + 1, validation_metrics["loss"], plateau=plateau)
-            plateau = False
-        else:
-            monitored = validation_metrics["loss"] if plan.monitor == "validation" else losses["total"]
-        improved = monitor.record(epoch + 1, monitored, plateau=plateau)
-        if improved and plan.restore_best:
-            best_state = {k: v.detach().clone() for k, v in network.state_dict().items()}
-        report = EpochReport(
-            epoch=epoch + 1,
-            epochs=plan.epochs,
-            losses=losses,
-            train_metrics=evaluate(network, x_train, y_train, dataset.task, loss_name, scaling.target_scale, margins),
-            validation_metrics=validation_metrics,
-            elapsed_s=time.perf_counter() - began,
-            lambdas=list(objective.lambdas) if config.objective.auto_lambda else [],
-            lr=base_lrs[0] * factor,
-            improved=improved,
-        )
-        history.append(report)
+        report = _record_epoch(run, epoch, losses, began)
         if checkpoint_path is not None:
             save_checkpoint(
-                checkpoint_path, network, optimizer, objective, shuffle, epoch + 1, history, monitor, best_state,
-                lr_monitor if watch_certified else None,
+                checkpoint_path, run.network, run.optimizer, run.objective, run.shuffle, epoch + 1, run.history,
+                run.monitor, run.best_state, run.lr_monitor if run.watch_certified else None,
             )
         if callback is not None:
             callback(report)
-        if should_stop is not None and should_stop():
-            if epoch + 1 < plan.epochs:
-                stop_reason = "cancelled"
+        reason = _stop_reason(run, epoch, should_stop)
+        if reason is not None:
+            stop_reason = reason
             break
-        if plan.early_stopping and monitor.converged:
-            stop_reason = "converged"
-            break
-        if loop.time_limit_s is not None and sum(r.elapsed_s for r in history) >= loop.time_limit_s:
-            stop_reason = "time_limit"
-            break
+    return _finish(run, stop_reason)
 
+
+def _finish(run: _Run, stop_reason: StopReason) -> FitResult:
+    """The served weights (the best epoch's unless cancelled), the outcome, and the metrics of the served map."""
+    network, history, monitor, data = run.network, run.history, run.monitor, run.data
     served_epoch = history[-1].epoch if history else None
-    if stop_reason != "cancelled" and plan.restore_best and best_state is not None:
-        network.load_state_dict(best_state)
+    if stop_reason != "cancelled" and run.plan.restore_best and run.best_state is not None:
+        network.load_state_dict(run.best_state)
         served_epoch = monitor.best_epoch
-    fractions = out_of_grid_fractions(network, x_train)
+    fractions = out_of_grid_fractions(network, data.train_sample()[0])
     outcome = TrainingOutcome(
         stop_reason=stop_reason,
         epochs_run=history[-1].epoch if history else 0,
-        epochs_planned=plan.epochs,
+        epochs_planned=run.plan.epochs,
         best_epoch=monitor.best_epoch or None,
         served_epoch=served_epoch,
-        monitor=plan.monitor if not watch_certified else "validation_certified_accuracy",
+        monitor=run.plan.monitor if not run.watch_certified else "validation_certified_accuracy",
         spline_ranges=[spline.grid_range for spline in network.splines()],
         out_of_grid_fraction=fractions,
         warnings=out_of_grid_warnings(fractions),
@@ -442,16 +490,16 @@ def fit(
     network.eval()
     model = TrainedModel(
         network=network.cpu(),
-        config=config,
-        task=dataset.task,
-        classes=dataset.classes,
-        feature_names=list(dataset.feature_names),
+        config=run.config,
+        task=data.task,
+        classes=data.classes,
+        feature_names=list(data.feature_names),
     )
     if served_epoch is not None:
         served = history[served_epoch - 1]
         model.metrics = {
-            "train": served_metrics(model, dataset, train_idx, served.train_metrics),
-            "validation": served_metrics(model, dataset, val_idx, served.validation_metrics),
+            "train": served_metrics(model, data.raw_rows("train"), data.task, served.train_metrics),
+            "validation": served_metrics(model, data.raw_rows("validation"), data.task, served.validation_metrics),
             "epochs": outcome.epochs_run,
             "training": outcome.to_json(),
             "warnings": list(outcome.warnings),
@@ -460,13 +508,13 @@ def fit(
         model=model,
         history=history,
         stopped=stop_reason == "cancelled",
-        device=str(device),
-        scaling=scaling,
+        device=str(run.device),
+        scaling=run.scaling,
         outcome=outcome,
     )
 
 
-def served_metrics(model: TrainedModel, dataset: Dataset, index: np.ndarray, epoch_metrics: dict) -> dict:
+def served_metrics(model: TrainedModel, rows: RawRows, task: str, epoch_metrics: dict) -> dict:
     """The model's reported metrics, measured on what the endpoint will return for the raw rows.
 
     Per-epoch metrics come from the float32 training graph on standardised data;
@@ -474,35 +522,25 @@ def served_metrics(model: TrainedModel, dataset: Dataset, index: np.ndarray, epo
     reads is the accuracy the served model has on those rows. The loss stays the
     training graph's (it is an optimisation quantity, not a served one).
     """
-    if index.size == 0:
+    n = rows.X.shape[0]
+    if n == 0:
         return dict(epoch_metrics)
     metrics = {"loss": epoch_metrics["loss"]} if "loss" in epoch_metrics else {}
     predicted = np.empty(0)
-    for begin in range(0, index.size, EVAL_CHUNK):
-        outputs = model.outputs(dataset.X[index[begin : begin + EVAL_CHUNK]]).numpy()
-        if dataset.task == "classification":
+    for begin in range(0, n, EVAL_CHUNK):
+        outputs = model.outputs(rows.X[begin : begin + EVAL_CHUNK]).numpy()
+        if task == "classification":
             chunk = (outputs[:, 0] > 0).astype(np.int64) if outputs.shape[1] == 1 else outputs.argmax(axis=1)
         else:
             chunk = outputs[:, 0]
         predicted = np.concatenate([predicted, chunk])
-    if dataset.task == "classification":
-        metrics["accuracy"] = float((predicted == dataset.encoded_targets()[index]).mean())
+    if task == "classification":
+        metrics["accuracy"] = float((predicted == rows.targets).mean())
     else:
-        error = predicted - dataset.y[index].astype(np.float64)
+        error = predicted - rows.targets.astype(np.float64)
         metrics["mse"] = float((error**2).mean())
         metrics["mae"] = float(np.abs(error).mean())
     return metrics
-
-
-def _subset(dataset: Dataset, index: np.ndarray) -> Dataset:
-    return Dataset(
-        X=dataset.X[index],
-        y=dataset.y[index],
-        task=dataset.task,
-        feature_names=dataset.feature_names,
-        classes=dataset.classes,
-        name=dataset.name,
-    )
 
 
 # ---- checkpoints ----------------------------------------------------------------------

@@ -121,21 +121,35 @@ def fit_scaling(dataset: Dataset, *, isotropic: bool = False) -> Scaling:
     feature std), which cancels; a classifier's logits are not scaled, so its inputs use
     ``max(s, 1)``, which can only shrink the constant. Centring never changes it.
     """
-    X = dataset.X
-    mean = X.mean(axis=0)
-    scale = _safe_scale(X.std(axis=0), mean)
-    if isotropic:
-        common = float(scale.max()) if scale.size else 1.0
-        if dataset.task != "regression":
-            common = max(common, 1.0)
-        scale = np.full_like(scale, common)
-        if dataset.task == "regression":
-            y = dataset.y.astype(np.float64)
-            return Scaling(input_mean=mean, input_scale=scale, target_mean=float(y.mean()), target_scale=common)
     if dataset.task == "regression":
         y = dataset.y.astype(np.float64)
-        t_mean = float(y.mean())
-        t_scale = float(_safe_scale(np.asarray([y.std()]), np.asarray([t_mean]))[0])
+        target = (float(y.mean()), float(y.std()))
+    else:
+        target = None
+    X = dataset.X
+    return scaling_from_moments(X.mean(axis=0), X.std(axis=0), dataset.task, target, isotropic=isotropic)
+
+
+def scaling_from_moments(
+    mean: np.ndarray, std: np.ndarray, task: str, target: tuple[float, float] | None, *, isotropic: bool = False
+) -> Scaling:
+    """:func:`fit_scaling` from the data's moments alone (per-feature mean and population std,
+    the target's mean and std for regression): what a streamed dataset's one statistics pass
+    records, so data too large for memory is standardised by the same rule."""
+    mean = np.asarray(mean, dtype=np.float64)
+    scale = _safe_scale(np.asarray(std, dtype=np.float64), mean)
+    if isotropic:
+        common = float(scale.max()) if scale.size else 1.0
+        if task != "regression":
+            common = max(common, 1.0)
+        scale = np.full_like(scale, common)
+        if task == "regression":
+            assert target is not None
+            return Scaling(input_mean=mean, input_scale=scale, target_mean=target[0], target_scale=common)
+    if task == "regression":
+        assert target is not None
+        t_mean = target[0]
+        t_scale = float(_safe_scale(np.asarray([target[1]]), np.asarray([t_mean]))[0])
     else:
         t_mean, t_scale = 0.0, 1.0
     return Scaling(input_mean=mean, input_scale=scale, target_mean=t_mean, target_scale=t_scale)
