@@ -131,21 +131,8 @@ def _parses_as_float(text: str) -> bool:
     return True
 
 
-def parse_csv(
-    data: bytes,
-    *,
-    target: str,
-    task: Task | None = None,
-    name: str = "dataset",
-    max_bytes: int = DEFAULT_MAX_BYTES,
-) -> Dataset:
-    """Parse a CSV upload with a header row; ``target`` names the label column.
-
-    Blank lines are skipped. Cells are stripped of surrounding whitespace. Feature cells must
-    parse as floats; the target may hold text (class labels).
-    """
-    open_upload(data, task, max_bytes)
-    text = _decode_text(data)
+def _csv_records(text: str) -> tuple[list[str] | None, list[list[str]], list[int]]:
+    """The header, the data records and each record's line number (blank lines skipped)."""
     reader = csv.reader(io.StringIO(text, newline=""))
     header: list[str] | None = None
     rows: list[list[str]] = []
@@ -163,6 +150,40 @@ def parse_csv(
         raise DatasetError(
             f"CSV syntax error near line {reader.line_num}: {exc}.", problem="bad_csv", row=len(rows)
         ) from exc
+    return header, rows, lines
+
+
+def _feature_cell(cell: str, i: int, line: int, column: str) -> float:
+    """One feature cell as a float, or the DatasetError naming its row, line and column."""
+    try:
+        return float(cell)
+    except ValueError:
+        if not cell:
+            raise DatasetError(f"Row {i} (line {line}), {fmt_column(column)} is empty.", problem="missing_value",
+                               row=i, column=column) from None  # fmt: skip
+        raise DatasetError(
+            f"Row {i} (line {line}), {fmt_column(column)} holds {cell[:40]!r}, which is not a number.",
+            problem="non_numeric",
+            row=i,
+            column=column,
+        ) from None
+
+
+def parse_csv(
+    data: bytes,
+    *,
+    target: str,
+    task: Task | None = None,
+    name: str = "dataset",
+    max_bytes: int = DEFAULT_MAX_BYTES,
+) -> Dataset:
+    """Parse a CSV upload with a header row; ``target`` names the label column.
+
+    Blank lines are skipped. Cells are stripped of surrounding whitespace. Feature cells must
+    parse as floats; the target may hold text (class labels).
+    """
+    open_upload(data, task, max_bytes)
+    header, rows, lines = _csv_records(_decode_text(data))
     if header is None:
         raise DatasetError("The CSV file is empty.", problem="empty")
     columns = _split_columns(header, target, len(rows), _CSV)
@@ -178,23 +199,7 @@ def parse_csv(
                 row=i,
             )
         for k, j in enumerate(columns.features):
-            cell = record[j].strip()
-            try:
-                X[i, k] = float(cell)
-            except ValueError:
-                if not cell:
-                    raise DatasetError(
-                        f"Row {i} (line {lines[i]}), {fmt_column(header[j])} is empty.",
-                        problem="missing_value",
-                        row=i,
-                        column=header[j],
-                    ) from None
-                raise DatasetError(
-                    f"Row {i} (line {lines[i]}), {fmt_column(header[j])} holds {cell[:40]!r}, which is not a number.",
-                    problem="non_numeric",
-                    row=i,
-                    column=header[j],
-                ) from None
+            X[i, k] = _feature_cell(record[j].strip(), i, lines[i], header[j])
         label = record[columns.target].strip()
         if not label:
             raise DatasetError(

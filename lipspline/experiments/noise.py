@@ -49,7 +49,7 @@ from lipspline.experiments._measure import (
     raw_lower_bound,
     single_thread,
 )
-from lipspline.experiments._noise_boston import load_boston, noise_directions, noisy, split
+from lipspline.experiments._noise_boston import Boston, load_boston, noise_directions, noisy, split
 from lipspline.experiments.context import ExperimentContext, RecipeResult
 from lipspline.experiments.tables import Table, fmt
 from lipspline.sweeps.local import LocalSweep
@@ -246,7 +246,17 @@ def _run(ctx: ExperimentContext) -> RecipeResult:
         for line in violations:
             ctx.log(f"[noise] !!! CERTIFICATE BELOW A LOWER BOUND: {line}")
         raise AssertionError("noise: certified bound below an observed slope:\n" + "\n".join(violations))
+    return _report(ctx, run_settings, results, baseline, scales, weights, (first_sweeps, first_front, first), boston)
 
+
+def _report(
+    ctx: ExperimentContext, run_settings: Settings, results: dict[str, list[Measured]],
+    baseline: list[list[float]], scales: tuple[float, np.ndarray] | None,
+    weights: dict[tuple[str, float], front.WeightPoint],
+    first: tuple[dict[str, LocalSweep], set[tuple[str, float]], int], boston: Boston,
+) -> RecipeResult:  # fmt: skip
+    """The recipe's tables and figures from what the seeds measured (``first``: the first seed's sweeps)."""
+    first_sweeps, first_front, first_seed = first
     tables = [
         _mae_table(results, baseline, run_settings),
         _bounds_table(results, run_settings, scales, boston.feature_names),
@@ -255,7 +265,7 @@ def _run(ctx: ExperimentContext) -> RecipeResult:
     ]  # fmt: skip
     figures = [
         _plot(ctx, results, baseline),
-        front.plot_front(first_sweeps, [(s.key, s.label, s.mode, s.spline) for s in TUNED], first_front, first,
+        front.plot_front(first_sweeps, [(s.key, s.label, s.mode, s.spline) for s in TUNED], first_front, first_seed,
                          ctx.figure_path(RECIPE, "pareto-front")),
     ]  # fmt: skip
     return RecipeResult(
