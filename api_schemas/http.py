@@ -11,6 +11,17 @@ from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, Strict, field_validator, model_validator
 
+from api_schemas.labels import (
+    Description,
+    InDescription,
+    InName,
+    InTags,
+    OutDescription,
+    OutName,
+    OutTags,
+    ResourceName,
+    TagList,
+)
 from api_schemas.robustness import CertifiedAccuracyOut, CertifiedToleranceOut
 from api_schemas.timestamps import as_utc
 from api_schemas.training_config import TrainingConfig
@@ -93,6 +104,32 @@ class _Request(BaseModel):
 RequestBody = _Request
 
 
+class LabelsPatch(_Request):
+    """The body of ``PATCH /v1/{datasets,jobs,models,sweeps}/{id}`` (JSON merge semantics, RFC 7396).
+
+    A member left out is unchanged; ``name: null`` and ``description: null`` clear them (a dataset's
+    name goes back to ``dataset``); ``tags`` replaces the whole list (``[]`` or ``null``: no tags).
+    The rules of each member are those of ``api_schemas/labels.py``.
+    """
+
+    model_config = ConfigDict(
+        json_schema_extra={"examples": [{"name": "disc, 2 knots", "tags": ["team:vision", "stage=candidate"]}]}
+    )
+
+    name: ResourceName | None = Field(None, description="1-100 printable characters; null clears it")
+    tags: TagList | None = Field(
+        None, description="the new tags, replacing every old one: at most 20, each 1-50 of `A-Za-z0-9._:/=-`"
+    )
+    description: Description | None = Field(None, description="at most 2000 characters; null clears it")
+
+    def changes(self) -> dict[str, Any]:
+        """The members the body sent, with their new values (``tags: null`` read as ``[]``)."""
+        sent = {name: getattr(self, name) for name in ("name", "tags", "description") if name in self.model_fields_set}
+        if "tags" in sent and sent["tags"] is None:
+            sent["tags"] = []
+        return sent
+
+
 class DatasetCreate(_Request):
     """JSON upload of a dataset (multipart file uploads use form fields instead)."""
 
@@ -114,11 +151,16 @@ class DatasetCreate(_Request):
     targets: list[Any] = Field(..., min_length=1, description="one target per row (labels or numbers)")
     task: Literal["classification", "regression"] | None = Field(None, description="inferred when omitted")
     feature_names: list[str] | None = None
+    tags: InTags = []
+    description: InDescription = None
 
 
 class DatasetOut(BaseModel):
     id: str
-    name: str
+    name: str = Field(
+        description="what the dataset is called: never null (an upload without a name is called `dataset`; "
+        "`PATCH` with `name: null` sets that default back)"
+    )
     task: Literal["classification", "regression"]
     n_samples: int
     n_features: int
@@ -128,6 +170,12 @@ class DatasetOut(BaseModel):
     source_format: str
     sha256: str
     created_at: Timestamp
+    tags: OutTags = []
+    description: OutDescription = None
+    uri: str | None = Field(
+        None, description="where a dataset registered by reference lies (its objects are read there, never copied); "
+        "null for an upload"
+    )  # fmt: skip
 
 
 class DatasetList(BaseModel):
@@ -186,6 +234,9 @@ class JobCreate(_Request):
         description="http(s) URL that receives the job's final event as a signed webhook POST "
         "(needs the tenant's webhook secret: POST /v1/webhooks/secret)",
     )
+    name: InName = None
+    tags: InTags = []
+    description: InDescription = None
 
 
 class JobAccepted(BaseModel):
@@ -278,6 +329,9 @@ class JobOut(BaseModel):
     register_as: str | None = Field(None, description="the registered model the job's model is added to on success")
     #: the X-Request-ID of the submitting request: the same id is on the worker's log lines of the job
     request_id: str | None = None
+    name: OutName = None
+    tags: OutTags = []
+    description: OutDescription = None
 
 
 class JobList(BaseModel):
@@ -363,7 +417,9 @@ class DeliveryAttemptOut(BaseModel):
 class DeliveryOut(BaseModel):
     id: str
     url: str
-    event: str
+    event: str = Field(description="`job.<status>`, `sweep.finished`, `sweep.cancelled`, `registry.version_created`, "
+                       "`registry.alias_moved` (payloads: api_schemas/webhook_events.py)")
+    job_id: str | None = Field(None, description="the job whose final event it is; null for the other events")
     state: Literal["pending", "delivered", "failed"]
     attempts: list[DeliveryAttemptOut]
     next_attempt_at: Timestamp | None = Field(None, description="pending: when the next attempt is due")
@@ -373,6 +429,11 @@ class DeliveryOut(BaseModel):
 
 class DeliveryList(BaseModel):
     items: list[DeliveryOut]
+
+
+class DeliveryPage(BaseModel):
+    items: list[DeliveryOut]
+    next_cursor: str | None = NEXT_CURSOR
 
 
 class LipschitzSummary(BaseModel):
@@ -402,6 +463,15 @@ class Sparsity(BaseModel):
     total_active_knots: int = 0
 
 
+class ModelRegistration(BaseModel):
+    """One registry entry a model is registered under: a version of a registered name, and its aliases now."""
+
+    name: str = Field(description="the registered model's name")
+    version: int = Field(description="the version number this model is under that name")
+    aliases: list[str] = Field(default_factory=list, description="aliases of that name pointing at this version now")
+    reference: str = Field(description="`NAME/versions/N`: a model reference every /v1/models route accepts")
+
+
 class ModelOut(BaseModel):
     id: str
     job_id: str
@@ -422,6 +492,20 @@ class ModelOut(BaseModel):
     parameter_count: int
     weights_sha256: str
     created_at: Timestamp
+    registrations: list[ModelRegistration] = Field(
+        default_factory=list,
+        description="every registry version this model is (name, version, aliases pointing at it now), by name; "
+        "empty when it is not registered",
+    )
+    name: str | None = Field(
+        None,
+        description="what the model is called: the name of the job that trained it, copied when the model was "
+        "stored, until PATCH /v1/models/{id} sets another (later edits of the job do not change it)",
+    )
+    tags: list[str] = Field(
+        default_factory=list, description="the tags of the job that trained it, copied as `name` is; PATCH replaces all"
+    )
+    description: str | None = Field(None, description="the job's description, copied as `name` is")
 
 
 class ModelList(BaseModel):
@@ -492,6 +576,21 @@ class PredictResponse(BaseModel):
     epsilon: float | None = None
     radius_source: list[Literal["global", "local"]] | None = Field(
         None, description="with local_ball: per input, which proof gave its certified_radius"
+    )
+    model_id: str | None = Field(
+        None,
+        description="the model that answered: the id the path's reference resolved to (always set by this server; "
+        "also in the `X-LipSpline-Model-Id` header)",
+    )
+    registered_name: str | None = Field(
+        None,
+        description="the registered name the reference went through (`NAME`, `NAME@ALIAS`, `NAME/versions/N`); "
+        "null when the model was named by its id (`X-LipSpline-Model-Name`, absent then)",
+    )
+    version: int | None = Field(
+        None,
+        description="the version of `registered_name` that answered (the one the alias pointed at when the request "
+        "resolved it); null when the model was named by its id (`X-LipSpline-Model-Version`, absent then)",
     )
 
 

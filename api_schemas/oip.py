@@ -74,10 +74,18 @@ class ResponseOutput(BaseModel):
 
 
 class InferenceResponse(BaseModel):
-    model_name: str
-    model_version: str | None = None
+    model_name: str = Field(description="the model name as the request's path gave it")
+    model_version: str | None = Field(
+        None, description="the registry version that answered, as a string; empty when the model was named by its id"
+    )
     id: str | None = None
-    parameters: dict[str, Any] = Field(default_factory=dict)
+    parameters: dict[str, Any] = Field(
+        default_factory=dict,
+        description="`model_id` (the model that answered; also `X-LipSpline-Model-Id`), `registered_name` and "
+        "`version` (the registry entry the name resolved to, an integer; both absent when the model was named by "
+        "its id; also `X-LipSpline-Model-Name` and `X-LipSpline-Model-Version`), `lipschitz_bound`, `arithmetic`, "
+        "`epsilon`",
+    )
     outputs: list[ResponseOutput]
 
 

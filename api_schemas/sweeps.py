@@ -14,6 +14,7 @@ from pydantic import AfterValidator, AliasChoices, BaseModel, BeforeValidator, C
 from pydantic_core import PydanticCustomError
 
 from api_schemas.http import NAME_PATTERN, NEXT_CURSOR, JobStatus, RequestBody
+from api_schemas.labels import InDescription, InName, InTags, OutDescription, OutName, OutTags
 from api_schemas.robustness import CertifiedAccuracyOut
 from api_schemas.timestamps import as_utc
 from api_schemas.training_config import TrainingConfig
@@ -190,6 +191,9 @@ class SweepCreate(_Request):
     register_as: str | None = Field(
         None, pattern=NAME_PATTERN, description="a registered model's name: the selected model becomes its next version"
     )
+    name: InName = None
+    tags: InTags = []
+    description: InDescription = None
 
     def space_json(self) -> dict[str, Any]:
         return {k: (v.model_dump(exclude_none=True) if isinstance(v, RangeSpec) else v) for k, v in self.space.items()}
@@ -281,6 +285,9 @@ class SweepOut(BaseModel):
     created_at: Timestamp
     updated_at: Timestamp
     finished_at: Timestamp | None = None
+    name: OutName = None
+    tags: OutTags = []
+    description: OutDescription = None
 
 
 class SweepList(BaseModel):

@@ -264,25 +264,33 @@ def certified_tolerance(
     )
 
 
-def robustness_metrics(model: TrainedModel, dataset: Dataset, lipschitz: float | None) -> dict:
+def robustness_metrics(
+    model: TrainedModel, dataset: Dataset | None, lipschitz: float | None,
+    rows: tuple[np.ndarray, np.ndarray, str] | None = None,
+) -> dict:  # fmt: skip
     """The ``metrics`` entries stored with a model: ``certified_accuracy`` or ``certified_tolerance``
     (and, for a classifier, ``warnings`` to add to the model's).
 
-    Taken on the run's validation split (the training data when it has none: ``split`` says which).
+    Taken on the run's validation split (the training data when it has none: ``split`` says which),
+    or on ``rows`` (raw inputs, encoded targets, split name) when given: a streamed dataset's
+    validation sample, too large a dataset to split in memory.
     An unbounded certificate (None or infinite) certifies nothing: the curve is then all zeros.
     """
     config = model.config
-    rows, split = evaluation_rows(dataset, config.training.validation_split, config.training.seed)
-    x = dataset.X[rows].astype(np.float64)
-    targets = dataset.encoded_targets()[rows]
+    if rows is None:
+        assert dataset is not None, "a dataset or its evaluation rows"
+        index, split = evaluation_rows(dataset, config.training.validation_split, config.training.seed)
+        x, targets = dataset.X[index].astype(np.float64), dataset.encoded_targets()[index]
+    else:
+        x, targets, split = rows[0].astype(np.float64), rows[1], rows[2]
     radii = config.robustness.radii
     rule = "given in config.robustness.radii"
     if radii is None:
-        radii = default_radii(x, targets, dataset.task)
-        rule = CLASSIFICATION_RULE if dataset.task == "classification" else REGRESSION_RULE
+        radii = default_radii(x, targets, model.task)
+        rule = CLASSIFICATION_RULE if model.task == "classification" else REGRESSION_RULE
     bound = float("inf") if lipschitz is None else float(lipschitz)
     target = config.robustness.target_radius
-    if dataset.task == "classification":
+    if model.task == "classification":
         if target is not None and target not in radii:
             radii = sorted([*radii, float(target)])
             rule = f"{rule}; plus robustness.target_radius"

@@ -32,7 +32,7 @@ from sqlalchemy.orm import Session
 
 from api_schemas import TERMINAL_STATES, JobStatus, TrainingConfig
 from api_schemas.timestamps import as_utc, utcnow
-from lipspline_platform import job_events, registry
+from lipspline_platform import artifacts, job_events, labels, registry
 from lipspline_platform.db.engine import session_scope
 from lipspline_platform.db.ids import new_id
 from lipspline_platform.db.tables import JobCheckpointRow, JobEpochRow, JobRow, ModelRow
@@ -155,11 +155,15 @@ def submit(
     register_as: str | None = None,
     notify_url: str | None = None,
     request_id: str | None = None,
+    name: str | None = None,
+    tags: list[str] | None = None,
+    description: str | None = None,
 ) -> JobRow:
     """A new ``queued`` job, in the caller's transaction (its message is sent after the commit).
 
     ``register_as``: a registered model's name (checked by the caller); the model becomes
-    its next version in the transaction that stores it (:func:`succeed`).
+    its next version in the transaction that stores it (:func:`succeed`). ``name``, ``tags``
+    and ``description`` (validated by the caller) are copied to the job's model when it is stored.
     """
     now = utcnow()
     row = JobRow(
@@ -178,6 +182,7 @@ def submit(
         notify_url=notify_url,
         request_id=request_id,
     )
+    labels.label(session, "job", row, name=name, tags=tags or [], description=description)
     session.add(row)
     _announce(session, row, JobStatus.queued)
     return row
@@ -188,6 +193,7 @@ def withdraw_unsent(settings: Settings, job_id: str) -> None:
     with session_scope(settings.resolved_database_url) as session:
         row = session.get(JobRow, job_id)
         if row is not None and row.status == JobStatus.queued and row.attempts == 0:
+            labels.forget(session, "job", job_id)
             session.delete(row)
 
 
@@ -311,7 +317,10 @@ def record_epoch(
         job_events.append(session, job_id, job_events.EPOCH, progress)
         if checkpoint is not None:
             epoch, blob = checkpoint
-            session.merge(JobCheckpointRow(job_id=job_id, epoch=epoch, blob=blob, updated_at=now))
+            store = artifacts.store_for(settings)
+            uri = store.put(f"checkpoints/{job_id}", blob) if store is not None else None
+            session.merge(JobCheckpointRow(job_id=job_id, epoch=epoch, blob=None if uri else blob, blob_uri=uri,
+                                           updated_at=now))  # fmt: skip
         return True
 
 
@@ -321,7 +330,12 @@ def latest_checkpoint(settings: Settings, job_id: str, newer_than: int) -> tuple
         row = session.get(JobCheckpointRow, job_id)
         if row is None or row.epoch <= newer_than:
             return None
-        return row.epoch, row.blob
+        epoch, blob, uri = row.epoch, row.blob, row.blob_uri
+    try:
+        return epoch, artifacts.read(settings, blob, uri)
+    except artifacts.ArtifactMissingError:
+        log.warning("job %s: its checkpoint %s is gone; the job starts over", job_id, uri)
+        return None
 
 
 def succeed(
@@ -349,20 +363,27 @@ def succeed(
             return False
         existing = session.query(ModelRow).filter_by(job_id=job_id).one_or_none()
         if existing is None:
+            model_id = new_id()
+            store = artifacts.store_for(settings)
+            weights_uri = store.put(f"weights/{model_id}", model.weights) if store is not None else None
             row = ModelRow(
-                id=new_id(),
+                id=model_id,
+                weights_uri=weights_uri,
+                weights_bytes=len(model.weights),
                 tenant_id=job.tenant_id,
                 job_id=job_id,
                 dataset_id=dataset_id,
                 task=model.task,
                 document=model.document,
-                weights=model.weights,
+                weights=None if weights_uri else model.weights,
                 weights_sha256=model.weights_sha256,
                 metrics=model.metrics,
                 certificate=model.certificate,
                 sparsity=model.sparsity,
                 parameter_count=model.parameter_count,
             )
+            # the model is called what its job is called, until it is renamed (PATCH /v1/models/{id})
+            labels.label(session, "model", row, name=job.name, tags=job.tags or [], description=job.description)
             session.add(row)
             session.flush()
         else:
@@ -420,6 +441,17 @@ def stale_jobs(settings: Settings, now: datetime) -> list[StaleJob]:
             .order_by(JobRow.created_at)
         ).all()
     return [StaleJob(*row) for row in rows]
+
+
+def next_lease_expiry(settings: Settings) -> datetime | None:
+    """When the first running job's lease runs out if no heartbeat comes (None: nothing is running).
+
+    The reconciler wakes then rather than at its next period, so a dead worker's job is taken
+    back within a moment of ``lease_timeout_s`` after its last heartbeat (worker-loss recovery)."""
+    with session_scope(settings.resolved_database_url) as session:
+        oldest = session.scalar(select(func.min(_last_beat())).where(JobRow.status == JobStatus.running))
+    oldest = as_utc(oldest) if oldest is not None else None
+    return None if oldest is None else oldest + timedelta(seconds=settings.lease_timeout_s)
 
 
 def expire_lease(settings: Settings, job: StaleJob, now: datetime) -> tuple[JobStatus, str] | None:

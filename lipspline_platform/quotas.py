@@ -38,11 +38,11 @@ def model_count(session: Session, tenant_id: str) -> int:
 
 
 def stored_bytes(session: Session, tenant_id: str) -> int:
-    """Dataset contents plus model weights."""
-    datasets = session.scalar(select(func.coalesce(func.sum(func.length(DatasetRow.content)), 0))
-                              .where(DatasetRow.tenant_id == tenant_id))  # fmt: skip
-    models = session.scalar(select(func.coalesce(func.sum(func.length(ModelRow.weights)), 0))
-                            .where(ModelRow.tenant_id == tenant_id))  # fmt: skip
+    """Dataset contents plus model weights (their recorded sizes, wherever the bytes are kept)."""
+    dataset_size = func.coalesce(DatasetRow.content_bytes, func.length(DatasetRow.content))
+    model_size = func.coalesce(ModelRow.weights_bytes, func.length(ModelRow.weights))
+    datasets = session.scalar(select(func.coalesce(func.sum(dataset_size), 0)).where(DatasetRow.tenant_id == tenant_id))
+    models = session.scalar(select(func.coalesce(func.sum(model_size), 0)).where(ModelRow.tenant_id == tenant_id))
     return int(datasets or 0) + int(models or 0)
 
 

@@ -10,6 +10,10 @@ databases: version numbers come from the row's counter (1, 2, 3 ... with no gap 
 duplicate), and an alias move reads the alias it replaces under the same lock. The unique
 constraints (name per tenant, version number per name, model per name) are the backstop.
 
+Every write that adds a version or moves an alias also writes its webhook event
+(``registry.version_created``, ``registry.alias_moved``) to the outbox, in the same
+transaction: whichever way the change is made (the API, a job's or a sweep's ``register_as``).
+
 Functions here raise :class:`RegistryError` naming the request field at fault; the API turns
 it into problem+json. Nothing is written before a check fails, and the caller's transaction
 rolls back on the error, so a refused request leaves the registry as it was.
@@ -24,6 +28,7 @@ from sqlalchemy.orm import Session
 
 from api_schemas.registry import ALIAS_PATTERN, NAME_PATTERN
 from api_schemas.timestamps import utcnow
+from api_schemas.webhook_events import AliasMovedEvent, VersionCreatedEvent
 from lipspline_platform.db.ids import new_id
 from lipspline_platform.db.tables import (
     AliasEventRow,
@@ -33,6 +38,7 @@ from lipspline_platform.db.tables import (
     ModelVersionRow,
     RegisteredModelRow,
 )
+from lipspline_platform.webhooks import outbox
 
 _MODEL_ID = re.compile(r"^[0-9a-fA-F]{32}$")  # any case: ids are compared case-sensitively nowhere a user sees
 #: the alias a bare name resolves to on /v2 (else its latest version)
@@ -125,6 +131,34 @@ def alias_events(session: Session, registered: RegisteredModelRow, alias: str | 
     return list(session.scalars(query.order_by(AliasEventRow.id)))
 
 
+def registrations_of(session: Session, model_ids: list[str]) -> dict[str, list[tuple[str, int, list[str]]]]:
+    """model id -> [(registered name, version, aliases pointing at that version now)], by name.
+
+    Two queries whatever the number of models (a page of ``GET /v1/models``): the versions, then their aliases.
+    """
+    if not model_ids:
+        return {}
+    versions = session.execute(
+        select(ModelVersionRow.id, ModelVersionRow.model_id, RegisteredModelRow.name, ModelVersionRow.version)
+        .join(RegisteredModelRow, RegisteredModelRow.id == ModelVersionRow.registered_model_id)
+        .where(ModelVersionRow.model_id.in_(model_ids))
+        .order_by(RegisteredModelRow.name, ModelVersionRow.version)
+    ).all()
+    aliases: dict[str, list[str]] = {}
+    if versions:
+        query = (
+            select(ModelAliasRow.version_id, ModelAliasRow.alias)
+            .where(ModelAliasRow.version_id.in_([row.id for row in versions]))
+            .order_by(ModelAliasRow.alias)
+        )
+        for version_id, alias in session.execute(query):
+            aliases.setdefault(version_id, []).append(alias)
+    found: dict[str, list[tuple[str, int, list[str]]]] = {}
+    for version_id, model_id, name, number in versions:
+        found.setdefault(model_id, []).append((name, number, aliases.get(version_id, [])))
+    return found
+
+
 # ---- writes ------------------------------------------------------------------------------------
 def create_name(session: Session, tenant_id: str, name: str, description: str | None) -> RegisteredModelRow:
     problem = name_problem(name)
@@ -181,7 +215,18 @@ def add_version(session: Session, registered: RegisteredModelRow, model: ModelRo
                           dataset_sha256=sha256, created_by=created_by, created_at=utcnow())  # fmt: skip
     session.add(row)
     session.flush()
+    outbox.enqueue_event(session, tenant_id=registered.tenant_id, event=VersionCreatedEvent(
+        name=registered.name, version=number, model_id=model.id, reference=f"{registered.name}/versions/{number}",
+        created_by=created_by, created_at=row.created_at))  # fmt: skip
     return row
+
+
+def _announce_alias(session: Session, registered: RegisteredModelRow, event: AliasEventRow,
+                    model_id: str | None) -> None:  # fmt: skip
+    """The alias history's new entry as a ``registry.alias_moved`` webhook event, in the caller's transaction."""
+    outbox.enqueue_event(session, tenant_id=registered.tenant_id, event=AliasMovedEvent(
+        name=registered.name, alias=event.alias, from_version=event.from_version, to_version=event.to_version,
+        model_id=model_id, reference=f"{registered.name}@{event.alias}", actor=event.actor, at=event.at))  # fmt: skip
 
 
 def move_alias(
@@ -212,6 +257,7 @@ def move_alias(
     session.add(event)
     registered.updated_at = event.at
     session.flush()
+    _announce_alias(session, registered, event, target.model_id)
     return target, event
 
 
@@ -227,6 +273,7 @@ def remove_alias(session: Session, registered: RegisteredModelRow, alias: str, a
     session.add(event)
     registered.updated_at = event.at
     session.flush()
+    _announce_alias(session, registered, event, None)
     return event
 
 

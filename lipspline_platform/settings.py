@@ -46,6 +46,26 @@ class Settings(BaseSettings):
     max_sweep_values_per_path: int = Field(1000, ge=1, description="most values one path of a sweep's space may list")
     max_sweep_paths: int = Field(32, ge=1, description="most config paths one sweep's space may search")
     max_sweep_space_values: int = Field(4096, ge=1, description="most values a sweep's space may list, all paths")
+    # datasets by reference (docs: "Datasets by reference"): Parquet objects read where they lie
+    s3_endpoint_url: str | None = Field(
+        None, description="S3-compatible endpoint for s3:// dataset URIs (MinIO, a test server); unset: AWS"
+    )
+    dataset_file_roots: list[str] = Field(
+        default_factory=list,
+        description="directories file:// dataset URIs may name (a shared filesystem); empty: file:// refused",
+    )
+    stream_buffer_rows: int = Field(
+        262_144, ge=1024, description="rows a streamed job shuffles at once: its memory, whatever the dataset's size"
+    )
+    stream_sample_rows: int = Field(
+        65_536, ge=256, description="rows a streamed job reads at start for its validation set and training sample"
+    )
+    artifact_store_url: str | None = Field(
+        None,
+        description="where model weights, checkpoints and uploaded datasets are kept: s3://bucket/prefix or "
+        "file:///shared/dir; unset: artifacts/ beside the embedded SQLite file, or the database itself otherwise",
+    )
+    max_reference_objects: int = Field(10_000, ge=1, description="most Parquet objects one dataset URI may match")
     rate_limit_per_s: float = Field(100.0, gt=0, description="sustained requests per second per API key")
     rate_limit_burst: int = Field(200, ge=1, description="requests a key may make at once before throttling")
     auth_cache_ttl_s: float = Field(

@@ -24,6 +24,9 @@ How a sweep moves (docs/design.md#sweeps):
 * **Cancel** (:func:`cancel`): the sweep is closed and every active trial job is cancelled
   through the lifecycle; nothing more is launched. The fronts and the selection cover the
   trials that had finished (no registry alias is moved).
+* **Webhooks**: closing a sweep (finished or cancelled) writes its ``sweep.finished`` or
+  ``sweep.cancelled`` event to the outbox in the closing transaction
+  (``api_schemas/webhook_events.py``).
 * Failures: a trial whose job failed (after its retries) is a failed trial; the sweep
   still finishes with the others. A killed worker's trial is resumed by the reconciler
   (ordinary job lease), so it produces exactly one model.
@@ -50,11 +53,12 @@ from sqlalchemy.orm import Session
 
 from api_schemas import ACTIVE_STATES, TrainingConfig
 from api_schemas.timestamps import utcnow
+from api_schemas.webhook_events import RegisteredVersionRef, SweepCancelledEvent, SweepFinishedEvent
 from lipspline.sweeps import halving
 from lipspline.sweeps.plan import SweepSpec, SweepSummary, next_to_launch, planned_trials, summarize
 from lipspline.sweeps.selection import Selection, TrialOutcome
 from lipspline.sweeps.space import apply, parse_space
-from lipspline_platform import lifecycle, registry
+from lipspline_platform import labels, lifecycle, registry
 from lipspline_platform.db.engine import session_scope
 from lipspline_platform.db.ids import new_id
 from lipspline_platform.db.tables import (
@@ -68,6 +72,7 @@ from lipspline_platform.db.tables import (
 from lipspline_platform.queue import queue_for_device, send_job
 from lipspline_platform.quotas import CLEARS_BY_WAITING, job_room
 from lipspline_platform.settings import Settings
+from lipspline_platform.webhooks import outbox
 
 log = logging.getLogger(__name__)
 
@@ -114,6 +119,9 @@ def create(
     request: dict[str, Any],
     planned: list[dict[str, Any]],
     register_as: str | None,
+    name: str | None = None,
+    tags: list[str] | None = None,
+    description: str | None = None,
 ) -> list[tuple[str, str]]:
     """The sweep row and its first trials, in the caller's transaction; (job id, queue) to send after commit."""
     now = utcnow()
@@ -129,6 +137,7 @@ def create(
         created_at=now,
         updated_at=now,
     )
+    labels.label(session, "sweep", sweep, name=name, tags=tags or [], description=description)
     session.add(sweep)
     session.flush()
     return _launch(session, sweep, spec_from_request(request), active=0)
@@ -280,14 +289,26 @@ def _finish(session: Session, sweep: SweepRow, spec: SweepSpec, pairs: list[tupl
     note = None if found else (sweep.note or "no trial succeeded")
     if summary.selected is None and found:
         note = summary.note or "no trial satisfies the selection rule"
+    registered_as = None
     if summary.selected is not None and sweep.register_as is not None:
         model = session.get(ModelRow, sweep.selected_model_id)
         job_id = next(job.id for trial, job in pairs if trial.trial == summary.selected)
         version = registry.register_job_model(session, sweep.tenant_id, sweep.register_as, model, job_id)
         document["registered_as"] = {"name": sweep.register_as, "version": version}
+        registered_as = RegisteredVersionRef(name=sweep.register_as, version=version)
     sweep.summary = document
     sweep.close("succeeded" if found else "failed", note, utcnow())
+    outbox.enqueue_event(session, tenant_id=sweep.tenant_id, event=SweepFinishedEvent(
+        status=sweep.status, registered_as=registered_as, **_ended(sweep, summary, found)))  # fmt: skip
     log.info("sweep %s finished: %s, selected trial %s", sweep.id, sweep.status, summary.selected)
+
+
+def _ended(sweep: SweepRow, summary: SweepSummary, found: dict[int, TrialResult]) -> dict[str, Any]:
+    """What the ``sweep.finished`` and ``sweep.cancelled`` webhook events share (the sweep is closed)."""
+    return {"sweep_id": sweep.id, "dataset_id": sweep.dataset_id, "trials_planned": len(sweep.plan),
+            "trials_with_model": len(found), "selected_trial": summary.selected,
+            "selected_model_id": sweep.selected_model_id if summary.selected is not None else None,
+            "note": sweep.note, "finished_at": sweep.finished_at}  # fmt: skip
 
 
 # ---- halving -------------------------------------------------------------------------------------
@@ -356,6 +377,7 @@ def cancel(session: Session, sweep: SweepRow) -> None:
         note += f"; {summary.note}"
     sweep.summary = summary.to_json()
     sweep.close("cancelled", note, utcnow())
+    outbox.enqueue_event(session, tenant_id=sweep.tenant_id, event=SweepCancelledEvent(**_ended(sweep, summary, found)))
     for _, job in pairs:
         if job.status in ACTIVE_STATES:
             locked = session.get(JobRow, job.id, with_for_update=True)

@@ -8,6 +8,7 @@ from contextlib import asynccontextmanager
 
 from fastapi import Depends, FastAPI
 
+from lipspline import __version__
 from lipspline_platform.reconciler import Reconciler
 from lipspline_platform.settings import Settings, get_settings
 from lipspline_platform.structured_logging import configure_logging
@@ -25,7 +26,20 @@ from service.problems import install_problem_handlers
 from service.query_parameters import reject_unknown_query_parameters
 from service.rate_limit import rate_limiter_for
 from service.request_context import RequestContext
-from service.routers import admin, datasets, health, job_events, jobs, models, oip, registry, sweeps, ui, webhooks
+from service.routers import (
+    admin,
+    datasets,
+    docs_site,
+    health,
+    job_events,
+    jobs,
+    models,
+    oip,
+    registry,
+    sweeps,
+    ui,
+    webhooks,
+)
 from service.trailing_slash import TrailingSlash
 
 DESCRIPTION = """
@@ -37,7 +51,9 @@ robustness radius that follows from it. Errors are `application/problem+json`
 `Authorization: Bearer <API key>` (`lipspline keys create --tenant NAME`, or `POST /v1/admin/keys`)
 with the scope the route names: `read`, `predict`, `train` or `admin`.
 The Open Inference Protocol (KServe v2) is served under `/v2` with the same keys; it is
-specified by KServe and not listed here (see the README).
+specified by KServe and not listed here (see the user guide's *Open Inference Protocol* page).
+The user guide (quick start, concepts, how-tos, generated reference) is served at
+[`/docs/site/`](/docs/site/) once built with `make docs` in the clone.
 """
 
 
@@ -65,7 +81,7 @@ async def _reconciler_lifespan(app: FastAPI) -> AsyncIterator[None]:
 def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or get_settings()
     settings.ensure_dirs()
-    app = FastAPI(title="LipSpline", version="1.0.0", description=DESCRIPTION, lifespan=_reconciler_lifespan,
+    app = FastAPI(title="LipSpline", version=__version__, description=DESCRIPTION, lifespan=_reconciler_lifespan,
                   docs_url=None, redoc_url=None,
                   # a misspelt query parameter is a 400 naming it, never silently ignored (all /v1 routes)
                   dependencies=[Depends(reject_unknown_query_parameters)],
@@ -74,7 +90,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                   generate_unique_id_function=operation_id_of)  # fmt: skip
     install_docs(app)  # /docs and /redoc with assets from the installed package, not a CDN
     app.state.settings = settings
-    app.state.model_cache = ModelCache(settings.resolved_database_url, settings.model_cache_size)
+    app.state.model_cache = ModelCache(settings, settings.model_cache_size)
     app.state.rate_limiter = rate_limiter_for(
         settings.rate_limit_per_s, settings.rate_limit_burst, settings.redis_rate_limit_url
     )
@@ -93,7 +109,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.add_middleware(TrailingSlash)
     for router in (health.router, metrics.router, datasets.router, jobs.router, job_events.router, webhooks.router,
                    models.router, registry.router, sweeps.router, oip.router, admin.router,
-                   ui.router):
+                   ui.router, docs_site.router):
         app.include_router(router)
     install_openapi(app)  # errors as problem+json, the Bearer scheme, on every route
     configure_tracing(settings, "lipspline-api", app=app)  # nothing at all unless an OTLP endpoint is set

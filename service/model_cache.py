@@ -23,8 +23,10 @@ from fastapi.concurrency import run_in_threadpool
 from lipspline.certificates import CertificateReport, ServedMap, certify_global
 from lipspline.model import TrainedModel
 from lipspline.serialization import ArtifactError, model_from_parts
+from lipspline_platform import artifacts
 from lipspline_platform.db.engine import session_scope
 from lipspline_platform.db.tables import ModelRow
+from lipspline_platform.settings import Settings
 from service import metrics
 from service.problems import bad_artifact, not_found
 
@@ -66,8 +68,9 @@ class LoadedModel:
 class ModelCache:
     """A small LRU of loaded models, safe for the threadpool FastAPI runs sync handlers in."""
 
-    def __init__(self, database_url: str, capacity: int) -> None:
-        self.database_url, self.capacity = database_url, capacity
+    def __init__(self, settings: Settings, capacity: int) -> None:
+        self.settings, self.capacity = settings, capacity
+        self.database_url = settings.resolved_database_url
         self._items: OrderedDict[str, LoadedModel] = OrderedDict()
         self._lock = threading.Lock()
 
@@ -113,9 +116,14 @@ class ModelCache:
             row = session.get(ModelRow, model_id)
             if row is None:
                 raise not_found("model", model_id)
-            document, weights, tenant_id = row.document, row.weights, row.tenant_id
+            document, tenant_id = row.document, row.tenant_id
+            inline, weights_uri = row.weights, row.weights_uri
             certificate = CertificateReport.model_validate(row.certificate)
             row_sha256 = row.weights_sha256
+        try:
+            weights = artifacts.read(self.settings, inline, weights_uri)
+        except artifacts.ArtifactMissingError as exc:
+            raise bad_artifact(model_id, f"cannot be loaded: {exc}") from exc
         check_stored_weights(model_id, weights, document, row_sha256, "loaded")
         try:
             model = model_from_parts(document, weights)

@@ -3,6 +3,8 @@
 A route that uses a model accepts, where it used to take a model id:
 
 * a model id (``5f0c6b2e...``): that model;
+* ``name``, a bare registered name: its ``production`` alias if set, else its latest
+  version (the rule the ``/v2`` routes have always used for ``{name}``);
 * ``name@alias``: the version the alias points at *now*;
 * ``name/versions/N``: version N of the registered model (``name%2Fversions%2FN`` too:
   the server decodes the path before matching, so both spellings reach the route).
@@ -12,8 +14,13 @@ stays keyed by model id, so moving an alias takes effect on the next request, in
 API process, with no restart and no cache to invalidate. A reference that resolves to
 nothing (unknown name, alias or version, another tenant's) is a 404 that names it.
 
-The ``/v2`` (Open Inference Protocol) routes name models their own way, ``{name}`` and
-``{version}``; :func:`resolve_oip` maps those onto the same registry.
+Every ``/v1/models/{ref}`` route goes through :data:`ResolvedModel` (or
+:data:`ResolvedModelId`), and the ``/v2`` (Open Inference Protocol) routes, which name
+models their own way (``{name}`` and ``{version}``), through :func:`resolve_oip`, which
+hands anything but a registered name with a version to the same :func:`resolve`: one
+resolver. The :class:`Resolved` answer says which registry entry a request went through, so
+predict responses can name it (``model_id``, ``registered_name``, ``version`` and the
+``X-LipSpline-Model-*`` headers).
 
 A part that cannot name anything (an id not of the service's form, a name or an alias
 outside their patterns, a version of more than 9 digits) is a 404 before any query, so a
@@ -38,7 +45,7 @@ from lipspline_platform.db.engine import session_scope
 from lipspline_platform.db.tables import ModelRow
 from service.deps import KeyTenant
 from service.ownership import is_id
-from service.problems import ProblemError
+from service.problems import ProblemError, not_found
 
 _VERSIONED = re.compile(r"^(?P<name>[^/@]+)/versions/(?P<version>[0-9]{1,9})$")
 _ALIASED = re.compile(r"^(?P<name>[^/@]+)@(?P<alias>[^/@]+)$")
@@ -60,18 +67,23 @@ def unresolved(reference: str, why: str) -> ProblemError:
 
 
 def resolve(session: Session, tenant: str, reference: str) -> Resolved:
-    """``reference`` (id, ``name@alias`` or ``name/versions/N``) -> the tenant's model it names, or 404."""
+    """``reference`` (id, ``name``, ``name@alias`` or ``name/versions/N``) -> the tenant's model it names, or 404."""
     versioned, aliased = _VERSIONED.match(reference), _ALIASED.match(reference)
     if versioned is None and aliased is None:
         if "@" in reference or "/" in reference:
-            raise unresolved(reference, "expected a model id, NAME@ALIAS or NAME/versions/N")
-        model = session.get(ModelRow, reference) if is_id(reference) else None
-        if model is None or model.tenant_id != tenant:
-            raise unresolved(reference, "no model with that id")
-        return Resolved(model.id)
+            raise unresolved(reference, "expected a model id, NAME, NAME@ALIAS or NAME/versions/N")
+        if is_id(reference):
+            model = session.get(ModelRow, reference)
+            if model is None or model.tenant_id != tenant:
+                raise not_found("model", reference)  # as an unknown id has always been answered
+            return Resolved(model.id)
+        return _bare_name(session, tenant, reference)
     match = versioned or aliased
     assert match is not None
     name = match["name"]
+    # every part is checked before the first query: a hostile alias behind a valid name reads nothing either
+    if aliased is not None and not _ALIAS.match(aliased["alias"]):
+        raise unresolved(reference, f"{aliased['alias']!r} cannot be an alias")
     registered = registry.find_name(session, tenant, name) if _NAME.match(name) else None
     if registered is None:
         raise unresolved(reference, f"no registered model {name!r}")
@@ -81,60 +93,109 @@ def resolve(session: Session, tenant: str, reference: str) -> Resolved:
             raise unresolved(reference, f"{name!r} has no version {int(versioned['version'])}")
     else:
         alias = aliased["alias"]  # type: ignore[index]
-        found = registry.alias_target(session, registered, alias) if _ALIAS.match(alias) else None
+        found = registry.alias_target(session, registered, alias)
         if found is None:
-            raise unresolved(reference, f"{name!r} has no alias {aliased['alias']!r}")  # type: ignore[index]
+            raise unresolved(reference, f"{name!r} has no alias {alias!r}")
+    return Resolved(found.model_id, registered.name, found.version)
+
+
+def _bare_name(session: Session, tenant: str, name: str) -> Resolved:
+    """A bare registered name: its ``production`` alias if set, else its latest version."""
+    registered = registry.find_name(session, tenant, name) if _NAME.match(name) else None
+    if registered is None:  # nothing has that id or that name: the same answer as an unknown id
+        raise not_found("model", name)
+    found = registry.alias_target(session, registered, registry.PRODUCTION) or registry.latest_version(
+        session, registered
+    )
+    if found is None:
+        raise unresolved(name, f"{name!r} has no versions yet")
     return Resolved(found.model_id, registered.name, found.version)
 
 
 def resolve_oip(session: Session, tenant: str, name: str, version: str | None) -> Resolved:
     """``/v2/models/{name}[/versions/{version}]`` -> a model.
 
-    ``name`` is a registered name (without ``version``: its ``production`` alias if set,
-    else its latest version; with ``version``: that version number), or a model
-    reference as :func:`resolve` reads it (a model id, ``name@alias``), which has no versions.
+    Without ``version``, ``name`` is any model reference as :func:`resolve` reads it (a
+    registered name: its ``production`` alias if set, else its latest version; a model id;
+    ``name@alias``). With ``version``, ``name`` is a registered name and ``version`` one of
+    its version numbers.
     """
+    if not version:
+        return resolve(session, tenant, name)
+    number = int(version) if _VERSION.fullmatch(version) else None
+    if number is None:  # checked before any query, as every part of a reference
+        raise unresolved(f"{name}/versions/{version}", f"{version!r} cannot be a version number")
     registered = registry.find_name(session, tenant, name) if _NAME.match(name) else None
     if registered is None:
-        if version:
-            raise unresolved(f"{name}/versions/{version}", f"no registered model {name!r}")
-        return resolve(session, tenant, name)
-    if version:
-        number = int(version) if _VERSION.fullmatch(version) else None
-        found = registry.find_version(session, registered, number) if number is not None else None
-        if found is None:
-            raise unresolved(f"{name}/versions/{version}", f"{name!r} has no version {version!r}")
-    else:
-        found = registry.alias_target(session, registered, registry.PRODUCTION) or registry.latest_version(
-            session, registered
-        )
-        if found is None:
-            raise unresolved(name, f"{name!r} has no versions yet")
+        raise unresolved(f"{name}/versions/{version}", f"no registered model {name!r}")
+    found = registry.find_version(session, registered, number)
+    if found is None:
+        raise unresolved(f"{name}/versions/{version}", f"{name!r} has no version {version!r}")
     return Resolved(found.model_id, registered.name, found.version)
 
 
-async def _model_id_of_ref(
+async def _resolved_ref(
     request: Request,
     tenant: KeyTenant,
     model_id: Annotated[
-        str, Path(description="a model id, or a reference: `NAME@ALIAS`, `NAME/versions/N` (`/` may be sent as `%2F`)")
+        str,
+        Path(description="a model id, or a reference: `NAME` (its `production` alias, else its latest version), "
+             "`NAME@ALIAS`, `NAME/versions/N` (`/` may be sent as `%2F`)"),
     ],
-) -> str:
+) -> Resolved:
     # The path parameter keeps its name, model_id, so the API's contract (and generated clients) stay as they
     # were; it is declared {model_id:path} so that NAME/versions/N, whose slashes arrive decoded, matches.
-    # A plain model id needs no registry read: the model cache checks the tenant when it loads.
+    # A model id needs no registry read: the model cache (or the route's own tenant check) checks the tenant.
     # Async, so that path costs nothing on the predict hot path; a reference reads the registry in a thread.
-    # (a NUL byte never gets here: service/query_parameters.py refuses it for every route)
-    if "@" not in model_id and "/" not in model_id:
-        return model_id
+    # Anything else (a bare name included) goes through resolve(), which refuses a hostile reference before
+    # any query. (a NUL byte never gets here: service/query_parameters.py refuses it for every route)
+    if is_id(model_id):
+        return Resolved(model_id)
     return await run_in_threadpool(_resolve_reference, request.app.state.settings.resolved_database_url, tenant,
                                    model_id)  # fmt: skip
 
 
-def _resolve_reference(database_url: str, tenant: str, reference: str) -> str:
+def _resolve_reference(database_url: str, tenant: str, reference: str) -> Resolved:
     with session_scope(database_url) as session:
-        return resolve(session, tenant, reference).model_id
+        return resolve(session, tenant, reference)
 
 
+async def _model_id_of_ref(resolved: Annotated[Resolved, Depends(_resolved_ref)]) -> str:
+    return resolved.model_id
+
+
+#: a route parameter: the model the path's ``{model_id:path}`` (an id or a reference) resolves to, and how
+ResolvedModel = Annotated[Resolved, Depends(_resolved_ref)]
 #: a route parameter: the model id the path's ``{model_id:path}`` (an id or a reference) resolves to
 ResolvedModelId = Annotated[str, Depends(_model_id_of_ref)]
+
+#: the response headers that say which model answered (``served_by_headers``)
+MODEL_ID_HEADER, MODEL_NAME_HEADER, MODEL_VERSION_HEADER = (
+    "X-LipSpline-Model-Id", "X-LipSpline-Model-Name", "X-LipSpline-Model-Version")  # fmt: skip
+
+
+#: the headers as the OpenAPI document states them on the predict routes (``responses={200: SERVED_BY_HEADERS}``)
+SERVED_BY_HEADERS: dict = {
+    "headers": {
+        MODEL_ID_HEADER: {"description": "the model that answered (the id the reference resolved to)",
+                          "required": True, "schema": {"type": "string"}},
+        MODEL_NAME_HEADER: {"description": "the registered name the reference went through; absent when the "
+                            "model was named by its id", "required": False, "schema": {"type": "string"}},
+        MODEL_VERSION_HEADER: {"description": "the version of that name that answered; absent when the model "
+                               "was named by its id", "required": False, "schema": {"type": "string"}},
+    }
+}  # fmt: skip
+
+
+def served_by_headers(resolved: Resolved) -> dict[str, str]:
+    """``X-LipSpline-Model-Id`` always; ``-Name`` and ``-Version`` when the request went through the registry."""
+    headers = {MODEL_ID_HEADER: resolved.model_id}
+    if resolved.name is not None and resolved.version is not None:
+        headers[MODEL_NAME_HEADER] = resolved.name
+        headers[MODEL_VERSION_HEADER] = str(resolved.version)
+    return headers
+
+
+def served_by_fields(resolved: Resolved) -> dict[str, str | int | None]:
+    """The ``model_id``, ``registered_name`` and ``version`` members of a predict answer."""
+    return {"model_id": resolved.model_id, "registered_name": resolved.name, "version": resolved.version}

@@ -29,14 +29,15 @@ from pathlib import Path
 
 import numpy as np
 
-from api_schemas import JobStatus
+from api_schemas import JobStatus, TrainingConfig
 from lipspline.certificates import CertificateReport, certificate_report
 from lipspline.data import Dataset
 from lipspline.model import TrainedModel
 from lipspline.robust_accuracy import robustness_metrics
 from lipspline.serialization import model_to_parts
 from lipspline.training import EpochReport, TrainingOutcome, fit, resolve_device
-from lipspline_platform import lifecycle, metrics, structured_logging
+from lipspline.training_data import StreamedData
+from lipspline_platform import dataset_refs, lifecycle, metrics, structured_logging
 from lipspline_platform.db.dataset_blob import dataset_from_row
 from lipspline_platform.db.engine import session_scope
 from lipspline_platform.db.tables import DatasetRow
@@ -260,15 +261,18 @@ def certificate_of(model: TrainedModel, inputs: np.ndarray) -> CertificateReport
     )
 
 
-def stored_model(model: TrainedModel, inputs: np.ndarray, dataset: Dataset | None = None) -> lifecycle.NewModel:
+def stored_model(
+    model: TrainedModel, inputs: np.ndarray, dataset: Dataset | None = None,
+    rows: tuple[np.ndarray, np.ndarray, str] | None = None,
+) -> lifecycle.NewModel:  # fmt: skip
     """Everything stored with a trained model: its parts, its certificate on ``inputs``, its sparsity;
     with the training ``dataset``, its certified robust accuracy (or output tolerance) under that certificate."""
     document, weights = model_to_parts(model)
     with metrics.JOB_CERTIFICATE_DURATION.time():
         certificate = certificate_of(model, inputs)
     model_metrics = dict(model.metrics)
-    if dataset is not None:
-        robustness = robustness_metrics(model, dataset, certificate.certified)
+    if dataset is not None or rows is not None:
+        robustness = robustness_metrics(model, dataset, certificate.certified, rows)
         warnings = [*model_metrics.get("warnings", []), *robustness.pop("warnings", [])]
         model_metrics.update(robustness, warnings=warnings)
     return lifecycle.NewModel(
@@ -284,21 +288,46 @@ def stored_model(model: TrainedModel, inputs: np.ndarray, dataset: Dataset | Non
 
 
 def _store_model(
-    settings: Settings, job_id: str, claim: Claim, model: TrainedModel, train_seconds: float, outcome: TrainingOutcome
-) -> bool:
+    settings: Settings, job_id: str, claim: Claim, model: TrainedModel, train_seconds: float, outcome: TrainingOutcome,
+    data: Dataset | StreamedData,
+) -> bool:  # fmt: skip
     """Certify the model, then store it and mark the job succeeded in one transaction; False if the lease was lost."""
-    dataset = _dataset(settings, claim.dataset_id)
-    inputs = dataset.X if dataset is not None else np.zeros((0, 0))
-    stored = stored_model(model, inputs, dataset)
+    if isinstance(data, StreamedData):  # too large to hold: the certificate and CRA read its sample
+        validation = data.raw_rows("validation")
+        split = "validation" if validation.X.shape[0] else "training"
+        rows = validation if validation.X.shape[0] else data.raw_rows("train")
+        stored = stored_model(model, data.raw_rows("train").X, None, rows=(rows.X, rows.targets, split))
+    else:
+        dataset = _dataset(settings, claim.dataset_id)
+        inputs = dataset.X if dataset is not None else np.zeros((0, 0))
+        stored = stored_model(model, inputs, dataset)
     return lifecycle.succeed(
         settings, job_id, claim.attempt, claim.dataset_id, stored, train_seconds, outcome=outcome_progress(outcome)
     )
 
 
+def _training_data(settings: Settings, row: DatasetRow, config: TrainingConfig) -> Dataset | StreamedData:
+    """An upload whole in memory; a dataset by reference streamed, after checking its objects are as registered."""
+    if row.uri is None:
+        return dataset_from_row(row, settings)
+    return StreamedData(dataset_refs.open_stream(settings, row, config))
+
+
 def _dataset(settings: Settings, dataset_id: str) -> Dataset | None:
     with session_scope(settings.resolved_database_url) as session:
         row = session.get(DatasetRow, dataset_id)
-        return None if row is None else dataset_from_row(row)
+        return None if row is None else dataset_from_row(row, settings)
+
+
+def preload() -> None:
+    """Import what a process's first job would import lazily, once, when the worker starts.
+
+    ``torch.optim.Optimizer.__init__`` imports ``torch._dynamo`` on its first call: 2-3.5 s
+    of imports on a loaded 2-core machine, paid by every fresh pool child before its first
+    epoch (bench/bench_worker_recovery.py). Imports only: nothing here starts a thread or
+    an OpenMP pool, so the prefork pool's children are forked from a clean parent.
+    """
+    import torch._dynamo  # noqa: F401
 
 
 def run_training_job(settings: Settings, job_id: str, *, worker_host: str) -> None:
@@ -327,7 +356,7 @@ def _run_claimed(settings: Settings, job_id: str, claim: Claim, lease: Lease) ->
             row = session.get(DatasetRow, claim.dataset_id)
             if row is None:
                 raise RuntimeError("the job's dataset was deleted before it ran")
-            dataset = dataset_from_row(row)
+            dataset = _training_data(settings, row, claim.config)
         device = str(resolve_device(claim.config.device))
         settings.checkpoint_dir.mkdir(parents=True, exist_ok=True)
         resumed_from = _restore_checkpoint(settings, job_id, checkpoint)
@@ -354,7 +383,7 @@ def _run_claimed(settings: Settings, job_id: str, claim: Claim, lease: Lease) ->
         if result.stopped:
             lifecycle.stop_cancelled(settings, job_id, claim.attempt, outcome=outcome_progress(result.outcome))
             metrics.JOBS_FINISHED.labels(JobStatus.cancelled.value).inc()
-        elif not _store_model(settings, job_id, claim, result.model, train_seconds, result.outcome):
+        elif not _store_model(settings, job_id, claim, result.model, train_seconds, result.outcome, dataset):
             return
         else:
             metrics.JOBS_FINISHED.labels(JobStatus.succeeded.value).inc()

@@ -1,4 +1,4 @@
-"""Dataset arrays <-> bytes for the ``datasets.content`` column (npz, never pickle)."""
+"""Dataset arrays <-> npz bytes (never pickle), kept in ``datasets.content`` or the artifact store."""
 
 from __future__ import annotations
 
@@ -7,7 +7,9 @@ import io
 import numpy as np
 
 from lipspline.data import Dataset
+from lipspline_platform import artifacts
 from lipspline_platform.db.tables import DatasetRow
+from lipspline_platform.settings import Settings
 
 
 def dataset_to_bytes(dataset: Dataset) -> bytes:
@@ -19,8 +21,10 @@ def dataset_to_bytes(dataset: Dataset) -> bytes:
     return buffer.getvalue()
 
 
-def dataset_from_row(row: DatasetRow) -> Dataset:
-    with np.load(io.BytesIO(row.content), allow_pickle=False) as archive:
+def dataset_from_row(row: DatasetRow, settings: Settings) -> Dataset:
+    """An uploaded dataset whole, its npz read from the row or from the artifact store."""
+    content = artifacts.read(settings, row.content, row.content_uri)
+    with np.load(io.BytesIO(content), allow_pickle=False) as archive:
         X, y = archive["X"], archive["y"]
     return Dataset(
         X=X,

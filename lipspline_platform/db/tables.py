@@ -16,11 +16,13 @@ from sqlalchemy import (
     DateTime,
     Float,
     ForeignKey,
+    Index,
     Integer,
     LargeBinary,
     String,
     Text,
     UniqueConstraint,
+    text,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
@@ -33,6 +35,11 @@ class Base(DeclarativeBase):
 
 #: the tenant that owns rows created before tenants existed, and the embedded default's tenant
 DEFAULT_TENANT = "default"
+
+
+def _tags_column() -> Mapped[list]:
+    """A resource's tags, in their order (``lipspline_platform/labels.py`` writes them with their index rows)."""
+    return mapped_column(JSON, default=list, server_default=text("'[]'"))
 
 
 class TenantRow(Base):
@@ -82,8 +89,20 @@ class DatasetRow(Base):
     target_name: Mapped[str | None] = mapped_column(String(200), nullable=True)
     source_format: Mapped[str] = mapped_column(String(20))
     sha256: Mapped[str] = mapped_column(String(64), index=True)
-    content: Mapped[bytes] = mapped_column(LargeBinary, deferred=True)
+    #: the npz of an uploaded dataset; None for one registered by reference (``uri``)
+    content: Mapped[bytes | None] = mapped_column(LargeBinary, deferred=True, nullable=True)
+    # a dataset registered by reference (migration 0010): where its Parquet objects lie, each
+    # object's size, row groups and footer hash as registered, and the one-pass statistics
+    uri: Mapped[str | None] = mapped_column(String(2000), nullable=True)
+    # an upload's npz in the artifact store (migration 0011): ``content`` is then None
+    content_uri: Mapped[str | None] = mapped_column(String(2000), nullable=True)
+    content_bytes: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+    objects: Mapped[list | None] = mapped_column(JSON, nullable=True)
+    statistics: Mapped[dict | None] = mapped_column(JSON, nullable=True)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    # names, tags and descriptions (migration 0008); a dataset's name is the column above
+    tags: Mapped[list] = _tags_column()
+    description: Mapped[str | None] = mapped_column(Text, nullable=True)
 
 
 class JobRow(Base):
@@ -121,6 +140,10 @@ class JobRow(Base):
     notify_url: Mapped[str | None] = mapped_column(String(2000), nullable=True)
     #: the X-Request-ID of the request that submitted the job: the worker's log lines carry it
     request_id: Mapped[str | None] = mapped_column(String(128), nullable=True)
+    # names, tags and descriptions (migration 0008): its model gets a copy when it is stored
+    name: Mapped[str | None] = mapped_column(String(100), nullable=True)
+    tags: Mapped[list] = _tags_column()
+    description: Mapped[str | None] = mapped_column(Text, nullable=True)
 
 
 class JobCheckpointRow(Base):
@@ -130,7 +153,9 @@ class JobCheckpointRow(Base):
 
     job_id: Mapped[str] = mapped_column(String(32), ForeignKey("jobs.id", ondelete="CASCADE"), primary_key=True)
     epoch: Mapped[int] = mapped_column(Integer)
-    blob: Mapped[bytes] = mapped_column(LargeBinary, deferred=True)
+    #: the checkpoint's bytes, or None when they are in the artifact store at ``blob_uri``
+    blob: Mapped[bytes | None] = mapped_column(LargeBinary, deferred=True, nullable=True)
+    blob_uri: Mapped[str | None] = mapped_column(String(2000), nullable=True)
     updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
 
 
@@ -154,13 +179,21 @@ class ModelRow(Base):
     dataset_id: Mapped[str | None] = mapped_column(String(32), nullable=True)
     task: Mapped[str] = mapped_column(String(20))
     document: Mapped[dict] = mapped_column(JSON)
-    weights: Mapped[bytes] = mapped_column(LargeBinary, deferred=True)
+    # the safetensors bytes: in the artifact store (``weights_uri``, lipspline_platform/artifacts.py)
+    # when one is configured, else here (migration 0011)
+    weights: Mapped[bytes | None] = mapped_column(LargeBinary, deferred=True, nullable=True)
+    weights_uri: Mapped[str | None] = mapped_column(String(2000), nullable=True)
+    weights_bytes: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
     weights_sha256: Mapped[str] = mapped_column(String(64))
     metrics: Mapped[dict] = mapped_column(JSON)
     certificate: Mapped[dict] = mapped_column(JSON)
     sparsity: Mapped[dict] = mapped_column(JSON)
     parameter_count: Mapped[int] = mapped_column(Integer)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    # names, tags and descriptions (migration 0008): the job's, copied when the model is stored
+    name: Mapped[str | None] = mapped_column(String(100), nullable=True)
+    tags: Mapped[list] = _tags_column()
+    description: Mapped[str | None] = mapped_column(Text, nullable=True)
 
 
 class RegisteredModelRow(Base):
@@ -292,7 +325,7 @@ class WebhookEndpointRow(Base):
 
 
 class WebhookDeliveryRow(Base):
-    """The outbox: one event to deliver to one URL, written with the job's final status.
+    """The outbox: one event to deliver to one URL, written with the change it reports (a job's final status...).
 
     ``state`` is ``pending`` until a 2xx (``delivered``) or until the retry window closes
     (``failed``); ``next_attempt_at`` is when a dispatcher may next take it (a dispatcher that
@@ -303,7 +336,9 @@ class WebhookDeliveryRow(Base):
 
     id: Mapped[str] = mapped_column(String(32), primary_key=True)
     tenant_id: Mapped[str] = mapped_column(String(32), ForeignKey("tenants.id", ondelete="CASCADE"), index=True)
-    job_id: Mapped[str] = mapped_column(String(32), ForeignKey("jobs.id", ondelete="CASCADE"), index=True)
+    #: the job whose final event this is; null for the events that are not a job's (sweeps, registry; 0009)
+    job_id: Mapped[str | None] = mapped_column(String(32), ForeignKey("jobs.id", ondelete="CASCADE"), index=True,
+                                               nullable=True)  # fmt: skip
     url: Mapped[str] = mapped_column(String(2000))
     event: Mapped[str] = mapped_column(String(40))
     payload: Mapped[dict] = mapped_column(JSON)
@@ -356,6 +391,10 @@ class SweepRow(Base):
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     finished_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    # names, tags and descriptions (migration 0008)
+    name: Mapped[str | None] = mapped_column(String(100), nullable=True)
+    tags: Mapped[list] = _tags_column()
+    description: Mapped[str | None] = mapped_column(Text, nullable=True)
 
     def close(self, status: str, note: str | None, at: datetime) -> None:
         """The sweep's one transition: from ``running`` to succeeded, failed or cancelled (it never reopens)."""
@@ -381,3 +420,20 @@ class SweepTrialRow(Base):
     rung_scores: Mapped[dict] = mapped_column(JSON, default=dict)
     stopped_at_epoch: Mapped[int | None] = mapped_column(Integer, nullable=True)
     updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class ResourceTagRow(Base):
+    """One tag of one dataset, job, model or sweep: what the lists' ``?tag=`` filter reads.
+
+    The resource's own ``tags`` column is the truth (and keeps the order); these rows are its
+    index, written with it by ``lipspline_platform/labels.py``, so "has tag T" is a plain
+    ``id IN (SELECT resource_id ... WHERE kind = ? AND tag = ?)`` on SQLite and PostgreSQL alike.
+    """
+
+    __tablename__ = "resource_tags"
+    __table_args__ = (Index("ix_resource_tags_resource", "kind", "resource_id"),)
+
+    #: dataset, job, model or sweep
+    kind: Mapped[str] = mapped_column(String(16), primary_key=True)
+    tag: Mapped[str] = mapped_column(String(50), primary_key=True)
+    resource_id: Mapped[str] = mapped_column(String(32), primary_key=True)

@@ -1,4 +1,7 @@
-"""The webhook outbox: deliveries are rows, written with the job's final status, sent later.
+"""The webhook outbox: deliveries are rows, written with the change they report, sent later.
+
+The changes reported: a job's final status, a sweep's end, a registry version created, an
+alias moved (the events and their payloads: ``api_schemas/webhook_events.py``).
 
 Writing the delivery in the transaction that ends the job means an event is never lost (a
 crash after the commit leaves the row to send) and never invented (a rolled-back transition
@@ -17,6 +20,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
+from pydantic import BaseModel
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
@@ -37,9 +41,12 @@ log = logging.getLogger(__name__)
 PENDING, DELIVERED, FAILED = "pending", "delivered", "failed"
 
 
-def enqueue(session: Session, *, tenant_id: str, job_id: str, notify_url: str | None, event: str,
+def enqueue(session: Session, *, tenant_id: str, job_id: str | None, notify_url: str | None, event: str,
             payload: dict[str, Any]) -> int:  # fmt: skip
-    """One pending delivery per target (the job's ``notify_url``, then each registered endpoint)."""
+    """One pending delivery per target (the job's ``notify_url``, then each registered endpoint).
+
+    ``job_id`` is None for an event that is not a job's (a sweep's, the registry's: :func:`enqueue_event`).
+    """
     urls = [notify_url] if notify_url else []
     endpoints = select(WebhookEndpointRow.url).where(WebhookEndpointRow.tenant_id == tenant_id)
     urls += session.scalars(endpoints.order_by(WebhookEndpointRow.created_at)).all()
@@ -50,6 +57,17 @@ def enqueue(session: Session, *, tenant_id: str, job_id: str, notify_url: str | 
             state=PENDING, attempts=0, next_attempt_at=now, created_at=now,
         ))  # fmt: skip
     return len(urls)
+
+
+def enqueue_event(session: Session, *, tenant_id: str, event: BaseModel) -> int:
+    """An event that is not a job's final one (``api_schemas/webhook_events.py``), to each registered endpoint.
+
+    In the caller's transaction, like a job's: the delivery commits with the change it reports, or not at all.
+    The payload is the contract's JSON form, so what is sent is what the contract documents.
+    """
+    payload = event.model_dump(mode="json")
+    return enqueue(session, tenant_id=tenant_id, job_id=None, notify_url=None, event=payload["event"],
+                   payload=payload)  # fmt: skip
 
 
 @dataclass(frozen=True)

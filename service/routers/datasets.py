@@ -14,14 +14,26 @@ from pydantic import ValidationError
 from sqlalchemy import select
 
 from api_schemas import ACTIVE_STATES
-from api_schemas.http import DatasetCreate, DatasetList, DatasetOut, DatasetPreview, FeatureRange
-from lipspline.data import Dataset, from_arrays, parse_upload
+from api_schemas.dataset_refs import DatasetReference
+from api_schemas.http import (
+    DatasetCreate,
+    DatasetList,
+    DatasetOut,
+    DatasetPreview,
+    FeatureRange,
+    LabelsPatch,
+    RequestBody,
+)
+from api_schemas.labels import DESCRIPTION_HELP, TAGS_HELP, InDescription, InTags
+from lipspline.data import Dataset, DatasetError, from_arrays, parse_upload
+from lipspline_platform import artifacts, dataset_refs
 from lipspline_platform.db.dataset_blob import dataset_from_row, dataset_to_bytes
 from lipspline_platform.db.engine import session_scope
 from lipspline_platform.db.ids import new_id
 from lipspline_platform.db.tables import DatasetRow, JobRow
+from lipspline_platform.object_store import UriRefusedError
 from lipspline_platform.settings import Settings
-from service import quotas
+from service import labels, quotas
 from service.deps import AppSettings, DbSession, ReadTenant, TrainTenant
 from service.idempotency import IdempotencyKey, IdempotentRequest, fingerprint
 from service.limits import check_dataset
@@ -48,13 +60,22 @@ _UPLOAD_BODY = {
                         "target": {"type": "string", "description": "target column (CSV/Parquet)"},
                         "task": {"type": "string", "enum": ["classification", "regression"]},
                         "name": {"type": "string"},
+                        "tags": {
+                            "type": "string",
+                            "description": "comma-separated tags (the field may also repeat); " + TAGS_HELP,
+                        },
+                        "description": {"type": "string", "description": DESCRIPTION_HELP},
                     },
                 },
                 "encoding": {"file": {"contentType": "application/octet-stream"}},
             },
             "application/json": {
-                "schema": DatasetCreate.model_json_schema(),
-                "example": DatasetCreate.model_config["json_schema_extra"]["examples"][0],
+                # rows in the body, or Parquet objects registered where they lie (a body with `uri`)
+                "schema": {"oneOf": [DatasetCreate.model_json_schema(), DatasetReference.model_json_schema()]},
+                "examples": {
+                    "rows": {"value": DatasetCreate.model_config["json_schema_extra"]["examples"][0]},
+                    "by_reference": {"value": {"uri": "s3://datasets/iris/*.parquet", "target": "species"}},
+                },
             },
         },
     }
@@ -63,6 +84,28 @@ _UPLOAD_BODY = {
 
 def to_out(row: DatasetRow) -> DatasetOut:
     return DatasetOut.model_validate(row, from_attributes=True)
+
+
+class _FormLabels(RequestBody):
+    """A multipart upload's ``tags`` and ``description`` fields, held to the rules of the JSON body's."""
+
+    tags: InTags = []
+    description: InDescription = None
+
+
+def _form_labels(form: Any) -> dict[str, Any]:
+    """``tags`` (comma-separated, the field may repeat) and ``description`` of a multipart form; 422 naming them."""
+    values = form.getlist("tags")
+    description = form.get("description")
+    for key, items in (("tags", values), ("description", [description])):
+        if any(item is not None and not isinstance(item, str) for item in items):
+            raise invalid_field(key, "must be a plain form field, not a file")
+    tags = [tag.strip() for value in values for tag in value.split(",") if tag.strip()]
+    try:
+        checked = _FormLabels.model_validate({"tags": tags, "description": description or None})
+    except ValidationError as exc:
+        raise RequestValidationError(exc.errors()) from exc
+    return {"tags": checked.tags, "description": checked.description}
 
 
 UPLOAD_ROUTE = "POST /v1/datasets"
@@ -78,7 +121,7 @@ async def _read_upload(upload: Any) -> bytes:
 
 async def _multipart_request(request: Request) -> dict[str, Any]:
     """The form's fields and file bytes (I/O only; parsing happens off the event loop)."""
-    form = await request.form(max_files=1, max_fields=16)
+    form = await request.form(max_files=1, max_fields=40)  # room for a repeated `tags` field
     upload = form.get("file")
     if upload is None or isinstance(upload, str):
         raise invalid_field("file", "a file field named 'file' is required")
@@ -88,6 +131,7 @@ async def _multipart_request(request: Request) -> dict[str, Any]:
             raise invalid_field(key, "must be a plain form field, not a file")
     if fields["task"] not in (None, "", "classification", "regression"):
         raise invalid_field("task", "must be 'classification' or 'regression'")
+    fields.update(_form_labels(form))
     data = await _read_upload(upload)
     return {"kind": "multipart", "filename": upload.filename or "upload", "data": data, **fields}
 
@@ -100,15 +144,16 @@ async def _json_request(request: Request) -> dict[str, Any]:
         raise ProblemError(400, "Bad Request", f"body: not valid JSON ({exc})", kind="bad-json") from exc
     except RecursionError as exc:
         raise ProblemError(400, "Bad Request", "body: JSON nested too deeply", kind="bad-json") from exc
+    by_reference = isinstance(payload, dict) and "uri" in payload
     try:
-        spec = DatasetCreate.model_validate(payload)
+        spec = (DatasetReference if by_reference else DatasetCreate).model_validate(payload)
     except ValidationError as exc:
         raise RequestValidationError(exc.errors()) from exc
-    return {"kind": "json", "spec": spec}
+    return {"kind": "reference" if by_reference else "json", "spec": spec}
 
 
 def _fingerprint(parsed: dict[str, Any]) -> str:
-    if parsed["kind"] == "json":
+    if parsed["kind"] in ("json", "reference"):
         return fingerprint(parsed["spec"].model_dump(mode="json"))
     described = {k: v for k, v in parsed.items() if k != "data"}
     described["sha256"] = hashlib.sha256(parsed["data"]).hexdigest()
@@ -134,16 +179,27 @@ def _create(parsed: dict[str, Any], idem: IdempotentRequest, tenant: str, settin
     """Validate in full, then store the dataset and its idempotency record in one transaction."""
 
     def store() -> Response:
+        if parsed["kind"] == "reference":
+            return _register_reference(parsed["spec"], idem, tenant, settings)
         dataset, fmt, target = _parse(parsed, settings)
         check_dataset(dataset, settings)
         content = dataset_to_bytes(dataset)
+        given = parsed["spec"] if parsed["kind"] == "json" else None
+        tags = given.tags if given is not None else parsed["tags"]
+        description = given.description if given is not None else parsed["description"]
         with session_scope(settings.resolved_database_url) as session:
             quotas.check_storage(session, tenant, settings, len(content))
+            dataset_id, store = new_id(), artifacts.store_for(settings)
+            # the npz goes to the artifact store when there is one (written before the row, which names it)
+            content_uri = store.put(f"datasets/{dataset_id}", content) if store is not None else None
             row = DatasetRow(
-                id=new_id(), tenant_id=tenant, name=dataset.name, task=dataset.task, n_samples=dataset.n_samples,
+                id=dataset_id, tenant_id=tenant, name=dataset.name, task=dataset.task, n_samples=dataset.n_samples,
                 n_features=dataset.n_features, classes=dataset.classes, feature_names=list(dataset.feature_names),
-                target_name=target, source_format=fmt, sha256=dataset.sha256, content=content,
+                target_name=target, source_format=fmt, sha256=dataset.sha256,
+                content=None if content_uri else content, content_uri=content_uri, content_bytes=len(content),
+                description=description,
             )  # fmt: skip
+            labels.set_tags(session, "dataset", row, tags)
             session.add(row)
             session.flush()
             body = to_out(row).model_dump(mode="json")
@@ -152,6 +208,22 @@ def _create(parsed: dict[str, Any], idem: IdempotentRequest, tenant: str, settin
         return JSONResponse(body, status_code=201, headers=headers)
 
     return idem.respond(_fingerprint(parsed), store)
+
+
+def _register_reference(spec: DatasetReference, idem: IdempotentRequest, tenant: str, settings: Settings) -> Response:
+    """Read the objects' footers and statistics (no copy), then store the dataset row: nothing if any check fails."""
+    try:
+        row = dataset_refs.describe(settings, tenant, spec)
+    except UriRefusedError as exc:
+        raise invalid_field("uri", str(exc)) from exc
+    with session_scope(settings.resolved_database_url) as session:
+        labels.set_tags(session, "dataset", row, list(spec.tags))
+        session.add(row)
+        session.flush()
+        body = to_out(row).model_dump(mode="json")
+        headers = {"Location": f"/v1/datasets/{row.id}"}
+        idem.finish(201, body, headers, session=session)
+    return JSONResponse(body, status_code=201, headers=headers)
 
 
 @router.post(
@@ -200,15 +272,17 @@ def list_datasets(
     session: DbSession,
     tenant: ReadTenant,
     page: Page,
-    name: Annotated[str | None, Query(max_length=200, description="only datasets of exactly this name")] = None,
+    name: Annotated[
+        str | None, Query(min_length=1, max_length=200, description="only datasets of exactly this name")
+    ] = None,
     task: Annotated[Literal["classification", "regression"] | None, Query(description="only this task")] = None,
+    tag: labels.TagFilter = None,
 ) -> DatasetList:
     """The tenant's datasets, newest first, a page at a time (``next_cursor``), filtered."""
     query = select(DatasetRow).where(DatasetRow.tenant_id == tenant)
-    if name is not None:
-        query = query.where(DatasetRow.name == name)
     if task is not None:
         query = query.where(DatasetRow.task == task)
+    query = labels.filtered(query, "dataset", name, tag)
     found = newest_first(session, query, page, DatasetRow)
     return DatasetList(items=[to_out(r) for r in found.rows], next_cursor=found.next_cursor)
 
@@ -218,15 +292,29 @@ def get_dataset(dataset_id: str, session: DbSession, tenant: ReadTenant) -> Data
     return to_out(owned(session, DatasetRow, dataset_id, tenant, "dataset"))
 
 
+@router.patch("/{dataset_id}", operation_id="update_dataset", response_model=DatasetOut,
+              responses=labels.PATCH_RESPONSES)  # fmt: skip
+def update_dataset(dataset_id: str, body: LabelsPatch, session: DbSession, tenant: TrainTenant) -> DatasetOut:
+    """Rename, retag or redescribe a dataset (JSON merge semantics: a member left out is unchanged, ``null``
+    clears it (the name goes back to ``dataset``), ``tags`` replaces the list)."""
+    row = owned(session, DatasetRow, dataset_id, tenant, "dataset", lock=True)
+    labels.patch(session, "dataset", row, body)
+    return to_out(row)
+
+
 @router.get("/{dataset_id}/preview", response_model=DatasetPreview, responses=problems(404))
 def preview_dataset(
     dataset_id: str,
     session: DbSession,
     tenant: ReadTenant,
+    settings: AppSettings,
     rows: Annotated[int, Query(ge=1, le=MAX_PREVIEW_ROWS, description="how many of the first rows")] = 20,
 ) -> DatasetPreview:
     """The first rows (features, then the target) and each feature's range over every row."""
-    dataset = dataset_from_row(owned(session, DatasetRow, dataset_id, tenant, "dataset"))
+    row = owned(session, DatasetRow, dataset_id, tenant, "dataset")
+    if row.uri is not None:
+        return _reference_preview(row, rows, settings)
+    dataset = dataset_from_row(row, settings)
     shown = min(rows, dataset.n_samples)
     targets = dataset.y[:shown].tolist()  # labels keep their JSON type (int, float or str)
     return DatasetPreview(
@@ -239,8 +327,22 @@ def preview_dataset(
     )
 
 
+def _reference_preview(row: DatasetRow, rows: int, settings: Settings) -> DatasetPreview:
+    """The first rows of the first object, and the ranges recorded at registration (nothing else is read)."""
+    try:
+        first = dataset_refs.first_rows(settings, row, rows)
+    except DatasetError as exc:
+        raise ProblemError(409, "Conflict", str(exc), kind="data-changed") from exc
+    statistics = row.statistics or {}
+    return DatasetPreview(
+        id=row.id, columns=[*row.feature_names, "target"], rows=first, n_samples=row.n_samples,
+        feature_ranges=[FeatureRange(min=lo, max=hi)
+                        for lo, hi in zip(statistics["minimum"], statistics["maximum"], strict=True)],
+    )  # fmt: skip
+
+
 @router.delete("/{dataset_id}", status_code=204, responses=problems(404, (409, "used by a queued or running job")))
-def delete_dataset(dataset_id: str, session: DbSession, tenant: TrainTenant) -> Response:
+def delete_dataset(dataset_id: str, session: DbSession, tenant: TrainTenant, settings: AppSettings) -> Response:
     """Delete a dataset unless a queued or running job still needs it (finished jobs keep their history)."""
     row = owned(session, DatasetRow, dataset_id, tenant, "dataset", lock=True)
     active = session.scalars(
@@ -254,5 +356,11 @@ def delete_dataset(dataset_id: str, session: DbSession, tenant: TrainTenant) -> 
             kind="dataset-in-use",
             jobs=list(active),
         )
+    labels.forget(session, "dataset", dataset_id)
+    content_uri = row.content_uri
     session.delete(row)
+    session.flush()
+    store = artifacts.store_for(settings)
+    if content_uri is not None and store is not None:
+        store.delete(content_uri)  # after the row: a failed delete leaves an orphan object, never a dangling row
     return Response(status_code=204)

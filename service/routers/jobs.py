@@ -11,14 +11,14 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from api_schemas import TERMINAL_STATES, JobStatus
-from api_schemas.http import JobAccepted, JobCreate, JobList, JobMetrics, JobOut
+from api_schemas.http import JobAccepted, JobCreate, JobList, JobMetrics, JobOut, LabelsPatch
 from lipspline_platform import lifecycle, registry, structured_logging
 from lipspline_platform.db.engine import session_scope
 from lipspline_platform.db.ids import new_id
 from lipspline_platform.db.tables import DatasetRow, JobEpochRow, JobRow
 from lipspline_platform.queue import queue_for_device, send_job
 from lipspline_platform.settings import Settings
-from service import quotas
+from service import labels, quotas
 from service.deps import AppSettings, DbSession, ReadTenant, TrainTenant
 from service.idempotency import IdempotencyKey, IdempotentRequest, fingerprint
 from service.limits import check_network
@@ -106,6 +106,9 @@ def _submit(spec: JobCreate, settings: Settings, tenant: str, idem: IdempotentRe
             register_as=spec.register_as,
             notify_url=spec.notify_url,
             request_id=structured_logging.current_request_id(),
+            name=spec.name,
+            tags=spec.tags,
+            description=spec.description,
         )
         log.info("job %s submitted to queue %s", job_id, queue, extra={"job_id": job_id})
     try:
@@ -131,6 +134,8 @@ def list_jobs(
     page: Page,
     status: Annotated[JobStatus | None, Query(description="only jobs in this state")] = None,
     dataset_id: Annotated[str | None, Query(max_length=64, description="only jobs of this dataset")] = None,
+    name: labels.NameFilter = None,
+    tag: labels.TagFilter = None,
 ) -> JobList:
     """The tenant's jobs, newest first, a page at a time (``next_cursor``), filtered."""
     query = select(JobRow).where(JobRow.tenant_id == tenant)
@@ -138,6 +143,7 @@ def list_jobs(
         query = query.where(JobRow.status == status.value)
     if dataset_id is not None:
         query = query.where(JobRow.dataset_id == dataset_id)
+    query = labels.filtered(query, "job", name, tag)
     found = newest_first(session, query, page, JobRow)
     return JobList(items=[to_out(r) for r in found.rows], next_cursor=found.next_cursor)
 
@@ -145,6 +151,15 @@ def list_jobs(
 @router.get("/{job_id}", response_model=JobOut, responses=problems(404))
 def get_job(job_id: str, session: DbSession, tenant: ReadTenant) -> JobOut:
     return to_out(_get(session, job_id, tenant))
+
+
+@router.patch("/{job_id}", operation_id="update_job", response_model=JobOut, responses=labels.PATCH_RESPONSES)
+def update_job(job_id: str, body: LabelsPatch, session: DbSession, tenant: TrainTenant) -> JobOut:
+    """Rename, retag or redescribe a job (JSON merge semantics: a member left out is unchanged, ``null``
+    clears it, ``tags`` replaces the list). Its model keeps the labels it was given when stored."""
+    row = _get(session, job_id, tenant, lock=True)
+    labels.patch(session, "job", row, body)
+    return to_out(row)
 
 
 @router.get("/{job_id}/metrics", operation_id="get_job_metrics", response_model=JobMetrics, responses=problems(404))

@@ -1,4 +1,9 @@
-"""``/v1/models``: list, get, predict (with certificate), certify (local bounds), activations, download (zip, ONNX)."""
+"""``/v1/models``: list, get, predict (with certificate), certify (local bounds), activations, download (zip, ONNX).
+
+Every ``/v1/models/{model_id}`` route takes a model id or a registry reference (``NAME``,
+``NAME@ALIAS``, ``NAME/versions/N``), resolved by ``service/model_refs.py``, the resolver the
+``/v2`` routes use too; predict answers say which model and version answered.
+"""
 
 from __future__ import annotations
 
@@ -6,21 +11,25 @@ import io
 import json
 import math
 import zipfile
+from collections.abc import Sequence
 from typing import Annotated, Any, Literal
 
 import numpy as np
 import orjson
 from fastapi import APIRouter, Depends, Query, Request, Response
 from sqlalchemy import select
+from sqlalchemy.orm import Session
 
 from api_schemas.http import (
     ActivationsOut,
     CertifyRequest,
     CertifyResponse,
+    LabelsPatch,
     LipschitzSummary,
     LocalBoundOut,
     ModelList,
     ModelOut,
+    ModelRegistration,
     PredictRequest,
     PredictResponse,
 )
@@ -34,25 +43,35 @@ from lipspline.certificates import (
     served_radius,
 )
 from lipspline.export import onnx_bytes
+from lipspline_platform import artifacts, registry
 from lipspline_platform.db.dataset_blob import dataset_from_row
 from lipspline_platform.db.tables import DatasetRow, ModelRow
 from lipspline_platform.settings import Settings
+from service import labels
 from service.activation_curves import CURVE_POINTS, activation_curves
 from service.compute_placement import ComputePlacement
-from service.deps import AppSettings, DbSession, PredictTenant, ReadTenant
+from service.deps import AppSettings, DbSession, PredictTenant, ReadTenant, TrainTenant
 from service.metrics import CERTIFY_DURATION, PREDICT_ROWS
 from service.model_cache import LoadedModel, ModelCache, check_stored_weights
-from service.model_refs import ResolvedModelId
+from service.model_refs import (
+    SERVED_BY_HEADERS,
+    Resolved,
+    ResolvedModel,
+    ResolvedModelId,
+    served_by_fields,
+    served_by_headers,
+)
 from service.openapi_docs import json_body, problems
 from service.ownership import owned
 from service.pagination import LINK_HEADER, Page, newest_first
 from service.predict_body import parse_predict_body
-from service.problems import ProblemError, invalid_field
+from service.problems import ProblemError, bad_artifact, invalid_field
 
 router = APIRouter(prefix="/v1/models", tags=["models"])
 #: routes that load (or send) the stored weights, which are checked against their sha256 first
 _BAD_ARTIFACT = (409, "the stored weights fail their sha256 check or cannot be read (`bad-artifact`)")
 _USES_WEIGHTS = problems(404, _BAD_ARTIFACT)
+_NO_CERTIFICATE = _BAD_ARTIFACT[1] + ", or the model has no finite certificate (`no-certificate`)"
 PREDICT_ROWS_JSON, PREDICT_ROWS_NPY = PREDICT_ROWS.labels("json"), PREDICT_ROWS.labels("npy")
 
 
@@ -78,7 +97,8 @@ def lipschitz_summary(certificate: CertificateReport) -> LipschitzSummary:
     )
 
 
-def to_out(row: ModelRow) -> ModelOut:
+def to_out(row: ModelRow, registrations: Sequence[tuple[str, int, list[str]]] = ()) -> ModelOut:
+    """The API's view of a stored model; ``registrations`` from ``registry.registrations_of``."""
     document = row.document
     return ModelOut(
         id=row.id,
@@ -97,7 +117,19 @@ def to_out(row: ModelRow) -> ModelOut:
         parameter_count=row.parameter_count,
         weights_sha256=row.weights_sha256,
         created_at=row.created_at,
+        name=row.name,
+        tags=row.tags or [],
+        description=row.description,
+        registrations=[ModelRegistration(name=name, version=version, aliases=aliases,
+                                         reference=f"{name}/versions/{version}")
+                       for name, version, aliases in registrations],  # fmt: skip
     )
+
+
+def to_outs(session: Session, rows: list[ModelRow]) -> list[ModelOut]:
+    """Models with their registry entries: two registry queries for all of them, not one per model."""
+    found = registry.registrations_of(session, [row.id for row in rows])
+    return [to_out(row, found.get(row.id, [])) for row in rows]
 
 
 @router.get("", response_model=ModelList, responses={200: LINK_HEADER})
@@ -108,19 +140,27 @@ def list_models(
     dataset_id: Annotated[str | None, Query(max_length=64, description="only models trained on this dataset")] = None,
     job_id: Annotated[str | None, Query(max_length=64, description="only the model of this job")] = None,
     task: Annotated[Literal["classification", "regression"] | None, Query(description="only this task")] = None,
+    name: labels.NameFilter = None,
+    tag: labels.TagFilter = None,
 ) -> ModelList:
     """The tenant's models, newest first, a page at a time (``next_cursor``), filtered."""
     query = select(ModelRow).where(ModelRow.tenant_id == tenant)
     for column, value in ((ModelRow.dataset_id, dataset_id), (ModelRow.job_id, job_id), (ModelRow.task, task)):
         if value is not None:
             query = query.where(column == value)
+    query = labels.filtered(query, "model", name, tag)
     found = newest_first(session, query, page, ModelRow)
-    return ModelList(items=[to_out(r) for r in found.rows], next_cursor=found.next_cursor)
+    return ModelList(items=to_outs(session, found.rows), next_cursor=found.next_cursor)
 
 
-@router.get("/{model_id}", response_model=ModelOut, responses=problems(404))
-def get_model(model_id: str, session: DbSession, tenant: ReadTenant) -> ModelOut:
-    return to_out(owned(session, ModelRow, model_id, tenant, "model"))
+@router.patch("/{model_id:path}", operation_id="update_model", response_model=ModelOut,
+              responses=labels.PATCH_RESPONSES)  # fmt: skip
+def update_model(model_id: ResolvedModelId, body: LabelsPatch, session: DbSession, tenant: TrainTenant) -> ModelOut:
+    """Rename, retag or redescribe a model (JSON merge semantics: a member left out is unchanged, ``null``
+    clears it, ``tags`` replaces the list). A model starts with its job's labels, copied when it was stored."""
+    row = owned(session, ModelRow, model_id, tenant, "model", lock=True)
+    labels.patch(session, "model", row, body)
+    return to_outs(session, [row])[0]
 
 
 def _checked_rows(loaded: LoadedModel, rows: np.ndarray, limit: int) -> np.ndarray:
@@ -160,10 +200,10 @@ def _certified(loaded: LoadedModel) -> float:
     "/{model_id:path}/predict",
     response_model=PredictResponse,
     openapi_extra=json_body(PredictRequest),
-    responses=problems(404, (409, _BAD_ARTIFACT[1] + ", or the model has no finite certificate (`no-certificate`)")),
+    responses={200: SERVED_BY_HEADERS, **problems(404, (409, _NO_CERTIFICATE))},
 )
 async def predict(
-    model_id: ResolvedModelId,
+    resolved: ResolvedModel,
     request: Request,
     tenant: PredictTenant,
     cache: Annotated[ModelCache, Depends(cache_of)],
@@ -177,20 +217,22 @@ async def predict(
     used without leaving the event loop, large bodies take turns so they cannot starve small
     ones, and heavy work leaves the loop for a thread (``service/compute_placement.py``); the answer is built
     from numpy arrays and serialised once by orjson (no re-validation of what was just
-    computed); ``PredictResponse`` documents it and the route tests check it.
+    computed); ``PredictResponse`` documents it and the route tests check it. The answer names the
+    model that gave it (``model_id``, ``registered_name``, ``version``, and the ``X-LipSpline-Model-*`` headers).
     """
     raw = await request.body()
     async with placement.turn(len(raw)):
         body = parse_predict_body(raw, request.headers.get("content-type"))
-        loaded = await cache.get_async(model_id, tenant)
+        loaded = await cache.get_async(resolved.model_id, tenant)
         x = _checked_rows(loaded, body.inputs, settings.max_predict_rows)
         PREDICT_ROWS_JSON.observe(x.shape[0])
         certified = _certified(loaded)
         work = x.shape[0] * loaded.work_per_row
         if body.local_ball is not None:
             work *= LOCAL_BALL_WORK
-        content = await placement.run(work, _predict_content, loaded, x, certified, body.epsilon, body.local_ball)
-    return Response(content, media_type="application/json")
+        content = await placement.run(work, _predict_content, loaded, x, certified, body.epsilon, body.local_ball,
+                                      resolved)  # fmt: skip
+    return Response(content, media_type="application/json", headers=served_by_headers(resolved))
 
 
 #: how much heavier a row is when its radius also gets a local proof (for the compute placement)
@@ -198,7 +240,8 @@ LOCAL_BALL_WORK = 50
 
 
 def _predict_content(
-    loaded: LoadedModel, x: np.ndarray, certified: float, epsilon: float | None, local_ball: float | None = None
+    loaded: LoadedModel, x: np.ndarray, certified: float, epsilon: float | None, local_ball: float | None = None,
+    resolved: Resolved | None = None,
 ) -> bytes:
     """The JSON answer of ``predict``: the served map on the rows and the certificate's consequences."""
     served = _served(loaded, x)
@@ -224,6 +267,7 @@ def _predict_content(
         if np.isfinite(per_input).all():  # a model whose bound overflows float64 states none
             content["output_bounds"] = per_input
             content["output_bound"] = float(per_input.max())
+    content.update(served_by_fields(resolved or Resolved(loaded.id)))
     return orjson.dumps(content, option=orjson.OPT_SERIALIZE_NUMPY)
 
 
@@ -309,16 +353,19 @@ def _npy_rows(raw: bytes, loaded: LoadedModel, limit: int) -> np.ndarray:
     },
     responses={
         200: {
+            **SERVED_BY_HEADERS,
             "content": {NPY: {"schema": {"type": "string", "format": "binary"}}},
             "description": "a structured .npy array, one record per input: `output` (the outputs), "
             "`rounding_bound`, and `label` (class index into `X-Classes`) and `certified_radius` for "
-            "classifiers, `output_bound` with epsilon. Headers: `X-Lipschitz-Bound`, `X-Arithmetic`, `X-Classes`.",
+            "classifiers, `output_bound` with epsilon. Headers: `X-Lipschitz-Bound`, `X-Arithmetic`, `X-Classes`, "
+            "and the model that answered: `X-LipSpline-Model-Id`, with `X-LipSpline-Model-Name` and "
+            "`X-LipSpline-Model-Version` when the reference went through the registry.",
         },
         **problems(404, (409, _BAD_ARTIFACT[1] + ", or the model has no finite certificate (`no-certificate`)")),
     },
 )
 async def predict_npy(
-    model_id: ResolvedModelId,
+    resolved: ResolvedModel,
     request: Request,
     tenant: PredictTenant,
     cache: Annotated[ModelCache, Depends(cache_of)],
@@ -333,7 +380,7 @@ async def predict_npy(
     """
     raw = await request.body()
     async with placement.turn(len(raw)):
-        loaded = await cache.get_async(model_id, tenant)
+        loaded = await cache.get_async(resolved.model_id, tenant)
         x = _npy_rows(raw, loaded, settings.max_predict_rows)
         PREDICT_ROWS_NPY.observe(x.shape[0])
         certified = _certified(loaded)
@@ -342,6 +389,7 @@ async def predict_npy(
         "X-Lipschitz-Bound": repr(float(certified)),
         "X-Arithmetic": ARITHMETIC,
         "X-Classes": json.dumps(loaded.model.classes),
+        **served_by_headers(resolved),
     }
     return Response(content, media_type=NPY, headers=headers)
 
@@ -431,7 +479,8 @@ def activations(
     row = owned(session, ModelRow, model_id, tenant, "model")
     dataset_row = session.get(DatasetRow, row.dataset_id) if row.dataset_id else None
     deleted = dataset_row is None or dataset_row.tenant_id != tenant
-    dataset = None if deleted else dataset_from_row(dataset_row)
+    # a dataset by reference is not read for this: the curves then show no training range
+    dataset = None if deleted or dataset_row.uri is not None else dataset_from_row(dataset_row, cache.settings)
     with loaded.lock:  # the ranges are caught by forward hooks on the shared network
         layers = activation_curves(loaded.model, dataset)
     return {"model_id": model_id, "points": CURVE_POINTS, "layers": layers}
@@ -469,22 +518,26 @@ def download(
 ) -> Response:
     """The model as a zip of its document and safetensors weights, or as an ONNX file (``format=onnx``)."""
     row = owned(session, ModelRow, model_id, tenant, "model")
-    check_stored_weights(row.id, row.weights, row.document, row.weights_sha256, "downloaded")
+    try:
+        weights = artifacts.read(cache.settings, row.weights, row.weights_uri)
+    except artifacts.ArtifactMissingError as exc:
+        raise bad_artifact(model_id, f"cannot be downloaded: {exc}") from exc
+    check_stored_weights(row.id, weights, row.document, row.weights_sha256, "downloaded")
     if download_format == "onnx":
         content = _onnx_file(cache.get(model_id, tenant), row.weights_sha256)
     else:
-        content = _zip_file(row)
+        content = _zip_file(row, weights)
     headers = {"Content-Disposition": f'attachment; filename="lipspline-model-{model_id}.{download_format}"'}
     return Response(content, media_type=DOWNLOAD_MEDIA_TYPES[download_format], headers=headers)
 
 
-def _zip_file(row: ModelRow) -> bytes:
+def _zip_file(row: ModelRow, weights: bytes) -> bytes:
     """The model document (config, task, classes, sha256, certificate) and its safetensors weights."""
     buffer = io.BytesIO()
     with zipfile.ZipFile(buffer, "w", compression=zipfile.ZIP_DEFLATED) as archive:
         document = dict(row.document, certificate=row.certificate, model_id=row.id)
         archive.writestr("model.json", json.dumps(document, indent=2, sort_keys=True))
-        archive.writestr("weights.safetensors", row.weights)
+        archive.writestr("weights.safetensors", weights)
     return buffer.getvalue()
 
 
@@ -494,3 +547,12 @@ def _onnx_file(loaded: LoadedModel, weights_sha256: str) -> bytes:
         return onnx_bytes(
             loaded.model, certificate=loaded.certificate, weights_sha256=weights_sha256, model_id=loaded.id
         )
+
+
+# Last: a {model_id:path} GET matches every GET under /v1/models, so the GETs above (activations, download) must
+# be tried first. Through the same resolver, so NAME, NAME@ALIAS and NAME/versions/N work here as everywhere.
+@router.get("/{model_id:path}", response_model=ModelOut, responses=problems(404))
+def get_model(model_id: ResolvedModelId, session: DbSession, tenant: ReadTenant) -> ModelOut:
+    """One model, by id or reference, with the registry entries it is registered under."""
+    (out,) = to_outs(session, [owned(session, ModelRow, model_id, tenant, "model")])
+    return out

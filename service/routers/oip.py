@@ -9,6 +9,10 @@ Auth: the model routes need the same Bearer key as ``/v1`` and see only the key'
 ``GET /v2``, ``/v2/health/live`` and ``/v2/health/ready`` answer without a key: they are what
 a platform's probes call, and they say nothing about any tenant's models.
 
+An inference answer names the model that gave it as ``/v1`` does: ``model_version`` (the
+protocol's member), ``parameters.model_id``, ``parameters.registered_name`` and
+``parameters.version``, and the ``X-LipSpline-Model-*`` headers.
+
 Errors are ``{"error": "..."}`` (``service/problems.py`` renders every error under ``/v2``
 that way): 400 for a malformed request or tensor, 401 without a valid key, 404 for a model
 that does not resolve, 409 for a model whose stored weights fail their check.
@@ -42,7 +46,7 @@ from lipspline_platform import registry
 from lipspline_platform.db.engine import get_engine, session_scope
 from service.deps import AppSettings, PredictTenant, ReadTenant
 from service.model_cache import LoadedModel, ModelCache
-from service.model_refs import Resolved, resolve_oip
+from service.model_refs import Resolved, resolve_oip, served_by_headers
 from service.oip_tensors import OutputTensor, bad_request, encode_response, finite_parameter, input_rows, parse_request
 from service.problems import ProblemError
 
@@ -198,11 +202,13 @@ async def _infer(
         "parameters": {"model_id": resolved.model_id, "lipschitz_bound": loaded.certified, "arithmetic": ARITHMETIC,
                        "epsilon": finite_parameter(parsed.parameters, "epsilon")},  # fmt: skip
     }
+    if resolved.name is not None:  # OIP parameter values are strings, numbers or booleans: absent, not null
+        head["parameters"].update(registered_name=resolved.name, version=resolved.version)
     if parsed.id is None:
         del head["id"]
     content, headers = encode_response(head, outputs)
     media_type = "application/octet-stream" if headers else "application/json"
-    return Response(content, media_type=media_type, headers=headers)
+    return Response(content, media_type=media_type, headers={**headers, **served_by_headers(resolved)})
 
 
 def _served_as(loaded: LoadedModel, x: np.ndarray, datatype: str, lipschitz: float) -> ServedOutputs:

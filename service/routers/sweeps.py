@@ -20,6 +20,7 @@ from fastapi.responses import JSONResponse, Response
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from api_schemas.http import LabelsPatch
 from api_schemas.sweeps import (
     FrontPoint,
     Fronts,
@@ -38,7 +39,7 @@ from lipspline_platform.db.engine import session_scope
 from lipspline_platform.db.ids import new_id
 from lipspline_platform.db.tables import SweepRow
 from lipspline_platform.settings import Settings
-from service import quotas
+from service import labels, quotas
 from service.deps import AppSettings, DbSession, ReadTenant, TrainTenant
 from service.idempotency import IdempotencyKey, IdempotentRequest, fingerprint
 from service.limits import check_network, limit_exceeded
@@ -118,7 +119,8 @@ def _create(spec: SweepCreate, settings: Settings, tenant: str, idem: Idempotent
     if spec.budget.max_trials > settings.max_sweep_trials:
         raise limit_exceeded("budget.max_trials", f"{spec.budget.max_trials} trials exceed the limit of "
                              f"{settings.max_sweep_trials}", "max_sweep_trials", settings.max_sweep_trials)  # fmt: skip
-    request = spec.model_dump(mode="json", by_alias=True)
+    # the labels are columns of their own (editable); the stored request is what the engine plans from
+    request = spec.model_dump(mode="json", by_alias=True, exclude={"name", "tags", "description"})
     request["space"] = spec.space_json()
     try:
         engine_spec, planned = sweeps.plan(request)
@@ -143,7 +145,8 @@ def _create(spec: SweepCreate, settings: Settings, tenant: str, idem: Idempotent
         quotas.check_new_sweep(session, tenant, settings, trials=len(planned), at_once=at_once)
         idem.finish(202, body, headers, session=session)
         to_send = sweeps.create(session, sweep_id=sweep_id, tenant_id=tenant, dataset_id=spec.dataset_id,
-                                request=request, planned=planned, register_as=spec.register_as)  # fmt: skip
+                                request=request, planned=planned, register_as=spec.register_as, name=spec.name,
+                                tags=spec.tags, description=spec.description)  # fmt: skip
     sweeps.dispatch(settings, to_send)  # a lost message is re-sent by the reconciler: the jobs are queued rows
     return JSONResponse(body, status_code=202, headers=headers)
 
@@ -155,6 +158,8 @@ def list_sweeps(
     page: Page,
     status: Annotated[SweepStatus | None, Query(description="only sweeps in this state")] = None,
     dataset_id: Annotated[str | None, Query(max_length=64, description="only sweeps of this dataset")] = None,
+    name: labels.NameFilter = None,
+    tag: labels.TagFilter = None,
 ) -> SweepList:
     """The tenant's sweeps, newest first, a page at a time (``next_cursor``), filtered like the jobs list."""
     query = select(SweepRow).where(SweepRow.tenant_id == tenant)
@@ -162,6 +167,7 @@ def list_sweeps(
         query = query.where(SweepRow.status == status)
     if dataset_id is not None:
         query = query.where(SweepRow.dataset_id == dataset_id)
+    query = labels.filtered(query, "sweep", name, tag)
     found = newest_first(session, query, page, SweepRow)
     return SweepList(items=[sweep_out(session, row) for row in found.rows], next_cursor=found.next_cursor)
 
@@ -170,6 +176,15 @@ def list_sweeps(
 def get_sweep(sweep_id: str, session: DbSession, tenant: ReadTenant) -> SweepOut:
     """Progress, every trial's config and results, the Pareto fronts and the selected model."""
     return sweep_out(session, owned(session, SweepRow, sweep_id, tenant, "sweep"))
+
+
+@router.patch("/{sweep_id}", operation_id="update_sweep", response_model=SweepOut, responses=labels.PATCH_RESPONSES)
+def update_sweep(sweep_id: str, body: LabelsPatch, session: DbSession, tenant: TrainTenant) -> SweepOut:
+    """Rename, retag or redescribe a sweep (JSON merge semantics: a member left out is unchanged, ``null``
+    clears it, ``tags`` replaces the list). Its trials' jobs keep their own labels."""
+    row = owned(session, SweepRow, sweep_id, tenant, "sweep", lock=True)
+    labels.patch(session, "sweep", row, body)
+    return sweep_out(session, row)
 
 
 @router.post("/{sweep_id}/cancel", response_model=SweepOut, responses=problems(404, (409, "the sweep has finished")))
@@ -268,4 +283,7 @@ def sweep_out(session: Session, row: SweepRow) -> SweepOut:
         created_at=row.created_at,
         updated_at=row.updated_at,
         finished_at=row.finished_at,
+        name=row.name,
+        tags=row.tags or [],
+        description=row.description,
     )

@@ -4,12 +4,15 @@ The signing secret is per tenant and shown once, in the response that creates it
 /v1/webhooks/secret``, which also rotates it, or the first endpoint registration). Every
 delivery to a job's ``notify_url`` or to an endpoint is signed with it
 (``lipspline_platform/webhooks/signing.py``). Deliveries are sent by dispatcher threads,
-never in a request; ``GET /v1/jobs/{id}/deliveries`` shows each with every attempt.
+never in a request; ``GET /v1/jobs/{id}/deliveries`` shows a job's, with every attempt, and
+``GET /v1/webhooks/deliveries`` all of the tenant's (sweep and registry events included).
 """
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Response
+from typing import Annotated
+
+from fastapi import APIRouter, Query, Response
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
@@ -17,6 +20,7 @@ from api_schemas.http import (
     DeliveryAttemptOut,
     DeliveryList,
     DeliveryOut,
+    DeliveryPage,
     WebhookEndpointCreate,
     WebhookEndpointList,
     WebhookEndpointOut,
@@ -86,7 +90,9 @@ def rotate_webhook_secret(session: DbSession, settings: AppSettings, tenant: Tra
 def register_webhook(
     spec: WebhookEndpointCreate, session: DbSession, settings: AppSettings, tenant: TrainTenant, response: Response
 ) -> WebhookEndpointOut:
-    """Register a URL that receives the final event of every job of the tenant."""
+    """Register a URL that receives the tenant's events: every job's final event, every sweep's end
+    (``sweep.finished``, ``sweep.cancelled``), every registry version created and alias moved
+    (``registry.version_created``, ``registry.alias_moved``); payloads: ``api_schemas/webhook_events.py``."""
     url = _checked_url("url", spec.url, settings)
     created_secret = None if session.get(WebhookSecretRow, tenant) else _set_secret(session, settings, tenant).secret
     row = WebhookEndpointRow(id=new_id(), tenant_id=tenant, url=url, created_at=utcnow())
@@ -124,6 +130,11 @@ def job_deliveries(job_id: str, session: DbSession, tenant: ReadTenant) -> Deliv
     deliveries = session.scalars(
         select(WebhookDeliveryRow).where(WebhookDeliveryRow.job_id == job_id).order_by(WebhookDeliveryRow.created_at)
     ).all()
+    return DeliveryList(items=_deliveries_out(session, deliveries))
+
+
+def _deliveries_out(session: Session, deliveries: list[WebhookDeliveryRow]) -> list[DeliveryOut]:
+    """The deliveries with every attempt of each: one query for all their attempts."""
     attempts: dict[str, list[DeliveryAttemptOut]] = {d.id: [] for d in deliveries}
     if deliveries:
         rows = session.scalars(
@@ -133,9 +144,25 @@ def job_deliveries(job_id: str, session: DbSession, tenant: ReadTenant) -> Deliv
         )
         for a in rows:
             attempts[a.delivery_id].append(DeliveryAttemptOut.model_validate(a, from_attributes=True))
-    return DeliveryList(items=[
-        DeliveryOut(id=d.id, url=d.url, event=d.event, state=d.state, attempts=attempts[d.id],
+    return [
+        DeliveryOut(id=d.id, url=d.url, event=d.event, job_id=d.job_id, state=d.state, attempts=attempts[d.id],
                     next_attempt_at=d.next_attempt_at if d.state == PENDING else None,
                     created_at=d.created_at, finished_at=d.finished_at)
         for d in deliveries
-    ])  # fmt: skip
+    ]  # fmt: skip
+
+
+@router.get("/v1/webhooks/deliveries", operation_id="list_webhook_deliveries", response_model=DeliveryPage,
+            responses={200: LINK_HEADER}, tags=TAGS)  # fmt: skip
+def webhook_deliveries(
+    session: DbSession,
+    tenant: ReadTenant,
+    page: Page,
+    event: Annotated[str | None, Query(max_length=40, description="only this event, e.g. `sweep.finished`")] = None,
+) -> DeliveryPage:
+    """Every delivery of the tenant's events (jobs, sweeps, registry), newest first, with every attempt."""
+    query = select(WebhookDeliveryRow).where(WebhookDeliveryRow.tenant_id == tenant)
+    if event is not None:
+        query = query.where(WebhookDeliveryRow.event == event)
+    found = newest_first(session, query, page, WebhookDeliveryRow)
+    return DeliveryPage(items=_deliveries_out(session, found.rows), next_cursor=found.next_cursor)

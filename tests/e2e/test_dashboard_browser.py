@@ -577,6 +577,95 @@ def test_a_running_sweep_is_cancelled_from_its_page(dashboard: Session, deployme
     dashboard.assert_clean()
 
 
+#: a description that would run script if the page ever wrote it as HTML; it must show as this very text
+HOSTILE_TEXT = '<img src=x onerror="document.body.dataset.xss=1"><script>document.body.dataset.xss=2</script>'
+
+
+def expected_references(registrations: list[dict]) -> list[str]:
+    """What the models list shows for a model's registry entries: ``name@alias``, or ``name/versions/N`` if none."""
+    return [text for r in registrations for text in ([f"{r['name']}@{a}" for a in r["aliases"]] or [r["reference"]])]
+
+
+def test_the_registry_page_shows_names_versions_and_who_moved_which_alias(
+    dashboard: Session, deployment: Deployment, trained: dict, screenshots: Path
+) -> None:
+    page = dashboard.page
+    classifier, regressor = trained["classifier"], trained["regressor"]
+    with deployment.client() as http:
+        assert http.post("/v1/registered-models", json={"name": "waves", "description": HOSTILE_TEXT}).is_success
+        for model in (regressor, classifier):
+            assert http.post("/v1/registered-models/waves/versions", json={"model_id": model["id"]}).is_success
+        for alias, version in (("staging", 1), ("staging", 2), ("production", 1)):
+            assert http.put(f"/v1/registered-models/waves/aliases/{alias}", json={"version": version}).is_success
+        assert http.delete("/v1/registered-models/waves/aliases/staging").status_code == 204
+        names = http.get("/v1/registered-models").json()["items"]
+        versions = http.get("/v1/registered-models/waves/versions").json()["items"]
+        events = http.get("/v1/registered-models/waves/alias-events").json()["items"]
+        models = http.get("/v1/models").json()["items"]
+
+    # the list, from the nav: every name with its latest version and aliases, the description as plain text
+    page.click("nav a[data-section=registry]")
+    page.wait_for_selector("#registry-table tbody tr[data-name='waves']")
+    listed = page.eval_on_selector_all(
+        "#registry-table tbody tr",
+        "rs => rs.map(r => [r.dataset.name, +r.querySelector('[data-field=latest_version]').value,"
+        " Object.fromEntries([...r.querySelectorAll('[data-alias]')]"
+        ".map(a => [a.dataset.alias, +a.dataset.version]))])",
+    )
+    assert listed == [[n["name"], n["latest_version"], n["aliases"]] for n in names]
+    assert page.text_content("#registry-table tr[data-name='waves'] [data-field=description]") == HOSTILE_TEXT
+    assert page.query_selector("#view img, #view script") is None
+    assert page.get_attribute("body", "data-xss") is None
+    dashboard.shot(screenshots, "registry")
+
+    # a name: its versions (newest first, each linking to its model) and its alias history, newest first
+    page.click("#registry-table a[href='/ui/registry/waves']")
+    page.wait_for_selector("#alias-events-table tbody tr")
+    shown_versions = page.eval_on_selector_all(
+        "#versions-table tbody tr",
+        "rs => rs.map(r => [+r.dataset.version, r.querySelector('[data-field=model] a').getAttribute('href'),"
+        " r.querySelector('[data-field=created_by]').textContent])",
+    )
+    assert shown_versions == [[v["version"], f"/ui/models/{v['model_id']}", v["created_by"]] for v in versions]
+    history = page.eval_on_selector_all(
+        "#alias-events-table tbody tr",
+        "rs => rs.map(r => [r.dataset.alias, r.querySelector('[data-field=from]').textContent,"
+        " r.querySelector('[data-field=to]').textContent, r.querySelector('[data-field=actor]').textContent])",
+    )
+
+    def version_text(version: int | None, absent: str) -> str:
+        return absent if version is None else f"v{version}"
+
+    assert history == [
+        [e["alias"], version_text(e["from_version"], "—"), version_text(e["to_version"], "removed"), e["actor"]]
+        for e in reversed(events)
+    ]
+    assert len(history) == 4 and history[0][2] == "removed"
+    assert page.text_content("#registered-description") == HOSTILE_TEXT
+    assert page.query_selector("#view img, #view script") is None
+    dashboard.shot(screenshots, "registry-name")
+
+    # a version's link opens its model through the reference NAME/versions/N
+    page.click("#versions-table tr[data-version='2'] a[href^='/ui/models/waves']")
+    page.wait_for_selector("#registry-entries")
+    assert page.text_content("h1 .mono") == classifier["id"]
+    assert "waves/versions/2" in page.text_content("#registry-entries")
+
+    # the models list: a name / alias column with each model's registry entries
+    dashboard.go("/ui/models")
+    page.wait_for_selector("#models-table tbody tr")
+    column = page.eval_on_selector_all(
+        "#models-table tbody tr",
+        "rs => rs.map(r => [r.dataset.model,"
+        " [...r.querySelectorAll('[data-reference]')].map(a => a.dataset.reference)])",
+    )
+    assert dict(column) == {m["id"]: expected_references(m["registrations"]) for m in models}
+    assert dict(column)[classifier["id"]] == ["circle@production", "waves/versions/2"]
+    assert dict(column)[regressor["id"]] == ["waves@production"]
+    dashboard.shot(screenshots, "models-registry")
+    dashboard.assert_clean()
+
+
 def test_a_bad_key_shows_the_api_401_detail(browser: Any, deployment: Deployment) -> None:
     session = open_session(browser, deployment, "not-a-real-key")
     try:

@@ -56,10 +56,26 @@ def upload(http: httpx.Client, name: str, targets: list) -> str:
     return response.json()["id"]
 
 
+#: the members of a predict answer that say which model answered (``served_by``); the rest are the numbers
+SERVED_BY = ("model_id", "registered_name", "version")
+
+
 def predict(http: httpx.Client, reference: str, rows: np.ndarray, **extra: object) -> dict:
+    """The answer's numbers (which model gave them: :func:`served_by`)."""
     response = http.post(f"/v1/models/{reference}/predict", json={"inputs": rows.tolist(), **extra})
     assert response.status_code == 200, response.text
-    return response.json()
+    return {k: v for k, v in response.json().items() if k not in SERVED_BY}
+
+
+def served_by(http: httpx.Client, reference: str) -> tuple:
+    """(model id, registered name, version) of the model that answers ``reference`` now, as body and headers say."""
+    response = http.post(f"/v1/models/{reference}/predict", json={"inputs": ROWS.tolist()})
+    assert response.status_code == 200, response.text
+    body, headers = response.json(), response.headers
+    said = (headers["x-lipspline-model-id"], headers.get("x-lipspline-model-name"),
+            int(headers["x-lipspline-model-version"]) if "x-lipspline-model-version" in headers else None)  # fmt: skip
+    assert said == tuple(body[k] for k in SERVED_BY), (said, body)
+    return said
 
 
 def test_alias_move_takes_effect_on_the_next_request(deployment: Deployment, http: httpx.Client) -> None:
@@ -70,6 +86,8 @@ def test_alias_move_takes_effect_on_the_next_request(deployment: Deployment, htt
     assert http.put("/v1/registered-models/disc/aliases/production", json={"version": 1}).status_code == 200
     before = predict(http, "disc@production", ROWS)
     assert before == predict(http, first["model_id"], ROWS)
+    assert served_by(http, "disc@production") == (first["model_id"], "disc", 1)
+    assert served_by(http, first["model_id"]) == (first["model_id"], None, None)
 
     second = train(http, dataset_id, seed=1, register_as="disc")  # retrain: version 2
     assert second["progress"]["registered_as"] == {"name": "disc", "version": 2}
@@ -77,6 +95,9 @@ def test_alias_move_takes_effect_on_the_next_request(deployment: Deployment, htt
     assert http.put("/v1/registered-models/disc/aliases/production", json={"version": 2}).status_code == 200
     after = predict(http, "disc@production", ROWS)
     assert after == predict(http, second["model_id"], ROWS) and after["outputs"] != before["outputs"]
+    assert served_by(http, "disc@production") == (second["model_id"], "disc", 2)
+    assert served_by(http, "disc") == (second["model_id"], "disc", 2)  # a bare name: its production alias
+    assert served_by(http, "disc%2Fversions%2F1") == (first["model_id"], "disc", 1)
     # name/versions/N, also with the slashes percent-encoded on the wire
     assert predict(http, "disc%2Fversions%2F1", ROWS) == before
     assert predict(http, "disc/versions/2", ROWS) == after

@@ -23,7 +23,8 @@ BEFORE_REGISTRY = {"datasets", "jobs", "job_epochs", "models", "tenants", "api_k
 REGISTRY = {"registered_models", "model_versions", "model_aliases", "alias_events"}
 EVENTS_WEBHOOKS = {"job_events", "webhook_secrets", "webhook_endpoints", "webhook_deliveries", "webhook_attempts"}
 SWEEPS = {"sweeps", "sweep_trials"}
-TABLES = BEFORE_REGISTRY | REGISTRY | EVENTS_WEBHOOKS | SWEEPS
+LABELS = {"resource_tags"}
+TABLES = BEFORE_REGISTRY | REGISTRY | EVENTS_WEBHOOKS | SWEEPS | LABELS
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])
@@ -131,3 +132,79 @@ def test_sealing_migration_seals_stored_secrets_and_its_downgrade_opens_them(
         assert stored() == "whsec_plain"
     finally:
         engine.dispose()
+
+
+def test_labels_migration_down_and_up_again(database_url: str) -> None:
+    """0008 alone: its downgrade removes ``resource_tags`` and the label columns, and keeps every row;
+    an existing row gets ``tags = []`` on the way up."""
+    migrate.upgrade(database_url, "0007")
+    engine = create_engine(database_url)
+    try:
+        with engine.begin() as connection:
+            connection.execute(text("INSERT INTO tenants (id, name, created_at) VALUES ('t', 't', :at)"),
+                               {"at": "2026-01-01 00:00:00+00:00"})  # fmt: skip
+            connection.execute(text(
+                "INSERT INTO sweeps (id, tenant_id, request, plan, status, launched, created_at, updated_at) "
+                "VALUES ('s', 't', '{}', '[]', 'running', 0, :at, :at)"), {"at": "2026-01-01 00:00:00+00:00"})
+        migrate.upgrade(database_url)
+        with engine.connect() as connection:
+            row = connection.execute(text("SELECT name, tags, description FROM sweeps WHERE id = 's'")).one()
+        assert row[0] is None and row[2] is None and row[1] in ([], "[]")
+    finally:
+        engine.dispose()
+    for table in ("jobs", "models", "sweeps"):
+        assert {"name", "tags", "description"} <= _columns(database_url, table)
+    assert {"tags", "description"} <= _columns(database_url, "datasets")
+    migrate.downgrade(database_url, "0007")
+    assert _tables(database_url) == TABLES - LABELS
+    for table in ("jobs", "models", "sweeps", "datasets"):
+        assert not {"tags", "description"} & _columns(database_url, table), table
+    assert "name" not in _columns(database_url, "jobs") and "name" in _columns(database_url, "datasets")
+    engine = create_engine(database_url)
+    try:
+        with engine.connect() as connection:
+            assert connection.execute(text("SELECT count(*) FROM sweeps")).scalar() == 1
+    finally:
+        engine.dispose()
+    migrate.upgrade(database_url)
+    assert _tables(database_url) == TABLES
+
+
+def _nullable(url: str, table: str, column: str) -> bool:
+    engine = create_engine(url)
+    try:
+        return next(c["nullable"] for c in inspect(engine).get_columns(table) if c["name"] == column)
+    finally:
+        engine.dispose()
+
+
+def test_webhook_events_migration_down_and_up_again(database_url: str) -> None:
+    """0009 alone: deliveries without a job are allowed; its downgrade deletes them (and their attempts), and
+    makes ``webhook_deliveries.job_id`` required again, keeping a job's deliveries."""
+    migrate.upgrade(database_url)
+    assert _nullable(database_url, "webhook_deliveries", "job_id")
+    at = {"at": "2026-01-01 00:00:00+00:00"}
+    engine = create_engine(database_url)
+    try:
+        with engine.begin() as connection:
+            connection.execute(text("INSERT INTO tenants (id, name, created_at) VALUES ('t', 't', :at)"), at)
+            connection.execute(text(
+                "INSERT INTO jobs (id, tenant_id, config, status, queue, cancel_requested, progress, attempts, "
+                "created_at, updated_at) VALUES ('j', 't', '{}', 'succeeded', 'cpu', false, '{}', 1, :at, :at)"), at)
+            for delivery, job in (("with-job", "'j'"), ("jobless", "NULL")):
+                connection.execute(text(
+                    "INSERT INTO webhook_deliveries (id, tenant_id, job_id, url, event, payload, state, attempts, "
+                    f"next_attempt_at, created_at) VALUES ('{delivery}', 't', {job}, 'http://h/', 'e', '{{}}', "
+                    "'delivered', 1, :at, :at)"), at)  # fmt: skip
+                connection.execute(text(
+                    "INSERT INTO webhook_attempts (delivery_id, attempt, started_at, duration_s, succeeded) "
+                    f"VALUES ('{delivery}', 1, :at, 0.1, true)"), at)  # fmt: skip
+        migrate.downgrade(database_url, "0008")
+        assert not _nullable(database_url, "webhook_deliveries", "job_id")
+        with engine.connect() as connection:
+            assert connection.execute(text("SELECT id FROM webhook_deliveries")).scalars().all() == ["with-job"]
+            assert connection.execute(text("SELECT delivery_id FROM webhook_attempts")).scalars().all() == ["with-job"]
+    finally:
+        engine.dispose()
+    migrate.upgrade(database_url)
+    assert _nullable(database_url, "webhook_deliveries", "job_id") and _tables(database_url) == TABLES

@@ -24,10 +24,10 @@ from fastapi.testclient import TestClient
 
 from api_schemas import TrainingConfig
 from lipspline.training import EpochReport, TrainingOutcome, fit
-from lipspline_platform import lifecycle
+from lipspline_platform import artifacts, lifecycle
 from lipspline_platform.db.dataset_blob import dataset_from_row
 from lipspline_platform.db.engine import session_scope
-from lipspline_platform.db.tables import DEFAULT_TENANT, DatasetRow, JobRow
+from lipspline_platform.db.tables import DEFAULT_TENANT, DatasetRow, JobRow, ModelRow
 from lipspline_platform.lifecycle import Claim
 from lipspline_platform.settings import EMBEDDED_BROKER, Settings
 from service import auth
@@ -106,7 +106,7 @@ class Trainer:
         with session_scope(settings.resolved_database_url) as session:
             row = session.get(DatasetRow, claim.dataset_id)
             assert row is not None, claim
-            dataset, sha256 = dataset_from_row(row), row.sha256
+            dataset, sha256 = dataset_from_row(row, settings), row.sha256
         key = (sha256, json.dumps(claim.config.to_json(), sort_keys=True))
         if key not in self._cache:
             self._cache[key] = self._train(dataset, claim.config)
@@ -241,3 +241,18 @@ class Service:
         response = self.client.get(f"/v1/jobs/{job_id}")
         assert response.status_code == 200, response.text
         return response.json()
+
+
+def tamper_weights(svc: Service, model_id: str) -> None:
+    """Flip the last byte of a model's stored weights, wherever they are kept (row or artifact store)."""
+    with session_scope(svc.database_url) as session:
+        row = session.get(ModelRow, model_id)
+        weights = bytearray(artifacts.read(svc.settings, row.weights, row.weights_uri))
+        weights[-1] ^= 0x01
+        if row.weights_uri is None:
+            row.weights = bytes(weights)
+            return
+        uri = row.weights_uri
+    store = artifacts.store_for(svc.settings)
+    assert store is not None and uri == store.uri(f"weights/{model_id}")
+    store.put(f"weights/{model_id}", bytes(weights))

@@ -13,7 +13,7 @@ import pytest
 from tests.routes.helpers import SEED_INPUTS, SEED_TARGETS, Service, problem, seed_csv, seed_dataset_body
 
 ID_KEYS = {"id", "name", "task", "n_samples", "n_features", "classes", "feature_names", "target_name",
-           "source_format", "sha256", "created_at"}  # fmt: skip
+           "source_format", "sha256", "created_at", "tags", "description", "uri"}  # fmt: skip
 
 
 def npz_bytes(X: np.ndarray, y: np.ndarray) -> bytes:
@@ -215,7 +215,7 @@ def test_upload_that_is_valid_is_stored_with_its_content(svc: Service) -> None:
     dataset_id = created(svc.client.post("/v1/datasets", files={"file": ("d.csv", seed_csv())},
                                          data={"target": "y"})).get("id")  # fmt: skip
     with session_scope(svc.database_url) as session:
-        stored = dataset_from_row(session.get(DatasetRow, dataset_id))
+        stored = dataset_from_row(session.get(DatasetRow, dataset_id), svc.settings)
     np.testing.assert_array_equal(stored.X, np.array(SEED_INPUTS))
     assert stored.y.tolist() == SEED_TARGETS
 

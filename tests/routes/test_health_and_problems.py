@@ -26,6 +26,7 @@ ROUTES = {
     ("POST", "/v1/webhooks/secret"),
     ("POST", "/v1/webhooks"),
     ("GET", "/v1/webhooks"),
+    ("GET", "/v1/webhooks/deliveries"),
     ("DELETE", "/v1/webhooks/{endpoint_id}"),
     ("POST", "/v1/sweeps"),
     ("GET", "/v1/sweeps"),

@@ -12,7 +12,7 @@ from tests.routes.helpers import REGRESSION_TARGETS, TINY_CONFIG, WORKER_HOST, S
 
 JOB_KEYS = {"id", "status", "dataset_id", "config", "queue", "progress", "model_id", "error", "device",
             "worker_host", "attempts", "cancel_requested", "created_at", "started_at", "finished_at", "updated_at",
-            "train_seconds", "register_as", "request_id"}  # fmt: skip
+            "train_seconds", "register_as", "request_id", "name", "tags", "description"}  # fmt: skip
 
 
 def broker_messages(svc: Service) -> list:

@@ -13,12 +13,12 @@ import pytest
 from lipspline.serialization import model_from_parts
 from lipspline_platform.db.engine import session_scope
 from lipspline_platform.db.tables import ModelRow
-from tests.routes.helpers import REGRESSION_TARGETS, TINY_CONFIG, Service, problem, seed_dataset_body
+from tests.routes.helpers import REGRESSION_TARGETS, TINY_CONFIG, Service, problem, seed_dataset_body, tamper_weights
 
 X = np.random.default_rng(7).uniform(-0.6, 0.6, size=(40, 2))
 MODEL_KEYS = {"id", "job_id", "dataset_id", "task", "config", "classes", "feature_names", "metrics", "lipschitz",
               "sparsity", "parameter_count", "weights_sha256", "created_at", "certified_accuracy",
-              "certified_tolerance"}  # fmt: skip
+              "certified_tolerance", "registrations", "name", "tags", "description"}  # fmt: skip
 
 
 def get_model(svc: Service, model_id: str) -> dict:
@@ -231,10 +231,7 @@ def rewrite_model(svc: Service, model_id: str, **columns: object) -> None:
 
 
 def test_tampered_weights_are_refused_with_409(svc: Service, seeded: dict) -> None:
-    with session_scope(svc.database_url) as session:
-        weights = bytearray(session.get(ModelRow, seeded["model_id"]).weights)
-    weights[-1] ^= 0x01
-    rewrite_model(svc, seeded["model_id"], weights=bytes(weights))
+    tamper_weights(svc, seeded["model_id"])
     model_id = seeded["model_id"]
     for method, path, body in [
         ("POST", f"/v1/models/{model_id}/predict", {"inputs": [[0.0, 0.0]]}),

@@ -11,9 +11,7 @@ import onnx
 import onnxruntime as ort
 
 from lipspline.export import read_onnx_metadata
-from lipspline_platform.db.engine import session_scope
-from lipspline_platform.db.tables import ModelRow
-from tests.routes.helpers import Service, problem
+from tests.routes.helpers import Service, problem, tamper_weights
 
 X = np.random.default_rng(11).uniform(-0.6, 0.6, size=(25, 2))
 
@@ -62,11 +60,7 @@ def test_onnx_download_refuses_tampered_weights_and_other_tenants(svc: Service, 
     problem(svc.other.get(path, params={"format": "onnx"}), 404, "not-found")
     problem(svc.client.get("/v1/models/nope/download", params={"format": "onnx"}), 404, "not-found")
     download_onnx(svc, model_id)  # loaded into the model cache before the weights are rewritten
-    with session_scope(svc.database_url) as session:
-        row = session.get(ModelRow, model_id)
-        weights = bytearray(row.weights)
-        weights[-1] ^= 0x01
-        row.weights = bytes(weights)
+    tamper_weights(svc, model_id)
     detail = problem(svc.client.get(path, params={"format": "onnx"}), 409, "bad-artifact")["detail"]
     assert "sha256" in detail
 

@@ -64,3 +64,26 @@ export function progressBar(progress) {
   const epochs = progress?.epochs ?? 0;
   return h("progress", { max: epochs || 1, value: epoch, "aria-label": `epoch ${epoch} of ${epochs}` });
 }
+
+/** A resource's tags as chips (nothing when it has none); every value is text, never markup. */
+export function tagChips(tags) {
+  if (!tags || !tags.length) return null;
+  return h("span", { class: "tags", "data-field": "tags" }, tags.map((tag) => h("span", { class: "tag" }, tag)));
+}
+
+/** A list's name cell content: the resource's name ("—" without one) and its tags. */
+export function nameCell(item) {
+  const name = item.name
+    ? h("span", { class: "resource-name", "data-field": "name" }, item.name)
+    : h("span", { class: "muted", "data-field": "name" }, "—");
+  return [name, " ", tagChips(item.tags)];
+}
+
+/** The name, tags and description of a detail page, as facts() pairs. */
+export function labelFacts(item) {
+  return [
+    ["Name", h("span", { id: "resource-name" }, item.name || "—")],
+    ["Tags", tagChips(item.tags) || "—"],
+    ["Description", h("span", { class: "description", id: "resource-description" }, item.description || "—")],
+  ];
+}

@@ -1,7 +1,7 @@
 // One dataset: what it is, its first rows and the range of every feature; delete.
 
 import { api } from "../api.js";
-import { facts, h, num, section, when } from "../dom.js";
+import { facts, h, labelFacts, num, section, when } from "../dom.js";
 import { deleteButton } from "./datasets.js";
 
 export async function render(view, [datasetId], context) {
@@ -19,6 +19,7 @@ export async function render(view, [datasetId], context) {
       deleteButton(datasetId, { ...context, onDeleted: () => navigate("/ui/datasets") })),
     section("Summary", facts([
       ["Id", h("span", { class: "mono" }, dataset.id)],
+      ...labelFacts(dataset).slice(1),
       ["Task", dataset.task],
       ["Rows", num(dataset.n_samples, { id: "dataset-rows" })],
       ["Features", num(dataset.n_features, { id: "dataset-features" })],

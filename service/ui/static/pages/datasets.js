@@ -1,7 +1,7 @@
 // Datasets: list with sizes, task and classes; each links to its preview; delete from here or there.
 
 import { api, apiList } from "../api.js";
-import { h, num, when } from "../dom.js";
+import { h, num, tagChips, when } from "../dom.js";
 
 /** A delete button that asks once more (no modal dialog: the second press is the confirmation). */
 export function deleteButton(datasetId, { signal, showProblem, onDeleted }) {
@@ -40,6 +40,7 @@ export async function render(view, _params, context) {
       "tr",
       { "data-dataset": d.id },
       h("td", {}, h("a", { href: `/ui/datasets/${d.id}`, "data-link": true }, d.name)),
+      h("td", {}, tagChips(d.tags) || "—"),
       h("td", { class: "mono" }, d.id.slice(0, 12)),
       h("td", {}, d.task),
       h("td", { class: "right" }, num(d.n_samples, { "data-field": "n_samples" })),
@@ -51,7 +52,7 @@ export async function render(view, _params, context) {
     row.append(h("td", {}, deleteButton(d.id, { ...context, onDeleted: () => row.remove() })));
     return row;
   });
-  const head = ["Name", "Id", "Task", "Rows", "Features", "Classes", "Format", "Uploaded", ""];
+  const head = ["Name", "Tags", "Id", "Task", "Rows", "Features", "Classes", "Format", "Uploaded", ""];
   view.replaceChildren(
     h("section", { class: "card" }, h("h1", {}, "Datasets"),
       datasets.length

@@ -3,7 +3,7 @@
 
 import { api, isTerminal, watchJob } from "../api.js";
 import { lineChart } from "../charts.js";
-import { facts, h, num, progressBar, section, statusBadge, when } from "../dom.js";
+import { facts, h, labelFacts, num, progressBar, section, statusBadge, when } from "../dom.js";
 
 const LOSS_LABELS = {
   data: "data term", weight_decay: "weight decay", bv2: "BV² term", tv2: "TV² term",
@@ -43,6 +43,7 @@ function metricCharts(history) {
 function jobFacts(job) {
   const registered = job.progress?.registered_as;
   return facts([
+    ...labelFacts(job),
     ["Status", statusBadge(job.status)],
     ["Progress", h("span", {}, progressBar(job.progress), ` epoch ${job.progress?.epoch ?? 0} of ${job.progress?.epochs ?? "?"}`)],
     ["Dataset", job.dataset_id ? h("a", { href: `/ui/datasets/${job.dataset_id}`, "data-link": true, class: "mono" }, job.dataset_id) : "deleted"],

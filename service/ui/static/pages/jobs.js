@@ -3,7 +3,7 @@
 // the list itself is re-read every few seconds to pick up jobs submitted elsewhere.
 
 import { api, apiList, isTerminal, watchJob } from "../api.js";
-import { h, progressBar, statusBadge, when } from "../dom.js";
+import { h, nameCell, progressBar, statusBadge, when } from "../dom.js";
 
 const RELIST_MS = 4000;
 
@@ -17,6 +17,7 @@ function jobRow(job) {
     "tr",
     { "data-job": job.id },
     h("td", {}, h("a", { href: `/ui/jobs/${job.id}`, "data-link": true, class: "mono" }, job.id.slice(0, 12))),
+    h("td", { class: "name-cell" }, nameCell(job)),
     h("td", { class: "status-cell" }, statusBadge(job.status)),
     progressCell(job),
     h("td", {}, job.dataset_id ? h("a", { href: `/ui/datasets/${job.dataset_id}`, "data-link": true, class: "mono" }, job.dataset_id.slice(0, 12)) : "deleted"),
@@ -31,7 +32,7 @@ export async function render(view, _params, { signal, showProblem }) {
     "table",
     { class: "list", id: "jobs-table" },
     h("caption", { class: "visually-hidden" }, "Training jobs"),
-    h("thead", {}, h("tr", {}, ["Job", "Status", "Progress (epochs)", "Dataset", "Model", "Submitted"].map((t) => h("th", { scope: "col" }, t)))),
+    h("thead", {}, h("tr", {}, ["Job", "Name · tags", "Status", "Progress (epochs)", "Dataset", "Model", "Submitted"].map((t) => h("th", { scope: "col" }, t)))),
     body,
   );
   const empty = h("p", { class: "muted", hidden: true }, "No jobs yet: submit one with POST /v1/jobs or `lipspline jobs submit`.");

@@ -1,9 +1,9 @@
 // One model: the learned activations, the certificate against its lower bounds, metrics,
 // config, lineage, registry names and aliases, and downloads.
 
-import { api, apiList, saveBlob } from "../api.js";
+import { api, saveBlob } from "../api.js";
 import { lineChart, logBars, splineChart } from "../charts.js";
-import { facts, fmt, h, num, section, when } from "../dom.js";
+import { facts, fmt, h, labelFacts, num, section, when } from "../dom.js";
 
 /** One line per bound: what it is, shown on hover. */
 export const BOUND_EXPLANATIONS = {
@@ -132,17 +132,14 @@ async function activationsSection(modelId, model, signal) {
   );
 }
 
-async function registrySection(modelId, signal) {
-  const names = await apiList("/v1/registered-models", { signal });
-  const entries = [];
-  for (const registered of names) {
-    const versions = await apiList(`/v1/registered-models/${encodeURIComponent(registered.name)}/versions`, { signal });
-    for (const version of versions.filter((v) => v.model_id === modelId)) entries.push(version);
-  }
+async function registrySection(model) {
+  // the model's registry entries come with it (GET /v1/models/{id} `registrations`): no call per name
+  const entries = model.registrations || [];
   return section(
     "Registry",
     entries.length
-      ? h("ul", { id: "registry-entries" }, entries.map((v) => h("li", {}, h("code", {}, `${v.name}/versions/${v.version}`),
+      ? h("ul", { id: "registry-entries" }, entries.map((v) => h("li", {},
+          h("a", { href: `/ui/registry/${encodeURIComponent(v.name)}`, "data-link": true }, h("code", {}, v.reference)),
           v.aliases.length ? [" · aliases: ", v.aliases.map((a) => h("code", { class: "alias" }, `${v.name}@${a}`))] : " · no alias")))
       : h("p", { class: "muted" }, "Not registered under any name."),
   );
@@ -188,6 +185,7 @@ export async function render(view, [modelRef], { signal, showProblem }) {
         downloadButton(id, "onnx", "Download ONNX", showProblem),
         h("a", { href: `/ui/predict?model=${id}`, "data-link": true, class: "button" }, "Open in playground"))),
     section("Summary", facts([
+      ...labelFacts(model),
       ["Task", model.task],
       ["Classes", model.classes ? model.classes.join(", ") : "—"],
       ["Features", model.feature_names.join(", ")],
@@ -204,7 +202,7 @@ export async function render(view, [modelRef], { signal, showProblem }) {
     registrySlot,
     section("Config", h("pre", { class: "json", tabindex: 0 }, JSON.stringify(model.config, null, 2))),
   );
-  const [activations, registry] = await Promise.all([activationsSection(id, model, signal), registrySection(id, signal)]);
+  const [activations, registry] = await Promise.all([activationsSection(id, model, signal), registrySection(model)]);
   activationSlot.replaceChildren(activations);
   registrySlot.replaceChildren(registry);
 }

@@ -1,7 +1,16 @@
-// Models: every trained model with its task, certificate and size.
+// Models: every trained model with its task, certificate and size, and the registry names it is a version of.
 
 import { api, apiList } from "../api.js";
-import { h, num, when } from "../dom.js";
+import { h, nameCell, num, when } from "../dom.js";
+
+/** `name@alias` for each alias pointing at the model, `name/versions/N` where none does; each links to its name. */
+function registryCell(registrations) {
+  if (!registrations.length) return "—";
+  const references = registrations.flatMap((r) =>
+    (r.aliases.length ? r.aliases.map((a) => `${r.name}@${a}`) : [r.reference]).map((text) => [r.name, text]));
+  return references.map(([name, text], i) => [i ? " " : null,
+    h("a", { href: `/ui/registry/${encodeURIComponent(name)}`, "data-link": true, "data-reference": text }, h("code", { class: "alias" }, text))]);
+}
 
 export async function render(view, _params, { signal }) {
   const models = await apiList("/v1/models", { signal });
@@ -10,6 +19,8 @@ export async function render(view, _params, { signal }) {
       "tr",
       { "data-model": m.id },
       h("td", {}, h("a", { href: `/ui/models/${m.id}`, "data-link": true, class: "mono" }, m.id.slice(0, 12))),
+      h("td", { class: "name-cell" }, nameCell(m)),
+      h("td", { "data-field": "registry" }, registryCell(m.registrations || [])),
       h("td", {}, m.task),
       h("td", {}, m.config.architecture?.hidden?.join(" × ") || "—", " · ", m.config.architecture?.activation || ""),
       h("td", { class: "right" }, num(m.lipschitz.certified)),
@@ -20,7 +31,7 @@ export async function render(view, _params, { signal }) {
       h("td", {}, h("a", { href: `/ui/predict?model=${m.id}`, "data-link": true }, "Predict")),
     ),
   );
-  const head = ["Model", "Task", "Hidden · activation", "Certified L (l2)", "by", "Tightness", "Parameters", "Created", ""];
+  const head = ["Model", "Name · tags", "Name / alias", "Task", "Hidden · activation", "Certified L (l2)", "by", "Tightness", "Parameters", "Created", ""];
   view.replaceChildren(
     h(
       "section",

@@ -6,7 +6,7 @@
 
 import { api } from "../api.js";
 import { PALETTE, scatterChart } from "../charts.js";
-import { facts, fmt, h, num, section, statusBadge, when } from "../dom.js";
+import { facts, fmt, h, labelFacts, num, section, statusBadge, when } from "../dom.js";
 
 const POLL_MS = 1500;
 const COLORS = { trial: "#9bb7d6", front: PALETTE[0], selected: "#e9a03b" };
@@ -92,6 +92,7 @@ function sweepFacts(sweep) {
   const { selected } = sweep;
   const registered = selected?.registered_as;
   return facts([
+    ...labelFacts(sweep),
     ["Status", statusBadge(sweep.status)],
     ["Strategy", `${sweep.strategy} · budget ${sweep.budget.max_trials} trials, ${sweep.budget.max_concurrent} at once`],
     ["Select rule", ruleText(sweep.select)],

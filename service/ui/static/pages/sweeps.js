@@ -2,7 +2,7 @@
 // While any sweep runs the list is re-read every few seconds, so progress moves without a reload.
 
 import { apiList } from "../api.js";
-import { h, statusBadge, when } from "../dom.js";
+import { h, nameCell, statusBadge, when } from "../dom.js";
 
 const RELIST_MS = 4000;
 
@@ -15,6 +15,7 @@ function sweepRow(sweep) {
     "tr",
     { "data-sweep": sweep.id },
     h("td", {}, link(`/ui/sweeps/${sweep.id}`, sweep.id)),
+    h("td", { class: "name-cell" }, nameCell(sweep)),
     h("td", {}, statusBadge(sweep.status)),
     h("td", {}, sweep.strategy),
     h("td", { class: "progress-cell" }, h("progress", { max: planned || 1, value: succeeded, "aria-label": `${succeeded} of ${planned} trials succeeded` }),
@@ -29,7 +30,7 @@ export async function render(view, _params, { signal }) {
   const body = h("tbody");
   const table = h("table", { class: "list", id: "sweeps-table" },
     h("caption", { class: "visually-hidden" }, "Sweeps"),
-    h("thead", {}, h("tr", {}, ["Sweep", "Status", "Strategy", "Progress (succeeded / planned)", "Selected model", "Dataset", "Created"].map((t) => h("th", { scope: "col" }, t)))),
+    h("thead", {}, h("tr", {}, ["Sweep", "Name · tags", "Status", "Strategy", "Progress (succeeded / planned)", "Selected model", "Dataset", "Created"].map((t) => h("th", { scope: "col" }, t)))),
     body);
   const empty = h("p", { class: "muted", hidden: true }, "No sweeps yet: start one with POST /v1/sweeps or `lipspline sweeps submit`.");
   view.replaceChildren(h("section", { class: "card" }, h("h1", {}, "Sweeps"), h("div", { class: "table-wrap" }, table), empty));

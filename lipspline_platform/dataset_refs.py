@@ -1,0 +1,94 @@
+"""Datasets registered by reference: what registration records, and how a job reads them back.
+
+Registration (``POST /v1/datasets`` with a ``uri``) resolves the URI (:mod:`object_store`),
+reads every object's footer, checks the columns by name, and makes one streaming statistics
+pass; the row it yields holds the URI, each object's size, row groups and footer hash, and the
+statistics, never the data and never a credential. A job calls :func:`open_stream`, which
+first checks that every object is still the one registered (:func:`verify_unchanged`): data
+changed underneath a dataset fails the job naming the object, before any epoch.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import asdict
+from urllib.parse import urlsplit
+
+from api_schemas import TrainingConfig
+from api_schemas.dataset_refs import DatasetReference
+from lipspline.data import DatasetError
+from lipspline.data.parquet_stream import (
+    ParquetObject,
+    ParquetStream,
+    StreamStatistics,
+    check_columns,
+    compute_statistics,
+    describe_objects,
+    verify_unchanged,
+)
+from lipspline_platform.db.ids import new_id
+from lipspline_platform.db.tables import DatasetRow
+from lipspline_platform.object_store import filesystem_for, resolve
+from lipspline_platform.settings import Settings
+
+SOURCE_FORMAT = "parquet-uri"
+
+
+def fingerprint(objects: list[ParquetObject]) -> str:
+    """One hash of every object's path, size and footer: the dataset's ``sha256`` (what it was registered as)."""
+    described = [[o.path, o.size, o.footer_sha256] for o in objects]
+    return hashlib.sha256(json.dumps(described, separators=(",", ":")).encode()).hexdigest()
+
+
+def describe(settings: Settings, tenant: str, spec: DatasetReference) -> DatasetRow:
+    """A new (unsaved) dataset row for ``spec``; UriRefused or DatasetError (naming the column) when it cannot be."""
+    found = resolve(spec.uri, settings)
+    objects, schema = describe_objects(found.filesystem, found.paths)
+    features = check_columns(schema, spec.target, spec.features)
+    if len(features) > settings.max_features:
+        raise DatasetError(f"{len(features)} features, over the {settings.max_features} allowed.",
+                           problem="too_large")  # fmt: skip
+    statistics = compute_statistics(found.filesystem, objects, features, spec.target, spec.task,
+                                    max_classes=settings.max_classes)  # fmt: skip
+    return DatasetRow(
+        id=new_id(), tenant_id=tenant, name=spec.name, task=statistics.task, n_samples=statistics.n_rows,
+        n_features=len(features), classes=statistics.classes, feature_names=features, target_name=spec.target,
+        source_format=SOURCE_FORMAT, sha256=fingerprint(objects), content=None, uri=spec.uri,
+        objects=[asdict(o) for o in objects], statistics=statistics.to_json(), tags=list(spec.tags),
+        description=spec.description,
+    )  # fmt: skip
+
+
+def registered_objects(row: DatasetRow) -> list[ParquetObject]:
+    return [ParquetObject(o["path"], o["size"], tuple(o["row_groups"]), o["footer_sha256"]) for o in row.objects or []]
+
+
+def open_stream(settings: Settings, row: DatasetRow, config: TrainingConfig) -> ParquetStream:
+    """The dataset's rows for one run; DataChangedError (naming the object) if one changed since registration."""
+    assert row.uri is not None and row.statistics is not None
+    found_filesystem = filesystem_for(urlsplit(row.uri).scheme.lower(), settings)
+    objects = registered_objects(row)
+    verify_unchanged(found_filesystem, objects)
+    return ParquetStream(
+        filesystem=found_filesystem, objects=objects, features=list(row.feature_names), target=row.target_name or "",
+        statistics=StreamStatistics.from_json(row.statistics), validation_split=config.training.validation_split,
+        seed=config.training.seed, buffer_rows=settings.stream_buffer_rows, sample_rows=settings.stream_sample_rows,
+    )  # fmt: skip
+
+
+
+def first_rows(settings: Settings, row: DatasetRow, count: int) -> list[list]:
+    """The first ``count`` rows of the first object (features, then the target), for a preview."""
+    import pyarrow.parquet as pq
+
+    objects = registered_objects(row)
+    filesystem = filesystem_for(urlsplit(row.uri or "").scheme.lower(), settings)
+    verify_unchanged(filesystem, objects[:1])
+    columns = [*row.feature_names, row.target_name or ""]
+    with filesystem.open_input_file(objects[0].path) as handle:
+        batch = next(pq.ParquetFile(handle).iter_batches(batch_size=count, columns=columns), None)
+    if batch is None:
+        return []
+    values = [batch.column(name).to_pylist() for name in columns]
+    return [list(cells) for cells in zip(*values, strict=True)]

@@ -1,0 +1,137 @@
+"""Dataset URIs -> a pyarrow filesystem and the object paths they name.
+
+Accepted forms (``*``, ``?`` and ``[…]`` only in the last segment; a trailing ``/`` means
+every ``.parquet`` object under that prefix):
+
+* ``s3://bucket/prefix/*.parquet``: S3, or an S3-compatible store at ``LIPSPLINE_S3_ENDPOINT_URL``
+  (MinIO; the tests' moto server). Credentials come from the process environment
+  (``AWS_ACCESS_KEY_ID``/``AWS_SECRET_ACCESS_KEY``, a profile, an instance role), never from
+  the request and never stored with the dataset.
+* ``gs://bucket/…`` (Google Cloud Storage) and ``az://container/…`` / ``abfs://…`` (Azure Blob),
+  through pyarrow's own filesystems, with their environment credentials.
+* ``file:///path/…``: only under a directory listed in ``LIPSPLINE_DATASET_FILE_ROOTS`` (a
+  shared filesystem mounted into every worker): a tenant may not read the server's own files.
+
+Every refusal is a :class:`UriRefusedError` whose message names the URI's problem in the tenant's
+terms (no object matches, the store refused the credentials, a scheme not served), and never
+a server path outside the URI itself.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import os
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import urlsplit
+
+from lipspline_platform.settings import Settings
+
+SCHEMES = ("s3", "gs", "gcs", "az", "abfs", "file")
+_GLOB = set("*?[")
+
+
+class UriRefusedError(ValueError):
+    """A dataset URI that names nothing readable; the message is safe to show the tenant."""
+
+
+@dataclass(frozen=True)
+class ObjectSet:
+    """The objects a URI names, and the filesystem that reads them."""
+
+    uri: str
+    filesystem: Any
+    paths: list[str]
+
+
+def _s3(settings: Settings) -> Any:
+    import pyarrow.fs as pafs
+
+    options: dict[str, Any] = {
+        "region": os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION") or "us-east-1",
+        "connect_timeout": 10,
+        "request_timeout": 30,
+        "retry_strategy": pafs.AwsStandardS3RetryStrategy(max_attempts=3),
+    }
+    if settings.s3_endpoint_url:
+        endpoint = urlsplit(settings.s3_endpoint_url)
+        options.update(endpoint_override=endpoint.netloc or endpoint.path, scheme=endpoint.scheme or "https")
+    return pafs.S3FileSystem(**options)
+
+
+def filesystem_for(scheme: str, settings: Settings) -> Any:
+    import pyarrow.fs as pafs
+
+    if scheme == "s3":
+        return _s3(settings)
+    if scheme in ("gs", "gcs"):
+        return pafs.GcsFileSystem()
+    if scheme in ("az", "abfs"):
+        account = os.environ.get("AZURE_STORAGE_ACCOUNT_NAME") or os.environ.get("AZURE_STORAGE_ACCOUNT")
+        if not account:
+            raise UriRefusedError("az:// URIs need AZURE_STORAGE_ACCOUNT_NAME in the service's environment")
+        return pafs.AzureFileSystem(account_name=account)
+    return pafs.LocalFileSystem()
+
+
+def _local_path(uri: str, parts: Any, settings: Settings) -> str:
+    if parts.netloc not in ("", "localhost"):
+        raise UriRefusedError(f"{uri!r}: a file:// URI names a local path (file:///dir/…), not a host")
+    path = os.path.normpath(parts.path)
+    roots = [os.path.realpath(root) for root in settings.dataset_file_roots]
+    directory = path if not _GLOB & set(os.path.basename(path)) else os.path.dirname(path)
+    real = os.path.realpath(directory)
+    if not any(real == root or real.startswith(root.rstrip("/") + "/") for root in roots):
+        raise UriRefusedError(f"{uri!r}: file:// URIs must lie under a directory the service shares for datasets "
+                         "(LIPSPLINE_DATASET_FILE_ROOTS)")  # fmt: skip
+    return os.path.join(real, os.path.basename(path)) if directory != path else real
+
+
+def _refusal(uri: str, exc: Exception) -> UriRefusedError:
+    text = str(exc)
+    lowered = text.lower()
+    if any(word in lowered for word in ("access denied", "access_denied", "forbidden", "403", "invalidaccesskeyid",
+                                        "signaturedoesnotmatch", "credentials")):  # fmt: skip
+        return UriRefusedError(f"{uri!r}: the store refused the service's credentials")
+    if "nosuchbucket" in lowered or "bucket does not exist" in lowered or "no such bucket" in lowered:
+        return UriRefusedError(f"{uri!r}: no such bucket")
+    first_line = text.splitlines()[0][:200] if text else type(exc).__name__
+    return UriRefusedError(f"{uri!r}: the store could not be read ({first_line})")
+
+
+def resolve(uri: str, settings: Settings) -> ObjectSet:
+    """The objects ``uri`` names (sorted), or UriRefusedError saying why there are none to read."""
+    import pyarrow as pa
+    import pyarrow.fs as pafs
+
+    parts = urlsplit(uri)
+    scheme = parts.scheme.lower()
+    if scheme not in SCHEMES:
+        raise UriRefusedError(f"{uri!r}: scheme {parts.scheme or '(none)'!r} is not served; use one of "
+                         + ", ".join(f"{s}://" for s in SCHEMES))  # fmt: skip
+    filesystem = filesystem_for(scheme, settings)
+    if scheme == "file":
+        path = _local_path(uri, parts, settings)
+    else:
+        if not parts.netloc:
+            raise UriRefusedError(f"{uri!r}: no bucket")
+        path = parts.netloc + parts.path
+    prefix_only = path.endswith("/")
+    directory, pattern = os.path.split(path.rstrip("/")) if not prefix_only else (path.rstrip("/"), "*.parquet")
+    try:
+        if prefix_only or _GLOB & set(pattern):
+            listed = filesystem.get_file_info(pafs.FileSelector(directory, allow_not_found=True,
+                                                                 recursive=prefix_only))  # fmt: skip
+            paths = sorted(info.path for info in listed if info.type == pafs.FileType.File
+                           and fnmatch.fnmatchcase(os.path.basename(info.path), pattern))  # fmt: skip
+        else:
+            info = filesystem.get_file_info(path)
+            paths = [info.path] if info.type == pafs.FileType.File else []
+    except (pa.ArrowException, OSError) as exc:
+        raise _refusal(uri, exc) from exc
+    if not paths:
+        raise UriRefusedError(f"{uri!r}: no object matches")
+    if len(paths) > settings.max_reference_objects:
+        limit = settings.max_reference_objects
+        raise UriRefusedError(f"{uri!r}: matches {len(paths)} objects, over the {limit} allowed")
+    return ObjectSet(uri=uri, filesystem=filesystem, paths=paths)

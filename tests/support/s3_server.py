@@ -1,0 +1,63 @@
+"""A real S3 API on loopback for the tests: moto's standalone server, in its own process.
+
+The service reaches it exactly as it reaches S3 or MinIO: pyarrow's S3 filesystem over HTTP,
+pointed there by ``LIPSPLINE_S3_ENDPOINT_URL``; the tests write objects with boto3.
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import httpx
+
+from tests.support.processes import Process, free_port
+
+#: the credentials every process of a test deployment gets (moto accepts any unless told otherwise)
+CREDENTIALS = {"AWS_ACCESS_KEY_ID": "lipspline-test", "AWS_SECRET_ACCESS_KEY": "lipspline-test-secret",
+               "AWS_REGION": "us-east-1", "AWS_EC2_METADATA_DISABLED": "true"}  # fmt: skip
+
+
+class S3Server:
+    """moto_server on a free loopback port; ``client()`` is a boto3 S3 client for writing test objects."""
+
+    def __init__(self, workdir: Path) -> None:
+        self.port = free_port()
+        argv = [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(self.port)]
+        self.process = Process(argv, dict(CREDENTIALS), workdir / "moto.log")
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def start(self) -> S3Server:
+        self.process.start()
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            try:
+                if httpx.get(self.url + "/moto-api/", timeout=1).status_code < 500:
+                    return self
+            except httpx.HTTPError:
+                time.sleep(0.1)
+        raise RuntimeError(f"moto server did not start:\n{self.process.log_tail()}")
+
+    def client(self):  # noqa: ANN201 - a boto3 S3 client
+        import boto3
+
+        return boto3.client("s3", endpoint_url=self.url, aws_access_key_id=CREDENTIALS["AWS_ACCESS_KEY_ID"],
+                            aws_secret_access_key=CREDENTIALS["AWS_SECRET_ACCESS_KEY"], region_name="us-east-1")
+
+    def stop(self) -> None:
+        self.process.stop()
+
+
+@contextmanager
+def s3_server(workdir: Path) -> Iterator[S3Server]:
+    server = S3Server(workdir).start()
+    try:
+        yield server
+    finally:
+        server.stop()
