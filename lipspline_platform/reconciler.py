@@ -1,7 +1,9 @@
 """The reconciler: the database, not the broker, decides what still has to run.
 
 Run every ``reconcile_every_s`` from a thread in every ``lipspline worker`` main
-process and in every API process (``lipspline serve`` / ``lipspline api``). One pass:
+process and in every API process (``lipspline serve`` / ``lipspline api``), and just after
+the first running job's lease deadline when that comes sooner (``Reconciler._next_wait``).
+One pass:
 
 (a) a ``running`` job whose lease expired (no heartbeat for ``lease_timeout_s``: its
     worker died, was SIGKILLed, or lost the database) goes back to ``queued`` with
@@ -164,13 +166,34 @@ class Reconciler:
 
     def _run(self) -> None:
         period = self.settings.reconcile_every_s
-        # jitter: reconcilers of many processes do not all query at the same instant
-        while not self._stop.wait(period * random.uniform(0.8, 1.2)):
+        # a process that starts (an API restarted) also looks at a lease about to run out
+        wait = self._next_wait(period)
+        while not self._stop.wait(wait):
             try:
                 with _active:
                     reconcile_once(self.settings, self.send)
             except Exception:  # database or broker unreachable: try again next period
                 log.warning("reconcile pass failed:\n%s", traceback.format_exc())
+            wait = self._next_wait(period)
+
+    def _next_wait(self, period: float) -> float:
+        """Seconds to the next pass: one period at most, jittered down only (reconcilers of many
+        processes do not all query at the same instant, and no gap between passes exceeds the
+        period), and sooner when a running job's lease runs out first: the pass then comes just
+        after that lease's deadline, so a dead worker is noticed at lease timeout after its last
+        heartbeat, not up to a period later (the lease rule itself is unchanged)."""
+        wait = period * random.uniform(0.8, 1.0)
+        try:
+            with _active:  # database work: no fork meanwhile (see below)
+                expiry = lifecycle.next_lease_expiry(self.settings)
+        except Exception:  # database unreachable: the next pass after a period
+            return wait
+        if expiry is not None:
+            due_in = (expiry - utcnow()).total_seconds() + random.uniform(0.05, 0.25)
+            # floor: a lease found expired but not yet taken back (a pass racing a heartbeat)
+            # is looked at again soon, never in a busy loop
+            wait = min(wait, max(due_in, min(period, 0.5)))
+        return wait
 
     def stop(self, timeout_s: float = 10.0) -> None:
         self._stop.set()

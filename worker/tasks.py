@@ -9,13 +9,21 @@ from __future__ import annotations
 import socket
 
 from celery import shared_task
-from celery.signals import worker_process_init, worker_process_shutdown, worker_ready, worker_shutdown
+from celery.signals import worker_init, worker_process_init, worker_process_shutdown, worker_ready, worker_shutdown
 
 from lipspline_platform import metrics, reconciler, structured_logging
 from lipspline_platform.db.engine import dispose_all
 from lipspline_platform.queue import TRAIN_TASK
 from lipspline_platform.settings import get_settings
+from worker import training_job
 from worker.training_job import run_training_job
+
+
+@worker_init.connect
+def _preload(**_kwargs) -> None:  # noqa: ANN003
+    # In the main process, before the pool forks: what the first job of every pool child would
+    # otherwise import (worker-loss recovery: a rescuing worker starts the job without it).
+    training_job.preload()
 
 
 @worker_process_init.connect

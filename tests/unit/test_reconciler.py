@@ -4,6 +4,7 @@ each kind of job, that it never acts twice, and that a claim respects a live lea
 from __future__ import annotations
 
 import threading
+import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -183,3 +184,49 @@ def test_a_pass_advances_sweeps_once_and_never_launches_a_trial_twice(settings: 
     with session_scope(settings.resolved_database_url) as session:
         trials = session.query(SweepTrialRow).order_by(SweepTrialRow.trial).all()
         assert [t.trial for t in trials] == [0, 1] and session.get(SweepRow, "s1").launched == 2
+
+
+def test_next_lease_expiry_is_the_oldest_running_beat_plus_the_lease(settings: Settings) -> None:
+    assert lifecycle.next_lease_expiry(settings) is None  # nothing running: the period alone
+    add_job(settings, "recent", JobStatus.running, beat_ago=10)
+    add_job(settings, "older", JobStatus.running, beat_ago=30)
+    add_job(settings, "waiting", JobStatus.queued, attempts=0, sent_ago=900)
+    assert lifecycle.next_lease_expiry(settings) == NOW - timedelta(seconds=30) + timedelta(seconds=60)
+
+
+def test_reconciler_wakes_at_a_lease_deadline_not_a_period_later(settings: Settings) -> None:
+    """Worker-loss recovery: with a 30 s period and a 1.5 s lease, a job whose heartbeats stop is
+    re-queued and re-sent just after its lease runs out; one whose runner keeps beating is not."""
+    from lipspline_platform.reconciler import Reconciler
+
+    fast = settings.model_copy(update={"lease_timeout_s": 1.5, "reconcile_every_s": 30.0})
+    began = datetime.now(UTC)
+    with session_scope(fast.resolved_database_url) as session:
+        for job_id in ("dead", "alive"):
+            session.add(JobRow(id=job_id, tenant_id=DEFAULT_TENANT, dataset_id="d1", config={}, status="running",
+                               queue="cpu", cancel_requested=False, progress={}, attempts=1, worker_host="w@h",
+                               created_at=began, updated_at=began, heartbeat_at=began))  # fmt: skip
+    stop = threading.Event()
+
+    def beat() -> None:  # the live runner's lease thread
+        while not stop.wait(0.3):
+            assert lifecycle.renew_lease(fast, "alive", 1)
+
+    beating = threading.Thread(target=beat, daemon=True)
+    beating.start()
+    sent = Sent()
+    reconciler = Reconciler(fast, sent).start()
+    try:
+        deadline = time.monotonic() + 10
+        while job(fast, "dead").status == JobStatus.running:
+            assert time.monotonic() < deadline, "the expired lease was not noticed"
+            time.sleep(0.05)
+        noticed_s = (datetime.now(UTC) - began).total_seconds()
+        time.sleep(0.5)  # the re-send follows the re-queue in the same pass
+    finally:
+        reconciler.stop()
+        stop.set()
+        beating.join()
+    assert 1.5 <= noticed_s < 5.0, noticed_s  # the lease, plus at most the wake-up margin and a slow pass
+    assert job(fast, "dead").status == JobStatus.queued and sent == [("dead", "cpu")]
+    assert job(fast, "alive").status == JobStatus.running  # a live runner is never taken back early
