@@ -13,6 +13,7 @@ from __future__ import annotations
 import hashlib
 import json
 from dataclasses import asdict
+from typing import Any
 from urllib.parse import urlsplit
 
 from api_schemas import TrainingConfig
@@ -57,6 +58,26 @@ def describe(settings: Settings, tenant: str, spec: DatasetReference) -> Dataset
         source_format=SOURCE_FORMAT, sha256=fingerprint(objects), content=None, uri=spec.uri,
         objects=[asdict(o) for o in objects], statistics=statistics.to_json(), tags=list(spec.tags),
         description=spec.description,
+    )  # fmt: skip
+
+
+def describe_stored(settings: Settings, tenant: str, dataset_id: str, uri: str, path: str, filesystem: Any,
+                    spec: DatasetReference) -> DatasetRow:  # fmt: skip
+    """A dataset row for a Parquet upload already copied into the artifact store at ``uri``.
+
+    Registered as a reference to that object (so a job streams it) and owning it
+    (``content_uri``: deleting the dataset deletes the object).
+    """
+    objects, schema = describe_objects(filesystem, [path])
+    features = check_columns(schema, spec.target, spec.features)
+    statistics = compute_statistics(filesystem, objects, features, spec.target, spec.task,
+                                    max_classes=settings.max_classes)  # fmt: skip
+    return DatasetRow(
+        id=dataset_id, tenant_id=tenant, name=spec.name, task=statistics.task, n_samples=statistics.n_rows,
+        n_features=len(features), classes=statistics.classes, feature_names=features, target_name=spec.target,
+        source_format="parquet", sha256=fingerprint(objects), content=None, content_uri=uri,
+        content_bytes=objects[0].size, uri=uri, objects=[asdict(o) for o in objects],
+        statistics=statistics.to_json(), description=spec.description,
     )  # fmt: skip
 
 

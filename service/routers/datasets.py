@@ -119,8 +119,12 @@ async def _read_upload(upload: Any) -> bytes:
     return b"".join(chunks)
 
 
-async def _multipart_request(request: Request) -> dict[str, Any]:
-    """The form's fields and file bytes (I/O only; parsing happens off the event loop)."""
+async def _multipart_request(request: Request, settings: Settings) -> dict[str, Any]:
+    """The form's fields and file bytes (I/O only; parsing happens off the event loop).
+
+    A Parquet file over ``upload_stream_over_bytes`` is not read into memory: the form parser
+    has spooled it to disk, and it goes to the artifact store from there (``stored_parquet``).
+    """
     form = await request.form(max_files=1, max_fields=40)  # room for a repeated `tags` field
     upload = form.get("file")
     if upload is None or isinstance(upload, str):
@@ -132,8 +136,12 @@ async def _multipart_request(request: Request) -> dict[str, Any]:
     if fields["task"] not in (None, "", "classification", "regression"):
         raise invalid_field("task", "must be 'classification' or 'regression'")
     fields.update(_form_labels(form))
+    filename = upload.filename or "upload"
+    large = upload.size is not None and upload.size > settings.upload_stream_over_bytes
+    if large and filename.lower().endswith((".parquet", ".pq")) and artifacts.store_for(settings) is not None:
+        return {"kind": "stored_parquet", "filename": filename, "file": upload.file, **fields}
     data = await _read_upload(upload)
-    return {"kind": "multipart", "filename": upload.filename or "upload", "data": data, **fields}
+    return {"kind": "multipart", "filename": filename, "data": data, **fields}
 
 
 async def _json_request(request: Request) -> dict[str, Any]:
@@ -155,9 +163,49 @@ async def _json_request(request: Request) -> dict[str, Any]:
 def _fingerprint(parsed: dict[str, Any]) -> str:
     if parsed["kind"] in ("json", "reference"):
         return fingerprint(parsed["spec"].model_dump(mode="json"))
-    described = {k: v for k, v in parsed.items() if k != "data"}
-    described["sha256"] = hashlib.sha256(parsed["data"]).hexdigest()
+    described = {k: v for k, v in parsed.items() if k not in ("data", "file")}
+    if parsed["kind"] == "stored_parquet":  # read from the spooled file a chunk at a time
+        digest, source = hashlib.sha256(), parsed["file"]
+        source.seek(0)
+        while block := source.read(UPLOAD_CHUNK * 8):
+            digest.update(block)
+        source.seek(0)
+        described["sha256"] = digest.hexdigest()
+    else:
+        described["sha256"] = hashlib.sha256(parsed["data"]).hexdigest()
     return fingerprint(described)
+
+
+def _store_large_parquet(parsed: dict[str, Any], idem: IdempotentRequest, tenant: str,
+                         settings: Settings) -> Response:  # fmt: skip
+    """Copy a large Parquet upload into the artifact store, then register it as a dataset streamed from there.
+
+    Nothing is left behind when a check fails: the object is deleted before the error is raised.
+    """
+    if not parsed["target"]:
+        raise invalid_field("target", "a Parquet upload needs its target column")
+    store = artifacts.store_for(settings)
+    assert store is not None
+    dataset_id = new_id()
+    uri, size, _ = store.put_file(f"datasets/{dataset_id}", parsed["file"])
+    try:
+        spec = DatasetReference(uri=uri, target=parsed["target"], task=parsed["task"] or None,
+                                name=(parsed["name"] or "dataset").strip()[:200] or "dataset",
+                                tags=parsed["tags"], description=parsed["description"])  # fmt: skip
+        row = dataset_refs.describe_stored(settings, tenant, dataset_id, uri, store.path_of(uri), store.filesystem,
+                                           spec)  # fmt: skip
+        with session_scope(settings.resolved_database_url) as session:
+            quotas.check_storage(session, tenant, settings, size)
+            labels.set_tags(session, "dataset", row, list(spec.tags))
+            session.add(row)
+            session.flush()
+            body = to_out(row).model_dump(mode="json")
+            headers = {"Location": f"/v1/datasets/{row.id}"}
+            idem.finish(201, body, headers, session=session)
+    except BaseException:
+        store.delete(uri)
+        raise
+    return JSONResponse(body, status_code=201, headers=headers)
 
 
 def _parse(parsed: dict[str, Any], settings: Settings) -> tuple[Dataset, str, str | None]:
@@ -181,6 +229,8 @@ def _create(parsed: dict[str, Any], idem: IdempotentRequest, tenant: str, settin
     def store() -> Response:
         if parsed["kind"] == "reference":
             return _register_reference(parsed["spec"], idem, tenant, settings)
+        if parsed["kind"] == "stored_parquet":
+            return _store_large_parquet(parsed, idem, tenant, settings)
         dataset, fmt, target = _parse(parsed, settings)
         check_dataset(dataset, settings)
         content = dataset_to_bytes(dataset)
@@ -257,7 +307,7 @@ async def create_dataset(
     idem = IdempotentRequest(settings.resolved_database_url, tenant, UPLOAD_ROUTE, idempotency_key)
     content_type = request.headers.get("content-type", "").lower()  # media types are case-insensitive
     if content_type.startswith("multipart/form-data"):
-        parsed = await _multipart_request(request)
+        parsed = await _multipart_request(request, settings)
     elif content_type.startswith("application/json"):
         parsed = await _json_request(request)
     else:

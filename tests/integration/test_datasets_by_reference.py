@@ -26,6 +26,8 @@ from tests.support.s3_server import CREDENTIALS, S3Server, s3_server
 
 pytestmark = [pytest.mark.integration, pytest.mark.e2e]
 BUCKET = "lipspline-data"
+#: Parquet uploads over this go to the artifact store as they arrive (the default is 16 MiB)
+LARGE_UPLOAD_BYTES = 4096
 CONFIG = {"architecture": {"hidden": [8], "activation": "deepspline"},
           "training": {"epochs": 2, "batch_size": 64, "lr": 0.02, "seed": 0, "validation_split": 0.2}}  # fmt: skip
 
@@ -55,7 +57,8 @@ def shared_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def service(store: S3Server, shared_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Deployment]:
     workdir = tmp_path_factory.mktemp("by-reference")
     env = embedded_env(workdir, LIPSPLINE_S3_ENDPOINT_URL=store.url,
-                       LIPSPLINE_DATASET_FILE_ROOTS=json.dumps([str(shared_dir)]), **CREDENTIALS)  # fmt: skip
+                       LIPSPLINE_DATASET_FILE_ROOTS=json.dumps([str(shared_dir)]),
+                       LIPSPLINE_UPLOAD_STREAM_OVER_BYTES=str(LARGE_UPLOAD_BYTES), **CREDENTIALS)  # fmt: skip
     with Deployment(env, workdir, embedded=True).running() as dep:
         yield dep
 
@@ -164,3 +167,22 @@ def test_a_shared_directory_is_read_in_place(http: httpx.Client, shared_dir: Pat
     assert created.status_code == 201, created.text
     outside = register(http, f"file://{shared_dir}/../{shared_dir.name}x/one.parquet")
     assert outside.status_code == 422 and outside.json()["errors"][0]["field"] == "uri"
+
+
+def test_a_large_parquet_upload_goes_to_the_artifact_store_and_trains_by_streaming(
+    http: httpx.Client, service: Deployment
+) -> None:
+    body = parquet_bytes(1200, seed=11)
+    assert len(body) > LARGE_UPLOAD_BYTES
+    created = http.post("/v1/datasets", files={"file": ("big.parquet", body)}, data={"target": "label"})
+    assert created.status_code == 201, created.text
+    dataset = created.json()
+    assert dataset["uri"].startswith("file://") and dataset["n_samples"] == 1200
+    stored = Path(dataset["uri"].removeprefix("file://"))
+    assert stored.read_bytes() == body  # the upload itself, byte for byte, in the store
+    job = http.post("/v1/jobs", json={"dataset_id": dataset["id"], "config": CONFIG}).json()
+    assert wait_for_job(http, job["id"])["status"] == "succeeded"
+    missing_target = http.post("/v1/datasets", files={"file": ("big.parquet", body)})
+    assert missing_target.status_code == 422 and missing_target.json()["errors"][0]["field"] == "target"
+    assert http.delete(f"/v1/datasets/{dataset['id']}").status_code == 204
+    assert not stored.exists()
