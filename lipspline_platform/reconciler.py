@@ -39,6 +39,7 @@ from datetime import datetime
 from api_schemas import JobStatus
 from api_schemas.timestamps import utcnow
 from lipspline_platform import lifecycle, metrics, sweeps
+from lipspline_platform.periodic import PeriodicThread
 from lipspline_platform.queue import send_job
 from lipspline_platform.settings import Settings
 
@@ -150,39 +151,26 @@ if hasattr(os, "register_at_fork"):
     )
 
 
-class Reconciler:
+class Reconciler(PeriodicThread):
     """The periodic thread; ``start()`` does nothing when ``reconcile_every_s`` is 0."""
 
     def __init__(self, settings: Settings, send: Sender | None = None) -> None:
+        super().__init__("lipspline-reconciler", settings.reconcile_every_s)
         self.settings, self.send = settings, send
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
 
-    def start(self) -> Reconciler:
-        if self.settings.reconcile_every_s > 0 and self._thread is None:
-            self._thread = threading.Thread(target=self._run, name="lipspline-reconciler", daemon=True)
-            self._thread.start()
-        return self
+    def tick(self) -> None:
+        with _active:
+            reconcile_once(self.settings, self.send)
 
-    def _run(self) -> None:
-        period = self.settings.reconcile_every_s
-        # a process that starts (an API restarted) also looks at a lease about to run out
-        wait = self._next_wait(period)
-        while not self._stop.wait(wait):
-            try:
-                with _active:
-                    reconcile_once(self.settings, self.send)
-            except Exception:  # database or broker unreachable: try again next period
-                log.warning("reconcile pass failed:\n%s", traceback.format_exc())
-            wait = self._next_wait(period)
-
-    def _next_wait(self, period: float) -> float:
+    def next_wait(self) -> float:
         """Seconds to the next pass: one period at most, jittered down only (reconcilers of many
         processes do not all query at the same instant, and no gap between passes exceeds the
         period), and sooner when a running job's lease runs out first: the pass then comes just
         after that lease's deadline, so a dead worker is noticed at lease timeout after its last
-        heartbeat, not up to a period later (the lease rule itself is unchanged)."""
-        wait = period * random.uniform(0.8, 1.0)
+        heartbeat, not up to a period later (the lease rule itself is unchanged). A process that
+        starts (an API restarted) also looks at a lease about to run out."""
+        period = self.period_s
+        wait = super().next_wait()
         try:
             with _active:  # database work: no fork meanwhile (see below)
                 expiry = lifecycle.next_lease_expiry(self.settings)
@@ -194,12 +182,6 @@ class Reconciler:
             # is looked at again soon, never in a busy loop
             wait = min(wait, max(due_in, min(period, 0.5)))
         return wait
-
-    def stop(self, timeout_s: float = 10.0) -> None:
-        self._stop.set()
-        if self._thread is not None:
-            self._thread.join(timeout_s)
-            self._thread = None
 
 
 _worker_reconciler: Reconciler | None = None

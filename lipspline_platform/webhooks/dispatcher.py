@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import json
 import logging
-import random
 import ssl
 import threading
 import time
@@ -32,6 +31,7 @@ import httpcore
 
 from api_schemas.timestamps import utcnow
 from lipspline_platform import reconciler
+from lipspline_platform.periodic import PeriodicThread
 from lipspline_platform.settings import Settings
 from lipspline_platform.webhooks import outbox, transport
 from lipspline_platform.webhooks.signing import signed_headers
@@ -113,28 +113,16 @@ def deliver_due(settings: Settings, limit: int = 20) -> int:
     return made
 
 
-class WebhookDispatcher:
+class WebhookDispatcher(PeriodicThread):
     """The periodic thread; ``start()`` does nothing when ``webhook_poll_s`` is 0."""
 
     def __init__(self, settings: Settings) -> None:
+        super().__init__("lipspline-webhooks", settings.webhook_poll_s)
         self.settings = settings
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
         self._senders: set[threading.Thread] = set()
 
-    def start(self) -> WebhookDispatcher:
-        if self.settings.webhook_poll_s > 0 and self._thread is None:
-            self._thread = threading.Thread(target=self._run, name="lipspline-webhooks", daemon=True)
-            self._thread.start()
-        return self
-
-    def _run(self) -> None:
-        period = self.settings.webhook_poll_s
-        while not self._stop.wait(period * random.uniform(0.8, 1.2)):
-            try:
-                self.dispatch_once()
-            except Exception:  # database unreachable: try again next period
-                log.warning("webhook pass failed:\n%s", traceback.format_exc())
+    def tick(self) -> None:
+        self.dispatch_once()
 
     def dispatch_once(self) -> int:
         """Take as many due deliveries as there are free sender threads and start sending them."""
@@ -157,11 +145,8 @@ class WebhookDispatcher:
                         traceback.format_exc())  # fmt: skip
 
     def stop(self, timeout_s: float = 15.0) -> None:
-        self._stop.set()
         until = time.monotonic() + timeout_s
-        if self._thread is not None:
-            self._thread.join(timeout_s)
-            self._thread = None
+        super().stop(timeout_s)
         for sender in list(self._senders):  # each ends by its deadline; a lost one is sent again after its lease
             sender.join(max(until - time.monotonic(), 0.0))
         self._senders.clear()
