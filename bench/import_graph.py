@@ -58,6 +58,65 @@ def package_graph(root: Path) -> dict[str, set[str]]:
     return graph
 
 
+def module_graph(root: Path) -> dict[str, set[str]]:
+    """Module -> the project modules it imports (anywhere in its body: function-level imports count).
+
+    ``from package import name`` counts as importing ``package.name`` when that is a module,
+    and ``package`` (its ``__init__``) otherwise.
+    """
+    found = modules(root)
+    graph: dict[str, set[str]] = {name: set() for name in found}
+    for name, path in found.items():
+        for target, names, _ in imports_of(name, path):
+            submodules = [f"{target}.{n}" for n in names if f"{target}.{n}" in found]
+            hits = submodules or ([target] if target in found else [])
+            if not hits and target.split(".")[0] in PACKAGES:  # a name re-exported by a package
+                parent = target
+                while parent and parent not in found:
+                    parent = parent.rpartition(".")[0]
+                hits = [parent] if parent else []
+            graph[name].update(h for h in hits if h != name)
+    return graph
+
+
+def cycles(graph: dict[str, set[str]]) -> list[list[str]]:
+    """The strongly connected components of more than one module (Tarjan), each sorted."""
+    index: dict[str, int] = {}
+    low: dict[str, int] = {}
+    stack: list[str] = []
+    on_stack: set[str] = set()
+    found: list[list[str]] = []
+    counter = [0]
+
+    def visit(node: str) -> None:
+        index[node] = low[node] = counter[0]
+        counter[0] += 1
+        stack.append(node)
+        on_stack.add(node)
+        for nxt in graph.get(node, ()):
+            if nxt not in index:
+                visit(nxt)
+                low[node] = min(low[node], low[nxt])
+            elif nxt in on_stack:
+                low[node] = min(low[node], index[nxt])
+        if low[node] == index[node]:
+            component = []
+            while True:
+                top = stack.pop()
+                on_stack.discard(top)
+                component.append(top)
+                if top == node:
+                    break
+            if len(component) > 1:
+                found.append(sorted(component))
+
+    sys.setrecursionlimit(10_000)
+    for node in sorted(graph):
+        if node not in index:
+            visit(node)
+    return sorted(found)
+
+
 def main() -> None:
     root = Path(sys.argv[1]) if len(sys.argv) > 1 else Path(__file__).resolve().parent.parent
     graph = package_graph(root)
@@ -69,6 +128,10 @@ def main() -> None:
     for package in PACKAGES:
         if package in graph or lines.get(package):
             print(f"| {package} | {', '.join(sorted(graph.get(package, ()))) or '-'} | {lines.get(package, 0)} |")
+    found = cycles(module_graph(root))
+    print(f"\nimport cycles between modules (function-level imports included): {len(found)}")
+    for component in found:
+        print("- " + " <-> ".join(component))
 
 
 if __name__ == "__main__":

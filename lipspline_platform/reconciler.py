@@ -28,9 +28,7 @@ reconcilers see the same job only the one whose UPDATE matched a row acts.
 from __future__ import annotations
 
 import logging
-import os
 import random
-import threading
 import traceback
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -39,6 +37,7 @@ from datetime import datetime
 from api_schemas import JobStatus
 from api_schemas.timestamps import utcnow
 from lipspline_platform import lifecycle, metrics, sweeps
+from lipspline_platform.fork_guard import fork_guard
 from lipspline_platform.periodic import PeriodicThread
 from lipspline_platform.queue import send_job
 from lipspline_platform.settings import Settings
@@ -122,35 +121,6 @@ def _send_all(settings: Settings, send: Sender, to_send: list[tuple[str, str]], 
             lifecycle.mark_unsent(settings, job_id, now)
 
 
-# Fork safety: a Celery prefork main process forks pool children while this thread may be
-# mid-pass, holding locks (engine registry, connection pool) a child would inherit locked.
-# Each pass holds _active; a fork waits for the pass to end, and the child gets a fresh lock.
-# Every fork waits on it, the certificate step's solver child included (in a `--pool solo`
-# worker and under `lipspline serve` training runs in the process that forks), so it may only
-# be held for database work that ends by itself: never while waiting on anything a tenant
-# controls. The webhook dispatcher holds it to take and record deliveries, not to send them
-# (issue 26: a receiver dripping one byte every 4 s held it for 80 s per attempt).
-_active = threading.Lock()
-
-
-def _after_fork_in_child() -> None:
-    global _active
-    _active = threading.Lock()
-
-
-def fork_guard() -> threading.Lock:
-    """The lock periodic database work holds (reconciler passes, webhook bookkeeping): no fork meanwhile."""
-    return _active
-
-
-if hasattr(os, "register_at_fork"):
-    os.register_at_fork(
-        before=lambda: _active.acquire(),
-        after_in_parent=lambda: _active.release(),
-        after_in_child=_after_fork_in_child,
-    )
-
-
 class Reconciler(PeriodicThread):
     """The periodic thread; ``start()`` does nothing when ``reconcile_every_s`` is 0."""
 
@@ -159,7 +129,7 @@ class Reconciler(PeriodicThread):
         self.settings, self.send = settings, send
 
     def tick(self) -> None:
-        with _active:
+        with fork_guard():
             reconcile_once(self.settings, self.send)
 
     def next_wait(self) -> float:
@@ -172,7 +142,7 @@ class Reconciler(PeriodicThread):
         period = self.period_s
         wait = super().next_wait()
         try:
-            with _active:  # database work: no fork meanwhile (see below)
+            with fork_guard():  # database work: no fork meanwhile
                 expiry = lifecycle.next_lease_expiry(self.settings)
         except Exception:  # database unreachable: the next pass after a period
             return wait
@@ -182,27 +152,3 @@ class Reconciler(PeriodicThread):
             # is looked at again soon, never in a busy loop
             wait = min(wait, max(due_in, min(period, 0.5)))
         return wait
-
-
-_worker_reconciler: Reconciler | None = None
-_worker_dispatcher = None
-
-
-def start_in_worker(settings: Settings) -> None:
-    """Called once in a ``lipspline worker`` main process when it is ready (also sends webhooks)."""
-    from lipspline_platform.webhooks.dispatcher import WebhookDispatcher
-
-    global _worker_reconciler, _worker_dispatcher
-    if _worker_reconciler is None:
-        _worker_reconciler = Reconciler(settings).start()
-        _worker_dispatcher = WebhookDispatcher(settings).start()
-
-
-def stop_in_worker() -> None:
-    global _worker_reconciler, _worker_dispatcher
-    if _worker_reconciler is not None:
-        _worker_reconciler.stop()
-        _worker_reconciler = None
-    if _worker_dispatcher is not None:
-        _worker_dispatcher.stop()
-        _worker_dispatcher = None

@@ -11,7 +11,7 @@ import socket
 from celery import shared_task
 from celery.signals import worker_init, worker_process_init, worker_process_shutdown, worker_ready, worker_shutdown
 
-from lipspline_platform import metrics, reconciler, structured_logging
+from lipspline_platform import background, metrics, structured_logging
 from lipspline_platform.db.engine import dispose_all
 from lipspline_platform.queue import TRAIN_TASK
 from lipspline_platform.settings import get_settings
@@ -38,7 +38,7 @@ def _start_reconciler(**_kwargs) -> None:  # noqa: ANN003
     # In the worker's main process (prefork) or its only process (solo): every worker host
     # re-queues jobs whose worker died and re-sends jobs the broker lost.
     settings = get_settings()
-    reconciler.start_in_worker(settings)
+    background.start_in_worker(settings)
     if settings.worker_metrics_port:
         metrics.serve_worker_metrics(settings.worker_metrics_port)
 
@@ -52,7 +52,7 @@ def _forget_live_gauges(pid: int | None = None, **_kwargs) -> None:  # noqa: ANN
 
 @worker_shutdown.connect
 def _stop_reconciler(**_kwargs) -> None:  # noqa: ANN003
-    reconciler.stop_in_worker()
+    background.stop_in_worker()
 
 
 @shared_task(name=TRAIN_TASK, bind=True)

@@ -30,7 +30,7 @@ from datetime import datetime
 import httpcore
 
 from api_schemas.timestamps import utcnow
-from lipspline_platform import reconciler
+from lipspline_platform.fork_guard import fork_guard
 from lipspline_platform.periodic import PeriodicThread
 from lipspline_platform.settings import Settings
 from lipspline_platform.webhooks import outbox, transport
@@ -85,7 +85,7 @@ def attempt(settings: Settings, delivery: outbox.DueDelivery, *, ssl_context: ss
 def deliver(settings: Settings, delivery: outbox.DueDelivery, *, ssl_context: ssl.SSLContext | None = None) -> str:
     """Send one taken delivery, then record the attempt; returns the delivery's new state."""
     result = attempt(settings, delivery, ssl_context=ssl_context)  # no lock held: only this delivery waits
-    with reconciler.fork_guard():  # database bookkeeping: no fork while the pool's locks are held
+    with fork_guard():  # database bookkeeping: no fork while the pool's locks are held
         state = outbox.record_attempt(settings, delivery, result)
     log.info("webhook %s attempt %d to %s: %s (%s)", delivery.id, delivery.attempt, delivery.url,
              result.status_code or result.error, state)  # fmt: skip
@@ -94,7 +94,7 @@ def deliver(settings: Settings, delivery: outbox.DueDelivery, *, ssl_context: ss
 
 def take_due(settings: Settings, limit: int, due_by: datetime | None = None) -> list[outbox.DueDelivery]:
     """Deliveries due now, taken (leased) by this process; under the fork lock, as all bookkeeping."""
-    with reconciler.fork_guard():
+    with fork_guard():
         return outbox.take_due(settings, utcnow(), limit=limit, due_by=due_by)
 
 
