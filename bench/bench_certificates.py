@@ -1,6 +1,10 @@
 """Benchmark of the Lipschitz certificates: every bound, the lower bound, the ratio, the time.
 
-Run ``python bench/bench_certificates.py`` (``--quick`` skips LipSDP-Neuron).
+Run ``python bench/bench_certificates.py`` (``--quick`` skips LipSDP-Neuron);
+``python bench/bench_certificates.py --goals`` prints only the two goal tables of issue 29
+(``goal_tables``): certified / verified LipSDP-Neuron on random 16-64-64-64-4 nets with
+the certification time, and certified / best lower bound on nets trained here with a seed
+(a 2-D classifier and 1-D regressors).
 Times are medians over several cold runs (the analysis cache is bypassed);
 "first cold call" is the very first certification of that network in the
 process (it may pay one-off warm-ups: imports, BLAS thread start-up);
@@ -186,12 +190,126 @@ def spline_seeds(rows: list, lipsdp: bool, seeds: int = 20) -> None:
                      float("nan"), float("nan"), statistics.median(sdp_ms)))
 
 
+def trained_classifier_2d(hidden: list[int], seed: int = 0) -> tuple[SplineNetwork, np.ndarray]:
+    """A deep-spline classifier of the circle (``make_circle``), trained by ``fit`` with a seed."""
+    from lipspline.data.synthetic import make_circle
+    from lipspline.training import fit
+
+    data = make_circle(1000, seed=seed)
+    config = TrainingConfig.model_validate(
+        {"architecture": {"hidden": hidden, "activation": "deepspline"}, "training": {"epochs": 40, "seed": seed}}
+    )
+    return fit(data, config).model.network, np.asarray(data.X, dtype=np.float64)
+
+
+#: the 1-D regression targets of the goal table (x uniform on [-1, 1], 1 % noise)
+REGRESSION_TARGETS = {
+    "sin(3x)": lambda x: np.sin(3 * x),
+    "|x|-sin(5x)/2": lambda x: np.abs(x) - 0.5 * np.sin(5 * x),
+    "tanh(4x)": lambda x: np.tanh(4 * x),
+}
+
+
+def trained_regressor_1d(target: str, hidden: list[int], seed: int = 0) -> tuple[SplineNetwork, np.ndarray]:
+    """A deep-spline regressor of a 1-D function, trained by ``fit`` with a seed."""
+    from lipspline.data.arrays import from_arrays
+    from lipspline.training import fit
+
+    rng = np.random.default_rng(seed)
+    x = rng.uniform(-1.0, 1.0, (500, 1))
+    y = REGRESSION_TARGETS[target](x[:, 0]) + 0.01 * rng.standard_normal(500)
+    config = TrainingConfig.model_validate(
+        {"architecture": {"hidden": hidden, "activation": "deepspline"}, "training": {"epochs": 40, "seed": seed}}
+    )
+    return fit(from_arrays(x, y, task="regression"), config).model.network, x
+
+
+def best_lower(net: SplineNetwork, x: np.ndarray) -> float:
+    """max(empirical pairs, Jacobian hill climb from the data, and for one input the exact constant)."""
+    from lipspline.certificates import exact_lipschitz_1d
+
+    lower = max(empirical_lower_bound(net, x, max_pairs=20000), jacobian_lower_bound(net, x[:256], ascent_steps=20))
+    if x.shape[1] == 1:
+        lower = max(lower, exact_lipschitz_1d(net))
+    return lower
+
+
+#: bounds added by issue 29 (``prev/lower`` leaves them out: the certificate as it was, on the same net)
+NEW_BOUNDS = ("partition",)
+
+
+def goal_tables(seeds: int = 20, runs: int = 3) -> None:
+    """The two goal tables of issue 29, each ratio measured side by side in this one run.
+
+    Table 1: random 16-64-64-64-4 spline nets (``random_spline_net``), per seed the default
+    certificate (``certify_global``, cold: analysis cache bypassed; time = median of ``runs``)
+    against the verified LipSDP-Neuron bound (barrier solver, seconds).
+    Table 2: nets trained here (``fit``, seeded; and the Adam loop of ``circle_net``): certified /
+    best lower bound (``best_lower``); ``prev/lower`` is the same ratio for the minimum of the
+    bounds that existed before issue 29 (``NEW_BOUNDS`` left out; same net, same run); the
+    domain column is the bound proven on the data's box (``domain_bound``), reported beside the
+    global certificate, where the certificate API has one.
+    """
+    ratios, times, bys = [], [], []
+    print(f"{'seed':>4} {'certified':>10} {'by':<16} {'LipSDP':>10} {'cert/LipSDP':>11} {'ms':>8}")
+    for seed in range(seeds):
+        net = random_spline_net(seed)
+        certs: list = []
+        ms = median_ms(lambda: certs.append(certify_global(net, use_cache=False)), runs)  # noqa: B023
+        cert = certs[-1]
+        sdp = certify_global(net, include_lipsdp=True, lipsdp_time_limit_s=300, use_cache=False)
+        value = sdp.bounds.get("lipsdp_neuron", float("nan"))
+        ratio = cert.certified / value
+        ratios.append(ratio)
+        times.append(ms)
+        bys.append(cert.certified_by)
+        print(f"{seed:>4} {cert.certified:>10.4f} {cert.certified_by:<16} {value:>10.4f} {ratio:>11.3f} {ms:>8.1f}")
+    finite = [r for r in ratios if r == r]
+    print(
+        f"random 16-64-64-64-4 x{seeds}: certified/LipSDP median {statistics.median(finite):.3f}x "
+        f"(max {max(finite):.3f}x), certification median {statistics.median(times):.1f} ms "
+        f"(max {max(times):.1f} ms); certified by: "
+        + ", ".join(f"{k} {bys.count(k)}" for k in sorted(set(bys)))
+    )
+    print()
+    nets = [("2-D circle classifier 2-16-16-1", *trained_classifier_2d([16, 16]))]
+    nets.append(("2-D circle classifier 2-10-10-1", *trained_classifier_2d([10, 10])))
+    for activation, hidden in (("relu", [10]), ("deepspline", [16, 16])):  # the Adam loop of ``circle_net``
+        net, xc = circle_net(activation, hidden)
+        nets.append((f"2-D circle {activation} 2-{'-'.join(map(str, hidden))}-1 (loop)", net, xc.double().numpy()))
+    for target, hidden in (("sin(3x)", [16, 16]), ("|x|-sin(5x)/2", [10, 10, 10]), ("tanh(4x)", [32])):
+        nets.append((f"1-D {target} 1-{'-'.join(map(str, hidden))}-1", *trained_regressor_1d(target, hidden)))
+    print(f"{'trained net':<40} {'certified':>10} {'by':<14} {'lower':>10} {'cert/lower':>10} {'prev/lower':>10} "
+          f"{'domain':>10} {'dom/lower':>9} {'ms':>8}")
+    for name, net, x in nets:
+        certs = []
+        ms = median_ms(lambda: certs.append(certify_global(net, use_cache=False)), runs)  # noqa: B023
+        cert = certs[-1]
+        lower = best_lower(net, x)
+        domain = float("nan")
+        try:
+            from lipspline.certificates import domain_bound
+        except ImportError:  # a tree without the domain bound (the "before" column)
+            domain_bound = None
+        if domain_bound is not None:
+            domain = domain_bound(net, x.min(axis=0), x.max(axis=0)).certified
+        # the certificate without the bounds added for issue 29 (same net, same run): the "before" column
+        previous = min(v for k, v in cert.bounds.items() if k not in NEW_BOUNDS)
+        print(f"{name:<40} {cert.certified:>10.4f} {cert.certified_by:<14} {lower:>10.4f} "
+              f"{cert.certified / lower:>10.3f} {previous / lower:>10.3f} {domain:>10.4f} {domain / lower:>9.3f} "
+              f"{ms:>8.1f}")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--quick", action="store_true", help="skip LipSDP-Neuron")
+    parser.add_argument("--goals", action="store_true", help="only the goal tables of issue 29")
     parser.add_argument("--runs", type=int, default=5)
     args = parser.parse_args()
     torch.set_num_threads(max(torch.get_num_threads(), 1))
+    if args.goals:
+        goal_tables(runs=min(args.runs, 3))
+        return
     rows: list = []
     net = random_spline_net()
     x = torch.randn(2000, 16)

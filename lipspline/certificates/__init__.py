@@ -6,7 +6,9 @@ bounds and why each holds), ``liplt_scaled`` (LipLT with searched
 per-neuron scalings), ``local_bounds`` (bounds in a ball),
 ``lower_bounds`` (empirical and Jacobian lower bounds), ``exact_1d`` (exact
 constant for 1-D inputs, the test oracle), ``robustness`` (certified radii),
-``lipsdp`` (optional LipSDP-Neuron with a verified answer), ``report``,
+``lipsdp`` (optional LipSDP-Neuron with a verified answer), ``partition``
+(bounds from a partition of the input space: global for 1-2 inputs, and the
+domain bound on a box, reported beside the global one), ``report``,
 ``served_map`` (the function the endpoint computes, float64, with a proven
 bound on its rounding).
 """
@@ -17,6 +19,7 @@ from lipspline.certificates.exact_1d import exact_lipschitz_1d
 from lipspline.certificates.global_bounds import GlobalCertificate, analyze, certify_global, clear_cache
 from lipspline.certificates.local_bounds import LocalCertificate, local_bounds
 from lipspline.certificates.lower_bounds import empirical_lower_bound, jacobian_lower_bound
+from lipspline.certificates.partition import DomainCertificate, domain_bound
 from lipspline.certificates.report import CertificateReport, LowerBounds, certificate_report
 from lipspline.certificates.robustness import (
     certified_radius,
@@ -37,6 +40,7 @@ __all__ = [
     "ServedOutputs",
     "served_output_bound",
     "served_radius",
+    "DomainCertificate",
     "GlobalCertificate",
     "LocalCertificate",
     "analyze",
@@ -44,6 +48,7 @@ __all__ = [
     "certified_radius",
     "certify_global",
     "clear_cache",
+    "domain_bound",
     "empirical_lower_bound",
     "exact_lipschitz_1d",
     "jacobian_lower_bound",

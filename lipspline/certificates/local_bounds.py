@@ -473,6 +473,25 @@ def local_bounds(
     return results
 
 
-__all__ = ["LocalCertificate", "local_bounds", "preactivation_intervals", "local_slopes"]
+#: the sound enclosures, under public names for the other bounds that reuse them (``partition.py``)
+affine_interval = _affine_interval
+first_layer_centre = _first_layer_centre
+outward = _outward
+piecewise_image = _piecewise_image
+eval_piecewise = _eval_piecewise
+row_l2_upper = _row_l2_upper
+
+__all__ = [
+    "LocalCertificate",
+    "local_bounds",
+    "preactivation_intervals",
+    "local_slopes",
+    "affine_interval",
+    "first_layer_centre",
+    "outward",
+    "piecewise_image",
+    "eval_piecewise",
+    "row_l2_upper",
+]
 
 _ = (ChainView,)

@@ -18,6 +18,7 @@ from torch import nn
 
 from lipspline.certificates.global_bounds import certify_global
 from lipspline.certificates.lower_bounds import empirical_lower_bound, jacobian_lower_bound
+from lipspline.certificates.partition import DOMAIN_MAX_DIM, domain_bound
 from lipspline.certificates.served_map import ARITHMETIC, ServedMap
 
 
@@ -52,6 +53,12 @@ class CertificateReport(BaseModel):
     #: which function these numbers are about: the service checks it against the map it serves
     served_map_sha256: str | None = None
     arithmetic: str | None = None
+    #: a bound valid only for pairs of points in the box of the certified inputs (``domain_bound``:
+    #: ``{"domain": {"lo", "hi"}, "certified", ...}``), reported beside ``certified`` and never in its
+    #: place: served radii and tolerances are about balls that may leave that box, so they use ``certified``
+    domain: dict | None = None
+    #: ``domain["certified"] / best_lower_bound`` (the lower bounds may come from points outside the box)
+    domain_tightness: float | None = None
 
     def to_json(self) -> dict:
         """The JSON document stored in the database."""
@@ -67,11 +74,15 @@ def certificate_report(
     max_pairs: int = 4096,
     jacobian_points: int = 256,
     ascent_steps: int = 20,
+    domain_time_s: float = 1.0,
 ) -> CertificateReport:
     """Global certificate + empirical and Jacobian lower bounds + ``tightness = certified / best lower``.
 
     Users see how far the certificate can be from the truth: the true constant
-    lies in ``[best lower, certified]``.
+    lies in ``[best lower, certified]``. With ``domain_time_s > 0``, at least one input row
+    and at most ``DOMAIN_MAX_DIM`` features, the bound on the inputs' box
+    (``partition.domain_bound``) is added as ``domain``, stating its box; ``certified``
+    stays the global bound.
     """
     x = np.asarray(inputs.detach().cpu() if isinstance(inputs, torch.Tensor) else inputs, dtype=np.float64)
     served = ServedMap(network)
@@ -81,6 +92,10 @@ def certificate_report(
     lower = max(empirical, jacobian)
     glob = cert.to_json()
     finite = math.isfinite(cert.certified)
+    domain = None
+    if domain_time_s > 0 and x.ndim == 2 and x.shape[0] >= 1 and x.shape[1] <= DOMAIN_MAX_DIM and np.isfinite(x).all():
+        domain = domain_bound(network, x.min(axis=0), x.max(axis=0), time_s=domain_time_s).to_json()
+    dom_value = domain["certified"] if domain is not None else None
     return CertificateReport(
         **glob,
         lower_bounds=LowerBounds(empirical=empirical, jacobian=jacobian),
@@ -89,4 +104,6 @@ def certificate_report(
         ratios={k: (v / lower if lower > 0 and v is not None else None) for k, v in glob["bounds"].items()},
         served_map_sha256=served.fingerprint,
         arithmetic=ARITHMETIC,
+        domain=domain,
+        domain_tightness=dom_value / lower if dom_value is not None and lower > 0 else None,
     )
