@@ -58,7 +58,6 @@ import numpy as np
 
 from lipspline.certificates._fp import ETA, INF, U, add_up, frobenius_upper, gamma, inflate, mul_up, sqrt_up
 from lipspline.certificates._isolated import DeadlineExceededError, IsolatedFailureError, run_with_deadline
-from lipspline.certificates.global_bounds import mid_radius  # noqa: F401 - same slope conventions
 from lipspline.certificates.spectral import cholesky_completes
 from lipspline.certificates.view import ChainView
 

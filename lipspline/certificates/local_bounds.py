@@ -40,7 +40,7 @@ from torch import nn
 
 from lipspline.certificates._blas import single_threaded_blas
 from lipspline.certificates._fp import INF, U, gamma, mul_up, sqrt_up
-from lipspline.certificates.global_bounds import Analysis, analyze, mid_radius
+from lipspline.certificates.analysis import Analysis, analyze, mid_radius
 from lipspline.certificates.spectral import proven_spectral_norms_batched
 from lipspline.certificates.view import ChainView, GroupSortView, PiecewiseView
 

@@ -87,6 +87,7 @@ from typing import Any
 import numpy as np
 
 from lipspline.certificates._fp import INF, U, gamma, mul_up
+from lipspline.certificates.analysis import EXTRA_BOUNDS, Analysis, analyze
 from lipspline.certificates.local_bounds import (
     affine_interval,
     eval_piecewise,
@@ -672,8 +673,6 @@ def domain_bound(
     is its minimum with the global certificate (valid everywhere, so on the box too). It says
     nothing about points outside the box: a radius from it holds only for balls inside it.
     """
-    from lipspline.certificates.global_bounds import analyze
-
     t0 = time.perf_counter()
     analysis = analyze(network)
     glob = analysis.certificate().certified
@@ -719,3 +718,33 @@ __all__ = [
     "slope_sets",
     "vertex_bounds",
 ]
+
+
+#: the partition bound runs for chains with at most this many inputs ...
+PARTITION_MAX_DIM = 2
+#: ... over at most this many pieces (a count, not a clock: the same network gets the same certificate
+#: on a loaded machine; ~1 s on 2 cores at the limit) ...
+PARTITION_MAX_PIECES = 12_000
+#: ... and this many seconds as a safety net (past either, the pieces reached so far still give a sound,
+#: looser bound)
+PARTITION_TIME_S = 10.0
+
+
+def partition_of(analysis: Analysis) -> tuple[float | None, str]:
+    """The partition bound of an analysed network, or None and why it was not computed (``EXTRA_BOUNDS``)."""
+    view = analysis.view
+    if not (view.dense_input and view.elementwise_only and view.activations
+            and view.weights[0].shape[1] <= PARTITION_MAX_DIM):  # fmt: skip
+        return None, (
+            f"input dimension {view.weights[0].shape[1]} > {PARTITION_MAX_DIM}, GroupSort, a conv prefix "
+            "or no hidden layer: the input space is not partitioned"
+        )
+    try:
+        with np.errstate(all="ignore"):
+            return partition_global(view, max_dim=PARTITION_MAX_DIM, max_pieces=PARTITION_MAX_PIECES,
+                                    time_s=PARTITION_TIME_S)  # fmt: skip
+    except (ValueError, FloatingPointError, np.linalg.LinAlgError, MemoryError) as exc:
+        return None, f"partition failed ({type(exc).__name__}: {exc})"
+
+
+EXTRA_BOUNDS["partition"] = partition_of
