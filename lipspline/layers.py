@@ -119,14 +119,14 @@ def proven_norm_bound(weight: Tensor) -> float:
     The float64 copy of a float32/float16/bfloat16 weight is exact, so the
     bound is about the stored numbers themselves.
     """
-    # Imported here, not at module level: the certificates package imports this
-    # module (view.py reads layer weights), so a top-level import would be circular.
-    from lipspline.certificates.spectral import proven_spectral_norm
-    from lipspline.certificates.view import tap_sum_bound
+    # Imported here, not at module level: importing any certificates module runs the package's
+    # __init__, which reads this module (view.py reads layer weights) while it is still loading.
+    from lipspline.certificates.spectral import conv_tap_sum_bound, proven_spectral_norm
 
+    stored = weight.detach().to("cpu", torch.float64).numpy()
     if weight.dim() == 2:
-        return float(proven_spectral_norm(weight.detach().to("cpu", torch.float64).numpy()))
-    return float(tap_sum_bound(weight))
+        return float(proven_spectral_norm(stored))
+    return float(conv_tap_sum_bound(stored))
 
 
 def _unit_norm_rounded(v64: Tensor, dtype: torch.dtype) -> Tensor:

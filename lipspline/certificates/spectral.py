@@ -481,3 +481,14 @@ class LRU:
     def clear(self) -> None:
         with self._lock:
             self._data.clear()
+
+
+def conv_tap_sum_bound(weight: np.ndarray) -> float:
+    """Sound ||conv||_2 bound of a (out, in, kh, kw) float64 kernel: the sum over taps of each
+    tap's proven spectral norm (a zero-padded convolution, any stride, is a sum over taps of a
+    shift of norm <= 1 times the tap matrix)."""
+    total = 0.0
+    for i in range(weight.shape[2]):
+        for j in range(weight.shape[3]):
+            total = add_up(total, proven_spectral_norm(weight[:, :, i, j]))
+    return total

@@ -39,8 +39,8 @@ from torch import nn
 
 from lipspline.activations import LEAKY_SLOPE as ACT_LEAKY_SLOPE
 from lipspline.activations import AbsoluteValue, GroupSort, LeakyReLU, PReLU, ReLU
-from lipspline.certificates._fp import INF, U, add_up, mul_up
-from lipspline.certificates.spectral import proven_spectral_norm
+from lipspline.certificates._fp import INF, U, mul_up
+from lipspline.certificates.spectral import conv_tap_sum_bound
 from lipspline.layers import served_weight
 from lipspline.splines import LinearSpline
 
@@ -243,12 +243,7 @@ def tap_sum_bound(weight: torch.Tensor) -> float:
     A zero-padded convolution (any stride: subsampling has norm <= 1) is a sum
     over taps of (shift with zero padding, norm <= 1) (x) (tap matrix).
     """
-    w = weight.detach().to(torch.float64).cpu().numpy()
-    total = 0.0
-    for i in range(w.shape[2]):
-        for j in range(w.shape[3]):
-            total = add_up(total, proven_spectral_norm(w[:, :, i, j]))
-    return total
+    return conv_tap_sum_bound(weight.detach().to(torch.float64).cpu().numpy())
 
 
 @dataclass

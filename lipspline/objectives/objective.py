@@ -11,7 +11,7 @@ from api_schemas.training_config import ObjectiveConfig
 from lipspline.objectives.strategy import RESERVED_TERM_NAMES, objective_for
 
 if TYPE_CHECKING:
-    from lipspline.networks import SplineNetwork
+    from lipspline.objectives.strategy import SplineNetwork
 
 
 class Objective:

@@ -10,14 +10,29 @@ mode names, and a new mode is one registered class with nothing to edit elsewher
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from typing import TYPE_CHECKING, ClassVar, NamedTuple, TypeVar
+from typing import TYPE_CHECKING, ClassVar, NamedTuple, Protocol, TypeVar
 
 from torch import Tensor, nn
 
 from api_schemas.training_config import ObjectiveConfig
 
 if TYPE_CHECKING:
-    from lipspline.networks import SplineNetwork
+    from lipspline.splines import LinearSpline
+
+
+class SplineNetwork(Protocol):
+    """What the objective modes read of a network (``lipspline.networks.SplineNetwork`` is the one).
+
+    Typed here rather than imported: the network module asks this package which layers a mode
+    builds (``objective_for``), so importing it back would make the two import each other.
+    """
+
+    layers: nn.ModuleList
+    activations: nn.ModuleList
+
+    def weights(self) -> list[Tensor]: ...
+
+    def splines(self) -> list[LinearSpline]: ...
 
 #: Names the training loop itself reports next to the penalties; a mode may not emit them,
 #: or its term would silently replace the data loss or the total in the loss report.

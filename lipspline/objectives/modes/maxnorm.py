@@ -9,7 +9,7 @@ import torch
 from lipspline.objectives.strategy import ObjectiveStrategy, register_objective
 
 if TYPE_CHECKING:
-    from lipspline.networks import SplineNetwork
+    from lipspline.objectives.strategy import SplineNetwork
 
 
 @register_objective

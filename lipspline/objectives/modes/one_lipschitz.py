@@ -24,7 +24,7 @@ from lipspline.layers import OneLipschitzConv2d, OneLipschitzLinear
 from lipspline.objectives.strategy import LayerClasses, ObjectiveStrategy, register_objective
 
 if TYPE_CHECKING:
-    from lipspline.networks import SplineNetwork
+    from lipspline.objectives.strategy import SplineNetwork
 
 
 @register_objective

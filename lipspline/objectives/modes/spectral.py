@@ -16,7 +16,7 @@ from lipspline.layers import operator_norm_upper
 from lipspline.objectives.strategy import ObjectiveStrategy, register_objective
 
 if TYPE_CHECKING:
-    from lipspline.networks import SplineNetwork
+    from lipspline.objectives.strategy import SplineNetwork
 
 
 @register_objective

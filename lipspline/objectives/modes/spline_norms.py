@@ -29,7 +29,7 @@ from lipspline.objectives.strategy import ObjectiveStrategy, register_objective
 from lipspline.splines import LinearSpline
 
 if TYPE_CHECKING:
-    from lipspline.networks import SplineNetwork
+    from lipspline.objectives.strategy import SplineNetwork
 
 
 def _outer(norms: Tensor, outer_norm: str) -> Tensor:
