@@ -13,7 +13,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any, Literal
 
-from sqlalchemy import Select, delete, select
+from sqlalchemy import ColumnElement, Select, delete, select
 from sqlalchemy.orm import Session
 
 from lipspline_platform.db.tables import DatasetRow, JobRow, ModelRow, ResourceTagRow, SweepRow
@@ -59,18 +59,32 @@ def apply_changes(session: Session, kind: Kind, row: Any, changes: dict[str, Any
         set_tags(session, kind, row, changes["tags"] or [])
 
 
+def change(session: Session, kind: Kind, row: Any, changes: dict[str, Any]) -> None:
+    """:func:`apply_changes`, flushed: a value the database refuses is refused in the caller's transaction, now."""
+    apply_changes(session, kind, row, changes)
+    session.flush()
+
+
 def forget(session: Session, kind: Kind, resource_id: str) -> None:
     """Remove the tag index rows of a resource being deleted."""
     index = ResourceTagRow
     session.execute(delete(index).where(index.kind == kind, index.resource_id == resource_id))
 
 
-def filtered(query: Select, kind: Kind, *, name: str | None = None, tags: Sequence[str] | None = None) -> Select:
-    """``query`` (over the kind's table) narrowed to rows called exactly ``name`` that carry every one of ``tags``."""
+def conditions(kind: Kind, *, name: str | None = None, tags: Sequence[str] | None = None) -> list[ColumnElement[bool]]:
+    """The ``where`` conditions that keep the kind's rows called exactly ``name`` that carry every one of ``tags``."""
     table = KINDS[kind]
+    found: list[ColumnElement[bool]] = []
     if name is not None:
-        query = query.where(table.name == name)
+        found.append(table.name == name)
     for tag in dict.fromkeys(tags or ()):
         carrying = select(ResourceTagRow.resource_id).where(ResourceTagRow.kind == kind, ResourceTagRow.tag == tag)
-        query = query.where(table.id.in_(carrying))
+        found.append(table.id.in_(carrying))
+    return found
+
+
+def filtered(query: Select, kind: Kind, *, name: str | None = None, tags: Sequence[str] | None = None) -> Select:
+    """``query`` (over the kind's table) narrowed to rows called exactly ``name`` that carry every one of ``tags``."""
+    for condition in conditions(kind, name=name, tags=tags):
+        query = query.where(condition)
     return query

@@ -30,6 +30,7 @@ from api_schemas.registry import ALIAS_PATTERN, NAME_PATTERN
 from api_schemas.timestamps import utcnow
 from api_schemas.webhook_events import AliasMovedEvent, VersionCreatedEvent
 from lipspline_platform.db.ids import new_id
+from lipspline_platform.db.pagination import Rows, Window, list_owned
 from lipspline_platform.db.tables import (
     AliasEventRow,
     DatasetRow,
@@ -80,6 +81,31 @@ def find_version(session: Session, registered: RegisteredModelRow, version: int)
     query = select(ModelVersionRow).where(ModelVersionRow.registered_model_id == registered.id,
                                           ModelVersionRow.version == version)  # fmt: skip
     return session.scalars(query).one_or_none()
+
+
+def list_names(session: Session, tenant_id: str, window: Window, *, name: str | None = None) -> Rows:
+    """One window of the tenant's registered models (only the one called ``name``, when given), newest first."""
+    where = [] if name is None else [RegisteredModelRow.name == name]
+    return list_owned(session, RegisteredModelRow, window, tenant_id=tenant_id, where=where)
+
+
+def list_versions(session: Session, registered: RegisteredModelRow, window: Window) -> Rows:
+    """One window of the name's versions, newest (highest number) first."""
+    where = [ModelVersionRow.registered_model_id == registered.id]
+    return list_owned(session, ModelVersionRow, window, tenant_id=None, where=where)
+
+
+def tenant_model(session: Session, tenant_id: str, model_id: str) -> ModelRow | None:
+    """The trained model a new version names, if it is the tenant's (looked up by the id as given)."""
+    model = session.get(ModelRow, model_id)
+    return model if model is not None and model.tenant_id == tenant_id else None
+
+
+def model_of(session: Session, version: ModelVersionRow) -> ModelRow:
+    """The trained model a version is (``model_versions.model_id`` is a foreign key, ON DELETE CASCADE)."""
+    model = session.get(ModelRow, version.model_id)
+    assert model is not None
+    return model
 
 
 def latest_version(session: Session, registered: RegisteredModelRow) -> ModelVersionRow | None:

@@ -61,6 +61,8 @@ from lipspline.sweeps.space import apply, parse_space
 from lipspline_platform import labels, lifecycle, registry
 from lipspline_platform.db.engine import session_scope
 from lipspline_platform.db.ids import new_id
+from lipspline_platform.db.ownership import find_owned
+from lipspline_platform.db.pagination import Rows, Window, list_owned
 from lipspline_platform.db.tables import (
     DatasetRow,
     JobEpochRow,
@@ -170,14 +172,23 @@ def _launch(
 
 
 def trials_and_jobs(session: Session, sweep_id: str) -> list[tuple[SweepTrialRow, JobRow]]:
-    return list(
-        session.execute(
-            select(SweepTrialRow, JobRow)
-            .join(JobRow, JobRow.id == SweepTrialRow.job_id)
-            .where(SweepTrialRow.sweep_id == sweep_id)
-            .order_by(SweepTrialRow.trial)
-        ).all()
-    )
+    return trials_and_jobs_of(session, [sweep_id]).get(sweep_id, [])
+
+
+def trials_and_jobs_of(session: Session, sweep_ids: list[str]) -> dict[str, list[tuple[SweepTrialRow, JobRow]]]:
+    """sweep id -> its (trial, job) pairs in trial order: one query for every sweep named."""
+    if not sweep_ids:
+        return {}
+    found: dict[str, list[tuple[SweepTrialRow, JobRow]]] = {sweep_id: [] for sweep_id in sweep_ids}
+    rows = session.execute(
+        select(SweepTrialRow, JobRow)
+        .join(JobRow, JobRow.id == SweepTrialRow.job_id)
+        .where(SweepTrialRow.sweep_id.in_(sweep_ids))
+        .order_by(SweepTrialRow.sweep_id, SweepTrialRow.trial)
+    ).all()
+    for trial, job in rows:
+        found[trial.sweep_id].append((trial, job))
+    return found
 
 
 def advance(settings: Settings, sweep_id: str) -> list[tuple[str, str]]:
@@ -263,9 +274,17 @@ def result_of(model: ModelRow) -> TrialResult:
 
 
 def results(session: Session, pairs: list[tuple[SweepTrialRow, JobRow]]) -> dict[int, TrialResult]:
-    model_ids = [job.model_id for _, job in pairs if job.model_id]
+    return results_of(session, {"": pairs})[""]
+
+
+def results_of(
+    session: Session, pairs_by_sweep: dict[str, list[tuple[SweepTrialRow, JobRow]]]
+) -> dict[str, dict[int, TrialResult]]:
+    """sweep id -> (trial -> result of its finished trials): one query for the models of every sweep named."""
+    model_ids = [job.model_id for pairs in pairs_by_sweep.values() for _, job in pairs if job.model_id]
     models = {m.id: m for m in session.scalars(select(ModelRow).where(ModelRow.id.in_(model_ids)))} if model_ids else {}
-    return {trial.trial: result_of(models[job.model_id]) for trial, job in pairs if job.model_id in models}
+    return {sweep_id: {trial.trial: result_of(models[job.model_id]) for trial, job in pairs if job.model_id in models}
+            for sweep_id, pairs in pairs_by_sweep.items()}  # fmt: skip
 
 
 def summary_of(spec: SweepSpec, found: dict[int, TrialResult]) -> SweepSummary:
@@ -418,6 +437,26 @@ def _within_quotas(session: Session, sweep: SweepRow, indices: range, active: in
 def running_sweep_count(session: Session, tenant_id: str) -> int:
     return int(session.scalar(select(func.count()).where(SweepRow.tenant_id == tenant_id,
                                                          SweepRow.status == RUNNING)))  # fmt: skip
+
+
+# ---- the API's reads -----------------------------------------------------------------------------
+def find(session: Session, tenant_id: str, sweep_id: str, *, lock: bool = False) -> SweepRow | None:
+    """The tenant's sweep (locked ``FOR UPDATE`` with ``lock``), or None (unknown, not an id, another tenant's)."""
+    return find_owned(session, SweepRow, sweep_id, tenant_id, lock=lock)
+
+
+def list_sweeps(
+    session: Session, tenant_id: str, window: Window, *, status: str | None = None, dataset_id: str | None = None,
+    name: str | None = None, tags: list[str] | None = None,
+) -> Rows:  # fmt: skip
+    """One window of the tenant's sweeps, newest first, filtered like the jobs list."""
+    where: list[Any] = []
+    if status is not None:
+        where.append(SweepRow.status == status)
+    if dataset_id is not None:
+        where.append(SweepRow.dataset_id == dataset_id)
+    where += labels.conditions("sweep", name=name, tags=tags)
+    return list_owned(session, SweepRow, window, tenant_id=tenant_id, where=where)
 
 
 def dataset_of(session: Session, dataset_id: str, tenant_id: str) -> DatasetRow | None:

@@ -12,17 +12,19 @@ parameter by ``service/query_parameters.py``).
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 from fastapi import Query
-from sqlalchemy import Select
-from sqlalchemy.orm import Session
 
 from api_schemas.http import LabelsPatch
 from api_schemas.labels import MAX_TAGS, NAME_MAX_LENGTH, Tag
 from lipspline_platform import labels
+from lipspline_platform.db.engine import Session
 from lipspline_platform.labels import Kind
 from service.openapi_docs import problems
+
+if TYPE_CHECKING:
+    from sqlalchemy import Select
 
 #: ``?name=``: the exact name (datasets declare their own, as their names may be 200 characters long)
 NameFilter = Annotated[
@@ -58,5 +60,4 @@ def patch(session: Session, kind: Kind, row: Any, body: LabelsPatch) -> None:
     back to the default, ``dataset``); ``tags`` replaces the whole list. The session is flushed,
     so a value the database refuses is refused here, inside the route.
     """
-    labels.apply_changes(session, kind, row, body.changes())
-    session.flush()
+    labels.change(session, kind, row, body.changes())

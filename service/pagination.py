@@ -1,5 +1,9 @@
 """Cursor pagination of every ``/v1`` list: ``limit``, an opaque ``cursor``, ``next_cursor`` and ``Link``.
 
+This is the HTTP side; the query (keyset, newest first) is the platform's
+(``lipspline_platform/db/pagination.py``): a router passes a domain module's lister to
+:func:`paged`, which hands it the page's :class:`Window` and makes the cursor and ``Link``.
+
 Why keyset and not offset: a client that pages through jobs while new ones are submitted
 must see each record once. An offset shifts under inserts (a record is shown twice, or
 skipped); a keyset cursor says "after this record" and does not. Lists are ordered newest
@@ -27,16 +31,21 @@ import base64
 import binascii
 import json
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Annotated, Any, Protocol
+from typing import TYPE_CHECKING, Annotated, Any
 
 from fastapi import Depends, Query, Request, Response
 from pydantic import AfterValidator
-from sqlalchemy import Select, and_, or_
-from sqlalchemy.orm import InstrumentedAttribute, Session
 
+from lipspline_platform.db import pagination as db_pagination
+from lipspline_platform.db.engine import Session
+from lipspline_platform.db.pagination import ForeignCursorError, Listed, Rows, Window
 from service.problems import ProblemError
+
+if TYPE_CHECKING:
+    from sqlalchemy import Select
 
 DEFAULT_LIMIT = 50
 MAX_LIMIT = 200
@@ -77,7 +86,7 @@ def decode_cursor(cursor: str) -> tuple[datetime, str | int]:
     """``(created_at, id)`` of a cursor made by :func:`encode_cursor`, or a 400 ``bad-cursor``.
 
     The time is in UTC and within the years 1-9999; the id is a string of id characters or an
-    integer within 64 bits (which of the two the list takes, :func:`newest_first` checks).
+    integer within 64 bits (which of the two the list takes, the platform checks: :func:`paged`).
     """
     try:
         raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
@@ -141,13 +150,6 @@ def page_request(
 Page = Annotated[PageRequest, Depends(page_request)]
 
 
-class Listed(Protocol):
-    """A table a list pages through: ordered by ``(created_at, id)``."""
-
-    created_at: InstrumentedAttribute
-    id: InstrumentedAttribute
-
-
 @dataclass(frozen=True)
 class PageOf:
     """One page of rows, and the cursor of the next page (``None`` on the last one)."""
@@ -156,31 +158,36 @@ class PageOf:
     next_cursor: str | None
 
 
-def newest_first(session: Session, query: Select, page: PageRequest, table: type[Listed]) -> PageOf:
-    """Run ``query`` (already filtered by the route) for one page of ``table``, newest first by
-    ``(created_at, id)``, within the page's creation times; the next page's ``Link`` header is set.
+def window_of(page: PageRequest) -> Window:
+    """What the platform reads for ``page``: its size, creation-time bounds and the record its cursor
+    continues after (a cursor that does not decode is a 400 ``bad-cursor`` here, before any query)."""
+    after = decode_cursor(page.cursor) if page.cursor is not None else None
+    return Window(page.limit, after, page.created_after, page.created_before)
+
+
+def paged(page: PageRequest, fetch: Callable[[Window], Rows]) -> PageOf:
+    """One page of a list: ``fetch`` (a domain module's lister, given the page's :class:`Window`) reads the
+    rows newest first by ``(created_at, id)``; the next page's cursor and ``Link`` header are made here.
 
     One row more than the page is read to know whether a next page exists, so the last page
     says ``next_cursor: null`` rather than leaving the client to ask for an empty page.
     """
-    created_at, ident = table.created_at, table.id
-    if page.created_after is not None:
-        query = query.where(created_at >= _utc(page.created_after))
-    if page.created_before is not None:
-        query = query.where(created_at < _utc(page.created_before))
-    if page.cursor is not None:
-        after_time, after_id = decode_cursor(page.cursor)
-        if not isinstance(after_id, _id_type(table)):
-            raise bad_cursor("not a cursor of this list (its id is of another kind)")
-        query = query.where(or_(created_at < after_time, and_(created_at == after_time, ident < after_id)))
-    rows = list(session.scalars(query.order_by(created_at.desc(), ident.desc()).limit(page.limit + 1)))
-    if len(rows) <= page.limit:
-        return PageOf(rows, None)
-    rows = rows[: page.limit]
-    last = rows[-1]
-    found = PageOf(rows, encode_cursor(last.created_at, last.id))
+    window = window_of(page)
+    try:
+        listed = fetch(window)
+    except ForeignCursorError:
+        raise bad_cursor("not a cursor of this list (its id is of another kind)") from None
+    if listed.next_after is None:
+        return PageOf(listed.rows, None)
+    found = PageOf(listed.rows, encode_cursor(*listed.next_after))
     _link_next(page, found.next_cursor)
     return found
+
+
+def newest_first(session: Session, query: Select, page: PageRequest, table: type[Listed]) -> PageOf:
+    """Run ``query`` (already filtered by the route) for one page of ``table``: :func:`paged` over the
+    platform's :func:`lipspline_platform.db.pagination.newest_first` (the model routes build their query)."""
+    return paged(page, lambda window: db_pagination.newest_first(session, query, window, table))
 
 
 def _link_next(page: PageRequest, next_cursor: str) -> None:
@@ -199,16 +206,3 @@ LINK_HEADER: dict[str, Any] = {
         }
     }
 }
-
-
-def _utc(moment: datetime) -> datetime:
-    """Naive filter times are read as UTC, like every stored time."""
-    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
-
-
-def _id_type(table: type[Listed]) -> type:
-    """The Python type of the table's id column (``str`` for the ids ``new_id`` makes)."""
-    try:
-        return table.id.type.python_type
-    except (AttributeError, NotImplementedError):
-        return str

@@ -8,8 +8,13 @@ import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
-from sqlalchemy import Engine, create_engine, event, make_url
+from sqlalchemy import Engine, create_engine, event, make_url, text
 from sqlalchemy.orm import Session, sessionmaker
+
+__all__ = ["Session", "add_engine_hook", "database_answers", "dispose_all", "get_engine", "remove_engine_hook",
+           "session_scope"]  # fmt: skip
+#: ``Session`` is the unit of work the API passes to domain functions (``service.deps.DbSession``): routers
+#: name it from here, never from SQLAlchemy (``tests/unit/test_router_structure.py``)
 
 _lock = threading.Lock()
 _engines: dict[str, Engine] = {}
@@ -85,6 +90,16 @@ def session_scope(url: str) -> Iterator[Session]:
         raise
     finally:
         session.close()
+
+
+def database_answers(url: str) -> bool:
+    """Whether the database answers ``SELECT 1`` (the readiness probe): a probe reports, it does not raise."""
+    try:
+        with get_engine(url).connect() as connection:
+            connection.execute(text("SELECT 1"))
+    except Exception:
+        return False
+    return True
 
 
 def dispose_all() -> None:

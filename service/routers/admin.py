@@ -2,7 +2,8 @@
 
 A revocation (of a key, or of a tenant and so all its keys) is at once in the API process
 that made it and within ``auth_cache_ttl_s`` (1 s by default) in every other one: each
-process trusts a verified key for that long (``service/auth.py``).
+process trusts a verified key for that long (``service/auth.py``). The rows are
+``lipspline_platform/tenants.py``'s; keys are made by ``service/auth.py``.
 """
 
 from __future__ import annotations
@@ -11,12 +12,11 @@ import logging
 
 from fastapi import APIRouter, Request, Response
 from fastapi.responses import JSONResponse
-from sqlalchemy import select
-from sqlalchemy.orm import Session
 
 from api_schemas.admin import KeyCreate, KeyCreated, KeyList, KeyOut, TenantCreate, TenantList, TenantOut, TenantUpdate
 from api_schemas.timestamps import utcnow
-from lipspline_platform.db.ids import new_id
+from lipspline_platform import tenants
+from lipspline_platform.db.engine import Session
 from lipspline_platform.db.tables import ApiKeyRow, TenantRow
 from service import auth
 from service.deps import AdminPrincipal, DbSession
@@ -39,7 +39,7 @@ def key_out(row: ApiKeyRow) -> KeyOut:
 
 
 def _tenant(session: Session, tenant_id: str, *, lock: bool = False) -> TenantRow:
-    row = session.get(TenantRow, tenant_id, with_for_update=lock)
+    row = tenants.find_tenant(session, tenant_id, lock=lock)
     if row is None:
         raise not_found("tenant", tenant_id)
     return row
@@ -56,9 +56,7 @@ def create_tenant(spec: TenantCreate, session: DbSession, admin: AdminPrincipal)
     """A new tenant, with its quotas (unset: the deployment's defaults)."""
     if auth.tenant_by_name(session, spec.name, create=False) is not None:
         raise ProblemError(409, "Conflict", f"tenant {spec.name!r} exists", kind="tenant-exists")
-    row = TenantRow(id=new_id(), created_at=utcnow(), **spec.model_dump())
-    session.add(row)
-    session.flush()
+    row = tenants.create_tenant(session, **spec.model_dump())
     log.info("tenant %s (%s) created by key %s", row.name, row.id, admin.key_id)
     body = tenant_out(row).model_dump(mode="json")
     return JSONResponse(body, status_code=201, headers={"Location": f"/v1/admin/tenants/{row.id}"})
@@ -66,18 +64,15 @@ def create_tenant(spec: TenantCreate, session: DbSession, admin: AdminPrincipal)
 
 @router.get("/tenants", response_model=TenantList)
 def list_tenants(session: DbSession, admin: AdminPrincipal) -> TenantList:
-    rows = session.scalars(select(TenantRow).order_by(TenantRow.created_at)).all()
-    return TenantList(items=[tenant_out(r) for r in rows])
+    return TenantList(items=[tenant_out(r) for r in tenants.all_tenants(session)])
 
 
 @router.patch("/tenants/{tenant_id}", response_model=TenantOut, responses=problems(404))
 def update_tenant(tenant_id: str, spec: TenantUpdate, session: DbSession, admin: AdminPrincipal) -> TenantOut:
     """Set the tenant's quotas."""
     row = _tenant(session, tenant_id, lock=True)
-    row.quota_max_active_jobs = spec.quota_max_active_jobs
-    row.quota_max_stored_bytes = spec.quota_max_stored_bytes
-    row.quota_max_models = spec.quota_max_models
-    session.flush()
+    tenants.set_quotas(session, row, max_active_jobs=spec.quota_max_active_jobs,
+                       max_stored_bytes=spec.quota_max_stored_bytes, max_models=spec.quota_max_models)  # fmt: skip
     return tenant_out(row)
 
 
@@ -85,14 +80,7 @@ def update_tenant(tenant_id: str, spec: TenantUpdate, session: DbSession, admin:
 def revoke_tenant(tenant_id: str, request: Request, session: DbSession, admin: AdminPrincipal) -> TenantOut:
     """Revoke the tenant: all its keys stop working and no new one can be made; its data is kept."""
     row = _tenant(session, tenant_id, lock=True)
-    now = utcnow()
-    if row.revoked_at is None:
-        row.revoked_at = now
-    for key in session.scalars(
-        select(ApiKeyRow).where(ApiKeyRow.tenant_id == tenant_id, ApiKeyRow.revoked_at.is_(None))
-    ):
-        key.revoked_at = now
-    session.flush()
+    tenants.revoke_tenant(session, row)
     _forget_verified_keys(request)
     log.info("tenant %s revoked by key %s", tenant_id, admin.key_id)
     return tenant_out(row)
@@ -116,24 +104,21 @@ def create_key(spec: KeyCreate, session: DbSession, admin: AdminPrincipal) -> JS
 @router.get("/keys", response_model=KeyList)
 def list_keys(session: DbSession, admin: AdminPrincipal, tenant: str | None = None) -> KeyList:
     """Every key (or one tenant's, by name), by prefix: no secret is ever listed."""
-    query = select(ApiKeyRow).order_by(ApiKeyRow.created_at)
+    tenant_id = None
     if tenant is not None:
         row = auth.tenant_by_name(session, tenant, create=False)
         if row is None:
             return KeyList(items=[])
-        query = query.where(ApiKeyRow.tenant_id == row.id)
-    return KeyList(items=[key_out(r) for r in session.scalars(query).all()])
+        tenant_id = row.id
+    return KeyList(items=[key_out(r) for r in tenants.keys(session, tenant_id)])
 
 
 @router.delete("/keys/{key_id}", status_code=204, responses=problems(404))
 def revoke_key(key_id: str, request: Request, session: DbSession, admin: AdminPrincipal) -> Response:
     """Revoke a key (again is harmless): at once here, within the key cache's second elsewhere."""
-    row = session.get(ApiKeyRow, key_id, with_for_update=True)
+    row = tenants.revoke_key(session, key_id)
     if row is None:
         raise not_found("key", key_id)
-    if row.revoked_at is None:
-        row.revoked_at = utcnow()
-    session.flush()
     _forget_verified_keys(request)
     log.info("key %s (%s) revoked by key %s", row.id, row.prefix, admin.key_id)
     return Response(status_code=204)

@@ -1,4 +1,8 @@
-"""``/v1/datasets``: upload (multipart file or JSON), list, get, preview (first rows, feature ranges), delete."""
+"""``/v1/datasets``: upload (multipart file or JSON), list, get, preview (first rows, feature ranges), delete.
+
+The rows are ``lipspline_platform/datasets.py``'s (``dataset_refs.py``'s for datasets by reference);
+this module parses the upload, checks limits and quotas, calls and answers.
+"""
 
 from __future__ import annotations
 
@@ -11,9 +15,7 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import ValidationError
-from sqlalchemy import select
 
-from api_schemas import ACTIVE_STATES
 from api_schemas.dataset_refs import DatasetReference
 from api_schemas.http import (
     DatasetCreate,
@@ -26,11 +28,11 @@ from api_schemas.http import (
 )
 from api_schemas.labels import DESCRIPTION_HELP, TAGS_HELP, InDescription, InTags
 from lipspline.data import Dataset, DatasetError, from_arrays, parse_upload
-from lipspline_platform import artifacts, dataset_refs
+from lipspline_platform import artifacts, dataset_refs, datasets
 from lipspline_platform.db.dataset_blob import dataset_from_row, dataset_to_bytes
-from lipspline_platform.db.engine import session_scope
+from lipspline_platform.db.engine import Session, session_scope
 from lipspline_platform.db.ids import new_id
-from lipspline_platform.db.tables import DatasetRow, JobRow
+from lipspline_platform.db.tables import DatasetRow
 from lipspline_platform.object_store import UriRefusedError
 from lipspline_platform.settings import Settings
 from service import labels, quotas
@@ -38,8 +40,8 @@ from service.deps import AppSettings, DbSession, ReadTenant, TrainTenant
 from service.idempotency import IdempotencyKey, IdempotentRequest, fingerprint
 from service.limits import check_dataset
 from service.openapi_docs import created_headers, problems
-from service.ownership import owned
-from service.pagination import LINK_HEADER, Page, newest_first
+from service.ownership import found
+from service.pagination import LINK_HEADER, Page, paged
 from service.problems import ProblemError, invalid_field
 
 router = APIRouter(prefix="/v1/datasets", tags=["datasets"])
@@ -84,6 +86,10 @@ _UPLOAD_BODY = {
 
 def to_out(row: DatasetRow) -> DatasetOut:
     return DatasetOut.model_validate(row, from_attributes=True)
+
+
+def _get(session: Session, dataset_id: str, tenant: str, *, lock: bool = False) -> DatasetRow:
+    return found(datasets.find(session, tenant, dataset_id, lock=lock), "dataset", dataset_id)
 
 
 class _FormLabels(RequestBody):
@@ -196,9 +202,7 @@ def _store_large_parquet(parsed: dict[str, Any], idem: IdempotentRequest, tenant
                                            spec)  # fmt: skip
         with session_scope(settings.resolved_database_url) as session:
             quotas.check_storage(session, tenant, settings, size)
-            labels.set_tags(session, "dataset", row, list(spec.tags))
-            session.add(row)
-            session.flush()
+            datasets.add(session, row, list(spec.tags))
             body = to_out(row).model_dump(mode="json")
             headers = {"Location": f"/v1/datasets/{row.id}"}
             idem.finish(201, body, headers, session=session)
@@ -239,19 +243,8 @@ def _create(parsed: dict[str, Any], idem: IdempotentRequest, tenant: str, settin
         description = given.description if given is not None else parsed["description"]
         with session_scope(settings.resolved_database_url) as session:
             quotas.check_storage(session, tenant, settings, len(content))
-            dataset_id, store = new_id(), artifacts.store_for(settings)
-            # the npz goes to the artifact store when there is one (written before the row, which names it)
-            content_uri = store.put(f"datasets/{dataset_id}", content) if store is not None else None
-            row = DatasetRow(
-                id=dataset_id, tenant_id=tenant, name=dataset.name, task=dataset.task, n_samples=dataset.n_samples,
-                n_features=dataset.n_features, classes=dataset.classes, feature_names=list(dataset.feature_names),
-                target_name=target, source_format=fmt, sha256=dataset.sha256,
-                content=None if content_uri else content, content_uri=content_uri, content_bytes=len(content),
-                description=description,
-            )  # fmt: skip
-            labels.set_tags(session, "dataset", row, tags)
-            session.add(row)
-            session.flush()
+            row = datasets.store_uploaded(session, settings, tenant, dataset, content, source_format=fmt,
+                                          target_name=target, tags=tags, description=description)  # fmt: skip
             body = to_out(row).model_dump(mode="json")
             headers = {"Location": f"/v1/datasets/{row.id}"}
             idem.finish(201, body, headers, session=session)
@@ -267,9 +260,7 @@ def _register_reference(spec: DatasetReference, idem: IdempotentRequest, tenant:
     except UriRefusedError as exc:
         raise invalid_field("uri", str(exc)) from exc
     with session_scope(settings.resolved_database_url) as session:
-        labels.set_tags(session, "dataset", row, list(spec.tags))
-        session.add(row)
-        session.flush()
+        datasets.add(session, row, list(spec.tags))
         body = to_out(row).model_dump(mode="json")
         headers = {"Location": f"/v1/datasets/{row.id}"}
         idem.finish(201, body, headers, session=session)
@@ -329,17 +320,13 @@ def list_datasets(
     tag: labels.TagFilter = None,
 ) -> DatasetList:
     """The tenant's datasets, newest first, a page at a time (``next_cursor``), filtered."""
-    query = select(DatasetRow).where(DatasetRow.tenant_id == tenant)
-    if task is not None:
-        query = query.where(DatasetRow.task == task)
-    query = labels.filtered(query, "dataset", name, tag)
-    found = newest_first(session, query, page, DatasetRow)
-    return DatasetList(items=[to_out(r) for r in found.rows], next_cursor=found.next_cursor)
+    listed = paged(page, lambda window: datasets.list_datasets(session, tenant, window, task=task, name=name, tags=tag))
+    return DatasetList(items=[to_out(r) for r in listed.rows], next_cursor=listed.next_cursor)
 
 
 @router.get("/{dataset_id}", response_model=DatasetOut, responses=problems(404))
 def get_dataset(dataset_id: str, session: DbSession, tenant: ReadTenant) -> DatasetOut:
-    return to_out(owned(session, DatasetRow, dataset_id, tenant, "dataset"))
+    return to_out(_get(session, dataset_id, tenant))
 
 
 @router.patch("/{dataset_id}", operation_id="update_dataset", response_model=DatasetOut,
@@ -347,7 +334,7 @@ def get_dataset(dataset_id: str, session: DbSession, tenant: ReadTenant) -> Data
 def update_dataset(dataset_id: str, body: LabelsPatch, session: DbSession, tenant: TrainTenant) -> DatasetOut:
     """Rename, retag or redescribe a dataset (JSON merge semantics: a member left out is unchanged, ``null``
     clears it (the name goes back to ``dataset``), ``tags`` replaces the list)."""
-    row = owned(session, DatasetRow, dataset_id, tenant, "dataset", lock=True)
+    row = _get(session, dataset_id, tenant, lock=True)
     labels.patch(session, "dataset", row, body)
     return to_out(row)
 
@@ -361,7 +348,7 @@ def preview_dataset(
     rows: Annotated[int, Query(ge=1, le=MAX_PREVIEW_ROWS, description="how many of the first rows")] = 20,
 ) -> DatasetPreview:
     """The first rows (features, then the target) and each feature's range over every row."""
-    row = owned(session, DatasetRow, dataset_id, tenant, "dataset")
+    row = _get(session, dataset_id, tenant)
     if row.uri is not None:
         return _reference_preview(row, rows, settings)
     dataset = dataset_from_row(row, settings)
@@ -394,10 +381,8 @@ def _reference_preview(row: DatasetRow, rows: int, settings: Settings) -> Datase
 @router.delete("/{dataset_id}", status_code=204, responses=problems(404, (409, "used by a queued or running job")))
 def delete_dataset(dataset_id: str, session: DbSession, tenant: TrainTenant, settings: AppSettings) -> Response:
     """Delete a dataset unless a queued or running job still needs it (finished jobs keep their history)."""
-    row = owned(session, DatasetRow, dataset_id, tenant, "dataset", lock=True)
-    active = session.scalars(
-        select(JobRow.id).where(JobRow.dataset_id == dataset_id, JobRow.status.in_([s.value for s in ACTIVE_STATES]))
-    ).all()
+    row = _get(session, dataset_id, tenant, lock=True)
+    active = datasets.active_job_ids(session, dataset_id)
     if active:
         raise ProblemError(
             409,
@@ -406,11 +391,5 @@ def delete_dataset(dataset_id: str, session: DbSession, tenant: TrainTenant, set
             kind="dataset-in-use",
             jobs=list(active),
         )
-    labels.forget(session, "dataset", dataset_id)
-    content_uri = row.content_uri
-    session.delete(row)
-    session.flush()
-    store = artifacts.store_for(settings)
-    if content_uri is not None and store is not None:
-        store.delete(content_uri)  # after the row: a failed delete leaves an orphan object, never a dangling row
+    datasets.delete(session, settings, row)  # the row, then its stored object
     return Response(status_code=204)

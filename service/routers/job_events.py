@@ -34,14 +34,11 @@ from fastapi.security import HTTPAuthorizationCredentials
 
 from api_schemas import TERMINAL_STATES
 from api_schemas.http import JobEvent
-from lipspline_platform import job_events
-from lipspline_platform.db.engine import session_scope
-from lipspline_platform.db.tables import JobRow
+from lipspline_platform import job_events, jobs
 from lipspline_platform.settings import Settings
 from service.deps import AppSettings, ReadPrincipal, bearer, principal_of_key
 from service.openapi_docs import component, problems
-from service.ownership import owned
-from service.problems import ProblemError
+from service.problems import ProblemError, not_found
 from service.scopes import Principal
 
 #: event sequence numbers are 32-bit integers in the database: a larger one names no event (and
@@ -146,11 +143,6 @@ async def _stream(
             await asyncio.sleep(settings.sse_poll_s)
 
 
-def _check_owned(settings: Settings, job_id: str, tenant: str) -> None:
-    with session_scope(settings.resolved_database_url) as session:
-        owned(session, JobRow, job_id, tenant, "job")
-
-
 @router.get(
     "/{job_id}/events",
     operation_id="stream_job_events",
@@ -182,7 +174,8 @@ async def job_event_stream(
     ] = False,
 ) -> StreamingResponse:
     """Follow a job live: epochs, status changes and the final event; ends when the job does."""
-    await run_in_threadpool(_check_owned, settings, job_id, principal.tenant_id)
+    if not await run_in_threadpool(jobs.is_tenants, settings.resolved_database_url, principal.tenant_id, job_id):
+        raise not_found("job", job_id)
     start = last_event_id if last_event_id is not None else (after or 0)
     streams = open_streams(request)
     streams.open(principal, settings)

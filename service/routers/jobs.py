@@ -1,4 +1,8 @@
-"""``/v1/jobs``: submit (202), status, per-epoch metrics, cancel, list."""
+"""``/v1/jobs``: submit (202), status, per-epoch metrics, cancel, list.
+
+The rows are the platform's: ``lipspline_platform/jobs.py`` reads them, ``lifecycle.py`` changes them;
+this module parses, checks limits and quotas, calls and answers.
+"""
 
 from __future__ import annotations
 
@@ -7,26 +11,24 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query
 from fastapi.responses import JSONResponse, Response
-from sqlalchemy import select
-from sqlalchemy.orm import Session
 
 from api_schemas import TERMINAL_STATES, JobStatus
 from api_schemas.http import JobAccepted, JobCreate, JobList, JobMetrics, JobOut, LabelsPatch
-from lipspline_platform import lifecycle, registry, structured_logging
-from lipspline_platform.db.engine import session_scope
+from lipspline_platform import datasets, jobs, lifecycle, registry, structured_logging
+from lipspline_platform.db.engine import Session, session_scope
 from lipspline_platform.db.ids import new_id
-from lipspline_platform.db.tables import DatasetRow, JobEpochRow, JobRow
+from lipspline_platform.db.tables import JobRow
 from lipspline_platform.queue import queue_for_device, send_job
 from lipspline_platform.settings import Settings
+from lipspline_platform.webhooks import endpoints
 from service import labels, quotas
 from service.deps import AppSettings, DbSession, ReadTenant, TrainTenant
 from service.idempotency import IdempotencyKey, IdempotentRequest, fingerprint
 from service.limits import check_network
 from service.openapi_docs import created_headers, problems
-from service.ownership import owned
-from service.pagination import LINK_HEADER, Page, newest_first
-from service.problems import ProblemError
-from service.routers.webhooks import check_notify_url
+from service.ownership import found
+from service.pagination import LINK_HEADER, Page, paged
+from service.problems import ProblemError, invalid_field
 
 log = logging.getLogger(__name__)
 router = APIRouter(prefix="/v1/jobs", tags=["jobs"])
@@ -40,7 +42,7 @@ def to_out(row: JobRow) -> JobOut:
 
 
 def _get(session: Session, job_id: str, tenant: str, *, lock: bool = False) -> JobRow:
-    return owned(session, JobRow, job_id, tenant, "job", lock=lock)
+    return found(jobs.find(session, tenant, job_id, lock=lock), "job", job_id)
 
 
 @router.post(
@@ -77,8 +79,8 @@ def _submit(spec: JobCreate, settings: Settings, tenant: str, idem: IdempotentRe
     body = JobAccepted(id=job_id, status=JobStatus.queued).model_dump(mode="json")
     headers = {"Location": f"/v1/jobs/{job_id}", "Retry-After": str(POLL_AFTER_S)}
     with session_scope(settings.resolved_database_url) as session:
-        dataset = session.get(DatasetRow, spec.dataset_id)
-        if dataset is None or dataset.tenant_id != tenant:
+        dataset = datasets.of_tenant(session, tenant, spec.dataset_id)
+        if dataset is None:
             raise ProblemError(
                 404,
                 "Not Found",
@@ -92,7 +94,9 @@ def _submit(spec: JobCreate, settings: Settings, tenant: str, idem: IdempotentRe
             errors = [{"field": "register_as", "message": "no registered model of that name"}]
             raise ProblemError(404, "Not Found", detail, kind="not-found", field="register_as", errors=errors)
         if spec.notify_url is not None:
-            check_notify_url(session, spec.notify_url, tenant, settings)
+            problem = endpoints.notify_url_problem(session, spec.notify_url, tenant, settings)
+            if problem is not None:
+                raise invalid_field("notify_url", problem)
         quotas.check_new_job(session, tenant, settings)
         # the idempotency record commits with the job row: a crash can never leave one without the other
         idem.finish(202, body, headers, session=session)
@@ -138,14 +142,10 @@ def list_jobs(
     tag: labels.TagFilter = None,
 ) -> JobList:
     """The tenant's jobs, newest first, a page at a time (``next_cursor``), filtered."""
-    query = select(JobRow).where(JobRow.tenant_id == tenant)
-    if status is not None:
-        query = query.where(JobRow.status == status.value)
-    if dataset_id is not None:
-        query = query.where(JobRow.dataset_id == dataset_id)
-    query = labels.filtered(query, "job", name, tag)
-    found = newest_first(session, query, page, JobRow)
-    return JobList(items=[to_out(r) for r in found.rows], next_cursor=found.next_cursor)
+    wanted = status.value if status is not None else None
+    listed = paged(page, lambda window: jobs.list_jobs(session, tenant, window, status=wanted, dataset_id=dataset_id,
+                                                       name=name, tags=tag))  # fmt: skip
+    return JobList(items=[to_out(r) for r in listed.rows], next_cursor=listed.next_cursor)
 
 
 @router.get("/{job_id}", response_model=JobOut, responses=problems(404))
@@ -166,8 +166,7 @@ def update_job(job_id: str, body: LabelsPatch, session: DbSession, tenant: Train
 def job_metrics(job_id: str, session: DbSession, tenant: ReadTenant) -> JobMetrics:
     """Per-epoch history: loss terms, train and validation metrics, seconds per epoch."""
     row = _get(session, job_id, tenant)
-    epochs = session.scalars(select(JobEpochRow).where(JobEpochRow.job_id == job_id).order_by(JobEpochRow.epoch))
-    return JobMetrics(id=row.id, status=row.status, history=[e.report for e in epochs])
+    return JobMetrics(id=row.id, status=row.status, history=jobs.epoch_reports(session, job_id))
 
 
 @router.post(

@@ -12,8 +12,6 @@ from typing import Annotated
 
 from fastapi import APIRouter, Path, Query, Response
 from fastapi.responses import JSONResponse
-from sqlalchemy import select
-from sqlalchemy.orm import Session
 
 from api_schemas.registry import (
     ALIAS_PATTERN,
@@ -32,11 +30,12 @@ from api_schemas.registry import (
 )
 from api_schemas.timestamps import as_utc
 from lipspline_platform import registry
-from lipspline_platform.db.tables import ModelRow, ModelVersionRow, RegisteredModelRow
+from lipspline_platform.db.engine import Session
+from lipspline_platform.db.tables import ModelVersionRow, RegisteredModelRow
 from lipspline_platform.registry import RegistryError
 from service.deps import Caller, DbSession, ReadTenant, TrainTenant
 from service.openapi_docs import problems
-from service.pagination import LINK_HEADER, Page, newest_first
+from service.pagination import LINK_HEADER, Page, paged
 from service.problems import ProblemError
 
 router = APIRouter(prefix="/v1/registered-models", tags=["registry"])
@@ -75,8 +74,7 @@ def _registered_out(session: Session, row: RegisteredModelRow) -> RegisteredMode
 
 
 def _version_out(session: Session, registered: RegisteredModelRow, version: ModelVersionRow) -> VersionOut:
-    model = session.get(ModelRow, version.model_id)
-    assert model is not None  # model_versions.model_id is a foreign key (ON DELETE CASCADE)
+    model = registry.model_of(session, version)
     aliases = [alias for alias, number in registry.aliases_of(session, registered).items() if number == version.version]
     return VersionOut(
         name=registered.name,
@@ -117,12 +115,9 @@ def list_registered_models(
     name: Annotated[str | None, Query(max_length=100, description="only the registered model of this name")] = None,
 ) -> RegisteredModelList:
     """The tenant's registered models, newest first, a page at a time (``next_cursor``), filtered."""
-    query = select(RegisteredModelRow).where(RegisteredModelRow.tenant_id == tenant)
-    if name is not None:
-        query = query.where(RegisteredModelRow.name == name)
-    found = newest_first(session, query, page, RegisteredModelRow)
-    return RegisteredModelList(items=[_registered_out(session, row) for row in found.rows],
-                               next_cursor=found.next_cursor)  # fmt: skip
+    listed = paged(page, lambda window: registry.list_names(session, tenant, window, name=name))
+    return RegisteredModelList(items=[_registered_out(session, row) for row in listed.rows],
+                               next_cursor=listed.next_cursor)  # fmt: skip
 
 
 @router.get("/{name}", response_model=RegisteredModelOut, responses=problems(_UNKNOWN_NAME))
@@ -164,8 +159,8 @@ def create_version(name: NamePath, body: VersionCreate, session: DbSession, tena
                    caller: Caller) -> JSONResponse:  # fmt: skip
     """Add a trained model as the name's next version (numbered 1, 2, 3 ...; immutable)."""
     registered = _named(session, tenant, name, lock=True)
-    model = session.get(ModelRow, body.model_id)
-    if model is None or model.tenant_id != tenant:
+    model = registry.tenant_model(session, tenant, body.model_id)
+    if model is None:
         raise ProblemError(404, "Not Found", f"model_id: model {body.model_id!r} does not exist", kind="not-found",
                            field="model_id", errors=[{"field": "model_id", "message": "no such model"}])  # fmt: skip
     try:
@@ -186,9 +181,9 @@ def list_versions(
 ) -> VersionList:
     """The name's versions, newest (highest number) first, a page at a time (``next_cursor``)."""
     registered = _named(session, tenant, name)
-    query = select(ModelVersionRow).where(ModelVersionRow.registered_model_id == registered.id)
-    found = newest_first(session, query, page, ModelVersionRow)
-    return VersionList(items=[_version_out(session, registered, v) for v in found.rows], next_cursor=found.next_cursor)
+    listed = paged(page, lambda window: registry.list_versions(session, registered, window))
+    return VersionList(items=[_version_out(session, registered, v) for v in listed.rows],
+                       next_cursor=listed.next_cursor)  # fmt: skip
 
 
 @router.get("/{name}/versions/{version}", response_model=VersionOut, responses=problems((404, "no such version")))

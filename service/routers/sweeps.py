@@ -1,7 +1,8 @@
 """``/v1/sweeps``: a search over config paths run as ordinary jobs, its Pareto fronts and the selected model.
 
 The engine (``lipspline.sweeps``) validates and plans; ``lipspline_platform.sweeps`` owns the
-rows and advancing; this router only checks ownership, limits and quotas and shapes the answers.
+rows and advancing, ``lipspline_platform.sweep_views`` builds the answers (a whole page in a bounded
+number of queries); this router only parses, checks ownership, limits and quotas, and calls.
 
 What a creation costs is bounded before it is spent: the space's size (paths, values per
 path, values in all) is measured against the deployment's limits first, in a few ``len()``
@@ -17,40 +18,32 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query
 from fastapi.responses import JSONResponse, Response
-from sqlalchemy import select
-from sqlalchemy.orm import Session
 
 from api_schemas.http import LabelsPatch
-from api_schemas.sweeps import (
-    FrontPoint,
-    Fronts,
-    Selected,
-    SweepAccepted,
-    SweepCreate,
-    SweepList,
-    SweepOut,
-    SweepProgress,
-    SweepStatus,
-    TrialOut,
-)
+from api_schemas.sweeps import SweepAccepted, SweepCreate, SweepList, SweepOut, SweepStatus
 from lipspline.sweeps.space import SpaceError
 from lipspline_platform import registry, sweeps
-from lipspline_platform.db.engine import session_scope
+from lipspline_platform.db.engine import Session, session_scope
 from lipspline_platform.db.ids import new_id
 from lipspline_platform.db.tables import SweepRow
 from lipspline_platform.settings import Settings
+from lipspline_platform.sweep_views import sweep_out, sweeps_out
 from service import labels, quotas
 from service.deps import AppSettings, DbSession, ReadTenant, TrainTenant
 from service.idempotency import IdempotencyKey, IdempotentRequest, fingerprint
 from service.limits import check_network, limit_exceeded
 from service.openapi_docs import created_headers, problems
-from service.ownership import is_id, owned
-from service.pagination import LINK_HEADER, Page, newest_first
+from service.ownership import found, is_id
+from service.pagination import LINK_HEADER, Page, paged
 from service.problems import ProblemError, invalid_field
 
 router = APIRouter(prefix="/v1/sweeps", tags=["sweeps"])
 #: the route's name in the idempotency records
 CREATE_ROUTE = "POST /v1/sweeps"
+
+
+def _get(session: Session, sweep_id: str, tenant: str, *, lock: bool = False) -> SweepRow:
+    return found(sweeps.find(session, tenant, sweep_id, lock=lock), "sweep", sweep_id)
 
 
 @router.post(
@@ -162,27 +155,23 @@ def list_sweeps(
     tag: labels.TagFilter = None,
 ) -> SweepList:
     """The tenant's sweeps, newest first, a page at a time (``next_cursor``), filtered like the jobs list."""
-    query = select(SweepRow).where(SweepRow.tenant_id == tenant)
-    if status is not None:
-        query = query.where(SweepRow.status == status)
-    if dataset_id is not None:
-        query = query.where(SweepRow.dataset_id == dataset_id)
-    query = labels.filtered(query, "sweep", name, tag)
-    found = newest_first(session, query, page, SweepRow)
-    return SweepList(items=[sweep_out(session, row) for row in found.rows], next_cursor=found.next_cursor)
+    listed = paged(page, lambda window: sweeps.list_sweeps(session, tenant, window, status=status,
+                                                           dataset_id=dataset_id, name=name, tags=tag))  # fmt: skip
+    # the whole page's answers in a bounded number of queries (lipspline_platform/sweep_views.py)
+    return SweepList(items=sweeps_out(session, listed.rows), next_cursor=listed.next_cursor)
 
 
 @router.get("/{sweep_id}", response_model=SweepOut, responses=problems(404))
 def get_sweep(sweep_id: str, session: DbSession, tenant: ReadTenant) -> SweepOut:
     """Progress, every trial's config and results, the Pareto fronts and the selected model."""
-    return sweep_out(session, owned(session, SweepRow, sweep_id, tenant, "sweep"))
+    return sweep_out(session, _get(session, sweep_id, tenant))
 
 
 @router.patch("/{sweep_id}", operation_id="update_sweep", response_model=SweepOut, responses=labels.PATCH_RESPONSES)
 def update_sweep(sweep_id: str, body: LabelsPatch, session: DbSession, tenant: TrainTenant) -> SweepOut:
     """Rename, retag or redescribe a sweep (JSON merge semantics: a member left out is unchanged, ``null``
     clears it, ``tags`` replaces the list). Its trials' jobs keep their own labels."""
-    row = owned(session, SweepRow, sweep_id, tenant, "sweep", lock=True)
+    row = _get(session, sweep_id, tenant, lock=True)
     labels.patch(session, "sweep", row, body)
     return sweep_out(session, row)
 
@@ -190,100 +179,10 @@ def update_sweep(sweep_id: str, body: LabelsPatch, session: DbSession, tenant: T
 @router.post("/{sweep_id}/cancel", response_model=SweepOut, responses=problems(404, (409, "the sweep has finished")))
 def cancel_sweep(sweep_id: str, session: DbSession, tenant: TrainTenant) -> SweepOut:
     """Stop launching trials and cancel the running ones (they stop within one epoch)."""
-    row = owned(session, SweepRow, sweep_id, tenant, "sweep", lock=True)
+    row = _get(session, sweep_id, tenant, lock=True)
     if row.status != sweeps.RUNNING:
         if row.status == "cancelled":
             return sweep_out(session, row)
         raise ProblemError(409, "Conflict", f"sweep {sweep_id!r} already {row.status}", kind="sweep-finished")
     sweeps.cancel(session, row)
     return sweep_out(session, row)
-
-
-# ---- the answer --------------------------------------------------------------------------------
-def _trial_status(stopped_at: int | None, job_status: str) -> str:
-    return "stopped" if stopped_at is not None and job_status == "cancelled" else job_status
-
-
-def sweep_out(session: Session, row: SweepRow) -> SweepOut:
-    pairs = sweeps.trials_and_jobs(session, row.id)
-    found = sweeps.results(session, pairs)
-    epochs = sweeps.epochs_run(session, [job.id for _, job in pairs])
-    request = row.request
-    summary = row.summary
-    if summary is None and found:
-        # running: the fronts of the trials finished so far (the selection waits for the end)
-        summary = {**sweeps.summary_of(sweeps.spec_from_request(request), found).to_json(), "selected": None}
-    radius = (summary or {}).get("radius")
-    trials = []
-    for trial, job in pairs:
-        result = found.get(trial.trial)
-        trials.append(
-            TrialOut(
-                trial=trial.trial,
-                job_id=job.id,
-                params=trial.params,
-                status=_trial_status(trial.stopped_at_epoch, job.status),
-                job_status=job.status,
-                worker_host=job.worker_host,
-                attempts=job.attempts,
-                epochs=epochs.get(job.id, 0),
-                stopped_at_epoch=trial.stopped_at_epoch,
-                rung_scores=trial.rung_scores or {},
-                model_id=result.model_id if result else None,
-                score=result.score if result else None,
-                certified_lipschitz=result.lipschitz if result else None,
-                certified_accuracy=result.certified_accuracy if result else None,
-            )
-        )
-    statuses = [t.status for t in trials]
-    progress = SweepProgress(
-        planned=len(row.plan),
-        launched=row.launched,
-        active=sum(s in ("queued", "running") for s in statuses),
-        succeeded=statuses.count("succeeded"),
-        stopped=statuses.count("stopped"),
-        failed=statuses.count("failed"),
-        cancelled=statuses.count("cancelled"),
-        epochs=sum(t.epochs for t in trials),
-    )
-    front = selected = None
-    if summary is not None:
-        by_trial = {t.trial: t for t in trials}
-
-        def point(index: int) -> FrontPoint:
-            t = by_trial[index]
-            at = found[index].outcome(index).certified_at(radius) if radius is not None else None
-            return FrontPoint(trial=index, model_id=t.model_id, score=t.score,
-                              certified_lipschitz=t.certified_lipschitz, certified_accuracy=at)  # fmt: skip
-
-        front = Fronts(
-            lipschitz=[point(i) for i in summary["lipschitz_front"]],
-            certified_accuracy=[point(i) for i in summary["robust_front"]],
-            radius=radius,
-            note=summary.get("robust_front_note"),
-        )
-        chosen = summary.get("selected")
-        if chosen is not None:
-            selected = Selected(trial=chosen, model_id=row.selected_model_id, rule=request.get("select") or {},
-                                registered_as=summary.get("registered_as"))  # fmt: skip
-    return SweepOut(
-        id=row.id,
-        status=row.status,
-        dataset_id=row.dataset_id,
-        strategy=request["strategy"],
-        budget=request["budget"],
-        space=request["space"],
-        select=request.get("select") or {},
-        progress=progress,
-        trials=trials,
-        front=front,
-        selected=selected,
-        note=row.note,
-        register_as=row.register_as,
-        created_at=row.created_at,
-        updated_at=row.updated_at,
-        finished_at=row.finished_at,
-        name=row.name,
-        tags=row.tags or [],
-        description=row.description,
-    )

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+import lipspline_platform.db.engine as db_engine
 import service.routers.health as health_router
 from tests.routes.helpers import Service, problem
 
@@ -16,9 +17,11 @@ ROUTES = {
     ("GET", "/v1/datasets/{dataset_id}"),
     ("GET", "/v1/datasets/{dataset_id}/preview"),
     ("DELETE", "/v1/datasets/{dataset_id}"),
+    ("PATCH", "/v1/datasets/{dataset_id}"),
     ("POST", "/v1/jobs"),
     ("GET", "/v1/jobs"),
     ("GET", "/v1/jobs/{job_id}"),
+    ("PATCH", "/v1/jobs/{job_id}"),
     ("GET", "/v1/jobs/{job_id}/metrics"),
     ("POST", "/v1/jobs/{job_id}/cancel"),
     ("GET", "/v1/jobs/{job_id}/events"),
@@ -31,9 +34,11 @@ ROUTES = {
     ("POST", "/v1/sweeps"),
     ("GET", "/v1/sweeps"),
     ("GET", "/v1/sweeps/{sweep_id}"),
+    ("PATCH", "/v1/sweeps/{sweep_id}"),
     ("POST", "/v1/sweeps/{sweep_id}/cancel"),
     ("GET", "/v1/models"),
     ("GET", "/v1/models/{model_id}"),
+    ("PATCH", "/v1/models/{model_id}"),
     ("POST", "/v1/models/{model_id}/predict"),
     ("POST", "/v1/registered-models"),
     ("GET", "/v1/registered-models"),
@@ -83,7 +88,7 @@ def test_readyz_database_down(svc: Service, monkeypatch: pytest.MonkeyPatch) -> 
     def broken_engine(url: str) -> None:
         raise OSError("database unreachable")
 
-    monkeypatch.setattr(health_router, "get_engine", broken_engine)
+    monkeypatch.setattr(db_engine, "get_engine", broken_engine)  # what the platform's probe connects with
     body = problem(svc.anon.get("/readyz"), 503, "not-ready")
     assert body["checks"] == {"database": False, "broker": True} and "database" in body["detail"]
 
@@ -126,8 +131,8 @@ def test_unknown_route_is_a_problem(svc: Service) -> None:
 
 @pytest.mark.parametrize(("method", "path", "allowed"), [
     ("PUT", "/v1/jobs", "GET, POST"),
-    ("DELETE", "/v1/models/abc", "GET"),
-    ("PATCH", "/v1/datasets/abc", "GET, DELETE"),
+    ("DELETE", "/v1/models/abc", "GET, PATCH"),
+    ("PUT", "/v1/datasets/abc", "GET, PATCH, DELETE"),
     ("POST", "/healthz", "GET"),
 ])  # fmt: skip
 def test_wrong_method_is_a_problem_with_allow(svc: Service, method: str, path: str, allowed: str) -> None:

@@ -111,7 +111,7 @@ def build_world(svc: Service) -> World:
     values = {"dataset_id": ids["dataset_id"], "job_id": ids["job_id"], "model_id:path": ids["model_id"],
               "model_id": ids["model_id"], "sweep_id": sweep.json()["id"], "endpoint_id": hook.json()["id"],
               "name": "reg", "alias": "production", "version": "1", "model_version": "1", "tenant_id": tenant,
-              "key_id": key, "path:path": "index.html"}  # fmt: skip
+              "key_id": key, "path:path": "index.html", "relative:path": "index.html"}  # fmt: skip
     return World(client, values)
 
 

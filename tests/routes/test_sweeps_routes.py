@@ -6,13 +6,16 @@ the platform's own ``sweeps.advance``, the call the worker and the reconciler ma
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import pytest
+from sqlalchemy import event
 
 from lipspline.pareto import dominates
 from lipspline_platform import lifecycle, sweeps
-from lipspline_platform.db.engine import session_scope
+from lipspline_platform.db.engine import get_engine, session_scope
 from lipspline_platform.db.tables import ModelRow
 from lipspline_platform.quotas import stored_bytes
 from tests.routes.helpers import TINY_CONFIG, WORKER_HOST, Service, problem
@@ -142,6 +145,46 @@ def test_the_sweeps_list_pages_newest_first_and_filters(svc: Service) -> None:
     assert [s["id"] for s in svc.client.get("/v1/sweeps", params={"status": "running"}).json()["items"]] == ids[:0:-1]
     problem(svc.client.get("/v1/sweeps", params={"status": "paused"}), 422, field="query.status")
     problem(svc.client.get("/v1/sweeps", params={"cursor": "not-a-cursor"}), 400, field="cursor")
+
+
+@contextmanager
+def statements(svc: Service) -> Iterator[list[str]]:
+    """Every SQL statement the app sends while the block runs, but the key checks' (cached for a second)."""
+    sent: list[str] = []
+    engine = get_engine(svc.database_url)
+
+    def record(_conn, _cursor, statement, _parameters, _context, _many) -> None:  # noqa: ANN001
+        if "api_keys" not in statement and "tenants" not in statement:
+            sent.append(statement)
+
+    event.listen(engine, "before_cursor_execute", record)
+    try:
+        yield sent
+    finally:
+        event.remove(engine, "before_cursor_execute", record)
+
+
+def test_a_page_of_sweeps_costs_the_same_queries_for_one_sweep_as_for_five(svc: Service) -> None:
+    """The list's answers are built for the whole page at once (lipspline_platform/sweep_views.py): its
+    trials and jobs, their models, their epochs, whatever the number of sweeps; not three queries per sweep."""
+    dataset_id = svc.upload()
+    ids = []
+    for seed in range(5):
+        ids.append(svc.client.post("/v1/sweeps", json=body(dataset_id, seed=seed)).json()["id"])
+        if seed < 4:  # the tenant may run 4 sweeps at once; the cancelled ones keep their trials
+            assert svc.client.post(f"/v1/sweeps/{ids[-1]}/cancel").status_code == 200
+    newest = svc.client.get(f"/v1/sweeps/{ids[-1]}").json()
+    svc.worker.run(newest["trials"][0]["job_id"])  # a finished trial: its model and epochs are read too
+    counted = {}
+    for limit in (1, 5):
+        with statements(svc) as sent:
+            page = svc.client.get("/v1/sweeps", params={"limit": limit})
+        assert page.status_code == 200 and len(page.json()["items"]) == limit, page.text
+        counted[limit] = sent
+    assert len(counted[1]) == len(counted[5]) <= 4, counted
+    finished = page.json()["items"][0]
+    assert finished["id"] == ids[-1] and finished["trials"][0]["model_id"] is not None
+    assert finished["progress"]["epochs"] > 0 and all(s["trials"] for s in page.json()["items"])
 
 
 def run_to_the_end(svc: Service, sweep_id: str) -> dict[str, Any]:
