@@ -5,8 +5,9 @@ from __future__ import annotations
 import gc
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from typing import Any
 
-from fastapi import Depends, FastAPI
+from fastapi import APIRouter, Depends, FastAPI
 
 from lipspline import __version__
 from lipspline_platform.reconciler import Reconciler
@@ -14,7 +15,6 @@ from lipspline_platform.settings import Settings, get_settings
 from lipspline_platform.structured_logging import configure_logging
 from lipspline_platform.tracing import configure_tracing
 from lipspline_platform.webhooks.dispatcher import WebhookDispatcher
-from service import metrics
 from service.auth import VerifiedKeys
 from service.compute_placement import ComputePlacement
 from service.docs_pages import install_docs
@@ -35,6 +35,7 @@ from service.routers import (
     jobs,
     models,
     oip,
+    prometheus,
     registry,
     sweeps,
     ui,
@@ -107,13 +108,46 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.add_middleware(RequestContext)
     # before routing and everything else: /v1/jobs/ is served as /v1/jobs, never a bare 307
     app.add_middleware(TrailingSlash)
-    for router in (health.router, metrics.router, datasets.router, jobs.router, job_events.router, webhooks.router,
+    for router in (health.router, prometheus.router, datasets.router, jobs.router, job_events.router, webhooks.router,
                    models.router, registry.router, sweeps.router, oip.router, admin.router,
                    ui.router, docs_site.router):
         app.include_router(router)
+    _hot_routes_first(app, models.router, oip.router)
     install_openapi(app)  # errors as problem+json, the Bearer scheme, on every route
     configure_tracing(settings, "lipspline-api", app=app)  # nothing at all unless an OTLP endpoint is set
     return app
+
+
+def _hot_routes_first(app: FastAPI, *hot: APIRouter) -> None:
+    """Match the inference routers' paths first; document every route in the order it was included.
+
+    A request is matched against the app's routes in order, each included router's routes in
+    turn, so a predict (the models router, 7th) was compared with every health, metrics,
+    dataset, job and webhook path first: a tenth of a 1-row predict's time. No path of another
+    router lies under ``/v1/models/`` or ``/v2/``, so matching them first answers every request
+    as before; the OpenAPI document is generated from the order of inclusion, so it is unchanged.
+    """
+    documented = list(app.router.routes)
+
+    def is_hot(route: object) -> bool:
+        # FastAPI >= 0.16x keeps an included router as one entry; older versions copy its routes
+        original = getattr(route, "original_router", None)
+        return original in hot if original is not None else str(getattr(route, "path", "")).startswith(
+            tuple(router.prefix + "/" for router in hot))
+
+    matching = [route for route in documented if is_hot(route)] + [r for r in documented if not is_hot(r)]
+    generate = app.openapi
+
+    def openapi_in_documented_order() -> dict[str, Any]:
+        # generated once, on the event loop (or before serving): no request is matched meanwhile
+        app.router.routes[:] = documented
+        try:
+            return generate()
+        finally:
+            app.router.routes[:] = matching
+
+    app.openapi = openapi_in_documented_order  # type: ignore[method-assign]
+    app.router.routes[:] = matching
 
 
 def app_from_env() -> FastAPI:

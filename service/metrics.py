@@ -17,8 +17,7 @@ import os
 import time
 from typing import Any
 
-from fastapi import APIRouter, Depends, Request, Response
-from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, CollectorRegistry, Counter, Histogram, generate_latest
+from prometheus_client import REGISTRY, CollectorRegistry, Counter, Histogram
 
 from lipspline_platform.metrics import MULTIPROCESS_DIR_ENV, JobsByStatus, multiprocess_registry
 
@@ -113,28 +112,3 @@ def scrape_registries(database_url: str) -> tuple[CollectorRegistry, CollectorRe
     jobs = CollectorRegistry(auto_describe=False)
     jobs.register(JobsByStatus(database_url))
     return process, jobs
-
-
-async def metrics_access(request: Request) -> None:
-    """Open by default; with ``metrics_public`` off, only an ``admin`` key may scrape."""
-    if not request.app.state.settings.metrics_public:
-        from service.deps import require_admin_key
-
-        await require_admin_key(request)
-
-
-router = APIRouter(tags=["operations"])
-
-
-@router.get(
-    "/metrics",
-    operation_id="get_prometheus_metrics",
-    response_class=Response,
-    dependencies=[Depends(metrics_access)],
-    responses={200: {"content": {CONTENT_TYPE_LATEST.split(";")[0]: {"schema": {"type": "string"}}},
-                     "description": "Prometheus text format (README: Metrics)"}},  # fmt: skip
-)
-def metrics(request: Request) -> Response:
-    """Prometheus metrics of this API process, and jobs by status read from the database."""
-    process, jobs = request.app.state.metrics_registries
-    return Response(generate_latest(process) + generate_latest(jobs), media_type=CONTENT_TYPE_LATEST)
