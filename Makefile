@@ -8,20 +8,41 @@ VENV_FLAGS ?=
 BASE_PYTHON ?= python3
 PYTHON = $(VENV)/bin/python
 PIP = $(PYTHON) -m pip
+TORCH = torch==2.13.0
+# `make serve PORT=8080 HOST=0.0.0.0`
+PORT ?= 8000
+HOST ?= 127.0.0.1
+# An install is redone only when what it installs from changed: these stamps are newer than
+# pyproject.toml and setup.py after a successful install (delete one to force a reinstall).
+RUNTIME_STAMP = $(VENV)/.lipspline-runtime-installed
+DEV_STAMP = $(VENV)/.lipspline-dev-installed
 
-.PHONY: install test test-fast bench lint serve experiments chromium
+.PHONY: install install-runtime test test-fast bench lint serve experiments chromium check-port
 
 $(PYTHON):
 	@echo "==> creating the virtual environment $(VENV) ($(BASE_PYTHON) -m venv)"
 	$(BASE_PYTHON) -m venv $(VENV_FLAGS) $(VENV)
 	$(PIP) install --upgrade --quiet pip
 
-install: $(PYTHON) chromium
-	@echo "==> [1/2] torch==2.13.0 into $(VENV) (the largest download; pinned, CPU build)"
-	$(PIP) install --progress-bar on torch==2.13.0
+# What `serve` needs: torch, then lipspline and its runtime dependencies (no dev extras, no chromium).
+install-runtime: $(RUNTIME_STAMP)
+$(RUNTIME_STAMP): pyproject.toml setup.py | $(PYTHON)
+	@echo "==> [1/2] $(TORCH) into $(VENV) (the largest download; pinned, CPU build)"
+	$(PIP) install --progress-bar on $(TORCH)
+	@echo "==> [2/2] lipspline and its runtime dependencies (editable)"
+	$(PIP) install --progress-bar on -e .
+	@touch $@
+	@echo "==> installed: activate with 'source $(VENV)/bin/activate', or run $(abspath $(VENV))/bin/lipspline"
+
+# Development: the runtime install plus the dev extras (tests, lint, benchmarks' peers).
+install: $(DEV_STAMP)
+$(DEV_STAMP): pyproject.toml setup.py | $(PYTHON)
+	@echo "==> [1/2] $(TORCH) into $(VENV) (the largest download; pinned, CPU build)"
+	$(PIP) install --progress-bar on $(TORCH)
 	@echo "==> [2/2] lipspline and its dependencies (editable, with the dev extras)"
 	$(PIP) install --progress-bar on -e '.[dev]'
-	@echo "==> installed: activate with 'source $(VENV)/bin/activate', or run $(VENV)/bin/lipspline"
+	@touch $@ $(RUNTIME_STAMP)
+	@echo "==> installed: activate with 'source $(VENV)/bin/activate', or run $(abspath $(VENV))/bin/lipspline"
 
 # Debian's chromium for the browser tests (/docs and the /ui dashboard, through Playwright);
 # Playwright's own browser download needs the internet, the distribution's package does not.
@@ -32,7 +53,8 @@ chromium:
 	  $$SUDO apt-get update -qq && $$SUDO apt-get install -y -qq chromium \
 	  || echo "warning: could not install chromium; the /docs browser test will fail"; }
 
-test: install
+# chromium only here: the browser tests (/docs, the /ui dashboard) are part of the full suite
+test: install chromium
 	$(PYTHON) -m pytest -q
 
 # Unit tests and the in-process HTTP tests of every route (no servers, no worker processes);
@@ -41,9 +63,15 @@ test-fast:
 	$(PYTHON) -m pytest -q -m "not slow" tests/unit tests/routes
 
 # The embedded default: SQLite, embedded broker, one worker; no servers needed.
-serve: install
-	@echo "==> starting the service (Ctrl-C stops it)"
-	$(PYTHON) -m service.cli serve
+# The port is checked first, before any install or output: a taken one stops here.
+serve: check-port install-runtime
+	@$(PYTHON) -m service.cli serve --host $(HOST) --port $(PORT)
+
+check-port:
+	@$(BASE_PYTHON) -c 'import socket, sys; s = socket.socket(socket.AF_INET6 if ":" in sys.argv[1] else socket.AF_INET); \
+	s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1); \
+	exec("try: s.bind((sys.argv[1], int(sys.argv[2])))\nexcept OSError as e: sys.exit(f\"make serve: port {sys.argv[2]} on {sys.argv[1]} is not free ({e.strerror}); choose another: make serve PORT=...\")")' \
+	  '$(HOST)' '$(PORT)'
 
 lint: $(PYTHON)
 	$(PYTHON) -m ruff check .
@@ -63,3 +91,11 @@ bench: install
 # docs/results.md and docs/figures/. `QUICK=1 make experiments` for a smoke run.
 experiments: install
 	$(PYTHON) -m service.cli experiment run all $(if $(QUICK),--quick,)
+
+# The docs site (MkDocs, offline: no CDN, no web fonts) into site/, which the service serves at
+# /docs/site/; the reference pages are generated from the code as it builds (docs/hooks/reference.py).
+# `--strict`: a broken link or anchor fails the build, as in CI (tests/docs/test_site_build.py).
+.PHONY: docs
+docs: install
+	$(PYTHON) -m mkdocs build --strict
+	@echo "==> built site/: open it at /docs/site/ on a running service, or site/index.html"

@@ -9,6 +9,7 @@ run as separate processes on any hosts against PostgreSQL and Redis.
 from __future__ import annotations
 
 import argparse
+import errno
 import os
 import signal
 import socket
@@ -166,7 +167,51 @@ def cmd_keys(args: argparse.Namespace) -> int:
     return 0 if revoked else 1
 
 
+def bind_listener(host: str, port: int) -> socket.socket:
+    """The server's listening socket, bound and listening now: a taken port is an OSError here, before
+    ``serve`` has printed or written anything (no key, no export line), and no other server can take the
+    port while this one starts (a socket that is only bound would not stop another SO_REUSEADDR bind).
+    Connections made before uvicorn serves wait in the backlog."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    listener = socket.socket(family, socket.SOCK_STREAM)
+    listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as uvicorn does: a TIME_WAIT port is free
+    try:
+        listener.bind((host, port))
+        listener.listen(2048)  # uvicorn's default backlog
+    except OSError:
+        listener.close()
+        raise
+    listener.set_inheritable(True)
+    return listener
+
+
+def client_url(host: str, port: int) -> str:
+    """The URL a client on this machine uses: a wildcard bind address is reached on loopback."""
+    shown = {"0.0.0.0": "127.0.0.1", "::": "[::1]", "": "127.0.0.1"}.get(host, f"[{host}]" if ":" in host else host)
+    return f"http://{shown}:{port}"
+
+
+def cli_hint() -> list[str]:
+    """How to run the ``lipspline`` CLI from any directory: this interpreter's own ``lipspline`` executable
+    (the venv's), and the ``activate`` line of its virtual environment when there is one."""
+    bin_dir = Path(sys.executable).parent
+    executable = bin_dir / "lipspline"
+    hint = []
+    if sys.prefix != sys.base_prefix and (bin_dir / "activate").is_file():
+        hint.append(f"  source {bin_dir.resolve() / 'activate'}   # puts `lipspline` on PATH")
+    if executable.is_file():
+        hint.append(f"  {executable.resolve()} models list   # or this path, without activating")
+    return hint
+
+
 def cmd_serve(args: argparse.Namespace) -> int:
+    try:
+        listener = bind_listener(args.host, args.port)
+    except OSError as error:  # EADDRINUSE, EACCES (a port below 1024), an address not on this machine
+        reason = "is already in use" if error.errno == errno.EADDRINUSE else f"cannot be used ({error.strerror})"
+        print(f"lipspline serve: port {args.port} on {args.host} {reason}; choose another with --port "
+              f"(make serve PORT=...)", file=sys.stderr)  # fmt: skip
+        return 1
     import uvicorn
 
     from lipspline_platform.structured_logging import resolve_format
@@ -178,11 +223,13 @@ def cmd_serve(args: argparse.Namespace) -> int:
     logging_options = uvicorn_logging(settings, terminal=True)
     log_format = resolve_format(settings.log_format, terminal_text=True)
     worker = _start_embedded_worker(settings, log_format)
-    print(f"lipspline: data in {settings.data_dir.resolve()}, API on http://{args.host}:{args.port}", flush=True)
+    url = client_url(args.host, args.port)
+    print(f"lipspline: data in {settings.data_dir.resolve()}, API on {url}", flush=True)
     print(f"lipspline: API key of tenant 'default' in {key_file} (send it as Authorization: Bearer <key>)", flush=True)
     print(f"lipspline: key: {key_file.read_text().strip()}", flush=True)
-    print(f"lipspline: in another shell, from any directory:\n  export LIPSPLINE_URL=http://{args.host}:{args.port}"
-          f" LIPSPLINE_API_KEY=$(cat {key_file})", flush=True)  # fmt: skip
+    print("\n".join(["lipspline: in another shell, from any directory:",
+                     f"  export LIPSPLINE_URL={url} LIPSPLINE_API_KEY=$(cat {key_file})", *cli_hint()]),
+          flush=True)  # fmt: skip
 
     def _exit(signum: int, _frame) -> None:  # noqa: ANN001
         raise SystemExit(128 + signum)
@@ -192,8 +239,10 @@ def cmd_serve(args: argparse.Namespace) -> int:
     # on the spot and orphan the worker; this one turns it into SystemExit, so `finally` runs.
     signal.signal(signal.SIGTERM, _exit)
     try:
-        uvicorn.run(create_app(settings), host=args.host, port=args.port, **logging_options)
+        config = uvicorn.Config(create_app(settings), host=args.host, port=args.port, **logging_options)
+        uvicorn.Server(config).run(sockets=[listener])
     finally:
+        listener.close()
         _stop(worker)
     return 0
 
@@ -240,14 +289,16 @@ def cmd_experiment(args: argparse.Namespace) -> int:
     return 0
 
 
-USER_COMMANDS = ("datasets", "jobs", "models", "predict", "sweeps", "webhooks")
+USER_COMMANDS = ("datasets", "jobs", "models", "predict", "registry", "sweeps", "webhooks")
 USER_EPILOG = """client commands (talk to a running service; `lipspline COMMAND --help` for each):
-  datasets    upload, list, show, delete datasets
-  jobs        submit (--follow: live progress), list, show, cancel, logs
-  models      list, show, download (zip or onnx)
+  datasets    upload, list, show, edit (name, tags, description), delete datasets
+  jobs        submit (--follow: live progress), list, show, edit, cancel, logs
+  models      list, show, edit, download (zip or onnx); by id, NAME, NAME@ALIAS or NAME/versions/N
   predict     predict a CSV with certificate columns beside each prediction
-  sweeps      submit (--follow), list, show (trials, fronts, selected model), cancel
-  webhooks    signing secret and endpoints for jobs' final events
+  registry    registered models: list, show, create, register, delete; alias set/delete/history
+  sweeps      submit (--follow: trials done/running/planned), follow, list, show, edit, cancel
+  webhooks    signing secret, endpoints (add, list, delete) and a job's deliveries
+Every one takes --json (the API's JSON, for scripts).
 They read LIPSPLINE_URL (default http://127.0.0.1:8000) and LIPSPLINE_API_KEY."""
 
 
@@ -258,11 +309,14 @@ def build_parser() -> argparse.ArgumentParser:
         epilog=USER_EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
+    from lipspline import __version__
+
+    parser.add_argument("--version", action="version", version=f"lipspline {__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
 
     serve = sub.add_parser("serve", help="API + one embedded worker on the embedded default (no servers needed)")
-    serve.add_argument("--host", default="127.0.0.1")
-    serve.add_argument("--port", type=int, default=8000)
+    serve.add_argument("--host", default="127.0.0.1", help="address to listen on (0.0.0.0: every interface)")
+    serve.add_argument("--port", type=int, default=8000, help="port to listen on (a taken one is refused at once)")
     serve.set_defaults(func=cmd_serve)
 
     api = sub.add_parser("api", help="the API only (production: workers run separately)")

@@ -9,9 +9,13 @@
         sweep.trials_frame(), sweep.selected_model()
         prediction = client.models.get(job.model_id).predict([[0.0, 0.0]], epsilon=0.05)
         prediction.predictions, prediction.certified_radius, prediction.output_bounds
+        client.registry.create("circle")                           # a name (409 if it exists)
+        client.registry.register("circle", job.model_id)           # its version 1
+        client.registry.set_alias("circle", "production", 1)
+        client.models.get("circle@production").predict([[0.0, 0.0]])   # also "circle", "circle/versions/1"
 
 Light to import: httpx, numpy, pydantic and the ``api_schemas`` contracts; never torch, and
-nothing of the service (``tests/unit/test_layering.py`` and ``test_sdk.py`` check both).
+nothing of the service (``tests/unit/test_layering.py`` and ``tests/routes/test_sdk_routes.py`` check both).
 """
 
 from __future__ import annotations
@@ -30,6 +34,7 @@ from lipspline.client.resources import (
     ModelHandle,
     Models,
     Prediction,
+    Registry,
     Sweep,
     Sweeps,
     SyncRunner,
@@ -55,7 +60,7 @@ class Client:
         self.transport = SyncTransport(self.url, api_key or default_api_key(), timeout_s, retry or RetryPolicy(), http)
         runner = SyncRunner(self.transport)
         self.datasets, self.jobs, self.models = Datasets(runner), Jobs(runner), Models(runner)
-        self.sweeps, self.webhooks = Sweeps(runner), Webhooks(runner)
+        self.sweeps, self.webhooks, self.registry = Sweeps(runner), Webhooks(runner), Registry(runner)
 
     def __enter__(self) -> Client:
         return self
@@ -77,7 +82,7 @@ class AsyncClient:
         runner = AsyncRunner(self.transport)
         self.datasets, self.jobs = Datasets(runner), Jobs(runner, AsyncJob)
         self.models, self.webhooks = Models(runner, AsyncModelHandle), Webhooks(runner)
-        self.sweeps = Sweeps(runner, AsyncSweep)
+        self.sweeps, self.registry = Sweeps(runner, AsyncSweep), Registry(runner)
 
     async def __aenter__(self) -> AsyncClient:
         return self
@@ -90,4 +95,4 @@ class AsyncClient:
 
 
 __all__ = ["AsyncClient", "AsyncJob", "AsyncSweep", "Client", "Job", "JobFailedError", "LipSplineError",
-           "ModelHandle", "Prediction", "RetryPolicy", "Sweep", "verify_webhook"]  # fmt: skip
+           "ModelHandle", "Prediction", "Registry", "RetryPolicy", "Sweep", "verify_webhook"]  # fmt: skip

@@ -1,5 +1,5 @@
 """The SDK's objects: datasets, jobs (with live progress), models (predict with the certificate),
-sweeps (many jobs over a search space, and the model they select), webhooks.
+sweeps (many jobs over a search space, and the model they select), webhooks, the model registry.
 
 Each call is built once as a :class:`~lipspline.client.transport.Request` plus a function
 that turns the answer into a typed ``api_schemas`` model. A *runner* sends it: the sync
@@ -38,6 +38,15 @@ from api_schemas.http import (
     WebhookEndpointList,
     WebhookEndpointOut,
     WebhookSecretOut,
+)
+from api_schemas.registry import (
+    AliasEventList,
+    AliasList,
+    AliasOut,
+    RegisteredModelList,
+    RegisteredModelOut,
+    VersionList,
+    VersionOut,
 )
 from api_schemas.sweeps import (
     Budget,
@@ -113,8 +122,36 @@ class AsyncRunner:
 
 
 def _filters(**values: Any) -> dict[str, Any]:
-    """The query string of a list: the filters that were given, with the largest page size."""
-    return {"limit": LIST_PAGE_SIZE, **{key: value for key, value in values.items() if value is not None}}
+    """The query string of a list: the filters that were given, with the largest page size
+    (a list value is sent as a repeated parameter: ``tag=a&tag=b``)."""
+    return {"limit": LIST_PAGE_SIZE, **{key: value for key, value in values.items() if value not in (None, [], ())}}
+
+
+class _Unset:
+    """Not given (``None`` means "clear it" in a PATCH body)."""
+
+    def __repr__(self) -> str:
+        return "UNSET"
+
+
+UNSET: Any = _Unset()
+
+
+def _labels(name: Any = UNSET, tags: Any = UNSET, description: Any = UNSET) -> dict[str, Any]:
+    """The name / tags / description members that were given (a creation body's or a PATCH's)."""
+    given = {"name": name, "tags": None if tags is None else (list(tags) if tags is not UNSET else UNSET),
+             "description": description}  # fmt: skip
+    return {key: value for key, value in given.items() if value is not UNSET}
+
+
+def _creation_labels(name: str | None, tags: Any, description: str | None) -> dict[str, Any]:
+    """In a creation body: only what was given (None: not given)."""
+    return {key: value for key, value in _labels(name, tags, description).items() if value not in (None, [])}
+
+
+def _patch(path: str, model: type[Model], name: Any, tags: Any, description: Any) -> tuple[Request, Any]:
+    """``PATCH {path}`` with ``{name?, tags?, description?}``: ``UNSET`` leaves a member as it is, None clears it."""
+    return Request("PATCH", path, json=_labels(name, tags, description)), _as(model)
 
 
 def _rows(X: Any) -> list[list[float]]:
@@ -125,14 +162,20 @@ def _rows(X: Any) -> list[list[float]]:
 
 
 # ---- datasets ---------------------------------------------------------------------------------------
-def upload_request(source: Any, target: str | None, name: str | None, task: str | None) -> Request:
-    """A file path (CSV, .npz, Parquet, JSON), a pandas DataFrame (with ``target``), or ``(X, y)``."""
+def upload_request(source: Any, target: str | None, name: str | None, task: str | None,
+                   tags: Any = None, description: str | None = None) -> Request:  # fmt: skip
+    """A file path (CSV, .npz, Parquet, JSON), a pandas DataFrame (with ``target``), or ``(X, y)``.
+
+    ``tags`` go in a form upload as one comma-separated field (a tag holds no comma)."""
+    labels = _creation_labels(None, tags, description)
     fields = {k: v for k, v in {"target": target, "name": name, "task": task}.items() if v is not None}
+    fields.update({k: ",".join(v) if k == "tags" else v for k, v in labels.items()})
     if isinstance(source, tuple):
         X, y = source
         body = {"name": name or "dataset", "inputs": np.asarray(X).tolist(), "targets": np.asarray(y).tolist()}
         if task:
             body["task"] = task
+        body.update(labels)
         return Request("POST", "/v1/datasets", json=body)
     if hasattr(source, "to_csv"):  # a pandas DataFrame: sent as CSV, its column names kept
         if target is None:
@@ -148,13 +191,20 @@ class Datasets:
     def __init__(self, runner: Any) -> None:
         self._runner = runner
 
-    def upload(self, source: Any, *, target: str | None = None, name: str | None = None, task: str | None = None):
+    def upload(self, source: Any, *, target: str | None = None, name: str | None = None, task: str | None = None,
+               tags: list[str] | None = None, description: str | None = None):  # fmt: skip
         """Upload a file, a DataFrame or ``(X, y)``; the stored dataset (``DatasetOut``)."""
-        return self._runner.run(upload_request(source, target, name, task), _as(DatasetOut))
+        return self._runner.run(upload_request(source, target, name, task, tags, description), _as(DatasetOut))
 
-    def list(self, *, name: str | None = None, task: str | None = None):
-        """Every dataset of the tenant (all pages), newest first; ``name`` / ``task`` filter."""
-        return self._runner.run_all(Request("GET", "/v1/datasets", params=_filters(name=name, task=task)), DatasetList)
+    def list(self, *, name: str | None = None, task: str | None = None, tags: list[str] | None = None):
+        """Every dataset of the tenant (all pages), newest first; ``name`` / ``task`` / ``tags`` (every one) filter."""
+        params = _filters(name=name, task=task, tag=tags)
+        return self._runner.run_all(Request("GET", "/v1/datasets", params=params), DatasetList)
+
+    def update(self, dataset_id: str, *, name: Any = UNSET, tags: Any = UNSET, description: Any = UNSET):
+        """Rename, retag or describe a dataset (``PATCH``): members left out stay, None clears one."""
+        return self._runner.run(*_patch(f"/v1/datasets/{quote(dataset_id, safe='')}", DatasetOut, name, tags,
+                                        description))  # fmt: skip
 
     def get(self, dataset_id: str):
         return self._runner.run(Request("GET", f"/v1/datasets/{quote(dataset_id, safe='')}"), _as(DatasetOut))
@@ -308,7 +358,8 @@ def _progress_view(job: Job, progress: bool) -> Any:
         return _NoView()
     from lipspline.client.progress import JobProgress
 
-    return JobProgress(job.id, getattr(job.info, "progress", {}).get("epochs"))
+    progress = getattr(job.info, "progress", None)  # a JobProgress once refreshed; absent on a JobAccepted
+    return JobProgress(job.id, getattr(progress, "epochs", None))
 
 
 class AsyncJob(Job):
@@ -356,12 +407,17 @@ class Jobs:
         self._runner, self._job = runner, job_class
 
     def submit(self, dataset: str | DatasetOut, config: TrainingConfig | dict | None = None, *,
-               notify_url: str | None = None):  # fmt: skip
-        """Submit a training job (202 at once); the :class:`Job`, queued."""
+               notify_url: str | None = None, register_as: str | None = None, name: str | None = None,
+               tags: list[str] | None = None, description: str | None = None):  # fmt: skip
+        """Submit a training job (202 at once); the :class:`Job`, queued. ``register_as``: a registered
+        model's name; the job's model becomes its next version when the job succeeds."""
         dataset_id = dataset.id if isinstance(dataset, DatasetOut) else dataset
-        body: dict[str, Any] = {"dataset_id": dataset_id, "config": _config_json(config)}
+        body: dict[str, Any] = {"dataset_id": dataset_id, "config": _config_json(config),
+                                **_creation_labels(name, tags, description)}  # fmt: skip
         if notify_url is not None:
             body["notify_url"] = notify_url
+        if register_as is not None:
+            body["register_as"] = register_as
         # the 202 holds the id and status; refresh() (or wait()) reads the rest
         accepted = _as(JobAccepted)
         return self._runner.run(Request("POST", "/v1/jobs", json=body), lambda r: self._job(self._runner, accepted(r)))
@@ -370,10 +426,16 @@ class Jobs:
         return self._runner.run(Request("GET", f"/v1/jobs/{quote(job_id, safe='')}"),
                                 lambda r: self._job(self._runner, JobOut.model_validate_json(r.content)))  # fmt: skip
 
-    def list(self, status: str | None = None, *, dataset_id: str | None = None):
-        """Every job of the tenant (all pages), newest first; ``status`` / ``dataset_id`` filter."""
-        params = _filters(status=status or None, dataset_id=dataset_id)
+    def list(self, status: str | None = None, *, dataset_id: str | None = None, name: str | None = None,
+             tags: list[str] | None = None):  # fmt: skip
+        """Every job of the tenant (all pages), newest first; ``status`` / ``dataset_id`` / ``name`` / ``tags``
+        (every one) filter."""
+        params = _filters(status=status or None, dataset_id=dataset_id, name=name, tag=tags)
         return self._runner.run_all(Request("GET", "/v1/jobs", params=params), JobList)
+
+    def update(self, job_id: str, *, name: Any = UNSET, tags: Any = UNSET, description: Any = UNSET):
+        """Rename, retag or describe a job (``PATCH``): members left out stay, None clears one; the ``JobOut``."""
+        return self._runner.run(*_patch(f"/v1/jobs/{quote(job_id, safe='')}", JobOut, name, tags, description))
 
 
 # ---- models -----------------------------------------------------------------------------------------
@@ -396,17 +458,47 @@ class Prediction:
     output_bounds: np.ndarray | None
     epsilon: float | None
     response: PredictResponse
+    #: which model answered: its id, and the registered name and version when it was reached through one
+    model_id: str | None = None
+    registered_name: str | None = None
+    version: int | None = None
 
     @classmethod
-    def from_response(cls, response: httpx.Response) -> Prediction:
+    def from_response(cls, response: httpx.Response, fallback_model_id: str | None = None) -> Prediction:
         body = PredictResponse.model_validate_json(response.content)
 
         def maybe(values: list[float] | None) -> np.ndarray | None:
             return None if values is None else np.asarray(values, dtype=np.float64)
 
+        answered = answered_by(response)
         return cls(np.asarray(body.predictions), np.asarray(body.outputs, dtype=np.float64), body.lipschitz_bound,
                    np.asarray(body.rounding_bound, dtype=np.float64), maybe(body.certified_radius),
-                   body.output_bound, maybe(body.output_bounds), body.epsilon, body)  # fmt: skip
+                   body.output_bound, maybe(body.output_bounds), body.epsilon, body,
+                   answered["model_id"] or fallback_model_id, answered["registered_name"],
+                   answered["version"])  # fmt: skip
+
+
+def answered_by(response: httpx.Response) -> dict[str, Any]:
+    """Which model answered a predict call: ``model_id``, ``registered_name``, ``version`` from the response's
+    body, else its ``X-LipSpline-Model-*`` headers; None for what neither says (an older service)."""
+    try:
+        body = response.json()
+    except ValueError:
+        body = {}
+    body = body if isinstance(body, dict) else {}
+    headers = {k.lower(): v for k, v in response.headers.items() if k.lower().startswith("x-lipspline-model")}
+
+    def header(*suffixes: str) -> str | None:
+        return next((headers[f"x-lipspline-model{s}"] for s in suffixes if f"x-lipspline-model{s}" in headers), None)
+
+    model_id = body.get("model_id") or header("-id", "")
+    name = body.get("registered_name") or header("-name", "-registered-name")
+    version = body.get("version") if body.get("version") is not None else header("-version")
+    try:
+        version = int(version) if version is not None else None
+    except (TypeError, ValueError):
+        version = None
+    return {"model_id": model_id, "registered_name": name, "version": version}
 
 
 def _write(path: Path | None) -> Callable[[httpx.Response], bytes | Path]:
@@ -419,11 +511,23 @@ def _write(path: Path | None) -> Callable[[httpx.Response], bytes | Path]:
     return write
 
 
-class ModelHandle:
-    """A trained model: ``info`` (``ModelOut``: metrics, certificate summary, sparsity) and its calls."""
+def model_path(ref: str) -> str:
+    """``/v1/models/{ref}`` with the reference as one path segment: an id, ``name``, ``name@alias`` or
+    ``name/versions/N`` (its ``/`` sent as ``%2F``, its ``@`` as ``%40``; the service decodes them)."""
+    return f"/v1/models/{quote(ref, safe='')}"
 
-    def __init__(self, runner: Any, info: ModelOut) -> None:
+
+class ModelHandle:
+    """A trained model: ``info`` (``ModelOut``: metrics, certificate summary, sparsity) and its calls.
+
+    ``ref`` is the reference it was fetched by (an id, ``name@alias``, ``name/versions/N``): ``predict``
+    goes through it, so a prediction through an alias is answered by the version the alias names at
+    that moment, and says which (``Prediction.model_id``, ``registered_name``, ``version``).
+    """
+
+    def __init__(self, runner: Any, info: ModelOut, ref: str | None = None) -> None:
         self._runner, self.info = runner, info
+        self.ref = ref or info.id
 
     def __repr__(self) -> str:
         return f"Model(id={self.id!r}, task={self.info.task!r}, lipschitz={self.info.lipschitz.certified})"
@@ -444,7 +548,8 @@ class ModelHandle:
             body["epsilon"] = epsilon
         if local_ball is not None:
             body["local_ball"] = local_ball
-        return self._runner.run(Request("POST", f"/v1/models/{self.id}/predict", json=body), Prediction.from_response)
+        return self._runner.run(Request("POST", f"{model_path(self.ref)}/predict", json=body),
+                                lambda r: Prediction.from_response(r, self.id))  # fmt: skip
 
     def certify(self, X: Any = None, epsilon: float = 0.1, norm: Literal["l2", "linf"] = "l2"):
         """Global bounds, and a local bound and radius (at most ``epsilon``) around each row of ``X``."""
@@ -468,15 +573,23 @@ class Models:
         self._runner, self._handle = runner, handle
 
     def get(self, ref: str):
-        """A model by id (or, once the registry exists, ``name@alias``: the reference is sent URL-encoded)."""
+        """A model by reference: its id, a registered ``name`` (its ``production`` alias, else its latest
+        version), ``name@alias`` or
+        ``name/versions/N`` (sent URL-encoded as one path segment, resolved by the service)."""
         model = _as(ModelOut)
-        return self._runner.run(Request("GET", f"/v1/models/{quote(ref, safe='')}"),
-                                lambda r: self._handle(self._runner, model(r)))  # fmt: skip
+        return self._runner.run(Request("GET", model_path(ref)),
+                                lambda r: self._handle(self._runner, model(r), ref))  # fmt: skip
 
-    def list(self, *, dataset_id: str | None = None, task: str | None = None):
-        """Every model of the tenant (all pages), newest first; ``dataset_id`` / ``task`` filter."""
-        params = _filters(dataset_id=dataset_id, task=task)
+    def list(self, *, dataset_id: str | None = None, task: str | None = None, name: str | None = None,
+             tags: list[str] | None = None):  # fmt: skip
+        """Every model of the tenant (all pages), newest first; ``dataset_id`` / ``task`` / ``name`` / ``tags``
+        (every one) filter."""
+        params = _filters(dataset_id=dataset_id, task=task, name=name, tag=tags)
         return self._runner.run_all(Request("GET", "/v1/models", params=params), ModelList)
+
+    def update(self, ref: str, *, name: Any = UNSET, tags: Any = UNSET, description: Any = UNSET):
+        """Rename, retag or describe a model (``PATCH``): members left out stay, None clears one; the ``ModelOut``."""
+        return self._runner.run(*_patch(model_path(ref), ModelOut, name, tags, description))
 
 
 # ---- sweeps -----------------------------------------------------------------------------------------
@@ -507,7 +620,13 @@ def sweep_request(dataset: str | DatasetOut, base_config: TrainingConfig | dict 
         "space": {path: _given(values) for path, values in space.items()},
         **{name: _given(value) for name, value in members.items() if value is not None},
     }
-    SweepCreate.model_validate(body)
+    checked = SweepCreate.model_validate(body)
+    unbounded = [path for path, values in checked.space.items()
+                 if isinstance(values, RangeSpec) and values.count is None]  # fmt: skip
+    if checked.strategy == "grid" and unbounded:
+        raise ValueError(f"space: {', '.join(unbounded)} is a range without a count, which makes the grid "
+                         "unbounded: give it a count (grid points), or strategy='random' or 'halving' "
+                         "(budget.max_trials draws)")  # fmt: skip
     return Request("POST", "/v1/sweeps", json=body)
 
 
@@ -593,13 +712,17 @@ class Sweep:
         finished sweep is a 409, a cancelled one is answered as it is."""
         return self._runner.run(Request("POST", f"/v1/sweeps/{self.id}/cancel"), self._keep)
 
-    def wait(self, poll_s: float = 2.0, timeout_s: float | None = None) -> Sweep:
+    def wait(self, poll_s: float = 2.0, timeout_s: float | None = None, *, progress: bool = False) -> Sweep:
         """Poll until the sweep is no longer ``running`` (succeeded, failed or cancelled: read
         ``status`` and ``note``; nothing is raised for them). ``timeout_s``: give up with a
-        :class:`LipSplineError` after about that long (checked between polls)."""
+        :class:`LipSplineError` after about that long (checked between polls). ``progress=True``
+        draws a live line: trials done/planned, how many run, the current front's size."""
         deadline = _deadline(timeout_s)
-        while _still_running(self.refresh(), deadline):
-            time.sleep(poll_s)
+        with _sweep_view(self, progress) as view:
+            while _still_running(self.refresh(), deadline):
+                view.update(self.info)
+                time.sleep(poll_s)
+            view.update(self.info)
         return self
 
     def selected_model(self) -> ModelHandle:
@@ -612,15 +735,28 @@ class Sweep:
         return self._runner.run(Request("GET", f"/v1/sweeps/{self.id}"), lambda r: trials_frame(self._keep(r).info))
 
 
+def _sweep_view(sweep: Sweep, progress: bool) -> Any:
+    if not progress:
+        return _NoView()
+    from lipspline.client.progress import SweepProgress
+
+    return SweepProgress(sweep.id, getattr(sweep.info, "trials", None) if isinstance(sweep.info, SweepAccepted)
+                         else sweep.info.progress.planned)  # fmt: skip
+
+
 class AsyncSweep(Sweep):
     """A :class:`Sweep` of the :class:`~lipspline.client.AsyncClient`: every method is awaited."""
 
-    async def wait(self, poll_s: float = 2.0, timeout_s: float | None = None) -> AsyncSweep:  # type: ignore[override]
+    async def wait(self, poll_s: float = 2.0, timeout_s: float | None = None, *,  # type: ignore[override]
+                   progress: bool = False) -> AsyncSweep:  # fmt: skip
         import asyncio
 
         deadline = _deadline(timeout_s)
-        while _still_running(await self.refresh(), deadline):
-            await asyncio.sleep(poll_s)
+        with _sweep_view(self, progress) as view:
+            while _still_running(await self.refresh(), deadline):
+                view.update(self.info)
+                await asyncio.sleep(poll_s)
+            view.update(self.info)
         return self
 
     async def selected_model(self) -> AsyncModelHandle:  # type: ignore[override]
@@ -639,7 +775,8 @@ class Sweeps:
                space: dict[str, SpaceValues], strategy: Literal["grid", "random", "halving"] | None = None,
                budget: Budget | dict, seed: int | None = None, halving: HalvingSpec | dict | None = None,
                select: SelectRule | dict | None = None, front_radius: float | None = None,
-               register_as: str | None = None):  # fmt: skip
+               register_as: str | None = None, name: str | None = None, tags: list[str] | None = None,
+               description: str | None = None):  # fmt: skip
         """Start a sweep (202 at once): trials are ordinary jobs, launched ``budget.max_concurrent`` at a time.
 
         ``space``: per config path (``objective.lambda``) a list of values or a range
@@ -651,16 +788,23 @@ class Sweeps:
         a retried create starts one sweep. The :class:`Sweep`, running.
         """
         request = sweep_request(dataset, base_config, space, strategy, budget, seed=seed, halving=halving,
-                                select=select, front_radius=front_radius, register_as=register_as)  # fmt: skip
+                                select=select, front_radius=front_radius, register_as=register_as,
+                                **_creation_labels(name, tags, description))  # fmt: skip
         return self._runner.run(request, self._handle(SweepAccepted))  # refresh() or wait() reads the rest
 
     def get(self, sweep_id: str):
         return self._runner.run(Request("GET", f"/v1/sweeps/{quote(sweep_id, safe='')}"), self._handle(SweepOut))
 
-    def list(self, status: SweepStatus | None = None, *, dataset_id: str | None = None):
-        """Every sweep of the tenant (all pages), newest first; ``status`` / ``dataset_id`` filter."""
-        params = _filters(status=status or None, dataset_id=dataset_id)
+    def list(self, status: SweepStatus | None = None, *, dataset_id: str | None = None, name: str | None = None,
+             tags: list[str] | None = None):  # fmt: skip
+        """Every sweep of the tenant (all pages), newest first; ``status`` / ``dataset_id`` / ``name`` / ``tags``
+        (every one) filter."""
+        params = _filters(status=status or None, dataset_id=dataset_id, name=name, tag=tags)
         return self._runner.run_all(Request("GET", "/v1/sweeps", params=params), SweepList)
+
+    def update(self, sweep_id: str, *, name: Any = UNSET, tags: Any = UNSET, description: Any = UNSET):
+        """Rename, retag or describe a sweep (``PATCH``): members left out stay, None clears one; the ``SweepOut``."""
+        return self._runner.run(*_patch(f"/v1/sweeps/{quote(sweep_id, safe='')}", SweepOut, name, tags, description))
 
 
 # ---- webhooks ---------------------------------------------------------------------------------------
@@ -684,3 +828,77 @@ class Webhooks:
 
     def deliveries(self, job_id: str):
         return self._runner.run(Request("GET", f"/v1/jobs/{quote(job_id, safe='')}/deliveries"), _as(DeliveryList))
+
+
+# ---- registry ---------------------------------------------------------------------------------------
+def registry_path(name: str, *rest: str | int) -> str:
+    """``/v1/registered-models/{name}/...``, each segment URL-encoded."""
+    return "/".join(["/v1/registered-models", *(quote(str(part), safe="") for part in (name, *rest))])
+
+
+def _model_id(model: str | ModelHandle | ModelOut) -> str:
+    return model if isinstance(model, str) else model.id
+
+
+class Registry:
+    """The model registry (``/v1/registered-models``): names, their numbered versions, aliases that
+    name one version each (``production``, ``staging``) and the history of every alias move.
+
+    A registered model is used anywhere a model is by reference: ``client.models.get("circle@production")``,
+    ``"circle"`` (its ``production`` alias, else its latest version) or ``"circle/versions/2"``.
+    """
+
+    def __init__(self, runner: Any) -> None:
+        self._runner = runner
+
+    # names
+    def list(self, *, name: str | None = None):
+        """Every registered model of the tenant (all pages), newest first; ``name`` filters."""
+        params = _filters(name=name)
+        return self._runner.run_all(Request("GET", "/v1/registered-models", params=params), RegisteredModelList)
+
+    def get(self, name: str):
+        """One registered model: its latest version number and its aliases (``RegisteredModelOut``)."""
+        return self._runner.run(Request("GET", registry_path(name)), _as(RegisteredModelOut))
+
+    def create(self, name: str, description: str | None = None):
+        """A new, empty name (409 ``name-taken`` when it exists); versions are added with :meth:`register`."""
+        body = {"name": name, **({"description": description} if description is not None else {})}
+        return self._runner.run(Request("POST", "/v1/registered-models", json=body), _as(RegisteredModelOut))
+
+    def delete(self, name: str, *, force: bool = False):
+        """Remove the name, its versions, aliases and their history (the models stay); ``force`` even while
+        an alias points into it (409 ``aliased`` otherwise)."""
+        params = {"force": "true"} if force else None
+        return self._runner.run(Request("DELETE", registry_path(name), params=params), _nothing)
+
+    # versions
+    def register(self, name: str, model: str | ModelHandle | ModelOut):
+        """Add a trained model (its id, or a model handle) as the name's next version (``VersionOut``)."""
+        request = Request("POST", registry_path(name, "versions"), json={"model_id": _model_id(model)})
+        return self._runner.run(request, _as(VersionOut))
+
+    def versions(self, name: str):
+        """The name's versions (all pages), newest (highest number) first, with their lineage."""
+        return self._runner.run_all(Request("GET", registry_path(name, "versions"), params=_filters()), VersionList)
+
+    def version(self, name: str, version: int):
+        return self._runner.run(Request("GET", registry_path(name, "versions", int(version))), _as(VersionOut))
+
+    # aliases
+    def aliases(self, name: str):
+        """Every alias of the name, with the version and model it names now (``AliasList``)."""
+        return self._runner.run(Request("GET", registry_path(name, "aliases")), _as(AliasList))
+
+    def set_alias(self, name: str, alias: str, version: int):
+        """Point ``alias`` at ``version`` (created, or moved atomically); recorded in :meth:`alias_events`."""
+        request = Request("PUT", registry_path(name, "aliases", alias), json={"version": int(version)})
+        return self._runner.run(request, _as(AliasOut))
+
+    def delete_alias(self, name: str, alias: str):
+        return self._runner.run(Request("DELETE", registry_path(name, "aliases", alias)), _nothing)
+
+    def alias_events(self, name: str, alias: str | None = None):
+        """Every alias move under the name, oldest first: who, when, from which version to which."""
+        params = {"alias": alias} if alias is not None else None
+        return self._runner.run(Request("GET", registry_path(name, "alias-events"), params=params), _as(AliasEventList))

@@ -8,7 +8,7 @@ cancel button stops it; a bad key shows the API's 401 detail. Every page load re
 browser console (no errors allowed) and every request URL (all must go to the service's origin;
 others are aborted, as they would fail on a machine without internet).
 
-Needs Debian's ``chromium`` (``make install`` installs it) driven by Playwright for Python;
+Needs Debian's ``chromium`` (``make test`` and ``make chromium`` install it) driven by Playwright for Python;
 without them the tests skip, or fail under ``LIPSPLINE_REQUIRE_SERVICES=1`` (CI).
 Screenshots of every page at 1280x800 go to a temporary directory (printed), or to
 ``LIPSPLINE_SCREENSHOT_DIR`` when set (``docs/screenshots`` holds the committed ones).
@@ -70,7 +70,7 @@ def browser() -> Iterator[Any]:
     except ImportError:
         unavailable("playwright is not installed (pip install -e '.[dev]')")
     if not Path(CHROMIUM).exists():
-        unavailable(f"chromium is not installed at {CHROMIUM} (make install: apt-get install chromium)")
+        unavailable(f"chromium is not installed at {CHROMIUM} (make chromium: apt-get install chromium)")
     with sync_playwright() as playwright:
         chromium = playwright.chromium.launch(executable_path=CHROMIUM, headless=True, args=["--no-sandbox"])
         try:

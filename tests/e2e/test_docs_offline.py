@@ -1,7 +1,7 @@
 """``/docs`` and ``/redoc`` in headless Chromium: every operation renders, and no request leaves
 the service's origin (the machine has no internet; a CDN asset would leave the page blank).
 
-Needs Debian's ``chromium`` (``make install`` installs it) driven by Playwright for Python.
+Needs Debian's ``chromium`` (``make test`` and ``make chromium`` install it) driven by Playwright for Python.
 """
 
 from __future__ import annotations
@@ -31,7 +31,7 @@ def deployment(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Deployment]
 def browser() -> Iterator[object]:
     playwright_api = pytest.importorskip("playwright.sync_api")
     if not Path(CHROMIUM).exists():
-        pytest.fail("chromium is needed for the /docs test (make install: apt-get install chromium)")
+        pytest.fail("chromium is needed for the /docs test (make chromium: apt-get install chromium)")
     with playwright_api.sync_playwright() as playwright:
         browser = playwright.chromium.launch(executable_path=CHROMIUM, headless=True, args=["--no-sandbox"])
         try:
