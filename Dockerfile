@@ -64,10 +64,10 @@ RUN apt-get update \
 
 RUN pip install "torch==${TORCH_VERSION}" --index-url "${TORCH_INDEX_URL}"
 
-# Then the project (`pip install .`, as the wheel built above); torch>=2.3 is
-# already satisfied, so pip keeps the pinned build.
+# Then the project with its server dependencies (`pip install 'lipspline[server]'`, as the
+# wheel built above); torch>=2.3 is already satisfied, so pip keeps the pinned build.
 COPY --from=build /wheels /tmp/wheels
-RUN pip install /tmp/wheels/*.whl && rm -rf /tmp/wheels
+RUN pip install "$(ls /tmp/wheels/lipspline-*.whl)[server]" && rm -rf /tmp/wheels
 
 # Non-root user; /data is created owned by it so a fresh named volume mounted
 # there inherits that ownership (Docker copies the image's directory into an

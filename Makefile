@@ -30,7 +30,7 @@ $(RUNTIME_STAMP): pyproject.toml setup.py | $(PYTHON)
 	@echo "==> [1/2] $(TORCH) into $(VENV) (the largest download; pinned, CPU build)"
 	$(PIP) install --progress-bar on $(TORCH)
 	@echo "==> [2/2] lipspline and its runtime dependencies (editable)"
-	$(PIP) install --progress-bar on -e .
+	$(PIP) install --progress-bar on -e '.[server]'
 	@touch $@
 	@echo "==> installed: activate with 'source $(VENV)/bin/activate', or run $(abspath $(VENV))/bin/lipspline"
 

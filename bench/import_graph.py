@@ -13,7 +13,7 @@ import sys
 from collections import defaultdict
 from pathlib import Path
 
-PACKAGES = ("api_schemas", "lipspline", "lipspline_platform", "migrations", "service", "worker")
+PACKAGES = ("api_schemas", "lipspline_client", "lipspline", "lipspline_platform", "migrations", "service", "worker")
 
 
 def modules(root: Path) -> dict[str, Path]:

@@ -34,7 +34,7 @@ class ArtifactError(ValueError):
 
 
 def _package_version() -> str:
-    from lipspline import __version__
+    from api_schemas.version import __version__
 
     return __version__
 

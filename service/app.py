@@ -9,7 +9,7 @@ from typing import Any
 
 from fastapi import APIRouter, Depends, FastAPI
 
-from lipspline import __version__
+from api_schemas.version import __version__
 from lipspline_platform.reconciler import Reconciler
 from lipspline_platform.settings import Settings, get_settings
 from lipspline_platform.structured_logging import configure_logging

@@ -18,8 +18,10 @@ import sys
 from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from lipspline_platform.settings import Settings, get_settings
+if TYPE_CHECKING:
+    from lipspline_platform.settings import Settings
 
 
 def _migrate(settings: Settings) -> None:
@@ -55,7 +57,7 @@ def cmd_api(args: argparse.Namespace) -> int:
 
     from lipspline_platform.metrics_dir import prepare_multiprocess_dir, remove_multiprocess_dir
 
-    settings = get_settings()
+    settings = _settings()
     # several uvicorn processes answer on one port: their metrics are summed from shared files
     metrics_dir = prepare_multiprocess_dir() if args.workers > 1 else None
     _migrate(settings)
@@ -144,7 +146,7 @@ def cmd_keys(args: argparse.Namespace) -> int:
     from lipspline_platform.db.engine import session_scope
     from service import auth
 
-    settings = get_settings()
+    settings = _settings()
     _migrate(settings)
     from service.scopes import DEFAULT_KEY_SCOPES, parse_scopes
 
@@ -217,7 +219,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     from lipspline_platform.structured_logging import resolve_format
     from service.app import create_app
 
-    settings = get_settings()
+    settings = _settings()
     _migrate(settings)
     key_file = ensure_default_key(settings)
     logging_options = uvicorn_logging(settings, terminal=True)
@@ -250,7 +252,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
 def cmd_db(args: argparse.Namespace) -> int:
     from lipspline_platform.db import migrate
 
-    settings = get_settings()
+    settings = _settings()
     settings.ensure_dirs()
     if args.action == "upgrade":
         migrate.upgrade(settings.resolved_database_url, args.revision or "head")
@@ -289,6 +291,9 @@ def cmd_experiment(args: argparse.Namespace) -> int:
     return 0
 
 
+#: third-party modules only the server install has: a client-only install says so instead of a traceback
+SERVER_ONLY_MODULES = {"torch", "fastapi", "uvicorn", "sqlalchemy", "alembic", "celery", "pydantic_settings", "scipy",
+                       "safetensors", "pyarrow", "prometheus_client", "psycopg", "onnx", "cryptography"}
 USER_COMMANDS = ("datasets", "jobs", "models", "predict", "registry", "sweeps", "webhooks")
 USER_EPILOG = """client commands (talk to a running service; `lipspline COMMAND --help` for each):
   datasets    upload, list, show, edit (name, tags, description), delete datasets
@@ -309,7 +314,7 @@ def build_parser() -> argparse.ArgumentParser:
         epilog=USER_EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    from lipspline import __version__
+    from api_schemas.version import __version__
 
     parser.add_argument("--version", action="version", version=f"lipspline {__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -365,17 +370,32 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _settings() -> Settings:
+    """The server's settings, imported when a server command runs: the client commands (and a
+    ``pip install 'lipspline[client]'`` without the server's dependencies) never need them."""
+    from lipspline_platform.settings import get_settings
+
+    return get_settings()
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     command = next((a for i, a in enumerate(argv) if not a.startswith("-") and (i == 0 or argv[i - 1]
                     not in ("--url", "--api-key"))), None)  # fmt: skip
     if command in USER_COMMANDS:
         # the user commands (datasets, jobs, models, predict, sweeps, webhooks) are the SDK's CLI
-        from lipspline.client.cli import main as user_main
+        from lipspline_client.cli import main as user_main
 
         return user_main(argv)
     args = build_parser().parse_args(argv)
-    return int(args.func(args) or 0)
+    try:
+        return int(args.func(args) or 0)
+    except ModuleNotFoundError as exc:
+        if exc.name and exc.name.split(".")[0] in SERVER_ONLY_MODULES:
+            print(f"lipspline {args.command}: this server command needs the server install "
+                  f"(pip install 'lipspline[server]'; {exc.name} is missing)", file=sys.stderr)  # fmt: skip
+            return 2
+        raise
 
 
 if __name__ == "__main__":

@@ -1,6 +1,6 @@
 """Two ways to train a recipe's model: in-process through the core, or through a running service.
 
-The remote trainer speaks the public v1 HTTP API through the SDK (``lipspline.client``,
+The remote trainer speaks the public v1 HTTP API through the SDK (``lipspline_client``,
 which imports nothing of the service), uploads the dataset as JSON, submits the job,
 follows its event stream, and downloads the model zip; the model it returns is rebuilt
 from that zip, so a recipe evaluates exactly what the service serves.
@@ -16,11 +16,11 @@ from dataclasses import dataclass, field
 from typing import Protocol
 
 from api_schemas import TrainingConfig
-from lipspline.client import Client
 from lipspline.data import Dataset
 from lipspline.model import TrainedModel
 from lipspline.serialization import model_from_parts
 from lipspline.training import fit
+from lipspline_client import Client
 
 
 @dataclass

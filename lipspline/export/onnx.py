@@ -43,7 +43,7 @@ import numpy as np
 import onnx
 from onnx import TensorProto, helper, numpy_helper
 
-from lipspline import __version__
+from api_schemas.version import __version__
 from lipspline.certificates import ARITHMETIC, CertificateReport, ServedMap, certify_global
 from lipspline.certificates.served_map import ConvAffine, DenseAffine
 from lipspline.certificates.view import GroupSortView, PiecewiseView

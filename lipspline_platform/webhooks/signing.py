@@ -7,7 +7,7 @@ Headers of every delivery:
   of ``"{timestamp}.{body}"`` (the exact bytes of the body).
 
 Signing the timestamp with the body stops replay: a receiver checks the signature, then that
-the timestamp is within a few minutes of its clock (``lipspline.client.verify_webhook`` does both).
+the timestamp is within a few minutes of its clock (``lipspline_client.verify_webhook`` does both).
 """
 
 from __future__ import annotations

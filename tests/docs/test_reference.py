@@ -57,7 +57,7 @@ def code_settings() -> set[str]:
 
 def code_commands() -> set[str]:
     """Every command path: the argparse operator commands and the click user commands, recursively."""
-    from lipspline.client.cli import cli
+    from lipspline_client.cli import cli
     from service.cli import USER_COMMANDS, build_parser
 
     found: set[str] = set()

@@ -23,8 +23,8 @@ import click
 import pytest
 from click.testing import CliRunner, Result
 
-from lipspline.client.cli import cli
 from lipspline.data import make_circle
+from lipspline_client.cli import cli
 from tests.support.processes import Deployment
 
 pytestmark = pytest.mark.e2e

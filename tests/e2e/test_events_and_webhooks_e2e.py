@@ -19,8 +19,8 @@ from pathlib import Path
 import httpx
 import pytest
 
-from lipspline.client import Client, verify_webhook
 from lipspline.data import make_circle
+from lipspline_client import Client, verify_webhook
 from tests.conftest import E2E_REDIS_DB
 from tests.support.processes import Deployment, Process, free_port, lipspline_argv
 from tests.support.services import fresh_postgres_database, fresh_redis_url

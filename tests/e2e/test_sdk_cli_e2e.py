@@ -21,8 +21,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from lipspline.client import Client, RetryPolicy
 from lipspline.data import make_circle
+from lipspline_client import Client, RetryPolicy
 from tests.support.processes import Deployment, embedded_env
 
 pytestmark = pytest.mark.e2e

@@ -22,7 +22,7 @@ from pydantic import TypeAdapter
 from sqlalchemy import select
 
 from api_schemas.webhook_events import WebhookEvent
-from lipspline.client import verify_webhook
+from lipspline_client import verify_webhook
 from lipspline_platform import sweeps
 from lipspline_platform.db.engine import dispose_all, session_scope
 from lipspline_platform.db.migrate import upgrade

@@ -174,7 +174,7 @@ def test_trailing_slashes_reach_the_route_without_a_redirect(svc: Service) -> No
 
 
 def test_the_sdk_reads_every_page_of_a_list(svc: Service) -> None:
-    from lipspline.client import Client
+    from lipspline_client import Client
 
     _store_datasets(svc, RECORDS - 1, SHARED_TIME)  # more than the SDK's page of 200: two requests
     client = Client("http://testserver", http=svc.client)

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import pytest
 
-from lipspline.client import Client, LipSplineError
+from lipspline_client import Client, LipSplineError
 from tests.routes.helpers import SEED_INPUTS, SEED_TARGETS, TINY_CONFIG, Service
 
 
@@ -94,7 +94,7 @@ def test_the_async_client_has_the_registry_too(svc: Service) -> None:
 
     import httpx
 
-    from lipspline.client import AsyncClient
+    from lipspline_client import AsyncClient
 
     model_id = _trained(svc, sdk(svc))
     key = svc.keys["default"]

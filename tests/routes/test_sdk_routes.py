@@ -1,4 +1,4 @@
-"""The SDK (``lipspline.client``) against the in-process app: its ``http=`` is the TestClient, an
+"""The SDK (``lipspline_client``) against the in-process app: its ``http=`` is the TestClient, an
 ``httpx.Client``, so every call goes through the real routes (the worker's side through
 ``helpers.Runner``). The live-server flows are in ``tests/e2e/test_sdk_e2e.py``."""
 
@@ -17,7 +17,7 @@ import pytest
 
 from api_schemas import TrainingConfig
 from api_schemas.sweeps import Budget, RangeSpec, SelectKnee, SelectMaxAccuracy, SweepOut
-from lipspline.client import (
+from lipspline_client import (
     AsyncClient,
     AsyncSweep,
     Client,
@@ -27,7 +27,7 @@ from lipspline.client import (
     Sweep,
     resources,
 )
-from lipspline.client.resources import AsyncModelHandle
+from lipspline_client.resources import AsyncModelHandle
 from tests.routes.helpers import SEED_INPUTS, SEED_TARGETS, TINY_CONFIG, Service
 from tests.routes.test_sweeps_routes import BASE, run_to_the_end
 
@@ -96,7 +96,7 @@ def test_wait_raises_when_the_job_fails(svc: Service) -> None:
 
 
 def test_importing_the_sdk_imports_no_torch_and_no_service_code() -> None:
-    probe = "import sys, lipspline.client; bad = [m for m in ('torch', 'fastapi', 'sqlalchemy', 'celery', 'service')" \
+    probe = "import sys, lipspline_client; bad = [m for m in ('torch', 'fastapi', 'sqlalchemy', 'celery', 'service')" \
             " if m in sys.modules]; assert not bad, bad"  # fmt: skip
     subprocess.run([sys.executable, "-c", probe], check=True)
 

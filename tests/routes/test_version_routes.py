@@ -20,6 +20,6 @@ def test_the_api_the_package_and_the_cli_report_one_version(svc: Service) -> Non
     assert (shown.returncode, shown.stdout.strip()) == (0, f"lipspline {installed}"), shown.stderr
     from click.testing import CliRunner
 
-    from lipspline.client.cli import cli
+    from lipspline_client.cli import cli
 
     assert CliRunner().invoke(cli, ["--version"]).stdout.strip() == f"lipspline {installed}"  # the client group's

@@ -16,10 +16,10 @@ from rich.console import Console
 
 from api_schemas.http import JobEvent
 from api_schemas.sweeps import SweepOut
-from lipspline.client.cli import read_rows, selection_text, table
-from lipspline.client.formatting import field_rows, rule_text, text, timestamp
-from lipspline.client.progress import JobProgress, SweepProgress
-from lipspline.client.resources import answered_by, model_path, registry_path
+from lipspline_client.cli import read_rows, selection_text, table
+from lipspline_client.formatting import field_rows, rule_text, text, timestamp
+from lipspline_client.progress import JobProgress, SweepProgress
+from lipspline_client.resources import answered_by, model_path, registry_path
 
 ID = "5f0c6b2e9a4d4c1f8e7b6a5d4c3b2a19"
 
@@ -213,7 +213,7 @@ README_SPACE = {"objective.lambda": {"low": 1e-6, "high": 1e-1, "scale": "log"},
 
 
 def test_the_sdk_refuses_an_unbounded_grid_before_sending_and_says_how_to_fix_it() -> None:
-    from lipspline.client.resources import sweep_request
+    from lipspline_client.resources import sweep_request
 
     budget = {"max_trials": 12, "max_concurrent": 3}
     with pytest.raises(ValueError, match="objective.lambda is a range without a count.*strategy='random'"):

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from api_schemas.sweeps import SelectKnee, SelectMaxAccuracy, SelectMaxCertifiedAccuracy
-from lipspline.client.cli import parse_select
+from lipspline_client.cli import parse_select
 
 
 @pytest.mark.parametrize(
@@ -31,7 +31,7 @@ def test_anything_else_is_refused(text: str) -> None:
 def test_the_lipspline_command_hands_exactly_the_user_cli_commands_to_it() -> None:
     """`lipspline COMMAND` keeps its own list of the SDK CLI's commands (so `serve` does not import click's
     user CLI); it must name every one of them and nothing else."""
-    from lipspline.client.cli import cli
+    from lipspline_client.cli import cli
     from service.cli import USER_COMMANDS
 
     assert sorted(USER_COMMANDS) == sorted(cli.commands)

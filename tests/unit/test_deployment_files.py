@@ -388,7 +388,9 @@ def test_dockerfile_installs_pinned_torch_before_the_project():
     pips = [args for kw, args in runtime if kw == "RUN" and "pip install" in args]
     torch_at = next(i for i, a in enumerate(pips) if re.search(r"torch==\$\{?TORCH_VERSION\}?|torch==\d", a))
     assert "--index-url" in pips[torch_at] and "TORCH_INDEX_URL" in pips[torch_at]
-    project_at = next(i for i, a in enumerate(pips) if re.search(r"pip install (\.|\S*\.whl)", a))
+    # the wheel built in the first stage, with its server extra (torch, FastAPI, SQLAlchemy, Celery ...)
+    installs_project = re.compile(r"pip install (\.|\S*\.whl|\"\$\(ls \S*\.whl\)\[server\]\")")
+    project_at = next(i for i, a in enumerate(pips) if installs_project.search(a))
     assert torch_at < project_at, "torch must be installed (pinned) before the project"
     assert not any(re.search(r"\b(gcc|build-essential|clang)\b", a) for kw, a in runtime if kw == "RUN"), (
         "the compiler belongs in the build stage only"

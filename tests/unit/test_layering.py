@@ -19,12 +19,18 @@ MODULES = modules(ROOT)
 #: what each package may import among the project's packages
 ALLOWED = {
     "api_schemas": set(),
-    "lipspline": {"api_schemas"},
+    # the SDK and user CLI: installable without torch (`pip install 'lipspline[client]'`)
+    "lipspline_client": {"api_schemas"},
+    # the core reads no web code, except the paper recipes' remote trainer, which speaks to a
+    # running service through the SDK (lipspline/experiments/trainers.py; see CLIENT_USERS)
+    "lipspline": {"api_schemas", "lipspline_client"},
     "lipspline_platform": {"api_schemas", "lipspline"},
     "migrations": {"lipspline_platform"},
-    "service": {"api_schemas", "lipspline", "lipspline_platform"},
+    "service": {"api_schemas", "lipspline_client", "lipspline", "lipspline_platform"},  # the CLI entry point
     "worker": {"api_schemas", "lipspline", "lipspline_platform"},
 }
+#: the core modules that may use the SDK
+CLIENT_USERS = {"lipspline.experiments.trainers"}
 #: third-party web, queue and database libraries the ML core must not touch
 SERVICE_LIBRARIES = {"fastapi", "starlette", "uvicorn", "celery", "kombu", "sqlalchemy", "alembic", "redis", "psycopg"}
 
@@ -38,6 +44,8 @@ def _violations_of(package: str) -> list[str]:
             top = target.split(".")[0]
             if top in PACKAGES and top != package and top not in ALLOWED[package]:
                 found.append(f"{path.relative_to(ROOT)}:{line} imports {target}")
+            if package == "lipspline" and top == "lipspline_client" and name not in CLIENT_USERS:
+                found.append(f"{path.relative_to(ROOT)}:{line} imports {target} (only {CLIENT_USERS} may)")
             if package == "lipspline" and top in SERVICE_LIBRARIES:
                 found.append(f"{path.relative_to(ROOT)}:{line} imports {target} (web/queue/DB code in the core)")
     return found
@@ -144,3 +152,25 @@ def test_importing_the_api_builds_no_celery_app() -> None:
         "import sys; assert 'worker' not in sys.modules, 'the API imported the worker package'\n"
     )
     subprocess.run([sys.executable, "-c", probe], check=True, cwd=ROOT)
+
+
+def test_no_import_cycle_between_modules() -> None:
+    """Not only packages: no two modules import each other, directly or around a loop, counting
+    imports inside functions too (a function-level import that only hides a circle is one)."""
+    from import_graph import cycles, module_graph
+
+    assert cycles(module_graph(ROOT)) == []
+
+
+def test_the_client_imports_without_the_server_install() -> None:
+    """``pip install 'lipspline[client]'`` has no torch, FastAPI, SQLAlchemy or Celery: the SDK and
+    the user CLI must import (and the ``lipspline`` entry point dispatch to them) without them."""
+    import subprocess
+    import sys
+
+    blocked = ["torch", "fastapi", "sqlalchemy", "celery", "pydantic_settings", "pyarrow", "scipy"]
+    code = (f"import sys\nfor m in {blocked!r}: sys.modules[m] = None\n"
+            "import lipspline_client, lipspline_client.cli, service.cli\n"
+            "assert service.cli.main(['datasets', '--help']) == 0\n")  # fmt: skip
+    result = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stderr

@@ -1,11 +1,11 @@
 """The SDK's objects: datasets, jobs (with live progress), models (predict with the certificate),
 sweeps (many jobs over a search space, and the model they select), webhooks, the model registry.
 
-Each call is built once as a :class:`~lipspline.client.transport.Request` plus a function
+Each call is built once as a :class:`~lipspline_client.transport.Request` plus a function
 that turns the answer into a typed ``api_schemas`` model. A *runner* sends it: the sync
 client's runner returns the result, the async client's returns an awaitable of it, so the
-same resource classes serve :class:`~lipspline.client.Client` and
-:class:`~lipspline.client.AsyncClient` (only waiting differs: on a job's events, or by polling a sweep).
+same resource classes serve :class:`~lipspline_client.Client` and
+:class:`~lipspline_client.AsyncClient` (only waiting differs: on a job's events, or by polling a sweep).
 """
 
 from __future__ import annotations
@@ -61,9 +61,9 @@ from api_schemas.sweeps import (
     SweepOut,
     SweepStatus,
 )
-from lipspline.client import sse
-from lipspline.client.errors import JobFailedError, LipSplineError
-from lipspline.client.transport import RETRY_ERRORS, AsyncTransport, Request, SyncTransport
+from lipspline_client import sse
+from lipspline_client.errors import JobFailedError, LipSplineError
+from lipspline_client.transport import RETRY_ERRORS, AsyncTransport, Request, SyncTransport
 
 T = TypeVar("T")
 #: records per request when the SDK reads a whole list (the service's largest page)
@@ -356,14 +356,14 @@ class _NoView:
 def _progress_view(job: Job, progress: bool) -> Any:
     if not progress:
         return _NoView()
-    from lipspline.client.progress import JobProgress
+    from lipspline_client.progress import JobProgress
 
     progress = getattr(job.info, "progress", None)  # a JobProgress once refreshed; absent on a JobAccepted
     return JobProgress(job.id, getattr(progress, "epochs", None))
 
 
 class AsyncJob(Job):
-    """A :class:`Job` of the :class:`~lipspline.client.AsyncClient`: every method is awaited."""
+    """A :class:`Job` of the :class:`~lipspline_client.AsyncClient`: every method is awaited."""
 
     async def events(self, after: int = 0) -> AsyncIterator[JobEvent]:  # type: ignore[override]
         import asyncio
@@ -738,14 +738,14 @@ class Sweep:
 def _sweep_view(sweep: Sweep, progress: bool) -> Any:
     if not progress:
         return _NoView()
-    from lipspline.client.progress import SweepProgress
+    from lipspline_client.progress import SweepProgress
 
     return SweepProgress(sweep.id, getattr(sweep.info, "trials", None) if isinstance(sweep.info, SweepAccepted)
                          else sweep.info.progress.planned)  # fmt: skip
 
 
 class AsyncSweep(Sweep):
-    """A :class:`Sweep` of the :class:`~lipspline.client.AsyncClient`: every method is awaited."""
+    """A :class:`Sweep` of the :class:`~lipspline_client.AsyncClient`: every method is awaited."""
 
     async def wait(self, poll_s: float = 2.0, timeout_s: float | None = None, *,  # type: ignore[override]
                    progress: bool = False) -> AsyncSweep:  # fmt: skip

@@ -20,7 +20,7 @@ from typing import Any
 
 import httpx
 
-from lipspline.client.errors import LipSplineError
+from lipspline_client.errors import LipSplineError
 
 DEFAULT_URL = "http://127.0.0.1:8000"
 RETRY_STATUSES = frozenset({429, 503})
@@ -86,7 +86,7 @@ class Request:
 
 
 def _headers(api_key: str | None) -> dict[str, str]:
-    from lipspline import __version__
+    from api_schemas.version import __version__
 
     headers = {"User-Agent": f"lipspline-python/{__version__}"}
     if api_key:

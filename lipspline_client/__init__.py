@@ -1,6 +1,6 @@
 """The LipSpline Python SDK: ``Client`` (sync) and ``AsyncClient`` over the v1 HTTP API.
 
-    from lipspline.client import Client
+    from lipspline_client import Client
     with Client() as client:                      # LIPSPLINE_URL, LIPSPLINE_API_KEY
         dataset = client.datasets.upload("circle.csv", target="inside")
         job = client.jobs.submit(dataset, {"training": {"epochs": 40}}).wait(progress=True)
@@ -22,8 +22,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from lipspline.client.errors import JobFailedError, LipSplineError
-from lipspline.client.resources import (
+from lipspline_client.errors import JobFailedError, LipSplineError
+from lipspline_client.resources import (
     AsyncJob,
     AsyncModelHandle,
     AsyncRunner,
@@ -40,14 +40,14 @@ from lipspline.client.resources import (
     SyncRunner,
     Webhooks,
 )
-from lipspline.client.transport import (
+from lipspline_client.transport import (
     AsyncTransport,
     RetryPolicy,
     SyncTransport,
     default_api_key,
     default_url,
 )
-from lipspline.client.webhook_verification import verify_webhook
+from lipspline_client.webhook_verification import verify_webhook
 
 
 class Client:

@@ -27,12 +27,12 @@ from rich.table import Table
 from rich.text import Text
 
 from api_schemas.sweeps import Budget, SelectKnee, SelectMaxAccuracy, SelectMaxCertifiedAccuracy, SweepOut
-from lipspline import __version__
-from lipspline.client import Client, LipSplineError
-from lipspline.client.formatting import MISSING, field_rows, number, rule_text, tags_text, text, timestamp
-from lipspline.client.progress import JobProgress, epoch_summary
-from lipspline.client.resources import SelectRule, trials_frame
-from lipspline.client.transport import DEFAULT_URL
+from api_schemas.version import __version__
+from lipspline_client import Client, LipSplineError
+from lipspline_client.formatting import MISSING, field_rows, number, rule_text, tags_text, text, timestamp
+from lipspline_client.progress import JobProgress, epoch_summary
+from lipspline_client.resources import SelectRule, trials_frame
+from lipspline_client.transport import DEFAULT_URL
 
 out = Console(highlight=False)
 err = Console(stderr=True, highlight=False)
@@ -971,7 +971,7 @@ def sweeps_submit(ctx: click.Context, dataset_id: str, space: dict, config: Path
 
 
 def _follow_sweep(sweep: Any, as_json: bool, poll_s: float) -> None:
-    from lipspline.client.progress import SweepProgress
+    from lipspline_client.progress import SweepProgress
 
     planned = sweep.info.progress.planned if isinstance(sweep.info, SweepOut) else getattr(sweep.info, "trials", None)
     with SweepProgress(sweep.id, planned, console=err) as view:
