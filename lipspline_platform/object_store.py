@@ -90,8 +90,10 @@ def _local_path(uri: str, parts: Any, settings: Settings) -> str:
 def _refusal(uri: str, exc: Exception) -> UriRefusedError:
     text = str(exc)
     lowered = text.lower()
-    if any(word in lowered for word in ("access denied", "access_denied", "forbidden", "403", "invalidaccesskeyid",
-                                        "signaturedoesnotmatch", "credentials")):  # fmt: skip
+    squashed = lowered.replace("_", "").replace(" ", "")
+    refusals = ("accessdenied", "forbidden", "403", "invalidaccesskeyid", "signaturedoesnotmatch", "credentials",
+                "expiredtoken", "invalidtoken")
+    if any(word in squashed for word in refusals):
         return UriRefusedError(f"{uri!r}: the store refused the service's credentials")
     if "nosuchbucket" in lowered or "bucket does not exist" in lowered or "no such bucket" in lowered:
         return UriRefusedError(f"{uri!r}: no such bucket")

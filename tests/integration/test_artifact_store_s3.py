@@ -13,6 +13,7 @@ from sqlalchemy import create_engine, text
 
 from lipspline_platform import artifacts
 from lipspline_platform.db import migrate
+from lipspline_platform.object_store import UriRefusedError, resolve
 from lipspline_platform.settings import Settings
 from tests.support.s3_server import CREDENTIALS, S3Server, s3_server
 
@@ -74,3 +75,18 @@ def test_migration_moves_row_bytes_to_the_store_and_back(s3_env: Settings, tmp_p
             assert connection.execute(text("SELECT content FROM datasets")).scalar_one() == b"npz!"
     finally:
         engine.dispose()
+
+
+def test_a_credential_the_store_refuses_is_named_at_registration(tmp_path: Path,
+                                                                  monkeypatch: pytest.MonkeyPatch) -> None:  # fmt: skip
+    """A store that checks credentials (moto with authentication on) refusing the service's keys: the
+    refusal says so, names the URI, and shows no key."""
+    with s3_server(tmp_path, check_credentials=True) as guarded:
+        for name, value in CREDENTIALS.items():
+            monkeypatch.setenv(name, value)
+        settings = Settings(data_dir=tmp_path / "data", s3_endpoint_url=guarded.url)
+        for uri in (f"s3://{BUCKET}/data/*.parquet", f"s3://{BUCKET}/data/one.parquet"):
+            with pytest.raises(UriRefusedError) as refused:
+                resolve(uri, settings)
+            assert str(refused.value) == f"{uri!r}: the store refused the service's credentials"
+            assert CREDENTIALS["AWS_ACCESS_KEY_ID"] not in str(refused.value)

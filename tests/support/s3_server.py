@@ -24,10 +24,13 @@ CREDENTIALS = {"AWS_ACCESS_KEY_ID": "lipspline-test", "AWS_SECRET_ACCESS_KEY": "
 class S3Server:
     """moto_server on a free loopback port; ``client()`` is a boto3 S3 client for writing test objects."""
 
-    def __init__(self, workdir: Path) -> None:
+    def __init__(self, workdir: Path, *, check_credentials: bool = False) -> None:
         self.port = free_port()
         argv = [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(self.port)]
-        self.process = Process(argv, dict(CREDENTIALS), workdir / "moto.log")
+        env = dict(CREDENTIALS)
+        if check_credentials:  # every request is authenticated: keys moto never issued are refused (403)
+            env["INITIAL_NO_AUTH_ACTION_COUNT"] = "0"
+        self.process = Process(argv, env, workdir / "moto.log")
 
     @property
     def url(self) -> str:
@@ -55,8 +58,8 @@ class S3Server:
 
 
 @contextmanager
-def s3_server(workdir: Path) -> Iterator[S3Server]:
-    server = S3Server(workdir).start()
+def s3_server(workdir: Path, *, check_credentials: bool = False) -> Iterator[S3Server]:
+    server = S3Server(workdir, check_credentials=check_credentials).start()
     try:
         yield server
     finally:
