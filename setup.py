@@ -13,7 +13,7 @@ setup(
         Extension(
             "lipspline._spline_kernels",
             sources=["lipspline/_spline_kernels.c"],
-            extra_compile_args=["-O3", "-fopenmp", "-std=c11"],
+            extra_compile_args=["-O3", "-fopenmp", "-std=c11", "-ffp-contract=off"],
             extra_link_args=["-fopenmp"],
             optional=True,
         )

@@ -1,31 +1,87 @@
 /*
- * Fused CPU kernels for banks of linear splines (lipspline.splines).
+ * Fused CPU kernels for banks of linear splines (lipspline.splines) and for the
+ * served map's float64 evaluation with its rounding bound
+ * (lipspline.certificates.served_map).
  *
  * Why native code: composing the evaluation from PyTorch ops makes ~10 passes
  * over the activations (position, floor, clamp, index, two gathers, ...) and
  * the coefficient gradient needs a scatter; that costs several times a ReLU.
- * Here each element is read once, its cell found, two coefficients read, and
+ * Here each element is read once, its cell found, two table entries read, and
  * the output written: the cost per element does not depend on the number of
  * knots.
  *
+ * ---- training kernels (float32 and float64) -----------------------------------
+ *
  * Layout: x is contiguous (outer, channels, inner); spline c acts on channel c.
- * Dense layers have inner = 1, conv layers inner = H*W.
+ * Dense layers have inner = 1, conv layers inner = H*W. The grid is uniform
+ * (tau_k = grid_min + k / inv_delta), so the cell is floor((x - grid_min) *
+ * inv_delta), clamped to the first/last cell: no search.
  *
- * Determinism: the coefficient gradient is accumulated in a fixed number of
- * row chunks (independent of the thread count), each into its own buffer, and
- * the buffers are summed in chunk order, so a CPU run is bit-for-bit
- * repeatable whatever OpenMP does.
+ * Each call first builds a per-call "rise" table, rise[k] = c[k+1] - c[k], laid
+ * out like the coefficients (channels x knots, the last entry of a row unused),
+ * so that the value c[k] + rise[k] * frac and the input gradient
+ * g * rise[k] * inv_delta both read the two tables at one int32 index: the
+ * dense loops vectorise with AVX2 gathers (8 floats / 4 doubles at a time).
+ * The arithmetic is that of the PyTorch reference path (splines._torch_cells):
+ * the same c[k] + (c[k+1] - c[k]) * frac, in the same order.
  *
- * Pointers arrive as integers from tensor.data_ptr(); the Python side checks
- * dtype, device and contiguity before calling.
+ * The vectorised loops live in worker functions compiled twice (target_clones:
+ * AVX2 and baseline; the loader picks one), called from the OpenMP regions: an
+ * OpenMP-outlined loop body is NOT cloned and would run baseline SSE2 code.
+ *
+ * Coefficient gradient: a per-row-block partial sum, then a reduction, no
+ * atomics. The rows are cut into a number of blocks that depends only on the
+ * problem size (one per GRAD_BLOCK_ELEMS elements, at most GRAD_CHUNKS), never
+ * on the thread count; block 0 accumulates straight into grad_coeffs, block
+ * j > 0 into its own scratch table, and the tables are added in block order. So
+ * a CPU run is bit-for-bit repeatable whatever the number of threads. Within a
+ * dense row every channel owns its own K accumulators, so the scatter has no
+ * conflicts inside a row; the row's cells and fractions are computed by the
+ * vectorised loop into a small per-block scratch, then added by a scalar loop.
+ *
+ * Threads: the caller passes torch.get_num_threads(); the kernels never use
+ * more (a "1 thread" benchmark really runs on one thread).
+ *
+ * ---- served-map kernels (float64) ---------------------------------------------
+ *
+ * served_plan() freezes one layer's static description (activation kind and
+ * tables, the affine layer's ||W|| bound, gamma factors) in a capsule, built
+ * once per loaded model. served_step() then makes ONE pass over the layer's
+ * affine output h (computed by torch.addmm, like a float64 forward): it applies
+ * the activation, and per row accumulates what the rounding recursion needs
+ * (the sum of squares and largest magnitude of the output, and of the spline's
+ * evaluation-error terms), and advances the per-row error bound. The formulas are
+ * those of served_map.py (its module docstring proves them); only the l2 norm
+ * takes a shortcut documented at row_norm below.
+ *
+ * The spline's cell is the exact one (t_{j-1} <= h < t_j, comparisons with the
+ * float64 knots, which linspace makes only nearly uniform): a guess from the
+ * position p = (h - t0) * inv is provably right when p is at least eps away
+ * from every integer (eps is chosen at load time from the knots' measured
+ * distance to a uniform grid, see served_map._Activation); the rare other
+ * elements (on or within eps of a knot) are re-done by an exact search.
+ *
+ * Pointers arrive as integers from tensor.data_ptr() / ndarray.ctypes.data; the
+ * Python side checks dtype, device, contiguity and keeps the tables alive.
+ *
+ * Floating-point contraction is off (setup.py: -ffp-contract=off): every
+ * expression rounds exactly as written, like the reference paths.
  */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
+#include <float.h>
+#include <math.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__)
+#include <immintrin.h>
+#define HAVE_AVX2_PATH 1
+#endif
 
 #define GRAD_CHUNKS 16
+#define GRAD_BLOCK_ELEMS 32768
+#define PARALLEL_MIN_ELEMS 32768
 
 /* One build runs everywhere; the loader picks the AVX2 clone (vector gathers)
  * on CPUs that have it. */
@@ -35,144 +91,1008 @@
 #define TARGETS
 #endif
 
-/* Locate x in the grid: left-knot index k (clamped to the first/last cell, so
- * the edge cells continue linearly outside [-R, R]) and the position p - k in
- * the cell. NaN lands in cell 0 and propagates through the arithmetic. */
+#define RESTRICT __restrict__
+
+static int64_t min64(int64_t a, int64_t b) { return a < b ? a : b; }
+static int64_t max64(int64_t a, int64_t b) { return a > b ? a : b; }
+
+/* Number of row blocks of the coefficient gradient: a function of the problem only. */
+static int64_t grad_blocks(int64_t outer, int64_t elems) {
+    int64_t blocks = elems / GRAD_BLOCK_ELEMS;
+    blocks = max64(1, min64(blocks, GRAD_CHUNKS));
+    return max64(1, min64(blocks, outer));
+}
+
+/* The cell of x: clamped left-knot index k in [0, K-2] and the (unclamped) position p - k.
+ * NaN lands in cell 0 and propagates through the arithmetic. */
 #define LOCATE(T, xv)                                                                    \
     T p = ((xv) - grid_min) * inv_delta;                                                 \
-    T clamped = !(p >= 0) ? 0 : (p > last_cell ? last_cell : p);                         \
-    int32_t k = (int32_t)clamped; /* truncation is floor here: clamped >= 0 */           \
+    T q = p >= (T)0 ? p : (T)0;                                                          \
+    q = q <= last_cell ? q : last_cell;                                                  \
+    int32_t k = (int32_t)q; /* truncation is floor here: q >= 0 */                      \
     T frac = p - (T)k;
 
-#define DEFINE_KERNELS(T, SUFFIX)                                                        \
-TARGETS static void forward_##SUFFIX(const T *restrict x, const T *restrict coeffs,       \
-                                     T *restrict out, int64_t outer, int64_t channels,   \
-                                     int64_t inner, int64_t knots, T grid_min,           \
-                                     T inv_delta) {                                      \
-    const T last_cell = (T)(knots - 2);                                                   \
-    _Pragma("omp parallel for schedule(static) if (outer * channels * inner >= 32768)")  \
-    for (int64_t b = 0; b < outer; ++b) {                                                \
-        if (inner == 1) {                                                                \
-            const T *xr = x + b * channels;                                              \
-            T *o = out + b * channels;                                                   \
-            for (int64_t ch = 0; ch < channels; ++ch) {                                  \
-                LOCATE(T, xr[ch])                                                        \
-                const T *c = coeffs + ch * knots + k;                                    \
-                o[ch] = c[0] + (c[1] - c[0]) * frac;                                     \
-            }                                                                            \
-        } else {                                                                         \
-            for (int64_t ch = 0; ch < channels; ++ch) {                                  \
-                const T *xr = x + (b * channels + ch) * inner;                           \
-                T *o = out + (b * channels + ch) * inner;                                \
-                const T *c = coeffs + ch * knots;                                        \
-                for (int64_t i = 0; i < inner; ++i) {                                    \
-                    LOCATE(T, xr[i])                                                     \
-                    o[i] = c[k] + (c[k + 1] - c[k]) * frac;                              \
-                }                                                                        \
+
+/* ---- AVX2 tiles for float32 dense layers with at most 24 knots ---------------------------------
+ * An 8 x 8 tile (8 rows, 8 channels) is transposed in registers so that each vector holds 8 rows of
+ * ONE channel; that channel's knot values and rises (at most 24 floats, three registers) are then
+ * looked up with vpermps and two blends instead of gathers (slow, and GCC does not emit them), and
+ * the results are transposed back. Same arithmetic as the scalar loop, element by element:
+ * p = (x - grid_min) * inv_delta, q = min(max(p, 0), K - 2) (NaN -> 0), k = trunc(q),
+ * out = c[k] + rise[k] * (p - k); grad_x = g * rise[k] * inv_delta; right = g * (p - k). */
+#ifdef HAVE_AVX2_PATH
+#define TILE_KNOTS 24
+
+__attribute__((target("avx2"))) static inline void transpose8(__m256 *r) {
+    __m256 t0 = _mm256_unpacklo_ps(r[0], r[1]), t1 = _mm256_unpackhi_ps(r[0], r[1]);
+    __m256 t2 = _mm256_unpacklo_ps(r[2], r[3]), t3 = _mm256_unpackhi_ps(r[2], r[3]);
+    __m256 t4 = _mm256_unpacklo_ps(r[4], r[5]), t5 = _mm256_unpackhi_ps(r[4], r[5]);
+    __m256 t6 = _mm256_unpacklo_ps(r[6], r[7]), t7 = _mm256_unpackhi_ps(r[6], r[7]);
+    __m256 s0 = _mm256_shuffle_ps(t0, t2, _MM_SHUFFLE(1, 0, 1, 0));
+    __m256 s1 = _mm256_shuffle_ps(t0, t2, _MM_SHUFFLE(3, 2, 3, 2));
+    __m256 s2 = _mm256_shuffle_ps(t1, t3, _MM_SHUFFLE(1, 0, 1, 0));
+    __m256 s3 = _mm256_shuffle_ps(t1, t3, _MM_SHUFFLE(3, 2, 3, 2));
+    __m256 s4 = _mm256_shuffle_ps(t4, t6, _MM_SHUFFLE(1, 0, 1, 0));
+    __m256 s5 = _mm256_shuffle_ps(t4, t6, _MM_SHUFFLE(3, 2, 3, 2));
+    __m256 s6 = _mm256_shuffle_ps(t5, t7, _MM_SHUFFLE(1, 0, 1, 0));
+    __m256 s7 = _mm256_shuffle_ps(t5, t7, _MM_SHUFFLE(3, 2, 3, 2));
+    r[0] = _mm256_permute2f128_ps(s0, s4, 0x20);
+    r[1] = _mm256_permute2f128_ps(s1, s5, 0x20);
+    r[2] = _mm256_permute2f128_ps(s2, s6, 0x20);
+    r[3] = _mm256_permute2f128_ps(s3, s7, 0x20);
+    r[4] = _mm256_permute2f128_ps(s0, s4, 0x31);
+    r[5] = _mm256_permute2f128_ps(s1, s5, 0x31);
+    r[6] = _mm256_permute2f128_ps(s2, s6, 0x31);
+    r[7] = _mm256_permute2f128_ps(s3, s7, 0x31);
+}
+
+__attribute__((target("avx2"))) static inline __m256 lookup24(const float *t, __m256i k, __m256 ge8, __m256 ge16) {
+    __m256 a = _mm256_permutevar8x32_ps(_mm256_loadu_ps(t), k);
+    __m256 b = _mm256_permutevar8x32_ps(_mm256_loadu_ps(t + 8), k);
+    __m256 c = _mm256_permutevar8x32_ps(_mm256_loadu_ps(t + 16), k);
+    return _mm256_blendv_ps(_mm256_blendv_ps(a, b, ge8), c, ge16);
+}
+
+/* (c, rise) of every channel padded to 24 floats. */
+static float *tile_tables(const float *c, int64_t C, int32_t K) {
+    float *tab = (float *)calloc((size_t)(2 * C * TILE_KNOTS), sizeof(float));
+    if (!tab) return NULL;
+    for (int64_t ch = 0; ch < C; ++ch) {
+        float *ct = tab + ch * 2 * TILE_KNOTS, *rt = ct + TILE_KNOTS;
+        for (int32_t k = 0; k < K; ++k) ct[k] = c[ch * K + k];
+        for (int32_t k = 0; k + 1 < K; ++k) rt[k] = c[ch * K + k + 1] - c[ch * K + k];
+    }
+    return tab;
+}
+
+/* Rows [b0, b0 + 8 * n8) of the forward; returns how many rows it did. */
+__attribute__((target("avx2"))) static int64_t tile_fwd_f32(const float *x, const float *tab, float *out,
+                                                             int64_t b0, int64_t b1, int32_t C, int32_t K,
+                                                             float grid_min, float inv_delta) {
+    const int64_t rows = (b1 - b0) & ~(int64_t)7;
+    const int32_t C8 = C & ~7;
+    const __m256 x0 = _mm256_set1_ps(grid_min), inv = _mm256_set1_ps(inv_delta);
+    const __m256 zero = _mm256_setzero_ps(), last = _mm256_set1_ps((float)(K - 2));
+    const __m256i seven = _mm256_set1_epi32(7), fifteen = _mm256_set1_epi32(15);
+    const float last_cell = (float)(K - 2);
+    for (int64_t b = b0; b < b0 + rows; b += 8) {
+        for (int32_t c0 = 0; c0 < C8; c0 += 8) {
+            __m256 v[8];
+            for (int r = 0; r < 8; ++r) v[r] = _mm256_loadu_ps(x + (b + r) * C + c0);
+            transpose8(v);
+            for (int j = 0; j < 8; ++j) {
+                const float *ct = tab + (int64_t)(c0 + j) * 2 * TILE_KNOTS;
+                __m256 p = _mm256_mul_ps(_mm256_sub_ps(v[j], x0), inv);
+                __m256 q = _mm256_min_ps(_mm256_max_ps(p, zero), last);
+                __m256i k = _mm256_cvttps_epi32(q);
+                __m256 frac = _mm256_sub_ps(p, _mm256_cvtepi32_ps(k));
+                __m256 ge8 = _mm256_castsi256_ps(_mm256_cmpgt_epi32(k, seven));
+                __m256 ge16 = _mm256_castsi256_ps(_mm256_cmpgt_epi32(k, fifteen));
+                __m256 cv = lookup24(ct, k, ge8, ge16), rv = lookup24(ct + TILE_KNOTS, k, ge8, ge16);
+                v[j] = _mm256_add_ps(cv, _mm256_mul_ps(rv, frac));
+            }
+            transpose8(v);
+            for (int r = 0; r < 8; ++r) _mm256_storeu_ps(out + (b + r) * C + c0, v[r]);
+        }
+        for (int r = 0; r < 8; ++r) { /* channel tail */
+            for (int32_t ch = C8; ch < C; ++ch) {
+                float p = (x[(b + r) * C + ch] - grid_min) * inv_delta;
+                float q = p >= 0.0f ? p : 0.0f;
+                q = q <= last_cell ? q : last_cell;
+                int32_t k = (int32_t)q;
+                const float *ct = tab + (int64_t)ch * 2 * TILE_KNOTS;
+                out[(b + r) * C + ch] = ct[k] + ct[TILE_KNOTS + k] * (p - (float)k);
+            }
+        }
+    }
+    return rows;
+}
+
+/* Rows [b0, b0 + 8 * n8) of the backward: grad_x (if gx) and the scatter into acc (if acc). */
+__attribute__((target("avx2"))) static int64_t tile_bwd_f32(const float *x, const float *tab, const float *g,
+                                                             float *gx, float *acc, int64_t b0, int64_t b1,
+                                                             int32_t C, int32_t K, float grid_min,
+                                                             float inv_delta) {
+    const int64_t rows = (b1 - b0) & ~(int64_t)7;
+    const int32_t C8 = C & ~7;
+    const __m256 x0 = _mm256_set1_ps(grid_min), inv = _mm256_set1_ps(inv_delta);
+    const __m256 zero = _mm256_setzero_ps(), last = _mm256_set1_ps((float)(K - 2));
+    const __m256i seven = _mm256_set1_epi32(7), fifteen = _mm256_set1_epi32(15);
+    const float last_cell = (float)(K - 2);
+    int32_t sidx[8][8];
+    float sright[8][8], sg[8][8];
+    for (int64_t b = b0; b < b0 + rows; b += 8) {
+        for (int32_t c0 = 0; c0 < C8; c0 += 8) {
+            __m256 v[8], gv[8];
+            for (int r = 0; r < 8; ++r) {
+                v[r] = _mm256_loadu_ps(x + (b + r) * C + c0);
+                gv[r] = _mm256_loadu_ps(g + (b + r) * C + c0);
+            }
+            transpose8(v);
+            transpose8(gv);
+            for (int j = 0; j < 8; ++j) {
+                const float *ct = tab + (int64_t)(c0 + j) * 2 * TILE_KNOTS;
+                __m256 p = _mm256_mul_ps(_mm256_sub_ps(v[j], x0), inv);
+                __m256 q = _mm256_min_ps(_mm256_max_ps(p, zero), last);
+                __m256i k = _mm256_cvttps_epi32(q);
+                if (acc) {
+                    __m256 frac = _mm256_sub_ps(p, _mm256_cvtepi32_ps(k));
+                    __m256i idx = _mm256_add_epi32(k, _mm256_set1_epi32((c0 + j) * K));
+                    _mm256_storeu_si256((__m256i *)sidx[j], idx);
+                    _mm256_storeu_ps(sright[j], _mm256_mul_ps(gv[j], frac));
+                    _mm256_storeu_ps(sg[j], gv[j]);
+                }
+                if (gx) {
+                    __m256 ge8 = _mm256_castsi256_ps(_mm256_cmpgt_epi32(k, seven));
+                    __m256 ge16 = _mm256_castsi256_ps(_mm256_cmpgt_epi32(k, fifteen));
+                    __m256 rv = lookup24(ct + TILE_KNOTS, k, ge8, ge16);
+                    v[j] = _mm256_mul_ps(_mm256_mul_ps(gv[j], rv), inv);
+                }
+            }
+            if (gx) {
+                transpose8(v);
+                for (int r = 0; r < 8; ++r) _mm256_storeu_ps(gx + (b + r) * C + c0, v[r]);
+            }
+            if (acc) { /* row by row: consecutive adds hit different channels, no store-load chains */
+                for (int r = 0; r < 8; ++r) {
+                    for (int j = 0; j < 8; ++j) {
+                        int32_t i = sidx[j][r];
+                        float right = sright[j][r];
+                        acc[i] += sg[j][r] - right;
+                        acc[i + 1] += right;
+                    }
+                }
+            }
+        }
+        for (int r = 0; r < 8; ++r) { /* channel tail */
+            for (int32_t ch = C8; ch < C; ++ch) {
+                int64_t e = (b + r) * C + ch;
+                float p = (x[e] - grid_min) * inv_delta;
+                float q = p >= 0.0f ? p : 0.0f;
+                q = q <= last_cell ? q : last_cell;
+                int32_t k = (int32_t)q;
+                float frac = p - (float)k;
+                const float *ct = tab + (int64_t)ch * 2 * TILE_KNOTS;
+                float gvv = g[e];
+                if (gx) gx[e] = gvv * ct[TILE_KNOTS + k] * inv_delta;
+                if (acc) {
+                    float right = gvv * frac;
+                    acc[ch * K + k] += gvv - right;
+                    acc[ch * K + k + 1] += right;
+                }
+            }
+        }
+    }
+    return rows;
+}
+#endif
+
+static int use_avx2 = 0;
+
+/* Float32 dense rows go through the tiles when the CPU has AVX2 and the splines have <= 24 knots. */
+static int64_t tiles_fwd_f32(const float *x, const float *c, const float *rise, float *out, int64_t b0,
+                             int64_t b1, int32_t C, int32_t K, float grid_min, float inv_delta,
+                             const float *tab) {
+    (void)c; (void)rise;
+#ifdef HAVE_AVX2_PATH
+    if (tab) return tile_fwd_f32(x, tab, out, b0, b1, C, K, grid_min, inv_delta);
+#endif
+    (void)x; (void)out; (void)b0; (void)b1; (void)C; (void)K; (void)grid_min; (void)inv_delta; (void)tab;
+    return 0;
+}
+static int64_t tiles_fwd_f64(const double *x, const double *c, const double *rise, double *out, int64_t b0,
+                             int64_t b1, int32_t C, int32_t K, double grid_min, double inv_delta,
+                             const float *tab) {
+    (void)x; (void)c; (void)rise; (void)out; (void)b0; (void)b1; (void)C; (void)K; (void)grid_min;
+    (void)inv_delta; (void)tab;
+    return 0;
+}
+static int64_t tiles_bwd_f32(const float *x, const float *g, float *gx, float *acc, int64_t b0, int64_t b1,
+                             int32_t C, int32_t K, float grid_min, float inv_delta, const float *tab) {
+#ifdef HAVE_AVX2_PATH
+    if (tab) return tile_bwd_f32(x, tab, g, gx, acc, b0, b1, C, K, grid_min, inv_delta);
+#endif
+    (void)x; (void)g; (void)gx; (void)acc; (void)b0; (void)b1; (void)C; (void)K; (void)grid_min;
+    (void)inv_delta; (void)tab;
+    return 0;
+}
+static int64_t tiles_bwd_f64(const double *x, const double *g, double *gx, double *acc, int64_t b0,
+                             int64_t b1, int32_t C, int32_t K, double grid_min, double inv_delta,
+                             const float *tab) {
+    (void)x; (void)g; (void)gx; (void)acc; (void)b0; (void)b1; (void)C; (void)K; (void)grid_min;
+    (void)inv_delta; (void)tab;
+    return 0;
+}
+static float *tables_f32(const float *c, int64_t C, int32_t K, int64_t inner) {
+#ifdef HAVE_AVX2_PATH
+    if (use_avx2 && inner == 1 && K <= TILE_KNOTS) return tile_tables(c, C, K);
+#endif
+    (void)c; (void)C; (void)K; (void)inner;
+    return NULL;
+}
+static float *tables_f64(const double *c, int64_t C, int32_t K, int64_t inner) {
+    (void)c; (void)C; (void)K; (void)inner;
+    return NULL;
+}
+
+#define DEFINE_TRAIN_KERNELS(T, S)                                                       \
+static void rise_table_##S(const T *RESTRICT c, T *RESTRICT rise, int64_t n, int32_t K) { \
+    for (int64_t s = 0; s < n; ++s) {                                                    \
+        const T *cr = c + s * K;                                                         \
+        T *r = rise + s * K;                                                             \
+        for (int32_t k = 0; k + 1 < K; ++k) r[k] = cr[k + 1] - cr[k];                    \
+        r[K - 1] = 0;                                                                    \
+    }                                                                                    \
+}                                                                                        \
+                                                                                         \
+TARGETS static void fwd_dense_rows_##S(const T *RESTRICT x, const T *RESTRICT c,          \
+                                       const T *RESTRICT rise, T *RESTRICT out,          \
+                                       int64_t b0, int64_t b1, int32_t C, int32_t K,     \
+                                       T grid_min, T inv_delta) {                        \
+    const T last_cell = (T)(K - 2);                                                      \
+    for (int64_t b = b0; b < b1; ++b) {                                                  \
+        const T *RESTRICT xr = x + b * C;                                                \
+        T *RESTRICT o = out + b * C;                                                     \
+        for (int32_t ch = 0; ch < C; ++ch) {                                             \
+            LOCATE(T, xr[ch])                                                            \
+            int32_t i = ch * K + k;                                                      \
+            o[ch] = c[i] + rise[i] * frac;                                               \
+        }                                                                                \
+    }                                                                                    \
+}                                                                                        \
+                                                                                         \
+TARGETS static void fwd_conv_rows_##S(const T *RESTRICT x, const T *RESTRICT c,           \
+                                      const T *RESTRICT rise, T *RESTRICT out,           \
+                                      int64_t b0, int64_t b1, int64_t C, int64_t inner,  \
+                                      int32_t K, T grid_min, T inv_delta) {              \
+    const T last_cell = (T)(K - 2);                                                      \
+    for (int64_t b = b0; b < b1; ++b) {                                                  \
+        for (int64_t ch = 0; ch < C; ++ch) {                                             \
+            const T *RESTRICT xr = x + (b * C + ch) * inner;                             \
+            T *RESTRICT o = out + (b * C + ch) * inner;                                  \
+            const T *RESTRICT cc = c + ch * K;                                           \
+            const T *RESTRICT rr = rise + ch * K;                                        \
+            for (int64_t i = 0; i < inner; ++i) {                                        \
+                LOCATE(T, xr[i])                                                         \
+                o[i] = cc[k] + rr[k] * frac;                                             \
             }                                                                            \
         }                                                                                \
     }                                                                                    \
 }                                                                                        \
                                                                                          \
-TARGETS static void backward_##SUFFIX(const T *restrict x, const T *restrict coeffs,      \
-                                      const T *restrict grad_out, T *restrict grad_x,    \
-                                      T *restrict grad_coeffs, T *restrict scratch,      \
-                                      int64_t outer, int64_t channels, int64_t inner,    \
-                                      int64_t knots, T grid_min, T inv_delta) {          \
-    const T last_cell = (T)(knots - 2);                                                   \
-    int64_t table = channels * knots;                                                    \
-    int64_t chunks = outer < GRAD_CHUNKS ? outer : GRAD_CHUNKS;                          \
-    if (grad_coeffs) memset(scratch, 0, sizeof(T) * (size_t)(chunks * table));           \
-    _Pragma("omp parallel for schedule(static) if (outer * channels * inner >= 32768)")  \
-    for (int64_t chunk = 0; chunk < chunks; ++chunk) {                                   \
-        int64_t begin = outer * chunk / chunks, end = outer * (chunk + 1) / chunks;      \
-        T *acc = grad_coeffs ? scratch + chunk * table : NULL;                           \
-        if (inner == 1 && grad_x && acc) {                                               \
-            /* dense layers: the channel loop is the inner loop (no trip-1 loop) */      \
-            for (int64_t b = begin; b < end; ++b) {                                      \
-                const T *xr = x + b * channels;                                          \
-                const T *gr = grad_out + b * channels;                                   \
-                T *gx = grad_x + b * channels;                                           \
-                for (int64_t ch = 0; ch < channels; ++ch) {                              \
+/* Dense backward of rows [b0, b1): grad_x (vectorised) and, when acc is given, the      \
+ * coefficient gradient scattered into acc (scalar, conflict-free within a row). */      \
+TARGETS static void bwd_dense_rows_##S(const T *RESTRICT x, const T *RESTRICT rise,       \
+                                       const T *RESTRICT g, T *RESTRICT gx,              \
+                                       T *RESTRICT acc, int32_t *RESTRICT idx,           \
+                                       T *RESTRICT right, int64_t b0, int64_t b1,        \
+                                       int32_t C, int32_t K, T grid_min, T inv_delta) {  \
+    const T last_cell = (T)(K - 2);                                                      \
+    for (int64_t b = b0; b < b1; ++b) {                                                  \
+        const T *RESTRICT xr = x + b * C;                                                \
+        const T *RESTRICT gr = g + b * C;                                                \
+        if (gx) {                                                                        \
+            T *RESTRICT gxr = gx + b * C;                                                \
+            if (acc) {                                                                   \
+                for (int32_t ch = 0; ch < C; ++ch) {                                     \
                     LOCATE(T, xr[ch])                                                    \
-                    const T *c = coeffs + ch * knots + k;                                \
-                    T *a = acc + ch * knots + k;                                         \
-                    T g = gr[ch];                                                        \
-                    gx[ch] = g * (c[1] - c[0]) * inv_delta;                              \
-                    T right = g * frac;                                                  \
-                    a[0] += g - right;                                                   \
-                    a[1] += right;                                                       \
+                    int32_t i = ch * K + k;                                              \
+                    T gv = gr[ch];                                                       \
+                    gxr[ch] = gv * rise[i] * inv_delta;                                  \
+                    idx[ch] = i;                                                         \
+                    right[ch] = gv * frac;                                               \
                 }                                                                        \
+            } else {                                                                     \
+                for (int32_t ch = 0; ch < C; ++ch) {                                     \
+                    LOCATE(T, xr[ch])                                                    \
+                    (void)frac;                                                          \
+                    gxr[ch] = gr[ch] * rise[ch * K + k] * inv_delta;                     \
+                }                                                                        \
+                continue;                                                                \
             }                                                                            \
-            continue;                                                                    \
+        } else {                                                                         \
+            for (int32_t ch = 0; ch < C; ++ch) {                                         \
+                LOCATE(T, xr[ch])                                                        \
+                idx[ch] = ch * K + k;                                                    \
+                right[ch] = gr[ch] * frac;                                               \
+            }                                                                            \
         }                                                                                \
-        for (int64_t b = begin; b < end; ++b) {                                          \
-            for (int64_t ch = 0; ch < channels; ++ch) {                                  \
-                int64_t base = (b * channels + ch) * inner;                              \
-                const T *c = coeffs + ch * knots;                                        \
-                T *a = acc ? acc + ch * knots : NULL;                                    \
+        for (int32_t ch = 0; ch < C; ++ch) {                                             \
+            int32_t i = idx[ch];                                                         \
+            T r = right[ch];                                                             \
+            acc[i] += gr[ch] - r;                                                        \
+            acc[i + 1] += r;                                                             \
+        }                                                                                \
+    }                                                                                    \
+}                                                                                        \
+                                                                                         \
+/* Conv backward of rows [b0, b1). The inner loop stays in one channel, so consecutive   \
+ * elements often hit the same accumulator: 4 interleaved accumulator sets (element i    \
+ * adds into set i % 4) break the store-to-load chains; they are summed per channel. */  \
+TARGETS static void bwd_conv_rows_##S(const T *RESTRICT x, const T *RESTRICT rise,        \
+                                      const T *RESTRICT g, T *RESTRICT gx,               \
+                                      T *RESTRICT acc, T *RESTRICT local, int64_t b0,    \
+                                      int64_t b1, int64_t C, int64_t inner, int32_t K,   \
+                                      T grid_min, T inv_delta) {                         \
+    const T last_cell = (T)(K - 2);                                                      \
+    for (int64_t ch = 0; ch < C; ++ch) {                                                 \
+        const T *RESTRICT rr = rise + ch * K;                                            \
+        if (acc) memset(local, 0, sizeof(T) * (size_t)(4 * K));                          \
+        for (int64_t b = b0; b < b1; ++b) {                                              \
+            int64_t base = (b * C + ch) * inner;                                         \
+            const T *RESTRICT xr = x + base;                                             \
+            const T *RESTRICT gr = g + base;                                             \
+            if (gx) {                                                                    \
+                T *RESTRICT gxr = gx + base;                                             \
                 for (int64_t i = 0; i < inner; ++i) {                                    \
-                    LOCATE(T, x[base + i])                                               \
-                    T g = grad_out[base + i];                                            \
-                    if (grad_x) grad_x[base + i] = g * (c[k + 1] - c[k]) * inv_delta;    \
-                    if (a) {                                                             \
-                        T right = g * frac;                                              \
-                        a[k] += g - right;                                               \
-                        a[k + 1] += right;                                               \
-                    }                                                                    \
+                    LOCATE(T, xr[i])                                                     \
+                    (void)frac;                                                          \
+                    gxr[i] = gr[i] * rr[k] * inv_delta;                                  \
+                }                                                                        \
+            }                                                                            \
+            if (acc) {                                                                   \
+                for (int64_t i = 0; i < inner; ++i) {                                    \
+                    LOCATE(T, xr[i])                                                     \
+                    T *a = local + (i & 3) * K + k;                                      \
+                    T gv = gr[i];                                                        \
+                    T r = gv * frac;                                                     \
+                    a[0] += gv - r;                                                      \
+                    a[1] += r;                                                           \
                 }                                                                        \
             }                                                                            \
         }                                                                                \
-    }                                                                                    \
-    if (grad_coeffs) {                                                                   \
-        memset(grad_coeffs, 0, sizeof(T) * (size_t)table);                               \
-        for (int64_t chunk = 0; chunk < chunks; ++chunk) {                               \
-            const T *acc = scratch + chunk * table;                                      \
-            for (int64_t j = 0; j < table; ++j) grad_coeffs[j] += acc[j];                \
+        if (acc) {                                                                       \
+            T *a = acc + ch * K;                                                         \
+            for (int32_t k = 0; k < K; ++k)                                              \
+                a[k] += ((local[k] + local[K + k]) + (local[2 * K + k] + local[3 * K + k])); \
         }                                                                                \
     }                                                                                    \
+}                                                                                        \
+                                                                                         \
+static int forward_##S(const T *x, const T *c, T *out, int64_t outer, int64_t C,         \
+                       int64_t inner, int32_t K, T grid_min, T inv_delta, int threads) { \
+    T *rise = (T *)malloc(sizeof(T) * (size_t)(C * K));                                   \
+    if (!rise) return -1;                                                                \
+    rise_table_##S(c, rise, C, K);                                                       \
+    int64_t elems = outer * C * inner;                                                   \
+    int parts = (threads > 1 && elems >= PARALLEL_MIN_ELEMS) ? threads : 1;              \
+    if (parts > outer) parts = (int)max64(1, outer);                                     \
+    float *tab = tables_##S(c, C, K, inner);                                             \
+    _Pragma("omp parallel for schedule(static) num_threads(parts) if (parts > 1)")       \
+    for (int part = 0; part < parts; ++part) {                                           \
+        int64_t b0 = outer * part / parts, b1 = outer * (part + 1) / parts;              \
+        if (inner == 1) {                                                                \
+            b0 += tiles_fwd_##S(x, c, rise, out, b0, b1, (int32_t)C, K, grid_min, inv_delta, tab); \
+            fwd_dense_rows_##S(x, c, rise, out, b0, b1, (int32_t)C, K, grid_min, inv_delta); \
+        } else                                                                           \
+            fwd_conv_rows_##S(x, c, rise, out, b0, b1, C, inner, K, grid_min, inv_delta); \
+    }                                                                                    \
+    free(tab);                                                                           \
+    free(rise);                                                                          \
+    return 0;                                                                            \
+}                                                                                        \
+                                                                                         \
+static int backward_##S(const T *x, const T *c, const T *g, T *gx, T *gc, int64_t outer, \
+                        int64_t C, int64_t inner, int32_t K, T grid_min, T inv_delta,    \
+                        int threads) {                                                   \
+    int64_t table = C * K;                                                               \
+    int64_t elems = outer * C * inner;                                                   \
+    int64_t blocks = gc ? grad_blocks(outer, elems) : 1;                                 \
+    if (!gc && threads > 1 && elems >= PARALLEL_MIN_ELEMS) blocks = min64(threads, max64(1, outer)); \
+    T *rise = (T *)malloc(sizeof(T) * (size_t)table);                                    \
+    T *scratch = (gc && blocks > 1) ? (T *)calloc((size_t)((blocks - 1) * table), sizeof(T)) : NULL; \
+    if (!rise || (gc && blocks > 1 && !scratch)) { free(rise); free(scratch); return -1; } \
+    rise_table_##S(c, rise, C, K);                                                       \
+    float *tab = tables_##S(c, C, K, inner);                                             \
+    if (gc) memset(gc, 0, sizeof(T) * (size_t)table);                                    \
+    int parts = (threads > 1 && elems >= PARALLEL_MIN_ELEMS) ? threads : 1;              \
+    int failed = 0;                                                                      \
+    _Pragma("omp parallel for schedule(static) num_threads(parts) if (parts > 1) reduction(|:failed)") \
+    for (int64_t blk = 0; blk < blocks; ++blk) {                                         \
+        int64_t b0 = outer * blk / blocks, b1 = outer * (blk + 1) / blocks;              \
+        T *acc = gc ? (blk == 0 ? gc : scratch + (blk - 1) * table) : NULL;              \
+        if (inner == 1) {                                                                \
+            b0 += tiles_bwd_##S(x, g, gx, acc, b0, b1, (int32_t)C, K, grid_min, inv_delta, tab); \
+            int32_t *idx = (int32_t *)malloc(sizeof(int32_t) * (size_t)C);              \
+            T *right = (T *)malloc(sizeof(T) * (size_t)C);                               \
+            if (!idx || !right) failed = 1;                                              \
+            else bwd_dense_rows_##S(x, rise, g, gx, acc, idx, right, b0, b1, (int32_t)C, K, \
+                                    grid_min, inv_delta);                                \
+            free(idx);                                                                   \
+            free(right);                                                                 \
+        } else {                                                                         \
+            T *local = (T *)malloc(sizeof(T) * (size_t)(4 * K));                         \
+            if (!local) failed = 1;                                                      \
+            else bwd_conv_rows_##S(x, rise, g, gx, acc, local, b0, b1, C, inner, K,      \
+                                   grid_min, inv_delta);                                 \
+            free(local);                                                                 \
+        }                                                                                \
+    }                                                                                    \
+    if (gc) {                                                                            \
+        for (int64_t blk = 1; blk < blocks; ++blk) {                                     \
+            const T *a = scratch + (blk - 1) * table;                                    \
+            for (int64_t j = 0; j < table; ++j) gc[j] += a[j];                           \
+        }                                                                                \
+    }                                                                                    \
+    free(tab);                                                                           \
+    free(rise);                                                                          \
+    free(scratch);                                                                       \
+    return failed ? -1 : 0;                                                              \
 }
 
-DEFINE_KERNELS(float, f32)
-DEFINE_KERNELS(double, f64)
+DEFINE_TRAIN_KERNELS(float, f32)
+DEFINE_TRAIN_KERNELS(double, f64)
+
+static int check_sizes(long long C, long long K) {
+    if (K < 2 || C < 0 || C * K >= INT32_MAX) {
+        PyErr_SetString(PyExc_ValueError, "spline kernel: channels * knots must fit in int32 and knots >= 2");
+        return -1;
+    }
+    return 0;
+}
 
 static PyObject *py_forward(PyObject *self, PyObject *args) {
     unsigned long long x, coeffs, out;
     long long outer, channels, inner, knots;
     double grid_min, inv_delta;
-    int is_double;
-    if (!PyArg_ParseTuple(args, "KKKLLLLddp", &x, &coeffs, &out, &outer, &channels, &inner,
-                          &knots, &grid_min, &inv_delta, &is_double))
+    int is_double, threads = 1;
+    if (!PyArg_ParseTuple(args, "KKKLLLLddp|i", &x, &coeffs, &out, &outer, &channels, &inner,
+                          &knots, &grid_min, &inv_delta, &is_double, &threads))
         return NULL;
+    if (check_sizes(channels, knots)) return NULL;
+    int rc;
     Py_BEGIN_ALLOW_THREADS
     if (is_double)
-        forward_f64((const double *)x, (const double *)coeffs, (double *)out, outer, channels,
-                    inner, knots, grid_min, inv_delta);
+        rc = forward_f64((const double *)x, (const double *)coeffs, (double *)out, outer, channels,
+                         inner, (int32_t)knots, grid_min, inv_delta, threads);
     else
-        forward_f32((const float *)x, (const float *)coeffs, (float *)out, outer, channels,
-                    inner, knots, (float)grid_min, (float)inv_delta);
+        rc = forward_f32((const float *)x, (const float *)coeffs, (float *)out, outer, channels,
+                         inner, (int32_t)knots, (float)grid_min, (float)inv_delta, threads);
     Py_END_ALLOW_THREADS
+    if (rc) return PyErr_NoMemory();
     Py_RETURN_NONE;
 }
 
 static PyObject *py_backward(PyObject *self, PyObject *args) {
-    unsigned long long x, coeffs, grad_out, grad_x, grad_coeffs, scratch;
+    unsigned long long x, coeffs, grad_out, grad_x, grad_coeffs;
     long long outer, channels, inner, knots;
     double grid_min, inv_delta;
-    int is_double;
-    if (!PyArg_ParseTuple(args, "KKKKKKLLLLddp", &x, &coeffs, &grad_out, &grad_x, &grad_coeffs,
-                          &scratch, &outer, &channels, &inner, &knots, &grid_min, &inv_delta,
-                          &is_double))
+    int is_double, threads = 1;
+    if (!PyArg_ParseTuple(args, "KKKKKLLLLddp|i", &x, &coeffs, &grad_out, &grad_x, &grad_coeffs,
+                          &outer, &channels, &inner, &knots, &grid_min, &inv_delta, &is_double,
+                          &threads))
         return NULL;
+    if (check_sizes(channels, knots)) return NULL;
+    int rc;
     Py_BEGIN_ALLOW_THREADS
     if (is_double)
-        backward_f64((const double *)x, (const double *)coeffs, (const double *)grad_out,
-                     (double *)grad_x, (double *)grad_coeffs, (double *)scratch, outer, channels,
-                     inner, knots, grid_min, inv_delta);
+        rc = backward_f64((const double *)x, (const double *)coeffs, (const double *)grad_out,
+                          (double *)grad_x, (double *)grad_coeffs, outer, channels, inner,
+                          (int32_t)knots, grid_min, inv_delta, threads);
     else
-        backward_f32((const float *)x, (const float *)coeffs, (const float *)grad_out,
-                     (float *)grad_x, (float *)grad_coeffs, (float *)scratch, outer, channels,
-                     inner, knots, (float)grid_min, (float)inv_delta);
+        rc = backward_f32((const float *)x, (const float *)coeffs, (const float *)grad_out,
+                          (float *)grad_x, (float *)grad_coeffs, outer, channels, inner,
+                          (int32_t)knots, (float)grid_min, (float)inv_delta, threads);
+    Py_END_ALLOW_THREADS
+    if (rc) return PyErr_NoMemory();
+    Py_RETURN_NONE;
+}
+
+/* ================================================================================
+ * The served map (float64)
+ * ================================================================================ */
+
+enum { KIND_IDENTITY = 0, KIND_RELU = 1, KIND_ABS = 2, KIND_GROUPSORT = 3, KIND_PIECEWISE = 4 };
+
+/* served_map._SLACK and _TINY: every computed bound b becomes b * SLACK + TINY (_up). */
+static const double SLACK = 1.0 + 0x1p-40;
+static const double TINY = 0x1p-1000;
+
+static inline double up(double a) { return a * SLACK + TINY; }
+
+typedef struct {
+    int kind;
+    int exact;
+    int64_t units;
+    int64_t block;
+    /* piecewise tables (served_map._Activation) */
+    int32_t m;            /* number of knots */
+    double t0, inv, eps;  /* position p = (h - t0) * inv; trusted when eps away from an integer */
+    const double *knots;  /* t (m) */
+    const double *anchor_knots; /* (m + 1): t_a, a = max(j - 1, 0) */
+    const double *vtab;   /* (units, m + 1): v_{u, a} */
+    const double *stab;   /* (units, m + 1): s_{u, j} */
+    const double *vmax;   /* (units): max_k |v_{u,k}| */
+    const double *lip;    /* (units): Lipschitz bound of unit u */
+    const double *quads;  /* (units, m + 1, 4): (v_{u,a}, s_{u,j}, t_a, 0), one 32-byte load per element */
+    double knot_max;
+    /* the affine layer before the activation, and the activation's constants */
+    double A, g, bnorm, maxlip, gamma7;
+    double gnorm;         /* 1 + gamma_{units + 6}: the l2 norms' rounding factor (served_map._norms) */
+} plan_t;
+
+/* Upper bound of the l2 norm of a row from its sum of squares ss and largest magnitude mx,
+ * computed in one pass (any order of summation): served_map._norms, minus the scaling pass.
+ *
+ * _norms divides the row by its largest magnitude before squaring, so that squares neither
+ * underflow nor overflow. When 2^-450 <= mx <= 2^450 that pass is unnecessary: no square
+ * overflows (ss <= n 2^900), and ss >= mx^2 >= 2^-900, so the squares that underflow (each off
+ * by at most 2^-1075 absolutely) perturb ss by at most n 2^-1075 <= n 2^-175 ss relatively,
+ * far inside the margin between gamma_{n+6} and the gamma_{n+1} that the unscaled sum of n
+ * rounded squares and one square root need. So sqrt(ss) * (1 + gamma_{n+6}), then _up, bounds
+ * the norm. Any other row (zero, tiny, huge, inf, NaN) is done exactly as _norms does it:
+ * scaled by mx in a second pass (recompute), NaN for a row holding NaN. */
+typedef double (*rescan_fn)(const void *ctx, int64_t i, double scale);
+
+static double row_norm(double ss, double mx, int64_t n, double gnorm, const void *ctx, rescan_fn value) {
+    if (n == 0) return TINY;
+    if (ss <= DBL_MAX && mx >= 0x1p-450 && mx <= 0x1p450) return up(sqrt(ss) * gnorm);
+    if (ss != ss) return NAN;
+    if (mx == 0.0) return up(0.0);
+    if (!(mx <= DBL_MAX)) return INFINITY;
+    double s = 0.0;
+    for (int64_t i = 0; i < n; ++i) {
+        double q = value(ctx, i, mx);
+        s += q * q;
+    }
+    return up(mx * (sqrt(s) * gnorm));
+}
+
+typedef struct { const double *a; } plain_ctx;
+static double plain_scaled(const void *ctx, int64_t i, double scale) {
+    return ((const plain_ctx *)ctx)->a[i] / scale;
+}
+
+typedef struct { const double *h; const plan_t *p; } terms_ctx;
+static double terms_scaled(const void *ctx, int64_t i, double scale) {
+    const terms_ctx *t = (const terms_ctx *)ctx;
+    double term = t->p->vmax[i] + t->p->lip[i] * (fabs(t->h[i]) + t->p->knot_max);
+    return term / scale;
+}
+
+/* The exact cell j of h: t_{j-1} <= h < t_j (j in [0, m]), by comparisons, from a guess. */
+static int32_t exact_cell(const double *t, int32_t m, double h, int32_t j) {
+    if (h != h) return 0;
+    if (j < 0) j = 0;
+    if (j > m) j = m;
+    while (j < m && h >= t[j]) ++j;
+    while (j > 0 && h < t[j - 1]) --j;
+    return j;
+}
+
+
+
+#ifdef HAVE_AVX2_PATH
+/* The value-and-statistics loop of piecewise_row, 4 elements at a time: one 32-byte load of
+ * (v_a, s_j, t_a, 0) per element and a 4x4 transpose replace three emulated gathers (GCC does
+ * not emit hardware gathers here, and they are slow on some CPUs anyway). Same arithmetic as the
+ * scalar loop: v_a + s_j (h - t_a), one rounding per operation, no FMA. Returns how many leading
+ * elements it did (a multiple of 4); stats get their partial sums and maxima. */
+__attribute__((target("avx2"))) static int64_t piecewise_values_avx2(const plan_t *P, const double *h,
+                                                                     double *out, const int32_t *cell,
+                                                                     double *stats) {
+    const int64_t n4 = P->units & ~(int64_t)3;
+    const int64_t stride = P->m + 1;
+    const double *quads = P->quads, *vmax = P->vmax, *lip = P->lip;
+    const __m256d kmax = _mm256_set1_pd(P->knot_max);
+    const __m256d sign = _mm256_set1_pd(-0.0);
+    __m256d ss = _mm256_setzero_pd(), mx = _mm256_setzero_pd();
+    __m256d ts = _mm256_setzero_pd(), tm = _mm256_setzero_pd();
+    for (int64_t u = 0; u < n4; u += 4) {
+        __m256d q0 = _mm256_loadu_pd(quads + ((u + 0) * stride + cell[u + 0]) * 4);
+        __m256d q1 = _mm256_loadu_pd(quads + ((u + 1) * stride + cell[u + 1]) * 4);
+        __m256d q2 = _mm256_loadu_pd(quads + ((u + 2) * stride + cell[u + 2]) * 4);
+        __m256d q3 = _mm256_loadu_pd(quads + ((u + 3) * stride + cell[u + 3]) * 4);
+        __m256d lo01 = _mm256_unpacklo_pd(q0, q1); /* v0 v1 | t0 t1 */
+        __m256d hi01 = _mm256_unpackhi_pd(q0, q1); /* s0 s1 | 0 0 */
+        __m256d lo23 = _mm256_unpacklo_pd(q2, q3);
+        __m256d hi23 = _mm256_unpackhi_pd(q2, q3);
+        __m256d v = _mm256_permute2f128_pd(lo01, lo23, 0x20);
+        __m256d t = _mm256_permute2f128_pd(lo01, lo23, 0x31);
+        __m256d s = _mm256_permute2f128_pd(hi01, hi23, 0x20);
+        __m256d hv = _mm256_loadu_pd(h + u);
+        __m256d a = _mm256_add_pd(v, _mm256_mul_pd(s, _mm256_sub_pd(hv, t)));
+        _mm256_storeu_pd(out + u, a);
+        ss = _mm256_add_pd(ss, _mm256_mul_pd(a, a));
+        mx = _mm256_max_pd(_mm256_andnot_pd(sign, a), mx); /* NaN is dropped here; ss keeps it */
+        __m256d term = _mm256_add_pd(_mm256_loadu_pd(vmax + u),
+                                     _mm256_mul_pd(_mm256_loadu_pd(lip + u),
+                                                   _mm256_add_pd(_mm256_andnot_pd(sign, hv), kmax)));
+        ts = _mm256_add_pd(ts, _mm256_mul_pd(term, term));
+        tm = _mm256_max_pd(term, tm);
+    }
+    double b[4];
+    _mm256_storeu_pd(b, ss);
+    stats[0] = (b[0] + b[1]) + (b[2] + b[3]);
+    _mm256_storeu_pd(b, ts);
+    stats[2] = (b[0] + b[1]) + (b[2] + b[3]);
+    _mm256_storeu_pd(b, mx);
+    stats[1] = fmax(fmax(b[0], b[1]), fmax(b[2], b[3]));
+    _mm256_storeu_pd(b, tm);
+    stats[3] = fmax(fmax(b[0], b[1]), fmax(b[2], b[3]));
+    return n4;
+}
+#endif
+
+#ifdef HAVE_AVX2_PATH
+/* The cell-guess loop of piecewise_row, 4 elements at a time, same arithmetic: max(p, -1/2) maps
+ * NaN to -1/2 like the scalar ternary, then min with m - 1/2, j = trunc(q + 1), fraction
+ * q - (j - 1), doubtful unless eps <= fraction <= 1 - eps. */
+__attribute__((target("avx2"))) static int64_t piecewise_cells_avx2(const plan_t *P, const double *h,
+                                                                    int32_t *cell, int64_t *doubtful) {
+    const int64_t n4 = P->units & ~(int64_t)3;
+    const __m256d t0 = _mm256_set1_pd(P->t0), inv = _mm256_set1_pd(P->inv);
+    const __m256d lo = _mm256_set1_pd(-0.5), hi = _mm256_set1_pd((double)P->m - 0.5);
+    const __m256d one = _mm256_set1_pd(1.0), eps = _mm256_set1_pd(P->eps), top = _mm256_set1_pd(1.0 - P->eps);
+    int64_t bad = 0;
+    for (int64_t u = 0; u < n4; u += 4) {
+        __m256d p = _mm256_mul_pd(_mm256_sub_pd(_mm256_loadu_pd(h + u), t0), inv);
+        __m256d q = _mm256_min_pd(_mm256_max_pd(p, lo), hi); /* max_pd(NaN, lo) = lo */
+        __m128i j = _mm256_cvttpd_epi32(_mm256_add_pd(q, one));
+        __m256d fr = _mm256_sub_pd(q, _mm256_sub_pd(_mm256_cvtepi32_pd(j), one));
+        __m256d ok = _mm256_and_pd(_mm256_cmp_pd(fr, eps, _CMP_GE_OQ), _mm256_cmp_pd(fr, top, _CMP_LE_OQ));
+        _mm_storeu_si128((__m128i *)(cell + u), j);
+        bad += 4 - __builtin_popcount((unsigned)_mm256_movemask_pd(ok));
+    }
+    *doubtful += bad;
+    return n4;
+}
+#endif
+
+/* One row of a piecewise-linear activation: cells (vectorised guess, exact fix-ups for the
+ * few guesses that cannot be trusted), values v_a + s_j (h - t_a), and the row statistics. */
+TARGETS static int64_t piecewise_row(const plan_t *RESTRICT P, const double *RESTRICT h,
+                                     double *RESTRICT out, int32_t *RESTRICT cell,
+                                     double *RESTRICT stats, int with_bound) {
+    const int64_t n = P->units;
+    const int32_t m = P->m, stride = m + 1;
+    const double t0 = P->t0, inv = P->inv, eps = P->eps, hi = (double)m - 0.5;
+    int64_t doubtful = 0;
+    if (m == 1) {
+        for (int64_t u = 0; u < n; ++u) cell[u] = h[u] >= t0 ? 1 : 0;
+    } else {
+        int64_t u0 = 0;
+#ifdef HAVE_AVX2_PATH
+        if (use_avx2) u0 = piecewise_cells_avx2(P, h, cell, &doubtful);
+#endif
+        for (int64_t u = u0; u < n; ++u) {
+            double p = (h[u] - t0) * inv;
+            double q = p >= -0.5 ? p : -0.5; /* NaN -> -0.5: cell 0, any cell is right for NaN */
+            q = q <= hi ? q : hi;
+            /* j = floor(q) + 1 by truncation of q + 1 >= 1/2 (no libm floor: it would stop the
+             * vectorisation). If q + 1 rounded up to the next integer, q - (j - 1) < 0 and the
+             * element is doubtful: it is placed by comparisons, so the rounding costs nothing. */
+            int32_t j = (int32_t)(q + 1.0);
+            double fr = q - (double)(j - 1);
+            cell[u] = j;
+            doubtful += (fr >= eps && fr <= 1.0 - eps) ? 0 : 1;
+        }
+        if (doubtful) {
+            for (int64_t u = 0; u < n; ++u) cell[u] = exact_cell(P->knots, m, h[u], cell[u]);
+        }
+    }
+    const double *RESTRICT vt = P->vtab, *RESTRICT st = P->stab, *RESTRICT at = P->anchor_knots;
+    if (!with_bound) {
+        int64_t u0 = 0;
+#ifdef HAVE_AVX2_PATH
+        if (use_avx2 && P->quads) u0 = piecewise_values_avx2(P, h, out, cell, stats); /* stats unused */
+#endif
+        for (int64_t u = u0; u < n; ++u) {
+            int32_t i = (int32_t)u * stride + cell[u];
+            out[u] = vt[i] + st[i] * (h[u] - at[cell[u]]);
+        }
+        return doubtful;
+    }
+    const double *RESTRICT vmax = P->vmax, *RESTRICT lip = P->lip;
+    const double kmax = P->knot_max;
+    double ss = 0.0, mx = 0.0, ts = 0.0, tm = 0.0;
+    int64_t u0 = 0;
+#ifdef HAVE_AVX2_PATH
+    if (use_avx2 && P->quads) u0 = piecewise_values_avx2(P, h, out, cell, stats);
+    if (u0) {
+        ss = stats[0];
+        mx = stats[1];
+        ts = stats[2];
+        tm = stats[3];
+    }
+#endif
+#pragma omp simd reduction(+ : ss, ts) reduction(max : mx, tm)
+    for (int64_t u = u0; u < n; ++u) {
+        int32_t j = cell[u];
+        int32_t i = (int32_t)u * stride + j;
+        double hv = h[u];
+        double a = vt[i] + st[i] * (hv - at[j]);
+        out[u] = a;
+        double aa = fabs(a);
+        ss += a * a;
+        mx = aa > mx ? aa : mx;
+        double term = vmax[u] + lip[u] * (fabs(hv) + kmax);
+        ts += term * term;
+        tm = term > tm ? term : tm;
+    }
+    stats[0] = ss;
+    stats[1] = mx;
+    stats[2] = ts;
+    stats[3] = tm;
+    return doubtful;
+}
+
+/* max / min that propagate NaN (numpy.maximum / numpy.minimum) */
+static inline double nan_max(double a, double b) { return (a != a || b != b) ? a + b : (a >= b ? a : b); }
+static inline double nan_min(double a, double b) { return (a != a || b != b) ? a + b : (a >= b ? b : a); }
+
+#ifdef HAVE_AVX2_PATH
+/* ReLU / abs rows 4 at a time (out may be h: each element is read before it is written).
+ * ReLU keeps NaN like the scalar (v <= 0 ? 0 : v): the mask "not (v <= 0)" is true for NaN. */
+__attribute__((target("avx2"))) static int64_t simple_values_avx2(int kind, const double *h, double *out,
+                                                                   int64_t n, double *ss_out, double *mx_out) {
+    const int64_t n4 = n & ~(int64_t)3;
+    const __m256d zero = _mm256_setzero_pd(), sign = _mm256_set1_pd(-0.0);
+    __m256d ss = _mm256_setzero_pd(), mx = _mm256_setzero_pd();
+    for (int64_t u = 0; u < n4; u += 4) {
+        __m256d v = _mm256_loadu_pd(h + u);
+        __m256d a = kind == KIND_RELU ? _mm256_and_pd(v, _mm256_cmp_pd(v, zero, _CMP_NLE_UQ))
+                                      : _mm256_andnot_pd(sign, v);
+        _mm256_storeu_pd(out + u, a);
+        ss = _mm256_add_pd(ss, _mm256_mul_pd(a, a));
+        mx = _mm256_max_pd(a, mx); /* a >= 0; NaN dropped here, kept by ss */
+    }
+    double b[4];
+    _mm256_storeu_pd(b, ss);
+    *ss_out = (b[0] + b[1]) + (b[2] + b[3]);
+    _mm256_storeu_pd(b, mx);
+    *mx_out = fmax(fmax(b[0], b[1]), fmax(b[2], b[3]));
+    return n4;
+}
+#endif
+
+TARGETS static void simple_row(const plan_t *RESTRICT P, const double *h, double *out, double *RESTRICT stats,
+                               int with_bound) {
+    const int64_t n = P->units;
+    double ss = 0.0, mx = 0.0;
+#ifdef HAVE_AVX2_PATH
+    if (use_avx2 && (P->kind == KIND_RELU || P->kind == KIND_ABS)) {
+        int64_t u0 = simple_values_avx2(P->kind, h, out, n, &ss, &mx);
+        for (int64_t u = u0; u < n; ++u) {
+            double v = h[u];
+            double a = P->kind == KIND_RELU ? (v <= 0.0 ? 0.0 : v) : fabs(v);
+            out[u] = a;
+            ss += a * a;
+            mx = a > mx ? a : mx;
+        }
+        stats[0] = ss;
+        stats[1] = mx;
+        return;
+    }
+#endif
+    if (P->kind == KIND_RELU) {
+        if (with_bound) {
+#pragma omp simd reduction(+ : ss) reduction(max : mx)
+            for (int64_t u = 0; u < n; ++u) {
+                double v = h[u];
+                double a = v <= 0.0 ? 0.0 : v; /* NaN stays NaN */
+                out[u] = a;
+                ss += a * a;
+                mx = a > mx ? a : mx;
+            }
+        } else {
+            for (int64_t u = 0; u < n; ++u) {
+                double v = h[u];
+                out[u] = v <= 0.0 ? 0.0 : v;
+            }
+        }
+    } else if (P->kind == KIND_ABS) {
+#pragma omp simd reduction(+ : ss) reduction(max : mx)
+        for (int64_t u = 0; u < n; ++u) {
+            double a = fabs(h[u]);
+            out[u] = a;
+            ss += a * a;
+            mx = a > mx ? a : mx;
+        }
+    } else { /* GroupSort(2): unit j of a group of 2 * block pairs with unit j + block */
+        const int64_t block = P->block;
+        for (int64_t g0 = 0; g0 + 2 * block <= n; g0 += 2 * block) {
+            for (int64_t j = 0; j < block; ++j) {
+                double x1 = h[g0 + j], x2 = h[g0 + j + block];
+                double a1 = nan_max(x1, x2), a2 = nan_min(x1, x2);
+                out[g0 + j] = a1;
+                out[g0 + j + block] = a2;
+                ss += a1 * a1 + a2 * a2;
+                double m1 = fabs(a1), m2 = fabs(a2);
+                mx = m1 > mx ? m1 : mx;
+                mx = m2 > mx ? m2 : mx;
+            }
+        }
+    }
+    stats[0] = ss;
+    stats[1] = mx;
+}
+
+/* Rows [r0, r1) of one layer: the activation and the error recursion of ServedMap.evaluate. */
+static int served_rows(const plan_t *P, const double *h, double *out, double *err, double *norm,
+                       int64_t r0, int64_t r1, int with_bound) {
+    const int64_t n = P->units;
+    int32_t *cell = NULL;
+    if (P->kind == KIND_PIECEWISE) {
+        cell = (int32_t *)malloc(sizeof(int32_t) * (size_t)(n > 0 ? n : 1));
+        if (!cell) return -1;
+    }
+    for (int64_t r = r0; r < r1; ++r) {
+        const double *hr = h + r * n;
+        double *orow = out + r * n;
+        double e = 0.0;
+        if (with_bound) {
+            /* the affine layer: inherited A e, own gamma (A ||a(y)|| + ||b||), ||a(y)|| <= ||a|| + 2e */
+            double magnitude = norm[r] + 2.0 * err[r];
+            e = up(P->A * err[r] + P->g * (P->A * magnitude + P->bnorm));
+        }
+        if (P->kind == KIND_IDENTITY) {
+            if (with_bound) err[r] = e;
+            continue;
+        }
+        double stats[4] = {0.0, 0.0, 0.0, 0.0};
+        if (P->kind == KIND_PIECEWISE)
+            piecewise_row(P, hr, orow, cell, stats, with_bound);
+        else
+            simple_row(P, hr, orow, stats, with_bound);
+        if (!with_bound) continue;
+        plain_ctx pc = {orow};
+        double anorm = row_norm(stats[0], stats[1], n, P->gnorm, &pc, plain_scaled);
+        double own = 0.0;
+        if (!P->exact) {
+            terms_ctx tc = {hr, P};
+            double tnorm = row_norm(stats[2], stats[3], n, P->gnorm, &tc, terms_scaled);
+            own = P->gamma7 * tnorm;
+            own = own + P->gamma7 * P->maxlip * 2.0 * e; /* |h(y)| <= |h(x)| + 2e, over the ball */
+        }
+        err[r] = up(P->maxlip * e + own);
+        norm[r] = anorm;
+    }
+    free(cell);
+    return 0;
+}
+
+static void plan_free(PyObject *capsule) {
+    void *p = PyCapsule_GetPointer(capsule, "lipspline.served_plan");
+    PyMem_Free(p);
+}
+
+static PyObject *py_served_plan(PyObject *self, PyObject *args) {
+    int kind, exact, m;
+    long long units, block;
+    double t0, inv, eps, knot_max, A, g, bnorm, maxlip, gamma7, gnorm;
+    unsigned long long knots, anchor_knots, vtab, stab, vmax, lip, quads = 0;
+    if (!PyArg_ParseTuple(args, "iiLLidddKKKKKKddddddd|K", &kind, &exact, &units, &block, &m, &t0,
+                          &inv, &eps, &knots, &anchor_knots, &vtab, &stab, &vmax, &lip, &knot_max,
+                          &A, &g, &bnorm, &maxlip, &gamma7, &gnorm, &quads))
+        return NULL;
+    if (kind < KIND_IDENTITY || kind > KIND_PIECEWISE || units < 0 || block < 1 ||
+        (kind == KIND_PIECEWISE && (m < 1 || (long long)(m + 1) * units >= INT32_MAX))) {
+        PyErr_SetString(PyExc_ValueError, "served_plan: bad layer description");
+        return NULL;
+    }
+    plan_t *p = (plan_t *)PyMem_Calloc(1, sizeof(plan_t));
+    if (!p) return PyErr_NoMemory();
+    p->kind = kind;
+    p->exact = exact;
+    p->units = units;
+    p->block = block;
+    p->m = m;
+    p->t0 = t0;
+    p->inv = inv;
+    p->eps = eps;
+    p->knots = (const double *)knots;
+    p->anchor_knots = (const double *)anchor_knots;
+    p->vtab = (const double *)vtab;
+    p->stab = (const double *)stab;
+    p->vmax = (const double *)vmax;
+    p->lip = (const double *)lip;
+    p->quads = (const double *)quads;
+    p->knot_max = knot_max;
+    p->A = A;
+    p->g = g;
+    p->bnorm = bnorm;
+    p->maxlip = maxlip;
+    p->gamma7 = gamma7;
+    p->gnorm = gnorm;
+    PyObject *capsule = PyCapsule_New(p, "lipspline.served_plan", plan_free);
+    if (!capsule) PyMem_Free(p);
+    return capsule;
+}
+
+static PyObject *py_served_step(PyObject *self, PyObject *args) {
+    PyObject *capsule;
+    unsigned long long h, out, err, norm;
+    long long rows;
+    int with_bound, threads = 1;
+    if (!PyArg_ParseTuple(args, "OKKLKKp|i", &capsule, &h, &out, &rows, &err, &norm, &with_bound,
+                          &threads))
+        return NULL;
+    const plan_t *P = (const plan_t *)PyCapsule_GetPointer(capsule, "lipspline.served_plan");
+    if (!P) return NULL;
+    int failed = 0;
+    Py_BEGIN_ALLOW_THREADS
+    int64_t elems = rows * (P->units > 0 ? P->units : 1);
+    int parts = (threads > 1 && elems >= PARALLEL_MIN_ELEMS && rows > 1) ? threads : 1;
+    if (parts > rows) parts = (int)max64(1, rows);
+    _Pragma("omp parallel for schedule(static) num_threads(parts) if (parts > 1) reduction(|:failed)")
+    for (int part = 0; part < parts; ++part) {
+        int64_t r0 = rows * part / parts, r1 = rows * (part + 1) / parts;
+        if (served_rows(P, (const double *)h, (double *)out, (double *)err, (double *)norm, r0, r1,
+                        with_bound))
+            failed = 1;
+    }
+    Py_END_ALLOW_THREADS
+    if (failed) return PyErr_NoMemory();
+    Py_RETURN_NONE;
+}
+
+/* d = x - mean (float64, row by row), and with the bound: ||d|| and the input's error
+ * u_in ||d|| (1 + 4u), rounded up (ServedMap.evaluate's first step). */
+TARGETS static void input_rows(const double *RESTRICT x, const double *RESTRICT mean, double *RESTRICT d,
+                               double *RESTRICT err, double *RESTRICT norm, int64_t r0, int64_t r1,
+                               int64_t n, double unit_in, double four_u, double gnorm, int with_bound) {
+    for (int64_t r = r0; r < r1; ++r) {
+        const double *RESTRICT xr = x + r * n;
+        double *RESTRICT dr = d + r * n;
+        if (!with_bound) {
+            for (int64_t i = 0; i < n; ++i) dr[i] = xr[i] - mean[i];
+            continue;
+        }
+        double ss = 0.0, mx = 0.0;
+#pragma omp simd reduction(+ : ss) reduction(max : mx)
+        for (int64_t i = 0; i < n; ++i) {
+            double v = xr[i] - mean[i];
+            dr[i] = v;
+            double av = fabs(v);
+            ss += v * v;
+            mx = av > mx ? av : mx;
+        }
+        plain_ctx pc = {dr};
+        double dn = row_norm(ss, mx, n, gnorm, &pc, plain_scaled);
+        norm[r] = dn;
+        err[r] = up(unit_in * dn * (1.0 + four_u));
+    }
+}
+
+static PyObject *py_served_input(PyObject *self, PyObject *args) {
+    unsigned long long x, mean, d, err, norm;
+    long long rows, n;
+    double unit_in, four_u, gnorm;
+    int with_bound, threads = 1;
+    if (!PyArg_ParseTuple(args, "KKKLLKKdddp|i", &x, &mean, &d, &rows, &n, &err, &norm, &unit_in,
+                          &four_u, &gnorm, &with_bound, &threads))
+        return NULL;
+    Py_BEGIN_ALLOW_THREADS
+    int64_t elems = rows * (n > 0 ? n : 1);
+    int parts = (threads > 1 && elems >= PARALLEL_MIN_ELEMS && rows > 1) ? threads : 1;
+    if (parts > rows) parts = (int)max64(1, rows);
+    _Pragma("omp parallel for schedule(static) num_threads(parts) if (parts > 1)")
+    for (int part = 0; part < parts; ++part) {
+        int64_t r0 = rows * part / parts, r1 = rows * (part + 1) / parts;
+        input_rows((const double *)x, (const double *)mean, (double *)d, (double *)err,
+                   (double *)norm, r0, r1, n, unit_in, four_u, gnorm, with_bound);
+    }
     Py_END_ALLOW_THREADS
     Py_RETURN_NONE;
 }
@@ -180,15 +1100,26 @@ static PyObject *py_backward(PyObject *self, PyObject *args) {
 static PyMethodDef methods[] = {
     {"forward", py_forward, METH_VARARGS, "Evaluate a bank of linear splines."},
     {"backward", py_backward, METH_VARARGS, "Gradients of a bank of linear splines."},
+    {"served_plan", py_served_plan, METH_VARARGS, "Freeze one served-map layer's description."},
+    {"served_step", py_served_step, METH_VARARGS, "One served-map activation pass with its rounding bound."},
+    {"served_input", py_served_input, METH_VARARGS, "The served map's input differences with their bound."},
     {NULL, NULL, 0, NULL},
 };
 
 static struct PyModuleDef module = {PyModuleDef_HEAD_INIT, "_spline_kernels",
-                                    "Fused CPU kernels for linear-spline activations.", -1,
+                                    "Fused CPU kernels for linear-spline activations and the served map.", -1,
                                     methods};
 
 PyMODINIT_FUNC PyInit__spline_kernels(void) {
+#ifdef HAVE_AVX2_PATH
+    __builtin_cpu_init();
+    use_avx2 = __builtin_cpu_supports("avx2");
+#endif
     PyObject *m = PyModule_Create(&module);
-    if (m) PyModule_AddIntConstant(m, "GRAD_CHUNKS", GRAD_CHUNKS);
+    if (m) {
+        PyModule_AddIntConstant(m, "GRAD_CHUNKS", GRAD_CHUNKS);
+        PyModule_AddIntConstant(m, "GRAD_BLOCK_ELEMS", GRAD_BLOCK_ELEMS);
+        PyModule_AddIntConstant(m, "API_VERSION", 2);
+    }
     return m;
 }

@@ -33,6 +33,9 @@ LEAKY_SLOPE = 0.01
 
 try:  # the optional native kernel (see setup.py); absent -> pure PyTorch
     from lipspline import _spline_kernels as _native
+
+    if getattr(_native, "API_VERSION", 1) < 2:  # a stale build of an older kernel: do not guess its signature
+        _native = None
 except ImportError:  # pragma: no cover - depends on the build machine
     _native = None
 
@@ -62,14 +65,28 @@ def _layout(x: Tensor) -> tuple[int, int, int]:
     return x.shape[0], channels, inner
 
 
+def _native_forward(x: Tensor, coeffs: Tensor, grid_min: float, inv_delta: float) -> Tensor:
+    """The fused native evaluation (x and coeffs contiguous, same CPU dtype)."""
+    out = torch.empty_like(x)
+    outer, channels, inner = _layout(x)
+    _native.forward(
+        x.data_ptr(), coeffs.data_ptr(), out.data_ptr(), outer, channels, inner,
+        coeffs.shape[1], grid_min, inv_delta, _NATIVE_DTYPES[x.dtype], torch.get_num_threads(),
+    )
+    return out
+
+
 class _SplineEval(torch.autograd.Function):
     """Evaluate many linear splines at once with an O(1)-per-element kernel.
 
     A custom autograd function (instead of composing differentiable ops)
     lets the backward pass recompute the cell of each element instead of
     storing it, and accumulate the coefficient gradient in one pass. On CPU
-    the work is done by the fused native kernel; elsewhere by a torch
-    fallback with the same arithmetic (gather of the two cell ends).
+    the work is done by the fused native kernel (forward: cell + interpolation;
+    backward: the input gradient and the knot-value gradient, the latter as
+    per-row-block partial sums reduced in a fixed order, see _spline_kernels.c);
+    elsewhere by a torch fallback with the same arithmetic (gather of the two
+    cell ends), which is also the reference the tests check the kernel against.
     """
 
     @staticmethod
@@ -79,16 +96,8 @@ class _SplineEval(torch.autograd.Function):
         ctx.grid = (grid_min, inv_delta)
         ctx.save_for_backward(x, coeffs)
         if _use_native(x, coeffs):
-            out = torch.empty_like(x)
-            outer, channels, inner = _layout(x)
-            _native.forward(
-                x.data_ptr(), coeffs.data_ptr(), out.data_ptr(), outer, channels, inner,
-                coeffs.shape[1], grid_min, inv_delta, _NATIVE_DTYPES[x.dtype],
-            )
-            return out
-        index, frac, rise = _torch_cells(x, coeffs, grid_min, inv_delta)
-        left = torch.take(coeffs.reshape(-1), index)
-        return torch.addcmul(left, rise, frac)
+            return _native_forward(x, coeffs, grid_min, inv_delta)
+        return _torch_forward(x, coeffs, grid_min, inv_delta)
 
     @staticmethod
     def backward(ctx, grad_out: Tensor):  # type: ignore[override]
@@ -96,31 +105,45 @@ class _SplineEval(torch.autograd.Function):
         grid_min, inv_delta = ctx.grid
         want_x, want_c = ctx.needs_input_grad[0], ctx.needs_input_grad[1]
         grad_out = grad_out.contiguous()
-        n_splines, n_knots = coeffs.shape
         if _use_native(x, coeffs) and grad_out.dtype == x.dtype:
             outer, channels, inner = _layout(x)
             grad_x = torch.empty_like(x) if want_x else None
             grad_c = torch.empty_like(coeffs) if want_c else None
-            chunks = min(outer, _native.GRAD_CHUNKS)
-            scratch = x.new_empty(chunks * n_splines * n_knots) if want_c else None
-            _native.backward(
-                x.data_ptr(), coeffs.data_ptr(), grad_out.data_ptr(),
-                grad_x.data_ptr() if grad_x is not None else 0,
-                grad_c.data_ptr() if grad_c is not None else 0,
-                scratch.data_ptr() if scratch is not None else 0,
-                outer, channels, inner, n_knots, grid_min, inv_delta, _NATIVE_DTYPES[x.dtype],
-            )
+            if want_x or want_c:
+                _native.backward(
+                    x.data_ptr(), coeffs.data_ptr(), grad_out.data_ptr(),
+                    grad_x.data_ptr() if grad_x is not None else 0,
+                    grad_c.data_ptr() if grad_c is not None else 0,
+                    outer, channels, inner, coeffs.shape[1], grid_min, inv_delta, _NATIVE_DTYPES[x.dtype],
+                    torch.get_num_threads(),
+                )
             return grad_x, grad_c, None, None
-        index, frac, rise = _torch_cells(x, coeffs, grid_min, inv_delta)
-        grad_x = grad_out * rise * inv_delta if want_x else None
-        grad_c = None
-        if want_c:
-            to_right = grad_out * frac
-            flat = torch.zeros(n_splines * n_knots, dtype=grad_out.dtype, device=grad_out.device)
-            flat.index_add_(0, index.reshape(-1), (grad_out - to_right).reshape(-1))
-            flat.index_add_(0, index.reshape(-1) + 1, to_right.reshape(-1))
-            grad_c = flat.view(n_splines, n_knots)
+        grad_x, grad_c = _torch_backward(x, coeffs, grad_out, grid_min, inv_delta, want_x, want_c)
         return grad_x, grad_c, None, None
+
+
+def _torch_forward(x: Tensor, coeffs: Tensor, grid_min: float, inv_delta: float) -> Tensor:
+    """The PyTorch reference evaluation: c[k] + (c[k+1] - c[k]) * frac."""
+    index, frac, rise = _torch_cells(x, coeffs, grid_min, inv_delta)
+    left = torch.take(coeffs.reshape(-1), index)
+    return torch.addcmul(left, rise, frac)
+
+
+def _torch_backward(
+    x: Tensor, coeffs: Tensor, grad_out: Tensor, grid_min: float, inv_delta: float, want_x: bool, want_c: bool
+) -> tuple[Tensor | None, Tensor | None]:
+    """The PyTorch reference gradients (to the input, and to the knot values by scatter-add)."""
+    n_splines, n_knots = coeffs.shape
+    index, frac, rise = _torch_cells(x, coeffs, grid_min, inv_delta)
+    grad_x = grad_out * rise * inv_delta if want_x else None
+    grad_c = None
+    if want_c:
+        to_right = grad_out * frac
+        flat = torch.zeros(n_splines * n_knots, dtype=grad_out.dtype, device=grad_out.device)
+        flat.index_add_(0, index.reshape(-1), (grad_out - to_right).reshape(-1))
+        flat.index_add_(0, index.reshape(-1) + 1, to_right.reshape(-1))
+        grad_c = flat.view(n_splines, n_knots)
+    return grad_x, grad_c
 
 
 def _torch_cells(x: Tensor, coeffs: Tensor, grid_min: float, inv_delta: float) -> tuple[Tensor, Tensor, Tensor]:
@@ -142,7 +165,14 @@ def evaluate_splines(x: Tensor, coeffs: Tensor, grid_range: float) -> Tensor:
     """Evaluate spline ``n`` (rows of ``coeffs``) on channel ``n`` of ``x``."""
     n_knots = coeffs.shape[1]
     delta = 2.0 * grid_range / (n_knots - 1)
-    return _SplineEval.apply(x, coeffs, -grid_range, 1.0 / delta)
+    grid_min, inv_delta = -grid_range, 1.0 / delta
+    if not (x.requires_grad or coeffs.requires_grad) or not torch.is_grad_enabled():
+        # inference: no autograd bookkeeping (no ctx, no saved tensors), straight to the kernel
+        x, coeffs = x.contiguous(), coeffs.contiguous()
+        if _use_native(x, coeffs):
+            return _native_forward(x, coeffs, grid_min, inv_delta)
+        return _torch_forward(x, coeffs, grid_min, inv_delta)
+    return _SplineEval.apply(x, coeffs, grid_min, inv_delta)
 
 
 def evaluate_at_points(coeffs: Tensor, grid_range: float, points: Tensor) -> Tensor:

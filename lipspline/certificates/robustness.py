@@ -69,7 +69,9 @@ def served_radius(served: ServedOutputs, L: float | np.ndarray, cap: float | Non
     exceed the rounding. ``cap``: a local bound holds only inside its ball, so the radius is capped.
     """
     z = _array(served.outputs)
-    lip = np.broadcast_to(np.asarray(L, dtype=np.float64), (z.shape[0],))
+    # one L for every row (the global certificate): the denominator is one number, computed with the
+    # same float64 operations as the per-row array below
+    lip = float(L) if np.ndim(L) == 0 else np.broadcast_to(np.asarray(L, dtype=np.float64), (z.shape[0],))
     error = np.asarray(served.rounding, dtype=np.float64)
     if z.shape[1] == 1:
         margin = np.abs(z[:, 0]) - 2.0 * error

@@ -41,6 +41,32 @@ and Stability of Numerical Algorithms*, ch. 3), normwise and per input row:
 Every bound is itself computed in floating point and inflated by a relative
 factor and a tiny absolute term that cover its own rounding and underflow.
 
+**How it is computed** (``ServedMap.evaluate``). The affine products run through
+``torch.addmm`` (bias in the accumulator: ``fan_in + 1`` terms per entry, any order),
+the very BLAS call of a plain float64 torch forward. Everything else is one compiled
+pass per layer over its output (``_spline_kernels.c``, ``served_step``): the
+activation, and per row the sums of squares and largest magnitudes that the norms
+need, and the recursion above. What depends on the weights only (``A``, ``||b||``,
+the gammas, the spline tables) is computed once per loaded model (``_native_plans``).
+Two things differ from the step-by-step numpy reference (``_evaluate_reference``, run
+when the kernel is not built, and by the tests as a twin):
+
+* the l2 norm of a row whose largest magnitude m lies in ``[2^-450, 2^450]`` is
+  ``sqrt(sum a_i^2) (1 + gamma_{n+6})`` from one unscaled pass (no square overflows,
+  ``n m^2 <= n 2^900``; the squares that underflow move the sum by at most
+  ``n 2^-1075 <= n 2^-175 m^2``, a relative ``2^-130`` for any real n, far inside the
+  ``gamma_{n+6} - gamma_{n+1}`` the rounded sum of n squares and the root leave), then
+  rounded up like every bound; any other row (tiny, huge, zero, inf, NaN) is scaled by m
+  first, exactly as ``_norms`` does;
+* a spline's cell: the guess ``j = floor(p) + 1`` from ``p = fl(fl(h - t_0) inv)`` is used
+  only where p's fractional part is at least ``eps`` from 0 and 1, which proves it is the
+  exact cell (``_trusted_distance``); every other element is placed by comparisons with
+  the knots, so the cell is exact everywhere, as the analysis assumes.
+
+The outputs are bit for bit those of the reference (same products, same cells, the
+same ``v_a + s_j (h - t_a)`` without contraction); the bounds differ by the order of
+summation inside the norms only, each one proven as above.
+
 The guarantee returned with every prediction: for any inputs x, y the service
 evaluates, ``||g(x) - g(y)||_2 <= L ||x - y||_2 + E(x) + E(y)`` where g is what
 the endpoint returns. The derived statements also need the error at points the
@@ -64,6 +90,7 @@ from __future__ import annotations
 import hashlib
 import math
 from dataclasses import dataclass
+from fractions import Fraction
 
 import numpy as np
 import torch
@@ -72,6 +99,14 @@ from torch import nn
 from lipspline.certificates._fp import U
 from lipspline.certificates.view import ChainView, GroupSortView, PiecewiseView, activation_view, build_view
 from lipspline.layers import served_weight
+
+try:  # the compiled served-map pass (setup.py); without it the numpy reference below runs
+    from lipspline import _spline_kernels as _native
+
+    if not hasattr(_native, "served_plan"):  # pragma: no cover - a stale build of an older kernel
+        _native = None
+except ImportError:  # pragma: no cover - depends on the build machine
+    _native = None
 
 #: the arithmetic every served map runs in (reported with each prediction)
 ARITHMETIC = "float64"
@@ -83,6 +118,11 @@ _TINY = 2.0**-1000
 U32 = 2.0**-24
 #: below float32's normal range the cast's error is absolute, at most half the smallest subnormal
 F32_ABSOLUTE = 2.0**-150
+
+
+def native_available() -> bool:
+    """Whether the compiled served-map pass is built (otherwise the numpy reference runs, same guarantee)."""
+    return _native is not None
 
 
 def _gamma(n: int) -> float:
@@ -131,6 +171,36 @@ def _abs_norm(matrix: np.ndarray) -> float:
     return float(_up(min(frobenius, math.sqrt(one) * math.sqrt(inf) * (1.0 + 4 * U))))
 
 
+#: activation kinds of the compiled pass (``_spline_kernels.c``)
+KIND_IDENTITY, KIND_RELU, KIND_ABS, KIND_GROUPSORT, KIND_PIECEWISE = range(5)
+
+
+def _trusted_distance(t: np.ndarray, inv: float) -> tuple[float, float]:
+    """(inv, eps) for the compiled cell search: the cell guessed from p = fl(fl(h - t_0) * inv) is
+    the exact cell (t_{j-1} <= h < t_j) whenever p's fractional part is at least eps from 0 and 1.
+
+    Let P = (h - t_0) inv exactly and P_k = (t_k - t_0) inv = k + eta_k (eta measured here in exact
+    rational arithmetic: linspace's knots are only nearly uniform). P is increasing in h, so
+    h lies in cell f + 1 iff P_f <= P < P_{f+1}. Where the fractional part is trusted, |p| < m + 1,
+    so |p - P| <= 3u (m + 1) =: delta (two roundings); the computed fraction fl(p - floor(p)) is off
+    by at most u. So a fraction in [eps, 1 - eps] puts P strictly between f + eta and f + 1 - eta
+    once eps > eta + u + delta; eps is twice that (at least 2^-40). Outside the knots (p <= -1/2:
+    fl(h - t_0) < 0, so h < t_0; p >= m - 1/2: P > m - 1 + eta) the edge cells are certain.
+    Elements whose fraction is not trusted are placed by exact comparisons. A grid too irregular
+    for this (eps > 1/4) gets inv = 0: every element is then placed by comparisons.
+    """
+    m = t.size
+    if m < 2 or not (inv > 0 and math.isfinite(inv)):
+        return 0.0, 1.0
+    t0, q = Fraction(float(t[0])), Fraction(inv)
+    eta = max(abs((Fraction(float(tk)) - t0) * q - k) for k, tk in enumerate(t))
+    eps = 2.0 * (float(eta) * (1 + 2.0**-20) + U + 3.0 * U * (m + 1))
+    eps = max(eps, 2.0**-40)
+    if eps > 0.25:
+        return 0.0, 1.0
+    return inv, eps
+
+
 class Affine:
     """One affine map of the chain: dense (a matrix) or a convolution applied in float64.
 
@@ -159,14 +229,19 @@ class DenseAffine(Affine):
     """``a @ weight_t + bias`` on rows: every dense layer, and convolutions the view densified."""
 
     def __init__(self, weight: np.ndarray, bias: np.ndarray) -> None:
-        self.weight_t = np.ascontiguousarray(weight.T)
-        self.bias = bias
+        self.weight_t = np.ascontiguousarray(weight.T, dtype=np.float64)
+        self.bias = np.ascontiguousarray(bias, dtype=np.float64)
         self.fan_in = weight.shape[1]
         self.abs_norm = _abs_norm(weight)
-        self.bias_norm = float(_norms(bias[None, :])[0])
+        self.bias_norm = float(_norms(self.bias[None, :])[0])
+        # torch views of the same memory: the product runs through torch.addmm, the very BLAS call
+        # (bias in the accumulator, fan_in + 1 terms per entry) of a float64 torch forward
+        self._weight_t = torch.from_numpy(self.weight_t)
+        self._bias = torch.from_numpy(self.bias)
 
     def apply(self, a: np.ndarray) -> np.ndarray:
-        return a @ self.weight_t + self.bias
+        a = np.ascontiguousarray(a, dtype=np.float64)
+        return torch.addmm(self._bias, torch.from_numpy(a), self._weight_t).numpy()
 
     def pull_back(self, g: np.ndarray) -> np.ndarray:
         return g @ self.weight_t.T
@@ -243,6 +318,27 @@ class _Activation:
         self._padded_knots = np.concatenate([[-np.inf], view.t, [np.inf]])  # [j] = t_{j-1}
         span = float(view.t[-1] - view.t[0])
         self._inv_spacing = (m - 1) / span if m > 1 and span > 0 else 0.0
+        self._knots = np.ascontiguousarray(view.t, dtype=np.float64)
+        self._anchor_knots = np.ascontiguousarray(self._anchor_knots, dtype=np.float64)
+        self._value_max = np.ascontiguousarray(self.value_max, dtype=np.float64)
+        self._lipschitz = np.ascontiguousarray(self.lipschitz, dtype=np.float64)
+        self.trust = _trusted_distance(view.t, self._inv_spacing)
+        # (v_a, s_j, t_a, 0) per unit and cell: the compiled pass reads all three with one load
+        quads = np.zeros((units, m + 1, 4))
+        quads[:, :, 0] = view.v[:, anchor]
+        quads[:, :, 1] = view.s
+        quads[:, :, 2] = view.t[anchor][None, :]
+        self._quads = quads
+
+    def native_kind(self) -> int:
+        """The compiled pass's name for this activation (``_spline_kernels.c``)."""
+        if isinstance(self.view, GroupSortView):
+            return KIND_GROUPSORT
+        if self.view.name == "relu":
+            return KIND_RELU
+        if self.view.name == "abs":
+            return KIND_ABS
+        return KIND_PIECEWISE
 
     def cells(self, h: np.ndarray) -> np.ndarray:
         """Cell index j of every entry, exactly: t_{j-1} <= h < t_j (comparisons with the knots).
@@ -358,6 +454,7 @@ class ServedMap:
         self.n_features = int(view.n_features)
         self.n_outputs = int(view.n_outputs)
         self.input_mean = view.input_mean.astype(np.float64)
+        self._input_mean = np.ascontiguousarray(self.input_mean)
         self.affines: list[Affine] = []
         self.activations: list[_Activation] = []
         self.prefix_fold: np.ndarray | None = None
@@ -373,6 +470,59 @@ class ServedMap:
                 self.activations.append(_Activation(view.activations[index]))
         self.ball_slope = self._ball_slope()
         self.fingerprint = self._fingerprint()
+        self._plans = self._native_plans()
+
+    def __getstate__(self) -> dict:
+        """Copies and pickles leave the compiled plans behind (capsules holding raw pointers into
+        this object's tables); ``__setstate__`` rebuilds them on the copy's own tables."""
+        state = self.__dict__.copy()
+        state["_plans"] = None
+        return state
+
+    def __setstate__(self, state: dict) -> None:
+        self.__dict__.update(state)
+        self._plans = self._native_plans()
+
+    def _native_plans(self) -> list | None:
+        """One frozen description per layer for the compiled pass, built once per loaded model.
+
+        Everything that depends on the weights only (the affine layer's ``|| |W| ||`` bound A, its
+        gamma, ``||b||``, the activation's tables and largest slope, the norms' gamma factors) is
+        computed here; a request then makes one pass over each layer's output. None without the
+        compiled kernel (the numpy reference path runs).
+        """
+        if _native is None:
+            return None
+        plans = []
+        for index, affine in enumerate(self.affines):
+            g = _gamma(affine.fan_in + 1)
+            if index == len(self.activations):
+                plans.append(_native.served_plan(
+                    KIND_IDENTITY, 1, 0, 1, 1, 0.0, 0.0, 1.0, 0, 0, 0, 0, 0, 0, 0.0,
+                    affine.abs_norm, g, affine.bias_norm, 1.0, _gamma(7), 1.0,
+                ))
+                continue
+            act = self.activations[index]
+            kind = act.native_kind()
+            view = act.view
+            units = int(view.n_units)
+            block = int(view.block) if isinstance(view, GroupSortView) else 1
+            gnorm = 1.0 + _gamma(units + 6)
+            if kind != KIND_PIECEWISE:
+                plans.append(_native.served_plan(
+                    kind, 1, units, block, 1, 0.0, 0.0, 1.0, 0, 0, 0, 0, 0, 0, 0.0,
+                    affine.abs_norm, g, affine.bias_norm, act.max_lipschitz, _gamma(7), gnorm,
+                ))
+                continue
+            inv, eps = act.trust
+            plans.append(_native.served_plan(
+                kind, int(act.exact), units, 1, int(view.t.size), float(view.t[0]), inv, eps,
+                act._knots.ctypes.data, act._anchor_knots.ctypes.data, act._anchor_values.ctypes.data,
+                act._slopes.ctypes.data, act._value_max.ctypes.data, act._lipschitz.ctypes.data,
+                act.knot_max, affine.abs_norm, g, affine.bias_norm, act.max_lipschitz, _gamma(7), gnorm,
+                act._quads.ctypes.data,
+            ))
+        return plans
 
     def _build_conv_prefix(self, network: nn.Module) -> None:
         """Convolutions too large to densify: F applies the input fold, then conv2d in float64."""
@@ -434,7 +584,62 @@ class ServedMap:
         return slope
 
     def evaluate(self, x: np.ndarray) -> ServedOutputs:
-        """Outputs with E(x) per row (and the model's ball slope S)."""
+        """Outputs with E(x) per row (and the model's ball slope S).
+
+        Compiled: one pass per layer over its affine output computes the activation, the norms
+        and the error recursion together (``_run_native``); otherwise the numpy reference below.
+        The two compute the same outputs bit for bit and bounds that each satisfy the analysis.
+        """
+        if self._plans is not None:
+            outputs, rounding, _ = self._run_native(np.asarray(x, dtype=np.float64), with_bound=True)
+            return ServedOutputs(outputs=outputs, rounding=rounding, ball_slope=self.ball_slope)
+        return self._evaluate_reference(x)
+
+    def _run_native(
+        self, x: np.ndarray, with_bound: bool, trace: list[np.ndarray] | None = None
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """The compiled evaluation: (outputs, E per row, ||a|| per row), ``trace`` gets every h."""
+        if x.ndim != 2 or x.shape[1] != self.n_features:
+            raise ValueError(f"inputs must have shape (rows, {self.n_features}), got {x.shape}")
+        x = np.ascontiguousarray(x)
+        rows = x.shape[0]
+        threads = torch.get_num_threads()
+        error = np.empty(rows)
+        norm = np.empty(rows)
+        d = np.empty_like(x)
+        _native.served_input(
+            x.ctypes.data, self._input_mean.ctypes.data, d.ctypes.data, rows, self.n_features,
+            error.ctypes.data, norm.ctypes.data, self._input_unit(), 4 * U,
+            1.0 + _gamma(self.n_features + 6), with_bound, threads,
+        )
+        a = d
+        if self.prefix_fold is not None:  # one more rounding: z = fl(d * fold) (numpy, as the reference)
+            a = d * self.prefix_fold
+            if with_bound:
+                scaled = error * float(np.abs(self.prefix_fold).max())
+                norm = _norms(a)
+                error = _up(scaled + U * (norm + 2.0 * scaled))
+        last = len(self.activations)
+        for index, (affine, plan) in enumerate(zip(self.affines, self._plans, strict=True)):
+            h = np.ascontiguousarray(affine.apply(a))
+            if trace is not None:
+                trace.append(h)
+            if index == last:
+                if with_bound:  # the output layer: its affine error only
+                    _native.served_step(plan, h.ctypes.data, h.ctypes.data, rows, error.ctypes.data,
+                                        norm.ctypes.data, True, threads)
+                a = h
+                continue
+            # ReLU, abs, GroupSort overwrite h (nothing else reads it); a spline keeps it for its error terms
+            keep = trace is not None or self.activations[index].native_kind() == KIND_PIECEWISE
+            out = np.empty_like(h) if keep else h
+            _native.served_step(plan, h.ctypes.data, out.ctypes.data, rows, error.ctypes.data,
+                                norm.ctypes.data, with_bound, threads)
+            a = out
+        return a, error, norm
+
+    def _evaluate_reference(self, x: np.ndarray) -> ServedOutputs:
+        """The numpy evaluation of the analysis, step by step (used without the compiled kernel, and by tests)."""
         d = self._differences(np.asarray(x, dtype=np.float64))
         a = d
         # |fl(x - m) - (x - m)| <= u |x - m| entry-wise, so in norm too
@@ -463,6 +668,11 @@ class ServedMap:
     # ---- evaluation without the bound ---------------------------------------------------------
     def outputs(self, x: np.ndarray) -> np.ndarray:
         """The served outputs only: the same arithmetic as ``evaluate``."""
+        if self._plans is not None:
+            return self._run_native(np.asarray(x, dtype=np.float64), with_bound=False)[0]
+        return self._outputs_reference(x)
+
+    def _outputs_reference(self, x: np.ndarray) -> np.ndarray:
         a = self._standardized(np.asarray(x, dtype=np.float64))
         for index, affine in enumerate(self.affines):
             h = affine.apply(a)
@@ -471,6 +681,10 @@ class ServedMap:
 
     def preactivations(self, x: np.ndarray) -> list[np.ndarray]:
         """Every affine output h_1 ... h_L (the last is the output) of the served evaluation."""
+        if self._plans is not None:
+            trace: list[np.ndarray] = []
+            self._run_native(np.asarray(x, dtype=np.float64), with_bound=False, trace=trace)
+            return trace
         a = self._standardized(np.asarray(x, dtype=np.float64))
         trace = []
         for index, affine in enumerate(self.affines):

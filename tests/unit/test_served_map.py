@@ -32,6 +32,7 @@ from lipspline.certificates import (
     served_output_bound,
     served_radius,
 )
+from lipspline.certificates import served_map as served_map_module
 from lipspline.certificates.view import GroupSortView, build_view
 from lipspline.data import Dataset, train_validation_split
 from lipspline.networks import SplineNetwork
@@ -347,3 +348,128 @@ def test_the_rounding_bound_never_underflows_or_overflows_at_any_magnitude(
     excess = _excess(result.outputs, exact_outputs(net, x), result.rounding)
     _record("||g(x) - F(x)|| / E(x), magnitudes 1e-300..1e300", excess)
     assert excess <= 1.0
+
+
+# ---- the compiled pass (``_spline_kernels.c``) against the numpy reference and the exact oracle -------
+def _reference_twin(net: SplineNetwork) -> ServedMap:
+    """The same served map, forced onto the numpy reference path."""
+    served = ServedMap(net)
+    served._plans = None
+    return served
+
+
+needs_compiled = pytest.mark.skipif(
+    not served_map_module.native_available(), reason="compiled served-map pass not built"
+)
+
+
+@needs_compiled
+@given(net=nets, seed=st.integers(0, 1000))
+@SETTINGS
+def test_compiled_pass_computes_the_reference_outputs_and_a_sound_bound(net: SplineNetwork, seed: int) -> None:
+    """Bit-identical outputs and pre-activations; its own E bounds the exact error; E agrees with the
+    reference's to rounding (the norms are summed in another order, without the scaling pass)."""
+    served, reference = ServedMap(net), _reference_twin(net)
+    assert served._plans is not None
+    rng = np.random.default_rng(seed)
+    spread = net.input_scale.numpy()
+    x = net.input_mean.numpy() + spread * rng.normal(size=(4, net.n_features)) * 3
+    x = np.vstack([x, _ulp_neighbours(x[0], 2)])
+    fast, slow = served.evaluate(x), reference.evaluate(x)
+    assert np.array_equal(fast.outputs, slow.outputs)
+    assert np.array_equal(served.outputs(x), fast.outputs)
+    for a, b in zip(served.preactivations(x), reference.preactivations(x), strict=True):
+        assert np.array_equal(a, b)
+    np.testing.assert_allclose(fast.rounding, slow.rounding, rtol=1e-12)
+    excess = _excess(fast.outputs, exact_outputs(net, x), fast.rounding)
+    _record("compiled ||g(x) - F(x)|| / E(x)", excess)
+    assert excess <= 1.0
+
+
+@needs_compiled
+@pytest.mark.parametrize("activation", ["deepspline", "leaky_relu", "prelu"])
+def test_compiled_cells_are_exact_on_and_next_to_every_knot(activation: str) -> None:
+    """Pre-activations exactly on the float64 knots and 1..3 ulps either side (where a guess from the
+    nearly uniform spacing is not trusted): the compiled pass picks the reference's exact cell."""
+    net = random_net(3, 2, [5, 4], 2, activation, offset=0.0, spread=1.0)
+    served = ServedMap(net)
+    act = served.activations[0]
+    knots = act.view.t
+    values = [knots]
+    for steps in (1, 2, 3):
+        up, down = knots.copy(), knots.copy()
+        for _ in range(steps):
+            up, down = np.nextafter(up, np.inf), np.nextafter(down, -np.inf)
+        values += [up, down]
+    column = np.concatenate(values + [np.array([np.inf, -np.inf, 1e300, -1e300, 0.0, -0.0])])
+    h = np.ascontiguousarray(np.repeat(column[:, None], act.view.n_units, axis=1))
+    out = np.empty_like(h)
+    rows = h.shape[0]
+    error, norm = np.zeros(rows), np.ones(rows)
+    served_map_module._native.served_step(
+        served._plans[0], h.ctypes.data, out.ctypes.data, rows, error.ctypes.data, norm.ctypes.data, True, 1
+    )
+    with np.errstate(invalid="ignore", over="ignore"):
+        expected = act.evaluate(h)
+    np.testing.assert_array_equal(out, expected)
+
+
+@needs_compiled
+@given(
+    exponent=st.integers(-300, 300),
+    seed=st.integers(0, 1000),
+    activation=st.sampled_from(ACTIVATIONS),
+    zero_bias=st.booleans(),
+)
+@SETTINGS
+def test_compiled_bound_holds_at_any_magnitude(exponent: int, seed: int, activation: str, zero_bias: bool) -> None:
+    """Inputs ~10^exponent through every activation: rows whose largest entry leaves [2^-450, 2^450] take
+    the scaled norm (as the reference), the others the one-pass norm; E must bound the exact error
+    whenever it is finite, and be finite exactly when the reference's is."""
+    config = TrainingConfig.model_validate(
+        {"architecture": {"hidden": [4, 4], "activation": activation}, "spline": {"knots": 9, "range": 2.0}}
+    )
+    torch.manual_seed(seed)
+    net = SplineNetwork(config, 3, 2).to(torch.float64)
+    if zero_bias:
+        with torch.no_grad():
+            for layer in net.layers:
+                layer.bias.zero_()
+    net.eval()
+    served, reference = ServedMap(net), _reference_twin(net)
+    x = np.random.default_rng(seed).normal(size=(3, 3)) * 10.0**exponent
+    with np.errstate(all="ignore"):
+        fast, slow = served.evaluate(x), reference.evaluate(x)
+    assert np.array_equal(fast.outputs, slow.outputs, equal_nan=True)
+    assert np.array_equal(np.isfinite(fast.rounding), np.isfinite(slow.rounding))
+    finite = np.isfinite(fast.rounding) & np.isfinite(fast.outputs).all(axis=1)
+    if finite.any():
+        excess = _excess(fast.outputs[finite], exact_outputs(net, x[finite]), fast.rounding[finite])
+        _record("compiled ||g(x) - F(x)|| / E(x), magnitudes 1e-300..1e300", excess)
+        assert excess <= 1.0
+
+
+@needs_compiled
+def test_compiled_pass_keeps_nan_as_an_unknown_error() -> None:
+    net = random_net(1, 2, [4], 1, "deepspline", offset=0.0, spread=1.0)
+    served, reference = ServedMap(net), _reference_twin(net)
+    x = np.array([[np.nan, 0.0], [0.5, 0.25]])
+    with np.errstate(invalid="ignore"):
+        fast, slow = served.evaluate(x), reference.evaluate(x)
+    assert np.isnan(fast.rounding[0]) and np.isnan(slow.rounding[0])
+    assert np.isfinite(fast.rounding[1])
+
+
+def test_served_map_survives_deepcopy_and_pickle() -> None:
+    """Copies rebuild the compiled plans on their own tables (capsules do not travel)."""
+    import copy
+    import pickle
+
+    net = random_net(2, 2, [4], 2, "deepspline", offset=0.0, spread=1.0)
+    served = ServedMap(net)
+    x = np.random.default_rng(2).normal(size=(5, 2))
+    expected = served.evaluate(x)
+    for clone in (copy.deepcopy(served), pickle.loads(pickle.dumps(served))):
+        result = clone.evaluate(x)
+        assert np.array_equal(result.outputs, expected.outputs)
+        assert np.array_equal(result.rounding, expected.rounding)

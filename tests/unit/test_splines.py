@@ -240,3 +240,100 @@ def test_served_slopes_of_a_bounded_spline_are_proven_within_the_bound() -> None
     assert float((torch.diff(served, dim=1) / grid_steps).abs().max()) <= 1.0
     assert float(spline.slopes().abs().max()) <= 1.0
     assert torch.allclose(served, clipped32, atol=1e-3)  # the same function up to the rounding margin
+
+
+# ---- the fused native kernel against the PyTorch reference path -----------------------------------
+def _both_paths(monkeypatch, x: torch.Tensor, coeffs: torch.Tensor, grid_range: float, grad: torch.Tensor):
+    """(out, grad_x, grad_coeffs) from the native kernel and from the torch reference, same inputs."""
+    results = []
+    for native in (True, False):
+        if not native:
+            monkeypatch.setattr(splines, "_native", None)
+        xi = x.clone().requires_grad_(True)
+        ci = coeffs.clone().requires_grad_(True)
+        out = splines.evaluate_splines(xi, ci, grid_range)
+        out.backward(grad)
+        results.append((out.detach(), xi.grad, ci.grad))
+    monkeypatch.undo()
+    return results
+
+
+@pytest.mark.parametrize(
+    "shape",
+    [(256, 256), (300, 37), (520, 160), (3, 5, 7, 9), (64, 12, 9, 11)],  # tails, several gradient blocks, conv
+)
+def test_native_float32_parity_with_reference(monkeypatch, shape):
+    """Float32: the fused kernel computes the reference's formulas (to rounding: torch's addcmul may fuse the
+    multiply-add, and the knot-value gradient is a sum in another order)."""
+    if not splines.native_kernel_available():
+        pytest.skip("native kernel not built")
+    gen = torch.Generator().manual_seed(sum(shape))
+    x = torch.randn(shape, generator=gen) * 2.5
+    x.view(-1)[:5] = torch.tensor([-2.0, 2.0, 0.0, 1e6, -1e6])  # on knots and far outside
+    coeffs = torch.randn(shape[1], 21, generator=gen)
+    grad = torch.randn(shape, generator=gen)
+    (o1, gx1, gc1), (o2, gx2, gc2) = _both_paths(monkeypatch, x, coeffs, 2.0, grad)
+    torch.testing.assert_close(o1, o2, rtol=2e-6, atol=2e-6)
+    torch.testing.assert_close(gx1, gx2, rtol=2e-6, atol=2e-6)
+    scale = grad.abs().sum() / coeffs.shape[0]
+    torch.testing.assert_close(gc1, gc2, rtol=1e-5, atol=1e-5 * float(scale))
+
+
+def test_native_float64_matches_reference_and_gradcheck_on_several_blocks(monkeypatch):
+    """Float64 on a batch large enough for several gradient blocks: native == reference to rounding,
+    and gradcheck of the native path (away from knots) on a slice through the same kernel."""
+    if not splines.native_kernel_available():
+        pytest.skip("native kernel not built")
+    gen = torch.Generator().manual_seed(7)
+    x = torch.rand(700, 96, generator=gen, dtype=torch.float64) * 6 - 3
+    coeffs = torch.randn(96, 13, generator=gen, dtype=torch.float64)
+    grad = torch.randn(700, 96, generator=gen, dtype=torch.float64)
+    (o1, gx1, gc1), (o2, gx2, gc2) = _both_paths(monkeypatch, x, coeffs, 1.5, grad)
+    torch.testing.assert_close(o1, o2, rtol=1e-14, atol=1e-14)
+    torch.testing.assert_close(gx1, gx2, rtol=1e-14, atol=1e-14)
+    torch.testing.assert_close(gc1, gc2, rtol=1e-12, atol=1e-10)
+    grid = torch.linspace(-1.5, 1.5, 13, dtype=torch.float64)
+    xs = x[:9, :5].clone()
+    xs = torch.where((xs.unsqueeze(-1) - grid).abs().min(-1).values < 1e-3, xs + 0.01, xs).requires_grad_(True)
+    cs = coeffs[:5].clone().requires_grad_(True)
+    assert torch.autograd.gradcheck(lambda a, c: splines.evaluate_splines(a, c, 1.5), (xs, cs))
+
+
+def test_native_gradients_are_bitwise_repeatable_across_thread_counts():
+    """The knot-value gradient is summed per row block, blocks fixed by the problem size: 1 or 2 threads,
+    the same bits."""
+    if not splines.native_kernel_available():
+        pytest.skip("native kernel not built")
+    gen = torch.Generator().manual_seed(11)
+    x = torch.randn(512, 200, generator=gen) * 2
+    coeffs = torch.randn(200, 21, generator=gen)
+    grad = torch.randn(512, 200, generator=gen)
+    before = torch.get_num_threads()
+    results = []
+    try:
+        for threads in (1, 2):
+            torch.set_num_threads(threads)
+            xi, ci = x.clone().requires_grad_(True), coeffs.clone().requires_grad_(True)
+            out = splines.evaluate_splines(xi, ci, 2.0)
+            out.backward(grad)
+            results.append((out.detach(), xi.grad, ci.grad))
+    finally:
+        torch.set_num_threads(before)
+    for a, b in zip(results[0], results[1], strict=True):
+        assert torch.equal(a, b)
+
+
+def test_inference_path_skips_autograd_and_matches(monkeypatch):
+    """Under no_grad the kernel is called without the autograd Function: same numbers, no graph."""
+    torch.manual_seed(5)
+    spline = LinearSpline(33, 21, 2.0)
+    with torch.no_grad():
+        spline.coefficients.add_(0.1 * torch.randn_like(spline.coefficients))
+    x = torch.randn(40, 33) * 3
+    with torch.no_grad():
+        fast = spline(x)
+    assert fast.grad_fn is None
+    slow = spline(x.clone().requires_grad_(True))
+    assert slow.grad_fn is not None
+    assert torch.equal(fast, slow.detach())
+
