@@ -2,7 +2,7 @@
 
 Run: ``python bench/import_graph.py [ROOT]`` (ROOT defaults to the repository). It reads the
 source with ``ast`` (every import, including those inside functions) and imports nothing, so it
-also runs on an old checkout for a before/after comparison. ``tests/unit/test_layering.py``
+also runs on an old checkout for a before/after comparison. ``tests/unit/repository/test_layering.py``
 asserts the rules this graph must follow.
 """
 

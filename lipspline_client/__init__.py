@@ -15,7 +15,7 @@
         client.models.get("circle@production").predict([[0.0, 0.0]])   # also "circle", "circle/versions/1"
 
 Light to import: httpx, numpy, pydantic and the ``api_schemas`` contracts; never torch, and
-nothing of the service (``tests/unit/test_layering.py`` and ``tests/routes/test_sdk_routes.py`` check both).
+nothing of the service (``tests/unit/repository/test_layering.py`` and ``tests/routes/test_sdk_routes.py`` check both).
 """
 
 from __future__ import annotations

@@ -14,7 +14,7 @@ lease token; a runner writes (heartbeat, progress, result) only while the row
 is still ``running`` under its own attempt. Once the reconciler has re-queued
 the job, or another worker has claimed it, the old runner's writes match no
 row and it stops. Nothing outside this module writes ``jobs.status``
-(``tests/unit/test_layering.py`` checks it).
+(``tests/unit/repository/test_layering.py`` checks it).
 
 Each transition also appends to the job's event stream (``job_events``) in its own
 transaction, and the one that ends a job writes its webhook deliveries (the outbox) there

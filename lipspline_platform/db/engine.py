@@ -14,7 +14,7 @@ from sqlalchemy.orm import Session, sessionmaker
 __all__ = ["Session", "add_engine_hook", "database_answers", "dispose_all", "get_engine", "remove_engine_hook",
            "session_scope"]  # fmt: skip
 #: ``Session`` is the unit of work the API passes to domain functions (``service.deps.DbSession``): routers
-#: name it from here, never from SQLAlchemy (``tests/unit/test_router_structure.py``)
+#: name it from here, never from SQLAlchemy (``tests/unit/service/test_router_structure.py``)
 
 _lock = threading.Lock()
 _engines: dict[str, Engine] = {}

@@ -17,11 +17,11 @@ from prometheus_client import REGISTRY
 
 import lipspline_platform.metrics  # noqa: F401 - registers the job metrics
 import service.metrics  # noqa: F401 - registers the API metrics
-from tests.unit.test_deployment_files import check_lipspline_argv, interpolate
+from tests.unit.repository.test_deployment_files import check_lipspline_argv, interpolate
 
 yaml = pytest.importorskip("yaml")
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[3]
 COMPOSE = yaml.safe_load((ROOT / "docker-compose.yml").read_text())
 SERVICES = COMPOSE["services"]
 PROMETHEUS = ROOT / "deploy" / "prometheus" / "prometheus.yml"

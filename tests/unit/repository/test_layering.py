@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 from import_graph import PACKAGES, imports_of, modules, package_graph
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[3]
 MODULES = modules(ROOT)
 
 #: what each package may import among the project's packages

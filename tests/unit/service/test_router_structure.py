@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[3]
 ROUTERS = ROOT / "service" / "routers"
 #: routers not yet moved: their predict paths are being rewritten into ``service/inference.py``; their
 #: SQL (model lists, dataset reads for certify, the /v2 readiness query) moves to the platform next

@@ -27,7 +27,7 @@ from lipspline.training_plan import (
     automatic_patience,
     plan_training,
 )
-from tests.unit.test_training import assert_same_state, state
+from tests.unit.lipspline.test_training import assert_same_state, state
 
 
 def config(**overrides) -> TrainingConfig:
