@@ -23,12 +23,12 @@ class DatasetReference(RequestBody):
         description="`s3://bucket/prefix/*.parquet`, `gs://…`, `az://…`, or `file:///shared/…` (under a directory "
         "the service shares); `*`/`?` in the last segment, or a trailing `/` for every `.parquet` under a prefix",
         examples=["s3://datasets/iris/*.parquet"],
-    )  # fmt: skip
+    )
     target: str = Field(..., min_length=1, max_length=200, description="the target column")
     features: list[str] | None = Field(
         None, min_length=1, max_length=10_000, description="feature columns, in order; default: every other column "
         "(each must be numeric)",
-    )  # fmt: skip
+    )
     task: Literal["classification", "regression"] | None = Field(None, description="inferred when omitted")
     name: str = Field("dataset", min_length=1, max_length=200)
     tags: InTags = []

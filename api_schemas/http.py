@@ -175,7 +175,7 @@ class DatasetOut(BaseModel):
     uri: str | None = Field(
         None, description="where a dataset registered by reference lies (its objects are read there, never copied); "
         "null for an upload"
-    )  # fmt: skip
+    )
 
 
 class DatasetList(BaseModel):
@@ -691,7 +691,7 @@ class Problem(BaseModel):
                 }
             ]
         },
-    )  # fmt: skip
+    )
 
     type: str = Field(description="URI naming the kind of problem, e.g. .../problems/not-found")
     title: str

@@ -53,7 +53,7 @@ class SelectMaxAccuracy(_Request):
     max_lipschitz: float | None = Field(
         None, gt=0, description="only models with certified_lipschitz <= this",
         validation_alias=AliasChoices("max_lipschitz", "max_certified_lipschitz", "certified_lipschitz"),
-    )  # fmt: skip
+    )
 
 
 class SelectMaxCertifiedAccuracy(_Request):
@@ -138,11 +138,11 @@ def _path_values(values: Any) -> Any:
         return values
     if len(values) > MAX_SPACE_VALUES_PER_PATH:
         raise _too_large("{count} values, above the limit of {limit} per path", count=len(values),
-                         limit=MAX_SPACE_VALUES_PER_PATH)  # fmt: skip
+                         limit=MAX_SPACE_VALUES_PER_PATH)
     for value in values:
         if isinstance(value, list | dict) and len(value) > MAX_SPACE_VALUE_ITEMS:
             raise _too_large("a value of {count} items, above the limit of {limit}", count=len(value),
-                             limit=MAX_SPACE_VALUE_ITEMS)  # fmt: skip
+                             limit=MAX_SPACE_VALUE_ITEMS)
     return values
 
 
@@ -187,7 +187,7 @@ class SweepCreate(_Request):
     front_radius: float | None = Field(
         None, gt=0, description="radius of the accuracy vs certified-accuracy front (default: the selection's, "
         "or the middle radius of the trials' certified-accuracy curve)"
-    )  # fmt: skip
+    )
     register_as: str | None = Field(
         None, pattern=NAME_PATTERN, description="a registered model's name: the selected model becomes its next version"
     )

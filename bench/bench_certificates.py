@@ -65,7 +65,7 @@ def mnist_mlp() -> SplineNetwork:
     return SplineNetwork(cfg, 784, 10)
 
 
-def median_ms(fn, runs: int) -> float:  # noqa: ANN001
+def median_ms(fn, runs: int) -> float:
     times = []
     for _ in range(runs):
         t0 = time.perf_counter()

@@ -168,14 +168,14 @@ def selection_task(task: Task) -> Task:
     for train in task.train:
         fit_part, select_part = _split(train.X, train.y, task.kind, 0.25, SPLIT_SEED + 1)
         carved.append((_dataset(train.X[fit_part], train.y[fit_part], task.kind, task.name),
-                       _dataset(train.X[select_part], train.y[select_part], task.kind, task.name)))  # fmt: skip
+                       _dataset(train.X[select_part], train.y[select_part], task.kind, task.name)))
     # one selection split per task (the first seed's) keeps the comparison across seeds paired
     return Task(task.name, task.kind, [c[0] for c in carved], carved[0][1], task.spline_hidden, task.relu_hidden)
 
 
 def subsample(task: Task, rows: int) -> Task:
     return Task(task.name, task.kind, [_head(d, rows) for d in task.train], _head(task.test, rows),
-                task.spline_hidden, task.relu_hidden)  # fmt: skip
+                task.spline_hidden, task.relu_hidden)
 
 
 def _head(data: Dataset, rows: int) -> Dataset:
@@ -211,7 +211,7 @@ def lipspline_method(overrides: dict, activation: str = "deepspline", quick_epoc
         predictions = np.asarray(result.model.predict(task.test.X))
         certified = certify_global(result.model.network).certified
         return Score(score_of(task, predictions), certified, seconds, result.outcome.epochs_run,
-                     result.outcome.stop_reason)  # fmt: skip
+                     result.outcome.stop_reason)
 
     return run
 
@@ -252,7 +252,7 @@ def _fmt(value: float | None, spec: str) -> str:
 
 def report(task: Task, rows: list[Row], metric_name: str) -> None:
     print(f"\n### {task.name} ({task.kind}, {task.train[0].n_samples} train rows, {task.test.n_samples} "
-          f"{metric_name} rows)")  # fmt: skip
+          f"{metric_name} rows)")
     unit = "accuracy %" if task.kind == "classification" else "RMSE"
     print(f"| method | {unit} (median) | per seed | certified Lipschitz | seconds | epochs | stop |")
     print("|---|---|---|---|---|---|---|")
@@ -261,13 +261,13 @@ def report(task: Task, rows: list[Row], metric_name: str) -> None:
         stops = ",".join(sorted({s.stop_reason for s in row.scores if s.stop_reason})) or "—"
         print(f"| {row.method} | {_fmt(row.median('metric'), '.2f' if task.kind == 'classification' else '.3f')} "
               f"| {per_seed} | {_fmt(row.median('certified'), '.3g')} | {_fmt(row.median('seconds'), '.1f')} "
-              f"| {_fmt(row.median('epochs'), '.0f')} | {stops} |")  # fmt: skip
+              f"| {_fmt(row.median('epochs'), '.0f')} | {stops} |")
 
 
 def summary(results: dict[str, tuple[Task, dict[str, Row]]], quick: bool = False) -> None:
     print("\n### Summary: deep spline with all defaults (after) against the targets")
     print("| task | after | before | sklearn MLP | relu (same defaults) | after − sklearn | time after/before |"
-          " target met |")  # fmt: skip
+          " target met |")
     print("|---|---|---|---|---|---|---|---|")
     misses = []
     for name, (task, rows) in results.items():
@@ -290,9 +290,9 @@ def summary(results: dict[str, tuple[Task, dict[str, Row]]], quick: bool = False
             misses.append(name)
         digits = ".2f" if task.kind == "classification" else ".3f"
         print(f"| {name} | {_fmt(after, digits)} | {_fmt(before, digits)} | {_fmt(sk, digits)} | {_fmt(relu, digits)} "
-              f"| {gap_text} | {time_ratio:.2f} | {'yes' if ok else 'NO'} |")  # fmt: skip
+              f"| {gap_text} | {time_ratio:.2f} | {'yes' if ok else 'NO'} |")
     print("\ntargets: circle (2,2,1) median >= 98.0 %; classification within 1 point of sklearn's MLP, regression "
-          "within 5 % of its RMSE; default wall time <= 3x the pre-issue defaults'")  # fmt: skip
+          "within 5 % of its RMSE; default wall time <= 3x the pre-issue defaults'")
     if quick:
         print("quick mode is a smoke run (3 epochs, 200 rows): the targets are not judged on it")
     else:
@@ -307,7 +307,7 @@ def main() -> None:
     parser.add_argument("--methods", default="after,before,relu,sklearn")
     parser.add_argument("--select", action="store_true", help="score on a split carved from the training part")
     parser.add_argument("--candidate", action="append", default=[], metavar="NAME=JSON",
-                        help="with --select: a deep-spline configuration merged over the defaults")  # fmt: skip
+                        help="with --select: a deep-spline configuration merged over the defaults")
     args = parser.parse_args()
     torch.set_num_threads(1)
 

@@ -110,7 +110,7 @@ def start_serve(env: dict[str, str], log_path: Path, host: str) -> Server:
     """``lipspline serve`` on a free port, ready; SIGINT on stop so it stops its embedded worker."""
     port = free_port(host)
     server = Server("lipspline serve", lipspline_argv(host, port), env, log_path, f"http://{host}:{port}",
-                    stop_signal=signal.SIGINT)  # fmt: skip
+                    stop_signal=signal.SIGINT)
     server.start()
     wait_ready(server, lambda c: c.get("/readyz").status_code == 200)
     return server
@@ -129,7 +129,7 @@ def set_up_tenants(server: Server) -> dict[str, Tenant]:
     tenants = {}
     for name in TENANTS:
         key = subprocess.run(cli("keys", "create", "--tenant", name), env=server.env, cwd=ROOT, check=True,
-                             capture_output=True, text=True, timeout=120).stdout.strip()  # fmt: skip
+                             capture_output=True, text=True, timeout=120).stdout.strip()
         tenants[name] = Tenant(name, key)
     jobs = {}
     for name, body in datasets().items():
@@ -152,7 +152,7 @@ def set_up_tenants(server: Server) -> dict[str, Tenant]:
             download = http.get(f"/v1/models/{tenant.model_id}/download")
             with zipfile.ZipFile(io.BytesIO(download.content)) as archive:
                 tenant.model = model_from_parts(json.loads(archive.read("model.json")),
-                                                archive.read("weights.safetensors"))  # fmt: skip
+                                                archive.read("weights.safetensors"))
             tenant.model.network.to(torch.float32).eval()  # as the API serves it
     return tenants
 
@@ -244,7 +244,7 @@ def judge(outcome: Outcome, tenants: dict[str, Tenant]) -> None:
 async def send_all(url: str, tenants: dict[str, Tenant], requests: list[Request], concurrency: int) -> tuple:
     limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
     headers = {name: {"Authorization": f"Bearer {t.key}", "content-type": "application/json"}
-               for name, t in tenants.items()}  # fmt: skip
+               for name, t in tenants.items()}
     outcomes: list[Outcome] = []
     queue = collections.deque(requests)
     async with httpx.AsyncClient(base_url=url, limits=limits, timeout=120) as client:
@@ -255,7 +255,7 @@ async def send_all(url: str, tenants: dict[str, Tenant], requests: list[Request]
                 begin = time.perf_counter()
                 try:
                     response = await client.post(f"/v1/models/{request.model_id}/predict", content=request.body,
-                                                 headers=headers[request.tenant])  # fmt: skip
+                                                 headers=headers[request.tenant])
                     await response.aread()
                 except httpx.TransportError as exc:
                     outcomes.append(Outcome(request, 0, time.perf_counter() - begin, note=repr(exc)))
@@ -295,7 +295,7 @@ def report(outcomes: list[Outcome], wall: float, concurrency: int) -> dict[str, 
         code_text = ", ".join(f"{c}: {n}" for c, n in sorted(codes.items()))
         label = {"valid": "valid, own model", "cross": "another tenant's model id", "all": "**all**"}.get(name, name)
         print(f"| {label} | {len(items)} | {code_text} | {percentile(latencies, 50):.1f} "
-              f"| {percentile(latencies, 99):.1f} | {max(latencies):.1f} | {failed} |")  # fmt: skip
+              f"| {percentile(latencies, 99):.1f} | {max(latencies):.1f} | {failed} |")
     verdicts = collections.Counter(o.verdict for o in outcomes)
     rows = sum(len(o.request.rows) for o in outcomes if o.request.rows is not None and o.verdict == "ok")
     print()

@@ -55,11 +55,11 @@ def api_argv(port: int) -> list[str]:
 
 
 async def measure(servers: dict[str, str], path: str, body: bytes, requests: int, rounds: int,
-                  warmup: int) -> dict[tuple[int, str], Cell]:  # fmt: skip
+                  warmup: int) -> dict[tuple[int, str], Cell]:
     cells: dict[tuple[int, str], Cell] = {}
     limits = httpx.Limits(max_connections=max(CONCURRENCIES), max_keepalive_connections=max(CONCURRENCIES))
     clients = {name: httpx.AsyncClient(base_url=url, limits=limits, timeout=60, headers=headers)
-               for name, (url, headers) in servers.items()}  # fmt: skip
+               for name, (url, headers) in servers.items()}
     try:
         for client in clients.values():
             await run_block(client, path, body, warmup, 4, Cell())
@@ -87,7 +87,7 @@ def print_table(cells: dict[tuple[int, str], Cell]) -> float:
             ratio = rate["on"] / rate["off"]
             extra = f"{ratio:.3f} | {100 * (1 - ratio):+.1f} %" if name == "on" else " | "
             print(f"| {concurrency} | {name} | {rate[name]:.0f} | {1000 * percentile(cell.latencies, 50):.2f} | "
-                  f"{1000 * percentile(cell.latencies, 99):.2f} | {extra} |")  # fmt: skip
+                  f"{1000 * percentile(cell.latencies, 99):.2f} | {extra} |")
         worst = max(worst, 1 - rate["on"] / rate["off"])
     return worst
 
@@ -100,10 +100,10 @@ def main() -> int:
     workdir = Path(tempfile.mkdtemp(prefix="lipspline-bench-obs-"))
     base_env = dict(os.environ, LIPSPLINE_DATA_DIR=str(workdir / "data"), LIPSPLINE_DATABASE_URL="",
                     LIPSPLINE_BROKER_URL="embedded://", LIPSPLINE_RATE_LIMIT_PER_S="1000000",
-                    LIPSPLINE_RATE_LIMIT_BURST="1000000", OMP_NUM_THREADS="1")  # fmt: skip
+                    LIPSPLINE_RATE_LIMIT_BURST="1000000", OMP_NUM_THREADS="1")
     trainer_port = free_port(HOST)
     trainer = Server("serve", lipspline_argv(HOST, trainer_port), base_env, workdir / "serve.log",
-                     f"http://{HOST}:{trainer_port}", stop_signal=signal.SIGINT)  # fmt: skip
+                     f"http://{HOST}:{trainer_port}", stop_signal=signal.SIGINT)
     variants = {
         "on": {"LIPSPLINE_LOG_FORMAT": "json", "LIPSPLINE_LOG_LEVEL": "INFO"},
         "off": {"LIPSPLINE_REQUEST_TELEMETRY": "false", "LIPSPLINE_LOG_LEVEL": "WARNING"},
@@ -133,10 +133,10 @@ def main() -> int:
         cells = asyncio.run(measure(servers, f"/v1/models/{model_id}/predict", body, requests, rounds, warmup))
         print(f"\n{platform.processor() or platform.machine()}, {os.cpu_count()} cores, Python "
               f"{platform.python_version()}; 1-row predict, {requests} requests per cell in {rounds} "
-              "alternating rounds\n")  # fmt: skip
+              "alternating rounds\n")
         worst = print_table(cells)
         access_lines = sum(1 for line in (workdir / "api-on.log").read_text().splitlines()
-                           if '"logger":"lipspline.access"' in line)  # fmt: skip
+                           if '"logger":"lipspline.access"' in line)
         print(f"\nJSON access lines written by 'on': {access_lines}; worst overhead {100 * worst:.1f} %")
         return 0 if worst < 0.05 else 1
     finally:

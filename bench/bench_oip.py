@@ -56,7 +56,7 @@ def oip_binary(rows: np.ndarray) -> tuple[bytes, str]:
     raw = rows.astype("<f8").tobytes()
     header = json.dumps({"inputs": [{"name": "input", "shape": list(rows.shape), "datatype": "FP64",
                                      "parameters": {"binary_data_size": len(raw)}}],
-                         "parameters": {"binary_data_output": True}}).encode()  # fmt: skip
+                         "parameters": {"binary_data_output": True}}).encode()
     return header + raw, str(len(header))
 
 
@@ -71,7 +71,7 @@ def requests_for(model_id: str, rows: np.ndarray) -> dict[str, tuple[str, bytes,
         "/v2 infer, JSON": (f"/v2/models/{NAME}/infer", oip_json(rows), {"content-type": "application/json"}),
         "/v2 infer, binary": (f"/v2/models/{NAME}/infer", binary, {"content-type": "application/octet-stream",
                                                                    "Inference-Header-Content-Length": length}),
-    }  # fmt: skip
+    }
 
 
 def measure(client: httpx.Client, kinds: dict, count: int, rounds: int, warmup: int) -> dict[str, list[float]]:
@@ -102,7 +102,7 @@ def print_table(results: dict[int, dict[str, list[float]]]) -> None:
         for kind, values in times.items():
             median = statistics.median(values)
             print(f"| {batch:,} | {kind} | {1 / median:,.0f} | {batch / median:,.0f} "
-                  f"| {median * 1e3:.2f} / {percentile(values, 99) * 1e3:.2f} | {base / median:.2f}x |")  # fmt: skip
+                  f"| {median * 1e3:.2f} / {percentile(values, 99) * 1e3:.2f} | {base / median:.2f}x |")
 
 
 def main() -> int:
@@ -126,9 +126,9 @@ def main() -> int:
         port = free_port(args.host)
         env = {k: v for k, v in os.environ.items() if not k.startswith("LIPSPLINE_")}
         env.update(LIPSPLINE_DATA_DIR=str(tmp_path / "data"), LIPSPLINE_RATE_LIMIT_PER_S="1000000",
-                   LIPSPLINE_RATE_LIMIT_BURST="1000000")  # fmt: skip
+                   LIPSPLINE_RATE_LIMIT_BURST="1000000")
         server = Server("lipspline serve", lipspline_argv(args.host, port), env, tmp_path / "lipspline.log",
-                        f"http://{args.host}:{port}", stop_signal=signal.SIGINT)  # fmt: skip
+                        f"http://{args.host}:{port}", stop_signal=signal.SIGINT)
         try:
             server.start()
             wait_ready(server, lambda c: c.get("/readyz").status_code == 200)
@@ -143,7 +143,7 @@ def main() -> int:
                 for batch in BATCHES:
                     rows = np.resize(circle.X, (batch, circle.X.shape[1])).astype(np.float64)
                     results[batch] = measure(client, requests_for(model_id, rows), counts[batch], args.rounds,
-                                             args.warmup)  # fmt: skip
+                                             args.warmup)
         except BaseException:
             print(f"--- server log tail ---\n{server.log_tail()}", file=sys.stderr)
             raise

@@ -159,7 +159,7 @@ def load_raw(name: str) -> tuple[np.ndarray, np.ndarray, bool]:
         return bunch.data, bunch.target, True
     if name == "classif32":
         x, y = datasets.make_classification(n_samples=2000, n_features=32, n_informative=16, n_classes=4,
-                                            class_sep=1.5, random_state=0)  # fmt: skip
+                                            class_sep=1.5, random_state=0)
         return x, y, True
     if name == "moons":
         x, y = datasets.make_moons(1000, noise=0.15, random_state=0)
@@ -179,7 +179,7 @@ def make_split(name: str, seed: int) -> Split:
         low, high = x[pool].min(axis=0), x[pool].max(axis=0)
         x = (x - low) / np.where(high > low, high - low, 1.0)
     return Split(name, x[pool], labels[pool], x[test], labels[test], len(classes),
-                 classification_scale(x[pool], labels[pool]), classification_scale(x[test], labels[test]))  # fmt: skip
+                 classification_scale(x[pool], labels[pool]), classification_scale(x[test], labels[test]))
 
 
 def validation_split(split: Split, seed: int) -> tuple[np.ndarray, np.ndarray]:
@@ -223,14 +223,14 @@ def lipspline_method(overrides: Callable[[Split, int], dict]) -> Callable[[Split
         config = TrainingConfig.model_validate({**overrides(split, seed), "device": "cpu"})
         dataset = Dataset(X=split.x_pool, y=split.y_pool, task="classification",
                           feature_names=[f"x{i}" for i in range(split.x_pool.shape[1])],
-                          classes=list(range(split.n_classes)), name=split.name)  # fmt: skip
+                          classes=list(range(split.n_classes)), name=split.name)
         began = time.perf_counter()
         result = fit(dataset, config)
         seconds = time.perf_counter() - began
         lipschitz = certify_global(result.model.network).certified
         measured = certified_accuracy(result.model, split.x_test, split.y_test, lipschitz, split.radii, local=False)
         return Result(split.name, "", seed, 100.0 * measured.accuracy, [100.0 * v for v in measured.global_],
-                      float(lipschitz), seconds, seconds)  # fmt: skip
+                      float(lipschitz), seconds, seconds)
 
     return run
 
@@ -253,7 +253,7 @@ def spectral_norm_exact(weight: torch.Tensor) -> float:
 
 
 def train_loop(network: nn.Module, loss_of: Callable[[torch.Tensor, torch.Tensor, int], torch.Tensor],
-               x: torch.Tensor, y: torch.Tensor, epochs: int, lr: float, seed: int) -> None:  # fmt: skip
+               x: torch.Tensor, y: torch.Tensor, epochs: int, lr: float, seed: int) -> None:
     """Adam, batch 64, shuffled by a generator seeded with the run's seed; ``loss_of(x, y, epoch)``."""
     optimizer = torch.optim.Adam(network.parameters(), lr=lr)
     shuffle = torch.Generator().manual_seed(seed)
@@ -303,7 +303,7 @@ def select(split: Split, seed: int, grid: list[dict], train: Callable, certify: 
 def deel_grid(quick: bool) -> list[dict]:
     """HKR alpha (hinge weight) and the hinge margin as a multiple of sqrt(2) d_train (the gap radius r needs)."""
     grid = [{"alpha": 0.99, "margin": 1 / 8}, {"alpha": 0.99, "margin": 1 / 4}, {"alpha": 0.98, "margin": 1 / 8},
-            {"alpha": 0.995, "margin": 1 / 8}, {"alpha": 0.995, "margin": 1 / 4}]  # fmt: skip
+            {"alpha": 0.995, "margin": 1 / 8}, {"alpha": 0.995, "margin": 1 / 4}]
     return grid[:2] if quick else grid
 
 
@@ -321,7 +321,7 @@ def deel_torchlip_method(certify: Callable) -> Callable[[Split, int, dict], Resu
                 torchlip.SpectralLinear(x.shape[1], HIDDEN), torchlip.GroupSort2(),
                 torchlip.SpectralLinear(HIDDEN, HIDDEN), torchlip.GroupSort2(),
                 torchlip.FrobeniusLinear(HIDDEN, n_out),
-            )  # fmt: skip
+            )
             hkr = torchlip.HKRMulticlassLoss(config["alpha"], config["margin"] * math.sqrt(2.0) * split.d_train)
 
             def loss_of(xb: torch.Tensor, yb: torch.Tensor, _: int) -> torch.Tensor:
@@ -463,7 +463,7 @@ def _median(results: list[Result], get: Callable[[Result], float]) -> float:
 
 def report(results: list[Result], datasets: list[str], methods: list[str], splits: dict[str, list[Split]]) -> None:
     print("| dataset | method | clean % | CRA d/16 % | CRA d/8 % | CRA d/4 % | certified L | train s (served) "
-          "| train s (all configs) | CRA d/8 ratio vs deel-torchlip |")  # fmt: skip
+          "| train s (all configs) | CRA d/8 ratio vs deel-torchlip |")
     print("|---|---|---|---|---|---|---|---|---|---|")
     for name in datasets:
         by_method = {m: [r for r in results if r.dataset == name and r.method == m] for m in methods}
@@ -481,20 +481,20 @@ def report(results: list[Result], datasets: list[str], methods: list[str], split
             print(f"| {name} | {LABELS[method]} | {_median(rows, lambda r: r.clean):.1f} | {cra[0]:.1f} | "
                   f"{cra[1]:.1f} | {cra[2]:.1f} | {_median(rows, lambda r: r.lipschitz):.3g} | "
                   f"{_median(rows, lambda r: r.seconds):.1f} | {_median(rows, lambda r: r.total_seconds):.1f} "
-                  f"| {ratio} |")  # fmt: skip
+                  f"| {ratio} |")
     print()
     for name in datasets:
         for index, split in enumerate(splits[name]):
             radii = ", ".join(f"{r:.4g}" for r in split.radii)
             print(f"{name} (test split {index}): {len(split.y_test)} test rows, "
                   f"{len(split.y_pool)} pool rows, d (test) = {split.d_test:.4g}, radii d/16, d/8, d/4 = {radii}; "
-                  f"d_train = {split.d_train:.4g}")  # fmt: skip
+                  f"d_train = {split.d_train:.4g}")
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true",
-                        help="smoke run: one seed, digits and wine, 30 peer epochs, two-config deel grid")  # fmt: skip
+                        help="smoke run: one seed, digits and wine, 30 peer epochs, two-config deel grid")
     parser.add_argument("--datasets", default=None, help=f"comma-separated, of {','.join(DATASETS)}")
     parser.add_argument("--seeds", type=int, default=None, help="number of seeds (default 3; 1 with --quick)")
     parser.add_argument("--methods", default=",".join(METHODS))
@@ -512,16 +512,16 @@ def main() -> None:
     if unknown:
         raise SystemExit(f"unknown methods {sorted(unknown)}; known: {', '.join(METHODS)}")
     options = {"quick": args.quick, "epochs": args.epochs or (30 if args.quick else 100),
-               "deel_lr": args.deel_lr, "gloro_lr": args.gloro_lr}  # fmt: skip
+               "deel_lr": args.deel_lr, "gloro_lr": args.gloro_lr}
 
     print(f"# certified robust accuracy benchmark (test split; seeds {seeds}; torch threads "
-          f"{torch.get_num_threads()}; peers: {options['epochs']} epochs)")  # fmt: skip
+          f"{torch.get_num_threads()}; peers: {options['epochs']} epochs)")
     splits = {name: [make_split(name, s) for s in seeds] for name in datasets}
     # one untimed fit first, so process warm-up (lazy imports, first kernel calls) is charged to no method
     warm = splits[datasets[0]][0]
     fit(Dataset(X=warm.x_pool[:64], y=warm.y_pool[:64], task="classification",
                 feature_names=[f"x{i}" for i in range(warm.x_pool.shape[1])], classes=list(range(warm.n_classes))),
-        TrainingConfig.model_validate({"training": {"epochs": 1}, "device": "cpu"}))  # fmt: skip
+        TrainingConfig.model_validate({"training": {"epochs": 1}, "device": "cpu"}))
     results: list[Result] = []
     began = time.perf_counter()
     for name in datasets:
@@ -532,14 +532,14 @@ def main() -> None:
                 results.append(result)
                 print(f"  {name} seed {seed} {method}: clean {result.clean:.1f} %, CRA "
                       f"{' / '.join(f'{c:.1f}' for c in result.cra)} %, L {result.lipschitz:.3g}, "
-                      f"{result.total_seconds:.1f} s {result.chosen}", flush=True)  # fmt: skip
+                      f"{result.total_seconds:.1f} s {result.chosen}", flush=True)
     print(f"\n(all runs: {time.perf_counter() - began:.0f} s)\n")
     report(results, datasets, methods, splits)
     if args.json:
         with open(args.json, "w") as handle:
             json.dump({"options": options, "seeds": seeds, "results": [asdict(r) for r in results],
                        "splits": {n: [{"d_test": s.d_test, "d_train": s.d_train, "radii": s.radii} for s in splits[n]]
-                                  for n in datasets}}, handle, indent=1)  # fmt: skip
+                                  for n in datasets}}, handle, indent=1)
 
 
 if __name__ == "__main__":

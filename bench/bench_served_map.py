@@ -116,7 +116,7 @@ def served_outputs_only(served: ServedMap, x: np.ndarray, lipschitz: float) -> N
     served.outputs(x).tolist()
 
 
-def time_call(fn, repeats: int) -> float:  # noqa: ANN001
+def time_call(fn, repeats: int) -> float:
     began = time.perf_counter()
     for _ in range(repeats):
         fn()

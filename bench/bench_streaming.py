@@ -30,7 +30,7 @@ from pathlib import Path
 
 CONFIG = {"architecture": {"hidden": [64, 64], "activation": "deepspline"},
           "training": {"epochs": 1, "batch_size": 256, "lr": 0.01, "seed": 0, "validation_split": 0.05,
-                       "early_stopping": False}}  # fmt: skip
+                       "early_stopping": False}}
 
 
 def write_dataset(folder: Path, rows: int, features: int, per_file: int = 1_000_000) -> list[str]:
@@ -44,7 +44,7 @@ def write_dataset(folder: Path, rows: int, features: int, per_file: int = 1_000_
         n = min(per_file, rows - start)
         label = rng.integers(0, 10, n)
         columns = {f"f{j}": (rng.normal(size=n) + 0.4 * label * ((j + label) % 3 == 0)).astype(np.float32)
-                   for j in range(features)}  # fmt: skip
+                   for j in range(features)}
         path = folder / f"part-{k:03d}.parquet"
         pq.write_table(pa.table({**columns, "label": label}), path, row_group_size=131_072)
         paths.append(str(path))
@@ -111,7 +111,7 @@ def main() -> None:
         paths = write_dataset(Path(folder), args.rows, args.features)
         size = sum(Path(p).stat().st_size for p in paths) / 2**20
         print(f"dataset: {args.rows:,} rows x {args.features} float32 features, {len(paths)} objects, "
-              f"{size:.0f} MiB of Parquet (written in {time.perf_counter() - began:.1f} s)")  # fmt: skip
+              f"{size:.0f} MiB of Parquet (written in {time.perf_counter() - began:.1f} s)")
         results = {}
         for mode in ("memory", "stream"):
             argv = [sys.executable, __file__, "--child", mode, "--paths", json.dumps(paths), "--reps", str(args.reps)]
@@ -119,13 +119,13 @@ def main() -> None:
             results[mode] = json.loads(out.strip().splitlines()[-1])
     memory, stream = (statistics.median(results[m]["rows_per_s"]) for m in ("memory", "stream"))
     print(f"\nnetwork {CONFIG['architecture']['hidden']} deepspline, batch {CONFIG['training']['batch_size']}, "
-          "1 torch thread, one epoch\n")  # fmt: skip
+          "1 torch thread, one epoch\n")
     print("| side | rows/s (median) | ratio | validation accuracy | peak RSS |")
     print("|---|---|---|---|---|")
     for mode, rate in (("in memory (float64 Dataset)", memory), ("streamed from Parquet", stream)):
         key = "memory" if mode.startswith("in") else "stream"
         print(f"| {mode} | {rate:,.0f} | {rate / memory:.2f} | {results[key]['accuracy']:.3f} | "
-              f"{results[key]['peak_rss_mb']:,.0f} MiB |")  # fmt: skip
+              f"{results[key]['peak_rss_mb']:,.0f} MiB |")
     print(f"\nregistration (footers + one statistics pass): {results['stream']['register_s']:.1f} s")
 
 

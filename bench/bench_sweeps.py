@@ -41,7 +41,7 @@ def base(epochs: int) -> TrainingConfig:
         "spline": {"range": 3.0},
         "training": {"epochs": epochs, "batch_size": 32, "lr": 0.01, "seed": 0, "validation_split": 0.25},
         "device": "cpu",
-    })  # fmt: skip
+    })
 
 
 def halving_vs_grid() -> None:
@@ -50,16 +50,16 @@ def halving_vs_grid() -> None:
     results = {}
     for strategy in ("grid", "halving"):
         spec = SweepSpec(config, parse_space(HALVING_SPACE, config), strategy, max_trials=27, eta=3,
-                         min_epochs=HALVING_MIN_EPOCHS)  # fmt: skip
+                         min_epochs=HALVING_MIN_EPOCHS)
         sweep = run_sweep(data, spec)
         best = max(t.score for t in sweep.trials if t.score is not None)
         results[strategy] = (best, sweep.total_epochs, sweep.seconds)
         stopped = [t.epochs for t in sweep.trials if t.status == "stopped"]
         print(f"{strategy:8s} best val accuracy {100 * best:6.2f} %  epochs {sweep.total_epochs:4d}  "
-              f"wall {sweep.seconds:6.1f} s  stopped early: {len(stopped)} (at epochs {sorted(stopped)})")  # fmt: skip
+              f"wall {sweep.seconds:6.1f} s  stopped early: {len(stopped)} (at epochs {sorted(stopped)})")
     (g_best, g_epochs, _), (h_best, h_epochs, _) = results["grid"], results["halving"]
     print(f"halving: {100 * (g_best - h_best):+.2f} points below grid's best, {100 * h_epochs / g_epochs:.0f} % "
-          "of grid's epochs")  # fmt: skip
+          "of grid's epochs")
 
 
 def scale_out(worker_counts: list[int], epochs: int, rows: int) -> None:
@@ -98,7 +98,7 @@ def scale_out(worker_counts: list[int], epochs: int, rows: int) -> None:
                 with Deployment(env, Path(tmp), embedded=False, workers=n).running() as dep:
                     http: httpx.Client = dep.client()
                     dataset = http.post("/v1/datasets", json={"inputs": data.X.tolist(),
-                                                              "targets": data.y.tolist()}).json()  # fmt: skip
+                                                              "targets": data.y.tolist()}).json()
                     time.sleep(3)  # the workers connect to the broker
                     began = time.perf_counter()
                     sweep_id = http.post("/v1/sweeps", json={**body, "dataset_id": dataset["id"]}).json()["id"]
@@ -109,7 +109,7 @@ def scale_out(worker_counts: list[int], epochs: int, rows: int) -> None:
         finally:
             drop()
         busy = sum((datetime.fromisoformat(j["finished_at"]) - datetime.fromisoformat(j["started_at"])).total_seconds()
-                   for j in jobs)  # fmt: skip
+                   for j in jobs)
         hosts = len({j["worker_host"] for j in jobs})
         rows_out.append((n, wall, hosts, busy))
         print(f"{n} worker(s): {sweep['status']} in {wall:.1f} s", flush=True)
@@ -129,12 +129,12 @@ def circle_front() -> None:
         "spline": {"knots": 21, "range": 3.0},
         "training": {"epochs": 40, "batch_size": 32, "lr": 3e-3, "seed": 0, "validation_split": 0.0},
         "device": "cpu",
-    })  # fmt: skip
+    })
     lambdas = [1e-6, 1e-5, 1e-4, 1e-3, 1e-2, 1e-1]
     spec = SweepSpec(config, parse_space({"objective.lambda": lambdas}, config), "grid", max_trials=6,
-                     selection=Selection("knee"))  # fmt: skip
+                     selection=Selection("knee"))
 
-    def test_accuracy(model) -> float:  # noqa: ANN001
+    def test_accuracy(model) -> float:
         return float(np.mean(np.asarray(model.predict(test.X)) == test.y))
 
     sweep = run_sweep(data, spec, score=test_accuracy, evaluation=test)

@@ -73,7 +73,7 @@ class SessionWorker(Process):
     def start(self) -> SessionWorker:
         log = open(self.log_path, "ab")  # noqa: SIM115 - kept open for the child's lifetime
         self.popen = subprocess.Popen(self.argv, env=self.env, stdout=log, stderr=subprocess.STDOUT,
-                                      start_new_session=True)  # fmt: skip
+                                      start_new_session=True)
         log.close()
         return self
 
@@ -153,7 +153,7 @@ def job_row(url: str, job_id: str) -> dict:
 
 
 def one_rep(dep: Deployment, url: str, http: httpx.Client, dataset_id: str, workers: dict[str, SessionWorker],
-            timing: dict, rep: int) -> dict:  # fmt: skip
+            timing: dict, rep: int) -> dict:
     response = http.post("/v1/jobs", json={"dataset_id": dataset_id, "config": JOB_CONFIG})
     assert response.status_code == 202, response.text
     job_id = response.json()["id"]
@@ -222,7 +222,7 @@ def one_rep(dep: Deployment, url: str, http: httpx.Client, dataset_id: str, work
     print(f"rep {rep + 1}: last beat {result['beat_age']:.1f} s before the kill; noticed {result['noticed']:.1f} s "
           f"(lease due +{result['tick_wait']:.1f} s), running on {host_b.split('@')[0]} {result['running']:.1f} s, "
           f"first epoch {result['epoch']:.1f} s after the kill ({epoch_seconds:.1f} s of it training); a fresh "
-          f"worker was ready {startup:.1f} s after its start", flush=True)  # fmt: skip
+          f"worker was ready {startup:.1f} s after its start", flush=True)
     return result
 
 
@@ -243,13 +243,13 @@ def main() -> None:
         else:
             url, drop = fresh_postgres_database()
         env = {"LIPSPLINE_DATA_DIR": str(workdir / "api-data"), "LIPSPLINE_DATABASE_URL": url,
-               "LIPSPLINE_BROKER_URL": fresh_redis_url(REDIS_DB)}  # fmt: skip
+               "LIPSPLINE_BROKER_URL": fresh_redis_url(REDIS_DB)}
         if args.sqlite:
             subprocess.run(lipspline_argv("db", "upgrade"), env=dict(os.environ, **env), check=True,
-                           capture_output=True)  # fmt: skip
+                           capture_output=True)
         if args.fast:
             env.update(LIPSPLINE_LEASE_TIMEOUT_S=str(timing["lease"]), LIPSPLINE_HEARTBEAT_S=str(timing["heartbeat"]),
-                       LIPSPLINE_RECONCILE_EVERY_S=str(timing["tick"]))  # fmt: skip
+                       LIPSPLINE_RECONCILE_EVERY_S=str(timing["tick"]))
         results: list[dict] = []
         try:
             with Deployment(env, workdir, embedded=False, workers=0).running() as dep:
@@ -277,10 +277,10 @@ def main() -> None:
               "running": "kill -> running on worker B (attempt 2)",
               "epoch": "kill -> first epoch of attempt 2 recorded",
               "start": "claim -> first epoch, less the epoch's training time",
-              "tick_wait": "lease due (last beat + lease) -> noticed"}  # fmt: skip
+              "tick_wait": "lease due (last beat + lease) -> noticed"}
     db = "SQLite" if args.sqlite else "PostgreSQL"
     print(f"\nworker-loss recovery: lease {lease:g} s, heartbeat {timing['heartbeat']:g} s, reconciler {tick:g} s; "
-          f"{db} + Redis; {os.cpu_count()} cores, {args.load} CPU burners; {len(results)} repetitions")  # fmt: skip
+          f"{db} + Redis; {os.cpu_count()} cores, {args.load} CPU burners; {len(results)} repetitions")
     print("| stage | median (s) | worst (s) | budget (s) |")
     print("| --- | ---: | ---: | ---: |")
     for key in ("noticed", "running", "epoch", "start", "tick_wait"):

@@ -113,10 +113,10 @@ def service_checks(device: str) -> list[str]:
     work = Path(tempfile.mkdtemp(prefix="gpu-check-"))
     port = 18000 + os.getpid() % 1000
     env = dict(os.environ, LIPSPLINE_DATA_DIR=str(work / "data"), LIPSPLINE_DATABASE_URL="",
-               LIPSPLINE_BROKER_URL="embedded://")  # fmt: skip
+               LIPSPLINE_BROKER_URL="embedded://")
     with open(work / "serve.log", "wb") as log:  # the child keeps its own copy of the descriptor
         server = subprocess.Popen([sys.executable, "-m", "service.cli", "serve", "--port", str(port)], env=env,
-                                  stdout=log, stderr=subprocess.STDOUT, start_new_session=True)  # fmt: skip
+                                  stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
     url = f"http://127.0.0.1:{port}"
     try:
         key_file = work / "data" / "api-key"
@@ -134,22 +134,22 @@ def service_checks(device: str) -> list[str]:
         with httpx.Client(base_url=url, headers=headers, timeout=120) as http:
             circle = make_circle(600, seed=0)
             dataset = http.post("/v1/datasets", json={"inputs": circle.X.tolist(), "targets": circle.y.tolist(),
-                                                      "name": "circle"}).json()  # fmt: skip
+                                                      "name": "circle"}).json()
             config = {"architecture": {"hidden": [16, 16], "activation": "deepspline"},
-                      "training": {"epochs": 20, "seed": 0}, "device": device}  # fmt: skip
+                      "training": {"epochs": 20, "seed": 0}, "device": device}
             began = time.perf_counter()
             job = http.post("/v1/jobs", json={"dataset_id": dataset["id"], "config": config}).json()
             while (state := http.get(f"/v1/jobs/{job['id']}").json())["status"] not in ("succeeded", "failed"):
                 time.sleep(0.5)
             print(f"\n## 2. a job on {device} through the worker\n")
             print(f"status {state['status']}, device {state.get('device')}, {time.perf_counter() - began:.1f} s "
-                  f"wall, error {state.get('error')}")  # fmt: skip
+                  f"wall, error {state.get('error')}")
             if state["status"] != "succeeded" or state.get("device") != device:
                 return [f"the {device} job did not succeed on {device}: {state}"]
             model = http.get(f"/v1/models/{state['model_id']}").json()
             lipschitz = model["lipschitz"]
             print(f"certificate: L <= {lipschitz['certified']} ({lipschitz['certified_by']}), best lower bound "
-                  f"{lipschitz['best_lower']}, tightness {lipschitz['tightness']}")  # fmt: skip
+                  f"{lipschitz['best_lower']}, tightness {lipschitz['tightness']}")
             print("\n## 3. the served map (CPU, float64) vs the downloaded model\n")
             download = http.get(f"/v1/models/{state['model_id']}/download")
             import io
@@ -159,7 +159,7 @@ def service_checks(device: str) -> list[str]:
                 local = model_from_parts(json.loads(archive.read("model.json")), archive.read("weights.safetensors"))
             rows = np.random.default_rng(1).uniform(-1.5, 1.5, size=(256, 2))
             served = np.asarray(http.post(f"/v1/models/{state['model_id']}/predict",
-                                          json={"inputs": rows.tolist()}).json()["outputs"])  # fmt: skip
+                                          json={"inputs": rows.tolist()}).json()["outputs"])
             mine = local.outputs(rows).numpy()
             gap = float(np.abs(served - mine).max())
             bound = certify_global(local.network).certified
@@ -167,7 +167,7 @@ def service_checks(device: str) -> list[str]:
             out_a, out_b = local.outputs(pairs[0]).numpy(), local.outputs(pairs[1]).numpy()
             ratio = float((np.linalg.norm(out_a - out_b, axis=1) / np.linalg.norm(pairs[0] - pairs[1], axis=1)).max())
             print(f"max |API - local float64 forward| = {gap:.3g}; certified bound {bound:.4g}; "
-                  f"largest observed slope {ratio:.4g} (ratio {ratio / bound:.3f} <= 1)")  # fmt: skip
+                  f"largest observed slope {ratio:.4g} (ratio {ratio / bound:.3f} <= 1)")
             if gap > 1e-9 * max(1.0, float(np.abs(mine).max())):
                 failures.append(f"served outputs differ from the CPU float64 forward by {gap}")
             if ratio > bound:

@@ -119,7 +119,7 @@ def select(name: str, x: np.ndarray, y: np.ndarray, candidates: list[dict]) -> N
     radii = [d_selection / 16, d_selection / 8, d_selection / 4]
     classes = sorted(set(y.tolist()))
     data = Dataset(X=x[train], y=y[train], task="classification",
-                   feature_names=[f"x{i}" for i in range(x.shape[1])], classes=classes, name=name)  # fmt: skip
+                   feature_names=[f"x{i}" for i in range(x.shape[1])], classes=classes, name=name)
     labels = np.searchsorted(classes, y[selection])
     print(f"{name}: d_train {d_train:.4g}, d_selection {d_selection:.4g}", flush=True)
     for candidate in candidates:
@@ -131,7 +131,7 @@ def select(name: str, x: np.ndarray, y: np.ndarray, candidates: list[dict]) -> N
         curve = certified_accuracy(result.model, x[selection], labels, bound, radii, local=False)
         cra = " / ".join(f"{100 * v:.1f}" for v in curve.global_)
         print(f"  {json.dumps(candidate):<50} clean {100 * curve.accuracy:5.1f}  CRA {cra}  L {bound:.3f}  "
-              f"{result.outcome.epochs_run} epochs  {seconds:.0f} s", flush=True)  # fmt: skip
+              f"{result.outcome.epochs_run} epochs  {seconds:.0f} s", flush=True)
 
 
 def main() -> None:

@@ -34,11 +34,11 @@ def config_problems(config: TrainingConfig, task: str) -> list[ConfigProblem]:
                 "robustness.target_radius",
                 "a target radius is a classification goal (a certified label); for regression use "
                 "robustness.radii to measure the certified output tolerance",
-            ))  # fmt: skip
+            ))
         if objective.loss in MARGIN_LOSSES:
             problems.append(ConfigProblem(
                 "objective.loss", f"{objective.loss!r} is a classification loss; regression takes mse or mae"
-            ))  # fmt: skip
+            ))
         if config.training.monitor == "certified_accuracy":
             problems.append(ConfigProblem("training.monitor", "certified accuracy is measured on classifiers only"))
     if objective.loss == "hkr" and objective_for(objective).lipschitz_by_construction is None:
@@ -46,11 +46,11 @@ def config_problems(config: TrainingConfig, task: str) -> list[ConfigProblem]:
             "objective.loss",
             "hkr needs a network that is 1-Lipschitz by construction (objective.mode one_lipschitz): "
             "its Kantorovich-Rubinstein term is unbounded below otherwise",
-        ))  # fmt: skip
+        ))
     if config.training.monitor == "certified_accuracy" and robust.target_radius is None:
         problems.append(ConfigProblem(
             "training.monitor", "monitoring certified accuracy needs robustness.target_radius (its radius)"
-        ))  # fmt: skip
+        ))
     return problems
 
 

@@ -239,11 +239,11 @@ class _ServedWeightMixin:
     # Invalidate on the two module-level operations that replace or rewrite the
     # weight wholesale, even though the version key already catches them: this
     # makes the invalidation independent of torch's version-counter details.
-    def _apply(self, fn, *args, **kwargs):  # noqa: ANN001, ANN202 - nn.Module's signature
+    def _apply(self, fn, *args, **kwargs):
         self._clear_served_cache()
         return super()._apply(fn, *args, **kwargs)  # type: ignore[misc]
 
-    def _load_from_state_dict(self, *args, **kwargs) -> None:  # noqa: ANN002, ANN003
+    def _load_from_state_dict(self, *args, **kwargs) -> None:
         self._clear_served_cache()
         super()._load_from_state_dict(*args, **kwargs)  # type: ignore[misc]
 
@@ -263,7 +263,7 @@ class OneLipschitzLinear(_ServedWeightMixin, nn.Linear):
     kind load the same way; the config names the kind.
     """
 
-    def __init__(self, *args, parametrization: str = "spectral", **kwargs) -> None:  # noqa: ANN002, ANN003
+    def __init__(self, *args, parametrization: str = "spectral", **kwargs) -> None:
         if parametrization not in PARAMETRIZATIONS:
             raise ValueError(f"unknown 1-Lipschitz parametrization {parametrization!r}; one of {PARAMETRIZATIONS}")
         super().__init__(*args, **kwargs)

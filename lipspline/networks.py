@@ -129,7 +129,7 @@ class SplineNetwork(nn.Module):
 
     _SCALING = ("input_mean", "input_scale", "target_mean", "target_scale")
 
-    def _apply(self, fn, recurse=True):  # noqa: ANN001, ANN202 - torch's signature
+    def _apply(self, fn, recurse=True):
         """``.float()``/``.half()`` convert parameters but never round the float64 scaling buffers."""
         kept = {name: getattr(self, name) for name in self._SCALING}
         super()._apply(fn, recurse)

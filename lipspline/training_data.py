@@ -78,7 +78,7 @@ class TrainingData(ABC):
 
 
 def _standardised(X: np.ndarray, targets: np.ndarray, task: str, scaling: Scaling,
-                  device: torch.device) -> tuple[Tensor, Tensor]:  # fmt: skip
+                  device: torch.device) -> tuple[Tensor, Tensor]:
     x = (X - scaling.input_mean) / scaling.input_scale
     if task == "regression":
         y = torch.as_tensor((targets - scaling.target_mean) / scaling.target_scale, dtype=torch.float32)
@@ -155,7 +155,7 @@ class StreamedData(TrainingData):
         stats = self.stream.statistics
         target = None if self.task != "regression" else (stats.target_mean, stats.target_std)
         return scaling_from_moments(np.asarray(stats.mean), np.asarray(stats.std), self.task, target,
-                                    isotropic=isotropic)  # fmt: skip
+                                    isotropic=isotropic)
 
     def prepare(self, scaling: Scaling, device: torch.device) -> None:
         self._scaling, self._device = scaling, device
@@ -165,7 +165,7 @@ class StreamedData(TrainingData):
             sample.validation_inputs, sample.validation_targets, self.task, scaling, device
         )
         self._raw = {"train": RawRows(sample.train_inputs, sample.train_targets),
-                     "validation": RawRows(sample.validation_inputs, sample.validation_targets)}  # fmt: skip
+                     "validation": RawRows(sample.validation_inputs, sample.validation_targets)}
 
     def train_sample(self) -> tuple[Tensor, Tensor]:
         assert self._sample is not None, "prepare() first"

@@ -55,7 +55,7 @@ class Client:
     (default ``$LIPSPLINE_API_KEY``, else the key file ``lipspline serve`` wrote in ``$LIPSPLINE_DATA_DIR``)."""
 
     def __init__(self, url: str | None = None, api_key: str | None = None, *, timeout_s: float = 60.0,
-                 retry: RetryPolicy | None = None, http: Any = None) -> None:  # fmt: skip
+                 retry: RetryPolicy | None = None, http: Any = None) -> None:
         self.url = (url or default_url()).rstrip("/")
         self.transport = SyncTransport(self.url, api_key or default_api_key(), timeout_s, retry or RetryPolicy(), http)
         runner = SyncRunner(self.transport)
@@ -76,7 +76,7 @@ class AsyncClient:
     """:class:`Client` for asyncio: the same resources, every call awaited."""
 
     def __init__(self, url: str | None = None, api_key: str | None = None, *, timeout_s: float = 60.0,
-                 retry: RetryPolicy | None = None, http: Any = None) -> None:  # fmt: skip
+                 retry: RetryPolicy | None = None, http: Any = None) -> None:
         self.url = (url or default_url()).rstrip("/")
         self.transport = AsyncTransport(self.url, api_key or default_api_key(), timeout_s, retry or RetryPolicy(), http)
         runner = AsyncRunner(self.transport)
@@ -95,4 +95,4 @@ class AsyncClient:
 
 
 __all__ = ["AsyncClient", "AsyncJob", "AsyncSweep", "Client", "Job", "JobFailedError", "LipSplineError",
-           "ModelHandle", "Prediction", "Registry", "RetryPolicy", "Sweep", "verify_webhook"]  # fmt: skip
+           "ModelHandle", "Prediction", "Registry", "RetryPolicy", "Sweep", "verify_webhook"]

@@ -78,7 +78,7 @@ def print_json(value: Any) -> None:
 def _console_of_width(width: int) -> Console:
     """A console like ``out`` but ``width`` columns wide (a table wider than the terminal is not cut)."""
     return Console(width=width, highlight=False, force_terminal=out.is_terminal, color_system=out.color_system,
-                   no_color=out.no_color)  # fmt: skip
+                   no_color=out.no_color)
 
 
 def table(title: str, columns: Sequence[str], rows: list[list[Any]], *, wide: bool = False) -> None:
@@ -112,7 +112,7 @@ wide_option = click.option("--wide", is_flag=True, help="draw the table at its f
 name_filter = click.option("--name", "name_filter", help="only those with this exact name")
 tag_filter = click.option("--tag", "tag_filter", multiple=True, help="only those with this tag (repeat: every one)")
 poll_option = click.option("--poll", "poll_s", type=click.FloatRange(min=0.1), default=1.0,
-                           help="seconds between two looks at the sweep while following it")  # fmt: skip
+                           help="seconds between two looks at the sweep while following it")
 
 
 def label_options(command: Callable[..., Any]) -> Callable[..., Any]:
@@ -146,7 +146,7 @@ def edit_command(group: click.Group, noun: str, update: Callable[[Client], Calla
     @handles_errors
     def edit(ctx: click.Context, ref: str, name: str | None, clear_name: bool, tags: tuple[str, ...],
              add_tags: tuple[str, ...], remove_tags: tuple[str, ...], clear_tags: bool, description: str | None,
-             clear_description: bool, as_json: bool) -> None:  # fmt: skip
+             clear_description: bool, as_json: bool) -> None:
         client = _client(ctx)
         changes: dict[str, Any] = {}
         if name is not None or clear_name:
@@ -163,13 +163,13 @@ def edit_command(group: click.Group, noun: str, update: Callable[[Client], Calla
             changes["tags"] = [tag for tag in present if tag not in remove_tags]
         if not changes:
             raise click.UsageError("nothing to change: give --name, --tag, --add-tag, --remove-tag, --description "
-                                   "or a --clear-... option")  # fmt: skip
+                                   "or a --clear-... option")
         updated = update(client)(ref, **changes)
         if as_json:
             return print_json(updated)
         lines(f"{noun} {updated.id}: name {text(getattr(updated, 'name', None))}, "
               f"tags {tags_text(getattr(updated, 'tags', None))}, "
-              f"description {text(getattr(updated, 'description', None))}")  # fmt: skip
+              f"description {text(getattr(updated, 'description', None))}")
 
     edit.__doc__ = f"""Set or clear a {noun}'s name, tags and description (what is not given stays as it is)."""
     edit.help = edit.__doc__
@@ -178,7 +178,7 @@ def edit_command(group: click.Group, noun: str, update: Callable[[Client], Calla
 def _current_tags(client: Client, noun: str, ref: str) -> list[str]:
     getter = {"dataset": client.datasets.get, "job": lambda r: client.jobs.get(r).info,
               "model": lambda r: client.models.get(r).info,
-              "sweep": lambda r: client.sweeps.get(r).info}[noun]  # fmt: skip
+              "sweep": lambda r: client.sweeps.get(r).info}[noun]
     return list(getattr(getter(ref), "tags", None) or [])
 
 
@@ -217,7 +217,7 @@ def datasets() -> None:
 @click.pass_context
 @handles_errors
 def datasets_upload(ctx: click.Context, path: Path, target: str | None, name: str | None, task: str | None,
-                    tags: tuple[str, ...], description: str | None, as_json: bool) -> None:  # fmt: skip
+                    tags: tuple[str, ...], description: str | None, as_json: bool) -> None:
     """Upload PATH (CSV, .npz, Parquet or JSON); prints the new dataset's id."""
     extra = {"tags": list(tags), "description": description} if tags or description else {}
     if target is None and path.suffix.lower() == ".csv":
@@ -239,7 +239,7 @@ def _last_column(path: Path) -> str | None:
 
 def _dataset_rows(items: list, wide: bool) -> list[list[Any]]:
     return [[d.id, d.name, tags_text(getattr(d, "tags", None)), d.task, d.n_samples, d.n_features,
-             *([d.sha256] if wide else []), timestamp(d.created_at, short=True)] for d in items]  # fmt: skip
+             *([d.sha256] if wide else []), timestamp(d.created_at, short=True)] for d in items]
 
 
 @datasets.command("list")
@@ -250,7 +250,7 @@ def _dataset_rows(items: list, wide: bool) -> list[list[Any]]:
 @click.pass_context
 @handles_errors
 def datasets_list(ctx: click.Context, name_filter: str | None, tag_filter: tuple[str, ...], wide: bool,
-                  as_json: bool) -> None:  # fmt: skip
+                  as_json: bool) -> None:
     """Every dataset of your tenant, newest first."""
     found = _client(ctx).datasets.list(name=name_filter, **({"tags": list(tag_filter)} if tag_filter else {}))
     if as_json:
@@ -318,7 +318,7 @@ def follow(job: Any) -> Any:
 @click.argument("config", type=click.Path(exists=True, dir_okay=False, path_type=Path), required=False)
 @click.option("--dataset", "dataset_id", required=True, help="id of the dataset to train on")
 @click.option("--target-radius", type=click.FloatRange(min=0, min_open=True),
-              help="train for certified accuracy at this l2 radius (sets robustness.target_radius)")  # fmt: skip
+              help="train for certified accuracy at this l2 radius (sets robustness.target_radius)")
 @click.option("--follow/--no-follow", "follow_", default=False, help="draw live progress until the job ends")
 @click.option("--notify-url", help="http(s) URL that receives the job's final event (signed webhook)")
 @click.option("--register-as", help="a registered model's name: on success the model becomes its next version")
@@ -329,7 +329,7 @@ def follow(job: Any) -> Any:
 @handles_errors
 def jobs_submit(ctx: click.Context, config: Path | None, dataset_id: str, target_radius: float | None,
                 follow_: bool, notify_url: str | None, register_as: str | None, name: str | None,
-                tags: tuple[str, ...], description: str | None, as_json: bool) -> None:  # fmt: skip
+                tags: tuple[str, ...], description: str | None, as_json: bool) -> None:
     """Train on a dataset with CONFIG (YAML or JSON TrainingConfig; default: every default); prints the job id.
 
     ``--target-radius R`` alone asks for a model trained for certified accuracy at radius R.
@@ -374,7 +374,7 @@ def _epochs(progress: Any) -> str:
 @click.pass_context
 @handles_errors
 def jobs_list(ctx: click.Context, status: str | None, dataset_id: str | None, name_filter: str | None,
-              tag_filter: tuple[str, ...], wide: bool, as_json: bool) -> None:  # fmt: skip
+              tag_filter: tuple[str, ...], wide: bool, as_json: bool) -> None:
     """Your tenant's jobs, newest first."""
     filters = {"name": name_filter, **({"tags": list(tag_filter)} if tag_filter else {})}
     found = _client(ctx).jobs.list(status, dataset_id=dataset_id, **filters)
@@ -382,9 +382,9 @@ def jobs_list(ctx: click.Context, status: str | None, dataset_id: str | None, na
         return print_json(found)
     rows = [[j.id, _name_of(j), j.status, _epochs(j.progress), j.model_id,
              *([tags_text(getattr(j, "tags", None)), j.dataset_id, j.device, j.worker_host] if wide else []),
-             timestamp(j.created_at, short=True)] for j in found.items]  # fmt: skip
+             timestamp(j.created_at, short=True)] for j in found.items]
     columns = ["id", "name", "status", "epoch", "model", *(["tags", "dataset", "device", "worker"] if wide else []),
-               "created"]  # fmt: skip
+               "created"]
     table("jobs", columns, rows, wide=wide)
 
 
@@ -425,11 +425,11 @@ def event_line(event: Any) -> str:
         took = f" {seconds:.2f}s" if isinstance(seconds, int | float) else ""
         summary = epoch_summary(data)
         return f"#{event.seq} epoch {text(data.get('epoch'))}/{text(data.get('epochs'))}{took}" + (
-            f" {summary}" if summary else "")  # fmt: skip
+            f" {summary}" if summary else "")
     detail = data.get("model_id") or data.get("error") or ""
     status = data.get("status")
     return " ".join(part for part in (f"#{event.seq}", str(event.type), text(status) if status else "",
-                                      text(detail) if detail else "") if part)  # fmt: skip
+                                      text(detail) if detail else "") if part)
 
 
 @jobs.command("logs")
@@ -484,7 +484,7 @@ def _headline_metric(info: Any) -> str:
 @click.pass_context
 @handles_errors
 def models_list(ctx: click.Context, dataset_id: str | None, task: str | None, name_filter: str | None,
-                tag_filter: tuple[str, ...], wide: bool, as_json: bool) -> None:  # fmt: skip
+                tag_filter: tuple[str, ...], wide: bool, as_json: bool) -> None:
     """Your tenant's models, newest first: registry entries, certified Lipschitz bound, validation metric."""
     filters = {"name": name_filter, **({"tags": list(tag_filter)} if tag_filter else {})}
     found = _client(ctx).models.list(dataset_id=dataset_id, task=task, **filters)
@@ -492,9 +492,9 @@ def models_list(ctx: click.Context, dataset_id: str | None, task: str | None, na
         return print_json(found)
     rows = [[m.id, _name_of(m), registrations_text(m), m.task, m.lipschitz.certified, _headline_metric(m),
              *([tags_text(getattr(m, "tags", None)), m.job_id, m.dataset_id] if wide else []),
-             timestamp(m.created_at, short=True)] for m in found.items]  # fmt: skip
+             timestamp(m.created_at, short=True)] for m in found.items]
     columns = ["id", "name", "registered", "task", "certified L", "validation",
-               *(["tags", "job", "dataset"] if wide else []), "created"]  # fmt: skip
+               *(["tags", "job", "dataset"] if wide else []), "created"]
     table("models", columns, rows, wide=wide)
 
 
@@ -525,7 +525,7 @@ def models_show(ctx: click.Context, ref: str, wide: bool, as_json: bool) -> None
             *[["warning", w] for w in info.metrics.warnings],
             *certified_accuracy_rows(info.certified_accuracy), ["active knots", info.sparsity.total_active_knots],
             ["parameters", info.parameter_count], ["classes", info.classes], ["features", info.feature_names],
-            ["description", getattr(info, "description", None)], ["created", timestamp(info.created_at)]]  # fmt: skip
+            ["description", getattr(info, "description", None)], ["created", timestamp(info.created_at)]]
     table(f"model {info.id}", ["field", "value"], rows, wide=wide)
 
 
@@ -536,11 +536,11 @@ def certified_accuracy_rows(curve: Any) -> list[list[Any]]:
     local = curve.local or [None] * len(curve.radii)
     rows = [[f"certified accuracy at radius {number(radius)}",
              number(value) + (f" (with local bounds {number(extra)})" if extra is not None else "")]
-            for radius, value, extra in zip(curve.radii, curve.global_, local, strict=False)]  # fmt: skip
+            for radius, value, extra in zip(curve.radii, curve.global_, local, strict=False)]
     rows.append(["certified accuracy measured on", f"{curve.points} {curve.split} points, radii {curve.radius_rule}"])
     if curve.target_radius is not None:
         rows.append([f"certified accuracy at the target radius {number(curve.target_radius)}",
-                     curve.certified_at_target])  # fmt: skip
+                     curve.certified_at_target])
     rows += [[label, note] for label, note in (("note", curve.local_note), ("warning", curve.warning)) if note]
     return rows
 
@@ -549,7 +549,7 @@ def certified_accuracy_rows(curve: Any) -> list[list[Any]]:
 @click.argument("ref")
 @click.option("--format", "format_", type=click.Choice(["zip", "onnx"]), default="zip", help="file format")
 @click.option("--output", "-o", type=click.Path(dir_okay=False, path_type=Path),
-              help="file to write [default: lipspline-model-ID.FORMAT]")  # fmt: skip
+              help="file to write [default: lipspline-model-ID.FORMAT]")
 @json_option
 @click.pass_context
 @handles_errors
@@ -559,7 +559,7 @@ def models_download(ctx: click.Context, ref: str, format_: str, output: Path | N
     path = model.download(output or Path(f"lipspline-model-{model.id}.{format_}"), format=format_)
     if as_json:
         return print_json({"model_id": model.id, "format": format_, "path": str(Path(path).resolve()),
-                           "bytes": Path(path).stat().st_size})  # fmt: skip
+                           "bytes": Path(path).stat().st_size})
     click.echo(str(path))
 
 
@@ -583,7 +583,7 @@ def read_rows(path: Path, feature_names: list[str]) -> tuple[list[str], list[lis
         missing = [name for name in feature_names if name not in header]
         raise ValueError(f"{path}: the header has no column {', '.join(missing)} (the model's features "
                          f"are {', '.join(feature_names)}) and {len(header)} columns, not "
-                         f"{len(feature_names)}")  # fmt: skip
+                         f"{len(feature_names)}")
     values = []
     for number_, row in enumerate(body, start=2):
         try:
@@ -603,16 +603,16 @@ def answered_text(result: Any, ref: str) -> str:
 @cli.command("predict")
 @click.argument("model_ref")
 @click.option("--input", "input_path", required=True, type=click.Path(exists=True, dir_okay=False, path_type=Path),
-              help="CSV with a header; the model's feature columns are picked by name, the others kept")  # fmt: skip
+              help="CSV with a header; the model's feature columns are picked by name, the others kept")
 @click.option("--epsilon", type=float, help="input change (l2) for output_bound: how far each output can move")
 @click.option("--local-ball", type=click.FloatRange(min=0, min_open=True),
-              help="also prove each radius locally inside this l2 ball (slower; adds radius_source)")  # fmt: skip
+              help="also prove each radius locally inside this l2 ball (slower; adds radius_source)")
 @click.option("--output", "-o", type=click.Path(dir_okay=False, path_type=Path), help="CSV to write [default: stdout]")
 @click.option("--json", "as_json", is_flag=True, help="print the API's JSON instead of CSV")
 @click.pass_context
 @handles_errors
 def predict(ctx: click.Context, model_ref: str, input_path: Path, epsilon: float | None, local_ball: float | None,
-            output: Path | None, as_json: bool) -> None:  # fmt: skip
+            output: Path | None, as_json: bool) -> None:
     """Predict every row of --input with MODEL_REF (an id, NAME, NAME@ALIAS or NAME/versions/N); the input's
     columns are kept (a label column too) and certificate columns are added beside each prediction.
 
@@ -637,7 +637,7 @@ def predict(ctx: click.Context, model_ref: str, input_path: Path, epsilon: float
         writer.writerow(columns)
         for i, row in enumerate(body):
             line = [*row, *[""] * (len(header) - len(row)), _cell(result.predictions[i]),
-                    *result.outputs[i].tolist(), result.rounding_bound[i]]  # fmt: skip
+                    *result.outputs[i].tolist(), result.rounding_bound[i]]
             line += [result.certified_radius[i]] if result.certified_radius is not None else []
             line += [sources[i]] if sources is not None else []
             line += [result.output_bounds[i]] if result.output_bounds is not None else []
@@ -681,16 +681,16 @@ def registry_list(ctx: click.Context, name_filter: str | None, wide: bool, as_js
     if as_json:
         return print_json(found)
     rows = [[r.name, r.latest_version, _aliases_text(r.aliases), r.description, timestamp(r.updated_at, short=True)]
-            for r in found.items]  # fmt: skip
+            for r in found.items]
     table("registered models", ["name", "latest", "aliases", "description", "updated"], rows, wide=wide)
 
 
 def _versions_table(name: str, versions: list, wide: bool) -> None:
     rows = [[f"v{v.version}", v.model_id, ", ".join(v.aliases) or MISSING, v.task, v.lipschitz_bound,
              *([v.lineage.job_id, v.lineage.dataset_id] if wide else []), v.created_by,
-             timestamp(v.created_at, short=True)] for v in versions]  # fmt: skip
+             timestamp(v.created_at, short=True)] for v in versions]
     columns = ["version", "model", "aliases", "task", "certified L", *(["job", "dataset"] if wide else []),
-               "created by", "created"]  # fmt: skip
+               "created by", "created"]
     table(f"{name}: versions", columns, rows, wide=wide)
 
 
@@ -710,11 +710,11 @@ def registry_show(ctx: click.Context, name: str, wide: bool, as_json: bool) -> N
         return print_json({**registered.model_dump(mode="json"), "versions": listed})
     lines(f"{registered.name}: latest version {text(registered.latest_version)}, "
           f"aliases {_aliases_text(registered.aliases)}",
-          *([f"description: {registered.description}"] if registered.description else []))  # fmt: skip
+          *([f"description: {registered.description}"] if registered.description else []))
     _versions_table(registered.name, versions.items, wide)
     if registered.aliases:
         lines(*[f"use {registered.name}@{alias} (version {version})" for alias, version in
-                sorted(registered.aliases.items())])  # fmt: skip
+                sorted(registered.aliases.items())])
 
 
 @registry.command("create")
@@ -740,7 +740,7 @@ def registry_create(ctx: click.Context, name: str, description: str | None, as_j
 @click.pass_context
 @handles_errors
 def registry_register(ctx: click.Context, name: str, model_ref: str, aliases: tuple[str, ...], create: bool,
-                      as_json: bool) -> None:  # fmt: skip
+                      as_json: bool) -> None:
     """Add a trained model (MODEL_REF: an id, or any model reference) as NAME's next version."""
     client = _client(ctx)
     model_id = model_ref if _looks_like_id(model_ref) else client.models.get(model_ref).id
@@ -757,7 +757,7 @@ def registry_register(ctx: click.Context, name: str, model_ref: str, aliases: tu
         added = [m.alias for m in moved if m.alias not in version.aliases]
         return print_json({**version.model_dump(mode="json", by_alias=True), "aliases": [*version.aliases, *added]})
     lines(f"{name} version {version.version}: model {version.model_id}",
-          *[f"{m.reference} -> version {m.version}" for m in moved])  # fmt: skip
+          *[f"{m.reference} -> version {m.version}" for m in moved])
 
 
 def _looks_like_id(ref: str) -> bool:
@@ -829,7 +829,7 @@ def alias_history(ctx: click.Context, name: str, alias: str | None, wide: bool, 
         return missing if number_ is None else f"v{number_}"
 
     rows = [[timestamp(e.at), e.alias, version(e.from_version, "(new)"), version(e.to_version, "(removed)"), e.actor]
-            for e in events.items]  # fmt: skip
+            for e in events.items]
     table(f"{name}: alias history", ["when", "alias", "from", "to", "by"], rows, wide=wide)
 
 
@@ -857,7 +857,7 @@ def read_space(ctx: click.Context, param: click.Parameter, value: str) -> dict:
 #: the --select forms, as --help shows them
 SELECT_FORMS = ("max_accuracy (the most accurate model), max_accuracy:L_MAX (the most accurate with "
                 "certified_lipschitz <= L_MAX), certified_accuracy:R (the most certified accuracy at l2 radius R), "
-                "knee (the knee of the accuracy vs log-bound front)")  # fmt: skip
+                "knee (the knee of the accuracy vs log-bound front)")
 
 
 def parse_select(text_: str) -> SelectRule:
@@ -899,7 +899,7 @@ def selection_text(info: SweepOut) -> str:
     registered = selected.registered_as
     name = f" (registered as {registered.name} v{text(registered.version)})" if registered else ""
     return (f"selected: trial {selected.trial}, model {text(selected.model_id)}{name} "
-            f"by {rule_text(selected.rule)}")  # fmt: skip
+            f"by {rule_text(selected.rule)}")
 
 
 def show_sweep(info: SweepOut, *, wide: bool = False) -> None:
@@ -909,19 +909,19 @@ def show_sweep(info: SweepOut, *, wide: bool = False) -> None:
     rows = []
     for trial, row in frame.iterrows():
         marks = [mark for flag, mark in ((row["selected"], "selected"), (row["on_lipschitz_front"], "L-front"),
-                                         (row["on_certified_accuracy_front"], "CA-front")) if flag]  # fmt: skip
+                                         (row["on_certified_accuracy_front"], "CA-front")) if flag]
         rows.append([trial, *[_number(row[path]) for path in paths], row["status"], row["epochs"],
                      _number(row["score"]), _number(row["certified_lipschitz"]), row["model_id"],
-                     *([row["job_id"]] if wide else []), " ".join(marks) or MISSING])  # fmt: skip
+                     *([row["job_id"]] if wide else []), " ".join(marks) or MISSING])
     columns = ["trial", *paths, "status", "epochs", "score", "certified L", "model", *(["job"] if wide else []),
-               "front / selection"]  # fmt: skip
+               "front / selection"]
     title = f"sweep {info.id} ({info.strategy}, {info.status})"
     name = getattr(info, "name", None)
     table(f"{title}: {name}" if name else title, columns, rows, wide=wide)
     progress = info.progress
     lines(f"{progress.succeeded}/{progress.planned} trials succeeded, {progress.active} active, "
           f"{progress.stopped} stopped, {progress.failed} failed, {progress.cancelled} cancelled; "
-          f"{progress.epochs} epochs")  # fmt: skip
+          f"{progress.epochs} epochs")
     if info.selected is not None:
         lines(selection_text(info))
     elif info.status != "running":
@@ -956,14 +956,14 @@ def show_sweep(info: SweepOut, *, wide: bool = False) -> None:
 def sweeps_submit(ctx: click.Context, dataset_id: str, space: dict, config: Path | None, strategy: str,
                   max_trials: int, max_concurrent: int, select_rule: SelectRule | None, seed: int | None,
                   register_as: str | None, follow_: bool, poll_s: float, name: str | None, tags: tuple[str, ...],
-                  description: str | None, as_json: bool) -> None:  # fmt: skip
+                  description: str | None, as_json: bool) -> None:
     """Start a sweep of --space over --dataset; prints the sweep id (with --follow: its trials when it ends)."""
     labels = {k: v for k, v in _labels(name, tags, description).items() if v is not None}
     sweep = _client(ctx).sweeps.create(
         dataset_id, read_config(config) if config else None, space=space, strategy=strategy,
         budget=Budget(max_trials=max_trials, max_concurrent=max_concurrent), select=select_rule, seed=seed,
         register_as=register_as, **labels,
-    )  # fmt: skip
+    )
     if not follow_:
         return print_json(sweep.info) if as_json else click.echo(sweep.id)
     lines(f"sweep {sweep.id}: {sweep.info.trials} trials", to=err)
@@ -1015,7 +1015,7 @@ def sweeps_follow(ctx: click.Context, sweep_id: str, poll_s: float, as_json: boo
 @click.pass_context
 @handles_errors
 def sweeps_list(ctx: click.Context, status: str | None, dataset_id: str | None, name_filter: str | None,
-                tag_filter: tuple[str, ...], wide: bool, as_json: bool) -> None:  # fmt: skip
+                tag_filter: tuple[str, ...], wide: bool, as_json: bool) -> None:
     """Your tenant's sweeps, newest first."""
     filters = {"name": name_filter, **({"tags": list(tag_filter)} if tag_filter else {})}
     found = _client(ctx).sweeps.list(status, dataset_id=dataset_id, **filters)
@@ -1023,9 +1023,9 @@ def sweeps_list(ctx: click.Context, status: str | None, dataset_id: str | None, 
         return print_json(found)
     rows = [[s.id, _name_of(s), s.status, s.strategy, f"{s.progress.succeeded}/{s.progress.planned}",
              s.selected.model_id if s.selected else None, *([tags_text(getattr(s, "tags", None))] if wide else []),
-             s.dataset_id, timestamp(s.created_at, short=True)] for s in found.items]  # fmt: skip
+             s.dataset_id, timestamp(s.created_at, short=True)] for s in found.items]
     columns = ["id", "name", "status", "strategy", "succeeded", "selected model", *(["tags"] if wide else []),
-               "dataset", "created"]  # fmt: skip
+               "dataset", "created"]
     table("sweeps", columns, rows, wide=wide)
 
 
@@ -1134,7 +1134,7 @@ def webhooks_deliveries(ctx: click.Context, job_id: str, wide: bool, as_json: bo
         answer = MISSING if last is None else (f"HTTP {last.status_code}" if last.status_code else text(last.error))
         rows.append([d.id, d.url, d.event, d.state, len(d.attempts), answer, timestamp(d.created_at, short=True)])
     table(f"deliveries of job {job_id}", ["id", "url", "event", "state", "attempts", "last answer", "created"], rows,
-          wide=wide)  # fmt: skip
+          wide=wide)
 
 
 def main(argv: list[str]) -> int:

@@ -25,9 +25,9 @@ class LipSplineError(Exception):
         except ValueError:  # not JSON, or not a problem: keep what the server said
             text = response.text[:500]
             problem = Problem(type="about:blank", title=response.reason_phrase, status=response.status_code,
-                              detail=text or response.reason_phrase, instance=response.request.url.path)  # fmt: skip
+                              detail=text or response.reason_phrase, instance=response.request.url.path)
         return cls(f"{response.status_code} {problem.title}: {problem.detail}", status=response.status_code,
-                   problem=problem)  # fmt: skip
+                   problem=problem)
 
 
 class JobFailedError(LipSplineError):

@@ -89,7 +89,7 @@ class AdaptiveProgress(Progress):
         self.wide_columns, self.compact_columns, self._width_of = tuple(wide), tuple(compact), console
         super().__init__(*wide, console=console)
 
-    def get_renderables(self):  # noqa: ANN201 - rich's own signature
+    def get_renderables(self):
         self.columns = self.wide_columns if self._width_of.width >= WIDE_COLUMNS else self.compact_columns
         yield from super().get_renderables()
 
@@ -127,7 +127,7 @@ class JobProgress:
         data = event.data
         if event.type == "epoch":
             self.progress.update(self.task, total=data.get("epochs"), completed=data.get("epoch", 0), status="running",
-                                 loss=_loss(data), summary=epoch_summary(data, short=True))  # fmt: skip
+                                 loss=_loss(data), summary=epoch_summary(data, short=True))
         else:  # status, final
             self.progress.update(self.task, status=data.get("status", "?"))
 
@@ -139,7 +139,7 @@ def sweep_counts(info: Any) -> dict[str, Any]:
     front = getattr(info, "front", None)
     front_size = len(front.lipschitz) if front is not None else 0
     return {"done": done, "running": progress.active, "planned": progress.planned, "front": front_size,
-            "succeeded": progress.succeeded, "failed": progress.failed, "status": str(info.status)}  # fmt: skip
+            "succeeded": progress.succeeded, "failed": progress.failed, "status": str(info.status)}
 
 
 class SweepProgress:
@@ -165,4 +165,4 @@ class SweepProgress:
         failed = f", {counts['failed']} failed" if counts["failed"] else ""
         short = f"{counts['running']} run, front {counts['front']}"
         self.progress.update(self.task, total=counts["planned"], completed=counts["done"], status=counts["status"],
-                             detail=detail + failed, short=short)  # fmt: skip
+                             detail=detail + failed, short=short)

@@ -140,7 +140,7 @@ UNSET: Any = _Unset()
 def _labels(name: Any = UNSET, tags: Any = UNSET, description: Any = UNSET) -> dict[str, Any]:
     """The name / tags / description members that were given (a creation body's or a PATCH's)."""
     given = {"name": name, "tags": None if tags is None else (list(tags) if tags is not UNSET else UNSET),
-             "description": description}  # fmt: skip
+             "description": description}
     return {key: value for key, value in given.items() if value is not UNSET}
 
 
@@ -163,7 +163,7 @@ def _rows(X: Any) -> list[list[float]]:
 
 # ---- datasets ---------------------------------------------------------------------------------------
 def upload_request(source: Any, target: str | None, name: str | None, task: str | None,
-                   tags: Any = None, description: str | None = None) -> Request:  # fmt: skip
+                   tags: Any = None, description: str | None = None) -> Request:
     """A file path (CSV, .npz, Parquet, JSON), a pandas DataFrame (with ``target``), or ``(X, y)``.
 
     ``tags`` go in a form upload as one comma-separated field (a tag holds no comma)."""
@@ -182,7 +182,7 @@ def upload_request(source: Any, target: str | None, name: str | None, task: str 
             raise ValueError("a DataFrame upload needs target= (the label column)")
         content = source.to_csv(index=False).encode()
         return Request("POST", "/v1/datasets", files={"file": (f"{name or 'dataframe'}.csv", content, "text/csv")},
-                       data=fields)  # fmt: skip
+                       data=fields)
     path = Path(source)
     return Request("POST", "/v1/datasets", files={"file": (path.name, path.read_bytes())}, data=fields)
 
@@ -192,7 +192,7 @@ class Datasets:
         self._runner = runner
 
     def upload(self, source: Any, *, target: str | None = None, name: str | None = None, task: str | None = None,
-               tags: list[str] | None = None, description: str | None = None):  # fmt: skip
+               tags: list[str] | None = None, description: str | None = None):
         """Upload a file, a DataFrame or ``(X, y)``; the stored dataset (``DatasetOut``)."""
         return self._runner.run(upload_request(source, target, name, task, tags, description), _as(DatasetOut))
 
@@ -204,7 +204,7 @@ class Datasets:
     def update(self, dataset_id: str, *, name: Any = UNSET, tags: Any = UNSET, description: Any = UNSET):
         """Rename, retag or describe a dataset (``PATCH``): members left out stay, None clears one."""
         return self._runner.run(*_patch(f"/v1/datasets/{quote(dataset_id, safe='')}", DatasetOut, name, tags,
-                                        description))  # fmt: skip
+                                        description))
 
     def get(self, dataset_id: str):
         return self._runner.run(Request("GET", f"/v1/datasets/{quote(dataset_id, safe='')}"), _as(DatasetOut))
@@ -272,7 +272,7 @@ class Job:
     def metrics(self):
         """The per-epoch history as a pandas DataFrame (index: epoch)."""
         return self._runner.run(Request("GET", f"/v1/jobs/{self.id}/metrics"),
-                                lambda r: metrics_frame(JobMetrics.model_validate_json(r.content)))  # fmt: skip
+                                lambda r: metrics_frame(JobMetrics.model_validate_json(r.content)))
 
     def metrics_history(self):
         """The per-epoch history as the service stores it: a list of dicts, one per epoch (no pandas)."""
@@ -408,12 +408,12 @@ class Jobs:
 
     def submit(self, dataset: str | DatasetOut, config: TrainingConfig | dict | None = None, *,
                notify_url: str | None = None, register_as: str | None = None, name: str | None = None,
-               tags: list[str] | None = None, description: str | None = None):  # fmt: skip
+               tags: list[str] | None = None, description: str | None = None):
         """Submit a training job (202 at once); the :class:`Job`, queued. ``register_as``: a registered
         model's name; the job's model becomes its next version when the job succeeds."""
         dataset_id = dataset.id if isinstance(dataset, DatasetOut) else dataset
         body: dict[str, Any] = {"dataset_id": dataset_id, "config": _config_json(config),
-                                **_creation_labels(name, tags, description)}  # fmt: skip
+                                **_creation_labels(name, tags, description)}
         if notify_url is not None:
             body["notify_url"] = notify_url
         if register_as is not None:
@@ -424,10 +424,10 @@ class Jobs:
 
     def get(self, job_id: str):
         return self._runner.run(Request("GET", f"/v1/jobs/{quote(job_id, safe='')}"),
-                                lambda r: self._job(self._runner, JobOut.model_validate_json(r.content)))  # fmt: skip
+                                lambda r: self._job(self._runner, JobOut.model_validate_json(r.content)))
 
     def list(self, status: str | None = None, *, dataset_id: str | None = None, name: str | None = None,
-             tags: list[str] | None = None):  # fmt: skip
+             tags: list[str] | None = None):
         """Every job of the tenant (all pages), newest first; ``status`` / ``dataset_id`` / ``name`` / ``tags``
         (every one) filter."""
         params = _filters(status=status or None, dataset_id=dataset_id, name=name, tag=tags)
@@ -475,7 +475,7 @@ class Prediction:
                    np.asarray(body.rounding_bound, dtype=np.float64), maybe(body.certified_radius),
                    body.output_bound, maybe(body.output_bounds), body.epsilon, body,
                    answered["model_id"] or fallback_model_id, answered["registered_name"],
-                   answered["version"])  # fmt: skip
+                   answered["version"])
 
 
 def answered_by(response: httpx.Response) -> dict[str, Any]:
@@ -549,7 +549,7 @@ class ModelHandle:
         if local_ball is not None:
             body["local_ball"] = local_ball
         return self._runner.run(Request("POST", f"{model_path(self.ref)}/predict", json=body),
-                                lambda r: Prediction.from_response(r, self.id))  # fmt: skip
+                                lambda r: Prediction.from_response(r, self.id))
 
     def certify(self, X: Any = None, epsilon: float = 0.1, norm: Literal["l2", "linf"] = "l2"):
         """Global bounds, and a local bound and radius (at most ``epsilon``) around each row of ``X``."""
@@ -578,10 +578,10 @@ class Models:
         ``name/versions/N`` (sent URL-encoded as one path segment, resolved by the service)."""
         model = _as(ModelOut)
         return self._runner.run(Request("GET", model_path(ref)),
-                                lambda r: self._handle(self._runner, model(r), ref))  # fmt: skip
+                                lambda r: self._handle(self._runner, model(r), ref))
 
     def list(self, *, dataset_id: str | None = None, task: str | None = None, name: str | None = None,
-             tags: list[str] | None = None):  # fmt: skip
+             tags: list[str] | None = None):
         """Every model of the tenant (all pages), newest first; ``dataset_id`` / ``task`` / ``name`` / ``tags``
         (every one) filter."""
         params = _filters(dataset_id=dataset_id, task=task, name=name, tag=tags)
@@ -605,7 +605,7 @@ def _given(value: Any) -> Any:
 
 
 def sweep_request(dataset: str | DatasetOut, base_config: TrainingConfig | dict | None, space: dict[str, SpaceValues],
-                  strategy: str | None, budget: Budget | dict, **options: Any) -> Request:  # fmt: skip
+                  strategy: str | None, budget: Budget | dict, **options: Any) -> Request:
     """``POST /v1/sweeps`` with only the members the caller gave (``options``: the other ``SweepCreate``
     members, None meaning "not given"), its shape checked against ``SweepCreate`` before anything is sent.
 
@@ -614,7 +614,7 @@ def sweep_request(dataset: str | DatasetOut, base_config: TrainingConfig | dict 
     config path, is the value in its field's range) is still the service's 422, naming the path.
     """
     members = {"base_config": None if base_config is None else _config_json(base_config),
-               "strategy": strategy, "budget": budget, **options}  # fmt: skip
+               "strategy": strategy, "budget": budget, **options}
     body: dict[str, Any] = {
         "dataset_id": dataset.id if isinstance(dataset, DatasetOut) else dataset,
         "space": {path: _given(values) for path, values in space.items()},
@@ -622,11 +622,11 @@ def sweep_request(dataset: str | DatasetOut, base_config: TrainingConfig | dict 
     }
     checked = SweepCreate.model_validate(body)
     unbounded = [path for path, values in checked.space.items()
-                 if isinstance(values, RangeSpec) and values.count is None]  # fmt: skip
+                 if isinstance(values, RangeSpec) and values.count is None]
     if checked.strategy == "grid" and unbounded:
         raise ValueError(f"space: {', '.join(unbounded)} is a range without a count, which makes the grid "
                          "unbounded: give it a count (grid points), or strategy='random' or 'halving' "
-                         "(budget.max_trials draws)")  # fmt: skip
+                         "(budget.max_trials draws)")
     return Request("POST", "/v1/sweeps", json=body)
 
 
@@ -649,7 +649,7 @@ def trials_frame(sweep: SweepOut) -> Any:
              "stopped_at_epoch": t.stopped_at_epoch, "score": t.score, "certified_lipschitz": t.certified_lipschitz,
              "model_id": t.model_id, "job_id": t.job_id, "worker_host": t.worker_host,
              "on_lipschitz_front": t.trial in lipschitz_front, "on_certified_accuracy_front": t.trial in robust_front,
-             "selected": t.trial == selected_trial} for t in sweep.trials]  # fmt: skip
+             "selected": t.trial == selected_trial} for t in sweep.trials]
     return pd.DataFrame(rows).set_index("trial") if rows else pd.DataFrame()
 
 
@@ -741,14 +741,14 @@ def _sweep_view(sweep: Sweep, progress: bool) -> Any:
     from lipspline_client.progress import SweepProgress
 
     return SweepProgress(sweep.id, getattr(sweep.info, "trials", None) if isinstance(sweep.info, SweepAccepted)
-                         else sweep.info.progress.planned)  # fmt: skip
+                         else sweep.info.progress.planned)
 
 
 class AsyncSweep(Sweep):
     """A :class:`Sweep` of the :class:`~lipspline_client.AsyncClient`: every method is awaited."""
 
     async def wait(self, poll_s: float = 2.0, timeout_s: float | None = None, *,  # type: ignore[override]
-                   progress: bool = False) -> AsyncSweep:  # fmt: skip
+                   progress: bool = False) -> AsyncSweep:
         import asyncio
 
         deadline = _deadline(timeout_s)
@@ -776,7 +776,7 @@ class Sweeps:
                budget: Budget | dict, seed: int | None = None, halving: HalvingSpec | dict | None = None,
                select: SelectRule | dict | None = None, front_radius: float | None = None,
                register_as: str | None = None, name: str | None = None, tags: list[str] | None = None,
-               description: str | None = None):  # fmt: skip
+               description: str | None = None):
         """Start a sweep (202 at once): trials are ordinary jobs, launched ``budget.max_concurrent`` at a time.
 
         ``space``: per config path (``objective.lambda``) a list of values or a range
@@ -789,14 +789,14 @@ class Sweeps:
         """
         request = sweep_request(dataset, base_config, space, strategy, budget, seed=seed, halving=halving,
                                 select=select, front_radius=front_radius, register_as=register_as,
-                                **_creation_labels(name, tags, description))  # fmt: skip
+                                **_creation_labels(name, tags, description))
         return self._runner.run(request, self._handle(SweepAccepted))  # refresh() or wait() reads the rest
 
     def get(self, sweep_id: str):
         return self._runner.run(Request("GET", f"/v1/sweeps/{quote(sweep_id, safe='')}"), self._handle(SweepOut))
 
     def list(self, status: SweepStatus | None = None, *, dataset_id: str | None = None, name: str | None = None,
-             tags: list[str] | None = None):  # fmt: skip
+             tags: list[str] | None = None):
         """Every sweep of the tenant (all pages), newest first; ``status`` / ``dataset_id`` / ``name`` / ``tags``
         (every one) filter."""
         params = _filters(status=status or None, dataset_id=dataset_id, name=name, tag=tags)

@@ -82,7 +82,7 @@ class Request:
 
     def kwargs(self) -> dict[str, Any]:
         return {"params": self.params, "json": self.json, "content": self.content, "files": self.files,
-                "data": self.data, "headers": self.headers}  # fmt: skip
+                "data": self.data, "headers": self.headers}
 
 
 def _headers(api_key: str | None) -> dict[str, str]:
@@ -103,7 +103,7 @@ def _checked(response: httpx.Response) -> httpx.Response:
 
 class SyncTransport:
     def __init__(self, url: str, api_key: str | None, timeout_s: float, retry: RetryPolicy,
-                 http: httpx.Client | None = None) -> None:  # fmt: skip
+                 http: httpx.Client | None = None) -> None:
         self.url, self.retry = url.rstrip("/"), retry
         self.http = http or httpx.Client(base_url=self.url, headers=_headers(api_key), timeout=timeout_s)
 
@@ -132,7 +132,7 @@ class SyncTransport:
 
 class AsyncTransport:
     def __init__(self, url: str, api_key: str | None, timeout_s: float, retry: RetryPolicy,
-                 http: httpx.AsyncClient | None = None) -> None:  # fmt: skip
+                 http: httpx.AsyncClient | None = None) -> None:
         self.url, self.retry = url.rstrip("/"), retry
         self.http = http or httpx.AsyncClient(base_url=self.url, headers=_headers(api_key), timeout=timeout_s)
 

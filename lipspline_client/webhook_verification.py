@@ -12,7 +12,7 @@ TIMESTAMP_HEADER = "X-LipSpline-Timestamp"
 
 
 def verify_webhook(secret: str, body: bytes, headers: Mapping[str, str], *, tolerance_s: float = 300.0,
-                   now: float | None = None) -> bool:  # fmt: skip
+                   now: float | None = None) -> bool:
     """True when ``X-LipSpline-Signature`` is the HMAC-SHA256 of ``"{timestamp}.{body}"`` under ``secret``
     and ``X-LipSpline-Timestamp`` is within ``tolerance_s`` of ``now``. Pass the body's raw bytes."""
     lowered = {k.lower(): v for k, v in headers.items()}

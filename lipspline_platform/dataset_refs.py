@@ -49,20 +49,20 @@ def describe(settings: Settings, tenant: str, spec: DatasetReference) -> Dataset
     features = check_columns(schema, spec.target, spec.features)
     if len(features) > settings.max_features:
         raise DatasetError(f"{len(features)} features, over the {settings.max_features} allowed.",
-                           problem="too_large")  # fmt: skip
+                           problem="too_large")
     statistics = compute_statistics(found.filesystem, objects, features, spec.target, spec.task,
-                                    max_classes=settings.max_classes)  # fmt: skip
+                                    max_classes=settings.max_classes)
     return DatasetRow(
         id=new_id(), tenant_id=tenant, name=spec.name, task=statistics.task, n_samples=statistics.n_rows,
         n_features=len(features), classes=statistics.classes, feature_names=features, target_name=spec.target,
         source_format=SOURCE_FORMAT, sha256=fingerprint(objects), content=None, uri=spec.uri,
         objects=[asdict(o) for o in objects], statistics=statistics.to_json(), tags=list(spec.tags),
         description=spec.description,
-    )  # fmt: skip
+    )
 
 
 def describe_stored(settings: Settings, tenant: str, dataset_id: str, uri: str, path: str, filesystem: Any,
-                    spec: DatasetReference) -> DatasetRow:  # fmt: skip
+                    spec: DatasetReference) -> DatasetRow:
     """A dataset row for a Parquet upload already copied into the artifact store at ``uri``.
 
     Registered as a reference to that object (so a job streams it) and owning it
@@ -71,14 +71,14 @@ def describe_stored(settings: Settings, tenant: str, dataset_id: str, uri: str, 
     objects, schema = describe_objects(filesystem, [path])
     features = check_columns(schema, spec.target, spec.features)
     statistics = compute_statistics(filesystem, objects, features, spec.target, spec.task,
-                                    max_classes=settings.max_classes)  # fmt: skip
+                                    max_classes=settings.max_classes)
     return DatasetRow(
         id=dataset_id, tenant_id=tenant, name=spec.name, task=statistics.task, n_samples=statistics.n_rows,
         n_features=len(features), classes=statistics.classes, feature_names=features, target_name=spec.target,
         source_format="parquet", sha256=fingerprint(objects), content=None, content_uri=uri,
         content_bytes=objects[0].size, uri=uri, objects=[asdict(o) for o in objects],
         statistics=statistics.to_json(), description=spec.description,
-    )  # fmt: skip
+    )
 
 
 def registered_objects(row: DatasetRow) -> list[ParquetObject]:
@@ -95,7 +95,7 @@ def open_stream(settings: Settings, row: DatasetRow, config: TrainingConfig) -> 
         filesystem=found_filesystem, objects=objects, features=list(row.feature_names), target=row.target_name or "",
         statistics=StreamStatistics.from_json(row.statistics), validation_split=config.training.validation_split,
         seed=config.training.seed, buffer_rows=settings.stream_buffer_rows, sample_rows=settings.stream_sample_rows,
-    )  # fmt: skip
+    )
 
 
 

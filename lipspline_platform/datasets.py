@@ -40,7 +40,7 @@ def of_tenant(session: Session, tenant_id: str, dataset_id: str) -> DatasetRow |
 def list_datasets(
     session: Session, tenant_id: str, window: Window, *, task: str | None = None, name: str | None = None,
     tags: list[str] | None = None,
-) -> Rows:  # fmt: skip
+) -> Rows:
     """One window of the tenant's datasets, newest first, filtered."""
     where: list[Any] = [] if task is None else [DatasetRow.task == task]
     where += labels.conditions("dataset", name=name, tags=tags)
@@ -50,7 +50,7 @@ def list_datasets(
 def active_job_ids(session: Session, dataset_id: str) -> list[str]:
     """The queued or running jobs that still need the dataset."""
     query = select(JobRow.id).where(JobRow.dataset_id == dataset_id,
-                                    JobRow.status.in_([s.value for s in ACTIVE_STATES]))  # fmt: skip
+                                    JobRow.status.in_([s.value for s in ACTIVE_STATES]))
     return list(session.scalars(query).all())
 
 
@@ -58,7 +58,7 @@ def active_job_ids(session: Session, dataset_id: str) -> list[str]:
 def store_uploaded(
     session: Session, settings: Settings, tenant_id: str, dataset: Dataset, content: bytes, *, source_format: str,
     target_name: str | None, tags: Sequence[str], description: str | None,
-) -> DatasetRow:  # fmt: skip
+) -> DatasetRow:
     """Store a parsed, checked upload (``content``: its npz) with its labels; flushed.
 
     The npz goes to the artifact store when there is one (written before the row, which names it).
@@ -71,7 +71,7 @@ def store_uploaded(
         target_name=target_name, source_format=source_format, sha256=dataset.sha256,
         content=None if content_uri else content, content_uri=content_uri, content_bytes=len(content),
         description=description,
-    )  # fmt: skip
+    )
     return add(session, row, tags)
 
 

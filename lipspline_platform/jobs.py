@@ -33,7 +33,7 @@ def is_tenants(database_url: str, tenant_id: str, job_id: str) -> bool:
 def list_jobs(
     session: Session, tenant_id: str, window: Window, *, status: str | None = None, dataset_id: str | None = None,
     name: str | None = None, tags: list[str] | None = None,
-) -> Rows:  # fmt: skip
+) -> Rows:
     """One window of the tenant's jobs, newest first, filtered."""
     where: list[Any] = []
     if status is not None:

@@ -33,12 +33,12 @@ def set_tags(session: Session, kind: Kind, row: Any, tags: Sequence[str]) -> Non
     if gone:
         session.execute(delete(ResourceTagRow).where(ResourceTagRow.kind == kind,
                                                      ResourceTagRow.resource_id == row.id,
-                                                     ResourceTagRow.tag.in_(gone)))  # fmt: skip
+                                                     ResourceTagRow.tag.in_(gone)))
     session.add_all(ResourceTagRow(kind=kind, tag=tag, resource_id=row.id) for tag in tags if tag not in before)
 
 
 def label(session: Session, kind: Kind, row: Any, *, name: str | None, tags: Sequence[str],
-          description: str | None) -> None:  # fmt: skip
+          description: str | None) -> None:
     """A new resource's labels (``row`` has its id; it has no tags yet)."""
     row.name, row.description = name, description
     row.tags = []

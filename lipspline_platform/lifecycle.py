@@ -109,7 +109,7 @@ def drop_checkpoint(session: Session, job_id: str) -> None:
 
 
 def _announce(session: Session, job: JobRow, status: JobStatus, *, error: str | None = None,
-              attempt: int | None = None) -> None:  # fmt: skip
+              attempt: int | None = None) -> None:
     """Report a status change: a ``status`` event; when it ends the job, a ``final`` event
     (model id or error) and one webhook delivery per target, all in the caller's transaction."""
     change: dict = {"status": str(status)}
@@ -132,14 +132,14 @@ def _announce(session: Session, job: JobRow, status: JobStatus, *, error: str | 
     }
     job_events.append(session, job.id, job_events.FINAL, final)
     outbox.enqueue(session, tenant_id=job.tenant_id, job_id=job.id, notify_url=job.notify_url,
-                   event=final["event"], payload=final)  # fmt: skip
+                   event=final["event"], payload=final)
 
 
-def _last_beat():  # noqa: ANN202
+def _last_beat():
     return func.coalesce(JobRow.heartbeat_at, JobRow.updated_at)
 
 
-def _last_send():  # noqa: ANN202
+def _last_send():
     return func.coalesce(JobRow.dispatched_at, JobRow.created_at)
 
 
@@ -320,7 +320,7 @@ def record_epoch(
             store = artifacts.store_for(settings)
             uri = store.put(f"checkpoints/{job_id}", blob) if store is not None else None
             session.merge(JobCheckpointRow(job_id=job_id, epoch=epoch, blob=None if uri else blob, blob_uri=uri,
-                                           updated_at=now))  # fmt: skip
+                                           updated_at=now))
         return True
 
 

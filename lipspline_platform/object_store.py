@@ -83,7 +83,7 @@ def _local_path(uri: str, parts: Any, settings: Settings) -> str:
     real = os.path.realpath(directory)
     if not any(real == root or real.startswith(root.rstrip("/") + "/") for root in roots):
         raise UriRefusedError(f"{uri!r}: file:// URIs must lie under a directory the service shares for datasets "
-                         "(LIPSPLINE_DATASET_FILE_ROOTS)")  # fmt: skip
+                         "(LIPSPLINE_DATASET_FILE_ROOTS)")
     return os.path.join(real, os.path.basename(path)) if directory != path else real
 
 
@@ -110,7 +110,7 @@ def resolve(uri: str, settings: Settings) -> ObjectSet:
     scheme = parts.scheme.lower()
     if scheme not in SCHEMES:
         raise UriRefusedError(f"{uri!r}: scheme {parts.scheme or '(none)'!r} is not served; use one of "
-                         + ", ".join(f"{s}://" for s in SCHEMES))  # fmt: skip
+                         + ", ".join(f"{s}://" for s in SCHEMES))
     filesystem = filesystem_for(scheme, settings)
     if scheme == "file":
         path = _local_path(uri, parts, settings)
@@ -123,9 +123,9 @@ def resolve(uri: str, settings: Settings) -> ObjectSet:
     try:
         if prefix_only or _GLOB & set(pattern):
             listed = filesystem.get_file_info(pafs.FileSelector(directory, allow_not_found=True,
-                                                                 recursive=prefix_only))  # fmt: skip
+                                                                 recursive=prefix_only))
             paths = sorted(info.path for info in listed if info.type == pafs.FileType.File
-                           and fnmatch.fnmatchcase(os.path.basename(info.path), pattern))  # fmt: skip
+                           and fnmatch.fnmatchcase(os.path.basename(info.path), pattern))
         else:
             info = filesystem.get_file_info(path)
             paths = [info.path] if info.type == pafs.FileType.File else []

@@ -61,7 +61,7 @@ def job_room(session: Session, tenant_id: str, settings: Settings) -> JobRoom:
     ``max_stored_bytes`` (a job adds a model: no room once the tenant stores its quota).
     On a tie the quota that waiting does not clear is named, since it decides what a sweep does."""
     limits = {name: tenant_quota(session, tenant_id, name, settings)
-              for name in ("max_active_jobs", "max_models", "max_stored_bytes")}  # fmt: skip
+              for name in ("max_active_jobs", "max_models", "max_stored_bytes")}
     rooms: list[JobRoom] = []
     counts_active = limits["max_active_jobs"] is not None or limits["max_models"] is not None
     active = active_jobs(session, tenant_id) if counts_active else 0

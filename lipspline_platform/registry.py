@@ -66,7 +66,7 @@ class RegistryError(Exception):
 # ---- reads -------------------------------------------------------------------------------------
 def find_name(session: Session, tenant_id: str, name: str) -> RegisteredModelRow | None:
     query = select(RegisteredModelRow).where(RegisteredModelRow.tenant_id == tenant_id,
-                                             RegisteredModelRow.name == name)  # fmt: skip
+                                             RegisteredModelRow.name == name)
     return session.scalars(query).one_or_none()
 
 
@@ -79,7 +79,7 @@ def get_name(session: Session, tenant_id: str, name: str) -> RegisteredModelRow:
 
 def find_version(session: Session, registered: RegisteredModelRow, version: int) -> ModelVersionRow | None:
     query = select(ModelVersionRow).where(ModelVersionRow.registered_model_id == registered.id,
-                                          ModelVersionRow.version == version)  # fmt: skip
+                                          ModelVersionRow.version == version)
     return session.scalars(query).one_or_none()
 
 
@@ -194,7 +194,7 @@ def create_name(session: Session, tenant_id: str, name: str, description: str | 
         raise RegistryError(409, "name-taken", f"name: a registered model {name!r} already exists", "name")
     now = utcnow()
     row = RegisteredModelRow(id=new_id(), tenant_id=tenant_id, name=name, description=description, last_version=0,
-                             created_at=now, updated_at=now)  # fmt: skip
+                             created_at=now, updated_at=now)
     session.add(row)
     session.flush()  # a concurrent create of the same name fails here, on the unique constraint
     return row
@@ -225,7 +225,7 @@ def add_version(session: Session, registered: RegisteredModelRow, model: ModelRo
     existing = _version_of_model(session, registered, model)
     if existing is not None:
         raise RegistryError(409, "already-registered", f"model_id: model {model.id!r} is already version "
-                            f"{existing.version} of {registered.name!r}", "model_id")  # fmt: skip
+                            f"{existing.version} of {registered.name!r}", "model_id")
     number = session.execute(
         update(RegisteredModelRow)
         .where(RegisteredModelRow.id == registered.id)
@@ -238,21 +238,21 @@ def add_version(session: Session, registered: RegisteredModelRow, model: ModelRo
     if model.dataset_id is not None:
         sha256 = session.scalar(select(DatasetRow.sha256).where(DatasetRow.id == model.dataset_id))
     row = ModelVersionRow(id=new_id(), registered_model_id=registered.id, version=number, model_id=model.id,
-                          dataset_sha256=sha256, created_by=created_by, created_at=utcnow())  # fmt: skip
+                          dataset_sha256=sha256, created_by=created_by, created_at=utcnow())
     session.add(row)
     session.flush()
     outbox.enqueue_event(session, tenant_id=registered.tenant_id, event=VersionCreatedEvent(
         name=registered.name, version=number, model_id=model.id, reference=f"{registered.name}/versions/{number}",
-        created_by=created_by, created_at=row.created_at))  # fmt: skip
+        created_by=created_by, created_at=row.created_at))
     return row
 
 
 def _announce_alias(session: Session, registered: RegisteredModelRow, event: AliasEventRow,
-                    model_id: str | None) -> None:  # fmt: skip
+                    model_id: str | None) -> None:
     """The alias history's new entry as a ``registry.alias_moved`` webhook event, in the caller's transaction."""
     outbox.enqueue_event(session, tenant_id=registered.tenant_id, event=AliasMovedEvent(
         name=registered.name, alias=event.alias, from_version=event.from_version, to_version=event.to_version,
-        model_id=model_id, reference=f"{registered.name}@{event.alias}", actor=event.actor, at=event.at))  # fmt: skip
+        model_id=model_id, reference=f"{registered.name}@{event.alias}", actor=event.actor, at=event.at))
 
 
 def move_alias(
@@ -264,7 +264,7 @@ def move_alias(
     """
     if not re.fullmatch(ALIAS_PATTERN, alias):
         raise RegistryError(422, "validation-error", "alias: must be 1-64 letters, digits, '.', '_' or '-', "
-                            "starting with a letter", "alias")  # fmt: skip
+                            "starting with a letter", "alias")
     target = find_version(session, registered, version)
     if target is None:
         raise RegistryError(404, "not-found", f"version: {registered.name!r} has no version {version}", "version")
@@ -277,9 +277,9 @@ def move_alias(
         current.version_id, current.updated_at = target.id, utcnow()
     else:
         session.add(ModelAliasRow(registered_model_id=registered.id, alias=alias, version_id=target.id,
-                                  updated_at=utcnow()))  # fmt: skip
+                                  updated_at=utcnow()))
     event = AliasEventRow(registered_model_id=registered.id, alias=alias, from_version=previous,
-                          to_version=version, actor=actor, at=utcnow())  # fmt: skip
+                          to_version=version, actor=actor, at=utcnow())
     session.add(event)
     registered.updated_at = event.at
     session.flush()
@@ -295,7 +295,7 @@ def remove_alias(session: Session, registered: RegisteredModelRow, alias: str, a
     previous = session.scalar(select(ModelVersionRow.version).where(ModelVersionRow.id == current.version_id))
     session.delete(current)
     event = AliasEventRow(registered_model_id=registered.id, alias=alias, from_version=previous, to_version=None,
-                          actor=actor, at=utcnow())  # fmt: skip
+                          actor=actor, at=utcnow())
     session.add(event)
     registered.updated_at = event.at
     session.flush()
@@ -313,7 +313,7 @@ def delete_name(session: Session, registered: RegisteredModelRow, *, force: bool
     if aliases and not force:
         named = ", ".join(f"{alias} -> {version}" for alias, version in aliases.items())
         raise RegistryError(409, "aliased", f"registered model {registered.name!r} still has aliases ({named}); "
-                            "remove them or pass force=true", "force")  # fmt: skip
+                            "remove them or pass force=true", "force")
     for table in (AliasEventRow, ModelAliasRow, ModelVersionRow):
         session.execute(delete(table).where(table.registered_model_id == registered.id))
     session.execute(delete(RegisteredModelRow).where(RegisteredModelRow.id == registered.id))

@@ -69,7 +69,7 @@ class Settings(BaseSettings):
         16 * 1024 * 1024, ge=1,
         description="a Parquet upload larger than this is copied to the artifact store as it arrives and trained by "
         "streaming, never held whole (needs an artifact store; raise max_upload_bytes for large files)",
-    )  # fmt: skip
+    )
     max_reference_objects: int = Field(10_000, ge=1, description="most Parquet objects one dataset URI may match")
     rate_limit_per_s: float = Field(100.0, gt=0, description="sustained requests per second per API key")
     rate_limit_burst: int = Field(200, ge=1, description="requests a key may make at once before throttling")

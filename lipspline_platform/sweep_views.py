@@ -34,7 +34,7 @@ def _trial_status(stopped_at: int | None, job_status: str) -> str:
 
 
 def _out(row: SweepRow, pairs: list[tuple[SweepTrialRow, JobRow]], found: dict[int, sweeps.TrialResult],
-         epochs: dict[str, int]) -> SweepOut:  # fmt: skip
+         epochs: dict[str, int]) -> SweepOut:
     request = row.request
     summary = row.summary
     if summary is None and found:
@@ -66,7 +66,7 @@ def _out(row: SweepRow, pairs: list[tuple[SweepTrialRow, JobRow]], found: dict[i
 
 
 def _trial_out(trial: SweepTrialRow, job: JobRow, result: sweeps.TrialResult | None,
-               epochs: dict[str, int]) -> TrialOut:  # fmt: skip
+               epochs: dict[str, int]) -> TrialOut:
     return TrialOut(
         trial=trial.trial,
         job_id=job.id,
@@ -100,7 +100,7 @@ def _progress(row: SweepRow, trials: list[TrialOut]) -> SweepProgress:
 
 
 def _fronts(row: SweepRow, summary: dict[str, Any] | None, trials: list[TrialOut],
-            found: dict[int, sweeps.TrialResult]) -> tuple[Fronts | None, Selected | None]:  # fmt: skip
+            found: dict[int, sweeps.TrialResult]) -> tuple[Fronts | None, Selected | None]:
     """The Pareto fronts and the selection of ``summary`` (the stored one, or the running fronts): none without."""
     if summary is None:
         return None, None
@@ -111,7 +111,7 @@ def _fronts(row: SweepRow, summary: dict[str, Any] | None, trials: list[TrialOut
         t = by_trial[index]
         at = found[index].outcome(index).certified_at(radius) if radius is not None else None
         return FrontPoint(trial=index, model_id=t.model_id, score=t.score,
-                          certified_lipschitz=t.certified_lipschitz, certified_accuracy=at)  # fmt: skip
+                          certified_lipschitz=t.certified_lipschitz, certified_accuracy=at)
 
     front = Fronts(
         lipschitz=[point(i) for i in summary["lipschitz_front"]],
@@ -123,5 +123,5 @@ def _fronts(row: SweepRow, summary: dict[str, Any] | None, trials: list[TrialOut
     selected = None
     if chosen is not None:
         selected = Selected(trial=chosen, model_id=row.selected_model_id, rule=row.request.get("select") or {},
-                            registered_as=summary.get("registered_as"))  # fmt: skip
+                            registered_as=summary.get("registered_as"))
     return front, selected

@@ -159,10 +159,10 @@ def _launch(
         job_id = new_id()
         params = sweep.plan[index]
         lifecycle.submit(session, job_id=job_id, tenant_id=sweep.tenant_id, dataset_id=sweep.dataset_id,
-                         config=apply(spec.base, params), queue=queue)  # fmt: skip
+                         config=apply(spec.base, params), queue=queue)
         session.flush()  # the job row first: the trial row references it
         session.add(SweepTrialRow(sweep_id=sweep.id, trial=index, job_id=job_id, params=params, rung_scores={},
-                                  updated_at=utcnow()))  # fmt: skip
+                                  updated_at=utcnow()))
         to_send.append((job_id, queue))
     if indices:
         sweep.launched = indices.stop
@@ -243,7 +243,7 @@ def halving_rungs_of_job(settings: Settings, job_id: str) -> list[int]:
         request = session.scalar(
             select(SweepRow.request).join(SweepTrialRow, SweepTrialRow.sweep_id == SweepRow.id)
             .where(SweepTrialRow.job_id == job_id)
-        )  # fmt: skip
+        )
     if request is None or request.get("strategy") != "halving":
         return []
     return spec_from_request(request).rungs()
@@ -264,7 +264,7 @@ class TrialResult:
             return None
         curve = self.certified_accuracy or {}
         return TrialOutcome(index, self.score, self.lipschitz, tuple(curve.get("radii", ())),
-                            tuple(curve.get("global", ())))  # fmt: skip
+                            tuple(curve.get("global", ())))
 
 
 def result_of(model: ModelRow) -> TrialResult:
@@ -284,7 +284,7 @@ def results_of(
     model_ids = [job.model_id for pairs in pairs_by_sweep.values() for _, job in pairs if job.model_id]
     models = {m.id: m for m in session.scalars(select(ModelRow).where(ModelRow.id.in_(model_ids)))} if model_ids else {}
     return {sweep_id: {trial.trial: result_of(models[job.model_id]) for trial, job in pairs if job.model_id in models}
-            for sweep_id, pairs in pairs_by_sweep.items()}  # fmt: skip
+            for sweep_id, pairs in pairs_by_sweep.items()}
 
 
 def summary_of(spec: SweepSpec, found: dict[int, TrialResult]) -> SweepSummary:
@@ -318,7 +318,7 @@ def _finish(session: Session, sweep: SweepRow, spec: SweepSpec, pairs: list[tupl
     sweep.summary = document
     sweep.close("succeeded" if found else "failed", note, utcnow())
     outbox.enqueue_event(session, tenant_id=sweep.tenant_id, event=SweepFinishedEvent(
-        status=sweep.status, registered_as=registered_as, **_ended(sweep, summary, found)))  # fmt: skip
+        status=sweep.status, registered_as=registered_as, **_ended(sweep, summary, found)))
     log.info("sweep %s finished: %s, selected trial %s", sweep.id, sweep.status, summary.selected)
 
 
@@ -327,7 +327,7 @@ def _ended(sweep: SweepRow, summary: SweepSummary, found: dict[int, TrialResult]
     return {"sweep_id": sweep.id, "dataset_id": sweep.dataset_id, "trials_planned": len(sweep.plan),
             "trials_with_model": len(found), "selected_trial": summary.selected,
             "selected_model_id": sweep.selected_model_id if summary.selected is not None else None,
-            "note": sweep.note, "finished_at": sweep.finished_at}  # fmt: skip
+            "note": sweep.note, "finished_at": sweep.finished_at}
 
 
 # ---- halving -------------------------------------------------------------------------------------
@@ -374,7 +374,7 @@ def epochs_run(session: Session, job_ids: list[str]) -> dict[str, int]:
     rows = session.execute(
         select(JobEpochRow.job_id, func.max(JobEpochRow.epoch)).where(JobEpochRow.job_id.in_(job_ids))
         .group_by(JobEpochRow.job_id)
-    ).all()  # fmt: skip
+    ).all()
     return dict(rows)
 
 
@@ -422,12 +422,12 @@ def _within_quotas(session: Session, sweep: SweepRow, indices: range, active: in
         # a quota that clears as jobs finish, or trials of this sweep still running (one may fail and free
         # room): launch what fits, the rest at a later advance (the worker's, or the reconciler's pass)
         note = (f"{QUOTA_WAIT_NOTE}: the tenant's {room.quota} quota ({room.limit}) holds back {held} "
-                "trial(s); they launch as its jobs finish")  # fmt: skip
+                "trial(s); they launch as its jobs finish")
     else:
         dropped = len(sweep.plan) - sweep.launched
         sweep.plan = sweep.plan[: sweep.launched]
         note = (f"{QUOTA_DROP_NOTE}: the tenant's {room.quota} quota ({room.limit}) leaves no room for "
-                f"another trial; the {dropped} trial(s) not yet launched were dropped")  # fmt: skip
+                f"another trial; the {dropped} trial(s) not yet launched were dropped")
         log.info("sweep %s: %s quota reached, %d unlaunched trial(s) dropped", sweep.id, room.quota, dropped)
     if note != sweep.note:  # a sweep that keeps waiting is not rewritten at every reconciler pass
         sweep.note, sweep.updated_at = note, utcnow()
@@ -436,7 +436,7 @@ def _within_quotas(session: Session, sweep: SweepRow, indices: range, active: in
 
 def running_sweep_count(session: Session, tenant_id: str) -> int:
     return int(session.scalar(select(func.count()).where(SweepRow.tenant_id == tenant_id,
-                                                         SweepRow.status == RUNNING)))  # fmt: skip
+                                                         SweepRow.status == RUNNING)))
 
 
 # ---- the API's reads -----------------------------------------------------------------------------
@@ -448,7 +448,7 @@ def find(session: Session, tenant_id: str, sweep_id: str, *, lock: bool = False)
 def list_sweeps(
     session: Session, tenant_id: str, window: Window, *, status: str | None = None, dataset_id: str | None = None,
     name: str | None = None, tags: list[str] | None = None,
-) -> Rows:  # fmt: skip
+) -> Rows:
     """One window of the tenant's sweeps, newest first, filtered like the jobs list."""
     where: list[Any] = []
     if status is not None:

@@ -36,7 +36,7 @@ def find_tenant(session: Session, tenant_id: str, *, lock: bool = False) -> Tena
 
 
 def set_quotas(session: Session, tenant: TenantRow, *, max_active_jobs: int | None, max_stored_bytes: int | None,
-               max_models: int | None) -> None:  # fmt: skip
+               max_models: int | None) -> None:
     """Set the tenant's own quotas (None: the deployment's default); flushed."""
     tenant.quota_max_active_jobs = max_active_jobs
     tenant.quota_max_stored_bytes = max_stored_bytes
@@ -50,7 +50,7 @@ def revoke_tenant(session: Session, tenant: TenantRow) -> None:
     if tenant.revoked_at is None:
         tenant.revoked_at = now
     for key in session.scalars(select(ApiKeyRow).where(ApiKeyRow.tenant_id == tenant.id,
-                                                       ApiKeyRow.revoked_at.is_(None))):  # fmt: skip
+                                                       ApiKeyRow.revoked_at.is_(None))):
         key.revoked_at = now
     session.flush()
 

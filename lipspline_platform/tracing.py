@@ -51,7 +51,7 @@ def configure_tracing(settings: Settings, service_name: str, *, app: Any = None,
     from opentelemetry.sdk.trace.export import BatchSpanProcessor, SimpleSpanProcessor
 
     provider = TracerProvider(resource=Resource.create({"service.name": os.environ.get("OTEL_SERVICE_NAME",
-                                                                                        service_name)}))  # fmt: skip
+                                                                                        service_name)}))
     if exporter is None:
         from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
 

@@ -43,7 +43,7 @@ def activation_curves(model: TrainedModel, dataset: Dataset | None) -> list[dict
         # fixed activations are the same for every unit: one curve says it all
         units = int(network.layers[index].weight.shape[0]) if learnable else 1
         entry: dict[str, Any] = {"layer": index, "kind": type(activation).__name__, "units": units,
-                                 "learnable": learnable}  # fmt: skip
+                                 "learnable": learnable}
         # a quarter past each spline's own grid shows where it turns linear; fixed activations: [-2.5, 2.5]
         span = getattr(activation, "grid_range", UNRESOLVED_RANGE) * 1.25
         grid = torch.linspace(-span, span, CURVE_POINTS, dtype=torch.float32)
@@ -93,7 +93,7 @@ def preactivation_ranges(model: TrainedModel, dataset: Dataset) -> list[dict[str
     x = torch.from_numpy(np.ascontiguousarray(dataset.X[train_rows[:RANGE_ROWS]]))
     seen: dict[int, dict[str, list[float]]] = {}
 
-    def recorder(index: int):  # noqa: ANN202 - a torch forward hook
+    def recorder(index: int):
         def hook(_module: torch.nn.Module, inputs: tuple[torch.Tensor, ...]) -> None:
             values = inputs[0].detach().to(torch.float64)
             per_unit = values.transpose(0, 1).reshape(values.shape[1], -1)  # units (channels) first

@@ -88,7 +88,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                   dependencies=[Depends(reject_unknown_query_parameters)],
                   # operationIds are the handlers' names (or their explicit operation_id): `submit_job`, not
                   # `submit_job_v1_jobs_post`, so generated clients get short, readable function names
-                  generate_unique_id_function=operation_id_of)  # fmt: skip
+                  generate_unique_id_function=operation_id_of)
     install_docs(app)  # /docs and /redoc with assets from the installed package, not a CDN
     app.state.settings = settings
     app.state.model_cache = ModelCache(settings, settings.model_cache_size)

@@ -66,7 +66,7 @@ def add_key(
     """A new key of an existing tenant: the plain key (shown once) and its stored row."""
     key = KEY_PREFIX + secrets.token_urlsafe(24)
     row = ApiKeyRow(id=new_id(), tenant_id=tenant.id, prefix=key[:PREFIX_CHARS], key_hash=hash_key(key),
-                    scopes=format_scopes(scopes), expires_at=expires_at, name=name)  # fmt: skip
+                    scopes=format_scopes(scopes), expires_at=expires_at, name=name)
     session.add(row)
     session.flush()
     return key, row

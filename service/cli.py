@@ -63,7 +63,7 @@ def cmd_api(args: argparse.Namespace) -> int:
     _migrate(settings)
     try:
         uvicorn.run("service.app:app_from_env", factory=True, host=args.host, port=args.port, workers=args.workers,
-                    **uvicorn_logging(settings, terminal=False))  # fmt: skip
+                    **uvicorn_logging(settings, terminal=False))
     finally:
         if metrics_dir is not None:
             remove_multiprocess_dir(metrics_dir)
@@ -212,7 +212,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     except OSError as error:  # EADDRINUSE, EACCES (a port below 1024), an address not on this machine
         reason = "is already in use" if error.errno == errno.EADDRINUSE else f"cannot be used ({error.strerror})"
         print(f"lipspline serve: port {args.port} on {args.host} {reason}; choose another with --port "
-              f"(make serve PORT=...)", file=sys.stderr)  # fmt: skip
+              f"(make serve PORT=...)", file=sys.stderr)
         return 1
     import uvicorn
 
@@ -231,9 +231,9 @@ def cmd_serve(args: argparse.Namespace) -> int:
     print(f"lipspline: key: {key_file.read_text().strip()}", flush=True)
     print("\n".join(["lipspline: in another shell, from any directory:",
                      f"  export LIPSPLINE_URL={url} LIPSPLINE_API_KEY=$(cat {key_file})", *cli_hint()]),
-          flush=True)  # fmt: skip
+          flush=True)
 
-    def _exit(signum: int, _frame) -> None:  # noqa: ANN001
+    def _exit(signum: int, _frame) -> None:
         raise SystemExit(128 + signum)
 
     # uvicorn shuts down gracefully on SIGTERM, then re-raises the signal with the handler
@@ -381,7 +381,7 @@ def _settings() -> Settings:
 def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     command = next((a for i, a in enumerate(argv) if not a.startswith("-") and (i == 0 or argv[i - 1]
-                    not in ("--url", "--api-key"))), None)  # fmt: skip
+                    not in ("--url", "--api-key"))), None)
     if command in USER_COMMANDS:
         # the user commands (datasets, jobs, models, predict, sweeps, webhooks) are the SDK's CLI
         from lipspline_client.cli import main as user_main
@@ -393,7 +393,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ModuleNotFoundError as exc:
         if exc.name and exc.name.split(".")[0] in SERVER_ONLY_MODULES:
             print(f"lipspline {args.command}: this server command needs the server install "
-                  f"(pip install 'lipspline[server]'; {exc.name} is missing)", file=sys.stderr)  # fmt: skip
+                  f"(pip install 'lipspline[server]'; {exc.name} is missing)", file=sys.stderr)
             return 2
         raise
 

@@ -65,7 +65,7 @@ bearer = HTTPBearer(
 
 def _insufficient_scope(scope: str) -> ProblemError:
     return ProblemError(403, "Forbidden", f"this API key lacks the {scope!r} scope this route needs",
-                        kind="insufficient-scope", required_scope=scope)  # fmt: skip
+                        kind="insufficient-scope", required_scope=scope)
 
 
 async def principal_of_key(request: Request, key: str) -> Principal | None:
@@ -103,7 +103,7 @@ async def _throttle(request: Request, principal: Principal) -> None:
         RATE_LIMITED.inc()
         settings: Settings = request.app.state.settings
         error = ProblemError(429, "Too Many Requests", f"rate limit of {settings.rate_limit_per_s:g} requests/s "
-                             f"per key exceeded; retry in {wait:.2f} s", kind="rate-limited")  # fmt: skip
+                             f"per key exceeded; retry in {wait:.2f} s", kind="rate-limited")
         error.headers = {"Retry-After": limiter.retry_after_header(wait)}
         raise error
 

@@ -53,7 +53,7 @@ def install_docs(app: FastAPI) -> None:
     @app.get(REDOC_JS, include_in_schema=False)
     async def redoc_js() -> Response:
         return Response(redoc_bundle(), media_type="text/javascript; charset=utf-8",
-                        headers={"Cache-Control": "public, max-age=3600"})  # fmt: skip
+                        headers={"Cache-Control": "public, max-age=3600"})
 
     app.mount(ASSETS, StaticFiles(directory=str(folder)), name="docs-assets")
     title = app.title

@@ -37,7 +37,7 @@ IdempotencyKey = Annotated[
     str | None,
     Header(alias="Idempotency-Key", min_length=1, max_length=MAX_KEY_LENGTH,
            description="retry-safe POST: same key + same body replays the first response"),
-]  # fmt: skip
+]
 STALE_AFTER = timedelta(minutes=5)
 
 
@@ -75,7 +75,7 @@ class IdempotentRequest:
                         session.add(IdempotencyRow(
                             tenant_id=self.tenant_id, route=self.route, key=self.key,
                             request_sha256=request_fingerprint, state="in_flight",
-                        ))  # fmt: skip
+                        ))
                         session.flush()
                     except IntegrityError:  # a concurrent request claimed it first: look again
                         session.rollback()
@@ -85,18 +85,18 @@ class IdempotentRequest:
                 if row.request_sha256 != request_fingerprint:
                     raise ProblemError(422, "Idempotency Key Reused",
                                        "Idempotency-Key: this key was used with a different request body",
-                                       kind="idempotency-key-reused")  # fmt: skip
+                                       kind="idempotency-key-reused")
                 if row.state == "in_flight":
                     if utcnow() - as_utc(row.created_at) > STALE_AFTER:
                         row.created_at = utcnow()
                         self.claimed = True
                         return None
                     raise ProblemError(409, "Conflict", "Idempotency-Key: the first request with this key is still "
-                                       "being processed; retry later", kind="idempotency-in-flight")  # fmt: skip
+                                       "being processed; retry later", kind="idempotency-in-flight")
                 IDEMPOTENT_REPLAYS.labels(self.route).inc()
                 headers = dict(row.response_headers or {}, **{"Idempotent-Replayed": "true"})
                 return JSONResponse(json.loads(row.response_body or "null"), status_code=row.response_status or 200,
-                                    headers=headers)  # fmt: skip
+                                    headers=headers)
         raise ProblemError(
             409, "Conflict", "Idempotency-Key: concurrent requests with this key", kind="idempotency-in-flight"
         )

@@ -34,14 +34,14 @@ NameFilter = Annotated[
 TagFilter = Annotated[
     list[Tag] | None,
     Query(max_length=MAX_TAGS, description="only those carrying this tag; repeat it to ask for several "
-          "(every one must be present); 1-50 characters of `A-Za-z0-9._:/=-`"),  # fmt: skip
+          "(every one must be present); 1-50 characters of `A-Za-z0-9._:/=-`"),
 ]
 #: the ``responses=`` of every ``PATCH``
 PATCH_RESPONSES = problems(
     (404, "no such resource (or another tenant's)"),
     (422, "a member breaks its rule (the problem's `field` names it: `name`, `tags.3`, `description`), or an "
      "unknown member"),
-)  # fmt: skip
+)
 
 
 #: the platform's writers, for the routes that create (tags given at creation) and delete

@@ -28,12 +28,12 @@ MULTIPART_OVERHEAD = 64 * 1024
 
 def limit_exceeded(field: str, message: str, limit_name: str, limit: int | float, status: int = 422) -> ProblemError:
     return ProblemError(status, "Limit Exceeded", f"{field}: {message}", kind="limit-exceeded",
-                        errors=[{"field": field, "message": message}], limit=limit_name, limit_value=limit)  # fmt: skip
+                        errors=[{"field": field, "message": message}], limit=limit_name, limit_value=limit)
 
 
 def too_large(limit: int) -> ProblemError:
     return ProblemError(413, "Content Too Large", f"body: the request exceeds the limit of {limit} bytes",
-                        kind="content-too-large", limit="max_upload_bytes", limit_value=limit)  # fmt: skip
+                        kind="content-too-large", limit="max_upload_bytes", limit_value=limit)
 
 
 class BodySizeLimit:
@@ -80,9 +80,9 @@ class BodySizeLimit:
         detail = detail or f"body: Content-Length exceeds the limit of {limit} bytes"
         body = json.dumps(problem_body(413, "Content Too Large", detail,
                                        "content-too-large", scope.get("path", ""),
-                                       limit="max_upload_bytes", limit_value=limit)).encode()  # fmt: skip
+                                       limit="max_upload_bytes", limit_value=limit)).encode()
         headers = [(b"content-type", PROBLEM_JSON.encode()), (b"content-length", str(len(body)).encode()),
-                   (b"connection", b"close")]  # fmt: skip
+                   (b"connection", b"close")]
         count_problem(413, "content-too-large")
         await send({"type": "http.response.start", "status": 413, "headers": headers})
         await send({"type": "http.response.body", "body": body})
@@ -91,13 +91,13 @@ class BodySizeLimit:
 def check_dataset(dataset: Dataset, settings: Settings) -> None:
     if dataset.n_samples > settings.max_rows:
         raise limit_exceeded("file", f"{dataset.n_samples} rows exceed the limit of {settings.max_rows}",
-                             "max_rows", settings.max_rows)  # fmt: skip
+                             "max_rows", settings.max_rows)
     if dataset.n_features > settings.max_features:
         raise limit_exceeded("file", f"{dataset.n_features} features exceed the limit of {settings.max_features}",
-                             "max_features", settings.max_features)  # fmt: skip
+                             "max_features", settings.max_features)
     if dataset.classes is not None and len(dataset.classes) > settings.max_classes:
         raise limit_exceeded("file", f"{len(dataset.classes)} classes exceed the limit of {settings.max_classes}",
-                             "max_classes", settings.max_classes)  # fmt: skip
+                             "max_classes", settings.max_classes)
 
 
 def parameter_count(config: TrainingConfig, n_features: int, n_outputs: int) -> int:
@@ -117,18 +117,18 @@ def check_network(config: TrainingConfig, dataset_row: Any, settings: Settings) 
     epochs = config.training.epochs
     if epochs is not None and epochs > settings.max_epochs:
         raise limit_exceeded("config.training.epochs", f"{epochs} exceeds the limit of {settings.max_epochs}",
-                             "max_epochs", settings.max_epochs)  # fmt: skip
+                             "max_epochs", settings.max_epochs)
     if len(arch.hidden) > settings.max_depth:
         raise limit_exceeded("config.architecture.hidden", f"{len(arch.hidden)} hidden layers exceed the limit of "
-                             f"{settings.max_depth}", "max_depth", settings.max_depth)  # fmt: skip
+                             f"{settings.max_depth}", "max_depth", settings.max_depth)
     for i, width in enumerate([*arch.hidden, *(arch.conv_channels if arch.kind == "cnn" else [])]):
         if width > settings.max_width:
             field = f"config.architecture.hidden.{i}" if i < len(arch.hidden) else "config.architecture.conv_channels"
             raise limit_exceeded(field, f"width {width} exceeds the limit of {settings.max_width}",
-                                 "max_width", settings.max_width)  # fmt: skip
+                                 "max_width", settings.max_width)
     if arch.activation == "deepspline" and config.spline.knots > settings.max_knots:
         raise limit_exceeded("config.spline.knots", f"{config.spline.knots} knots exceed the limit of "
-                             f"{settings.max_knots}", "max_knots", settings.max_knots)  # fmt: skip
+                             f"{settings.max_knots}", "max_knots", settings.max_knots)
     n_classes = len(dataset_row.classes) if dataset_row.classes is not None else None
     try:
         count = parameter_count(config, dataset_row.n_features, output_width(dataset_row.task, n_classes))
@@ -136,4 +136,4 @@ def check_network(config: TrainingConfig, dataset_row: Any, settings: Settings) 
         raise limit_exceeded("config.architecture", str(exc), "architecture", 0) from exc
     if count > settings.max_parameters:
         raise limit_exceeded("config.architecture", f"the network has {count} parameters, above the limit of "
-                             f"{settings.max_parameters}", "max_parameters", settings.max_parameters)  # fmt: skip
+                             f"{settings.max_parameters}", "max_parameters", settings.max_parameters)

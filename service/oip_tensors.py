@@ -73,7 +73,7 @@ def input_rows(tensor: RequestInput, binary: bytes, n_features: int, max_rows: i
         expected = count * np.dtype(INPUT_DATATYPES[tensor.datatype]).itemsize
         if size != expected or len(binary) != size:
             raise bad_request(f"input {name!r}: binary_data_size {size} with {len(binary)} bytes after the header; "
-                              f"shape {shape} of {tensor.datatype} is {expected} bytes")  # fmt: skip
+                              f"shape {shape} of {tensor.datatype} is {expected} bytes")
         values = np.frombuffer(binary, dtype=INPUT_DATATYPES[tensor.datatype]).astype(np.float64)
     else:
         if binary:

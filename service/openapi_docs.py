@@ -96,7 +96,7 @@ def created_headers(what: str, *, accepted: bool = False) -> dict[str, Any]:
     }
     if accepted:
         headers["Retry-After"] = _header(f"whole seconds before it is worth asking `Location` how the {what} is doing",
-                                         "integer")  # fmt: skip
+                                         "integer")
     return {"headers": headers}
 
 
@@ -157,7 +157,7 @@ def _is_fastapi_422(response: dict[str, Any]) -> bool:
 def _declare_scope(operation: dict[str, Any]) -> None:
     """The scope a route needs (from its ``security`` requirement) as ``x-required-scope`` and in words."""
     scopes = sorted({scope for requirement in operation["security"] for scopes in requirement.values()
-                     for scope in scopes})  # fmt: skip
+                     for scope in scopes})
     if not scopes:
         return
     operation["x-required-scope"] = scopes[0] if len(scopes) == 1 else scopes

@@ -62,7 +62,7 @@ def encode_cursor(created_at: datetime, ident: str | int) -> str:
 def bad_cursor(message: str) -> ProblemError:
     """400: a cursor this service did not make (or a corrupted one): the client must start over."""
     return ProblemError(400, "Bad Request", f"cursor: {message}; pass back the next_cursor of a list response",
-                        kind="bad-cursor", errors=[{"field": "cursor", "message": message}])  # fmt: skip
+                        kind="bad-cursor", errors=[{"field": "cursor", "message": message}])
 
 
 #: a cursor's id, when the list's ids are strings: id characters (what ``new_id`` makes is 32 hex digits)

@@ -67,7 +67,7 @@ def parse_predict_body(raw: bytes, content_type: str | None) -> PredictBody:
     if content_type and not _is_json(content_type):
         raise RequestValidationError([{"type": "model_attributes_type", "loc": ("body",), "input": None,
                                        "msg": f"expected a JSON object (Content-Type: application/json), "
-                                              f"got Content-Type {content_type!r}"}])  # fmt: skip
+                                              f"got Content-Type {content_type!r}"}])
     fast = _fast_path(raw)
     return fast if fast is not None else _validated(raw)
 

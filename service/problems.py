@@ -40,7 +40,7 @@ class ProblemError(Exception):
 def problem_body(status: int, title: str, detail: str, kind: str, instance: str, **extra: Any) -> dict[str, Any]:
     """The one shape of every error body (handlers, the body-size middleware, the readiness probe)."""
     return {"type": PROBLEM_BASE + kind, "title": title, "status": status, "detail": detail, "instance": instance,
-            **extra}  # fmt: skip
+            **extra}
 
 
 def is_oip_path(path: str) -> bool:
@@ -135,7 +135,7 @@ def install_problem_handlers(app: FastAPI) -> None:
         if len(errors) > 1:
             detail += f" (and {len(errors) - 1} more)"
         return problem_response(request, 422, "Validation Error", detail, "validation-error", field=first["field"],
-                                errors=errors)  # fmt: skip
+                                errors=errors)
 
     @app.exception_handler(StarletteHTTPException)
     async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
@@ -173,7 +173,7 @@ def install_problem_handlers(app: FastAPI) -> None:
         log.warning("value refused by the database on %s %s: %s", request.method, request.url.path, exc.orig)
         return problem_response(request, 422, "Unprocessable Content",
                                 "a value of the request cannot be stored (a NUL byte, or a number out of range)",
-                                "validation-error")  # fmt: skip
+                                "validation-error")
 
     @app.exception_handler(Exception)
     async def _unexpected(request: Request, exc: Exception) -> JSONResponse:

@@ -72,7 +72,7 @@ def _is_integer(annotation: Any) -> bool:
         return True
     arguments = get_args(annotation)
     return (get_origin(annotation) in (Union, UnionType) and int in arguments
-            and all(a in (int, NoneType) for a in arguments))  # fmt: skip
+            and all(a in (int, NoneType) for a in arguments))
 
 
 def _header_name(alias: str) -> str:
@@ -82,9 +82,9 @@ def _header_name(alias: str) -> str:
 def _integer_parameters(dependant: Dependant) -> set[tuple[str, str]]:
     found = set()
     for location, fields in (("path", dependant.path_params), ("query", dependant.query_params),
-                             ("header", dependant.header_params)):  # fmt: skip
+                             ("header", dependant.header_params)):
         found |= {(location, _header_name(f.alias) if location == "header" else f.alias)
-                  for f in fields if _is_integer(f.field_info.annotation)}  # fmt: skip
+                  for f in fields if _is_integer(f.field_info.annotation)}
     for sub in dependant.dependencies:
         found |= _integer_parameters(sub)
     return found

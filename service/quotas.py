@@ -80,7 +80,7 @@ def _check_jobs(session: Session, tenant_id: str, settings: Settings, at_once: i
         stored = model_count(session, tenant_id)
         if stored + active + models > models_limit:
             detail = (f"the tenant has {stored} models and {active} active jobs, its quota is {models_limit} models; "
-                      f"{what} would add {models} (an admin may raise it)")  # fmt: skip
+                      f"{what} would add {models} (an admin may raise it)")
             raise quota_exceeded(403, "max_models", models_limit, detail)
     check_storage(session, tenant_id, settings, 1)  # a job stores a model: there must be room for one more byte
 
@@ -98,6 +98,6 @@ def check_new_sweep(session: Session, tenant_id: str, settings: Settings, trials
         running = running_sweep_count(session, tenant_id)
         if running >= limit:
             detail = (f"the tenant has {running} running sweeps, its quota is {limit}; retry when one ends "
-                      "(or cancel one)")  # fmt: skip
+                      "(or cancel one)")
             raise quota_exceeded(429, "max_running_sweeps", limit, detail)
     _check_jobs(session, tenant_id, settings, at_once, trials, f"the sweep ({trials} trials)")

@@ -104,7 +104,7 @@ class SharedRateLimiter(RateLimiter):
         except Exception as exc:  # Redis unreachable or slow: this process's own bucket, for a while
             if self._down_until == 0.0:
                 log.warning("shared rate limit: Redis unavailable (%s); using per-process buckets",
-                            type(exc).__name__)  # fmt: skip
+                            type(exc).__name__)
             self._down_until = time.monotonic() + RETRY_AFTER_FAILURE_S
             return self.acquire(key)
         if self._down_until:

@@ -46,7 +46,7 @@ def deployment(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPath
     workdir = tmp_path_factory.mktemp(request.param)
     # file:// datasets by reference may name the temporary directory (the docs examples write there)
     env = {"LIPSPLINE_DATA_DIR": str(workdir / "data"), "LIPSPLINE_CANCEL_POLL_S": "0.2",
-           "LIPSPLINE_DATASET_FILE_ROOTS": json.dumps([tempfile.gettempdir()])}  # fmt: skip
+           "LIPSPLINE_DATASET_FILE_ROOTS": json.dumps([tempfile.gettempdir()])}
     drop = None
     if request.param == "embedded":
         dep = Deployment(embedded_env(workdir, **env), workdir, embedded=True)

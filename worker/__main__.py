@@ -44,7 +44,7 @@ def celery_argv(args: argparse.Namespace) -> list[str]:
     return argv
 
 
-def _keep_our_logging(**_kwargs) -> None:  # noqa: ANN003
+def _keep_our_logging(**_kwargs) -> None:
     pass
 
 

@@ -20,21 +20,21 @@ from worker.training_job import run_training_job
 
 
 @worker_init.connect
-def _preload(**_kwargs) -> None:  # noqa: ANN003
+def _preload(**_kwargs) -> None:
     # In the main process, before the pool forks: what the first job of every pool child would
     # otherwise import (worker-loss recovery: a rescuing worker starts the job without it).
     training_job.preload()
 
 
 @worker_process_init.connect
-def _fresh_connections(**_kwargs) -> None:  # noqa: ANN003
+def _fresh_connections(**_kwargs) -> None:
     # A prefork child inherits the parent's pooled DB sockets; using them from two
     # processes corrupts the protocol stream, so every child starts with none.
     dispose_all()
 
 
 @worker_ready.connect
-def _start_reconciler(**_kwargs) -> None:  # noqa: ANN003
+def _start_reconciler(**_kwargs) -> None:
     # In the worker's main process (prefork) or its only process (solo): every worker host
     # re-queues jobs whose worker died and re-sends jobs the broker lost.
     settings = get_settings()
@@ -44,19 +44,19 @@ def _start_reconciler(**_kwargs) -> None:  # noqa: ANN003
 
 
 @worker_process_shutdown.connect
-def _forget_live_gauges(pid: int | None = None, **_kwargs) -> None:  # noqa: ANN003
+def _forget_live_gauges(pid: int | None = None, **_kwargs) -> None:
     # a pool child exits (Celery replaces crashed ones): its "current job" series go with it
     if pid is not None:
         metrics.process_exited(pid)
 
 
 @worker_shutdown.connect
-def _stop_reconciler(**_kwargs) -> None:  # noqa: ANN003
+def _stop_reconciler(**_kwargs) -> None:
     background.stop_in_worker()
 
 
 @shared_task(name=TRAIN_TASK, bind=True)
-def train(self, job_id: str) -> None:  # noqa: ANN001
+def train(self, job_id: str) -> None:
     # the task id is the job id (lipspline_platform.queue.send_job): one id in the message, the row, the logs
     worker_host = self.request.hostname or socket.gethostname()
     with structured_logging.bound(job_id=job_id, worker=worker_host):

@@ -86,7 +86,7 @@ class Lease:
         self._thread.start()
         return self
 
-    def __exit__(self, *_exc) -> None:  # noqa: ANN002
+    def __exit__(self, *_exc) -> None:
         self._stop.set()
         self._thread.join(timeout=5)
 
@@ -264,7 +264,7 @@ def certificate_of(model: TrainedModel, inputs: np.ndarray) -> CertificateReport
 def stored_model(
     model: TrainedModel, inputs: np.ndarray, dataset: Dataset | None = None,
     rows: tuple[np.ndarray, np.ndarray, str] | None = None,
-) -> lifecycle.NewModel:  # fmt: skip
+) -> lifecycle.NewModel:
     """Everything stored with a trained model: its parts, its certificate on ``inputs``, its sparsity;
     with the training ``dataset``, its certified robust accuracy (or output tolerance) under that certificate."""
     document, weights = model_to_parts(model)
@@ -290,7 +290,7 @@ def stored_model(
 def _store_model(
     settings: Settings, job_id: str, claim: Claim, model: TrainedModel, train_seconds: float, outcome: TrainingOutcome,
     data: Dataset | StreamedData,
-) -> bool:  # fmt: skip
+) -> bool:
     """Certify the model, then store it and mark the job succeeded in one transaction; False if the lease was lost."""
     if isinstance(data, StreamedData):  # too large to hold: the certificate and CRA read its sample
         validation = data.raw_rows("validation")

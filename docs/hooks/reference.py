@@ -71,7 +71,7 @@ def render_routes(schema: dict[str, Any] | None = None) -> str:
         scope = op.get("x-required-scope") or "none"
         statuses = ", ".join(sorted(str(s) for s in op.get("responses", {})))
         parameters = ", ".join(f"`{p['name']}`" + (" (header)" if p.get("in") == "header" else "")
-                               for p in op.get("parameters", []) if p.get("in") in ("query", "header"))  # fmt: skip
+                               for p in op.get("parameters", []) if p.get("in") in ("query", "header"))
         lines.append(f"| `{method}` | `{path}` | {_cell(scope)} | {_cell(what)} | {parameters} | {statuses} |")
     return "\n".join(lines) + "\n"
 
@@ -194,7 +194,7 @@ def render_webhook_events() -> str:
     for model in typing.get_args(union):
         names = typing.get_args(model.model_fields["event"].annotation)
         lines += [f"### {', '.join(f'`{n}`' for n in names)}", "", (model.__doc__ or "").strip(), "",
-                  "| field | type | meaning |", "| --- | --- | --- |"]  # fmt: skip
+                  "| field | type | meaning |", "| --- | --- | --- |"]
         for name, field in model.model_fields.items():
             lines.append(f"| `{name}` | `{_cell(_type_name(field.annotation))}` | {_cell(field.description or '')} |")
         lines.append("")
@@ -202,7 +202,7 @@ def render_webhook_events() -> str:
 
 
 RENDERERS = {"routes": render_routes, "settings": render_settings, "cli": render_cli,
-             "webhook-events": render_webhook_events}  # fmt: skip
+             "webhook-events": render_webhook_events}
 
 
 def expand(markdown: str) -> str:

@@ -171,7 +171,7 @@ class Analysis:
     def norm(self, t: TMat) -> float:
         return self.cache.norm(t)
 
-    def _timed(self, name: str, fn):  # noqa: ANN001, ANN202
+    def _timed(self, name: str, fn):
         t0 = time.perf_counter()
         value = fn()
         self.timings[name] = self.timings.get(name, 0.0) + (time.perf_counter() - t0) * 1e3

@@ -200,7 +200,7 @@ def searchable(terms: list[Term]) -> bool:
     return search_flops(terms) <= SEARCH_FLOPS
 
 
-def proven_scaled_liplt(terms: list[Term], logt: dict[int, np.ndarray], last: int, norm) -> float:  # noqa: ANN001
+def proven_scaled_liplt(terms: list[Term], logt: dict[int, np.ndarray], last: int, norm) -> float:
     """``Lambda_last`` of the module docstring with the scalings ``exp(logt)``, every norm proven."""
     t = {j: np.exp(x) for j, x in logt.items()}
     c = {j: 1.0 / x for j, x in t.items()}

@@ -100,7 +100,7 @@ def _structure(view: ChainView) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.
     return A, B, lo, hi, n0, dim
 
 
-def _form(A, B, lo, hi, wl, rho, lam, n0, dim, absolute: bool = False) -> np.ndarray:  # noqa: ANN001
+def _form(A, B, lo, hi, wl, rho, lam, n0, dim, absolute: bool = False) -> np.ndarray:
     """-M(rho, lambda) (or the same formula on absolute values, for the rounding bound)."""
     f = np.abs if absolute else (lambda x: x)
     c_ab = f(lo * hi * lam)
@@ -119,7 +119,7 @@ def _form(A, B, lo, hi, wl, rho, lam, n0, dim, absolute: bool = False) -> np.nda
     return X
 
 
-def _verify(A, B, lo, hi, wl, rho, lam, n0, dim) -> bool:  # noqa: ANN001
+def _verify(A, B, lo, hi, wl, rho, lam, n0, dim) -> bool:
     """Proof that -M(rho, lam) is positive semidefinite (lam >= 0 required)."""
     X = _form(A, B, lo, hi, wl, rho, lam, n0, dim)
     Xabs = _form(A, B, lo, hi, wl, rho, lam, n0, dim, absolute=True)
@@ -164,7 +164,7 @@ def _layer_sizes(view: ChainView) -> list[int]:
 class _Barrier:
     """Primal barrier method for min rho s.t. -M(rho, lambda) > 0, lambda > 0 (see module docstring)."""
 
-    def __init__(self, A, B, lo, hi, wl, n0, dim, sizes) -> None:  # noqa: ANN001
+    def __init__(self, A, B, lo, hi, wl, n0, dim, sizes) -> None:
         self.A, self.n0, self.dim = A, n0, dim
         self.n = A.shape[0]
         self.sizes = sizes
@@ -320,7 +320,7 @@ class _Barrier:
         return f"barrier solver did not converge in {MAX_CENTERINGS} centerings"
 
 
-def _solve_cvxpy(A, B, lo, hi, wl, n0, dim, time_limit_s):  # noqa: ANN001, ANN202
+def _solve_cvxpy(A, B, lo, hi, wl, n0, dim, time_limit_s):
     """SCS through cvxpy (optional dependency): (rho, lambda) or a reason string."""
     try:
         import cvxpy as cp

@@ -273,7 +273,7 @@ def _interval_mul(alo: np.ndarray, ahi: np.ndarray, blo: np.ndarray, bhi: np.nda
         return np.nextafter(p.min(axis=0), -INF), np.nextafter(p.max(axis=0), INF)
 
 
-def _reach(c_lo: np.ndarray, c_hi: np.ndarray, a_lo: np.ndarray, a_hi: np.ndarray, length: np.ndarray):  # noqa: ANN202
+def _reach(c_lo: np.ndarray, c_hi: np.ndarray, a_lo: np.ndarray, a_hi: np.ndarray, length: np.ndarray):
     """Enclosure of z(p) + int_0^s z' over s in [0, length]: the value range along the piece."""
     ln = length[:, None]
     with np.errstate(invalid="ignore", over="ignore"):
@@ -734,7 +734,7 @@ def partition_of(analysis: Analysis) -> tuple[float | None, str]:
     """The partition bound of an analysed network, or None and why it was not computed (``EXTRA_BOUNDS``)."""
     view = analysis.view
     if not (view.dense_input and view.elementwise_only and view.activations
-            and view.weights[0].shape[1] <= PARTITION_MAX_DIM):  # fmt: skip
+            and view.weights[0].shape[1] <= PARTITION_MAX_DIM):
         return None, (
             f"input dimension {view.weights[0].shape[1]} > {PARTITION_MAX_DIM}, GroupSort, a conv prefix "
             "or no hidden layer: the input space is not partitioned"
@@ -742,7 +742,7 @@ def partition_of(analysis: Analysis) -> tuple[float | None, str]:
     try:
         with np.errstate(all="ignore"):
             return partition_global(view, max_dim=PARTITION_MAX_DIM, max_pieces=PARTITION_MAX_PIECES,
-                                    time_s=PARTITION_TIME_S)  # fmt: skip
+                                    time_s=PARTITION_TIME_S)
     except (ValueError, FloatingPointError, np.linalg.LinAlgError, MemoryError) as exc:
         return None, f"partition failed ({type(exc).__name__}: {exc})"
 

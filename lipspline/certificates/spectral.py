@@ -464,14 +464,14 @@ class LRU:
         self._data: OrderedDict = OrderedDict()
         self._lock = threading.Lock()
 
-    def get(self, key):  # noqa: ANN001, ANN201 - generic helper
+    def get(self, key):
         with self._lock:
             if key in self._data:
                 self._data.move_to_end(key)
                 return self._data[key]
             return None
 
-    def put(self, key, value) -> None:  # noqa: ANN001
+    def put(self, key, value) -> None:
         with self._lock:
             self._data[key] = value
             self._data.move_to_end(key)

@@ -88,7 +88,7 @@ def normalize_labels(targets: Any, target_name: str) -> np.ndarray:
             # labels must be all text or all numbers; the first value of another kind is at fault
             first_is_text = isinstance(values[0], str)
             bad = next((i for i, v in enumerate(values) if isinstance(v, str) != first_is_text or
-                        not (isinstance(v, str) or is_number(v))), 0)  # fmt: skip
+                        not (isinstance(v, str) or is_number(v))), 0)
             raise DatasetError(
                 f"Row {bad} of target {target_name!r} holds {type(values[bad]).__name__!s} where the labels before "
                 f"it are {'text' if first_is_text else 'numbers'}; use one kind of label.",

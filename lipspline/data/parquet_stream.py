@@ -153,11 +153,11 @@ def check_columns(schema: Any, target: str, features: Sequence[str] | None) -> l
         if not (pa.types.is_integer(kind) or pa.types.is_floating(kind)):
             if features is None:
                 raise DatasetError(f"Column {name!r} has type {kind}, not a number; list the feature columns "
-                                   "to leave it out.", problem="non_numeric", column=name)  # fmt: skip
+                                   "to leave it out.", problem="non_numeric", column=name)
             raise DatasetError(f"Column {name!r} has type {kind}, not a number.", problem="non_numeric", column=name)
     target_type = schema.field(target).type
     if not (pa.types.is_integer(target_type) or pa.types.is_floating(target_type) or pa.types.is_string(target_type)
-            or pa.types.is_large_string(target_type) or pa.types.is_boolean(target_type)):  # fmt: skip
+            or pa.types.is_large_string(target_type) or pa.types.is_boolean(target_type)):
         raise DatasetError(f"Target column {target!r} has type {target_type}.", problem="non_numeric", column=target)
     return chosen
 
@@ -170,7 +170,7 @@ def _as_matrix(batch: Any, features: Sequence[str], first_row: int, dtype: type 
         if column.null_count:
             row = first_row + int(np.argmax(column.is_null().to_numpy(zero_copy_only=False)))
             raise DatasetError(f"Row {row}, column {name!r}: missing value.", problem="missing_value",
-                               row=row, column=name)  # fmt: skip
+                               row=row, column=name)
         columns.append(column.to_numpy(zero_copy_only=False).astype(dtype, copy=False))
     return np.stack(columns, axis=1)
 
@@ -180,7 +180,7 @@ def _target_values(batch: Any, target: str, first_row: int) -> np.ndarray:
     if column.null_count:
         row = first_row + int(np.argmax(column.is_null().to_numpy(zero_copy_only=False)))
         raise DatasetError(f"Row {row}, column {target!r}: missing value.", problem="missing_value", row=row,
-                           column=target)  # fmt: skip
+                           column=target)
     values = column.to_numpy(zero_copy_only=False)
     if values.dtype == bool:
         return values.astype(np.int64)
@@ -195,7 +195,7 @@ def _first_non_finite(X: np.ndarray, first_row: int, features: Sequence[str]) ->
         row, col = np.argwhere(bad)[0]
         raise DatasetError(f"Row {first_row + int(row)}, column {features[col]!r}: {X[row, col]} is not finite.",
                            problem="nan" if np.isnan(X[row, col]) else "inf", row=first_row + int(row),
-                           column=features[col])  # fmt: skip
+                           column=features[col])
 
 
 @dataclass
@@ -238,7 +238,7 @@ def _iter_batches(filesystem: Any, objects: Sequence[ParquetObject], columns: li
 def compute_statistics(
     filesystem: Any, objects: Sequence[ParquetObject], features: list[str], target: str, task: str | None,
     max_classes: int = 1000,
-) -> StreamStatistics:  # fmt: skip
+) -> StreamStatistics:
     """One pass over every row: moments, ranges, labels; the first bad value named by row and column."""
     inputs, targets = _Moments(), _Moments()
     low = high = None
@@ -267,21 +267,21 @@ def compute_statistics(
     statistics = StreamStatistics(
         n_rows=inputs.count, mean=np.asarray(inputs.mean).tolist(), std=np.asarray(inputs.std).tolist(),
         minimum=np.asarray(low).tolist(), maximum=np.asarray(high).tolist(), task=task,
-    )  # fmt: skip
+    )
     if task == "regression":
         if targets.count == 0:
             raise DatasetError(f"Target {target!r} is text; regression needs numbers.", problem="non_numeric",
-                               column=target)  # fmt: skip
+                               column=target)
         return StreamStatistics(**{**asdict(statistics), "target_mean": float(targets.mean),
-                                   "target_std": float(targets.std)})  # fmt: skip
+                                   "target_std": float(targets.std)})
     if len(counts) > max_classes:
         raise DatasetError(f"Target {target!r} has more than {max_classes} classes.", problem="too_many_classes",
-                           column=target)  # fmt: skip
+                           column=target)
     if len(counts) < 2:
         raise DatasetError(f"Target {target!r} has a single class.", problem="single_class", column=target)
     classes = sorted(counts)
     return StreamStatistics(**{**asdict(statistics), "classes": classes,
-                               "class_counts": [counts[c] for c in classes]})  # fmt: skip
+                               "class_counts": [counts[c] for c in classes]})
 
 
 def _infer_task(counts: dict, integral: bool, max_classes: int) -> str:
@@ -303,7 +303,7 @@ def verify_unchanged(filesystem: Any, objects: Sequence[ParquetObject]) -> None:
                 raise DataChangedError(f"{obj.path} no longer exists (deleted after registration).", path=obj.path)
             if int(info.size) != obj.size:
                 raise DataChangedError(f"{obj.path} changed after registration: {info.size} bytes, registered "
-                                       f"{obj.size}.", path=obj.path)  # fmt: skip
+                                       f"{obj.size}.", path=obj.path)
             with filesystem.open_input_file(obj.path) as handle:
                 footer = _footer(handle, obj.size, obj.path)
         except DataChangedError:
@@ -312,7 +312,7 @@ def verify_unchanged(filesystem: Any, objects: Sequence[ParquetObject]) -> None:
             raise DataChangedError(f"{obj.path} can no longer be read: {exc}", path=obj.path) from exc
         if hashlib.sha256(footer).hexdigest() != obj.footer_sha256:
             raise DataChangedError(f"{obj.path} changed after registration (its Parquet footer differs).",
-                                   path=obj.path)  # fmt: skip
+                                   path=obj.path)
 
 
 def validation_mask(row_index: np.ndarray, fraction: float, seed: int) -> np.ndarray:
@@ -378,7 +378,7 @@ class ParquetStream:
         index = np.clip(np.searchsorted(classes, labels), 0, len(classes) - 1)
         if not np.array_equal(classes[index], labels):
             raise DatasetError("A label is not among the classes recorded at registration: the data changed.",
-                               problem="data_changed", column=self.target)  # fmt: skip
+                               problem="data_changed", column=self.target)
         return index.astype(np.int64)
 
     def _row_groups(self) -> list[tuple[int, int, int]]:
@@ -392,14 +392,14 @@ class ParquetStream:
         return groups
 
     def _read_group(self, handle: Any, group: int, first_row: int,
-                    dtype: type) -> Iterator[tuple[np.ndarray, np.ndarray, np.ndarray]]:  # fmt: skip
+                    dtype: type) -> Iterator[tuple[np.ndarray, np.ndarray, np.ndarray]]:
         """(row indices, X, raw labels) slices of one row group."""
         import pyarrow.parquet as pq
 
         reader = pq.ParquetFile(handle)
         offset = first_row
         for batch in reader.iter_batches(batch_size=STATS_BATCH_ROWS, row_groups=[group],
-                                         columns=[*self.features, self.target]):  # fmt: skip
+                                         columns=[*self.features, self.target]):
             rows = np.arange(offset, offset + batch.num_rows, dtype=np.int64)
             offset += batch.num_rows
             yield rows, _as_matrix(batch, self.features, int(rows[0]), dtype), _target_values(batch, self.target,
@@ -424,7 +424,7 @@ class ParquetStream:
             if taken >= self.sample_rows:
                 break
         return Sample(np.concatenate(train_inputs), np.concatenate(train_y),
-                      np.concatenate(val_X), np.concatenate(val_y))  # fmt: skip
+                      np.concatenate(val_X), np.concatenate(val_y))
 
     def training_batches(self, batch_size: int, seed: int) -> Iterator[tuple[np.ndarray, np.ndarray]]:
         """One epoch of (float32 X, encoded targets) batches, shuffled within ``buffer_rows`` (module docstring)."""

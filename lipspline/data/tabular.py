@@ -160,7 +160,7 @@ def _feature_cell(cell: str, i: int, line: int, column: str) -> float:
     except ValueError:
         if not cell:
             raise DatasetError(f"Row {i} (line {line}), {fmt_column(column)} is empty.", problem="missing_value",
-                               row=i, column=column) from None  # fmt: skip
+                               row=i, column=column) from None
         raise DatasetError(
             f"Row {i} (line {line}), {fmt_column(column)} holds {cell[:40]!r}, which is not a number.",
             problem="non_numeric",

@@ -20,7 +20,7 @@ from lipspline.model import TrainedModel
 CIRCLE_RADIUS = float(np.sqrt(2.0 / np.pi))
 
 
-def _pyplot():  # noqa: ANN202 - matplotlib's module type is not worth importing for a hint
+def _pyplot():
     """matplotlib.pyplot on the Agg backend: recipes run headless, in tests and on servers."""
     import matplotlib
 
@@ -59,7 +59,7 @@ def plot_activations(model: TrainedModel, train_inputs: np.ndarray, threshold: f
         ax.plot(xs.numpy(), values[i], color="C0", lw=2, label="learned σ")
         ax.plot(spline.grid().numpy(), grid_values[i], "o", ms=2.5, color="0.55", label="grid knots")
         ax.plot(knots[active[i]], at_knots[i][active[i]], "o", ms=6, mfc="none", mec="C3", mew=1.5,
-                label=f"active knots (|a_k| > {threshold:g}): {int(active[i].sum())}")  # fmt: skip
+                label=f"active knots (|a_k| > {threshold:g}): {int(active[i].sum())}")
         ax.set_title(f"neuron {i + 1}")
         ax.set_xlabel("pre-activation (standardised input units)")
         ax.grid(alpha=0.3)
@@ -72,7 +72,7 @@ def plot_activations(model: TrainedModel, train_inputs: np.ndarray, threshold: f
 
 
 def plot_boundaries(models: Sequence[tuple[str, TrainedModel]], test_x: np.ndarray, test_y: np.ndarray,
-                    path: Path) -> Path:  # fmt: skip
+                    path: Path) -> Path:
     """Predicted inside-region and the 0-level set of each model's logit, over the true circle.
 
     Misclassified test points are marked, so the figure shows where the test
@@ -115,7 +115,7 @@ def plot_boundaries(models: Sequence[tuple[str, TrainedModel]], test_x: np.ndarr
 
 
 def plot_sparsity(lambdas: Sequence[float], active: Sequence[float], total: int, accuracy: Sequence[float],
-                  path: Path) -> Path:  # fmt: skip
+                  path: Path) -> Path:
     """Active knots and test accuracy against lambda, on one log-x axis pair (the sparsity effect)."""
     plt = _pyplot()
     fig, ax = plt.subplots(figsize=(5.2, 3.6))
@@ -138,7 +138,7 @@ def plot_sparsity(lambdas: Sequence[float], active: Sequence[float], total: int,
 
 
 def plot_front(trials: Sequence[tuple[float, float, float]], front: Sequence[int], selected: int | None,
-               path: Path) -> Path:  # fmt: skip
+               path: Path) -> Path:
     """Test accuracy against certified L, one point per λ, the Pareto front joined, the knee marked."""
     plt = _pyplot()
     fig, ax = plt.subplots(figsize=(5.2, 3.6))

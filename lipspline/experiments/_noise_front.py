@@ -43,7 +43,7 @@ def weight_sweep(
 ) -> LocalSweep:
     """One scheme's λ grid through the sweep engine; ``base`` is the scheme's config (its λ is replaced)."""
     spec = SweepSpec(base, parse_space({"objective.lambda": list(grid)}, base), "grid",
-                     max_trials=len(grid), selection=Selection("max_accuracy"))  # fmt: skip
+                     max_trials=len(grid), selection=Selection("max_accuracy"))
 
     def train(dataset: Dataset, config: TrainingConfig, _on_epoch: object) -> tuple[TrainedModel, int]:
         return ctx.trainer.train(dataset, config).model, config.training.epochs
@@ -124,14 +124,14 @@ def _median(values: list[float]) -> float:
 def front_table(
     points: dict[tuple[str, float], WeightPoint], schemes: Sequence[tuple[str, str]], grid: Sequence[float],
     seeds: int, worst_eta: float,
-) -> Table:  # fmt: skip
+) -> Table:
     """The sweeps, one row per (scheme, λ): MAEs, certified L and how often the point was on each front."""
     table = Table(
         f"Regularisation-weight sweeps (sweep engine; models trained on the inner split): MAE against certified "
         f"Lipschitz bound, median over {seeds} seed(s)",
         ["scheme", "weight", "inner val MAE (clean)", "held-out MAE η=0", f"held-out MAE η={worst_eta:g}",
          "certified L (raw map)", "on scheme's front", "on pooled front", "chosen"],
-    )  # fmt: skip
+    )
     floor = collapse_floor([b for point in points.values() for b in point.certified])
     collapsed: list[str] = []
     for key, label in schemes:
@@ -143,7 +143,7 @@ def front_table(
                 label, value, _median(point.inner), _median(point.clean), _median(point.worst),
                 _median(point.certified), f"{point.scheme_front}/{seeds}", f"{point.pooled_front}/{seeds}",
                 f"{point.chosen}/{seeds}",
-            )  # fmt: skip
+            )
     table.notes += [
         "Each penalised scheme's weight is a grid sweep over objective.lambda run by the same engine as "
         "POST /v1/sweeps (in-process): score = − clean MAE on the inner validation rows, selection = max_accuracy "
@@ -169,7 +169,7 @@ COLOURS = {"layerwise_spectral": "tab:blue", "lipschitz_coupled": "tab:red", "bv
 def plot_front(
     sweeps: dict[str, LocalSweep], schemes: Sequence[tuple[str, str, str, bool]], front: set[tuple[str, float]],
     seed: int, path: Path,
-) -> Path:  # fmt: skip
+) -> Path:
     """One seed's trials: inner validation MAE against certified L, each scheme's λ path, the pooled front.
 
     A weight so large that the network collapses to a constant (certified L many orders below the
@@ -192,7 +192,7 @@ def plot_front(
         trials = sorted(sweep.trials, key=lambda t: t.params["objective.lambda"])
         points = [(max(t.lipschitz, edge), -t.score) for t in trials]
         axes.plot([p[0] for p in points], [p[1] for p in points], "--" if spline else "-",
-                  marker="s" if spline else "o", color=COLOURS[mode], label=label, alpha=0.8)  # fmt: skip
+                  marker="s" if spline else "o", color=COLOURS[mode], label=label, alpha=0.8)
         for trial, (x, y) in zip(trials, points, strict=True):
             lam = float(trial.params["objective.lambda"])
             chosen = trial.index == sweep.summary.selected
@@ -209,10 +209,10 @@ def plot_front(
     if collapsed:
         axes.annotate("constant models, drawn at the edge:\n" + "\n".join(collapsed), collapsed_at, fontsize=7,
                       xytext=(10, -6), textcoords="offset points", va="top",
-                      bbox={"facecolor": "white", "alpha": 0.85, "edgecolor": "none"})  # fmt: skip
+                      bbox={"facecolor": "white", "alpha": 0.85, "edgecolor": "none"})
     pooled.sort()
     axes.plot([p[0] for p in pooled], [p[1] for p in pooled], ":", color="black", linewidth=2.0, zorder=0,
-              label="pooled Pareto front (all schemes)")  # fmt: skip
+              label="pooled Pareto front (all schemes)")
     axes.plot([], [], "*", color="gray", markersize=11, markeredgecolor="black", label="selected weight")
     axes.set_xscale("log")
     axes.set_xlabel("certified Lipschitz bound of the raw map (k$ per unit of input)")

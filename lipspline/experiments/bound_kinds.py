@@ -184,7 +184,7 @@ def check_invariants(m: Measured) -> None:
 def build_table(measured: list[Measured]) -> Table:
     """One row per model: each analytical bound by name, the certified minimum, the lower bounds, tightness."""
     columns = ["recipe", "model", "hidden units", *ANALYTICAL, "certified", "certified by", "empirical (pairs)",
-               "local (Jacobian)", "exact (1-D)", "tightness", "LipSDP s"]  # fmt: skip
+               "local (Jacobian)", "exact (1-D)", "tightness", "LipSDP s"]
     table = Table("Table 1: Lipschitz constant of each kept model, by kind (ℓ2, raw inputs → outputs)", columns)
     for m in measured:
         table.add(

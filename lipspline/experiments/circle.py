@@ -352,7 +352,7 @@ def pareto_table(runs: Runs, settings: Settings) -> tuple[Table, LocalSweep]:
     seed = settings.sweep_seeds[0]
     base = training_config(Spec("deepspline", 2), seed, settings.epochs)
     spec = SweepSpec(base, parse_space({"objective.lambda": list(settings.lambdas)}, base), "grid",
-                     max_trials=len(settings.lambdas), selection=Selection("knee"))  # fmt: skip
+                     max_trials=len(settings.lambdas), selection=Selection("knee"))
     accuracy_of: dict[int, float] = {}
 
     def train(_dataset: Dataset, config: TrainingConfig, _on_epoch: object) -> tuple[TrainedModel, int]:
@@ -362,15 +362,15 @@ def pareto_table(runs: Runs, settings: Settings) -> tuple[Table, LocalSweep]:
 
     test = runs.test
     held_out = Dataset(X=test.X[:1000], y=test.y[:1000], task=test.task, feature_names=test.feature_names,
-                       classes=test.classes, name="circle-test")  # fmt: skip
+                       classes=test.classes, name="circle-test")
     sweep = run_sweep(make_circle(TRAIN_SIZE, seed=seed), spec, train,
-                      score=lambda model: accuracy_of[id(model)], evaluation=held_out)  # fmt: skip
+                      score=lambda model: accuracy_of[id(model)], evaluation=held_out)
     radius = sweep.summary.radius
     table = Table(
         f"Table 5: accuracy against certified robustness over λ (deep spline (2,2,1), seed {seed}; sweep engine)",
         ["λ", "test accuracy (%)", "certified L", f"certified accuracy at r = {radius:.3g} (%)", "on L front",
          "on certified-accuracy front", "selected (knee)"],
-    )  # fmt: skip
+    )
     for trial in sweep.trials:
         outcome = trial.outcome()
         certified_at = outcome.certified_at(radius) if outcome is not None and radius is not None else None
@@ -412,7 +412,7 @@ def knots_table(runs: Runs, settings: Settings) -> Table:
         "Table 3: accuracy against the number of knots K (deep spline (2,2,1), λ = 1e-4, range ±3)",
         ["K", "active knots (median)", "interior knots", "accuracy median (%)", "min (%)", "max (%)",
          "certified L (median)", "seeds"],
-    )  # fmt: skip
+    )
     for knots in settings.knots:
         table.add(knots, *_sweep_cells(runs.all(Spec("deepspline", 2, knots=knots), settings.sweep_seeds)))
     table.notes += [
@@ -429,7 +429,7 @@ def outer_norm_table(runs: Runs, settings: Settings) -> Table:
         "Table 4: ℓ1 against ℓ2 outer norm of the BV² penalty (deep spline (2,2,1), K = 21, λ = 1e-4)",
         ["outer norm", "active knots (median)", "interior knots", "accuracy median (%)", "min (%)", "max (%)",
          "certified L (median)", "seeds"],
-    )  # fmt: skip
+    )
     for outer in ("l1", "l2"):
         group = runs.all(Spec("deepspline", 2, outer_norm=outer), settings.sweep_seeds)
         table.add("ℓ1" if outer == "l1" else "ℓ2", *_sweep_cells(group))

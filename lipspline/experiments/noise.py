@@ -193,7 +193,7 @@ def _run(ctx: ExperimentContext) -> RecipeResult:
         inner = from_arrays(
             x_train[inner_train], y_train[inner_train], task="regression",
             feature_names=boston.feature_names, name="boston-inner",
-        )  # fmt: skip
+        )
 
         seed_sweeps: dict[str, LocalSweep] = {}
         for scheme in SCHEMES:
@@ -202,7 +202,7 @@ def _run(ctx: ExperimentContext) -> RecipeResult:
                 sweep = front.weight_sweep(
                     ctx, training_config(scheme, run_settings.grid[0], run_settings, seed), run_settings.grid, inner,
                     functools.partial(mae, x=x_train[inner_val], y=y_train[inner_val]),
-                )  # fmt: skip
+                )
                 front.record(weights, scheme.key, sweep, [(x_held, y_held), (inputs[ETAS[-1]], y_held)])
                 seed_sweeps[scheme.key] = sweep
                 weight = front.chosen_weight(sweep)
@@ -236,7 +236,7 @@ def _run(ctx: ExperimentContext) -> RecipeResult:
                 ctx.keep_model(
                     RECIPE, scheme.key, model, x_train,
                     scheme=scheme.label, seed=seed, weight=weight, held_out_mae=measured.mae[0],
-                )  # fmt: skip
+                )
         pooled = front.pooled_front(seed_sweeps)
         front.mark_pooled(weights, pooled)
         if seed == first:
@@ -254,7 +254,7 @@ def _report(
     baseline: list[list[float]], scales: tuple[float, np.ndarray] | None,
     weights: dict[tuple[str, float], front.WeightPoint],
     first: tuple[dict[str, LocalSweep], set[tuple[str, float]], int], boston: Boston,
-) -> RecipeResult:  # fmt: skip
+) -> RecipeResult:
     """The recipe's tables and figures from what the seeds measured (``first``: the first seed's sweeps)."""
     first_sweeps, first_front, first_seed = first
     tables = [
@@ -262,12 +262,12 @@ def _report(
         _bounds_table(results, run_settings, scales, boston.feature_names),
         front.front_table(weights, [(s.key, s.label) for s in TUNED], run_settings.grid, len(run_settings.seeds),
                           ETAS[-1]),
-    ]  # fmt: skip
+    ]
     figures = [
         _plot(ctx, results, baseline),
         front.plot_front(first_sweeps, [(s.key, s.label, s.mode, s.spline) for s in TUNED], first_front, first_seed,
                          ctx.figure_path(RECIPE, "pareto-front")),
-    ]  # fmt: skip
+    ]
     return RecipeResult(
         name=RECIPE, title=TITLE, tables=tables, figures=figures, choices=_choices(run_settings, boston.source.name)
     )
@@ -360,13 +360,13 @@ def _scale_words(scales: tuple[float, np.ndarray] | None, names: list[str]) -> s
     )
 
 
-def _plot(ctx: ExperimentContext, results: dict[str, list[Measured]], baseline: list[list[float]]):  # noqa: ANN202
+def _plot(ctx: ExperimentContext, results: dict[str, list[Measured]], baseline: list[list[float]]):
     from matplotlib.figure import Figure
 
     figure = Figure(figsize=(7.5, 5.0), layout="constrained")
     axes = figure.add_subplot()
     colours = {"none": "tab:gray", "layerwise_spectral": "tab:blue", "lipschitz_coupled": "tab:red",
-               "maxnorm": "tab:green", "bv2": "tab:purple"}  # fmt: skip
+               "maxnorm": "tab:green", "bv2": "tab:purple"}
     for scheme in SCHEMES:
         rows = results[scheme.key]
         medians = [_median([m.mae[i] for m in rows]) for i in range(len(ETAS))]
@@ -377,7 +377,7 @@ def _plot(ctx: ExperimentContext, results: dict[str, list[Measured]], baseline: 
         axes.plot(
             ETAS, medians, style, marker=marker, color=colours[scheme.mode], label=scheme.label,
             linewidth=width, alpha=alpha,
-        )  # fmt: skip
+        )
     mean_line = [_median([b[i] for b in baseline]) for i in range(len(ETAS))]
     axes.plot(ETAS, mean_line, ":", color="black", label="predict the training mean")
     axes.set_xlabel("noise level η")

@@ -196,7 +196,7 @@ def _run(ctx: ExperimentContext) -> RecipeResult:
                             RECIPE, activation.key, trained.model, x_train[:, None],
                             activation=activation.label, target=target.key, seed=seed, test_mse=m.mse,
                             certified=m.cert_raw,
-                        )  # fmt: skip
+                        )
 
     if violations:
         raise AssertionError("one_lipschitz: 1-Lipschitz invariants violated:\n" + "\n".join(violations))
@@ -288,7 +288,7 @@ def _budget_table(results: dict, run: Settings) -> Table:
     return table
 
 
-def _plot(ctx: ExperimentContext, fits: dict[str, dict[str, np.ndarray]], x: np.ndarray, seed: int):  # noqa: ANN202
+def _plot(ctx: ExperimentContext, fits: dict[str, dict[str, np.ndarray]], x: np.ndarray, seed: int):
     from matplotlib.figure import Figure
 
     figure = Figure(figsize=(13.0, 4.2), layout="constrained")

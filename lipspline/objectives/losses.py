@@ -65,7 +65,7 @@ class MarginSpec:
 
 
 def data_loss(name: str, outputs: Tensor, targets: Tensor, spec: MarginSpec | None = None,
-              lipschitz: Tensor | float = 1.0) -> Tensor:  # fmt: skip
+              lipschitz: Tensor | float = 1.0) -> Tensor:
     """Mean data loss; classification targets are class indices.
 
     The margin losses read ``spec`` (default: radius 0, temperature 1) and ``lipschitz``, the

@@ -49,7 +49,7 @@ def _certified_accuracy(model: TrainedModel, data: Dataset, lipschitz: float, he
     labels = held_out.encoded_targets()
     radii = model.config.robustness.radii or default_radii(held_out.X, labels, held_out.task)
     result = certified_accuracy(model, held_out.X, labels, lipschitz, list(radii), split="evaluation set",
-                                radius_rule=CLASSIFICATION_RULE, local=False)  # fmt: skip
+                                radius_rule=CLASSIFICATION_RULE, local=False)
     return result.to_json()
 
 
@@ -69,7 +69,7 @@ class LocalTrial:
             return None
         curve = self.certified_accuracy or {}
         return TrialOutcome(self.index, self.score, self.lipschitz, tuple(curve.get("radii", ())),
-                            tuple(curve.get("global", ())))  # fmt: skip
+                            tuple(curve.get("global", ())))
 
 
 @dataclass

@@ -58,17 +58,17 @@ def planned_trials(spec: SweepSpec) -> list[dict[str, Any]]:
     if spec.strategy == "grid":
         if size is None:
             raise SpaceError("space", "a range without a count makes the grid unbounded: give it a count, "
-                             "or use the random strategy")  # fmt: skip
+                             "or use the random strategy")
         if size > spec.max_trials:
             raise SpaceError("budget.max_trials", f"the grid has {size} points, above budget.max_trials "
-                             f"({spec.max_trials})")  # fmt: skip
+                             f"({spec.max_trials})")
         points = grid(spec.dimensions)
     elif spec.strategy == "halving":
         if any(d.path == "training.epochs" for d in spec.dimensions):
             raise SpaceError("space.training.epochs", "successive halving decides the epochs itself")
         if not spec.rungs():
             raise SpaceError("halving.min_epochs", f"no rung below training.epochs ({spec.base.training.epochs}): "
-                             "lower min_epochs or raise the epochs")  # fmt: skip
+                             "lower min_epochs or raise the epochs")
         points = grid(spec.dimensions) if size is not None and size <= spec.max_trials else None
         if points is None:
             points = sample(spec.dimensions, spec.max_trials, spec.seed)

@@ -67,7 +67,7 @@ def robust_front(outcomes: list[TrialOutcome], radius: float) -> list[int]:
     return [usable[i].index for i in pareto_front([(o.score, o.certified_at(radius)) for o in usable])]
 
 
-def _best(candidates: list[TrialOutcome], key) -> int | None:  # noqa: ANN001
+def _best(candidates: list[TrialOutcome], key) -> int | None:
     if not candidates:
         return None
     return min(candidates, key=lambda o: (*key(o), o.lipschitz if o.lipschitz is not None else math.inf, o.index)).index

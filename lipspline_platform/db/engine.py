@@ -12,7 +12,7 @@ from sqlalchemy import Engine, create_engine, event, make_url, text
 from sqlalchemy.orm import Session, sessionmaker
 
 __all__ = ["Session", "add_engine_hook", "database_answers", "dispose_all", "get_engine", "remove_engine_hook",
-           "session_scope"]  # fmt: skip
+           "session_scope"]
 #: ``Session`` is the unit of work the API passes to domain functions (``service.deps.DbSession``): routers
 #: name it from here, never from SQLAlchemy (``tests/unit/service/test_router_structure.py``)
 
@@ -37,7 +37,7 @@ def remove_engine_hook(hook: Callable[[Engine], None]) -> None:
             _engine_hooks.remove(hook)
 
 
-def _sqlite_pragmas(dbapi_connection, _record) -> None:  # noqa: ANN001
+def _sqlite_pragmas(dbapi_connection, _record) -> None:
     # WAL lets the API read while the worker writes progress; busy_timeout makes a
     # writer wait for the lock instead of failing with "database is locked".
     cursor = dbapi_connection.cursor()

@@ -74,7 +74,7 @@ def newest_first(session: Session, query: Select, window: Window, table: type[Li
 def list_owned(
     session: Session, table: type[Listed], window: Window, *, tenant_id: str | None,
     where: Iterable[ColumnElement[bool]] = (),
-) -> Rows:  # fmt: skip
+) -> Rows:
     """One window of ``table``'s rows of ``tenant_id`` (every row when None: a list scoped otherwise, by
     ``where``), narrowed by the domain's ``where`` conditions."""
     query = select(table)

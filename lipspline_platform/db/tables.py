@@ -338,7 +338,7 @@ class WebhookDeliveryRow(Base):
     tenant_id: Mapped[str] = mapped_column(String(32), ForeignKey("tenants.id", ondelete="CASCADE"), index=True)
     #: the job whose final event this is; null for the events that are not a job's (sweeps, registry; 0009)
     job_id: Mapped[str | None] = mapped_column(String(32), ForeignKey("jobs.id", ondelete="CASCADE"), index=True,
-                                               nullable=True)  # fmt: skip
+                                               nullable=True)
     url: Mapped[str] = mapped_column(String(2000))
     event: Mapped[str] = mapped_column(String(40))
     payload: Mapped[dict] = mapped_column(JSON)

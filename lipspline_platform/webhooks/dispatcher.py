@@ -44,7 +44,7 @@ ERROR_BODY_CHARS = 200
 
 
 def attempt(settings: Settings, delivery: outbox.DueDelivery, *, ssl_context: ssl.SSLContext | None = None
-            ) -> outbox.AttemptResult:  # fmt: skip
+            ) -> outbox.AttemptResult:
     """One POST of the delivery's payload, signed now, ended by the deadline; never raises (a failure is a result).
 
     Holds no lock: it may wait on the receiver for up to ``webhook_timeout_s``.
@@ -88,7 +88,7 @@ def deliver(settings: Settings, delivery: outbox.DueDelivery, *, ssl_context: ss
     with fork_guard():  # database bookkeeping: no fork while the pool's locks are held
         state = outbox.record_attempt(settings, delivery, result)
     log.info("webhook %s attempt %d to %s: %s (%s)", delivery.id, delivery.attempt, delivery.url,
-             result.status_code or result.error, state)  # fmt: skip
+             result.status_code or result.error, state)
     return state
 
 
@@ -142,7 +142,7 @@ class WebhookDispatcher(PeriodicThread):
             deliver(self.settings, delivery)
         except Exception:  # recording failed (database unreachable): the lease ends and it is sent again
             log.warning("webhook %s: attempt %d not recorded:\n%s", delivery.id, delivery.attempt,
-                        traceback.format_exc())  # fmt: skip
+                        traceback.format_exc())
 
     def stop(self, timeout_s: float = 15.0) -> None:
         until = time.monotonic() + timeout_s

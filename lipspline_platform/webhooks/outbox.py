@@ -42,7 +42,7 @@ PENDING, DELIVERED, FAILED = "pending", "delivered", "failed"
 
 
 def enqueue(session: Session, *, tenant_id: str, job_id: str | None, notify_url: str | None, event: str,
-            payload: dict[str, Any]) -> int:  # fmt: skip
+            payload: dict[str, Any]) -> int:
     """One pending delivery per target (the job's ``notify_url``, then each registered endpoint).
 
     ``job_id`` is None for an event that is not a job's (a sweep's, the registry's: :func:`enqueue_event`).
@@ -55,7 +55,7 @@ def enqueue(session: Session, *, tenant_id: str, job_id: str | None, notify_url:
         session.add(WebhookDeliveryRow(
             id=new_id(), tenant_id=tenant_id, job_id=job_id, url=url, event=event, payload=payload,
             state=PENDING, attempts=0, next_attempt_at=now, created_at=now,
-        ))  # fmt: skip
+        ))
     return len(urls)
 
 
@@ -67,7 +67,7 @@ def enqueue_event(session: Session, *, tenant_id: str, event: BaseModel) -> int:
     """
     payload = event.model_dump(mode="json")
     return enqueue(session, tenant_id=tenant_id, job_id=None, notify_url=None, event=payload["event"],
-                   payload=payload)  # fmt: skip
+                   payload=payload)
 
 
 @dataclass(frozen=True)
@@ -106,7 +106,7 @@ def take_due(settings: Settings, now: datetime, limit: int = 20, due_by: datetim
                     WebhookDeliveryRow.id == row.id,
                     WebhookDeliveryRow.state == PENDING,
                     WebhookDeliveryRow.attempts == row.attempts,
-                )  # fmt: skip
+                )
                 .where(WebhookDeliveryRow.next_attempt_at <= due_by)
                 .values(next_attempt_at=now + lease)
                 .execution_options(synchronize_session=False)
@@ -114,7 +114,7 @@ def take_due(settings: Settings, now: datetime, limit: int = 20, due_by: datetim
             if claimed.rowcount == 1:
                 opened, problem = _opened_secret(settings, row.tenant_id, secret)
                 taken.append(DueDelivery(row.id, row.url, row.event, row.payload, row.attempts + 1,
-                                         as_utc(row.created_at), opened, problem))  # fmt: skip
+                                         as_utc(row.created_at), opened, problem))
     return taken
 
 
@@ -175,7 +175,7 @@ def record_attempt(settings: Settings, delivery: DueDelivery, result: AttemptRes
                 WebhookDeliveryRow.id == delivery.id,
                 WebhookDeliveryRow.state == PENDING,
                 WebhookDeliveryRow.attempts == delivery.attempt - 1,
-            )  # fmt: skip
+            )
             .values(state=state, **values)
             .execution_options(synchronize_session=False)
         )
@@ -185,5 +185,5 @@ def record_attempt(settings: Settings, delivery: DueDelivery, result: AttemptRes
             delivery_id=delivery.id, attempt=delivery.attempt, started_at=result.started_at,
             duration_s=result.duration_s, status_code=result.status_code, error=result.error,
             succeeded=result.succeeded,
-        ))  # fmt: skip
+        ))
     return state

@@ -92,7 +92,7 @@ def _public_v4(address: ipaddress.IPv4Address) -> bool:
     return address.is_global and not (
         address.is_private or address.is_loopback or address.is_link_local or address.is_multicast
         or address.is_reserved or address.is_unspecified
-    )  # fmt: skip
+    )
 
 
 def is_public(address: IPAddress) -> bool:
@@ -107,7 +107,7 @@ def is_public(address: IPAddress) -> bool:
     return address in _GLOBAL_UNICAST_V6 and address.is_global and not (
         address.is_private or address.is_multicast or address.is_link_local or address.is_site_local
         or address.is_reserved or address.is_loopback or address.is_unspecified
-    )  # fmt: skip
+    )
 
 
 def resolve(host: str, port: int, timeout_s: float) -> list[tuple[socket.AddressFamily, tuple[Any, ...]]]:

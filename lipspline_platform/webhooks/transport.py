@@ -186,7 +186,7 @@ def post(
     headers came), ``NetworkError`` or ``ProtocolError``; once the status is known it returns.
     """
     url = httpcore.URL(scheme=target.url.raw_scheme, host=target.url.raw_host, port=target.url.port,
-                       target=target.url.raw_path)  # fmt: skip
+                       target=target.url.raw_path)
     request_headers = [(b"Host", target.url.netloc)]  # the name, as the URL gives it (brackets and port included)
     request_headers += [(name.encode("ascii"), value.encode("ascii")) for name, value in headers.items()]
     pool = httpcore.ConnectionPool(

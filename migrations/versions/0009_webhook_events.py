@@ -34,7 +34,7 @@ def downgrade() -> None:
         .where(sa.column("job_id").is_(None))
     )
     op.execute(sa.table("webhook_attempts", sa.column("delivery_id")).delete().where(
-        sa.column("delivery_id").in_(jobless)))  # fmt: skip
+        sa.column("delivery_id").in_(jobless)))
     op.execute(sa.table("webhook_deliveries", sa.column("job_id")).delete().where(sa.column("job_id").is_(None)))
     with op.batch_alter_table("webhook_deliveries") as batch:
         batch.alter_column("job_id", existing_type=sa.String(32), nullable=False)

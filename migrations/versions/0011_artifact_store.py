@@ -56,7 +56,7 @@ def upgrade() -> None:
         for row_key, blob in rows:
             location = store.put(f"{kind}/{row_key}", bytes(blob))
             connection.execute(sa.text(f"UPDATE {table} SET {uri} = :uri, {data} = NULL WHERE {key} = :key"),
-                               {"uri": location, "key": row_key})  # fmt: skip
+                               {"uri": location, "key": row_key})
 
 
 def downgrade() -> None:
@@ -67,7 +67,7 @@ def downgrade() -> None:
         for row_key, location in rows:
             blob = artifacts.read(settings, None, location)
             connection.execute(sa.text(f"UPDATE {table} SET {data} = :blob, {uri} = NULL WHERE {key} = :key"),
-                               {"blob": blob, "key": row_key})  # fmt: skip
+                               {"blob": blob, "key": row_key})
     for table, _, data, uri, size, _ in MOVED:
         with op.batch_alter_table(table) as batch:
             if table != "datasets":

@@ -35,7 +35,7 @@ def tenant_out(row: TenantRow) -> TenantOut:
 def key_out(row: ApiKeyRow) -> KeyOut:
     return KeyOut(id=row.id, tenant_id=row.tenant_id, prefix=row.prefix, scopes=sorted(parse_scopes(row.scopes)),
                   name=row.name, created_at=row.created_at, expires_at=row.expires_at,
-                  revoked_at=row.revoked_at)  # fmt: skip
+                  revoked_at=row.revoked_at)
 
 
 def _tenant(session: Session, tenant_id: str, *, lock: bool = False) -> TenantRow:
@@ -51,7 +51,7 @@ def _forget_verified_keys(request: Request) -> None:
 
 
 @router.post("/tenants", status_code=201, response_model=TenantOut,
-             responses=problems((409, "a tenant of that name exists")))  # fmt: skip
+             responses=problems((409, "a tenant of that name exists")))
 def create_tenant(spec: TenantCreate, session: DbSession, admin: AdminPrincipal) -> JSONResponse:
     """A new tenant, with its quotas (unset: the deployment's defaults)."""
     if auth.tenant_by_name(session, spec.name, create=False) is not None:
@@ -72,7 +72,7 @@ def update_tenant(tenant_id: str, spec: TenantUpdate, session: DbSession, admin:
     """Set the tenant's quotas."""
     row = _tenant(session, tenant_id, lock=True)
     tenants.set_quotas(session, row, max_active_jobs=spec.quota_max_active_jobs,
-                       max_stored_bytes=spec.quota_max_stored_bytes, max_models=spec.quota_max_models)  # fmt: skip
+                       max_stored_bytes=spec.quota_max_stored_bytes, max_models=spec.quota_max_models)
     return tenant_out(row)
 
 
@@ -87,7 +87,7 @@ def revoke_tenant(tenant_id: str, request: Request, session: DbSession, admin: A
 
 
 @router.post("/keys", status_code=201, response_model=KeyCreated,
-             responses=problems((422, "invalid body, or `tenant` names no tenant (or a revoked one)")))  # fmt: skip
+             responses=problems((422, "invalid body, or `tenant` names no tenant (or a revoked one)")))
 def create_key(spec: KeyCreate, session: DbSession, admin: AdminPrincipal) -> JSONResponse:
     """A new key for an existing tenant; the key itself is in this response only."""
     tenant = auth.tenant_by_name(session, spec.tenant, create=False)

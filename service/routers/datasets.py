@@ -183,7 +183,7 @@ def _fingerprint(parsed: dict[str, Any]) -> str:
 
 
 def _store_large_parquet(parsed: dict[str, Any], idem: IdempotentRequest, tenant: str,
-                         settings: Settings) -> Response:  # fmt: skip
+                         settings: Settings) -> Response:
     """Copy a large Parquet upload into the artifact store, then register it as a dataset streamed from there.
 
     Nothing is left behind when a check fails: the object is deleted before the error is raised.
@@ -197,9 +197,9 @@ def _store_large_parquet(parsed: dict[str, Any], idem: IdempotentRequest, tenant
     try:
         spec = DatasetReference(uri=uri, target=parsed["target"], task=parsed["task"] or None,
                                 name=(parsed["name"] or "dataset").strip()[:200] or "dataset",
-                                tags=parsed["tags"], description=parsed["description"])  # fmt: skip
+                                tags=parsed["tags"], description=parsed["description"])
         row = dataset_refs.describe_stored(settings, tenant, dataset_id, uri, store.path_of(uri), store.filesystem,
-                                           spec)  # fmt: skip
+                                           spec)
         with session_scope(settings.resolved_database_url) as session:
             quotas.check_storage(session, tenant, settings, size)
             datasets.add(session, row, list(spec.tags))
@@ -216,10 +216,10 @@ def _parse(parsed: dict[str, Any], settings: Settings) -> tuple[Dataset, str, st
     if parsed["kind"] == "json":
         spec: DatasetCreate = parsed["spec"]
         return from_arrays(spec.inputs, spec.targets, task=spec.task, feature_names=spec.feature_names,
-                           name=spec.name), "json", None  # fmt: skip
+                           name=spec.name), "json", None
     filename, target = parsed["filename"], parsed["target"] or None
     dataset = parse_upload(filename, parsed["data"], target=target, task=parsed["task"] or None,
-                           max_bytes=settings.max_upload_bytes)  # fmt: skip
+                           max_bytes=settings.max_upload_bytes)
     name = parsed["name"]
     if name and name.strip():
         dataset = Dataset(dataset.X, dataset.y, dataset.task, dataset.feature_names, dataset.classes, name[:200])
@@ -244,7 +244,7 @@ def _create(parsed: dict[str, Any], idem: IdempotentRequest, tenant: str, settin
         with session_scope(settings.resolved_database_url) as session:
             quotas.check_storage(session, tenant, settings, len(content))
             row = datasets.store_uploaded(session, settings, tenant, dataset, content, source_format=fmt,
-                                          target_name=target, tags=tags, description=description)  # fmt: skip
+                                          target_name=target, tags=tags, description=description)
             body = to_out(row).model_dump(mode="json")
             headers = {"Location": f"/v1/datasets/{row.id}"}
             idem.finish(201, body, headers, session=session)
@@ -303,7 +303,7 @@ async def create_dataset(
         parsed = await _json_request(request)
     else:
         raise ProblemError(415, "Unsupported Media Type", "Content-Type must be multipart/form-data or "
-                           "application/json", kind="unsupported-media-type")  # fmt: skip
+                           "application/json", kind="unsupported-media-type")
     # parsing and the database work are CPU/blocking: keep them off the event loop
     return await run_in_threadpool(_create, parsed, idem, tenant, settings)
 
@@ -330,7 +330,7 @@ def get_dataset(dataset_id: str, session: DbSession, tenant: ReadTenant) -> Data
 
 
 @router.patch("/{dataset_id}", operation_id="update_dataset", response_model=DatasetOut,
-              responses=labels.PATCH_RESPONSES)  # fmt: skip
+              responses=labels.PATCH_RESPONSES)
 def update_dataset(dataset_id: str, body: LabelsPatch, session: DbSession, tenant: TrainTenant) -> DatasetOut:
     """Rename, retag or redescribe a dataset (JSON merge semantics: a member left out is unchanged, ``null``
     clears it (the name goes back to ``dataset``), ``tags`` replaces the list)."""
@@ -360,7 +360,7 @@ def preview_dataset(
         rows=[[*features, target] for features, target in zip(dataset.X[:shown].tolist(), targets, strict=True)],
         n_samples=dataset.n_samples,
         feature_ranges=[FeatureRange(min=float(lo), max=float(hi))
-                        for lo, hi in zip(dataset.X.min(axis=0), dataset.X.max(axis=0), strict=True)],  # fmt: skip
+                        for lo, hi in zip(dataset.X.min(axis=0), dataset.X.max(axis=0), strict=True)],
     )
 
 
@@ -375,7 +375,7 @@ def _reference_preview(row: DatasetRow, rows: int, settings: Settings) -> Datase
         id=row.id, columns=[*row.feature_names, "target"], rows=first, n_samples=row.n_samples,
         feature_ranges=[FeatureRange(min=lo, max=hi)
                         for lo, hi in zip(statistics["minimum"], statistics["maximum"], strict=True)],
-    )  # fmt: skip
+    )
 
 
 @router.delete("/{dataset_id}", status_code=204, responses=problems(404, (409, "used by a queued or running job")))

@@ -59,4 +59,4 @@ async def docs_site(relative: str) -> FileResponse:
     if path is None:
         raise ProblemError(404, "Not Found", f"no page {relative!r} in the docs site", kind="not-found")
     return FileResponse(path, headers={"Content-Security-Policy": CONTENT_SECURITY_POLICY,
-                                       "Cache-Control": "no-cache"})  # fmt: skip
+                                       "Cache-Control": "no-cache"})

@@ -33,7 +33,7 @@ def healthz() -> dict[str, str]:
 
 
 @router.get("/readyz", operation_id="check_readiness", response_model=Readiness,
-            responses=problems((503, "database or broker unreachable (`checks` says which)")))  # fmt: skip
+            responses=problems((503, "database or broker unreachable (`checks` says which)")))
 def readyz(settings: AppSettings) -> JSONResponse:
     """Ready when the database answers a query and the broker accepts a connection."""
     checks = {"database": database_answers(settings.resolved_database_url), "broker": broker_reachable(settings)}

@@ -144,7 +144,7 @@ def list_jobs(
     """The tenant's jobs, newest first, a page at a time (``next_cursor``), filtered."""
     wanted = status.value if status is not None else None
     listed = paged(page, lambda window: jobs.list_jobs(session, tenant, window, status=wanted, dataset_id=dataset_id,
-                                                       name=name, tags=tag))  # fmt: skip
+                                                       name=name, tags=tag))
     return JobList(items=[to_out(r) for r in listed.rows], next_cursor=listed.next_cursor)
 
 

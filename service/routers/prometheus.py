@@ -24,7 +24,7 @@ router = APIRouter(tags=["operations"])
     response_class=Response,
     dependencies=[Depends(metrics_access)],
     responses={200: {"content": {CONTENT_TYPE_LATEST.split(";")[0]: {"schema": {"type": "string"}}},
-                     "description": "Prometheus text format (README: Metrics)"}},  # fmt: skip
+                     "description": "Prometheus text format (README: Metrics)"}},
 )
 def metrics(request: Request) -> Response:
     """Prometheus metrics of this API process, and jobs by status read from the database."""

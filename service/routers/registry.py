@@ -86,7 +86,7 @@ def _version_out(session: Session, registered: RegisteredModelRow, version: Mode
         created_by=version.created_by,
         created_at=as_utc(version.created_at),
         lineage=Lineage(model_id=model.id, job_id=model.job_id, dataset_id=model.dataset_id,
-                        dataset_sha256=version.dataset_sha256, config=model.document["config"]),  # fmt: skip
+                        dataset_sha256=version.dataset_sha256, config=model.document["config"]),
     )
 
 
@@ -117,7 +117,7 @@ def list_registered_models(
     """The tenant's registered models, newest first, a page at a time (``next_cursor``), filtered."""
     listed = paged(page, lambda window: registry.list_names(session, tenant, window, name=name))
     return RegisteredModelList(items=[_registered_out(session, row) for row in listed.rows],
-                               next_cursor=listed.next_cursor)  # fmt: skip
+                               next_cursor=listed.next_cursor)
 
 
 @router.get("/{name}", response_model=RegisteredModelOut, responses=problems(_UNKNOWN_NAME))
@@ -156,13 +156,13 @@ def delete_registered_model(
     ),
 )
 def create_version(name: NamePath, body: VersionCreate, session: DbSession, tenant: TrainTenant,
-                   caller: Caller) -> JSONResponse:  # fmt: skip
+                   caller: Caller) -> JSONResponse:
     """Add a trained model as the name's next version (numbered 1, 2, 3 ...; immutable)."""
     registered = _named(session, tenant, name, lock=True)
     model = registry.tenant_model(session, tenant, body.model_id)
     if model is None:
         raise ProblemError(404, "Not Found", f"model_id: model {body.model_id!r} does not exist", kind="not-found",
-                           field="model_id", errors=[{"field": "model_id", "message": "no such model"}])  # fmt: skip
+                           field="model_id", errors=[{"field": "model_id", "message": "no such model"}])
     try:
         version = registry.add_version(session, registered, model, caller)
     except RegistryError as error:
@@ -183,7 +183,7 @@ def list_versions(
     registered = _named(session, tenant, name)
     listed = paged(page, lambda window: registry.list_versions(session, registered, window))
     return VersionList(items=[_version_out(session, registered, v) for v in listed.rows],
-                       next_cursor=listed.next_cursor)  # fmt: skip
+                       next_cursor=listed.next_cursor)
 
 
 @router.get("/{name}/versions/{version}", response_model=VersionOut, responses=problems((404, "no such version")))
@@ -198,7 +198,7 @@ def get_version(name: NamePath, version: VersionPath, session: DbSession, tenant
 # ---- aliases -----------------------------------------------------------------------------------
 def _alias_out(registered: RegisteredModelRow, alias: str, version: ModelVersionRow) -> AliasOut:
     return AliasOut(name=registered.name, alias=alias, version=version.version, model_id=version.model_id,
-                    reference=f"{registered.name}@{alias}")  # fmt: skip
+                    reference=f"{registered.name}@{alias}")
 
 
 @router.get("/{name}/aliases", response_model=AliasList, responses=problems(_UNKNOWN_NAME))
@@ -218,7 +218,7 @@ def list_aliases(name: NamePath, session: DbSession, tenant: ReadTenant) -> Alia
     responses=problems((404, "no registered model of that name, or no such `version` of it")),
 )
 def move_alias(name: NamePath, alias: AliasPath, body: AliasMove, session: DbSession, tenant: TrainTenant,
-               caller: Caller) -> AliasOut:  # fmt: skip
+               caller: Caller) -> AliasOut:
     """Point the alias at a version, atomically: the next request that resolves ``name@alias`` gets it.
 
     Every move is recorded (``GET .../alias-events``); a move to the version it already names records nothing.
@@ -252,4 +252,4 @@ def list_alias_events(
     registered = _named(session, tenant, name)
     events = registry.alias_events(session, registered, alias)
     return AliasEventList(items=[AliasEventOut(alias=e.alias, from_version=e.from_version, to_version=e.to_version,
-                                               actor=e.actor, at=e.at) for e in events])  # fmt: skip
+                                               actor=e.actor, at=e.at) for e in events])

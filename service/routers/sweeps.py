@@ -66,7 +66,7 @@ def _get(session: Session, sweep_id: str, tenant: str, *, lock: bool = False) ->
             ),
             (429, "the tenant's max_running_sweeps quota is full, or budget.max_concurrent trials would pass its "
              "max_active_jobs quota (`quota-exceeded`, with Retry-After)"),
-        ),  # fmt: skip
+        ),
     },
 )
 def create_sweep(
@@ -91,7 +91,7 @@ def check_space_size(spec: SweepCreate, settings: Settings) -> None:
     space = spec.space
     if len(space) > settings.max_sweep_paths:
         raise limit_exceeded("space", f"{len(space)} paths exceed the limit of {settings.max_sweep_paths}",
-                             "max_sweep_paths", settings.max_sweep_paths)  # fmt: skip
+                             "max_sweep_paths", settings.max_sweep_paths)
     total = 0
     for path, values in space.items():
         if not isinstance(values, list):
@@ -99,19 +99,19 @@ def check_space_size(spec: SweepCreate, settings: Settings) -> None:
         if len(values) > settings.max_sweep_values_per_path:
             limit = settings.max_sweep_values_per_path
             raise limit_exceeded(f"space.{path}", f"{len(values)} values exceed the limit of {limit} per path",
-                                 "max_sweep_values_per_path", limit)  # fmt: skip
+                                 "max_sweep_values_per_path", limit)
         total += len(values)
     if total > settings.max_sweep_space_values:
         limit = settings.max_sweep_space_values
         raise limit_exceeded("space", f"{total} values in all exceed the limit of {limit}", "max_sweep_space_values",
-                             limit)  # fmt: skip
+                             limit)
 
 
 def _create(spec: SweepCreate, settings: Settings, tenant: str, idem: IdempotentRequest) -> Response:
     """The sweep itself: every check first, then the sweep row, its first trials and the key's record in one commit."""
     if spec.budget.max_trials > settings.max_sweep_trials:
         raise limit_exceeded("budget.max_trials", f"{spec.budget.max_trials} trials exceed the limit of "
-                             f"{settings.max_sweep_trials}", "max_sweep_trials", settings.max_sweep_trials)  # fmt: skip
+                             f"{settings.max_sweep_trials}", "max_sweep_trials", settings.max_sweep_trials)
     # the labels are columns of their own (editable); the stored request is what the engine plans from
     request = spec.model_dump(mode="json", by_alias=True, exclude={"name", "tags", "description"})
     request["space"] = spec.space_json()
@@ -127,7 +127,7 @@ def _create(spec: SweepCreate, settings: Settings, tenant: str, idem: Idempotent
         if dataset is None:
             errors = [{"field": "dataset_id", "message": "no dataset of that id"}]
             raise ProblemError(404, "Not Found", f"dataset_id: dataset {spec.dataset_id!r} does not exist",
-                               kind="not-found", field="dataset_id", errors=errors)  # fmt: skip
+                               kind="not-found", field="dataset_id", errors=errors)
         for config in sweeps.trial_configs(engine_spec, planned):
             check_network(config, dataset, settings)
         if spec.register_as is not None and registry.find_name(session, tenant, spec.register_as) is None:
@@ -139,7 +139,7 @@ def _create(spec: SweepCreate, settings: Settings, tenant: str, idem: Idempotent
         idem.finish(202, body, headers, session=session)
         to_send = sweeps.create(session, sweep_id=sweep_id, tenant_id=tenant, dataset_id=spec.dataset_id,
                                 request=request, planned=planned, register_as=spec.register_as, name=spec.name,
-                                tags=spec.tags, description=spec.description)  # fmt: skip
+                                tags=spec.tags, description=spec.description)
     sweeps.dispatch(settings, to_send)  # a lost message is re-sent by the reconciler: the jobs are queued rows
     return JSONResponse(body, status_code=202, headers=headers)
 
@@ -156,7 +156,7 @@ def list_sweeps(
 ) -> SweepList:
     """The tenant's sweeps, newest first, a page at a time (``next_cursor``), filtered like the jobs list."""
     listed = paged(page, lambda window: sweeps.list_sweeps(session, tenant, window, status=status,
-                                                           dataset_id=dataset_id, name=name, tags=tag))  # fmt: skip
+                                                           dataset_id=dataset_id, name=name, tags=tag))
     # the whole page's answers in a bounded number of queries (lipspline_platform/sweep_views.py)
     return SweepList(items=sweeps_out(session, listed.rows), next_cursor=listed.next_cursor)
 

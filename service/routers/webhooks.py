@@ -61,7 +61,7 @@ def register_webhook(
     row = endpoints.add_endpoint(session, tenant, spec.url)
     response.headers["Location"] = f"/v1/webhooks/{row.id}"
     return WebhookEndpointOut(id=row.id, url=row.url, created_at=row.created_at,
-                              secret=created_secret.secret if created_secret else None)  # fmt: skip
+                              secret=created_secret.secret if created_secret else None)
 
 
 @router.get("/v1/webhooks", response_model=WebhookEndpointList, responses={200: LINK_HEADER}, tags=TAGS)
@@ -73,7 +73,7 @@ def list_webhooks(
     """The tenant's registered endpoints, newest first, a page at a time (``next_cursor``)."""
     listed = paged(page, lambda window: endpoints.list_endpoints(session, tenant, window))
     return WebhookEndpointList(items=[WebhookEndpointOut(id=r.id, url=r.url, created_at=r.created_at)
-                                      for r in listed.rows], next_cursor=listed.next_cursor)  # fmt: skip
+                                      for r in listed.rows], next_cursor=listed.next_cursor)
 
 
 @router.delete("/v1/webhooks/{endpoint_id}", status_code=204, responses=problems(404), tags=TAGS)
@@ -85,7 +85,7 @@ def delete_webhook(endpoint_id: str, session: DbSession, tenant: TrainTenant) ->
 
 
 @router.get("/v1/jobs/{job_id}/deliveries", operation_id="list_job_deliveries", response_model=DeliveryList,
-            responses=problems(404), tags=["jobs"])  # fmt: skip
+            responses=problems(404), tags=["jobs"])
 def job_deliveries(job_id: str, session: DbSession, tenant: ReadTenant) -> DeliveryList:
     """Every webhook delivery of the job's final event, with every attempt and its answer."""
     found(jobs.find(session, tenant, job_id), "job", job_id)
@@ -101,11 +101,11 @@ def _deliveries_out(session: Session, deliveries: list[WebhookDeliveryRow]) -> l
                     next_attempt_at=d.next_attempt_at if d.state == PENDING else None,
                     created_at=d.created_at, finished_at=d.finished_at)
         for d in deliveries
-    ]  # fmt: skip
+    ]
 
 
 @router.get("/v1/webhooks/deliveries", operation_id="list_webhook_deliveries", response_model=DeliveryPage,
-            responses={200: LINK_HEADER}, tags=TAGS)  # fmt: skip
+            responses={200: LINK_HEADER}, tags=TAGS)
 def webhook_deliveries(
     session: DbSession,
     tenant: ReadTenant,

@@ -41,7 +41,7 @@ def test_every_page_with_blocks_is_collected() -> None:
 @pytest.mark.parametrize("deployment", ["embedded"], indirect=True)
 @pytest.mark.parametrize("page", PAGES, ids=lambda p: str(p.relative_to(ROOT)))
 def test_page_blocks_run_verbatim(page: Path, deployment: Deployment, tmp_path: Path,
-                                  record_skipped: list[tuple[str, str]]) -> None:  # fmt: skip
+                                  record_skipped: list[tuple[str, str]]) -> None:
     for tool in ("bash", "curl", "jq"):
         if shutil.which(tool) is None:
             pytest.fail(f"{tool} is needed to run the documentation's examples")
@@ -58,11 +58,11 @@ def test_page_blocks_run_verbatim(page: Path, deployment: Deployment, tmp_path: 
     assert not workdir.resolve().is_relative_to(ROOT)
     env = {k: v for k, v in os.environ.items() if not k.startswith(("LIPSPLINE_", "PYTEST_"))}
     env.update(LIPSPLINE_URL=deployment.url, LIPSPLINE_API_KEY=deployment.api_key or "", HOME=str(tmp_path),
-               PATH=str(Path(sys.executable).parent) + os.pathsep + env.get("PATH", ""))  # fmt: skip
+               PATH=str(Path(sys.executable).parent) + os.pathsep + env.get("PATH", ""))
     script = page_script(blocks, workdir, sys.executable)
     try:
         result = subprocess.run(["bash", "-euo", "pipefail", "-c", script], cwd=workdir, env=env,
-                                capture_output=True, text=True, timeout=PAGE_TIMEOUT_S)  # fmt: skip
+                                capture_output=True, text=True, timeout=PAGE_TIMEOUT_S)
     except subprocess.TimeoutExpired as expired:
         pytest.fail(f"{page.name}: blocks still running after {PAGE_TIMEOUT_S}s:\n{expired.stderr!s:.4000}")
     print(result.stdout[-20000:])  # shown with -rP, or when the test fails

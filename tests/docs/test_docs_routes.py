@@ -32,7 +32,7 @@ def site(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 
 
 def test_unbuilt_site_says_how_to_build_it(client: TestClient, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-                                           ) -> None:  # fmt: skip
+                                           ) -> None:
     monkeypatch.setattr(docs_site, "SITE_DIR", tmp_path / "nothing-here")
     answer = client.get("/docs/site/")
     assert answer.status_code == 404

@@ -112,7 +112,7 @@ def test_every_webhook_event_is_in_the_events_reference(generator: ModuleType) -
     from api_schemas import webhook_events
 
     names = {*webhook_events.JOB_EVENTS, webhook_events.SWEEP_FINISHED, webhook_events.SWEEP_CANCELLED,
-             webhook_events.VERSION_CREATED, webhook_events.ALIAS_MOVED}  # fmt: skip
+             webhook_events.VERSION_CREATED, webhook_events.ALIAS_MOVED}
     rendered = generator.render_webhook_events()
     assert not [n for n in names if f"`{n}`" not in rendered]
 

@@ -20,15 +20,15 @@ CSS_REMOTE = re.compile(r"(?:url\(\s*['\"]?|@import\s+['\"]?)(?:https?:)?//", re
 def test_mkdocs_build_strict_passes(built_site: Path) -> None:
     assert (built_site / "index.html").is_file()
     for page in ("quickstart.html", "reference/http.html", "reference/settings.html", "reference/cli.html",
-                 "concepts/bounds.html", "results.html"):  # fmt: skip
+                 "concepts/bounds.html", "results.html"):
         assert (built_site / page).is_file(), page
 
 
 def test_built_site_fetches_nothing_from_outside(built_site: Path) -> None:
     remote = [f"{p.relative_to(built_site)}: {m.group(0)[:120]}" for p in built_site.rglob("*.html")
-              for m in FETCHING.finditer(p.read_text(errors="replace"))]  # fmt: skip
+              for m in FETCHING.finditer(p.read_text(errors="replace"))]
     remote += [f"{p.relative_to(built_site)}: {m.group(0)}" for p in built_site.rglob("*.css")
-               for m in CSS_REMOTE.finditer(p.read_text(errors="replace"))]  # fmt: skip
+               for m in CSS_REMOTE.finditer(p.read_text(errors="replace"))]
     assert not remote, "\n".join(remote)
 
 
@@ -36,5 +36,5 @@ def test_no_page_points_outside_the_site() -> None:
     """Nothing may point to the steering folder or a DESIGN.md that is not part of the repository."""
     offending = [f"{p.relative_to(ROOT)}:{n}" for p in [ROOT / "README.md", *(ROOT / "docs").rglob("*.md")]
                  for n, line in enumerate(p.read_text().splitlines(), 1)
-                 if "../shared" in line or "DESIGN.md" in line]  # fmt: skip
+                 if "../shared" in line or "DESIGN.md" in line]
     assert not offending, offending

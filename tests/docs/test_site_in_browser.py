@@ -61,7 +61,7 @@ def test_site_renders_navigates_and_searches_offline(served_site: str) -> None:
             outside: list[str] = []
             page.on("console", lambda message: errors.append(message.text) if message.type == "error" else None)
             page.on("request", lambda request: None if request.url.startswith((served_site + "/", "data:"))
-                    else outside.append(request.url))  # fmt: skip
+                    else outside.append(request.url))
             page.goto(served_site + "/docs/site", wait_until="networkidle")  # redirected to /docs/site/
             assert page.title().startswith("LipSpline")
             page.click("nav >> text=Quick start")

@@ -127,7 +127,7 @@ def test_every_cli_command_in_both_forms(deployment: Deployment, workdir: Path) 
 
     # ---- datasets
     first = run.human("datasets", "upload", "circle.csv", "--target", "inside", "--name", "cli-circle", "--tag",
-                      "cli-e2e", "--description", "the circle, from the CLI test").stdout.strip()  # fmt: skip
+                      "cli-e2e", "--description", "the circle, from the CLI test").stdout.strip()
     second = run.json("datasets", "upload", "circle.csv", "--target", "inside", "--name", "cli-circle-2")["id"]
     listed = run.human("datasets", "list", "--tag", "cli-e2e").stdout
     assert first in listed and second not in listed  # full ids, filtered by tag
@@ -139,7 +139,7 @@ def test_every_cli_command_in_both_forms(deployment: Deployment, workdir: Path) 
 
     # ---- jobs: two trained models, two jobs cancelled
     job = run.human("jobs", "submit", "small.json", "--dataset", first, "--name", "cli job", "--tag", "cli-e2e",
-                    "--follow").stdout.strip()  # fmt: skip
+                    "--follow").stdout.strip()
     other = run.json("jobs", "submit", "small.json", "--dataset", first, "--follow")
     assert other["status"] == "succeeded"
     table = run.human("jobs", "list", "--tag", "cli-e2e").stdout
@@ -182,10 +182,10 @@ def test_every_cli_command_in_both_forms(deployment: Deployment, workdir: Path) 
     assert model in shown and other_model in shown and "production -> v1, staging -> v2" in shown
     assert [v["version"] for v in run.json("registry", "show", "cli-circle-reg")["versions"]] == [2, 1]
     assert "cli-circle-reg@canary -> version 1" in run.human("registry", "alias", "set", "cli-circle-reg", "canary",
-                                                             "1").stdout  # fmt: skip
+                                                             "1").stdout
     assert run.json("registry", "alias", "set", "cli-circle-reg", "production", "2")["model_id"] == other_model
     assert "removed cli-circle-reg@canary" in run.human("registry", "alias", "delete", "cli-circle-reg",
-                                                        "canary").stdout  # fmt: skip
+                                                        "canary").stdout
     assert run.json("registry", "alias", "delete", "cli-circle-reg", "staging")["deleted"] is True
     history = run.human("registry", "alias", "history", "cli-circle-reg").stdout
     assert "(new)" in history and "(removed)" in history
@@ -209,11 +209,11 @@ def test_every_cli_command_in_both_forms(deployment: Deployment, workdir: Path) 
     space = '{"objective.lambda": [1e-6, 1e-3]}'
     followed = run.human("sweeps", "submit", "--dataset", first, "--space", space, "--config", "small.json",
                          "--max-trials", "2", "--select", "max_accuracy:1000", "--name", "cli sweep", "--tag",
-                         "cli-e2e", "--follow", "--poll", "0.3")  # fmt: skip
+                         "cli-e2e", "--follow", "--poll", "0.3")
     sweep = followed.stdout.splitlines()[0].strip()
     assert "by max_accuracy with certified Lipschitz <= 1000" in followed.stdout
     second_sweep = run.json("sweeps", "submit", "--dataset", first, "--space", space, "--config", "small.json",
-                            "--max-trials", "2")["id"]  # fmt: skip
+                            "--max-trials", "2")["id"]
     assert run.json("sweeps", "follow", second_sweep, "--poll", "0.3")["status"] == "succeeded"
     assert "selected: trial" in run.human("sweeps", "follow", sweep).stdout  # finished: shown at once
     listed = run.human("sweeps", "list", "--tag", "cli-e2e").stdout
@@ -226,10 +226,10 @@ def test_every_cli_command_in_both_forms(deployment: Deployment, workdir: Path) 
     assert run.json("sweeps", "edit", sweep, "--clear-tags")["tags"] == []
     long_space = '{"spline.knots": [5, 11]}'
     running = run.json("sweeps", "submit", "--dataset", first, "--space", long_space, "--config", "long.json",
-                       "--max-trials", "2")["id"]  # fmt: skip
+                       "--max-trials", "2")["id"]
     run.human("sweeps", "cancel", running)
     running = run.json("sweeps", "submit", "--dataset", first, "--space", long_space, "--config", "long.json",
-                       "--max-trials", "2")["id"]  # fmt: skip
+                       "--max-trials", "2")["id"]
     assert run.json("sweeps", "cancel", running)["status"] == "cancelled"
 
     # ---- webhooks (the endpoints are deleted again before any job ends: nothing is sent to them)
@@ -251,5 +251,5 @@ def test_every_cli_command_in_both_forms(deployment: Deployment, workdir: Path) 
 
     every = command_paths(cli)
     missing = sorted((" ".join(path), form) for path in every for form in ("human", "json")
-                     if (path, form) not in run.ran)  # fmt: skip
+                     if (path, form) not in run.ran)
     assert not missing, f"commands never run in this test (add them): {missing}"

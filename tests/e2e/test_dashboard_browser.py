@@ -47,7 +47,7 @@ CLASSIFIER_CONFIG = {
 }
 #: 20 neurons: wider than one page of small multiples (16), so the layer gets its selector
 REGRESSOR_CONFIG = {**CLASSIFIER_CONFIG, "architecture": {"hidden": [20], "activation": "deepspline"},
-                    "training": {**CLASSIFIER_CONFIG["training"], "epochs": 6}}  # fmt: skip
+                    "training": {**CLASSIFIER_CONFIG["training"], "epochs": 6}}
 #: long enough to be watched running (minutes at full length), stopped from the page
 LONG_CONFIG = {**CLASSIFIER_CONFIG, "training": {**CLASSIFIER_CONFIG["training"], "epochs": 5000, "batch_size": 4}}
 #: a sweep's trials: short, so three of them run one after the other in seconds
@@ -99,7 +99,7 @@ def regression_body(n: int = 300) -> dict:
     x = rng.uniform(-1, 1, size=(n, 3))
     y = np.sin(2 * x[:, 0]) + 0.5 * x[:, 1] - 0.25 * x[:, 2]
     return {"name": "waves", "inputs": x.tolist(), "targets": y.tolist(), "task": "regression",
-            "feature_names": ["a", "b", "c"]}  # fmt: skip
+            "feature_names": ["a", "b", "c"]}
 
 
 def submitted(http: httpx.Client, dataset_id: str, config: dict) -> str:
@@ -113,7 +113,7 @@ def trained(deployment: Deployment) -> dict[str, Any]:
     """A 2-D classifier (registered as ``circle@production``) and a regressor, trained over HTTP."""
     with deployment.client() as http:
         circle = http.post("/v1/datasets", files={"file": ("circle.csv", circle_csv(), "text/csv")},
-                           data={"target": "inside", "name": "circle"})  # fmt: skip
+                           data={"target": "inside", "name": "circle"})
         assert circle.status_code == 201, circle.text
         waves = http.post("/v1/datasets", json=regression_body())
         assert waves.status_code == 201, waves.text
@@ -141,7 +141,7 @@ def started_sweep(http: httpx.Client, dataset_id: str, base_config: dict, lambda
     """A grid sweep over ``objective.lambda``, one trial at a time (the embedded worker runs one job anyway)."""
     body = {"dataset_id": dataset_id, "base_config": base_config, "space": {"objective.lambda": lambdas},
             "strategy": "grid", "budget": {"max_trials": len(lambdas), "max_concurrent": 1},
-            "select": {"rule": "max_accuracy"}}  # fmt: skip
+            "select": {"rule": "max_accuracy"}}
     response = http.post("/v1/sweeps", json=body)
     assert response.status_code == 202, response.text
     return response.json()["id"]
@@ -423,7 +423,7 @@ def test_playground_predicts_with_certified_radius_and_draws_regions(
     page.wait_for_selector("#predict-results tbody tr")
     with deployment.client() as http:
         expected = http.post(f"/v1/models/{regressor['id']}/predict",
-                             json={"inputs": [[0.1, 0.2, 0.3], [-0.4, 0.5, 0.0]], "epsilon": 0.05}).json()  # fmt: skip
+                             json={"inputs": [[0.1, 0.2, 0.3], [-0.4, 0.5, 0.0]], "epsilon": 0.05}).json()
     values = page.eval_on_selector_all("#predict-results [data-field=prediction] data", "ds => ds.map(d => +d.value)")
     bounds = page.eval_on_selector_all("#predict-results [data-field=output_bound]", "ds => ds.map(d => +d.value)")
     assert all(close(a, b) for a, b in zip(values, expected["predictions"], strict=True))

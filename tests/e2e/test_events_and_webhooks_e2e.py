@@ -42,7 +42,7 @@ def apis(tmp_path_factory: pytest.TempPathFactory) -> Iterator[TwoApis]:
     url, drop = fresh_postgres_database()
     env = {"LIPSPLINE_DATA_DIR": str(workdir / "data"), "LIPSPLINE_DATABASE_URL": url,
            "LIPSPLINE_BROKER_URL": fresh_redis_url(E2E_REDIS_DB + 1), "LIPSPLINE_WEBHOOK_ALLOW_PRIVATE": "1",
-           "LIPSPLINE_WEBHOOK_POLL_S": "0.2", "LIPSPLINE_WEBHOOK_BACKOFF_S": "0.2"}  # fmt: skip
+           "LIPSPLINE_WEBHOOK_POLL_S": "0.2", "LIPSPLINE_WEBHOOK_BACKOFF_S": "0.2"}
     deployment = Deployment(env, workdir, embedded=False, workers=1)
     try:
         with deployment.running():
@@ -73,7 +73,7 @@ def _wait_ready(url: str, timeout_s: float = 60) -> None:
     raise RuntimeError(f"{url} not ready")
 
 
-def _submit(client: Client, **kwargs: str):  # noqa: ANN202
+def _submit(client: Client, **kwargs: str):
     data = make_circle(200, seed=2)
     dataset = client.datasets.upload((data.X, data.y), name="circle")
     return client.jobs.submit(dataset, CONFIG, **kwargs)
@@ -111,7 +111,7 @@ class Receiver:
                 body = self.rfile.read(int(self.headers["Content-Length"]))
                 verified = verify_webhook(receiver.secret, body, dict(self.headers))
                 receiver.received.append({"path": self.path, "verified": verified, "event": json.loads(body),
-                                          "delivery": self.headers["X-LipSpline-Delivery"]})  # fmt: skip
+                                          "delivery": self.headers["X-LipSpline-Delivery"]})
                 status = 200
                 if self.path == "/flaky":
                     receiver.flaky_calls += 1
@@ -144,7 +144,7 @@ def test_webhooks_are_signed_retried_and_every_attempt_recorded(apis: TwoApis, t
         receiver.server.shutdown()
     flaky, ok = deliveries[receiver.url + "/flaky"], deliveries[receiver.url + "/ok"]
     assert [(a.attempt, a.status_code, a.succeeded) for a in flaky.attempts] == [(1, 500, False), (2, 500, False),
-                                                                                  (3, 200, True)]  # fmt: skip
+                                                                                  (3, 200, True)]
     assert [(a.status_code, a.succeeded) for a in ok.attempts] == [(200, True)]
     assert all(r["verified"] for r in receiver.received) and len(receiver.received) == 4
     final = receiver.received[-1]["event"]

@@ -67,7 +67,7 @@ def generated(deployment: Deployment, tmp_path_factory: pytest.TempPathFactory) 
         [*_generator(), "generate", "--path", str(schema), "--meta", "none", "--output-path",
          str(folder / PACKAGE), "--config", str(GENERATOR_CONFIG)],
         capture_output=True, text=True, timeout=300, env=_with_interpreter_bin_on_path(),
-    )  # fmt: skip
+    )
     output = result.stdout + result.stderr
     assert result.returncode == 0, output
     sys.path.insert(0, str(folder))

@@ -84,7 +84,7 @@ def data_files(dep: Deployment) -> dict[str, tuple[int, int]]:
 def snapshot(dep: Deployment) -> dict:
     with dep.client() as http:
         records = {kind: sorted(item["id"] for item in http.get(f"/v1/{kind}").json()["items"])
-                   for kind in ("datasets", "jobs", "models")}  # fmt: skip
+                   for kind in ("datasets", "jobs", "models")}
     sqlite_names = {p.name for p in Path(dep.env["LIPSPLINE_DATA_DIR"]).iterdir() if p.is_file()}
     return {"records": records, "files": data_files(dep), "sqlite": sqlite_names & set(SQLITE_SUFFIXES)}
 

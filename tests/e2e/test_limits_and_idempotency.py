@@ -76,7 +76,7 @@ def test_body_size_is_counted_on_the_streamed_bytes(server: Deployment) -> None:
     with server.client() as http:
         # declared: refused from the Content-Length header alone
         limit_problem(http.post("/v1/datasets", files={"file": ("big.csv", big)}, data={"target": "y"}), 413,
-                      "max_upload_bytes")  # fmt: skip
+                      "max_upload_bytes")
 
         # undeclared (chunked, no Content-Length): refused while streaming
         def chunks() -> Iterator[bytes]:
@@ -154,7 +154,7 @@ def test_idempotency_key_replays_conflicts_and_rejects_reuse(server: Deployment,
 
         # a failed request releases its key: the same key works once the body is fixed
         bad = http.post("/v1/jobs", json={"dataset_id": dataset_id, "config": {"training": {"epochs": 101}}},
-                        headers={"Idempotency-Key": "job-2"})  # fmt: skip
+                        headers={"Idempotency-Key": "job-2"})
         assert bad.status_code == 422
         assert http.post("/v1/jobs", json=job, headers={"Idempotency-Key": "job-2"}).status_code == 202
 
@@ -171,7 +171,7 @@ def test_idempotency_key_in_flight_gives_409(server: Deployment, dataset_id: str
         session.add(IdempotencyRow(
             tenant_id=DEFAULT_TENANT, route="POST /v1/jobs", key="busy-1", state="in_flight",
             request_sha256=fingerprint(JobCreate.model_validate(job).model_dump(mode="json", by_alias=True)),
-        ))  # fmt: skip
+        ))
     with server.client() as http:
         response = http.post("/v1/jobs", json=job, headers={"Idempotency-Key": "busy-1"})
         assert response.status_code == 409 and "still being processed" in response.json()["detail"]

@@ -39,7 +39,7 @@ REDIS_DB = 13
 BURST = 40
 EPOCHS = 2
 CONFIG = {"architecture": {"hidden": [2]}, "training": {"epochs": EPOCHS, "batch_size": 16, "seed": 0},
-          "device": "cpu"}  # fmt: skip
+          "device": "cpu"}
 ROWS = [[(i % 7) / 7 - 0.5, (i % 5) / 5 - 0.4] for i in range(64)]
 TARGETS = [int(a * a + b * b < 0.1) for a, b in ROWS]
 PREDICT = "/v1/models/{model_id}/predict"
@@ -66,7 +66,7 @@ class Operations:
 
     def client(self, which: int, key: str, **headers: str) -> httpx.Client:
         return httpx.Client(base_url=self.api_urls[which], timeout=60,
-                            headers={"Authorization": f"Bearer {key}", **headers})  # fmt: skip
+                            headers={"Authorization": f"Bearer {key}", **headers})
 
     def logs(self) -> str:
         return "\n".join(p.log_path.read_text(errors="replace") for p in [*self.apis, *self.workers])
@@ -76,7 +76,7 @@ class Operations:
         try:
             with engine.connect() as connection:
                 row = connection.execute(text("SELECT status, request_id, model_id FROM jobs WHERE id = :id"),
-                                         {"id": job_id}).mappings().one()  # fmt: skip
+                                         {"id": job_id}).mappings().one()
                 return dict(row)
         finally:
             engine.dispose()
@@ -129,7 +129,7 @@ def ops(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Operations]:
         for i in range(2):
             port = free_port()
             argv = lipspline_argv("worker", "--queues", "cpu", "--concurrency", "1", "--hostname",
-                                  f"ops{i}-{uuid.uuid4().hex[:6]}@%h", "--metrics-port", str(port))  # fmt: skip
+                                  f"ops{i}-{uuid.uuid4().hex[:6]}@%h", "--metrics-port", str(port))
             ops.workers.append(Process(argv, env, workdir / f"worker{i}.log").start())
             ops.worker_metrics.append(f"http://127.0.0.1:{port}/metrics")
         for url, worker in zip(ops.worker_metrics, ops.workers, strict=True):

@@ -30,7 +30,7 @@ ROWS = np.random.default_rng(3).uniform(-0.6, 0.6, size=(40, 2))
 def tiny_config(seed: int) -> dict:
     return {"architecture": {"hidden": [2], "activation": "deepspline"}, "spline": {"knots": 11, "range": 2.0},
             "training": {"epochs": 5, "batch_size": 16, "lr": 0.05, "seed": seed, "validation_split": 0.0},
-            "device": "cpu"}  # fmt: skip
+            "device": "cpu"}
 
 
 @pytest.fixture(scope="module")
@@ -73,7 +73,7 @@ def served_by(http: httpx.Client, reference: str) -> tuple:
     assert response.status_code == 200, response.text
     body, headers = response.json(), response.headers
     said = (headers["x-lipspline-model-id"], headers.get("x-lipspline-model-name"),
-            int(headers["x-lipspline-model-version"]) if "x-lipspline-model-version" in headers else None)  # fmt: skip
+            int(headers["x-lipspline-model-version"]) if "x-lipspline-model-version" in headers else None)
     assert said == tuple(body[k] for k in SERVED_BY), (said, body)
     return said
 
@@ -115,7 +115,7 @@ def _client(deployment: Deployment) -> triton.InferenceServerClient:
 
 
 def _infer(client: triton.InferenceServerClient, name: str, rows: np.ndarray, headers: dict, *, binary: bool,
-           datatype: str = "FP64", outputs: tuple[str, ...] = ()) -> triton.InferResult:  # fmt: skip
+           datatype: str = "FP64", outputs: tuple[str, ...] = ()) -> triton.InferResult:
     tensor = triton.InferInput("input", list(rows.shape), datatype)
     tensor.set_data_from_numpy(rows.astype(np.float32 if datatype == "FP32" else np.float64), binary_data=binary)
     requested = [triton.InferRequestedOutput(o, binary_data=binary) for o in outputs] or None

@@ -258,7 +258,7 @@ def test_openapi_declares_auth_and_problem_errors(dep: Deployment) -> None:
     assert spec["components"]["securitySchemes"]["BearerAuth"] == {
         "type": "http", "scheme": "bearer", "bearerFormat": "lsk_ API key",
         "description": spec["components"]["securitySchemes"]["BearerAuth"]["description"],
-    }  # fmt: skip
+    }
     schemas = spec["components"]["schemas"]
     assert "HTTPValidationError" not in schemas and {"Problem", "ProblemFieldError"} <= set(schemas)
     for path, operations in spec["paths"].items():

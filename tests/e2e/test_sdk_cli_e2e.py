@@ -137,7 +137,7 @@ def cli(deployment: Deployment, *args: str, cwd: Path) -> subprocess.CompletedPr
     env = dict(deployment.env, LIPSPLINE_URL=deployment.url, LIPSPLINE_API_KEY=deployment.api_key)
     env.pop("LIPSPLINE_DATA_DIR")  # from any directory: the key comes from LIPSPLINE_API_KEY
     return subprocess.run([sys.executable, "-m", "service.cli", *args], cwd=cwd, env=env, capture_output=True,
-                          text=True, timeout=300)  # fmt: skip
+                          text=True, timeout=300)
 
 
 def test_cli_flow(deployment: Deployment, tmp_path: Path) -> None:
@@ -168,7 +168,7 @@ def test_cli_flow(deployment: Deployment, tmp_path: Path) -> None:
     models = json.loads(cli(deployment, "models", "list", "--json", cwd=tmp_path).stdout)["items"]
     assert job["model_id"] in [m["id"] for m in models]
     predicted = cli(deployment, "predict", job["model_id"], "--input", "rows.csv", "--epsilon", "0.05",
-                    "--output", "out.csv", cwd=tmp_path)  # fmt: skip
+                    "--output", "out.csv", cwd=tmp_path)
     assert predicted.returncode == 0, predicted.stderr
     header, *lines = (tmp_path / "out.csv").read_text().splitlines()
     assert header.split(",")[:3] == ["x1", "x2", "prediction"] and len(lines) == 2
@@ -202,7 +202,7 @@ def test_follow_draws_a_live_progress_bar_in_a_terminal(deployment: Deployment, 
     env = dict(deployment.env, LIPSPLINE_URL=deployment.url, LIPSPLINE_API_KEY=deployment.api_key, COLUMNS="160")
     child = pexpect.spawn(sys.executable, ["-m", "service.cli", "jobs", "submit", "config.json", "--dataset",
                                            dataset.id, "--follow"], cwd=str(tmp_path), env=env,
-                          timeout=180, encoding="utf-8", dimensions=(40, 160))  # fmt: skip
+                          timeout=180, encoding="utf-8", dimensions=(40, 160))
     ansi = r"(?:\x1b\[[0-9;?]*[a-zA-Z]|\s)*"  # colours and cursor moves between the words
     child.expect(rf"running{ansi}.*?[1-5]{ansi}/{ansi}6{ansi}epochs")  # drawn while the job runs …
     child.expect(rf"6{ansi}/{ansi}6{ansi}epochs")  # … redrawn in place up to the last epoch
@@ -221,11 +221,11 @@ def test_a_sweep_from_the_sdk_and_the_cli(deployment: Deployment, tmp_path: Path
     with Client(deployment.url, deployment.api_key) as client:
         dataset = client.datasets.upload((data.X, data.y), name="sweep-circle")
         sweep = client.sweeps.create(dataset, base, space={"objective.lambda": [1e-6, 1e-2]}, strategy="grid",
-                                     budget={"max_trials": 2, "max_concurrent": 2})  # fmt: skip
+                                     budget={"max_trials": 2, "max_concurrent": 2})
         # a second sweep from the CLI, cancelled at once: its options reach the service as the API's members
         submitted = cli(deployment, "sweeps", "submit", "--dataset", dataset.id, "--space", '{"spline.knots": [5, 11]}',
                         "--config", "config.json", "--strategy", "grid", "--max-trials", "2",
-                        "--select", "max_accuracy:50", "--json", cwd=tmp_path)  # fmt: skip
+                        "--select", "max_accuracy:50", "--json", cwd=tmp_path)
         assert submitted.returncode == 0, submitted.stderr
         cli_sweep = json.loads(submitted.stdout)
         assert cli_sweep["trials"] == 2 and cli_sweep["status"] == "running"

@@ -44,7 +44,7 @@ def circle_csv() -> bytes:
 
 def upload_circle(http: httpx.Client) -> dict:
     response = http.post("/v1/datasets", files={"file": ("circle.csv", circle_csv(), "text/csv")},
-                         data={"target": "inside"})  # fmt: skip
+                         data={"target": "inside"})
     assert response.status_code == 201, response.text
     return response.json()
 

@@ -59,12 +59,12 @@ def sweep_body(dataset_id: str) -> dict:
     }
 
 
-def test_random_sweep_on_three_workers_survives_a_killed_worker(cluster) -> None:  # noqa: ANN001
+def test_random_sweep_on_three_workers_survives_a_killed_worker(cluster) -> None:
     dep, workers = cluster
     http = dep.client()
     data = make_circle(300, seed=11)
     uploaded = http.post("/v1/datasets", json={"name": "circle", "inputs": data.X.tolist(),
-                                               "targets": np.asarray(data.y).tolist()})  # fmt: skip
+                                               "targets": np.asarray(data.y).tolist()})
     assert uploaded.status_code == 201, uploaded.text
     response = http.post("/v1/sweeps", json=sweep_body(uploaded.json()["id"]))
     assert response.status_code == 202, response.text
@@ -102,7 +102,7 @@ def test_random_sweep_on_three_workers_survives_a_killed_worker(cluster) -> None
 
     # exactly one model per trial, read from the models themselves
     models = {m["job_id"]: m for m in http.get("/v1/models").json()["items"] if m["job_id"] in
-              {t["job_id"] for t in trials}}  # fmt: skip
+              {t["job_id"] for t in trials}}
     per_job = [m["job_id"] for m in http.get("/v1/models").json()["items"]]
     assert len(models) == TRIALS and all(per_job.count(t["job_id"]) == 1 for t in trials)
 
@@ -137,7 +137,7 @@ def test_the_worker_stops_halving_trials_at_their_rung(deployment: Deployment) -
             "base_config": {"architecture": {"hidden": [4]}, "device": "cpu",
                             "training": {"epochs": 9, "validation_split": 0.25, "seed": 0}},
             "space": {"training.lr": [3e-2, 1e-2, 1e-5, 3e-6]}, "halving": {"min_epochs": 1, "eta": 3},
-        })  # fmt: skip
+        })
         assert response.status_code == 202, response.text
         deadline = time.monotonic() + 240
         while (sweep := http.get(f"/v1/sweeps/{response.json()['id']}").json())["status"] == "running":

@@ -83,7 +83,7 @@ def test_one_row_per_kept_model_with_every_bound_by_name(quick: tuple[RecipeResu
     assert table.columns[:3] == ["recipe", "model", "hidden units"]
     assert table.columns[3:10] == list(bound_kinds.ANALYTICAL) == [
         "bv2_mixed", "frobenius", "spectral_product", "per_neuron_scaled", "liplt", "liplt_scaled", "lipsdp_neuron"
-    ]  # fmt: skip
+    ]
     assert [(r["recipe"], r["model"]) for r in _rows(result)] == sorted(
         [(recipe, label) for recipe, label, _, _ in MODELS], key=lambda x: (bound_kinds.SOURCES.index(x[0]), x[1])
     )
@@ -160,7 +160,7 @@ def test_summary_table_and_results_md(quick: tuple[RecipeResult, ExperimentConte
 def test_missing_models_make_the_source_recipe_run_first(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     """A source recipe without kept models is run (same mode) before measuring; here a stand-in keeps one model."""
     ctx = ExperimentContext(quick=True, trainer=LocalTrainer(), docs_dir=tmp_path / "docs", work_dir=tmp_path / "w",
-                            log=lambda _line: None)  # fmt: skip
+                            log=lambda _line: None)
     _keep_all(ctx, only={"circle", "noise"})
     ran: list[tuple[str, bool]] = []
 
@@ -180,7 +180,7 @@ def test_a_source_recipe_that_does_not_exist_is_reported_not_fatal(
     monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
     ctx = ExperimentContext(quick=True, trainer=LocalTrainer(), docs_dir=tmp_path / "docs", work_dir=tmp_path / "w",
-                            log=lambda _line: None)  # fmt: skip
+                            log=lambda _line: None)
     _keep_all(ctx, only={"circle"})
 
     def missing(name: str) -> None:

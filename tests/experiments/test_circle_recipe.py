@@ -81,7 +81,7 @@ def test_every_model_came_from_the_trainer_once(quick: tuple[RecipeResult, Exper
     expected = 4 * len(s.seeds) + (len(s.lambdas) - 1 + len(s.knots) - 1 + 1) * len(s.sweep_seeds)
     assert len(trainer.calls) == expected
     keys = {(c.architecture.activation, c.spline.knots, c.objective.lambda_, c.objective.outer_norm, c.training.seed)
-            for c in trainer.calls}  # fmt: skip
+            for c in trainer.calls}
     assert len(keys) == expected, "a configuration was trained twice"
     assert all(c.training.validation_split == 0.0 and c.training.epochs == s.epochs for c in trainer.calls)
     assert any(f"{expected} models trained" in choice for choice in result.choices)
@@ -102,13 +102,13 @@ def test_accuracies_are_percentages_above_chance(
     result = quick[0]
     main = result.table("Table 1")
     for median, low, high in zip(main.column("accuracy median (%)"), main.column("min (%)"), main.column("max (%)"),
-                                 strict=True):  # fmt: skip
+                                 strict=True):
         assert 50.0 < low <= median <= high <= 100.0  # balanced classes: chance is 50 %
     # even the quick deep spline must have learned the circle, not just a half-plane
     assert main.column("accuracy median (%)")[3] > 85.0
     for table in result.tables[1:4]:
         for median, low, high in zip(table.column("accuracy median (%)"), table.column("min (%)"),
-                                     table.column("max (%)"), strict=True):  # fmt: skip
+                                     table.column("max (%)"), strict=True):
             assert 0.0 <= low <= median <= high <= 100.0
     for accuracy in result.table("Table 2").column("pruned accuracy median (%)"):
         assert 0.0 <= accuracy <= 100.0
@@ -119,7 +119,7 @@ def test_certified_bounds_are_above_lower_bounds(
 ) -> None:
     main = quick[0].table("Table 1")
     for certified, lower, ratio in zip(main.column("certified L (median)"), main.column("lower L (median)"),
-                                       main.column("certified / lower (median)"), strict=True):  # fmt: skip
+                                       main.column("certified / lower (median)"), strict=True):
         assert lower > 0 and certified >= lower and ratio >= 1.0
 
 
@@ -140,7 +140,7 @@ def test_figures_are_pngs_in_the_docs_dir(quick: tuple[RecipeResult, ExperimentC
     result, ctx, _ = quick
     names = sorted(p.name for p in result.figures)
     assert names == ["circle-activations.png", "circle-decision-boundary.png", "circle-pareto-front.png",
-                     "circle-sparsity-vs-lambda.png"]  # fmt: skip
+                     "circle-sparsity-vs-lambda.png"]
     for path in result.figures:
         assert path.parent == ctx.docs_dir / "figures"
         width, height = _png_size(path)
@@ -186,7 +186,7 @@ def test_an_unsound_certificate_stops_the_recipe(monkeypatch: pytest.MonkeyPatch
 
     monkeypatch.setattr(circle, "certify_global", lambda network: TooSmall())
     ctx = ExperimentContext(quick=True, trainer=LocalTrainer(), docs_dir=tmp_path, work_dir=tmp_path,
-                            log=lambda _line: None)  # fmt: skip
+                            log=lambda _line: None)
     settings = circle.Settings([0], [0], epochs=1, lambdas=[1e-4], knots=[21])
     runs = circle.Runs(ctx, settings, make_circle(300, seed=1))
     with pytest.raises(RuntimeError, match="unsound"):

@@ -62,7 +62,7 @@ def test_migration_moves_row_bytes_to_the_store_and_back(s3_env: Settings, tmp_p
             connection.execute(text("INSERT INTO tenants (id, name, created_at) VALUES ('t1', 't1', '2026-12-06')"))
             insert = text("INSERT INTO datasets (id, tenant_id, name, task, n_samples, n_features, feature_names, "
                           "source_format, sha256, content, created_at, tags) VALUES ('d1', 't1', 'd', 'regression', "
-                          "1, 1, :names, 'json', :sha, :content, '2026-12-06', '[]')")  # fmt: skip
+                          "1, 1, :names, 'json', :sha, :content, '2026-12-06', '[]')")
             connection.execute(insert, {"names": '["x"]', "sha": "0" * 64, "content": b"npz!"})
         migrate.upgrade(url)
         with engine.connect() as connection:
@@ -78,7 +78,7 @@ def test_migration_moves_row_bytes_to_the_store_and_back(s3_env: Settings, tmp_p
 
 
 def test_a_credential_the_store_refuses_is_named_at_registration(tmp_path: Path,
-                                                                  monkeypatch: pytest.MonkeyPatch) -> None:  # fmt: skip
+                                                                  monkeypatch: pytest.MonkeyPatch) -> None:
     """A store that checks credentials (moto with authentication on) refusing the service's keys: the
     refusal says so, names the URI, and shows no key."""
     with s3_server(tmp_path, check_credentials=True) as guarded:

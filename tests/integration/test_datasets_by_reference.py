@@ -29,7 +29,7 @@ BUCKET = "lipspline-data"
 #: Parquet uploads over this go to the artifact store as they arrive (the default is 16 MiB)
 LARGE_UPLOAD_BYTES = 4096
 CONFIG = {"architecture": {"hidden": [8], "activation": "deepspline"},
-          "training": {"epochs": 2, "batch_size": 64, "lr": 0.02, "seed": 0, "validation_split": 0.2}}  # fmt: skip
+          "training": {"epochs": 2, "batch_size": 64, "lr": 0.02, "seed": 0, "validation_split": 0.2}}
 
 
 def parquet_bytes(n: int, seed: int, **extra: object) -> bytes:
@@ -58,7 +58,7 @@ def service(store: S3Server, shared_dir: Path, tmp_path_factory: pytest.TempPath
     workdir = tmp_path_factory.mktemp("by-reference")
     env = embedded_env(workdir, LIPSPLINE_S3_ENDPOINT_URL=store.url,
                        LIPSPLINE_DATASET_FILE_ROOTS=json.dumps([str(shared_dir)]),
-                       LIPSPLINE_UPLOAD_STREAM_OVER_BYTES=str(LARGE_UPLOAD_BYTES), **CREDENTIALS)  # fmt: skip
+                       LIPSPLINE_UPLOAD_STREAM_OVER_BYTES=str(LARGE_UPLOAD_BYTES), **CREDENTIALS)
     with Deployment(env, workdir, embedded=True).running() as dep:
         yield dep
 

@@ -38,7 +38,7 @@ class PostgresService(Service):
     def __init__(self, data_dir: Path, database_url: str, trainer: Trainer, **overrides: object) -> None:
         data_dir.mkdir(parents=True, exist_ok=True)
         self.settings = Settings(data_dir=data_dir, database_url=database_url, broker_url=EMBEDDED_BROKER,
-                                 reconcile_every_s=0, **{**OPEN_RATE, **overrides})  # fmt: skip
+                                 reconcile_every_s=0, **{**OPEN_RATE, **overrides})
         self.app = create_app(self.settings)
         self.worker = Runner(self.settings, trainer)
         self.keys: dict[str, str] = {}
@@ -100,6 +100,6 @@ def test_nul_bytes_in_bodies_and_form_fields_are_refused_never_a_500(svc: Postgr
     assert registered.status_code == 422, registered.text
     before = len(svc.client.get("/v1/datasets").json()["items"])
     form = svc.client.post("/v1/datasets", files={"file": ("d.csv", b"a,b,y\n0,1,0\n1,0,1\n")},
-                           data={"target": "y", "name": "form\x00name"})  # fmt: skip
+                           data={"target": "y", "name": "form\x00name"})
     assert form.status_code in (400, 422), form.text
     assert len(svc.client.get("/v1/datasets").json()["items"]) == before

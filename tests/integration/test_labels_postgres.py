@@ -60,7 +60,7 @@ def test_hostile_labels_are_refused_before_postgresql(svc: PostgresService) -> N
     job_id = svc.submit(svc.upload())
     for values, field in (({"name": "a\x00b"}, "name"), ({"description": "a\x00b"}, "description"),
                           ({"name": "\ud800"}, "name"), ({"description": "x\udfff"}, "description"),
-                          ({"tags": ["a\x00"]}, "tags.0")):  # fmt: skip
+                          ({"tags": ["a\x00"]}, "tags.0")):
         # sent as JSON escapes (json.dumps' ensure_ascii), as a client would send a lone surrogate
         sent = {"content": json.dumps(values), "headers": {"Content-Type": "application/json"}}
         problem(svc.client.patch(f"/v1/jobs/{job_id}", **sent), 422, "validation-error", field=field)
@@ -68,7 +68,7 @@ def test_hostile_labels_are_refused_before_postgresql(svc: PostgresService) -> N
         sent["content"] = json.dumps(body)
         problem(svc.client.post("/v1/jobs", **sent), 422, "validation-error", field=field)
     form = svc.client.post("/v1/datasets", files={"file": ("d.csv", b"a,b,y\n0,1,0\n1,0,1\n")},
-                           data={"target": "y", "description": "x\x00y"})  # fmt: skip
+                           data={"target": "y", "description": "x\x00y"})
     problem(form, 422, "validation-error", field="description")
     problem(svc.client.get("/v1/jobs", params={"tag": "a\x00"}), 422, field="query.tag")
     assert svc.job(job_id)["name"] is None

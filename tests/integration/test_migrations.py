@@ -19,7 +19,7 @@ from tests.support.services import fresh_postgres_database
 
 pytestmark = pytest.mark.integration
 BEFORE_REGISTRY = {"datasets", "jobs", "job_epochs", "models", "tenants", "api_keys", "job_checkpoints",
-                   "idempotency_keys"}  # fmt: skip
+                   "idempotency_keys"}
 REGISTRY = {"registered_models", "model_versions", "model_aliases", "alias_events"}
 EVENTS_WEBHOOKS = {"job_events", "webhook_secrets", "webhook_endpoints", "webhook_deliveries", "webhook_attempts"}
 SWEEPS = {"sweeps", "sweep_trials"}
@@ -118,7 +118,7 @@ def test_sealing_migration_seals_stored_secrets_and_its_downgrade_opens_them(
         with engine.begin() as connection:
             connection.execute(text("INSERT INTO tenants (id, name, created_at) VALUES ('t1', 't1', '2026-12-06')"))
             connection.execute(text("INSERT INTO webhook_secrets (tenant_id, secret, created_at) "
-                                    "VALUES ('t1', 'whsec_plain', '2026-12-06')"))  # fmt: skip
+                                    "VALUES ('t1', 'whsec_plain', '2026-12-06')"))
 
         def stored() -> str:
             with engine.connect() as connection:
@@ -142,7 +142,7 @@ def test_labels_migration_down_and_up_again(database_url: str) -> None:
     try:
         with engine.begin() as connection:
             connection.execute(text("INSERT INTO tenants (id, name, created_at) VALUES ('t', 't', :at)"),
-                               {"at": "2026-01-01 00:00:00+00:00"})  # fmt: skip
+                               {"at": "2026-01-01 00:00:00+00:00"})
             connection.execute(text(
                 "INSERT INTO sweeps (id, tenant_id, request, plan, status, launched, created_at, updated_at) "
                 "VALUES ('s', 't', '{}', '[]', 'running', 0, :at, :at)"), {"at": "2026-01-01 00:00:00+00:00"})
@@ -195,10 +195,10 @@ def test_webhook_events_migration_down_and_up_again(database_url: str) -> None:
                 connection.execute(text(
                     "INSERT INTO webhook_deliveries (id, tenant_id, job_id, url, event, payload, state, attempts, "
                     f"next_attempt_at, created_at) VALUES ('{delivery}', 't', {job}, 'http://h/', 'e', '{{}}', "
-                    "'delivered', 1, :at, :at)"), at)  # fmt: skip
+                    "'delivered', 1, :at, :at)"), at)
                 connection.execute(text(
                     "INSERT INTO webhook_attempts (delivery_id, attempt, started_at, duration_s, succeeded) "
-                    f"VALUES ('{delivery}', 1, :at, 0.1, true)"), at)  # fmt: skip
+                    f"VALUES ('{delivery}', 1, :at, 0.1, true)"), at)
         migrate.downgrade(database_url, "0008")
         assert not _nullable(database_url, "webhook_deliveries", "job_id")
         with engine.connect() as connection:

@@ -133,19 +133,19 @@ def test_registry_and_sweep_events_reach_the_endpoints_signed(svc: Service, rece
     bodies = not_jobs(sent(svc, receiver, secret))
     created = [(b["event"], b["version"], b["model_id"], b["reference"], b["created_by"]) for b in bodies[:2]]
     assert created == [("registry.version_created", 1, first, f"{NAME}/versions/1", actor),
-                       ("registry.version_created", 2, second, f"{NAME}/versions/2", actor)]  # fmt: skip
+                       ("registry.version_created", 2, second, f"{NAME}/versions/2", actor)]
     history = svc.client.get(f"/v1/registered-models/{NAME}/alias-events").json()["items"]
     assert [(b["event"], b["name"], b["alias"], b["from_version"], b["to_version"], b["model_id"], b["reference"],
              b["actor"], b["at"]) for b in bodies[2:]] == [
         ("registry.alias_moved", NAME, "production", e["from_version"], e["to_version"],
          {1: first, 2: second, None: None}[e["to_version"]], f"{NAME}@production", actor, e["at"])
-        for e in history]  # fmt: skip
+        for e in history]
     assert [(e["from_version"], e["to_version"]) for e in history] == [(None, 1), (1, 2), (2, None)]
 
     # a job's register_as: the job's final event and the version it made
     dataset_id = svc.upload()
     job_id = svc.client.post("/v1/jobs", json={"dataset_id": dataset_id, "config": TINY_CONFIG,
-                                               "register_as": NAME}).json()["id"]  # fmt: skip
+                                               "register_as": NAME}).json()["id"]
     model_id = svc.worker.run(job_id)
     bodies = sent(svc, receiver, secret)
     assert sorted((b["event"], b.get("model_id"), b.get("version"), b.get("created_by")) for b in bodies) == [
@@ -155,13 +155,13 @@ def test_registry_and_sweep_events_reach_the_endpoints_signed(svc: Service, rece
 
     # a sweep that finishes and registers its winner
     body = {"dataset_id": dataset_id, "base_config": SWEEP_BASE, "space": {"objective.lambda": [1e-6, 1e-2]},
-            "strategy": "grid", "budget": {"max_trials": 2, "max_concurrent": 2}, "register_as": NAME}  # fmt: skip
+            "strategy": "grid", "budget": {"max_trials": 2, "max_concurrent": 2}, "register_as": NAME}
     sweep_id = svc.client.post("/v1/sweeps", json=body).json()["id"]
     sweep = run_to_the_end(svc, sweep_id)
     assert sweep["status"] == "succeeded" and sweep["selected"] is not None
     bodies = sent(svc, receiver, secret)
     assert sorted(b["event"] for b in bodies) == ["job.succeeded", "job.succeeded", "registry.version_created",
-                                                  "sweep.finished"]  # fmt: skip
+                                                  "sweep.finished"]
     (finished,) = [b for b in bodies if b["event"] == "sweep.finished"]
     (version,) = [b for b in bodies if b["event"] == "registry.version_created"]
     winner = sweep["selected"]
@@ -169,7 +169,7 @@ def test_registry_and_sweep_events_reach_the_endpoints_signed(svc: Service, rece
                                      "selected_trial", "selected_model_id", "registered_as", "note")} == {
         "sweep_id": sweep_id, "status": "succeeded", "dataset_id": dataset_id, "trials_planned": 2,
         "trials_with_model": 2, "selected_trial": winner["trial"], "selected_model_id": winner["model_id"],
-        "registered_as": winner["registered_as"], "note": sweep["note"]}  # fmt: skip
+        "registered_as": winner["registered_as"], "note": sweep["note"]}
     assert winner["registered_as"] == {"name": NAME, "version": 4}
     assert (version["model_id"], version["version"]) == (winner["model_id"], 4)
 
@@ -192,7 +192,7 @@ def test_registry_and_sweep_events_reach_the_endpoints_signed(svc: Service, rece
     # everything recorded as delivered, the events that are not a job's with no job
     with session_scope(svc.database_url) as session:
         rows = session.execute(select(WebhookDeliveryRow.event, WebhookDeliveryRow.job_id,
-                                      WebhookDeliveryRow.state)).all()  # fmt: skip
+                                      WebhookDeliveryRow.state)).all()
     assert {state for _, _, state in rows} == {"delivered"} and len(rows) == len(receiver.received)
     assert all((job is None) == (not event.startswith("job.")) for event, job, _ in rows)
 

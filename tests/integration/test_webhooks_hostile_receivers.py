@@ -71,7 +71,7 @@ class RawReceiver:
     """
 
     def __init__(self, respond: Callable[[RawReceiver, socket.socket], None], host: str = "127.0.0.1",
-                 port: int = 0) -> None:  # fmt: skip
+                 port: int = 0) -> None:
         self.respond = respond
         self.listener = socket.create_server((host, port))
         self.listener.settimeout(0.1)
@@ -113,7 +113,7 @@ class RawReceiver:
                     data += chunk
                 head, _, body = data.partition(b"\r\n\r\n")
                 length = next((int(line.split(b":", 1)[1]) for line in head.split(b"\r\n")
-                               if line.lower().startswith(b"content-length:")), 0)  # fmt: skip
+                               if line.lower().startswith(b"content-length:")), 0)
                 while len(body) < length:
                     body += conn.recv(65536)
                 self.requests.append(head + b"\r\n\r\n" + body)
@@ -159,7 +159,7 @@ def huge_error_body(total: int) -> Callable[[RawReceiver, socket.socket], None]:
 
     def respond(receiver: RawReceiver, conn: socket.socket) -> None:
         receiver.send(conn, b"HTTP/1.1 500 Internal Server Error\r\nContent-Type: text/plain\r\n"
-                            b"Content-Length: %d\r\n\r\n" % total)  # fmt: skip
+                            b"Content-Length: %d\r\n\r\n" % total)
         left = total
         while left > 0 and not receiver.stopping.is_set():
             receiver.send(conn, block[: min(left, len(block))])
@@ -209,7 +209,7 @@ def make_settings(tmp_path: Path) -> Iterator[Callable[..., Settings]]:
 
     def make(**overrides: Any) -> Settings:
         values = {"webhook_allow_private": True, "webhook_timeout_s": DEADLINE_S, "webhook_poll_s": 0,
-                  "reconcile_every_s": 0, "webhook_backoff_s": 60.0, **overrides}  # fmt: skip
+                  "reconcile_every_s": 0, "webhook_backoff_s": 60.0, **overrides}
         settings = Settings(data_dir=tmp_path, **values)
         if settings.resolved_database_url not in migrated:
             migrated.add(settings.resolved_database_url)
@@ -217,7 +217,7 @@ def make_settings(tmp_path: Path) -> Iterator[Callable[..., Settings]]:
             with session_scope(settings.resolved_database_url) as session:
                 session.add(DatasetRow(id="d1", tenant_id=DEFAULT_TENANT, name="d", task="classification",
                                        n_samples=1, n_features=1, feature_names=["x"], source_format="json",
-                                       sha256="0" * 64, content=b""))  # fmt: skip
+                                       sha256="0" * 64, content=b""))
                 session.add(WebhookSecretRow(tenant_id=DEFAULT_TENANT,
                                              secret=seal(settings, DEFAULT_TENANT, new_secret())))
         return settings
@@ -233,10 +233,10 @@ def enqueue(settings: Settings, url: str) -> str:
     with session_scope(settings.resolved_database_url) as session:
         session.add(JobRow(id=job_id, tenant_id=DEFAULT_TENANT, dataset_id="d1", config={}, status="succeeded",
                            queue="cpu", cancel_requested=False, progress={}, attempts=1, worker_host="w@h",
-                           created_at=now, updated_at=now))  # fmt: skip
+                           created_at=now, updated_at=now))
         session.flush()
         outbox.enqueue(session, tenant_id=DEFAULT_TENANT, job_id=job_id, notify_url=url, event="job.succeeded",
-                       payload={"event": "job.succeeded", "job_id": job_id})  # fmt: skip
+                       payload={"event": "job.succeeded", "job_id": job_id})
     with session_scope(settings.resolved_database_url) as session:
         return session.scalars(select(WebhookDeliveryRow.id).where(WebhookDeliveryRow.job_id == job_id)).one()
 
@@ -244,7 +244,7 @@ def enqueue(settings: Settings, url: str) -> str:
 def attempts_of(settings: Settings, delivery_id: str) -> list[WebhookAttemptRow]:
     with session_scope(settings.resolved_database_url) as session:
         rows = session.scalars(select(WebhookAttemptRow).where(WebhookAttemptRow.delivery_id == delivery_id)
-                               .order_by(WebhookAttemptRow.attempt)).all()  # fmt: skip
+                               .order_by(WebhookAttemptRow.attempt)).all()
         session.expunge_all()
         return list(rows)
 
@@ -324,7 +324,7 @@ def test_a_huge_error_body_costs_one_kibibyte_not_its_size(
     grown = rss_bytes() - before
 
     print(f"\n500 with a {total >> 20} MiB body: RSS grew {grown / 2**20:.2f} MiB, the receiver got "
-          f"{receiver.sent / 2**20:.2f} MiB out before the connection was closed, {elapsed:.2f} s")  # fmt: skip
+          f"{receiver.sent / 2**20:.2f} MiB out before the connection was closed, {elapsed:.2f} s")
     assert grown < 10 * 2**20
     (recorded,) = attempts_of(settings, delivery)
     assert recorded.status_code == 500 and recorded.error == "HTTP 500: " + "E" * 200
@@ -423,11 +423,11 @@ def _certificates(tmp_path: Path, name: str) -> tuple[Path, Path]:
                    .issuer_name(issuer or x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, subject)]))
                    .public_key(key.public_key()).serial_number(x509.random_serial_number())
                    .not_valid_before(now - dt.timedelta(hours=1)).not_valid_after(now + dt.timedelta(hours=1))
-                   .add_extension(x509.BasicConstraints(ca=ca, path_length=None), critical=True))  # fmt: skip
+                   .add_extension(x509.BasicConstraints(ca=ca, path_length=None), critical=True))
         if ca:
             usage = x509.KeyUsage(digital_signature=True, key_cert_sign=True, crl_sign=True, content_commitment=False,
                                   key_encipherment=False, data_encipherment=False, key_agreement=False,
-                                  encipher_only=False, decipher_only=False)  # fmt: skip
+                                  encipher_only=False, decipher_only=False)
             builder = builder.add_extension(usage, critical=True)
             builder = builder.add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()), critical=False)
         else:
@@ -443,7 +443,7 @@ def _certificates(tmp_path: Path, name: str) -> tuple[Path, Path]:
     ca_pem, server_pem = tmp_path / "ca.pem", tmp_path / "server.pem"
     ca_pem.write_bytes(ca.public_bytes(serialization.Encoding.PEM))
     server_pem.write_bytes(server.public_bytes(serialization.Encoding.PEM) + server_key.private_bytes(
-        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()))  # fmt: skip
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()))
     return ca_pem, server_pem
 
 
@@ -478,13 +478,13 @@ def test_https_connects_to_the_checked_address_with_sni_and_certificate_of_the_n
     client_context = ssl.create_default_context(cafile=str(ca_pem))
     # both names lead to 127.0.0.1 (a resolver of our own: no DNS here); the certificate is for the first
     monkeypatch.setattr(socket, "getaddrinfo", lambda host, port, *args, **kwargs: REAL_GETADDRINFO(
-        "127.0.0.1" if host in (name, "other.tls.test") else host, port, *args, **kwargs))  # fmt: skip
+        "127.0.0.1" if host in (name, "other.tls.test") else host, port, *args, **kwargs))
     settings = make_settings()
     try:
         good = attempt(settings, _taken(settings, enqueue(settings, f"https://{name}:{port}/hook")),
-                       ssl_context=client_context)  # fmt: skip
+                       ssl_context=client_context)
         wrong = attempt(settings, _taken(settings, enqueue(settings, f"https://other.tls.test:{port}/hook")),
-                        ssl_context=client_context)  # fmt: skip
+                        ssl_context=client_context)
     finally:
         server.shutdown()
         server.server_close()
@@ -524,7 +524,7 @@ def test_a_fork_does_not_wait_for_a_delivery_in_flight(
         dispatcher.stop()
 
     print(f"\nwith a delivery in flight: run_with_deadline {certificate_fork_s * 1000:.0f} ms, "
-          f"os.fork {bare_fork_s * 1000:.0f} ms")  # fmt: skip
+          f"os.fork {bare_fork_s * 1000:.0f} ms")
     assert in_flight  # the forks happened while the receiver still held the attempt
     assert certificate_fork_s < 1.0 and bare_fork_s < 1.0
     assert len(attempts_of(settings, delivery)) == 1  # and the attempt then ended, by its deadline

@@ -102,7 +102,7 @@ def submit(http: httpx.Client, dataset_id: str, cfg: dict) -> str:
     return response.json()["id"]
 
 
-def wait_job(http: httpx.Client, job_id: str, predicate, timeout_s: float, what: str) -> dict:  # noqa: ANN001
+def wait_job(http: httpx.Client, job_id: str, predicate, timeout_s: float, what: str) -> dict:
     deadline = time.monotonic() + timeout_s
     job: dict = {}
     while time.monotonic() < deadline:
@@ -113,7 +113,7 @@ def wait_job(http: httpx.Client, job_id: str, predicate, timeout_s: float, what:
     raise AssertionError(f"job {job_id}: not {what} after {timeout_s}s: {job}")
 
 
-def db_scalar(url: str, sql: str, **params) -> object:  # noqa: ANN003
+def db_scalar(url: str, sql: str, **params) -> object:
     from sqlalchemy import text
 
     from lipspline_platform.db.engine import session_scope
@@ -127,7 +127,7 @@ def deployment(tmp_path: Path, broker: str) -> Iterator[Deployment]:
     """`lipspline api` on a fresh PostgreSQL database; the test starts (and kills) its workers."""
     url, drop = fresh_postgres_database()
     env = {"LIPSPLINE_DATA_DIR": str(tmp_path / "api-data"), "LIPSPLINE_DATABASE_URL": url,
-           "LIPSPLINE_BROKER_URL": broker, **FAULT_ENV}  # fmt: skip
+           "LIPSPLINE_BROKER_URL": broker, **FAULT_ENV}
     dep = Deployment(env, tmp_path, embedded=False, workers=0)
     dep.database_url = url
     try:
@@ -209,7 +209,7 @@ class PrivateRedis:
 
     def start(self) -> PrivateRedis:
         argv = ["redis-server", "--port", str(self.port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
-                "--dir", str(self.workdir)]  # fmt: skip
+                "--dir", str(self.workdir)]
         log = open(self.workdir / "redis.log", "ab")  # noqa: SIM115
         self.popen = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT)
         log.close()
@@ -222,7 +222,7 @@ class PrivateRedis:
                 time.sleep(0.05)
         raise RuntimeError("private redis-server did not start")
 
-    def client(self):  # noqa: ANN201
+    def client(self):
         import redis
 
         return redis.Redis.from_url(self.url, socket_connect_timeout=1)
@@ -244,7 +244,7 @@ def private_redis(tmp_path: Path) -> Iterator[PrivateRedis]:
         server.stop()
 
 
-def _queued_jobs_survive(dep: Deployment, lose_queue, queue_length, n_jobs: int = 3) -> None:  # noqa: ANN001
+def _queued_jobs_survive(dep: Deployment, lose_queue, queue_length, n_jobs: int = 3) -> None:
     with dep.client() as http:
         dataset = upload_circle(http)
         jobs = [submit(http, dataset["id"], config(3)) for _ in range(n_jobs)]

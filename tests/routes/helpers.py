@@ -140,14 +140,14 @@ class Runner:
             progress = epoch_progress(report, claim.attempt, 0, best_epoch)
             history = {**report.to_json(), "attempt": claim.attempt}
             assert lifecycle.record_epoch(self.settings, job_id, claim.attempt, progress=progress, history=history,
-                                          device="cpu")  # fmt: skip
+                                          device="cpu")
         return len(reports)
 
     def succeed(self, job_id: str, claim: Claim) -> str:
         trained = self.trainer.trained(self.settings, claim)
         outcome = outcome_progress(trained.outcome)
         assert lifecycle.succeed(self.settings, job_id, claim.attempt, claim.dataset_id, trained.model, 0.25,
-                                 outcome=outcome)  # fmt: skip
+                                 outcome=outcome)
         with session_scope(self.settings.resolved_database_url) as session:
             model_id = session.get(JobRow, job_id).model_id
         assert model_id
@@ -178,7 +178,7 @@ class Service:
         shutil.copyfile(template_db, data_dir / DB_FILE)
         database_url = f"sqlite:///{(data_dir / DB_FILE).resolve()}"
         self.settings = Settings(data_dir=data_dir, database_url=database_url, broker_url=EMBEDDED_BROKER,
-                                 reconcile_every_s=0, **{**OPEN_RATE, **overrides})  # fmt: skip
+                                 reconcile_every_s=0, **{**OPEN_RATE, **overrides})
         self.app = create_app(self.settings)
         self.worker = Runner(self.settings, trainer)
         self.keys: dict[str, str] = {}
@@ -226,7 +226,7 @@ class Service:
 
     def submit(self, dataset_id: str, config: dict | None = None, client: TestClient | None = None) -> str:
         response = (client or self.client).post("/v1/jobs", json={"dataset_id": dataset_id,
-                                                                  "config": config or TINY_CONFIG})  # fmt: skip
+                                                                  "config": config or TINY_CONFIG})
         assert response.status_code == 202, response.text
         return response.json()["id"]
 

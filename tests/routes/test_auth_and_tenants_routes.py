@@ -34,10 +34,10 @@ def owned_routes(ids: dict[str, str]) -> list[tuple[str, str, dict | None]]:
 
 def every_v1_route(ids: dict[str, str]) -> list[tuple[str, str, dict | None]]:
     return [*owned_routes(ids), ("GET", "/v1/datasets", None), ("GET", "/v1/jobs", None), ("GET", "/v1/models", None),
-            ("POST", "/v1/datasets", {"inputs": [[0], [1]], "targets": [0, 1]})]  # fmt: skip
+            ("POST", "/v1/datasets", {"inputs": [[0], [1]], "targets": [0, 1]})]
 
 
-def unauthorized(response, detail_start: str) -> None:  # noqa: ANN001
+def unauthorized(response, detail_start: str) -> None:
     body = problem(response, 401, "unauthorized")
     assert body["detail"].startswith(detail_start), body
     assert response.headers["www-authenticate"] == 'Bearer realm="lipspline"'
@@ -61,7 +61,7 @@ def test_no_key_is_401_on_every_v1_route(svc: Service, seeded: dict) -> None:
     "Bearer",  # no key
     "Bearer    ",  # an empty key
     "lsk_abc",  # no scheme
-])  # fmt: skip
+])
 def test_malformed_authorization_is_401(svc: Service, header: str) -> None:
     unauthorized(svc.anon.get("/v1/datasets", headers={"Authorization": header}), "Authorization: Bearer")
 
@@ -70,7 +70,7 @@ def test_malformed_authorization_is_401(svc: Service, header: str) -> None:
     "lsk_not-a-real-key",  # the right shape, unknown
     "sk_live_123456789",  # not one of ours
     "lsk_" + "a" * 200,  # too long to be a key
-])  # fmt: skip
+])
 def test_unknown_key_is_401(svc: Service, key: str) -> None:
     for method, path, body in every_v1_route({"dataset_id": "d", "job_id": "j", "model_id": "m"}):
         response = svc.anon.request(method, path, json=body, headers={"Authorization": f"Bearer {key}"})
@@ -137,7 +137,7 @@ def test_each_tenant_sees_only_its_own_rows(svc: Service, seeded: dict) -> None:
     theirs = svc.trained_model(client=svc.other)
     for kind, mine, other in [("datasets", seeded["dataset_id"], theirs["dataset_id"]),
                               ("jobs", seeded["job_id"], theirs["job_id"]),
-                              ("models", seeded["model_id"], theirs["model_id"])]:  # fmt: skip
+                              ("models", seeded["model_id"], theirs["model_id"])]:
         assert [item["id"] for item in svc.client.get(f"/v1/{kind}").json()["items"]] == [mine]
         assert [item["id"] for item in svc.other.get(f"/v1/{kind}").json()["items"]] == [other]
     # the models router caches loaded models: a model loaded by its owner is still 404 for the other tenant

@@ -28,7 +28,7 @@ SQLITE_FILES = {DB_FILE, DB_FILE + "-wal", DB_FILE + "-shm", DB_FILE + "-journal
 def hostile(tmp_path_factory: pytest.TempPathFactory, template_db: Path, trainer: Trainer) -> Iterator[Service]:
     """One service for the whole corpus, with the upload limit the corpus is built for."""
     service = Service(tmp_path_factory.mktemp("hostile") / "data", template_db, trainer,
-                      max_upload_bytes=corpus.MAX_UPLOAD_BYTES)  # fmt: skip
+                      max_upload_bytes=corpus.MAX_UPLOAD_BYTES)
     try:
         yield service
     finally:
@@ -45,10 +45,10 @@ def seeded_ids(hostile: Service) -> dict[str, str]:
 def snapshot(svc: Service) -> dict:
     with session_scope(svc.database_url) as session:
         records = {table.__tablename__: sorted(session.scalars(select(table.id)).all())
-                   for table in (DatasetRow, JobRow, ModelRow)}  # fmt: skip
+                   for table in (DatasetRow, JobRow, ModelRow)}
     root = svc.settings.data_dir
     files = {str(p.relative_to(root)): (p.stat().st_size, p.stat().st_mtime_ns)
-             for p in root.rglob("*") if p.is_file() and p.name not in SQLITE_FILES}  # fmt: skip
+             for p in root.rglob("*") if p.is_file() and p.name not in SQLITE_FILES}
     return {"records": records, "files": files}
 
 
@@ -101,9 +101,9 @@ def test_bad_predict(hostile: Service, seeded_ids: dict, case: Case) -> None:
 
 def test_still_serving_after_the_corpus(hostile: Service, seeded_ids: dict) -> None:
     response = hostile.client.post(f"/v1/models/{seeded_ids['model_id']}/predict",
-                                   json={"inputs": [[0.0, 0.0], [0.3, -0.2]]})  # fmt: skip
+                                   json={"inputs": [[0.0, 0.0], [0.3, -0.2]]})
     assert response.status_code == 200 and len(response.json()["predictions"]) == 2
     good = hostile.client.post("/v1/datasets", files={"file": ("ok.csv", b"x1,y\n0.1,0\n0.2,1\n")},
-                               data={"target": "y"})  # fmt: skip
+                               data={"target": "y"})
     assert good.status_code == 201, good.text
     assert hostile.client.delete(f"/v1/datasets/{good.json()['id']}").status_code == 204

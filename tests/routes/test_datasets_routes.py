@@ -13,7 +13,7 @@ import pytest
 from tests.routes.helpers import SEED_INPUTS, SEED_TARGETS, Service, problem, seed_csv, seed_dataset_body
 
 ID_KEYS = {"id", "name", "task", "n_samples", "n_features", "classes", "feature_names", "target_name",
-           "source_format", "sha256", "created_at", "tags", "description", "uri"}  # fmt: skip
+           "source_format", "sha256", "created_at", "tags", "description", "uri"}
 
 
 def npz_bytes(X: np.ndarray, y: np.ndarray) -> bytes:
@@ -28,7 +28,7 @@ def parquet_bytes(columns: dict[str, list]) -> bytes:
     return buffer.getvalue()
 
 
-def created(response) -> dict:  # noqa: ANN001
+def created(response) -> dict:
     assert response.status_code == 201, response.text
     body = response.json()
     assert set(body) == ID_KEYS
@@ -47,20 +47,20 @@ def test_json_upload(svc: Service) -> None:
 def test_json_upload_with_feature_names_and_string_labels(svc: Service) -> None:
     labels = ["out" if t == 0 else "in" for t in SEED_TARGETS]
     body = created(svc.client.post("/v1/datasets", json={"inputs": SEED_INPUTS, "targets": labels,
-                                                        "feature_names": ["a", "b"]}))  # fmt: skip
+                                                        "feature_names": ["a", "b"]}))
     assert body["feature_names"] == ["a", "b"] and sorted(body["classes"]) == ["in", "out"]
     assert body["name"] == "dataset"  # the default name
 
 
 def test_json_upload_regression(svc: Service) -> None:
     body = created(svc.client.post("/v1/datasets", json={"inputs": [[0.0], [1.0], [2.0]], "targets": [0.5, 1.5, 2.25],
-                                                        "task": "regression"}))  # fmt: skip
+                                                        "task": "regression"}))
     assert body["task"] == "regression" and body["classes"] is None and body["n_features"] == 1
 
 
 def test_csv_upload(svc: Service) -> None:
     response = svc.client.post("/v1/datasets", files={"file": ("disc.csv", seed_csv(), "text/csv")},
-                               data={"target": "y", "name": "from csv"})  # fmt: skip
+                               data={"target": "y", "name": "from csv"})
     body = created(response)
     assert body["source_format"] == "csv" and body["target_name"] == "y" and body["name"] == "from csv"
     assert body["n_samples"] == 64 and body["feature_names"] == ["x1", "x2"] and body["classes"] == [0, 1]
@@ -69,7 +69,7 @@ def test_csv_upload(svc: Service) -> None:
 def test_csv_upload_regression_task_field(svc: Service) -> None:
     csv = b"x,t\n0.0,1\n1.0,2\n2.0,3\n3.0,5\n"
     body = created(svc.client.post("/v1/datasets", files={"file": ("r.csv", csv)},
-                                   data={"target": "t", "task": "regression"}))  # fmt: skip
+                                   data={"target": "t", "task": "regression"}))
     assert body["task"] == "regression" and body["classes"] is None and body["target_name"] == "t"
 
 
@@ -84,7 +84,7 @@ def test_npz_upload(svc: Service) -> None:
 def test_parquet_upload(svc: Service, filename: str) -> None:
     columns = {"x1": [r[0] for r in SEED_INPUTS], "x2": [r[1] for r in SEED_INPUTS], "label": SEED_TARGETS}
     body = created(svc.client.post("/v1/datasets", files={"file": (filename, parquet_bytes(columns))},
-                                   data={"target": "label"}))  # fmt: skip
+                                   data={"target": "label"}))
     assert body["source_format"] == "parquet" and body["target_name"] == "label"
     assert body["feature_names"] == ["x1", "x2"] and body["n_samples"] == 64
 
@@ -164,24 +164,24 @@ def test_delete_allowed_after_a_queued_job_was_cancelled(svc: Service) -> None:
 def test_bad_csv_names_row_and_column(svc: Service) -> None:
     bad = b"x1,x2,y\n0.1,0.2,1\n0.3,nan,0\n"
     body = problem(svc.client.post("/v1/datasets", files={"file": ("d.csv", bad)}, data={"target": "y"}), 422,
-                   "invalid-dataset", problem="nan", row=1, column="x2")  # fmt: skip
+                   "invalid-dataset", problem="nan", row=1, column="x2")
     assert "row 1" in body["detail"] and "x2" in body["detail"]
     assert svc.client.get("/v1/datasets").json()["items"] == []  # nothing half-written
 
 
 def test_bad_json_dataset_names_the_row(svc: Service) -> None:
     body = problem(svc.client.post("/v1/datasets", json={"inputs": [[1, 2], [3]], "targets": [0, 1]}), 422,
-                   "invalid-dataset", problem="ragged_row", row=1)  # fmt: skip
+                   "invalid-dataset", problem="ragged_row", row=1)
     assert "row 1" in body["detail"].lower()
 
 
 def test_json_schema_errors_name_the_field(svc: Service) -> None:
     body = problem(svc.client.post("/v1/datasets", json={"inputs": [[1]], "targets": [0], "colour": "red"}), 422,
-                   "validation-error", field="colour")  # fmt: skip
+                   "validation-error", field="colour")
     assert "colour" in body["detail"]
     problem(svc.client.post("/v1/datasets", json={"targets": [0]}), 422, "validation-error", field="inputs")
     problem(svc.client.post("/v1/datasets", json={"inputs": [[1], [2]], "targets": [0, 1], "task": "ranking"}), 422,
-            "validation-error", field="task")  # fmt: skip
+            "validation-error", field="task")
 
 
 def test_unparseable_json_is_400(svc: Service) -> None:
@@ -197,12 +197,12 @@ def test_other_content_types_are_415(svc: Service) -> None:
 
 def test_multipart_needs_a_file_and_a_known_task(svc: Service) -> None:
     problem(svc.client.post("/v1/datasets", files={"other": (None, "x")}, data={"target": "y"}), 422,
-            "validation-error", field="file")  # fmt: skip
+            "validation-error", field="file")
     problem(svc.client.post("/v1/datasets", files={"file": ("d.csv", seed_csv())}, data={"target": "y", "task": "x"}),
-            422, "validation-error", field="task")  # fmt: skip
+            422, "validation-error", field="task")
     # a second file part (here: the name field sent as a file) is refused by the form parser itself
     response = svc.client.post("/v1/datasets", files=[("file", ("d.csv", seed_csv())), ("name", ("n.txt", b"x"))],
-                               data={"target": "y"})  # fmt: skip
+                               data={"target": "y"})
     assert "too many files" in problem(response, 400)["detail"].lower()
 
 
@@ -213,7 +213,7 @@ def test_upload_that_is_valid_is_stored_with_its_content(svc: Service) -> None:
     from lipspline_platform.db.tables import DatasetRow
 
     dataset_id = created(svc.client.post("/v1/datasets", files={"file": ("d.csv", seed_csv())},
-                                         data={"target": "y"})).get("id")  # fmt: skip
+                                         data={"target": "y"})).get("id")
     with session_scope(svc.database_url) as session:
         stored = dataset_from_row(session.get(DatasetRow, dataset_id), svc.settings)
     np.testing.assert_array_equal(stored.X, np.array(SEED_INPUTS))

@@ -20,7 +20,7 @@ def test_a_401_points_to_the_key_file_without_revealing_the_servers_paths(svc: S
 
 def test_a_json_body_sent_without_its_content_type_is_told_so(svc: Service) -> None:
     for headers, got in (({"content-type": "text/plain"}, "got Content-Type 'text/plain'"),
-                         ({"content-type": ""}, "no Content-Type was sent")):  # fmt: skip
+                         ({"content-type": ""}, "no Content-Type was sent")):
         response = svc.client.post("/v1/jobs", content=b'{"dataset_id": "x"}', headers=headers)
         detail = problem(response, 422, "validation-error")["detail"]
         assert "Content-Type: application/json" in detail and got in detail, detail

@@ -134,7 +134,7 @@ def test_unknown_route_is_a_problem(svc: Service) -> None:
     ("DELETE", "/v1/models/abc", "GET, PATCH"),
     ("PUT", "/v1/datasets/abc", "GET, PATCH, DELETE"),
     ("POST", "/healthz", "GET"),
-])  # fmt: skip
+])
 def test_wrong_method_is_a_problem_with_allow(svc: Service, method: str, path: str, allowed: str) -> None:
     response = svc.client.request(method, path)
     problem(response, 405, "method-not-allowed")

@@ -64,7 +64,7 @@ HOSTILE_CURSORS = {
 HOSTILE_PATH_VALUES = ["a\x00b", "\x00", "1" + "0" * 30, "-1", "é", "a" * 300, "%", "0" * 32]
 #: a model reference (``{model_id:path}``) may also be NAME@ALIAS or NAME/versions/N
 HOSTILE_REFERENCES = [*HOSTILE_PATH_VALUES, "reg@pro\x00duction", "re\x00g@production", "reg@" + "x" * 100,
-                      "reg/versions/99999999999999999999", "reg/versions/1\x00", "ré@production", "reg@"]  # fmt: skip
+                      "reg/versions/99999999999999999999", "reg/versions/1\x00", "ré@production", "reg@"]
 #: a ``/v2`` version
 HOSTILE_VERSIONS = ["\x00", "1\x00", "1" + "0" * 30, "²", "-1", "0"]
 #: path parameters whose values are model references
@@ -77,10 +77,10 @@ BODIES: dict[str, Any] = {
     "/v1/registered-models/{name}/aliases/{alias}": {"version": 1},
     "/v1/admin/tenants/{tenant_id}": {"quota_max_models": 100},
     "/v2/models/{name}/infer": {"inputs": [{"name": "input", "shape": [1, 2], "datatype": "FP64",
-                                            "data": [0.1, 0.2]}]},  # fmt: skip
+                                            "data": [0.1, 0.2]}]},
     "/v2/models/{name}/versions/{model_version}/infer": {"inputs": [{"name": "input", "shape": [1, 2],
                                                                      "datatype": "FP64", "data": [0.1, 0.2]}]},
-}  # fmt: skip
+}
 _PARAMETER = re.compile(r"\{([^}]+)\}")
 
 
@@ -102,7 +102,7 @@ def build_world(svc: Service) -> World:
     assert client.put("/v1/registered-models/reg/aliases/production", json={"version": 1}).status_code == 200
     sweep = client.post("/v1/sweeps", json={"dataset_id": ids["dataset_id"], "base_config": TINY_CONFIG,
                                             "space": {"objective.lambda": [1e-6, 1e-3]},
-                                            "budget": {"max_trials": 2, "max_concurrent": 1}})  # fmt: skip
+                                            "budget": {"max_trials": 2, "max_concurrent": 1}})
     assert sweep.status_code == 202, sweep.text
     hook = client.post("/v1/webhooks", json={"url": "http://127.0.0.1:9/hook"})
     assert hook.status_code == 201, hook.text
@@ -111,7 +111,7 @@ def build_world(svc: Service) -> World:
     values = {"dataset_id": ids["dataset_id"], "job_id": ids["job_id"], "model_id:path": ids["model_id"],
               "model_id": ids["model_id"], "sweep_id": sweep.json()["id"], "endpoint_id": hook.json()["id"],
               "name": "reg", "alias": "production", "version": "1", "model_version": "1", "tenant_id": tenant,
-              "key_id": key, "path:path": "index.html", "relative:path": "index.html"}  # fmt: skip
+              "key_id": key, "path:path": "index.html", "relative:path": "index.html"}
     return World(client, values)
 
 
@@ -219,7 +219,7 @@ def check_nul_in_query_values_and_headers(svc: Service, world: World) -> None:
     problem(world.client.get("/v1/jobs", params={"a\x00": "1"}), 422, field="query.a\x00")
     dataset_id = world.values["dataset_id"]
     response = world.client.post("/v1/jobs", json={"dataset_id": dataset_id, "config": TINY_CONFIG},
-                                 headers={"Idempotency-Key": "a\x00b"})  # fmt: skip
+                                 headers={"Idempotency-Key": "a\x00b"})
     problem(response, 422, "validation-error", field="header.idempotency-key")
 
 
@@ -247,7 +247,7 @@ def test_the_answers_name_what_is_wrong(svc: Service) -> None:
     body = problem(svc.client.get("/v1/datasets/a%00b"), 404, "not-found")
     assert "dataset_id" in body["detail"]
     body = problem(svc.client.get("/v1/jobs", params={"created_after": UNREPRESENTABLE_TIMES[0]}), 422,
-                   field="query.created_after")  # fmt: skip
+                   field="query.created_after")
     assert "1-9999" in body["detail"]
     assert "id" in problem(svc.client.get("/v1/jobs", params={"cursor": HOSTILE_CURSORS["id 10**30"]}), 400)["detail"]
     assert svc.client.post("/v1/registered-models", json={"name": "reg"}).status_code == 201

@@ -63,7 +63,7 @@ def test_in_flight_key_is_409_and_a_stale_one_is_taken_over(svc: Service) -> Non
     request_sha = fingerprint(JobCreate.model_validate(job).model_dump(mode="json", by_alias=True))
     with session_scope(svc.database_url) as session:
         session.add(IdempotencyRow(tenant_id=DEFAULT_TENANT, route="POST /v1/jobs", key="busy", state="in_flight",
-                                   request_sha256=request_sha))  # fmt: skip
+                                   request_sha256=request_sha))
     body = problem(svc.client.post("/v1/jobs", json=job, headers=key("busy")), 409, "idempotency-in-flight")
     assert "still being processed" in body["detail"]
     assert count(svc, JobRow) == 0
@@ -79,9 +79,9 @@ def test_in_flight_key_is_409_and_a_stale_one_is_taken_over(svc: Service) -> Non
 def test_key_length_is_checked(svc: Service) -> None:
     job = {"dataset_id": svc.upload(), "config": TINY_CONFIG}
     problem(svc.client.post("/v1/jobs", json=job, headers=key("k" * 256)), 422, "validation-error",
-            field="header.Idempotency-Key")  # fmt: skip
+            field="header.Idempotency-Key")
     problem(svc.client.post("/v1/jobs", json=job, headers=key("")), 422, "validation-error",
-            field="header.Idempotency-Key")  # fmt: skip
+            field="header.Idempotency-Key")
     assert svc.client.post("/v1/jobs", json=job, headers=key("k" * 255)).status_code == 202
 
 
@@ -96,7 +96,7 @@ def test_dataset_upload_is_replayed_across_new_multipart_boundaries(svc: Service
     other_target = svc.client.post("/v1/datasets", files=files, data={"target": "x2"}, headers=key("up-1"))
     problem(other_target, 422, "idempotency-key-reused")
     other_file = svc.client.post("/v1/datasets", files={"file": ("d.csv", seed_csv() + b"0.0,0.0,1\n")},
-                                 data={"target": "y"}, headers=key("up-1"))  # fmt: skip
+                                 data={"target": "y"}, headers=key("up-1"))
     problem(other_file, 422, "idempotency-key-reused")
     assert count(svc, DatasetRow) == 1
 
@@ -116,7 +116,7 @@ def test_keys_are_scoped_per_tenant_and_per_route(svc: Service) -> None:
     assert mine.status_code == theirs.status_code == 201
     assert mine.json()["id"] != theirs.json()["id"] and "idempotent-replayed" not in theirs.headers
     job = svc.client.post("/v1/jobs", json={"dataset_id": mine.json()["id"], "config": TINY_CONFIG},
-                          headers=key("shared"))  # fmt: skip
+                          headers=key("shared"))
     assert job.status_code == 202 and "idempotent-replayed" not in job.headers
     assert count(svc, DatasetRow) == 2 and count(svc, JobRow) == 1
 

@@ -37,7 +37,7 @@ def test_a_finished_job_streams_every_status_epoch_and_the_final_event(svc: Serv
     messages = read_stream(svc, job_id)
     kinds = [(m["event"], m["data"]["data"].get("status") or m["data"]["data"].get("epoch")) for m in messages]
     assert kinds == [("status", "queued"), ("status", "running"), ("epoch", 1), ("epoch", 2), ("epoch", 3),
-                     ("status", "succeeded"), ("final", "succeeded")]  # fmt: skip
+                     ("status", "succeeded"), ("final", "succeeded")]
     assert [m["id"] for m in messages] == list(range(1, 8))
     assert all(m["data"]["seq"] == m["id"] and m["data"]["job_id"] == job_id for m in messages)
     epoch = messages[2]["data"]["data"]

@@ -12,7 +12,7 @@ from tests.routes.helpers import REGRESSION_TARGETS, TINY_CONFIG, WORKER_HOST, S
 
 JOB_KEYS = {"id", "status", "dataset_id", "config", "queue", "progress", "model_id", "error", "device",
             "worker_host", "attempts", "cancel_requested", "created_at", "started_at", "finished_at", "updated_at",
-            "train_seconds", "register_as", "request_id", "name", "tags", "description"}  # fmt: skip
+            "train_seconds", "register_as", "request_id", "name", "tags", "description"}
 
 
 def broker_messages(svc: Service) -> list:
@@ -115,7 +115,7 @@ def test_list_newest_first_and_filter_by_status(svc: Service) -> None:
     assert everything.status_code == 200
     assert [j["id"] for j in everything.json()["items"]] == [cancelled, succeeded, running, queued]
     for status, expected in [("queued", [queued]), ("running", [running]), ("succeeded", [succeeded]),
-                             ("cancelled", [cancelled]), ("failed", [])]:  # fmt: skip
+                             ("cancelled", [cancelled]), ("failed", [])]:
         items = svc.client.get("/v1/jobs", params={"status": status}).json()["items"]
         assert [j["id"] for j in items] == expected, status
         assert all(j["status"] == status for j in items)
@@ -123,13 +123,13 @@ def test_list_newest_first_and_filter_by_status(svc: Service) -> None:
 
 def test_list_with_an_unknown_status_is_422(svc: Service) -> None:
     body = problem(svc.client.get("/v1/jobs", params={"status": "done"}), 422, "validation-error",
-                   field="query.status")  # fmt: skip
+                   field="query.status")
     assert "queued" in body["detail"]
 
 
 def test_unknown_job_is_404_on_every_job_route(svc: Service) -> None:
     for method, path in [("GET", "/v1/jobs/nope"), ("GET", "/v1/jobs/nope/metrics"),
-                         ("POST", "/v1/jobs/nope/cancel")]:  # fmt: skip
+                         ("POST", "/v1/jobs/nope/cancel")]:
         body = problem(svc.client.request(method, path), 404, "not-found")
         assert body["detail"] == "job 'nope' does not exist"
 
@@ -194,7 +194,7 @@ def test_broker_down_is_503_and_nothing_is_stored(svc: Service, monkeypatch: pyt
 
     monkeypatch.setattr(jobs_router, "send_job", unreachable)
     body = problem(svc.client.post("/v1/jobs", json={"dataset_id": dataset_id, "config": TINY_CONFIG}), 503,
-                   "broker-unavailable")  # fmt: skip
+                   "broker-unavailable")
     assert "ConnectionError" in body["detail"]
     assert svc.client.get("/v1/jobs").json()["items"] == []
     assert svc.client.delete(f"/v1/datasets/{dataset_id}").status_code == 204  # no job holds it

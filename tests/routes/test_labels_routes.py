@@ -21,7 +21,7 @@ RESOURCES = ("datasets", "jobs", "models", "sweeps")
 
 def sweep_body(dataset_id: str, **extra: Any) -> dict[str, Any]:
     return {"dataset_id": dataset_id, "base_config": TINY_CONFIG, "space": {"objective.lambda": [1e-6, 1e-3]},
-            "budget": {"max_trials": 2, "max_concurrent": 1}, **extra}  # fmt: skip
+            "budget": {"max_trials": 2, "max_concurrent": 1}, **extra}
 
 
 def labels_of(body: dict[str, Any]) -> dict[str, Any]:
@@ -32,7 +32,7 @@ def world(svc: Service, client: Any = None) -> dict[str, str]:
     """One of each resource, every one labelled with LABELS at creation (the model through its job)."""
     client = client or svc.client
     dataset = client.post("/v1/datasets", json={**seed_dataset_body(LABELS["name"]), "tags": LABELS["tags"],
-                                                "description": LABELS["description"]})  # fmt: skip
+                                                "description": LABELS["description"]})
     assert dataset.status_code == 201, dataset.text
     dataset_id = dataset.json()["id"]
     job = client.post("/v1/jobs", json={"dataset_id": dataset_id, "config": TINY_CONFIG, **LABELS})
@@ -61,20 +61,20 @@ def test_labels_given_at_creation_are_in_every_answer_and_the_model_gets_its_job
     bare_model = svc.client.get(f"/v1/models/{svc.worker.run(bare_job)}").json()
     assert labels_of(bare_model) == {"name": None, "tags": [], "description": None}
     assert labels_of(svc.client.get(f"/v1/datasets/{bare_dataset}").json()) == {
-        "name": "seed", "tags": [], "description": None}  # fmt: skip
+        "name": "seed", "tags": [], "description": None}
 
 
 def test_a_multipart_upload_takes_tags_and_description_as_form_fields(svc: Service) -> None:
     response = svc.client.post("/v1/datasets", files={"file": ("d.csv", seed_csv())},
                                data={"target": "y", "name": "csv", "tags": ["a,b", " c ", "a"],
-                                     "description": "from a file"})  # fmt: skip
+                                     "description": "from a file"})
     assert response.status_code == 201, response.text
     assert labels_of(response.json()) == {"name": "csv", "tags": ["a", "b", "c"], "description": "from a file"}
     bad = svc.client.post("/v1/datasets", files={"file": ("d.csv", seed_csv())}, data={"target": "y",
                                                                                        "tags": "ok,not ok"})
     problem(bad, 422, "validation-error", field="tags.1")
     long = svc.client.post("/v1/datasets", files={"file": ("d.csv", seed_csv())},
-                           data={"target": "y", "description": "x" * 2001})  # fmt: skip
+                           data={"target": "y", "description": "x" * 2001})
     problem(long, 422, "validation-error", field="description")
     assert len(svc.client.get("/v1/datasets").json()["items"]) == 1  # the refused uploads stored nothing
 
@@ -90,7 +90,7 @@ def test_patch_has_json_merge_semantics_on_every_resource(svc: Service) -> None:
         retagged = svc.client.patch(path, json={"tags": ["b", "a", "b"]})
         assert labels_of(retagged.json()) == {**LABELS, "name": "renamed", "tags": ["b", "a"]}, resource
         cleared = svc.client.patch(path, json={"name": None, "description": None, "tags": None},
-                                   headers={"Content-Type": "application/merge-patch+json"})  # fmt: skip
+                                   headers={"Content-Type": "application/merge-patch+json"})
         assert cleared.status_code == 200, (resource, cleared.text)
         expected_name = "dataset" if resource == "datasets" else None  # a dataset's name goes back to the default
         assert labels_of(cleared.json()) == {"name": expected_name, "tags": [], "description": None}, resource
@@ -128,7 +128,7 @@ def check_filters(svc: Service) -> None:
         dataset = svc.client.post("/v1/datasets", json={**seed_dataset_body(name), "tags": tags})
         made["datasets"][key] = dataset.json()["id"]
         job = svc.client.post("/v1/jobs", json={"dataset_id": dataset_id, "config": TINY_CONFIG, "name": name,
-                                                "tags": tags})  # fmt: skip
+                                                "tags": tags})
         made["jobs"][key] = job.json()["id"]
         made["models"][key] = svc.worker.run(job.json()["id"])
         sweep = svc.client.post("/v1/sweeps", json=sweep_body(dataset_id, name=name, tags=tags))
@@ -136,7 +136,7 @@ def check_filters(svc: Service) -> None:
     # another tenant's resources with the same labels are never listed
     foreign_dataset = svc.upload(client=svc.other)
     foreign_job = svc.other.post("/v1/jobs", json={"dataset_id": foreign_dataset, "config": TINY_CONFIG,
-                                                   "name": "alpha", "tags": ["a", "b"]})  # fmt: skip
+                                                   "name": "alpha", "tags": ["a", "b"]})
     assert foreign_job.status_code == 202, foreign_job.text
     svc.worker.run(foreign_job.json()["id"])
     assert svc.other.post("/v1/sweeps", json=sweep_body(foreign_dataset, name="alpha", tags=["a"])).status_code == 202
@@ -170,7 +170,7 @@ def check_filters(svc: Service) -> None:
     assert listed("datasets", tag="b") == set()
     with session_scope(svc.database_url) as session:
         count = select(func.count()).select_from(ResourceTagRow).where(
-            ResourceTagRow.resource_id == made["datasets"]["bc"])  # fmt: skip
+            ResourceTagRow.resource_id == made["datasets"]["bc"])
         assert session.scalar(count) == 0
 
 
@@ -203,7 +203,7 @@ def test_bad_labels_are_422_naming_the_field_on_patch_and_creation(svc: Service,
     ids = svc.trained_model()
     sweep = svc.client.post("/v1/sweeps", json=sweep_body(ids["dataset_id"]))
     ids = {"datasets": ids["dataset_id"], "jobs": ids["job_id"], "models": ids["model_id"],
-           "sweeps": sweep.json()["id"]}  # fmt: skip
+           "sweeps": sweep.json()["id"]}
     for resource, ident in ids.items():
         before = svc.client.get(f"/v1/{resource}/{ident}").json()
         problem(svc.client.patch(f"/v1/{resource}/{ident}", json=values), 422, "validation-error", field=field)
@@ -220,7 +220,7 @@ def test_bad_labels_are_422_naming_the_field_on_patch_and_creation(svc: Service,
 def test_the_edges_of_the_rules_are_taken(svc: Service) -> None:
     job_id = svc.submit(svc.upload())
     edges = {"name": "  é ünïcode 名前 " + "x" * 80, "tags": [f"t.{i}:a/b=c-d_e" for i in range(20)],
-             "description": "x" * 1990 + "\n\ttabbed"}  # fmt: skip
+             "description": "x" * 1990 + "\n\ttabbed"}
     response = svc.client.patch(f"/v1/jobs/{job_id}", json=edges)
     assert response.status_code == 200, response.text
     assert labels_of(response.json()) == {**edges, "name": edges["name"].strip()}
@@ -237,7 +237,7 @@ def test_the_edges_of_the_rules_are_taken(svc: Service) -> None:
     ({"name": "x" * 101}, "query.name"),
     ({"tag": "a\x00"}, "query.tag"),
     ({"name": "a\x00"}, "query.name"),
-])  # fmt: skip
+])
 def test_bad_filters_are_422_naming_the_parameter(svc: Service, params: dict, field: str) -> None:
     for resource in ("jobs", "models", "sweeps", "datasets"):
         if resource == "datasets" and params.get("name") == "x" * 101:
@@ -262,7 +262,7 @@ def test_patch_is_owner_only_and_needs_the_train_scope(svc: Service) -> None:
 def test_the_openapi_document_declares_the_patch_routes_and_filters(svc: Service) -> None:
     spec = svc.anon.get("/openapi.json").json()
     for resource, parameter in (("datasets", "dataset_id"), ("jobs", "job_id"), ("models", "model_id"),
-                                ("sweeps", "sweep_id")):  # fmt: skip
+                                ("sweeps", "sweep_id")):
         operation = spec["paths"][f"/v1/{resource}/{{{parameter}}}"]["patch"]
         assert operation["x-required-scope"] == "train"
         assert {"404", "422", "200"} <= set(operation["responses"])

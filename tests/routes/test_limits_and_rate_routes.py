@@ -29,7 +29,7 @@ def chunks(data: bytes, size: int = 4096) -> Iterator[bytes]:
         yield data[i : i + size]
 
 
-def limit_problem(response, status: int, limit: str, value: int) -> dict:  # noqa: ANN001
+def limit_problem(response, status: int, limit: str, value: int) -> dict:
     body = problem(response, status)
     assert body["limit"] == limit and body["limit_value"] == value, body
     return body
@@ -40,7 +40,7 @@ def limit_problem(response, status: int, limit: str, value: int) -> dict:  # noq
     ([[0.0, 1.0]] * 301, [0, 1] * 150 + [0], "max_rows", "301 rows"),
     ([[0.0] * 6, [1.0] * 6], [0, 1], "max_features", "6 features"),
     ([[float(i)] for i in range(8)], ["a", "b", "c", "d"] * 2, "max_classes", "4 classes"),
-])  # fmt: skip
+])
 def test_dataset_limits(limited: Service, inputs: list, targets: list, limit: str, words: str) -> None:
     response = limited.client.post("/v1/datasets", json={"inputs": inputs, "targets": targets})
     body = limit_problem(response, 422, limit, SMALL_LIMITS[limit])
@@ -51,7 +51,7 @@ def test_dataset_limits(limited: Service, inputs: list, targets: list, limit: st
 
 def test_dataset_at_the_limits_is_accepted(limited: Service) -> None:
     response = limited.client.post("/v1/datasets", json={"inputs": [[0.0] * 5] * 300,
-                                                         "targets": ["a", "b", "c"] * 100})  # fmt: skip
+                                                         "targets": ["a", "b", "c"] * 100})
     assert response.status_code == 201, response.text
 
 
@@ -72,7 +72,7 @@ def test_streamed_body_too_large_is_413_on_uploads(limited: Service) -> None:
     assert "exceeds the limit of 20000 bytes" in body["detail"]
     multipart = b'--b\r\nContent-Disposition: form-data; name="file"; filename="big.csv"\r\n\r\n' + BIG_CSV
     response = limited.client.post("/v1/datasets", content=chunks(multipart),
-                                   headers={"content-type": "multipart/form-data; boundary=b"})  # fmt: skip
+                                   headers={"content-type": "multipart/form-data; boundary=b"})
     limit_problem(response, 413, "max_upload_bytes", 20_000)
     assert stored(limited) == (0, 0)
 
@@ -80,7 +80,7 @@ def test_streamed_body_too_large_is_413_on_uploads(limited: Service) -> None:
 def test_streamed_body_too_large_is_413_on_binary_predict(limited: Service) -> None:
     """``/predict/npy`` reads its body itself, so the streamed-bytes 413 reaches the client."""
     response = limited.client.post("/v1/models/any/predict/npy", content=chunks(BIG_CSV),
-                                   headers={"content-type": "application/x-npy"})  # fmt: skip
+                                   headers={"content-type": "application/x-npy"})
     limit_problem(response, 413, "max_upload_bytes", 20_000)
 
 
@@ -107,11 +107,11 @@ def test_a_file_over_the_limit_but_within_the_multipart_allowance_is_413(limited
     ({"architecture": {"hidden": [8, 65]}}, "max_width", "config.architecture.hidden.1"),
     ({"spline": {"knots": 53}}, "max_knots", "config.spline.knots"),
     ({"architecture": {"hidden": [60, 60, 60]}}, "max_parameters", "config.architecture"),
-])  # fmt: skip
+])
 def test_network_and_epoch_limits(limited: Service, config: dict, limit: str, field: str) -> None:
     dataset_id = limited.upload(SMALL_DATASET)
     body = limit_problem(limited.client.post("/v1/jobs", json={"dataset_id": dataset_id, "config": config}), 422,
-                         limit, SMALL_LIMITS[limit])  # fmt: skip
+                         limit, SMALL_LIMITS[limit])
     assert body["type"].endswith("/limit-exceeded") and body["errors"][0]["field"] == field
     assert body["detail"].startswith(field + ":")
     assert stored(limited) == (1, 0)
@@ -129,12 +129,12 @@ def test_predict_and_certify_batch_limits(limited: Service) -> None:
     predict = f"/v1/models/{ids['model_id']}/predict"
     assert limited.client.post(predict, json={"inputs": [[0.1, 0.2]] * 50}).status_code == 200
     body = problem(limited.client.post(predict, json={"inputs": [[0.1, 0.2]] * 51}), 422, "validation-error",
-                   field="inputs")  # fmt: skip
+                   field="inputs")
     assert "51 rows exceed the limit of 50" in body["detail"]
     certify = f"/v1/models/{ids['model_id']}/certify"
     assert limited.client.post(certify, json={"inputs": [[0.1, 0.2]] * 4}).status_code == 200
     body = problem(limited.client.post(certify, json={"inputs": [[0.1, 0.2]] * 5}), 422, "validation-error",
-                   field="inputs")  # fmt: skip
+                   field="inputs")
     assert "5 rows exceed the limit of 4" in body["detail"]
 
 

@@ -81,7 +81,7 @@ def test_every_model_route_resolves_every_kind_of_reference(svc: Service) -> Non
     ids = registered(svc)
     first, second = expected_for(svc, ids["first"]), expected_for(svc, ids["second"])
     for reference, expected in ((NAME, first), (f"{NAME}@production", first), (f"{NAME}/versions/1", first),
-                                (f"{NAME}/versions/2", second), (f"{NAME}%2Fversions%2F2", second)):  # fmt: skip
+                                (f"{NAME}/versions/2", second), (f"{NAME}%2Fversions%2F2", second)):
         assert served_by(svc.client, reference) == expected, reference
     # a bare name follows production; without it, the latest version (the /v2 rule)
     svc.client.put(f"/v1/registered-models/{NAME}/aliases/production", json={"version": 2})
@@ -92,7 +92,7 @@ def test_every_model_route_resolves_every_kind_of_reference(svc: Service) -> Non
     assert served_by(svc.client, NAME) == second
     # /v2 resolves through the same function: the same model for the same reference
     for reference, model_id in ((NAME, ids["second"]), (f"{NAME}/versions/1", ids["first"]),
-                                (ids["first"], ids["first"])):  # fmt: skip
+                                (ids["first"], ids["first"])):
         answer = svc.client.post(
             f"/v2/models/{reference}/infer",
             json={"inputs": [{"name": "input", "shape": [2, 2], "datatype": "FP64", "data": sum(ROWS, [])}]},
@@ -104,7 +104,7 @@ def test_every_model_route_resolves_every_kind_of_reference(svc: Service) -> Non
 #: (method, route suffix, JSON body or raw bytes) of every /v1 model route
 ROUTES = (("GET", "", None), ("POST", "/predict", {"inputs": [[0.0, 0.0]]}), ("POST", "/predict/npy", b""),
           ("POST", "/certify", {}), ("GET", "/activations", None), ("GET", "/download", None),
-          ("GET", "/download?format=onnx", None))  # fmt: skip
+          ("GET", "/download?format=onnx", None))
 
 
 def request(client: TestClient, method: str, reference: str, suffix: str, body: object) -> object:
@@ -119,7 +119,7 @@ def statements(svc: Service) -> Iterator[list[str]]:
     sent: list[str] = []
     engine = get_engine(svc.database_url)
 
-    def record(_conn, _cursor, statement, _parameters, _context, _many) -> None:  # noqa: ANN001
+    def record(_conn, _cursor, statement, _parameters, _context, _many) -> None:
         sent.append(statement)
 
     event.listen(engine, "before_cursor_execute", record)
@@ -134,7 +134,7 @@ def test_unresolvable_references_are_404_problems_naming_them_on_every_route(svc
     svc.other.post("/v1/registered-models", json={"name": "theirs"})
     unknown_id = "0" * 32
     for reference in (unknown_id, "nope", "nope@production", f"{NAME}@staging", f"{NAME}/versions/9", "theirs",
-                      f"{NAME}/versions/x", f"{NAME}@production@x", "a/b", f"{ids['first']}@production"):  # fmt: skip
+                      f"{NAME}/versions/x", f"{NAME}@production@x", "a/b", f"{ids['first']}@production"):
         for method, suffix, body in ROUTES:
             response = request(svc.client, method, reference, suffix, body)
             assert reference in problem(response, 404, "not-found")["detail"], (reference, suffix)
@@ -148,7 +148,7 @@ def test_unresolvable_references_are_404_problems_naming_them_on_every_route(svc
 def test_hostile_references_are_refused_before_the_registry_is_read(svc: Service) -> None:
     registered(svc)
     hostile = ("x" * 5000, "a'b--", "%27%20OR%201%3D1", "%C3%A9t%C3%A9", f"{NAME}@{'a' * 65}",
-               f"{NAME}@1prod", f"{NAME}/versions/{'9' * 12}", f"{'n' * 101}@production")  # fmt: skip
+               f"{NAME}@1prod", f"{NAME}/versions/{'9' * 12}", f"{'n' * 101}@production")
     for reference in hostile:
         for method, suffix, body in ROUTES:
             with statements(svc) as sent:
@@ -178,9 +178,9 @@ def test_predict_answers_name_the_model_and_version_that_answered(svc: Service) 
     assert (id_body["model_id"], id_body["registered_name"], id_body["version"]) == (ids["first"], None, None)
     served = ("model_id", "registered_name", "version")
     assert {k: v for k, v in alias_body.items() if k not in served} == {k: v for k, v in id_body.items()
-                                                                      if k not in served}  # fmt: skip
+                                                                      if k not in served}
     assert (by_alias.headers["x-lipspline-model-id"], by_alias.headers["x-lipspline-model-name"],
-            by_alias.headers["x-lipspline-model-version"]) == (ids["first"], NAME, "1")  # fmt: skip
+            by_alias.headers["x-lipspline-model-version"]) == (ids["first"], NAME, "1")
     assert by_id.headers["x-lipspline-model-id"] == ids["first"]
     assert "x-lipspline-model-name" not in by_id.headers and "x-lipspline-model-version" not in by_id.headers
 
@@ -193,7 +193,7 @@ def test_predict_answers_name_the_model_and_version_that_answered(svc: Service) 
     binary = svc.client.post(f"/v1/models/{NAME}/versions/1/predict/npy", content=npy(ROWS), headers=NPY)
     assert binary.status_code == 200 and binary.headers["content-type"] == "application/x-npy"
     assert (binary.headers["x-lipspline-model-id"], binary.headers["x-lipspline-model-name"],
-            binary.headers["x-lipspline-model-version"]) == (ids["first"], NAME, "1")  # fmt: skip
+            binary.headers["x-lipspline-model-version"]) == (ids["first"], NAME, "1")
     binary_by_id = svc.client.post(f"/v1/models/{ids['second']}/predict/npy", content=npy(ROWS), headers=NPY)
     assert binary_by_id.headers["x-lipspline-model-id"] == ids["second"]
     assert "x-lipspline-model-name" not in binary_by_id.headers
@@ -203,9 +203,9 @@ def test_predict_answers_name_the_model_and_version_that_answered(svc: Service) 
     answer = oip.json()
     assert (answer["model_name"], answer["model_version"]) == (NAME, "2")
     assert (answer["parameters"]["model_id"], answer["parameters"]["registered_name"],
-            answer["parameters"]["version"]) == (ids["second"], NAME, 2)  # fmt: skip
+            answer["parameters"]["version"]) == (ids["second"], NAME, 2)
     assert (oip.headers["x-lipspline-model-id"], oip.headers["x-lipspline-model-name"],
-            oip.headers["x-lipspline-model-version"]) == (ids["second"], NAME, "2")  # fmt: skip
+            oip.headers["x-lipspline-model-version"]) == (ids["second"], NAME, "2")
     oip_by_id = svc.client.post(f"/v2/models/{ids['first']}/infer", json=tensor)
     by_id_parameters = oip_by_id.json()["parameters"]
     assert by_id_parameters["model_id"] == ids["first"] and oip_by_id.json()["model_version"] == ""
@@ -226,7 +226,7 @@ def test_the_models_list_shows_registry_entries_with_bounded_queries(svc: Servic
                        {"name": "disc", "version": 1, "aliases": [], "reference": "disc/versions/1"}],
         ids["second"]: [{"name": NAME, "version": 2, "aliases": [], "reference": f"{NAME}/versions/2"}],
         plain: [],
-    }  # fmt: skip
+    }
     assert svc.client.get(f"/v1/models/{NAME}@staging").json()["registrations"] == listed[ids["first"]]
     # every listed reference is one the model routes accept, and reaches that model
     for model_id, entries in listed.items():

@@ -18,7 +18,7 @@ from tests.routes.helpers import REGRESSION_TARGETS, TINY_CONFIG, Service, probl
 X = np.random.default_rng(7).uniform(-0.6, 0.6, size=(40, 2))
 MODEL_KEYS = {"id", "job_id", "dataset_id", "task", "config", "classes", "feature_names", "metrics", "lipschitz",
               "sparsity", "parameter_count", "weights_sha256", "created_at", "certified_accuracy",
-              "certified_tolerance", "registrations", "name", "tags", "description"}  # fmt: skip
+              "certified_tolerance", "registrations", "name", "tags", "description"}
 
 
 def get_model(svc: Service, model_id: str) -> dict:
@@ -110,7 +110,7 @@ def test_predict_output_bound_with_epsilon(svc: Service, seeded: dict, epsilon: 
 
 def test_predict_regression_has_no_radius(svc: Service) -> None:
     ids = svc.trained_model({"inputs": seed_dataset_body()["inputs"], "targets": REGRESSION_TARGETS,
-                             "task": "regression"})  # fmt: skip
+                             "task": "regression"})
     model = get_model(svc, ids["model_id"])
     assert model["task"] == "regression" and model["classes"] is None
     body = predict(svc, ids["model_id"], inputs=X[:4].tolist(), epsilon=0.1)
@@ -122,17 +122,17 @@ def test_predict_regression_has_no_radius(svc: Service) -> None:
 def test_predict_refuses_rows_of_the_wrong_width_naming_the_row(svc: Service, seeded: dict) -> None:
     path = f"/v1/models/{seeded['model_id']}/predict"
     body = problem(svc.client.post(path, json={"inputs": [[1.0, 2.0, 3.0]]}), 422, "validation-error",
-                   field="inputs.0")  # fmt: skip
+                   field="inputs.0")
     assert "3 features" in body["detail"] and "expects 2" in body["detail"]
     problem(svc.client.post(path, json={"inputs": [[1.0, 2.0], [1.0]]}), 422, "validation-error", field="inputs")
     problem(svc.client.post(path, json={"inputs": []}), 422, "validation-error", field="inputs")
     problem(svc.client.post(path, json={"inputs": [[0.0, 0.0]], "epsilon": -1}), 422, "validation-error",
-            field="epsilon")  # fmt: skip
+            field="epsilon")
     body = problem(svc.client.post(path, content=b'{"inputs": [[0.1, NaN]]}',
-                                   headers={"content-type": "application/json"}), 422, "validation-error")  # fmt: skip
+                                   headers={"content-type": "application/json"}), 422, "validation-error")
     assert "not finite" in body["detail"]
     problem(svc.client.post(path, content=b"{not json", headers={"content-type": "application/json"}), 400,
-            "bad-json")  # fmt: skip
+            "bad-json")
 
 
 def test_certify_without_inputs_gives_the_global_bounds(svc: Service, seeded: dict) -> None:
@@ -148,7 +148,7 @@ def test_certify_without_inputs_gives_the_global_bounds(svc: Service, seeded: di
 def test_certify_local_bounds(svc: Service, seeded: dict, norm: str) -> None:
     points = X[:3].tolist()
     response = svc.client.post(f"/v1/models/{seeded['model_id']}/certify",
-                               json={"inputs": points, "epsilon": 0.2, "norm": norm})  # fmt: skip
+                               json={"inputs": points, "epsilon": 0.2, "norm": norm})
     assert response.status_code == 200, response.text
     body = response.json()
     assert body["norm"] == norm and body["epsilon"] == 0.2 and len(body["local"]) == 3
@@ -166,7 +166,7 @@ def test_certify_refuses_bad_bodies(svc: Service, seeded: dict) -> None:
     path = f"/v1/models/{seeded['model_id']}/certify"
     problem(svc.client.post(path, json={"inputs": [[0.0, 0.0]], "norm": "l1"}), 422, "validation-error", field="norm")
     problem(svc.client.post(path, json={"inputs": [[0.0, 0.0]], "epsilon": 0}), 422, "validation-error",
-            field="epsilon")  # fmt: skip
+            field="epsilon")
     problem(svc.client.post(path, json={"inputs": [[0.0]]}), 422, "validation-error", field="inputs.0")
     problem(svc.client.post(path, json={"inputs": [[0.0, 0.0]], "extra": 1}), 422, "validation-error", field="extra")
 
@@ -257,7 +257,7 @@ def test_a_certificate_of_another_map_is_recomputed_on_load(svc: Service, seeded
     with session_scope(svc.database_url) as session:
         certificate = dict(session.get(ModelRow, seeded["model_id"]).certificate)
     rewrite_model(svc, seeded["model_id"], certificate={**certificate, "certified": 1e-6,
-                                                        "served_map_sha256": "0" * 64})  # fmt: skip
+                                                        "served_map_sha256": "0" * 64})
     body = predict(svc, seeded["model_id"], inputs=X[:3].tolist())
     assert body["lipschitz_bound"] != 1e-6
     assert body["lipschitz_bound"] >= certificate["best_lower_bound"]
@@ -280,7 +280,7 @@ def test_predict_multiclass_labels_and_margin_radius(svc: Service) -> None:
     assert (radius <= margin_radius).all()
     np.testing.assert_allclose(radius, margin_radius, rtol=1e-6, atol=1e-12)
     records = svc.client.post(f"/v1/models/{ids['model_id']}/predict/npy", content=_npy(X),
-                              headers={"content-type": "application/x-npy"})  # fmt: skip
+                              headers={"content-type": "application/x-npy"})
     assert records.status_code == 200, records.text
     classes = json.loads(records.headers["x-classes"])
     got = np.load(io.BytesIO(records.content), allow_pickle=False)

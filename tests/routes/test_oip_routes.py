@@ -22,7 +22,7 @@ def infer_body(rows: np.ndarray, datatype: str = "FP64", **extra: object) -> dic
     return {"inputs": [tensor], **extra}
 
 
-def oip_error(response, status: int) -> str:  # noqa: ANN001
+def oip_error(response, status: int) -> str:
     assert response.status_code == status, (response.status_code, response.text)
     assert response.headers["content-type"].startswith("application/json")
     body = response.json()
@@ -42,7 +42,7 @@ def predict(client: TestClient, model_id: str, rows: np.ndarray, **extra: object
 
 def test_server_metadata_and_health_need_no_key(svc: Service) -> None:
     assert svc.anon.get("/v2").json() == {"name": "lipspline", "version": svc.anon.get("/v2").json()["version"],
-                                          "extensions": ["binary_tensor_data", "lipspline_certificate"]}  # fmt: skip
+                                          "extensions": ["binary_tensor_data", "lipspline_certificate"]}
     assert svc.anon.get("/v2/health/live").json() == {"live": True}
     assert svc.anon.get("/v2/health/ready").json() == {"ready": True}
     oip_error(svc.anon.get("/v2/models/anything"), 401)
@@ -72,7 +72,7 @@ def test_infer_equals_v1_predict_with_the_certificate(svc: Service, task: str) -
         assert "label" not in out and "certified_radius" not in out
     meta = svc.client.get(f"/v2/models/{model_id}").json()
     assert meta["platform"] == "lipspline" and meta["inputs"] == [{"name": "input", "datatype": "FP64",
-                                                                   "shape": [-1, 2]}]  # fmt: skip
+                                                                   "shape": [-1, 2]}]
     assert [o["name"] for o in meta["outputs"]] == list(out)
     assert svc.client.get(f"/v2/models/{model_id}/ready").json() == {"name": model_id, "ready": True}
 
@@ -85,9 +85,9 @@ def test_binary_tensors_in_and_out_match_json(svc: Service) -> None:
                                      "parameters": {"binary_data_size": len(raw)}}],
                          "outputs": [{"name": "output", "parameters": {"binary_data": True}},
                                      {"name": "label", "parameters": {"binary_data": True}},
-                                     {"name": "certified_radius"}]}).encode()  # fmt: skip
+                                     {"name": "certified_radius"}]}).encode()
     response = svc.client.post(f"/v2/models/{model_id}/infer", content=header + raw,
-                               headers={"Inference-Header-Content-Length": str(len(header))})  # fmt: skip
+                               headers={"Inference-Header-Content-Length": str(len(header))})
     assert response.status_code == 200, response.text
     length = int(response.headers["inference-header-content-length"])
     head = json.loads(response.content[:length])
@@ -108,7 +108,7 @@ def test_fp32_inputs_are_widened_and_fp32_outputs_keep_a_sound_rounding_bound(sv
     answer = svc.client.post(f"/v2/models/{model_id}/infer", json=infer_body(ROWS, "FP32")).json()
     assert tensors(answer)["output"].tolist() == expected["outputs"]
     answer = svc.client.post(f"/v2/models/{model_id}/infer", json=infer_body(
-        narrow.astype(np.float64), "FP64", parameters={"output_datatype": "FP32"})).json()  # fmt: skip
+        narrow.astype(np.float64), "FP64", parameters={"output_datatype": "FP32"})).json()
     out = {t["name"]: t for t in answer["outputs"]}
     assert out["output"]["datatype"] == "FP32"
     sent = np.asarray(out["output"]["data"], dtype=np.float32).astype(np.float64).reshape(3, -1)
@@ -162,11 +162,11 @@ def test_malformed_tensors_are_400_with_an_error(svc: Service) -> None:
     assert "not valid JSON" in oip_error(svc.client.post(path, content=b"{"), 400)
     assert "inputs" in oip_error(svc.client.post(path, json={"inputs": []}), 400)
     assert "output_bound" in oip_error(svc.client.post(path, json=infer_body(ROWS, outputs=[{"name": "output_bound"}])),
-                                       400)  # fmt: skip
+                                       400)
     assert "epsilon" in oip_error(svc.client.post(path, json=infer_body(ROWS, parameters={"epsilon": -1})), 400)
     header = json.dumps({"inputs": [{**good, "data": None, "parameters": {"binary_data_size": 48}}]}).encode()
     response = svc.client.post(path, content=header + b"\0" * 40,
-                               headers={"Inference-Header-Content-Length": str(len(header))})  # fmt: skip
+                               headers={"Inference-Header-Content-Length": str(len(header))})
     assert "binary_data_size" in oip_error(response, 400)
     nan = header + np.array([np.nan] * 6).tobytes()
     response = svc.client.post(path, content=nan, headers={"Inference-Header-Content-Length": str(len(header))})
@@ -242,6 +242,6 @@ def test_one_number_grammar_and_one_epsilon_range_on_v1_and_v2(svc: Service) -> 
         bad["inputs"][0]["data"][0] = value
         assert svc.client.post(f"/v2/models/{model_id}/infer", json=bad).status_code == 400
     assert svc.client.post(f"/v1/models/{model_id}/predict", json={"inputs": [[0, 1]], "epsilon": 1e308}).status_code \
-        == 422  # fmt: skip
+        == 422
     huge = svc.client.post(f"/v2/models/{model_id}/infer", json=infer_body(ROWS, parameters={"epsilon": 1e308}))
     assert "between 0 and 1e+12" in oip_error(huge, 400)

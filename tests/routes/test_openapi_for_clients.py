@@ -41,9 +41,9 @@ def test_the_walker_finds_bags(svc: Service) -> None:
     document = {"paths": {"/x": {"get": {"responses": {"200": {"content": {"application/json": {"schema": {
         "type": "object", "properties": {"bag": {"type": "object", "additionalProperties": True},
                                          "rows": {"type": "array", "items": {}}}}}}}}}}},
-        "components": {"schemas": {}}}  # fmt: skip
+        "components": {"schemas": {}}}
     assert sorted(untyped_bags(document)) == ["GET /x 200.bag: additionalProperties is any JSON value",
-                                              "GET /x 200.rows[]: any JSON value"]  # fmt: skip
+                                              "GET /x 200.rows[]: any JSON value"]
 
 
 def test_required_bodies_binary_downloads_and_retry_after(svc: Service) -> None:

@@ -15,7 +15,7 @@ from tests.routes.helpers import TINY_CONFIG, Service, problem, seed_dataset_bod
 
 def _samples(text: str) -> dict[tuple[str, frozenset], float]:
     return {(s.name, frozenset(s.labels.items())): s.value
-            for family in text_string_to_metric_families(text) for s in family.samples}  # fmt: skip
+            for family in text_string_to_metric_families(text) for s in family.samples}
 
 
 def test_metrics_count_requests_by_route_template_and_jobs_by_status(svc: Service) -> None:
@@ -39,7 +39,7 @@ def test_metrics_count_requests_by_route_template_and_jobs_by_status(svc: Servic
     assert after[("lipspline_http_problems_total", kind)] - before.get(("lipspline_http_problems_total", kind), 0) == 3
 
 
-def test_metrics_may_require_an_admin_key(make_service) -> None:  # noqa: ANN001
+def test_metrics_may_require_an_admin_key(make_service) -> None:
     svc = make_service(metrics_public=False)
     problem(svc.anon.get("/metrics"), 401, "unauthorized")
     problem(svc.client.get("/metrics"), 403, "insufficient-scope")
@@ -52,7 +52,7 @@ def test_metrics_may_require_an_admin_key(make_service) -> None:  # noqa: ANN001
     ("x" * 129, False),          # too long
     ("has space", False),
     ("quote\"d", False),
-])  # fmt: skip
+])
 def test_request_id_is_echoed_when_safe_and_made_otherwise(svc: Service, sent: str, kept: bool) -> None:
     response = svc.client.get("/v1/datasets", headers={"X-Request-ID": sent})
     echoed = response.headers["x-request-id"]
@@ -68,7 +68,7 @@ def test_errors_carry_the_request_id_too(svc: Service) -> None:
 def test_a_submitted_job_keeps_its_request_id(svc: Service) -> None:
     dataset_id = svc.upload()
     response = svc.client.post("/v1/jobs", json={"dataset_id": dataset_id, "config": TINY_CONFIG},
-                               headers={"X-Request-ID": "submit-42"})  # fmt: skip
+                               headers={"X-Request-ID": "submit-42"})
     assert svc.job(response.json()["id"])["request_id"] == "submit-42"
     assert svc.worker.claim(response.json()["id"]).request_id == "submit-42"
 
@@ -97,7 +97,7 @@ def test_json_log_lines_carry_the_context_and_mask_keys(svc: Service) -> None:
     assert svc.keys["default"] not in stream.getvalue() and "lsk_***" in mine["message"]
 
 
-def test_quotas_name_what_was_exceeded(make_service) -> None:  # noqa: ANN001
+def test_quotas_name_what_was_exceeded(make_service) -> None:
     svc = make_service(quota_max_active_jobs=1)
     dataset_id = svc.upload()
     svc.submit(dataset_id)
@@ -110,13 +110,13 @@ def test_quotas_name_what_was_exceeded(make_service) -> None:  # noqa: ANN001
     assert raised.status_code == 200, raised.text
     svc.submit(dataset_id)  # the tenant's own quota wins over the default
     problem(svc.client.post("/v1/jobs", json={"dataset_id": dataset_id, "config": TINY_CONFIG}), 403,
-            "quota-exceeded", quota="max_models")  # fmt: skip
+            "quota-exceeded", quota="max_models")
 
 
-def test_stored_bytes_quota_refuses_an_upload_that_would_pass_it(make_service) -> None:  # noqa: ANN001
+def test_stored_bytes_quota_refuses_an_upload_that_would_pass_it(make_service) -> None:
     svc = make_service(quota_max_stored_bytes=4000)
     svc.upload()  # 64 rows x 2 features: under the quota
     body = problem(svc.client.post("/v1/datasets", json=seed_dataset_body("second")), 403, "quota-exceeded",
-                   quota="max_stored_bytes")  # fmt: skip
+                   quota="max_stored_bytes")
     assert "4000" in body["detail"]
     assert svc.other.post("/v1/datasets", json=seed_dataset_body()).status_code == 201  # per tenant

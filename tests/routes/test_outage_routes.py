@@ -37,7 +37,7 @@ def test_database_outage(make_service: Callable[..., Service]) -> None:
 
     with database_down(svc):
         for method, path in [("GET", "/v1/datasets"), ("GET", f"/v1/jobs/{ids['job_id']}"),
-                             ("GET", f"/v1/models/{ids['model_id']}")]:  # fmt: skip
+                             ("GET", f"/v1/models/{ids['model_id']}")]:
             response = svc.client.request(method, path)
             body = problem(response, 503, "database-unavailable")
             assert response.headers["retry-after"] == "2" and "retry" in body["detail"]

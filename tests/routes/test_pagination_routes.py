@@ -32,7 +32,7 @@ def _store_datasets(svc: Service, count: int, created_at: datetime, name: str = 
             row = DatasetRow(id=new_id(), tenant_id=DEFAULT_TENANT, name=name, task=template.task,
                              n_samples=template.n_samples, n_features=template.n_features, classes=template.classes,
                              feature_names=template.feature_names, source_format="json", sha256=template.sha256,
-                             content=template.content, created_at=created_at)  # fmt: skip
+                             content=template.content, created_at=created_at)
             session.add(row)
             ids.append(row.id)
     return ids
@@ -94,7 +94,7 @@ def test_filters_by_name_task_and_creation_time(svc: Service) -> None:
     named = _walk(svc, "/v1/datasets", name="old")
     assert {item["id"] for item in named} == set(old) | {named[0]["id"]} and len(named) == 4
     window = {"created_after": (SHARED_TIME - timedelta(days=1)).isoformat(),
-              "created_before": (SHARED_TIME + timedelta(seconds=1)).isoformat()}  # fmt: skip
+              "created_before": (SHARED_TIME + timedelta(seconds=1)).isoformat()}
     assert {item["id"] for item in _walk(svc, "/v1/datasets", **window)} == set(new)
     assert _walk(svc, "/v1/datasets", task="regression") == []
     assert len(_walk(svc, "/v1/datasets", task="classification")) == 7
@@ -129,7 +129,7 @@ def test_jobs_models_webhooks_and_registry_lists_page_and_filter(svc: Service) -
 def test_webhook_endpoints_page(make_service: Callable[..., Service]) -> None:
     svc = make_service(webhook_allow_private=True)  # no name resolution here: loopback receivers
     hooks = [svc.client.post("/v1/webhooks", json={"url": f"http://127.0.0.1:9/hook/{i}"}).json()["id"]
-             for i in range(3)]  # fmt: skip
+             for i in range(3)]
     assert [h["id"] for h in _walk(svc, "/v1/webhooks", limit=2)] == hooks[::-1]
 
 
@@ -143,15 +143,15 @@ def test_a_cursor_that_is_not_ours_is_a_400(svc: Service) -> None:
 
 def test_unknown_query_parameters_are_a_400_naming_them(svc: Service) -> None:
     body = problem(svc.client.get("/v1/jobs", params={"stauts": "failed", "limit": 5}), 400,
-                   "unknown-query-parameter", field="stauts")  # fmt: skip
+                   "unknown-query-parameter", field="stauts")
     assert "stauts" in body["detail"] and "status" in body["detail"]  # names it, and what is accepted
     both = problem(svc.client.get("/v1/datasets?a=1&b=2"), 400, "unknown-query-parameter")
     assert [e["field"] for e in both["errors"]] == ["a", "b"]
     ids = svc.trained_model()
     problem(svc.client.get(f"/v1/models/{ids['model_id']}/download", params={"fromat": "onnx"}), 400,
-            "unknown-query-parameter", field="fromat")  # fmt: skip
+            "unknown-query-parameter", field="fromat")
     problem(svc.client.post(f"/v1/models/{ids['model_id']}/predict?eps=1", json={"inputs": [[0.1, 0.2]]}), 400,
-            "unknown-query-parameter", field="eps")  # fmt: skip
+            "unknown-query-parameter", field="eps")
     # declared parameters, aliases included, still pass
     assert svc.client.get(f"/v1/models/{ids['model_id']}/download", params={"format": "onnx"}).status_code == 200
     assert svc.client.get("/v1/jobs", params={"status": "succeeded", "limit": 5}).status_code == 200

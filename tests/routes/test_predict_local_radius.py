@@ -14,7 +14,7 @@ from tests.routes.helpers import SEED_INPUTS, TINY_CONFIG, Service, problem, see
 
 #: a (2, [8, 8], 1) ReLU net: locally many units are dead, so local bounds beat the global one
 RELU_CONFIG = {**TINY_CONFIG, "architecture": {"hidden": [8, 8], "activation": "relu"},
-               "training": {**TINY_CONFIG["training"], "epochs": 30}}  # fmt: skip
+               "training": {**TINY_CONFIG["training"], "epochs": 30}}
 
 
 def _predict(svc: Service, model_id: str, rows: list, **extra) -> dict:

@@ -84,9 +84,9 @@ def test_regression_records_have_no_label_nor_radius(svc: Service) -> None:
     (lambda: b"", "body", "not a readable .npy"),
     (lambda: declared_only((10**6, 10**6)), "body", "not a readable .npy"),
     (lambda: declared_only((2 * 10**6, 2)), "body", "not a readable .npy"),
-])  # fmt: skip
+])
 def test_bad_bodies_are_422_naming_the_field(svc: Service, seeded: dict, make: Callable[[], bytes], field: str,
-                                             words: str) -> None:  # fmt: skip
+                                             words: str) -> None:
     body = problem(svc.client.post(path(seeded), content=make(), headers=NPY), 422, "validation-error", field=field)
     assert words in body["detail"], body
 
@@ -95,10 +95,10 @@ def test_row_limit_and_epsilon_range(limited_npy: Service) -> None:
     ids = limited_npy.trained_model()
     assert limited_npy.client.post(path(ids), content=npy(np.zeros((50, 2))), headers=NPY).status_code == 200
     body = problem(limited_npy.client.post(path(ids), content=npy(np.zeros((51, 2))), headers=NPY), 422,
-                   "validation-error", field="inputs")  # fmt: skip
+                   "validation-error", field="inputs")
     assert "51 rows exceed the limit of 50" in body["detail"]
     problem(limited_npy.client.post(path(ids), content=npy(np.zeros((1, 2))), headers=NPY, params={"epsilon": -1}),
-            422, "validation-error", field="query.epsilon")  # fmt: skip
+            422, "validation-error", field="query.epsilon")
 
 
 @pytest.fixture
@@ -121,10 +121,10 @@ def test_npy_integers_beyond_2_53_are_refused_not_rounded(svc: Service) -> None:
         buffer = io.BytesIO()
         np.save(buffer, array)
         response = svc.client.post(f"/v1/models/{model_id}/predict/npy", content=buffer.getvalue(),
-                                   headers={"content-type": "application/x-npy"})  # fmt: skip
+                                   headers={"content-type": "application/x-npy"})
         assert response.status_code == 422 and "2^53" in response.text, response.text
     exact = io.BytesIO()
     np.save(exact, np.array([[3, -2]], dtype=np.int64))
     ok = svc.client.post(f"/v1/models/{model_id}/predict/npy", content=exact.getvalue(),
-                         headers={"content-type": "application/x-npy"})  # fmt: skip
+                         headers={"content-type": "application/x-npy"})
     assert ok.status_code == 200, ok.text

@@ -33,7 +33,7 @@ def add_version(client: TestClient, model_id: str, name: str = NAME) -> dict:
 def snapshot(client: TestClient, name: str = NAME) -> dict:
     """Everything the registry says about a name: refused requests must leave it unchanged."""
     return {part: client.get(f"/v1/registered-models/{name}{part}").json()
-            for part in ("", "/versions", "/aliases", "/alias-events")}  # fmt: skip
+            for part in ("", "/versions", "/aliases", "/alias-events")}
 
 
 def served_model_id(client: TestClient, reference: str) -> str:
@@ -65,7 +65,7 @@ def test_versions_number_one_two_three_with_lineage(svc: Service) -> None:
         sha256 = session.get(DatasetRow, second["dataset_id"]).sha256
     assert v2["lineage"] == {"model_id": second["model_id"], "job_id": second["job_id"],
                              "dataset_id": second["dataset_id"], "dataset_sha256": sha256,
-                             "config": svc.client.get(f"/v1/models/{second['model_id']}").json()["config"]}  # fmt: skip
+                             "config": svc.client.get(f"/v1/models/{second['model_id']}").json()["config"]}
     assert v2["created_by"] == "key:" + svc.keys["default"][:12] and v2["lipschitz_bound"] > 0
     assert svc.client.get(f"/v1/registered-models/{NAME}/versions/2").json() == v2
     assert svc.client.get(f"/v1/registered-models/{NAME}").json()["latest_version"] == 2
@@ -77,7 +77,7 @@ def test_versions_number_one_two_three_with_lineage(svc: Service) -> None:
     response = svc.client.post(f"/v1/registered-models/{NAME}/versions", json={"model_id": foreign["model_id"]})
     problem(response, 404, "not-found", field="model_id")
     problem(svc.client.post(f"/v1/registered-models/{NAME}/versions", json={"model_id": "nope"}), 404,
-            field="model_id")  # fmt: skip
+            field="model_id")
     assert snapshot(svc.client) == before
     # the counter was not consumed by the refused requests
     assert add_version(svc.client, svc.trained_model()["model_id"])["version"] == 3
@@ -102,7 +102,7 @@ def test_alias_moves_are_atomic_recorded_and_resolved_per_request(svc: Service) 
     moved = svc.client.put(f"/v1/registered-models/{NAME}/aliases/production", json={"version": 1})
     assert moved.status_code == 200, moved.text
     assert moved.json() == {"name": NAME, "alias": "production", "version": 1, "model_id": first["model_id"],
-                            "reference": f"{NAME}@production"}  # fmt: skip
+                            "reference": f"{NAME}@production"}
     assert served_model_id(svc.client, f"{NAME}@production") == first["model_id"]
     rows = [[0.1, -0.2], [0.3, 0.05]]
     by_alias = svc.client.post(f"/v1/models/{NAME}@production/predict", json={"inputs": rows})
@@ -134,7 +134,7 @@ def test_alias_moves_are_atomic_recorded_and_resolved_per_request(svc: Service) 
     events = svc.client.get(f"/v1/registered-models/{NAME}/alias-events").json()["items"]
     actor = "key:" + svc.keys["default"][:12]
     assert [(e["alias"], e["from_version"], e["to_version"], e["actor"]) for e in events] == [
-        ("production", None, 1, actor), ("production", 1, 2, actor), ("production", 2, None, actor)]  # fmt: skip
+        ("production", None, 1, actor), ("production", 1, 2, actor), ("production", 2, None, actor)]
     body = problem(svc.client.post(f"/v1/models/{NAME}@production/predict", json={"inputs": rows}), 404)
     assert f"{NAME}@production" in body["detail"]
 
@@ -144,9 +144,9 @@ def test_unresolvable_references_are_404_naming_them(svc: Service) -> None:
     add_version(svc.client, svc.trained_model()["model_id"])
     svc.client.put(f"/v1/registered-models/{NAME}/aliases/staging", json={"version": 1})
     for reference in (f"{NAME}@production", "nope@staging", f"{NAME}/versions/2", "nope/versions/1", "a/b",
-                      f"{NAME}@staging@x"):  # fmt: skip
+                      f"{NAME}@staging@x"):
         for method, path, body in (("POST", "predict", {"inputs": [[0.0, 0.0]]}), ("POST", "certify", {}),
-                                   ("GET", "activations", None), ("GET", "download", None)):  # fmt: skip
+                                   ("GET", "activations", None), ("GET", "download", None)):
             response = svc.client.request(method, f"/v1/models/{reference}/{path}", json=body)
             assert reference in problem(response, 404, "not-found")["detail"], (reference, path)
     # another tenant's alias is not found, even with the same name
@@ -171,25 +171,25 @@ def test_delete_is_refused_while_aliased_unless_forced(svc: Service) -> None:
 def test_register_as_registers_the_model_when_the_job_succeeds(svc: Service) -> None:
     dataset_id = svc.upload()
     response = svc.client.post("/v1/jobs", json={"dataset_id": dataset_id, "config": TINY_CONFIG,
-                                                 "register_as": NAME})  # fmt: skip
+                                                 "register_as": NAME})
     problem(response, 404, "not-found", field="register_as")
     assert svc.client.get("/v1/jobs").json()["items"] == []  # nothing was queued
     problem(svc.client.post("/v1/jobs", json={"dataset_id": dataset_id, "register_as": "a@b"}), 422,
-            field="register_as")  # fmt: skip
+            field="register_as")
 
     create(svc.client)
     submitted = [svc.client.post("/v1/jobs", json={"dataset_id": dataset_id, "config": TINY_CONFIG,
-                                                   "register_as": NAME}).json()["id"] for _ in range(2)]  # fmt: skip
+                                                   "register_as": NAME}).json()["id"] for _ in range(2)]
     models = [svc.worker.run(job_id) for job_id in submitted]
     versions = svc.client.get(f"/v1/registered-models/{NAME}/versions").json()["items"]
     assert [(v["version"], v["model_id"], v["created_by"]) for v in versions] == [  # newest first
-        (2, models[1], f"job:{submitted[1]}"), (1, models[0], f"job:{submitted[0]}")]  # fmt: skip
+        (2, models[1], f"job:{submitted[1]}"), (1, models[0], f"job:{submitted[0]}")]
     job = svc.job(submitted[1])
     assert job["register_as"] == NAME and job["progress"]["registered_as"] == {"name": NAME, "version": 2}
 
     # the name deleted while a job runs: the job still succeeds and keeps its model, unregistered
     late = svc.client.post("/v1/jobs", json={"dataset_id": dataset_id, "config": TINY_CONFIG,
-                                             "register_as": NAME}).json()["id"]  # fmt: skip
+                                             "register_as": NAME}).json()["id"]
     assert svc.client.delete(f"/v1/registered-models/{NAME}").status_code == 204
     model_id = svc.worker.run(late)
     job = svc.job(late)
@@ -202,7 +202,7 @@ def test_concurrent_versions_get_distinct_consecutive_numbers(svc: Service) -> N
     models = [svc.trained_model()["model_id"] for _ in range(6)]
     with ThreadPoolExecutor(6) as pool:
         responses = list(pool.map(lambda m: svc.client.post(f"/v1/registered-models/{NAME}/versions",
-                                                            json={"model_id": m}), models))  # fmt: skip
+                                                            json={"model_id": m}), models))
     assert all(r.status_code == 201 for r in responses), [r.text for r in responses]
     assert sorted(r.json()["version"] for r in responses) == [1, 2, 3, 4, 5, 6]
     by_version = {r.json()["version"]: r.json()["model_id"] for r in responses}

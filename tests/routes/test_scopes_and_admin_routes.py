@@ -28,7 +28,7 @@ SCOPED_REQUESTS = [
 
 @pytest.mark.parametrize(("scope", "method", "path", "body"), SCOPED_REQUESTS)
 def test_each_route_refuses_a_key_without_its_scope(svc: Service, scope: str, method: str, path: str,
-                                                     body: dict | None) -> None:  # fmt: skip
+                                                     body: dict | None) -> None:
     others = [s for s in ("read", "predict", "train") if s != scope]
     lacking = svc.open_client(svc.scoped_key("default", *others))
     problem(lacking.request(method, path, json=body), 403, "insufficient-scope", required_scope=scope)
@@ -40,7 +40,7 @@ def test_openapi_declares_each_routes_scope(svc: Service) -> None:
     spec = svc.anon.get("/openapi.json").json()
     for scope, method, path, _ in SCOPED_REQUESTS:
         template = path.replace("/nope", "/{model_id}" if "models" in path else
-                                "/{job_id}" if "jobs" in path else "/{dataset_id}")  # fmt: skip
+                                "/{job_id}" if "jobs" in path else "/{dataset_id}")
         operation = spec["paths"][template][method.lower()]
         assert operation["x-required-scope"] == scope, (method, template)
         assert operation["security"] == [{"BearerAuth": [scope]}]
@@ -52,12 +52,12 @@ def test_a_predict_key_cannot_train_or_delete(svc: Service, seeded: dict[str, st
     predictor = svc.open_client(svc.scoped_key("default", "predict"))
     assert predictor.post(f"/v1/models/{seeded['model_id']}/predict", json={"inputs": [[0.1, 0.2]]}).status_code == 200
     problem(predictor.post("/v1/jobs", json={"dataset_id": seeded["dataset_id"], "config": TINY_CONFIG}), 403,
-            "insufficient-scope", required_scope="train")  # fmt: skip
+            "insufficient-scope", required_scope="train")
     problem(predictor.delete(f"/v1/datasets/{seeded['dataset_id']}"), 403, "insufficient-scope")
     assert svc.client.get(f"/v1/datasets/{seeded['dataset_id']}").status_code == 200  # still there
 
 
-def test_an_expired_key_is_401(make_service) -> None:  # noqa: ANN001
+def test_an_expired_key_is_401(make_service) -> None:
     svc = make_service(auth_cache_ttl_s=0)
     expired = svc.open_client(svc.scoped_key("default", "read", expires_at=utcnow() - timedelta(seconds=1)))
     problem(expired.get("/v1/datasets"), 401, "unauthorized")

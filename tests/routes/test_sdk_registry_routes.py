@@ -101,7 +101,7 @@ def test_the_async_client_has_the_registry_too(svc: Service) -> None:
 
     async def flow() -> None:
         http = httpx.AsyncClient(transport=httpx.ASGITransport(app=svc.app), base_url="http://testserver",
-                                 headers={"Authorization": f"Bearer {key}"})  # fmt: skip
+                                 headers={"Authorization": f"Bearer {key}"})
         async with AsyncClient("http://testserver", http=http) as client:
             await client.registry.create("async-disc")
             assert (await client.registry.register("async-disc", model_id)).version == 1

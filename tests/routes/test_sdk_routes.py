@@ -97,7 +97,7 @@ def test_wait_raises_when_the_job_fails(svc: Service) -> None:
 
 def test_importing_the_sdk_imports_no_torch_and_no_service_code() -> None:
     probe = "import sys, lipspline_client; bad = [m for m in ('torch', 'fastapi', 'sqlalchemy', 'celery', 'service')" \
-            " if m in sys.modules]; assert not bad, bad"  # fmt: skip
+            " if m in sys.modules]; assert not bad, bad"
     subprocess.run([sys.executable, "-c", probe], check=True)
 
 
@@ -128,7 +128,7 @@ def test_create_from_a_dict_or_a_training_config_sends_only_what_was_given(svc: 
     typed = client.sweeps.create(dataset.id, TrainingConfig.model_validate(BASE), budget={"max_trials": 2},
                                  strategy="random",
                                  space={"objective.lambda": RangeSpec(low=1e-6, high=1e-2, scale="log")},
-                                 seed=5, select=SelectKnee(rule="knee"))  # fmt: skip
+                                 seed=5, select=SelectKnee(rule="knee"))
     assert json.loads(sent[-1].content)["space"] == {"objective.lambda": {"low": 1e-6, "high": 1e-2, "scale": "log"}}
     assert sent[-1].headers["Idempotency-Key"] != sent[0].headers["Idempotency-Key"]
     got = client.sweeps.get(typed.id)
@@ -142,7 +142,7 @@ def test_the_sweeps_list_reads_every_page_and_filters(svc: Service, monkeypatch:
     client = sdk(svc)
     dataset_id, other_dataset = svc.upload(), svc.upload()
     ids = [client.sweeps.create(d, BASE, space=GRID, strategy="grid", budget={"max_trials": 3}, seed=i).id
-           for i, d in enumerate([dataset_id, dataset_id, other_dataset])]  # fmt: skip
+           for i, d in enumerate([dataset_id, dataset_id, other_dataset])]
     monkeypatch.setattr(resources, "LIST_PAGE_SIZE", 2)
     sent = watch_requests(svc)
     found = client.sweeps.list()
@@ -193,7 +193,7 @@ def test_selected_model_says_why_when_no_trial_meets_the_rule(svc: Service) -> N
     client = sdk(svc)
     rule = SelectMaxAccuracy(rule="max_accuracy", max_lipschitz=1e-9)  # no network is that smooth
     sweep = client.sweeps.create(svc.upload(), BASE, space=GRID, strategy="grid", budget={"max_trials": 3},
-                                 select=rule)  # fmt: skip
+                                 select=rule)
     run_to_the_end(svc, sweep.id)
     assert sweep.wait(poll_s=0.01).status == "succeeded" and sweep.info.selected is None
     with pytest.raises(LipSplineError, match="no trial satisfies the selection rule: no trial has a certified"):
@@ -216,10 +216,10 @@ def test_the_async_client_creates_waits_and_selects(svc: Service) -> None:
 
     async def flow() -> None:
         http = httpx.AsyncClient(transport=httpx.ASGITransport(app=svc.app), base_url="http://testserver",
-                                 headers={"Authorization": f"Bearer {key}"})  # fmt: skip
+                                 headers={"Authorization": f"Bearer {key}"})
         async with AsyncClient("http://testserver", http=http) as client:
             sweep = await client.sweeps.create(dataset_id, BASE, space=GRID, strategy="grid",
-                                               budget={"max_trials": 3})  # fmt: skip
+                                               budget={"max_trials": 3})
             assert isinstance(sweep, AsyncSweep) and sweep.status == "running"
             run_to_the_end(svc, sweep.id)
             assert await sweep.wait(poll_s=0.01) is sweep and sweep.status == "succeeded"

@@ -74,7 +74,7 @@ def test_bad_sweeps_are_422_naming_the_field_and_create_nothing(svc: Service, ov
          {"space": {"objective.lambda": {"low": 1e-6, "high": 1e-2, "scale": "log", "count": None}}}),
         ({"budget": {"max_trials": 3, "max_concurrent_trials": 1}}, {"budget": {"max_trials": 3, "max_concurrent": 1}}),
     ],
-)  # fmt: skip
+)
 def test_common_spellings_are_taken_and_answered_in_the_canonical_form(
     svc: Service, written: dict, canonical: dict
 ) -> None:
@@ -91,7 +91,7 @@ def test_a_bad_rule_is_a_422_naming_select_with_the_field_at_the_top(svc: Servic
     nothing_created(svc)
 
 
-def test_a_budget_over_the_tenant_quota_is_refused(make_service) -> None:  # noqa: ANN001
+def test_a_budget_over_the_tenant_quota_is_refused(make_service) -> None:
     svc = make_service(max_sweep_trials=4)
     dataset_id = svc.upload()
     response = svc.client.post("/v1/sweeps", json=body(dataset_id, budget={"max_trials": 5}))
@@ -99,7 +99,7 @@ def test_a_budget_over_the_tenant_quota_is_refused(make_service) -> None:  # noq
     nothing_created(svc)
 
 
-def test_a_trial_over_a_job_limit_is_refused(make_service) -> None:  # noqa: ANN001
+def test_a_trial_over_a_job_limit_is_refused(make_service) -> None:
     svc = make_service(max_knots=21)
     dataset_id = svc.upload()
     response = svc.client.post("/v1/sweeps", json=body(dataset_id, space={"spline.knots": [11, 41]}))
@@ -130,7 +130,7 @@ def test_a_retried_creation_with_its_idempotency_key_starts_one_sweep(svc: Servi
 def test_the_sweeps_list_pages_newest_first_and_filters(svc: Service) -> None:
     dataset_id, other_dataset = svc.upload(), svc.upload()
     ids = [svc.client.post("/v1/sweeps", json=body(d, seed=i)).json()["id"]
-           for i, d in enumerate([dataset_id, dataset_id, other_dataset])]  # fmt: skip
+           for i, d in enumerate([dataset_id, dataset_id, other_dataset])]
     first = svc.client.get("/v1/sweeps", params={"limit": 2})
     assert first.status_code == 200 and [s["id"] for s in first.json()["items"]] == ids[:0:-1]
     cursor = first.json()["next_cursor"]
@@ -153,7 +153,7 @@ def statements(svc: Service) -> Iterator[list[str]]:
     sent: list[str] = []
     engine = get_engine(svc.database_url)
 
-    def record(_conn, _cursor, statement, _parameters, _context, _many) -> None:  # noqa: ANN001
+    def record(_conn, _cursor, statement, _parameters, _context, _many) -> None:
         if "api_keys" not in statement and "tenants" not in statement:
             sent.append(statement)
 
@@ -238,12 +238,12 @@ def test_selection_honours_the_lipschitz_constraint(svc: Service) -> None:
     bounds = sorted(t["certified_lipschitz"] for t in sweep["trials"])
     limit = (bounds[0] + bounds[1]) / 2  # only the most robust model qualifies
     constrained = body(dataset_id, budget={"max_trials": 3, "max_concurrent": 3},
-                       select={"rule": "max_accuracy", "max_lipschitz": limit})  # fmt: skip
+                       select={"rule": "max_accuracy", "max_lipschitz": limit})
     again = run_to_the_end(svc, svc.client.post("/v1/sweeps", json=constrained).json()["id"])
     chosen = next(t for t in again["trials"] if t["trial"] == again["selected"]["trial"])
     assert chosen["certified_lipschitz"] <= limit
     impossible = body(dataset_id, budget={"max_trials": 3, "max_concurrent": 3},
-                      select={"rule": "max_accuracy", "max_lipschitz": bounds[0] / 2})  # fmt: skip
+                      select={"rule": "max_accuracy", "max_lipschitz": bounds[0] / 2})
     none = run_to_the_end(svc, svc.client.post("/v1/sweeps", json=impossible).json()["id"])
     assert none["status"] == "succeeded" and none["selected"] is None and "selection" in none["note"]
 
@@ -312,7 +312,7 @@ def test_max_certified_accuracy_selects_no_model_when_no_trial_certifies_and_the
     # a radius far beyond the data (the seed points lie in a unit square): nothing can be certified there
     base = {**BASE, "robustness": {"radii": [0.0, 50.0]}}
     request = body(dataset_id, base_config=base, budget={"max_trials": 3, "max_concurrent": 3},
-                   select={"rule": "max_certified_accuracy", "radius": 50.0})  # fmt: skip
+                   select={"rule": "max_certified_accuracy", "radius": 50.0})
     sweep = run_to_the_end(svc, svc.client.post("/v1/sweeps", json=request).json()["id"])
     assert all(t["certified_accuracy"]["global"][-1] == 0.0 for t in sweep["trials"])
     assert sweep["status"] == "succeeded" and sweep["selected"] is None
@@ -328,7 +328,7 @@ def tenant_usage(svc: Service) -> tuple[int, int]:
     return sum(j["status"] in ("queued", "running") for j in jobs), len(models)
 
 
-def test_a_sweep_is_refused_by_the_quotas_a_job_is_refused_by(make_service) -> None:  # noqa: ANN001
+def test_a_sweep_is_refused_by_the_quotas_a_job_is_refused_by(make_service) -> None:
     svc = make_service(quota_max_active_jobs=1, quota_max_models=1)
     dataset_id = svc.upload()
     job = svc.submit(dataset_id)
@@ -339,7 +339,7 @@ def test_a_sweep_is_refused_by_the_quotas_a_job_is_refused_by(make_service) -> N
     assert sweep_answer.headers["retry-after"]
     svc.worker.run(job)  # the job stores the tenant's one model
     problem(svc.client.post("/v1/jobs", json={"dataset_id": dataset_id, "config": TINY_CONFIG}), 403,
-            "quota-exceeded", quota="max_models", quota_value=1)  # fmt: skip
+            "quota-exceeded", quota="max_models", quota_value=1)
     one_at_a_time = body(dataset_id, budget={"max_trials": 6, "max_concurrent": 1})
     problem(svc.client.post("/v1/sweeps", json=one_at_a_time), 403, "quota-exceeded", quota="max_models")
     assert svc.client.get("/v1/sweeps").json()["items"] == []
@@ -353,12 +353,12 @@ def test_a_sweep_is_refused_by_the_quotas_a_job_is_refused_by(make_service) -> N
         ({"quota_max_models": 2}, {"max_trials": 6, "max_concurrent": 1}, 403, "max_models"),
     ],
 )
-def test_the_whole_budget_must_fit_the_quotas(make_service, quotas: dict, budget: dict, status: int,  # noqa: ANN001
-                                               quota: str) -> None:  # fmt: skip
+def test_the_whole_budget_must_fit_the_quotas(make_service, quotas: dict, budget: dict, status: int,
+                                               quota: str) -> None:
     svc = make_service(**quotas)
     dataset_id = svc.upload()
     answer = problem(svc.client.post("/v1/sweeps", json=body(dataset_id, budget=budget)), status, "quota-exceeded",
-                     quota=quota, quota_value=2)  # fmt: skip
+                     quota=quota, quota_value=2)
     assert "sweep" in answer["detail"]
     nothing_created(svc)
     # a budget that fits is taken: 2 trials at once, or as many trials as the quota has models
@@ -376,12 +376,12 @@ def test_a_sweep_is_refused_once_the_stored_bytes_quota_is_used(svc: Service) ->
     tenant = next(t for t in admin.get("/v1/admin/tenants").json()["items"] if t["name"] == "default")
     assert admin.patch(f"/v1/admin/tenants/{tenant['id']}", json={"quota_max_stored_bytes": used}).status_code == 200
     problem(svc.client.post("/v1/jobs", json={"dataset_id": dataset_id, "config": TINY_CONFIG}), 403,
-            "quota-exceeded", quota="max_stored_bytes")  # fmt: skip
+            "quota-exceeded", quota="max_stored_bytes")
     problem(svc.client.post("/v1/sweeps", json=body(dataset_id)), 403, "quota-exceeded", quota="max_stored_bytes")
     assert svc.client.get("/v1/sweeps").json()["items"] == []
 
 
-def test_running_sweeps_are_limited_per_tenant(make_service) -> None:  # noqa: ANN001
+def test_running_sweeps_are_limited_per_tenant(make_service) -> None:
     svc = make_service(quota_max_running_sweeps=2)
     dataset_id = svc.upload()
     first, _ = (svc.client.post("/v1/sweeps", json=body(dataset_id, seed=i)).json()["id"] for i in range(2))
@@ -398,10 +398,10 @@ def test_the_default_allows_four_running_sweeps(svc: Service) -> None:
     for seed in range(4):
         assert svc.client.post("/v1/sweeps", json=body(dataset_id, seed=seed)).status_code == 202
     problem(svc.client.post("/v1/sweeps", json=body(dataset_id, seed=4)), 429, "quota-exceeded",
-            quota="max_running_sweeps", quota_value=4)  # fmt: skip
+            quota="max_running_sweeps", quota_value=4)
 
 
-def test_trials_wait_for_the_active_jobs_quota_and_launch_when_it_clears(make_service) -> None:  # noqa: ANN001
+def test_trials_wait_for_the_active_jobs_quota_and_launch_when_it_clears(make_service) -> None:
     svc = make_service(quota_max_active_jobs=2)
     dataset_id = svc.upload()
     sweep_id = svc.client.post("/v1/sweeps", json=body(dataset_id)).json()["id"]
@@ -420,7 +420,7 @@ def test_trials_wait_for_the_active_jobs_quota_and_launch_when_it_clears(make_se
     assert done["status"] == "succeeded" and done["progress"]["succeeded"] == 3
 
 
-def test_a_sweep_that_the_models_quota_stops_ends_with_the_trials_it_ran(make_service) -> None:  # noqa: ANN001
+def test_a_sweep_that_the_models_quota_stops_ends_with_the_trials_it_ran(make_service) -> None:
     svc = make_service(quota_max_models=3)
     dataset_id = svc.upload()
     sweep_id = svc.client.post("/v1/sweeps", json=body(dataset_id, budget={"max_trials": 3, "max_concurrent": 1}))
@@ -440,7 +440,7 @@ def test_a_sweep_that_the_models_quota_stops_ends_with_the_trials_it_ran(make_se
     assert tenant_usage(svc) == (0, 3)  # never past the quota
 
 
-def test_the_space_size_is_limited_before_anything_in_it_is_read(make_service) -> None:  # noqa: ANN001
+def test_the_space_size_is_limited_before_anything_in_it_is_read(make_service) -> None:
     svc = make_service(max_sweep_values_per_path=10, max_sweep_paths=3, max_sweep_space_values=25)
     dataset_id = svc.upload()
     many = [1e-6 * (i + 1) for i in range(11)]
@@ -449,10 +449,10 @@ def test_the_space_size_is_limited_before_anything_in_it_is_read(make_service) -
     # paths are counted before they are looked up: four unknown paths are refused for their number
     four = {f"no.such.path{i}": [1] for i in range(4)}
     problem(svc.client.post("/v1/sweeps", json=body(dataset_id, space=four)), 422, "limit-exceeded", field="space",
-            limit="max_sweep_paths", limit_value=3)  # fmt: skip
+            limit="max_sweep_paths", limit_value=3)
     total = {"objective.lambda": many[:10], "objective.mu": many[:10], "training.lr": many[:10]}
     problem(svc.client.post("/v1/sweeps", json=body(dataset_id, space=total)), 422, "limit-exceeded", field="space",
-            limit="max_sweep_space_values", limit_value=25)  # fmt: skip
+            limit="max_sweep_space_values", limit_value=25)
     nothing_created(svc)
 
 
@@ -462,7 +462,7 @@ def test_the_schema_refuses_a_huge_space_while_parsing_and_cheaply(svc: Service)
 
     dataset_id = svc.upload()
     problem(svc.client.post("/v1/sweeps", json=body(dataset_id, space={"objective.lambda": [0.1] * 10_001})), 422,
-            "validation-error", field="space.objective.lambda")  # fmt: skip
+            "validation-error", field="space.objective.lambda")
     # the request of issue 26: 300,000 values (21.6 s of API CPU then); refused in a small fraction of that
     raw = json.dumps(body(dataset_id, space={"objective.lambda": [round(1e-3 + i * 1e-9, 9) for i in range(300_000)]}))
     started = time.process_time()

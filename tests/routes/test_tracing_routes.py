@@ -36,7 +36,7 @@ def traced(tmp_path: Path, template_db: Path) -> Iterator[tuple[TestClient, InMe
     data_dir.mkdir()
     shutil.copyfile(template_db, data_dir / DB_FILE)
     settings = Settings(data_dir=data_dir, database_url=f"sqlite:///{(data_dir / DB_FILE).resolve()}",
-                        broker_url=EMBEDDED_BROKER, reconcile_every_s=0, **OPEN_RATE)  # fmt: skip
+                        broker_url=EMBEDDED_BROKER, reconcile_every_s=0, **OPEN_RATE)
     dispose_all()  # engines made from now on are instrumented
     app = create_app(settings)
     exporter = InMemorySpanExporter()
@@ -64,14 +64,14 @@ def test_tracing_is_off_and_not_even_imported_by_default(tmp_path: Path) -> None
     code = ("import sys; from lipspline_platform.settings import Settings; from service.app import create_app; "
             f"create_app(Settings(data_dir={str(tmp_path)!r})); "
             "sys.exit(any(m.startswith(('opentelemetry.sdk', 'opentelemetry.instrumentation')) "
-            "for m in sys.modules))")  # fmt: skip
+            "for m in sys.modules))")
     env = {k: v for k, v in os.environ.items() if not k.startswith(("OTEL_", "LIPSPLINE_"))}
     assert subprocess.run([sys.executable, "-c", code], env=env, timeout=120).returncode == 0
     on = Settings(data_dir=tmp_path, otel_exporter_otlp_endpoint="http://collector:4318")
     assert tracing.otlp_endpoint(on) == "http://collector:4318"
 
 
-def test_a_job_submission_is_one_trace_from_the_request_to_the_broker_message(traced) -> None:  # noqa: ANN001
+def test_a_job_submission_is_one_trace_from_the_request_to_the_broker_message(traced) -> None:
     client, exporter, published = traced
     dataset = client.post("/v1/datasets", json=seed_dataset_body())
     assert dataset.status_code == 201
@@ -93,7 +93,7 @@ def test_a_job_submission_is_one_trace_from_the_request_to_the_broker_message(tr
     assert published[-1]["id"] == response.json()["id"]  # and the task id is the job id
 
 
-def test_probes_and_scrapes_make_no_spans(traced) -> None:  # noqa: ANN001
+def test_probes_and_scrapes_make_no_spans(traced) -> None:
     client, exporter, _ = traced
     exporter.clear()
     assert client.get("/healthz").status_code == 200 and client.get("/metrics").status_code == 200

@@ -7,14 +7,14 @@ from tests.routes.helpers import Service
 
 def test_every_dashboard_path_gets_the_page_and_files_get_their_type(svc: Service) -> None:
     for path in ("/ui", "/ui/", "/ui/jobs", f"/ui/models/{'0' * 32}", "/ui/models/circle@production",
-                 "/ui/models/circle%2Fversions%2F2", "/ui/registry", "/ui/registry/circle"):  # fmt: skip
+                 "/ui/models/circle%2Fversions%2F2", "/ui/registry", "/ui/registry/circle"):
         response = svc.anon.get(path)
         assert response.status_code == 200 and response.headers["content-type"] == "text/html; charset=utf-8", path
         assert '<script type="module" src="/ui/app.js">' in response.text
         assert '<a href="/ui/registry" data-link data-section="registry">Registry</a>' in response.text  # in the nav
     for path, media_type in (("/ui/app.js", "text/javascript"), ("/ui/pages/model.js", "text/javascript"),
                              ("/ui/pages/registry.js", "text/javascript"),
-                             ("/ui/style.css", "text/css"), ("/ui/favicon.svg", "image/svg+xml")):  # fmt: skip
+                             ("/ui/style.css", "text/css"), ("/ui/favicon.svg", "image/svg+xml")):
         response = svc.anon.get(path)
         assert response.status_code == 200 and response.headers["content-type"].startswith(media_type), path
 

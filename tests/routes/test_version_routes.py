@@ -16,7 +16,7 @@ def test_the_api_the_package_and_the_cli_report_one_version(svc: Service) -> Non
     assert lipspline.__version__ == installed
     assert svc.client.get("/openapi.json").json()["info"]["version"] == installed
     shown = subprocess.run([sys.executable, "-m", "service.cli", "--version"], capture_output=True, text=True,
-                           timeout=120)  # fmt: skip
+                           timeout=120)
     assert (shown.returncode, shown.stdout.strip()) == (0, f"lipspline {installed}"), shown.stderr
     from click.testing import CliRunner
 

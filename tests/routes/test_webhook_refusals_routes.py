@@ -17,7 +17,7 @@ from tests.routes.helpers import TINY_CONFIG, Service, problem
 
 GENERIC = "the host must resolve to public addresses only"
 INTERNAL = ["http://localhost:8000/hook", "http://[::127.0.0.1]/hook", "http://[64:ff9b::7f00:1]/hook",
-            "http://[::ffff:169.254.169.254]/latest", "http://2130706433/", "http://no-such-host.invalid/"]  # fmt: skip
+            "http://[::ffff:169.254.169.254]/latest", "http://2130706433/", "http://no-such-host.invalid/"]
 
 
 @pytest.mark.parametrize("url", INTERNAL)
@@ -32,7 +32,7 @@ def test_registering_an_internal_url_is_a_422_that_names_no_address(svc: Service
 def test_a_jobs_internal_notify_url_is_a_422_that_names_no_address(svc: Service) -> None:
     dataset_id = svc.upload()
     response = svc.client.post("/v1/jobs", json={"dataset_id": dataset_id, "config": TINY_CONFIG,
-                                                 "notify_url": "http://localhost:8000/hook"})  # fmt: skip
+                                                 "notify_url": "http://localhost:8000/hook"})
     body = problem(response, 422, "validation-error", field="notify_url")
     assert body["detail"] == f"notify_url: {GENERIC}"
     assert "127.0.0.1" not in response.text

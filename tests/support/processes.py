@@ -61,11 +61,11 @@ TERMINAL = frozenset({"succeeded", "failed", "cancelled"})
 def embedded_env(workdir: Path, **extra: str) -> dict[str, str]:
     """Environment of an embedded-default deployment (SQLite + filesystem broker) under ``workdir``."""
     return {"LIPSPLINE_DATA_DIR": str(workdir / "data"), "LIPSPLINE_DATABASE_URL": "",
-            "LIPSPLINE_BROKER_URL": "embedded://", **extra}  # fmt: skip
+            "LIPSPLINE_BROKER_URL": "embedded://", **extra}
 
 
 def wait_for_job(http: httpx.Client, job_id: str, statuses: set[str] | frozenset[str] = TERMINAL,
-                 timeout_s: float = 180) -> dict:  # fmt: skip
+                 timeout_s: float = 180) -> dict:
     """Poll a job until its status is one of ``statuses``; fail with its last state after ``timeout_s``."""
     deadline = time.monotonic() + timeout_s
     while True:
@@ -100,7 +100,7 @@ class Deployment:
         self.api = Process(argv, self.env, self.workdir / "api.log").start()
         for i in range(len(self.workers), self.n_workers):
             worker_argv = lipspline_argv("worker", "--queues", "cpu", "--concurrency", "1",
-                                         "--hostname", f"w{i}-{os.getpid()}@%h")  # fmt: skip
+                                         "--hostname", f"w{i}-{os.getpid()}@%h")
             self.workers.append(Process(worker_argv, self.env, self.workdir / f"worker{i}.log").start())
         self.wait_ready()
         if self.api_key is None:
@@ -116,7 +116,7 @@ class Deployment:
         result = subprocess.run(argv, env=self.env, capture_output=True, text=True, timeout=120, check=True)
         return result.stdout.strip()
 
-    def client(self, key: str | None = None, **kwargs) -> httpx.Client:  # noqa: ANN003
+    def client(self, key: str | None = None, **kwargs) -> httpx.Client:
         """An HTTP client authenticated with ``key`` (default: the deployment's own key)."""
         headers = {"Authorization": f"Bearer {key or self.api_key}"}
         return httpx.Client(base_url=self.url, headers=headers, timeout=kwargs.pop("timeout", 60), **kwargs)

@@ -18,7 +18,7 @@ from tests.support.processes import Process, free_port
 
 #: the credentials every process of a test deployment gets (moto accepts any unless told otherwise)
 CREDENTIALS = {"AWS_ACCESS_KEY_ID": "lipspline-test", "AWS_SECRET_ACCESS_KEY": "lipspline-test-secret",
-               "AWS_REGION": "us-east-1", "AWS_EC2_METADATA_DISABLED": "true"}  # fmt: skip
+               "AWS_REGION": "us-east-1", "AWS_EC2_METADATA_DISABLED": "true"}
 
 
 class S3Server:
@@ -47,7 +47,7 @@ class S3Server:
                 time.sleep(0.1)
         raise RuntimeError(f"moto server did not start:\n{self.process.log_tail()}")
 
-    def client(self):  # noqa: ANN201 - a boto3 S3 client
+    def client(self):
         import boto3
 
         return boto3.client("s3", endpoint_url=self.url, aws_access_key_id=CREDENTIALS["AWS_ACCESS_KEY_ID"],

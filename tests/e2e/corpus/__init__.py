@@ -116,14 +116,14 @@ def huge_shape_npz() -> bytes:
     """``X.npy`` declares a (10^6 x 10^6) float64 array (8 TB) but holds 32 bytes."""
     header = {"descr": "<f8", "fortran_order": False, "shape": (10**6, 10**6)}
     return _zip({"X.npy": _npy(header, bytes(32)), "y.npy": _npy({"descr": "<i8", "fortran_order": False,
-                                                                  "shape": (4,)}, bytes(32))})  # fmt: skip
+                                                                  "shape": (4,)}, bytes(32))})
 
 
 def short_payload_npz() -> bytes:
     """``X.npy`` declares (1000, 100) float64 (800 kB, under the limit) but holds 64 bytes."""
     header = {"descr": "<f8", "fortran_order": False, "shape": (1000, 100)}
     return _zip({"X.npy": _npy(header, bytes(64)), "y.npy": _npy({"descr": "<i8", "fortran_order": False,
-                                                                  "shape": (4,)}, bytes(32))})  # fmt: skip
+                                                                  "shape": (4,)}, bytes(32))})
 
 
 def truncated_header_npz() -> bytes:
@@ -299,7 +299,7 @@ def upload_cases() -> list[Case]:
         Case("multipart-file-as-text", 422, ("file",), field="file", form={"target": "y"},
              parts=[("file", (None, good_csv))]),
         Case("wrong-content-type", 415, ("content-type",), raw_body=csv_bytes(good_csv), content_type="text/csv"),
-    ]  # fmt: skip
+    ]
     return cases
 
 
@@ -326,7 +326,7 @@ JSON_DATASET_CASES = [
     Case("json-object-target", 422, ("row 0",), "non_numeric", 0, "y",
          json_body={"inputs": [[1], [2]], "targets": [{"a": 1}, 1]}),
     Case("json-unknown-key", 422, ("extra",), field="pickle", json_body={"inputs": [[1], [2]], "targets": [0, 1],
-                                                                        "pickle": "gASV"}),  # fmt: skip
+                                                                        "pickle": "gASV"}),
     Case("json-bad-task", 422, ("task",), field="task",
          json_body={"inputs": [[1], [2]], "targets": [0, 1], "task": "ranking"}),
     Case("json-not-json", 400, ("json",), raw_body=b'{"inputs": [[1, 2]'),
@@ -342,10 +342,10 @@ JSON_DATASET_CASES = [
     Case("json-too-many-features", 422, ("10001 features", "limit"),
          json_body={"inputs": [[0.0] * 10_001, [1.0] * 10_001], "targets": [0, 1]}),
     Case("json-name-too-long", 422, ("name",), field="name", json_body={"name": "n" * 300, "inputs": [[1], [2]],
-                                                                      "targets": [0, 1]}),  # fmt: skip
+                                                                      "targets": [0, 1]}),
     Case("json-feature-names-count", 422, ("2 feature names", "1 feature"), "bad_shape",
          json_body={"inputs": [[1], [2]], "targets": [0, 1], "feature_names": ["a", "b"]}),
-]  # fmt: skip
+]
 
 
 def _config(**sections: Any) -> dict:
@@ -401,7 +401,7 @@ CONFIG_CASES = [
          json_body=_config(objective={"mode": "l1"})),
     Case("config-device-tpu", 422, ("device",), field="config.device", json_body=_config(device="tpu")),
     Case("config-not-an-object", 422, ("config",), field="config", json_body={"dataset_id": "{dataset_id}",
-                                                                             "config": [1, 2]}),  # fmt: skip
+                                                                             "config": [1, 2]}),
     Case("config-null", 422, ("config",), field="config", json_body={"dataset_id": "{dataset_id}", "config": None}),
     Case("job-missing-dataset-id", 422, ("dataset_id",), field="dataset_id", json_body={"config": {}}),
     Case("job-unknown-dataset", 404, ("dataset_id", "does not exist"), json_body={"dataset_id": "nope", "config": {}}),
@@ -420,7 +420,7 @@ CONFIG_CASES = [
     Case("job-not-json", 400, ("json",), raw_body=b"dataset_id=abc"),
     Case("job-deep-nesting", 400, ("body",),
          raw_body=b'{"dataset_id": "{dataset_id}", "config": ' + b'{"a":' * 50_000 + b"1" + b"}" * 50_001),
-]  # fmt: skip
+]
 
 
 #: POST /v1/models/{id}/predict of a model with 2 features
@@ -461,7 +461,7 @@ PREDICT_CASES = [
     Case("predict-not-json", 400, ("json",), raw_body=b"{inputs: [[0.1, 0.2]]}"),
     Case("predict-not-utf8", 400, ("body",), raw_body=b'{"inputs": [[0.1, 0.2]], "epsilon": "\xff"}'),
     Case("predict-array-body", 422, (), json_body=[[0.1, 0.2]]),
-]  # fmt: skip
+]
 
 
 def request_kwargs(case: Case, dataset_id: str | None = None) -> dict[str, Any]:

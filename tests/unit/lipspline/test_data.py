@@ -649,7 +649,7 @@ def test_tabular_opening_messages_name_the_format() -> None:
         (parse_csv, b"t\n0\n1\n", "no_features", "The CSV file has no feature columns besides the target."),
         (parse_parquet, _parquet_bytes(pa.table({"t": [0, 1]})), "no_features",
          "The Parquet file has no feature columns besides the target."),
-    ]  # fmt: skip
+    ]
     for parse, data, problem, message in cases:
         assert str(_raises(problem, parse, data, target="t")) == message
 

@@ -156,7 +156,7 @@ def test_target_radius_training_certifies_the_validation_points_at_that_radius()
     radius = 0.4
     config = TrainingConfig.model_validate(
         {"robustness": {"target_radius": radius}, "architecture": {"hidden": [16, 16]},
-         "training": {"epochs": 60, "seed": 0}}  # fmt: skip
+         "training": {"epochs": 60, "seed": 0}}
     )
     result = fit(data, config)
     assert result.outcome.monitor == "validation_certified_accuracy"
@@ -174,7 +174,7 @@ def test_lipschitz_margin_on_an_unconstrained_network_uses_its_own_bound():
     data = blobs(seed=1)
     config = TrainingConfig.model_validate(
         {"objective": {"mode": "none", "loss": "lipschitz_margin", "margin": 0.3},
-         "architecture": {"hidden": [16], "activation": "relu"}, "training": {"epochs": 40, "seed": 0}}  # fmt: skip
+         "architecture": {"hidden": [16], "activation": "relu"}, "training": {"epochs": 40, "seed": 0}}
     )
     plain = config.model_copy(update={"objective": config.objective.model_copy(update={"loss": "auto"})})
     margin_model, plain_model = fit(data, config).model, fit(data, plain).model

@@ -39,7 +39,7 @@ def trained() -> tuple:
     return data, model, certify_global(model.network).certified
 
 
-def _margin_and_gradient(model, x: np.ndarray, label: np.ndarray) -> tuple[np.ndarray, np.ndarray]:  # noqa: ANN001
+def _margin_and_gradient(model, x: np.ndarray, label: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Margin of the true class (positive: correctly classified) and its gradient, from the served map."""
     served = model.served_map()
     outputs = served.outputs(x)
@@ -57,7 +57,7 @@ def _margin_and_gradient(model, x: np.ndarray, label: np.ndarray) -> tuple[np.nd
 
 def _attack_flips(
     model, x: np.ndarray, label: np.ndarray, radius: float, steps: int = 40, restarts: int = 4
-) -> np.ndarray:  # noqa: ANN001, E501
+) -> np.ndarray:  # noqa: E501
     """Per row: whether any PGD iterate inside the l2 ball of ``radius`` is labelled otherwise."""
     rng = np.random.default_rng(0)
     flipped = np.zeros(len(x), dtype=bool)
@@ -161,7 +161,7 @@ def target_trained(request: pytest.FixtureRequest) -> tuple:
     config = TrainingConfig.model_validate({
         "architecture": {"hidden": [16, 16]}, "objective": {"one_lipschitz_layer": request.param},
         "robustness": {"target_radius": target}, "training": {"epochs": 40, "seed": 0}, "device": "cpu",
-    })  # fmt: skip
+    })
     model = fit(data, config).model
     return data, model, certify_global(model.network).certified, target
 

@@ -17,7 +17,7 @@ from lipspline.sweeps.space import Choice, Range, SpaceError, apply, grid, grid_
 BASE = TrainingConfig.model_validate({"training": {"epochs": 9}})
 
 
-def spec(space: dict, strategy: str = "grid", max_trials: int = 20, **kw) -> SweepSpec:  # noqa: ANN003
+def spec(space: dict, strategy: str = "grid", max_trials: int = 20, **kw) -> SweepSpec:
     return SweepSpec(BASE, parse_space(space, BASE), strategy, max_trials, **kw)
 
 
@@ -26,7 +26,7 @@ def test_paths_use_the_public_names_and_values_reach_the_config() -> None:
     mu = {"low": 1e-5, "high": 1e-3, "scale": "log", "count": 3}
     dims = parse_space({"objective.lambda": [1e-6, 1e-3], "spline.knots": [5, 21],
                         "architecture.hidden": [[4], [8, 8]], "architecture.activation": ["relu", "deepspline"],
-                        "objective.mode": ["bv2", "tv2"], "objective.mu": mu}, BASE)  # fmt: skip
+                        "objective.mode": ["bv2", "tv2"], "objective.mu": mu}, BASE)
     assert [d.path for d in dims][:2] == ["objective.lambda", "spline.knots"]
     config = apply(BASE, {"objective.lambda": 1e-3, "architecture.hidden": [8, 8]})
     assert config.objective.lambda_ == 1e-3 and config.architecture.hidden == [8, 8]
@@ -79,7 +79,7 @@ def test_integer_ranges_are_rounded_and_deduplicated() -> None:
 
 def test_random_sampling_is_seeded_and_stays_in_the_range() -> None:
     dims = parse_space({"objective.lambda": {"low": 1e-6, "high": 1e-2, "scale": "log"}, "spline.knots": [5, 21, 41]},
-                       BASE)  # fmt: skip
+                       BASE)
     first, again, other = sample(dims, 12, seed=7), sample(dims, 12, seed=7), sample(dims, 12, seed=8)
     assert first == again and first != other
     assert all(1e-6 <= p["objective.lambda"] <= 1e-2 and p["spline.knots"] in (5, 21, 41) for p in first)
@@ -207,11 +207,11 @@ def test_the_local_engine_stops_trials_at_rungs_through_the_cooperative_stop() -
 
     data = make_circle(60, seed=0)
     base = TrainingConfig.model_validate({"architecture": {"hidden": [2]}, "device": "cpu",
-                                          "training": {"epochs": 3, "validation_split": 0.25}})  # fmt: skip
+                                          "training": {"epochs": 3, "validation_split": 0.25}})
     model = fit(data, base.model_copy(update={"training": base.training.model_copy(update={"epochs": 1})})).model
     rung_scores = {5: 0.5, 7: 0.9, 9: 0.1, 11: 0.95}  # by K: sequential ASHA keeps 5, 7, 11 and stops 9
 
-    def train(_data, config, on_epoch):  # noqa: ANN001, ANN202
+    def train(_data, config, on_epoch):
         for epoch in range(1, config.training.epochs + 1):
             score = rung_scores[config.spline.knots] if epoch == 1 else 1.0
             report = EpochReport(epoch, config.training.epochs, {}, {}, {"accuracy": score, "loss": 1.0}, 0.0)

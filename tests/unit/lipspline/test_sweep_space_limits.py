@@ -39,7 +39,7 @@ CASES: list[tuple[TrainingConfig, str, Any]] = [
     (BASE, "robustness.radii", [0.1, 0.2]), (BASE, "robustness.target_radius", 0.25), (BASE, "device", "tpu"),
     (BASE, "device", "cpu"), (BASE, "training.epochs", None), (BASE, "training.validation_split", 1.0),
     (BASE, "objective.margin", float("inf")), (BASE, "objective.mode", "bv2"), (BASE, "spline.range", None),
-]  # fmt: skip
+]
 
 
 def _old_check(base: TrainingConfig, path: str, value: Any) -> str | None:

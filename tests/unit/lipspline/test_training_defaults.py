@@ -241,7 +241,7 @@ OLD_DEFAULTS_WRITTEN_OUT = {
     "training": {"epochs": 100, "batch_size": 64, "lr": 1e-3, "optimizer": "adam", "momentum": 0.9, "seed": 0,
                  "validation_split": 0.2, "stop_check_every": 10},
     "device": "auto",
-}  # fmt: skip
+}
 
 
 def test_configs_written_before_the_new_defaults_validate_and_keep_their_settings():

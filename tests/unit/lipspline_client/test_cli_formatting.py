@@ -46,11 +46,11 @@ def test_text_reads_every_value_without_a_repr(value: object, shown: str) -> Non
 
 def test_field_rows_flatten_nested_records_with_dotted_names_and_readable_times() -> None:
     record = {"id": ID, "progress": {"epoch": 3, "losses": {"total": 0.5}, "registered_as": None},
-              "warnings": [], "created_at": "2026-12-06T06:15:12.5Z", "layers": [{"n": 1}, {"n": 2}]}  # fmt: skip
+              "warnings": [], "created_at": "2026-12-06T06:15:12.5Z", "layers": [{"n": 1}, {"n": 2}]}
     rows = dict(field_rows(record))
     assert rows == {"id": ID, "progress.epoch": "3", "progress.losses.total": "0.5", "progress.registered_as": "-",
                     "warnings": "-", "created_at": "2026-12-06 06:15:12 UTC", "layers.0": "n 1",
-                    "layers.1": "n 2"}  # fmt: skip
+                    "layers.1": "n 2"}
     assert not any("{" in value or "None" in value for value in rows.values())
 
 
@@ -67,9 +67,9 @@ def test_a_sweeps_selection_line_names_its_rule_in_words() -> None:
     assert rule_text({"rule": "max_accuracy", "max_lipschitz": None}) == "max_accuracy"
     assert rule_text({"rule": "max_certified_accuracy", "radius": 0.05}) == "max_certified_accuracy at l2 radius 0.05"
     sweep = _sweep(selected={"trial": 1, "model_id": ID, "rule": {"rule": "max_accuracy", "max_lipschitz": 20},
-                             "registered_as": {"name": "circle", "version": 3}})  # fmt: skip
+                             "registered_as": {"name": "circle", "version": 3}})
     assert selection_text(sweep) == (f"selected: trial 1, model {ID} (registered as circle v3) by max_accuracy "
-                                     "with certified Lipschitz <= 20")  # fmt: skip
+                                     "with certified Lipschitz <= 20")
 
 
 def _table_text(width: int, *args: object, **kwargs: object) -> str:
@@ -92,7 +92,7 @@ def test_tables_never_cut_an_id_whatever_the_width(width: int) -> None:
 
 def test_a_table_cell_is_text_never_markup_nor_a_repr() -> None:
     shown = _table_text(120, "t", ["field", "value"], [["name", "[bold]x[/bold]"], ["metrics", {"loss": 0.5}],
-                                                        ["error", None]])  # fmt: skip
+                                                        ["error", None]])
     assert "[bold]x[/bold]" in shown and "loss 0.5" in shown and "None" not in shown and "{'" not in shown
 
 
@@ -108,7 +108,7 @@ def _console(width: int) -> Console:
 
 EPOCH = JobEvent(seq=13, type="epoch", job_id=ID, data={
     "epoch": 12, "epochs": 40, "losses": {"data": 0.3, "bv2": 0.002, "total": 0.3123},
-    "train_metrics": {"accuracy": 0.91, "loss": 0.3}, "validation_metrics": {"accuracy": 0.9}})  # fmt: skip
+    "train_metrics": {"accuracy": 0.91, "loss": 0.3}, "validation_metrics": {"accuracy": 0.9}})
 
 
 def test_the_job_progress_keeps_bar_count_loss_and_eta_at_80_columns() -> None:
@@ -142,7 +142,7 @@ def _sweep(**members: object) -> SweepOut:
             "trials": [], "front": {"lipschitz": [{"trial": 0, "model_id": ID, "score": 0.9},
                                                  {"trial": 1, "model_id": ID, "score": 0.95}],
                                     "certified_accuracy": []},
-            "created_at": "2026-12-06T06:00:00Z", "updated_at": "2026-12-06T06:01:00Z"}  # fmt: skip
+            "created_at": "2026-12-06T06:00:00Z", "updated_at": "2026-12-06T06:01:00Z"}
     return SweepOut.model_validate({**base, **members})
 
 
@@ -206,7 +206,7 @@ def test_which_model_answered_from_the_body_else_the_headers_else_nothing() -> N
     from_headers = answered_by(httpx.Response(200, content=json.dumps({"predictions": [1]}), headers=headers))
     assert from_headers == {"model_id": ID, "registered_name": "circle", "version": 3}
     assert answered_by(httpx.Response(200, json={"predictions": [1]})) == {
-        "model_id": None, "registered_name": None, "version": None}  # fmt: skip
+        "model_id": None, "registered_name": None, "version": None}
 
 
 README_SPACE = {"objective.lambda": {"low": 1e-6, "high": 1e-1, "scale": "log"}, "spline.knots": [5, 11, 21]}

@@ -29,13 +29,13 @@ def settings(tmp_path: Path) -> Settings:
     with session_scope(settings.resolved_database_url) as session:
         session.add(DatasetRow(id="d1", tenant_id=DEFAULT_TENANT, name="d", task="classification", n_samples=1,
                                n_features=1, feature_names=["x"], source_format="json", sha256="0" * 64,
-                               content=b""))  # fmt: skip
+                               content=b""))
     yield settings
     dispose_all()
 
 
 def add_job(settings: Settings, job_id: str, status: str, *, attempts: int = 1, beat_ago: float | None = None,
-            sent_ago: float | None = None, cancel: bool = False, checkpoint: bool = False) -> None:  # fmt: skip
+            sent_ago: float | None = None, cancel: bool = False, checkpoint: bool = False) -> None:
     with session_scope(settings.resolved_database_url) as session:
         session.add(
             JobRow(
@@ -53,7 +53,7 @@ def add_job(settings: Settings, job_id: str, status: str, *, attempts: int = 1, 
                 updated_at=NOW - timedelta(hours=1),
                 heartbeat_at=None if beat_ago is None else NOW - timedelta(seconds=beat_ago),
                 dispatched_at=None if sent_ago is None else NOW - timedelta(seconds=sent_ago),
-            )  # fmt: skip
+            )
         )
         if checkpoint:
             session.flush()
@@ -107,7 +107,7 @@ def test_lost_messages_are_resent_and_a_failed_send_is_retried(settings: Setting
     add_job(settings, "never-stamped", JobStatus.queued, attempts=0)  # created an hour ago, no dispatched_at
     add_job(settings, "fresh", JobStatus.queued, attempts=0, sent_ago=10)
 
-    def broken(*_args) -> None:  # noqa: ANN002
+    def broken(*_args) -> None:
         raise ConnectionError("redis down")
 
     outcome = reconcile_once(settings, broken, now=NOW)
@@ -168,11 +168,11 @@ def test_a_pass_advances_sweeps_once_and_never_launches_a_trial_twice(settings: 
 
     request = {"dataset_id": "d1", "base_config": {"training": {"epochs": 2}}, "strategy": "grid",
                "space": {"objective.lambda": [0.0, 1e-3, 1e-1]},
-               "budget": {"max_trials": 3, "max_concurrent": 1}}  # fmt: skip
+               "budget": {"max_trials": 3, "max_concurrent": 1}}
     _, planned = sweeps.plan(request)
     with session_scope(settings.resolved_database_url) as session:
         first = sweeps.create(session, sweep_id="s1", tenant_id=DEFAULT_TENANT, dataset_id="d1", request=request,
-                              planned=planned, register_as=None)  # fmt: skip
+                              planned=planned, register_as=None)
     assert len(first) == 1
     sent: list[str] = []
     assert reconcile_once(settings, lambda _s, job_id, _q: sent.append(job_id), now=NOW).launched == []
@@ -205,7 +205,7 @@ def test_reconciler_wakes_at_a_lease_deadline_not_a_period_later(settings: Setti
         for job_id in ("dead", "alive"):
             session.add(JobRow(id=job_id, tenant_id=DEFAULT_TENANT, dataset_id="d1", config={}, status="running",
                                queue="cpu", cancel_requested=False, progress={}, attempts=1, worker_host="w@h",
-                               created_at=began, updated_at=began, heartbeat_at=began))  # fmt: skip
+                               created_at=began, updated_at=began, heartbeat_at=began))
     stop = threading.Event()
 
     def beat() -> None:  # the live runner's lease thread

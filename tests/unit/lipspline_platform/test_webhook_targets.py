@@ -17,7 +17,7 @@ from lipspline_platform.settings import WEBHOOK_LEASE_MARGIN_S, Settings
 from lipspline_platform.webhooks.targets import NOT_PUBLIC, RefusedTargetError, check_target, embedded_ipv4, is_public
 
 PRIVATE_V4 = ["127.0.0.1", "10.1.2.3", "172.16.0.1", "192.168.1.1", "169.254.169.254", "100.64.0.1", "0.0.0.0",
-              "255.255.255.255", "224.0.0.1", "240.0.0.1", "192.0.2.1", "198.18.0.1"]  # fmt: skip
+              "255.255.255.255", "224.0.0.1", "240.0.0.1", "192.0.2.1", "198.18.0.1"]
 
 
 def _embeddings(v4: str) -> list[str]:
@@ -25,7 +25,7 @@ def _embeddings(v4: str) -> list[str]:
     n = int(ipaddress.IPv4Address(v4))
     hi, lo = n >> 16, n & 0xFFFF
     return [f"::ffff:{v4}", f"::{v4}", f"::ffff:0:{v4}", f"64:ff9b::{v4}", f"64:ff9b::{hi:x}:{lo:x}",
-            f"64:ff9b:1::{hi:x}:{lo:x}", f"2002:{hi:x}:{lo:x}::1", f"2002:{hi:x}:{lo:x}:1::abcd"]  # fmt: skip
+            f"64:ff9b:1::{hi:x}:{lo:x}", f"2002:{hi:x}:{lo:x}::1", f"2002:{hi:x}:{lo:x}:1::abcd"]
 
 
 @pytest.mark.parametrize("v4", PRIVATE_V4)
@@ -42,13 +42,13 @@ def test_every_ipv6_embedding_of_a_private_ipv4_address_is_refused(v4: str) -> N
     "::1", "::", "fe80::1", "fe80::1%1", "fc00::1", "fd12:3456::1", "fec0::1", "ff02::1", "ff0e::1",
     "2001:db8::1", "2001:0:4136:e378:8000:63bf:3fff:fdd2",  # Teredo, whatever its embedded client
     "2001:0:4136:e378:8000:63bf:f7f7:f7f7", "100::1", "4000::1", "64:ff9b:1::808:808", "::ffff:0:0",
-])  # fmt: skip
+])
 def test_non_global_ipv6_is_refused(v6: str) -> None:
     assert not is_public(ipaddress.IPv6Address(v6))
 
 
 @pytest.mark.parametrize("address", ["8.8.8.8", "1.1.1.1", "2606:4700:4700::1111", "2a00:1450:4001::1",
-                                     "64:ff9b::808:808", "::ffff:8.8.8.8", "2002:808:808::1"])  # fmt: skip
+                                     "64:ff9b::808:808", "::ffff:8.8.8.8", "2002:808:808::1"])
 def test_public_addresses_and_embeddings_of_public_ipv4_pass(address: str) -> None:
     ip = ipaddress.ip_address(address)
     assert is_public(ip)
@@ -68,7 +68,7 @@ def test_embedded_ipv4_reads_each_form() -> None:
     "http://127.0.0.1:9/x", "http://169.254.169.254/latest", "http://10.0.0.1/", "http://2130706433/",
     "http://0x7f.1/", "http://[::ffff:127.0.0.1]/", "http://[::127.0.0.1]/",
     "http://[64:ff9b::7f00:1]/", "http://[2002:7f00:1::]/", "http://localhost:8000/", "http://name.invalid/",
-])  # fmt: skip
+])
 def test_refusals_say_nothing_about_what_the_host_resolved_to(url: str) -> None:
     with pytest.raises(RefusedTargetError) as refused:
         check_target(url, allow_private=False)
@@ -81,7 +81,7 @@ def test_refusals_say_nothing_about_what_the_host_resolved_to(url: str) -> None:
     ("http:///nohost", "no host"),
     ("http://[::1/", "cannot be parsed"),
     ("http://0177.0.0.1/", "cannot be parsed"),  # httpx refuses octal IPv4; the resolver would read 127.0.0.1
-])  # fmt: skip
+])
 def test_urls_that_are_not_http_targets_are_refused_before_any_lookup(url: str, message: str) -> None:
     with pytest.raises(RefusedTargetError, match=message):
         check_target(url, allow_private=True)

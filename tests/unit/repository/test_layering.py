@@ -171,6 +171,6 @@ def test_the_client_imports_without_the_server_install() -> None:
     blocked = ["torch", "fastapi", "sqlalchemy", "celery", "pydantic_settings", "pyarrow", "scipy"]
     code = (f"import sys\nfor m in {blocked!r}: sys.modules[m] = None\n"
             "import lipspline_client, lipspline_client.cli, service.cli\n"
-            "assert service.cli.main(['datasets', '--help']) == 0\n")  # fmt: skip
+            "assert service.cli.main(['datasets', '--help']) == 0\n")
     result = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=60)
     assert result.returncode == 0, result.stderr

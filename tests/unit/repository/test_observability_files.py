@@ -32,7 +32,7 @@ OUR_SERIES = {
     for family in REGISTRY.collect()
     if family.name.startswith("lipspline_")
     for sample_name in (family.name, f"{family.name}_total", f"{family.name}_bucket", f"{family.name}_count",
-                        f"{family.name}_sum")  # fmt: skip
+                        f"{family.name}_sum")
 } | {"lipspline_jobs", "lipspline_jobs_scrape_error"}
 
 

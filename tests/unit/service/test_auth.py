@@ -84,7 +84,7 @@ def test_tenant_by_name(url: str) -> None:
 
 
 @pytest.mark.parametrize("key", ["", "lsk_", "lsk_unknown-but-well-formed-key-000000", "LSK_abc", "sk_abc",
-                                 "lsk_" + "a" * 125, "\udcff"])  # fmt: skip
+                                 "lsk_" + "a" * 125, "\udcff"])
 def test_unknown_or_malformed_keys_have_no_tenant(url: str, key: str) -> None:
     create(url, DEFAULT_TENANT)
     assert lookup(url, key) is None
@@ -96,7 +96,7 @@ def test_a_key_too_long_is_refused_before_any_lookup(url: str) -> None:
         # plant a row whose hash matches a 129-character key: the length check alone refuses it
         long_key = key + "x" * (129 - len(key))
         session.add(ApiKeyRow(id="long", tenant_id=DEFAULT_TENANT, prefix=long_key[:12],
-                              key_hash=auth.hash_key(long_key)))  # fmt: skip
+                              key_hash=auth.hash_key(long_key)))
     assert lookup(url, long_key) is None and lookup(url, key) == DEFAULT_TENANT
 
 

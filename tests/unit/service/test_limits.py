@@ -25,7 +25,7 @@ from service.limits import (
 from service.problems import PROBLEM_BASE, ProblemError
 
 SETTINGS = Settings(max_rows=100, max_features=4, max_classes=3, max_width=16, max_depth=2, max_knots=21,
-                    max_parameters=2000, max_epochs=50, reconcile_every_s=0)  # fmt: skip
+                    max_parameters=2000, max_epochs=50, reconcile_every_s=0)
 
 
 @dataclass
@@ -40,10 +40,10 @@ class Shape:
 
 def config(**sections: dict) -> TrainingConfig:
     return TrainingConfig.model_validate({"training": {"epochs": 5}, "architecture": {"hidden": [4]},
-                                          "spline": {"knots": 11}, **sections})  # fmt: skip
+                                          "spline": {"knots": 11}, **sections})
 
 
-def refused(call, *args) -> ProblemError:  # noqa: ANN001, ANN002
+def refused(call, *args) -> ProblemError:
     with pytest.raises(ProblemError) as caught:
         call(*args)
     return caught.value
@@ -59,7 +59,7 @@ def test_a_dataset_at_every_limit_passes() -> None:
     (Shape(n_samples=101), "max_rows", 100, "101 rows exceed the limit of 100"),
     (Shape(n_features=5), "max_features", 4, "5 features exceed the limit of 4"),
     (Shape(classes=[0, 1, 2, 3], task="classification"), "max_classes", 3, "4 classes exceed the limit of 3"),
-])  # fmt: skip
+])
 def test_dataset_limits(shape: Shape, limit: str, value: int, words: str) -> None:
     error = refused(check_dataset, shape, SETTINGS)
     assert (error.status, error.kind, error.title) == (422, "limit-exceeded", "Limit Exceeded")
@@ -87,9 +87,9 @@ def test_a_network_at_every_limit_passes() -> None:
     ({"spline": {"knots": 23}}, "max_knots", 21, "config.spline.knots", "23 knots exceed the limit of 21"),
     ({"architecture": {"hidden": [16, 16]}, "spline": {"knots": 21}, "training": {"epochs": 5}}, None, None, None,
      None),
-])  # fmt: skip
+])
 def test_network_limits(sections: dict, limit: str | None, value: int | None, field: str | None,
-                        words: str | None) -> None:  # fmt: skip
+                        words: str | None) -> None:
     if limit is None:  # the control: the same kind of config, within every limit
         check_network(config(**sections), Shape(), SETTINGS)
         return
@@ -107,7 +107,7 @@ def test_parameter_limit_counts_the_real_network() -> None:
     assert error.extra["limit"] == "max_parameters" and error.extra["errors"][0]["field"] == "config.architecture"
     assert f"the network has {count} parameters" in error.detail
     check_network(wide, Shape(n_features=4, classes=[0, 1, 2], task="classification"),
-                  Settings(max_parameters=count, reconcile_every_s=0))  # fmt: skip
+                  Settings(max_parameters=count, reconcile_every_s=0))
 
 
 def test_knots_limit_applies_only_to_spline_activations() -> None:
@@ -130,7 +130,7 @@ def test_an_architecture_that_does_not_fit_the_data_is_named() -> None:
 
 @pytest.mark.parametrize(("hidden", "n_features", "n_outputs", "knots"), [
     ([2], 2, 1, 11), ([16, 16], 4, 3, 21), ([5, 3, 7], 10, 1, 5),
-])  # fmt: skip
+])
 def test_parameter_count_is_exact(hidden: list[int], n_features: int, n_outputs: int, knots: int) -> None:
     cfg = config(architecture={"hidden": hidden}, spline={"knots": knots})
     built = SplineNetwork(cfg, n_features, n_outputs)
@@ -148,7 +148,7 @@ def test_parameter_count_allocates_nothing() -> None:
 def test_problem_shapes() -> None:
     error = limit_exceeded("config.x", "too big", "max_x", 7)
     assert (error.status, error.title, error.detail, error.kind) == (422, "Limit Exceeded", "config.x: too big",
-                                                                     "limit-exceeded")  # fmt: skip
+                                                                     "limit-exceeded")
     assert error.extra == {"errors": [{"field": "config.x", "message": "too big"}], "limit": "max_x", "limit_value": 7}
     big = too_large(1000)
     assert (big.status, big.kind) == (413, "content-too-large")
@@ -164,7 +164,7 @@ class Recorder:
         self.body = b""
         self.sent: list[dict] = []
 
-    async def __call__(self, scope: dict, receive, send) -> None:  # noqa: ANN001
+    async def __call__(self, scope: dict, receive, send) -> None:
         self.called = True
         while True:
             message = await receive()

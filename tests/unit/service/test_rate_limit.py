@@ -87,7 +87,7 @@ def test_concurrent_requests_get_exactly_the_burst(clock: Clock) -> None:
 
 
 @pytest.mark.parametrize(("wait", "header"), [(0.0001, "1"), (0.5, "1"), (1.0, "1"), (1.01, "2"), (9.99, "10"),
-                                              (10.0, "10")])  # fmt: skip
+                                              (10.0, "10")])
 def test_retry_after_is_whole_seconds_rounded_up_at_least_one(wait: float, header: str) -> None:
     assert RateLimiter.retry_after_header(wait) == header
 

@@ -20,7 +20,7 @@ ROUTERS = ROOT / "service" / "routers"
 EXEMPT = {"models.py", "oip.py"}
 #: what a session does that is a domain module's business (queries, writes, the transaction)
 SESSION_METHODS = {"get", "execute", "scalars", "scalar", "add", "add_all", "delete", "flush", "merge", "query",
-                   "commit", "rollback", "refresh"}  # fmt: skip
+                   "commit", "rollback", "refresh"}
 #: how a session is called in the routers
 SESSION_NAMES = {"session", "db", "db_session"}
 

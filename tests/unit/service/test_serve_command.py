@@ -18,11 +18,11 @@ def test_a_taken_port_is_one_line_and_exit_1_before_any_key_or_file(tmp_path: Pa
         port = taken.getsockname()[1]
         env = {"LIPSPLINE_DATA_DIR": str(tmp_path / "data"), "PATH": "/usr/bin:/bin"}
         result = subprocess.run([sys.executable, "-m", "service.cli", "serve", "--port", str(port)], env=env,
-                                capture_output=True, text=True, timeout=120)  # fmt: skip
+                                capture_output=True, text=True, timeout=120)
     assert result.returncode == 1
     assert result.stdout == ""  # no key, no export line
     assert result.stderr.strip() == (f"lipspline serve: port {port} on 127.0.0.1 is already in use; choose another "
-                                     "with --port (make serve PORT=...)")  # fmt: skip
+                                     "with --port (make serve PORT=...)")
     assert not (tmp_path / "data").exists()  # nothing written: no database, no key file
 
 

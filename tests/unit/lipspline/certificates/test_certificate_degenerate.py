@@ -241,7 +241,7 @@ def test_barrier_on_a_constant_net_ends_with_a_reason_instead_of_hanging() -> No
 
 @pytest.mark.parametrize("isolate", [True, False])
 def test_any_exception_inside_the_solve_becomes_a_reason(monkeypatch: pytest.MonkeyPatch, isolate: bool) -> None:
-    def broken(self, deadline):  # noqa: ANN001, ANN202
+    def broken(self, deadline):
         raise np.linalg.LinAlgError("SVD did not converge")
 
     monkeypatch.setattr(lipsdp_module._Barrier, "solve", broken)

@@ -33,7 +33,7 @@ def _check(a: np.ndarray, rel: float = 1e-6) -> None:
         lambda r: r.standard_normal((480, 420)) * 2.0**-600,  # tiny entries (pre-scaling)
     ],
 )
-def test_large_proven_norms_are_sound_and_tight(make) -> None:  # noqa: ANN001
+def test_large_proven_norms_are_sound_and_tight(make) -> None:
     _check(make(np.random.default_rng(7)))
 
 

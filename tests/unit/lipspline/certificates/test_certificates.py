@@ -70,7 +70,7 @@ def make_net(
     return net
 
 
-def f64(net: SplineNetwork):  # noqa: ANN201
+def f64(net: SplineNetwork):
     """The served map of ``net`` (the function every certificate bounds) on float64 tensors."""
     served = ServedMap(net)
     return lambda x: torch.from_numpy(served.outputs(x.numpy()))

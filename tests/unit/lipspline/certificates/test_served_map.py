@@ -86,7 +86,7 @@ def random_net(
 
 
 # ---- the exact oracle --------------------------------------------------------------------------
-def _exact_activation(view, h: list[Fraction]) -> list[Fraction]:  # noqa: ANN001
+def _exact_activation(view, h: list[Fraction]) -> list[Fraction]:
     if isinstance(view, GroupSortView):
         out = list(h)
         for group in range(0, view.n_units, 2 * view.block):
