@@ -17,12 +17,13 @@ from sqlalchemy.orm import Session
 
 from api_schemas import ACTIVE_STATES
 from lipspline.data import Dataset
-from lipspline_platform import artifacts, labels
+from lipspline_platform import labels
 from lipspline_platform.db.ids import new_id
 from lipspline_platform.db.ownership import find_owned
 from lipspline_platform.db.pagination import Rows, Window, list_owned
 from lipspline_platform.db.tables import DatasetRow, JobRow
 from lipspline_platform.settings import Settings
+from lipspline_platform.storage import artifacts
 
 
 # ---- reads ---------------------------------------------------------------------------------------

@@ -58,7 +58,7 @@ from lipspline.sweeps import halving
 from lipspline.sweeps.plan import SweepSpec, SweepSummary, next_to_launch, planned_trials, summarize
 from lipspline.sweeps.selection import Selection, TrialOutcome
 from lipspline.sweeps.space import apply, parse_space
-from lipspline_platform import labels, lifecycle, registry
+from lipspline_platform import labels, registry
 from lipspline_platform.db.engine import session_scope
 from lipspline_platform.db.ids import new_id
 from lipspline_platform.db.ownership import find_owned
@@ -71,7 +71,8 @@ from lipspline_platform.db.tables import (
     SweepRow,
     SweepTrialRow,
 )
-from lipspline_platform.queue import queue_for_device, send_job
+from lipspline_platform.jobs import lifecycle
+from lipspline_platform.jobs.queue import queue_for_device, send_job
 from lipspline_platform.quotas import CLEARS_BY_WAITING, job_room
 from lipspline_platform.settings import Settings
 from lipspline_platform.webhooks import outbox

@@ -10,10 +10,10 @@ from typing import Any
 from fastapi import APIRouter, Depends, FastAPI
 
 from api_schemas.version import __version__
-from lipspline_platform.reconciler import Reconciler
+from lipspline_platform.jobs.reconciler import Reconciler
+from lipspline_platform.observability.structured_logging import configure_logging
+from lipspline_platform.observability.tracing import configure_tracing
 from lipspline_platform.settings import Settings, get_settings
-from lipspline_platform.structured_logging import configure_logging
-from lipspline_platform.tracing import configure_tracing
 from lipspline_platform.webhooks.dispatcher import WebhookDispatcher
 from service.auth import VerifiedKeys
 from service.compute_placement import ComputePlacement

@@ -55,7 +55,7 @@ def cmd_worker(args: argparse.Namespace) -> int:
 def cmd_api(args: argparse.Namespace) -> int:
     import uvicorn
 
-    from lipspline_platform.metrics_dir import prepare_multiprocess_dir, remove_multiprocess_dir
+    from lipspline_platform.observability.metrics_dir import prepare_multiprocess_dir, remove_multiprocess_dir
 
     settings = _settings()
     # several uvicorn processes answer on one port: their metrics are summed from shared files
@@ -73,7 +73,7 @@ def cmd_api(args: argparse.Namespace) -> int:
 def uvicorn_logging(settings: Settings, *, terminal: bool) -> dict:
     """uvicorn leaves logging alone (no dictConfig, no plain access log): the service's own
     handler writes every line, JSON or text, and its access line carries the request id."""
-    from lipspline_platform.structured_logging import configure_logging
+    from lipspline_platform.observability.structured_logging import configure_logging
 
     configure_logging(settings.log_format, settings.log_level, terminal_text=terminal)
     return {"log_config": None, "access_log": False}
@@ -216,7 +216,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
         return 1
     import uvicorn
 
-    from lipspline_platform.structured_logging import resolve_format
+    from lipspline_platform.observability.structured_logging import resolve_format
     from service.app import create_app
 
     settings = _settings()

@@ -10,8 +10,8 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer, SecurityScopes
 from sqlalchemy.orm import Session
 
-from lipspline_platform import structured_logging
 from lipspline_platform.db.engine import session_scope
+from lipspline_platform.observability import structured_logging
 from lipspline_platform.settings import Settings
 from service.auth import PREFIX_CHARS
 from service.metrics import RATE_LIMITED

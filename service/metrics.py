@@ -8,7 +8,7 @@ or key label (cardinality, and a scrape must not reveal who uses the service).
 ``/metrics`` answers without a key by default: scrapers usually have none, and these
 numbers carry no tenant data. ``LIPSPLINE_METRICS_PUBLIC=false`` makes it need an ``admin``
 key (Prometheus sends one with ``authorization: {credentials: ...}``). The jobs-by-status
-gauge is read from the database at each scrape (``lipspline_platform.metrics.JobsByStatus``).
+gauge is read from the database at each scrape (``lipspline_platform.observability.metrics.JobsByStatus``).
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ from typing import Any
 
 from prometheus_client import REGISTRY, CollectorRegistry, Counter, Histogram
 
-from lipspline_platform.metrics import MULTIPROCESS_DIR_ENV, JobsByStatus, multiprocess_registry
+from lipspline_platform.observability.metrics import MULTIPROCESS_DIR_ENV, JobsByStatus, multiprocess_registry
 
 LATENCY_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30)
 #: the route label of a request no route matched (404s of unknown paths)

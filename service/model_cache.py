@@ -23,10 +23,10 @@ from fastapi.concurrency import run_in_threadpool
 from lipspline.certificates import CertificateReport, ServedMap, certify_global
 from lipspline.model import TrainedModel
 from lipspline.serialization import ArtifactError, model_from_parts
-from lipspline_platform import artifacts
 from lipspline_platform.db.engine import session_scope
 from lipspline_platform.db.tables import ModelRow
 from lipspline_platform.settings import Settings
+from lipspline_platform.storage import artifacts
 from service import metrics
 from service.problems import bad_artifact, not_found
 

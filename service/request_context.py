@@ -13,7 +13,7 @@ import secrets
 import time
 from typing import Any
 
-from lipspline_platform import structured_logging
+from lipspline_platform.observability import structured_logging
 
 REQUEST_ID_HEADER = b"x-request-id"
 access_log = logging.getLogger("lipspline.access")

@@ -13,10 +13,10 @@ from collections.abc import Sequence
 
 from celery.signals import setup_logging
 
-from lipspline_platform.metrics_dir import prepare_multiprocess_dir, remove_multiprocess_dir
+from lipspline_platform.observability.metrics_dir import prepare_multiprocess_dir, remove_multiprocess_dir
+from lipspline_platform.observability.structured_logging import configure_logging
+from lipspline_platform.observability.tracing import configure_tracing
 from lipspline_platform.settings import get_settings
-from lipspline_platform.structured_logging import configure_logging
-from lipspline_platform.tracing import configure_tracing
 from worker.celery_app import worker_app
 
 

@@ -1,4 +1,4 @@
-"""The workers' Celery app: the queue contract of ``lipspline_platform.queue`` plus the task module.
+"""The workers' Celery app: the queue contract of ``lipspline_platform.jobs.queue`` plus the task module.
 
 Built when a worker starts (``python -m worker``), never at import. ``celery_app``
 is a lazy module attribute for the ``celery -A worker.celery_app:celery_app`` command
@@ -11,7 +11,7 @@ from functools import cache
 
 from celery import Celery
 
-from lipspline_platform.queue import make_celery
+from lipspline_platform.jobs.queue import make_celery
 from lipspline_platform.settings import Settings
 
 #: the modules whose tasks a worker runs

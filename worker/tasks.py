@@ -11,9 +11,10 @@ import socket
 from celery import shared_task
 from celery.signals import worker_init, worker_process_init, worker_process_shutdown, worker_ready, worker_shutdown
 
-from lipspline_platform import background, metrics, structured_logging
 from lipspline_platform.db.engine import dispose_all
-from lipspline_platform.queue import TRAIN_TASK
+from lipspline_platform.jobs import background
+from lipspline_platform.jobs.queue import TRAIN_TASK
+from lipspline_platform.observability import metrics, structured_logging
 from lipspline_platform.settings import get_settings
 from worker import training_job
 from worker.training_job import run_training_job
@@ -57,7 +58,7 @@ def _stop_reconciler(**_kwargs) -> None:
 
 @shared_task(name=TRAIN_TASK, bind=True)
 def train(self, job_id: str) -> None:
-    # the task id is the job id (lipspline_platform.queue.send_job): one id in the message, the row, the logs
+    # the task id is the job id (lipspline_platform.jobs.queue.send_job): one id in the message, the row, the logs
     worker_host = self.request.hostname or socket.gethostname()
     with structured_logging.bound(job_id=job_id, worker=worker_host):
         run_training_job(get_settings(), job_id, worker_host=worker_host)

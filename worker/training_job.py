@@ -37,12 +37,14 @@ from lipspline.robust_accuracy import robustness_metrics
 from lipspline.serialization import model_to_parts
 from lipspline.training import EpochReport, TrainingOutcome, fit, resolve_device
 from lipspline.training_data import StreamedData
-from lipspline_platform import dataset_refs, lifecycle, metrics, structured_logging
 from lipspline_platform.db.dataset_blob import dataset_from_row
 from lipspline_platform.db.engine import session_scope
 from lipspline_platform.db.tables import DatasetRow
-from lipspline_platform.lifecycle import Claim
+from lipspline_platform.jobs import lifecycle
+from lipspline_platform.jobs.lifecycle import Claim
+from lipspline_platform.observability import metrics, structured_logging
 from lipspline_platform.settings import Settings
+from lipspline_platform.storage import dataset_refs
 from worker import sweep_trials
 
 log = logging.getLogger(__name__)

@@ -7,9 +7,9 @@ import io
 import numpy as np
 
 from lipspline.data import Dataset
-from lipspline_platform import artifacts
 from lipspline_platform.db.tables import DatasetRow
 from lipspline_platform.settings import Settings
+from lipspline_platform.storage import artifacts
 
 
 def dataset_to_bytes(dataset: Dataset) -> bytes:

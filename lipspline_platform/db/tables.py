@@ -179,7 +179,7 @@ class ModelRow(Base):
     dataset_id: Mapped[str | None] = mapped_column(String(32), nullable=True)
     task: Mapped[str] = mapped_column(String(20))
     document: Mapped[dict] = mapped_column(JSON)
-    # the safetensors bytes: in the artifact store (``weights_uri``, lipspline_platform/artifacts.py)
+    # the safetensors bytes: in the artifact store (``weights_uri``, lipspline_platform/storage/artifacts.py)
     # when one is configured, else here (migration 0011)
     weights: Mapped[bytes | None] = mapped_column(LargeBinary, deferred=True, nullable=True)
     weights_uri: Mapped[str | None] = mapped_column(String(2000), nullable=True)

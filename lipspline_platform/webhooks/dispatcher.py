@@ -30,7 +30,7 @@ from datetime import datetime
 import httpcore
 
 from api_schemas.timestamps import utcnow
-from lipspline_platform.fork_guard import fork_guard
+from lipspline_platform.jobs.fork_guard import fork_guard
 from lipspline_platform.periodic import PeriodicThread
 from lipspline_platform.settings import Settings
 from lipspline_platform.webhooks import outbox, transport

@@ -3,7 +3,7 @@
 New columns name each object (``weights_uri``, ``blob_uri``, ``content_uri``) and keep the
 byte counts quotas add up; the byte columns become nullable. When this deployment has a
 store (``LIPSPLINE_ARTIFACT_STORE_URL``, or ``artifacts/`` beside an embedded SQLite file:
-``lipspline_platform/artifacts.py``), every existing row's bytes are written there and
+``lipspline_platform/storage/artifacts.py``), every existing row's bytes are written there and
 cleared from the row. The downgrade reads every object back into its row first.
 
 Revision ID: 0011
@@ -16,8 +16,8 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import op
 
-from lipspline_platform import artifacts
 from lipspline_platform.settings import get_settings
+from lipspline_platform.storage import artifacts
 
 revision = "0011"
 down_revision = "0010"

@@ -28,13 +28,14 @@ from api_schemas.http import (
 )
 from api_schemas.labels import DESCRIPTION_HELP, TAGS_HELP, InDescription, InTags
 from lipspline.data import Dataset, DatasetError, from_arrays, parse_upload
-from lipspline_platform import artifacts, dataset_refs, datasets
+from lipspline_platform import datasets
 from lipspline_platform.db.dataset_blob import dataset_from_row, dataset_to_bytes
 from lipspline_platform.db.engine import Session, session_scope
 from lipspline_platform.db.ids import new_id
 from lipspline_platform.db.tables import DatasetRow
-from lipspline_platform.object_store import UriRefusedError
 from lipspline_platform.settings import Settings
+from lipspline_platform.storage import artifacts, dataset_refs
+from lipspline_platform.storage.object_store import UriRefusedError
 from service import labels, quotas
 from service.deps import AppSettings, DbSession, ReadTenant, TrainTenant
 from service.idempotency import IdempotencyKey, IdempotentRequest, fingerprint

@@ -9,7 +9,7 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 
 from lipspline_platform.db.engine import database_answers
-from lipspline_platform.queue import broker_reachable
+from lipspline_platform.jobs.queue import broker_reachable
 from service.deps import AppSettings
 from service.openapi_docs import problems
 from service.problems import PROBLEM_JSON, problem_body

@@ -1,6 +1,6 @@
 """``GET /v1/jobs/{id}/events``: a job's progress as Server-Sent Events, read from the database.
 
-The stream sends the job's stored events (``lipspline_platform/job_events.py``) in order,
+The stream sends the job's stored events (``lipspline_platform/jobs/job_events.py``) in order,
 each with ``id: <seq>``, and ends after the ``final`` event. Any API replica can serve it,
 since the events are rows, and a client that reconnects with ``Last-Event-ID`` (browsers'
 ``EventSource`` does so by itself) resumes right after the last event it received.
@@ -34,7 +34,8 @@ from fastapi.security import HTTPAuthorizationCredentials
 
 from api_schemas import TERMINAL_STATES
 from api_schemas.http import JobEvent
-from lipspline_platform import job_events, jobs
+from lipspline_platform.jobs import job_events
+from lipspline_platform.jobs import queries as jobs
 from lipspline_platform.settings import Settings
 from service.deps import AppSettings, ReadPrincipal, bearer, principal_of_key
 from service.openapi_docs import component, problems

@@ -1,6 +1,6 @@
 """``/v1/jobs``: submit (202), status, per-epoch metrics, cancel, list.
 
-The rows are the platform's: ``lipspline_platform/jobs.py`` reads them, ``lifecycle.py`` changes them;
+The rows are the platform's: ``lipspline_platform/jobs/queries.py`` reads them, ``lifecycle.py`` changes them;
 this module parses, checks limits and quotas, calls and answers.
 """
 
@@ -14,11 +14,14 @@ from fastapi.responses import JSONResponse, Response
 
 from api_schemas import TERMINAL_STATES, JobStatus
 from api_schemas.http import JobAccepted, JobCreate, JobList, JobMetrics, JobOut, LabelsPatch
-from lipspline_platform import datasets, jobs, lifecycle, registry, structured_logging
+from lipspline_platform import datasets, registry
 from lipspline_platform.db.engine import Session, session_scope
 from lipspline_platform.db.ids import new_id
 from lipspline_platform.db.tables import JobRow
-from lipspline_platform.queue import queue_for_device, send_job
+from lipspline_platform.jobs import lifecycle
+from lipspline_platform.jobs import queries as jobs
+from lipspline_platform.jobs.queue import queue_for_device, send_job
+from lipspline_platform.observability import structured_logging
 from lipspline_platform.settings import Settings
 from lipspline_platform.webhooks import endpoints
 from service import labels, quotas

@@ -25,9 +25,9 @@ from api_schemas.http import (
     WebhookEndpointOut,
     WebhookSecretOut,
 )
-from lipspline_platform import jobs
 from lipspline_platform.db.engine import Session
 from lipspline_platform.db.tables import WebhookDeliveryRow
+from lipspline_platform.jobs import queries as jobs
 from lipspline_platform.webhooks import endpoints
 from lipspline_platform.webhooks.outbox import PENDING
 from service.deps import AppSettings, DbSession, ReadTenant, TrainTenant

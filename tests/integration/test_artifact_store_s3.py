@@ -11,10 +11,10 @@ from pathlib import Path
 import pytest
 from sqlalchemy import create_engine, text
 
-from lipspline_platform import artifacts
 from lipspline_platform.db import migrate
-from lipspline_platform.object_store import UriRefusedError, resolve
 from lipspline_platform.settings import Settings
+from lipspline_platform.storage import artifacts
+from lipspline_platform.storage.object_store import UriRefusedError, resolve
 from tests.support.s3_server import CREDENTIALS, S3Server, s3_server
 
 pytestmark = pytest.mark.integration

@@ -4,7 +4,7 @@
   with the embedded (filesystem) broker under the same dir, an API key per tenant and a
   ``TestClient`` per key. No server, no worker process, no reconciler thread.
 * :class:`Runner`: the worker's side of a job, played by the test through the real
-  ``lipspline_platform.lifecycle`` functions (claim, record_epoch, succeed, fail,
+  ``lipspline_platform.jobs.lifecycle`` functions (claim, record_epoch, succeed, fail,
   stop_cancelled); the model is trained in-process with ``lipspline.training.fit`` on the
   uploaded data and stored exactly as ``worker/training_job.py::_store_model`` stores it.
 * :class:`Trainer`: one trained model per (dataset content, config) per test session.
@@ -24,12 +24,13 @@ from fastapi.testclient import TestClient
 
 from api_schemas import TrainingConfig
 from lipspline.training import EpochReport, TrainingOutcome, fit
-from lipspline_platform import artifacts, lifecycle
 from lipspline_platform.db.dataset_blob import dataset_from_row
 from lipspline_platform.db.engine import session_scope
 from lipspline_platform.db.tables import DEFAULT_TENANT, DatasetRow, JobRow, ModelRow
-from lipspline_platform.lifecycle import Claim
+from lipspline_platform.jobs import lifecycle
+from lipspline_platform.jobs.lifecycle import Claim
 from lipspline_platform.settings import EMBEDDED_BROKER, Settings
+from lipspline_platform.storage import artifacts
 from service import auth
 from service.app import create_app
 from service.problems import PROBLEM_BASE, PROBLEM_JSON

@@ -7,11 +7,11 @@ from __future__ import annotations
 from pathlib import Path
 from urllib.parse import urlsplit
 
-from lipspline_platform import artifacts
 from lipspline_platform.db.engine import session_scope
 from lipspline_platform.db.tables import DatasetRow, ModelRow
 from lipspline_platform.quotas import stored_bytes
 from lipspline_platform.settings import Settings
+from lipspline_platform.storage import artifacts
 from tests.routes.helpers import TINY_CONFIG, Service
 
 

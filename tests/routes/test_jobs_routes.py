@@ -150,7 +150,7 @@ def test_cancel_queued_is_cancelled_at_once(svc: Service) -> None:
     assert body["status"] == "cancelled" and body["cancel_requested"] is True
     assert body["finished_at"] is not None and body["started_at"] is None
     # a worker that receives its message later finds nothing to do
-    from lipspline_platform import lifecycle
+    from lipspline_platform.jobs import lifecycle
 
     assert lifecycle.claim(svc.settings, job_id, WORKER_HOST) is None
     assert svc.job(job_id)["status"] == "cancelled"
@@ -164,7 +164,7 @@ def test_cancel_running_requests_a_stop_that_the_runner_honours(svc: Service) ->
     svc.worker.record_epochs(job_id, claim, 1)
     body = svc.client.post(f"/v1/jobs/{job_id}/cancel").json()
     assert body["status"] == "running" and body["cancel_requested"] is True and body["finished_at"] is None
-    from lipspline_platform import lifecycle
+    from lipspline_platform.jobs import lifecycle
 
     assert lifecycle.cancel_requested(svc.settings, job_id)  # what the runner polls
     svc.worker.stop_cancelled(job_id, claim)

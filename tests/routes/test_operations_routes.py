@@ -9,7 +9,7 @@ import logging
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from lipspline_platform import structured_logging
+from lipspline_platform.observability import structured_logging
 from tests.routes.helpers import TINY_CONFIG, Service, problem, seed_dataset_body
 
 

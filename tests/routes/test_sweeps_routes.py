@@ -14,9 +14,10 @@ import pytest
 from sqlalchemy import event
 
 from lipspline.pareto import dominates
-from lipspline_platform import lifecycle, sweeps
+from lipspline_platform import sweeps
 from lipspline_platform.db.engine import get_engine, session_scope
 from lipspline_platform.db.tables import ModelRow
+from lipspline_platform.jobs import lifecycle
 from lipspline_platform.quotas import stored_bytes
 from tests.routes.helpers import TINY_CONFIG, WORKER_HOST, Service, problem
 

@@ -16,8 +16,8 @@ import pytest
 from celery.signals import before_task_publish
 from fastapi.testclient import TestClient
 
-from lipspline_platform import tracing
 from lipspline_platform.db.engine import dispose_all, session_scope
+from lipspline_platform.observability import tracing
 from lipspline_platform.settings import EMBEDDED_BROKER, Settings
 from service import auth
 from service.app import create_app

@@ -11,11 +11,11 @@ from pathlib import Path
 import pytest
 
 from api_schemas import JobStatus
-from lipspline_platform import lifecycle
 from lipspline_platform.db.engine import dispose_all, session_scope
 from lipspline_platform.db.migrate import upgrade
 from lipspline_platform.db.tables import DEFAULT_TENANT, DatasetRow, JobCheckpointRow, JobRow
-from lipspline_platform.reconciler import reconcile_once
+from lipspline_platform.jobs import lifecycle
+from lipspline_platform.jobs.reconciler import reconcile_once
 from lipspline_platform.settings import Settings
 from worker import training_job
 
@@ -197,7 +197,7 @@ def test_next_lease_expiry_is_the_oldest_running_beat_plus_the_lease(settings: S
 def test_reconciler_wakes_at_a_lease_deadline_not_a_period_later(settings: Settings) -> None:
     """Worker-loss recovery: with a 30 s period and a 1.5 s lease, a job whose heartbeats stop is
     re-queued and re-sent just after its lease runs out; one whose runner keeps beating is not."""
-    from lipspline_platform.reconciler import Reconciler
+    from lipspline_platform.jobs.reconciler import Reconciler
 
     fast = settings.model_copy(update={"lease_timeout_s": 1.5, "reconcile_every_s": 30.0})
     began = datetime.now(UTC)

@@ -228,7 +228,7 @@ def test_migrate_api_and_worker_commands(services):
 
 
 def test_workers_consume_their_queues(services):
-    from lipspline_platform.queue import CPU_QUEUE, GPU_QUEUE
+    from lipspline_platform.jobs.queue import CPU_QUEUE, GPU_QUEUE
 
     cpu = check_lipspline_argv(_command(services["worker-cpu"]))
     assert cpu.command == "worker" and CPU_QUEUE in cpu.queues.split(",")

@@ -129,7 +129,7 @@ def _status_writes(path: Path) -> list[int]:
 
 
 def test_only_the_lifecycle_writes_a_jobs_status() -> None:
-    lifecycle = ROOT / "lipspline_platform" / "lifecycle.py"
+    lifecycle = ROOT / "lipspline_platform" / "jobs" / "lifecycle.py"
     offenders = []
     for name, path in MODULES.items():
         if path == lifecycle or name.split(".")[0] not in ("service", "worker", "lipspline_platform"):
@@ -147,7 +147,7 @@ def test_importing_the_api_builds_no_celery_app() -> None:
         "import celery.app.base as base; made = []; orig = base.Celery.__init__\n"
         "def spy(self, *a, **k): made.append(1); orig(self, *a, **k)\n"
         "base.Celery.__init__ = spy\n"
-        "import service.app, service.cli, lipspline_platform.queue\n"
+        "import service.app, service.cli, lipspline_platform.jobs.queue\n"
         "assert not made, 'a Celery app was built at import'\n"
         "import sys; assert 'worker' not in sys.modules, 'the API imported the worker package'\n"
     )

@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 from prometheus_client import REGISTRY
 
-import lipspline_platform.metrics  # noqa: F401 - registers the job metrics
+import lipspline_platform.observability.metrics  # noqa: F401 - registers the job metrics
 import service.metrics  # noqa: F401 - registers the API metrics
 from tests.unit.repository.test_deployment_files import check_lipspline_argv, interpolate
 

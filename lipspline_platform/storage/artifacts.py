@@ -29,8 +29,8 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-from lipspline_platform.object_store import filesystem_for
 from lipspline_platform.settings import Settings
+from lipspline_platform.storage.object_store import filesystem_for
 
 
 class ArtifactMissingError(RuntimeError):

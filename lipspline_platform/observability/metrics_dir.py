@@ -4,7 +4,7 @@ Used by a worker node (a Celery main process and its prefork children) and by
 ``lipspline api --workers N`` with N > 1 (uvicorn's processes share one port, so a scrape
 reaches one of them at random; the sum over their files is the node's truth).
 
-Kept apart from ``lipspline_platform.metrics`` on purpose: prometheus-client picks its
+Kept apart from ``lipspline_platform.observability.metrics`` on purpose: prometheus-client picks its
 multiprocess mode when it is *imported*, so the directory must be exported before
 anything imports it, and this module imports nothing that does.
 """

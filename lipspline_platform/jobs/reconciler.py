@@ -36,10 +36,12 @@ from datetime import datetime
 
 from api_schemas import JobStatus
 from api_schemas.timestamps import utcnow
-from lipspline_platform import lifecycle, metrics, sweeps
-from lipspline_platform.fork_guard import fork_guard
+from lipspline_platform import sweeps
+from lipspline_platform.jobs import lifecycle
+from lipspline_platform.jobs.fork_guard import fork_guard
+from lipspline_platform.jobs.queue import send_job
+from lipspline_platform.observability import metrics
 from lipspline_platform.periodic import PeriodicThread
-from lipspline_platform.queue import send_job
 from lipspline_platform.settings import Settings
 
 log = logging.getLogger(__name__)

@@ -6,7 +6,7 @@ it is ready (``worker/tasks.py``), in its main process only, and stops them on s
 
 from __future__ import annotations
 
-from lipspline_platform.reconciler import Reconciler
+from lipspline_platform.jobs.reconciler import Reconciler
 from lipspline_platform.settings import Settings
 from lipspline_platform.webhooks.dispatcher import WebhookDispatcher
 

@@ -30,8 +30,8 @@ from lipspline.data.parquet_stream import (
 )
 from lipspline_platform.db.ids import new_id
 from lipspline_platform.db.tables import DatasetRow
-from lipspline_platform.object_store import filesystem_for, resolve
 from lipspline_platform.settings import Settings
+from lipspline_platform.storage.object_store import filesystem_for, resolve
 
 SOURCE_FORMAT = "parquet-uri"
 

@@ -32,11 +32,13 @@ from sqlalchemy.orm import Session
 
 from api_schemas import TERMINAL_STATES, JobStatus, TrainingConfig
 from api_schemas.timestamps import as_utc, utcnow
-from lipspline_platform import artifacts, job_events, labels, registry
+from lipspline_platform import labels, registry
 from lipspline_platform.db.engine import session_scope
 from lipspline_platform.db.ids import new_id
 from lipspline_platform.db.tables import JobCheckpointRow, JobEpochRow, JobRow, ModelRow
+from lipspline_platform.jobs import job_events
 from lipspline_platform.settings import Settings
+from lipspline_platform.storage import artifacts
 from lipspline_platform.webhooks import outbox
 
 log = logging.getLogger(__name__)

@@ -1,0 +1,1 @@
+"""Observability: Prometheus metrics (API, workers, jobs), structured logs and tracing."""
