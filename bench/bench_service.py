@@ -29,7 +29,14 @@ In one run it:
 The client runs on the same machine and shares its cores with the servers: the
 absolute numbers (the baseline's most of all) are bounded by the client too.
 
-Run: ``python bench/bench_service.py [--quick]`` (``--quick``: fewer requests and
+``--new-connection``: only the 1-row hot path, per request, side by side with the baseline:
+each request on a NEW TCP connection (connect, send, read the whole response, close, as many
+platform gateways do) and, in the same rounds, on one keep-alive connection. The client is a
+plain blocking socket (no HTTP library on the client side), so what differs between the two
+servers is the server's work. It prints the p50 / p90 per request and the ratio
+baseline p50 / lipspline p50 (the issue's "predict >= 0.8x bare").
+
+Run: ``python bench/bench_service.py [--quick] [--new-connection]`` (``--quick``: fewer requests and
 jobs, for a smoke test; ``make bench`` runs the full one).
 """
 
@@ -374,6 +381,96 @@ def binary_throughput(base_url: str, model_id: str, X, repeats: int, rows_per_re
     }
 
 
+def _raw_request(host: str, path: str, body: bytes, keep_alive: bool) -> bytes:
+    """The bytes of one ``POST path`` with a JSON body, as a minimal HTTP/1.1 client sends them."""
+    head = (f"POST {path} HTTP/1.1\r\nHost: {host}\r\ncontent-type: application/json\r\n"
+            f"content-length: {len(body)}\r\n")
+    for name, value in AUTH.items():
+        head += f"{name}: {value}\r\n"
+    if not keep_alive:
+        head += "connection: close\r\n"
+    return (head + "\r\n").encode() + body
+
+
+def _read_response(sock: socket.socket) -> int:
+    """Read one whole response (headers, then content-length bytes); its status code."""
+    data = b""
+    while b"\r\n\r\n" not in data:
+        chunk = sock.recv(65536)
+        if not chunk:
+            raise RuntimeError(f"connection closed mid-response: {data[:200]!r}")
+        data += chunk
+    head, _, rest = data.partition(b"\r\n\r\n")
+    length = 0
+    for line in head.split(b"\r\n")[1:]:
+        name, _, value = line.partition(b":")
+        if name.strip().lower() == b"content-length":
+            length = int(value)
+    while len(rest) < length:
+        chunk = sock.recv(65536)
+        if not chunk:
+            raise RuntimeError("connection closed mid-body")
+        rest += chunk
+    return int(head.split(b" ", 2)[1])
+
+
+def connection_latency(targets: dict[str, tuple[str, str]], X, requests: int, rounds: int,
+                       warmup: int) -> dict[tuple[str, str], list[float]]:
+    """1-row predict latency per request: a new connection each time, and one keep-alive connection.
+
+    Blocking sockets, one request at a time; the servers alternate round by round, the two modes
+    within each round. Returns (mode, server) -> latencies in seconds.
+    """
+    body = json.dumps({"inputs": X[:1].tolist()}).encode()
+    out: dict[tuple[str, str], list[float]] = {}
+    for url, path in targets.values():
+        host, port = url.removeprefix("http://").rsplit(":", 1)
+        for _ in range(warmup):
+            with socket.create_connection((host, int(port))) as sock:
+                sock.sendall(_raw_request(host, path, body, keep_alive=False))
+                _read_response(sock)
+    for r in range(rounds):
+        names = list(targets) if r % 2 == 0 else list(targets)[::-1]
+        for name in names:
+            url, path = targets[name]
+            host, port = url.removeprefix("http://").rsplit(":", 1)
+            address = (host, int(port))
+            fresh, kept = _raw_request(host, path, body, False), _raw_request(host, path, body, True)
+            times = out.setdefault(("new connection", name), [])
+            for _ in range(requests // rounds):
+                begin = time.perf_counter()
+                with socket.create_connection(address) as sock:
+                    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+                    sock.sendall(fresh)
+                    status = _read_response(sock)
+                times.append(time.perf_counter() - begin)
+                if status != 200:
+                    raise RuntimeError(f"POST {path}: {status}")
+            times = out.setdefault(("keep-alive", name), [])
+            with socket.create_connection(address) as sock:
+                sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+                for _ in range(requests // rounds):
+                    begin = time.perf_counter()
+                    sock.sendall(kept)
+                    status = _read_response(sock)
+                    times.append(time.perf_counter() - begin)
+                    if status != 200:
+                        raise RuntimeError(f"POST {path}: {status}")
+    return out
+
+
+def print_connection_table(latencies: dict[tuple[str, str], list[float]]) -> None:
+    print("| client | lipspline p50 / p90 ms | baseline p50 / p90 ms | ratio (baseline p50 / lipspline p50) "
+          "| lipspline - baseline p50 ms |")
+    print("|---|---:|---:|---:|---:|")
+    for mode in ("new connection", "keep-alive"):
+        ours, base = latencies[(mode, "lipspline")], latencies[(mode, "baseline")]
+        ours_p50, base_p50 = statistics.median(ours), statistics.median(base)
+        print(f"| {mode} ({len(ours)} req) | {ours_p50 * 1e3:.3f} / {percentile(ours, 90) * 1e3:.3f} "
+              f"| {base_p50 * 1e3:.3f} / {percentile(base, 90) * 1e3:.3f} | {base_p50 / ours_p50:.2f} "
+              f"| {(ours_p50 - base_p50) * 1e3:+.3f} |")
+
+
 def percentile(values: list[float], q: float) -> float:
     """Nearest-rank percentile."""
     ordered = sorted(values)
@@ -466,6 +563,10 @@ def main() -> int:
     parser.add_argument("--rounds", type=int, default=3, help="interleaved rounds per cell")
     parser.add_argument("--warmup", type=int, default=20, help="warm-up requests per server and cell")
     parser.add_argument("--jobs", type=int, default=10, help="jobs for the dispatch latency")
+    parser.add_argument("--new-connection", action="store_true",
+                        help="only the 1-row latency per request, new connection each time and keep-alive")
+    parser.add_argument("--requests-connection", type=int, default=2000,
+                        help="requests per server and client mode for --new-connection")
     args = parser.parse_args()
     if args.quick:
         args.requests_small, args.requests_large = 60, 12
@@ -519,6 +620,15 @@ def main() -> int:
                 "lipspline": (lip.base_url, f"/v1/models/{model_id}/predict"),
                 "baseline": (base.base_url, f"/v1/models/{model_id}/predict"),
             }
+            if args.new_connection:
+                n = 300 if args.quick else args.requests_connection
+                connections = connection_latency(targets, X, n, max(2, rounds * 2), args.warmup * 5)
+                print()
+                print(f"## 1-row predict per request: new connection vs keep-alive ({n} requests per server "
+                      f"and mode, {max(2, rounds * 2)} interleaved rounds, blocking socket client)")
+                print()
+                print_connection_table(connections)
+                return 0
             results = asyncio.run(predict_load(targets, X, counts, rounds, args.warmup))
             mixed = asyncio.run(mixed_load(targets, X, args.requests_small, HEAVY_SENDERS, rounds))
             binary = binary_throughput(lip.base_url, model_id, X, 3 if args.quick else 15)

@@ -18,6 +18,7 @@ from torch import Tensor
 
 from api_schemas import TrainingConfig
 from lipspline.certificates.served_map import ServedMap, ServedOutputs
+from lipspline.label_rule import label_of
 from lipspline.networks import SplineNetwork
 
 
@@ -56,12 +57,16 @@ class TrainedModel:
         if self.task == "regression":
             return out.squeeze(-1).tolist()
         assert self.classes is not None
-        index = out[..., 0] > 0 if out.shape[-1] == 1 else out.argmax(axis=-1)
-        # one numpy take on an object array: the labels keep their JSON types (int, str, ...)
-        return np.asarray(self.classes, dtype=object)[index.astype(np.intp)].tolist()
+        return classes_of(label_of(out), self.classes)
 
     def predict(self, inputs: np.ndarray | Tensor) -> list:
         return self.predictions_from_outputs(self.outputs(inputs))
+
+
+def classes_of(index: np.ndarray, classes: list) -> list:
+    """Class indices (``label_of``) -> the classes as they appeared in the dataset, as a list."""
+    # one numpy take on an object array: the labels keep their JSON types (int, str, ...)
+    return np.asarray(classes, dtype=object)[np.asarray(index, dtype=np.intp)].tolist()
 
 
 def _float64_rows(inputs: np.ndarray | Tensor) -> np.ndarray:

@@ -39,6 +39,7 @@ import numpy as np
 
 from lipspline.certificates import local_served_radius, served_output_bound, served_radius
 from lipspline.data import Dataset, train_validation_split
+from lipspline.label_rule import label_of
 from lipspline.model import TrainedModel
 
 CLASSIFICATION_FRACTIONS = (0.0, 1 / 16, 1 / 8, 1 / 4, 1 / 2)
@@ -198,7 +199,7 @@ def certified_accuracy(
     x = np.asarray(x, dtype=np.float64)
     served = model.served(x)
     outputs = served.outputs
-    predicted = (outputs[:, 0] > 0).astype(np.int64) if outputs.shape[1] == 1 else outputs.argmax(axis=1)
+    predicted = label_of(outputs)
     correct = predicted == labels
     radius = served_radius(served, lipschitz)
     certified = np.stack([correct & (radius >= r) for r in radii], axis=1) if radii else np.zeros((len(x), 0), bool)

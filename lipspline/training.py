@@ -54,6 +54,7 @@ from api_schemas.training_config import MARGIN_LOSSES
 from lipspline.config_checks import check_config
 from lipspline.convergence import ConvergenceMonitor, StopReason
 from lipspline.data import Dataset, Scaling
+from lipspline.label_rule import label_of
 from lipspline.lr_schedule import lr_factor
 from lipspline.model import TrainedModel
 from lipspline.networks import SplineNetwork, output_width
@@ -249,7 +250,7 @@ def evaluate(
     spec = margins.loss if margins is not None else None
     metrics = {"loss": float(data_loss(loss_name, outputs, y, spec, lipschitz))}
     if task == "classification":
-        predicted = (outputs.squeeze(-1) > 0).long() if outputs.shape[-1] == 1 else outputs.argmax(-1)
+        predicted = label_of(outputs)
         metrics["accuracy"] = float((predicted == y).double().mean())
         if margins is not None and margins.monitor is not None:
             metrics["certified_accuracy_at_target"] = certified_fraction(outputs, y, margins.monitor, lipschitz)
@@ -529,10 +530,7 @@ def served_metrics(model: TrainedModel, rows: RawRows, task: str, epoch_metrics:
     predicted = np.empty(0)
     for begin in range(0, n, EVAL_CHUNK):
         outputs = model.outputs(rows.X[begin : begin + EVAL_CHUNK]).numpy()
-        if task == "classification":
-            chunk = (outputs[:, 0] > 0).astype(np.int64) if outputs.shape[1] == 1 else outputs.argmax(axis=1)
-        else:
-            chunk = outputs[:, 0]
+        chunk = label_of(outputs) if task == "classification" else outputs[:, 0]
         predicted = np.concatenate([predicted, chunk])
     if task == "classification":
         metrics["accuracy"] = float((predicted == rows.targets).mean())

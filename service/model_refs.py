@@ -34,8 +34,9 @@ import re
 from dataclasses import dataclass
 from typing import Annotated
 
-from fastapi import Depends, Path, Request
+from fastapi import Depends, Path, Request, Security
 from fastapi.concurrency import run_in_threadpool
+from fastapi.security import HTTPAuthorizationCredentials, SecurityScopes
 from sqlalchemy.orm import Session
 
 from api_schemas.http import NAME_PATTERN
@@ -43,9 +44,10 @@ from api_schemas.registry import ALIAS_PATTERN
 from lipspline_platform import registry
 from lipspline_platform.db.engine import session_scope
 from lipspline_platform.db.tables import ModelRow
-from service.deps import KeyTenant
+from service.deps import KeyTenant, bearer, current_principal
 from service.ownership import is_id
 from service.problems import ProblemError, not_found
+from service.scopes import Scope
 
 _VERSIONED = re.compile(r"^(?P<name>[^/@]+)/versions/(?P<version>[0-9]{1,9})$")
 _ALIASED = re.compile(r"^(?P<name>[^/@]+)@(?P<alias>[^/@]+)$")
@@ -134,21 +136,25 @@ def resolve_oip(session: Session, tenant: str, name: str, version: str | None) -
     return Resolved(found.model_id, registered.name, found.version)
 
 
-async def _resolved_ref(
-    request: Request,
-    tenant: KeyTenant,
-    model_id: Annotated[
-        str,
-        Path(description="a model id, or a reference: `NAME` (its `production` alias, else its latest version), "
-             "`NAME@ALIAS`, `NAME/versions/N` (`/` may be sent as `%2F`)"),
-    ],
-) -> Resolved:
+#: the ``{model_id:path}`` parameter of every ``/v1/models/{ref}`` route, as the OpenAPI document states it
+ModelReference = Annotated[
+    str,
+    Path(description="a model id, or a reference: `NAME` (its `production` alias, else its latest version), "
+         "`NAME@ALIAS`, `NAME/versions/N` (`/` may be sent as `%2F`)"),
+]  # fmt: skip
+
+
+async def _resolved_ref(request: Request, tenant: KeyTenant, model_id: ModelReference) -> Resolved:
     # The path parameter keeps its name, model_id, so the API's contract (and generated clients) stay as they
     # were; it is declared {model_id:path} so that NAME/versions/N, whose slashes arrive decoded, matches.
     # A model id needs no registry read: the model cache (or the route's own tenant check) checks the tenant.
     # Async, so that path costs nothing on the predict hot path; a reference reads the registry in a thread.
     # Anything else (a bare name included) goes through resolve(), which refuses a hostile reference before
     # any query. (a NUL byte never gets here: service/query_parameters.py refuses it for every route)
+    return await _resolve_on_loop(request, tenant, model_id)
+
+
+async def _resolve_on_loop(request: Request, tenant: str, model_id: str) -> Resolved:
     if is_id(model_id):
         return Resolved(model_id)
     return await run_in_threadpool(_resolve_reference, request.app.state.settings.resolved_database_url, tenant,
@@ -166,6 +172,40 @@ async def _model_id_of_ref(resolved: Annotated[Resolved, Depends(_resolved_ref)]
 
 #: a route parameter: the model the path's ``{model_id:path}`` (an id or a reference) resolves to, and how
 ResolvedModel = Annotated[Resolved, Depends(_resolved_ref)]
+
+
+@dataclass(frozen=True)
+class Target:
+    """Who asks (the tenant of a key with the route's scope) and the model reference they sent, unresolved.
+
+    The predict routes' one dependency: they read their body first (a streamed body over the
+    limit is a 413 whatever it names), then :meth:`resolved` (an id costs no query).
+    """
+
+    tenant: str
+    reference: str
+
+    async def resolved(self, request: Request) -> Resolved:
+        return await _resolve_on_loop(request, self.tenant, self.reference)
+
+
+async def _target(
+    request: Request,
+    security_scopes: SecurityScopes,
+    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)],
+    model_id: ModelReference,
+) -> Target:
+    # What PredictTenant + ResolvedModel declared, as one dependency instead of seven: FastAPI's
+    # per-dependency bookkeeping was the largest share of a 1-row predict's time between the
+    # socket and the served map (service/inference.py). The key, its scope (checked before the
+    # reference is looked at), and the rate bucket, as every scoped route.
+    principal = await current_principal(request, security_scopes, credentials)
+    return Target(principal.tenant_id, model_id)
+
+
+#: a route parameter of the predict routes: a key with the ``predict`` scope and the ``{model_id:path}`` it
+#: names (the OpenAPI document states it as ``PredictTenant`` + ``ResolvedModel`` did)
+PredictTarget = Annotated[Target, Security(_target, scopes=[Scope.predict])]
 #: a route parameter: the model id the path's ``{model_id:path}`` (an id or a reference) resolves to
 ResolvedModelId = Annotated[str, Depends(_model_id_of_ref)]
 

@@ -35,6 +35,7 @@ import torch
 from torch import Tensor, nn
 
 from api_schemas.training_config import MARGIN_LOSSES
+from lipspline.label_rule import label_of
 
 
 def resolve_loss(loss: str, task: str, n_outputs: int) -> str:
@@ -120,7 +121,7 @@ def certified_fraction(outputs: Tensor, targets: Tensor, spec: MarginSpec, lipsc
     needed = spec.logit_margin(lipschitz)
     if outputs.shape[-1] == 1:
         z = outputs.squeeze(-1)
-        ok = ((z > 0).long() == targets) & (z.abs() >= needed)
+        ok = (label_of(outputs) == targets) & (z.abs() >= needed)
     else:
         top = outputs.topk(2, dim=1)
         ok = (top.indices[:, 0] == targets) & (top.values[:, 0] - top.values[:, 1] >= needed)

@@ -33,21 +33,14 @@ from api_schemas.http import (
     PredictRequest,
     PredictResponse,
 )
-from lipspline.certificates import (
-    ARITHMETIC,
-    CertificateReport,
-    ServedOutputs,
-    local_bounds,
-    local_served_radius,
-    served_output_bound,
-    served_radius,
-)
+from lipspline.certificates import ARITHMETIC, CertificateReport, local_bounds, served_radius
 from lipspline.export import onnx_bytes
-from lipspline_platform import artifacts, registry
+from lipspline_platform import registry
 from lipspline_platform.db.dataset_blob import dataset_from_row
 from lipspline_platform.db.tables import DatasetRow, ModelRow
 from lipspline_platform.settings import Settings
-from service import labels
+from lipspline_platform.storage import artifacts
+from service import inference, labels
 from service.activation_curves import CURVE_POINTS, activation_curves
 from service.compute_placement import ComputePlacement
 from service.deps import AppSettings, DbSession, PredictTenant, ReadTenant, TrainTenant
@@ -55,8 +48,8 @@ from service.metrics import CERTIFY_DURATION, PREDICT_ROWS
 from service.model_cache import LoadedModel, ModelCache, check_stored_weights
 from service.model_refs import (
     SERVED_BY_HEADERS,
+    PredictTarget,
     Resolved,
-    ResolvedModel,
     ResolvedModelId,
     served_by_fields,
     served_by_headers,
@@ -65,7 +58,7 @@ from service.openapi_docs import json_body, problems
 from service.ownership import owned
 from service.pagination import LINK_HEADER, Page, newest_first
 from service.predict_body import parse_predict_body
-from service.problems import ProblemError, bad_artifact, invalid_field
+from service.problems import bad_artifact, invalid_field
 
 router = APIRouter(prefix="/v1/models", tags=["models"])
 #: routes that load (or send) the stored weights, which are checked against their sha256 first
@@ -78,10 +71,6 @@ PREDICT_ROWS_JSON, PREDICT_ROWS_NPY = PREDICT_ROWS.labels("json"), PREDICT_ROWS.
 # plain attribute reads: async, so FastAPI calls them on the event loop instead of a thread
 async def cache_of(request: Request) -> ModelCache:
     return request.app.state.model_cache
-
-
-async def placement_of(request: Request) -> ComputePlacement:
-    return request.app.state.compute_placement
 
 
 def lipschitz_summary(certificate: CertificateReport) -> LipschitzSummary:
@@ -173,27 +162,8 @@ def _checked_rows(loaded: LoadedModel, rows: np.ndarray, limit: int) -> np.ndarr
     return rows
 
 
-def _served(loaded: LoadedModel, x: np.ndarray) -> ServedOutputs:
-    """The served map on the rows, refusing rows whose outputs or rounding bound overflow float64."""
-    served = loaded.served_map.evaluate(x)
-    finite = np.isfinite(served.outputs).all(axis=1) & np.isfinite(served.rounding)
-    if not finite.all():
-        bad = int(np.flatnonzero(~finite)[0])
-        raise invalid_field(
-            f"inputs.{bad}",
-            "the values are too large: the model's outputs or their proven rounding bound overflow float64",
-        )
-    return served
-
-
 def _finite_or_none(value: float | None) -> float | None:
     return None if value is None or not math.isfinite(value) else float(value)
-
-
-def _certified(loaded: LoadedModel) -> float:
-    if loaded.certified is None:
-        raise ProblemError(409, "Conflict", f"model {loaded.id!r} has no finite certificate", kind="no-certificate")
-    return loaded.certified
 
 
 @router.post(
@@ -202,14 +172,7 @@ def _certified(loaded: LoadedModel) -> float:
     openapi_extra=json_body(PredictRequest),
     responses={200: SERVED_BY_HEADERS, **problems(404, (409, _NO_CERTIFICATE))},
 )
-async def predict(
-    resolved: ResolvedModel,
-    request: Request,
-    tenant: PredictTenant,
-    cache: Annotated[ModelCache, Depends(cache_of)],
-    placement: Annotated[ComputePlacement, Depends(placement_of)],
-    settings: AppSettings,
-) -> Response:
+async def predict(target: PredictTarget, request: Request) -> Response:
     """Outputs, predictions, the certified Lipschitz bound, and what follows from it, rounding included.
 
     The hot path of the service: the body (a ``PredictRequest``) becomes one float64 array
@@ -220,77 +183,44 @@ async def predict(
     computed); ``PredictResponse`` documents it and the route tests check it. The answer names the
     model that gave it (``model_id``, ``registered_name``, ``version``, and the ``X-LipSpline-Model-*`` headers).
     """
+    # (the docstring is the OpenAPI description.) The answer is ``service/inference.py``'s; one dependency
+    # (key, scope, rate bucket, reference: ``PredictTarget``), the app's state read directly, not injected.
+    state = request.app.state
+    placement: ComputePlacement = state.compute_placement
     raw = await request.body()
+    resolved = await target.resolved(request)
     async with placement.turn(len(raw)):
         body = parse_predict_body(raw, request.headers.get("content-type"))
-        loaded = await cache.get_async(resolved.model_id, tenant)
-        x = _checked_rows(loaded, body.inputs, settings.max_predict_rows)
+        loaded = await state.model_cache.get_async(resolved.model_id, target.tenant)
+        x = _checked_rows(loaded, body.inputs, state.settings.max_predict_rows)
         PREDICT_ROWS_JSON.observe(x.shape[0])
-        certified = _certified(loaded)
-        work = x.shape[0] * loaded.work_per_row
-        if body.local_ball is not None:
-            work *= LOCAL_BALL_WORK
-        content = await placement.run(work, _predict_content, loaded, x, certified, body.epsilon, body.local_ball,
-                                      resolved)  # fmt: skip
+        inference.certified_bound(loaded)  # the 409 before any work, as the npy route
+        content = await placement.run(inference.work_of(loaded, x.shape[0], body.local_ball), _predict_content,
+                                      loaded, x, body.epsilon, body.local_ball, resolved)  # fmt: skip
     return Response(content, media_type="application/json", headers=served_by_headers(resolved))
 
 
-#: how much heavier a row is when its radius also gets a local proof (for the compute placement)
-LOCAL_BALL_WORK = 50
-
-
 def _predict_content(
-    loaded: LoadedModel, x: np.ndarray, certified: float, epsilon: float | None, local_ball: float | None = None,
-    resolved: Resolved | None = None,
+    loaded: LoadedModel, x: np.ndarray, epsilon: float | None, local_ball: float | None, resolved: Resolved
 ) -> bytes:
-    """The JSON answer of ``predict``: the served map on the rows and the certificate's consequences."""
-    served = _served(loaded, x)
+    """The JSON answer of ``predict``: the inference answer, encoded."""
+    found = inference.answer(loaded, x, epsilon, local_ball=local_ball)
+    bounds = found.finite_output_bounds  # a model whose bound overflows float64 states none
     content: dict[str, Any] = {
-        "predictions": loaded.model.predictions_from_outputs(served.outputs),
-        "outputs": served.outputs,
-        "lipschitz_bound": certified,
-        "rounding_bound": served.rounding,
+        "predictions": found.predictions(),
+        "outputs": found.outputs,
+        "lipschitz_bound": found.lipschitz_bound,
+        "rounding_bound": found.rounding,
         "arithmetic": ARITHMETIC,
-        "certified_radius": None,
-        "output_bound": None,
-        "output_bounds": None,
+        "certified_radius": found.certified_radius,
+        "output_bound": None if bounds is None else float(bounds.max()),
+        "output_bounds": bounds,
         "epsilon": epsilon,
     }
-    if loaded.model.task == "classification":
-        radius = served_radius(served, certified)
-        radius = np.where(np.isfinite(radius), radius, 0.0)
-        if local_ball is not None:
-            radius, content["radius_source"] = _best_radius(loaded, x, served, certified, radius, local_ball)
-        content["certified_radius"] = radius
-    if epsilon is not None:
-        per_input = served_output_bound(served, certified, epsilon)
-        if np.isfinite(per_input).all():  # a model whose bound overflows float64 states none
-            content["output_bounds"] = per_input
-            content["output_bound"] = float(per_input.max())
-    content.update(served_by_fields(resolved or Resolved(loaded.id)))
+    if found.radius_source is not None:
+        content["radius_source"] = found.radius_source
+    content.update(served_by_fields(resolved))
     return orjson.dumps(content, option=orjson.OPT_SERIALIZE_NUMPY)
-
-
-def _best_radius(
-    loaded: LoadedModel, x: np.ndarray, served: ServedOutputs, certified: float, radius: np.ndarray, ball: float
-) -> tuple[np.ndarray, list[str]]:
-    """Per row, the larger of the global radius and the local one proven inside B(x, ball).
-
-    Only rows the global bound leaves below ``ball`` are worth a local proof (``local_served_radius``
-    caps it by the ball and by the stored global certificate).
-    """
-    todo = np.flatnonzero(radius < ball)
-    sources = ["global"] * len(radius)
-    if todo.size == 0:
-        return radius, sources
-    with loaded.lock:  # the analysis caches inside the certificate module are per network
-        local_radius = local_served_radius(loaded.model.network, x[todo], served.rows(todo), certified, ball)
-    better = local_radius > radius[todo]
-    radius = radius.copy()
-    radius[todo[better]] = local_radius[better]
-    for i in todo[better]:
-        sources[int(i)] = "local"
-    return radius, sources
 
 
 NPY = "application/x-npy"
@@ -365,12 +295,8 @@ def _npy_rows(raw: bytes, loaded: LoadedModel, limit: int) -> np.ndarray:
     },
 )
 async def predict_npy(
-    resolved: ResolvedModel,
+    target: PredictTarget,
     request: Request,
-    tenant: PredictTenant,
-    cache: Annotated[ModelCache, Depends(cache_of)],
-    placement: Annotated[ComputePlacement, Depends(placement_of)],
-    settings: AppSettings,
     epsilon: Annotated[float | None, Query(ge=0, le=1e12, description="input change (l2) for output_bound")] = None,
 ) -> Response:
     """``predict`` for large batches: binary rows in, binary records out, the same checks and guarantees.
@@ -378,13 +304,16 @@ async def predict_npy(
     No JSON on either side: the rows are one ``np.load`` (no pickle) and the answer one
     ``np.save`` of a structured array, so a batch costs what the model costs.
     """
+    state = request.app.state
+    placement: ComputePlacement = state.compute_placement
     raw = await request.body()
+    resolved = await target.resolved(request)
     async with placement.turn(len(raw)):
-        loaded = await cache.get_async(resolved.model_id, tenant)
-        x = _npy_rows(raw, loaded, settings.max_predict_rows)
+        loaded = await state.model_cache.get_async(resolved.model_id, target.tenant)
+        x = _npy_rows(raw, loaded, state.settings.max_predict_rows)
         PREDICT_ROWS_NPY.observe(x.shape[0])
-        certified = _certified(loaded)
-        content = await placement.run(x.shape[0] * loaded.work_per_row, _npy_content, loaded, x, certified, epsilon)
+        certified = inference.certified_bound(loaded)
+        content = await placement.run(inference.work_of(loaded, x.shape[0]), _npy_content, loaded, x, epsilon)
     headers = {
         "X-Lipschitz-Bound": repr(float(certified)),
         "X-Arithmetic": ARITHMETIC,
@@ -394,25 +323,23 @@ async def predict_npy(
     return Response(content, media_type=NPY, headers=headers)
 
 
-def _npy_content(loaded: LoadedModel, x: np.ndarray, certified: float, epsilon: float | None) -> bytes:
-    """The ``.npy`` answer of ``predict/npy``: one structured record per row."""
-    served = _served(loaded, x)
-    outputs = served.outputs
+def _npy_content(loaded: LoadedModel, x: np.ndarray, epsilon: float | None) -> bytes:
+    """The ``.npy`` answer of ``predict/npy``: the inference answer as one structured record per row."""
+    found = inference.answer(loaded, x, epsilon)
+    outputs = found.outputs
     fields: list[tuple] = [("output", np.float64, (outputs.shape[1],)), ("rounding_bound", np.float64)]
-    classifier = loaded.model.task == "classification"
-    if classifier:
+    if found.classifier:
         fields += [("label", np.int64), ("certified_radius", np.float64)]
-    if epsilon is not None:
+    if found.output_bounds is not None:
         fields.append(("output_bound", np.float64))
     records = np.empty(outputs.shape[0], dtype=fields)
     records["output"] = outputs
-    records["rounding_bound"] = served.rounding
-    if classifier:
-        records["label"] = (outputs[:, 0] > 0).astype(np.int64) if outputs.shape[1] == 1 else outputs.argmax(1)
-        radius = served_radius(served, certified)
-        records["certified_radius"] = np.where(np.isfinite(radius), radius, 0.0)
-    if epsilon is not None:
-        records["output_bound"] = served_output_bound(served, certified, epsilon)
+    records["rounding_bound"] = found.rounding
+    if found.classifier:
+        records["label"] = found.labels
+        records["certified_radius"] = found.certified_radius
+    if found.output_bounds is not None:
+        records["output_bound"] = found.output_bounds
     buffer = io.BytesIO()
     np.save(buffer, records, allow_pickle=False)
     return buffer.getvalue()
@@ -421,8 +348,8 @@ def _npy_content(loaded: LoadedModel, x: np.ndarray, certified: float, epsilon: 
 @router.post("/{model_id:path}/certify", operation_id="certify", response_model=CertifyResponse,
              responses=_USES_WEIGHTS)  # fmt: skip
 def certify(
+    tenant: PredictTenant,  # first: the key's scope is checked before the reference is resolved
     model_id: ResolvedModelId,
-    tenant: PredictTenant,
     body: CertifyRequest,
     cache: Annotated[ModelCache, Depends(cache_of)],
     settings: AppSettings,
@@ -441,7 +368,7 @@ def _certify(
         return result
     x = _checked_rows(loaded, np.array(body.inputs, dtype=np.float64).reshape(len(body.inputs), -1),
                       settings.max_certify_rows)  # fmt: skip
-    served = _served(loaded, x)
+    served = inference.served_rows(loaded, x)
     with loaded.lock:  # the analysis caches inside the certificate module are per network
         local = local_bounds(loaded.model.network, x, body.epsilon, body.norm)
     predictions = loaded.model.predictions_from_outputs(served.outputs)
@@ -508,9 +435,9 @@ _BINARY = {"schema": {"type": "string", "format": "binary"}}
     },
 )
 def download(
+    tenant: ReadTenant,  # first: the key's scope is checked before the reference is resolved
     model_id: ResolvedModelId,
     session: DbSession,
-    tenant: ReadTenant,
     cache: Annotated[ModelCache, Depends(cache_of)],
     download_format: Annotated[
         Literal["zip", "onnx"], Query(alias="format", description="`zip` (the stored parts) or `onnx`")

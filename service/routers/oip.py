@@ -41,13 +41,15 @@ from api_schemas.oip import (
     ServerMetadata,
     TensorMetadata,
 )
-from lipspline.certificates import ARITHMETIC, ServedOutputs, served_output_bound, served_radius
+from lipspline.certificates import ARITHMETIC
 from lipspline_platform import registry
 from lipspline_platform.db.engine import get_engine, session_scope
+from service import inference
 from service.deps import AppSettings, PredictTenant, ReadTenant
 from service.model_cache import LoadedModel, ModelCache
 from service.model_refs import Resolved, resolve_oip, served_by_headers
 from service.oip_tensors import OutputTensor, bad_request, encode_response, finite_parameter, input_rows, parse_request
+from service.ownership import is_id
 from service.problems import ProblemError
 
 router = APIRouter(prefix="/v2", tags=["oip"], include_in_schema=False)
@@ -87,6 +89,9 @@ def ready(settings: AppSettings) -> JSONResponse:
 
 # ---- models ------------------------------------------------------------------------------------
 def _resolved(request: Request, tenant: str, name: str, model_version: str | None) -> Resolved:
+    if not model_version and is_id(name):
+        # a model id costs no query: the model cache checks it (and the tenant) as /v1 does, same 404
+        return Resolved(name)
     with session_scope(request.app.state.settings.resolved_database_url) as session:
         return resolve_oip(session, tenant, name, model_version)
 
@@ -211,27 +216,20 @@ async def _infer(
     return Response(content, media_type=media_type, headers={**headers, **served_by_headers(resolved)})
 
 
-def _served_as(loaded: LoadedModel, x: np.ndarray, datatype: str, lipschitz: float) -> ServedOutputs:
-    """The served map on the rows; with FP32 outputs, the float32 values with bounds that cover the cast
-    at every point the derived statements speak about (``ServedOutputs.as_float32``)."""
-    served = loaded.served_map.evaluate(x)
-    finite = np.isfinite(served.outputs).all(axis=1) & np.isfinite(served.rounding)
-    if not finite.all():
-        bad = int(np.flatnonzero(~finite)[0])
-        raise bad_request(f"input {INPUT_NAME!r}: row {bad}: the model's outputs or their rounding bound overflow")
-    if datatype == "FP64":
-        return served
-    narrow = served.as_float32(lipschitz)
-    if not np.isfinite(narrow.outputs).all():
-        bad = int(np.flatnonzero(~np.isfinite(narrow.outputs).all(axis=1))[0])
-        raise bad_request(f"parameters.output_datatype: row {bad}: the outputs overflow FP32")
-    return narrow
+#: OIP output datatype -> the answer's output dtype
+_DTYPES = {"FP64": np.float64, "FP32": np.float32}
+
+
+def _overflow(row: int, dtype: str) -> ProblemError:
+    """The ``/v2`` wording of ``inference.answer``'s refusal of a row that overflows."""
+    if dtype == "float32":
+        return bad_request(f"parameters.output_datatype: row {row}: the outputs overflow FP32")
+    return bad_request(f"input {INPUT_NAME!r}: row {row}: the model's outputs or their rounding bound overflow")
 
 
 def _outputs(loaded: LoadedModel, request: InferenceRequest, x: np.ndarray) -> list[OutputTensor]:
-    """The requested outputs (all, by default), computed from one evaluation of the served map."""
-    if loaded.certified is None:
-        raise ProblemError(409, "Conflict", f"model {loaded.id!r} has no finite certificate", kind="no-certificate")
+    """The requested outputs (all, by default) of one inference answer, as OIP tensors."""
+    inference.certified_bound(loaded)  # the 409 first, before the request's parameters are judged
     parameters = request.parameters
     datatype = parameters.get("output_datatype", "FP64")
     if datatype not in OUTPUT_DATATYPES:
@@ -249,27 +247,16 @@ def _outputs(loaded: LoadedModel, request: InferenceRequest, x: np.ndarray) -> l
     binary = {o.name: o.parameters.get("binary_data", all_binary) is True for o in wanted}
     names = [o.name for o in wanted] or available
 
-    served = _served_as(loaded, x, datatype, loaded.certified)
+    found = inference.answer(loaded, x, epsilon, output_dtype=_DTYPES[datatype], on_overflow=_overflow)
     rows = x.shape[0]
-    tensors: dict[str, OutputTensor] = {}
-    for name in names:
-        kind = binary.get(name, all_binary)
-        if name == "output":
-            out = served.outputs.astype(np.float32) if datatype == "FP32" else served.outputs
-            tensors[name] = OutputTensor(name, out, datatype, list(out.shape), kind)
-        elif name == "label":
-            labels = loaded.model.predictions_from_outputs(served.outputs)
-            tensors[name] = OutputTensor(name, np.asarray(labels) if _label_datatype(loaded) == "INT64" else labels,
-                                         _label_datatype(loaded), [rows], kind)  # fmt: skip
-        elif name == "lipschitz_bound":
-            tensors[name] = OutputTensor(name, np.array([loaded.certified]), "FP64", [1], kind)
-        elif name == "rounding_bound":
-            tensors[name] = OutputTensor(name, served.rounding, "FP64", [rows], kind)
-        elif name == "certified_radius":
-            radius = served_radius(served, loaded.certified)
-            tensors[name] = OutputTensor(name, np.where(np.isfinite(radius), radius, 0.0), "FP64", [rows], kind)
-        elif name == "output_bound":
-            assert epsilon is not None
-            bound = served_output_bound(served, loaded.certified, epsilon)
-            tensors[name] = OutputTensor(name, bound, "FP64", [rows], kind)
-    return [tensors[name] for name in names]
+    label_datatype = _label_datatype(loaded)
+    tensors = {
+        "output": lambda: (found.outputs, datatype, list(found.outputs.shape)),
+        "label": lambda: (np.asarray(found.predictions()) if label_datatype == "INT64" else found.predictions(),
+                          label_datatype, [rows]),
+        "lipschitz_bound": lambda: (np.array([found.lipschitz_bound]), "FP64", [1]),
+        "rounding_bound": lambda: (found.rounding, "FP64", [rows]),
+        "certified_radius": lambda: (found.certified_radius, "FP64", [rows]),
+        "output_bound": lambda: (found.output_bounds, "FP64", [rows]),
+    }  # fmt: skip
+    return [OutputTensor(name, *tensors[name](), binary.get(name, all_binary)) for name in names]
