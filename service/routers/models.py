@@ -17,8 +17,6 @@ from typing import Annotated, Any, Literal
 import numpy as np
 import orjson
 from fastapi import APIRouter, Depends, Query, Request, Response
-from sqlalchemy import select
-from sqlalchemy.orm import Session
 
 from api_schemas.http import (
     ActivationsOut,
@@ -35,9 +33,10 @@ from api_schemas.http import (
 )
 from lipspline.certificates import ARITHMETIC, CertificateReport, local_bounds, served_radius
 from lipspline.export import onnx_bytes
-from lipspline_platform import registry
+from lipspline_platform import models, registry
 from lipspline_platform.db.dataset_blob import dataset_from_row
-from lipspline_platform.db.tables import DatasetRow, ModelRow
+from lipspline_platform.db.engine import Session
+from lipspline_platform.db.tables import ModelRow
 from lipspline_platform.settings import Settings
 from lipspline_platform.storage import artifacts
 from service import inference, labels
@@ -55,8 +54,8 @@ from service.model_refs import (
     served_by_headers,
 )
 from service.openapi_docs import json_body, problems
-from service.ownership import owned
-from service.pagination import LINK_HEADER, Page, newest_first
+from service.ownership import found
+from service.pagination import LINK_HEADER, Page, paged
 from service.predict_body import parse_predict_body
 from service.problems import bad_artifact, invalid_field
 
@@ -133,13 +132,9 @@ def list_models(
     tag: labels.TagFilter = None,
 ) -> ModelList:
     """The tenant's models, newest first, a page at a time (``next_cursor``), filtered."""
-    query = select(ModelRow).where(ModelRow.tenant_id == tenant)
-    for column, value in ((ModelRow.dataset_id, dataset_id), (ModelRow.job_id, job_id), (ModelRow.task, task)):
-        if value is not None:
-            query = query.where(column == value)
-    query = labels.filtered(query, "model", name, tag)
-    found = newest_first(session, query, page, ModelRow)
-    return ModelList(items=to_outs(session, found.rows), next_cursor=found.next_cursor)
+    listed = paged(page, lambda window: models.list_models(session, tenant, window, dataset_id=dataset_id,
+                                                            job_id=job_id, task=task, name=name, tags=tag))
+    return ModelList(items=to_outs(session, listed.rows), next_cursor=listed.next_cursor)
 
 
 @router.patch("/{model_id:path}", operation_id="update_model", response_model=ModelOut,
@@ -147,7 +142,7 @@ def list_models(
 def update_model(model_id: ResolvedModelId, body: LabelsPatch, session: DbSession, tenant: TrainTenant) -> ModelOut:
     """Rename, retag or redescribe a model (JSON merge semantics: a member left out is unchanged, ``null``
     clears it, ``tags`` replaces the list). A model starts with its job's labels, copied when it was stored."""
-    row = owned(session, ModelRow, model_id, tenant, "model", lock=True)
+    row = found(models.find(session, tenant, model_id, lock=True), "model", model_id)
     labels.patch(session, "model", row, body)
     return to_outs(session, [row])[0]
 
@@ -403,11 +398,11 @@ def activations(
     """Sampled curves of every activation, per unit (x shared, one y list per unit), with the knots of
     learnable splines (positions, values, which are active) and each unit's training pre-activation range."""
     loaded = cache.get(model_id, tenant)
-    row = owned(session, ModelRow, model_id, tenant, "model")
-    dataset_row = session.get(DatasetRow, row.dataset_id) if row.dataset_id else None
-    deleted = dataset_row is None or dataset_row.tenant_id != tenant
+    row = found(models.find(session, tenant, model_id), "model", model_id)
+    dataset_row = models.training_dataset(session, tenant, row)
     # a dataset by reference is not read for this: the curves then show no training range
-    dataset = None if deleted or dataset_row.uri is not None else dataset_from_row(dataset_row, cache.settings)
+    in_memory = dataset_row is not None and dataset_row.uri is None
+    dataset = dataset_from_row(dataset_row, cache.settings) if in_memory else None
     with loaded.lock:  # the ranges are caught by forward hooks on the shared network
         layers = activation_curves(loaded.model, dataset)
     return {"model_id": model_id, "points": CURVE_POINTS, "layers": layers}
@@ -444,7 +439,7 @@ def download(
     ] = "zip",
 ) -> Response:
     """The model as a zip of its document and safetensors weights, or as an ONNX file (``format=onnx``)."""
-    row = owned(session, ModelRow, model_id, tenant, "model")
+    row = found(models.find(session, tenant, model_id), "model", model_id)
     try:
         weights = artifacts.read(cache.settings, row.weights, row.weights_uri)
     except artifacts.ArtifactMissingError as exc:
@@ -481,5 +476,5 @@ def _onnx_file(loaded: LoadedModel, weights_sha256: str) -> bytes:
 @router.get("/{model_id:path}", response_model=ModelOut, responses=problems(404))
 def get_model(model_id: ResolvedModelId, session: DbSession, tenant: ReadTenant) -> ModelOut:
     """One model, by id or reference, with the registry entries it is registered under."""
-    (out,) = to_outs(session, [owned(session, ModelRow, model_id, tenant, "model")])
+    (out,) = to_outs(session, [found(models.find(session, tenant, model_id), "model", model_id)])
     return out

@@ -30,7 +30,6 @@ import numpy as np
 from fastapi import APIRouter, Depends, Request, Response
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse
-from sqlalchemy import text
 
 from api_schemas.oip import (
     HEADER_LENGTH,
@@ -43,7 +42,7 @@ from api_schemas.oip import (
 )
 from lipspline.certificates import ARITHMETIC
 from lipspline_platform import registry
-from lipspline_platform.db.engine import get_engine, session_scope
+from lipspline_platform.db.engine import database_answers, session_scope
 from service import inference
 from service.deps import AppSettings, PredictTenant, ReadTenant
 from service.model_cache import LoadedModel, ModelCache
@@ -79,10 +78,7 @@ def live() -> dict[str, bool]:
 @router.get("/health/ready")
 def ready(settings: AppSettings) -> JSONResponse:
     """Ready when the database answers: inference needs the registry and the stored models, not the broker."""
-    try:
-        with get_engine(settings.resolved_database_url).connect() as connection:
-            connection.execute(text("SELECT 1"))
-    except Exception:  # a probe reports, it does not raise
+    if not database_answers(settings.resolved_database_url):
         return JSONResponse({"error": "the database is unreachable"}, status_code=503)
     return JSONResponse({"ready": True})
 

@@ -15,9 +15,6 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[3]
 ROUTERS = ROOT / "service" / "routers"
-#: routers not yet moved: their predict paths are being rewritten into ``service/inference.py``; their
-#: SQL (model lists, dataset reads for certify, the /v2 readiness query) moves to the platform next
-EXEMPT = {"models.py", "oip.py"}
 #: what a session does that is a domain module's business (queries, writes, the transaction)
 SESSION_METHODS = {"get", "execute", "scalars", "scalar", "add", "add_all", "delete", "flush", "merge", "query",
                    "commit", "rollback", "refresh"}
@@ -26,7 +23,7 @@ SESSION_NAMES = {"session", "db", "db_session"}
 
 
 def _routers() -> list[Path]:
-    return sorted(path for path in ROUTERS.glob("*.py") if path.name not in EXEMPT)
+    return sorted(ROUTERS.glob("*.py"))
 
 
 def _problems(path: Path, root: Path = ROOT) -> list[str]:
@@ -51,11 +48,6 @@ def _problems(path: Path, root: Path = ROOT) -> list[str]:
         ):
             found.append(f"{where} calls {node.func.value.id}.{node.func.attr}() (a domain module's job)")
     return found
-
-
-def test_the_exempt_routers_still_exist() -> None:
-    """The exemption list names real files: when models.py and oip.py are moved, empty it."""
-    assert {path.name for path in ROUTERS.glob("*.py")} >= EXEMPT
 
 
 @pytest.mark.parametrize("path", _routers(), ids=lambda path: path.name)
