@@ -26,6 +26,7 @@ import sqlite3
 import zipfile
 from collections.abc import Iterator
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import httpx
 import pytest
@@ -60,20 +61,37 @@ def database_file(dep: Deployment) -> Path:
     return path
 
 
+def read_weights(dep: Deployment, model_id: str) -> bytes:
+    """The model's stored weights: in the artifact store beside the SQLite file (the embedded default), or
+    in the row's own column."""
+    with sqlite3.connect(database_file(dep), timeout=60) as db:
+        weights, uri = db.execute("SELECT weights, weights_uri FROM models WHERE id = ?", (model_id,)).fetchone()
+    return weights if uri is None else Path(urlsplit(uri).path).read_bytes()
+
+
+def write_weights(dep: Deployment, model_id: str, weights: bytes) -> None:
+    with sqlite3.connect(database_file(dep), timeout=60) as db:
+        (uri,) = db.execute("SELECT weights_uri FROM models WHERE id = ?", (model_id,)).fetchone()
+        if uri is None:
+            db.execute("UPDATE models SET weights = ? WHERE id = ?", (weights, model_id))
+            return
+    Path(urlsplit(uri).path).write_bytes(weights)
+
+
 def tamper_weights(dep: Deployment, model_id: str) -> None:
     """Flip the last byte of the stored weights: tensor data, so the blob still parses."""
-    with sqlite3.connect(database_file(dep), timeout=60) as db:
-        (weights,) = db.execute("SELECT weights FROM models WHERE id = ?", (model_id,)).fetchone()
-        tampered = weights[:-1] + bytes([weights[-1] ^ 0xFF])
-        load_safetensors(tampered)  # still a readable blob: only the sha256 check can catch it
-        db.execute("UPDATE models SET weights = ? WHERE id = ?", (tampered, model_id))
+    weights = read_weights(dep, model_id)
+    tampered = weights[:-1] + bytes([weights[-1] ^ 0xFF])
+    load_safetensors(tampered)  # still a readable blob: only the sha256 check can catch it
+    write_weights(dep, model_id, tampered)
 
 
 def tamper_weights_and_document(dep: Deployment, model_id: str) -> None:
     """Alter the blob and rewrite the document's sha256 to match it (the row's copy stays)."""
     tamper_weights(dep, model_id)
+    weights = read_weights(dep, model_id)
     with sqlite3.connect(database_file(dep), timeout=60) as db:
-        weights, document = db.execute("SELECT weights, document FROM models WHERE id = ?", (model_id,)).fetchone()
+        (document,) = db.execute("SELECT document FROM models WHERE id = ?", (model_id,)).fetchone()
         document = json.loads(document)
         assert "weights_sha256" in document, sorted(document)
         document["weights_sha256"] = hashlib.sha256(weights).hexdigest()
