@@ -68,7 +68,8 @@ def test_site_renders_navigates_and_searches_offline(served_site: str) -> None:
             page.wait_for_load_state("networkidle")
             assert page.url.endswith("/docs/site/quickstart.html")
             page.fill("input.md-search__input", "certified radius")
-            page.wait_for_selector(".md-search-result__item", timeout=60_000)  # the index is built in a worker: slow under load
+            # the search index is built in a web worker: slow on a loaded machine
+            page.wait_for_selector(".md-search-result__item", timeout=60_000)
             page.goto(served_site + "/docs/site/reference/http.html", wait_until="networkidle")
             assert "/v1/sweeps" in page.content()
         finally:
