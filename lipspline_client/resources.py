@@ -100,7 +100,7 @@ class SyncRunner:
         return parse(self.transport.send(request))
 
     def run_all(self, request: Request, model: type[Model]) -> Model:
-        """Every page of a paginated list, following ``next_cursor`` (service/pagination.py)."""
+        """Every page of a paginated list, following ``next_cursor`` (service/http/pagination.py)."""
         pages = [self.run(_page(request, None), _as(model))]
         while pages[-1].next_cursor is not None:
             pages.append(self.run(_page(request, pages[-1].next_cursor), _as(model)))

@@ -3,7 +3,7 @@
 An uploaded dataset's rows are the npz of ``db/dataset_blob.py``, kept in the row or, when the
 deployment has an artifact store, as an object the row names (written before the row). A dataset
 registered by reference (``dataset_refs.py``) holds only what describes the objects where they
-lie. Every function here runs in the caller's transaction (``service.deps.DbSession``, or the
+lie. Every function here runs in the caller's transaction (``service.security.deps.DbSession``, or the
 upload's own ``session_scope``).
 """
 

@@ -1,6 +1,6 @@
 """Tenants and their API keys as the operator's ``/v1/admin`` routes change them (across tenants).
 
-Making a key (its secret form, its hash) is the API's (``service/auth.py``); this module keeps
+Making a key (its secret form, its hash) is the API's (``service/security/auth.py``); this module keeps
 the rows: tenants with their quotas, revocation of a tenant and of its keys, key listings.
 Every function runs in the caller's transaction. Revoking never deletes: a revoked tenant keeps
 its data and a revoked key its row (``revoked_at`` is set once; again is harmless).

@@ -15,17 +15,17 @@ from lipspline_platform.observability.structured_logging import configure_loggin
 from lipspline_platform.observability.tracing import configure_tracing
 from lipspline_platform.settings import Settings, get_settings
 from lipspline_platform.webhooks.dispatcher import WebhookDispatcher
-from service.auth import VerifiedKeys
-from service.compute_placement import ComputePlacement
-from service.docs_pages import install_docs
-from service.limits import BodySizeLimit
-from service.metrics import RequestMetrics, scrape_registries
-from service.model_cache import ModelCache
-from service.openapi_docs import install_openapi, operation_id_of
-from service.problems import install_problem_handlers
-from service.query_parameters import reject_unknown_query_parameters
-from service.rate_limit import rate_limiter_for
-from service.request_context import RequestContext
+from service.http.docs_pages import install_docs
+from service.http.limits import BodySizeLimit
+from service.http.metrics import RequestMetrics, scrape_registries
+from service.http.openapi_docs import install_openapi, operation_id_of
+from service.http.problems import install_problem_handlers
+from service.http.query_parameters import reject_unknown_query_parameters
+from service.http.rate_limit import rate_limiter_for
+from service.http.request_context import RequestContext
+from service.http.trailing_slash import TrailingSlash
+from service.inference.compute_placement import ComputePlacement
+from service.inference.model_cache import ModelCache
 from service.routers import (
     admin,
     datasets,
@@ -41,7 +41,7 @@ from service.routers import (
     ui,
     webhooks,
 )
-from service.trailing_slash import TrailingSlash
+from service.security.auth import VerifiedKeys
 
 DESCRIPTION = """
 Train deep-spline networks (learnable linear-spline activations, BV² objective)

@@ -117,12 +117,12 @@ def ensure_default_key(settings: Settings) -> Path:
     file only the current user can read (the plain key is never stored in the database)."""
     from lipspline_platform.db.engine import session_scope
     from lipspline_platform.db.tables import DEFAULT_TENANT
-    from service import auth
+    from service.security import auth
 
     path = settings.data_dir.resolve() / "api-key"
     if path.exists():
         return path
-    from service.scopes import ALL_SCOPES
+    from service.security.scopes import ALL_SCOPES
 
     # admin too: the one who started the server manages the keys of everyone else over the API
     with session_scope(settings.resolved_database_url) as session:
@@ -144,11 +144,11 @@ def parse_expiry(text: str) -> datetime:
 
 def cmd_keys(args: argparse.Namespace) -> int:
     from lipspline_platform.db.engine import session_scope
-    from service import auth
+    from service.security import auth
 
     settings = _settings()
     _migrate(settings)
-    from service.scopes import DEFAULT_KEY_SCOPES, parse_scopes
+    from service.security.scopes import DEFAULT_KEY_SCOPES, parse_scopes
 
     if args.action == "create":
         try:

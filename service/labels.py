@@ -5,7 +5,7 @@ that carry both ``A`` and ``B``. The values are held to the rules of the labels 
 (``api_schemas/labels.py``), so a filter that could match nothing by construction (a tag with
 a space, a name of 300 characters) is a 422 naming ``query.tag.0`` or ``query.name``, and no
 value reaches the database that it could not compare (NUL bytes are refused for every
-parameter by ``service/query_parameters.py``).
+parameter by ``service/http/query_parameters.py``).
 
 ``PATCH /v1/{datasets,jobs,models,sweeps}/{id}`` with a ``LabelsPatch``: see :func:`patch`.
 """
@@ -21,7 +21,7 @@ from api_schemas.labels import MAX_TAGS, NAME_MAX_LENGTH, Tag
 from lipspline_platform import labels
 from lipspline_platform.db.engine import Session
 from lipspline_platform.labels import Kind
-from service.openapi_docs import problems
+from service.http.openapi_docs import problems
 
 if TYPE_CHECKING:
     from sqlalchemy import Select

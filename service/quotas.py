@@ -32,8 +32,8 @@ from sqlalchemy.orm import Session
 from lipspline_platform.quotas import active_jobs, model_count, stored_bytes, tenant_quota
 from lipspline_platform.settings import Settings
 from lipspline_platform.sweeps import running_sweep_count
-from service.metrics import QUOTA_EXCEEDED
-from service.problems import ProblemError
+from service.http.metrics import QUOTA_EXCEEDED
+from service.http.problems import ProblemError
 
 __all__ = ["check_new_job", "check_new_sweep", "check_storage", "quota_exceeded", "stored_bytes"]
 

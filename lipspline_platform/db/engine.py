@@ -13,7 +13,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 __all__ = ["Session", "add_engine_hook", "database_answers", "dispose_all", "get_engine", "remove_engine_hook",
            "session_scope"]
-#: ``Session`` is the unit of work the API passes to domain functions (``service.deps.DbSession``): routers
+#: ``Session`` is the unit of work the API passes to domain functions (``service.security.deps.DbSession``): routers
 #: name it from here, never from SQLAlchemy (``tests/unit/service/test_router_structure.py``)
 
 _lock = threading.Lock()

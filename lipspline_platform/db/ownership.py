@@ -4,7 +4,7 @@ An id that is not of the form the platform makes (:func:`lipspline_platform.db.i
 lowercase hex digits) names no row, so it finds nothing before any query: nothing a client puts
 in a path (a NUL byte, 10**30, a kilobyte of text) reaches the database as an id, where
 PostgreSQL would refuse some of it with an error instead of an empty answer. The API turns
-"nothing" into its 404 (``service/ownership.py``).
+"nothing" into its 404 (``service/security/ownership.py``).
 """
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """Keyset pages of a tenant's records, newest first by ``(created_at, id)``: the query side of every list.
 
-The API (``service/pagination.py``) owns the HTTP side: the ``limit``/``cursor`` parameters, the
+The API (``service/http/pagination.py``) owns the HTTP side: the ``limit``/``cursor`` parameters, the
 opaque cursor's encoding and its ``Link`` header. It hands a domain module a :class:`Window`
 (the page's size, the record it continues after, the creation-time bounds); the domain module
 names its table and filters and calls :func:`list_owned` (or :func:`newest_first` with a query

@@ -68,7 +68,7 @@ class ApiKeyRow(Base):
     key_hash: Mapped[str] = mapped_column(String(64), unique=True)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     revoked_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
-    #: space-separated scopes (service/scopes.py): read, predict, train, admin; the default is
+    #: space-separated scopes (service/security/scopes.py): read, predict, train, admin; the default is
     #: what every key could do before scopes existed (migration 0003)
     scopes: Mapped[str] = mapped_column(String(64), default="read predict train")
     name: Mapped[str | None] = mapped_column(String(100), nullable=True)

@@ -7,7 +7,7 @@ Names follow Prometheus conventions: the ``lipspline_`` prefix, base units (``_s
 
 Processes:
 
-* an API process serves its own registry at ``GET /metrics`` (``service/metrics.py``);
+* an API process serves its own registry at ``GET /metrics`` (``service/http/metrics.py``);
 * a worker *node* (``python -m worker``: a Celery main process and its prefork children,
   which do the training) uses prometheus-client's multiprocess mode: every process writes
   its values to files in a directory private to the node, and the main process serves the

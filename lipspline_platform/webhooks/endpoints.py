@@ -3,7 +3,7 @@
 The signing secret is per tenant, stored sealed (``secret_store``): the plain value exists only
 in the answer of the request that makes it. Endpoints are URLs that receive every event of the
 tenant; a job's ``notify_url`` receives its final event. Every function here runs in the
-caller's transaction (``service.deps.DbSession``).
+caller's transaction (``service.security.deps.DbSession``).
 """
 
 from __future__ import annotations

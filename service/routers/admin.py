@@ -2,8 +2,8 @@
 
 A revocation (of a key, or of a tenant and so all its keys) is at once in the API process
 that made it and within ``auth_cache_ttl_s`` (1 s by default) in every other one: each
-process trusts a verified key for that long (``service/auth.py``). The rows are
-``lipspline_platform/tenants.py``'s; keys are made by ``service/auth.py``.
+process trusts a verified key for that long (``service/security/auth.py``). The rows are
+``lipspline_platform/tenants.py``'s; keys are made by ``service/security/auth.py``.
 """
 
 from __future__ import annotations
@@ -18,11 +18,11 @@ from api_schemas.timestamps import utcnow
 from lipspline_platform import tenants
 from lipspline_platform.db.engine import Session
 from lipspline_platform.db.tables import ApiKeyRow, TenantRow
-from service import auth
-from service.deps import AdminPrincipal, DbSession
-from service.openapi_docs import problems
-from service.problems import ProblemError, invalid_field, not_found
-from service.scopes import parse_scopes
+from service.http.openapi_docs import problems
+from service.http.problems import ProblemError, invalid_field, not_found
+from service.security import auth
+from service.security.deps import AdminPrincipal, DbSession
+from service.security.scopes import parse_scopes
 
 log = logging.getLogger(__name__)
 router = APIRouter(prefix="/v1/admin", tags=["admin"])

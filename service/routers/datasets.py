@@ -37,13 +37,13 @@ from lipspline_platform.settings import Settings
 from lipspline_platform.storage import artifacts, dataset_refs
 from lipspline_platform.storage.object_store import UriRefusedError
 from service import labels, quotas
-from service.deps import AppSettings, DbSession, ReadTenant, TrainTenant
-from service.idempotency import IdempotencyKey, IdempotentRequest, fingerprint
-from service.limits import check_dataset
-from service.openapi_docs import created_headers, problems
-from service.ownership import found
-from service.pagination import LINK_HEADER, Page, paged
-from service.problems import ProblemError, invalid_field
+from service.http.idempotency import IdempotencyKey, IdempotentRequest, fingerprint
+from service.http.limits import check_dataset
+from service.http.openapi_docs import created_headers, problems
+from service.http.pagination import LINK_HEADER, Page, paged
+from service.http.problems import ProblemError, invalid_field
+from service.security.deps import AppSettings, DbSession, ReadTenant, TrainTenant
+from service.security.ownership import found
 
 router = APIRouter(prefix="/v1/datasets", tags=["datasets"])
 UPLOAD_CHUNK = 1 << 20

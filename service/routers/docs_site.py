@@ -15,7 +15,7 @@ from pathlib import Path
 from fastapi import APIRouter
 from fastapi.responses import FileResponse, RedirectResponse
 
-from service.problems import ProblemError
+from service.http.problems import ProblemError
 
 router = APIRouter(include_in_schema=False)
 #: where `make docs` (`mkdocs build`, site_dir in mkdocs.yml) writes the site: the clone's root

@@ -10,9 +10,9 @@ from pydantic import BaseModel, Field
 
 from lipspline_platform.db.engine import database_answers
 from lipspline_platform.jobs.queue import broker_reachable
-from service.deps import AppSettings
-from service.openapi_docs import problems
-from service.problems import PROBLEM_JSON, problem_body
+from service.http.openapi_docs import problems
+from service.http.problems import PROBLEM_JSON, problem_body
+from service.security.deps import AppSettings
 
 router = APIRouter(tags=["health"])
 

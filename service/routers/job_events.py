@@ -37,10 +37,10 @@ from api_schemas.http import JobEvent
 from lipspline_platform.jobs import job_events
 from lipspline_platform.jobs import queries as jobs
 from lipspline_platform.settings import Settings
-from service.deps import AppSettings, ReadPrincipal, bearer, principal_of_key
-from service.openapi_docs import component, problems
-from service.problems import ProblemError, not_found
-from service.scopes import Principal
+from service.http.openapi_docs import component, problems
+from service.http.problems import ProblemError, not_found
+from service.security.deps import AppSettings, ReadPrincipal, bearer, principal_of_key
+from service.security.scopes import Principal
 
 #: event sequence numbers are 32-bit integers in the database: a larger one names no event (and
 #: would overflow the query), so it is refused as a bad parameter

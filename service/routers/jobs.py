@@ -25,13 +25,13 @@ from lipspline_platform.observability import structured_logging
 from lipspline_platform.settings import Settings
 from lipspline_platform.webhooks import endpoints
 from service import labels, quotas
-from service.deps import AppSettings, DbSession, ReadTenant, TrainTenant
-from service.idempotency import IdempotencyKey, IdempotentRequest, fingerprint
-from service.limits import check_network
-from service.openapi_docs import created_headers, problems
-from service.ownership import found
-from service.pagination import LINK_HEADER, Page, paged
-from service.problems import ProblemError, invalid_field
+from service.http.idempotency import IdempotencyKey, IdempotentRequest, fingerprint
+from service.http.limits import check_network
+from service.http.openapi_docs import created_headers, problems
+from service.http.pagination import LINK_HEADER, Page, paged
+from service.http.problems import ProblemError, invalid_field
+from service.security.deps import AppSettings, DbSession, ReadTenant, TrainTenant
+from service.security.ownership import found
 
 log = logging.getLogger(__name__)
 router = APIRouter(prefix="/v1/jobs", tags=["jobs"])

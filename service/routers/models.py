@@ -1,7 +1,7 @@
 """``/v1/models``: list, get, predict (with certificate), certify (local bounds), activations, download (zip, ONNX).
 
 Every ``/v1/models/{model_id}`` route takes a model id or a registry reference (``NAME``,
-``NAME@ALIAS``, ``NAME/versions/N``), resolved by ``service/model_refs.py``, the resolver the
+``NAME@ALIAS``, ``NAME/versions/N``), resolved by ``service/inference/model_refs.py``, the resolver the
 ``/v2`` routes use too; predict answers say which model and version answered.
 """
 
@@ -39,13 +39,17 @@ from lipspline_platform.db.engine import Session
 from lipspline_platform.db.tables import ModelRow
 from lipspline_platform.settings import Settings
 from lipspline_platform.storage import artifacts
-from service import inference, labels
-from service.activation_curves import CURVE_POINTS, activation_curves
-from service.compute_placement import ComputePlacement
-from service.deps import AppSettings, DbSession, PredictTenant, ReadTenant, TrainTenant
-from service.metrics import CERTIFY_DURATION, PREDICT_ROWS
-from service.model_cache import LoadedModel, ModelCache, check_stored_weights
-from service.model_refs import (
+from service import labels
+from service.http.metrics import CERTIFY_DURATION, PREDICT_ROWS
+from service.http.openapi_docs import json_body, problems
+from service.http.pagination import LINK_HEADER, Page, paged
+from service.http.predict_body import parse_predict_body
+from service.http.problems import bad_artifact, invalid_field
+from service.inference import answers as inference
+from service.inference.activation_curves import CURVE_POINTS, activation_curves
+from service.inference.compute_placement import ComputePlacement
+from service.inference.model_cache import LoadedModel, ModelCache, check_stored_weights
+from service.inference.model_refs import (
     SERVED_BY_HEADERS,
     PredictTarget,
     Resolved,
@@ -53,11 +57,8 @@ from service.model_refs import (
     served_by_fields,
     served_by_headers,
 )
-from service.openapi_docs import json_body, problems
-from service.ownership import found
-from service.pagination import LINK_HEADER, Page, paged
-from service.predict_body import parse_predict_body
-from service.problems import bad_artifact, invalid_field
+from service.security.deps import AppSettings, DbSession, PredictTenant, ReadTenant, TrainTenant
+from service.security.ownership import found
 
 router = APIRouter(prefix="/v1/models", tags=["models"])
 #: routes that load (or send) the stored weights, which are checked against their sha256 first
@@ -171,14 +172,14 @@ async def predict(target: PredictTarget, request: Request) -> Response:
     """Outputs, predictions, the certified Lipschitz bound, and what follows from it, rounding included.
 
     The hot path of the service: the body (a ``PredictRequest``) becomes one float64 array
-    without a Python loop over its numbers (``service/predict_body.py``), a loaded model is
+    without a Python loop over its numbers (``service/http/predict_body.py``), a loaded model is
     used without leaving the event loop, large bodies take turns so they cannot starve small
-    ones, and heavy work leaves the loop for a thread (``service/compute_placement.py``); the answer is built
+    ones, and heavy work leaves the loop for a thread (``service/inference/compute_placement.py``); the answer is built
     from numpy arrays and serialised once by orjson (no re-validation of what was just
     computed); ``PredictResponse`` documents it and the route tests check it. The answer names the
     model that gave it (``model_id``, ``registered_name``, ``version``, and the ``X-LipSpline-Model-*`` headers).
     """
-    # (the docstring is the OpenAPI description.) The answer is ``service/inference.py``'s; one dependency
+    # (the docstring is the OpenAPI description.) The answer is ``service/inference/answers.py``'s; one dependency
     # (key, scope, rate bucket, reference: ``PredictTarget``), the app's state read directly, not injected.
     state = request.app.state
     placement: ComputePlacement = state.compute_placement

@@ -13,7 +13,7 @@ An inference answer names the model that gave it as ``/v1`` does: ``model_versio
 protocol's member), ``parameters.model_id``, ``parameters.registered_name`` and
 ``parameters.version``, and the ``X-LipSpline-Model-*`` headers.
 
-Errors are ``{"error": "..."}`` (``service/problems.py`` renders every error under ``/v2``
+Errors are ``{"error": "..."}`` (``service/http/problems.py`` renders every error under ``/v2``
 that way): 400 for a malformed request or tensor, 401 without a valid key, 404 for a model
 that does not resolve, 409 for a model whose stored weights fail their check.
 
@@ -43,13 +43,20 @@ from api_schemas.oip import (
 from lipspline.certificates import ARITHMETIC
 from lipspline_platform import registry
 from lipspline_platform.db.engine import database_answers, session_scope
-from service import inference
-from service.deps import AppSettings, PredictTenant, ReadTenant
-from service.model_cache import LoadedModel, ModelCache
-from service.model_refs import Resolved, resolve_oip, served_by_headers
-from service.oip_tensors import OutputTensor, bad_request, encode_response, finite_parameter, input_rows, parse_request
-from service.ownership import is_id
-from service.problems import ProblemError
+from service.http.oip_tensors import (
+    OutputTensor,
+    bad_request,
+    encode_response,
+    finite_parameter,
+    input_rows,
+    parse_request,
+)
+from service.http.problems import ProblemError
+from service.inference import answers as inference
+from service.inference.model_cache import LoadedModel, ModelCache
+from service.inference.model_refs import Resolved, resolve_oip, served_by_headers
+from service.security.deps import AppSettings, PredictTenant, ReadTenant
+from service.security.ownership import is_id
 
 router = APIRouter(prefix="/v2", tags=["oip"], include_in_schema=False)
 PLATFORM = "lipspline"

@@ -1,4 +1,4 @@
-"""``GET /metrics``: this API process's Prometheus metrics (``service/metrics.py`` defines and
+"""``GET /metrics``: this API process's Prometheus metrics (``service/http/metrics.py`` defines and
 records them) and the jobs-by-status gauge read from the database."""
 
 from __future__ import annotations
@@ -6,7 +6,7 @@ from __future__ import annotations
 from fastapi import APIRouter, Depends, Request, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
-from service.deps import require_admin_key
+from service.security.deps import require_admin_key
 
 
 async def metrics_access(request: Request) -> None:

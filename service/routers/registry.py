@@ -33,10 +33,10 @@ from lipspline_platform import registry
 from lipspline_platform.db.engine import Session
 from lipspline_platform.db.tables import ModelVersionRow, RegisteredModelRow
 from lipspline_platform.registry import RegistryError
-from service.deps import Caller, DbSession, ReadTenant, TrainTenant
-from service.openapi_docs import problems
-from service.pagination import LINK_HEADER, Page, paged
-from service.problems import ProblemError
+from service.http.openapi_docs import problems
+from service.http.pagination import LINK_HEADER, Page, paged
+from service.http.problems import ProblemError
+from service.security.deps import Caller, DbSession, ReadTenant, TrainTenant
 
 router = APIRouter(prefix="/v1/registered-models", tags=["registry"])
 

@@ -29,13 +29,13 @@ from lipspline_platform.db.tables import SweepRow
 from lipspline_platform.settings import Settings
 from lipspline_platform.sweep_views import sweep_out, sweeps_out
 from service import labels, quotas
-from service.deps import AppSettings, DbSession, ReadTenant, TrainTenant
-from service.idempotency import IdempotencyKey, IdempotentRequest, fingerprint
-from service.limits import check_network, limit_exceeded
-from service.openapi_docs import created_headers, problems
-from service.ownership import found, is_id
-from service.pagination import LINK_HEADER, Page, paged
-from service.problems import ProblemError, invalid_field
+from service.http.idempotency import IdempotencyKey, IdempotentRequest, fingerprint
+from service.http.limits import check_network, limit_exceeded
+from service.http.openapi_docs import created_headers, problems
+from service.http.pagination import LINK_HEADER, Page, paged
+from service.http.problems import ProblemError, invalid_field
+from service.security.deps import AppSettings, DbSession, ReadTenant, TrainTenant
+from service.security.ownership import found, is_id
 
 router = APIRouter(prefix="/v1/sweeps", tags=["sweeps"])
 #: the route's name in the idempotency records

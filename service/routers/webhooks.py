@@ -30,11 +30,11 @@ from lipspline_platform.db.tables import WebhookDeliveryRow
 from lipspline_platform.jobs import queries as jobs
 from lipspline_platform.webhooks import endpoints
 from lipspline_platform.webhooks.outbox import PENDING
-from service.deps import AppSettings, DbSession, ReadTenant, TrainTenant
-from service.openapi_docs import problems
-from service.ownership import found
-from service.pagination import LINK_HEADER, Page, paged
-from service.problems import invalid_field, not_found
+from service.http.openapi_docs import problems
+from service.http.pagination import LINK_HEADER, Page, paged
+from service.http.problems import invalid_field, not_found
+from service.security.deps import AppSettings, DbSession, ReadTenant, TrainTenant
+from service.security.ownership import found
 
 router = APIRouter()
 TAGS: list[str | object] = ["webhooks"]

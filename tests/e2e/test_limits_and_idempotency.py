@@ -163,7 +163,7 @@ def test_idempotency_key_in_flight_gives_409(server: Deployment, dataset_id: str
     """The first request is still being processed: simulated by its in-flight record in the database."""
     from lipspline_platform.db.engine import session_scope
     from lipspline_platform.db.tables import DEFAULT_TENANT, IdempotencyRow
-    from service.idempotency import fingerprint
+    from service.http.idempotency import fingerprint
 
     job = {"dataset_id": dataset_id, "config": TINY}
     database = f"sqlite:///{Path(server.env['LIPSPLINE_DATA_DIR']).resolve() / 'lipspline.sqlite3'}"

@@ -23,8 +23,8 @@ from lipspline_platform.db.engine import dispose_all, session_scope
 from lipspline_platform.db.migrate import upgrade
 from lipspline_platform.db.tables import DEFAULT_TENANT
 from lipspline_platform.settings import Settings
-from service import auth
 from service.app import create_app
+from service.security import auth
 from tests.routes.helpers import Runner, Trainer, seed_dataset_body
 from tests.support.services import POSTGRES_ADMIN_URL, fresh_postgres_database
 

@@ -6,7 +6,7 @@ import asyncio
 
 import pytest
 
-from service.rate_limit import RateLimiter, SharedRateLimiter, rate_limiter_for
+from service.http.rate_limit import RateLimiter, SharedRateLimiter, rate_limiter_for
 from tests.support.services import fresh_redis_url
 
 pytestmark = pytest.mark.integration

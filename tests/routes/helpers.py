@@ -31,9 +31,9 @@ from lipspline_platform.jobs import lifecycle
 from lipspline_platform.jobs.lifecycle import Claim
 from lipspline_platform.settings import EMBEDDED_BROKER, Settings
 from lipspline_platform.storage import artifacts
-from service import auth
 from service.app import create_app
-from service.problems import PROBLEM_BASE, PROBLEM_JSON
+from service.http.problems import PROBLEM_BASE, PROBLEM_JSON
+from service.security import auth
 from worker.training_job import epoch_progress, outcome_progress, stored_model
 
 DB_FILE = "lipspline.sqlite3"

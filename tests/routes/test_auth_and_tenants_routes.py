@@ -10,7 +10,7 @@ import pytest
 
 from lipspline_platform.db.engine import session_scope
 from lipspline_platform.db.tables import DatasetRow, JobRow, ModelRow
-from service import auth
+from service.security import auth
 from tests.routes.helpers import TINY_CONFIG, Service, problem
 
 

@@ -28,8 +28,8 @@ from fastapi.routing import APIRoute, iter_route_contexts
 from fastapi.testclient import TestClient
 
 from lipspline_platform.db.ids import new_id
-from service.problems import PROBLEM_JSON
-from service.query_parameters import declared_query_names
+from service.http.problems import PROBLEM_JSON
+from service.http.query_parameters import declared_query_names
 from tests.routes.helpers import TINY_CONFIG, Service, problem
 
 #: times that Python cannot even convert to UTC (year 0 and year 10000 there)

@@ -10,7 +10,7 @@ from api_schemas.http import JobCreate
 from api_schemas.timestamps import utcnow
 from lipspline_platform.db.engine import session_scope
 from lipspline_platform.db.tables import DEFAULT_TENANT, DatasetRow, IdempotencyRow, JobRow
-from service.idempotency import fingerprint
+from service.http.idempotency import fingerprint
 from tests.routes.helpers import TINY_CONFIG, Service, problem, seed_csv, seed_dataset_body
 
 

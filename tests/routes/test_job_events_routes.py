@@ -11,7 +11,7 @@ import time
 from collections.abc import Callable
 
 from lipspline_platform.db.engine import session_scope
-from service import auth
+from service.security import auth
 from tests.routes.helpers import Service, problem
 
 

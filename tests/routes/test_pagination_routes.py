@@ -15,7 +15,7 @@ from typing import Any
 from lipspline_platform.db.engine import session_scope
 from lipspline_platform.db.ids import new_id
 from lipspline_platform.db.tables import DEFAULT_TENANT, DatasetRow
-from service.pagination import DEFAULT_LIMIT, MAX_LIMIT, encode_cursor
+from service.http.pagination import DEFAULT_LIMIT, MAX_LIMIT, encode_cursor
 from tests.routes.helpers import Service, problem, seed_dataset_body
 
 RECORDS = 250

@@ -19,8 +19,8 @@ from fastapi.testclient import TestClient
 from lipspline_platform.db.engine import dispose_all, session_scope
 from lipspline_platform.observability import tracing
 from lipspline_platform.settings import EMBEDDED_BROKER, Settings
-from service import auth
 from service.app import create_app
+from service.security import auth
 from tests.routes.helpers import DB_FILE, OPEN_RATE, TINY_CONFIG, seed_dataset_body
 
 pytest.importorskip("opentelemetry.sdk")

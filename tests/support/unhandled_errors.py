@@ -1,6 +1,6 @@
 """Never a 500: a guard that fails a test when the service logged an unhandled exception while it ran.
 
-The service logs every unhandled error on ``service.problems`` at ERROR before it answers 500, so
+The service logs every unhandled error on ``service.http.problems`` at ERROR before it answers 500, so
 collecting those records catches a 500 even where the test does not look at the status.
 """
 
@@ -20,7 +20,7 @@ def no_unhandled_errors() -> Iterator[None]:
             records.append(record)
 
     handler = Collect(level=logging.ERROR)
-    logger = logging.getLogger("service.problems")
+    logger = logging.getLogger("service.http.problems")
     logger.addHandler(handler)
     try:
         yield

@@ -16,7 +16,7 @@ import pytest
 from prometheus_client import REGISTRY
 
 import lipspline_platform.observability.metrics  # noqa: F401 - registers the job metrics
-import service.metrics  # noqa: F401 - registers the API metrics
+import service.http.metrics  # noqa: F401 - registers the API metrics
 from tests.unit.repository.test_deployment_files import check_lipspline_argv, interpolate
 
 yaml = pytest.importorskip("yaml")

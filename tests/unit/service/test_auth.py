@@ -1,4 +1,4 @@
-"""service/auth.py on a migrated SQLite database: key format, storage as a hash only, lookup,
+"""service/security/auth.py on a migrated SQLite database: key format, storage as a hash only, lookup,
 revocation by key or prefix, tenants created on demand."""
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ from sqlalchemy.orm import Session
 from lipspline_platform.db.engine import dispose_all, session_scope
 from lipspline_platform.db.migrate import upgrade
 from lipspline_platform.db.tables import DEFAULT_TENANT, ApiKeyRow, TenantRow
-from service import auth
+from service.security import auth
 
 
 @pytest.fixture(scope="module")

@@ -6,7 +6,7 @@ import asyncio
 import threading
 import time
 
-from service.compute_placement import LARGE_BODY_BYTES, ComputePlacement
+from service.inference.compute_placement import LARGE_BODY_BYTES, ComputePlacement
 
 LARGE = LARGE_BODY_BYTES + 1
 

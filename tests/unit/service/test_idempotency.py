@@ -1,4 +1,4 @@
-"""service/idempotency.py on a migrated SQLite database: claim, replay, 422 on reuse with another
+"""service/http/idempotency.py on a migrated SQLite database: claim, replay, 422 on reuse with another
 request, 409 while in flight, takeover of a stale claim, release on failure, scope per tenant and route."""
 
 from __future__ import annotations
@@ -16,8 +16,8 @@ from api_schemas.timestamps import utcnow
 from lipspline_platform.db.engine import dispose_all, session_scope
 from lipspline_platform.db.migrate import upgrade
 from lipspline_platform.db.tables import DEFAULT_TENANT, IdempotencyRow, TenantRow
-from service.idempotency import STALE_AFTER, IdempotentRequest, fingerprint
-from service.problems import ProblemError
+from service.http.idempotency import STALE_AFTER, IdempotentRequest, fingerprint
+from service.http.problems import ProblemError
 
 ROUTE = "POST /v1/jobs"
 

@@ -1,5 +1,5 @@
 """The one outputs -> label rule (``lipspline.label_rule.label_of``) and the one inference answer
-(``service/inference.py``).
+(``service/inference/answers.py``).
 
 Real networks, real served maps and certificates: the answer's fields are checked against the
 certificate functions applied to the served map by hand, for a classifier and a regressor, in
@@ -26,9 +26,9 @@ from lipspline.certificates import (
 from lipspline.label_rule import label_of
 from lipspline.model import TrainedModel, classes_of
 from lipspline.networks import SplineNetwork
-from service import inference
-from service.model_cache import LoadedModel
-from service.problems import ProblemError
+from service.http.problems import ProblemError
+from service.inference import answers as inference
+from service.inference.model_cache import LoadedModel
 
 CLASSES = ["setosa", "versicolor", "virginica"]
 

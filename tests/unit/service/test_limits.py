@@ -1,4 +1,4 @@
-"""service/limits.py on its own: each limit refused with its own problem, the exact parameter count,
+"""service/http/limits.py on its own: each limit refused with its own problem, the exact parameter count,
 and the body-size middleware as a bare ASGI app (declared and streamed bytes)."""
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ import torch
 from api_schemas import TrainingConfig
 from lipspline.networks import SplineNetwork
 from lipspline_platform.settings import Settings
-from service.limits import (
+from service.http.limits import (
     MULTIPART_OVERHEAD,
     BodySizeLimit,
     check_dataset,
@@ -22,7 +22,7 @@ from service.limits import (
     parameter_count,
     too_large,
 )
-from service.problems import PROBLEM_BASE, ProblemError
+from service.http.problems import PROBLEM_BASE, ProblemError
 
 SETTINGS = Settings(max_rows=100, max_features=4, max_classes=3, max_width=16, max_depth=2, max_knots=21,
                     max_parameters=2000, max_epochs=50, reconcile_every_s=0)

@@ -9,7 +9,7 @@ import pytest
 from fastapi.exceptions import RequestValidationError
 
 from api_schemas.http import PredictRequest
-from service.predict_body import _fast_path, parse_predict_body
+from service.http.predict_body import _fast_path, parse_predict_body
 
 JSON = "application/json"
 

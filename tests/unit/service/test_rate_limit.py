@@ -1,4 +1,4 @@
-"""service/rate_limit.py: a token bucket per key, on a fake clock (deterministic)."""
+"""service/http/rate_limit.py: a token bucket per key, on a fake clock (deterministic)."""
 
 from __future__ import annotations
 
@@ -6,8 +6,8 @@ import threading
 
 import pytest
 
-import service.rate_limit as rate_limit
-from service.rate_limit import RateLimiter
+import service.http.rate_limit as rate_limit
+from service.http.rate_limit import RateLimiter
 
 
 class Clock:

@@ -2,7 +2,7 @@
 
 Read from the source: no module of ``service/routers/`` imports SQLAlchemy (``sqlalchemy`` or any
 of its submodules, ``Session`` included: a router names the unit of work as
-``lipspline_platform.db.engine.Session``, or only through ``service.deps.DbSession``), none calls
+``lipspline_platform.db.engine.Session``, or only through ``service.security.deps.DbSession``), none calls
 a session's query or write methods itself, and no router imports another router.
 """
 

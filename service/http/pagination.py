@@ -42,7 +42,7 @@ from pydantic import AfterValidator
 from lipspline_platform.db import pagination as db_pagination
 from lipspline_platform.db.engine import Session
 from lipspline_platform.db.pagination import ForeignCursorError, Listed, Rows, Window
-from service.problems import ProblemError
+from service.http.problems import ProblemError
 
 if TYPE_CHECKING:
     from sqlalchemy import Select

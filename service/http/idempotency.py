@@ -28,8 +28,8 @@ from sqlalchemy.orm import Session
 from api_schemas.timestamps import as_utc, utcnow
 from lipspline_platform.db.engine import session_scope
 from lipspline_platform.db.tables import IdempotencyRow
-from service.metrics import IDEMPOTENT_REPLAYS
-from service.problems import ProblemError
+from service.http.metrics import IDEMPOTENT_REPLAYS
+from service.http.problems import ProblemError
 
 MAX_KEY_LENGTH = 255
 #: the header as a route parameter: FastAPI checks its length and documents it in OpenAPI

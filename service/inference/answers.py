@@ -31,7 +31,7 @@ check, ``PredictTarget``: key, scope, rate bucket; the bearer scheme)
 webhook route -> inference routers first (``service/app.py``)
 ~ pure ASGI middleware: trailing slash, request id, metrics, body size  ~25        ~25
 access line (``RequestContext``: format + write)                       19         19
-body -> float64 rows (``service/predict_body.py``)                     6          6
+body -> float64 rows (``service/http/predict_body.py``)                     6          6
 model cache lookup (id: no query; a name: one registry read, thread)   1          1
 served map, 1 row (``ServedMap.evaluate``, C kernel)                   47         47
 finite check of outputs and rounding bound                             11         3
@@ -55,8 +55,8 @@ from numpy.typing import DTypeLike
 from lipspline.certificates import ServedOutputs, local_served_radius, served_output_bound, served_radius
 from lipspline.label_rule import label_of
 from lipspline.model import classes_of
-from service.model_cache import LoadedModel
-from service.problems import ProblemError, invalid_field
+from service.http.problems import ProblemError, invalid_field
+from service.inference.model_cache import LoadedModel
 
 #: how much heavier a row is when its radius also gets a local proof (for the compute placement)
 LOCAL_BALL_WORK = 50

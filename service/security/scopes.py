@@ -9,7 +9,7 @@
 
 Each route takes one of the ``*Tenant`` annotations below; FastAPI's ``Security`` puts the
 scope in the operation's OpenAPI ``security`` requirement (``BearerAuth: [predict]``), and
-``service/openapi_docs.py`` repeats it as ``x-required-scope`` and in the description. A
+``service/http/openapi_docs.py`` repeats it as ``x-required-scope`` and in the description. A
 valid key without the scope is a 403 problem+json (``insufficient-scope``) naming it.
 """
 

@@ -27,8 +27,8 @@ from lipspline_platform.db.engine import session_scope
 from lipspline_platform.db.tables import ModelRow
 from lipspline_platform.settings import Settings
 from lipspline_platform.storage import artifacts
-from service import metrics
-from service.problems import bad_artifact, not_found
+from service.http import metrics
+from service.http.problems import bad_artifact, not_found
 
 
 def check_stored_weights(model_id: str, weights: bytes, document: dict, row_sha256: str, doing: str) -> None:

@@ -17,7 +17,7 @@ from sqlalchemy.exc import DataError, InterfaceError, OperationalError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from lipspline.data import DatasetError
-from service.metrics import count_problem
+from service.http.metrics import count_problem
 
 PROBLEM_JSON = "application/problem+json"
 PROBLEM_BASE = "https://lipspline.dev/problems/"

@@ -16,7 +16,7 @@ import orjson
 from pydantic import ValidationError
 
 from api_schemas.oip import HEADER_LENGTH, INPUT_DATATYPES, InferenceRequest, RequestInput
-from service.problems import ProblemError
+from service.http.problems import ProblemError
 
 
 def bad_request(message: str) -> ProblemError:

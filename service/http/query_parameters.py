@@ -17,7 +17,7 @@ page), so that no route has to remember them and none answers a 500 for them:
   integer parameters have tighter bounds of their own; this covers those without.)
 
 Ids of the wrong form, cursors and times out of range are refused where they are read
-(``service/ownership.py``, ``service/model_refs.py``, ``service/pagination.py``).
+(``service/security/ownership.py``, ``service/inference/model_refs.py``, ``service/http/pagination.py``).
 
 It runs as an app-wide dependency, after routing and before the route's own dependencies,
 so it sees the matched route's declared parameters (its own and those of its dependencies,
@@ -37,7 +37,7 @@ from fastapi import Request
 from fastapi.dependencies.models import Dependant
 from fastapi.routing import APIRoute
 
-from service.problems import ProblemError, invalid_field, not_found
+from service.http.problems import ProblemError, invalid_field, not_found
 
 #: the API whose routes refuse unknown query parameters (``/v2`` is the Open Inference Protocol, specified elsewhere)
 CHECKED_PREFIX = "/v1/"

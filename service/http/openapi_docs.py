@@ -1,6 +1,6 @@
 """How errors and auth appear in the OpenAPI document: declared here once, for every route.
 
-The service answers every error as ``application/problem+json`` (``service/problems.py``).
+The service answers every error as ``application/problem+json`` (``service/http/problems.py``).
 Left alone, FastAPI documents none of that: it lists only the statuses a route declares,
 and adds to every route with parameters a 422 whose body is its own ``HTTPValidationError``
 JSON, which this service never sends. So a client generated from ``/openapi.json`` (or
@@ -12,7 +12,7 @@ Two sources of statuses, documented in two ways:
   are declared on the route with :func:`problems`, next to the code that raises them;
 * statuses a *shared layer* answers are added by :func:`install_openapi` wherever that
   layer runs, so no route can forget them: 400 (an unknown query parameter), 401, 403 and 429
-  on every operation that needs the API key (the ``*Tenant`` dependencies of ``service/deps.py``,
+  on every operation that needs the API key (the ``*Tenant`` dependencies of ``service/security/deps.py``,
   visible as the operation's ``security``), 400 (an unparsable body), 413 (``BodySizeLimit``)
   and 422 (validation) on every operation with a request body, and 422 on every operation
   with query or header parameters (or constrained path parameters). FastAPI's own
@@ -30,7 +30,7 @@ from fastapi.routing import APIRoute
 from pydantic import BaseModel
 
 from api_schemas.http import Problem
-from service.problems import PROBLEM_JSON
+from service.http.problems import PROBLEM_JSON
 
 REF_PREFIX = "#/components/schemas/"
 PROBLEM_REF = REF_PREFIX + "Problem"
@@ -107,7 +107,7 @@ _BODY_MODELS: dict[str, type[BaseModel]] = {}
 def json_body(model: type[BaseModel]) -> dict[str, Any]:
     """``openapi_extra=`` for a route that reads its JSON body itself: documents it as ``model``.
 
-    ``predict`` parses its body without FastAPI (``service/predict_body.py``) but validates it
+    ``predict`` parses its body without FastAPI (``service/http/predict_body.py``) but validates it
     against the same pydantic model, so the document states that model, by reference as FastAPI would.
     """
     _BODY_MODELS[model.__name__] = model
@@ -179,7 +179,7 @@ def document_problems(schema: dict[str, Any]) -> dict[str, Any]:
                 del responses["422"]
             shared: list[int] = []
             if operation.get("security"):
-                # every /v1 operation refuses query parameters it does not declare (service/query_parameters.py)
+                # every /v1 operation refuses query parameters it does not declare (service/http/query_parameters.py)
                 shared += [400, 401, 403, 429]
                 _declare_scope(operation)
             if "requestBody" in operation:

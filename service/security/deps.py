@@ -13,10 +13,10 @@ from sqlalchemy.orm import Session
 from lipspline_platform.db.engine import session_scope
 from lipspline_platform.observability import structured_logging
 from lipspline_platform.settings import Settings
-from service.auth import PREFIX_CHARS
-from service.metrics import RATE_LIMITED
-from service.problems import ProblemError
-from service.scopes import Principal, Scope
+from service.http.metrics import RATE_LIMITED
+from service.http.problems import ProblemError
+from service.security.auth import PREFIX_CHARS
+from service.security.scopes import Principal, Scope
 
 
 async def settings_of(request: Request) -> Settings:
@@ -145,7 +145,7 @@ async def require_admin_key(request: Request) -> None:
         raise _insufficient_scope(Scope.admin)
 
 
-#: the tenant of a key with the scope named; declared on each route (service/scopes.py says which)
+#: the tenant of a key with the scope named; declared on each route (service/security/scopes.py says which)
 ReadTenant = Annotated[str, Security(current_tenant, scopes=[Scope.read])]
 PredictTenant = Annotated[str, Security(current_tenant, scopes=[Scope.predict])]
 TrainTenant = Annotated[str, Security(current_tenant, scopes=[Scope.train])]

@@ -12,7 +12,7 @@ from typing import TypeVar
 
 from lipspline_platform.db.engine import Session
 from lipspline_platform.db.ownership import ID_FORM, find_owned, is_id
-from service.problems import not_found
+from service.http.problems import not_found
 
 __all__ = ["ID_FORM", "found", "is_id", "owned"]
 

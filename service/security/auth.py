@@ -22,7 +22,7 @@ from api_schemas.timestamps import as_utc, utcnow
 from lipspline_platform.db.engine import session_scope
 from lipspline_platform.db.ids import new_id
 from lipspline_platform.db.tables import DEFAULT_TENANT, ApiKeyRow, TenantRow
-from service.scopes import DEFAULT_KEY_SCOPES, Principal, format_scopes, parse_scopes
+from service.security.scopes import DEFAULT_KEY_SCOPES, Principal, format_scopes, parse_scopes
 
 KEY_PREFIX = "lsk_"
 PREFIX_CHARS = 12  # shown in listings and accepted by `keys revoke`; reveals 48 of 192 bits

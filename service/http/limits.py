@@ -19,8 +19,8 @@ from lipspline.config_checks import config_problems
 from lipspline.data import Dataset
 from lipspline.networks import SplineNetwork, output_width
 from lipspline_platform.settings import Settings
-from service.metrics import count_problem
-from service.problems import PROBLEM_JSON, ProblemError, invalid_field, problem_body
+from service.http.metrics import count_problem
+from service.http.problems import PROBLEM_JSON, ProblemError, invalid_field, problem_body
 
 #: room for multipart framing and form fields around an upload of the maximum size
 MULTIPART_OVERHEAD = 64 * 1024

@@ -25,7 +25,7 @@ predict responses can name it (``model_id``, ``registered_name``, ``version`` an
 A part that cannot name anything (an id not of the service's form, a name or an alias
 outside their patterns, a version of more than 9 digits) is a 404 before any query, so a
 hostile reference never reaches the database (NUL bytes are refused for every route by
-``service/query_parameters.py``).
+``service/http/query_parameters.py``).
 """
 
 from __future__ import annotations
@@ -44,10 +44,10 @@ from api_schemas.registry import ALIAS_PATTERN
 from lipspline_platform import registry
 from lipspline_platform.db.engine import session_scope
 from lipspline_platform.db.tables import ModelRow
-from service.deps import KeyTenant, bearer, current_principal
-from service.ownership import is_id
-from service.problems import ProblemError, not_found
-from service.scopes import Scope
+from service.http.problems import ProblemError, not_found
+from service.security.deps import KeyTenant, bearer, current_principal
+from service.security.ownership import is_id
+from service.security.scopes import Scope
 
 _VERSIONED = re.compile(r"^(?P<name>[^/@]+)/versions/(?P<version>[0-9]{1,9})$")
 _ALIASED = re.compile(r"^(?P<name>[^/@]+)@(?P<alias>[^/@]+)$")
@@ -150,7 +150,7 @@ async def _resolved_ref(request: Request, tenant: KeyTenant, model_id: ModelRefe
     # A model id needs no registry read: the model cache (or the route's own tenant check) checks the tenant.
     # Async, so that path costs nothing on the predict hot path; a reference reads the registry in a thread.
     # Anything else (a bare name included) goes through resolve(), which refuses a hostile reference before
-    # any query. (a NUL byte never gets here: service/query_parameters.py refuses it for every route)
+    # any query. (a NUL byte never gets here: service/http/query_parameters.py refuses it for every route)
     return await _resolve_on_loop(request, tenant, model_id)
 
 
@@ -197,7 +197,7 @@ async def _target(
 ) -> Target:
     # What PredictTenant + ResolvedModel declared, as one dependency instead of seven: FastAPI's
     # per-dependency bookkeeping was the largest share of a 1-row predict's time between the
-    # socket and the served map (service/inference.py). The key, its scope (checked before the
+    # socket and the served map (service/inference/answers.py). The key, its scope (checked before the
     # reference is looked at), and the rate bucket, as every scoped route.
     principal = await current_principal(request, security_scopes, credentials)
     return Target(principal.tenant_id, model_id)
