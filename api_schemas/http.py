@@ -53,7 +53,7 @@ NamedValues = dict[str, float | None]
 
 Timestamp = Annotated[datetime, AfterValidator(as_utc)]
 
-#: the member every paginated list has beside ``items`` (service/pagination.py)
+#: the member every paginated list has beside ``items`` (service/http/pagination.py)
 NEXT_CURSOR = Field(
     None, description="pass as `cursor` to get the next page; null on the last page (also sent as a `Link` header)"
 )
@@ -630,7 +630,7 @@ class PreactivationRange(BaseModel):
 
 
 class ActivationLayerOut(BaseModel):
-    """One activation layer, sampled (``service/activation_curves.py``)."""
+    """One activation layer, sampled (``service/inference/activation_curves.py``)."""
 
     layer: int
     kind: str = Field(description="the activation's class, e.g. LinearSpline, ReLU")
@@ -673,7 +673,7 @@ class Problem(BaseModel):
     """
 
     # This docstring is the schema's description in /docs. The model documents what
-    # service/problems.py sends; extra="allow" keeps the schema open to members added later.
+    # service/http/problems.py sends; extra="allow" keeps the schema open to members added later.
 
     model_config = ConfigDict(
         extra="allow",
