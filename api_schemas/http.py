@@ -340,7 +340,7 @@ class JobList(BaseModel):
 
 
 class EpochHistoryRow(BaseModel):
-    """One epoch of a job's history (``lipspline.training.EpochReport`` plus the attempt that ran it)."""
+    """One epoch of a job's history (``lipspline.training.loop.EpochReport`` plus the attempt that ran it)."""
 
     epoch: int
     epochs: int = Field(description="the run's epoch limit")

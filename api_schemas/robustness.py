@@ -1,6 +1,6 @@
 """What is certified about a model on held-out data: robust accuracy (classifiers), output tolerance (regression).
 
-Computed by the worker at the end of training (``lipspline/robust_accuracy.py``) on the
+Computed by the worker at the end of training (``lipspline/training/robust_accuracy.py``) on the
 run's validation split (``split`` says when there was none and the training data was used),
 stored in the model's ``metrics`` and returned typed on ``GET /v1/models/{id}``.
 """

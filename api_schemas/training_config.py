@@ -59,7 +59,7 @@ class SplineConfig(_Strict):
 
     ``range`` ``None`` (the default) lets training choose each layer's grid from where the
     freshly initialised network's pre-activations fall on the training data
-    (``lipspline.spline_range``); a number fixes one range for every layer, and
+    (``lipspline.nn.spline_range``); a number fixes one range for every layer, and
     ``layer_ranges`` one per activation layer. A trained model's saved config holds the
     ranges it was trained with in ``layer_ranges``, so it can be rebuilt exactly.
     """
@@ -122,7 +122,7 @@ class TrainingLoopConfig(_Strict):
     """How long and how fast to train; the defaults are chosen on evidence (docs/design.md#training-defaults).
 
     ``epochs`` is the most epochs a run may take; ``None`` sets it from the step-budget rule
-    (``lipspline.training_plan``), which gives small datasets enough optimizer steps to
+    (``lipspline.training.plan``), which gives small datasets enough optimizer steps to
     converge and caps large ones. With a validation split, early stopping ends the run once
     the validation loss has not improved for ``patience`` epochs, and ``restore_best`` serves
     the weights of the best validation epoch.
@@ -166,7 +166,8 @@ class TrainingLoopConfig(_Strict):
 
 
 class RobustnessConfig(_Strict):
-    """How the certified robust accuracy stored with every model is measured (``lipspline/robust_accuracy.py``)."""
+    """How the certified robust accuracy stored with every model is measured
+    (``lipspline/training/robust_accuracy.py``)."""
 
     radii: list[float] | None = Field(
         None,

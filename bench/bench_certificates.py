@@ -30,7 +30,7 @@ from lipspline.certificates import (
     jacobian_lower_bound,
     local_bounds,
 )
-from lipspline.networks import SplineNetwork
+from lipspline.nn.networks import SplineNetwork
 
 
 def random_spline_net(seed: int = 0) -> SplineNetwork:
@@ -193,7 +193,7 @@ def spline_seeds(rows: list, lipsdp: bool, seeds: int = 20) -> None:
 def trained_classifier_2d(hidden: list[int], seed: int = 0) -> tuple[SplineNetwork, np.ndarray]:
     """A deep-spline classifier of the circle (``make_circle``), trained by ``fit`` with a seed."""
     from lipspline.data.synthetic import make_circle
-    from lipspline.training import fit
+    from lipspline.training.loop import fit
 
     data = make_circle(1000, seed=seed)
     config = TrainingConfig.model_validate(
@@ -213,7 +213,7 @@ REGRESSION_TARGETS = {
 def trained_regressor_1d(target: str, hidden: list[int], seed: int = 0) -> tuple[SplineNetwork, np.ndarray]:
     """A deep-spline regressor of a 1-D function, trained by ``fit`` with a seed."""
     from lipspline.data.arrays import from_arrays
-    from lipspline.training import fit
+    from lipspline.training.loop import fit
 
     rng = np.random.default_rng(seed)
     x = rng.uniform(-1.0, 1.0, (500, 1))

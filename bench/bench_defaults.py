@@ -55,7 +55,7 @@ import torch  # noqa: E402
 from api_schemas import TrainingConfig  # noqa: E402
 from lipspline.certificates import certify_global  # noqa: E402
 from lipspline.data import Dataset, from_arrays, make_circle  # noqa: E402
-from lipspline.training import fit  # noqa: E402
+from lipspline.training.loop import fit  # noqa: E402
 
 SEEDS = [0, 1, 2]
 SPLIT_SEED = 12345  # the held-out test split of every task (never a training seed)

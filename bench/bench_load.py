@@ -57,7 +57,7 @@ sys.path.insert(0, str(ROOT))
 from bench_service import Server, expect, free_port, lipspline_argv, percentile, wait_ready  # noqa: E402
 
 from lipspline.data import make_circle  # noqa: E402
-from lipspline.serialization import model_from_parts  # noqa: E402
+from lipspline.nn.serialization import model_from_parts  # noqa: E402
 
 TENANTS = ("alpha", "beta", "gamma")
 CONFIG = {

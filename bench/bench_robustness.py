@@ -99,8 +99,8 @@ from torch import nn  # noqa: E402
 from api_schemas import TrainingConfig  # noqa: E402
 from lipspline.certificates import certify_global  # noqa: E402
 from lipspline.data import Dataset  # noqa: E402
-from lipspline.robust_accuracy import certified_accuracy, classification_scale  # noqa: E402
-from lipspline.training import fit  # noqa: E402
+from lipspline.training.loop import fit  # noqa: E402
+from lipspline.training.robust_accuracy import certified_accuracy, classification_scale  # noqa: E402
 
 SEEDS = [0, 1, 2]
 TEST_FRACTION, TEST_MAX = 0.3, 500

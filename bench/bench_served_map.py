@@ -45,7 +45,7 @@ from lipspline.certificates import (  # noqa: E402
     served_output_bound,
     served_radius,
 )
-from lipspline.networks import SplineNetwork  # noqa: E402
+from lipspline.nn.networks import SplineNetwork  # noqa: E402
 
 try:
     from lipspline.certificates.served_map import native_available as served_native

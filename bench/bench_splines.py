@@ -24,9 +24,9 @@ import torch
 from torch import nn
 
 from api_schemas import TrainingConfig
-from lipspline.networks import SplineNetwork
+from lipspline.nn.networks import SplineNetwork
+from lipspline.nn.splines import native_kernel_available
 from lipspline.objectives import Objective, data_loss
-from lipspline.splines import native_kernel_available
 
 KNOTS = 21
 GRID_RANGE = 2.0

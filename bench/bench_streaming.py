@@ -61,8 +61,8 @@ def run_child(mode: str, paths: list[str], reps: int) -> dict:
     from api_schemas import TrainingConfig
     from lipspline.data import from_arrays
     from lipspline.data.parquet_stream import ParquetStream, check_columns, compute_statistics, describe_objects
-    from lipspline.training import fit
-    from lipspline.training_data import StreamedData
+    from lipspline.training.data import StreamedData
+    from lipspline.training.loop import fit
 
     torch.set_num_threads(1)
     config = TrainingConfig.model_validate(CONFIG)

@@ -38,7 +38,7 @@ sys.path.insert(0, str(ROOT / "bench"))
 
 from bench_splines import our_network  # noqa: E402
 
-from lipspline.splines import evaluate_splines  # noqa: E402
+from lipspline.nn.splines import evaluate_splines  # noqa: E402
 
 
 def kernel_parity(device: str) -> list[str]:
@@ -107,7 +107,7 @@ def service_checks(device: str) -> list[str]:
 
     from lipspline.certificates import certify_global
     from lipspline.data import make_circle
-    from lipspline.serialization import model_from_parts
+    from lipspline.nn.serialization import model_from_parts
 
     failures: list[str] = []
     work = Path(tempfile.mkdtemp(prefix="gpu-check-"))

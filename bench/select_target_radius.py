@@ -2,7 +2,7 @@
 """How the ``robustness.target_radius`` defaults were chosen: on selection splits, never on test splits.
 
 The rule (``api_schemas.training_config.TARGET_RADIUS_DEFAULTS`` and the auto temperature in
-``lipspline.training``) must work on data nobody has seen, so it is chosen here on splits that
+``lipspline.training.loop``) must work on data nobody has seen, so it is chosen here on splits that
 ``bench/bench_robustness.py`` never scores: per dataset, the rows outside that benchmark's test
 split (``default_rng(1000)``, 30 %, at most 500 rows) are split again into a *selection* split
 (20 %) and the training rows. Each candidate trains on the training rows with
@@ -62,8 +62,8 @@ import torch
 from api_schemas import TrainingConfig
 from lipspline.certificates import certify_global
 from lipspline.data import Dataset
-from lipspline.robust_accuracy import certified_accuracy, classification_scale
-from lipspline.training import fit
+from lipspline.training.loop import fit
+from lipspline.training.robust_accuracy import certified_accuracy, classification_scale
 
 CANDIDATES: list[dict] = [
     {},

@@ -13,7 +13,7 @@ import traceback
 from collections.abc import Callable
 
 from lipspline.sweeps.halving import rung_score
-from lipspline.training import EpochReport
+from lipspline.training.loop import EpochReport
 from lipspline_platform import sweeps
 from lipspline_platform.settings import Settings
 

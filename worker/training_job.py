@@ -32,11 +32,11 @@ import numpy as np
 from api_schemas import JobStatus, TrainingConfig
 from lipspline.certificates import CertificateReport, certificate_report
 from lipspline.data import Dataset
-from lipspline.model import TrainedModel
-from lipspline.robust_accuracy import robustness_metrics
-from lipspline.serialization import model_to_parts
-from lipspline.training import EpochReport, TrainingOutcome, fit, resolve_device
-from lipspline.training_data import StreamedData
+from lipspline.nn.model import TrainedModel
+from lipspline.nn.serialization import model_to_parts
+from lipspline.training.data import StreamedData
+from lipspline.training.loop import EpochReport, TrainingOutcome, fit, resolve_device
+from lipspline.training.robust_accuracy import robustness_metrics
 from lipspline_platform.db.dataset_blob import dataset_from_row
 from lipspline_platform.db.engine import session_scope
 from lipspline_platform.db.tables import DatasetRow

@@ -98,7 +98,7 @@ from torch import nn
 
 from lipspline.certificates._fp import U
 from lipspline.certificates.view import ChainView, GroupSortView, PiecewiseView, activation_view, build_view
-from lipspline.layers import served_weight
+from lipspline.nn.layers import served_weight
 
 try:  # the compiled served-map pass (setup.py); without it the numpy reference below runs
     from lipspline import _spline_kernels as _native

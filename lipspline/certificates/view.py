@@ -37,12 +37,12 @@ import numpy as np
 import torch
 from torch import nn
 
-from lipspline.activations import LEAKY_SLOPE as ACT_LEAKY_SLOPE
-from lipspline.activations import AbsoluteValue, GroupSort, LeakyReLU, PReLU, ReLU
 from lipspline.certificates._fp import INF, U, mul_up
 from lipspline.certificates.spectral import conv_tap_sum_bound
-from lipspline.layers import served_weight
-from lipspline.splines import LinearSpline
+from lipspline.nn.activations import LEAKY_SLOPE as ACT_LEAKY_SLOPE
+from lipspline.nn.activations import AbsoluteValue, GroupSort, LeakyReLU, PReLU, ReLU
+from lipspline.nn.layers import served_weight
+from lipspline.nn.splines import LinearSpline
 
 #: convolutions whose dense matrix has more entries than this are bounded by the tap-sum instead
 DENSE_CONV_LIMIT = 4_000_000

@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from lipspline.model import TrainedModel
+from lipspline.nn.model import TrainedModel
 
 #: radius of the true decision boundary, x1^2 + x2^2 = 2/pi (a disc of area 2)
 CIRCLE_RADIUS = float(np.sqrt(2.0 / np.pi))

@@ -22,7 +22,7 @@ from torch import nn
 
 from lipspline.certificates import certify_global, empirical_lower_bound, jacobian_lower_bound
 from lipspline.certificates.spectral import proven_spectral_norm
-from lipspline.layers import served_weight
+from lipspline.nn.layers import served_weight
 
 
 @contextmanager

@@ -23,7 +23,7 @@ from api_schemas import TrainingConfig
 from lipspline.data import Dataset
 from lipspline.experiments.context import ExperimentContext
 from lipspline.experiments.tables import Table
-from lipspline.model import TrainedModel
+from lipspline.nn.model import TrainedModel
 from lipspline.sweeps.local import LocalSweep, run_sweep
 from lipspline.sweeps.plan import SweepSpec
 from lipspline.sweeps.selection import Selection, TrialOutcome, lipschitz_front

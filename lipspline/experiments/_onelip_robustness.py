@@ -21,7 +21,7 @@ from lipspline.data import from_arrays
 from lipspline.experiments._measure import certified_raw
 from lipspline.experiments.context import ExperimentContext
 from lipspline.experiments.tables import Table
-from lipspline.robust_accuracy import certified_accuracy, classification_scale
+from lipspline.training.robust_accuracy import certified_accuracy, classification_scale
 
 #: radii as fractions of d (the test split's median distance to the nearest point of another class)
 FRACTIONS = (1 / 16, 1 / 8, 1 / 4)

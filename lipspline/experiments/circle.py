@@ -35,7 +35,7 @@ from lipspline.data import Dataset, make_circle
 from lipspline.experiments._measure import single_thread
 from lipspline.experiments.context import ExperimentContext, RecipeResult
 from lipspline.experiments.tables import Table
-from lipspline.model import TrainedModel
+from lipspline.nn.model import TrainedModel
 from lipspline.sweeps.local import LocalSweep, run_sweep
 from lipspline.sweeps.plan import SweepSpec
 from lipspline.sweeps.selection import Selection

@@ -17,10 +17,10 @@ from pathlib import Path
 
 import numpy as np
 
-from lipspline import serialization
 from lipspline.experiments.tables import Table
 from lipspline.experiments.trainers import Trainer
-from lipspline.model import TrainedModel
+from lipspline.nn import serialization
+from lipspline.nn.model import TrainedModel
 
 
 @dataclass

@@ -40,7 +40,7 @@ from lipspline.experiments._onelip_robustness import robustness_table, run_robus
 from lipspline.experiments._onelip_targets import TARGETS
 from lipspline.experiments.context import ExperimentContext, RecipeResult
 from lipspline.experiments.tables import Table
-from lipspline.model import TrainedModel
+from lipspline.nn.model import TrainedModel
 
 RECIPE = "one_lipschitz"
 TITLE = "one_lipschitz: 1-Lipschitz networks fitting 1-D functions (paper 003)"

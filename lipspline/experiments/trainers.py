@@ -17,9 +17,9 @@ from typing import Protocol
 
 from api_schemas import TrainingConfig
 from lipspline.data import Dataset
-from lipspline.model import TrainedModel
-from lipspline.serialization import model_from_parts
-from lipspline.training import fit
+from lipspline.nn.model import TrainedModel
+from lipspline.nn.serialization import model_from_parts
+from lipspline.training.loop import fit
 from lipspline_client import Client
 
 
@@ -37,7 +37,7 @@ class Trainer(Protocol):
 
 
 class LocalTrainer:
-    """``lipspline.training.fit`` in this process."""
+    """``lipspline.training.loop.fit`` in this process."""
 
     where = "core (in-process)"
 

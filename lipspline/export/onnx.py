@@ -48,8 +48,8 @@ from lipspline.certificates import ARITHMETIC, CertificateReport, ServedMap, cer
 from lipspline.certificates.served_map import ConvAffine, DenseAffine
 from lipspline.certificates.view import GroupSortView, PiecewiseView
 from lipspline.export.onnx_metadata import OnnxMetadata, set_metadata
-from lipspline.model import TrainedModel
-from lipspline.serialization import model_to_parts
+from lipspline.nn.model import TrainedModel
+from lipspline.nn.serialization import model_to_parts
 
 #: names of the graph's one input ([batch, n_features]) and one output ([batch, n_outputs])
 INPUT_NAME = "input"

@@ -35,7 +35,7 @@ import torch
 from torch import Tensor, nn
 
 from api_schemas.training_config import MARGIN_LOSSES
-from lipspline.label_rule import label_of
+from lipspline.nn.label_rule import label_of
 
 
 def resolve_loss(loss: str, task: str, n_outputs: int) -> str:

@@ -17,11 +17,11 @@ from torch import Tensor, nn
 from api_schemas.training_config import ObjectiveConfig
 
 if TYPE_CHECKING:
-    from lipspline.splines import LinearSpline
+    from lipspline.nn.splines import LinearSpline
 
 
 class SplineNetwork(Protocol):
-    """What the objective modes read of a network (``lipspline.networks.SplineNetwork`` is the one).
+    """What the objective modes read of a network (``lipspline.nn.networks.SplineNetwork`` is the one).
 
     Typed here rather than imported: the network module asks this package which layers a mode
     builds (``objective_for``), so importing it back would make the two import each other.

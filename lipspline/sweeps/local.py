@@ -16,13 +16,18 @@ from typing import Any
 from api_schemas import TrainingConfig
 from lipspline.certificates import certify_global
 from lipspline.data import Dataset
-from lipspline.model import TrainedModel
-from lipspline.robust_accuracy import CLASSIFICATION_RULE, certified_accuracy, default_radii, robustness_metrics
+from lipspline.nn.model import TrainedModel
 from lipspline.sweeps import halving
 from lipspline.sweeps.plan import SweepSpec, SweepSummary, planned_trials, summarize
 from lipspline.sweeps.selection import TrialOutcome
 from lipspline.sweeps.space import apply
-from lipspline.training import EpochReport, fit
+from lipspline.training.loop import EpochReport, fit
+from lipspline.training.robust_accuracy import (
+    CLASSIFICATION_RULE,
+    certified_accuracy,
+    default_radii,
+    robustness_metrics,
+)
 
 #: train(dataset, config, on_epoch) -> (model, epochs run); on_epoch returns True to stop the run
 TrainFn = Callable[[Dataset, TrainingConfig, Callable[[EpochReport], bool] | None], tuple[TrainedModel, int]]

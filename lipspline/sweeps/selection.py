@@ -1,6 +1,6 @@
 """The accuracy-robustness fronts of a sweep and the rule that picks its winner.
 
-Two fronts (``lipspline.pareto``): validation score against the certified Lipschitz
+Two fronts (``lipspline.sweeps.pareto``): validation score against the certified Lipschitz
 bound (smaller is more robust), and validation score against certified robust
 accuracy at one radius. The selection rules:
 
@@ -22,7 +22,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-from lipspline.pareto import pareto_front
+from lipspline.sweeps.pareto import pareto_front
 
 
 @dataclass(frozen=True)

@@ -15,9 +15,9 @@ from typing import Any
 import torch
 
 from api_schemas import TrainingConfig
-from lipspline.config_checks import config_problems
 from lipspline.data import Dataset
-from lipspline.networks import SplineNetwork, output_width
+from lipspline.nn.networks import SplineNetwork, output_width
+from lipspline.training.config_checks import config_problems
 from lipspline_platform.settings import Settings
 from service.http.metrics import count_problem
 from service.http.problems import PROBLEM_JSON, ProblemError, invalid_field, problem_body

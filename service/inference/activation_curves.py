@@ -22,9 +22,9 @@ import torch
 
 from lipspline.data import Dataset
 from lipspline.data.splits import train_validation_split
-from lipspline.model import TrainedModel
-from lipspline.networks import UNRESOLVED_RANGE
-from lipspline.splines import LinearSpline
+from lipspline.nn.model import TrainedModel
+from lipspline.nn.networks import UNRESOLVED_RANGE
+from lipspline.nn.splines import LinearSpline
 
 #: points per activation curve
 CURVE_POINTS = 201
@@ -80,7 +80,7 @@ def _knots(spline: LinearSpline) -> dict[str, Any]:
 def preactivation_ranges(model: TrainedModel, dataset: Dataset) -> list[dict[str, list[float]] | None]:
     """Per activation layer: ``{"min": [...], "max": [...]}`` per unit (channel) over the training rows.
 
-    The rows are the job's training split (same seed and fraction as ``lipspline.training``),
+    The rows are the job's training split (same seed and fraction as ``lipspline.training.loop``),
     standardised as the network does; the inputs of each activation are caught with forward hooks,
     so MLPs and CNNs (per channel) are handled alike. ``None`` for a layer if the dataset no
     longer matches the model (another width).

@@ -5,7 +5,7 @@
 and write their answer. Everything between is :func:`answer`: the served map on the rows
 (float64 from the raw inputs, with its proven rounding bound per row), the refusal of rows
 whose outputs or bound overflow, the 409 of a model without a finite certificate, the labels
-(``lipspline.label_rule.label_of``), the certified radii (0 where none is proven), the output bounds
+(``lipspline.nn.label_rule.label_of``), the certified radii (0 where none is proven), the output bounds
 for an ``epsilon``, the optional local proof of the radius, and the float32 variant of all of
 these. The routes decode their body, call :func:`answer`, and encode the :class:`Answer`.
 
@@ -53,8 +53,8 @@ import numpy as np
 from numpy.typing import DTypeLike
 
 from lipspline.certificates import ServedOutputs, local_served_radius, served_output_bound, served_radius
-from lipspline.label_rule import label_of
-from lipspline.model import classes_of
+from lipspline.nn.label_rule import label_of
+from lipspline.nn.model import classes_of
 from service.http.problems import ProblemError, invalid_field
 from service.inference.model_cache import LoadedModel
 

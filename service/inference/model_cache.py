@@ -21,8 +21,8 @@ from functools import cached_property
 from fastapi.concurrency import run_in_threadpool
 
 from lipspline.certificates import CertificateReport, ServedMap, certify_global
-from lipspline.model import TrainedModel
-from lipspline.serialization import ArtifactError, model_from_parts
+from lipspline.nn.model import TrainedModel
+from lipspline.nn.serialization import ArtifactError, model_from_parts
 from lipspline_platform.db.engine import session_scope
 from lipspline_platform.db.tables import ModelRow
 from lipspline_platform.settings import Settings

@@ -177,7 +177,7 @@ def test_network_without_hidden_layer_trains_certifies_and_serves_local_bounds(d
 def test_a_target_radius_model_certifies_at_its_radius_and_its_radii_hold(dep: Deployment) -> None:
     """Nothing but ``robustness.target_radius``: the stored curve certifies most validation rows at it,
     and points pushed to the returned radius (towards the other classes and at random) keep their label."""
-    from lipspline.robust_accuracy import classification_scale
+    from lipspline.training.robust_accuracy import classification_scale
 
     rng = np.random.default_rng(11)
     labels = rng.integers(0, 3, 360)

@@ -158,7 +158,7 @@ def test_certify_activations_download(deployment: Deployment, circle_model: dict
     import json
     import zipfile
 
-    from lipspline.serialization import model_from_parts
+    from lipspline.nn.serialization import model_from_parts
 
     with zipfile.ZipFile(io.BytesIO(download.content)) as archive:
         document = json.loads(archive.read("model.json"))
@@ -232,7 +232,7 @@ def test_defaults_stop_by_themselves_and_serve_the_best_epoch(deployment: Deploy
     """A job that sets nothing but the architecture: it plans its epochs, stops by early stopping,
     serves its best validation epoch, and says so (and how well the spline grid covered the data)."""
     from api_schemas import TrainingConfig
-    from lipspline.training_plan import automatic_epochs
+    from lipspline.training.plan import automatic_epochs
 
     data = make_circle(150, seed=7)
     flipped = np.where(np.random.default_rng(7).uniform(size=150) < 0.2, 1 - data.y, data.y)  # converges early

@@ -21,7 +21,7 @@ import numpy as np
 import pytest
 
 from lipspline.data import make_circle
-from lipspline.pareto import dominates
+from lipspline.sweeps.pareto import dominates
 from tests.integration.test_worker_faults import SessionProcess, start_worker
 from tests.integration.test_worker_faults import deployment as postgres_redis_api
 from tests.support.processes import Deployment

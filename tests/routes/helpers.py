@@ -5,7 +5,7 @@
   ``TestClient`` per key. No server, no worker process, no reconciler thread.
 * :class:`Runner`: the worker's side of a job, played by the test through the real
   ``lipspline_platform.jobs.lifecycle`` functions (claim, record_epoch, succeed, fail,
-  stop_cancelled); the model is trained in-process with ``lipspline.training.fit`` on the
+  stop_cancelled); the model is trained in-process with ``lipspline.training.loop.fit`` on the
   uploaded data and stored exactly as ``worker/training_job.py::_store_model`` stores it.
 * :class:`Trainer`: one trained model per (dataset content, config) per test session.
 * :func:`problem`: the checks every error response must pass (RFC 9457 problem+json).
@@ -23,7 +23,7 @@ import httpx
 from fastapi.testclient import TestClient
 
 from api_schemas import TrainingConfig
-from lipspline.training import EpochReport, TrainingOutcome, fit
+from lipspline.training.loop import EpochReport, TrainingOutcome, fit
 from lipspline_platform.db.dataset_blob import dataset_from_row
 from lipspline_platform.db.engine import session_scope
 from lipspline_platform.db.tables import DEFAULT_TENANT, DatasetRow, JobRow, ModelRow

@@ -10,7 +10,7 @@ import zipfile
 import numpy as np
 import pytest
 
-from lipspline.serialization import model_from_parts
+from lipspline.nn.serialization import model_from_parts
 from lipspline_platform.db.engine import session_scope
 from lipspline_platform.db.tables import ModelRow
 from tests.routes.helpers import REGRESSION_TARGETS, TINY_CONFIG, Service, problem, seed_dataset_body, tamper_weights

@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 from sqlalchemy import event
 
-from lipspline.pareto import dominates
+from lipspline.sweeps.pareto import dominates
 from lipspline_platform import sweeps
 from lipspline_platform.db.engine import get_engine, session_scope
 from lipspline_platform.db.tables import ModelRow

@@ -8,7 +8,7 @@ served stays as Lipschitz as the network inside it. The only penalty is ``tv2`` 
 the TV2 of all splines, which favours activations with few linear pieces.
 
 How a dense layer keeps its norm while it trains is ``objective.one_lipschitz_layer``
-(``lipspline.layers``: spectral rescaling as in the paper, Björck orthonormalisation by
+(``lipspline.nn.layers``: spectral rescaling as in the paper, Björck orthonormalisation by
 default, or AOL); every kind is served with a proven norm <= 1.
 """
 
@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING
 
 from torch import Tensor
 
-from lipspline.layers import OneLipschitzConv2d, OneLipschitzLinear
+from lipspline.nn.layers import OneLipschitzConv2d, OneLipschitzLinear
 from lipspline.objectives.strategy import LayerClasses, ObjectiveStrategy, register_objective
 
 if TYPE_CHECKING:

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING
 import torch
 from torch import Tensor
 
-from lipspline.layers import operator_norm_upper
+from lipspline.nn.layers import operator_norm_upper
 from lipspline.objectives.strategy import ObjectiveStrategy, register_objective
 
 if TYPE_CHECKING:

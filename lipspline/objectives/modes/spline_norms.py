@@ -25,8 +25,8 @@ from typing import TYPE_CHECKING
 import torch
 from torch import Tensor
 
+from lipspline.nn.splines import LinearSpline
 from lipspline.objectives.strategy import ObjectiveStrategy, register_objective
-from lipspline.splines import LinearSpline
 
 if TYPE_CHECKING:
     from lipspline.objectives.strategy import SplineNetwork

@@ -12,13 +12,13 @@ from torch import nn
 
 from api_schemas import TrainingConfig
 from lipspline.certificates import certify_global
-from lipspline.config_checks import config_problems
 from lipspline.data import from_arrays
-from lipspline.layers import OneLipschitzLinear, aol_rescale, bjorck_orthonormalize, proven_norm_bound
+from lipspline.nn.layers import OneLipschitzLinear, aol_rescale, bjorck_orthonormalize, proven_norm_bound
 from lipspline.objectives import data_loss
 from lipspline.objectives.losses import MarginSpec, certified_fraction
-from lipspline.robust_accuracy import NOTHING_CERTIFIED, certified_accuracy, robustness_metrics
-from lipspline.training import fit
+from lipspline.training.config_checks import config_problems
+from lipspline.training.loop import fit
+from lipspline.training.robust_accuracy import NOTHING_CERTIFIED, certified_accuracy, robustness_metrics
 
 
 # ---- losses -------------------------------------------------------------------------------
@@ -199,8 +199,8 @@ def test_a_curve_that_certifies_nothing_says_so():
 def test_the_margin_plan_follows_the_target_radius_rule():
     from lipspline.data import fit_scaling
     from lipspline.objectives import objective_for
-    from lipspline.robust_accuracy import classification_scale
-    from lipspline.training import ONE_LIPSCHITZ_TEMPERATURE_SCALE, TARGET_MARGIN_FACTOR, plan_margins
+    from lipspline.training.loop import ONE_LIPSCHITZ_TEMPERATURE_SCALE, TARGET_MARGIN_FACTOR, plan_margins
+    from lipspline.training.robust_accuracy import classification_scale
 
     data = blobs(seed=3)
     config = TrainingConfig.model_validate({"robustness": {"target_radius": 0.2}})

@@ -13,10 +13,10 @@ from torch import Tensor, nn
 
 from api_schemas import TrainingConfig
 from api_schemas.training_config import ObjectiveMode
-from lipspline.activations import PReLU
 from lipspline.data import from_arrays
-from lipspline.layers import OneLipschitzConv2d, OneLipschitzLinear
-from lipspline.networks import SplineNetwork
+from lipspline.nn.activations import PReLU
+from lipspline.nn.layers import OneLipschitzConv2d, OneLipschitzLinear
+from lipspline.nn.networks import SplineNetwork
 from lipspline.objectives import (
     LayerClasses,
     Objective,
@@ -26,7 +26,7 @@ from lipspline.objectives import (
     registered_objectives,
     unregister_objective,
 )
-from lipspline.training import fit
+from lipspline.training.loop import fit
 
 BUILT_IN = get_args(ObjectiveMode)
 

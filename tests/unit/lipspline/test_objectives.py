@@ -7,9 +7,9 @@ import pytest
 import torch
 
 from api_schemas import TrainingConfig
-from lipspline.networks import SplineNetwork
+from lipspline.nn.networks import SplineNetwork
+from lipspline.nn.splines import LinearSpline
 from lipspline.objectives import Objective, data_loss, resolve_loss
-from lipspline.splines import LinearSpline
 
 
 def small_net(mode: str, activation: str = "deepspline", **objective) -> tuple[SplineNetwork, Objective]:

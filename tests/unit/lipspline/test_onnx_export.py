@@ -39,10 +39,10 @@ from lipspline.certificates.view import GroupSortView
 from lipspline.export import OnnxMetadata, onnx_bytes, onnx_model, read_onnx_metadata, to_onnx
 from lipspline.export.onnx import INPUT_NAME, OUTPUT_NAME
 from lipspline.export.onnx_metadata import OnnxMetadataError, metadata_from_props
-from lipspline.layers import served_weight
-from lipspline.model import TrainedModel
-from lipspline.networks import SplineNetwork
-from lipspline.serialization import model_to_parts
+from lipspline.nn.layers import served_weight
+from lipspline.nn.model import TrainedModel
+from lipspline.nn.networks import SplineNetwork
+from lipspline.nn.serialization import model_to_parts
 
 ACTIVATIONS = ["deepspline", "relu", "leaky_relu", "prelu", "abs", "groupsort"]
 #: mlp, cnn with densified convolutions, cnn whose convolutions stay convolutions (the opaque prefix)

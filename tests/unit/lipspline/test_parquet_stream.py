@@ -24,8 +24,8 @@ from lipspline.data.parquet_stream import (
     validation_mask,
     verify_unchanged,
 )
-from lipspline.training import fit
-from lipspline.training_data import StreamedData
+from lipspline.training.data import StreamedData
+from lipspline.training.loop import fit
 
 LOCAL = pafs.LocalFileSystem()
 

@@ -15,14 +15,14 @@ import pytest
 from api_schemas import TrainingConfig
 from lipspline.certificates import certify_global
 from lipspline.data import Dataset, make_circle
-from lipspline.robust_accuracy import (
+from lipspline.training.loop import fit
+from lipspline.training.robust_accuracy import (
     CLASSIFICATION_FRACTIONS,
     certified_accuracy,
     classification_scale,
     default_radii,
     robustness_metrics,
 )
-from lipspline.training import fit
 
 CONFIG = {
     "architecture": {"hidden": [4]},

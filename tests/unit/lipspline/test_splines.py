@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 import torch
 
-from lipspline import splines
-from lipspline.splines import (
+from lipspline.nn import splines
+from lipspline.nn.splines import (
     LinearSpline,
     ReluForm,
     clip_slopes,

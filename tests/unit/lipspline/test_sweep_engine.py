@@ -8,8 +8,8 @@ import random
 import pytest
 
 from api_schemas import TrainingConfig
-from lipspline.pareto import dominates, pareto_front
 from lipspline.sweeps import halving
+from lipspline.sweeps.pareto import dominates, pareto_front
 from lipspline.sweeps.plan import SweepSpec, next_to_launch, planned_trials, summarize
 from lipspline.sweeps.selection import Selection, TrialOutcome, knee, lipschitz_front, robust_front, select
 from lipspline.sweeps.space import Choice, Range, SpaceError, apply, grid, grid_size, parse_space, sample
@@ -203,7 +203,7 @@ def test_the_local_engine_stops_trials_at_rungs_through_the_cooperative_stop() -
     """Halving in-process: the trial told to stop at a rung runs no further; the others run every epoch."""
     from lipspline.data import make_circle
     from lipspline.sweeps.local import run_sweep
-    from lipspline.training import EpochReport, fit
+    from lipspline.training.loop import EpochReport, fit
 
     data = make_circle(60, seed=0)
     base = TrainingConfig.model_validate({"architecture": {"hidden": [2]}, "device": "cpu",

@@ -7,9 +7,9 @@ import pytest
 import torch
 
 from api_schemas import TrainingConfig
-from lipspline import serialization
 from lipspline.data import from_arrays, make_circle
-from lipspline.training import EpochReport, fit
+from lipspline.nn import serialization
+from lipspline.training.loop import EpochReport, fit
 
 
 def config(**overrides) -> TrainingConfig:

@@ -11,15 +11,15 @@ import pytest
 import torch
 
 from api_schemas import TrainingConfig
-from lipspline import serialization
-from lipspline.convergence import MIN_LR_SCALE, ConvergenceMonitor
 from lipspline.data import fit_scaling, from_arrays, make_circle, train_validation_split
-from lipspline.lr_schedule import lr_factor
-from lipspline.networks import SplineNetwork
+from lipspline.nn import serialization
+from lipspline.nn.networks import SplineNetwork
+from lipspline.nn.spline_range import COVERING_QUANTILE, covering_ranges, out_of_grid_fractions
 from lipspline.objectives import resolve_loss
-from lipspline.spline_range import COVERING_QUANTILE, covering_ranges, out_of_grid_fractions
-from lipspline.training import evaluate, fit
-from lipspline.training_plan import (
+from lipspline.training.convergence import MIN_LR_SCALE, ConvergenceMonitor
+from lipspline.training.loop import evaluate, fit
+from lipspline.training.lr_schedule import lr_factor
+from lipspline.training.plan import (
     MAX_EPOCHS,
     MIN_EPOCHS,
     STEP_BUDGET,
@@ -265,7 +265,7 @@ def test_explicit_settings_reproduce_the_old_loop_exactly():
     assert [r.lr for r in result.history] == [1e-2] * 3
     # the reference: the pre-issue loop, written out
     from lipspline.objectives import data_loss
-    from lipspline.training import build_network
+    from lipspline.training.loop import build_network
 
     scaling = fit_scaling(data)
     network = build_network(cfg, data, scaling)

@@ -1,4 +1,4 @@
-"""The one outputs -> label rule (``lipspline.label_rule.label_of``) and the one inference answer
+"""The one outputs -> label rule (``lipspline.nn.label_rule.label_of``) and the one inference answer
 (``service/inference/answers.py``).
 
 Real networks, real served maps and certificates: the answer's fields are checked against the
@@ -23,9 +23,9 @@ from lipspline.certificates import (
     served_output_bound,
     served_radius,
 )
-from lipspline.label_rule import label_of
-from lipspline.model import TrainedModel, classes_of
-from lipspline.networks import SplineNetwork
+from lipspline.nn.label_rule import label_of
+from lipspline.nn.model import TrainedModel, classes_of
+from lipspline.nn.networks import SplineNetwork
 from service.http.problems import ProblemError
 from service.inference import answers as inference
 from service.inference.model_cache import LoadedModel

@@ -11,7 +11,7 @@ import pytest
 import torch
 
 from api_schemas import TrainingConfig
-from lipspline.networks import SplineNetwork
+from lipspline.nn.networks import SplineNetwork
 from lipspline_platform.settings import Settings
 from service.http.limits import (
     MULTIPART_OVERHEAD,

@@ -27,7 +27,6 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from api_schemas import TrainingConfig
-from lipspline.activations import ReLU
 from lipspline.certificates import (
     _isolated,
     analyze,
@@ -44,7 +43,8 @@ from lipspline.certificates._isolated import DeadlineExceededError, IsolatedFail
 from lipspline.certificates.lipsdp import NO_HIDDEN_REASON, lipsdp_neuron
 from lipspline.certificates.local_bounds import preactivation_intervals
 from lipspline.certificates.view import GroupSortView, build_view
-from lipspline.networks import SplineNetwork
+from lipspline.nn.activations import ReLU
+from lipspline.nn.networks import SplineNetwork
 
 REL = 1e-9  # float64 slack when comparing an upper bound with a float64-evaluated lower bound
 SETTINGS = settings(max_examples=15, deadline=None, suppress_health_check=[HealthCheck.too_slow], derandomize=True)
@@ -323,7 +323,7 @@ def test_affine_one_feature_network_matches_the_exact_oracle() -> None:
 
 def test_affine_network_report_and_training() -> None:
     from lipspline.data import from_arrays
-    from lipspline.training import fit
+    from lipspline.training.loop import fit
 
     rng = np.random.default_rng(0)
     x = rng.normal(size=(80, 3))

@@ -11,7 +11,7 @@ from lipspline.certificates import certify_global, exact_lipschitz_1d, proven_sp
 from lipspline.certificates.lipsdp import _snap_outwards, _structure, lipsdp_neuron
 from lipspline.certificates.spectral import _lanczos_top
 from lipspline.certificates.view import build_view
-from lipspline.networks import SplineNetwork
+from lipspline.nn.networks import SplineNetwork
 
 
 def _check(a: np.ndarray, rel: float = 1e-6) -> None:

@@ -23,8 +23,8 @@ from lipspline.certificates.global_bounds import BOUND_NAMES as L2_BOUNDS
 from lipspline.certificates.robustness import served_radius
 from lipspline.certificates.served_map import ServedMap
 from lipspline.data import make_circle
-from lipspline.networks import SplineNetwork
-from lipspline.training import fit
+from lipspline.nn.networks import SplineNetwork
+from lipspline.training.loop import fit
 
 ACTIVATIONS = ["deepspline", "relu", "leaky_relu", "prelu", "abs", "groupsort"]
 MODES = ["bv2", "one_lipschitz", "none"]

@@ -28,7 +28,7 @@ from lipspline.certificates import (
 from lipspline.certificates.served_map import ServedMap
 from lipspline.certificates.spectral import proven_spectral_norms_batched
 from lipspline.certificates.view import build_view
-from lipspline.networks import SplineNetwork
+from lipspline.nn.networks import SplineNetwork
 
 ACTIVATIONS = ["deepspline", "relu", "leaky_relu", "prelu", "abs", "groupsort"]
 SETTINGS = settings(max_examples=12, deadline=None, suppress_health_check=[HealthCheck.too_slow])

@@ -14,7 +14,7 @@ from hypothesis import strategies as st
 from api_schemas import TrainingConfig
 from lipspline.certificates import certify_global, jacobian_lower_bound, liplt_scaled
 from lipspline.certificates.global_bounds import analyze
-from lipspline.networks import SplineNetwork
+from lipspline.nn.networks import SplineNetwork
 
 
 def small_net(seed: int, activation: str, hidden: list[int], n_in: int = 3, n_out: int = 2) -> SplineNetwork:

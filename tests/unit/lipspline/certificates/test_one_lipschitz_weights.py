@@ -19,12 +19,12 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from torch import nn
 
-import lipspline.layers as layers_module
+import lipspline.nn.layers as layers_module
 from api_schemas import TrainingConfig
 from lipspline.certificates.spectral import proven_spectral_norm
 from lipspline.certificates.view import build_view, tap_sum_bound
-from lipspline.layers import OneLipschitzConv2d, OneLipschitzLinear, served_weight
-from lipspline.networks import SplineNetwork
+from lipspline.nn.layers import OneLipschitzConv2d, OneLipschitzLinear, served_weight
+from lipspline.nn.networks import SplineNetwork
 
 SETTINGS = settings(max_examples=60, deadline=None, derandomize=True, suppress_health_check=[HealthCheck.too_slow])
 

@@ -24,7 +24,7 @@ from lipspline.certificates import (
 from lipspline.certificates import partition as P
 from lipspline.certificates.global_bounds import analyze
 from lipspline.certificates.served_map import ServedMap
-from lipspline.networks import SplineNetwork
+from lipspline.nn.networks import SplineNetwork
 
 ACTIVATIONS = ["deepspline", "relu", "leaky_relu", "prelu", "abs"]
 

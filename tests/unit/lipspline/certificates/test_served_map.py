@@ -35,8 +35,8 @@ from lipspline.certificates import (
 from lipspline.certificates import served_map as served_map_module
 from lipspline.certificates.view import GroupSortView, build_view
 from lipspline.data import Dataset, train_validation_split
-from lipspline.networks import SplineNetwork
-from lipspline.training import fit
+from lipspline.nn.networks import SplineNetwork
+from lipspline.training.loop import fit
 
 ACTIVATIONS = ["deepspline", "relu", "leaky_relu", "prelu", "abs", "groupsort"]
 SETTINGS = settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])

@@ -22,8 +22,8 @@ from safetensors.torch import load as st_load
 from safetensors.torch import save as st_save
 
 from api_schemas import TrainingConfig
-from lipspline.model import TrainedModel
-from lipspline.networks import SplineNetwork
+from lipspline.nn.model import TrainedModel
+from lipspline.nn.networks import SplineNetwork
 
 FORMAT = "lipspline-model"
 FORMAT_VERSION = 1

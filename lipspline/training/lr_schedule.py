@@ -1,7 +1,7 @@
 """The learning rate of each epoch: warm-up, then the configured schedule.
 
 - ``plateau`` (the default): the configured lr, multiplied by the convergence monitor's
-  ``lr_scale``, which halves whenever the monitored loss stalls (``lipspline.convergence``).
+  ``lr_scale``, which halves whenever the monitored loss stalls (``lipspline.training.convergence``).
   It needs no knowledge of how long the run will be, which suits runs that stop early.
 - ``cosine``: decays from the lr to 0 over the planned epochs (after warm-up).
 - ``none``: the configured lr throughout (what every run did before schedules existed).

@@ -39,8 +39,8 @@ import numpy as np
 
 from lipspline.certificates import local_served_radius, served_output_bound, served_radius
 from lipspline.data import Dataset, train_validation_split
-from lipspline.label_rule import label_of
-from lipspline.model import TrainedModel
+from lipspline.nn.label_rule import label_of
+from lipspline.nn.model import TrainedModel
 
 CLASSIFICATION_FRACTIONS = (0.0, 1 / 16, 1 / 8, 1 / 4, 1 / 2)
 REGRESSION_FRACTIONS = (0.01, 0.05, 0.1, 0.25)

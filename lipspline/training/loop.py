@@ -51,20 +51,20 @@ from torch import Tensor
 
 from api_schemas import TrainingConfig
 from api_schemas.training_config import MARGIN_LOSSES
-from lipspline.config_checks import check_config
-from lipspline.convergence import ConvergenceMonitor, StopReason
 from lipspline.data import Dataset, Scaling
-from lipspline.label_rule import label_of
-from lipspline.lr_schedule import lr_factor
-from lipspline.model import TrainedModel
-from lipspline.networks import SplineNetwork, output_width
+from lipspline.nn.label_rule import label_of
+from lipspline.nn.model import TrainedModel
+from lipspline.nn.networks import SplineNetwork, output_width
+from lipspline.nn.spline_range import covering_ranges, out_of_grid_fractions, out_of_grid_warnings
 from lipspline.objectives import Objective, data_loss, objective_for, resolve_loss
 from lipspline.objectives.losses import MarginSpec, certified_fraction
 from lipspline.objectives.strategy import ObjectiveStrategy
-from lipspline.robust_accuracy import classification_scale
-from lipspline.spline_range import covering_ranges, out_of_grid_fractions, out_of_grid_warnings
-from lipspline.training_data import InMemoryData, RawRows, TrainingData
-from lipspline.training_plan import TrainingPlan, plan_training
+from lipspline.training.config_checks import check_config
+from lipspline.training.convergence import ConvergenceMonitor, StopReason
+from lipspline.training.data import InMemoryData, RawRows, TrainingData
+from lipspline.training.lr_schedule import lr_factor
+from lipspline.training.plan import TrainingPlan, plan_training
+from lipspline.training.robust_accuracy import classification_scale
 
 EVAL_CHUNK = 8192
 
@@ -431,7 +431,7 @@ def fit(
     """Train a network on ``dataset`` as ``config`` says; resume from the checkpoint if asked.
 
     ``dataset`` is held in memory (a :class:`Dataset`) or streamed (a
-    :class:`~lipspline.training_data.StreamedData`): the loop is the same.
+    :class:`~lipspline.training.data.StreamedData`): the loop is the same.
     ``epoch_cap`` caps the automatic epoch limit (``training.epochs`` unset), e.g. at a
     deployment's most epochs per job.
 

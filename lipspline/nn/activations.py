@@ -11,7 +11,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
-from lipspline.splines import LEAKY_SLOPE
+from lipspline.nn.splines import LEAKY_SLOPE
 
 __all__ = ["LEAKY_SLOPE", "AbsoluteValue", "GroupSort", "LeakyReLU", "PReLU", "ReLU", "is_elementwise"]
 

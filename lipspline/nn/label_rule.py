@@ -1,7 +1,7 @@
 """The one rule that turns a classifier's outputs into class indices, for training, metrics and serving.
 
 Its own module, importing only numpy and torch, so every part of the core (the objectives
-included, which ``lipspline.model`` cannot be imported from) applies the same rule.
+included, which ``lipspline.nn.model`` cannot be imported from) applies the same rule.
 """
 
 from __future__ import annotations

@@ -19,13 +19,13 @@ import torch
 from torch import Tensor, nn
 
 from api_schemas import TrainingConfig
-from lipspline.activations import AbsoluteValue, GroupSort, LeakyReLU, PReLU, ReLU
-from lipspline.layers import effective_weight, operator_norm_upper
+from lipspline.nn.activations import AbsoluteValue, GroupSort, LeakyReLU, PReLU, ReLU
+from lipspline.nn.layers import effective_weight, operator_norm_upper
+from lipspline.nn.splines import LinearSpline
 from lipspline.objectives import objective_for
-from lipspline.splines import LinearSpline
 
 #: the grid a spline layer gets while ``spline.range`` is still automatic (unresolved). Training
-#: resolves it from the data before it builds the network it trains (``lipspline.spline_range``);
+#: resolves it from the data before it builds the network it trains (``lipspline.nn.spline_range``);
 #: a network built unresolved (to count parameters, or to measure the pre-activations that choose
 #: the range) computes the same function, because every initial shape continues linearly past
 #: the grid with its edge slopes.

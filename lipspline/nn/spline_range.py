@@ -27,8 +27,8 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from lipspline.networks import SplineNetwork
-from lipspline.splines import LinearSpline
+from lipspline.nn.networks import SplineNetwork
+from lipspline.nn.splines import LinearSpline
 
 #: the quantile of |pre-activation| the grid must cover, ...
 COVERING_QUANTILE = 0.995

@@ -18,8 +18,8 @@ from torch import Tensor
 
 from api_schemas import TrainingConfig
 from lipspline.certificates.served_map import ServedMap, ServedOutputs
-from lipspline.label_rule import label_of
-from lipspline.networks import SplineNetwork
+from lipspline.nn.label_rule import label_of
+from lipspline.nn.networks import SplineNetwork
 
 
 @dataclass
