@@ -237,6 +237,17 @@ class _Barrier:
             return INF
         return t * rho - 2.0 * float(np.log(np.diagonal(L)).sum()) - float(np.log(lam).sum())
 
+    def _backtrack(self, rho: float, lam: np.ndarray, t: float, dx: np.ndarray, dec: float) -> float | None:
+        """The Armijo step along the Newton direction ``dx`` (halved until the barrier decreases enough);
+        None when it would have to be below 1e-14 (the centering has stalled)."""
+        f0 = self._phi(rho, lam, t)
+        a = 1.0
+        while self._phi(rho + a * dx[0], lam + a * dx[1:], t) > f0 - 0.25 * a * dec:
+            a *= 0.5
+            if a < 1e-14:
+                return None
+        return a
+
     def solve(self, deadline: float, tol: float = 1e-7) -> tuple[float, np.ndarray, int] | str:
         """(rho, lambda, Newton steps) in the caller's units, or why no answer came.
 
@@ -302,13 +313,8 @@ class _Barrier:
                 final = m / t < tol * rho
                 if not math.isfinite(dec) or dec / 2 < (1e-9 if final else 1e-3):
                     break
-                f0 = self._phi(rho, lam, t)
-                a = 1.0
-                while self._phi(rho + a * dx[0], lam + a * dx[1:], t) > f0 - 0.25 * a * dec:
-                    a *= 0.5
-                    if a < 1e-14:
-                        break
-                if a < 1e-14:
+                a = self._backtrack(rho, lam, t, dx, dec)
+                if a is None:
                     break
                 rho += a * float(dx[0])
                 lam = lam + a * dx[1:]
