@@ -14,7 +14,11 @@ from api_schemas.http import Timestamp
 
 ScopeName = Literal["read", "predict", "train", "admin"]
 TenantName = Field(min_length=1, max_length=100, pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
-QuotaValue = Field(None, ge=1, description="none: the deployment's default (LIPSPLINE_QUOTA_*), unlimited unless set")
+#: the largest value a quota column holds (a signed 64-bit integer on both databases): a larger one is a 422
+QUOTA_MAX = 2**63 - 1
+QuotaValue = Field(
+    None, ge=1, le=QUOTA_MAX, description="none: the deployment's default (LIPSPLINE_QUOTA_*), unlimited unless set"
+)
 
 
 class TenantQuotas(BaseModel):

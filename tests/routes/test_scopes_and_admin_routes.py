@@ -111,3 +111,13 @@ def test_keys_made_without_scopes_cannot_manage_keys(svc: Service) -> None:
     # svc.client's key is made as `lipspline keys create` makes one: read, predict, train
     problem(svc.client.get("/v1/admin/tenants"), 403, "insufficient-scope", required_scope="admin")
     assert svc.client.get("/v1/datasets").status_code == 200
+
+
+@pytest.mark.parametrize("quota", ["quota_max_stored_bytes", "quota_max_models", "quota_max_active_jobs"])
+def test_a_quota_beyond_a_64_bit_column_is_a_422_not_a_500(svc: Service, quota: str) -> None:
+    """A quota the database cannot hold (schemathesis sent 3.4e21 bytes) is refused by name, and
+    the largest one it can hold is accepted."""
+    admin = svc.open_client(svc.scoped_key("default", "admin"))
+    problem(admin.post("/v1/admin/tenants", json={"name": "huge", quota: 2**63}), 422, field=quota)
+    created = admin.post("/v1/admin/tenants", json={"name": "largest", quota: 2**63 - 1})
+    assert created.status_code == 201, created.text
