@@ -237,18 +237,44 @@ def metrics_frame(metrics: JobMetrics) -> Any:
     return pd.DataFrame(rows).set_index("epoch") if rows else pd.DataFrame()
 
 
-class Job:
-    """A training job: ``info`` is its last known state (``JobOut``; just after submit, ``JobAccepted``)."""
+class _Handle:
+    """What a job and a sweep handle share: their last known state (``info``), kept fresh from the
+    answers of ``GET {collection}/{id}`` and ``POST {collection}/{id}/cancel``."""
 
-    def __init__(self, runner: Any, info: JobOut | JobAccepted) -> None:
+    #: the resource's collection path and the contract its answers are read as (set by each handle)
+    collection: str
+    contract: type[BaseModel]
+
+    def __init__(self, runner: Any, info: Any) -> None:
         self._runner, self.info = runner, info
 
     def __repr__(self) -> str:
-        return f"Job(id={self.id!r}, status={self.status!r})"
+        return f"{type(self).__name__}(id={self.id!r}, status={self.status!r})"
 
     @property
     def id(self) -> str:
         return self.info.id
+
+    @property
+    def status(self) -> Any:
+        return self.info.status
+
+    def _keep(self, response: httpx.Response) -> Any:
+        self.info = self.contract.model_validate_json(response.content)
+        return self
+
+    def refresh(self):
+        return self._runner.run(Request("GET", f"{self.collection}/{self.id}"), self._keep)
+
+    def _cancel(self):
+        return self._runner.run(Request("POST", f"{self.collection}/{self.id}/cancel"), self._keep)
+
+
+class Job(_Handle):
+    """A training job: ``info`` is its last known state (``JobOut``; just after submit, ``JobAccepted``)."""
+
+    collection, contract = "/v1/jobs", JobOut
+    info: JobOut | JobAccepted
 
     @property
     def status(self) -> JobStatus:
@@ -258,16 +284,9 @@ class Job:
     def model_id(self) -> str | None:
         return getattr(self.info, "model_id", None)
 
-    def _keep(self, response: httpx.Response) -> Job:
-        self.info = JobOut.model_validate_json(response.content)
-        return self
-
-    def refresh(self):
-        return self._runner.run(Request("GET", f"/v1/jobs/{self.id}"), self._keep)
-
     def cancel(self):
         """Queued: cancelled at once; running: stops within one epoch."""
-        return self._runner.run(Request("POST", f"/v1/jobs/{self.id}/cancel"), self._keep)
+        return self._cancel()
 
     def metrics(self):
         """The per-epoch history as a pandas DataFrame (index: epoch)."""
@@ -680,37 +699,23 @@ def _still_running(sweep: Sweep, deadline: float | None) -> bool:
     return True
 
 
-class Sweep:
+class Sweep(_Handle):
     """A sweep: ``info`` is its last known state (``SweepOut``; just after create, ``SweepAccepted``).
 
     The service has no event stream for sweeps, so :meth:`wait` polls ``GET /v1/sweeps/{id}``.
     """
 
-    def __init__(self, runner: Any, info: SweepOut | SweepAccepted) -> None:
-        self._runner, self.info = runner, info
-
-    def __repr__(self) -> str:
-        return f"Sweep(id={self.id!r}, status={self.status!r})"
-
-    @property
-    def id(self) -> str:
-        return self.info.id
+    collection, contract = "/v1/sweeps", SweepOut
+    info: SweepOut | SweepAccepted
 
     @property
     def status(self) -> SweepStatus | str:
         return self.info.status
 
-    def _keep(self, response: httpx.Response) -> Sweep:
-        self.info = SweepOut.model_validate_json(response.content)
-        return self
-
-    def refresh(self):
-        return self._runner.run(Request("GET", f"/v1/sweeps/{self.id}"), self._keep)
-
     def cancel(self):
         """Launch no more trials and cancel the active ones (running ones stop within one epoch); a
         finished sweep is a 409, a cancelled one is answered as it is."""
-        return self._runner.run(Request("POST", f"/v1/sweeps/{self.id}/cancel"), self._keep)
+        return self._cancel()
 
     def wait(self, poll_s: float = 2.0, timeout_s: float | None = None, *, progress: bool = False) -> Sweep:
         """Poll until the sweep is no longer ``running`` (succeeded, failed or cancelled: read
