@@ -42,23 +42,28 @@ def fingerprint(objects: list[ParquetObject]) -> str:
     return hashlib.sha256(json.dumps(described, separators=(",", ":")).encode()).hexdigest()
 
 
-def describe(settings: Settings, tenant: str, spec: DatasetReference) -> DatasetRow:
-    """A new (unsaved) dataset row for ``spec``; UriRefused or DatasetError (naming the column) when it cannot be."""
-    found = resolve(spec.uri, settings)
-    objects, schema = describe_objects(found.filesystem, found.paths)
+def _described(settings: Settings, filesystem: Any, paths: list[str], spec: DatasetReference, **row: Any) -> DatasetRow:
+    """The row of a dataset read where it lies: footers, columns checked by name, one statistics pass."""
+    objects, schema = describe_objects(filesystem, paths)
     features = check_columns(schema, spec.target, spec.features)
     if len(features) > settings.max_features:
         raise DatasetError(f"{len(features)} features, over the {settings.max_features} allowed.",
                            problem="too_large")
-    statistics = compute_statistics(found.filesystem, objects, features, spec.target, spec.task,
+    statistics = compute_statistics(filesystem, objects, features, spec.target, spec.task,
                                     max_classes=settings.max_classes)
     return DatasetRow(
-        id=new_id(), tenant_id=tenant, name=spec.name, task=statistics.task, n_samples=statistics.n_rows,
-        n_features=len(features), classes=statistics.classes, feature_names=features, target_name=spec.target,
-        source_format=SOURCE_FORMAT, sha256=fingerprint(objects), content=None, uri=spec.uri,
-        objects=[asdict(o) for o in objects], statistics=statistics.to_json(), tags=list(spec.tags),
-        description=spec.description,
+        name=spec.name, task=statistics.task, n_samples=statistics.n_rows, n_features=len(features),
+        classes=statistics.classes, feature_names=features, target_name=spec.target, sha256=fingerprint(objects),
+        content=None, objects=[asdict(o) for o in objects], statistics=statistics.to_json(), tags=list(spec.tags),
+        description=spec.description, **row,
     )
+
+
+def describe(settings: Settings, tenant: str, spec: DatasetReference) -> DatasetRow:
+    """A new (unsaved) dataset row for ``spec``; UriRefused or DatasetError (naming the column) when it cannot be."""
+    found = resolve(spec.uri, settings)
+    return _described(settings, found.filesystem, found.paths, spec, id=new_id(), tenant_id=tenant,
+                      source_format=SOURCE_FORMAT, uri=spec.uri)
 
 
 def describe_stored(settings: Settings, tenant: str, dataset_id: str, uri: str, path: str, filesystem: Any,
@@ -68,17 +73,9 @@ def describe_stored(settings: Settings, tenant: str, dataset_id: str, uri: str, 
     Registered as a reference to that object (so a job streams it) and owning it
     (``content_uri``: deleting the dataset deletes the object).
     """
-    objects, schema = describe_objects(filesystem, [path])
-    features = check_columns(schema, spec.target, spec.features)
-    statistics = compute_statistics(filesystem, objects, features, spec.target, spec.task,
-                                    max_classes=settings.max_classes)
-    return DatasetRow(
-        id=dataset_id, tenant_id=tenant, name=spec.name, task=statistics.task, n_samples=statistics.n_rows,
-        n_features=len(features), classes=statistics.classes, feature_names=features, target_name=spec.target,
-        source_format="parquet", sha256=fingerprint(objects), content=None, content_uri=uri,
-        content_bytes=objects[0].size, uri=uri, objects=[asdict(o) for o in objects],
-        statistics=statistics.to_json(), description=spec.description,
-    )
+    size = filesystem.get_file_info(path).size
+    return _described(settings, filesystem, [path], spec, id=dataset_id, tenant_id=tenant, source_format="parquet",
+                      uri=uri, content_uri=uri, content_bytes=size)
 
 
 def registered_objects(row: DatasetRow) -> list[ParquetObject]:
