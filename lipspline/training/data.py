@@ -148,6 +148,7 @@ class StreamedData(TrainingData):
         self.n_train = stream.n_rows - self.n_validation
         self._sample: tuple[Tensor, Tensor] | None = None
         self._validation: tuple[Tensor, Tensor] | None = None
+        self._raw: dict[str, RawRows] = {}
         self._scaling: Scaling | None = None
         self._device = torch.device("cpu")
 
