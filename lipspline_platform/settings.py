@@ -108,6 +108,10 @@ class Settings(BaseSettings):
     webhook_concurrency: int = Field(
         8, ge=1, description="deliveries each API and worker process sends at once (a slow receiver holds one)"
     )
+    webhook_concurrency_per_tenant: int = Field(
+        2, ge=1, description="of those, at most this many for one tenant: one tenant's slow receivers never hold "
+        "every sender, so another tenant's deliveries still go out at once"
+    )
     secrets_key: SecretStr | None = Field(
         None,
         description="base64url of 32 bytes sealing webhook secrets at rest (AES-256-GCM), the same in every API and "

@@ -14,7 +14,9 @@ that short bookkeeping, never for a receiver (issue 26: a receiver dripping one 
 4 s held the lock and made another tenant's 1-epoch job take 57.6 s instead of 0.5 s). Each
 delivery is sent on its own thread, at most ``webhook_concurrency`` at once, and the
 dispatcher takes no more deliveries than it has free threads, so a slow receiver holds one
-thread for at most one deadline and delays only its own deliveries.
+thread for at most one deadline and delays only its own deliveries. Of those threads one
+tenant holds at most ``webhook_concurrency_per_tenant``: a tenant with many slow receivers
+fills its own share, never the threads another tenant's deliveries are waiting for.
 """
 
 from __future__ import annotations
@@ -25,6 +27,8 @@ import ssl
 import threading
 import time
 import traceback
+from collections import Counter
+from collections.abc import Mapping
 from datetime import datetime
 
 import httpcore
@@ -92,10 +96,13 @@ def deliver(settings: Settings, delivery: outbox.DueDelivery, *, ssl_context: ss
     return state
 
 
-def take_due(settings: Settings, limit: int, due_by: datetime | None = None) -> list[outbox.DueDelivery]:
-    """Deliveries due now, taken (leased) by this process; under the fork lock, as all bookkeeping."""
+def take_due(settings: Settings, limit: int, due_by: datetime | None = None,
+             in_flight: Mapping[str, int] | None = None) -> list[outbox.DueDelivery]:
+    """Deliveries due now, taken (leased) by this process, within each tenant's share of the senders
+    (``in_flight``: the ones this process sends now, by tenant); under the fork lock, as all bookkeeping."""
     with fork_guard():
-        return outbox.take_due(settings, utcnow(), limit=limit, due_by=due_by)
+        return outbox.take_due(settings, utcnow(), limit=limit, due_by=due_by,
+                               per_tenant=settings.webhook_concurrency_per_tenant, in_flight=in_flight)
 
 
 def deliver_due(settings: Settings, limit: int = 20) -> int:
@@ -119,21 +126,22 @@ class WebhookDispatcher(PeriodicThread):
     def __init__(self, settings: Settings) -> None:
         super().__init__("lipspline-webhooks", settings.webhook_poll_s)
         self.settings = settings
-        self._senders: set[threading.Thread] = set()
+        #: the sending threads and the tenant each sends for
+        self._senders: dict[threading.Thread, str] = {}
 
     def tick(self) -> None:
         self.dispatch_once()
 
     def dispatch_once(self) -> int:
-        """Take as many due deliveries as there are free sender threads and start sending them."""
-        self._senders = {sender for sender in self._senders if sender.is_alive()}
+        """Take as many due deliveries as there are free sender threads (within each tenant's share) and send them."""
+        self._senders = {sender: tenant for sender, tenant in self._senders.items() if sender.is_alive()}
         free = self.settings.webhook_concurrency - len(self._senders)
         if free <= 0:
             return 0
-        due = take_due(self.settings, free)
+        due = take_due(self.settings, free, in_flight=Counter(self._senders.values()))
         for delivery in due:
             sender = threading.Thread(target=self._send, args=(delivery,), name="lipspline-webhook-send", daemon=True)
-            self._senders.add(sender)
+            self._senders[sender] = delivery.tenant_id
             sender.start()
         return len(due)
 

@@ -16,12 +16,13 @@ names it, so the receiver can drop repeats.
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
 from pydantic import BaseModel
-from sqlalchemy import select, update
+from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
 from api_schemas.timestamps import as_utc, utcnow
@@ -75,6 +76,7 @@ class DueDelivery:
     """A delivery this dispatcher now holds for one attempt."""
 
     id: str
+    tenant_id: str
     url: str
     event: str
     payload: dict[str, Any]
@@ -85,21 +87,42 @@ class DueDelivery:
     secret_problem: str | None = None
 
 
-def take_due(settings: Settings, now: datetime, limit: int = 20, due_by: datetime | None = None) -> list[DueDelivery]:
-    """Pending deliveries due now (or by ``due_by``), each claimed by moving ``next_attempt_at`` past a lease."""
+def take_due(settings: Settings, now: datetime, limit: int = 20, due_by: datetime | None = None, *,
+             per_tenant: int | None = None, in_flight: Mapping[str, int] | None = None) -> list[DueDelivery]:
+    """Pending deliveries due now (or by ``due_by``), each claimed by moving ``next_attempt_at`` past a lease.
+
+    With ``per_tenant``, at most that many of one tenant, counting the ``in_flight`` ones the
+    caller already sends for it: the oldest due of each tenant first (a window over each tenant's
+    due rows, so a tenant with a long backlog cannot fill the batch and starve the others).
+    """
     due_by = now if due_by is None else min(due_by, now)
+    in_flight = in_flight or {}
     # longer than an attempt can last (Settings checks it): never taken again while still in flight
     lease = timedelta(seconds=settings.webhook_lease)
+    due = select(WebhookDeliveryRow.id).where(
+        WebhookDeliveryRow.state == PENDING, WebhookDeliveryRow.next_attempt_at <= due_by
+    )
+    if per_tenant is not None:
+        full = [tenant for tenant, count in in_flight.items() if count >= per_tenant]
+        if full:
+            due = due.where(WebhookDeliveryRow.tenant_id.not_in(full))
+        rank = func.row_number().over(partition_by=WebhookDeliveryRow.tenant_id,
+                                      order_by=WebhookDeliveryRow.next_attempt_at)
+        ranked = due.add_columns(rank.label("rank")).subquery()
+        due = select(ranked.c.id).where(ranked.c.rank <= per_tenant)
     taken: list[DueDelivery] = []
     with session_scope(settings.resolved_database_url) as session:
         rows = session.execute(
             select(WebhookDeliveryRow, WebhookSecretRow.secret)
             .outerjoin(WebhookSecretRow, WebhookSecretRow.tenant_id == WebhookDeliveryRow.tenant_id)
-            .where(WebhookDeliveryRow.state == PENDING, WebhookDeliveryRow.next_attempt_at <= due_by)
+            .where(WebhookDeliveryRow.id.in_(due.scalar_subquery()))
             .order_by(WebhookDeliveryRow.next_attempt_at)
             .limit(limit)
         ).all()
+        held = dict(in_flight)
         for row, secret in rows:
+            if per_tenant is not None and held.get(row.tenant_id, 0) >= per_tenant:
+                continue
             claimed = session.execute(
                 update(WebhookDeliveryRow)
                 .where(
@@ -112,8 +135,9 @@ def take_due(settings: Settings, now: datetime, limit: int = 20, due_by: datetim
                 .execution_options(synchronize_session=False)
             )
             if claimed.rowcount == 1:
+                held[row.tenant_id] = held.get(row.tenant_id, 0) + 1
                 opened, problem = _opened_secret(settings, row.tenant_id, secret)
-                taken.append(DueDelivery(row.id, row.url, row.event, row.payload, row.attempts + 1,
+                taken.append(DueDelivery(row.id, row.tenant_id, row.url, row.event, row.payload, row.attempts + 1,
                                          as_utc(row.created_at), opened, problem))
     return taken
 

@@ -15,6 +15,8 @@ tests set ``webhook_allow_private`` (as the e2e webhook test does with
   the URL's host name (a certificate made for another name is refused).
 - A fork (the certificate step's ``run_with_deadline``, and a bare ``os.fork``) does not wait
   for a delivery in flight, and a slow receiver holds up only its own delivery.
+- One tenant's many slow receivers take at most its share of the sender threads: another
+  tenant's delivery is still sent at once.
 """
 
 from __future__ import annotations
@@ -42,6 +44,7 @@ from lipspline_platform.db.tables import (
     DEFAULT_TENANT,
     DatasetRow,
     JobRow,
+    TenantRow,
     WebhookAttemptRow,
     WebhookDeliveryRow,
     WebhookSecretRow,
@@ -226,16 +229,26 @@ def make_settings(tmp_path: Path) -> Iterator[Callable[..., Settings]]:
     dispose_all()
 
 
-def enqueue(settings: Settings, url: str) -> str:
+def add_tenant(settings: Settings, name: str) -> str:
+    """Another tenant, with its own webhook secret; returns its id."""
+    tenant_id = new_id()
+    with session_scope(settings.resolved_database_url) as session:
+        session.add(TenantRow(id=tenant_id, name=name))
+        session.flush()
+        session.add(WebhookSecretRow(tenant_id=tenant_id, secret=seal(settings, tenant_id, new_secret())))
+    return tenant_id
+
+
+def enqueue(settings: Settings, url: str, tenant_id: str = DEFAULT_TENANT) -> str:
     """A finished job whose final event is due to ``url`` now; returns the delivery's id."""
     job_id = new_id()
     now = dt.datetime.now(dt.UTC)
     with session_scope(settings.resolved_database_url) as session:
-        session.add(JobRow(id=job_id, tenant_id=DEFAULT_TENANT, dataset_id="d1", config={}, status="succeeded",
+        session.add(JobRow(id=job_id, tenant_id=tenant_id, dataset_id="d1", config={}, status="succeeded",
                            queue="cpu", cancel_requested=False, progress={}, attempts=1, worker_host="w@h",
                            created_at=now, updated_at=now))
         session.flush()
-        outbox.enqueue(session, tenant_id=DEFAULT_TENANT, job_id=job_id, notify_url=url, event="job.succeeded",
+        outbox.enqueue(session, tenant_id=tenant_id, job_id=job_id, notify_url=url, event="job.succeeded",
                        payload={"event": "job.succeeded", "job_id": job_id})
     with session_scope(settings.resolved_database_url) as session:
         return session.scalars(select(WebhookDeliveryRow.id).where(WebhookDeliveryRow.job_id == job_id)).one()
@@ -553,6 +566,33 @@ def test_a_slow_receiver_delays_only_its_own_delivery(
     print(f"\nfast receiver delivered after {fast_done_s:.2f} s while the slow one dripped")
     (slow_attempt,) = attempts_of(settings, slow_delivery)
     assert "deadline" in slow_attempt.error
+
+
+def test_a_tenants_slow_receivers_hold_only_its_share_of_the_senders(
+    make_settings: Callable[..., Settings], receivers: Callable[..., RawReceiver]
+) -> None:
+    settings = make_settings(webhook_timeout_s=4.0, webhook_concurrency=3, webhook_concurrency_per_tenant=2)
+    other = add_tenant(settings, "other")
+    dripping_receivers = [receivers(dripping()) for _ in range(4)]
+    for receiver in dripping_receivers:  # older than the other tenant's: first in line
+        enqueue(settings, receiver.url)
+    fast_receiver = receivers(answer_ok)
+    fast = enqueue(settings, fast_receiver.url, tenant_id=other)
+    dispatcher = WebhookDispatcher(settings)
+    began = time.monotonic()
+    try:
+        assert dispatcher.dispatch_once() == 3  # two of the dripping tenant's, the other tenant's one
+        while state_of(settings, fast) != "delivered":
+            assert time.monotonic() - began < 2.0, "the other tenant's delivery waited for the slow receivers"
+            time.sleep(0.05)
+        fast_done_s = time.monotonic() - began
+        # the third sender is free again, but the dripping tenant already holds its share of two
+        assert dispatcher.dispatch_once() == 0
+        reached = sum(receiver.connections for receiver in dripping_receivers)
+    finally:
+        dispatcher.stop()
+    print(f"\nthe other tenant's delivery went out after {fast_done_s:.2f} s beside 4 dripping receivers")
+    assert fast_receiver.connections == 1 and reached == 2
 
 
 def test_a_delivery_in_flight_is_not_taken_by_another_dispatcher(
