@@ -109,6 +109,16 @@ def _split_columns(names: list[str], target: str, n_rows: int, fmt: _TableFormat
 # ---------------------------------------------------------------------------------------------
 
 
+def check_csv_header(names: list[str], target: str) -> list[str]:
+    """The feature column names of a CSV header (stripped cells), checked as :func:`parse_csv` checks them.
+
+    For a file read without holding it (``csv_stream``): its row count is not known yet, so an
+    empty file is reported after the pass.
+    """
+    columns = _split_columns(names, target, 1, _CSV)
+    return [names[j] for j in columns.features]
+
+
 def _decode_text(data: bytes) -> str:
     """Strict UTF-8 (optional BOM): guessing other encodings silently corrupts labels."""
     try:

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import hashlib
 import json
+import tempfile
+from pathlib import Path
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Query, Request, Response
@@ -28,6 +30,7 @@ from api_schemas.http import (
 )
 from api_schemas.labels import DESCRIPTION_HELP, TAGS_HELP, InDescription, InTags
 from lipspline.data import Dataset, DatasetError, from_arrays, parse_upload
+from lipspline.data.csv_stream import csv_to_parquet
 from lipspline_platform import datasets
 from lipspline_platform.db.dataset_blob import dataset_from_row, dataset_to_bytes
 from lipspline_platform.db.engine import Session, session_scope
@@ -116,6 +119,8 @@ def _form_labels(form: Any) -> dict[str, Any]:
 
 
 UPLOAD_ROUTE = "POST /v1/datasets"
+#: file suffixes a large upload may have (streamed to the artifact store), and the format each is
+STREAMED_FORMATS = {"parquet": "parquet", "pq": "parquet", "csv": "csv"}
 
 
 async def _read_upload(upload: Any) -> bytes:
@@ -129,8 +134,9 @@ async def _read_upload(upload: Any) -> bytes:
 async def _multipart_request(request: Request, settings: Settings) -> dict[str, Any]:
     """The form's fields and file bytes (I/O only; parsing happens off the event loop).
 
-    A Parquet file over ``upload_stream_over_bytes`` is not read into memory: the form parser
-    has spooled it to disk, and it goes to the artifact store from there (``stored_parquet``).
+    A Parquet or CSV file over ``upload_stream_over_bytes`` is not read into memory: the form
+    parser has spooled it to disk, and it goes to the artifact store from there (``stored_table``;
+    a CSV file converted to Parquet on the way, ``lipspline.data.csv_stream``).
     """
     form = await request.form(max_files=1, max_fields=40)  # room for a repeated `tags` field
     upload = form.get("file")
@@ -145,8 +151,10 @@ async def _multipart_request(request: Request, settings: Settings) -> dict[str, 
     fields.update(_form_labels(form))
     filename = upload.filename or "upload"
     large = upload.size is not None and upload.size > settings.upload_stream_over_bytes
-    if large and filename.lower().endswith((".parquet", ".pq")) and artifacts.store_for(settings) is not None:
-        return {"kind": "stored_parquet", "filename": filename, "file": upload.file, **fields}
+    suffix = filename.lower().rsplit(".", 1)[-1]
+    if large and suffix in STREAMED_FORMATS and artifacts.store_for(settings) is not None:
+        return {"kind": "stored_table", "format": STREAMED_FORMATS[suffix], "filename": filename,
+                "file": upload.file, **fields}
     data = await _read_upload(upload)
     return {"kind": "multipart", "filename": filename, "data": data, **fields}
 
@@ -171,7 +179,7 @@ def _fingerprint(parsed: dict[str, Any]) -> str:
     if parsed["kind"] in ("json", "reference"):
         return fingerprint(parsed["spec"].model_dump(mode="json"))
     described = {k: v for k, v in parsed.items() if k not in ("data", "file")}
-    if parsed["kind"] == "stored_parquet":  # read from the spooled file a chunk at a time
+    if parsed["kind"] == "stored_table":  # read from the spooled file a chunk at a time
         digest, source = hashlib.sha256(), parsed["file"]
         source.seek(0)
         while block := source.read(UPLOAD_CHUNK * 8):
@@ -183,18 +191,26 @@ def _fingerprint(parsed: dict[str, Any]) -> str:
     return fingerprint(described)
 
 
-def _store_large_parquet(parsed: dict[str, Any], idem: IdempotentRequest, tenant: str,
-                         settings: Settings) -> Response:
-    """Copy a large Parquet upload into the artifact store, then register it as a dataset streamed from there.
+def _store_large_table(parsed: dict[str, Any], idem: IdempotentRequest, tenant: str,
+                       settings: Settings) -> Response:
+    """Copy a large Parquet upload (a CSV one converted to Parquet first) into the artifact store,
+    then register it as a dataset streamed from there.
 
     Nothing is left behind when a check fails: the object is deleted before the error is raised.
     """
     if not parsed["target"]:
-        raise invalid_field("target", "a Parquet upload needs its target column")
+        raise invalid_field("target", f"a {parsed['format'].upper()} upload needs its target column")
     store = artifacts.store_for(settings)
     assert store is not None
     dataset_id = new_id()
-    uri, size, _ = store.put_file(f"datasets/{dataset_id}", parsed["file"])
+    if parsed["format"] == "csv":
+        with tempfile.TemporaryDirectory(prefix="lipspline-upload-") as folder:
+            converted = Path(folder) / "upload.parquet"
+            csv_to_parquet(parsed["file"], converted, target=parsed["target"])
+            with converted.open("rb") as source:
+                uri, size, _ = store.put_file(f"datasets/{dataset_id}", source)
+    else:
+        uri, size, _ = store.put_file(f"datasets/{dataset_id}", parsed["file"])
     try:
         spec = DatasetReference(uri=uri, target=parsed["target"], task=parsed["task"] or None,
                                 name=(parsed["name"] or "dataset").strip()[:200] or "dataset",
@@ -234,8 +250,8 @@ def _create(parsed: dict[str, Any], idem: IdempotentRequest, tenant: str, settin
     def store() -> Response:
         if parsed["kind"] == "reference":
             return _register_reference(parsed["spec"], idem, tenant, settings)
-        if parsed["kind"] == "stored_parquet":
-            return _store_large_parquet(parsed, idem, tenant, settings)
+        if parsed["kind"] == "stored_table":
+            return _store_large_table(parsed, idem, tenant, settings)
         dataset, fmt, target = _parse(parsed, settings)
         check_dataset(dataset, settings)
         content = dataset_to_bytes(dataset)

@@ -169,6 +169,53 @@ def test_a_shared_directory_is_read_in_place(http: httpx.Client, shared_dir: Pat
     assert outside.status_code == 422 and outside.json()["errors"][0]["field"] == "uri"
 
 
+def csv_text(n: int, seed: int) -> str:
+    rng = np.random.default_rng(seed)
+    label = rng.integers(0, 2, n)
+    X = rng.normal(size=(n, 3)) + 2.0 * label[:, None]
+    return "x0,x1,x2,label\n" + "".join(f"{a:.6f},{b:.6f},{c:.6f},{y}\n" for (a, b, c), y in zip(X, label, strict=True))
+
+
+def test_a_large_csv_upload_is_stored_as_parquet_and_means_what_a_small_one_does(
+    http: httpx.Client, service: Deployment
+) -> None:
+    text = csv_text(1000, seed=12)
+    assert len(text) > LARGE_UPLOAD_BYTES
+    created = http.post("/v1/datasets", files={"file": ("big.csv", text.encode())}, data={"target": "label"})
+    assert created.status_code == 201, created.text
+    dataset = created.json()
+    stored = Path(dataset["uri"].removeprefix("file://"))
+    table = pq.read_table(stored)  # the store holds Parquet, converted as the upload was read
+    assert table.column_names == ["x0", "x1", "x2", "label"] and table.num_rows == 1000
+    assert str(table.schema.field("label").type) == "int64"  # 0/1 labels stay ints, as in a small upload
+    small_text = csv_text(40, seed=12)
+    assert len(small_text) < LARGE_UPLOAD_BYTES
+    small = http.post("/v1/datasets", files={"file": ("small.csv", small_text.encode())}, data={"target": "label"})
+    assert small.status_code == 201 and small.json()["uri"] is None
+    assert small.json()["classes"] == dataset["classes"] == [0, 1]
+    first = http.get(f"/v1/datasets/{dataset['id']}/preview", params={"rows": 1}).json()["rows"][0]
+    assert first[:3] == pytest.approx([float(v) for v in text.splitlines()[1].split(",")[:3]], abs=0)
+    job = http.post("/v1/jobs", json={"dataset_id": dataset["id"], "config": CONFIG}).json()
+    assert wait_for_job(http, job["id"])["status"] == "succeeded"
+
+
+def test_a_bad_large_csv_upload_is_a_422_naming_the_cell_and_stores_nothing(
+    http: httpx.Client, service: Deployment
+) -> None:
+    lines = csv_text(1000, seed=13).splitlines()
+    lines[700] = lines[700].replace(",", ",oops", 1)
+    before = dataset_count(http)
+    store_dir = Path(service.env["LIPSPLINE_DATA_DIR"]) / "artifacts"
+    stored_before = sorted(store_dir.rglob("*")) if store_dir.exists() else []
+    refused = http.post("/v1/datasets", files={"file": ("bad.csv", "\n".join(lines).encode())},
+                        data={"target": "label"})
+    assert refused.status_code == 422, refused.text
+    problem = refused.json()
+    assert "Row 699" in problem["detail"] and "'x1'" in problem["detail"], problem
+    assert dataset_count(http) == before
+    assert (sorted(store_dir.rglob("*")) if store_dir.exists() else []) == stored_before
+
+
 def test_a_large_parquet_upload_goes_to_the_artifact_store_and_trains_by_streaming(
     http: httpx.Client, service: Deployment
 ) -> None:
