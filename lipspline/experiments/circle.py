@@ -34,6 +34,7 @@ from lipspline.certificates import certify_global, empirical_lower_bound, jacobi
 from lipspline.data import Dataset, make_circle
 from lipspline.experiments._measure import single_thread
 from lipspline.experiments.context import ExperimentContext, RecipeResult
+from lipspline.experiments.protocol import protocol_config
 from lipspline.experiments.tables import Table
 from lipspline.nn.model import TrainedModel
 from lipspline.sweeps.local import LocalSweep, run_sweep
@@ -140,24 +141,11 @@ def settings_for(ctx: ExperimentContext) -> Settings:
 
 def training_config(spec: Spec, seed: int, epochs: int) -> TrainingConfig:
     """The one place the recipe's training settings are written down."""
-    return TrainingConfig.model_validate(
-        {
-            "architecture": {"kind": "mlp", "hidden": [spec.width], "activation": spec.activation},
-            "spline": {"knots": spec.knots, "range": SPLINE_RANGE, "init": "relu"},
-            "objective": {"mode": "bv2", "lambda": spec.lam, "mu": MU, "outer_norm": spec.outer_norm},
-            "training": {
-                "epochs": epochs,
-                "batch_size": BATCH_SIZE,
-                "lr": LEARNING_RATE,
-                "optimizer": "adam",
-                "seed": seed,
-                "validation_split": 0.0,
-                # the protocol's fixed lr for a fixed number of epochs (no schedule, no early stopping)
-                "lr_schedule": "none",
-                "early_stopping": False,
-            },
-            "device": "cpu",
-        }
+    return protocol_config(
+        architecture={"hidden": [spec.width], "activation": spec.activation},
+        spline={"knots": spec.knots, "range": SPLINE_RANGE, "init": "relu"},
+        objective={"mode": "bv2", "lambda": spec.lam, "mu": MU, "outer_norm": spec.outer_norm},
+        epochs=epochs, batch_size=BATCH_SIZE, lr=LEARNING_RATE, seed=seed,
     )
 
 

@@ -51,6 +51,7 @@ from lipspline.experiments._measure import (
 )
 from lipspline.experiments._noise_boston import Boston, load_boston, noise_directions, noisy, split
 from lipspline.experiments.context import ExperimentContext, RecipeResult
+from lipspline.experiments.protocol import protocol_config
 from lipspline.experiments.tables import Table, fmt
 from lipspline.sweeps.local import LocalSweep
 
@@ -115,24 +116,10 @@ def training_config(scheme: Scheme, weight: float, run: Settings, seed: int) -> 
     objective: dict = {"mode": scheme.mode, "lambda": weight if scheme.tuned else 0.0, "max_norm": MAX_NORM}
     if scheme.mode == "bv2":
         objective["mu"] = BV2_MU
-    return TrainingConfig.model_validate(
-        {
-            "architecture": {"kind": "mlp", "hidden": HIDDEN, "activation": scheme.activation},
-            "spline": {"knots": 21, "range": 2.0, "init": "relu"},
-            "objective": objective,
-            "training": {
-                "epochs": run.epochs,
-                "batch_size": run.batch_size,
-                "lr": run.lr,
-                "optimizer": "adam",
-                "seed": seed,
-                "validation_split": 0.0,
-                # the protocol's fixed lr for a fixed number of epochs (no schedule, no early stopping)
-                "lr_schedule": "none",
-                "early_stopping": False,
-            },
-            "device": "cpu",
-        }
+    return protocol_config(
+        architecture={"hidden": HIDDEN, "activation": scheme.activation},
+        spline={"knots": 21, "range": 2.0, "init": "relu"},
+        objective=objective, epochs=run.epochs, batch_size=run.batch_size, lr=run.lr, seed=seed,
     )
 
 

@@ -39,6 +39,7 @@ from lipspline.experiments._measure import (
 from lipspline.experiments._onelip_robustness import robustness_table, run_robustness
 from lipspline.experiments._onelip_targets import TARGETS
 from lipspline.experiments.context import ExperimentContext, RecipeResult
+from lipspline.experiments.protocol import protocol_config
 from lipspline.experiments.tables import Table
 from lipspline.nn.model import TrainedModel
 
@@ -88,26 +89,13 @@ def settings(ctx: ExperimentContext) -> Settings:
 
 
 def training_config(activation: Activation, run: Settings, seed: int) -> TrainingConfig:
-    return TrainingConfig.model_validate(
-        {
-            "architecture": {"kind": "mlp", "hidden": HIDDEN, "activation": activation.key},
-            "spline": {"knots": run.knots, "range": run.spline_range, "init": "relu"},
-            # spectral rescaling as in the paper's 1-D protocol: Björck on 10-wide layers at batch 10
-            # tripled the recipe's time for the same fits
-            "objective": {"mode": "one_lipschitz", "lambda": run.tv2, "one_lipschitz_layer": "spectral"},
-            "training": {
-                "epochs": run.epochs,
-                "batch_size": run.batch_size,
-                "lr": run.lr,
-                "optimizer": "adam",
-                "seed": seed,
-                "validation_split": 0.0,
-                # the protocol's fixed lr for a fixed number of epochs (no schedule, no early stopping)
-                "lr_schedule": "none",
-                "early_stopping": False,
-            },
-            "device": "cpu",
-        }
+    return protocol_config(
+        architecture={"hidden": HIDDEN, "activation": activation.key},
+        spline={"knots": run.knots, "range": run.spline_range, "init": "relu"},
+        # spectral rescaling as in the paper's 1-D protocol: Björck on 10-wide layers at batch 10
+        # tripled the recipe's time for the same fits
+        objective={"mode": "one_lipschitz", "lambda": run.tv2, "one_lipschitz_layer": "spectral"},
+        epochs=run.epochs, batch_size=run.batch_size, lr=run.lr, seed=seed,
     )
 
 
