@@ -27,10 +27,8 @@ worker replaces A for the next repetition.
 from __future__ import annotations
 
 import argparse
-import contextlib
 import os
 import random
-import signal
 import statistics
 import subprocess
 import sys
@@ -44,7 +42,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import httpx  # noqa: E402
 
 from lipspline.data import make_circle  # noqa: E402
-from tests.support.processes import Deployment, Process, lipspline_argv  # noqa: E402
+from tests.support.processes import Deployment, SessionProcess, lipspline_argv  # noqa: E402
 from tests.support.services import fresh_postgres_database, fresh_redis_url  # noqa: E402
 
 #: Redis database of this benchmark (tests use 11-13, bench_sweeps 15)
@@ -67,26 +65,8 @@ JOB_CONFIG = {
 }
 
 
-class SessionWorker(Process):
-    """A `lipspline worker` leading its own session, so its whole process group can be SIGKILLed."""
-
-    def start(self) -> SessionWorker:
-        log = open(self.log_path, "ab")  # noqa: SIM115 - kept open for the child's lifetime
-        self.popen = subprocess.Popen(self.argv, env=self.env, stdout=log, stderr=subprocess.STDOUT,
-                                      start_new_session=True)
-        log.close()
-        return self
-
-    def kill_group(self) -> None:
-        assert self.popen is not None
-        os.killpg(self.popen.pid, signal.SIGKILL)
-        self.popen.wait(30)
-
-    def stop(self, sig: int = signal.SIGTERM, timeout_s: float = 30) -> None:
-        super().stop(sig, timeout_s)
-        if self.popen is not None:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(self.popen.pid, signal.SIGKILL)
+class SessionWorker(SessionProcess):
+    """A worker host (its own session, so its whole process group can be SIGKILLed) that says when it is ready."""
 
     def ready(self) -> bool:
         try:
@@ -96,11 +76,7 @@ class SessionWorker(Process):
 
 
 def start_worker(dep: Deployment, name: str) -> SessionWorker:
-    env = dict(dep.env, LIPSPLINE_DATA_DIR=str(dep.workdir / f"{name}-data"))
-    argv = lipspline_argv("worker", "--queues", "cpu", "--concurrency", "1", "--hostname", f"{name}@%h")
-    worker = SessionWorker(argv, env, dep.workdir / f"{name}.log").start()
-    dep.workers.append(worker)
-    return worker
+    return dep.start_host_worker(name, SessionWorker)
 
 
 def wait_ready(workers: list[SessionWorker], timeout_s: float = 300) -> None:

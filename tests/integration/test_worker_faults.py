@@ -14,10 +14,8 @@ Timeouts are lowered through LIPSPLINE_* variables so each test takes well under
 
 from __future__ import annotations
 
-import contextlib
 import os
 import shutil
-import signal
 import subprocess
 import time
 from collections.abc import Iterator
@@ -29,7 +27,7 @@ import httpx
 import pytest
 
 from tests.e2e.test_service_e2e import upload_circle
-from tests.support.processes import Deployment, Process, free_port, lipspline_argv
+from tests.support.processes import Deployment, free_port
 from tests.support.services import fresh_postgres_database, fresh_redis_url
 
 pytestmark = [pytest.mark.integration, pytest.mark.e2e]
@@ -60,40 +58,6 @@ def config(epochs: int, batch_size: int = 32) -> dict:
         "training": {"epochs": epochs, "batch_size": batch_size, "lr": 0.01, "seed": 0, "validation_split": 0.2},
         "device": "cpu",
     }
-
-
-class SessionProcess(Process):
-    """A process that leads its own session, so its whole group (Celery main + pool children)
-    can be SIGKILLed at once, as a crashed host or an OOM-killed container would be."""
-
-    def start(self) -> SessionProcess:
-        log = open(self.log_path, "ab")  # noqa: SIM115 - kept open for the child's lifetime
-        self.popen = subprocess.Popen(
-            self.argv, env=self.env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
-        )
-        log.close()
-        return self
-
-    def kill_group(self) -> None:
-        assert self.popen is not None
-        os.killpg(self.popen.pid, signal.SIGKILL)
-        self.popen.wait(30)
-
-    def stop(self, sig: int = signal.SIGTERM, timeout_s: float = 30) -> None:
-        super().stop(sig, timeout_s)
-        if self.popen is not None:
-            with contextlib.suppress(ProcessLookupError):  # pool children left behind by a dead main process
-                os.killpg(self.popen.pid, signal.SIGKILL)
-
-
-def start_worker(dep: Deployment, name: str) -> SessionProcess:
-    """A prefork worker with its own data dir: another host, sharing only database and broker."""
-    data_dir = dep.workdir / f"{name}-data"
-    env = dict(dep.env, LIPSPLINE_DATA_DIR=str(data_dir))
-    argv = lipspline_argv("worker", "--queues", "cpu", "--concurrency", "1", "--hostname", f"{name}@%h")
-    worker = SessionProcess(argv, env, dep.workdir / f"{name}.log").start()
-    dep.workers.append(worker)
-    return worker
 
 
 def submit(http: httpx.Client, dataset_id: str, cfg: dict) -> str:
@@ -144,7 +108,7 @@ def test_sigkilled_worker_job_resumes_from_checkpoint_elsewhere(tmp_path: Path) 
 
 def _kill_and_rescue(dep: Deployment) -> None:
     epochs = 20
-    first = start_worker(dep, f"faulty-{os.getpid()}")
+    first = dep.start_host_worker(f"faulty-{os.getpid()}")
     with dep.client() as http:
         dataset = upload_circle(http)
         job_id = submit(http, dataset["id"], config(epochs))
@@ -170,7 +134,7 @@ def _kill_and_rescue(dep: Deployment) -> None:
         assert http.get(f"/v1/jobs/{job_id}").json()["status"] == "queued"
 
         # a worker on another host (empty data dir) resumes from the database checkpoint
-        second = start_worker(dep, f"rescuer-{os.getpid()}")
+        second = dep.start_host_worker(f"rescuer-{os.getpid()}")
         done = wait_job(http, job_id, lambda j: j["status"] in {"succeeded", "failed", "cancelled"}, 180, "finished")
         assert done["status"] == "succeeded", (done, dep.logs())
         assert done["attempts"] == 2 and done["worker_host"].startswith("rescuer-") and done["error"] is None
@@ -266,7 +230,7 @@ def _queued_jobs_survive(dep: Deployment, lose_queue, queue_length, n_jobs: int 
             time.sleep(0.1)
 
         for i in range(2):
-            start_worker(dep, f"late{i}-{os.getpid()}")
+            dep.start_host_worker(f"late{i}-{os.getpid()}")
         terminal = lambda x: x["status"] in {"succeeded", "failed", "cancelled"}  # noqa: E731
         finished = [wait_job(http, j, terminal, 180, "finished") for j in jobs]
         assert [f["status"] for f in finished] == ["succeeded"] * n_jobs, finished

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import socket
@@ -52,6 +53,30 @@ class Process:
             return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-n:])
         except FileNotFoundError:
             return ""
+
+
+class SessionProcess(Process):
+    """A process that leads its own session, so its whole group (Celery main + pool children)
+    can be SIGKILLed at once, as a crashed host or an OOM-killed container would be."""
+
+    def start(self) -> SessionProcess:
+        log = open(self.log_path, "ab")  # noqa: SIM115 - kept open for the child's lifetime
+        self.popen = subprocess.Popen(
+            self.argv, env=self.env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
+        )
+        log.close()
+        return self
+
+    def kill_group(self) -> None:
+        assert self.popen is not None
+        os.killpg(self.popen.pid, signal.SIGKILL)
+        self.popen.wait(30)
+
+    def stop(self, sig: int = signal.SIGTERM, timeout_s: float = 30) -> None:
+        super().stop(sig, timeout_s)
+        if self.popen is not None:
+            with contextlib.suppress(ProcessLookupError):  # pool children left behind by a dead main process
+                os.killpg(self.popen.pid, signal.SIGKILL)
 
 
 #: job states a job never leaves
@@ -160,6 +185,14 @@ class Deployment:
         self.stop_api()
         for worker in self.workers:
             worker.stop()
+
+    def start_host_worker(self, name: str, process: type[SessionProcess] = SessionProcess) -> SessionProcess:
+        """A prefork worker with its own data dir: another host, sharing only database and broker."""
+        env = dict(self.env, LIPSPLINE_DATA_DIR=str(self.workdir / f"{name}-data"))
+        argv = lipspline_argv("worker", "--queues", "cpu", "--concurrency", "1", "--hostname", f"{name}@%h")
+        worker = process(argv, env, self.workdir / f"{name}.log").start()
+        self.workers.append(worker)
+        return worker
 
     def logs(self) -> str:
         parts = [f"--- {p.log_path.name}\n{p.log_tail()}" for p in [self.api, *self.workers] if p is not None]
