@@ -12,11 +12,13 @@ set -u
 PORT=${1:-8123}
 REPO=$(git -C "$(dirname "$0")/.." rev-parse --show-toplevel)
 WORK=$(mktemp -d /tmp/lipspline-first-prediction.XXXXXX)
-cleanup() { pkill -f "$WORK/clone/.venv/bin/python" 2>/dev/null; sleep 1; pkill -9 -f "$WORK/clone/.venv" 2>/dev/null; }
+SERVE=
+# make serve leads its own process group (setsid): stopping the group stops make, the server and its worker
+cleanup() { [ -n "$SERVE" ] && kill -- "-$SERVE" 2>/dev/null && sleep 2 && kill -9 -- "-$SERVE" 2>/dev/null; true; }
 trap cleanup EXIT
 START=$(date +%s.%N)
 git clone -q "$REPO" "$WORK/clone" && cd "$WORK/clone" || exit 1
-make serve PORT="$PORT" > "$WORK/serve.log" 2>&1 &
+setsid make serve PORT="$PORT" > "$WORK/serve.log" 2>&1 &
 SERVE=$!
 until grep -q "export LIPSPLINE_URL" "$WORK/serve.log"; do
   if ! kill -0 "$SERVE" 2>/dev/null; then echo "make serve stopped:"; tail -20 "$WORK/serve.log"; exit 1; fi
