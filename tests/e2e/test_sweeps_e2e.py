@@ -22,9 +22,8 @@ import pytest
 
 from lipspline.data import make_circle
 from lipspline.sweeps.pareto import dominates
-from tests.integration.test_worker_faults import SessionProcess, start_worker
 from tests.integration.test_worker_faults import deployment as postgres_redis_api
-from tests.support.processes import Deployment
+from tests.support.processes import Deployment, SessionProcess
 from tests.support.services import fresh_redis_url
 
 pytestmark = [pytest.mark.integration, pytest.mark.e2e]
@@ -38,7 +37,7 @@ TRIALS = 12
 def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Deployment, list[SessionProcess]]]:
     tmp_path: Path = tmp_path_factory.mktemp("sweeps")
     with postgres_redis_api(tmp_path, fresh_redis_url(SWEEP_REDIS_DB)) as dep:
-        workers = [start_worker(dep, f"w{i}") for i in range(3)]
+        workers = [dep.start_host_worker(f"w{i}") for i in range(3)]
         yield dep, workers
 
 
