@@ -37,6 +37,7 @@ from service.routers import (
     oip,
     prometheus,
     registry,
+    storage,
     sweeps,
     ui,
     webhooks,
@@ -108,9 +109,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.add_middleware(RequestContext)
     # before routing and everything else: /v1/jobs/ is served as /v1/jobs, never a bare 307
     app.add_middleware(TrailingSlash)
-    for router in (health.router, prometheus.router, datasets.router, jobs.router, job_events.router, webhooks.router,
-                   models.router, registry.router, sweeps.router, oip.router, admin.router,
-                   ui.router, docs_site.router):
+    for router in (health.router, prometheus.router, datasets.router, storage.router, jobs.router,
+                   job_events.router, webhooks.router, models.router, registry.router, sweeps.router, oip.router,
+                   admin.router, ui.router, docs_site.router):
         app.include_router(router)
     _hot_routes_first(app, models.router, oip.router)
     install_openapi(app)  # errors as problem+json, the Bearer scheme, on every route

@@ -313,6 +313,22 @@ class WebhookSecretRow(Base):
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
 
 
+class StorageCredentialsRow(Base):
+    """A tenant's own object-store credentials for its dataset URIs, sealed (``storage/credentials.py``).
+
+    ``sealed`` is the JSON of the keys, sealed like a webhook secret (purpose ``storage``);
+    ``access_key_hint`` (the key id's last four characters) is all any response shows."""
+
+    __tablename__ = "storage_credentials"
+
+    tenant_id: Mapped[str] = mapped_column(String(32), ForeignKey("tenants.id", ondelete="CASCADE"), primary_key=True)
+    sealed: Mapped[str] = mapped_column(String(8000))
+    access_key_hint: Mapped[str] = mapped_column(String(8))
+    region: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    has_session_token: Mapped[bool] = mapped_column(Boolean, default=False)
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
 class WebhookEndpointRow(Base):
     """A URL a tenant registered: it receives the final event of every job of the tenant."""
 

@@ -31,7 +31,9 @@ from lipspline.data.parquet_stream import (
 from lipspline_platform.db.ids import new_id
 from lipspline_platform.db.tables import DatasetRow
 from lipspline_platform.settings import Settings
-from lipspline_platform.storage.object_store import filesystem_for, resolve
+from lipspline_platform.storage import credentials
+from lipspline_platform.storage.object_store import S3Keys, UriRefusedError, filesystem_for, resolve
+from lipspline_platform.webhooks.secret_store import SecretKeyError
 
 SOURCE_FORMAT = "parquet-uri"
 
@@ -59,9 +61,28 @@ def _described(settings: Settings, filesystem: Any, paths: list[str], spec: Data
     )
 
 
+def _tenant_keys(settings: Settings, tenant: str, uri: str) -> S3Keys | None:
+    """The tenant's own S3 keys for ``uri`` (None: the service's); UriRefusedError if they cannot be opened."""
+    if urlsplit(uri).scheme.lower() != "s3":
+        return None
+    try:
+        return credentials.s3_keys(settings, tenant)
+    except SecretKeyError as exc:
+        raise UriRefusedError(f"{uri!r}: the tenant's stored credentials cannot be opened by this service "
+                              "(operator: every process needs the same LIPSPLINE_SECRETS_KEY)") from exc
+
+
+def _filesystem(settings: Settings, row: DatasetRow) -> Any:
+    """What reads a registered dataset's objects: with the tenant's keys, unless the objects are the
+    service's own (a large upload copied into the artifact store, read with the service's)."""
+    uri = row.uri or ""
+    keys = None if row.content_uri is not None else _tenant_keys(settings, row.tenant_id, uri)
+    return filesystem_for(urlsplit(uri).scheme.lower(), settings, keys)
+
+
 def describe(settings: Settings, tenant: str, spec: DatasetReference) -> DatasetRow:
     """A new (unsaved) dataset row for ``spec``; UriRefused or DatasetError (naming the column) when it cannot be."""
-    found = resolve(spec.uri, settings)
+    found = resolve(spec.uri, settings, _tenant_keys(settings, tenant, spec.uri))
     return _described(settings, found.filesystem, found.paths, spec, id=new_id(), tenant_id=tenant,
                       source_format=SOURCE_FORMAT, uri=spec.uri)
 
@@ -85,7 +106,7 @@ def registered_objects(row: DatasetRow) -> list[ParquetObject]:
 def open_stream(settings: Settings, row: DatasetRow, config: TrainingConfig) -> ParquetStream:
     """The dataset's rows for one run; DataChangedError (naming the object) if one changed since registration."""
     assert row.uri is not None and row.statistics is not None
-    found_filesystem = filesystem_for(urlsplit(row.uri).scheme.lower(), settings)
+    found_filesystem = _filesystem(settings, row)
     objects = registered_objects(row)
     verify_unchanged(found_filesystem, objects)
     return ParquetStream(
@@ -101,7 +122,7 @@ def first_rows(settings: Settings, row: DatasetRow, count: int) -> list[list]:
     import pyarrow.parquet as pq
 
     objects = registered_objects(row)
-    filesystem = filesystem_for(urlsplit(row.uri or "").scheme.lower(), settings)
+    filesystem = _filesystem(settings, row)
     verify_unchanged(filesystem, objects[:1])
     columns = [*row.feature_names, row.target_name or ""]
     with filesystem.open_input_file(objects[0].path) as handle:

@@ -4,9 +4,10 @@ Accepted forms (``*``, ``?`` and ``[…]`` only in the last segment; a trailing 
 every ``.parquet`` object under that prefix):
 
 * ``s3://bucket/prefix/*.parquet``: S3, or an S3-compatible store at ``LIPSPLINE_S3_ENDPOINT_URL``
-  (MinIO; the tests' moto server). Credentials come from the process environment
-  (``AWS_ACCESS_KEY_ID``/``AWS_SECRET_ACCESS_KEY``, a profile, an instance role), never from
-  the request and never stored with the dataset.
+  (MinIO; the tests' moto server). Credentials are the tenant's own when it stored some
+  (:class:`S3Keys`, from ``storage/credentials.py``), else the process environment's
+  (``AWS_ACCESS_KEY_ID``/``AWS_SECRET_ACCESS_KEY``, a profile, an instance role); never from
+  the dataset request and never stored with the dataset.
 * ``gs://bucket/…`` (Google Cloud Storage) and ``az://container/…`` / ``abfs://…`` (Azure Blob),
   through pyarrow's own filesystems, with their environment credentials.
 * ``file:///path/…``: only under a directory listed in ``LIPSPLINE_DATASET_FILE_ROOTS`` (a
@@ -36,6 +37,19 @@ class UriRefusedError(ValueError):
 
 
 @dataclass(frozen=True)
+class S3Keys:
+    """A tenant's own S3 credentials, opened; handed to the filesystem and nowhere else (the repr hides them)."""
+
+    access_key_id: str
+    secret_access_key: str
+    session_token: str | None = None
+    region: str | None = None
+
+    def __repr__(self) -> str:
+        return f"S3Keys(access_key_id='…{self.access_key_id[-4:]}')"
+
+
+@dataclass(frozen=True)
 class ObjectSet:
     """The objects a URI names, and the filesystem that reads them."""
 
@@ -44,11 +58,12 @@ class ObjectSet:
     paths: list[str]
 
 
-def _s3(settings: Settings) -> Any:
+def _s3(settings: Settings, keys: S3Keys | None) -> Any:
     import pyarrow.fs as pafs
 
+    region = os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION") or "us-east-1"
     options: dict[str, Any] = {
-        "region": os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION") or "us-east-1",
+        "region": (keys.region if keys is not None else None) or region,
         "connect_timeout": 10,
         "request_timeout": 30,
         "retry_strategy": pafs.AwsStandardS3RetryStrategy(max_attempts=3),
@@ -56,14 +71,18 @@ def _s3(settings: Settings) -> Any:
     if settings.s3_endpoint_url:
         endpoint = urlsplit(settings.s3_endpoint_url)
         options.update(endpoint_override=endpoint.netloc or endpoint.path, scheme=endpoint.scheme or "https")
+    if keys is not None:
+        options.update(access_key=keys.access_key_id, secret_key=keys.secret_access_key,
+                       session_token=keys.session_token or "")
     return pafs.S3FileSystem(**options)
 
 
-def filesystem_for(scheme: str, settings: Settings) -> Any:
+def filesystem_for(scheme: str, settings: Settings, keys: S3Keys | None = None) -> Any:
+    """The filesystem of ``scheme``; ``keys`` (s3 only): the tenant's credentials instead of the environment's."""
     import pyarrow.fs as pafs
 
     if scheme == "s3":
-        return _s3(settings)
+        return _s3(settings, keys)
     if scheme in ("gs", "gcs"):
         return pafs.GcsFileSystem()
     if scheme in ("az", "abfs"):
@@ -87,22 +106,25 @@ def _local_path(uri: str, parts: Any, settings: Settings) -> str:
     return os.path.join(real, os.path.basename(path)) if directory != path else real
 
 
-def _refusal(uri: str, exc: Exception) -> UriRefusedError:
+def _refusal(uri: str, exc: Exception, whose: str = "the service's") -> UriRefusedError:
     text = str(exc)
     lowered = text.lower()
     squashed = lowered.replace("_", "").replace(" ", "")
     refusals = ("accessdenied", "forbidden", "403", "invalidaccesskeyid", "signaturedoesnotmatch", "credentials",
                 "expiredtoken", "invalidtoken")
     if any(word in squashed for word in refusals):
-        return UriRefusedError(f"{uri!r}: the store refused the service's credentials")
+        return UriRefusedError(f"{uri!r}: the store refused {whose} credentials")
     if "nosuchbucket" in lowered or "bucket does not exist" in lowered or "no such bucket" in lowered:
         return UriRefusedError(f"{uri!r}: no such bucket")
     first_line = text.splitlines()[0][:200] if text else type(exc).__name__
     return UriRefusedError(f"{uri!r}: the store could not be read ({first_line})")
 
 
-def resolve(uri: str, settings: Settings) -> ObjectSet:
-    """The objects ``uri`` names (sorted), or UriRefusedError saying why there are none to read."""
+def resolve(uri: str, settings: Settings, keys: S3Keys | None = None) -> ObjectSet:
+    """The objects ``uri`` names (sorted), or UriRefusedError saying why there are none to read.
+
+    ``keys``: the tenant's own S3 credentials (used for an ``s3://`` URI instead of the environment's).
+    """
     import pyarrow as pa
     import pyarrow.fs as pafs
 
@@ -111,7 +133,8 @@ def resolve(uri: str, settings: Settings) -> ObjectSet:
     if scheme not in SCHEMES:
         raise UriRefusedError(f"{uri!r}: scheme {parts.scheme or '(none)'!r} is not served; use one of "
                          + ", ".join(f"{s}://" for s in SCHEMES))
-    filesystem = filesystem_for(scheme, settings)
+    filesystem = filesystem_for(scheme, settings, keys)
+    whose = "the tenant's stored" if keys is not None and scheme == "s3" else "the service's"
     if scheme == "file":
         path = _local_path(uri, parts, settings)
     else:
@@ -130,7 +153,7 @@ def resolve(uri: str, settings: Settings) -> ObjectSet:
             info = filesystem.get_file_info(path)
             paths = [info.path] if info.type == pafs.FileType.File else []
     except (pa.ArrowException, OSError) as exc:
-        raise _refusal(uri, exc) from exc
+        raise _refusal(uri, exc, whose) from exc
     if not paths:
         raise UriRefusedError(f"{uri!r}: no object matches")
     if len(paths) > settings.max_reference_objects:

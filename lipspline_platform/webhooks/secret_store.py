@@ -12,7 +12,9 @@ the key itself to sign. So the ``webhook_secrets.secret`` column holds it sealed
   data directory, so they share that file; a database dump or a PostgreSQL replica alone
   reveals no secret.
 * The tenant id is the associated data: a sealed value copied onto another tenant's row does
-  not open there.
+  not open there. Other secrets a tenant keeps with the service (its object-store credentials,
+  ``storage/credentials.py``) are sealed the same way with a ``purpose`` added to it, so a value
+  moved from one kind of row to another does not open either.
 * The key id (8 hex digits of the key's SHA-256) names the key a value was sealed with, so a
   process configured with another key says so instead of failing to verify an opaque tag.
 """
@@ -82,11 +84,15 @@ def _key_id(key: bytes) -> str:
     return hashlib.sha256(key).hexdigest()[:8]
 
 
-def seal(settings: Settings, tenant_id: str, secret: str) -> str:
-    """The stored form of ``secret`` for ``tenant_id``."""
+def _associated(tenant_id: str, purpose: str) -> bytes:
+    return tenant_id.encode() if not purpose else f"{tenant_id}\x00{purpose}".encode()
+
+
+def seal(settings: Settings, tenant_id: str, secret: str, purpose: str = "") -> str:
+    """The stored form of ``secret`` for ``tenant_id`` (webhook secrets: no ``purpose``)."""
     key = sealing_key(settings)
     nonce = secrets.token_bytes(NONCE_BYTES)
-    sealed = AESGCM(key).encrypt(nonce, secret.encode(), tenant_id.encode())
+    sealed = AESGCM(key).encrypt(nonce, secret.encode(), _associated(tenant_id, purpose))
     return f"{SEALED_PREFIX}{_key_id(key)}:{base64.urlsafe_b64encode(nonce + sealed).decode()}"
 
 
@@ -94,20 +100,21 @@ def is_sealed(stored: str) -> bool:
     return stored.startswith(SEALED_PREFIX)
 
 
-def open_sealed(settings: Settings, tenant_id: str, stored: str) -> str:
+def open_sealed(settings: Settings, tenant_id: str, stored: str, purpose: str = "") -> str:
     """The secret ``seal`` stored for ``tenant_id``; SecretKeyError when this process's key cannot open it."""
     key = sealing_key(settings)
+    what = f"{purpose} secret" if purpose else "webhook secret"
     try:
         key_id, payload = stored.removeprefix(SEALED_PREFIX).split(":", 1)
     except ValueError as exc:
-        raise SecretKeyError("the stored webhook secret is not in the sealed form") from exc
+        raise SecretKeyError(f"the stored {what} is not in the sealed form") from exc
     if key_id != _key_id(key):
         raise SecretKeyError(
-            f"the webhook secret was sealed with key {key_id}, this process has key {_key_id(key)}: "
+            f"the {what} was sealed with key {key_id}, this process has key {_key_id(key)}: "
             "give every API and worker process the same LIPSPLINE_SECRETS_KEY"
         )
     raw = base64.urlsafe_b64decode(payload)
     try:
-        return AESGCM(key).decrypt(raw[:NONCE_BYTES], raw[NONCE_BYTES:], tenant_id.encode()).decode()
+        return AESGCM(key).decrypt(raw[:NONCE_BYTES], raw[NONCE_BYTES:], _associated(tenant_id, purpose)).decode()
     except InvalidTag as exc:
-        raise SecretKeyError("the stored webhook secret does not open for this tenant (altered or moved)") from exc
+        raise SecretKeyError(f"the stored {what} does not open for this tenant (altered or moved)") from exc

@@ -24,7 +24,8 @@ REGISTRY = {"registered_models", "model_versions", "model_aliases", "alias_event
 EVENTS_WEBHOOKS = {"job_events", "webhook_secrets", "webhook_endpoints", "webhook_deliveries", "webhook_attempts"}
 SWEEPS = {"sweeps", "sweep_trials"}
 LABELS = {"resource_tags"}
-TABLES = BEFORE_REGISTRY | REGISTRY | EVENTS_WEBHOOKS | SWEEPS | LABELS
+STORAGE_CREDENTIALS = {"storage_credentials"}
+TABLES = BEFORE_REGISTRY | REGISTRY | EVENTS_WEBHOOKS | SWEEPS | LABELS | STORAGE_CREDENTIALS
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])
@@ -156,7 +157,7 @@ def test_labels_migration_down_and_up_again(database_url: str) -> None:
         assert {"name", "tags", "description"} <= _columns(database_url, table)
     assert {"tags", "description"} <= _columns(database_url, "datasets")
     migrate.downgrade(database_url, "0007")
-    assert _tables(database_url) == TABLES - LABELS
+    assert _tables(database_url) == TABLES - LABELS - STORAGE_CREDENTIALS
     for table in ("jobs", "models", "sweeps", "datasets"):
         assert not {"tags", "description"} & _columns(database_url, table), table
     assert "name" not in _columns(database_url, "jobs") and "name" in _columns(database_url, "datasets")
@@ -208,3 +209,12 @@ def test_webhook_events_migration_down_and_up_again(database_url: str) -> None:
         engine.dispose()
     migrate.upgrade(database_url)
     assert _nullable(database_url, "webhook_deliveries", "job_id") and _tables(database_url) == TABLES
+
+
+def test_storage_credentials_migration_down_and_up_again(database_url: str) -> None:
+    migrate.upgrade(database_url)
+    migrate.downgrade(database_url, "0011")
+    assert "storage_credentials" not in _tables(database_url)
+    migrate.upgrade(database_url)
+    assert _columns(database_url, "storage_credentials") == {
+        "tenant_id", "sealed", "access_key_hint", "region", "has_session_token", "updated_at"}

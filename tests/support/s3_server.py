@@ -24,12 +24,13 @@ CREDENTIALS = {"AWS_ACCESS_KEY_ID": "lipspline-test", "AWS_SECRET_ACCESS_KEY": "
 class S3Server:
     """moto_server on a free loopback port; ``client()`` is a boto3 S3 client for writing test objects."""
 
-    def __init__(self, workdir: Path, *, check_credentials: bool = False) -> None:
+    def __init__(self, workdir: Path, *, check_credentials: bool = False, unchecked_requests: int = 0) -> None:
         self.port = free_port()
         argv = [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(self.port)]
         env = dict(CREDENTIALS)
-        if check_credentials:  # every request is authenticated: keys moto never issued are refused (403)
-            env["INITIAL_NO_AUTH_ACTION_COUNT"] = "0"
+        if check_credentials:  # requests are authenticated (after the first ``unchecked_requests``, which may
+            # create IAM users and keys): keys moto never issued are refused (403), IAM policies apply
+            env["INITIAL_NO_AUTH_ACTION_COUNT"] = str(unchecked_requests)
         self.process = Process(argv, env, workdir / "moto.log")
 
     @property
@@ -58,8 +59,8 @@ class S3Server:
 
 
 @contextmanager
-def s3_server(workdir: Path, *, check_credentials: bool = False) -> Iterator[S3Server]:
-    server = S3Server(workdir, check_credentials=check_credentials).start()
+def s3_server(workdir: Path, *, check_credentials: bool = False, unchecked_requests: int = 0) -> Iterator[S3Server]:
+    server = S3Server(workdir, check_credentials=check_credentials, unchecked_requests=unchecked_requests).start()
     try:
         yield server
     finally:
