@@ -6,7 +6,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Literal
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 
 from api_schemas.http import RequestBody
 from api_schemas.labels import InDescription, InTags
@@ -54,6 +54,11 @@ class StorageCredentialsIn(RequestBody):
     Without them the service's own credentials (its environment) are used. They are sealed with
     the service's secrets key; responses show only the last four characters of the key id.
     """
+
+    model_config = ConfigDict(json_schema_extra={"examples": [
+        {"s3": {"access_key_id": "AKIAIOSFODNN7EXAMPLE",
+                "secret_access_key": "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY", "region": "eu-west-3"}},
+    ]})
 
     s3: S3CredentialsIn
 
