@@ -35,6 +35,7 @@ from lipspline_client.resources import (
     Models,
     Prediction,
     Registry,
+    Storage,
     Sweep,
     Sweeps,
     SyncRunner,
@@ -61,6 +62,7 @@ class Client:
         runner = SyncRunner(self.transport)
         self.datasets, self.jobs, self.models = Datasets(runner), Jobs(runner), Models(runner)
         self.sweeps, self.webhooks, self.registry = Sweeps(runner), Webhooks(runner), Registry(runner)
+        self.storage = Storage(runner)
 
     def __enter__(self) -> Client:
         return self
@@ -83,6 +85,7 @@ class AsyncClient:
         self.datasets, self.jobs = Datasets(runner), Jobs(runner, AsyncJob)
         self.models, self.webhooks = Models(runner, AsyncModelHandle), Webhooks(runner)
         self.sweeps, self.registry = Sweeps(runner, AsyncSweep), Registry(runner)
+        self.storage = Storage(runner)
 
     async def __aenter__(self) -> AsyncClient:
         return self

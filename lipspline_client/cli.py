@@ -230,6 +230,28 @@ def datasets_upload(ctx: click.Context, path: Path, target: str | None, name: st
         lines(f"{dataset.name}: {dataset.n_samples} rows, {dataset.n_features} features, {dataset.task}", to=err)
 
 
+@datasets.command("register")
+@click.argument("uri")
+@click.option("--target", required=True, help="the target column")
+@click.option("--feature", "features", multiple=True, help="a feature column, in order (repeat) [default: every other]")
+@click.option("--name", help="dataset name [default: dataset]")
+@click.option("--task", type=click.Choice(["classification", "regression"]), help="[default: inferred]")
+@label_options
+@json_option
+@click.pass_context
+@handles_errors
+def datasets_register(ctx: click.Context, uri: str, target: str, features: tuple[str, ...], name: str | None,
+                      task: str | None, tags: tuple[str, ...], description: str | None, as_json: bool) -> None:
+    """Register Parquet objects at URI (s3://, gs://, az://, file:///shared/…) without uploading them; prints the id."""
+    dataset = _client(ctx).datasets.register(uri, target=target, features=list(features) or None, task=task,
+                                             name=name, tags=list(tags) or None, description=description)
+    if as_json:
+        return print_json(dataset)
+    click.echo(dataset.id)
+    lines(f"{dataset.name}: {dataset.n_samples} rows, {dataset.n_features} features, {dataset.task}, "
+          f"read where it lies ({uri})", to=err)
+
+
 def _last_column(path: Path) -> str | None:
     """The last name of a CSV's header line (None for an empty file: the service then says what is wrong)."""
     with path.open(newline="") as handle:
@@ -1135,6 +1157,61 @@ def webhooks_deliveries(ctx: click.Context, job_id: str, wide: bool, as_json: bo
         rows.append([d.id, d.url, d.event, d.state, len(d.attempts), answer, timestamp(d.created_at, short=True)])
     table(f"deliveries of job {job_id}", ["id", "url", "event", "state", "attempts", "last answer", "created"], rows,
           wide=wide)
+
+
+# ---- storage credentials ----------------------------------------------------------------------------
+@cli.group()
+def storage() -> None:
+    """Your tenant's own keys for s3:// dataset URIs (else the service's are used)."""
+
+
+def _credentials_rows(found: Any) -> list[list[Any]]:
+    return [["access key id", found.s3.access_key_id_hint], ["region", text(found.s3.region)],
+            ["session token", "given" if found.s3.has_session_token else "none"],
+            ["updated", timestamp(found.updated_at)]]
+
+
+@storage.command("set-s3")
+@click.option("--access-key-id", required=True)
+@click.option("--secret-access-key", prompt=True, hide_input=True, envvar="LIPSPLINE_S3_SECRET_ACCESS_KEY",
+              help="[default: asked for, not echoed; or $LIPSPLINE_S3_SECRET_ACCESS_KEY]")
+@click.option("--session-token", envvar="LIPSPLINE_S3_SESSION_TOKEN", help="for temporary (STS) keys")
+@click.option("--region", help="[default: the service's]")
+@json_option
+@click.pass_context
+@handles_errors
+def storage_set_s3(ctx: click.Context, access_key_id: str, secret_access_key: str, session_token: str | None,
+                   region: str | None, as_json: bool) -> None:
+    """Store (or replace) your S3 keys: sealed by the service, never shown again."""
+    stored = _client(ctx).storage.set_s3_credentials(access_key_id, secret_access_key, session_token=session_token,
+                                                      region=region)
+    if as_json:
+        return print_json(stored)
+    table("storage credentials", ["field", "value"], _credentials_rows(stored), wide=False)
+
+
+@storage.command("show")
+@json_option
+@click.pass_context
+@handles_errors
+def storage_show(ctx: click.Context, as_json: bool) -> None:
+    """Which S3 keys are stored (the key id's last four characters), never the keys."""
+    found = _client(ctx).storage.credentials()
+    if as_json:
+        return print_json(found)
+    table("storage credentials", ["field", "value"], _credentials_rows(found), wide=False)
+
+
+@storage.command("delete")
+@json_option
+@click.pass_context
+@handles_errors
+def storage_delete(ctx: click.Context, as_json: bool) -> None:
+    """Forget your S3 keys: your URIs are read with the service's credentials again."""
+    _client(ctx).storage.delete_credentials()
+    if as_json:
+        return print_json({"deleted": True})
+    lines("deleted the tenant's storage credentials", to=err)
 
 
 def main(argv: list[str]) -> int:

@@ -22,6 +22,7 @@ import numpy as np
 from pydantic import BaseModel
 
 from api_schemas import TERMINAL_STATES, JobStatus, TrainingConfig
+from api_schemas.dataset_refs import StorageCredentialsOut
 from api_schemas.http import (
     CertifyResponse,
     DatasetList,
@@ -187,6 +188,14 @@ def upload_request(source: Any, target: str | None, name: str | None, task: str 
     return Request("POST", "/v1/datasets", files={"file": (path.name, path.read_bytes())}, data=fields)
 
 
+def reference_request(uri: str, target: str, features: list[str] | None, task: str | None, name: str | None,
+                      tags: Any = None, description: str | None = None) -> Request:
+    """``POST /v1/datasets`` with a ``uri``: Parquet objects registered where they lie, not uploaded."""
+    body: dict[str, Any] = {"uri": uri, "target": target, **_creation_labels(name, tags, description)}
+    body.update({k: v for k, v in {"features": features, "task": task}.items() if v is not None})
+    return Request("POST", "/v1/datasets", json=body)
+
+
 class Datasets:
     def __init__(self, runner: Any) -> None:
         self._runner = runner
@@ -195,6 +204,17 @@ class Datasets:
                tags: list[str] | None = None, description: str | None = None):
         """Upload a file, a DataFrame or ``(X, y)``; the stored dataset (``DatasetOut``)."""
         return self._runner.run(upload_request(source, target, name, task, tags, description), _as(DatasetOut))
+
+    def register(self, uri: str, *, target: str, features: list[str] | None = None, task: str | None = None,
+                 name: str | None = None, tags: list[str] | None = None, description: str | None = None):
+        """Register Parquet objects where they lie as a dataset, without uploading them (``DatasetOut``).
+
+        ``uri``: ``s3://bucket/prefix/*.parquet``, ``gs://…``, ``az://…`` or ``file:///shared/…`` (a
+        directory the service shares); read with the tenant's own keys when it stored some
+        (:meth:`Storage.set_s3_credentials`), else the service's.
+        """
+        return self._runner.run(reference_request(uri, target, features, task, name, tags, description),
+                                _as(DatasetOut))
 
     def list(self, *, name: str | None = None, task: str | None = None, tags: list[str] | None = None):
         """Every dataset of the tenant (all pages), newest first; ``name`` / ``task`` / ``tags`` (every one) filter."""
@@ -833,6 +853,30 @@ class Webhooks:
 
     def deliveries(self, job_id: str):
         return self._runner.run(Request("GET", f"/v1/jobs/{quote(job_id, safe='')}/deliveries"), _as(DeliveryList))
+
+
+class Storage:
+    """The tenant's own object-store keys for its ``s3://`` dataset URIs (``/v1/storage/credentials``)."""
+
+    ROUTE = "/v1/storage/credentials"
+
+    def __init__(self, runner: Any) -> None:
+        self._runner = runner
+
+    def set_s3_credentials(self, access_key_id: str, secret_access_key: str, *, session_token: str | None = None,
+                           region: str | None = None):
+        """Store (or replace) them; sealed by the service and never shown again (``StorageCredentialsOut``)."""
+        keys = {"access_key_id": access_key_id, "secret_access_key": secret_access_key}
+        keys.update({k: v for k, v in {"session_token": session_token, "region": region}.items() if v is not None})
+        return self._runner.run(Request("PUT", self.ROUTE, json={"s3": keys}), _as(StorageCredentialsOut))
+
+    def credentials(self):
+        """Which keys are stored (the key id's last four characters), never the keys; 404 when none are."""
+        return self._runner.run(Request("GET", self.ROUTE), _as(StorageCredentialsOut))
+
+    def delete_credentials(self):
+        """Forget them: the tenant's URIs are read with the service's credentials again."""
+        return self._runner.run(Request("DELETE", self.ROUTE), _nothing)
 
 
 # ---- registry ---------------------------------------------------------------------------------------

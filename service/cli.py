@@ -294,13 +294,14 @@ def cmd_experiment(args: argparse.Namespace) -> int:
 #: third-party modules only the server install has: a client-only install says so instead of a traceback
 SERVER_ONLY_MODULES = {"torch", "fastapi", "uvicorn", "sqlalchemy", "alembic", "celery", "pydantic_settings", "scipy",
                        "safetensors", "pyarrow", "prometheus_client", "psycopg", "onnx", "cryptography"}
-USER_COMMANDS = ("datasets", "jobs", "models", "predict", "registry", "sweeps", "webhooks")
+USER_COMMANDS = ("datasets", "jobs", "models", "predict", "registry", "storage", "sweeps", "webhooks")
 USER_EPILOG = """client commands (talk to a running service; `lipspline COMMAND --help` for each):
-  datasets    upload, list, show, edit (name, tags, description), delete datasets
+  datasets    upload, register (by URI: s3://, file:///shared/…), list, show, edit, delete datasets
   jobs        submit (--follow: live progress), list, show, edit, cancel, logs
   models      list, show, edit, download (zip or onnx); by id, NAME, NAME@ALIAS or NAME/versions/N
   predict     predict a CSV with certificate columns beside each prediction
   registry    registered models: list, show, create, register, delete; alias set/delete/history
+  storage     your own S3 keys for s3:// dataset URIs: set-s3, show, delete
   sweeps      submit (--follow: trials done/running/planned), follow, list, show, edit, cancel
   webhooks    signing secret, endpoints (add, list, delete) and a job's deliveries
 Every one takes --json (the API's JSON, for scripts).
@@ -383,7 +384,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     command = next((a for i, a in enumerate(argv) if not a.startswith("-") and (i == 0 or argv[i - 1]
                     not in ("--url", "--api-key"))), None)
     if command in USER_COMMANDS:
-        # the user commands (datasets, jobs, models, predict, sweeps, webhooks) are the SDK's CLI
+        # the user commands (datasets, jobs, models, predict, registry, storage, sweeps, webhooks) are the SDK's CLI
         from lipspline_client.cli import main as user_main
 
         return user_main(argv)

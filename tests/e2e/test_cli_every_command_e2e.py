@@ -20,6 +20,8 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import click
+import pyarrow as pa
+import pyarrow.parquet as pq
 import pytest
 from click.testing import CliRunner, Result
 
@@ -118,6 +120,11 @@ def workdir(tmp_path: Path) -> Iterator[Path]:
     (tmp_path / "long.json").write_text(json.dumps(LONG))
     # the label column in the middle: it must come out as it went in, beside the predictions
     (tmp_path / "rows.csv").write_text("x1,inside,x2\n0.0,1,0.0\n0.9,0,0.9\n")
+    # Parquet objects to register by reference (the shared deployment lists the temporary directory)
+    for part in range(2):
+        half = slice(part * 120, (part + 1) * 120)
+        columns = {"x1": data.X[half, 0], "x2": data.X[half, 1], "inside": data.y[half].astype(int)}
+        pq.write_table(pa.table(columns), tmp_path / f"rows-{part}.parquet")
     yield tmp_path
 
 
@@ -134,6 +141,11 @@ def test_every_cli_command_in_both_forms(deployment: Deployment, workdir: Path) 
     assert second in {d["id"] for d in run.json("datasets", "list", "--name", "cli-circle-2")["items"]}
     assert "x1, x2" in run.human("datasets", "show", first, "--wide").stdout
     assert run.json("datasets", "show", first)["n_samples"] == 240
+    registered = run.human("datasets", "register", f"file://{workdir}/rows-*.parquet", "--target", "inside",
+                           "--name", "cli-by-reference").stdout.strip()
+    assert run.json("datasets", "show", registered)["uri"] == f"file://{workdir}/rows-*.parquet"
+    assert run.json("datasets", "register", f"file://{workdir}/rows-0.parquet", "--target", "inside",
+                    "--feature", "x2")["n_features"] == 1
     assert "tags cli-e2e, extra" in run.human("datasets", "edit", first, "--add-tag", "extra").stdout
     assert run.json("datasets", "edit", second, "--tag", "cli-e2e", "--tag", "two")["tags"] == ["cli-e2e", "two"]
 
@@ -231,6 +243,17 @@ def test_every_cli_command_in_both_forms(deployment: Deployment, workdir: Path) 
     running = run.json("sweeps", "submit", "--dataset", first, "--space", long_space, "--config", "long.json",
                        "--max-trials", "2")["id"]
     assert run.json("sweeps", "cancel", running)["status"] == "cancelled"
+
+    # ---- storage credentials (set, shown without the keys, deleted again)
+    keys = ["--access-key-id", "AKIACLITEST00042", "--secret-access-key", "cli-secret-key"]
+    assert "…0042" in run.human("storage", "set-s3", *keys, "--region", "eu-west-3").stdout
+    assert run.json("storage", "set-s3", *keys)["s3"]["access_key_id_hint"] == "…0042"
+    shown = run.human("storage", "show").stdout
+    assert "…0042" in shown and "cli-secret-key" not in shown
+    assert run.json("storage", "show")["s3"]["has_session_token"] is False
+    run.human("storage", "delete")
+    run.json("storage", "set-s3", *keys)
+    assert run.json("storage", "delete") == {"deleted": True}
 
     # ---- webhooks (the endpoints are deleted again before any job ends: nothing is sent to them)
     assert run.human("webhooks", "secret").stdout.strip()

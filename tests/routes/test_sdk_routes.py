@@ -76,6 +76,29 @@ def test_a_dataframe_and_a_csv_file_upload_with_their_target(svc: Service, tmp_p
     assert {d.id for d in client.datasets.list().items} >= {from_frame.id, from_file.id}
 
 
+def test_a_dataset_registered_by_uri_and_the_tenants_storage_keys(make_service, tmp_path: Path) -> None:
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    shared = tmp_path / "shared"
+    shared.mkdir()
+    svc = make_service(dataset_file_roots=[str(shared)])
+    inputs = np.array(SEED_INPUTS)
+    pq.write_table(pa.table({"x1": inputs[:, 0], "x2": inputs[:, 1], "label": SEED_TARGETS}), shared / "a.parquet")
+    client = sdk(svc)
+    dataset = client.datasets.register(f"file://{shared}/*.parquet", target="label", features=["x2"],
+                                       name="by-uri", tags=["shared"])
+    assert (dataset.uri, dataset.n_samples, dataset.feature_names) == (f"file://{shared}/*.parquet", 64, ["x2"])
+    assert dataset.name == "by-uri" and dataset.tags == ["shared"]
+
+    stored = client.storage.set_s3_credentials("AKIASDKTEST00077", "sdk-secret", region="eu-west-3")
+    assert stored.s3.access_key_id_hint == "…0077" and client.storage.credentials().s3.region == "eu-west-3"
+    client.storage.delete_credentials()
+    with pytest.raises(LipSplineError) as caught:
+        client.storage.credentials()
+    assert caught.value.status == 404
+
+
 def test_errors_carry_the_problem(svc: Service) -> None:
     client = sdk(svc)
     with pytest.raises(LipSplineError) as caught:
