@@ -32,7 +32,6 @@ import pytest
 import torch
 
 import lipspline.certificates.view as view_module
-from api_schemas import TrainingConfig
 from lipspline import __version__
 from lipspline.certificates import ARITHMETIC, CertificateReport, certify_global
 from lipspline.certificates.view import GroupSortView
@@ -41,16 +40,18 @@ from lipspline.export.onnx import INPUT_NAME, OUTPUT_NAME
 from lipspline.export.onnx_metadata import OnnxMetadataError, metadata_from_props
 from lipspline.nn.layers import served_weight
 from lipspline.nn.model import TrainedModel
-from lipspline.nn.networks import SplineNetwork
 from lipspline.nn.serialization import model_to_parts
+from tests.unit.lipspline.certificates.networks import ACTIVATIONS, JITTER, Scaling, network_config, random_network
 
-ACTIVATIONS = ["deepspline", "relu", "leaky_relu", "prelu", "abs", "groupsort"]
 #: mlp, cnn with densified convolutions, cnn whose convolutions stay convolutions (the opaque prefix)
 ARCHITECTURES = ["mlp", "cnn", "cnn_opaque"]
 #: required by the issue: 1e-5 relative and 1e-6 absolute; float64 allows far less
 RELATIVE = 1e-12
 KNOTS = 9
 RANGE = 2.0
+HIDDEN = [6, 4]
+#: the CNN's extra architecture: 2 x 5 x 5 images, two strided convolutions
+CNN = {"kind": "cnn", "input_shape": [2, 5, 5], "conv_channels": [4, 2], "kernel_size": 3, "conv_stride": 2}
 #: measured worst difference per activation kind, printed after the module: absolute, relative to
 #: each entry, and relative to the batch's largest output (float64's natural scale for a sum)
 WORST: dict[str, tuple[float, float, float]] = {}
@@ -65,38 +66,30 @@ def _summary() -> Iterator[None]:
         print(f"  {name}: {absolute:.3g} abs, {relative:.3g} rel, {scaled:.3g} of max|output|")
 
 
-def _config(activation: str, architecture: str, mode: str) -> TrainingConfig:
-    arch: dict = {"hidden": [6, 4], "activation": activation}
-    if architecture != "mlp":
-        arch |= {"kind": "cnn", "input_shape": [2, 5, 5], "conv_channels": [4, 2], "kernel_size": 3, "conv_stride": 2}
-    return TrainingConfig.model_validate(
-        {"architecture": arch, "spline": {"knots": KNOTS, "range": RANGE}, "objective": {"mode": mode}}
-    )
-
-
 def make_model(
     activation: str, architecture: str = "mlp", mode: str = "bv2", task: str = "regression", seed: int = 0
 ) -> TrainedModel:
     """A small untrained model with perturbed parameters, scaling and (regression) target scaling."""
-    config = _config(activation, architecture, mode)
+    structure = {
+        "mode": mode,
+        "knots": KNOTS,
+        "spline_range": RANGE,
+        "architecture": CNN if architecture != "mlp" else None,
+    }
     n_features = 50 if architecture != "mlp" else 5
     n_outputs = 3 if task == "classification" else 1
     rng = np.random.default_rng(seed)
-    with torch.random.fork_rng():  # the same initial parameters on every run, the global RNG untouched
-        torch.manual_seed(seed)
-        network = SplineNetwork(
-            config,
-            n_features,
-            n_outputs,
-            input_mean=torch.from_numpy(rng.normal(size=n_features) * 100.0),
-            input_scale=torch.from_numpy(rng.uniform(0.1, 20.0, n_features)),
-            target_mean=float(rng.normal() * 50) if task == "regression" else 0.0,
-            target_scale=float(rng.uniform(0.5, 8.0)) if task == "regression" else 1.0,
-        )
-    generator = torch.Generator().manual_seed(seed)
-    with torch.no_grad():
-        for parameter in network.parameters():
-            parameter.add_(0.7 * torch.randn(parameter.shape, generator=generator))
+    scaling = Scaling(
+        input_mean=torch.from_numpy(rng.normal(size=n_features) * 100.0),
+        input_scale=torch.from_numpy(rng.uniform(0.1, 20.0, n_features)),
+        target_mean=float(rng.normal() * 50) if task == "regression" else 0.0,
+        target_scale=float(rng.uniform(0.5, 8.0)) if task == "regression" else 1.0,
+    )
+    # the initial parameters come from the seed, the global RNG is left untouched
+    network = random_network(
+        activation, HIDDEN, n_in=n_features, n_out=n_outputs, seed=seed, **structure, scaling=scaling, draw=JITTER
+    )
+    config = network_config(activation, HIDDEN, **structure)
     classes = ["setosa", "versicolor", "virginica"] if task == "classification" else None
     return TrainedModel(network.eval(), config, task, classes, [f"feature {i}" for i in range(n_features)])
 

@@ -17,6 +17,7 @@ import atexit
 import math
 import os
 import time
+from dataclasses import replace
 from fractions import Fraction
 from pathlib import Path
 
@@ -45,39 +46,15 @@ from lipspline.certificates.local_bounds import preactivation_intervals
 from lipspline.certificates.view import GroupSortView, build_view
 from lipspline.nn.activations import ReLU
 from lipspline.nn.networks import SplineNetwork
+from tests.unit.lipspline.certificates.networks import NO_SCALING, RANDOM_SCALING, REDRAW, REL, random_network
 
-REL = 1e-9  # float64 slack when comparing an upper bound with a float64-evaluated lower bound
 SETTINGS = settings(max_examples=15, deadline=None, suppress_health_check=[HealthCheck.too_slow], derandomize=True)
-
-
-def make_net(
-    hidden: list[int],
-    activation: str = "deepspline",
-    n_features: int = 2,
-    n_outputs: int = 1,
-    seed: int = 0,
-    scaled: bool = False,
-    **architecture: object,
-) -> SplineNetwork:
-    """A small network from a TrainingConfig, weights drawn from a seeded generator."""
-    cfg = TrainingConfig(
-        architecture={"hidden": hidden, "activation": activation, **architecture},
-        spline={"knots": 9, "range": 2.0},
-    )
-    gen = torch.Generator().manual_seed(seed)
-    mean = torch.randn(n_features, generator=gen, dtype=torch.float64) if scaled else None
-    scale = (torch.rand(n_features, generator=gen, dtype=torch.float64) * 2 + 0.3) if scaled else None
-    target = float(torch.rand(1, generator=gen) * 3 + 0.2) if scaled else 1.0
-    net = SplineNetwork(cfg, n_features, n_outputs, input_mean=mean, input_scale=scale, target_scale=target)
-    with torch.no_grad():
-        for p in net.weight_parameters():
-            p.copy_(torch.randn(p.shape, generator=gen) / max(p.shape[-1], 1) ** 0.5)
-        for layer in net.layers:
-            if layer.bias is not None:
-                layer.bias.copy_(0.3 * torch.randn(layer.bias.shape, generator=gen))
-        for s in net.splines():
-            s.coefficients.add_(0.5 * torch.randn(s.coefficients.shape, generator=gen))
-    return net
+#: this file's networks: the shared draw with every bias redrawn N(0, 0.3^2) ...
+DRAW = replace(REDRAW, bias_std=0.3)
+#: ... and, where scaled, the shared random scaling drawn in float64
+SCALING = replace(RANDOM_SCALING, dtype=torch.float64, mean_first=True)
+#: a small CNN after which GroupSort pairs channels: 2 channels of 3 x 3 pixels, one 3 x 3 convolution to 4 channels
+CNN = {"kind": "cnn", "input_shape": (2, 3, 3), "conv_channels": [4], "kernel_size": 3, "conv_stride": 1}
 
 
 def lower_bound(net: SplineNetwork, seed: int = 0, n: int = 48) -> float:
@@ -154,7 +131,7 @@ def test_without_fork_the_call_runs_in_process(monkeypatch: pytest.MonkeyPatch) 
 
 
 def _constant_net() -> SplineNetwork:
-    net = make_net([4, 4], n_features=2)
+    net = random_network("deepspline", [4, 4], n_in=2, draw=DRAW)
     with torch.no_grad():
         for p in net.weight_parameters():
             p.zero_()
@@ -162,7 +139,7 @@ def _constant_net() -> SplineNetwork:
 
 
 def _dead_units_net() -> SplineNetwork:
-    net = make_net([6, 6], "relu", n_features=1, seed=1)
+    net = random_network("relu", [6, 6], n_in=1, seed=1, draw=DRAW)
     with torch.no_grad():
         net.layers[0].weight[:3].zero_()  # three units with no input ...
         net.layers[1].weight[:, :3].zero_()  # ... and no output
@@ -172,7 +149,7 @@ def _dead_units_net() -> SplineNetwork:
 
 
 def _scaled_net(factor: float, seed: int = 2) -> SplineNetwork:
-    net = make_net([4, 4], n_features=1, seed=seed)
+    net = random_network("deepspline", [4, 4], n_in=1, seed=seed, draw=DRAW)
     with torch.no_grad():
         for p in net.weight_parameters():
             p.mul_(factor)
@@ -180,7 +157,7 @@ def _scaled_net(factor: float, seed: int = 2) -> SplineNetwork:
 
 
 def _mixed_scale_net() -> SplineNetwork:
-    net = make_net([4, 4], n_features=1, seed=3)
+    net = random_network("deepspline", [4, 4], n_in=1, seed=3, draw=DRAW)
     with torch.no_grad():
         net.layers[0].weight.mul_(1e15)
         net.layers[2].weight.mul_(1e-15)
@@ -189,9 +166,9 @@ def _mixed_scale_net() -> SplineNetwork:
 
 DEGENERATE = {
     "constant": _constant_net,
-    "deepspline_2_2_a": lambda: make_net([2, 2], n_features=2, seed=0),
-    "deepspline_2_2_b": lambda: make_net([2, 2], n_features=1, seed=1),
-    "deepspline_2": lambda: make_net([2], n_features=2, seed=2),
+    "deepspline_2_2_a": lambda: random_network("deepspline", [2, 2], n_in=2, seed=0, draw=DRAW),
+    "deepspline_2_2_b": lambda: random_network("deepspline", [2, 2], n_in=1, seed=1, draw=DRAW),
+    "deepspline_2": lambda: random_network("deepspline", [2], n_in=2, seed=2, draw=DRAW),
     "dead_units": _dead_units_net,
     "huge_weights": lambda: _scaled_net(1e12),
     "tiny_weights": lambda: _scaled_net(1e-12),
@@ -245,14 +222,14 @@ def test_any_exception_inside_the_solve_becomes_a_reason(monkeypatch: pytest.Mon
         raise np.linalg.LinAlgError("SVD did not converge")
 
     monkeypatch.setattr(lipsdp_module._Barrier, "solve", broken)
-    view = analyze(make_net([3, 3], "relu", n_features=2), use_cache=False).view
+    view = analyze(random_network("relu", [3, 3], n_in=2, draw=DRAW), use_cache=False).view
     result = lipsdp_neuron(view, time_limit_s=10, isolate=isolate)
     assert result.certified is None
     assert "LinAlgError" in result.reason and "SVD did not converge" in result.reason
 
 
 def test_non_finite_multipliers_are_refused(monkeypatch: pytest.MonkeyPatch) -> None:
-    view = analyze(make_net([3, 3], "relu", n_features=2), use_cache=False).view
+    view = analyze(random_network("relu", [3, 3], n_in=2, draw=DRAW), use_cache=False).view
     n = view.hidden_units
     monkeypatch.setattr(lipsdp_module._Barrier, "solve", lambda self, deadline: (1.0, np.full(n, np.nan), 3))
     result = lipsdp_neuron(view, time_limit_s=10)
@@ -262,7 +239,7 @@ def test_non_finite_multipliers_are_refused(monkeypatch: pytest.MonkeyPatch) -> 
 
 def test_a_solve_that_blocks_is_killed_at_the_time_limit(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(lipsdp_module._Barrier, "solve", lambda self, deadline: time.sleep(60))
-    net = make_net([3, 3], "relu", n_features=2)
+    net = random_network("relu", [3, 3], n_in=2, draw=DRAW)
     t0 = time.perf_counter()
     cert = certify_global(net, include_lipsdp=True, lipsdp_time_limit_s=1.0, use_cache=False)
     assert time.perf_counter() - t0 < 3.0
@@ -272,7 +249,7 @@ def test_a_solve_that_blocks_is_killed_at_the_time_limit(monkeypatch: pytest.Mon
 
 
 def test_a_tiny_time_limit_records_a_reason_on_a_real_solve() -> None:
-    net = make_net([8, 8], "deepspline", n_features=3, seed=4)
+    net = random_network("deepspline", [8, 8], n_in=3, seed=4, draw=DRAW)
     t0 = time.perf_counter()
     cert = certify_global(net, include_lipsdp=True, lipsdp_time_limit_s=1e-6, use_cache=False)
     assert time.perf_counter() - t0 < 3.0
@@ -293,7 +270,8 @@ def test_a_tiny_time_limit_records_a_reason_on_a_real_solve() -> None:
 def test_affine_network_certificate_is_the_proven_norm_of_its_folded_weight(
     n_features: int, n_outputs: int, seed: int, scaled: bool
 ) -> None:
-    net = make_net([], n_features=n_features, n_outputs=n_outputs, seed=seed, scaled=scaled)
+    scaling = SCALING if scaled else NO_SCALING
+    net = random_network("deepspline", [], n_in=n_features, n_out=n_outputs, seed=seed, scaling=scaling, draw=DRAW)
     view = build_view(net)
     assert len(view.weights) == 1 and not view.activations
     proven = proven_spectral_norm(view.weights[0])
@@ -314,7 +292,7 @@ def test_affine_network_certificate_is_the_proven_norm_of_its_folded_weight(
 
 def test_affine_one_feature_network_matches_the_exact_oracle() -> None:
     for n_outputs in (1, 3):
-        net = make_net([], n_features=1, n_outputs=n_outputs, seed=11, scaled=True)
+        net = random_network("deepspline", [], n_in=1, n_out=n_outputs, seed=11, scaling=SCALING, draw=DRAW)
         exact = exact_lipschitz_1d(net)
         cert = certify_global(net, use_cache=False)
         assert exact * (1 - REL) <= cert.certified <= exact * (1 + 1e-8)
@@ -349,16 +327,8 @@ def _channel_pairing_net() -> SplineNetwork:
     unit: f(x) = relu(-x0), of constant 1. Pairing neighbouring entries would
     instead sort (x0, x1), put max(x0, x1) = 1 in entry 0 and kill the unit.
     """
-    net = make_net(
-        [2],
-        "groupsort",
-        n_features=2,
-        kind="cnn",
-        input_shape=(1, 1, 2),
-        conv_channels=[2],
-        kernel_size=1,
-        conv_stride=1,
-    )
+    pixels = {"kind": "cnn", "input_shape": (1, 1, 2), "conv_channels": [2], "kernel_size": 1, "conv_stride": 1}
+    net = random_network("groupsort", [2], n_in=2, architecture=pixels, draw=DRAW)
     net.activations[1] = ReLU(2)
     with torch.no_grad():
         conv, dense, out = net.layers
@@ -408,18 +378,7 @@ def _preactivations(net: SplineNetwork, x: torch.Tensor) -> list[np.ndarray]:
 
 
 def _cnn_with_relu_head(seed: int) -> SplineNetwork:
-    net = make_net(
-        [6],
-        "groupsort",
-        n_features=2 * 3 * 3,
-        n_outputs=2,
-        seed=seed,
-        kind="cnn",
-        input_shape=(2, 3, 3),
-        conv_channels=[4],
-        kernel_size=3,
-        conv_stride=1,
-    )
+    net = random_network("groupsort", [6], n_in=2 * 3 * 3, n_out=2, seed=seed, architecture=CNN, draw=DRAW)
     net.activations[1] = ReLU(6)  # an element-wise head: its local slopes depend on the GroupSort intervals
     return net
 
@@ -445,17 +404,7 @@ def test_cnn_groupsort_intervals_enclose_sampled_preactivations(seed: int) -> No
 def test_cnn_groupsort_local_bound_dominates_jacobians_inside_the_ball(seed: int) -> None:
     for net in (
         _cnn_with_relu_head(seed),
-        make_net(
-            [4],
-            "groupsort",
-            n_features=18,
-            seed=seed,
-            kind="cnn",
-            input_shape=(2, 3, 3),
-            conv_channels=[4],
-            kernel_size=3,
-            conv_stride=1,
-        ),
+        random_network("groupsort", [4], n_in=18, seed=seed, architecture=CNN, draw=DRAW),
     ):
         gen = torch.Generator().manual_seed(200 + seed)
         centres = torch.randn(3, 18, generator=gen, dtype=torch.float64)
@@ -504,7 +453,7 @@ def test_first_layer_intervals_enclose_the_served_map_exactly(seed: int, offset:
     value by far more than its width when ``x - m`` is large.
     """
     n = 3
-    net = make_net([4], "relu", n_features=n, seed=seed)
+    net = random_network("relu", [4], n_in=n, seed=seed, draw=DRAW)
     with torch.no_grad():
         net.input_scale.copy_(torch.full((n,), scale, dtype=torch.float64))
         net.input_mean.copy_(torch.tensor([0.5, -1.25, 2.0], dtype=torch.float64))

@@ -4,14 +4,12 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-import torch
 
-from api_schemas import TrainingConfig
 from lipspline.certificates import certify_global, exact_lipschitz_1d, proven_spectral_norm
 from lipspline.certificates.lipsdp import _snap_outwards, _structure, lipsdp_neuron
 from lipspline.certificates.spectral import _lanczos_top
 from lipspline.certificates.view import build_view
-from lipspline.nn.networks import SplineNetwork
+from tests.unit.lipspline.certificates.networks import Draw, random_network
 
 
 def _check(a: np.ndarray, rel: float = 1e-6) -> None:
@@ -47,19 +45,13 @@ def test_lanczos_candidate_is_a_ritz_value() -> None:
     assert top - theta <= 2 * resid + 1e-9 * top
 
 
-def _spline_net(seed: int, hidden: list[int], n_in: int = 3, n_out: int = 2) -> SplineNetwork:
-    torch.manual_seed(seed)
-    cfg = TrainingConfig(architecture={"hidden": hidden, "activation": "deepspline"}, spline={"knots": 9})
-    net = SplineNetwork(cfg, n_in, n_out)
-    with torch.no_grad():
-        for s in net.splines():
-            s.coefficients.add_(0.3 * torch.randn_like(s.coefficients))
-    return net
+#: the initialised deep-spline nets of this file, splines made non-monotone (the automatic spline range)
+DRAW = Draw(one_stream=True, activation_noise=0.3)
 
 
 @pytest.mark.parametrize("seed", [0, 1, 2])
 def test_lipsdp_barrier_is_verified_and_sits_between_exact_and_liplt(seed: int) -> None:
-    net = _spline_net(seed, [6, 5], n_in=1, n_out=1)
+    net = random_network("deepspline", [6, 5], n_in=1, seed=seed, spline_range=None, draw=DRAW)
     cert = certify_global(net, include_lipsdp=True, lipsdp_time_limit_s=60)
     assert "lipsdp_neuron" in cert.bounds, cert.skipped
     exact = exact_lipschitz_1d(net)
@@ -69,7 +61,7 @@ def test_lipsdp_barrier_is_verified_and_sits_between_exact_and_liplt(seed: int) 
 
 
 def test_lipsdp_barrier_solves_the_anchor_size_quickly() -> None:
-    net = _spline_net(0, [64, 64, 64], n_in=16, n_out=4)
+    net = random_network("deepspline", [64, 64, 64], n_in=16, n_out=4, spline_range=None, draw=DRAW)
     result = lipsdp_neuron(build_view(net), time_limit_s=120)
     assert result.certified is not None, result.reason
     assert result.solver_value is not None
@@ -79,7 +71,7 @@ def test_lipsdp_barrier_solves_the_anchor_size_quickly() -> None:
 
 
 def test_snapped_slope_intervals_contain_the_originals() -> None:
-    view = build_view(_spline_net(3, [7, 7]))
+    view = build_view(random_network("deepspline", [7, 7], n_in=3, n_out=2, seed=3, spline_range=None, draw=DRAW))
     _, _, lo, hi, _, _ = _structure(view)
     slo, shi = _snap_outwards(lo, hi)
     assert np.all(slo <= lo) and np.all(shi >= hi)

@@ -25,33 +25,13 @@ from lipspline.certificates.served_map import ServedMap
 from lipspline.data import make_circle
 from lipspline.nn.networks import SplineNetwork
 from lipspline.training.loop import fit
+from tests.unit.lipspline.certificates.networks import ACTIVATIONS, Scaling, Uniform, random_network, stretched
 
-ACTIVATIONS = ["deepspline", "relu", "leaky_relu", "prelu", "abs", "groupsort"]
 MODES = ["bv2", "one_lipschitz", "none"]
-
-
-def random_network(
-    seed: int, n_in: int, hidden: list[int], n_out: int, activation: str, mode: str = "bv2", strength: float = 0.5
-) -> SplineNetwork:
-    config = TrainingConfig.model_validate(
-        {
-            "architecture": {"hidden": hidden, "activation": activation},
-            "spline": {"knots": 9, "range": 2.0},
-            "objective": {"mode": mode},
-        }
-    )
-    torch.manual_seed(seed)
-    scale = torch.rand(n_in) * 2 + 0.2
-    net = SplineNetwork(
-        config, n_in, n_out, input_mean=torch.randn(n_in), input_scale=scale, target_mean=0.5, target_scale=1.7
-    )
-    with torch.no_grad():
-        for layer in net.layers:
-            layer.weight.mul_(1 + strength * torch.rand(()))
-        for activation_layer in net.activations:
-            for p in activation_layer.parameters():
-                p.add_(torch.randn_like(p) * strength)
-    return net
+#: this file's networks: input scale U(0.2, 2.2) and mean N(0, 1) per feature, fixed target mean and scale ...
+SCALING = Scaling(input_scale=Uniform(0.2, 2.0), input_mean=True, target_mean=0.5, target_scale=1.7)
+#: ... their initialised weights stretched and activation parameters shifted with a strength of 0.5
+DRAW = stretched(0.5)
 
 
 @settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -63,7 +43,7 @@ def random_network(
     n_out=st.integers(1, 3),
 )
 def test_every_upper_bound_dominates_the_exact_constant_in_1d(seed, hidden, activation, mode, n_out):
-    net = random_network(seed, 1, hidden, n_out, activation, mode)
+    net = random_network(activation, hidden, n_in=1, n_out=n_out, seed=seed, mode=mode, scaling=SCALING, draw=DRAW)
     exact = exact_lipschitz_1d(net)
     certificate = certify_global(net)
     for name, value in certificate.bounds.items():
@@ -83,7 +63,7 @@ def test_every_upper_bound_dominates_the_exact_constant_in_1d(seed, hidden, acti
     n_in=st.integers(2, 6),
 )
 def test_upper_bounds_dominate_sampled_lower_bounds(seed, hidden, activation, n_in):
-    net = random_network(seed, n_in, hidden, 3, activation)
+    net = random_network(activation, hidden, n_in=n_in, n_out=3, seed=seed, scaling=SCALING, draw=DRAW)
     x = np.random.default_rng(seed).normal(size=(200, n_in)) * 2
     certificate = certify_global(net)
     lower = max(empirical_lower_bound(net, x), jacobian_lower_bound(net, x[:50], ascent_steps=5))
@@ -102,7 +82,7 @@ def test_upper_bounds_dominate_sampled_lower_bounds(seed, hidden, activation, n_
     norm=st.sampled_from(["l2", "linf"]),
 )
 def test_local_bound_is_below_global_and_holds_inside_its_ball(seed, activation, epsilon, norm):
-    net = random_network(seed, 3, [8, 8], 2, activation)
+    net = random_network(activation, [8, 8], n_in=3, n_out=2, seed=seed, scaling=SCALING, draw=DRAW)
     rng = np.random.default_rng(seed)
     centers = rng.normal(size=(4, 3))
     certificate = certify_global(net)
@@ -132,7 +112,7 @@ def test_local_bound_is_below_global_and_holds_inside_its_ball(seed, activation,
 
 
 def test_local_bound_grows_with_epsilon_and_shrinks_to_the_jacobian():
-    net = random_network(3, 2, [16, 16], 1, "deepspline")
+    net = random_network("deepspline", [16, 16], n_in=2, seed=3, scaling=SCALING, draw=DRAW)
     x = np.array([[0.3, -0.2]])
     values = [local_bounds(net, x, eps)[0].bound for eps in (1e-6, 1e-2, 0.5, 100.0)]
     assert values == sorted(values)
@@ -144,7 +124,9 @@ def test_local_bound_grows_with_epsilon_and_shrinks_to_the_jacobian():
 
 @pytest.mark.parametrize("activation", ["deepspline", "prelu", "relu", "groupsort", "abs"])
 def test_one_lipschitz_network_certifies_at_most_one(activation):
-    net = random_network(11, 5, [16, 16, 16], 1, activation, mode="one_lipschitz", strength=3.0)
+    net = random_network(
+        activation, [16, 16, 16], n_in=5, seed=11, mode="one_lipschitz", scaling=SCALING, draw=stretched(3.0)
+    )
     with torch.no_grad():
         net.input_scale.fill_(1.0)
         net.target_scale.fill_(1.0)

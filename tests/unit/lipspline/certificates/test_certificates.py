@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import itertools
 import math
+from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -29,45 +30,9 @@ from lipspline.certificates.served_map import ServedMap
 from lipspline.certificates.spectral import proven_spectral_norms_batched
 from lipspline.certificates.view import build_view
 from lipspline.nn.networks import SplineNetwork
+from tests.unit.lipspline.certificates.networks import ACTIVATIONS, RANDOM_SCALING, REDRAW, REL, Draw, random_network
 
-ACTIVATIONS = ["deepspline", "relu", "leaky_relu", "prelu", "abs", "groupsort"]
 SETTINGS = settings(max_examples=12, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-REL = 1e-9  # float64 slack when comparing an upper bound with a float64-evaluated value
-
-
-def make_net(
-    seed: int,
-    n_features: int,
-    hidden: list[int],
-    activation: str,
-    mode: str = "bv2",
-    n_outputs: int = 1,
-    weight_scale: float = 1.0,
-    coeff_noise: float = 0.5,
-    scaled: bool = True,
-) -> SplineNetwork:
-    """A random network: random weights, non-monotone random splines, random input/target scaling."""
-    if activation == "groupsort":
-        hidden = [w + (w % 2) for w in hidden]
-    cfg = TrainingConfig(
-        architecture={"hidden": hidden, "activation": activation},
-        objective={"mode": mode},
-        spline={"knots": 9, "range": 2.0},
-    )
-    gen = torch.Generator().manual_seed(seed)
-    scale = torch.rand(n_features, generator=gen) * 2 + 0.3 if scaled else None
-    mean = torch.randn(n_features, generator=gen) if scaled else None
-    target = float(torch.rand(1, generator=gen) * 3 + 0.2) if scaled else 1.0
-    net = SplineNetwork(cfg, n_features, n_outputs, input_mean=mean, input_scale=scale, target_scale=target)
-    with torch.no_grad():
-        for p in net.weight_parameters():
-            p.copy_(torch.randn(p.shape, generator=gen) * weight_scale / max(p.shape[-1], 1) ** 0.5)
-        for s in net.splines():
-            s.coefficients.add_(coeff_noise * torch.randn(s.coefficients.shape, generator=gen))
-        for a in net.activations:
-            if hasattr(a, "negative_slope"):
-                a.negative_slope.copy_(torch.randn(a.negative_slope.shape, generator=gen))
-    return net
 
 
 def f64(net: SplineNetwork):
@@ -77,7 +42,9 @@ def f64(net: SplineNetwork):
 
 
 nets_1d = st.builds(
-    lambda seed, depth, width, act, mode: make_net(seed, 1, [width] * depth, act, mode, n_outputs=2),
+    lambda seed, depth, width, act, mode: random_network(
+        act, [width] * depth, n_in=1, n_out=2, seed=seed, mode=mode, scaling=RANDOM_SCALING
+    ),
     st.integers(0, 10_000),
     st.integers(1, 3),
     st.integers(2, 6),
@@ -85,7 +52,9 @@ nets_1d = st.builds(
     st.sampled_from(["bv2", "one_lipschitz"]),
 )
 nets_nd = st.builds(
-    lambda seed, d, depth, width, act, outs: make_net(seed, d, [width] * depth, act, n_outputs=outs),
+    lambda seed, d, depth, width, act, outs: random_network(
+        act, [width] * depth, n_in=d, n_out=outs, seed=seed, scaling=RANDOM_SCALING
+    ),
     st.integers(0, 10_000),
     st.integers(2, 5),
     st.integers(1, 3),
@@ -201,7 +170,7 @@ def test_local_bound_holds_inside_its_ball_and_never_exceeds_global(
 
 
 def test_local_bound_tightens_for_small_balls_and_grows_to_global() -> None:
-    net = make_net(5, 4, [16, 16], "deepspline", n_outputs=3)
+    net = random_network("deepspline", [16, 16], n_in=4, n_out=3, seed=5, scaling=RANDOM_SCALING)
     x = torch.randn(5, 4, generator=torch.Generator().manual_seed(1))
     g = certify_global(net).certified
     small = [lc.bound for lc in local_bounds(net, x, 1e-4)]
@@ -214,16 +183,14 @@ def test_local_bound_tightens_for_small_balls_and_grows_to_global() -> None:
 
 @pytest.mark.parametrize("activation", ["deepspline", "relu", "prelu", "abs", "groupsort"])
 def test_one_lipschitz_networks_certify_at_most_one(activation: str) -> None:
-    net = make_net(
-        7,
-        5,
-        [12, 12, 12],
+    net = random_network(
         activation,
+        [12, 12, 12],
+        n_in=5,
+        n_out=3,
+        seed=7,
         mode="one_lipschitz",
-        n_outputs=3,
-        weight_scale=5.0,
-        coeff_noise=3.0,
-        scaled=False,
+        draw=Draw(weight_std=5.0, slope_std=1.0, activation_noise=3.0),
     )
     cert = certify_global(net)
     assert cert.certified <= 1 + 1e-5, cert.bounds
@@ -268,7 +235,9 @@ def test_bounds_match_direct_computation_on_tiny_relu_net() -> None:
 
 
 def test_spline_views_are_sound() -> None:
-    net = make_net(3, 2, [4], "deepspline", coeff_noise=1.0)
+    net = random_network(
+        "deepspline", [4], n_in=2, seed=3, scaling=RANDOM_SCALING, draw=replace(REDRAW, activation_noise=1.0)
+    )
     view = build_view(net)
     act = view.activations[0]
     spline = net.splines()[0]
@@ -303,7 +272,7 @@ def test_cnn_dense_conversion_is_exact_and_bounds_sound() -> None:
 
 
 def test_exact_oracle_matches_dense_sampling() -> None:
-    net = make_net(11, 1, [5, 5], "deepspline", n_outputs=2)
+    net = random_network("deepspline", [5, 5], n_in=1, n_out=2, seed=11, scaling=RANDOM_SCALING)
     exact = exact_lipschitz_1d(net)
     xs = torch.linspace(-8, 8, 200001, dtype=torch.float64)[:, None]
     with torch.no_grad():
@@ -314,7 +283,7 @@ def test_exact_oracle_matches_dense_sampling() -> None:
 
 
 def test_certificate_json_and_report() -> None:
-    net = make_net(2, 3, [8, 8], "deepspline", n_outputs=2)
+    net = random_network("deepspline", [8, 8], n_in=3, n_out=2, seed=2, scaling=RANDOM_SCALING)
     x = torch.randn(30, 3)
     report = certificate_report(net, x, ascent_steps=3)
     import json
@@ -324,14 +293,14 @@ def test_certificate_json_and_report() -> None:
     assert report.tightness >= 1.0
     assert set(report.bounds) >= {"spectral_product", "per_neuron_scaled", "liplt", "bv2_mixed", "frobenius"}
     assert report.certified == min(v for v in report.bounds.values())
-    gs = make_net(2, 3, [8], "groupsort")
+    gs = random_network("groupsort", [8], n_in=3, seed=2, scaling=RANDOM_SCALING)
     cert = certify_global(gs)
     assert "bv2_mixed" in cert.skipped and "frobenius" in cert.skipped
     json.dumps(cert.to_json())
 
 
 def test_cache_invalidates_when_weights_change() -> None:
-    net = make_net(4, 3, [8], "relu")
+    net = random_network("relu", [8], n_in=3, seed=4, scaling=RANDOM_SCALING)
     first = certify_global(net).certified
     with torch.no_grad():
         net.layers[0].weight.mul_(2.0)
@@ -403,11 +372,11 @@ def test_pgd_cannot_flip_predictions_inside_certified_radius(activation: str, hi
 
 
 def test_lipsdp_refuses_politely_or_verifies() -> None:
-    big = make_net(0, 4, [128, 128], "relu")
+    big = random_network("relu", [128, 128], n_in=4, seed=0, scaling=RANDOM_SCALING)
     cert = certify_global(big, include_lipsdp=True)
     assert "lipsdp_neuron" in cert.skipped
     pytest.importorskip("cvxpy")
-    net = make_net(1, 1, [4, 4], "relu", n_outputs=1, scaled=False)
+    net = random_network("relu", [4, 4], n_in=1, seed=1)
     cert = certify_global(net, include_lipsdp=True, lipsdp_time_limit_s=20)
     exact = exact_lipschitz_1d(net)
     if "lipsdp_neuron" in cert.bounds:

@@ -15,19 +15,12 @@ from api_schemas import TrainingConfig
 from lipspline.certificates import certify_global, jacobian_lower_bound, liplt_scaled
 from lipspline.certificates.global_bounds import analyze
 from lipspline.nn.networks import SplineNetwork
+from tests.unit.lipspline.certificates.networks import Draw, Scaling, Uniform, random_network
 
-
-def small_net(seed: int, activation: str, hidden: list[int], n_in: int = 3, n_out: int = 2) -> SplineNetwork:
-    config = TrainingConfig.model_validate(
-        {"architecture": {"hidden": hidden, "activation": activation}, "spline": {"knots": 7, "range": 2.0}}
-    )
-    torch.manual_seed(seed)
-    net = SplineNetwork(config, n_in, n_out, input_scale=torch.rand(n_in) + 0.3, target_scale=1.5)
-    with torch.no_grad():
-        for layer in net.activations:
-            for p in layer.parameters():
-                p.add_(0.7 * torch.randn_like(p))  # non-monotone splines: slope intervals straddle 0
-    return net
+#: this file's networks (7 knots): scale U(0.3, 1.3) per feature, target scale 1.5 ...
+SCALING = Scaling(input_scale=Uniform(0.3, 1.0), target_scale=1.5)
+#: ... non-monotone splines: slope intervals straddle 0 (the initial weights are kept)
+DRAW = Draw(one_stream=True, activation_noise=0.7)
 
 
 def box_supremum(net: SplineNetwork) -> float:
@@ -50,7 +43,7 @@ def box_supremum(net: SplineNetwork) -> float:
 @settings(max_examples=12, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(seed=st.integers(0, 10_000), activation=st.sampled_from(["deepspline", "prelu", "leaky_relu", "abs"]))
 def test_any_scaling_bounds_every_jacobian_of_the_slope_box(seed: int, activation: str) -> None:
-    net = small_net(seed, activation, [3, 3])
+    net = random_network(activation, [3, 3], n_in=3, n_out=2, seed=seed, knots=7, scaling=SCALING, draw=DRAW)
     analysis = analyze(net, use_cache=False)
     (a, b), seg = analysis.view.segments[0], analysis.seg_liplt[0]
     exact_box = box_supremum(net)
@@ -63,7 +56,7 @@ def test_any_scaling_bounds_every_jacobian_of_the_slope_box(seed: int, activatio
 
 
 def test_identity_scaling_is_plain_liplt() -> None:
-    net = small_net(1, "deepspline", [4, 5])
+    net = random_network("deepspline", [4, 5], n_in=3, n_out=2, seed=1, knots=7, scaling=SCALING, draw=DRAW)
     analysis = analyze(net, use_cache=False)
     (a, b), seg = analysis.view.segments[0], analysis.seg_liplt[0]
     W = analysis.view.weights
@@ -112,7 +105,7 @@ def test_scaled_never_reports_above_plain_liplt_on_one_lipschitz_nets() -> None:
 
 
 def test_search_is_skipped_above_its_flop_budget(monkeypatch: pytest.MonkeyPatch) -> None:
-    net = small_net(2, "deepspline", [8, 8])
+    net = random_network("deepspline", [8, 8], n_in=3, n_out=2, seed=2, knots=7, scaling=SCALING, draw=DRAW)
     monkeypatch.setattr(liplt_scaled, "SEARCH_FLOPS", 10.0)
     cert = certify_global(net, use_cache=False)
     assert "liplt_scaled" not in cert.bounds

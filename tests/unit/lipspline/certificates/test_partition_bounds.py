@@ -5,6 +5,7 @@ bound states its box and never replaces the global certificate."""
 from __future__ import annotations
 
 import itertools
+from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -12,7 +13,6 @@ import torch
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from api_schemas import TrainingConfig
 from lipspline.certificates import (
     certificate_report,
     certify_global,
@@ -25,29 +25,19 @@ from lipspline.certificates import partition as P
 from lipspline.certificates.global_bounds import analyze
 from lipspline.certificates.served_map import ServedMap
 from lipspline.nn.networks import SplineNetwork
+from tests.unit.lipspline.certificates.networks import (
+    ELEMENTWISE_ACTIVATIONS,
+    Scaling,
+    Uniform,
+    random_network,
+    stretched,
+)
 
-ACTIVATIONS = ["deepspline", "relu", "leaky_relu", "prelu", "abs"]
-
-
-def random_network(
-    seed: int, n_in: int, hidden: list[int], n_out: int, activation: str, strength: float = 0.7, bias: float = 0.5
-) -> SplineNetwork:
-    config = TrainingConfig.model_validate(
-        {"architecture": {"hidden": hidden, "activation": activation}, "spline": {"knots": 9, "range": 2.0}}
-    )
-    torch.manual_seed(seed)
-    net = SplineNetwork(
-        config, n_in, n_out, input_mean=torch.randn(n_in), input_scale=torch.rand(n_in) * 2 + 0.2, target_scale=1.7
-    )
-    with torch.no_grad():
-        for layer in net.layers:
-            layer.weight.mul_(1 + strength * torch.rand(()))
-            if layer.bias is not None:
-                layer.bias.copy_(bias * torch.randn_like(layer.bias))
-        for activation_layer in net.activations:
-            for p in activation_layer.parameters():
-                p.add_(torch.randn_like(p) * strength)  # non-monotone splines: slopes of both signs
-    return net
+#: this file's networks: input mean N(0, 1) and scale U(0.2, 2.2) per feature, target scale 1.7 ...
+SCALING = Scaling(input_mean=True, input_scale=Uniform(0.2, 2.0), target_scale=1.7, mean_first=True)
+#: ... their initialised weights stretched, biases N(0, 0.5^2), activation parameters shifted (non-monotone
+#: splines: slopes of both signs), with a strength of 0.7
+DRAW = stretched(0.7, bias_std=0.5)
 
 
 def jacobian_search(net: SplineNetwork, d: int, seed: int, spread: float) -> float:
@@ -71,11 +61,11 @@ def jacobian_search(net: SplineNetwork, d: int, seed: int, spread: float) -> flo
 @given(
     seed=st.integers(0, 10_000),
     hidden=st.lists(st.sampled_from([2, 5, 8]), min_size=1, max_size=3),
-    activation=st.sampled_from(ACTIVATIONS),
+    activation=st.sampled_from(ELEMENTWISE_ACTIVATIONS),
     n_out=st.integers(1, 3),
 )
 def test_partition_1d_dominates_the_exact_constant_and_is_tight(seed, hidden, activation, n_out) -> None:
-    net = random_network(seed, 1, hidden, n_out, activation)
+    net = random_network(activation, hidden, n_in=1, n_out=n_out, seed=seed, scaling=SCALING, draw=DRAW)
     exact = exact_lipschitz_1d(net)
     value, how = P.partition_1d(analyze(net, use_cache=False).view, time_s=5.0)
     assert value is not None, how
@@ -93,7 +83,7 @@ def test_partition_1d_on_knots_hit_exactly_and_extreme_scales(scale: float) -> N
     sees every unit as ambiguous (the rounding of z there may have either sign). The bound must stay
     above the oracle at any scale; tightness is lost there (the interval fallback), never soundness,
     and the certificate is still the minimum with the other bounds."""
-    net = random_network(3, 1, [6, 6], 2, "relu", bias=0.0)
+    net = random_network("relu", [6, 6], n_in=1, n_out=2, seed=3, scaling=SCALING, draw=replace(DRAW, bias_std=0.0))
     with torch.no_grad():
         net.input_scale.fill_(scale)
         net.input_mean.fill_(0.0)
@@ -112,10 +102,10 @@ def test_partition_1d_on_knots_hit_exactly_and_extreme_scales(scale: float) -> N
 @given(
     seed=st.integers(0, 10_000),
     hidden=st.lists(st.sampled_from([3, 6, 10]), min_size=1, max_size=2),
-    activation=st.sampled_from(ACTIVATIONS),
+    activation=st.sampled_from(ELEMENTWISE_ACTIVATIONS),
 )
 def test_partition_2d_is_global_against_searched_lower_bounds(seed, hidden, activation) -> None:
-    net = random_network(seed, 2, hidden, 2, activation)
+    net = random_network(activation, hidden, n_in=2, n_out=2, seed=seed, scaling=SCALING, draw=DRAW)
     value, how = P.partition_global(analyze(net, use_cache=False).view, time_s=3.0)
     assert value is not None, how
     lower = jacobian_search(net, 2, seed, spread=50.0)
@@ -160,7 +150,7 @@ def test_split_halves_cover_each_box_exactly() -> None:
 def test_vertex_bound_dominates_every_slope_vertex(seed: int) -> None:
     """With every neuron free in its whole slope interval, the vertex bound must cover the maximum over
     all 2^n diagonal choices (the exact supremum over the slope box, by convexity in each slope)."""
-    net = random_network(seed, 2, [3, 3], 2, "deepspline")
+    net = random_network("deepspline", [3, 3], n_in=2, n_out=2, seed=seed, scaling=SCALING, draw=DRAW)
     view = analyze(net, use_cache=False).view
     sets = []
     for act in view.activations:
@@ -184,9 +174,9 @@ def test_vertex_bound_dominates_every_slope_vertex(seed: int) -> None:
 
 
 @settings(max_examples=10, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(seed=st.integers(0, 10_000), n_in=st.integers(2, 4), activation=st.sampled_from(ACTIVATIONS))
+@given(seed=st.integers(0, 10_000), n_in=st.integers(2, 4), activation=st.sampled_from(ELEMENTWISE_ACTIVATIONS))
 def test_domain_bound_holds_for_pairs_inside_its_box(seed: int, n_in: int, activation: str) -> None:
-    net = random_network(seed, n_in, [6, 6], 2, activation)
+    net = random_network(activation, [6, 6], n_in=n_in, n_out=2, seed=seed, scaling=SCALING, draw=DRAW)
     rng = np.random.default_rng(seed)
     centre, scale = net.input_mean.numpy(), net.input_scale.numpy()
     lo, hi = centre - scale, centre + 0.5 * scale
@@ -202,7 +192,7 @@ def test_domain_bound_holds_for_pairs_inside_its_box(seed: int, n_in: int, activ
 
 
 def test_report_keeps_the_global_certificate_and_states_the_domain() -> None:
-    net = random_network(1, 2, [8, 8], 1, "deepspline")
+    net = random_network("deepspline", [8, 8], n_in=2, seed=1, scaling=SCALING, draw=DRAW)
     x = net.input_mean.numpy() + net.input_scale.numpy() * np.random.default_rng(1).uniform(-1, 1, (300, 2))
     report = certificate_report(net, x, domain_time_s=2.0)
     assert report.certified == certify_global(net).certified
@@ -214,7 +204,7 @@ def test_report_keeps_the_global_certificate_and_states_the_domain() -> None:
 
 
 def test_domain_bound_refuses_a_bad_box_and_falls_back_above_its_dimension() -> None:
-    net = random_network(2, 3, [4], 1, "relu")
+    net = random_network("relu", [4], n_in=3, seed=2, scaling=SCALING, draw=DRAW)
     with pytest.raises(ValueError):
         domain_bound(net, np.zeros(3), -np.ones(3))
     cert = domain_bound(net, -np.ones(3), np.ones(3), max_dim=2)

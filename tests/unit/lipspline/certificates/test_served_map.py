@@ -37,8 +37,8 @@ from lipspline.certificates.view import GroupSortView, build_view
 from lipspline.data import Dataset, train_validation_split
 from lipspline.nn.networks import SplineNetwork
 from lipspline.training.loop import fit
+from tests.unit.lipspline.certificates.networks import ACTIVATIONS, JITTER, Scaling, random_network
 
-ACTIVATIONS = ["deepspline", "relu", "leaky_relu", "prelu", "abs", "groupsort"]
 SETTINGS = settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 #: what the suite saw: worst measured/bound ratio per statement, and how many checks it made
 WORST: dict[str, float] = {}
@@ -62,26 +62,15 @@ def _summary() -> Iterator[None]:
 def random_net(
     seed: int, n_in: int, hidden: list[int], n_out: int, activation: str, offset: float, spread: float
 ) -> SplineNetwork:
-    """A net with perturbed parameters whose inputs sit around ``offset`` with a tiny ``spread``."""
-    config = TrainingConfig.model_validate(
-        {"architecture": {"hidden": hidden, "activation": activation}, "spline": {"knots": 9, "range": 2.0}}
-    )
-    gen = torch.Generator().manual_seed(seed)
+    """The shared random network (jittered) whose inputs sit around ``offset`` with a tiny ``spread``."""
     rng = np.random.default_rng(seed)
-    mean = torch.from_numpy(offset * rng.uniform(-1, 1, n_in))
-    scale = torch.from_numpy(spread * rng.uniform(0.5, 2.0, n_in))
-    net = SplineNetwork(
-        config,
-        n_in,
-        n_out,
-        input_mean=mean,
-        input_scale=scale,
+    scaling = Scaling(
+        input_mean=torch.from_numpy(offset * rng.uniform(-1, 1, n_in)),
+        input_scale=torch.from_numpy(spread * rng.uniform(0.5, 2.0, n_in)),
         target_mean=float(rng.normal() * offset),
         target_scale=float(rng.uniform(0.1, 10.0)),
     )
-    with torch.no_grad():
-        for p in net.parameters():
-            p.add_(0.7 * torch.randn(p.shape, generator=gen))
+    net = random_network(activation, hidden, n_in=n_in, n_out=n_out, seed=seed, scaling=scaling, draw=JITTER)
     return net.eval()
 
 
