@@ -17,7 +17,7 @@ HOST ?= 127.0.0.1
 RUNTIME_STAMP = $(VENV)/.lipspline-runtime-installed
 DEV_STAMP = $(VENV)/.lipspline-dev-installed
 
-.PHONY: install install-runtime test test-fast bench lint serve experiments chromium check-port
+.PHONY: install install-runtime test test-fast bench lint serve experiments chromium azurite check-port
 
 $(PYTHON):
 	@echo "==> creating the virtual environment $(VENV) ($(BASE_PYTHON) -m venv)"
@@ -53,8 +53,17 @@ chromium:
 	  $$SUDO apt-get update -qq && $$SUDO apt-get install -y -qq chromium \
 	  || echo "warning: could not install chromium; the /docs browser test will fail"; }
 
-# chromium only here: the browser tests (/docs, the /ui dashboard) are part of the full suite
-test: install chromium
+# Azurite, Microsoft's Azure Storage emulator (from the npm registry), for the az:// dataset tests;
+# installed under .tools/ (git-ignored), once.
+AZURITE = .tools/azurite/node_modules/.bin/azurite-blob
+azurite: $(AZURITE)
+$(AZURITE):
+	@command -v npm >/dev/null 2>&1 || { echo "warning: npm not found; the az:// dataset tests will fail"; exit 0; }
+	@echo "==> installing azurite (npm) for the az:// dataset tests"
+	npm install --no-audit --no-fund --loglevel=error --prefix .tools/azurite azurite@3.37.0
+
+# chromium and azurite only here: the browser and az:// tests are part of the full suite
+test: install chromium azurite
 	$(PYTHON) -m pytest -q
 
 # Unit tests and the in-process HTTP tests of every route (no servers, no worker processes);

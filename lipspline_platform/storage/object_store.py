@@ -9,7 +9,9 @@ every ``.parquet`` object under that prefix):
   (``AWS_ACCESS_KEY_ID``/``AWS_SECRET_ACCESS_KEY``, a profile, an instance role); never from
   the dataset request and never stored with the dataset.
 * ``gs://bucket/…`` (Google Cloud Storage) and ``az://container/…`` / ``abfs://…`` (Azure Blob),
-  through pyarrow's own filesystems, with their environment credentials.
+  through pyarrow's own filesystems, with their environment credentials (Azure: the account
+  ``AZURE_STORAGE_ACCOUNT_NAME`` and its key ``AZURE_STORAGE_ACCOUNT_KEY``, else Azure's default
+  credential chain; ``LIPSPLINE_AZURE_BLOB_ENDPOINT_URL`` for another endpoint, e.g. Azurite).
 * ``file:///path/…``: only under a directory listed in ``LIPSPLINE_DATASET_FILE_ROOTS`` (a
   shared filesystem mounted into every worker): a tenant may not read the server's own files.
 
@@ -77,6 +79,24 @@ def _s3(settings: Settings, keys: S3Keys | None) -> Any:
     return pafs.S3FileSystem(**options)
 
 
+def _azure(settings: Settings) -> Any:
+    import pyarrow.fs as pafs
+
+    account = os.environ.get("AZURE_STORAGE_ACCOUNT_NAME") or os.environ.get("AZURE_STORAGE_ACCOUNT")
+    if not account:
+        raise UriRefusedError("az:// URIs need AZURE_STORAGE_ACCOUNT_NAME in the service's environment")
+    options: dict[str, Any] = {}
+    key = os.environ.get("AZURE_STORAGE_ACCOUNT_KEY") or os.environ.get("AZURE_STORAGE_KEY")
+    if key:
+        options["account_key"] = key
+    if settings.azure_blob_endpoint_url:  # one host serves both APIs on an emulator (path-style URLs)
+        endpoint = urlsplit(settings.azure_blob_endpoint_url)
+        authority, scheme = endpoint.netloc or endpoint.path, endpoint.scheme or "https"
+        options.update(blob_storage_authority=authority, blob_storage_scheme=scheme,
+                       dfs_storage_authority=authority, dfs_storage_scheme=scheme)
+    return pafs.AzureFileSystem(account_name=account, **options)
+
+
 def filesystem_for(scheme: str, settings: Settings, keys: S3Keys | None = None) -> Any:
     """The filesystem of ``scheme``; ``keys`` (s3 only): the tenant's credentials instead of the environment's."""
     import pyarrow.fs as pafs
@@ -86,10 +106,7 @@ def filesystem_for(scheme: str, settings: Settings, keys: S3Keys | None = None) 
     if scheme in ("gs", "gcs"):
         return pafs.GcsFileSystem()
     if scheme in ("az", "abfs"):
-        account = os.environ.get("AZURE_STORAGE_ACCOUNT_NAME") or os.environ.get("AZURE_STORAGE_ACCOUNT")
-        if not account:
-            raise UriRefusedError("az:// URIs need AZURE_STORAGE_ACCOUNT_NAME in the service's environment")
-        return pafs.AzureFileSystem(account_name=account)
+        return _azure(settings)
     return pafs.LocalFileSystem()
 
 
