@@ -47,6 +47,13 @@ class Settings(BaseSettings):
     max_sweep_paths: int = Field(32, ge=1, description="most config paths one sweep's space may search")
     max_sweep_space_values: int = Field(4096, ge=1, description="most values a sweep's space may list, all paths")
     # datasets by reference (docs: "Datasets by reference"): Parquet objects read where they lie
+    gcs_endpoint_url: str | None = Field(
+        None, description="GCS endpoint for gs:// dataset URIs (an emulator: http://127.0.0.1:9023); unset: Google's"
+    )
+    gcs_anonymous: bool = Field(
+        False, description="read gs:// URIs without credentials (public buckets, an emulator); else Google's default "
+        "credentials (GOOGLE_APPLICATION_CREDENTIALS, the metadata server)",
+    )
     azure_blob_endpoint_url: str | None = Field(
         None, description="Azure Blob endpoint for az:// dataset URIs (the Azurite emulator: http://127.0.0.1:10000); "
         "unset: https://<account>.blob.core.windows.net; account and key from AZURE_STORAGE_ACCOUNT_NAME / _KEY",

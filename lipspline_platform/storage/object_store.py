@@ -8,10 +8,11 @@ every ``.parquet`` object under that prefix):
   (:class:`S3Keys`, from ``storage/credentials.py``), else the process environment's
   (``AWS_ACCESS_KEY_ID``/``AWS_SECRET_ACCESS_KEY``, a profile, an instance role); never from
   the dataset request and never stored with the dataset.
-* ``gs://bucket/…`` (Google Cloud Storage) and ``az://container/…`` / ``abfs://…`` (Azure Blob),
-  through pyarrow's own filesystems, with their environment credentials (Azure: the account
-  ``AZURE_STORAGE_ACCOUNT_NAME`` and its key ``AZURE_STORAGE_ACCOUNT_KEY``, else Azure's default
-  credential chain; ``LIPSPLINE_AZURE_BLOB_ENDPOINT_URL`` for another endpoint, e.g. Azurite).
+* ``gs://bucket/…`` (Google Cloud Storage; ``LIPSPLINE_GCS_ENDPOINT_URL`` for an emulator) and
+  ``az://container/…`` / ``abfs://…`` (Azure Blob), through pyarrow's own filesystems, with their
+  environment credentials (Azure: the account ``AZURE_STORAGE_ACCOUNT_NAME`` and its key
+  ``AZURE_STORAGE_ACCOUNT_KEY``, else Azure's default credential chain;
+  ``LIPSPLINE_AZURE_BLOB_ENDPOINT_URL`` for another endpoint, e.g. Azurite).
 * ``file:///path/…``: only under a directory listed in ``LIPSPLINE_DATASET_FILE_ROOTS`` (a
   shared filesystem mounted into every worker): a tenant may not read the server's own files.
 
@@ -25,6 +26,7 @@ from __future__ import annotations
 import fnmatch
 import os
 from dataclasses import dataclass
+from datetime import timedelta
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -79,6 +81,20 @@ def _s3(settings: Settings, keys: S3Keys | None) -> Any:
     return pafs.S3FileSystem(**options)
 
 
+def _gcs(settings: Settings) -> Any:
+    import pyarrow.fs as pafs
+
+    options: dict[str, Any] = {"anonymous": settings.gcs_anonymous,
+                               "retry_time_limit": timedelta(seconds=30)}  # a refusal is an answer, not a retry loop
+    project = os.environ.get("GOOGLE_CLOUD_PROJECT")
+    if project:
+        options["project_id"] = project
+    if settings.gcs_endpoint_url:
+        endpoint = urlsplit(settings.gcs_endpoint_url)
+        options.update(endpoint_override=endpoint.netloc or endpoint.path, scheme=endpoint.scheme or "https")
+    return pafs.GcsFileSystem(**options)
+
+
 def _azure(settings: Settings) -> Any:
     import pyarrow.fs as pafs
 
@@ -104,7 +120,7 @@ def filesystem_for(scheme: str, settings: Settings, keys: S3Keys | None = None) 
     if scheme == "s3":
         return _s3(settings, keys)
     if scheme in ("gs", "gcs"):
-        return pafs.GcsFileSystem()
+        return _gcs(settings)
     if scheme in ("az", "abfs"):
         return _azure(settings)
     return pafs.LocalFileSystem()
