@@ -67,9 +67,17 @@ def test_site_renders_navigates_and_searches_offline(served_site: str) -> None:
             page.click("nav >> text=Quick start")
             page.wait_for_load_state("networkidle")
             assert page.url.endswith("/docs/site/quickstart.html")
-            page.fill("input.md-search__input", "certified radius")
-            # the search index is built in a web worker: slow on a loaded machine
-            page.wait_for_selector(".md-search-result__item", timeout=60_000)
+            # the search index is built in a web worker: slow on a loaded machine, and a query typed before
+            # it is ready may be dropped, so the query is typed again (twice at most) while waiting for results
+            for attempt in range(3):
+                page.fill("input.md-search__input", "")
+                page.fill("input.md-search__input", "certified radius")
+                try:
+                    page.wait_for_selector(".md-search-result__item", timeout=40_000)
+                    break
+                except playwright_api.TimeoutError:
+                    if attempt == 2:
+                        raise
             page.goto(served_site + "/docs/site/reference/http.html", wait_until="networkidle")
             assert "/v1/sweeps" in page.content()
         finally:
