@@ -78,9 +78,9 @@ class Settings(BaseSettings):
     )
     upload_stream_over_bytes: int = Field(
         16 * 1024 * 1024, ge=1,
-        description="a Parquet or CSV upload larger than this is copied to the artifact store as it arrives (CSV "
-        "converted to Parquet on the way) and trained by streaming, never held whole (needs an artifact store; "
-        "raise max_upload_bytes for large files)",
+        description="a Parquet, CSV or .npz upload larger than this is copied to the artifact store as it arrives "
+        "(CSV and .npz converted to Parquet on the way) and trained by streaming, never held whole (needs an "
+        "artifact store; raise max_upload_bytes for large files)",
     )
     max_reference_objects: int = Field(10_000, ge=1, description="most Parquet objects one dataset URI may match")
     rate_limit_per_s: float = Field(100.0, gt=0, description="sustained requests per second per API key")

@@ -106,54 +106,62 @@ def _npy_header(zf: zipfile.ZipFile, info: zipfile.ZipInfo) -> tuple[tuple[int, 
 
 
 def _preflight_npz(data: bytes, max_bytes: int) -> None:
-    """Reject oversized or pickled content before numpy inflates anything.
-
-    A zip bomb is caught by the declared uncompressed size in the zip directory; a tiny
-    member whose .npy header declares a gigantic shape is caught by shape x itemsize; object
-    dtypes (which would need unpickling) are refused from the header alone.
-    """
+    """Reject oversized or pickled content before numpy inflates anything (:func:`check_npz_members`)."""
     try:
         zf = zipfile.ZipFile(io.BytesIO(data))
     except (zipfile.BadZipFile, OSError, ValueError) as exc:
         raise DatasetError("The .npz upload is not a zip archive.", problem="bad_npz") from exc
     with zf:
-        infos = zf.infolist()
-        total = 0
-        for info in infos:
-            total += info.file_size
-            if info.file_size > max_bytes or total > max_bytes:
-                raise DatasetError(
-                    f"Member {info.filename!r} would decompress past the {max_bytes}-byte limit.",
-                    problem="too_large",
-                )
-        members = {info.filename: info for info in infos}
-        for key in ("X", "y"):
-            info = members.get(f"{key}.npy")
-            if info is None:
-                found = sorted(m.removesuffix(".npy") for m in members)
-                raise DatasetError(
-                    f"The .npz file needs arrays 'X' and 'y'; {key!r} is missing (found {found}).",
-                    problem="bad_npz",
-                    column=key,
-                )
-            shape, dtype = _npy_header(zf, info)
-            if dtype.hasobject:
-                raise DatasetError(
-                    f"Array {key!r} has object dtype; pickled data is never loaded.", problem="bad_npz", column=key
-                )
-            declared = math.prod(shape) * dtype.itemsize
-            if declared > max_bytes:
-                raise DatasetError(
-                    f"Array {key!r} declares shape {shape} ({declared} bytes), over the {max_bytes}-byte limit.",
-                    problem="too_large",
-                    column=key,
-                )
-            if declared > info.file_size:
-                raise DatasetError(
-                    f"Array {key!r} declares shape {shape} but the file holds too little data.",
-                    problem="bad_npz",
-                    column=key,
-                )
+        check_npz_members(zf, max_bytes)
+
+
+def check_npz_members(zf: zipfile.ZipFile, max_bytes: int) -> dict[str, tuple[tuple[int, ...], np.dtype]]:
+    """The shape and dtype of the ``X`` and ``y`` members, read from their headers alone; a DatasetError
+    for oversized or pickled content, before numpy inflates anything.
+
+    A zip bomb is caught by the declared uncompressed size in the zip directory; a tiny
+    member whose .npy header declares a gigantic shape is caught by shape x itemsize; object
+    dtypes (which would need unpickling) are refused from the header alone.
+    """
+    infos = zf.infolist()
+    total = 0
+    for info in infos:
+        total += info.file_size
+        if info.file_size > max_bytes or total > max_bytes:
+            raise DatasetError(
+                f"Member {info.filename!r} would decompress past the {max_bytes}-byte limit.",
+                problem="too_large",
+            )
+    members = {info.filename: info for info in infos}
+    headers = {}
+    for key in ("X", "y"):
+        info = members.get(f"{key}.npy")
+        if info is None:
+            found = sorted(m.removesuffix(".npy") for m in members)
+            raise DatasetError(
+                f"The .npz file needs arrays 'X' and 'y'; {key!r} is missing (found {found}).",
+                problem="bad_npz",
+                column=key,
+            )
+        shape, dtype = headers[key] = _npy_header(zf, info)
+        if dtype.hasobject:
+            raise DatasetError(
+                f"Array {key!r} has object dtype; pickled data is never loaded.", problem="bad_npz", column=key
+            )
+        declared = math.prod(shape) * dtype.itemsize
+        if declared > max_bytes:
+            raise DatasetError(
+                f"Array {key!r} declares shape {shape} ({declared} bytes), over the {max_bytes}-byte limit.",
+                problem="too_large",
+                column=key,
+            )
+        if declared > info.file_size:
+            raise DatasetError(
+                f"Array {key!r} declares shape {shape} but the file holds too little data.",
+                problem="bad_npz",
+                column=key,
+            )
+    return headers
 
 
 def parse_npz(

@@ -88,14 +88,15 @@ def describe(settings: Settings, tenant: str, spec: DatasetReference) -> Dataset
 
 
 def describe_stored(settings: Settings, tenant: str, dataset_id: str, uri: str, path: str, filesystem: Any,
-                    spec: DatasetReference) -> DatasetRow:
-    """A dataset row for a Parquet upload already copied into the artifact store at ``uri``.
+                    spec: DatasetReference, source_format: str = "parquet") -> DatasetRow:
+    """A dataset row for a large upload already in the artifact store at ``uri`` as Parquet
+    (``source_format``: what was uploaded, a CSV or .npz file converted on the way).
 
     Registered as a reference to that object (so a job streams it) and owning it
     (``content_uri``: deleting the dataset deletes the object).
     """
     size = filesystem.get_file_info(path).size
-    return _described(settings, filesystem, [path], spec, id=dataset_id, tenant_id=tenant, source_format="parquet",
+    return _described(settings, filesystem, [path], spec, id=dataset_id, tenant_id=tenant, source_format=source_format,
                       uri=uri, content_uri=uri, content_bytes=size)
 
 

@@ -31,6 +31,8 @@ from api_schemas.http import (
 from api_schemas.labels import DESCRIPTION_HELP, TAGS_HELP, InDescription, InTags
 from lipspline.data import Dataset, DatasetError, from_arrays, parse_upload
 from lipspline.data.csv_stream import csv_to_parquet
+from lipspline.data.npz_stream import TARGET as NPZ_TARGET
+from lipspline.data.npz_stream import npz_to_parquet
 from lipspline_platform import datasets
 from lipspline_platform.db.dataset_blob import dataset_from_row, dataset_to_bytes
 from lipspline_platform.db.engine import Session, session_scope
@@ -120,7 +122,7 @@ def _form_labels(form: Any) -> dict[str, Any]:
 
 UPLOAD_ROUTE = "POST /v1/datasets"
 #: file suffixes a large upload may have (streamed to the artifact store), and the format each is
-STREAMED_FORMATS = {"parquet": "parquet", "pq": "parquet", "csv": "csv"}
+STREAMED_FORMATS = {"parquet": "parquet", "pq": "parquet", "csv": "csv", "npz": "npz"}
 
 
 async def _read_upload(upload: Any) -> bytes:
@@ -134,9 +136,9 @@ async def _read_upload(upload: Any) -> bytes:
 async def _multipart_request(request: Request, settings: Settings) -> dict[str, Any]:
     """The form's fields and file bytes (I/O only; parsing happens off the event loop).
 
-    A Parquet or CSV file over ``upload_stream_over_bytes`` is not read into memory: the form
+    A Parquet, CSV or .npz file over ``upload_stream_over_bytes`` is not read into memory: the form
     parser has spooled it to disk, and it goes to the artifact store from there (``stored_table``;
-    a CSV file converted to Parquet on the way, ``lipspline.data.csv_stream``).
+    CSV and .npz converted to Parquet on the way, ``lipspline.data.csv_stream`` and ``npz_stream``).
     """
     form = await request.form(max_files=1, max_fields=40)  # room for a repeated `tags` field
     upload = form.get("file")
@@ -193,30 +195,34 @@ def _fingerprint(parsed: dict[str, Any]) -> str:
 
 def _store_large_table(parsed: dict[str, Any], idem: IdempotentRequest, tenant: str,
                        settings: Settings) -> Response:
-    """Copy a large Parquet upload (a CSV one converted to Parquet first) into the artifact store,
-    then register it as a dataset streamed from there.
+    """Copy a large Parquet upload (a CSV or .npz one converted to Parquet first) into the artifact
+    store, then register it as a dataset streamed from there.
 
     Nothing is left behind when a check fails: the object is deleted before the error is raised.
     """
-    if not parsed["target"]:
+    target = NPZ_TARGET if parsed["format"] == "npz" else parsed["target"]
+    if not target:
         raise invalid_field("target", f"a {parsed['format'].upper()} upload needs its target column")
     store = artifacts.store_for(settings)
     assert store is not None
     dataset_id = new_id()
-    if parsed["format"] == "csv":
+    if parsed["format"] in ("csv", "npz"):
         with tempfile.TemporaryDirectory(prefix="lipspline-upload-") as folder:
             converted = Path(folder) / "upload.parquet"
-            csv_to_parquet(parsed["file"], converted, target=parsed["target"])
+            if parsed["format"] == "csv":
+                csv_to_parquet(parsed["file"], converted, target=target)
+            else:
+                npz_to_parquet(parsed["file"], converted, max_bytes=settings.max_upload_bytes)
             with converted.open("rb") as source:
                 uri, size, _ = store.put_file(f"datasets/{dataset_id}", source)
     else:
         uri, size, _ = store.put_file(f"datasets/{dataset_id}", parsed["file"])
     try:
-        spec = DatasetReference(uri=uri, target=parsed["target"], task=parsed["task"] or None,
+        spec = DatasetReference(uri=uri, target=target, task=parsed["task"] or None,
                                 name=(parsed["name"] or "dataset").strip()[:200] or "dataset",
                                 tags=parsed["tags"], description=parsed["description"])
         row = dataset_refs.describe_stored(settings, tenant, dataset_id, uri, store.path_of(uri), store.filesystem,
-                                           spec)
+                                           spec, source_format=parsed["format"])
         with session_scope(settings.resolved_database_url) as session:
             quotas.check_storage(session, tenant, settings, size)
             datasets.add(session, row, list(spec.tags))

@@ -216,6 +216,31 @@ def test_a_bad_large_csv_upload_is_a_422_naming_the_cell_and_stores_nothing(
     assert (sorted(store_dir.rglob("*")) if store_dir.exists() else []) == stored_before
 
 
+def test_a_large_npz_upload_is_stored_as_parquet_and_a_bad_one_stores_nothing(
+    http: httpx.Client, service: Deployment
+) -> None:
+    rng = np.random.default_rng(14)
+    label = rng.integers(0, 2, 800)
+    buffer = io.BytesIO()
+    np.savez_compressed(buffer, X=rng.normal(size=(800, 3)) + 2.0 * label[:, None], y=label)
+    assert len(buffer.getvalue()) > LARGE_UPLOAD_BYTES
+    created = http.post("/v1/datasets", files={"file": ("big.npz", buffer.getvalue())})
+    assert created.status_code == 201, created.text
+    dataset = created.json()
+    assert (dataset["n_samples"], dataset["source_format"]) == (800, "npz")
+    assert dataset["feature_names"] == ["x1", "x2", "x3"]
+    assert pq.read_table(Path(dataset["uri"].removeprefix("file://"))).column_names == ["x1", "x2", "x3", "y"]
+    job = http.post("/v1/jobs", json={"dataset_id": dataset["id"], "config": CONFIG}).json()
+    assert wait_for_job(http, job["id"])["status"] == "succeeded"
+
+    before = dataset_count(http)
+    buffer = io.BytesIO()
+    np.savez(buffer, X=rng.normal(size=(800, 3)), y=label[:799])
+    refused = http.post("/v1/datasets", files={"file": ("lengths.npz", buffer.getvalue())})
+    assert refused.status_code == 422 and "800 rows but 'y' has 799" in refused.json()["detail"], refused.text
+    assert dataset_count(http) == before
+
+
 def test_a_large_parquet_upload_goes_to_the_artifact_store_and_trains_by_streaming(
     http: httpx.Client, service: Deployment
 ) -> None:
