@@ -7,7 +7,7 @@ A reference page holds a marker where its table goes; ``on_page_markdown`` repla
 * ``<!-- generated: settings -->``: every field of ``lipspline_platform.settings.Settings`` with its
   ``LIPSPLINE_*`` variable, type, default, range and the ``Field`` description;
 * ``<!-- generated: cli -->``: the ``--help`` of every command: the operator commands (argparse,
-  ``service/cli.py``) and every user command (click, ``lipspline_client/cli.py``), recursively;
+  ``service/cli.py``) and every user command (click, ``lipspline_client/cli/``), recursively;
 * ``<!-- generated: webhook-events -->``: every webhook event's payload (``api_schemas/webhook_events.py``).
 
 Nothing here is written by hand, so the reference cannot drift from the code;
@@ -150,7 +150,7 @@ def operator_commands() -> dict[str, str]:
 
 
 def user_commands() -> dict[str, str]:
-    """Every click command and group under ``lipspline`` (``lipspline_client/cli.py``): path -> its help."""
+    """Every click command and group under ``lipspline`` (``lipspline_client/cli/``): path -> its help."""
     import click
 
     from lipspline_client.cli import cli
