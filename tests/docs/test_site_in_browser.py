@@ -67,11 +67,14 @@ def test_site_renders_navigates_and_searches_offline(served_site: str) -> None:
             page.click("nav >> text=Quick start")
             page.wait_for_load_state("networkidle")
             assert page.url.endswith("/docs/site/quickstart.html")
-            # the search index is built in a web worker: slow on a loaded machine, and a query typed before
-            # it is ready may be dropped, so the query is typed again (twice at most) while waiting for results
+            # typed as a user types it (click, then keys): a programmatic fill() sometimes left the search
+            # without results; the index is built in a web worker, slow on a loaded machine, and a query typed
+            # before it is ready may be dropped, so the query is typed again (twice at most) while waiting
             for attempt in range(3):
-                page.fill("input.md-search__input", "")
-                page.fill("input.md-search__input", "certified radius")
+                page.click("input.md-search__input")
+                page.keyboard.press("Control+A")
+                page.keyboard.press("Backspace")
+                page.keyboard.type("certified radius", delay=20)
                 try:
                     page.wait_for_selector(".md-search-result__item", timeout=40_000)
                     break
