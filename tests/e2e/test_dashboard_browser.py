@@ -16,9 +16,11 @@ Screenshots of every page at 1280x800 go to a temporary directory (printed), or 
 
 from __future__ import annotations
 
+import json
 import math
 import os
 import shutil
+import tempfile
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -27,6 +29,8 @@ from typing import Any
 
 import httpx
 import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
 import pytest
 
 from lipspline.data import make_circle
@@ -58,7 +62,9 @@ SWEEP_CONFIG = {**CLASSIFIER_CONFIG, "training": {**CLASSIFIER_CONFIG["training"
 def deployment(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Deployment]:
     """An embedded deployment of this module's own (the session's shared one also starts PostgreSQL)."""
     workdir = tmp_path_factory.mktemp("dashboard")
-    env = embedded_env(workdir, LIPSPLINE_CANCEL_POLL_S="0.2")
+    # file:// datasets by reference may name the temporary directory (a dataset page shows where it reads)
+    env = embedded_env(workdir, LIPSPLINE_CANCEL_POLL_S="0.2",
+                       LIPSPLINE_DATASET_FILE_ROOTS=json.dumps([tempfile.gettempdir()]))
     with Deployment(env, workdir, embedded=True).running() as dep:
         yield dep
 
@@ -218,7 +224,7 @@ def close(a: float | None, b: float | None) -> bool:
 
 
 def test_jobs_models_datasets_pages_show_what_the_api_says(
-    dashboard: Session, deployment: Deployment, trained: dict, screenshots: Path
+    dashboard: Session, deployment: Deployment, trained: dict, screenshots: Path, tmp_path: Path
 ) -> None:
     page = dashboard.page
     with deployment.client() as http:
@@ -281,6 +287,15 @@ def test_jobs_models_datasets_pages_show_what_the_api_says(
     with deployment.client() as http:
         assert http.get(f"/v1/datasets/{spare['id']}").status_code == 404
     assert page.query_selector(f"tr[data-dataset='{spare['id']}']") is None
+
+    # a dataset registered by URI (under the temporary directory the deployment shares) says where it is read from
+    pq.write_table(pa.table({"x": [0.0, 1.0, 2.0, 3.0], "label": [0, 1, 0, 1]}), tmp_path / "rows.parquet")
+    with deployment.client() as http:
+        by_uri = http.post("/v1/datasets", json={"uri": f"file://{tmp_path}/rows.parquet", "target": "label"})
+    assert by_uri.status_code == 201, by_uri.text
+    dashboard.go(f"/ui/datasets/{by_uri.json()['id']}")
+    page.wait_for_selector("#dataset-uri")
+    assert page.text_content("#dataset-uri") == f"file://{tmp_path}/rows.parquet"
     dashboard.assert_clean()
 
 

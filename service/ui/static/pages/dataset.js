@@ -26,6 +26,8 @@ export async function render(view, [datasetId], context) {
       ["Classes", dataset.classes ? dataset.classes.join(", ") : "—"],
       ["Target column", dataset.target_name || "—"],
       ["Format", dataset.source_format],
+      // a dataset registered by URI (or a large upload kept in the artifact store) is read from there
+      ...(dataset.uri ? [["Read from", h("span", { class: "mono small", id: "dataset-uri" }, dataset.uri)]] : []),
       ["Uploaded", when(dataset.created_at)],
       ["sha256", h("span", { class: "mono small" }, dataset.sha256)],
     ])),
