@@ -8,14 +8,11 @@ with the emulator's well-known development account and key.
 from __future__ import annotations
 
 import os
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-import httpx
-
-from tests.support.processes import Process, free_port
+from tests.support.processes import Process, free_port, wait_for_http
 from tests.support.services import unavailable
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -38,16 +35,9 @@ class Azurite:
 
     def start(self) -> Azurite:
         self.process.start()
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:
-            try:
-                httpx.get(self.url, timeout=1)  # any HTTP answer (a 400 for this bare URL) means it listens
-                return self
-            except httpx.HTTPError:
-                if not self.process.alive():
-                    break
-                time.sleep(0.2)
-        raise RuntimeError(f"azurite did not start:\n{self.process.log_tail()}")
+        # any HTTP answer (a 400 for this bare URL) means it listens
+        wait_for_http(self.process, self.url, "azurite", timeout_s=60)
+        return self
 
     def filesystem(self, account_key: str = ACCOUNT_KEY):
         """pyarrow's Azure filesystem on this emulator (the tests write their objects with it)."""

@@ -8,15 +8,12 @@ from __future__ import annotations
 
 import os
 import sys
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import timedelta
 from pathlib import Path
 
-import httpx
-
-from tests.support.processes import Process, free_port
+from tests.support.processes import Process, free_port, wait_for_http
 
 PROJECT = "lipspline-test"
 
@@ -34,16 +31,8 @@ class GcsServer:
 
     def start(self) -> GcsServer:
         self.process.start()
-        deadline = time.monotonic() + 30
-        while time.monotonic() < deadline:
-            try:
-                httpx.get(self.url + "/storage/v1/b", timeout=1)
-                return self
-            except httpx.HTTPError:
-                if not self.process.alive():
-                    break
-                time.sleep(0.1)
-        raise RuntimeError(f"the GCS emulator did not start:\n{self.process.log_tail()}")
+        wait_for_http(self.process, self.url + "/storage/v1/b", "the GCS emulator")
+        return self
 
     def filesystem(self):
         """pyarrow's GCS filesystem on this emulator (the tests write their objects with it)."""

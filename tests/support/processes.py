@@ -9,7 +9,7 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -77,6 +77,23 @@ class SessionProcess(Process):
         if self.popen is not None:
             with contextlib.suppress(ProcessLookupError):  # pool children left behind by a dead main process
                 os.killpg(self.popen.pid, signal.SIGKILL)
+
+
+def wait_for_http(process: Process, url: str, what: str, timeout_s: float = 30,
+                  answered: Callable[[httpx.Response], bool] = lambda _: True) -> None:
+    """Until ``url`` gives an answer ``answered`` accepts (any answer by default: the server listens);
+    a RuntimeError with the process's log when it exits first or ``timeout_s`` pass."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        try:
+            if answered(httpx.get(url, timeout=1)):
+                return
+        except httpx.HTTPError:
+            pass
+        if not process.alive():
+            break
+        time.sleep(0.1)
+    raise RuntimeError(f"{what} did not start:\n{process.log_tail()}")
 
 
 #: job states a job never leaves

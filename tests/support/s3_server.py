@@ -7,14 +7,11 @@ pointed there by ``LIPSPLINE_S3_ENDPOINT_URL``; the tests write objects with bot
 from __future__ import annotations
 
 import sys
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-import httpx
-
-from tests.support.processes import Process, free_port
+from tests.support.processes import Process, free_port, wait_for_http
 
 #: the credentials every process of a test deployment gets (moto accepts any unless told otherwise)
 CREDENTIALS = {"AWS_ACCESS_KEY_ID": "lipspline-test", "AWS_SECRET_ACCESS_KEY": "lipspline-test-secret",
@@ -39,14 +36,8 @@ class S3Server:
 
     def start(self) -> S3Server:
         self.process.start()
-        deadline = time.monotonic() + 30
-        while time.monotonic() < deadline:
-            try:
-                if httpx.get(self.url + "/moto-api/", timeout=1).status_code < 500:
-                    return self
-            except httpx.HTTPError:
-                time.sleep(0.1)
-        raise RuntimeError(f"moto server did not start:\n{self.process.log_tail()}")
+        wait_for_http(self.process, self.url + "/moto-api/", "moto server", answered=lambda r: r.status_code < 500)
+        return self
 
     def client(self):
         import boto3
