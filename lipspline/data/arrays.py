@@ -88,18 +88,22 @@ def from_arrays(
     )
 
 
+def read_npy_header(fp: Any) -> tuple[tuple[int, ...], bool, np.dtype]:
+    """(shape, fortran_order, dtype) of the .npy stream ``fp``, which is left at the first byte of the data."""
+    fmt = np.lib.format
+    version = fmt.read_magic(fp)
+    if version == (1, 0):
+        return fmt.read_array_header_1_0(fp)
+    if version in ((2, 0), (3, 0)):
+        return fmt.read_array_header_2_0(fp)
+    raise ValueError(f"unsupported .npy version {version}")
+
+
 def _npy_header(zf: zipfile.ZipFile, info: zipfile.ZipInfo) -> tuple[tuple[int, ...], np.dtype]:
     """Read only the .npy header of a member: shape and dtype, without touching the payload."""
-    fmt = np.lib.format
     try:
         with zf.open(info) as fp:
-            version = fmt.read_magic(fp)
-            if version == (1, 0):
-                shape, _fortran, dtype = fmt.read_array_header_1_0(fp)
-            elif version in ((2, 0), (3, 0)):
-                shape, _fortran, dtype = fmt.read_array_header_2_0(fp)
-            else:
-                raise ValueError(f"unsupported .npy version {version}")
+            shape, _fortran, dtype = read_npy_header(fp)
     except Exception as exc:  # numpy's header parser raises many types (tokenize.TokenError for a cut-off dict)
         raise DatasetError(f"Member {info.filename!r} is not a valid .npy array: {exc}.", problem="bad_npz") from exc
     return tuple(int(s) for s in shape), np.dtype(dtype)

@@ -24,8 +24,11 @@ from __future__ import annotations
 import codecs
 import csv
 import os
+import re
 from pathlib import Path
 from typing import Any, BinaryIO
+
+import numpy as np
 
 from lipspline.data.errors import DatasetError, fmt_column
 from lipspline.data.tabular import check_csv_header
@@ -65,8 +68,6 @@ def _read_header(source: BinaryIO) -> tuple[list[str], int]:
 
 def _arrow_error(exc: Exception, names: list[str], bad_row: dict[str, Any]) -> DatasetError:
     """A pyarrow parse or conversion error as the DatasetError naming its row and column."""
-    import re
-
     message = str(exc)
     if bad_row:
         row = bad_row["number"] - 1 if bad_row["number"] is not None else None
@@ -88,8 +89,6 @@ def _arrow_error(exc: Exception, names: list[str], bad_row: dict[str, Any]) -> D
 
 
 def _first_index(mask: Any) -> int:
-    import numpy as np
-
     return int(np.argmax(mask.to_numpy(zero_copy_only=False)))
 
 

@@ -23,7 +23,7 @@ from typing import Any, BinaryIO
 
 import numpy as np
 
-from lipspline.data.arrays import check_npz_members
+from lipspline.data.arrays import check_npz_members, read_npy_header
 from lipspline.data.errors import DatasetError
 from lipspline.data.validation import default_feature_names
 
@@ -36,9 +36,7 @@ TARGET = "y"
 def _open_payload(zf: zipfile.ZipFile, member: str) -> tuple[Any, bool]:
     """The member opened just past its .npy header, and whether its data is in Fortran order."""
     handle = zf.open(member)
-    version = np.lib.format.read_magic(handle)
-    read_header = np.lib.format.read_array_header_1_0 if version == (1, 0) else np.lib.format.read_array_header_2_0
-    _, fortran_order, _ = read_header(handle)
+    _, fortran_order, _ = read_npy_header(handle)
     return handle, bool(fortran_order)
 
 
