@@ -12,13 +12,17 @@ from __future__ import annotations
 
 import hashlib
 import json
+import tempfile
 from dataclasses import asdict
-from typing import Any
+from pathlib import Path
+from typing import Any, BinaryIO
 from urllib.parse import urlsplit
 
 from api_schemas import TrainingConfig
 from api_schemas.dataset_refs import DatasetReference
 from lipspline.data import DatasetError
+from lipspline.data.csv_stream import csv_to_parquet
+from lipspline.data.npz_stream import npz_to_parquet
 from lipspline.data.parquet_stream import (
     ParquetObject,
     ParquetStream,
@@ -32,6 +36,7 @@ from lipspline_platform.db.ids import new_id
 from lipspline_platform.db.tables import DatasetRow
 from lipspline_platform.settings import Settings
 from lipspline_platform.storage import credentials
+from lipspline_platform.storage.artifacts import ArtifactStore
 from lipspline_platform.storage.object_store import S3Keys, UriRefusedError, filesystem_for, resolve
 from lipspline_platform.webhooks.secret_store import SecretKeyError
 
@@ -85,6 +90,28 @@ def describe(settings: Settings, tenant: str, spec: DatasetReference) -> Dataset
     found = resolve(spec.uri, settings, _tenant_keys(settings, tenant, spec.uri))
     return _described(settings, found.filesystem, found.paths, spec, id=new_id(), tenant_id=tenant,
                       source_format=SOURCE_FORMAT, uri=spec.uri)
+
+
+def store_as_parquet(store: ArtifactStore, key: str, source: BinaryIO, source_format: str, *, target: str,
+                     max_bytes: int) -> tuple[str, int]:
+    """Copy a large upload (a spooled file) under ``key`` in the artifact store as Parquet: (URI, size).
+
+    A Parquet file is copied as it is; a CSV or .npz file is converted first, a block at a time,
+    into a temporary Parquet file (``lipspline.data.csv_stream`` / ``npz_stream``: a DatasetError
+    naming the row and column when it is bad, and nothing is stored).
+    """
+    if source_format == "parquet":
+        uri, size, _ = store.put_file(key, source)
+        return uri, size
+    with tempfile.TemporaryDirectory(prefix="lipspline-upload-") as folder:
+        converted = Path(folder) / "upload.parquet"
+        if source_format == "csv":
+            csv_to_parquet(source, converted, target=target)
+        else:
+            npz_to_parquet(source, converted, max_bytes=max_bytes)
+        with converted.open("rb") as parquet:
+            uri, size, _ = store.put_file(key, parquet)
+    return uri, size
 
 
 def describe_stored(settings: Settings, tenant: str, dataset_id: str, uri: str, path: str, filesystem: Any,

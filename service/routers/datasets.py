@@ -8,8 +8,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import tempfile
-from pathlib import Path
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Query, Request, Response
@@ -30,9 +28,7 @@ from api_schemas.http import (
 )
 from api_schemas.labels import DESCRIPTION_HELP, TAGS_HELP, InDescription, InTags
 from lipspline.data import Dataset, DatasetError, from_arrays, parse_upload
-from lipspline.data.csv_stream import csv_to_parquet
 from lipspline.data.npz_stream import TARGET as NPZ_TARGET
-from lipspline.data.npz_stream import npz_to_parquet
 from lipspline_platform import datasets
 from lipspline_platform.db.dataset_blob import dataset_from_row, dataset_to_bytes
 from lipspline_platform.db.engine import Session, session_scope
@@ -206,17 +202,8 @@ def _store_large_table(parsed: dict[str, Any], idem: IdempotentRequest, tenant: 
     store = artifacts.store_for(settings)
     assert store is not None
     dataset_id = new_id()
-    if parsed["format"] in ("csv", "npz"):
-        with tempfile.TemporaryDirectory(prefix="lipspline-upload-") as folder:
-            converted = Path(folder) / "upload.parquet"
-            if parsed["format"] == "csv":
-                csv_to_parquet(parsed["file"], converted, target=target)
-            else:
-                npz_to_parquet(parsed["file"], converted, max_bytes=settings.max_upload_bytes)
-            with converted.open("rb") as source:
-                uri, size, _ = store.put_file(f"datasets/{dataset_id}", source)
-    else:
-        uri, size, _ = store.put_file(f"datasets/{dataset_id}", parsed["file"])
+    uri, size = dataset_refs.store_as_parquet(store, f"datasets/{dataset_id}", parsed["file"], parsed["format"],
+                                              target=target, max_bytes=settings.max_upload_bytes)
     try:
         spec = DatasetReference(uri=uri, target=target, task=parsed["task"] or None,
                                 name=(parsed["name"] or "dataset").strip()[:200] or "dataset",
