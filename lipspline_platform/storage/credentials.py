@@ -22,7 +22,6 @@ from api_schemas.timestamps import as_utc, utcnow
 from lipspline_platform.db.engine import session_scope
 from lipspline_platform.db.tables import StorageCredentialsRow
 from lipspline_platform.settings import Settings
-from lipspline_platform.storage.object_store import S3Keys
 from lipspline_platform.webhooks import secret_store
 
 #: the associated-data purpose these secrets are sealed under
@@ -64,12 +63,12 @@ def delete(session: Session, tenant_id: str) -> bool:
     return True
 
 
-def s3_keys(settings: Settings, tenant_id: str) -> S3Keys | None:
+def s3_keys(settings: Settings, tenant_id: str) -> S3CredentialsIn | None:
     """The tenant's opened keys, or None (the service's own are used); SecretKeyError if they do not open."""
     with session_scope(settings.resolved_database_url) as session:
         row = session.get(StorageCredentialsRow, tenant_id)
         sealed = None if row is None else row.sealed
     if sealed is None:
         return None
-    keys = S3CredentialsIn.model_validate_json(secret_store.open_sealed(settings, tenant_id, sealed, PURPOSE))
-    return S3Keys(keys.access_key_id, keys.secret_access_key, keys.session_token, keys.region)
+    # the contract's secret fields are repr=False: the opened keys never show in a log line
+    return S3CredentialsIn.model_validate_json(secret_store.open_sealed(settings, tenant_id, sealed, PURPOSE))

@@ -19,7 +19,7 @@ from typing import Any, BinaryIO
 from urllib.parse import urlsplit
 
 from api_schemas import TrainingConfig
-from api_schemas.dataset_refs import DatasetReference
+from api_schemas.dataset_refs import DatasetReference, S3CredentialsIn
 from lipspline.data import DatasetError
 from lipspline.data.csv_stream import csv_to_parquet
 from lipspline.data.npz_stream import npz_to_parquet
@@ -37,7 +37,7 @@ from lipspline_platform.db.tables import DatasetRow
 from lipspline_platform.settings import Settings
 from lipspline_platform.storage import credentials
 from lipspline_platform.storage.artifacts import ArtifactStore
-from lipspline_platform.storage.object_store import S3Keys, UriRefusedError, filesystem_for, resolve
+from lipspline_platform.storage.object_store import UriRefusedError, filesystem_for, resolve
 from lipspline_platform.webhooks.secret_store import SecretKeyError
 
 SOURCE_FORMAT = "parquet-uri"
@@ -66,7 +66,7 @@ def _described(settings: Settings, filesystem: Any, paths: list[str], spec: Data
     )
 
 
-def _tenant_keys(settings: Settings, tenant: str, uri: str) -> S3Keys | None:
+def _tenant_keys(settings: Settings, tenant: str, uri: str) -> S3CredentialsIn | None:
     """The tenant's own S3 keys for ``uri`` (None: the service's); UriRefusedError if they cannot be opened."""
     if urlsplit(uri).scheme.lower() != "s3":
         return None

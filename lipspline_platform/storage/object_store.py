@@ -5,7 +5,7 @@ every ``.parquet`` object under that prefix):
 
 * ``s3://bucket/prefix/*.parquet``: S3, or an S3-compatible store at ``LIPSPLINE_S3_ENDPOINT_URL``
   (MinIO; the tests' moto server). Credentials are the tenant's own when it stored some
-  (:class:`S3Keys`, from ``storage/credentials.py``), else the process environment's
+  (``S3CredentialsIn``, opened by ``storage/credentials.py``), else the process environment's
   (``AWS_ACCESS_KEY_ID``/``AWS_SECRET_ACCESS_KEY``, a profile, an instance role); never from
   the dataset request and never stored with the dataset.
 * ``gs://bucket/…`` (Google Cloud Storage; ``LIPSPLINE_GCS_ENDPOINT_URL`` for an emulator) and
@@ -30,6 +30,7 @@ from datetime import timedelta
 from typing import Any
 from urllib.parse import urlsplit
 
+from api_schemas.dataset_refs import S3CredentialsIn
 from lipspline_platform.settings import Settings
 
 SCHEMES = ("s3", "gs", "gcs", "az", "abfs", "file")
@@ -41,19 +42,6 @@ class UriRefusedError(ValueError):
 
 
 @dataclass(frozen=True)
-class S3Keys:
-    """A tenant's own S3 credentials, opened; handed to the filesystem and nowhere else (the repr hides them)."""
-
-    access_key_id: str
-    secret_access_key: str
-    session_token: str | None = None
-    region: str | None = None
-
-    def __repr__(self) -> str:
-        return f"S3Keys(access_key_id='…{self.access_key_id[-4:]}')"
-
-
-@dataclass(frozen=True)
 class ObjectSet:
     """The objects a URI names, and the filesystem that reads them."""
 
@@ -62,7 +50,7 @@ class ObjectSet:
     paths: list[str]
 
 
-def _s3(settings: Settings, keys: S3Keys | None) -> Any:
+def _s3(settings: Settings, keys: S3CredentialsIn | None) -> Any:
     import pyarrow.fs as pafs
 
     region = os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION") or "us-east-1"
@@ -113,7 +101,7 @@ def _azure(settings: Settings) -> Any:
     return pafs.AzureFileSystem(account_name=account, **options)
 
 
-def filesystem_for(scheme: str, settings: Settings, keys: S3Keys | None = None) -> Any:
+def filesystem_for(scheme: str, settings: Settings, keys: S3CredentialsIn | None = None) -> Any:
     """The filesystem of ``scheme``; ``keys`` (s3 only): the tenant's credentials instead of the environment's."""
     import pyarrow.fs as pafs
 
@@ -153,7 +141,7 @@ def _refusal(uri: str, exc: Exception, whose: str = "the service's") -> UriRefus
     return UriRefusedError(f"{uri!r}: the store could not be read ({first_line})")
 
 
-def resolve(uri: str, settings: Settings, keys: S3Keys | None = None) -> ObjectSet:
+def resolve(uri: str, settings: Settings, keys: S3CredentialsIn | None = None) -> ObjectSet:
     """The objects ``uri`` names (sorted), or UriRefusedError saying why there are none to read.
 
     ``keys``: the tenant's own S3 credentials (used for an ``s3://`` URI instead of the environment's).
