@@ -84,7 +84,9 @@ class ObjectiveConfig(_Strict):
     max_norm: float = Field(10.0, gt=0, description="MaxNorm radius c of each unit's incoming weights")
     loss: LossName = Field(
         "auto",
-        description="auto: bce / cross_entropy / mse by task; the margin losses (classification): "
+        description="auto: cross_entropy (bce for one logit) / mse by task, tau_cross_entropy for 1-Lipschitz "
+        "classifiers (one_lipschitz mode: their logits are small); cross_entropy and bce are one loss (one logit: "
+        "its binary form); mse and mae are regression losses; the margin losses (classification): "
         "tau_cross_entropy = CE(tau z) / tau; lipschitz_margin = the same with every non-true logit raised by "
         "sqrt(2) L r (the margin a certificate at radius r needs); hkr = hinge (margin sqrt(2) L r) + "
         "Kantorovich-Rubinstein term (docs/design.md#margin-losses)",

@@ -15,6 +15,11 @@ from api_schemas import TrainingConfig
 from api_schemas.training_config import MARGIN_LOSSES
 from lipspline.objectives import objective_for
 
+#: plain losses that need class targets (the margin losses are api_schemas' MARGIN_LOSSES)
+CLASSIFICATION_LOSSES = ("cross_entropy", "bce")
+#: losses that need real-valued targets
+REGRESSION_LOSSES = ("mse", "mae")
+
 
 @dataclass(frozen=True)
 class ConfigProblem:
@@ -35,12 +40,17 @@ def config_problems(config: TrainingConfig, task: str) -> list[ConfigProblem]:
                 "a target radius is a classification goal (a certified label); for regression use "
                 "robustness.radii to measure the certified output tolerance",
             ))
-        if objective.loss in MARGIN_LOSSES:
+        if objective.loss in (*MARGIN_LOSSES, *CLASSIFICATION_LOSSES):
             problems.append(ConfigProblem(
                 "objective.loss", f"{objective.loss!r} is a classification loss; regression takes mse or mae"
             ))
         if config.training.monitor == "certified_accuracy":
             problems.append(ConfigProblem("training.monitor", "certified accuracy is measured on classifiers only"))
+    if task == "classification" and objective.loss in REGRESSION_LOSSES:
+        problems.append(ConfigProblem(
+            "objective.loss",
+            f"{objective.loss!r} is a regression loss; classification takes auto, cross_entropy, bce or a margin loss",
+        ))
     if objective.loss == "hkr" and objective_for(objective).lipschitz_by_construction is None:
         problems.append(ConfigProblem(
             "objective.loss",

@@ -103,12 +103,13 @@ class MarginPlan:
 
 def plan_margins(
     config: TrainingConfig, strategy: ObjectiveStrategy, scaling: Scaling, x_train: Tensor, y_train: Tensor,
-    n_outputs: int, task: str,
+    n_outputs: int, task: str, loss_name: str,
 ) -> MarginPlan:  # fmt: skip
     """Resolve the margin losses' radius and temperature, and the monitor's target, for this data.
 
     Radii are given in raw input units; a raw step of length r moves the standardised input by
     at most ``r / min(input_scale)``, so that is the radius in the units the network sees.
+    ``loss_name`` is the resolved loss (``resolve_loss``: ``auto`` already replaced).
     """
     objective, robust = config.objective, config.robustness
     factor = 1.0 if n_outputs == 1 else math.sqrt(2.0)
@@ -116,13 +117,11 @@ def plan_margins(
     fixed = strategy.lipschitz_by_construction
     if task != "classification":
         return MarginPlan(MarginSpec(factor=factor), None, fixed)
-    margin_loss = objective.loss in ("lipschitz_margin", "hkr")
+    margin_loss = loss_name in ("lipschitz_margin", "hkr")
     # the data's scale sets the auto temperature of a margin loss on a 1-Lipschitz network, and hkr's
     # default margin; other runs never read it, so they do not pay its pairwise distances
-    auto_temperature = objective.loss in MARGIN_LOSSES and objective.temperature is None and fixed is not None
-    needs_scale = auto_temperature or (
-        objective.loss == "hkr" and objective.margin is None and robust.target_radius is None
-    )
+    auto_temperature = loss_name in MARGIN_LOSSES and objective.temperature is None and fixed is not None
+    needs_scale = auto_temperature or (loss_name == "hkr" and objective.margin is None and robust.target_radius is None)
     scale = 0.0
     if needs_scale:
         scale = classification_scale(x_train[:4096].double().cpu().numpy(), y_train[:4096].cpu().numpy())
@@ -130,7 +129,7 @@ def plan_margins(
     if margin is None and robust.target_radius is not None:
         margin = TARGET_MARGIN_FACTOR * robust.target_radius
     if margin is None:
-        margin = HKR_DEFAULT_MARGIN_FRACTION * scale / to_standard if objective.loss == "hkr" else 0.0
+        margin = HKR_DEFAULT_MARGIN_FRACTION * scale / to_standard if loss_name == "hkr" else 0.0
     temperature = objective.temperature
     if temperature is None:
         temperature = ONE_LIPSCHITZ_TEMPERATURE_SCALE / scale if auto_temperature and scale > 0 else 1.0
@@ -321,11 +320,15 @@ def _setup(
     objective = Objective(config.objective, network)
     optimizer = _make_optimizer(network, config)
     plan = plan_training(loop, data.n_train, data.n_validation, epoch_cap)
-    margins = plan_margins(config, objective.strategy, scaling, x_sample, y_sample, network.n_outputs, data.task)
+    fixed = objective.strategy.lipschitz_by_construction is not None
+    loss_name = resolve_loss(config.objective.loss, data.task, network.n_outputs, lipschitz_fixed=fixed)
+    margins = plan_margins(
+        config, objective.strategy, scaling, x_sample, y_sample, network.n_outputs, data.task, loss_name
+    )
     run = _Run(
         data=data, config=config, device=device, scaling=scaling, network=network, plan=plan, objective=objective,
         optimizer=optimizer, base_lrs=[group["lr"] for group in optimizer.param_groups],
-        loss_name=resolve_loss(config.objective.loss, data.task, network.n_outputs), margins=margins,
+        loss_name=loss_name, margins=margins,
         watch_certified=margins.monitor is not None and plan.monitor == "validation",
         shuffle=torch.Generator().manual_seed(loop.seed),
         monitor=ConvergenceMonitor(plan.patience, plan.plateau_patience, loop.min_improvement),

@@ -226,6 +226,7 @@ def test_broker_down_releases_the_idempotency_key(svc: Service, monkeypatch: pyt
         ({"robustness": {"target_radius": "Infinity"}}, "config.robustness.target_radius"),
         ({"objective": {"loss": "hkr", "mode": "bv2"}}, "config.objective.loss"),
         ({"training": {"monitor": "certified_accuracy"}}, "config.training.monitor"),
+        ({"objective": {"loss": "mse"}}, "config.objective.loss"),
     ],
 )
 def test_robustness_choices_the_config_refuses_are_422_naming_the_field(svc: Service, config, field) -> None:
@@ -242,6 +243,7 @@ def test_robustness_choices_the_config_refuses_are_422_naming_the_field(svc: Ser
         ({"robustness": {"target_radius": 0.1}}, "config.robustness.target_radius"),
         ({"objective": {"loss": "lipschitz_margin"}}, "config.objective.loss"),
         ({"objective": {"loss": "hkr", "mode": "one_lipschitz"}}, "config.objective.loss"),
+        ({"objective": {"loss": "cross_entropy"}}, "config.objective.loss"),
     ],
 )
 def test_classification_goals_on_a_regression_dataset_are_422_naming_the_field(svc: Service, config, field) -> None:
