@@ -10,14 +10,18 @@ The rules are the small path's: arrays ``X`` (numeric, one row per sample, more 
 dimensions flattened per sample) and ``y`` (1-D, as long as ``X``), their headers checked
 before anything is inflated (``arrays.check_npz_members``: no pickles, no zip bombs), feature
 columns named ``x1 … xd``, the target ``y``; non-finite values are refused by the statistics
-pass, naming the row and column. An ``X`` saved in Fortran order cannot be read row by row,
-so it is read whole (within the same size limit).
+pass, naming the row and column. An ``X`` saved in Fortran order (one column after another)
+cannot be read row by row from the zip stream: its payload is first copied, sequentially, to a
+plain file beside the destination, from which each block of rows is read back as one run per
+column (disk, not memory, pays for the copy).
 """
 
 from __future__ import annotations
 
+import contextlib
 import math
 import zipfile
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, BinaryIO
 
@@ -88,16 +92,13 @@ def npz_to_parquet(source: BinaryIO, destination: str | Path, *, max_bytes: int,
             target_type = _target_array(y[:1]).type
             schema = pa.schema([*(pa.field(n, pa.float64()) for n in names), pa.field(TARGET, target_type)])
             handle, fortran_order = _open_payload(zf, "X.npy")
-            with handle, pq.ParquetWriter(destination, schema) as writer:
-                if fortran_order:
-                    handle.close()
-                    with zf.open("X.npy") as whole:
-                        X = np.lib.format.read_array(whole, allow_pickle=False).reshape(rows, features)
-                    blocks = [(0, X)]
-                else:
-                    row_bytes = features * x_dtype.itemsize
-                    per_block = max(1, block_bytes // row_bytes)
-                    blocks = _row_blocks(handle, rows, features, x_dtype, per_block)
+            per_block = max(1, block_bytes // (features * x_dtype.itemsize))
+            if fortran_order:
+                spool = destination.with_name(destination.name + ".columns")
+                blocks = _fortran_row_blocks(handle, x_shape, x_dtype, per_block, spool)
+            else:
+                blocks = _row_blocks(handle, rows, features, x_dtype, per_block)
+            with handle, contextlib.closing(blocks), pq.ParquetWriter(destination, schema) as writer:
                 for first, block in blocks:
                     columns = block.astype(np.float64, copy=False)
                     arrays = [pa.array(columns[:, j]) for j in range(features)]
@@ -115,7 +116,7 @@ def npz_to_parquet(source: BinaryIO, destination: str | Path, *, max_bytes: int,
     return rows
 
 
-def _row_blocks(handle: Any, rows: int, features: int, dtype: np.dtype, per_block: int):
+def _row_blocks(handle: Any, rows: int, features: int, dtype: np.dtype, per_block: int) -> Iterator:
     """(first row, block) pairs read from a C-ordered payload, ``per_block`` rows at a time."""
     row_bytes = features * dtype.itemsize
     for first in range(0, rows, per_block):
@@ -124,3 +125,39 @@ def _row_blocks(handle: Any, rows: int, features: int, dtype: np.dtype, per_bloc
         if len(data) != count * row_bytes:
             raise DatasetError("Array 'X' holds fewer rows than its header declares.", problem="bad_npz", column="X")
         yield first, np.frombuffer(data, dtype=dtype).reshape(count, features)
+
+
+def _fortran_row_blocks(handle: Any, shape: tuple[int, ...], dtype: np.dtype, per_block: int,
+                        spool: Path) -> Iterator[tuple[int, np.ndarray]]:
+    """(first row, block) pairs of a Fortran-ordered payload, ``per_block`` rows at a time.
+
+    The payload is copied to ``spool`` in bounded chunks; each block of rows is then read back
+    as one run per column (positioned reads, no memory map: mapped pages would count against
+    the process), and flattened per sample in C order as ``reshape`` flattens the small path's
+    array. ``spool`` is removed when the blocks are done or abandoned (the caller closes this
+    generator).
+    """
+    rows, features = shape[0], math.prod(shape[1:])
+    size = dtype.itemsize
+    remaining = rows * features * size
+    try:
+        with open(spool, "wb") as out:
+            while remaining > 0:
+                chunk = handle.read(min(DEFAULT_BLOCK_BYTES, remaining))
+                if not chunk:
+                    raise DatasetError("Array 'X' holds fewer values than its header declares.",
+                                       problem="bad_npz", column="X")
+                out.write(chunk)
+                remaining -= len(chunk)
+        with open(spool, "rb") as columns:
+            for first in range(0, rows, per_block):
+                count = min(per_block, rows - first)
+                runs = np.empty((features, count), dtype=dtype)  # runs[f] = rows first.. of column f
+                for column in range(features):
+                    columns.seek((column * rows + first) * size)
+                    columns.readinto(memoryview(runs[column]).cast("B"))
+                # runs.T is the block with its sample axes flattened in Fortran order: undo that
+                block = runs.T.reshape((count, *shape[1:]), order="F")
+                yield first, np.ascontiguousarray(block).reshape(count, features)
+    finally:
+        spool.unlink(missing_ok=True)
