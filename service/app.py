@@ -17,12 +17,12 @@ from lipspline_platform.settings import Settings, get_settings
 from lipspline_platform.webhooks.dispatcher import WebhookDispatcher
 from service.http.docs_pages import install_docs
 from service.http.limits import BodySizeLimit
-from service.http.metrics import RequestMetrics, scrape_registries
+from service.http.metrics import scrape_registries
 from service.http.openapi_docs import install_openapi, operation_id_of
 from service.http.problems import install_problem_handlers
 from service.http.query_parameters import reject_unknown_query_parameters
 from service.http.rate_limit import rate_limiter_for
-from service.http.request_context import RequestContext
+from service.http.request_telemetry import RequestTelemetry
 from service.http.trailing_slash import TrailingSlash
 from service.inference.compute_placement import ComputePlacement
 from service.inference.model_cache import ModelCache
@@ -103,10 +103,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     # counts the bytes of every request body as they stream in (413 past the limit)
     app.add_middleware(BodySizeLimit, limit=settings.max_upload_bytes)
     if settings.request_telemetry:
-        # counts and times every request, the 413s above included (by route template)
-        app.add_middleware(RequestMetrics)
-        # outermost: the request id is bound before anything logs, and returned on every response
-        app.add_middleware(RequestContext)
+        # outermost: the request id is bound before anything logs and returned on every response;
+        # every request, the 413s above included, is counted and timed (by route template)
+        app.add_middleware(RequestTelemetry)
     # before routing and everything else: /v1/jobs/ is served as /v1/jobs, never a bare 307
     app.add_middleware(TrailingSlash)
     for router in (health.router, prometheus.router, datasets.router, storage.router, jobs.router,

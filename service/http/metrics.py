@@ -14,8 +14,6 @@ gauge is read from the database at each scrape (``lipspline_platform.observabili
 from __future__ import annotations
 
 import os
-import time
-from typing import Any
 
 from prometheus_client import REGISTRY, CollectorRegistry, Counter, Histogram
 
@@ -63,47 +61,6 @@ QUOTA_EXCEEDED = Counter("lipspline_quota_exceeded_total", "Requests refused by 
 
 def count_problem(status: int, kind: str) -> None:
     PROBLEMS.labels(str(status), kind).inc()
-
-
-class RequestMetrics:
-    """Pure ASGI middleware: counts and times every HTTP request by method, route template and status.
-
-    Pure ASGI (no ``BaseHTTPMiddleware``): no extra task or body copy per request. The label
-    children are cached per (method, route, status), so a request costs a dict lookup, an
-    increment and an observation.
-    """
-
-    def __init__(self, app: Any) -> None:
-        self.app = app
-        self._children: dict[tuple[str, str, int], tuple[Any, Any]] = {}
-
-    async def __call__(self, scope: dict, receive: Any, send: Any) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-        began = time.perf_counter()
-        status = 500
-
-        async def send_with_status(message: dict) -> None:
-            nonlocal status
-            if message["type"] == "http.response.start":
-                status = message["status"]
-            await send(message)
-
-        try:
-            await self.app(scope, receive, send_with_status)
-        finally:
-            route = scope.get("route")
-            # path_format: the template without converters ({model_id}, not {model_id:path})
-            labels = (scope["method"], getattr(route, "path_format", UNMATCHED), status)
-            children = self._children.get(labels)
-            if children is None:
-                children = self._children[labels] = (
-                    HTTP_REQUESTS.labels(labels[0], labels[1], str(status)),
-                    HTTP_DURATION.labels(labels[0], labels[1], str(status)),
-                )
-            children[0].inc()
-            children[1].observe(time.perf_counter() - began)
 
 
 def scrape_registries(database_url: str) -> tuple[CollectorRegistry, CollectorRegistry]:

@@ -29,8 +29,9 @@ two key checks, reference, cache, placement, settings) -> 4 (query
 check, ``PredictTarget``: key, scope, rate bucket; the bearer scheme)
 ~ routing: predict matched after every health/metrics/dataset/job/     ~100       ~15
 webhook route -> inference routers first (``service/app.py``)
-~ pure ASGI middleware: trailing slash, request id, metrics, body size  ~25        ~25
-access line (``RequestContext``: format + write)                       19         19
+~ pure ASGI middleware: trailing slash, request id + metrics (one       ~25        ~25
+middleware since), body size
+access line (``RequestTelemetry``: format + write)                     19         19
 body -> float64 rows (``service/http/predict_body.py``)                     6          6
 model cache lookup (id: no query; a name: one registry read, thread)   1          1
 served map, 1 row (``ServedMap.evaluate``, C kernel)                   47         47
