@@ -296,9 +296,11 @@ def _store_model(
     """Certify the model, then store it and mark the job succeeded in one transaction; False if the lease was lost."""
     if isinstance(data, StreamedData):  # too large to hold: the certificate and CRA read its sample
         validation = data.raw_rows("validation")
-        split = "validation" if validation.X.shape[0] else "training"
-        rows = validation if validation.X.shape[0] else data.raw_rows("train")
-        stored = stored_model(model, data.raw_rows("train").X, None, rows=(rows.X, rows.targets, split))
+        split = "validation" if validation.n_rows else "training"
+        rows = validation if validation.n_rows else data.raw_rows("train")
+        stored = stored_model(
+            model, data.raw_rows("train").all_rows(), None, rows=(rows.all_rows(), rows.targets, split)
+        )
     else:
         dataset = _dataset(settings, claim.dataset_id)
         inputs = dataset.X if dataset is not None else np.zeros((0, 0))

@@ -33,10 +33,26 @@ from lipspline.data.scaling import scaling_from_moments
 
 @dataclass(frozen=True)
 class RawRows:
-    """Rows in raw units with their encoded targets: what the served map is measured on."""
+    """Rows in raw units with their encoded targets: what the served map is measured on.
 
-    X: np.ndarray
+    ``source[index]`` (``source`` itself without an index) are the rows. Held as the index into
+    the dataset rather than a copy, so a caller that walks them in chunks (``chunk``) never holds
+    a second copy of the split; ``all_rows`` makes the copy for callers that need every row at once.
+    """
+
+    source: np.ndarray
     targets: np.ndarray
+    index: np.ndarray | None = None
+
+    @property
+    def n_rows(self) -> int:
+        return int(self.source.shape[0] if self.index is None else self.index.size)
+
+    def chunk(self, begin: int, end: int) -> np.ndarray:
+        return self.source[begin:end] if self.index is None else self.source[self.index[begin:end]]
+
+    def all_rows(self) -> np.ndarray:
+        return self.source if self.index is None else self.source[self.index]
 
 
 class TrainingData(ABC):
@@ -77,14 +93,61 @@ class TrainingData(ABC):
         """``"train"`` (the sample) or ``"validation"`` rows in raw units, for the served metrics."""
 
 
+#: rows standardised at a time: the float64 temporaries of a chunk, never of the whole split
+STANDARDISE_CHUNK_ROWS = 65536
+
+
 def _standardised(X: np.ndarray, targets: np.ndarray, task: str, scaling: Scaling,
-                  device: torch.device) -> tuple[Tensor, Tensor]:
-    x = (X - scaling.input_mean) / scaling.input_scale
+                  device: torch.device, index: np.ndarray | None = None) -> tuple[Tensor, Tensor]:
+    """Rows ``X[index]`` (all rows without ``index``) standardised into one float32 tensor.
+
+    Chunk by chunk into the preallocated result: the whole split's float64 copies (the fancy
+    index, ``X - mean``, the division) would each be as large as the data; a chunk's are bounded.
+    The arithmetic per element is the same ``(x - mean) / scale`` rounded to float32.
+    """
+    rows = X.shape[0] if index is None else int(index.size)
+    out = torch.empty((rows, *X.shape[1:]), dtype=torch.float32)
+    view = out.numpy()
+    for begin in range(0, rows, STANDARDISE_CHUNK_ROWS):
+        end = min(rows, begin + STANDARDISE_CHUNK_ROWS)
+        part = X[begin:end] if index is None else X[index[begin:end]]
+        view[begin:end] = (part - scaling.input_mean) / scaling.input_scale
+    picked = targets if index is None else targets[index]
     if task == "regression":
-        y = torch.as_tensor((targets - scaling.target_mean) / scaling.target_scale, dtype=torch.float32)
+        y = torch.as_tensor((picked - scaling.target_mean) / scaling.target_scale, dtype=torch.float32)
     else:
-        y = torch.as_tensor(targets, dtype=torch.int64)
-    return torch.as_tensor(x, dtype=torch.float32).to(device), y.to(device)
+        y = torch.as_tensor(picked, dtype=torch.int64)
+    return out.to(device), y.to(device)
+
+
+def row_moments(X: np.ndarray, index: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Per-column mean and population std of ``X[index]`` (C-ordered, two or more columns) by chunks.
+
+    Bit for bit what ``X[index].mean(axis=0)`` and ``.std(axis=0)`` give (numpy adds the rows of
+    such an array one after another, and so does this: each chunk's reduction starts from the
+    running sum), without their two float64 copies of the whole split.
+    """
+    rows = int(index.size)
+    total: np.ndarray | None = None
+    for begin in range(0, rows, STANDARDISE_CHUNK_ROWS):
+        part = X[index[begin:begin + STANDARDISE_CHUNK_ROWS]]
+        total = _running_sum(total, part)
+    assert total is not None
+    mean = total / rows
+    squares: np.ndarray | None = None
+    for begin in range(0, rows, STANDARDISE_CHUNK_ROWS):
+        deviation = X[index[begin:begin + STANDARDISE_CHUNK_ROWS]] - mean
+        np.multiply(deviation, deviation, out=deviation)
+        squares = _running_sum(squares, deviation)
+    assert squares is not None
+    return mean, np.sqrt(squares / rows)
+
+
+def _running_sum(total: np.ndarray | None, rows: np.ndarray) -> np.ndarray:
+    """``total + rows[0] + rows[1] + ...`` in that order (numpy's axis-0 order for a C-ordered block)."""
+    if total is None:
+        return np.add.reduce(rows, axis=0)
+    return np.add.reduce(np.concatenate([total[None], rows]), axis=0)
 
 
 class InMemoryData(TrainingData):
@@ -101,16 +164,22 @@ class InMemoryData(TrainingData):
     def fit_scaling(self, *, isotropic: bool) -> Scaling:
         index = self.train_index
         d = self.dataset
-        train = Dataset(d.X[index], d.y[index], d.task, d.feature_names, d.classes, d.name)
-        return fit_scaling(train, isotropic=isotropic)
+        if d.X.ndim != 2 or d.X.shape[1] < 2 or not d.X.flags.c_contiguous:
+            # one column: numpy sums it pairwise, which a chunked sum would not reproduce (and it is small)
+            train = Dataset(d.X[index], d.y[index], d.task, d.feature_names, d.classes, d.name)
+            return fit_scaling(train, isotropic=isotropic)
+        mean, std = row_moments(d.X, index)
+        target = None
+        if d.task == "regression":
+            y = d.y[index].astype(np.float64)
+            target = (float(y.mean()), float(y.std()))
+        return scaling_from_moments(mean, std, d.task, target, isotropic=isotropic)
 
     def prepare(self, scaling: Scaling, device: torch.device) -> None:
         targets = self.dataset.encoded_targets()
         X = self.dataset.X
-        self._train = _standardised(X[self.train_index], targets[self.train_index], self.task, scaling, device)
-        self._validation = _standardised(
-            X[self.validation_index], targets[self.validation_index], self.task, scaling, device
-        )
+        self._train = _standardised(X, targets, self.task, scaling, device, self.train_index)
+        self._validation = _standardised(X, targets, self.task, scaling, device, self.validation_index)
 
     def train_sample(self) -> tuple[Tensor, Tensor]:
         assert self._train is not None, "prepare() first"
@@ -129,7 +198,7 @@ class InMemoryData(TrainingData):
 
     def raw_rows(self, split: str) -> RawRows:
         index = self.train_index if split == "train" else self.validation_index
-        return RawRows(self.dataset.X[index], self.dataset.encoded_targets()[index])
+        return RawRows(self.dataset.X, self.dataset.encoded_targets()[index], index)
 
 
 class StreamedData(TrainingData):

@@ -526,15 +526,14 @@ def served_metrics(model: TrainedModel, rows: RawRows, task: str, epoch_metrics:
     reads is the accuracy the served model has on those rows. The loss stays the
     training graph's (it is an optimisation quantity, not a served one).
     """
-    n = rows.X.shape[0]
+    n = rows.n_rows
     if n == 0:
         return dict(epoch_metrics)
     metrics = {"loss": epoch_metrics["loss"]} if "loss" in epoch_metrics else {}
-    predicted = np.empty(0)
+    predicted = np.empty(n)
     for begin in range(0, n, EVAL_CHUNK):
-        outputs = model.outputs(rows.X[begin : begin + EVAL_CHUNK]).numpy()
-        chunk = label_of(outputs) if task == "classification" else outputs[:, 0]
-        predicted = np.concatenate([predicted, chunk])
+        outputs = model.outputs(rows.chunk(begin, begin + EVAL_CHUNK)).numpy()
+        predicted[begin : begin + len(outputs)] = label_of(outputs) if task == "classification" else outputs[:, 0]
     if task == "classification":
         metrics["accuracy"] = float((predicted == rows.targets).mean())
     else:

@@ -205,3 +205,33 @@ def test_circle_deep_spline_2_2_1_reaches_98_percent():
     model = fit(train, cfg).model
     accuracy = float((np.array(model.predict(test.X)) == test.y).mean())
     assert accuracy >= 0.98, accuracy
+
+
+@pytest.mark.parametrize(("rows", "columns"), [(5000, 2), (140_001, 3), (70_000, 17), (3001, 1)])
+@pytest.mark.parametrize("task", ["classification", "regression"])
+def test_in_memory_data_standardises_by_chunks_exactly_as_the_whole_split_would(rows, columns, task):
+    """The chunked moments and standardisation (no float64 copy of the split) change no bit of the run."""
+    from lipspline.data import Dataset, fit_scaling
+    from lipspline.training.data import InMemoryData
+
+    rng = np.random.default_rng(rows + columns)
+    X = rng.normal(size=(rows, columns)) * rng.uniform(0.1, 100, size=columns) + rng.normal(size=columns) * 40
+    y = rng.integers(0, 3, rows) if task == "classification" else rng.normal(size=rows) * 7 + 3
+    data = InMemoryData(from_arrays(X, y, task=task), validation_split=0.2, seed=1)
+    index = data.train_index
+    split = data.dataset
+    reference = fit_scaling(
+        Dataset(split.X[index], split.y[index], split.task, split.feature_names, split.classes), isotropic=False
+    )
+    scaling = data.fit_scaling(isotropic=False)
+    np.testing.assert_array_equal(scaling.input_mean, reference.input_mean)
+    np.testing.assert_array_equal(scaling.input_scale, reference.input_scale)
+    assert (scaling.target_mean, scaling.target_scale) == (reference.target_mean, reference.target_scale)
+    data.prepare(scaling, torch.device("cpu"))
+    x_train, _ = data.train_sample()
+    expected = (split.X[index] - scaling.input_mean) / scaling.input_scale
+    assert torch.equal(x_train, torch.as_tensor(expected, dtype=torch.float32))
+    raw = data.raw_rows("validation")
+    assert raw.n_rows == data.n_validation
+    np.testing.assert_array_equal(raw.chunk(0, 7), split.X[data.validation_index[:7]])
+    np.testing.assert_array_equal(raw.all_rows(), split.X[data.validation_index])
