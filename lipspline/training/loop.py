@@ -229,8 +229,9 @@ def _make_optimizer(network: SplineNetwork, config: TrainingConfig) -> torch.opt
     # Not fused=True, though the fused CPU Adam steps a small net 3-4x faster: it updates the
     # parameters without bumping their version counters, which the served-weight caches of the
     # 1-Lipschitz layers and splines key on (``lipspline.nn.layers``). Measured: a one_lipschitz
-    # run then validated its *initial* weights every epoch, and restore_best served epoch 1's
-    # (two moons 76.5 % instead of 99 %). foreach=True changes nothing measurable here.
+    # run then validated stale weights every epoch, its lr schedule and restore_best followed
+    # them, and it served epoch 3's weights (two moons 76.5 % instead of 99 %). foreach=True
+    # changes nothing measurable here.
     return torch.optim.Adam(groups, lr=loop.lr)
 
 
