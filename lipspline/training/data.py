@@ -165,7 +165,8 @@ class InMemoryData(TrainingData):
         index = self.train_index
         d = self.dataset
         if d.X.ndim != 2 or d.X.shape[1] < 2 or not d.X.flags.c_contiguous:
-            # one column: numpy sums it pairwise, which a chunked sum would not reproduce (and it is small)
+            # one column (numpy sums it pairwise, which a chunked sum would not reproduce; it is small
+            # anyway) or rows not in C order (row_moments' bit-for-bit argument assumes C order)
             train = Dataset(d.X[index], d.y[index], d.task, d.feature_names, d.classes, d.name)
             return fit_scaling(train, isotropic=isotropic)
         mean, std = row_moments(d.X, index)
