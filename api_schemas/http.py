@@ -266,6 +266,11 @@ class TrainingOutcomeFields(BaseModel):
         None, description="per spline layer: share of the training pre-activations outside [-R, R] at the end"
     )
     warnings: list[str] = Field(default_factory=list, description="e.g. a spline layer with many points off its grid")
+    loss: str | None = Field(
+        None,
+        description="the data loss the run minimised: objective.loss with auto resolved (e.g. tau_cross_entropy "
+        "for a one_lipschitz classifier)",
+    )
 
 
 class RegisteredAs(BaseModel):
@@ -295,7 +300,11 @@ class JobProgress(TrainingOutcomeFields):
 
 
 class TrainingOutcomeOut(TrainingOutcomeFields):
-    monitor: str | None = Field(None, description="validation or training: the loss early stopping watched")
+    monitor: str | None = Field(
+        None,
+        description="what early stopping watched: validation or training (the loss), or "
+        "validation_certified_accuracy (at robustness.target_radius)",
+    )
 
 
 class ModelMetrics(BaseModel):

@@ -150,6 +150,7 @@ def outcome_progress(outcome: TrainingOutcome) -> dict:
         "spline_ranges": outcome.spline_ranges,
         "out_of_grid_fraction": outcome.out_of_grid_fraction,
         "warnings": outcome.warnings,
+        "loss": outcome.loss,
     }
 
 

@@ -180,6 +180,9 @@ class TrainingOutcome:
     spline_ranges: list[float]  # the grid half-width of each spline layer
     out_of_grid_fraction: list[float]  # per spline layer, share of training pre-activations off the grid
     warnings: list[str] = field(default_factory=list)
+    #: the data loss the run minimised: objective.loss with ``auto`` resolved (``resolve_loss``), so a
+    #: user reads what the defaults chose (tau_cross_entropy for a 1-Lipschitz classifier, ...)
+    loss: str | None = None
 
     def to_json(self) -> dict:
         return asdict(self)
@@ -496,6 +499,7 @@ def _finish(run: _Run, stop_reason: StopReason) -> FitResult:
         spline_ranges=[spline.grid_range for spline in network.splines()],
         out_of_grid_fraction=fractions,
         warnings=out_of_grid_warnings(fractions),
+        loss=run.loss_name,
     )
     network.eval()
     model = TrainedModel(

@@ -75,6 +75,8 @@ def test_a_job_runs_to_success_through_the_lifecycle(svc: Service) -> None:
     model = svc.client.get(f"/v1/models/{model_id}").json()
     assert model["metrics"]["training"]["stop_reason"] == "max_epochs" and model["metrics"]["warnings"] == []
     assert model["metrics"]["training"]["served_epoch"] == done["progress"]["served_epoch"]
+    # the loss the defaults chose (objective.loss auto) is spelled out on both
+    assert done["progress"]["loss"] == model["metrics"]["training"]["loss"] in ("bce", "cross_entropy")
 
 
 def test_metrics_history_per_epoch(svc: Service) -> None:

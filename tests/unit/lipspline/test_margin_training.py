@@ -278,6 +278,7 @@ def test_a_default_one_lipschitz_classifier_fits_two_moons():
         {"objective": {"mode": "one_lipschitz"}, "architecture": {"hidden": [32, 32]}, "device": "cpu",
          "training": {"seed": 0, "epochs": 40}}
     )
-    model = fit(data, config).model
-    predicted = np.asarray(model.predict(x[400:]))
+    result = fit(data, config)
+    assert result.outcome.loss == "tau_cross_entropy"  # what auto chose, reported with the outcome
+    predicted = np.asarray(result.model.predict(x[400:]))
     assert float((predicted == y[400:]).mean()) >= 0.95
