@@ -192,12 +192,14 @@ def test_cli_flow(deployment: Deployment, tmp_path: Path) -> None:
 
 def test_follow_draws_a_live_progress_bar_in_a_terminal(deployment: Deployment, tmp_path: Path) -> None:
     pexpect = pytest.importorskip("pexpect")
-    # enough rows that an epoch outlasts the event stream's poll, so the bar is seen mid-run
+    # enough steps that an epoch outlasts the event stream's poll (0.3 s), so the bar is seen mid-run:
+    # 3,200 training rows at the default batch size took ~0.1 s an epoch, and all six epochs then
+    # arrived in one poll now and then; at batch 8 an epoch is 400 steps
     data = make_circle(4000, seed=5)
     with Client(deployment.url, deployment.api_key) as client:
         dataset = client.datasets.upload((data.X, data.y))
     # all six epochs run (no early stop), so the bar is drawn up to 6/6
-    training = {"epochs": 6, "seed": 0, "early_stopping": False}
+    training = {"epochs": 6, "seed": 0, "early_stopping": False, "batch_size": 8}
     (tmp_path / "config.json").write_text(json.dumps({**CONFIG, "training": training}))
     env = dict(deployment.env, LIPSPLINE_URL=deployment.url, LIPSPLINE_API_KEY=deployment.api_key, COLUMNS="160")
     child = pexpect.spawn(sys.executable, ["-m", "service.cli", "jobs", "submit", "config.json", "--dataset",
