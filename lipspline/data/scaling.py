@@ -110,8 +110,15 @@ def _safe_scale(std: np.ndarray, mean: np.ndarray) -> np.ndarray:
     return np.where(std > tiny, std, 1.0)
 
 
-def fit_scaling(dataset: Dataset, *, isotropic: bool = False) -> Scaling:
+#: rows read at a time when the moments are taken over a subset of the rows (``fit_scaling(rows=...)``)
+MOMENT_CHUNK_ROWS = 65536
+
+
+def fit_scaling(dataset: Dataset, *, isotropic: bool = False, rows: np.ndarray | None = None) -> Scaling:
     """Per-feature mean/std standardization (and target standardization for regression).
+
+    ``rows``: the moments of those rows only (a training split), bit for bit what the same
+    call on ``dataset`` cut to them gives, but without that float64 copy (:func:`row_moments`).
 
     ``isotropic`` (used by ``one_lipschitz`` training) keeps the served map exactly as
     Lipschitz as the network inside it. Per-feature scales would multiply the constant
@@ -121,13 +128,49 @@ def fit_scaling(dataset: Dataset, *, isotropic: bool = False) -> Scaling:
     feature std), which cancels; a classifier's logits are not scaled, so its inputs use
     ``max(s, 1)``, which can only shrink the constant. Centring never changes it.
     """
+    target = None
     if dataset.task == "regression":
-        y = dataset.y.astype(np.float64)
+        y = (dataset.y if rows is None else dataset.y[rows]).astype(np.float64)
         target = (float(y.mean()), float(y.std()))
-    else:
-        target = None
     X = dataset.X
-    return scaling_from_moments(X.mean(axis=0), X.std(axis=0), dataset.task, target, isotropic=isotropic)
+    if rows is None:
+        mean, std = X.mean(axis=0), X.std(axis=0)
+    elif X.ndim != 2 or X.shape[1] < 2 or not X.flags.c_contiguous:
+        # one column (numpy sums it pairwise, which a chunked sum would not reproduce; it is small
+        # anyway) or rows not in C order (row_moments' bit-for-bit argument assumes C order)
+        mean, std = X[rows].mean(axis=0), X[rows].std(axis=0)
+    else:
+        mean, std = row_moments(X, rows)
+    return scaling_from_moments(mean, std, dataset.task, target, isotropic=isotropic)
+
+
+def row_moments(X: np.ndarray, index: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Per-column mean and population std of ``X[index]`` (C-ordered, two or more columns) by chunks.
+
+    Bit for bit what ``X[index].mean(axis=0)`` and ``.std(axis=0)`` give (numpy adds the rows of
+    such an array one after another, and so does this: each chunk's reduction starts from the
+    running sum), without their two float64 copies of the whole split.
+    """
+    count = int(index.size)
+    total: np.ndarray | None = None
+    for begin in range(0, count, MOMENT_CHUNK_ROWS):
+        total = _running_sum(total, X[index[begin:begin + MOMENT_CHUNK_ROWS]])
+    assert total is not None
+    mean = total / count
+    squares: np.ndarray | None = None
+    for begin in range(0, count, MOMENT_CHUNK_ROWS):
+        deviation = X[index[begin:begin + MOMENT_CHUNK_ROWS]] - mean
+        np.multiply(deviation, deviation, out=deviation)
+        squares = _running_sum(squares, deviation)
+    assert squares is not None
+    return mean, np.sqrt(squares / count)
+
+
+def _running_sum(total: np.ndarray | None, rows: np.ndarray) -> np.ndarray:
+    """``total + rows[0] + rows[1] + ...`` in that order (numpy's axis-0 order for a C-ordered block)."""
+    if total is None:
+        return np.add.reduce(rows, axis=0)
+    return np.add.reduce(np.concatenate([total[None], rows]), axis=0)
 
 
 def scaling_from_moments(

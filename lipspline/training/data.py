@@ -28,7 +28,7 @@ from torch import Tensor
 
 from lipspline.data import Dataset, Scaling, fit_scaling, train_validation_split
 from lipspline.data.parquet_stream import ParquetStream
-from lipspline.data.scaling import scaling_from_moments
+from lipspline.data.scaling import MOMENT_CHUNK_ROWS, scaling_from_moments
 
 
 @dataclass(frozen=True)
@@ -94,7 +94,7 @@ class TrainingData(ABC):
 
 
 #: rows standardised at a time: the float64 temporaries of a chunk, never of the whole split
-STANDARDISE_CHUNK_ROWS = 65536
+STANDARDISE_CHUNK_ROWS = MOMENT_CHUNK_ROWS
 
 
 def _standardised(X: np.ndarray, targets: np.ndarray, task: str, scaling: Scaling,
@@ -120,36 +120,6 @@ def _standardised(X: np.ndarray, targets: np.ndarray, task: str, scaling: Scalin
     return out.to(device), y.to(device)
 
 
-def row_moments(X: np.ndarray, index: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Per-column mean and population std of ``X[index]`` (C-ordered, two or more columns) by chunks.
-
-    Bit for bit what ``X[index].mean(axis=0)`` and ``.std(axis=0)`` give (numpy adds the rows of
-    such an array one after another, and so does this: each chunk's reduction starts from the
-    running sum), without their two float64 copies of the whole split.
-    """
-    rows = int(index.size)
-    total: np.ndarray | None = None
-    for begin in range(0, rows, STANDARDISE_CHUNK_ROWS):
-        part = X[index[begin:begin + STANDARDISE_CHUNK_ROWS]]
-        total = _running_sum(total, part)
-    assert total is not None
-    mean = total / rows
-    squares: np.ndarray | None = None
-    for begin in range(0, rows, STANDARDISE_CHUNK_ROWS):
-        deviation = X[index[begin:begin + STANDARDISE_CHUNK_ROWS]] - mean
-        np.multiply(deviation, deviation, out=deviation)
-        squares = _running_sum(squares, deviation)
-    assert squares is not None
-    return mean, np.sqrt(squares / rows)
-
-
-def _running_sum(total: np.ndarray | None, rows: np.ndarray) -> np.ndarray:
-    """``total + rows[0] + rows[1] + ...`` in that order (numpy's axis-0 order for a C-ordered block)."""
-    if total is None:
-        return np.add.reduce(rows, axis=0)
-    return np.add.reduce(np.concatenate([total[None], rows]), axis=0)
-
-
 class InMemoryData(TrainingData):
     """A whole :class:`Dataset` in memory, split by the seed (``train_validation_split``)."""
 
@@ -162,19 +132,7 @@ class InMemoryData(TrainingData):
         self._validation: tuple[Tensor, Tensor] | None = None
 
     def fit_scaling(self, *, isotropic: bool) -> Scaling:
-        index = self.train_index
-        d = self.dataset
-        if d.X.ndim != 2 or d.X.shape[1] < 2 or not d.X.flags.c_contiguous:
-            # one column (numpy sums it pairwise, which a chunked sum would not reproduce; it is small
-            # anyway) or rows not in C order (row_moments' bit-for-bit argument assumes C order)
-            train = Dataset(d.X[index], d.y[index], d.task, d.feature_names, d.classes, d.name)
-            return fit_scaling(train, isotropic=isotropic)
-        mean, std = row_moments(d.X, index)
-        target = None
-        if d.task == "regression":
-            y = d.y[index].astype(np.float64)
-            target = (float(y.mean()), float(y.std()))
-        return scaling_from_moments(mean, std, d.task, target, isotropic=isotropic)
+        return fit_scaling(self.dataset, isotropic=isotropic, rows=self.train_index)
 
     def prepare(self, scaling: Scaling, device: torch.device) -> None:
         targets = self.dataset.encoded_targets()
