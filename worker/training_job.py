@@ -30,6 +30,7 @@ from pathlib import Path
 import numpy as np
 
 from api_schemas import JobStatus, TrainingConfig
+from api_schemas.http import TrainingOutcomeFields
 from lipspline.certificates import CertificateReport, certificate_report
 from lipspline.data import Dataset
 from lipspline.nn.model import TrainedModel
@@ -140,18 +141,9 @@ def epoch_progress(report: EpochReport, attempt: int, resumed_from: int, best_ep
 
 
 def outcome_progress(outcome: TrainingOutcome) -> dict:
-    """What a finished run adds to the job's ``progress``: why it stopped, what it serves, grid coverage."""
-    return {
-        "stop_reason": outcome.stop_reason,
-        "best_epoch": outcome.best_epoch,
-        "served_epoch": outcome.served_epoch,
-        "epochs_planned": outcome.epochs_planned,
-        "epochs_run": outcome.epochs_run,
-        "spline_ranges": outcome.spline_ranges,
-        "out_of_grid_fraction": outcome.out_of_grid_fraction,
-        "warnings": outcome.warnings,
-        "loss": outcome.loss,
-    }
+    """What a finished run adds to the job's ``progress``: the outcome's members the contract declares
+    (``TrainingOutcomeFields``: why it stopped, what it serves, grid coverage, the loss it minimised)."""
+    return {name: getattr(outcome, name) for name in TrainingOutcomeFields.model_fields}
 
 
 class _EpochRecorder:
