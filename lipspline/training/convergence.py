@@ -47,14 +47,21 @@ class ConvergenceMonitor:
     epochs_since_lr_change: int = 0
     lr_scale: float = 1.0
 
-    def record(self, epoch: int, loss: float, *, plateau: bool) -> bool:
+    def record(self, epoch: int, loss: float, *, plateau: bool, ties_win: bool = False) -> bool:
         """Account for ``epoch``'s monitored loss; True if it is the lowest so far.
 
+        ``ties_win``: an epoch that equals the best loss is the new best (the later weights are
+        served). For a coarse monitored value (the share of validation rows certified at the
+        target radius moves in steps of one row) ties are the rule, and the earliest epoch to
+        reach a level is the least trained one: on the selection splits serving the latest
+        epoch of the best level certified as many or more rows at every radius, on all five
+        tasks (bench/select_target_radius.py). Progress (early stopping, plateau) still needs a
+        strict decrease, so ties never prolong a run.
         A non-finite loss is never the best nor progress. With ``plateau``, ``plateau_patience``
         epochs without progress halve :attr:`lr_scale` (down to ``MIN_LR_SCALE``).
         """
         finite = math.isfinite(loss)
-        best = finite and loss < self.best_loss
+        best = finite and (loss < self.best_loss or (ties_win and loss == self.best_loss))
         if best:
             self.best_loss, self.best_epoch = float(loss), epoch
         progressed = finite and (

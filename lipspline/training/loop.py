@@ -27,7 +27,7 @@ Design points and why:
   logit margin a certificate at radius r needs, scaled each step by the network's Lipschitz
   bound (exactly 1 for 1-Lipschitz networks); with ``training.monitor`` at
   ``certified_accuracy`` the best epoch is the one certifying most validation rows at
-  ``robustness.target_radius``, not the one with the lowest loss.
+  ``robustness.target_radius`` (the latest of equals), not the one with the lowest loss.
 - The loop knows no objective mode by name: it asks the mode's strategy
   (``lipspline.objectives``) whether the data need isotropic scaling, and runs
   its penalties and hooks, so a new mode needs no change here.
@@ -399,7 +399,8 @@ def _record_epoch(run: _Run, epoch: int, losses: dict[str, float], began: float)
         plateau = False
     else:
         monitored = validation_metrics["loss"] if run.plan.monitor == "validation" else losses["total"]
-    improved = run.monitor.record(epoch + 1, monitored, plateau=plateau)
+    # certified accuracy moves in steps of one validation row: of the epochs at the best level, serve the latest
+    improved = run.monitor.record(epoch + 1, monitored, plateau=plateau, ties_win=run.watch_certified)
     if improved and run.plan.restore_best:
         run.best_state = {k: v.detach().clone() for k, v in network.state_dict().items()}
     x_sample, y_sample = data.train_sample()

@@ -151,6 +151,18 @@ def test_a_creeping_loss_is_not_progress_but_is_still_served():
     assert monitor.converged  # ... but none in 5 epochs was 1 % below epoch 1's: converged
 
 
+def test_tied_certified_levels_serve_the_latest_epoch_without_prolonging_the_run():
+    strict = ConvergenceMonitor(patience=3, plateau_patience=100)
+    latest = ConvergenceMonitor(patience=3, plateau_patience=100)
+    errors = [0.5, 0.2, 0.2, 0.2, 0.2]  # 1 - certified accuracy: a level reached at epoch 2, then held
+    strict_bests = [strict.record(e, v, plateau=False) for e, v in enumerate(errors, start=1)]
+    latest_bests = [latest.record(e, v, plateau=False, ties_win=True) for e, v in enumerate(errors, start=1)]
+    assert strict_bests == [True, True, False, False, False] and strict.best_epoch == 2
+    assert latest_bests == [True, True, True, True, True] and latest.best_epoch == 5
+    assert strict.converged and latest.converged  # a tie is not progress: both stop after epoch 5
+    assert not latest.record(6, 0.25, plateau=False, ties_win=True) and latest.best_epoch == 5
+
+
 def test_lr_schedules():
     assert lr_factor("none", 5, 10, 0, 0.25) == 1.0
     assert lr_factor("plateau", 5, 10, 0, 0.25) == 0.25
