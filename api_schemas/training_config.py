@@ -259,3 +259,13 @@ class TrainingConfig(_Strict):
     def to_json(self) -> dict:
         """JSON-ready form with public field names (``lambda``, not ``lambda_``)."""
         return self.model_dump(mode="json", by_alias=True)
+
+    def explicit_json(self) -> dict:
+        """Only the fields the request set (and those its target radius filled), as JSON.
+
+        What a sweep's base is carried as: a trial validates the base *with its own values*, so a
+        trial that sets ``robustness.target_radius`` gets what that radius implies in every field
+        the base left to the defaults. The spelled-out ``to_json`` would make every field look
+        chosen by the user, and the trial would keep the accuracy defaults beside its radius.
+        """
+        return self.model_dump(mode="json", by_alias=True, exclude_unset=True)

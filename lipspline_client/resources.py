@@ -242,6 +242,13 @@ def _config_json(config: TrainingConfig | dict | None) -> dict:
     return TrainingConfig.model_validate(config).to_json()  # checked here: a typo fails before any request
 
 
+def _base_config_json(config: TrainingConfig | dict) -> dict:
+    """A sweep's base as the fields it was given (checked here like ``_config_json``): spelled out, every
+    field would count as chosen, and a trial's ``robustness.target_radius`` could not fill the rest."""
+    checked = config if isinstance(config, TrainingConfig) else TrainingConfig.model_validate(config)
+    return checked.explicit_json()
+
+
 def metrics_frame(metrics: JobMetrics) -> Any:
     """The per-epoch history as a pandas DataFrame: one row per epoch, loss terms and metrics flattened."""
     import pandas as pd
@@ -652,7 +659,7 @@ def sweep_request(dataset: str | DatasetOut, base_config: TrainingConfig | dict 
     config, instead of as a 422 after the round trip. What only the engine knows (is ``spline.knots`` a
     config path, is the value in its field's range) is still the service's 422, naming the path.
     """
-    members = {"base_config": None if base_config is None else _config_json(base_config),
+    members = {"base_config": None if base_config is None else _base_config_json(base_config),
                "strategy": strategy, "budget": budget, **options}
     body: dict[str, Any] = {
         "dataset_id": dataset.id if isinstance(dataset, DatasetOut) else dataset,

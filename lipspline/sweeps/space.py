@@ -170,9 +170,14 @@ def _deep_copy(value: Any) -> Any:
 
 
 def apply(base: TrainingConfig, params: dict[str, Any]) -> TrainingConfig:
-    """The trial's config: ``base`` with ``params`` set; SpaceError naming the path whose value is refused."""
+    """The trial's config: ``base`` with ``params`` set; SpaceError naming the path whose value is refused.
+
+    Built from the fields ``base`` was given (``explicit_json``), so the defaults a trial's value
+    implies (a ``robustness.target_radius``'s architecture, objective and loop) fill what the base
+    did not choose; the result is spelled out like every job's config.
+    """
     try:
-        return TrainingConfig.model_validate(with_values(base.to_json(), params))
+        return TrainingConfig.model_validate(with_values(base.explicit_json(), params))
     except ValidationError as error:
         first = error.errors()[0]
         location = ".".join(str(part) for part in first["loc"])

@@ -115,6 +115,8 @@ def _create(spec: SweepCreate, settings: Settings, tenant: str, idem: Idempotent
     # the labels are columns of their own (editable); the stored request is what the engine plans from
     request = spec.model_dump(mode="json", by_alias=True, exclude={"name", "tags", "description"})
     request["space"] = spec.space_json()
+    # the base as given: a trial's own values (a target radius) then resolve the defaults they imply
+    request["base_config"] = spec.base_config.explicit_json()
     try:
         engine_spec, planned = sweeps.plan(request)
     except SpaceError as error:

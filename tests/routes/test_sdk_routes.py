@@ -147,6 +147,9 @@ def test_create_from_a_dict_or_a_training_config_sends_only_what_was_given(svc: 
     assert set(posted) == {"dataset_id", "base_config", "space", "budget"}  # the strategy: the service's grid
     assert sweep.refresh().info.strategy == "grid"
     assert posted["budget"] == {"max_trials": 3, "max_concurrent": 2}
+    # the base as given, not spelled out: a trial's target radius may still fill what it left open
+    assert posted["base_config"] == TrainingConfig.model_validate(BASE).explicit_json()
+    assert set(posted["base_config"]) == set(BASE)  # spelled out, it would carry every section (objective, ...)
 
     typed = client.sweeps.create(dataset.id, TrainingConfig.model_validate(BASE), budget={"max_trials": 2},
                                  strategy="random",

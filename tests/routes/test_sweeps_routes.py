@@ -232,6 +232,25 @@ def test_a_grid_sweep_runs_every_trial_once_and_selects_within_its_constraint(sv
     assert sweeps.advance(svc.settings, accepted["id"]) == []
 
 
+def test_a_sweep_over_the_target_radius_trains_each_trial_as_that_radius_alone_would(svc: Service) -> None:
+    """A trial's radius brings what it implies (1-Lipschitz layers, the margin loss, the certified-accuracy
+    monitor) into every field the base left to the defaults, as a job with only that radius gets."""
+    dataset_id = svc.upload()
+    request = body(dataset_id, base_config={"device": "cpu", "training": {"epochs": 2}},
+                   space={"robustness.target_radius": [0.05, 0.2]})
+    response = svc.client.post("/v1/sweeps", json=request)
+    assert response.status_code == 202, response.text
+    trials = svc.client.get(f"/v1/sweeps/{response.json()['id']}").json()["trials"]
+    assert len(trials) == 2
+    for trial in trials:
+        config = svc.job(trial["job_id"])["config"]
+        radius = trial["params"]["robustness.target_radius"]
+        alone = svc.submit(dataset_id, {"device": "cpu", "training": {"epochs": 2},
+                                        "robustness": {"target_radius": radius}})
+        assert config == svc.job(alone)["config"]
+        assert config["objective"]["mode"] == "one_lipschitz" and config["objective"]["loss"] == "lipschitz_margin"
+
+
 def test_selection_honours_the_lipschitz_constraint(svc: Service) -> None:
     dataset_id = svc.upload()
     accepted = svc.client.post("/v1/sweeps", json=body(dataset_id, budget={"max_trials": 3, "max_concurrent": 3}))

@@ -33,6 +33,24 @@ def test_paths_use_the_public_names_and_values_reach_the_config() -> None:
     assert grid_size(dims) == 2 * 2 * 2 * 2 * 2 * 3
 
 
+def test_a_trial_target_radius_fills_what_the_base_left_to_the_defaults() -> None:
+    base = TrainingConfig.model_validate({"training": {"seed": 3}})
+    trial = apply(base, {"robustness.target_radius": 0.1})
+    alone = TrainingConfig.model_validate({"training": {"seed": 3}, "robustness": {"target_radius": 0.1}})
+    assert trial == alone and trial.objective.mode == "one_lipschitz" and trial.architecture.hidden == [128, 128]
+    assert TrainingConfig.model_validate(trial.to_json()) == trial  # spelled out: validating again changes nothing
+    # what the base chose stays chosen, the rest still follows the radius
+    chosen = TrainingConfig.model_validate({"objective": {"mode": "bv2"}, "architecture": {"hidden": [16]}})
+    trial = apply(chosen, {"robustness.target_radius": 0.1})
+    assert trial.objective.mode == "bv2" and trial.architecture.hidden == [16]
+    assert trial.objective.loss == "lipschitz_margin" and trial.training.lr == 2e-2
+    # a base that had a radius carries what it implied; a trial's other radius keeps them
+    targeted = TrainingConfig.model_validate({"robustness": {"target_radius": 0.2}})
+    trial = apply(targeted, {"robustness.target_radius": 0.05, "objective.lambda": 1e-3})
+    assert trial.robustness.target_radius == 0.05 and trial.objective.mode == "one_lipschitz"
+    assert trial.objective.lambda_ == 1e-3
+
+
 @pytest.mark.parametrize(
     ("space", "field"),
     [
