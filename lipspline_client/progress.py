@@ -20,7 +20,7 @@ from rich.progress import BarColumn, Progress, ProgressColumn, Task, TextColumn,
 from rich.table import Column
 from rich.text import Text
 
-from api_schemas.http import JobEvent
+from api_schemas.http import TERMINAL_STATES, JobEvent
 
 #: from this width on, the full line (with the bar); below it, the compact one
 WIDE_COLUMNS = 80
@@ -66,6 +66,8 @@ class _Eta(TimeRemainingColumn):
         super().__init__(table_column=Column(no_wrap=True))
 
     def render(self, task: Task) -> Text:
+        if task.fields.get("ended"):  # a job that stopped early (converged) has no time left, whatever N says
+            return Text("")
         remaining = super().render(task)
         return Text("ETA ") + remaining
 
@@ -114,7 +116,7 @@ class JobProgress:
         wide = [_status(), _bar(), _Count("epochs"), _field("loss"), _Eta(), _Rest("summary")]
         compact = [_status(), _Count(""), _field("loss"), _Eta()]
         self.progress = AdaptiveProgress(wide, compact, self.console)
-        self.task = self.progress.add_task(job_id, total=epochs, status="queued", loss="", summary="")
+        self.task = self.progress.add_task(job_id, total=epochs, status="queued", loss="", summary="", ended=False)
 
     def __enter__(self) -> JobProgress:
         self.progress.start()
@@ -129,7 +131,8 @@ class JobProgress:
             self.progress.update(self.task, total=data.get("epochs"), completed=data.get("epoch", 0), status="running",
                                  loss=_loss(data), summary=epoch_summary(data, short=True))
         else:  # status, final
-            self.progress.update(self.task, status=data.get("status", "?"))
+            status = data.get("status", "?")
+            self.progress.update(self.task, status=status, ended=status in TERMINAL_STATES)
 
 
 def sweep_counts(info: Any) -> dict[str, Any]:

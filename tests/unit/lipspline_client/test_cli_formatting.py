@@ -120,6 +120,15 @@ def test_the_job_progress_keeps_bar_count_loss_and_eta_at_80_columns() -> None:
     assert "running" in line
 
 
+@pytest.mark.parametrize("width", [80, 60])
+def test_a_job_that_ended_early_shows_no_time_left(width: int) -> None:
+    view = JobProgress(ID, 40, console=_console(width))
+    view.update(EPOCH)
+    view.update(JobEvent(seq=14, type="final", job_id=ID, data={"status": "succeeded"}))
+    line = _render(view, width)
+    assert "succeeded" in line and "12/40" in line and "ETA" not in line
+
+
 def test_the_job_progress_is_compact_below_80_columns() -> None:
     view = JobProgress(ID, 40, console=_console(60))
     view.update(EPOCH)
