@@ -10,6 +10,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from typing import Any
 
 import torch
@@ -107,33 +108,43 @@ def parameter_count(config: TrainingConfig, n_features: int, n_outputs: int) -> 
     return network.parameter_count()
 
 
-def check_network(config: TrainingConfig, dataset_row: Any, settings: Settings) -> None:
-    """422 when the config cannot train on this dataset: a limit exceeded, or a choice its task refuses."""
+def config_field(path: str) -> str:
+    """A job's request field for a config path: ``config.<path>``."""
+    return f"config.{path}"
+
+
+def check_network(
+    config: TrainingConfig, dataset_row: Any, settings: Settings, field_of: Callable[[str], str] = config_field
+) -> None:
+    """422 when the config cannot train on this dataset: a limit exceeded, or a choice its task refuses.
+
+    ``field_of`` names the request field that holds a config path (a sweep's trial: its space or its base).
+    """
     problems = config_problems(config, dataset_row.task)
     if problems:
-        raise invalid_field(f"config.{problems[0].field}", problems[0].message)
+        raise invalid_field(field_of(problems[0].field), problems[0].message)
     arch = config.architecture
     # epochs unset: the step-budget rule plans them, and the worker caps that plan at max_epochs
     epochs = config.training.epochs
     if epochs is not None and epochs > settings.max_epochs:
-        raise limit_exceeded("config.training.epochs", f"{epochs} exceeds the limit of {settings.max_epochs}",
+        raise limit_exceeded(field_of("training.epochs"), f"{epochs} exceeds the limit of {settings.max_epochs}",
                              "max_epochs", settings.max_epochs)
     if len(arch.hidden) > settings.max_depth:
-        raise limit_exceeded("config.architecture.hidden", f"{len(arch.hidden)} hidden layers exceed the limit of "
+        raise limit_exceeded(field_of("architecture.hidden"), f"{len(arch.hidden)} hidden layers exceed the limit of "
                              f"{settings.max_depth}", "max_depth", settings.max_depth)
     for i, width in enumerate([*arch.hidden, *(arch.conv_channels if arch.kind == "cnn" else [])]):
         if width > settings.max_width:
-            field = f"config.architecture.hidden.{i}" if i < len(arch.hidden) else "config.architecture.conv_channels"
+            field = field_of(f"architecture.hidden.{i}" if i < len(arch.hidden) else "architecture.conv_channels")
             raise limit_exceeded(field, f"width {width} exceeds the limit of {settings.max_width}",
                                  "max_width", settings.max_width)
     if arch.activation == "deepspline" and config.spline.knots > settings.max_knots:
-        raise limit_exceeded("config.spline.knots", f"{config.spline.knots} knots exceed the limit of "
+        raise limit_exceeded(field_of("spline.knots"), f"{config.spline.knots} knots exceed the limit of "
                              f"{settings.max_knots}", "max_knots", settings.max_knots)
     n_classes = len(dataset_row.classes) if dataset_row.classes is not None else None
     try:
         count = parameter_count(config, dataset_row.n_features, output_width(dataset_row.task, n_classes))
     except ValueError as exc:  # e.g. input_shape does not match the data
-        raise limit_exceeded("config.architecture", str(exc), "architecture", 0) from exc
+        raise limit_exceeded(field_of("architecture"), str(exc), "architecture", 0) from exc
     if count > settings.max_parameters:
-        raise limit_exceeded("config.architecture", f"the network has {count} parameters, above the limit of "
+        raise limit_exceeded(field_of("architecture"), f"the network has {count} parameters, above the limit of "
                              f"{settings.max_parameters}", "max_parameters", settings.max_parameters)

@@ -14,6 +14,7 @@ job quotas (``service/quotas.py``), and the tenant may run only so many sweeps a
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Annotated
 
 from fastapi import APIRouter, Query
@@ -107,6 +108,18 @@ def check_space_size(spec: SweepCreate, settings: Settings) -> None:
                              limit)
 
 
+def _trial_field(params: dict) -> Callable[[str], str]:
+    """The request field behind a trial's config path: the space path that set it (or a part of it), else the base."""
+
+    def field_of(path: str) -> str:
+        for given in params:
+            if path == given or path.startswith(f"{given}.") or given.startswith(f"{path}."):
+                return f"space.{given}"
+        return f"base_config.{path}"
+
+    return field_of
+
+
 def _create(spec: SweepCreate, settings: Settings, tenant: str, idem: IdempotentRequest) -> Response:
     """The sweep itself: every check first, then the sweep row, its first trials and the key's record in one commit."""
     if spec.budget.max_trials > settings.max_sweep_trials:
@@ -130,8 +143,8 @@ def _create(spec: SweepCreate, settings: Settings, tenant: str, idem: Idempotent
             errors = [{"field": "dataset_id", "message": "no dataset of that id"}]
             raise ProblemError(404, "Not Found", f"dataset_id: dataset {spec.dataset_id!r} does not exist",
                                kind="not-found", field="dataset_id", errors=errors)
-        for config in sweeps.trial_configs(engine_spec, planned):
-            check_network(config, dataset, settings)
+        for config, params in zip(sweeps.trial_configs(engine_spec, planned), planned, strict=True):
+            check_network(config, dataset, settings, field_of=_trial_field(params))
         if spec.register_as is not None and registry.find_name(session, tenant, spec.register_as) is None:
             detail = f"register_as: registered model {spec.register_as!r} does not exist"
             errors = [{"field": "register_as", "message": "no registered model of that name"}]

@@ -19,7 +19,7 @@ from lipspline_platform.db.engine import get_engine, session_scope
 from lipspline_platform.db.tables import ModelRow
 from lipspline_platform.jobs import lifecycle
 from lipspline_platform.quotas import stored_bytes
-from tests.routes.helpers import TINY_CONFIG, WORKER_HOST, Service, problem
+from tests.routes.helpers import REGRESSION_TARGETS, TINY_CONFIG, WORKER_HOST, Service, problem, seed_dataset_body
 
 BASE = {**TINY_CONFIG, "training": {**TINY_CONFIG["training"], "validation_split": 0.25}}
 
@@ -100,11 +100,26 @@ def test_a_budget_over_the_tenant_quota_is_refused(make_service) -> None:
     nothing_created(svc)
 
 
-def test_a_trial_over_a_job_limit_is_refused(make_service) -> None:
+def test_a_trial_over_a_job_limit_is_refused_naming_the_space_or_the_base(make_service) -> None:
     svc = make_service(max_knots=21)
     dataset_id = svc.upload()
     response = svc.client.post("/v1/sweeps", json=body(dataset_id, space={"spline.knots": [11, 41]}))
-    problem(response, 422, "limit-exceeded", field="config.spline.knots")
+    problem(response, 422, "limit-exceeded", field="space.spline.knots")
+    base = {**BASE, "spline": {"knots": 41, "range": 2.0}}
+    response = svc.client.post("/v1/sweeps", json=body(dataset_id, base_config=base))
+    problem(response, 422, "limit-exceeded", field="base_config.spline.knots")
+    # a width in the space, the parameter count over the limit: the space path that set it
+    svc = make_service(max_parameters=100)
+    dataset_id = svc.upload()
+    response = svc.client.post("/v1/sweeps", json=body(dataset_id, space={"architecture.hidden": [[2], [64, 64]]}))
+    problem(response, 422, "limit-exceeded", field="space.architecture.hidden")
+    nothing_created(svc)
+
+
+def test_a_target_radius_in_the_space_of_a_regression_sweep_is_a_422_naming_it(svc: Service) -> None:
+    dataset_id = svc.upload(seed_dataset_body("reg", REGRESSION_TARGETS))
+    response = svc.client.post("/v1/sweeps", json=body(dataset_id, space={"robustness.target_radius": [0.1, 0.2]}))
+    problem(response, 422, "validation-error", field="space.robustness.target_radius")
     nothing_created(svc)
 
 
