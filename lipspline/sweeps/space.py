@@ -174,10 +174,11 @@ def apply(base: TrainingConfig, params: dict[str, Any]) -> TrainingConfig:
 
     Built from the fields ``base`` was given (``explicit_json``), so the defaults a trial's value
     implies (a ``robustness.target_radius``'s architecture, objective and loop) fill what the base
-    did not choose; the result is spelled out like every job's config.
+    did not choose; the result is spelled out like every job's config. Paths are the public names
+    only (``objective.lambda``, never the attribute ``lambda_``), as ``value_check`` has them.
     """
     try:
-        return TrainingConfig.model_validate(with_values(base.explicit_json(), params))
+        return TrainingConfig.model_validate(with_values(base.explicit_json(), params), by_alias=True, by_name=False)
     except ValidationError as error:
         first = error.errors()[0]
         location = ".".join(str(part) for part in first["loc"])
