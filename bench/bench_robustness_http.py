@@ -1,0 +1,125 @@
+"""Certified robust accuracy measured from outside: through HTTP, from what ``/v1/.../predict`` returns.
+
+``bench_robustness.py`` scores LipSpline in-process (``fit`` + ``certify_global``). A user sees only
+the service, so this script asks the same question the way a platform would: it starts
+``lipspline serve`` (embedded default) in a temporary data dir, uploads the training pool of
+``bench_robustness``'s split (same datasets, seeds and test rows), submits one job per method,
+sends the test rows to ``POST /v1/models/{id}/predict`` and counts a test row as certified at r
+when its returned label is right and its returned ``certified_radius`` is >= r. The radii are
+d/16, d/8, d/4 with d the *test* split's median distance to the nearest point of another class,
+as in ``bench_robustness``; the target radius is d_train / 8 (``--target-fraction``).
+
+Methods: ``target`` (``robustness.target_radius`` and the seed, nothing else), ``one_lipschitz``
+(``objective.mode: one_lipschitz``, hidden [128, 128]) and ``default`` (only the seed).
+
+Run: ``python bench/bench_robustness_http.py [--datasets digits,wine] [--seeds 1] [--methods target]``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import signal
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import httpx
+import numpy as np
+from bench_robustness import DATASETS, RADIUS_FRACTIONS, Split, make_split
+from bench_service import AUTH, Server, expect, free_port, lipspline_argv, wait_job, wait_ready
+
+METHODS = ("target", "one_lipschitz", "default")
+
+
+def method_config(method: str, split: Split, seed: int, target_fraction: float) -> dict:
+    config: dict = {"training": {"seed": seed}}
+    if method == "target":
+        config["robustness"] = {"target_radius": split.d_train * target_fraction}
+    elif method == "one_lipschitz":
+        config.update(objective={"mode": "one_lipschitz"}, architecture={"hidden": [128, 128]})
+    return config
+
+
+def served_scores(client: httpx.Client, model_id: str, split: Split) -> tuple[float, list[float], float]:
+    """Clean accuracy and CRA (%) at the split's radii, from the predict answers; and the served bound."""
+    answer = expect(client.post(f"/v1/models/{model_id}/predict", json={"inputs": split.x_test.tolist()}), 200)
+    labels = np.array([int(label) for label in answer["predictions"]])
+    radius = np.array(answer["certified_radius"], dtype=np.float64)
+    correct = labels == split.y_test
+    cra = [100.0 * float((correct & (radius >= r)).mean()) for r in split.radii]
+    return 100.0 * float(correct.mean()), cra, float(answer["lipschitz_bound"])
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--datasets", default="digits", help=f"comma-separated, of {','.join(DATASETS)}")
+    parser.add_argument("--seeds", type=int, default=1, help="number of seeds (0, 1, ...)")
+    parser.add_argument("--methods", default="target", help=f"comma-separated, of {','.join(METHODS)}")
+    parser.add_argument("--target-fraction", type=float, default=1 / 8, help="target radius = d_train times this")
+    parser.add_argument("--host", default="127.0.0.1")
+    args = parser.parse_args()
+    methods = args.methods.split(",")
+    unknown = set(methods) - set(METHODS)
+    if unknown:
+        raise SystemExit(f"unknown methods {sorted(unknown)}; known: {', '.join(METHODS)}")
+
+    rows: dict[tuple[str, str], list[tuple[float, list[float], float, float]]] = {}
+    with tempfile.TemporaryDirectory(prefix="lipspline-bench-cra-") as tmp:
+        tmp_path = Path(tmp)
+        port = free_port(args.host)
+        env = {k: v for k, v in os.environ.items() if not k.startswith("LIPSPLINE_")}
+        env.update(LIPSPLINE_DATA_DIR=str(tmp_path / "data"))
+        server = Server("lipspline serve", lipspline_argv(args.host, port), env, tmp_path / "lipspline.log",
+                        f"http://{args.host}:{port}", stop_signal=signal.SIGINT)
+        try:
+            server.start()
+            wait_ready(server, lambda c: c.get("/readyz").status_code == 200)
+            AUTH["Authorization"] = "Bearer " + (tmp_path / "data" / "api-key").read_text().strip()
+            with httpx.Client(base_url=server.base_url, timeout=300.0, headers=AUTH) as client:
+                for name in args.datasets.split(","):
+                    for seed in range(args.seeds):
+                        split = make_split(name, seed)
+                        body = {"name": f"{name}-{seed}", "inputs": split.x_pool.tolist(),
+                                "targets": [int(v) for v in split.y_pool]}
+                        dataset_id = expect(client.post("/v1/datasets", json=body), 201)["id"]
+                        for method in methods:
+                            config = method_config(method, split, seed, args.target_fraction)
+                            began = time.perf_counter()
+                            job = expect(client.post("/v1/jobs", json={"dataset_id": dataset_id, "config": config}),
+                                         202)
+                            state = wait_job(client, job["id"], timeout_s=1800.0, poll_s=0.5)
+                            if state["status"] != "succeeded":
+                                ended = f"{state['status']}: {state.get('error')}"
+                                raise RuntimeError(f"{name} {method}: the job ended {ended}")
+                            seconds = time.perf_counter() - began
+                            clean, cra, bound = served_scores(client, state["model_id"], split)
+                            rows.setdefault((name, method), []).append((clean, cra, bound, seconds))
+                            print(f"  {name} seed {seed} {method}: clean {clean:.1f} %, CRA "
+                                  f"{' / '.join(f'{v:.1f}' for v in cra)} %, L {bound:.4g}, {seconds:.0f} s",
+                                  flush=True)
+        except BaseException:
+            print(f"--- server log tail ---\n{server.log_tail()}", file=sys.stderr)
+            raise
+        finally:
+            server.stop()
+
+    radii = ", ".join(f"d/{round(1 / f)}" for f in RADIUS_FRACTIONS)
+    print(f"\n## CRA through HTTP (medians of {args.seeds} seed(s); radii {radii} of the test split)\n")
+    print("| dataset | method | clean % | " + " | ".join(f"CRA d/{round(1 / f)} %" for f in RADIUS_FRACTIONS)
+          + " | served L | job s (submit to done) |")
+    print("|---|---|---|" + "---|" * len(RADIUS_FRACTIONS) + "---|---|")
+    for (name, method), results in rows.items():
+        clean = statistics.median(r[0] for r in results)
+        cra = [statistics.median(r[1][i] for r in results) for i in range(len(RADIUS_FRACTIONS))]
+        bound = statistics.median(r[2] for r in results)
+        seconds = statistics.median(r[3] for r in results)
+        print(f"| {name} | {method} | {clean:.1f} | " + " | ".join(f"{v:.1f}" for v in cra)
+              + f" | {bound:.4g} | {seconds:.0f} |")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
