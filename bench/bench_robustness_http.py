@@ -18,8 +18,6 @@ Run: ``python bench/bench_robustness_http.py [--datasets digits,wine] [--seeds 1
 from __future__ import annotations
 
 import argparse
-import os
-import signal
 import statistics
 import sys
 import tempfile
@@ -28,8 +26,11 @@ from pathlib import Path
 
 import httpx
 import numpy as np
-from bench_robustness import DATASETS, RADIUS_FRACTIONS, Split, make_split
-from bench_service import AUTH, Server, expect, free_port, lipspline_argv, wait_job, wait_ready
+from bench_robustness import DATASETS, RADIUS_FRACTIONS, Split, make_split, scores
+from bench_service import expect, wait_job
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from tests.support.processes import Deployment  # noqa: E402 - the e2e suite's live deployment
 
 METHODS = ("target", "one_lipschitz", "default")
 
@@ -48,9 +49,24 @@ def served_scores(client: httpx.Client, model_id: str, split: Split) -> tuple[fl
     answer = expect(client.post(f"/v1/models/{model_id}/predict", json={"inputs": split.x_test.tolist()}), 200)
     labels = np.array([int(label) for label in answer["predictions"]])
     radius = np.array(answer["certified_radius"], dtype=np.float64)
-    correct = labels == split.y_test
-    cra = [100.0 * float((correct & (radius >= r)).mean()) for r in split.radii]
-    return 100.0 * float(correct.mean()), cra, float(answer["lipschitz_bound"])
+    clean, cra = scores(labels == split.y_test, radius, split.radii)
+    return clean, cra, float(answer["lipschitz_bound"])
+
+
+def run_method(client: httpx.Client, dataset_id: str, split: Split, method: str, seed: int,
+               target_fraction: float) -> tuple[float, list[float], float, float]:
+    """Train ``method`` on the uploaded pool, score the test rows: clean %, CRA %, served bound, job seconds."""
+    config = method_config(method, split, seed, target_fraction)
+    began = time.perf_counter()
+    job = expect(client.post("/v1/jobs", json={"dataset_id": dataset_id, "config": config}), 202)
+    state = wait_job(client, job["id"], timeout_s=1800.0, poll_s=0.5)
+    if state["status"] != "succeeded":
+        raise RuntimeError(f"{split.name} {method}: the job ended {state['status']}: {state.get('error')}")
+    seconds = time.perf_counter() - began
+    clean, cra, bound = served_scores(client, state["model_id"], split)
+    print(f"  {split.name} seed {seed} {method}: clean {clean:.1f} %, CRA {' / '.join(f'{v:.1f}' for v in cra)} %, "
+          f"L {bound:.4g}, {seconds:.0f} s", flush=True)
+    return clean, cra, bound, seconds
 
 
 def main() -> int:
@@ -59,7 +75,6 @@ def main() -> int:
     parser.add_argument("--seeds", type=int, default=1, help="number of seeds (0, 1, ...)")
     parser.add_argument("--methods", default="target", help=f"comma-separated, of {','.join(METHODS)}")
     parser.add_argument("--target-fraction", type=float, default=1 / 8, help="target radius = d_train times this")
-    parser.add_argument("--host", default="127.0.0.1")
     args = parser.parse_args()
     methods = args.methods.split(",")
     unknown = set(methods) - set(METHODS)
@@ -68,43 +83,18 @@ def main() -> int:
 
     rows: dict[tuple[str, str], list[tuple[float, list[float], float, float]]] = {}
     with tempfile.TemporaryDirectory(prefix="lipspline-bench-cra-") as tmp:
-        tmp_path = Path(tmp)
-        port = free_port(args.host)
-        env = {k: v for k, v in os.environ.items() if not k.startswith("LIPSPLINE_")}
-        env.update(LIPSPLINE_DATA_DIR=str(tmp_path / "data"))
-        server = Server("lipspline serve", lipspline_argv(args.host, port), env, tmp_path / "lipspline.log",
-                        f"http://{args.host}:{port}", stop_signal=signal.SIGINT)
-        try:
-            server.start()
-            wait_ready(server, lambda c: c.get("/readyz").status_code == 200)
-            AUTH["Authorization"] = "Bearer " + (tmp_path / "data" / "api-key").read_text().strip()
-            with httpx.Client(base_url=server.base_url, timeout=300.0, headers=AUTH) as client:
-                for name in args.datasets.split(","):
-                    for seed in range(args.seeds):
-                        split = make_split(name, seed)
-                        body = {"name": f"{name}-{seed}", "inputs": split.x_pool.tolist(),
-                                "targets": [int(v) for v in split.y_pool]}
-                        dataset_id = expect(client.post("/v1/datasets", json=body), 201)["id"]
-                        for method in methods:
-                            config = method_config(method, split, seed, args.target_fraction)
-                            began = time.perf_counter()
-                            job = expect(client.post("/v1/jobs", json={"dataset_id": dataset_id, "config": config}),
-                                         202)
-                            state = wait_job(client, job["id"], timeout_s=1800.0, poll_s=0.5)
-                            if state["status"] != "succeeded":
-                                ended = f"{state['status']}: {state.get('error')}"
-                                raise RuntimeError(f"{name} {method}: the job ended {ended}")
-                            seconds = time.perf_counter() - began
-                            clean, cra, bound = served_scores(client, state["model_id"], split)
-                            rows.setdefault((name, method), []).append((clean, cra, bound, seconds))
-                            print(f"  {name} seed {seed} {method}: clean {clean:.1f} %, CRA "
-                                  f"{' / '.join(f'{v:.1f}' for v in cra)} %, L {bound:.4g}, {seconds:.0f} s",
-                                  flush=True)
-        except BaseException:
-            print(f"--- server log tail ---\n{server.log_tail()}", file=sys.stderr)
-            raise
-        finally:
-            server.stop()
+        env = {"LIPSPLINE_DATA_DIR": str(Path(tmp) / "data")}
+        with Deployment(env, Path(tmp), embedded=True).running() as deployment, \
+                deployment.client(timeout=300.0) as client:
+            for name in args.datasets.split(","):
+                for seed in range(args.seeds):
+                    split = make_split(name, seed)
+                    body = {"name": f"{name}-{seed}", "inputs": split.x_pool.tolist(),
+                            "targets": [int(v) for v in split.y_pool]}
+                    dataset_id = expect(client.post("/v1/datasets", json=body), 201)["id"]
+                    for method in methods:
+                        rows.setdefault((name, method), []).append(
+                            run_method(client, dataset_id, split, method, seed, args.target_fraction))
 
     radii = ", ".join(f"d/{round(1 / f)}" for f in RADIUS_FRACTIONS)
     print(f"\n## CRA through HTTP (medians of {args.seeds} seed(s); radii {radii} of the test split)\n")
