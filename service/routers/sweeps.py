@@ -126,7 +126,7 @@ def _create(spec: SweepCreate, settings: Settings, tenant: str, idem: Idempotent
         raise limit_exceeded("budget.max_trials", f"{spec.budget.max_trials} trials exceed the limit of "
                              f"{settings.max_sweep_trials}", "max_sweep_trials", settings.max_sweep_trials)
     # the labels are columns of their own (editable); the stored request is what the engine plans from
-    request = spec.model_dump(mode="json", by_alias=True, exclude={"name", "tags", "description"})
+    request = spec.model_dump(mode="json", by_alias=True, exclude={"name", "tags", "description", "base_config"})
     request["space"] = spec.space_json()
     # the base as given: a trial's own values (a target radius) then resolve the defaults they imply
     request["base_config"] = spec.base_config.explicit_json()
