@@ -204,7 +204,8 @@ def test_follow_draws_a_live_progress_bar_in_a_terminal(deployment: Deployment, 
     env = dict(deployment.env, LIPSPLINE_URL=deployment.url, LIPSPLINE_API_KEY=deployment.api_key, COLUMNS="160")
     child = pexpect.spawn(sys.executable, ["-m", "service.cli", "jobs", "submit", "config.json", "--dataset",
                                            dataset.id, "--follow"], cwd=str(tmp_path), env=env,
-                          timeout=180, encoding="utf-8", dimensions=(40, 160))
+                          timeout=180, encoding="utf-8", dimensions=(40, 160),
+                          use_poll=True)  # select() refuses descriptors above 1023 (a long test process has them)
     ansi = r"(?:\x1b\[[0-9;?]*[a-zA-Z]|\s)*"  # colours and cursor moves between the words
     child.expect(rf"running{ansi}.*?[1-5]{ansi}/{ansi}6{ansi}epochs")  # drawn while the job runs …
     child.expect(rf"6{ansi}/{ansi}6{ansi}epochs")  # … redrawn in place up to the last epoch
