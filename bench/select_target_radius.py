@@ -53,6 +53,23 @@ certified-accuracy monitor used to keep the *first* epoch of its best level; it 
 | classif32 | 76.7 / 53.7 / 13.0 (89.3) | 76.7 / 53.7 / 13.0 (89.3) |
 | moons | 95.7 / 93.6 / 85.0 (97.9) | 97.9 / 94.3 / 85.7 (98.6) |
 
+Rechecked on 2026-12-06 with three resplits of each pool (``--seeds 3``; medians of clean accuracy
+and CRA at d/16, d/8, d/4 on the selection splits), for a larger margin on the small tables where
+the deel-torchlip peer certifies more at d/4 (docs/results.md), and for that peer's loss:
+
+| dataset | the rule (1.5 r) | margin 2 r | hkr, alpha 0.99 | margin 2 r, tau 8/d |
+|---|---|---|---|---|
+| digits | 96.5: 93.8 / 88.0 / 60.6 | 96.5: 93.4 / 88.8 / 62.9 | 97.3: 93.4 / 88.8 / 56.4 | 96.1: 92.7 / 86.9 / 67.6 |
+| wine | 96.0: 92.0 / 88.0 / 72.0 | 96.0: 92.0 / 80.0 / 72.0 | 96.0: 96.0 / 92.0 / 72.0 | 96.0: 92.0 / 84.0 / 72.0 |
+| breast cancer | 96.2: 94.9 / 92.4 / 86.1 | 94.9: 93.7 / 92.4 / 87.3 | 93.7: 92.4 / 92.4 / 86.1 | 94.9: 93.7 / 92.4 / 88.6 |
+| classif32 | 89.7: 75.0 / 55.7 / 12.0 | 88.0: 74.0 / 55.0 / 16.0 | 90.3: 74.7 / 51.0 / 9.7 | 87.3: 74.3 / 54.7 / 18.3 |
+| moons | 97.9: 96.4 / 95.0 / 86.4 | 97.1: 96.4 / 95.0 / 88.6 | 98.6: 95.7 / 94.3 / 85.7 | 96.4: 95.7 / 94.3 / 84.3 |
+
+A margin of 2 r buys 1–4 points at d/4 on four tasks and pays for them in clean accuracy (up to 1.7
+points) and at the target itself (wine: two of 25 rows); HKR loses at d/4 on three. None is better
+at the target and in clean accuracy at once, so the rule keeps 1.5 r: a user who needs d/4 asks for
+it (``target_radius``), or sweeps ``objective.margin`` and selects at that radius.
+
 GroupSort beats the 1-Lipschitz splines at the target (d/8) on digits and matches them
 elsewhere; 16/d is the temperature that is never far from the best; the loop's default lr
 4e-3 under-fits two moons badly (85 % clean against 97 % for an unconstrained network), where
@@ -121,41 +138,59 @@ def _resolve(value: object, d: float) -> object:
     return value
 
 
-def select(name: str, x: np.ndarray, y: np.ndarray, candidates: list[dict]) -> None:
+def select(name: str, x: np.ndarray, y: np.ndarray, candidates: list[dict], seeds: int = 1) -> None:
+    """Score every candidate on ``seeds`` resplits of the pool (seed 0: the split of the tables above).
+
+    With more than one seed, the pool is cut into selection and training rows again per seed (and the
+    training seed follows), and the medians over seeds are printed after the per-seed lines: a
+    selection split of a small table holds a few dozen rows, so one seed moves by whole rows.
+    """
     order = np.random.default_rng(1000).permutation(len(x))
     pool = order[min(500, int(0.3 * len(x))) :]  # outside bench_robustness's seed-0 test split
     n_selection = int(0.2 * len(pool))
-    selection, train = pool[:n_selection], pool[n_selection:]
-    d_train = classification_scale(x[train], y[train])
-    d_selection = classification_scale(x[selection], y[selection])
-    radii = [d_selection / 16, d_selection / 8, d_selection / 4]
     classes = sorted(set(y.tolist()))
-    data = Dataset(X=x[train], y=y[train], task="classification",
-                   feature_names=[f"x{i}" for i in range(x.shape[1])], classes=classes, name=name)
-    labels = np.searchsorted(classes, y[selection])
-    print(f"{name}: d_train {d_train:.4g}, d_selection {d_selection:.4g}", flush=True)
-    for candidate in candidates:
-        request = {**_resolve(candidate, d_train), "robustness": {"target_radius": d_train / 8}}
-        began = time.perf_counter()
-        result = fit(data, TrainingConfig.model_validate(request))
-        seconds = time.perf_counter() - began
-        bound = certify_global(result.model.network).certified
-        curve = certified_accuracy(result.model, x[selection], labels, bound, radii, local=False)
-        cra = " / ".join(f"{100 * v:.1f}" for v in curve.global_)
-        print(f"  {json.dumps(candidate):<50} clean {100 * curve.accuracy:5.1f}  CRA {cra}  L {bound:.3f}  "
-              f"{result.outcome.epochs_run} epochs  {seconds:.0f} s", flush=True)
+    scores: dict[str, list[list[float]]] = {json.dumps(c): [] for c in candidates}
+    for seed in range(seeds):
+        shuffled = pool if seed == 0 else np.random.default_rng(2000 + seed).permutation(pool)
+        selection, train = shuffled[:n_selection], shuffled[n_selection:]
+        d_train = classification_scale(x[train], y[train])
+        d_selection = classification_scale(x[selection], y[selection])
+        radii = [d_selection / 16, d_selection / 8, d_selection / 4]
+        data = Dataset(X=x[train], y=y[train], task="classification",
+                       feature_names=[f"x{i}" for i in range(x.shape[1])], classes=classes, name=name)
+        labels = np.searchsorted(classes, y[selection])
+        print(f"{name} (seed {seed}): d_train {d_train:.4g}, d_selection {d_selection:.4g}", flush=True)
+        for candidate in candidates:
+            request = {**_resolve(candidate, d_train), "robustness": {"target_radius": d_train / 8}}
+            if seed:
+                request = {**request, "training": {**request.get("training", {}), "seed": seed}}
+            began = time.perf_counter()
+            result = fit(data, TrainingConfig.model_validate(request))
+            seconds = time.perf_counter() - began
+            bound = certify_global(result.model.network).certified
+            curve = certified_accuracy(result.model, x[selection], labels, bound, radii, local=False)
+            scores[json.dumps(candidate)].append([100 * curve.accuracy, *(100 * v for v in curve.global_)])
+            cra = " / ".join(f"{100 * v:.1f}" for v in curve.global_)
+            print(f"  {json.dumps(candidate):<50} clean {100 * curve.accuracy:5.1f}  CRA {cra}  L {bound:.3f}  "
+                  f"{result.outcome.epochs_run} epochs  {seconds:.0f} s", flush=True)
+    if seeds > 1:
+        print(f"{name}: medians over {seeds} seeds (clean; CRA at d/16, d/8, d/4)")
+        for candidate, rows in scores.items():
+            clean, *cra = np.median(np.array(rows), axis=0)
+            print(f"  {candidate:<50} clean {clean:5.1f}  CRA {' / '.join(f'{v:.1f}' for v in cra)}", flush=True)
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--datasets", default="digits,wine,breast_cancer,classif32,moons")
     parser.add_argument("--candidates", default=None, help="a JSON list of config overrides (default: the docstring's)")
+    parser.add_argument("--seeds", type=int, default=1, help="resplits of the pool per dataset (medians printed)")
     args = parser.parse_args()
     torch.set_num_threads(1)
     candidates = json.loads(args.candidates) if args.candidates else CANDIDATES
     every = datasets()
     for name in args.datasets.split(","):
-        select(name, *every[name], candidates)
+        select(name, *every[name], candidates, args.seeds)
 
 
 if __name__ == "__main__":
