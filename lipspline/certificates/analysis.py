@@ -96,6 +96,7 @@ BOUND_NAMES = (
     "liplt",
     "liplt_scaled",
     "partition",
+    "lipsdp_layerwise",
     "lipsdp_neuron",
 )
 

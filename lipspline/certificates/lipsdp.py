@@ -80,7 +80,7 @@ class LipSDPResult:
     seconds: float = 0.0
 
 
-def _structure(view: ChainView) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, int, int]:
+def program_structure(view: ChainView) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, int, int]:
     ws = view.weights
     n0 = ws[0].shape[1]
     sizes = [w.shape[0] for w in ws[:-1]]
@@ -100,14 +100,36 @@ def _structure(view: ChainView) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.
     return A, B, lo, hi, n0, dim
 
 
-def _form(A, B, lo, hi, wl, rho, lam, n0, dim, absolute: bool = False) -> np.ndarray:
-    """-M(rho, lambda) (or the same formula on absolute values, for the rounding bound)."""
+def program_matrix(
+    A, B, lo, hi, wl, rho, lam, n0, dim, absolute: bool = False, sizes: list[int] | None = None
+) -> np.ndarray:
+    """-M(rho, lambda) (or the same formula on absolute values, for the rounding bound).
+
+    With the hidden layer ``sizes`` the products use the chain's block structure: A^T diag(c) A is
+    one block per layer (A's rows of layer k only touch that layer's input columns) and the B
+    products place columns (B selects each unit's own coordinate). Every entry is then the same
+    sum without its exact zero terms, so each stays within the rounding bound ``verify_multipliers`` charges
+    for the dense products (dot products of at most ``A.shape[0]`` terms), at a fraction of the cost.
+    """
     f = np.abs if absolute else (lambda x: x)
     c_ab = f(lo * hi * lam)
     c_s = f((lo + hi) * lam)
     Aa = f(A)
-    X = 2.0 * (Aa.T * c_ab) @ Aa + 2.0 * (B.T * f(lam)) @ B
-    cross = (Aa.T * c_s) @ B
+    if sizes is None:
+        X = 2.0 * (Aa.T * c_ab) @ Aa + 2.0 * (B.T * f(lam)) @ B
+        cross = (Aa.T * c_s) @ B
+    else:
+        X = np.zeros((dim, dim))
+        row, col, width = 0, 0, n0  # layer k reads columns [col, col + width): the input, then layer k-1
+        for size in sizes:
+            block = Aa[row : row + size, col : col + width]
+            X[col : col + width, col : col + width] = 2.0 * ((block.T * c_ab[row : row + size]) @ block)
+            col, width = n0 + row, size
+            row += size
+        hidden = np.arange(n0, dim)
+        X[hidden, hidden] += 2.0 * f(lam)
+        cross = np.zeros((dim, dim))
+        cross[:, n0:] = Aa.T * c_s
     X = X + cross + cross.T if absolute else X - cross - cross.T
     X[:n0, :n0] += rho * np.eye(n0)
     gl = f(wl).T @ f(wl)
@@ -119,10 +141,10 @@ def _form(A, B, lo, hi, wl, rho, lam, n0, dim, absolute: bool = False) -> np.nda
     return X
 
 
-def _verify(A, B, lo, hi, wl, rho, lam, n0, dim) -> bool:
-    """Proof that -M(rho, lam) is positive semidefinite (lam >= 0 required)."""
-    X = _form(A, B, lo, hi, wl, rho, lam, n0, dim)
-    Xabs = _form(A, B, lo, hi, wl, rho, lam, n0, dim, absolute=True)
+def verify_multipliers(A, B, lo, hi, wl, rho, lam, n0, dim, sizes: list[int] | None = None) -> bool:
+    """Proof that -M(rho, lam) is positive semidefinite (lam >= 0 required; ``sizes``: see ``program_matrix``)."""
+    X = program_matrix(A, B, lo, hi, wl, rho, lam, n0, dim, sizes=sizes)
+    Xabs = program_matrix(A, B, lo, hi, wl, rho, lam, n0, dim, absolute=True, sizes=sizes)
     if not (np.all(np.isfinite(X)) and np.all(np.isfinite(Xabs))):
         return False
     inner = max(A.shape[0], wl.shape[0]) + 8
@@ -150,14 +172,14 @@ def _verify(A, B, lo, hi, wl, rho, lam, n0, dim) -> bool:
     return c > needed
 
 
-def _snap_outwards(lo: np.ndarray, hi: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def snap_outwards(lo: np.ndarray, hi: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Round the slope intervals outwards to a grid of 2^-40 max(1, max|slope|) (exact, sound)."""
     top = max(1.0, float(np.abs(lo).max(initial=0.0)), float(np.abs(hi).max(initial=0.0)))
     step = math.ldexp(1.0, math.frexp(top)[1] - 40)
     return np.floor(lo / step) * step, np.ceil(hi / step) * step
 
 
-def _layer_sizes(view: ChainView) -> list[int]:
+def layer_sizes(view: ChainView) -> list[int]:
     return [w.shape[0] for w in view.weights[:-1]]
 
 
@@ -423,8 +445,8 @@ def _solve_and_verify(view: ChainView, method: str, deadline: float) -> LipSDPRe
 
 
 def _solve_and_verify_unguarded(view: ChainView, method: str, deadline: float) -> LipSDPResult:
-    A, B, lo, hi, n0, dim = _structure(view)
-    lo, hi = _snap_outwards(lo, hi)
+    A, B, lo, hi, n0, dim = program_structure(view)
+    lo, hi = snap_outwards(lo, hi)
     wl = view.weights[-1]
     if not (np.all(np.isfinite(A)) and np.all(np.isfinite(wl)) and np.all(np.isfinite(lo)) and np.all(np.isfinite(hi))):
         return LipSDPResult(None, None, "non-finite weights or slopes")
@@ -434,7 +456,7 @@ def _solve_and_verify_unguarded(view: ChainView, method: str, deadline: float) -
     solved = None
     reason = ""
     if method == "barrier":
-        result = _Barrier(A, B, lo, hi, wl, n0, dim, _layer_sizes(view)).solve(deadline)
+        result = _Barrier(A, B, lo, hi, wl, n0, dim, layer_sizes(view)).solve(deadline)
         if isinstance(result, str):
             reason = result
         else:
@@ -460,7 +482,7 @@ def _solve_and_verify_unguarded(view: ChainView, method: str, deadline: float) -
     for multipliers in _multiplier_candidates(lam_v):
         for bump in (0.0, 1e-9, 1e-7, 1e-5, 1e-3, 1e-2):
             trial = rho_v * (1 + bump) + bump * scale
-            if _verify(A, B, lo, hi, wl, trial, multipliers, n0, dim):
+            if verify_multipliers(A, B, lo, hi, wl, trial, multipliers, n0, dim, layer_sizes(view)):
                 certified = sqrt_up(trial)
                 if math.isfinite(certified):
                     return LipSDPResult(certified, solver_value, f"verified ({reason})")

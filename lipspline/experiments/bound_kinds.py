@@ -203,7 +203,9 @@ def build_table(measured: list[Measured]) -> Table:
     table.notes += [
         "analytical bounds (docs/design.md#bounds): bv2_mixed (paper 000 Thm 1, p = 2), frobenius (paper 000 Prop 3), "
         "spectral_product (paper 002/004), per_neuron_scaled, liplt (loop transformation), liplt_scaled "
-        "(LipLT with searched per-neuron scalings), lipsdp_neuron (semidefinite program, answer verified); "
+        "(LipLT with searched per-neuron scalings), partition (1-2 inputs), lipsdp_layerwise (LipSDP-Neuron "
+        "multipliers chosen layer by layer, proven on the whole program), lipsdp_neuron (semidefinite program, "
+        "answer verified); "
         "certified = the smallest of them",
         "empirical: max ‖f(x) − f(y)‖/‖x − y‖ over pairs of the model's training inputs; local: the largest "
         "Jacobian norm found at data points and by a hill climb from them; exact: the true constant, computable "

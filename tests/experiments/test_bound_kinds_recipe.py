@@ -81,9 +81,9 @@ def test_one_row_per_kept_model_with_every_bound_by_name(quick: tuple[RecipeResu
     result, _ = quick
     table = result.table("Table 1")
     assert table.columns[:3] == ["recipe", "model", "hidden units"]
-    assert table.columns[3:11] == list(bound_kinds.ANALYTICAL) == [
+    assert table.columns[3:12] == list(bound_kinds.ANALYTICAL) == [
         "bv2_mixed", "frobenius", "spectral_product", "per_neuron_scaled", "liplt", "liplt_scaled", "partition",
-        "lipsdp_neuron",
+        "lipsdp_layerwise", "lipsdp_neuron",
     ]
     assert [(r["recipe"], r["model"]) for r in _rows(result)] == sorted(
         [(recipe, label) for recipe, label, _, _ in MODELS], key=lambda x: (bound_kinds.SOURCES.index(x[0]), x[1])

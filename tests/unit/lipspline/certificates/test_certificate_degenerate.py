@@ -204,9 +204,9 @@ def test_barrier_on_a_constant_net_ends_with_a_reason_instead_of_hanging() -> No
     It runs under the isolated runner, so even a regression cannot hang the test suite.
     """
     view = analyze(_constant_net(), use_cache=False).view
-    A, B, lo, hi, n0, dim = lipsdp_module._structure(view)
-    lo, hi = lipsdp_module._snap_outwards(lo, hi)
-    barrier = lipsdp_module._Barrier(A, B, lo, hi, view.weights[-1], n0, dim, lipsdp_module._layer_sizes(view))
+    A, B, lo, hi, n0, dim = lipsdp_module.program_structure(view)
+    lo, hi = lipsdp_module.snap_outwards(lo, hi)
+    barrier = lipsdp_module._Barrier(A, B, lo, hi, view.weights[-1], n0, dim, lipsdp_module.layer_sizes(view))
 
     def solve() -> object:
         with np.errstate(all="ignore"):
