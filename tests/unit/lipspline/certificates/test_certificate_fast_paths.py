@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from lipspline.certificates import certify_global, exact_lipschitz_1d, proven_spectral_norm
-from lipspline.certificates.lipsdp import _snap_outwards, _structure, lipsdp_neuron
+from lipspline.certificates.lipsdp import lipsdp_neuron, program_structure, snap_outwards
 from lipspline.certificates.spectral import _lanczos_top
 from lipspline.certificates.view import build_view
 from tests.unit.lipspline.certificates.networks import Draw, random_network
@@ -72,8 +72,8 @@ def test_lipsdp_barrier_solves_the_anchor_size_quickly() -> None:
 
 def test_snapped_slope_intervals_contain_the_originals() -> None:
     view = build_view(random_network("deepspline", [7, 7], n_in=3, n_out=2, seed=3, spline_range=None, draw=DRAW))
-    _, _, lo, hi, _, _ = _structure(view)
-    slo, shi = _snap_outwards(lo, hi)
+    _, _, lo, hi, _, _ = program_structure(view)
+    slo, shi = snap_outwards(lo, hi)
     assert np.all(slo <= lo) and np.all(shi >= hi)
     assert np.all(np.abs(slo - lo) <= 2.0**-30) and np.all(np.abs(shi - hi) <= 2.0**-30)
     assert np.all((slo == 0) | (np.abs(slo) >= 2.0**-60))
