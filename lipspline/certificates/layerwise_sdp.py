@@ -167,8 +167,14 @@ class _Stage:
                 raise np.linalg.LinAlgError("Newton system is not positive definite")
             decrement = float(-gradient @ direction)
             taken += 1
-            if not math.isfinite(decrement) or decrement < 0:
+            if not math.isfinite(decrement):
                 raise np.linalg.LinAlgError("Newton system breaks down")
+            if decrement <= 1e-12 * max(1.0, abs(value)):  # centred to rounding (a tiny negative value too)
+                if size / t < STAGE_GAP * s:
+                    break
+                t = max(GROWTH * t, size / (STAGE_GAP * s))
+                value, factor = self._barrier(s, lam, t)
+                continue
             # the damped step 1 / (1 + sqrt(decrement)) keeps a self-concordant barrier feasible and
             # decreasing; a few times it is usually still accepted, and saves most of the halvings
             step = min(1.0, STEP_REACH / (1.0 + math.sqrt(decrement)))
@@ -181,12 +187,12 @@ class _Stage:
                 if step < 1e-12:
                     return s, lam  # the centering stalled: the last point is feasible
             s, lam, factor = trial_s, trial_lam, trial_factor
-            t_trial = t
+            t_before = t
             if decrement < 0.5:  # roughly centred: move along the path
                 if size / t < STAGE_GAP * s:
                     break
                 t = max(GROWTH * t, size / (STAGE_GAP * s))
-            value = trial + (t - t_trial) * s
+            value = trial + (t - t_before) * s  # the barrier at the accepted point, for the new t
         return s, lam
 
 
