@@ -245,8 +245,7 @@ def _config_json(config: TrainingConfig | dict | None) -> dict:
 def _base_config_json(config: TrainingConfig | dict) -> dict:
     """A sweep's base as the fields it was given (checked here like ``_config_json``): spelled out, every
     field would count as chosen, and a trial's ``robustness.target_radius`` could not fill the rest."""
-    checked = config if isinstance(config, TrainingConfig) else TrainingConfig.model_validate(config)
-    return checked.explicit_json()
+    return TrainingConfig.model_validate(config).explicit_json()
 
 
 def metrics_frame(metrics: JobMetrics) -> Any:

@@ -5,7 +5,7 @@ barrier solver takes a second on a 16-64-64-64-4 network. The closed-form bounds
 but stop at about 1.4x its value on random spline networks, and no scaling search of the LipLT family
 gets below that (``docs/benchmarks.md``). This bound sits between: a *feasible point* of the same
 program, built from one small program per hidden layer, then certified by the same floating-point
-proof as LipSDP's own answer (``lipsdp.verify_multipliers``). The idea of splitting LipSDP into per-layer
+proof as LipSDP's own answer (``lipsdp.proven_rho``). The idea of splitting LipSDP into per-layer
 problems is Xu and Sivaranjani's, *ECLipsE: Efficient Compositional Lipschitz Constant Estimation
 for Deep Neural Networks* (NeurIPS 2024); they eliminate from the input side with slopes in
 [0, 1]. Here the elimination runs from the output, which keeps the a*b term of non-monotone
@@ -39,7 +39,7 @@ fixed budget of Newton steps per stage (``STAGE_NEWTON_STEPS``). A loose stage c
 answer is only a candidate; its value is what the proof certifies.
 
 The proof. The chain's multipliers (``Lam / 2`` in ``lipsdp``'s scaling) and ``rho`` (slightly raised
-until it passes) go to ``lipsdp.verify_multipliers``, which forms the full LipSDP matrix in float64 with an
+until it passes) go to ``lipsdp.proven_rho``, which forms the full LipSDP matrix in float64 with an
 entry-wise rounding bound and proves it positive semidefinite by a Cholesky factorisation with its
 backward-error bound, on slope intervals rounded outwards. Nothing the stages compute needs to be
 exact. Anything that goes wrong numerically ends the attempt with a reason (``skipped``), never an
@@ -55,7 +55,7 @@ from scipy.linalg.lapack import dposv, dpotrf, dpotri
 
 from lipspline.certificates._fp import mul_up, sqrt_up
 from lipspline.certificates.analysis import EXTRA_BOUNDS, Analysis
-from lipspline.certificates.lipsdp import layer_sizes, program_structure, snap_outwards, verify_multipliers
+from lipspline.certificates.lipsdp import layer_sizes, program_structure, proven_rho, snap_outwards
 from lipspline.certificates.view import ChainView
 
 #: the bound runs when inputs + hidden units stay within this (the proof factors a matrix of that size;
@@ -169,30 +169,25 @@ class _Stage:
             taken += 1
             if not math.isfinite(decrement):
                 raise np.linalg.LinAlgError("Newton system breaks down")
-            if decrement <= 1e-12 * max(1.0, abs(value)):  # centred to rounding (a tiny negative value too)
-                if size / t < STAGE_GAP * s:
-                    break
-                t = max(GROWTH * t, size / (STAGE_GAP * s))
-                value, factor = self._barrier(s, lam, t)
-                continue
-            # the damped step 1 / (1 + sqrt(decrement)) keeps a self-concordant barrier feasible and
-            # decreasing; a few times it is usually still accepted, and saves most of the halvings
-            step = min(1.0, STEP_REACH / (1.0 + math.sqrt(decrement)))
-            while True:
-                trial_s, trial_lam = s + step * direction[0], lam + step * direction[1:]
-                trial, trial_factor = self._barrier(trial_s, trial_lam, t)
-                if trial_factor is not None and trial <= value - 0.25 * step * decrement:
-                    break
-                step *= 0.5
-                if step < 1e-12:
-                    return s, lam  # the centering stalled: the last point is feasible
-            s, lam, factor = trial_s, trial_lam, trial_factor
-            t_before = t
+            if decrement > 1e-12 * max(1.0, abs(value)):  # else centred to rounding (a tiny negative value too)
+                # the damped step 1 / (1 + sqrt(decrement)) keeps a self-concordant barrier feasible and
+                # decreasing; a few times it is usually still accepted, and saves most of the halvings
+                step = min(1.0, STEP_REACH / (1.0 + math.sqrt(decrement)))
+                while True:
+                    trial_s, trial_lam = s + step * direction[0], lam + step * direction[1:]
+                    trial, trial_factor = self._barrier(trial_s, trial_lam, t)
+                    if trial_factor is not None and trial <= value - 0.25 * step * decrement:
+                        break
+                    step *= 0.5
+                    if step < 1e-12:
+                        return s, lam  # the centering stalled: the last point is feasible
+                s, lam, factor, value = trial_s, trial_lam, trial_factor, trial
             if decrement < 0.5:  # roughly centred: move along the path
                 if size / t < STAGE_GAP * s:
                     break
-                t = max(GROWTH * t, size / (STAGE_GAP * s))
-            value = trial + (t - t_before) * s  # the barrier at the accepted point, for the new t
+                raised = max(GROWTH * t, size / (STAGE_GAP * s))
+                value += (raised - t) * s  # the barrier at the same point, for the new t
+                t = raised
         return s, lam
 
 
@@ -245,16 +240,14 @@ def _proven(view: ChainView) -> tuple[float | None, str]:
     rho, multipliers = layerwise_multipliers(weights, slopes)
     if not (math.isfinite(rho) and rho > 0):
         return None, "the layer-wise program returned no finite rho"
-    A, B, lo, hi, n0, dim = program_structure(view)
+    A, _, lo, hi, n0, dim = program_structure(view)
     lo, hi = snap_outwards(lo, hi)
-    wl = weights[-1]
     lam = np.maximum(np.concatenate(multipliers), 0.0) / 2.0  # lipsdp's QC carries a factor 2
-    for bump in RHO_BUMPS:
-        trial = rho * (1.0 + bump)
-        if verify_multipliers(A, B, lo, hi, wl, trial, lam, n0, dim, layer_sizes(view)):
-            # |W_l dz| = scale |wl dz|: the bound of the unscaled chain is scale * sqrt(rho)
-            return mul_up(view.prefix_factor, scale, sqrt_up(trial)), "verified"
-    return None, "the layer-wise multipliers could not be proven (not certified)"
+    trial = proven_rho(A, lo, hi, weights[-1], rho, lam, n0, dim, layer_sizes(view), RHO_BUMPS)
+    if trial is None:
+        return None, "the layer-wise multipliers could not be proven (not certified)"
+    # |W_l dz| = scale |wl dz|: the bound of the unscaled chain is scale * sqrt(rho)
+    return mul_up(view.prefix_factor, scale, sqrt_up(trial)), "verified"
 
 
 EXTRA_BOUNDS["lipsdp_layerwise"] = layerwise_bound

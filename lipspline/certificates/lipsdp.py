@@ -68,6 +68,8 @@ MAX_HIDDEN = 200
 MAX_CENTERINGS = 40
 #: share of the time limit the solver itself may use; the rest is left to the proof
 SOLVER_SHARE = 0.8
+#: relative raises of the solver's rho tried by the proof (each also adds that share of ||W_L||^2)
+RHO_BUMPS = (0.0, 1e-9, 1e-7, 1e-5, 1e-3, 1e-2)
 #: reason given for an affine network (no hidden layer)
 NO_HIDDEN_REASON = "no hidden layer: the closed-form bound is exact"
 
@@ -100,36 +102,30 @@ def program_structure(view: ChainView) -> tuple[np.ndarray, np.ndarray, np.ndarr
     return A, B, lo, hi, n0, dim
 
 
-def program_matrix(
-    A, B, lo, hi, wl, rho, lam, n0, dim, absolute: bool = False, sizes: list[int] | None = None
-) -> np.ndarray:
+def program_matrix(A, lo, hi, wl, rho, lam, n0, dim, sizes: list[int], absolute: bool = False) -> np.ndarray:
     """-M(rho, lambda) (or the same formula on absolute values, for the rounding bound).
 
-    With the hidden layer ``sizes`` the products use the chain's block structure: A^T diag(c) A is
-    one block per layer (A's rows of layer k only touch that layer's input columns) and the B
-    products place columns (B selects each unit's own coordinate). Every entry is then the same
-    sum without its exact zero terms, so each stays within the rounding bound ``verify_multipliers`` charges
-    for the dense products (dot products of at most ``A.shape[0]`` terms), at a fraction of the cost.
+    Built block by block from the hidden layer ``sizes``: A^T diag(c) A is one block per layer (A's
+    rows of layer k only touch that layer's input columns), and the products with B place columns
+    (B selects each unit's own coordinate). Every entry is the sum the dense products
+    ``[A; B]^T C [A; B]`` would compute without their exact zero terms, so each stays within the
+    rounding bound ``verify_multipliers`` charges (dot products of at most ``A.shape[0]`` terms).
     """
     f = np.abs if absolute else (lambda x: x)
     c_ab = f(lo * hi * lam)
     c_s = f((lo + hi) * lam)
     Aa = f(A)
-    if sizes is None:
-        X = 2.0 * (Aa.T * c_ab) @ Aa + 2.0 * (B.T * f(lam)) @ B
-        cross = (Aa.T * c_s) @ B
-    else:
-        X = np.zeros((dim, dim))
-        row, col, width = 0, 0, n0  # layer k reads columns [col, col + width): the input, then layer k-1
-        for size in sizes:
-            block = Aa[row : row + size, col : col + width]
-            X[col : col + width, col : col + width] = 2.0 * ((block.T * c_ab[row : row + size]) @ block)
-            col, width = n0 + row, size
-            row += size
-        hidden = np.arange(n0, dim)
-        X[hidden, hidden] += 2.0 * f(lam)
-        cross = np.zeros((dim, dim))
-        cross[:, n0:] = Aa.T * c_s
+    X = np.zeros((dim, dim))
+    row, col, width = 0, 0, n0  # layer k reads columns [col, col + width): the input, then layer k-1
+    for size in sizes:
+        block = Aa[row : row + size, col : col + width]
+        X[col : col + width, col : col + width] = 2.0 * ((block.T * c_ab[row : row + size]) @ block)
+        col, width = n0 + row, size
+        row += size
+    hidden = np.arange(n0, dim)
+    X[hidden, hidden] += 2.0 * f(lam)
+    cross = np.zeros((dim, dim))
+    cross[:, n0:] = Aa.T * c_s
     X = X + cross + cross.T if absolute else X - cross - cross.T
     X[:n0, :n0] += rho * np.eye(n0)
     gl = f(wl).T @ f(wl)
@@ -141,10 +137,10 @@ def program_matrix(
     return X
 
 
-def verify_multipliers(A, B, lo, hi, wl, rho, lam, n0, dim, sizes: list[int] | None = None) -> bool:
+def verify_multipliers(A, lo, hi, wl, rho, lam, n0, dim, sizes: list[int]) -> bool:
     """Proof that -M(rho, lam) is positive semidefinite (lam >= 0 required; ``sizes``: see ``program_matrix``)."""
-    X = program_matrix(A, B, lo, hi, wl, rho, lam, n0, dim, sizes=sizes)
-    Xabs = program_matrix(A, B, lo, hi, wl, rho, lam, n0, dim, absolute=True, sizes=sizes)
+    X = program_matrix(A, lo, hi, wl, rho, lam, n0, dim, sizes)
+    Xabs = program_matrix(A, lo, hi, wl, rho, lam, n0, dim, sizes, absolute=True)
     if not (np.all(np.isfinite(X)) and np.all(np.isfinite(Xabs))):
         return False
     inner = max(A.shape[0], wl.shape[0]) + 8
@@ -170,6 +166,18 @@ def verify_multipliers(A, B, lo, hi, wl, rho, lam, n0, dim, sizes: list[int] | N
         mul_up(8.0 * n, add_up(2.0 * (n + 2), float(diag.max())), ETA),
     )
     return c > needed
+
+
+def proven_rho(A, lo, hi, wl, rho, lam, n0, dim, sizes: list[int], bumps: tuple[float, ...], floor: float = 0.0
+               ) -> float | None:
+    """The first ``rho (1 + b) + b floor`` over ``bumps`` that ``verify_multipliers`` accepts with multipliers
+    ``lam`` (its ``sqrt_up`` is then a certified bound), or None. A solver's rho sits on the boundary
+    of the feasible set, where rounding can tip the proof: raising it a little is always sound."""
+    for bump in bumps:
+        trial = rho * (1.0 + bump) + bump * floor
+        if verify_multipliers(A, lo, hi, wl, trial, lam, n0, dim, sizes) and math.isfinite(sqrt_up(trial)):
+            return trial
+    return None
 
 
 def snap_outwards(lo: np.ndarray, hi: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -480,12 +488,9 @@ def _solve_and_verify_unguarded(view: ChainView, method: str, deadline: float) -
     lam_v = np.maximum(lam_v, 0.0)
     solver_value = math.sqrt(max(rho_v, 0.0))
     for multipliers in _multiplier_candidates(lam_v):
-        for bump in (0.0, 1e-9, 1e-7, 1e-5, 1e-3, 1e-2):
-            trial = rho_v * (1 + bump) + bump * scale
-            if verify_multipliers(A, B, lo, hi, wl, trial, multipliers, n0, dim, layer_sizes(view)):
-                certified = sqrt_up(trial)
-                if math.isfinite(certified):
-                    return LipSDPResult(certified, solver_value, f"verified ({reason})")
+        trial = proven_rho(A, lo, hi, wl, rho_v, multipliers, n0, dim, layer_sizes(view), RHO_BUMPS, floor=scale)
+        if trial is not None:
+            return LipSDPResult(sqrt_up(trial), solver_value, f"verified ({reason})")
     return LipSDPResult(None, solver_value, "solver answer could not be verified (not certified)")
 
 

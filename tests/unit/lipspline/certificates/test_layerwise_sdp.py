@@ -119,15 +119,21 @@ def test_extreme_output_scales_stay_sound(factor: float) -> None:
 
 @pytest.mark.parametrize("seed", [0, 1])
 def test_the_block_form_of_the_proof_matrix_is_the_dense_one(seed: int) -> None:
-    """``lipsdp.program_matrix`` with the layer sizes skips only exact zero terms: the same matrix, both signs."""
+    """``lipsdp.program_matrix`` builds block by block what the dense ``[A; B]^T C [A; B]`` products give
+    (the module docstring's formula): it skips only exact zero terms, both signs."""
     from lipspline.certificates import lipsdp
     from lipspline.certificates.view import build_view
 
     view = build_view(redrawn_net(seed))
     A, B, lo, hi, n0, dim = lipsdp.program_structure(view)
+    wl = view.weights[-1]
     lam = np.random.default_rng(seed).random(A.shape[0])
     for absolute in (False, True):
-        dense = lipsdp.program_matrix(A, B, lo, hi, view.weights[-1], 2.5, lam, n0, dim, absolute=absolute)
-        blocks = lipsdp.program_matrix(A, B, lo, hi, view.weights[-1], 2.5, lam, n0, dim, absolute=absolute,
-                              sizes=lipsdp.layer_sizes(view))
+        f = np.abs if absolute else (lambda x: x)
+        dense = 2.0 * (f(A).T * f(lo * hi * lam)) @ f(A) + 2.0 * (B.T * lam) @ B
+        cross = (f(A).T * f((lo + hi) * lam)) @ B
+        dense = dense + cross + cross.T if absolute else dense - cross - cross.T
+        dense[:n0, :n0] += 2.5 * np.eye(n0)
+        dense[dim - wl.shape[1] :, dim - wl.shape[1] :] += (1 if absolute else -1) * (f(wl).T @ f(wl))
+        blocks = lipsdp.program_matrix(A, lo, hi, wl, 2.5, lam, n0, dim, lipsdp.layer_sizes(view), absolute=absolute)
         np.testing.assert_allclose(blocks, dense, rtol=1e-13, atol=1e-13 * np.abs(dense).max())
