@@ -15,7 +15,10 @@ Protocol, identical for every method:
   ``breast_cancer`` (tabular, binary) and ``wine`` (tabular, 3 classes), both min-max scaled
   to [0, 1] with the training pool's minimum and maximum; ``classif32`` (``make_classification``:
   2,000 rows, 32 features, 16 informative, 4 classes, class_sep 1.5, min-max scaled likewise)
-  and ``moons`` (``make_moons``: 1,000 rows, noise 0.15, min-max scaled likewise);
+  and ``moons`` (``make_moons``: 1,000 rows, noise 0.15, min-max scaled likewise); and three tasks
+  no default was chosen on, run only when named (``--datasets iris,circles,blobs6``): ``iris``,
+  ``circles`` (``make_circles``: 1,000 rows, noise 0.08, factor 0.6) and ``blobs6``
+  (``make_blobs``: 1,500 rows, 12 features, 6 centres, cluster_std 6), all min-max scaled likewise;
 - per seed s in {0, 1, 2}: a test split of 30 % of the rows (at most 500) drawn with numpy's
   ``default_rng(1000 + s)``; the other rows are the training pool;
 - radii from the test split's own scale, the service's rule (``classification_scale``):
@@ -109,6 +112,9 @@ VALIDATION_FRACTION = 0.2
 RADIUS_FRACTIONS = (1 / 16, 1 / 8, 1 / 4)
 SELECT_FRACTION = 1 / 8  # the peers select on validation CRA at d_val / 8
 DATASETS = ("digits", "breast_cancer", "wine", "classif32", "moons")
+#: tasks no default was chosen on (``bench/select_target_radius.py`` uses the five above): a check
+#: that the target-radius rule carries over, run with ``--datasets iris,circles,blobs6``
+HELD_OUT_DATASETS = ("iris", "circles", "blobs6")
 METHODS = (
     "lipspline_target",
     "lipspline_1lip",
@@ -165,7 +171,16 @@ def load_raw(name: str) -> tuple[np.ndarray, np.ndarray, bool]:
     if name == "moons":
         x, y = datasets.make_moons(1000, noise=0.15, random_state=0)
         return x, y, True
-    raise SystemExit(f"unknown dataset {name!r}; known: {', '.join(DATASETS)}")
+    if name == "iris":
+        bunch = datasets.load_iris()
+        return bunch.data, bunch.target, True
+    if name == "circles":
+        x, y = datasets.make_circles(1000, noise=0.08, factor=0.6, random_state=0)
+        return x, y, True
+    if name == "blobs6":
+        x, y = datasets.make_blobs(1500, n_features=12, centers=6, cluster_std=6.0, random_state=0)
+        return x, y, True
+    raise SystemExit(f"unknown dataset {name!r}; known: {', '.join(DATASETS + HELD_OUT_DATASETS)}")
 
 
 def make_split(name: str, seed: int) -> Split:
@@ -496,7 +511,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true",
                         help="smoke run: one seed, digits and wine, 30 peer epochs, two-config deel grid")
-    parser.add_argument("--datasets", default=None, help=f"comma-separated, of {','.join(DATASETS)}")
+    parser.add_argument("--datasets", default=None,
+                        help=f"comma-separated, of {','.join(DATASETS + HELD_OUT_DATASETS)}")
     parser.add_argument("--seeds", type=int, default=None, help="number of seeds (default 3; 1 with --quick)")
     parser.add_argument("--methods", default=",".join(METHODS))
     parser.add_argument("--epochs", type=int, default=None, help="peer epochs (default 100; 30 with --quick)")
