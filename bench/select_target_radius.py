@@ -85,6 +85,14 @@ Patience 150 gains at d/4 on digits and moons and loses one selection row at the
 breast cancer, for two to three times the training time: within the noise of splits this small,
 so the rule keeps the step-budget patience.
 
+A tie-break for the served epoch, measured on 2026-12-06 with a code change that was not kept
+(same three resplits, medians): among the epochs that certify the most validation rows at r, serve
+the one certifying the most at 2 r, then the latest. Digits, breast cancer and classif32 did not
+change at all (their best level is rarely shared by epochs that differ at 2 r); wine went from
+96.0: 92.0 / 88.0 / 72.0 to 100.0: 96.0 / 92.0 / 72.0 and two moons from 97.9: 96.4 / 95.0 / 86.4 to
+97.1: 95.0 / 94.3 / 87.9, one row of a selection split either way: no better at the target, so the
+latest epoch of the best level stays the rule.
+
 GroupSort beats the 1-Lipschitz splines at the target (d/8) on digits and matches them
 elsewhere; 16/d is the temperature that is never far from the best; the loop's default lr
 4e-3 under-fits two moons badly (85 % clean against 97 % for an unconstrained network), where
