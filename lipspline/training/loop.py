@@ -104,7 +104,7 @@ class MarginPlan:
 def plan_margins(
     config: TrainingConfig, strategy: ObjectiveStrategy, scaling: Scaling, x_train: Tensor, y_train: Tensor,
     n_outputs: int, task: str, loss_name: str,
-) -> MarginPlan:  # fmt: skip
+) -> MarginPlan:
     """Resolve the margin losses' radius and temperature, and the monitor's target, for this data.
 
     Radii are given in raw input units; a raw step of length r moves the standardised input by
@@ -242,7 +242,7 @@ def _make_optimizer(network: SplineNetwork, config: TrainingConfig) -> torch.opt
 def evaluate(
     network: SplineNetwork, x: Tensor, y: Tensor, task: str, loss_name: str, target_scale: float,
     margins: MarginPlan | None = None,
-) -> dict:  # fmt: skip
+) -> dict:
     """Loss and task metrics on standardised tensors (regression errors in target units).
 
     With a monitored target radius (``margins.monitor``), also ``certified_accuracy_at_target``:
@@ -314,7 +314,7 @@ class _Run:
 def _setup(
     data: TrainingData, config: TrainingConfig, checkpoint_path: str | Path | None, resume: bool,
     epoch_cap: int | None,
-) -> _Run:  # fmt: skip
+) -> _Run:
     """Scaling, spline grids, network, optimizer, margins and monitors; restored from the checkpoint if asked."""
     loop = config.training
     device = resolve_device(config.device)
@@ -345,7 +345,7 @@ def _setup(
         # moves in steps and stalls while the margins are still growing, and halving the lr on those
         # stalls froze 1-Lipschitz runs before they had fitted (two moons: 85 % clean, not 97 %).
         lr_monitor=ConvergenceMonitor(plan.patience, plan.plateau_patience, loop.min_improvement),
-    )  # fmt: skip
+    )
     if resume and checkpoint_path is not None and Path(checkpoint_path).exists():
         restored = load_checkpoint(checkpoint_path, network, optimizer, run.objective, run.shuffle)
         run.start_epoch, run.history, run.best_state = restored.epoch, restored.history, restored.best_state

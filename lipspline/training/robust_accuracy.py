@@ -268,7 +268,7 @@ def certified_tolerance(
 def robustness_metrics(
     model: TrainedModel, dataset: Dataset | None, lipschitz: float | None,
     rows: tuple[np.ndarray, np.ndarray, str] | None = None,
-) -> dict:  # fmt: skip
+) -> dict:
     """The ``metrics`` entries stored with a model: ``certified_accuracy`` or ``certified_tolerance``
     (and, for a classifier, ``warnings`` to add to the model's).
 

@@ -141,7 +141,7 @@ ModelReference = Annotated[
     str,
     Path(description="a model id, or a reference: `NAME` (its `production` alias, else its latest version), "
          "`NAME@ALIAS`, `NAME/versions/N` (`/` may be sent as `%2F`)"),
-]  # fmt: skip
+]
 
 
 async def _resolved_ref(request: Request, tenant: KeyTenant, model_id: ModelReference) -> Resolved:
@@ -158,7 +158,7 @@ async def _resolve_on_loop(request: Request, tenant: str, model_id: str) -> Reso
     if is_id(model_id):
         return Resolved(model_id)
     return await run_in_threadpool(_resolve_reference, request.app.state.settings.resolved_database_url, tenant,
-                                   model_id)  # fmt: skip
+                                   model_id)
 
 
 def _resolve_reference(database_url: str, tenant: str, reference: str) -> Resolved:
@@ -211,7 +211,7 @@ ResolvedModelId = Annotated[str, Depends(_model_id_of_ref)]
 
 #: the response headers that say which model answered (``served_by_headers``)
 MODEL_ID_HEADER, MODEL_NAME_HEADER, MODEL_VERSION_HEADER = (
-    "X-LipSpline-Model-Id", "X-LipSpline-Model-Name", "X-LipSpline-Model-Version")  # fmt: skip
+    "X-LipSpline-Model-Id", "X-LipSpline-Model-Name", "X-LipSpline-Model-Version")
 
 
 #: the headers as the OpenAPI document states them on the predict routes (``responses={200: SERVED_BY_HEADERS}``)
@@ -224,7 +224,7 @@ SERVED_BY_HEADERS: dict = {
         MODEL_VERSION_HEADER: {"description": "the version of that name that answered; absent when the model "
                                "was named by its id", "required": False, "schema": {"type": "string"}},
     }
-}  # fmt: skip
+}
 
 
 def served_by_headers(resolved: Resolved) -> dict[str, str]:

@@ -111,7 +111,7 @@ def to_out(row: ModelRow, registrations: Sequence[tuple[str, int, list[str]]] = 
         description=row.description,
         registrations=[ModelRegistration(name=name, version=version, aliases=aliases,
                                          reference=f"{name}/versions/{version}")
-                       for name, version, aliases in registrations],  # fmt: skip
+                       for name, version, aliases in registrations],
     )
 
 
@@ -139,7 +139,7 @@ def list_models(
 
 
 @router.patch("/{model_id:path}", operation_id="update_model", response_model=ModelOut,
-              responses=labels.PATCH_RESPONSES)  # fmt: skip
+              responses=labels.PATCH_RESPONSES)
 def update_model(model_id: ResolvedModelId, body: LabelsPatch, session: DbSession, tenant: TrainTenant) -> ModelOut:
     """Rename, retag or redescribe a model (JSON merge semantics: a member left out is unchanged, ``null``
     clears it, ``tags`` replaces the list). A model starts with its job's labels, copied when it was stored."""
@@ -192,7 +192,7 @@ async def predict(target: PredictTarget, request: Request) -> Response:
         PREDICT_ROWS_JSON.observe(x.shape[0])
         inference.certified_bound(loaded)  # the 409 before any work, as the npy route
         content = await placement.run(inference.work_of(loaded, x.shape[0], body.local_ball), _predict_content,
-                                      loaded, x, body.epsilon, body.local_ball, resolved)  # fmt: skip
+                                      loaded, x, body.epsilon, body.local_ball, resolved)
     return Response(content, media_type="application/json", headers=served_by_headers(resolved))
 
 
@@ -234,7 +234,7 @@ def _check_exact_in_float64(array: np.ndarray) -> None:
         largest = max(abs(int(array.max())), abs(int(array.min())))
         if largest > _EXACT_INTEGER:
             raise invalid_field("body", f"integer {largest} is beyond 2^53: it would be rounded as float64; "
-                                "send floats")  # fmt: skip
+                                "send floats")
 
 
 def _npy_rows(raw: bytes, loaded: LoadedModel, limit: int) -> np.ndarray:
@@ -342,7 +342,7 @@ def _npy_content(loaded: LoadedModel, x: np.ndarray, epsilon: float | None) -> b
 
 
 @router.post("/{model_id:path}/certify", operation_id="certify", response_model=CertifyResponse,
-             responses=_USES_WEIGHTS)  # fmt: skip
+             responses=_USES_WEIGHTS)
 def certify(
     tenant: PredictTenant,  # first: the key's scope is checked before the reference is resolved
     model_id: ResolvedModelId,
@@ -363,7 +363,7 @@ def _certify(
     if body.inputs is None:
         return result
     x = _checked_rows(loaded, np.array(body.inputs, dtype=np.float64).reshape(len(body.inputs), -1),
-                      settings.max_certify_rows)  # fmt: skip
+                      settings.max_certify_rows)
     served = inference.served_rows(loaded, x)
     with loaded.lock:  # the analysis caches inside the certificate module are per network
         local = local_bounds(loaded.model.network, x, body.epsilon, body.norm)
@@ -392,7 +392,7 @@ def _certify(
 
 
 @router.get("/{model_id:path}/activations", operation_id="get_activations", response_model=ActivationsOut,
-            responses=_USES_WEIGHTS)  # fmt: skip
+            responses=_USES_WEIGHTS)
 def activations(
     model_id: ResolvedModelId, session: DbSession, cache: Annotated[ModelCache, Depends(cache_of)], tenant: ReadTenant
 ) -> dict[str, Any]:

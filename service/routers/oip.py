@@ -128,7 +128,7 @@ def _metadata(loaded: LoadedModel, name: str, versions: list[str]) -> ModelMetad
     n_outputs = loaded.model.network.n_outputs
     shapes = {"output": ("FP64", [-1, n_outputs]), "label": (_label_datatype(loaded), [-1]),
               "lipschitz_bound": ("FP64", [1]), "rounding_bound": ("FP64", [-1]),
-              "certified_radius": ("FP64", [-1]), "output_bound": ("FP64", [-1])}  # fmt: skip
+              "certified_radius": ("FP64", [-1]), "output_bound": ("FP64", [-1])}
     return ModelMetadata(
         name=name,
         versions=versions,
@@ -137,7 +137,7 @@ def _metadata(loaded: LoadedModel, name: str, versions: list[str]) -> ModelMetad
         outputs=[TensorMetadata(name=n, datatype=shapes[n][0], shape=shapes[n][1]) for n in _output_names(loaded)],
         parameters={"model_id": loaded.id, "task": loaded.model.task, "classes": loaded.model.classes,
                     "lipschitz_bound": loaded.certified, "arithmetic": ARITHMETIC,
-                    "input_datatypes": ["FP32", "FP64"]},  # fmt: skip
+                    "input_datatypes": ["FP32", "FP64"]},
     )
 
 
@@ -208,7 +208,7 @@ async def _infer(
         "model_version": str(resolved.version) if resolved.version is not None else "",
         "id": parsed.id,
         "parameters": {"model_id": resolved.model_id, "lipschitz_bound": loaded.certified, "arithmetic": ARITHMETIC,
-                       "epsilon": finite_parameter(parsed.parameters, "epsilon")},  # fmt: skip
+                       "epsilon": finite_parameter(parsed.parameters, "epsilon")},
     }
     if resolved.name is not None:  # OIP parameter values are strings, numbers or booleans: absent, not null
         head["parameters"].update(registered_name=resolved.name, version=resolved.version)
@@ -261,5 +261,5 @@ def _outputs(loaded: LoadedModel, request: InferenceRequest, x: np.ndarray) -> l
         "rounding_bound": lambda: (found.rounding, "FP64", [rows]),
         "certified_radius": lambda: (found.certified_radius, "FP64", [rows]),
         "output_bound": lambda: (found.output_bounds, "FP64", [rows]),
-    }  # fmt: skip
+    }
     return [OutputTensor(name, *tensors[name](), binary.get(name, all_binary)) for name in names]

@@ -65,7 +65,7 @@ def test_predictions_are_the_classes_label_of_names() -> None:
 # ---- the inference answer --------------------------------------------------------------------------
 def _model(task: str, seed: int = 0) -> TrainedModel:
     config = TrainingConfig.model_validate({"architecture": {"hidden": [6, 4], "activation": "deepspline"},
-                                            "spline": {"knots": 11, "range": 2.0}})  # fmt: skip
+                                            "spline": {"knots": 11, "range": 2.0}})
     n_outputs = 3 if task == "classification" else 1
     with torch.random.fork_rng():
         torch.manual_seed(seed)
@@ -81,7 +81,7 @@ def _loaded(task: str, *, certified: bool = True) -> LoadedModel:
     model = _model(task)
     report = certify_global(model.network).to_json()
     certificate = CertificateReport(**(report | {"served_map_sha256": model.served_map().fingerprint,
-                                                 "arithmetic": ARITHMETIC}))  # fmt: skip
+                                                 "arithmetic": ARITHMETIC}))
     bound = float(certificate.certified) if certified else None
     return LoadedModel("m" * 32, "tenant", model, certificate, threading.Lock(), bound)
 
