@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import logging
 import os
 import tempfile
 from dataclasses import dataclass
@@ -31,6 +32,8 @@ from urllib.parse import urlsplit
 
 from lipspline_platform.settings import Settings
 from lipspline_platform.storage.object_store import filesystem_for
+
+log = logging.getLogger(__name__)
 
 
 class ArtifactMissingError(RuntimeError):
@@ -103,12 +106,20 @@ class ArtifactStore:
         """The object's path on :attr:`filesystem` (what pyarrow reads)."""
         return self._path(uri)
 
+    def key_of(self, uri: str) -> str:
+        """``uri`` relative to the store's root: how an object is named to a tenant (the root, a
+        server path on the embedded default, is the operator's business)."""
+        root = self.root.rstrip("/") + "/"
+        return uri[len(root):] if uri.startswith(root) else uri.rsplit("/", 1)[-1]
+
     def get(self, uri: str) -> bytes:
         try:
             with self.filesystem.open_input_stream(self._path(uri)) as stream:
                 return stream.read()
         except (FileNotFoundError, OSError) as exc:
-            raise ArtifactMissingError(f"artifact {uri} cannot be read: {exc}") from exc
+            log.warning("artifact %s cannot be read: %s", uri, exc)  # the details, for the operator's log
+            reason = "it is missing" if isinstance(exc, FileNotFoundError) else type(exc).__name__
+            raise ArtifactMissingError(f"stored object {self.key_of(uri)} cannot be read ({reason})") from exc
 
     def delete(self, uri: str) -> None:
         with contextlib.suppress(FileNotFoundError, OSError):  # already gone: deleting is idempotent

@@ -53,3 +53,19 @@ def test_without_a_store_bytes_stay_in_the_rows(svc: Service) -> None:
     assert artifacts.root_for(settings) is None and artifacts.store_for(settings) is None
     configured = Settings(data_dir=svc.settings.data_dir, artifact_store_url="s3://bucket/prefix")
     assert artifacts.root_for(configured) == "s3://bucket/prefix"
+
+
+def test_a_model_whose_weights_object_is_gone_is_a_409_naming_it_without_server_paths(svc: Service) -> None:
+    dataset_id = svc.upload()
+    job = svc.client.post("/v1/jobs", json={"dataset_id": dataset_id, "config": TINY_CONFIG}).json()
+    model_id = svc.worker.run(job["id"])
+    with session_scope(svc.database_url) as session:
+        weights_uri = session.get(ModelRow, model_id).weights_uri
+    _path(weights_uri).unlink()
+    for response in (svc.client.post(f"/v1/models/{model_id}/predict", json={"inputs": [[0.0, 0.0]]}),
+                     svc.client.get(f"/v1/models/{model_id}/download")):
+        assert response.status_code == 409, response.text
+        body = response.json()
+        assert body["type"].endswith("bad-artifact") and model_id in body["detail"], body
+        assert "cannot be read (it is missing)" in body["detail"], body
+        assert str(svc.settings.data_dir) not in response.text and "file://" not in response.text, body

@@ -144,7 +144,8 @@ def test_a_dataset_whose_stored_object_is_gone_fails_the_job_with_that_reason(se
     run_training_job(settings, job_id, worker_host=HOST)
 
     row = job_row(settings, job_id)
-    assert row.status == JobStatus.failed and dataset_id in row.error, row.error
+    assert row.status == JobStatus.failed and f"datasets/{dataset_id}" in row.error, row.error
+    assert str(settings.data_dir) not in row.error  # the tenant reads this: no server path in it
     assert models_of(settings, job_id) == []
 
 
