@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 ActivationName = Literal["deepspline", "relu", "leaky_relu", "prelu", "abs", "groupsort"]
 ObjectiveMode = Literal["bv2", "tv2", "lipschitz_coupled", "layerwise_spectral", "maxnorm", "one_lipschitz", "none"]
@@ -178,6 +178,13 @@ class RobustnessConfig(_Strict):
         description="l2 radii (raw input units) at which certified robust accuracy (classifiers) or the certified "
         "output tolerance (regression) is measured; default: fractions of the data's scale (see the README)",
     )
+    extra_radii: list[float] | None = Field(
+        None,
+        min_length=1,
+        max_length=8,
+        description="radii measured besides the default (or given) ones, e.g. the radius a sweep selects at: "
+        "a sweep adds its select and front radii here for every trial, so they are read exactly",
+    )
     local: bool = Field(True, description="also count points certified by the local bound in the ball")
     local_max_points: int = Field(
         512, ge=0, le=100_000, description="local bounds only when the evaluation set has at most this many points"
@@ -191,11 +198,12 @@ class RobustnessConfig(_Strict):
         "unset then default to a model trained for certified accuracy at that radius (docs/design.md#target-radius)",
     )
 
-    @model_validator(mode="after")
-    def _check(self) -> RobustnessConfig:
-        if self.radii is not None and any(not (0 <= r <= 1e12) for r in self.radii):
+    @field_validator("radii", "extra_radii")
+    @classmethod
+    def _finite_radii(cls, values: list[float] | None) -> list[float] | None:
+        if values is not None and any(not (0 <= r <= 1e12) for r in values):
             raise ValueError("radii must be finite numbers between 0 and 1e12")
-        return self
+        return values
 
 
 #: What ``robustness.target_radius`` sets when the request leaves it unset, per section and field.

@@ -57,7 +57,7 @@ from api_schemas.webhook_events import RegisteredVersionRef, SweepCancelledEvent
 from lipspline.sweeps import halving
 from lipspline.sweeps.plan import SweepSpec, SweepSummary, next_to_launch, planned_trials, summarize
 from lipspline.sweeps.selection import Selection, TrialOutcome
-from lipspline.sweeps.space import apply, parse_space
+from lipspline.sweeps.space import parse_space
 from lipspline_platform import labels, registry
 from lipspline_platform.db.engine import session_scope
 from lipspline_platform.db.ids import new_id
@@ -109,7 +109,7 @@ def plan(request: dict[str, Any]) -> tuple[SweepSpec, list[dict[str, Any]]]:
 
 
 def trial_configs(spec: SweepSpec, planned: list[dict[str, Any]]) -> list[TrainingConfig]:
-    return [apply(spec.base, params) for params in planned]
+    return [spec.trial_config(params) for params in planned]
 
 
 # ---- creating and advancing ----------------------------------------------------------------------
@@ -160,7 +160,7 @@ def _launch(
         job_id = new_id()
         params = sweep.plan[index]
         lifecycle.submit(session, job_id=job_id, tenant_id=sweep.tenant_id, dataset_id=sweep.dataset_id,
-                         config=apply(spec.base, params), queue=queue)
+                         config=spec.trial_config(params), queue=queue)
         session.flush()  # the job row first: the trial row references it
         session.add(SweepTrialRow(sweep_id=sweep.id, trial=index, job_id=job_id, params=params, rung_scores={},
                                   updated_at=utcnow()))

@@ -20,14 +20,8 @@ from lipspline.nn.model import TrainedModel
 from lipspline.sweeps import halving
 from lipspline.sweeps.plan import SweepSpec, SweepSummary, planned_trials, summarize
 from lipspline.sweeps.selection import TrialOutcome
-from lipspline.sweeps.space import apply
 from lipspline.training.loop import EpochReport, fit
-from lipspline.training.robust_accuracy import (
-    CLASSIFICATION_RULE,
-    certified_accuracy,
-    default_radii,
-    robustness_metrics,
-)
+from lipspline.training.robust_accuracy import certified_accuracy, curve_radii, robustness_metrics
 
 #: train(dataset, config, on_epoch) -> (model, epochs run); on_epoch returns True to stop the run
 TrainFn = Callable[[Dataset, TrainingConfig, Callable[[EpochReport], bool] | None], tuple[TrainedModel, int]]
@@ -52,9 +46,9 @@ def _certified_accuracy(model: TrainedModel, data: Dataset, lipschitz: float, he
     if held_out is None:
         return robustness_metrics(model, data, lipschitz).get("certified_accuracy")
     labels = held_out.encoded_targets()
-    radii = model.config.robustness.radii or default_radii(held_out.X, labels, held_out.task)
-    result = certified_accuracy(model, held_out.X, labels, lipschitz, list(radii), split="evaluation set",
-                                radius_rule=CLASSIFICATION_RULE, local=False)
+    radii, rule = curve_radii(model.config.robustness, held_out.X, labels, held_out.task)
+    result = certified_accuracy(model, held_out.X, labels, lipschitz, radii, split="evaluation set",
+                                radius_rule=rule, local=False)
     return result.to_json()
 
 
@@ -106,7 +100,7 @@ def run_sweep(
     scores_at: dict[int, list[list[float]]] = {rung: [] for rung in rungs}
     trials: list[LocalTrial] = []
     for index, params in enumerate(planned_trials(spec)):
-        config = apply(spec.base, params)
+        config = spec.trial_config(params)
         halted: list[int] = []  # the rung this trial was stopped at (a run may also end early by itself)
 
         def on_epoch(report: EpochReport, halted: list[int] = halted) -> bool:

@@ -44,6 +44,20 @@ class SweepSpec:
     selection: Selection = field(default_factory=lambda: Selection("max_accuracy"))
     front_radius: float | None = None
 
+    def trial_config(self, params: dict[str, Any]) -> TrainingConfig:
+        """The config a trial trains with: the base with ``params`` set, and the radii this sweep reads
+        its trials' curves at (the select and front radii) added to ``robustness.extra_radii``, so the
+        reading is exact rather than taken at the next larger radius of a trial's default curve."""
+        config = apply(self.base, params)
+        wanted = [r for r in (self.selection.radius, self.front_radius) if r is not None]
+        have = list(config.robustness.extra_radii or ())
+        missing = [float(r) for r in wanted if float(r) not in have]
+        if not missing:
+            return config
+        robustness = config.robustness.model_copy(update={"extra_radii": sorted({*have, *missing})})
+        robustness.__pydantic_fields_set__.add("extra_radii")
+        return config.model_copy(update={"robustness": robustness})
+
     def rungs(self) -> list[int]:
         if self.strategy != "halving":
             return []
@@ -75,7 +89,7 @@ def planned_trials(spec: SweepSpec) -> list[dict[str, Any]]:
     else:
         points = sample(spec.dimensions, spec.max_trials, spec.seed)
     for point in points:
-        apply(spec.base, point)  # every trial's config is valid (range ends were checked; a combination may not be)
+        spec.trial_config(point)  # every trial's config is valid (range ends were checked; a combination may not be)
     return points
 
 

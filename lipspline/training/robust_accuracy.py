@@ -37,6 +37,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from api_schemas.training_config import RobustnessConfig
 from lipspline.certificates import local_served_radius, served_output_bound, served_radius
 from lipspline.data import Dataset, train_validation_split
 from lipspline.nn.label_rule import label_of
@@ -182,6 +183,22 @@ def default_radii(x: np.ndarray, targets: np.ndarray, task: str) -> list[float]:
     return [float(scale * f) for f in REGRESSION_FRACTIONS]
 
 
+def curve_radii(
+    robustness: RobustnessConfig, x: np.ndarray, targets: np.ndarray, task: str
+) -> tuple[list[float], str]:
+    """The radii a stored curve is measured at, and the rule that gave them: ``robustness.radii`` or the
+    data's default fractions, plus ``robustness.extra_radii`` (the target radius is added by the caller)."""
+    if robustness.radii is not None:
+        radii, rule = [float(r) for r in robustness.radii], "given in config.robustness.radii"
+    else:
+        radii = default_radii(x, targets, task)
+        rule = CLASSIFICATION_RULE if task == "classification" else REGRESSION_RULE
+    extra = [float(r) for r in robustness.extra_radii or () if float(r) not in radii]
+    if extra:
+        radii, rule = sorted({*radii, *extra}), f"{rule}; plus robustness.extra_radii"
+    return radii, rule
+
+
 def certified_accuracy(
     model: TrainedModel,
     x: np.ndarray,
@@ -284,11 +301,7 @@ def robustness_metrics(
         x, targets = dataset.X[index].astype(np.float64), dataset.encoded_targets()[index]
     else:
         x, targets, split = rows[0].astype(np.float64), rows[1], rows[2]
-    radii = config.robustness.radii
-    rule = "given in config.robustness.radii"
-    if radii is None:
-        radii = default_radii(x, targets, model.task)
-        rule = CLASSIFICATION_RULE if model.task == "classification" else REGRESSION_RULE
+    radii, rule = curve_radii(config.robustness, x, targets, model.task)
     bound = float("inf") if lipschitz is None else float(lipschitz)
     target = config.robustness.target_radius
     if model.task == "classification":

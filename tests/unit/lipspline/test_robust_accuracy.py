@@ -130,6 +130,27 @@ def test_metrics_use_the_validation_split_or_say_training(trained: tuple) -> Non
     assert stored["split"] == "training" and stored["points"] == 240
 
 
+def test_extra_radii_join_the_default_curve_and_are_read_exactly(trained: tuple) -> None:
+    data, model, lipschitz = trained
+    default = robustness_metrics(model, data, lipschitz)["certified_accuracy"]
+    extra = [0.0123, default["radii"][2]]  # one new radius, one the default curve already has
+    model.config = model.config.model_copy(
+        update={"robustness": model.config.robustness.model_copy(update={"extra_radii": extra})}
+    )
+    try:
+        stored = robustness_metrics(model, data, lipschitz)["certified_accuracy"]
+    finally:
+        model.config = TrainingConfig.model_validate(CONFIG)
+    assert stored["radii"] == sorted({*default["radii"], 0.0123})
+    assert stored["radius_rule"].endswith("plus robustness.extra_radii")
+    for r, value in zip(default["radii"], default["global"], strict=True):  # the default points are unchanged
+        assert stored["global"][stored["radii"].index(r)] == value
+    at = stored["global"][stored["radii"].index(0.0123)]
+    below = [v for r, v in zip(stored["radii"], stored["global"], strict=True) if r < 0.0123]
+    above = [v for r, v in zip(stored["radii"], stored["global"], strict=True) if r > 0.0123]
+    assert min(below) >= at >= max(above)  # in its place on the monotone curve
+
+
 def test_an_unbounded_certificate_certifies_nothing(trained: tuple) -> None:
     data, model, _ = trained
     stored = robustness_metrics(model, data, None)["certified_accuracy"]

@@ -255,3 +255,20 @@ def test_max_certified_accuracy_selects_nothing_when_no_trial_certifies_and_says
     some = [*uncertified, TrialOutcome(3, 0.5, 1.0, (0.0, 0.1), (0.5, 0.01))]
     summary = summarize(s, some)
     assert (summary.selected, summary.note, summary.robust_front_note) == (3, None, None)
+
+
+def test_every_trial_measures_its_curve_at_the_radii_the_sweep_reads() -> None:
+    """The select and front radii go into each trial's ``robustness.extra_radii``, beside what the base
+    asked for, so a trial's curve holds them exactly (read otherwise at the next larger listed radius)."""
+    base = TrainingConfig.model_validate({"training": {"epochs": 9}, "robustness": {"extra_radii": [0.5]}})
+    s = SweepSpec(base, parse_space({"objective.lambda": [1e-4, 1e-3]}, base), "grid", 4,
+                  selection=Selection("max_certified_accuracy", radius=0.037), front_radius=0.11)
+    configs = [s.trial_config(p) for p in planned_trials(s)]
+    assert [c.objective.lambda_ for c in configs] == [1e-4, 1e-3]
+    assert all(c.robustness.extra_radii == [0.037, 0.11, 0.5] for c in configs)
+    assert all(c.robustness.radii is None for c in configs)  # the default curve is kept, the radii are added
+    # a sweep that reads no radius leaves the trials as the base made them
+    plain = SweepSpec(BASE, parse_space({"objective.lambda": [1e-4]}, BASE), "grid", 4)
+    assert plain.trial_config({"objective.lambda": 1e-4}) == apply(BASE, {"objective.lambda": 1e-4})
+    # the stored, spelled-out config validates to the same trial
+    assert TrainingConfig.model_validate(configs[0].to_json()) == configs[0]
