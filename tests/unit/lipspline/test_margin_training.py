@@ -282,3 +282,50 @@ def test_a_default_one_lipschitz_classifier_fits_two_moons():
     assert result.outcome.loss == "tau_cross_entropy"  # what auto chose, reported with the outcome
     predicted = np.asarray(result.model.predict(x[400:]))
     assert float((predicted == y[400:]).mean()) >= 0.95
+
+
+def test_isotropic_scaling_of_a_classifier_by_the_largest_feature_std():
+    from lipspline.data import Dataset, fit_scaling
+    from lipspline.data.scaling import MIN_ISOTROPIC_CLASSIFIER_STD as FLOOR
+
+    rng = np.random.default_rng(0)
+    base = rng.normal(size=(200, 3)) * np.array([1.0, 0.5, 0.25])  # largest std about 1
+    labels = (base[:, 0] > 0).astype(np.int64)
+    for units in (4.0, 0.3, 0.01):
+        data = Dataset(base * units, labels, "classification", ["a", "b", "c"], [0, 1])
+        s = float((base * units).std(axis=0).max())
+        scaling = fit_scaling(data, isotropic=True)
+        if s >= 1:  # inputs shrunk to unit std, logits as they are: the constant can only shrink
+            expected = (s, 1.0)
+        elif s >= FLOOR:  # left as they are
+            expected = (1.0, 1.0)
+        else:  # inputs grown to std FLOOR, logits shrunk by the same factor: the constant is the network's
+            expected = (s / FLOOR, s / FLOOR)
+        assert np.allclose(scaling.input_scale, expected[0]) and scaling.target_scale == pytest.approx(expected[1])
+        assert scaling.target_mean == 0.0
+
+
+def test_a_one_lipschitz_classifier_learns_the_same_in_any_small_units():
+    """Two moons in units 100 and 10,000 times smaller than their own: the same network sees the same
+    numbers, so it reaches the same accuracy and certifies the same share of rows at the same (scaled)
+    radius. Before the floor on the scaled std, the smaller units trained to chance accuracy."""
+    from sklearn.datasets import make_moons
+
+    from lipspline.data import Dataset
+    from lipspline.training.robust_accuracy import classification_scale
+
+    x, y = make_moons(300, noise=0.1, random_state=0)
+    curves = []
+    for units in (1e-2, 1e-4):
+        data = Dataset(x * units, y, "classification", ["a", "b"], [0, 1])
+        radius = classification_scale(x * units, y) / 8
+        config = TrainingConfig.model_validate(
+            {"robustness": {"target_radius": radius}, "training": {"epochs": 80, "seed": 0}, "device": "cpu"}
+        )
+        model = fit(data, config).model
+        lipschitz = certify_global(model.network).certified
+        assert lipschitz <= 1.0  # still a 1-Lipschitz map in the data's own units
+        curve = robustness_metrics(model, data, lipschitz)["certified_accuracy"]
+        curves.append((curve["accuracy"], curve["certified_at_target"]))
+    assert curves[0] == curves[1]
+    assert curves[0][0] >= 0.9 and curves[0][1] >= 0.8, curves
