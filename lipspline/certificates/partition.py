@@ -733,12 +733,15 @@ PARTITION_TIME_S = 10.0
 def partition_of(analysis: Analysis) -> tuple[float | None, str]:
     """The partition bound of an analysed network, or None and why it was not computed (``EXTRA_BOUNDS``)."""
     view = analysis.view
-    if not (view.dense_input and view.elementwise_only and view.activations
-            and view.weights[0].shape[1] <= PARTITION_MAX_DIM):
-        return None, (
-            f"input dimension {view.weights[0].shape[1]} > {PARTITION_MAX_DIM}, GroupSort, a conv prefix "
-            "or no hidden layer: the input space is not partitioned"
-        )
+    inputs = view.weights[0].shape[1]
+    reasons = [reason for holds, reason in (
+        (inputs > PARTITION_MAX_DIM, f"{inputs} inputs (at most {PARTITION_MAX_DIM})"),
+        (not view.elementwise_only, "an activation that is not element-wise (GroupSort)"),
+        (not view.dense_input, "a convolution first"),
+        (not view.activations, "no hidden layer"),
+    ) if holds]
+    if reasons:
+        return None, f"{', '.join(reasons)}: the input space is not partitioned"
     try:
         with np.errstate(all="ignore"):
             return partition_global(view, max_dim=PARTITION_MAX_DIM, max_pieces=PARTITION_MAX_PIECES,
