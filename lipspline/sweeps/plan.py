@@ -49,14 +49,9 @@ class SweepSpec:
         its trials' curves at (the select and front radii) added to ``robustness.extra_radii``, so the
         reading is exact rather than taken at the next larger radius of a trial's default curve."""
         config = apply(self.base, params)
-        wanted = [r for r in (self.selection.radius, self.front_radius) if r is not None]
-        have = list(config.robustness.extra_radii or ())
-        missing = [float(r) for r in wanted if float(r) not in have]
-        if not missing:
-            return config
-        robustness = config.robustness.model_copy(update={"extra_radii": sorted({*have, *missing})})
-        robustness.__pydantic_fields_set__.add("extra_radii")
-        return config.model_copy(update={"robustness": robustness})
+        have = config.robustness.extra_radii or []
+        radii = sorted({*have, *(float(r) for r in (self.selection.radius, self.front_radius) if r is not None)})
+        return config if radii == sorted(have) else apply(self.base, {**params, "robustness.extra_radii": radii})
 
     def rungs(self) -> list[int]:
         if self.strategy != "halving":

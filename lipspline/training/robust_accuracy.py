@@ -33,6 +33,7 @@ point at any radius > 0 is sound but useless as a guarantee; its curve says so i
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -193,10 +194,15 @@ def curve_radii(
     else:
         radii = default_radii(x, targets, task)
         rule = CLASSIFICATION_RULE if task == "classification" else REGRESSION_RULE
-    extra = [float(r) for r in robustness.extra_radii or () if float(r) not in radii]
-    if extra:
-        radii, rule = sorted({*radii, *extra}), f"{rule}; plus robustness.extra_radii"
-    return radii, rule
+    return with_radii(radii, rule, robustness.extra_radii or (), "robustness.extra_radii")
+
+
+def with_radii(radii: list[float], rule: str, added: Sequence[float], source: str) -> tuple[list[float], str]:
+    """``radii`` with ``added`` joined (sorted, once each), and ``rule`` saying so when any was new."""
+    new = {float(r) for r in added} - set(radii)
+    if not new:
+        return radii, rule
+    return sorted({*radii, *new}), f"{rule}; plus {source}"
 
 
 def certified_accuracy(
@@ -305,9 +311,8 @@ def robustness_metrics(
     bound = float("inf") if lipschitz is None else float(lipschitz)
     target = config.robustness.target_radius
     if model.task == "classification":
-        if target is not None and target not in radii:
-            radii = sorted([*radii, float(target)])
-            rule = f"{rule}; plus robustness.target_radius"
+        if target is not None:
+            radii, rule = with_radii(radii, rule, [target], "robustness.target_radius")
         result = certified_accuracy(
             model,
             x,
