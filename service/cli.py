@@ -266,7 +266,8 @@ def cmd_experiment(args: argparse.Namespace) -> int:
     from lipspline.experiments import RECIPES
     from lipspline.experiments.context import ExperimentContext
     from lipspline.experiments.runner import run_many
-    from lipspline.experiments.trainers import LocalTrainer, RemoteTrainer
+    from lipspline.experiments.trainers import LocalTrainer
+    from service.remote_trainer import RemoteTrainer
 
     unknown = [n for n in args.names if n not in (*RECIPES, "all")]
     if unknown:

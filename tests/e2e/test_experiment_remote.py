@@ -15,7 +15,8 @@ import pytest
 
 from api_schemas import TrainingConfig
 from lipspline.data import make_circle
-from lipspline.experiments.trainers import LocalTrainer, RemoteTrainer
+from lipspline.experiments.trainers import LocalTrainer
+from service.remote_trainer import RemoteTrainer
 from tests.support.processes import Deployment, embedded_env
 
 pytestmark = pytest.mark.e2e
@@ -29,7 +30,7 @@ def test_remote_trainer_matches_the_core_and_the_service(tmp_path: Path) -> None
     probe = np.random.default_rng(0).uniform(-1, 1, size=(64, 2))
     local = LocalTrainer().train(dataset, config)
     with Deployment(embedded_env(tmp_path), tmp_path, embedded=True).running() as deployment:
-        remote = RemoteTrainer(deployment.url, deployment.api_key, poll_s=0.1).train(dataset, config)
+        remote = RemoteTrainer(deployment.url, deployment.api_key).train(dataset, config)
         with deployment.client() as http:
             model_id = http.get("/v1/models").json()["items"][0]["id"]
             served = http.post(f"/v1/models/{model_id}/predict", json={"inputs": probe.tolist()}).json()

@@ -21,16 +21,13 @@ ALLOWED = {
     "api_schemas": set(),
     # the SDK and user CLI: installable without torch (`pip install 'lipspline[client]'`)
     "lipspline_client": {"api_schemas"},
-    # the core reads no web code, except the paper recipes' remote trainer, which speaks to a
-    # running service through the SDK (lipspline/experiments/trainers.py; see CLIENT_USERS)
-    "lipspline": {"api_schemas", "lipspline_client"},
+    # the core reads no web code, not even the SDK (the recipes' remote trainer lives in service/)
+    "lipspline": {"api_schemas"},
     "lipspline_platform": {"api_schemas", "lipspline"},
     "migrations": {"lipspline_platform"},
     "service": {"api_schemas", "lipspline_client", "lipspline", "lipspline_platform"},  # the CLI entry point
     "worker": {"api_schemas", "lipspline", "lipspline_platform"},
 }
-#: the core modules that may use the SDK
-CLIENT_USERS = {"lipspline.experiments.trainers"}
 #: third-party web, queue and database libraries the ML core must not touch
 SERVICE_LIBRARIES = {"fastapi", "starlette", "uvicorn", "celery", "kombu", "sqlalchemy", "alembic", "redis", "psycopg"}
 
@@ -44,8 +41,6 @@ def _violations_of(package: str) -> list[str]:
             top = target.split(".")[0]
             if top in PACKAGES and top != package and top not in ALLOWED[package]:
                 found.append(f"{path.relative_to(ROOT)}:{line} imports {target}")
-            if package == "lipspline" and top == "lipspline_client" and name not in CLIENT_USERS:
-                found.append(f"{path.relative_to(ROOT)}:{line} imports {target} (only {CLIENT_USERS} may)")
             if package == "lipspline" and top in SERVICE_LIBRARIES:
                 found.append(f"{path.relative_to(ROOT)}:{line} imports {target} (web/queue/DB code in the core)")
     return found
