@@ -17,6 +17,7 @@ LossName = Literal["auto", "bce", "cross_entropy", "mse", "mae", "tau_cross_entr
 #: the losses that ask for a margin between the true logit and the others (classification only)
 MARGIN_LOSSES = ("tau_cross_entropy", "lipschitz_margin", "hkr")
 OneLipschitzLayer = Literal["auto", "spectral", "bjorck", "aol"]
+OneLipschitzConv = Literal["auto", "spectral", "aol"]
 LrScheduleName = Literal["plateau", "cosine", "none"]
 PositiveRange = Annotated[float, Field(gt=0, le=1e4)]
 
@@ -113,11 +114,22 @@ class ObjectiveConfig(_Strict):
     one_lipschitz_layer: OneLipschitzLayer = Field(
         "auto",
         description="one_lipschitz: how a dense layer keeps ||W||_2 <= 1 while it trains: spectral rescaling, "
-        "Björck orthonormalisation or AOL rescaling (auto: bjorck); convolutions always rescale spectrally",
+        "Björck orthonormalisation or AOL rescaling (auto: bjorck)",
+    )
+    one_lipschitz_conv: OneLipschitzConv = Field(
+        "auto",
+        description="one_lipschitz: how a convolution keeps its operator norm <= 1: spectral (divided by the sum "
+        "of its taps' norms, as models saved before aol existed) or aol (input channels rescaled by the "
+        "kernel's autocorrelation; auto: aol, or spectral when one_lipschitz_layer is spectral)",
     )
 
     def resolved_one_lipschitz_layer(self) -> str:
         return "bjorck" if self.one_lipschitz_layer == "auto" else self.one_lipschitz_layer
+
+    def resolved_one_lipschitz_conv(self) -> str:
+        if self.one_lipschitz_conv != "auto":
+            return self.one_lipschitz_conv
+        return "spectral" if self.one_lipschitz_layer == "spectral" else "aol"
 
 
 class TrainingLoopConfig(_Strict):

@@ -85,11 +85,13 @@ from lipspline.certificates._fp import (
     INF,
     U,
     add_up,
+    down,
     frobenius_upper,
     gamma,
     inflate,
     mul_up,
     sqrt_up,
+    up,
 )
 
 #: relative head-room put between the candidate eigenvalue and the Cholesky test
@@ -492,3 +494,74 @@ def conv_tap_sum_bound(weight: np.ndarray) -> float:
         for j in range(weight.shape[3]):
             total = add_up(total, proven_spectral_norm(weight[:, :, i, j]))
     return total
+
+
+#: power-iteration steps for the weights of the Schur test (any positive weights are sound)
+SCHUR_WEIGHT_STEPS = 50
+
+
+def conv_schur_bound(weight: np.ndarray) -> float:
+    """Sound ||conv||_2 bound of a (out, in, kh, kw) float64 kernel by a weighted Schur test on K^T K.
+
+    Why it holds. A zero-padded convolution (any stride, any dilation) is a restriction of the
+    same kernel's convolution C on the infinite grid: inputs embedded with zeros, outputs cut
+    out and subsampled, both of norm <= 1, so ||conv|| <= ||C||. C^T C is translation invariant:
+    the row of input channel c holds P[c, c', s] = sum_o sum_q K[o, c, q] K[o, c', q + s] for
+    every channel c' and shift s. With A[c, c'] = sum_s |P[c, c', s]| and any positive weights
+    w, the Schur test gives ||C||^2 = ||C^T C|| <= max_c (A w)_c / w_c. The weights are a power
+    iteration's estimate of A's Perron vector (the best choice; any positive w is sound, so the
+    estimate never affects soundness). AOL (Prach and Lampert, *Almost-Orthogonal Layers*)
+    scales input channel c by d_c = (sum_c' A[c, c'])^(-1/2), which makes w = 1/d exact and the
+    bound 1 in exact arithmetic, where the tap sum can be up to kh * kw. (A dilation spreads the
+    shifts out without changing A.)
+
+    Rounding. Each P entry is a dot product of n <= out * kh * kw terms, formed by BLAS, so
+    ``|fl(P) - P| <= gamma_n Q`` with Q = |K|^T |K| correlated the same way, and
+    ``fl(Q) >= (1 - gamma_n) Q``; the kernel is pre-scaled by a power of two (exact) so that
+    underflow only touches terms below 2^-1000 (allowed for by ``n * ETA`` per entry). A's entries
+    and (A w)_c are sums of non-negative terms, inflated for their roundings; each ratio is rounded
+    up and the root taken one ulp up.
+    """
+    out_ch, in_ch, kh, kw = weight.shape
+    if not np.all(np.isfinite(weight)):
+        return INF
+    if not np.any(weight):  # the zero map (or no channels): exactly 0
+        return 0.0
+    scale = _pow2_scale(weight)
+    k = weight / scale  # exact
+    n = out_ch * kh * kw
+    g = gamma(n)
+    if not math.isfinite(g):
+        return INF
+    spread = up(g / down(1.0 - g))  # Q <= fl(Q) / (1 - g), so |P| <= |fl(P)| + g / (1 - g) fl(Q)
+    a_sum = np.zeros((in_ch, in_ch))
+    shifts = (2 * kh - 1) * (2 * kw - 1)
+    for a in range(-(kh - 1), kh):
+        for b in range(-(kw - 1), kw):
+            i0, i1 = max(0, -a), min(kh, kh - a)
+            j0, j1 = max(0, -b), min(kw, kw - b)
+            # (in, out * taps) views of the overlapping taps: left[c] . right[c'] = P[c, c', (a, b)]
+            left = k[:, :, i0:i1, j0:j1].transpose(1, 0, 2, 3).reshape(in_ch, -1)
+            right = k[:, :, i0 + a : i1 + a, j0 + b : j1 + b].transpose(1, 0, 2, 3).reshape(in_ch, -1)
+            a_sum += np.abs(left @ right.T) + spread * (np.abs(left) @ np.abs(right).T) + n * 4.0 * ETA
+    # three roundings per entry and one per shift accumulated: exact A <= a_sum * (1 + entry_slack)
+    entry_slack = up(2.0 * (3 + shifts + 1) * U)
+    w = np.ones(in_ch)
+    for _ in range(SCHUR_WEIGHT_STEPS):
+        nxt = a_sum @ w
+        top = float(nxt.max())
+        if not (top > 0.0 and math.isfinite(top)):
+            break
+        w = nxt / top
+    w = np.maximum(w, 1e-12 * float(w.max()))  # strictly positive (a reducible A may zero some entries)
+    product = a_sum @ w
+    worst = 0.0
+    for c in range(in_ch):
+        row = mul_up(inflate(float(product[c]), in_ch + 1), 1.0 + entry_slack)
+        worst = max(worst, up(row / float(w[c])))
+    return mul_up(sqrt_up(worst), scale)
+
+
+def conv_norm_bound(weight: np.ndarray) -> float:
+    """The tighter of the two sound convolution bounds: per-tap sum, or the Schur test on K^T K."""
+    return min(conv_tap_sum_bound(weight), conv_schur_bound(weight))

@@ -38,7 +38,7 @@ import torch
 from torch import nn
 
 from lipspline.certificates._fp import INF, U, mul_up
-from lipspline.certificates.spectral import conv_tap_sum_bound
+from lipspline.certificates.spectral import conv_norm_bound, conv_tap_sum_bound
 from lipspline.nn.activations import LEAKY_SLOPE as ACT_LEAKY_SLOPE
 from lipspline.nn.activations import AbsoluteValue, GroupSort, LeakyReLU, PReLU, ReLU
 from lipspline.nn.layers import served_weight
@@ -246,6 +246,17 @@ def tap_sum_bound(weight: torch.Tensor) -> float:
     return conv_tap_sum_bound(weight.detach().to(torch.float64).cpu().numpy())
 
 
+def conv_bound(conv: nn.Conv2d, weight: torch.Tensor) -> float:
+    """Sound ||conv||_2 bound of a zero-padded convolution: the tap sum or the Schur test, the smaller.
+
+    Other padding modes (reflect, replicate) can reuse an input pixel several times, which neither
+    proof allows for; they get no finite bound.
+    """
+    if conv.padding_mode != "zeros":
+        return math.inf
+    return conv_norm_bound(weight.detach().to(torch.float64).cpu().numpy())
+
+
 @dataclass
 class ChainView:
     """Everything the bounds read; built once per network state (see ``fingerprint``)."""
@@ -328,12 +339,12 @@ def build_view(network: nn.Module) -> ChainView:
                 views.append(activation_view(acts[index]).repeat(o[1] * o[2]))
                 s = o
         else:
-            # Opaque prefix: Lip <= max|r| * prod_l (tap-sum_l * max Lip sigma_l).
+            # Opaque prefix: Lip <= max|r| * prod_l (||conv_l|| * max Lip sigma_l), ||conv_l|| proven.
             prefix = float(np.max(np.abs(fold))) if fold.size else 1.0
             for index, conv in enumerate(layers[:n_conv]):
                 lip = float(activation_view(acts[index]).lipschitz().max())
-                prefix = mul_up(prefix, tap_sum_bound(served_weight(conv)), lip)
-            note = "convolutions too large to densify: bounded by tap-sum x activation Lipschitz"
+                prefix = mul_up(prefix, conv_bound(conv, served_weight(conv)), lip)
+            note = "convolutions too large to densify: bounded by their proven norms x activation Lipschitz"
             start = n_conv
     for index in range(max(n_conv, start), len(layers)):
         layer = layers[index]

@@ -75,6 +75,8 @@ BJORCK_ITERATIONS = 15
 
 #: the training parametrisations of a 1-Lipschitz dense layer (module docstring)
 PARAMETRIZATIONS = ("spectral", "bjorck", "aol")
+#: those of a 1-Lipschitz convolution (an orthogonal convolution needs a Fourier-domain parametrisation)
+CONV_PARAMETRIZATIONS = ("spectral", "aol")
 
 
 def bjorck_orthonormalize(weight: Tensor, iterations: int = BJORCK_ITERATIONS) -> Tensor:
@@ -96,6 +98,21 @@ def aol_rescale(weight: Tensor) -> Tensor:
     return weight * torch.rsqrt(gram.clamp(min=torch.finfo(weight.dtype).tiny))[None, :]
 
 
+def aol_conv_rescale(kernel: Tensor) -> Tensor:
+    """AOL for a convolution: input channel c scaled by ``(sum_{c', s} |P[c, c', s]|)^(-1/2)``; differentiable.
+
+    ``P[c, c', s] = sum_o sum_q K[o, c, q] K[o, c', q + s]`` is the kernel's autocorrelation, the
+    row of K^T K that belongs to input channel c (one conv2d of the kernel with itself). The
+    scaled kernel has operator norm <= 1 for zero padding, any stride (Prach and Lampert,
+    *Almost-Orthogonal Layers*); ``lipspline.certificates.spectral.conv_schur_bound`` proves it.
+    """
+    kh, kw = kernel.shape[2], kernel.shape[3]
+    channels_first = kernel.transpose(0, 1)  # (in, out, kh, kw): a batch of `in` images of `out` channels
+    autocorrelation = nn.functional.conv2d(channels_first, channels_first, padding=(kh - 1, kw - 1))
+    rows = autocorrelation.abs().sum(dim=(1, 2, 3))
+    return kernel * torch.rsqrt(rows.clamp(min=torch.finfo(kernel.dtype).tiny))[None, :, None, None]
+
+
 def operator_norm_upper(weight: Tensor) -> Tensor:
     """Differentiable l2 operator norm (dense, exact) or upper bound (conv kernel)."""
     if weight.dim() == 2:
@@ -110,26 +127,28 @@ def rescaled_to_unit_norm(weight: Tensor) -> Tensor:
     return weight / torch.clamp(norm, min=1.0)
 
 
-def proven_norm_bound(weight: Tensor) -> float:
+def proven_norm_bound(weight: Tensor, conv_schur: bool = False) -> float:
     """Proven upper bound (float64 arithmetic, rounded up) of the operator-norm bound a layer promises.
 
     Dense: the proven spectral norm. Convolution: the sum over kernel taps of
-    each tap's proven spectral norm, the very bound the certificate uses for
-    convolutions it does not densify (and >= the norm of the dense matrix).
+    each tap's proven spectral norm (>= the norm of the dense matrix); with
+    ``conv_schur`` (AOL convolutions), the smaller of that and the weighted
+    Schur test on K^T K, which proves the norm <= 1 that AOL promises. The
+    certificate bounds convolutions it does not densify by the same minimum.
     The float64 copy of a float32/float16/bfloat16 weight is exact, so the
     bound is about the stored numbers themselves.
     """
     # Imported here, not at module level: importing any certificates module runs the package's
     # __init__, which reads this module (view.py reads layer weights) while it is still loading.
-    from lipspline.certificates.spectral import conv_tap_sum_bound, proven_spectral_norm
+    from lipspline.certificates.spectral import conv_norm_bound, conv_tap_sum_bound, proven_spectral_norm
 
     stored = weight.detach().to("cpu", torch.float64).numpy()
     if weight.dim() == 2:
         return float(proven_spectral_norm(stored))
-    return float(conv_tap_sum_bound(stored))
+    return float(conv_norm_bound(stored) if conv_schur else conv_tap_sum_bound(stored))
 
 
-def _unit_norm_rounded(v64: Tensor, dtype: torch.dtype) -> Tensor:
+def _unit_norm_rounded(v64: Tensor, dtype: torch.dtype, conv_schur: bool = False) -> Tensor:
     """V rounded to ``dtype`` with a *proven* norm bound <= 1, as close to V / ||V|| as the proof allows.
 
     Dividing by a proven bound d >= ||V|| gives norm <= 1 in exact arithmetic,
@@ -141,7 +160,7 @@ def _unit_norm_rounded(v64: Tensor, dtype: torch.dtype) -> Tensor:
         # The training path gives NaN here too (V / inf or inf / inf); NaN is
         # honest: the certificate reads it as an infinite norm.
         return torch.full_like(v64, math.nan, dtype=dtype)
-    bound = proven_norm_bound(v64)
+    bound = proven_norm_bound(v64, conv_schur)
     if bound <= 1.0:
         return v64.to(dtype)  # exact: v64 is a copy of a tensor of this dtype
     if not math.isfinite(bound):  # only float64 weights whose norm overflows float64
@@ -150,7 +169,7 @@ def _unit_norm_rounded(v64: Tensor, dtype: torch.dtype) -> Tensor:
     step = torch.finfo(dtype).eps
     for _attempt in range(SERVED_MAX_ATTEMPTS):
         rounded = (v64 / divisor).to(dtype)
-        excess = proven_norm_bound(rounded.to(torch.float64))
+        excess = proven_norm_bound(rounded.to(torch.float64), conv_schur)
         if excess <= 1.0:
             return rounded
         # Rounding pushed the proven norm to ``excess`` > 1: divide by that much
@@ -193,6 +212,10 @@ class _ServedWeightMixin:
         """The training parametrisation before the norm rescaling (identity: the spectral kind)."""
         return weight
 
+    def _proves_by_schur(self) -> bool:
+        """Whether the served weight's norm is proven with the Schur test too (AOL convolutions)."""
+        return False
+
     def served_weight(self) -> Tensor:
         """The detached weight this layer applies outside training, with a proven norm bound <= 1.
 
@@ -210,7 +233,8 @@ class _ServedWeightMixin:
         # inference tensor would refuse.
         with torch.inference_mode(False), torch.no_grad():
             v64 = param.detach().to("cpu", torch.float64)
-            weight = _unit_norm_rounded(self._parametrized(v64), param.dtype).to(param.device).contiguous()
+            served = _unit_norm_rounded(self._parametrized(v64), param.dtype, self._proves_by_schur())
+            weight = served.to(param.device).contiguous()
             source = param.detach()
         self.__dict__["_served_cache"] = _ServedCache(source, key, weight, weight._version)
         return weight
@@ -288,8 +312,41 @@ class OneLipschitzLinear(_ServedWeightMixin, nn.Linear):
 
 
 class OneLipschitzConv2d(_ServedWeightMixin, nn.Conv2d):
-    """Convolution rescaled so the tap-sum bound of its operator norm is <= 1 (the spectral kind only:
-    an orthogonal convolution needs a Fourier-domain parametrisation this service does not have)."""
+    """Convolution whose operator norm is proven <= 1, by one of two parametrisations.
+
+    ``spectral`` (paper 003's rescaling, and every model saved before ``aol`` existed) divides the
+    kernel by its tap-sum bound, sum over taps of each tap's spectral norm: sound but up to
+    kh * kw times the true norm, so a 3 x 3 layer may pass on as little as a ninth of the signal.
+    ``aol`` rescales the input channels by the kernel's autocorrelation (:func:`aol_conv_rescale`),
+    norm <= 1 with most directions near 1; its served kernel is proven by the Schur test
+    (``conv_schur_bound``). An orthogonal (Björck) convolution would need a Fourier-domain
+    parametrisation this service does not have. Zero padding only: both proofs assume it.
+    """
+
+    def __init__(self, *args, parametrization: str = "spectral", **kwargs) -> None:
+        if parametrization not in CONV_PARAMETRIZATIONS:
+            raise ValueError(
+                f"unknown 1-Lipschitz convolution parametrization {parametrization!r}; one of {CONV_PARAMETRIZATIONS}"
+            )
+        super().__init__(*args, **kwargs)
+        if self.padding_mode != "zeros":
+            raise ValueError("a 1-Lipschitz convolution needs zero padding (its norm proofs assume it)")
+        self.parametrization = parametrization
+
+    def _parametrized(self, weight: Tensor) -> Tensor:
+        return aol_conv_rescale(weight) if self.parametrization == "aol" else weight
+
+    def _proves_by_schur(self) -> bool:
+        return self.parametrization == "aol"
+
+    def effective_weight(self) -> Tensor:
+        if self.parametrization == "aol":
+            # norm <= 1 by construction; dividing by the tap sum (operator_norm_upper) would undo AOL
+            return aol_conv_rescale(self.weight)
+        return super().effective_weight()
+
+    def extra_repr(self) -> str:
+        return f"{super().extra_repr()}, parametrization={self.parametrization}"
 
     def forward(self, x: Tensor) -> Tensor:
         return self._conv_forward(x, self._weight_for_forward(), self.bias)

@@ -9,7 +9,8 @@ the TV2 of all splines, which favours activations with few linear pieces.
 
 How a dense layer keeps its norm while it trains is ``objective.one_lipschitz_layer``
 (``lipspline.nn.layers``: spectral rescaling as in the paper, Björck orthonormalisation by
-default, or AOL); every kind is served with a proven norm <= 1.
+default, or AOL); a convolution's is ``objective.one_lipschitz_conv`` (AOL by default, or the
+tap-sum rescaling); every kind is served with a proven norm <= 1.
 """
 
 from __future__ import annotations
@@ -38,8 +39,9 @@ class OneLipschitzObjective(ObjectiveStrategy):
     lipschitz_by_construction = 1.0
 
     def layer_classes(self) -> LayerClasses:
-        kind = self.config.resolved_one_lipschitz_layer()
-        return LayerClasses(linear=partial(OneLipschitzLinear, parametrization=kind), conv=OneLipschitzConv2d)
+        dense, conv = self.config.resolved_one_lipschitz_layer(), self.config.resolved_one_lipschitz_conv()
+        return LayerClasses(linear=partial(OneLipschitzLinear, parametrization=dense),
+                            conv=partial(OneLipschitzConv2d, parametrization=conv))
 
     def penalties(self, network: SplineNetwork, lambdas: Sequence[float]) -> dict[str, Tensor]:
         splines = network.splines()

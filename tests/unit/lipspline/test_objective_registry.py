@@ -74,7 +74,7 @@ def test_network_is_built_as_the_strategy_says(mode):
     if mode == "one_lipschitz":
         classes = strategy.layer_classes()
         assert (classes.linear.func, classes.linear.keywords) == (OneLipschitzLinear, {"parametrization": "bjorck"})
-        assert classes.conv is OneLipschitzConv2d
+        assert (classes.conv.func, classes.conv.keywords) == (OneLipschitzConv2d, {"parametrization": "aol"})
         assert all(layer.parametrization == "bjorck" for layer in net.layers)
         assert (strategy.activation_slope_bound, strategy.isotropic_scaling) == (1.0, True)
     else:
