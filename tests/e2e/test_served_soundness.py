@@ -211,3 +211,43 @@ def test_a_target_radius_model_certifies_at_its_radius_and_its_radii_hold(dep: D
         assert len(expected) > 100
         pushed = predict(http, model["id"], np.asarray(attacked))
     assert pushed["predictions"] == expected
+
+
+def test_a_cnn_trained_for_a_radius_serves_aol_convolutions_and_its_radii_hold(dep: Deployment) -> None:
+    """Image-shaped rows with ``architecture.kind = cnn`` and a target radius: the convolutions are AOL
+    (stored spelled out), the model is 1-Lipschitz, it certifies at its radius, and rows pushed to the
+    returned radius towards the other classes keep their label."""
+    from lipspline.training.robust_accuracy import classification_scale
+
+    rng = np.random.default_rng(5)
+    labels = rng.integers(0, 3, 300)
+    patterns = np.zeros((3, 6, 6))
+    patterns[0, :, 1] = patterns[1, 2, :] = 1.0  # a vertical bar, a horizontal bar, a diagonal
+    patterns[2][np.arange(6), np.arange(6)] = 1.0
+    X = patterns[labels].reshape(300, 36) + rng.normal(scale=0.15, size=(300, 36))
+    radius = classification_scale(X, labels) / 8
+    config = {
+        "architecture": {"kind": "cnn", "input_shape": [1, 6, 6], "conv_channels": [8], "hidden": [32]},
+        "robustness": {"target_radius": radius}, "training": {"epochs": 30, "seed": 0}, "device": "cpu",
+    }
+    with dep.client() as http:
+        model = train(http, X, labels.tolist(), config)
+        assert model["config"]["objective"]["mode"] == "one_lipschitz"
+        assert model["config"]["objective"]["one_lipschitz_conv"] == "auto"  # resolves to aol
+        assert model["lipschitz"]["certified"] <= 1.0
+        assert model["certified_accuracy"]["certified_at_target"] > 0.5
+        probe = X[:60]
+        body = predict(http, model["id"], probe)
+        attacked, expected = [], []
+        for x, r, label in zip(probe, body["certified_radius"], body["predictions"], strict=True):
+            if r <= 0:
+                continue
+            others = X[labels != label]
+            towards = others[np.argsort(np.linalg.norm(others - x, axis=1))[:3]] - x
+            directions = np.vstack([towards, rng.normal(size=(4, 36))])
+            directions /= np.linalg.norm(directions, axis=1, keepdims=True)
+            attacked += (x + r * (1 - 1e-9) * directions).tolist()
+            expected += [label] * len(directions)
+        assert len(expected) > 100
+        pushed = predict(http, model["id"], np.asarray(attacked))
+    assert pushed["predictions"] == expected
