@@ -174,6 +174,23 @@ def test_network_without_hidden_layer_trains_certifies_and_serves_local_bounds(d
         assert len(local) == 5 and all(item["bound"] <= certified for item in local)
 
 
+def pushed_to_radius(X: np.ndarray, labels: np.ndarray, probe: np.ndarray, radii: np.ndarray, predicted: list,
+                     rng: np.random.Generator, *, nearest: int, random: int) -> tuple[list, list]:
+    """Each probe row with a positive radius, moved by its radius towards its ``nearest`` rows of other
+    classes and in ``random`` random directions; the rows and the label each must keep."""
+    attacked, expected = [], []
+    for x, r, label in zip(probe, radii, predicted, strict=True):
+        if r <= 0:
+            continue
+        others = X[labels != label]
+        towards = others[np.argsort(np.linalg.norm(others - x, axis=1))[:nearest]] - x
+        directions = np.vstack([towards, rng.normal(size=(random, X.shape[1]))])
+        directions /= np.linalg.norm(directions, axis=1, keepdims=True)
+        attacked += (x + r * directions).tolist()
+        expected += [label] * len(directions)
+    return attacked, expected
+
+
 def test_a_target_radius_model_certifies_at_its_radius_and_its_radii_hold(dep: Deployment) -> None:
     """Nothing but ``robustness.target_radius``: the stored curve certifies most validation rows at it,
     and points pushed to the returned radius (towards the other classes and at random) keep their label."""
@@ -198,16 +215,7 @@ def test_a_target_radius_model_certifies_at_its_radius_and_its_radii_hold(dep: D
         body = answer.json()
         radii = np.asarray(body["certified_radius"])
         assert len(body["radius_source"]) == len(probe)
-        attacked, expected = [], []
-        for x, r, label in zip(probe, radii, body["predictions"], strict=True):
-            if r <= 0:
-                continue
-            others = X[labels != label]
-            towards = others[np.argsort(np.linalg.norm(others - x, axis=1))[:4]] - x
-            directions = np.vstack([towards, rng.normal(size=(8, 4))])
-            directions /= np.linalg.norm(directions, axis=1, keepdims=True)
-            attacked += (x + r * directions).tolist()
-            expected += [label] * len(directions)
+        attacked, expected = pushed_to_radius(X, labels, probe, radii, body["predictions"], rng, nearest=4, random=8)
         assert len(expected) > 100
         pushed = predict(http, model["id"], np.asarray(attacked))
     assert pushed["predictions"] == expected
@@ -238,16 +246,8 @@ def test_a_cnn_trained_for_a_radius_serves_aol_convolutions_and_its_radii_hold(d
         assert model["certified_accuracy"]["certified_at_target"] > 0.5
         probe = X[:60]
         body = predict(http, model["id"], probe)
-        attacked, expected = [], []
-        for x, r, label in zip(probe, body["certified_radius"], body["predictions"], strict=True):
-            if r <= 0:
-                continue
-            others = X[labels != label]
-            towards = others[np.argsort(np.linalg.norm(others - x, axis=1))[:3]] - x
-            directions = np.vstack([towards, rng.normal(size=(4, 36))])
-            directions /= np.linalg.norm(directions, axis=1, keepdims=True)
-            attacked += (x + r * (1 - 1e-9) * directions).tolist()
-            expected += [label] * len(directions)
+        radii = np.asarray(body["certified_radius"]) * (1 - 1e-9)
+        attacked, expected = pushed_to_radius(X, labels, probe, radii, body["predictions"], rng, nearest=3, random=4)
         assert len(expected) > 100
         pushed = predict(http, model["id"], np.asarray(attacked))
     assert pushed["predictions"] == expected
