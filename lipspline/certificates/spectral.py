@@ -562,6 +562,25 @@ def conv_schur_bound(weight: np.ndarray) -> float:
     return mul_up(sqrt_up(worst), scale)
 
 
-def conv_norm_bound(weight: np.ndarray) -> float:
-    """The tighter of the two sound convolution bounds: per-tap sum, or the Schur test on K^T K."""
-    return min(conv_tap_sum_bound(weight), conv_schur_bound(weight))
+#: most flops the certificate spends on the Schur test of one convolution it did not densify (~0.1 s)
+SCHUR_FLOPS = 2.0e9
+
+
+def conv_schur_flops(weight: np.ndarray) -> float:
+    """Flops of :func:`conv_schur_bound`: two products per shift, in^2 * out * overlap each."""
+    out_ch, in_ch, kh, kw = weight.shape
+    return 4.0 * in_ch * in_ch * out_ch * (kh * kw) ** 2
+
+
+def conv_norm_bound(weight: np.ndarray, schur_flops: float = math.inf) -> float:
+    """The tighter of the two sound convolution bounds: per-tap sum, or the Schur test on K^T K.
+
+    The Schur test costs in^2 * out * (kh * kw)^2; beyond ``schur_flops`` only the tap sum is
+    computed. An AOL layer proves its served kernel without a limit (its every training step
+    correlates the kernel with itself at the same order of cost); the certificate of other
+    convolutions it could not densify keeps to ``SCHUR_FLOPS``.
+    """
+    tap_sum = conv_tap_sum_bound(weight)
+    if conv_schur_flops(weight) > schur_flops:
+        return tap_sum
+    return min(tap_sum, conv_schur_bound(weight))

@@ -38,7 +38,7 @@ import torch
 from torch import nn
 
 from lipspline.certificates._fp import INF, U, mul_up
-from lipspline.certificates.spectral import conv_norm_bound, conv_tap_sum_bound
+from lipspline.certificates.spectral import SCHUR_FLOPS, conv_norm_bound, conv_tap_sum_bound
 from lipspline.nn.activations import LEAKY_SLOPE as ACT_LEAKY_SLOPE
 from lipspline.nn.activations import AbsoluteValue, GroupSort, LeakyReLU, PReLU, ReLU
 from lipspline.nn.layers import served_weight
@@ -247,14 +247,18 @@ def tap_sum_bound(weight: torch.Tensor) -> float:
 
 
 def conv_bound(conv: nn.Conv2d, weight: torch.Tensor) -> float:
-    """Sound ||conv||_2 bound of a zero-padded convolution: the tap sum or the Schur test, the smaller.
+    """Sound ||conv||_2 bound of a zero-padded convolution: the tap sum or the Schur test, the smaller
+    (the Schur test within ``SCHUR_FLOPS``, except for AOL layers, which need it to be tight).
 
     Other padding modes (reflect, replicate) can reuse an input pixel several times, which neither
     proof allows for; they get no finite bound.
     """
     if conv.padding_mode != "zeros":
         return math.inf
-    return conv_norm_bound(weight.detach().to(torch.float64).cpu().numpy())
+    kernel = weight.detach().to(torch.float64).cpu().numpy()
+    if getattr(conv, "parametrization", None) == "aol":  # its served kernel was proven this way already
+        return conv_norm_bound(kernel)
+    return conv_norm_bound(kernel, SCHUR_FLOPS)
 
 
 @dataclass

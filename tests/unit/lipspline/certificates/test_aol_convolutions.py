@@ -19,7 +19,13 @@ from torch import nn
 from api_schemas import TrainingConfig
 from lipspline.certificates import ServedMap, certify_global, served_radius
 from lipspline.certificates import view as view_module
-from lipspline.certificates.spectral import conv_norm_bound, conv_schur_bound, conv_tap_sum_bound
+from lipspline.certificates.spectral import (
+    SCHUR_FLOPS,
+    conv_norm_bound,
+    conv_schur_bound,
+    conv_schur_flops,
+    conv_tap_sum_bound,
+)
 from lipspline.certificates.view import build_view
 from lipspline.nn.layers import OneLipschitzConv2d, aol_conv_rescale, served_weight
 from lipspline.nn.model import TrainedModel
@@ -69,6 +75,15 @@ def test_schur_and_tap_sum_bounds_are_above_the_exact_norm(case, seed) -> None:
     assert exact <= schur and exact <= tap_sum
     assert conv_norm_bound(kernel) == min(schur, tap_sum)
     assert schur <= tap_sum * (1 + 1e-9)  # the Schur test never loses to the tap sum by more than rounding
+
+
+def test_the_schur_test_is_skipped_beyond_its_flop_budget_and_the_tap_sum_stays() -> None:
+    kernel = random_kernel(np.random.default_rng(0), 4, 3, 3, 1.0, False)
+    assert conv_schur_flops(kernel) == 4.0 * 3 * 3 * 4 * 81
+    assert conv_norm_bound(kernel, schur_flops=0.0) == conv_tap_sum_bound(kernel)
+    assert conv_norm_bound(kernel, schur_flops=SCHUR_FLOPS) == min(conv_tap_sum_bound(kernel), conv_schur_bound(kernel))
+    # a 512-channel 3 x 3 layer is past the certificate's budget (~20 Gflop): only an AOL layer pays it
+    assert conv_schur_flops(np.zeros((512, 512, 3, 3))) > SCHUR_FLOPS
 
 
 def test_schur_bound_of_edge_cases() -> None:
