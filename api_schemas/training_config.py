@@ -280,6 +280,23 @@ class TrainingConfig(_Strict):
         """JSON-ready form with public field names (``lambda``, not ``lambda_``)."""
         return self.model_dump(mode="json", by_alias=True)
 
+    @classmethod
+    def from_stored(cls, document: dict) -> TrainingConfig:
+        """A config stored fully spelled out (``to_json``: a model document, a job row), read back with
+        the behaviour it had when it was written.
+
+        A model must compute what it computed when it was certified, and a queued job trains as it
+        was submitted. A field such a document lacks was added after it was written; where the new
+        field's default would build something different, the old behaviour is filled in:
+
+        - ``objective.one_lipschitz_conv`` (default AOL): convolutions were rescaled by their tap
+          sum before it existed, so a document without it gets ``spectral``.
+        """
+        objective = document.get("objective")
+        if isinstance(objective, dict) and "one_lipschitz_conv" not in objective:
+            document = {**document, "objective": {**objective, "one_lipschitz_conv": "spectral"}}
+        return cls.model_validate(document)
+
     def explicit_json(self) -> dict:
         """Only the fields the request set (and those its target radius filled), as JSON.
 

@@ -65,29 +65,13 @@ def model_to_parts(model: TrainedModel) -> tuple[dict, bytes]:
     return document, weights
 
 
-def _with_defaults_of_its_time(config: dict) -> dict:
-    """A stored config with the defaults that held when it was saved, where a later default differs.
-
-    A served model must compute what it computed when it was certified. Documents are saved fully
-    spelled out, so a field a document lacks was added later; when the new field's default would
-    build different layers, the old behaviour is filled in here:
-
-    - ``objective.one_lipschitz_conv`` (its default AOL): convolutions were rescaled by their tap
-      sum before it existed, so a document without it gets ``spectral``.
-    """
-    objective = config.get("objective")
-    if isinstance(objective, dict) and "one_lipschitz_conv" not in objective:
-        config = {**config, "objective": {**objective, "one_lipschitz_conv": "spectral"}}
-    return config
-
-
 def model_from_parts(document: dict, weights: bytes) -> TrainedModel:
     if document.get("format") != FORMAT or document.get("format_version") != FORMAT_VERSION:
         raise ArtifactError("not a lipspline model document (format/format_version)")
     digest = hashlib.sha256(weights).hexdigest()
     if digest != document.get("weights_sha256"):
         raise ArtifactError("model weights do not match the sha256 recorded in the model document")
-    config = TrainingConfig.model_validate(_with_defaults_of_its_time(document["config"]))
+    config = TrainingConfig.from_stored(document["config"])
     network = SplineNetwork(config, int(document["n_features"]), int(document["n_outputs"]))
     try:
         state = st_load(weights)

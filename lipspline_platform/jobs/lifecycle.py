@@ -246,7 +246,7 @@ def claim(settings: Settings, job_id: str, worker_host: str) -> Claim | None:
             _announce(session, job, closing[0], error=closing[1])
             return None
         seen_status, seen_attempts = job.status, job.attempts
-        config, dataset_id, request_id = TrainingConfig.model_validate(job.config), job.dataset_id, job.request_id
+        config, dataset_id, request_id = TrainingConfig.from_stored(job.config), job.dataset_id, job.request_id
         # a first run waited since submission; a re-run since the reconciler re-queued it
         waiting_since = as_utc(job.created_at if seen_attempts == 0 else (job.dispatched_at or job.updated_at))
         waited_s = max(0.0, (now - waiting_since).total_seconds()) if waiting_since else 0.0

@@ -9,6 +9,7 @@ Each test here attacks one of those statements against the exact dense matrix of
 
 from __future__ import annotations
 
+import json
 import math
 
 import numpy as np
@@ -170,6 +171,19 @@ def test_documents_saved_before_aol_convolutions_keep_their_tap_sum_kernels() ->
     new = _model(cnn_config())
     document, weights = model_to_parts(new)
     assert model_from_parts(document, weights).network.layers[0].parametrization == "aol"
+
+
+def test_stored_configs_read_back_with_the_behaviour_of_their_time() -> None:
+    """Job rows and model documents are stored spelled out: one without the field predates it."""
+    stored = cnn_config().to_json()
+    assert TrainingConfig.from_stored(stored).objective.one_lipschitz_conv == "auto"
+    old = {**stored, "objective": {k: v for k, v in stored["objective"].items() if k != "one_lipschitz_conv"}}
+    before = json.dumps(old, sort_keys=True)
+    assert TrainingConfig.from_stored(old).objective.resolved_one_lipschitz_conv() == "spectral"
+    assert json.dumps(old, sort_keys=True) == before  # the stored document is not edited
+    # a request (not a stored document) without the field gets today's default
+    request = TrainingConfig.model_validate({"objective": {"mode": "one_lipschitz"}})
+    assert request.objective.one_lipschitz_conv == "auto"
 
 
 def test_the_opaque_prefix_is_bounded_by_the_schur_test(monkeypatch: pytest.MonkeyPatch) -> None:
