@@ -47,8 +47,8 @@ into segments (each a sub-network with element-wise activations); the
 per-neuron and LipLT bounds are computed per segment and multiplied (factor 1
 for each GroupSort); the spectral product uses Lip = 1 for them; the BV2-based
 bounds do not apply (no per-neuron activation) and are skipped with a reason.
-Convolutions too large to densify form a prefix bounded by their tap-sum
-norms (see ``view.py``); only the product-type bounds are then reported.
+Convolutions too large to densify form a prefix bounded by their proven
+norms (tap sum or Schur test, ``view.conv_bound``); only the product-type bounds are then reported.
 
 Every spectral norm is a proven upper bound (``spectral.py``), every product
 of scalars is rounded upwards, and the certified value is the minimum of the

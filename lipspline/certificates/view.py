@@ -38,13 +38,13 @@ import torch
 from torch import nn
 
 from lipspline.certificates._fp import INF, U, mul_up
-from lipspline.certificates.spectral import SCHUR_FLOPS, conv_norm_bound, conv_tap_sum_bound
+from lipspline.certificates.spectral import SCHUR_FLOPS, conv_norm_bound
 from lipspline.nn.activations import LEAKY_SLOPE as ACT_LEAKY_SLOPE
 from lipspline.nn.activations import AbsoluteValue, GroupSort, LeakyReLU, PReLU, ReLU
 from lipspline.nn.layers import served_weight
 from lipspline.nn.splines import LinearSpline
 
-#: convolutions whose dense matrix has more entries than this are bounded by the tap-sum instead
+#: convolutions whose dense matrix has more entries than this are bounded by ``conv_bound`` instead
 DENSE_CONV_LIMIT = 4_000_000
 #: and so are those with a side longer than this
 DENSE_CONV_MAX_SIDE = 4096
@@ -235,15 +235,6 @@ def _conv_out_shape(conv: nn.Conv2d, shape: tuple[int, int, int]) -> tuple[int, 
     ph, pw = conv.padding
     dh, dw = conv.dilation
     return conv.out_channels, (h + 2 * ph - dh * (kh - 1) - 1) // sh + 1, (w + 2 * pw - dw * (kw - 1) - 1) // sw + 1
-
-
-def tap_sum_bound(weight: torch.Tensor) -> float:
-    """Sound ||conv||_2 bound: sum over kernel taps of each tap's proven spectral norm.
-
-    A zero-padded convolution (any stride: subsampling has norm <= 1) is a sum
-    over taps of (shift with zero padding, norm <= 1) (x) (tap matrix).
-    """
-    return conv_tap_sum_bound(weight.detach().to(torch.float64).cpu().numpy())
 
 
 def conv_bound(conv: nn.Conv2d, weight: torch.Tensor) -> float:

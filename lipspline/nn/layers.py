@@ -51,6 +51,7 @@ so the certificate's "norm <= 1" stays a theorem for every kind.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import torch
@@ -127,28 +128,29 @@ def rescaled_to_unit_norm(weight: Tensor) -> Tensor:
     return weight / torch.clamp(norm, min=1.0)
 
 
-def proven_norm_bound(weight: Tensor, conv_schur: bool = False) -> float:
+def proven_norm_bound(weight: Tensor) -> float:
     """Proven upper bound (float64 arithmetic, rounded up) of the operator-norm bound a layer promises.
 
     Dense: the proven spectral norm. Convolution: the sum over kernel taps of
-    each tap's proven spectral norm (>= the norm of the dense matrix); with
-    ``conv_schur`` (AOL convolutions), the smaller of that and the weighted
-    Schur test on K^T K, which proves the norm <= 1 that AOL promises. The
-    certificate bounds convolutions it does not densify by the same minimum.
-    The float64 copy of a float32/float16/bfloat16 weight is exact, so the
-    bound is about the stored numbers themselves.
+    each tap's proven spectral norm (>= the norm of the dense matrix); an AOL
+    convolution proves its kernel with the Schur test instead
+    (:meth:`OneLipschitzConv2d.proven_norm`). The float64 copy of a
+    float32/float16/bfloat16 weight is exact, so the bound is about the stored
+    numbers themselves.
     """
     # Imported here, not at module level: importing any certificates module runs the package's
     # __init__, which reads this module (view.py reads layer weights) while it is still loading.
-    from lipspline.certificates.spectral import conv_norm_bound, conv_tap_sum_bound, proven_spectral_norm
+    from lipspline.certificates.spectral import conv_tap_sum_bound, proven_spectral_norm
 
     stored = weight.detach().to("cpu", torch.float64).numpy()
     if weight.dim() == 2:
         return float(proven_spectral_norm(stored))
-    return float(conv_norm_bound(stored) if conv_schur else conv_tap_sum_bound(stored))
+    return float(conv_tap_sum_bound(stored))
 
 
-def _unit_norm_rounded(v64: Tensor, dtype: torch.dtype, conv_schur: bool = False) -> Tensor:
+def _unit_norm_rounded(
+    v64: Tensor, dtype: torch.dtype, norm_bound: Callable[[Tensor], float] | None = None
+) -> Tensor:
     """V rounded to ``dtype`` with a *proven* norm bound <= 1, as close to V / ||V|| as the proof allows.
 
     Dividing by a proven bound d >= ||V|| gives norm <= 1 in exact arithmetic,
@@ -160,7 +162,8 @@ def _unit_norm_rounded(v64: Tensor, dtype: torch.dtype, conv_schur: bool = False
         # The training path gives NaN here too (V / inf or inf / inf); NaN is
         # honest: the certificate reads it as an infinite norm.
         return torch.full_like(v64, math.nan, dtype=dtype)
-    bound = proven_norm_bound(v64, conv_schur)
+    norm_bound = norm_bound or proven_norm_bound
+    bound = norm_bound(v64)
     if bound <= 1.0:
         return v64.to(dtype)  # exact: v64 is a copy of a tensor of this dtype
     if not math.isfinite(bound):  # only float64 weights whose norm overflows float64
@@ -169,7 +172,7 @@ def _unit_norm_rounded(v64: Tensor, dtype: torch.dtype, conv_schur: bool = False
     step = torch.finfo(dtype).eps
     for _attempt in range(SERVED_MAX_ATTEMPTS):
         rounded = (v64 / divisor).to(dtype)
-        excess = proven_norm_bound(rounded.to(torch.float64), conv_schur)
+        excess = norm_bound(rounded.to(torch.float64))
         if excess <= 1.0:
             return rounded
         # Rounding pushed the proven norm to ``excess`` > 1: divide by that much
@@ -212,9 +215,9 @@ class _ServedWeightMixin:
         """The training parametrisation before the norm rescaling (identity: the spectral kind)."""
         return weight
 
-    def _proves_by_schur(self) -> bool:
-        """Whether the served weight's norm is proven with the Schur test too (AOL convolutions)."""
-        return False
+    def proven_norm(self, weight: Tensor) -> float:
+        """The proven norm bound this layer's served weight is held to (``proven_norm_bound``)."""
+        return proven_norm_bound(weight)
 
     def served_weight(self) -> Tensor:
         """The detached weight this layer applies outside training, with a proven norm bound <= 1.
@@ -233,7 +236,7 @@ class _ServedWeightMixin:
         # inference tensor would refuse.
         with torch.inference_mode(False), torch.no_grad():
             v64 = param.detach().to("cpu", torch.float64)
-            served = _unit_norm_rounded(self._parametrized(v64), param.dtype, self._proves_by_schur())
+            served = _unit_norm_rounded(self._parametrized(v64), param.dtype, self.proven_norm)
             weight = served.to(param.device).contiguous()
             source = param.detach()
         self.__dict__["_served_cache"] = _ServedCache(source, key, weight, weight._version)
@@ -336,13 +339,18 @@ class OneLipschitzConv2d(_ServedWeightMixin, nn.Conv2d):
     def _parametrized(self, weight: Tensor) -> Tensor:
         return aol_conv_rescale(weight) if self.parametrization == "aol" else weight
 
-    def _proves_by_schur(self) -> bool:
-        return self.parametrization == "aol"
+    def proven_norm(self, weight: Tensor) -> float:
+        """AOL kernels: the smaller of the tap sum and the Schur test, which proves AOL's norm <= 1."""
+        if self.parametrization != "aol":
+            return super().proven_norm(weight)
+        from lipspline.certificates.spectral import conv_norm_bound  # (see proven_norm_bound)
+
+        return float(conv_norm_bound(weight.detach().to("cpu", torch.float64).numpy()))
 
     def effective_weight(self) -> Tensor:
         if self.parametrization == "aol":
             # norm <= 1 by construction; dividing by the tap sum (operator_norm_upper) would undo AOL
-            return aol_conv_rescale(self.weight)
+            return self._parametrized(self.weight)
         return super().effective_weight()
 
     def extra_repr(self) -> str:

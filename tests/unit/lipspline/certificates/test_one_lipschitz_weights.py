@@ -21,8 +21,8 @@ from torch import nn
 
 import lipspline.nn.layers as layers_module
 from api_schemas import TrainingConfig
-from lipspline.certificates.spectral import proven_spectral_norm
-from lipspline.certificates.view import build_view, tap_sum_bound
+from lipspline.certificates.spectral import conv_tap_sum_bound, proven_spectral_norm
+from lipspline.certificates.view import build_view
 from lipspline.nn.layers import OneLipschitzConv2d, OneLipschitzLinear, served_weight
 from lipspline.nn.networks import SplineNetwork
 
@@ -125,7 +125,7 @@ def test_conv_served_weight_has_proven_tap_sum_at_most_one(seed, out_ch, in_ch, 
     with torch.no_grad():
         layer.weight.copy_(torch.from_numpy(v64))
     stored = layer.weight.detach().to(torch.float64).numpy()
-    check_served(layer, tap_sum_bound, exact_tap_sum(stored))
+    check_served(layer, lambda w: conv_tap_sum_bound(w.numpy()), exact_tap_sum(stored))
 
 
 def test_plain_layers_serve_their_stored_weight():
@@ -188,7 +188,7 @@ def test_computed_once_per_weight_version(monkeypatch):
     layer = big_layer("dense")
     calls = []
     real = layers_module.proven_norm_bound
-    monkeypatch.setattr(layers_module, "proven_norm_bound", lambda *args: calls.append(1) or real(*args))
+    monkeypatch.setattr(layers_module, "proven_norm_bound", lambda w: calls.append(1) or real(w))
     first = served_weight(layer)
     n = len(calls)
     assert n >= 2  # the bound of V, then at least one proof of the rounded result
