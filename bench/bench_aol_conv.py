@@ -16,59 +16,44 @@ from __future__ import annotations
 
 import argparse
 import statistics
-import time
 
-from bench_robustness import make_split
-
-from api_schemas import TrainingConfig
-from lipspline.certificates import certify_global
-from lipspline.data import Dataset
-from lipspline.training.loop import fit
-from lipspline.training.robust_accuracy import certified_accuracy
+from bench_robustness import Result, lipspline_method, make_split
 
 KINDS = ("spectral", "aol")
 CNN = {"kind": "cnn", "input_shape": [1, 8, 8], "conv_channels": [16, 32], "kernel_size": 3, "conv_stride": 2,
        "hidden": [128]}
 
 
-def run(kind: str, seed: int) -> tuple[float, list[float], float, float]:
-    split = make_split("digits", seed)
-    config = TrainingConfig.model_validate({
-        "architecture": CNN,
-        "objective": {"one_lipschitz_conv": kind},
-        "robustness": {"target_radius": split.d_train / 8},
-        "training": {"seed": seed},
-        "device": "cpu",
-    })
-    dataset = Dataset(X=split.x_pool, y=split.y_pool, task="classification",
-                      feature_names=[f"p{i}" for i in range(64)], classes=list(range(10)), name="digits")
-    began = time.perf_counter()
-    model = fit(dataset, config).model
-    seconds = time.perf_counter() - began
-    lipschitz = certify_global(model.network).certified
-    measured = certified_accuracy(model, split.x_test, split.y_test, lipschitz, split.radii, local=False)
-    return 100.0 * measured.accuracy, [100.0 * v for v in measured.global_], float(lipschitz), seconds
+def run(kind: str, seed: int) -> Result:
+    """bench_robustness's LipSpline run (train on the pool, score the test rows) with this CNN."""
+
+    def overrides(split, seed: int, options: dict) -> dict:
+        return {"architecture": CNN, "objective": {"one_lipschitz_conv": kind},
+                "robustness": {"target_radius": split.d_train / 8}, "training": {"seed": seed}}
+
+    return lipspline_method(overrides)(make_split("digits", seed), seed, {})
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--seeds", type=int, default=3)
     args = parser.parse_args()
-    results: dict[str, list[tuple[float, list[float], float, float]]] = {kind: [] for kind in KINDS}
+    results: dict[str, list[Result]] = {kind: [] for kind in KINDS}
     for seed in range(args.seeds):
         for kind in KINDS:
-            clean, cra, lipschitz, seconds = run(kind, seed)
-            results[kind].append((clean, cra, lipschitz, seconds))
-            print(f"seed {seed} {kind:<9} clean {clean:5.1f}  CRA {' / '.join(f'{v:.1f}' for v in cra)}  "
-                  f"L {lipschitz:.4f}  {seconds:.1f} s", flush=True)
+            result = run(kind, seed)
+            results[kind].append(result)
+            print(f"seed {seed} {kind:<9} clean {result.clean:5.1f}  CRA {' / '.join(f'{v:.1f}' for v in result.cra)}  "
+                  f"L {result.lipschitz:.4f}  {result.seconds:.1f} s", flush=True)
     print(f"\nmedians of {args.seeds} seeds (digits 8 x 8, 500 test rows; CRA at d/16, d/8, d/4)\n")
     print("| convolutions | clean | CRA d/16 | CRA d/8 | CRA d/4 | certified L | training s |")
     print("|---|---|---|---|---|---|---|")
     for kind, rows in results.items():
-        med = [statistics.median(r[1][i] for r in rows) for i in range(3)]
-        print(f"| {kind} | {statistics.median(r[0] for r in rows):.1f} | "
-              + " | ".join(f"{v:.1f}" for v in med)
-              + f" | {statistics.median(r[2] for r in rows):.4f} | {statistics.median(r[3] for r in rows):.1f} |")
+        cra = [statistics.median(r.cra[i] for r in rows) for i in range(3)]
+        print(f"| {kind} | {statistics.median(r.clean for r in rows):.1f} | "
+              + " | ".join(f"{v:.1f}" for v in cra)
+              + f" | {statistics.median(r.lipschitz for r in rows):.4f} | "
+              f"{statistics.median(r.seconds for r in rows):.1f} |")
 
 
 if __name__ == "__main__":
