@@ -28,6 +28,7 @@ import torch
 from torch import Tensor, nn
 
 SplineInit = Literal["relu", "leaky_relu", "identity", "abs"]
+SplineNorm = Literal["tv2", "bv2"]
 LEAKY_SLOPE = 0.01
 
 
@@ -333,14 +334,18 @@ class LinearSpline(nn.Module):
         """
         if differentiable:
             c = self.effective_coefficients()
-            return (c @ self.functionals[:, :-2].to(c.dtype)).abs().sum(dim=1)
+            return (c @ self.norm_functionals("tv2").to(c.dtype)).abs().sum(dim=1)
         return self.second_differences(self._coeffs64()).abs().sum(dim=1)
+
+    def norm_functionals(self, norm: SplineNorm) -> Tensor:
+        """The (K, J) matrix whose |c @ M| summed over J is each spline's ``norm`` (``tv2``: J = K - 2)."""
+        return self.functionals[:, :-2] if norm == "tv2" else self.functionals
 
     def bv2_norm(self, differentiable: bool = False) -> Tensor:
         """||sigma||_BV2 = TV2 + |sigma(0)| + |sigma(1)| of each spline (eq. 4)."""
         if differentiable:
             c = self.effective_coefficients()
-            return (c @ self.functionals.to(c.dtype)).abs().sum(dim=1)
+            return (c @ self.norm_functionals("bv2").to(c.dtype)).abs().sum(dim=1)
         c = self._coeffs64()
         values = evaluate_at_points(c, self.grid_range, torch.tensor([0.0, 1.0], dtype=c.dtype))
         return self.second_differences(c).abs().sum(dim=1) + values.abs().sum(dim=1)
@@ -386,6 +391,51 @@ class LinearSpline(nn.Module):
             f"num_splines={self.num_splines}, knots={self.knots}, "
             f"range={self.grid_range}, slope_bound={self.slope_bound}"
         )
+
+
+class _WeightedNormSum(torch.autograd.Function):
+    """sum_l w_l sum_n sum_j |(c_l M_l)_{n,j}| over several spline layers, as ONE autograd node.
+
+    The training penalty of the spline-norm objectives. Composed from differentiable ops it is a
+    matmul, an abs, a sum, a scale and an add per layer, each one a node whose bookkeeping costs
+    more than its arithmetic on (N, K) tables: measured on a 784-256-256-10 net (1 thread) it
+    added about 0.4 ms to a 6.6 ms training step, against 0.15 ms as one node. The gradient is
+    the same subgradient autograd takes for ``abs`` (sign, 0 at 0): sign(c_l M_l) M_l^T w_l.
+    """
+
+    @staticmethod
+    def forward(ctx, weights: tuple[float, ...], functionals: tuple[Tensor, ...], *coeffs: Tensor) -> Tensor:  # type: ignore[override]
+        total = coeffs[0].new_zeros(())
+        signs = []
+        for weight, matrix, c in zip(weights, functionals, coeffs, strict=True):
+            combos = c @ matrix
+            total = total + combos.abs().sum() * weight
+            signs.append(combos.sign_())
+        ctx.terms = (weights, functionals, signs)
+        return total
+
+    @staticmethod
+    def backward(ctx, grad: Tensor):  # type: ignore[override]
+        weights, functionals, signs = ctx.terms
+        grads = [
+            (sign @ matrix.T) * (grad * weight) if needed else None
+            for weight, matrix, sign, needed in zip(weights, functionals, signs, ctx.needs_input_grad[2:], strict=True)
+        ]
+        return None, None, *grads
+
+
+def weighted_norm_sum(splines: list[LinearSpline], weights: list[float], norm: SplineNorm) -> Tensor:
+    """sum_l weights[l] * sum_n ||sigma_{l,n}||_norm: the differentiable spline penalty of a network.
+
+    Equal to ``sum(w * s.tv2(differentiable=True).sum() ...)`` (or ``bv2_norm``), computed in one
+    autograd node (``_WeightedNormSum``); each layer's term reads its *effective* coefficients, so
+    a slope-bounded spline is penalised on the function it computes.
+    """
+    if not splines:
+        raise ValueError("weighted_norm_sum needs at least one spline layer")
+    coeffs = [s.effective_coefficients() for s in splines]
+    functionals = tuple(s.norm_functionals(norm).to(c.dtype) for s, c in zip(splines, coeffs, strict=True))
+    return _WeightedNormSum.apply(tuple(float(w) for w in weights), functionals, *coeffs)
 
 
 def initial_shape(grid: Tensor, init: SplineInit) -> Tensor:

@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING
 from torch import Tensor
 
 from lipspline.nn.layers import OneLipschitzConv2d, OneLipschitzLinear
+from lipspline.nn.splines import weighted_norm_sum
 from lipspline.objectives.strategy import LayerClasses, ObjectiveStrategy, register_objective
 
 if TYPE_CHECKING:
@@ -47,4 +48,4 @@ class OneLipschitzObjective(ObjectiveStrategy):
         splines = network.splines()
         if not splines:
             return {}
-        return {"tv2": self.config.lambda_ * sum(s.tv2(differentiable=True).sum() for s in splines)}
+        return {"tv2": weighted_norm_sum(splines, [self.config.lambda_] * len(splines), "tv2")}

@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING
 import torch
 from torch import Tensor
 
-from lipspline.nn.splines import LinearSpline
+from lipspline.nn.splines import LinearSpline, SplineNorm, weighted_norm_sum
 from lipspline.objectives.strategy import ObjectiveStrategy, register_objective
 
 if TYPE_CHECKING:
@@ -39,6 +39,8 @@ def _outer(norms: Tensor, outer_norm: str) -> Tensor:
 class _SplineNormObjective(ObjectiveStrategy):
     """The shared body of ``bv2``/``tv2``: they differ only in the per-spline norm."""
 
+    norm: SplineNorm
+
     def spline_norms(self, spline: LinearSpline) -> Tensor:
         """The mode's norm of each of ``spline``'s neurons (differentiable)."""
         raise NotImplementedError
@@ -46,13 +48,14 @@ class _SplineNormObjective(ObjectiveStrategy):
     def penalties(self, network: SplineNetwork, lambdas: Sequence[float]) -> dict[str, Tensor]:
         cfg = self.config
         terms: dict[str, Tensor] = {"weight_decay": cfg.mu * sum((w**2).sum() for w in network.weights())}
-        spline_terms = [
-            lambdas[i] * _outer(self.spline_norms(a), cfg.outer_norm)
-            for i, a in enumerate(network.activations)
-            if isinstance(a, LinearSpline)
-        ]
-        if spline_terms:
-            terms[self.name] = sum(spline_terms)
+        layers = [(lambdas[i], a) for i, a in enumerate(network.activations) if isinstance(a, LinearSpline)]
+        if not layers:
+            return terms
+        if cfg.outer_norm == "l1":  # the paper's sum over neurons: one fused node for every layer
+            weights, splines = zip(*layers, strict=True)
+            terms[self.name] = weighted_norm_sum(list(splines), list(weights), self.norm)
+        else:
+            terms[self.name] = sum(weight * _outer(self.spline_norms(a), cfg.outer_norm) for weight, a in layers)
         return terms
 
     def on_epoch_start(self, network: SplineNetwork, lambdas: list[float]) -> None:
@@ -73,6 +76,7 @@ class BV2Objective(_SplineNormObjective):
     """Weight decay plus lambda-weighted BV2 norms of the splines."""
 
     name = "bv2"
+    norm = "bv2"
     term_names = ("weight_decay", "bv2")
 
     def spline_norms(self, spline: LinearSpline) -> Tensor:
@@ -84,6 +88,7 @@ class TV2Objective(_SplineNormObjective):
     """Weight decay plus lambda-weighted TV2 seminorms of the splines."""
 
     name = "tv2"
+    norm = "tv2"
     term_names = ("weight_decay", "tv2")
 
     def spline_norms(self, spline: LinearSpline) -> Tensor:

@@ -337,3 +337,39 @@ def test_inference_path_skips_autograd_and_matches(monkeypatch):
     assert slow.grad_fn is not None
     assert torch.equal(fast, slow.detach())
 
+
+
+@pytest.mark.parametrize("norm", ["tv2", "bv2"])
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+@pytest.mark.parametrize("slope_bound", [None, 1.0])
+def test_weighted_norm_sum_matches_the_composed_penalty_and_its_gradient(norm, dtype, slope_bound):
+    """The one-node penalty equals the per-layer composition in value and in gradient (abs's subgradient)."""
+    torch.manual_seed(11)
+    layers = [LinearSpline(6, knots=9, grid_range=1.5, slope_bound=slope_bound).to(dtype) for _ in range(3)]
+    for layer in layers:
+        with torch.no_grad():
+            layer.coefficients.add_(torch.randn_like(layer.coefficients))
+            layer.coefficients[0, :] = 0.25  # a constant spline: every combination is 0 (subgradient 0)
+    weights = [0.5, 2.0, 1e-3]
+
+    def composed() -> torch.Tensor:
+        per_layer = [(s.tv2 if norm == "tv2" else s.bv2_norm)(differentiable=True).sum() for s in layers]
+        return sum(w * t for w, t in zip(weights, per_layer, strict=True))
+
+    expected = composed()
+    expected.backward()
+    want = [layer.coefficients.grad.clone() for layer in layers]
+    for layer in layers:
+        layer.coefficients.grad = None
+    fused = splines.weighted_norm_sum(layers, weights, norm)
+    fused.backward()
+    assert fused.dtype == dtype and fused.shape == ()
+    torch.testing.assert_close(fused, expected)
+    for layer, grad in zip(layers, want, strict=True):
+        torch.testing.assert_close(layer.coefficients.grad, grad)
+        assert bool(grad.abs().sum() > 0)
+
+
+def test_weighted_norm_sum_refuses_an_empty_network():
+    with pytest.raises(ValueError, match="at least one spline layer"):
+        splines.weighted_norm_sum([], [], "tv2")
