@@ -8,6 +8,9 @@ noise hits every variant alike:
   for all) + Adam step;
 - inference: forward under ``torch.no_grad``.
 
+On a CPU with AVX-512 it also times the same spline net on the narrower AVX2 tiles of the
+kernel ("8-wide tiles"), so the two kernels are compared in the same run.
+
 It prints medians (ms) and ratios to ReLU. Run: ``python bench/bench_splines.py``
 (``make bench`` installs the reference library first, without its torchvision
 dependency, which it does not need for its activation modules).
@@ -25,7 +28,7 @@ from torch import nn
 
 from api_schemas import TrainingConfig
 from lipspline.nn.networks import SplineNetwork
-from lipspline.nn.splines import native_kernel_available
+from lipspline.nn.splines import native_kernel_available, native_tiles
 from lipspline.objectives import Objective, data_loss
 
 KNOTS = 21
@@ -98,6 +101,14 @@ def make_step(model: nn.Module, penalty, x: torch.Tensor, y: torch.Tensor, loss:
     return step, infer
 
 
+def _with_tiles(width: int, fn: Callable[[], None]) -> Callable[[], None]:
+    def run() -> None:
+        with native_tiles(width):
+            fn()
+
+    return run
+
+
 def time_block(fn: Callable[[], None], repeats: int, sync: Callable[[], None]) -> float:
     """Median seconds of one call over a block of calls."""
     samples = []
@@ -120,6 +131,9 @@ def run_case(name: str, widths: list[int], batch: int, rounds: int, repeats: int
         "relu": our_network(widths, "relu"),
         "lipspline": our_network(widths, "deepspline"),
     }
+    with native_tiles(16) as tile_widths:
+        if device.type == "cpu" and 16 in tile_widths:  # the same net on the AVX2 tiles, for the A/B
+            variants["lipspline 8-wide tiles"] = our_network(widths, "deepspline")
     reference = reference_network(widths)
     if reference is not None:
         variants["deepsplines (ref)"] = reference
@@ -128,6 +142,8 @@ def run_case(name: str, widths: list[int], batch: int, rounds: int, repeats: int
     for label, (model, penalty) in variants.items():
         model.to(device)
         fns[label] = make_step(model, penalty, x, y, loss)
+        if label == "lipspline 8-wide tiles":
+            fns[label] = tuple(_with_tiles(8, fn) for fn in fns[label])
         for _ in range(5):  # warm-up: allocator, kernel dispatch, Adam state
             fns[label][0]()
             fns[label][1]()
@@ -154,8 +170,9 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=20)
     args = parser.parse_args()
     device = torch.device(args.device)
-    print(f"torch {torch.__version__}, device {device}, threads {torch.get_num_threads()}, "
-          f"native CPU kernel: {native_kernel_available()}, K={KNOTS}")
+    with native_tiles(16) as tile_widths:
+        print(f"torch {torch.__version__}, device {device}, threads {torch.get_num_threads()}, "
+              f"native CPU kernel: {native_kernel_available()} (float32 tiles: {tile_widths or 'none'}), K={KNOTS}")
     print(f"medians over {args.rounds} interleaved rounds x {args.repeats} calls")
     rows = run_case("784-256-256-10 b256", [784, 256, 256, 10], 256, args.rounds, args.repeats, device)
     rows += run_case("2-20-1 b1000", [2, 20, 1], 1000, args.rounds, args.repeats, device)

@@ -25,6 +25,14 @@
  * The arithmetic is that of the PyTorch reference path (splines._torch_cells):
  * the same c[k] + (c[k+1] - c[k]) * frac, in the same order.
  *
+ * Float32 dense layers go through register tiles (rows x channels transposed so
+ * that a vector holds one channel, whose knot table is then read by permutes, not
+ * gathers): 16 x 16 with AVX-512F up to 32 knots, 8 x 8 with AVX2 up to 24; see
+ * tile_width. set_tile_cap lets tests and benchmarks run the narrower ones too.
+ *
+ * The spline-norm penalty (norm_terms) reads each column of the functionals
+ * matrix as at most three taps, so |c @ M| and its gradient cost O(N K).
+ *
  * The vectorised loops live in worker functions compiled twice (target_clones:
  * AVX2 and baseline; the loader picks one), called from the OpenMP regions: an
  * OpenMP-outlined loop body is NOT cloned and would run baseline SSE2 code.
@@ -306,16 +314,207 @@ __attribute__((target("avx2"))) static int64_t tile_bwd_f32(const float *x, cons
     }
     return rows;
 }
+
+/* ---- AVX-512 tiles for float32 dense layers with at most 32 knots ------------------------------
+ * The same scheme 16 x 16: a channel's knot values (and rises) fit two zmm registers, so each lookup
+ * is ONE vpermt2ps instead of three vpermps and two blends, and the 16 x 16 transpose costs a quarter
+ * of a shuffle per element per direction against 3/8 for 8 x 8. On CPUs where shuffles and permutes
+ * share one port (Intel), that port bounds the AVX2 tiles; these issue about a third as many
+ * shuffle-port operations per element. The arithmetic is the AVX2 tiles' operation by operation
+ * (no FMA: -ffp-contract=off, and the intrinsics are separate multiplies and adds). */
+#define TILE16_KNOTS 32
+
+__attribute__((target("avx512f"))) static inline void transpose16(__m512 *r) {
+    __m512 t[16], s[16];
+    for (int i = 0; i < 16; i += 2) { /* per 128-bit block b: (r_i[4b], r_i+1[4b], r_i[4b+1], r_i+1[4b+1]) ... */
+        t[i] = _mm512_unpacklo_ps(r[i], r[i + 1]);
+        t[i + 1] = _mm512_unpackhi_ps(r[i], r[i + 1]);
+    }
+    for (int i = 0; i < 16; i += 4) { /* s[4g + j], block b: column 4b + j of rows 4g .. 4g + 3 */
+        s[i] = _mm512_shuffle_ps(t[i], t[i + 2], _MM_SHUFFLE(1, 0, 1, 0));
+        s[i + 1] = _mm512_shuffle_ps(t[i], t[i + 2], _MM_SHUFFLE(3, 2, 3, 2));
+        s[i + 2] = _mm512_shuffle_ps(t[i + 1], t[i + 3], _MM_SHUFFLE(1, 0, 1, 0));
+        s[i + 3] = _mm512_shuffle_ps(t[i + 1], t[i + 3], _MM_SHUFFLE(3, 2, 3, 2));
+    }
+    for (int j = 0; j < 4; ++j) { /* column 4b + j = block b of s[j], s[4 + j], s[8 + j], s[12 + j] */
+        __m512 p = _mm512_shuffle_f32x4(s[j], s[4 + j], 0x88), q = _mm512_shuffle_f32x4(s[j], s[4 + j], 0xDD);
+        __m512 u = _mm512_shuffle_f32x4(s[8 + j], s[12 + j], 0x88), w = _mm512_shuffle_f32x4(s[8 + j], s[12 + j], 0xDD);
+        r[j] = _mm512_shuffle_f32x4(p, u, 0x88);
+        r[8 + j] = _mm512_shuffle_f32x4(p, u, 0xDD);
+        r[4 + j] = _mm512_shuffle_f32x4(q, w, 0x88);
+        r[12 + j] = _mm512_shuffle_f32x4(q, w, 0xDD);
+    }
+}
+
+/* (c, rise) of every channel padded to 32 floats. */
+static float *tile16_tables(const float *c, int64_t C, int32_t K) {
+    float *tab = (float *)calloc((size_t)(2 * C * TILE16_KNOTS), sizeof(float));
+    if (!tab) return NULL;
+    for (int64_t ch = 0; ch < C; ++ch) {
+        float *ct = tab + ch * 2 * TILE16_KNOTS, *rt = ct + TILE16_KNOTS;
+        for (int32_t k = 0; k < K; ++k) ct[k] = c[ch * K + k];
+        for (int32_t k = 0; k + 1 < K; ++k) rt[k] = c[ch * K + k + 1] - c[ch * K + k];
+    }
+    return tab;
+}
+
+/* The cell k of a vector of 16 inputs of one channel, and p - k (NaN -> cell 0, as LOCATE). */
+#define LOCATE16(vx)                                                                         \
+    __m512 p = _mm512_mul_ps(_mm512_sub_ps((vx), x0), inv);                                  \
+    __m512i k = _mm512_cvttps_epi32(_mm512_min_ps(_mm512_max_ps(p, zero), last));
+
+/* Rows [b0, b0 + 16 * n16) of the forward; returns how many rows it did. */
+__attribute__((target("avx512f"))) static int64_t tile16_fwd_f32(const float *x, const float *tab, float *out,
+                                                                int64_t b0, int64_t b1, int32_t C, int32_t K,
+                                                                float grid_min, float inv_delta) {
+    const int64_t rows = (b1 - b0) & ~(int64_t)15;
+    const int32_t C16 = C & ~15;
+    const __m512 x0 = _mm512_set1_ps(grid_min), inv = _mm512_set1_ps(inv_delta);
+    const __m512 zero = _mm512_setzero_ps(), last = _mm512_set1_ps((float)(K - 2));
+    const float last_cell = (float)(K - 2);
+    for (int64_t b = b0; b < b0 + rows; b += 16) {
+        for (int32_t c0 = 0; c0 < C16; c0 += 16) {
+            __m512 v[16];
+            for (int r = 0; r < 16; ++r) v[r] = _mm512_loadu_ps(x + (b + r) * C + c0);
+            transpose16(v);
+            for (int j = 0; j < 16; ++j) {
+                const float *ct = tab + (int64_t)(c0 + j) * 2 * TILE16_KNOTS;
+                LOCATE16(v[j])
+                __m512 frac = _mm512_sub_ps(p, _mm512_cvtepi32_ps(k));
+                __m512 cv = _mm512_permutex2var_ps(_mm512_loadu_ps(ct), k, _mm512_loadu_ps(ct + 16));
+                __m512 rv = _mm512_permutex2var_ps(_mm512_loadu_ps(ct + 32), k, _mm512_loadu_ps(ct + 48));
+                v[j] = _mm512_add_ps(cv, _mm512_mul_ps(rv, frac));
+            }
+            transpose16(v);
+            for (int r = 0; r < 16; ++r) _mm512_storeu_ps(out + (b + r) * C + c0, v[r]);
+        }
+        for (int r = 0; r < 16; ++r) { /* channel tail */
+            for (int32_t ch = C16; ch < C; ++ch) {
+                float p = (x[(b + r) * C + ch] - grid_min) * inv_delta;
+                float q = p >= 0.0f ? p : 0.0f;
+                q = q <= last_cell ? q : last_cell;
+                int32_t k = (int32_t)q;
+                const float *ct = tab + (int64_t)ch * 2 * TILE16_KNOTS;
+                out[(b + r) * C + ch] = ct[k] + ct[TILE16_KNOTS + k] * (p - (float)k);
+            }
+        }
+    }
+    return rows;
+}
+
+/* Rows [b0, b0 + 16 * n16) of the backward: grad_x (if gx) and the scatter into acc (if acc), through
+ * the (left, right) pair table of the AVX2 tiles. */
+__attribute__((target("avx512f"))) static int64_t tile16_bwd_f32(const float *x, const float *tab, const float *g,
+                                                                float *gx, float *acc, int64_t b0, int64_t b1,
+                                                                int32_t C, int32_t K, float grid_min,
+                                                                float inv_delta) {
+    const int64_t rows = (b1 - b0) & ~(int64_t)15;
+    const int32_t C16 = C & ~15;
+    const __m512 x0 = _mm512_set1_ps(grid_min), inv = _mm512_set1_ps(inv_delta);
+    const __m512 zero = _mm512_setzero_ps(), last = _mm512_set1_ps((float)(K - 2));
+    const __m512i lo_pairs = _mm512_setr_epi32(0, 16, 1, 17, 2, 18, 3, 19, 4, 20, 5, 21, 6, 22, 7, 23);
+    const __m512i hi_pairs = _mm512_setr_epi32(8, 24, 9, 25, 10, 26, 11, 27, 12, 28, 13, 29, 14, 30, 15, 31);
+    const float last_cell = (float)(K - 2);
+    int32_t sidx[16][16];
+    float spair[16][32]; /* channel j: (left, right) of rows 0 .. 15 in row order */
+    float *pairs = acc ? (float *)calloc((size_t)(2 * C * K), sizeof(float)) : NULL;
+    if (acc && !pairs) return 0; /* the scalar rows then do everything */
+    for (int64_t b = b0; b < b0 + rows; b += 16) {
+        for (int32_t c0 = 0; c0 < C16; c0 += 16) {
+            __m512 v[16], gv[16];
+            for (int r = 0; r < 16; ++r) {
+                v[r] = _mm512_loadu_ps(x + (b + r) * C + c0);
+                gv[r] = _mm512_loadu_ps(g + (b + r) * C + c0);
+            }
+            transpose16(v);
+            transpose16(gv);
+            for (int j = 0; j < 16; ++j) {
+                const float *ct = tab + (int64_t)(c0 + j) * 2 * TILE16_KNOTS;
+                LOCATE16(v[j])
+                if (acc) {
+                    __m512 frac = _mm512_sub_ps(p, _mm512_cvtepi32_ps(k));
+                    _mm512_storeu_si512((void *)sidx[j], _mm512_add_epi32(k, _mm512_set1_epi32((c0 + j) * K)));
+                    __m512 right = _mm512_mul_ps(gv[j], frac);
+                    __m512 left = _mm512_sub_ps(gv[j], right);
+                    _mm512_storeu_ps(spair[j], _mm512_permutex2var_ps(left, lo_pairs, right));
+                    _mm512_storeu_ps(spair[j] + 16, _mm512_permutex2var_ps(left, hi_pairs, right));
+                }
+                if (gx) {
+                    __m512 rv = _mm512_permutex2var_ps(_mm512_loadu_ps(ct + 32), k, _mm512_loadu_ps(ct + 48));
+                    v[j] = _mm512_mul_ps(_mm512_mul_ps(gv[j], rv), inv);
+                }
+            }
+            if (gx) {
+                transpose16(v);
+                for (int r = 0; r < 16; ++r) _mm512_storeu_ps(gx + (b + r) * C + c0, v[r]);
+            }
+            if (acc) { /* row by row: consecutive adds hit different channels, no store-load chains */
+                for (int r = 0; r < 16; ++r) {
+                    for (int j = 0; j < 16; ++j) {
+                        double *cell = (double *)(pairs + 2 * (int64_t)sidx[j][r]);
+                        __m128 sum = _mm_add_ps(_mm_castpd_ps(_mm_load_sd(cell)),
+                                                _mm_castpd_ps(_mm_load_sd((const double *)(spair[j] + 2 * r))));
+                        _mm_store_sd(cell, _mm_castps_pd(sum));
+                    }
+                }
+            }
+        }
+        for (int r = 0; r < 16; ++r) { /* channel tail */
+            for (int32_t ch = C16; ch < C; ++ch) {
+                int64_t e = (b + r) * C + ch;
+                float p = (x[e] - grid_min) * inv_delta;
+                float q = p >= 0.0f ? p : 0.0f;
+                q = q <= last_cell ? q : last_cell;
+                int32_t k = (int32_t)q;
+                float frac = p - (float)k;
+                const float *ct = tab + (int64_t)ch * 2 * TILE16_KNOTS;
+                float gvv = g[e];
+                if (gx) gx[e] = gvv * ct[TILE16_KNOTS + k] * inv_delta;
+                if (acc) {
+                    float right = gvv * frac;
+                    acc[ch * K + k] += gvv - right;
+                    acc[ch * K + k + 1] += right;
+                }
+            }
+        }
+    }
+    if (acc) { /* fold the pairs: knot k gets the left sum of cell k and the right sum of cell k - 1 */
+        for (int64_t ch = 0; ch < C16; ++ch) {
+            const float *pr = pairs + 2 * ch * K;
+            float *a = acc + ch * K;
+            a[0] += pr[0];
+            for (int32_t k = 1; k + 1 < K; ++k) a[k] += pr[2 * k] + pr[2 * k - 1];
+            a[K - 1] += pr[2 * (K - 2) + 1];
+        }
+        free(pairs);
+    }
+    return rows;
+}
 #endif
 
 static int use_avx2 = 0;
+static int use_avx512 = 0;
+static int tile_cap = 16; /* widest tiles allowed (set_tile_cap): tests and benchmarks run the narrower ones too */
 
-/* Float32 dense rows go through the tiles when the CPU has AVX2 and the splines have <= 24 knots. */
+/* Which tiles float32 dense rows go through: 16 x 16 (AVX-512F, <= 32 knots), 8 x 8 (AVX2, <= 24
+ * knots) or none (0: the compiled row loops). The tables and the tiles ask the same question. */
+static int tile_width(int32_t K, int64_t inner) {
+    if (inner != 1) return 0;
+#ifdef HAVE_AVX2_PATH
+    if (use_avx512 && tile_cap >= 16 && K <= TILE16_KNOTS) return 16;
+    if (use_avx2 && tile_cap >= 8 && K <= TILE_KNOTS) return 8;
+#endif
+    (void)K;
+    return 0;
+}
+
+/* Float32 dense rows go through the tiles tile_width picks (16 x 16, 8 x 8, or none). */
 static int64_t tiles_fwd_f32(const float *x, const float *c, const float *rise, float *out, int64_t b0,
                              int64_t b1, int32_t C, int32_t K, float grid_min, float inv_delta,
                              const float *tab) {
     (void)c; (void)rise;
 #ifdef HAVE_AVX2_PATH
+    if (tab && tile_width(K, 1) == 16) return tile16_fwd_f32(x, tab, out, b0, b1, C, K, grid_min, inv_delta);
     if (tab) return tile_fwd_f32(x, tab, out, b0, b1, C, K, grid_min, inv_delta);
 #endif
     (void)x; (void)out; (void)b0; (void)b1; (void)C; (void)K; (void)grid_min; (void)inv_delta; (void)tab;
@@ -331,6 +530,7 @@ static int64_t tiles_fwd_f64(const double *x, const double *c, const double *ris
 static int64_t tiles_bwd_f32(const float *x, const float *g, float *gx, float *acc, int64_t b0, int64_t b1,
                              int32_t C, int32_t K, float grid_min, float inv_delta, const float *tab) {
 #ifdef HAVE_AVX2_PATH
+    if (tab && tile_width(K, 1) == 16) return tile16_bwd_f32(x, tab, g, gx, acc, b0, b1, C, K, grid_min, inv_delta);
     if (tab) return tile_bwd_f32(x, tab, g, gx, acc, b0, b1, C, K, grid_min, inv_delta);
 #endif
     (void)x; (void)g; (void)gx; (void)acc; (void)b0; (void)b1; (void)C; (void)K; (void)grid_min;
@@ -346,7 +546,9 @@ static int64_t tiles_bwd_f64(const double *x, const double *g, double *gx, doubl
 }
 static float *tables_f32(const float *c, int64_t C, int32_t K, int64_t inner) {
 #ifdef HAVE_AVX2_PATH
-    if (use_avx2 && inner == 1 && K <= TILE_KNOTS) return tile_tables(c, C, K);
+    int width = tile_width(K, inner);
+    if (width == 16) return tile16_tables(c, C, K);
+    if (width == 8) return tile_tables(c, C, K);
 #endif
     (void)c; (void)C; (void)K; (void)inner;
     return NULL;
@@ -1118,7 +1320,74 @@ static PyObject *py_served_input(PyObject *self, PyObject *args) {
     Py_RETURN_NONE;
 }
 
+/* ---- the spline-norm penalty ---------------------------------------------------------------------
+ * sum_n sum_j |y_nj|, y_nj = sum_t c[n, rows[j, t]] vals[j, t]: every column of the functionals matrix M
+ * of splines.bv2_functionals has at most `taps` non-zeros (a second difference 3, a point value 2), so
+ * c @ M is O(N J taps) instead of a dense matmul. With `grad`, writes grad = scale sign(y) M^T instead
+ * (sign 0 at 0, autograd's subgradient of abs). Accumulated in double, returned as a double. */
+#define DEFINE_NORM_KERNEL(T, S)                                                         \
+static double norm_terms_##S(const T *c, T *grad, int64_t N, int32_t K, int32_t J, int32_t taps, \
+                             const int32_t *rows, const double *vals, double scale) {    \
+    double total = 0.0;                                                                  \
+    if (grad) memset(grad, 0, sizeof(T) * (size_t)(N * K));                              \
+    for (int64_t n = 0; n < N; ++n) {                                                    \
+        const T *cn = c + n * K;                                                         \
+        for (int32_t j = 0; j < J; ++j) {                                                \
+            const int32_t *rj = rows + (int64_t)j * taps;                                \
+            const double *vj = vals + (int64_t)j * taps;                                 \
+            double y = 0.0;                                                              \
+            if (taps == 3) /* every column of bv2_functionals: unrolled */                \
+                y = ((double)cn[rj[0]] * vj[0] + (double)cn[rj[1]] * vj[1]) + (double)cn[rj[2]] * vj[2]; \
+            else                                                                         \
+                for (int32_t t = 0; t < taps; ++t) y += (double)cn[rj[t]] * vj[t];       \
+            if (grad) {                                                                  \
+                double sgn = (y > 0.0) - (y < 0.0);                                      \
+                if (sgn != 0.0)                                                          \
+                    for (int32_t t = 0; t < taps; ++t) grad[n * K + rj[t]] += (T)(scale * sgn * vj[t]); \
+            } else {                                                                     \
+                total += fabs(y);                                                        \
+            }                                                                            \
+        }                                                                                \
+    }                                                                                    \
+    return total;                                                                        \
+}
+
+DEFINE_NORM_KERNEL(float, f32)
+DEFINE_NORM_KERNEL(double, f64)
+
+/* norm_terms(c, grad or 0, N, K, J, taps, rows, vals, is_double, scale) -> sum of |c @ M| (0.0 with grad). */
+static PyObject *py_norm_terms(PyObject *self, PyObject *args) {
+    unsigned long long c, grad, rows, vals;
+    long long N, K, J, taps;
+    int is_double;
+    double scale;
+    if (!PyArg_ParseTuple(args, "KKLLLLKKpd", &c, &grad, &N, &K, &J, &taps, &rows, &vals, &is_double, &scale))
+        return NULL;
+    if (check_sizes(N, K)) return NULL;
+    double total;
+    Py_BEGIN_ALLOW_THREADS
+    if (is_double)
+        total = norm_terms_f64((const double *)c, (double *)grad, N, (int32_t)K, (int32_t)J, (int32_t)taps,
+                               (const int32_t *)rows, (const double *)vals, scale);
+    else
+        total = norm_terms_f32((const float *)c, (float *)grad, N, (int32_t)K, (int32_t)J, (int32_t)taps,
+                               (const int32_t *)rows, (const double *)vals, scale);
+    Py_END_ALLOW_THREADS
+    return PyFloat_FromDouble(total);
+}
+
+/* set_tile_cap(width) -> (previous cap, widths this CPU has): float32 dense tiles at most `width` wide. */
+static PyObject *py_set_tile_cap(PyObject *self, PyObject *args) {
+    int width;
+    if (!PyArg_ParseTuple(args, "i", &width)) return NULL;
+    int previous = tile_cap;
+    tile_cap = width;
+    return Py_BuildValue("(i(ii))", previous, use_avx512 ? 16 : 0, use_avx2 ? 8 : 0);
+}
+
 static PyMethodDef methods[] = {
+    {"norm_terms", py_norm_terms, METH_VARARGS, "The spline-norm penalty sum |c @ M|, or its gradient."},
+    {"set_tile_cap", py_set_tile_cap, METH_VARARGS, "Cap the width of the float32 dense tiles (16, 8 or 0)."},
     {"forward", py_forward, METH_VARARGS, "Evaluate a bank of linear splines."},
     {"backward", py_backward, METH_VARARGS, "Gradients of a bank of linear splines."},
     {"served_plan", py_served_plan, METH_VARARGS, "Freeze one served-map layer's description."},
@@ -1135,12 +1404,13 @@ PyMODINIT_FUNC PyInit__spline_kernels(void) {
 #ifdef HAVE_AVX2_PATH
     __builtin_cpu_init();
     use_avx2 = __builtin_cpu_supports("avx2");
+    use_avx512 = __builtin_cpu_supports("avx512f");
 #endif
     PyObject *m = PyModule_Create(&module);
     if (m) {
         PyModule_AddIntConstant(m, "GRAD_CHUNKS", GRAD_CHUNKS);
         PyModule_AddIntConstant(m, "GRAD_BLOCK_ELEMS", GRAD_BLOCK_ELEMS);
-        PyModule_AddIntConstant(m, "API_VERSION", 2);
+        PyModule_AddIntConstant(m, "API_VERSION", 3);
     }
     return m;
 }

@@ -20,6 +20,8 @@ form, so certificates and the BV2 penalty never sample the function.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Literal
 
@@ -35,7 +37,7 @@ LEAKY_SLOPE = 0.01
 try:  # the optional native kernel (see setup.py); absent -> pure PyTorch
     from lipspline import _spline_kernels as _native
 
-    if getattr(_native, "API_VERSION", 1) < 2:  # a stale build of an older kernel: do not guess its signature
+    if getattr(_native, "API_VERSION", 1) < 3:  # a stale build of an older kernel: do not guess its signature
         _native = None
 except ImportError:  # pragma: no cover - depends on the build machine
     _native = None
@@ -45,6 +47,20 @@ _NATIVE_DTYPES = {torch.float32: False, torch.float64: True}
 
 def native_kernel_available() -> bool:
     return _native is not None
+
+
+@contextmanager
+def native_tiles(width: int) -> Iterator[tuple[int, ...]]:
+    """Within the block, the CPU kernel's float32 dense tiles are at most ``width`` wide; yields the widths
+    this CPU has (16: AVX-512F, 8: AVX2), so tests and benchmarks can run each one on the same machine."""
+    if _native is None:
+        yield ()
+        return
+    previous, widths = _native.set_tile_cap(width)
+    try:
+        yield tuple(w for w in widths if w)
+    finally:
+        _native.set_tile_cap(previous)
 
 
 def _use_native(x: Tensor, coeffs: Tensor) -> bool:
@@ -341,6 +357,15 @@ class LinearSpline(nn.Module):
         """The (K, J) matrix whose |c @ M| summed over J is each spline's ``norm`` (``tv2``: J = K - 2)."""
         return self.functionals[:, :-2] if norm == "tv2" else self.functionals
 
+    def norm_stencil(self, norm: SplineNorm, dtype: torch.dtype) -> NormStencil:
+        """``norm_functionals(norm)`` in ``dtype`` with its column taps, built once per (norm, dtype, device)."""
+        matrix = self.norm_functionals(norm)
+        key = (norm, dtype, matrix.device)
+        cache = self.__dict__.setdefault("_norm_stencils", {})
+        if key not in cache:
+            cache[key] = NormStencil.of(matrix.to(dtype))
+        return cache[key]
+
     def bv2_norm(self, differentiable: bool = False) -> Tensor:
         """||sigma||_BV2 = TV2 + |sigma(0)| + |sigma(1)| of each spline (eq. 4)."""
         if differentiable:
@@ -393,33 +418,83 @@ class LinearSpline(nn.Module):
         )
 
 
+@dataclass(frozen=True)
+class NormStencil:
+    """A functionals matrix M (K, J) and its columns as (row, value) taps: ``c @ M`` column by column.
+
+    Every column of ``bv2_functionals`` has at most three non-zeros (a second difference, or the
+    two knots around a point value), so the native kernel computes ``|c @ M|`` in O(N J taps).
+    """
+
+    matrix: Tensor  # (K, J), the dtype of the coefficients it is applied to
+    rows: np.ndarray  # (J, taps) int32, padded with row 0
+    values: np.ndarray  # (J, taps) float64, padded with 0.0
+
+    @classmethod
+    def of(cls, matrix: Tensor) -> NormStencil:
+        m = matrix.detach().cpu().to(torch.float64).numpy()
+        columns = [np.flatnonzero(m[:, j]) for j in range(m.shape[1])]
+        taps = max((len(c) for c in columns), default=1) or 1
+        rows = np.zeros((m.shape[1], taps), dtype=np.int32)
+        values = np.zeros((m.shape[1], taps), dtype=np.float64)
+        for j, nonzero in enumerate(columns):
+            rows[j, : len(nonzero)] = nonzero
+            values[j, : len(nonzero)] = m[nonzero, j]
+        return cls(matrix, rows, values)
+
+    def native_terms(self, coeffs: Tensor, grad: Tensor | None = None, scale: float = 0.0) -> float:
+        """sum |coeffs @ M| (``grad`` None), or grad := scale * sign(coeffs @ M) @ M^T (returns 0.0)."""
+        n, k = coeffs.shape
+        return _native.norm_terms(
+            coeffs.data_ptr(), 0 if grad is None else grad.data_ptr(), n, k, self.rows.shape[0],
+            self.rows.shape[1], self.rows.ctypes.data, self.values.ctypes.data, _NATIVE_DTYPES[coeffs.dtype], scale,
+        )
+
+
 class _WeightedNormSum(torch.autograd.Function):
     """sum_l w_l sum_n sum_j |(c_l M_l)_{n,j}| over several spline layers, as ONE autograd node.
 
     The training penalty of the spline-norm objectives. Composed from differentiable ops it is a
     matmul, an abs, a sum, a scale and an add per layer, each one a node whose bookkeeping costs
-    more than its arithmetic on (N, K) tables: measured on a 784-256-256-10 net (1 thread) it
-    added about 0.4 ms to a 6.6 ms training step, against 0.15 ms as one node. The gradient is
-    the same subgradient autograd takes for ``abs`` (sign, 0 at 0): sign(c_l M_l) M_l^T w_l.
+    more than its arithmetic on (N, K) tables: measured on a 784-256-256-10 net (1 thread) the
+    composition cost about 0.4 ms of a 6.6 ms training step, one node of torch ops 0.22 ms, and
+    the native stencil kernel (``NormStencil``) a small fraction of that. The gradient is the
+    subgradient autograd takes for ``abs`` (sign, 0 at 0): w_l sign(c_l M_l) M_l^T.
     """
 
     @staticmethod
-    def forward(ctx, weights: tuple[float, ...], functionals: tuple[Tensor, ...], *coeffs: Tensor) -> Tensor:  # type: ignore[override]
+    def forward(ctx, weights: tuple[float, ...], stencils: tuple[NormStencil, ...], *coeffs: Tensor) -> Tensor:  # type: ignore[override]
+        coeffs = tuple(c.contiguous() for c in coeffs)
+        native = all(_use_native(c, c) for c in coeffs)
+        if native:  # summed in float64 by the kernel
+            total = sum(w * st.native_terms(c) for w, st, c in zip(weights, stencils, coeffs, strict=True))
+            ctx.terms = (weights, stencils, coeffs, True)
+            return torch.tensor(total, dtype=coeffs[0].dtype)
         total = coeffs[0].new_zeros(())
         signs = []
-        for weight, matrix, c in zip(weights, functionals, coeffs, strict=True):
-            combos = c @ matrix
+        for weight, stencil, c in zip(weights, stencils, coeffs, strict=True):
+            combos = c @ stencil.matrix
             total = total + combos.abs().sum() * weight
             signs.append(combos.sign_())
-        ctx.terms = (weights, functionals, signs)
+        ctx.terms = (weights, stencils, signs, False)
         return total
 
     @staticmethod
     def backward(ctx, grad: Tensor):  # type: ignore[override]
-        weights, functionals, signs = ctx.terms
+        weights, stencils, saved, native = ctx.terms
+        needed = ctx.needs_input_grad[2:]
+        if native:
+            g = float(grad)
+            grads = []
+            for weight, stencil, c, want in zip(weights, stencils, saved, needed, strict=True):
+                out = torch.empty_like(c) if want else None
+                if out is not None:
+                    stencil.native_terms(c, out, g * weight)
+                grads.append(out)
+            return None, None, *grads
         grads = [
-            (sign @ matrix.T) * (grad * weight) if needed else None
-            for weight, matrix, sign, needed in zip(weights, functionals, signs, ctx.needs_input_grad[2:], strict=True)
+            (sign @ stencil.matrix.T) * (grad * weight) if want else None
+            for weight, stencil, sign, want in zip(weights, stencils, saved, needed, strict=True)
         ]
         return None, None, *grads
 
@@ -434,8 +509,8 @@ def weighted_norm_sum(splines: list[LinearSpline], weights: list[float], norm: S
     if not splines:
         raise ValueError("weighted_norm_sum needs at least one spline layer")
     coeffs = [s.effective_coefficients() for s in splines]
-    functionals = tuple(s.norm_functionals(norm).to(c.dtype) for s, c in zip(splines, coeffs, strict=True))
-    return _WeightedNormSum.apply(tuple(float(w) for w in weights), functionals, *coeffs)
+    stencils = tuple(s.norm_stencil(norm, c.dtype) for s, c in zip(splines, coeffs, strict=True))
+    return _WeightedNormSum.apply(tuple(float(w) for w in weights), stencils, *coeffs)
 
 
 def initial_shape(grid: Tensor, init: SplineInit) -> Tensor:

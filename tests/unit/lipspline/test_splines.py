@@ -259,18 +259,30 @@ def _both_paths(monkeypatch, x: torch.Tensor, coeffs: torch.Tensor, grid_range: 
 
 
 @pytest.mark.parametrize(
-    "shape",
-    [(256, 256), (300, 37), (520, 160), (3, 5, 7, 9), (64, 12, 9, 11)],  # tails, several gradient blocks, conv
+    ("shape", "knots"),
+    [
+        ((256, 256), 21), ((300, 37), 21), ((520, 160), 21), ((3, 5, 7, 9), 21), ((64, 12, 9, 11), 21),
+        ((48, 40), 32), ((40, 33), 25), ((35, 20), 33),  # 16-wide tiles up to 32 knots, 8-wide up to 24, rows after
+    ],  # tails, several gradient blocks, conv
 )
-def test_native_float32_parity_with_reference(monkeypatch, shape):
+def test_native_float32_parity_with_reference(monkeypatch, shape, knots):
     """Float32: the fused kernel computes the reference's formulas (to rounding: torch's addcmul may fuse the
-    multiply-add, and the knot-value gradient is a sum in another order)."""
+    multiply-add, and the knot-value gradient is a sum in another order), with every tile width this CPU has
+    (16 x 16 AVX-512, 8 x 8 AVX2) and with the compiled row loops (0)."""
     if not splines.native_kernel_available():
         pytest.skip("native kernel not built")
+    with splines.native_tiles(16) as available:
+        widths = (*available, 0)
+    for width in widths:
+        with splines.native_tiles(width):
+            _check_float32_parity(monkeypatch, shape, knots)
+
+
+def _check_float32_parity(monkeypatch, shape, knots):
     gen = torch.Generator().manual_seed(sum(shape))
     x = torch.randn(shape, generator=gen) * 2.5
     x.view(-1)[:5] = torch.tensor([-2.0, 2.0, 0.0, 1e6, -1e6])  # on knots and far outside
-    coeffs = torch.randn(shape[1], 21, generator=gen)
+    coeffs = torch.randn(shape[1], knots, generator=gen)
     grad = torch.randn(shape, generator=gen)
     (o1, gx1, gc1), (o2, gx2, gc2) = _both_paths(monkeypatch, x, coeffs, 2.0, grad)
     torch.testing.assert_close(o1, o2, rtol=2e-6, atol=2e-6)
@@ -342,8 +354,14 @@ def test_inference_path_skips_autograd_and_matches(monkeypatch):
 @pytest.mark.parametrize("norm", ["tv2", "bv2"])
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
 @pytest.mark.parametrize("slope_bound", [None, 1.0])
-def test_weighted_norm_sum_matches_the_composed_penalty_and_its_gradient(norm, dtype, slope_bound):
-    """The one-node penalty equals the per-layer composition in value and in gradient (abs's subgradient)."""
+@pytest.mark.parametrize("kernel", ["native", "torch"])
+def test_weighted_norm_sum_matches_the_composed_penalty_and_its_gradient(monkeypatch, norm, dtype, slope_bound, kernel):
+    """The one-node penalty (native stencil kernel, or torch ops where there is none) equals the per-layer
+    composition in value and in gradient (abs's subgradient)."""
+    if kernel == "native" and not splines.native_kernel_available():
+        pytest.skip("native kernel not built")
+    if kernel == "torch":
+        monkeypatch.setattr(splines, "_native", None)
     torch.manual_seed(11)
     layers = [LinearSpline(6, knots=9, grid_range=1.5, slope_bound=slope_bound).to(dtype) for _ in range(3)]
     for layer in layers:
