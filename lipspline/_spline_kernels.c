@@ -101,6 +101,25 @@
 
 #define RESTRICT __restrict__
 
+/* Per-thread scratch that only grows. The kernels run once per layer per training step; a malloc/free
+ * of tens of KB around every call is work for nothing, and it moves glibc's heap top, which can make
+ * glibc trim the heap and the step's next fresh tensors page-fault in again. The sizes are
+ * O(channels x knots), so keeping the largest one per thread costs little. */
+enum { WS_RISE, WS_TABLE, WS_SCRATCH, WS_PAIRS, WS_IDX, WS_RIGHT, WS_LOCAL, WS_SLOTS };
+static __thread struct { void *p; size_t n; } ws[WS_SLOTS];
+
+static void *workspace(int slot, size_t bytes, int zero) {
+    if (bytes == 0) bytes = 1;
+    if (ws[slot].n < bytes) {
+        free(ws[slot].p);
+        ws[slot].p = malloc(bytes);
+        ws[slot].n = ws[slot].p ? bytes : 0;
+        if (!ws[slot].p) return NULL;
+    }
+    if (zero) memset(ws[slot].p, 0, bytes);
+    return ws[slot].p;
+}
+
 static int64_t min64(int64_t a, int64_t b) { return a < b ? a : b; }
 static int64_t max64(int64_t a, int64_t b) { return a > b ? a : b; }
 
@@ -163,7 +182,7 @@ __attribute__((target("avx2"))) static inline __m256 lookup24(const float *t, __
 
 /* (c, rise) of every channel padded to 24 floats. */
 static float *tile_tables(const float *c, int64_t C, int32_t K) {
-    float *tab = (float *)calloc((size_t)(2 * C * TILE_KNOTS), sizeof(float));
+    float *tab = (float *)workspace(WS_TABLE, sizeof(float) * (size_t)(2 * C * TILE_KNOTS), 1);
     if (!tab) return NULL;
     for (int64_t ch = 0; ch < C; ++ch) {
         float *ct = tab + ch * 2 * TILE_KNOTS, *rt = ct + TILE_KNOTS;
@@ -233,7 +252,7 @@ __attribute__((target("avx2"))) static int64_t tile_bwd_f32(const float *x, cons
      * 64-bit add per element instead of two scalar read-modify-writes (the stores were the
      * bottleneck); pairs[2 i] sums g (1 - frac) for knot i, pairs[2 i + 1] sums g frac for knot
      * i + 1; they are folded into acc once, after the tiles. */
-    float *pairs = acc ? (float *)calloc((size_t)(2 * C * K), sizeof(float)) : NULL;
+    float *pairs = acc ? (float *)workspace(WS_PAIRS, sizeof(float) * (size_t)(2 * C * K), 1) : NULL;
     if (acc && !pairs) return 0; /* the scalar rows then do everything */
     for (int64_t b = b0; b < b0 + rows; b += 8) {
         for (int32_t c0 = 0; c0 < C8; c0 += 8) {
@@ -310,7 +329,6 @@ __attribute__((target("avx2"))) static int64_t tile_bwd_f32(const float *x, cons
             for (int32_t k = 1; k + 1 < K; ++k) a[k] += pr[2 * k] + pr[2 * k - 1];
             a[K - 1] += pr[2 * (K - 2) + 1];
         }
-        free(pairs);
     }
     return rows;
 }
@@ -348,7 +366,7 @@ __attribute__((target("avx512f"))) static inline void transpose16(__m512 *r) {
 
 /* (c, rise) of every channel padded to 32 floats. */
 static float *tile16_tables(const float *c, int64_t C, int32_t K) {
-    float *tab = (float *)calloc((size_t)(2 * C * TILE16_KNOTS), sizeof(float));
+    float *tab = (float *)workspace(WS_TABLE, sizeof(float) * (size_t)(2 * C * TILE16_KNOTS), 1);
     if (!tab) return NULL;
     for (int64_t ch = 0; ch < C; ++ch) {
         float *ct = tab + ch * 2 * TILE16_KNOTS, *rt = ct + TILE16_KNOTS;
@@ -417,7 +435,7 @@ __attribute__((target("avx512f"))) static int64_t tile16_bwd_f32(const float *x,
     const float last_cell = (float)(K - 2);
     int32_t sidx[16][16];
     float spair[16][32]; /* channel j: (left, right) of rows 0 .. 15 in row order */
-    float *pairs = acc ? (float *)calloc((size_t)(2 * C * K), sizeof(float)) : NULL;
+    float *pairs = acc ? (float *)workspace(WS_PAIRS, sizeof(float) * (size_t)(2 * C * K), 1) : NULL;
     if (acc && !pairs) return 0; /* the scalar rows then do everything */
     for (int64_t b = b0; b < b0 + rows; b += 16) {
         for (int32_t c0 = 0; c0 < C16; c0 += 16) {
@@ -486,7 +504,6 @@ __attribute__((target("avx512f"))) static int64_t tile16_bwd_f32(const float *x,
             for (int32_t k = 1; k + 1 < K; ++k) a[k] += pr[2 * k] + pr[2 * k - 1];
             a[K - 1] += pr[2 * (K - 2) + 1];
         }
-        free(pairs);
     }
     return rows;
 }
@@ -694,7 +711,7 @@ TARGETS static void bwd_conv_rows_##S(const T *RESTRICT x, const T *RESTRICT ris
                                                                                          \
 static int forward_##S(const T *x, const T *c, T *out, int64_t outer, int64_t C,         \
                        int64_t inner, int32_t K, T grid_min, T inv_delta, int threads) { \
-    T *rise = (T *)malloc(sizeof(T) * (size_t)(C * K));                                   \
+    T *rise = (T *)workspace(WS_RISE, sizeof(T) * (size_t)(C * K), 0);                     \
     if (!rise) return -1;                                                                \
     rise_table_##S(c, rise, C, K);                                                       \
     int64_t elems = outer * C * inner;                                                   \
@@ -710,8 +727,6 @@ static int forward_##S(const T *x, const T *c, T *out, int64_t outer, int64_t C,
         } else                                                                           \
             fwd_conv_rows_##S(x, c, rise, out, b0, b1, C, inner, K, grid_min, inv_delta); \
     }                                                                                    \
-    free(tab);                                                                           \
-    free(rise);                                                                          \
     return 0;                                                                            \
 }                                                                                        \
                                                                                          \
@@ -722,9 +737,9 @@ static int backward_##S(const T *x, const T *c, const T *g, T *gx, T *gc, int64_
     int64_t elems = outer * C * inner;                                                   \
     int64_t blocks = gc ? grad_blocks(outer, elems) : 1;                                 \
     if (!gc && threads > 1 && elems >= PARALLEL_MIN_ELEMS) blocks = min64(threads, max64(1, outer)); \
-    T *rise = (T *)malloc(sizeof(T) * (size_t)table);                                    \
-    T *scratch = (gc && blocks > 1) ? (T *)calloc((size_t)((blocks - 1) * table), sizeof(T)) : NULL; \
-    if (!rise || (gc && blocks > 1 && !scratch)) { free(rise); free(scratch); return -1; } \
+    T *rise = (T *)workspace(WS_RISE, sizeof(T) * (size_t)table, 0);                      \
+    T *scratch = (gc && blocks > 1) ? (T *)workspace(WS_SCRATCH, sizeof(T) * (size_t)((blocks - 1) * table), 1) : NULL; \
+    if (!rise || (gc && blocks > 1 && !scratch)) return -1;                              \
     rise_table_##S(c, rise, C, K);                                                       \
     float *tab = tables_##S(c, C, K, inner);                                             \
     if (gc) memset(gc, 0, sizeof(T) * (size_t)table);                                    \
@@ -736,19 +751,16 @@ static int backward_##S(const T *x, const T *c, const T *g, T *gx, T *gc, int64_
         T *acc = gc ? (blk == 0 ? gc : scratch + (blk - 1) * table) : NULL;              \
         if (inner == 1) {                                                                \
             b0 += tiles_bwd_##S(x, g, gx, acc, b0, b1, (int32_t)C, K, grid_min, inv_delta, tab); \
-            int32_t *idx = (int32_t *)malloc(sizeof(int32_t) * (size_t)C);              \
-            T *right = (T *)malloc(sizeof(T) * (size_t)C);                               \
+            int32_t *idx = (int32_t *)workspace(WS_IDX, sizeof(int32_t) * (size_t)C, 0); \
+            T *right = (T *)workspace(WS_RIGHT, sizeof(T) * (size_t)C, 0);                \
             if (!idx || !right) failed = 1;                                              \
             else bwd_dense_rows_##S(x, rise, g, gx, acc, idx, right, b0, b1, (int32_t)C, K, \
                                     grid_min, inv_delta);                                \
-            free(idx);                                                                   \
-            free(right);                                                                 \
         } else {                                                                         \
-            T *local = (T *)malloc(sizeof(T) * (size_t)(4 * K));                         \
+            T *local = (T *)workspace(WS_LOCAL, sizeof(T) * (size_t)(4 * K), 0);          \
             if (!local) failed = 1;                                                      \
             else bwd_conv_rows_##S(x, rise, g, gx, acc, local, b0, b1, C, inner, K,      \
                                    grid_min, inv_delta);                                 \
-            free(local);                                                                 \
         }                                                                                \
     }                                                                                    \
     if (gc) {                                                                            \
@@ -757,9 +769,6 @@ static int backward_##S(const T *x, const T *c, const T *g, T *gx, T *gc, int64_
             for (int64_t j = 0; j < table; ++j) gc[j] += a[j];                           \
         }                                                                                \
     }                                                                                    \
-    free(tab);                                                                           \
-    free(rise);                                                                          \
-    free(scratch);                                                                       \
     return failed ? -1 : 0;                                                              \
 }
 
