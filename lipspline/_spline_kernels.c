@@ -180,6 +180,58 @@ __attribute__((target("avx2"))) static inline __m256 lookup24(const float *t, __
     return _mm256_blendv_ps(_mm256_blendv_ps(a, b, ge8), c, ge16);
 }
 
+/* The scalar parts every tile width shares. A tile table holds, per channel, its knot values and then
+ * its rises, each padded to `pad` floats. */
+static void tile_tail_fwd(const float *x, const float *tab, int pad, float *out, int64_t b, int rows, int32_t C,
+                          int32_t first, int32_t K, float grid_min, float inv_delta) {
+    const float last_cell = (float)(K - 2);
+    for (int r = 0; r < rows; ++r) { /* the channels after the last full tile */
+        for (int32_t ch = first; ch < C; ++ch) {
+            float p = (x[(b + r) * C + ch] - grid_min) * inv_delta;
+            float q = p >= 0.0f ? p : 0.0f;
+            q = q <= last_cell ? q : last_cell;
+            int32_t k = (int32_t)q;
+            const float *ct = tab + (int64_t)ch * 2 * pad;
+            out[(b + r) * C + ch] = ct[k] + ct[pad + k] * (p - (float)k);
+        }
+    }
+}
+
+static void tile_tail_bwd(const float *x, const float *tab, int pad, const float *g, float *gx, float *acc, int64_t b,
+                          int rows, int32_t C, int32_t first, int32_t K, float grid_min, float inv_delta) {
+    const float last_cell = (float)(K - 2);
+    for (int r = 0; r < rows; ++r) {
+        for (int32_t ch = first; ch < C; ++ch) {
+            int64_t e = (b + r) * C + ch;
+            float p = (x[e] - grid_min) * inv_delta;
+            float q = p >= 0.0f ? p : 0.0f;
+            q = q <= last_cell ? q : last_cell;
+            int32_t k = (int32_t)q;
+            float frac = p - (float)k;
+            const float *ct = tab + (int64_t)ch * 2 * pad;
+            float gvv = g[e];
+            if (gx) gx[e] = gvv * ct[pad + k] * inv_delta;
+            if (acc) {
+                float right = gvv * frac;
+                acc[ch * K + k] += gvv - right;
+                acc[ch * K + k + 1] += right;
+            }
+        }
+    }
+}
+
+/* Fold the (left, right) pair sums per cell of channels [0, channels) into acc: knot k gets the left sum
+ * of cell k and the right sum of cell k - 1. */
+static void fold_pairs(const float *pairs, float *acc, int32_t channels, int32_t K) {
+    for (int64_t ch = 0; ch < channels; ++ch) {
+        const float *pr = pairs + 2 * ch * K;
+        float *a = acc + ch * K;
+        a[0] += pr[0];
+        for (int32_t k = 1; k + 1 < K; ++k) a[k] += pr[2 * k] + pr[2 * k - 1];
+        a[K - 1] += pr[2 * (K - 2) + 1];
+    }
+}
+
 /* (c, rise) of every channel padded to 24 floats. */
 static float *tile_tables(const float *c, int64_t C, int32_t K) {
     float *tab = (float *)workspace(WS_TABLE, sizeof(float) * (size_t)(2 * C * TILE_KNOTS), 1);
@@ -201,7 +253,6 @@ __attribute__((target("avx2"))) static int64_t tile_fwd_f32(const float *x, cons
     const __m256 x0 = _mm256_set1_ps(grid_min), inv = _mm256_set1_ps(inv_delta);
     const __m256 zero = _mm256_setzero_ps(), last = _mm256_set1_ps((float)(K - 2));
     const __m256i seven = _mm256_set1_epi32(7), fifteen = _mm256_set1_epi32(15);
-    const float last_cell = (float)(K - 2);
     for (int64_t b = b0; b < b0 + rows; b += 8) {
         for (int32_t c0 = 0; c0 < C8; c0 += 8) {
             __m256 v[8];
@@ -221,16 +272,7 @@ __attribute__((target("avx2"))) static int64_t tile_fwd_f32(const float *x, cons
             transpose8(v);
             for (int r = 0; r < 8; ++r) _mm256_storeu_ps(out + (b + r) * C + c0, v[r]);
         }
-        for (int r = 0; r < 8; ++r) { /* channel tail */
-            for (int32_t ch = C8; ch < C; ++ch) {
-                float p = (x[(b + r) * C + ch] - grid_min) * inv_delta;
-                float q = p >= 0.0f ? p : 0.0f;
-                q = q <= last_cell ? q : last_cell;
-                int32_t k = (int32_t)q;
-                const float *ct = tab + (int64_t)ch * 2 * TILE_KNOTS;
-                out[(b + r) * C + ch] = ct[k] + ct[TILE_KNOTS + k] * (p - (float)k);
-            }
-        }
+        tile_tail_fwd(x, tab, TILE_KNOTS, out, b, 8, C, C8, K, grid_min, inv_delta);
     }
     return rows;
 }
@@ -245,7 +287,6 @@ __attribute__((target("avx2"))) static int64_t tile_bwd_f32(const float *x, cons
     const __m256 x0 = _mm256_set1_ps(grid_min), inv = _mm256_set1_ps(inv_delta);
     const __m256 zero = _mm256_setzero_ps(), last = _mm256_set1_ps((float)(K - 2));
     const __m256i seven = _mm256_set1_epi32(7), fifteen = _mm256_set1_epi32(15);
-    const float last_cell = (float)(K - 2);
     int32_t sidx[8][8];
     float spair[8][16];
     /* The knot-value gradient of the tiles goes to a table of (left, right) pairs per cell: one
@@ -302,34 +343,9 @@ __attribute__((target("avx2"))) static int64_t tile_bwd_f32(const float *x, cons
                 }
             }
         }
-        for (int r = 0; r < 8; ++r) { /* channel tail */
-            for (int32_t ch = C8; ch < C; ++ch) {
-                int64_t e = (b + r) * C + ch;
-                float p = (x[e] - grid_min) * inv_delta;
-                float q = p >= 0.0f ? p : 0.0f;
-                q = q <= last_cell ? q : last_cell;
-                int32_t k = (int32_t)q;
-                float frac = p - (float)k;
-                const float *ct = tab + (int64_t)ch * 2 * TILE_KNOTS;
-                float gvv = g[e];
-                if (gx) gx[e] = gvv * ct[TILE_KNOTS + k] * inv_delta;
-                if (acc) {
-                    float right = gvv * frac;
-                    acc[ch * K + k] += gvv - right;
-                    acc[ch * K + k + 1] += right;
-                }
-            }
-        }
+        tile_tail_bwd(x, tab, TILE_KNOTS, g, gx, acc, b, 8, C, C8, K, grid_min, inv_delta);
     }
-    if (acc) { /* fold the pairs: knot k gets the left sum of cell k and the right sum of cell k - 1 */
-        for (int64_t ch = 0; ch < C8; ++ch) {
-            const float *pr = pairs + 2 * ch * K;
-            float *a = acc + ch * K;
-            a[0] += pr[0];
-            for (int32_t k = 1; k + 1 < K; ++k) a[k] += pr[2 * k] + pr[2 * k - 1];
-            a[K - 1] += pr[2 * (K - 2) + 1];
-        }
-    }
+    if (acc) fold_pairs(pairs, acc, C8, K);
     return rows;
 }
 
@@ -389,7 +405,6 @@ __attribute__((target("avx512f"))) static int64_t tile16_fwd_f32(const float *x,
     const int32_t C16 = C & ~15;
     const __m512 x0 = _mm512_set1_ps(grid_min), inv = _mm512_set1_ps(inv_delta);
     const __m512 zero = _mm512_setzero_ps(), last = _mm512_set1_ps((float)(K - 2));
-    const float last_cell = (float)(K - 2);
     for (int64_t b = b0; b < b0 + rows; b += 16) {
         for (int32_t c0 = 0; c0 < C16; c0 += 16) {
             __m512 v[16];
@@ -406,16 +421,7 @@ __attribute__((target("avx512f"))) static int64_t tile16_fwd_f32(const float *x,
             transpose16(v);
             for (int r = 0; r < 16; ++r) _mm512_storeu_ps(out + (b + r) * C + c0, v[r]);
         }
-        for (int r = 0; r < 16; ++r) { /* channel tail */
-            for (int32_t ch = C16; ch < C; ++ch) {
-                float p = (x[(b + r) * C + ch] - grid_min) * inv_delta;
-                float q = p >= 0.0f ? p : 0.0f;
-                q = q <= last_cell ? q : last_cell;
-                int32_t k = (int32_t)q;
-                const float *ct = tab + (int64_t)ch * 2 * TILE16_KNOTS;
-                out[(b + r) * C + ch] = ct[k] + ct[TILE16_KNOTS + k] * (p - (float)k);
-            }
-        }
+        tile_tail_fwd(x, tab, TILE16_KNOTS, out, b, 16, C, C16, K, grid_min, inv_delta);
     }
     return rows;
 }
@@ -432,7 +438,6 @@ __attribute__((target("avx512f"))) static int64_t tile16_bwd_f32(const float *x,
     const __m512 zero = _mm512_setzero_ps(), last = _mm512_set1_ps((float)(K - 2));
     const __m512i lo_pairs = _mm512_setr_epi32(0, 16, 1, 17, 2, 18, 3, 19, 4, 20, 5, 21, 6, 22, 7, 23);
     const __m512i hi_pairs = _mm512_setr_epi32(8, 24, 9, 25, 10, 26, 11, 27, 12, 28, 13, 29, 14, 30, 15, 31);
-    const float last_cell = (float)(K - 2);
     int32_t sidx[16][16];
     float spair[16][32]; /* channel j: (left, right) of rows 0 .. 15 in row order */
     float *pairs = acc ? (float *)workspace(WS_PAIRS, sizeof(float) * (size_t)(2 * C * K), 1) : NULL;
@@ -477,34 +482,9 @@ __attribute__((target("avx512f"))) static int64_t tile16_bwd_f32(const float *x,
                 }
             }
         }
-        for (int r = 0; r < 16; ++r) { /* channel tail */
-            for (int32_t ch = C16; ch < C; ++ch) {
-                int64_t e = (b + r) * C + ch;
-                float p = (x[e] - grid_min) * inv_delta;
-                float q = p >= 0.0f ? p : 0.0f;
-                q = q <= last_cell ? q : last_cell;
-                int32_t k = (int32_t)q;
-                float frac = p - (float)k;
-                const float *ct = tab + (int64_t)ch * 2 * TILE16_KNOTS;
-                float gvv = g[e];
-                if (gx) gx[e] = gvv * ct[TILE16_KNOTS + k] * inv_delta;
-                if (acc) {
-                    float right = gvv * frac;
-                    acc[ch * K + k] += gvv - right;
-                    acc[ch * K + k + 1] += right;
-                }
-            }
-        }
+        tile_tail_bwd(x, tab, TILE16_KNOTS, g, gx, acc, b, 16, C, C16, K, grid_min, inv_delta);
     }
-    if (acc) { /* fold the pairs: knot k gets the left sum of cell k and the right sum of cell k - 1 */
-        for (int64_t ch = 0; ch < C16; ++ch) {
-            const float *pr = pairs + 2 * ch * K;
-            float *a = acc + ch * K;
-            a[0] += pr[0];
-            for (int32_t k = 1; k + 1 < K; ++k) a[k] += pr[2 * k] + pr[2 * k - 1];
-            a[K - 1] += pr[2 * (K - 2) + 1];
-        }
-    }
+    if (acc) fold_pairs(pairs, acc, C16, K);
     return rows;
 }
 #endif
