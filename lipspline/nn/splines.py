@@ -468,7 +468,8 @@ class _WeightedNormSum(torch.autograd.Function):
         native = all(_use_native(c, c) for c in coeffs)
         if native:  # summed in float64 by the kernel
             total = sum(w * st.native_terms(c) for w, st, c in zip(weights, stencils, coeffs, strict=True))
-            ctx.terms = (weights, stencils, coeffs, True)
+            ctx.save_for_backward(*coeffs)  # autograd then refuses a backward through values changed in place
+            ctx.terms = (weights, stencils, None, True)
             return torch.tensor(total, dtype=coeffs[0].dtype)
         total = coeffs[0].new_zeros(())
         signs = []
@@ -484,6 +485,7 @@ class _WeightedNormSum(torch.autograd.Function):
         weights, stencils, saved, native = ctx.terms
         needed = ctx.needs_input_grad[2:]
         if native:
+            saved = ctx.saved_tensors
             g = float(grad)
             grads = []
             for weight, stencil, c, want in zip(weights, stencils, saved, needed, strict=True):
