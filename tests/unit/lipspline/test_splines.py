@@ -391,3 +391,15 @@ def test_weighted_norm_sum_matches_the_composed_penalty_and_its_gradient(monkeyp
 def test_weighted_norm_sum_refuses_an_empty_network():
     with pytest.raises(ValueError, match="at least one spline layer"):
         splines.weighted_norm_sum([], [], "tv2")
+
+
+def test_weighted_norm_sum_refuses_a_backward_after_an_in_place_change():
+    """The native path recomputes the signs in backward from the saved coefficients: changed since, refused."""
+    if not splines.native_kernel_available():
+        pytest.skip("native kernel not built")
+    spline = LinearSpline(4, knots=7, grid_range=1.0)
+    total = splines.weighted_norm_sum([spline], [1.0], "bv2")
+    with torch.no_grad():
+        spline.coefficients.add_(1.0)
+    with pytest.raises(RuntimeError, match="modified by an inplace operation"):
+        total.backward()
