@@ -165,26 +165,57 @@ class ScalingSearch:
         return lam[self.last], grad
 
     def run(self, iterations: int | None = None) -> dict[int, np.ndarray]:
-        iterations = ITERATIONS if iterations is None else iterations
-        logt = {j: np.zeros(n) for j, n in self.sizes.items()}
-        m = {j: np.zeros(n) for j, n in self.sizes.items()}
-        v = {j: np.zeros(n) for j, n in self.sizes.items()}
-        best, best_logt = np.inf, {j: x.copy() for j, x in logt.items()}
+        """The best log-scalings after ``iterations`` Adam steps (``ITERATIONS`` by default)."""
+        self.advance(ITERATIONS if iterations is None else iterations)
+        return self.result()
+
+    def advance(self, until: int) -> None:
+        """Take Adam steps up to step ``until``. The search can stop and resume: steps taken in two
+        calls give exactly the scalings of one uninterrupted run."""
+        state = self.__dict__.get("_state")
+        if state is None:
+            logt = {j: np.zeros(n) for j, n in self.sizes.items()}
+            state = self._state = {
+                "logt": logt, "m": {j: np.zeros(n) for j, n in self.sizes.items()},
+                "v": {j: np.zeros(n) for j, n in self.sizes.items()}, "step": 0,
+                "best": np.inf, "best_logt": {j: x.copy() for j, x in logt.items()},
+            }
+        logt, m, v = state["logt"], state["m"], state["v"]
         b1, b2 = 0.9, 0.999
-        for step in range(1, iterations + 1):
+        while state["step"] < until:
+            state["step"] = step = state["step"] + 1
             value, grad = self.value_and_grad(logt)
-            if value < best:
-                best, best_logt = value, {j: x.copy() for j, x in logt.items()}
+            if value < state["best"]:
+                state["best"], state["best_logt"] = value, {j: x.copy() for j, x in logt.items()}
             for j in logt:
                 m[j] = b1 * m[j] + (1 - b1) * grad[j]
                 v[j] = b2 * v[j] + (1 - b2) * grad[j] ** 2
                 mhat = m[j] / (1 - b1**step)
                 vhat = v[j] / (1 - b2**step)
                 logt[j] = logt[j] - STEP * mhat / (np.sqrt(vhat) + 1e-12)
-        value, _ = self.value_and_grad(logt)
-        if value < best:
-            best_logt = logt
-        return best_logt
+        state["final"] = None  # the last point's value is evaluated by result(), once per step count
+
+    @property
+    def steps(self) -> int:
+        state = self.__dict__.get("_state")
+        return 0 if state is None else state["step"]
+
+    @property
+    def best(self) -> float:
+        """The smallest smooth estimate seen so far (inf before the first step)."""
+        state = self.__dict__.get("_state")
+        return np.inf if state is None else float(state["best"])
+
+    def result(self) -> dict[int, np.ndarray]:
+        """The best log-scalings seen, the point after the last step included."""
+        state = self.__dict__.get("_state")
+        if state is None:
+            return {j: np.zeros(n) for j, n in self.sizes.items()}
+        if state["final"] is None:
+            value, _ = self.value_and_grad(state["logt"])
+            state["final"] = value < state["best"]
+        chosen = state["logt"] if state["final"] else state["best_logt"]
+        return {j: x.copy() for j, x in chosen.items()}
 
 
 def search_flops(terms: list[Term]) -> float:

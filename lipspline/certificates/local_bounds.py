@@ -357,7 +357,7 @@ def _segment_local(
     # LipLT with local M, R; levels whose products are all large keep their global L_k.
     # Where the global analysis searched scalings (small segments only), the scaled recursion
     # (liplt_scaled.py) runs beside it with those same T: any T is sound for any slope box.
-    logt = analysis.seg_scalings[seg_index] if seg_index < len(analysis.seg_scalings) else None
+    logt = analysis.segment_scalings(seg_index)
     if logt is not None and any(v.weights[k].shape[0] > LOCAL_DIM_LIMIT for k in range(a + 1, b + 1)):
         logt = None
     t = {j: np.exp(x) for j, x in logt.items()} if logt is not None else {}

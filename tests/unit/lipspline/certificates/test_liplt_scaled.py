@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+import math
 
 import numpy as np
 import pytest
@@ -12,7 +13,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from api_schemas import TrainingConfig
-from lipspline.certificates import certify_global, jacobian_lower_bound, liplt_scaled
+from lipspline.certificates import analysis as analysis_module
+from lipspline.certificates import certify_global, jacobian_lower_bound, liplt_scaled, local_bounds
 from lipspline.certificates.global_bounds import analyze
 from lipspline.nn.networks import SplineNetwork
 from tests.unit.lipspline.certificates.networks import Draw, Scaling, Uniform, random_network
@@ -113,3 +115,41 @@ def test_search_is_skipped_above_its_flop_budget(monkeypatch: pytest.MonkeyPatch
     assert "liplt_scaled" not in cert.bounds
     assert "too large for the scaling search" in cert.skipped["liplt_scaled"]
     assert cert.certified == min(cert.bounds.values())
+
+
+def test_a_stopped_search_resumes_to_the_scalings_of_an_uninterrupted_one() -> None:
+    analysis = analyze(random_spline_net(1), use_cache=False)
+    (a, b), seg = analysis.view.segments[0], analysis.seg_liplt[0]
+    sizes = {j: analysis.W[j].shape[0] for j in range(a, b)}
+    whole = liplt_scaled.ScalingSearch(seg.terms, sizes, b).run()
+    split = liplt_scaled.ScalingSearch(seg.terms, sizes, b)
+    split.advance(7)
+    early = split.result()
+    split.advance(liplt_scaled.ITERATIONS)
+    resumed = split.result()
+    assert split.steps == liplt_scaled.ITERATIONS
+    assert all(np.array_equal(whole[j], resumed[j]) for j in whole)
+    assert any(not np.array_equal(early[j], resumed[j]) for j in whole)  # the copy handed out earlier stays as it was
+
+
+def test_the_search_stops_early_when_another_bound_is_far_below(monkeypatch: pytest.MonkeyPatch) -> None:
+    """On the reference net the layer-wise LipSDP bound is ~30 % below the scaled LipLT: the search stops
+    after GIVE_UP_AFTER steps, the certified value is that of the full search, and the local bounds get the
+    scalings of the full search (finished on first use)."""
+    net = random_spline_net(0)
+    stopped = analyze(net, use_cache=False)
+    assert stopped.searches[0].steps == analysis_module.GIVE_UP_AFTER
+    monkeypatch.setattr(analysis_module, "GIVE_UP_ABOVE", math.inf)
+    full = analyze(net, use_cache=False)
+    assert full.searches[0].steps == liplt_scaled.ITERATIONS
+    assert min(stopped.bounds.values()) == min(full.bounds.values())
+    assert stopped.bounds["lipsdp_layerwise"] == full.bounds["lipsdp_layerwise"]
+    finished = stopped.segment_scalings(0)
+    assert stopped.searches[0].steps == liplt_scaled.ITERATIONS
+    assert all(np.array_equal(finished[j], full.seg_scalings[0][j]) for j in finished)
+    x = np.random.default_rng(0).normal(size=(4, 16))
+    analysis_module.clear_cache()  # local_bounds analyses through the cache: first with the full search ...
+    with_full_search = [c.bound for c in local_bounds(net, x, 0.05)]
+    analysis_module.clear_cache()  # ... then with the search stopped early and finished on first use
+    monkeypatch.setattr(analysis_module, "GIVE_UP_ABOVE", 1.25)
+    assert [c.bound for c in local_bounds(net, x, 0.05)] == with_full_search
