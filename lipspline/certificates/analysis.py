@@ -193,9 +193,8 @@ class Analysis:
         self.bounds["spectral_product"] = self._timed("spectral_product", self.spectral_product)
         self.bounds["per_neuron_scaled"] = self._timed("per_neuron_scaled", self.per_neuron_scaled)
         self.seg_liplt: list[SegmentLipLT] = []
-        #: the searched log-scalings of each segment (reused, unchanged, by the local bounds)
-        self.seg_scalings: list[dict[int, np.ndarray]] = []
-        self.searches: list[ScalingSearch] = []  # the searches behind seg_scalings (liplt_scaled)
+        #: the scaling search of each segment (liplt_scaled); the local bounds reuse its scalings
+        self.searches: list[ScalingSearch] = []
         self.bounds["liplt"] = self._timed("liplt", self.liplt)
         # the extra bounds read only the view; computed first, they tell the scaling search what it must beat
         extra: dict[str, float] = {}
@@ -322,7 +321,6 @@ class Analysis:
                 search.advance(ITERATIONS)
         for (_, b), seg, search in zip(self.view.segments, self.seg_liplt, self.searches, strict=True):
             logt = search.result()
-            self.seg_scalings.append(logt)
             # T = I (plain LipLT) is one of the valid choices: the search judged by its smooth
             # stand-in can land above it (nearly orthogonal weights of 1-Lipschitz nets), so keep the smaller
             total = mul_up(total, min(proven_scaled_liplt(seg.terms, logt, b, self.norm), seg.L[-1]))
@@ -335,11 +333,9 @@ class Analysis:
             return None
         with self._finishing:  # a cached analysis serves concurrent requests: one thread finishes a search
             search = self.searches[index]
-            if search.steps < ITERATIONS:
-                with single_threaded_blas():
-                    search.advance(ITERATIONS)
-                self.seg_scalings[index] = search.result()
-            return self.seg_scalings[index]
+            with single_threaded_blas():
+                search.advance(ITERATIONS)  # nothing to do unless the global bound stopped it early
+                return search.result()
 
     def frobenius(self) -> float:
         v = self.view

@@ -123,6 +123,14 @@ class ScalingSearch:
         self.sizes = sizes  # hidden level -> width (levels a .. last-1 are scaled)
         self.last = last
         self.dense = [_dense(t.matrix) for t in terms]
+        # the Adam state: the search can stop and resume (advance) with the result of one uninterrupted run
+        self._logt = {j: np.zeros(n) for j, n in sizes.items()}
+        self._m = {j: np.zeros(n) for j, n in sizes.items()}
+        self._v = {j: np.zeros(n) for j, n in sizes.items()}
+        self.steps = 0
+        self.best = math.inf  # the smallest smooth estimate seen so far
+        self._best_logt = {j: x.copy() for j, x in self._logt.items()}
+        self._last_wins: bool | None = None  # whether the point after the last step beats best (None: unknown)
 
     def _scaled(self, term: Term, x: np.ndarray, t: dict[int, np.ndarray], c: dict[int, np.ndarray]) -> np.ndarray:
         if term.k != self.last:
@@ -172,49 +180,27 @@ class ScalingSearch:
     def advance(self, until: int) -> None:
         """Take Adam steps up to step ``until``. The search can stop and resume: steps taken in two
         calls give exactly the scalings of one uninterrupted run."""
-        state = self.__dict__.get("_state")
-        if state is None:
-            logt = {j: np.zeros(n) for j, n in self.sizes.items()}
-            state = self._state = {
-                "logt": logt, "m": {j: np.zeros(n) for j, n in self.sizes.items()},
-                "v": {j: np.zeros(n) for j, n in self.sizes.items()}, "step": 0,
-                "best": np.inf, "best_logt": {j: x.copy() for j, x in logt.items()},
-            }
-        logt, m, v = state["logt"], state["m"], state["v"]
+        logt, m, v = self._logt, self._m, self._v
         b1, b2 = 0.9, 0.999
-        while state["step"] < until:
-            state["step"] = step = state["step"] + 1
+        while self.steps < until:
+            self.steps = step = self.steps + 1
+            self._last_wins = None
             value, grad = self.value_and_grad(logt)
-            if value < state["best"]:
-                state["best"], state["best_logt"] = value, {j: x.copy() for j, x in logt.items()}
+            if value < self.best:
+                self.best, self._best_logt = value, {j: x.copy() for j, x in logt.items()}
             for j in logt:
                 m[j] = b1 * m[j] + (1 - b1) * grad[j]
                 v[j] = b2 * v[j] + (1 - b2) * grad[j] ** 2
                 mhat = m[j] / (1 - b1**step)
                 vhat = v[j] / (1 - b2**step)
                 logt[j] = logt[j] - STEP * mhat / (np.sqrt(vhat) + 1e-12)
-        state["final"] = None  # the last point's value is evaluated by result(), once per step count
-
-    @property
-    def steps(self) -> int:
-        state = self.__dict__.get("_state")
-        return 0 if state is None else state["step"]
-
-    @property
-    def best(self) -> float:
-        """The smallest smooth estimate seen so far (inf before the first step)."""
-        state = self.__dict__.get("_state")
-        return np.inf if state is None else float(state["best"])
 
     def result(self) -> dict[int, np.ndarray]:
-        """The best log-scalings seen, the point after the last step included."""
-        state = self.__dict__.get("_state")
-        if state is None:
-            return {j: np.zeros(n) for j, n in self.sizes.items()}
-        if state["final"] is None:
-            value, _ = self.value_and_grad(state["logt"])
-            state["final"] = value < state["best"]
-        chosen = state["logt"] if state["final"] else state["best_logt"]
+        """The best log-scalings seen, the point after the last step included (a copy)."""
+        if self._last_wins is None:
+            value, _ = self.value_and_grad(self._logt)
+            self._last_wins = value < self.best
+        chosen = self._logt if self._last_wins else self._best_logt
         return {j: x.copy() for j, x in chosen.items()}
 
 

@@ -146,7 +146,7 @@ def test_the_search_stops_early_when_another_bound_is_far_below(monkeypatch: pyt
     assert stopped.bounds["lipsdp_layerwise"] == full.bounds["lipsdp_layerwise"]
     finished = stopped.segment_scalings(0)
     assert stopped.searches[0].steps == liplt_scaled.ITERATIONS
-    assert all(np.array_equal(finished[j], full.seg_scalings[0][j]) for j in finished)
+    assert all(np.array_equal(finished[j], full.segment_scalings(0)[j]) for j in finished)
     x = np.random.default_rng(0).normal(size=(4, 16))
     analysis_module.clear_cache()  # local_bounds analyses through the cache: first with the full search ...
     with_full_search = [c.bound for c in local_bounds(net, x, 0.05)]
