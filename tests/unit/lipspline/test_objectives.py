@@ -10,6 +10,7 @@ from api_schemas import TrainingConfig
 from lipspline.nn.networks import SplineNetwork
 from lipspline.nn.splines import LinearSpline
 from lipspline.objectives import Objective, data_loss, resolve_loss
+from lipspline.objectives.modes.spline_norms import squared_norm_sum
 
 
 def small_net(mode: str, activation: str = "deepspline", **objective) -> tuple[SplineNetwork, Objective]:
@@ -60,6 +61,23 @@ def test_bv2_penalty(outer):
     assert set(terms) == {"weight_decay", "bv2"}
     assert float(terms["weight_decay"]) == pytest.approx(decay, rel=1e-5)
     assert float(terms["bv2"]) == pytest.approx(spline_term, rel=1e-5)
+
+
+def test_weight_decay_node_matches_the_composed_sum_in_value_and_gradient():
+    torch.manual_seed(3)
+    weights = [torch.randn(5, 3, dtype=torch.float64, requires_grad=True), torch.randn(2, 5, dtype=torch.float64,
+                                                                                      requires_grad=True)]
+    fused = squared_norm_sum(weights)
+    composed = sum((w**2).sum() for w in weights)
+    assert float(fused) == pytest.approx(float(composed), rel=1e-14)
+    fused_grads = torch.autograd.grad(fused * 0.7, weights)
+    composed_grads = torch.autograd.grad(composed * 0.7, weights)
+    for got, want in zip(fused_grads, composed_grads, strict=True):
+        torch.testing.assert_close(got, want, rtol=1e-14, atol=0)
+    assert torch.autograd.gradcheck(lambda *w: squared_norm_sum(w), tuple(weights))
+    frozen = [weights[0].detach(), weights[1]]  # a weight that needs no gradient gets none
+    (grad_w1,) = torch.autograd.grad(squared_norm_sum(frozen), [weights[1]])
+    torch.testing.assert_close(grad_w1, 2 * weights[1].detach())
 
 
 def test_tv2_penalty():
