@@ -88,6 +88,13 @@ class _Stage:
         self.w, self.p, self.m = w, p, m
         self.units, self.inputs = w.shape
         self.h = h
+        # index arrays and the lower-triangle mask every Newton step and trial point reuses (building
+        # them per call was about a sixth of the stage's time: numpy's tril makes its mask each time)
+        size = self.inputs + self.units
+        self._lower = np.tri(size, dtype=bool)
+        self._input_diagonal = np.arange(self.inputs)
+        self._unit_diagonal = np.arange(self.inputs, size)
+        self._lam_diagonal = np.arange(1, self.units + 1)
 
     def matrix(self, s: float, lam: np.ndarray) -> np.ndarray:
         n, w = self.inputs, self.w
@@ -96,8 +103,8 @@ class _Stage:
         x[:n, n:] = w.T * (lam * self.m)
         x[n:, :n] = x[:n, n:].T
         x[n:, n:] = -self.h
-        x[np.arange(n), np.arange(n)] += s
-        x[np.arange(n, n + self.units), np.arange(n, n + self.units)] += lam
+        x[self._input_diagonal, self._input_diagonal] += s
+        x[self._unit_diagonal, self._unit_diagonal] += lam
         return x
 
     def outgoing(self, lam: np.ndarray) -> np.ndarray:
@@ -119,22 +126,27 @@ class _Stage:
         inverse, info = dpotri(factor, lower=1)
         if info != 0:
             raise np.linalg.LinAlgError("stage matrix inverse failed")
-        sa = np.tril(inverse[:n, :n]) + np.tril(inverse[:n, :n], -1).T
-        sb = inverse[n:, :n].T  # the lower triangle holds this block in full
-        sc = np.tril(inverse[n:, n:]) + np.tril(inverse[n:, n:], -1).T
+        inverse = np.where(self._lower, inverse, inverse.T)  # dpotri fills the lower triangle: mirror it
+        sa, sb, sc = inverse[:n, :n], inverse[n:, :n].T, inverse[n:, n:]
         a = sa @ w.T
         p11, p12 = w @ a, w @ sb
         p21 = p12.T
         gradient = np.empty(self.units + 1)
         gradient[0] = t - np.trace(sa)
         gradient[1:] = -(p * np.diagonal(p11) + 2.0 * m * np.diagonal(p12) + np.diagonal(sc)) - 1.0 / lam
-        # tr(X^-1 F_i X^-1 F_j) for F_i = U_i C_i U_i^T, C_i = [[p_i, m_i], [m_i, 1]]: the 2x2 blocks
-        # [[p11, p12], [p21, sc]]_ij of U^T X^-1 U, multiplied out
-        pi, pj, mi, mj = p[:, None], p[None, :], m[:, None], m[None, :]
+        # tr(X^-1 F_i X^-1 F_j) for F_i = U_i C_i U_i^T, C_i = [[p_i, m_i], [m_i, 1]]: with the 2x2 blocks
+        # [[p11, p12], [p21, sc]]_ij of U^T X^-1 U (p11, sc symmetric, p21 = p12^T) it is
+        # (C_i Q_ij C_j Q_ji)'s trace = r * r^T + q * v^T + v * q^T + u * u^T element-wise, where the rows
+        # of r, q, v, u are row i of p11 p_i + p21 m_i, p12 p_i + sc m_i, p11 m_i + p21, p12 m_i + sc
+        pi, mi = p[:, None], m[:, None]
+        r = pi * p11 + mi * p21
+        q = pi * p12 + mi * sc
+        v = mi * p11 + p21
+        u = mi * p12 + sc
+        qv = q * v.T
         hessian = np.empty((self.units + 1, self.units + 1))
-        hessian[1:, 1:] = ((pi * p11 + mi * p21) * (pj * p11 + mj * p12) + (pi * p12 + mi * sc) * (mj * p11 + p12)
-                           + (mi * p11 + p21) * (pj * p21 + mj * sc) + (mi * p12 + sc) * (mj * p21 + sc))
-        hessian[np.arange(1, self.units + 1), np.arange(1, self.units + 1)] += 1.0 / lam**2
+        hessian[1:, 1:] = (r * r.T + qv) + (qv.T + u * u.T)
+        hessian[self._lam_diagonal, self._lam_diagonal] += 1.0 / lam**2
         cross = p * (a * a).sum(0) + 2.0 * m * (a * sb).sum(0) + (sb * sb).sum(0)
         hessian[0, 0] = float((sa * sa).sum())
         hessian[0, 1:] = hessian[1:, 0] = cross
