@@ -470,7 +470,7 @@ class _WeightedNormSum(torch.autograd.Function):
         if native:  # summed in float64 by the kernel
             total = sum(w * st.native_terms(c) for w, st, c in zip(weights, stencils, coeffs, strict=True))
             ctx.save_for_backward(*coeffs)  # autograd then refuses a backward through values changed in place
-            ctx.terms = (weights, stencils, None, True)
+            ctx.terms = (weights, stencils, None)  # no signs: backward recomputes them from the saved values
             return torch.tensor(total, dtype=coeffs[0].dtype)
         total = coeffs[0].new_zeros(())
         signs = []
@@ -478,18 +478,17 @@ class _WeightedNormSum(torch.autograd.Function):
             combos = c @ stencil.matrix
             total = total + combos.abs().sum() * weight
             signs.append(combos.sign_())
-        ctx.terms = (weights, stencils, signs, False)
+        ctx.terms = (weights, stencils, signs)
         return total
 
     @staticmethod
     def backward(ctx, grad: Tensor):  # type: ignore[override]
-        weights, stencils, saved, native = ctx.terms
+        weights, stencils, signs = ctx.terms
         needed = ctx.needs_input_grad[2:]
-        if native:
-            saved = ctx.saved_tensors
+        if signs is None:  # the native path
             g = float(grad)
             grads = []
-            for weight, stencil, c, want in zip(weights, stencils, saved, needed, strict=True):
+            for weight, stencil, c, want in zip(weights, stencils, ctx.saved_tensors, needed, strict=True):
                 out = torch.empty_like(c) if want else None
                 if out is not None:
                     stencil.native_terms(c, out, g * weight)
@@ -497,7 +496,7 @@ class _WeightedNormSum(torch.autograd.Function):
             return None, None, *grads
         grads = [
             (sign @ stencil.matrix.T) * (grad * weight) if want else None
-            for weight, stencil, sign, want in zip(weights, stencils, saved, needed, strict=True)
+            for weight, stencil, sign, want in zip(weights, stencils, signs, needed, strict=True)
         ]
         return None, None, *grads
 
