@@ -172,11 +172,6 @@ class ScalingSearch:
                 grad[t.right] -= weight * v2
         return lam[self.last], grad
 
-    def run(self, iterations: int | None = None) -> dict[int, np.ndarray]:
-        """The best log-scalings after ``iterations`` Adam steps (``ITERATIONS`` by default)."""
-        self.advance(ITERATIONS if iterations is None else iterations)
-        return self.result()
-
     def advance(self, until: int) -> None:
         """Take Adam steps up to step ``until``. The search can stop and resume: steps taken in two
         calls give exactly the scalings of one uninterrupted run."""

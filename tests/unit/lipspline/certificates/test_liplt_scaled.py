@@ -121,7 +121,9 @@ def test_a_stopped_search_resumes_to_the_scalings_of_an_uninterrupted_one() -> N
     analysis = analyze(random_spline_net(1), use_cache=False)
     (a, b), seg = analysis.view.segments[0], analysis.seg_liplt[0]
     sizes = {j: analysis.W[j].shape[0] for j in range(a, b)}
-    whole = liplt_scaled.ScalingSearch(seg.terms, sizes, b).run()
+    uninterrupted = liplt_scaled.ScalingSearch(seg.terms, sizes, b)
+    uninterrupted.advance(liplt_scaled.ITERATIONS)
+    whole = uninterrupted.result()
     split = liplt_scaled.ScalingSearch(seg.terms, sizes, b)
     split.advance(7)
     early = split.result()
