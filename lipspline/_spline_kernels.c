@@ -105,7 +105,7 @@
  * of tens of KB around every call is work for nothing, and it moves glibc's heap top, which can make
  * glibc trim the heap and the step's next fresh tensors page-fault in again. The sizes are
  * O(channels x knots), so keeping the largest one per thread costs little. */
-enum { WS_RISE, WS_TABLE, WS_SCRATCH, WS_PAIRS, WS_IDX, WS_RIGHT, WS_LOCAL, WS_SLOTS };
+enum { WS_RISE, WS_TABLE, WS_SCRATCH, WS_PAIRS, WS_IDX, WS_RIGHT, WS_LOCAL, WS_NORM, WS_SLOTS };
 static __thread struct { void *p; size_t n; } ws[WS_SLOTS];
 
 static void *workspace(int slot, size_t bytes, int zero) {
@@ -1312,39 +1312,94 @@ static PyObject *py_served_input(PyObject *self, PyObject *args) {
 /* ---- the spline-norm penalty ---------------------------------------------------------------------
  * sum_n sum_j |y_nj|, y_nj = sum_t c[n, rows[j, t]] vals[j, t]: every column of the functionals matrix M
  * of splines.bv2_functionals has at most `taps` non-zeros (a second difference 3, a point value 2), so
- * c @ M is O(N J taps) instead of a dense matmul. With `grad`, writes grad = scale sign(y) M^T instead
- * (sign 0 at 0, autograd's subgradient of abs). Accumulated in double, returned as a double. */
+ * c @ M is O(N J taps) instead of a dense matmul. With `grad`, also writes grad = scale sign(y) M^T
+ * (sign 0 at 0, autograd's subgradient of abs). Accumulated in double, returned as a double.
+ *
+ * The leading columns whose taps are rows j, j+1, j+2 (the second differences: a band) are computed with
+ * contiguous loads across j, which vectorise, instead of one column at a time through the index table
+ * (that loop ran at 24 us per 256-spline layer per call, four calls per training step). Each y is the same
+ * expression as the one-column loop, so the signs, and hence the gradient, are bit for bit the same; the
+ * gradient of a knot still receives its column terms in column order. Only the order of the final sum of
+ * |y| differs (per column over the splines, then over the columns). */
+enum { BAND_V0, BAND_V1, BAND_V2, BAND_Y, BAND_SUM, BAND_W0, BAND_W1, BAND_W2, BAND_SIGN, BAND_ARRAYS };
+
+/* The number of leading columns of a 3-tap stencil that form a band (taps at rows j, j+1, j+2). */
+static int32_t band_columns(int32_t J, int32_t taps, const int32_t *rows) {
+    if (taps != 3) return 0;
+    int32_t j = 0;
+    while (j < J && rows[3 * j] == j && rows[3 * j + 1] == j + 1 && rows[3 * j + 2] == j + 2) ++j;
+    return j;
+}
+
+/* The band's arrays (one block per call, per thread): each holds `stride` slots of 8 bytes and starts two
+ * slots in, so index -2 and -1, band and band + 1 are zeros and the gradient loop reads its neighbours
+ * without branches. V: the column values (double); Y: the column values of one spline; SUM: sum of |y| per
+ * column; W: scale * V rounded once to the coefficients' type; SIGN: sign(y) in that type. */
+typedef struct { double *v[3], *y, *sum; void *w[3], *sign; } band_t;
+
 #define DEFINE_NORM_KERNEL(T, S)                                                         \
+/* y[j] of one spline and sum[j] += |y[j]| over the band: contiguous loads across columns. */ \
+TARGETS static void band_values_##S(const T *RESTRICT cn, const double *RESTRICT v0,    \
+                                    const double *RESTRICT v1, const double *RESTRICT v2, \
+                                    double *RESTRICT y, double *RESTRICT sum, int32_t band) { \
+    for (int32_t j = 0; j < band; ++j) {                                                 \
+        double value = ((double)cn[j] * v0[j] + (double)cn[j + 1] * v1[j]) + (double)cn[j + 2] * v2[j]; \
+        y[j] = value;                                                                    \
+        sum[j] += fabs(value);                                                           \
+    }                                                                                    \
+}                                                                                        \
+                                                                                         \
+/* gn[k] += the band's terms of columns k - 2, k - 1, k, in that (column) order. A term is sign(y) times \
+ * w = (T)(scale v), which is exactly the one-column loop's (T)(scale sign(y) v): rounding is symmetric. \
+ * A zero sign adds a signed zero, which changes no sum. */                              \
+TARGETS static void band_grad_##S(T *RESTRICT gn, const T *RESTRICT w0, const T *RESTRICT w1, \
+                                  const T *RESTRICT w2, const double *RESTRICT y,        \
+                                  T *RESTRICT sign, int32_t band) {                      \
+    for (int32_t j = 0; j < band; ++j) sign[j] = (T)((y[j] > 0.0) - (y[j] < 0.0));      \
+    for (int32_t k = 0; k < band + 2; ++k)                                               \
+        gn[k] = ((gn[k] + sign[k - 2] * w2[k - 2]) + sign[k - 1] * w1[k - 1]) + sign[k] * w0[k]; \
+}                                                                                        \
+                                                                                         \
 static double norm_terms_##S(const T *c, T *grad, int64_t N, int32_t K, int32_t J, int32_t taps, \
-                             const int32_t *rows, const double *vals, double scale) {    \
+                             const int32_t *rows, const double *vals, double scale, const band_t *B) { \
     double total = 0.0;                                                                  \
+    const int32_t band = B ? band_columns(J, taps, rows) : 0;                            \
+    T *w0 = B ? (T *)B->w[0] : NULL, *w1 = B ? (T *)B->w[1] : NULL, *w2 = B ? (T *)B->w[2] : NULL; \
+    for (int32_t j = 0; j < band; ++j) {                                                 \
+        for (int t = 0; t < 3; ++t) B->v[t][j] = vals[3 * j + t];                        \
+        w0[j] = (T)(scale * vals[3 * j]), w1[j] = (T)(scale * vals[3 * j + 1]), w2[j] = (T)(scale * vals[3 * j + 2]); \
+    }                                                                                    \
     if (grad) memset(grad, 0, sizeof(T) * (size_t)(N * K));                              \
     for (int64_t n = 0; n < N; ++n) {                                                    \
         const T *cn = c + n * K;                                                         \
-        for (int32_t j = 0; j < J; ++j) {                                                \
+        if (band) {                                                                      \
+            band_values_##S(cn, B->v[0], B->v[1], B->v[2], B->y, B->sum, band);          \
+            if (grad) band_grad_##S(grad + n * K, w0, w1, w2, B->y, (T *)B->sign, band); \
+        }                                                                                \
+        for (int32_t j = band; j < J; ++j) {                                             \
             const int32_t *rj = rows + (int64_t)j * taps;                                \
             const double *vj = vals + (int64_t)j * taps;                                 \
-            double y = 0.0;                                                              \
+            double value = 0.0;                                                          \
             if (taps == 3) /* every column of bv2_functionals: unrolled */                \
-                y = ((double)cn[rj[0]] * vj[0] + (double)cn[rj[1]] * vj[1]) + (double)cn[rj[2]] * vj[2]; \
+                value = ((double)cn[rj[0]] * vj[0] + (double)cn[rj[1]] * vj[1]) + (double)cn[rj[2]] * vj[2]; \
             else                                                                         \
-                for (int32_t t = 0; t < taps; ++t) y += (double)cn[rj[t]] * vj[t];       \
+                for (int32_t t = 0; t < taps; ++t) value += (double)cn[rj[t]] * vj[t];   \
+            total += fabs(value);                                                        \
             if (grad) {                                                                  \
-                double sgn = (y > 0.0) - (y < 0.0);                                      \
+                double sgn = (value > 0.0) - (value < 0.0);                              \
                 if (sgn != 0.0)                                                          \
                     for (int32_t t = 0; t < taps; ++t) grad[n * K + rj[t]] += (T)(scale * sgn * vj[t]); \
-            } else {                                                                     \
-                total += fabs(y);                                                        \
             }                                                                            \
         }                                                                                \
     }                                                                                    \
+    for (int32_t j = 0; j < band; ++j) total += B->sum[j];                               \
     return total;                                                                        \
 }
 
 DEFINE_NORM_KERNEL(float, f32)
 DEFINE_NORM_KERNEL(double, f64)
 
-/* norm_terms(c, grad or 0, N, K, J, taps, rows, vals, is_double, scale) -> sum of |c @ M| (0.0 with grad). */
+/* norm_terms(c, grad or 0, N, K, J, taps, rows, vals, is_double, scale) -> sum of |c @ M| (with grad too). */
 static PyObject *py_norm_terms(PyObject *self, PyObject *args) {
     unsigned long long c, grad, rows, vals;
     long long N, K, J, taps;
@@ -1353,14 +1408,30 @@ static PyObject *py_norm_terms(PyObject *self, PyObject *args) {
     if (!PyArg_ParseTuple(args, "KKLLLLKKpd", &c, &grad, &N, &K, &J, &taps, &rows, &vals, &is_double, &scale))
         return NULL;
     if (check_sizes(N, K)) return NULL;
+    if (J < 0 || J > K || taps < 1 || taps > K) {
+        PyErr_SetString(PyExc_ValueError, "norm_terms: need 0 <= columns <= knots and 1 <= taps <= knots");
+        return NULL;
+    }
     double total;
     Py_BEGIN_ALLOW_THREADS
+    const size_t stride = (size_t)J + 4; /* see band_t */
+    double *block = (double *)workspace(WS_NORM, sizeof(double) * stride * BAND_ARRAYS, 1);
+    band_t arrays, *band_arrays = block ? &arrays : NULL; /* no memory: every column through the index table */
+    if (block) {
+        for (int t = 0; t < 3; ++t) {
+            arrays.v[t] = block + (BAND_V0 + t) * stride + 2;
+            arrays.w[t] = block + (BAND_W0 + t) * stride + 2; /* 8-byte slots hold a float or a double */
+        }
+        arrays.y = block + BAND_Y * stride + 2;
+        arrays.sum = block + BAND_SUM * stride + 2;
+        arrays.sign = block + BAND_SIGN * stride + 2;
+    }
     if (is_double)
         total = norm_terms_f64((const double *)c, (double *)grad, N, (int32_t)K, (int32_t)J, (int32_t)taps,
-                               (const int32_t *)rows, (const double *)vals, scale);
+                               (const int32_t *)rows, (const double *)vals, scale, band_arrays);
     else
         total = norm_terms_f32((const float *)c, (float *)grad, N, (int32_t)K, (int32_t)J, (int32_t)taps,
-                               (const int32_t *)rows, (const double *)vals, scale);
+                               (const int32_t *)rows, (const double *)vals, scale, band_arrays);
     Py_END_ALLOW_THREADS
     return PyFloat_FromDouble(total);
 }

@@ -388,6 +388,37 @@ def test_weighted_norm_sum_matches_the_composed_penalty_and_its_gradient(monkeyp
         assert bool(grad.abs().sum() > 0)
 
 
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_the_native_stencil_kernel_matches_dense_algebra_on_banded_and_scattered_columns(dtype):
+    """The kernel takes the leading band of columns (taps at rows j, j+1, j+2) by contiguous loads and every
+    other column through its index table; mixed stencils (a band, then scattered columns, then banded-looking
+    columns after the band has ended, then 1-tap columns) give |c M|.sum() and scale sign(c M) M^T."""
+    if not splines.native_kernel_available():
+        pytest.skip("native kernel not built")
+    rng = np.random.default_rng(3)
+    knots = 11
+    matrix = np.zeros((knots, 9))
+    for j in range(4):  # the band
+        matrix[j : j + 3, j] = rng.normal(size=3)
+    matrix[[0, 5, 9], 4] = rng.normal(size=3)  # scattered
+    matrix[[2, 7], 5] = rng.normal(size=2)
+    matrix[5:8, 6] = rng.normal(size=3)  # a band shape, but not at rows (6, 7, 8): the table path
+    matrix[8, 7] = 1.0
+    matrix[[8, 9, 10], 8] = [1.0, -2.0, 1.0]
+    stencil = splines.NormStencil.of(torch.from_numpy(matrix).to(dtype))
+    coeffs = torch.from_numpy(rng.normal(size=(37, knots))).to(dtype)
+    coeffs[3] = 0.5  # constant rows: the second-difference columns are exactly 0 there
+    coeffs[4] = 0.0
+    as_stored = stencil.matrix.double()  # the float32 case rounds the matrix first
+    dense = coeffs.double() @ as_stored
+    value = stencil.native_terms(coeffs)
+    assert value == pytest.approx(float(dense.abs().sum()), rel=1e-12)
+    grad = torch.full_like(coeffs, float("nan"))  # every entry must be written
+    assert stencil.native_terms(coeffs, grad, 0.75) == pytest.approx(value, rel=1e-12)
+    expected = 0.75 * dense.sign() @ as_stored.T
+    torch.testing.assert_close(grad, expected.to(dtype), rtol=1e-6, atol=1e-6)
+
+
 def test_weighted_norm_sum_refuses_an_empty_network():
     with pytest.raises(ValueError, match="at least one spline layer"):
         splines.weighted_norm_sum([], [], "tv2")
