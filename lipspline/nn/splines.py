@@ -460,8 +460,8 @@ class _WeightedNormSum(torch.autograd.Function):
     784-256-256-10 net (1 thread, forward + backward), about 100 µs per layer composed, 220 µs for
     both as one node of torch ops, 116 µs as one node over the native stencil kernel
     (``NormStencil``), 99 µs once that kernel read the band of second differences with contiguous
-    loads (same machine and run for the last two). The gradient is the subgradient autograd takes for ``abs`` (sign, 0 at 0):
-    w_l sign(c_l M_l) M_l^T.
+    loads (same machine and run for the last two). The gradient is the subgradient autograd takes
+    for ``abs`` (sign, 0 at 0): w_l sign(c_l M_l) M_l^T.
     """
 
     @staticmethod
