@@ -64,13 +64,9 @@ def native_tiles(width: int) -> Iterator[tuple[int, ...]]:
 
 
 def _use_native(x: Tensor, coeffs: Tensor) -> bool:
-    return (
-        _native is not None
-        and x.device.type == "cpu"
-        and coeffs.device.type == "cpu"
-        and x.dtype in _NATIVE_DTYPES
-        and coeffs.dtype == x.dtype
-    )
+    # is_cpu, not device.type: this runs several times per layer per training step, and building a
+    # device object each time cost about 8 µs of the step's cold interpreter per call (0.8 µs warm)
+    return _native is not None and x.is_cpu and coeffs.is_cpu and x.dtype in _NATIVE_DTYPES and coeffs.dtype == x.dtype
 
 
 def _layout(x: Tensor) -> tuple[int, int, int]:
