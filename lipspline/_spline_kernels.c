@@ -555,6 +555,19 @@ static float *tables_f64(const double *c, int64_t C, int32_t K, int64_t inner) {
     return NULL;
 }
 
+/* Whether the per-call rise table is read: by every row the tiles leave (the remainder of a row range
+ * that is not a whole number of tiles, with `ranges` ranges cut as the kernels cut them), and by every
+ * row when there are no tiles. With tiles and whole tiles it is not built (21 KB a 256-spline layer). */
+static int needs_rise(const float *tab, int32_t K, int64_t inner, int64_t outer, int64_t ranges) {
+    if (!tab) return 1;
+    const int64_t width = tile_width(K, inner);
+    for (int64_t part = 0; part < ranges; ++part) {
+        int64_t b0 = outer * part / ranges, b1 = outer * (part + 1) / ranges;
+        if ((b1 - b0) % width) return 1;
+    }
+    return 0;
+}
+
 #define DEFINE_TRAIN_KERNELS(T, S)                                                       \
 static void rise_table_##S(const T *RESTRICT c, T *RESTRICT rise, int64_t n, int32_t K) { \
     for (int64_t s = 0; s < n; ++s) {                                                    \
@@ -691,13 +704,16 @@ TARGETS static void bwd_conv_rows_##S(const T *RESTRICT x, const T *RESTRICT ris
                                                                                          \
 static int forward_##S(const T *x, const T *c, T *out, int64_t outer, int64_t C,         \
                        int64_t inner, int32_t K, T grid_min, T inv_delta, int threads) { \
-    T *rise = (T *)workspace(WS_RISE, sizeof(T) * (size_t)(C * K), 0);                     \
-    if (!rise) return -1;                                                                \
-    rise_table_##S(c, rise, C, K);                                                       \
     int64_t elems = outer * C * inner;                                                   \
     int parts = (threads > 1 && elems >= PARALLEL_MIN_ELEMS) ? threads : 1;              \
     if (parts > outer) parts = (int)max64(1, outer);                                     \
     float *tab = tables_##S(c, C, K, inner);                                             \
+    T *rise = NULL;                                                                      \
+    if (needs_rise(tab, K, inner, outer, parts)) {                                       \
+        rise = (T *)workspace(WS_RISE, sizeof(T) * (size_t)(C * K), 0);                  \
+        if (!rise) return -1;                                                            \
+        rise_table_##S(c, rise, C, K);                                                   \
+    }                                                                                    \
     _Pragma("omp parallel for schedule(static) num_threads(parts) if (parts > 1)")       \
     for (int part = 0; part < parts; ++part) {                                           \
         int64_t b0 = outer * part / parts, b1 = outer * (part + 1) / parts;              \
@@ -717,11 +733,15 @@ static int backward_##S(const T *x, const T *c, const T *g, T *gx, T *gc, int64_
     int64_t elems = outer * C * inner;                                                   \
     int64_t blocks = gc ? grad_blocks(outer, elems) : 1;                                 \
     if (!gc && threads > 1 && elems >= PARALLEL_MIN_ELEMS) blocks = min64(threads, max64(1, outer)); \
-    T *rise = (T *)workspace(WS_RISE, sizeof(T) * (size_t)table, 0);                      \
-    T *scratch = (gc && blocks > 1) ? (T *)workspace(WS_SCRATCH, sizeof(T) * (size_t)((blocks - 1) * table), 1) : NULL; \
-    if (!rise || (gc && blocks > 1 && !scratch)) return -1;                              \
-    rise_table_##S(c, rise, C, K);                                                       \
     float *tab = tables_##S(c, C, K, inner);                                             \
+    T *rise = NULL;                                                                      \
+    if (needs_rise(tab, K, inner, outer, blocks)) {                                      \
+        rise = (T *)workspace(WS_RISE, sizeof(T) * (size_t)table, 0);                    \
+        if (!rise) return -1;                                                            \
+        rise_table_##S(c, rise, C, K);                                                   \
+    }                                                                                    \
+    T *scratch = (gc && blocks > 1) ? (T *)workspace(WS_SCRATCH, sizeof(T) * (size_t)((blocks - 1) * table), 1) : NULL; \
+    if (gc && blocks > 1 && !scratch) return -1;                                         \
     if (gc) memset(gc, 0, sizeof(T) * (size_t)table);                                    \
     int parts = (threads > 1 && elems >= PARALLEL_MIN_ELEMS) ? threads : 1;              \
     int failed = 0;                                                                      \
@@ -733,7 +753,7 @@ static int backward_##S(const T *x, const T *c, const T *g, T *gx, T *gc, int64_
             b0 += tiles_bwd_##S(x, g, gx, acc, b0, b1, (int32_t)C, K, grid_min, inv_delta, tab); \
             int32_t *idx = (int32_t *)workspace(WS_IDX, sizeof(int32_t) * (size_t)C, 0); \
             T *right = (T *)workspace(WS_RIGHT, sizeof(T) * (size_t)C, 0);                \
-            if (!idx || !right) failed = 1;                                              \
+            if (!idx || !right || (b0 < b1 && !rise)) failed = 1; /* (tiles out of memory) */ \
             else bwd_dense_rows_##S(x, rise, g, gx, acc, idx, right, b0, b1, (int32_t)C, K, \
                                     grid_min, inv_delta);                                \
         } else {                                                                         \
