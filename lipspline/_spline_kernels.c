@@ -561,8 +561,8 @@ static float *tables_f64(const double *c, int64_t C, int32_t K, int64_t inner) {
  * that is not a whole number of tiles, with `ranges` ranges cut as the kernels cut them), and by every
  * row when there are no tiles. With tiles and whole tiles it is not built (21 KB a 256-spline layer). */
 static int needs_rise(const float *tab, int32_t K, int64_t inner, int64_t outer, int64_t ranges) {
-    if (!tab) return 1;
     const int64_t width = tile_width(K, inner);
+    if (!tab || width <= 0) return 1;
     for (int64_t part = 0; part < ranges; ++part) {
         int64_t b0 = outer * part / ranges, b1 = outer * (part + 1) / ranges;
         if ((b1 - b0) % width) return 1;
