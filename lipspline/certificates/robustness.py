@@ -81,16 +81,11 @@ def served_radius(served: ServedOutputs, L: float | np.ndarray, cap: float | Non
         margin = (top[:, -1] - top[:, -2]) - 2.0 * math.sqrt(2.0) * (1 + 2.0**-50) * error
         denom = math.sqrt(2.0) * (lip + served.ball_slope)
     margin = np.nextafter(np.nextafter(margin, -np.inf), -np.inf)  # at most two roundings above
-    if isinstance(denom, float) and 0.0 < denom < math.inf:
-        # the global certificate (predict's every request): one positive denominator, rounded up with
-        # Python floats, and no division that can warn, so no errstate (a few µs a request on one row)
-        denom = math.nextafter(math.nextafter(denom, math.inf), math.inf)
-        radius = np.where(margin > 0, margin / denom, 0.0)
-    else:
-        denom = np.nextafter(np.nextafter(denom, np.inf), np.inf)
-        with np.errstate(divide="ignore", invalid="ignore"):
-            radius = np.where(margin > 0, np.where(denom > 0, margin / denom, np.inf), 0.0)
-    radius = np.fmax(np.nextafter(radius, 0.0), 0.0)  # fmax: a NaN (from a NaN bound) becomes 0
+    denom = np.nextafter(np.nextafter(denom, np.inf), np.inf)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        radius = np.where(margin > 0, np.where(denom > 0, margin / denom, np.inf), 0.0)
+    # fmax, not clip and nan_to_num: one ufunc that also maps a NaN (from a NaN bound) to 0, on predict's path
+    radius = np.fmax(np.nextafter(radius, 0.0), 0.0)
     if cap is not None:
         radius = np.minimum(radius, float(cap))
     return radius
