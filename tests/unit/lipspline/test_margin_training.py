@@ -17,6 +17,7 @@ from lipspline.nn.layers import OneLipschitzLinear, aol_rescale, bjorck_orthonor
 from lipspline.objectives import data_loss
 from lipspline.objectives.losses import MarginSpec, certified_fraction
 from lipspline.training.config_checks import config_problems
+from lipspline.training.convergence import ConvergenceMonitor
 from lipspline.training.loop import fit
 from lipspline.training.robust_accuracy import NOTHING_CERTIFIED, certified_accuracy, robustness_metrics
 
@@ -184,6 +185,36 @@ def test_target_radius_training_certifies_the_validation_points_at_that_radius()
     assert radius in curve["radii"] and curve["target_radius"] == radius
     assert curve["certified_at_target"] >= 0.8
     assert stored["warnings"] == []
+
+
+def _first_stall(series: list[list[float]], patience: int, min_improvement: float) -> int | None:
+    """The first epoch (1-based) at which monitors fed ``series`` (one list each) have all stalled."""
+    monitors = [ConvergenceMonitor(patience, patience, min_improvement) for _ in series]
+    for epoch, values in enumerate(zip(*series, strict=True), start=1):
+        for monitor, value in zip(monitors, values, strict=True):
+            monitor.record(epoch, value, plateau=False)
+        if all(monitor.converged for monitor in monitors):
+            return epoch
+    return None
+
+
+def test_a_target_radius_run_stops_only_once_neither_certified_accuracy_nor_the_margin_loss_progresses():
+    """The certified count saturates early on easy data; the run goes on while the margins still grow."""
+    patience = 4
+    config = TrainingConfig.model_validate(
+        {"robustness": {"target_radius": 0.4}, "architecture": {"hidden": [16, 16]},
+         "training": {"epochs": 300, "patience": patience, "seed": 0}}
+    )
+    result = fit(blobs(), config)
+    assert result.outcome.stop_reason == "converged"
+    rows = [report.validation_metrics for report in result.history]
+    certified_error = [1.0 - r["certified_accuracy_at_target"] for r in rows]
+    margin_loss = [r["loss"] for r in rows]
+    certified_stall = _first_stall([certified_error], patience, 1e-2)
+    # the count alone would have stopped the run earlier than it did ...
+    assert certified_stall is not None and certified_stall < result.outcome.epochs_run
+    # ... which ends at the first epoch where both have stalled
+    assert _first_stall([certified_error, margin_loss], patience, 1e-2) == result.outcome.epochs_run
 
 
 def test_lipschitz_margin_on_an_unconstrained_network_uses_its_own_bound():
