@@ -16,6 +16,7 @@ from collections.abc import Sequence
 
 from celery import Celery
 
+from lipspline_platform.jobs import ordered_filesystem
 from lipspline_platform.settings import Settings, get_settings
 
 TRAIN_TASK = "lipspline.train"
@@ -32,7 +33,8 @@ def broker_options(settings: Settings) -> tuple[str, dict]:
     """The broker URL and transport options for this deployment."""
     if settings.embedded_broker:
         # kombu's filesystem transport: queues are files under the data dir, so the
-        # embedded default needs no server. It is at-most-once (see README).
+        # embedded default needs no server. It is at-most-once (see README). make_celery
+        # swaps in ordered_filesystem's channel, which keeps the order jobs were sent in.
         folder = str(settings.broker_dir / "queue")
         return "filesystem://", {
             "data_folder_in": folder,
@@ -58,6 +60,8 @@ def make_celery(settings: Settings | None = None, include: Sequence[str] = ()) -
     app = Celery("lipspline", broker=url, include=list(include))
     app.conf.update(
         broker_transport_options=transport_options,
+        # the embedded queue: first in, first out (kombu's own orders same-millisecond messages at random)
+        broker_transport=ordered_filesystem.TRANSPORT_PATH if settings.embedded_broker else None,
         broker_connection_retry_on_startup=True,
         # Results live in the database (the jobs row); a result backend would be a second truth.
         task_ignore_result=True,
