@@ -15,7 +15,7 @@ def _queue_connection(folder) -> Connection:
     queue = str(folder / "queue")
     os.makedirs(queue, exist_ok=True)
     options = {"data_folder_in": queue, "data_folder_out": queue, "processed_folder": str(folder / "done"),
-               "store_processed": False, "polling_interval": 0.01}
+               "control_folder": str(folder / "control"), "store_processed": False, "polling_interval": 0.01}
     return Connection("filesystem://", transport=ordered_filesystem.TRANSPORT_PATH, transport_options=options)
 
 
