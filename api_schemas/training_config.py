@@ -172,9 +172,9 @@ class TrainingLoopConfig(_Strict):
     restore_best: bool = Field(True, description="serve the weights of the best validation epoch (see monitor)")
     monitor: Literal["auto", "loss", "certified_accuracy"] = Field(
         "auto",
-        description="what early stopping, the plateau schedule and restore_best watch on the validation split: "
-        "its loss, or its certified accuracy at robustness.target_radius; auto: the latter when a target radius "
-        "is set",
+        description="what early stopping and restore_best watch on the validation split: its loss, or its "
+        "certified accuracy at robustness.target_radius (early stopping then also waits for the loss to stall; "
+        "the plateau schedule always follows the loss); auto: the latter when a target radius is set",
     )
     time_limit_s: float | None = Field(None, gt=0, le=1e7, description="stop (and keep the model) after this long")
 
