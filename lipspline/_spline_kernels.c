@@ -124,6 +124,9 @@ static void *workspace(int slot, size_t bytes, int zero) {
 
 static int64_t min64(int64_t a, int64_t b) { return a < b ? a : b; }
 static int64_t max64(int64_t a, int64_t b) { return a > b ? a : b; }
+/* Where part `part` of `parts` begins when `total` rows are cut into nearly equal ranges: the one rule
+ * every parallel loop uses, and needs_rise repeats, so a row range is the same wherever it is computed. */
+static int64_t split_at(int64_t total, int64_t part, int64_t parts) { return total * part / parts; }
 
 /* Number of row blocks of the coefficient gradient: a function of the problem only. */
 static int64_t grad_blocks(int64_t outer, int64_t elems) {
@@ -564,7 +567,7 @@ static int needs_rise(const float *tab, int32_t K, int64_t inner, int64_t outer,
     const int64_t width = tile_width(K, inner);
     if (!tab || width <= 0) return 1;
     for (int64_t part = 0; part < ranges; ++part) {
-        int64_t b0 = outer * part / ranges, b1 = outer * (part + 1) / ranges;
+        int64_t b0 = split_at(outer, part, ranges), b1 = split_at(outer, part + 1, ranges);
         if ((b1 - b0) % width) return 1;
     }
     return 0;
@@ -718,7 +721,7 @@ static int forward_##S(const T *x, const T *c, T *out, int64_t outer, int64_t C,
     }                                                                                    \
     _Pragma("omp parallel for schedule(static) num_threads(parts) if (parts > 1)")       \
     for (int part = 0; part < parts; ++part) {                                           \
-        int64_t b0 = outer * part / parts, b1 = outer * (part + 1) / parts;              \
+        int64_t b0 = split_at(outer, part, parts), b1 = split_at(outer, part + 1, parts); \
         if (inner == 1) {                                                                \
             b0 += tiles_fwd_##S(x, c, rise, out, b0, b1, (int32_t)C, K, grid_min, inv_delta, tab); \
             fwd_dense_rows_##S(x, c, rise, out, b0, b1, (int32_t)C, K, grid_min, inv_delta); \
@@ -749,7 +752,7 @@ static int backward_##S(const T *x, const T *c, const T *g, T *gx, T *gc, int64_
     int failed = 0;                                                                      \
     _Pragma("omp parallel for schedule(static) num_threads(parts) if (parts > 1) reduction(|:failed)") \
     for (int64_t blk = 0; blk < blocks; ++blk) {                                         \
-        int64_t b0 = outer * blk / blocks, b1 = outer * (blk + 1) / blocks;              \
+        int64_t b0 = split_at(outer, blk, blocks), b1 = split_at(outer, blk + 1, blocks); \
         T *acc = gc ? (blk == 0 ? gc : scratch + (blk - 1) * table) : NULL;              \
         if (inner == 1) {                                                                \
             b0 += tiles_bwd_##S(x, g, gx, acc, b0, b1, (int32_t)C, K, grid_min, inv_delta, tab); \
@@ -1290,7 +1293,7 @@ static PyObject *py_served_step(PyObject *self, PyObject *args) {
         if (parts > rows) parts = (int)max64(1, rows);
         _Pragma("omp parallel for schedule(static) num_threads(parts) if (parts > 1) reduction(|:failed)")
         for (int part = 0; part < parts; ++part) {
-            int64_t r0 = rows * part / parts, r1 = rows * (part + 1) / parts;
+            int64_t r0 = split_at(rows, part, parts), r1 = split_at(rows, part + 1, parts);
             if (served_rows(P, h, out, err, norm, r0, r1, with_bound)) failed = 1;
         }
         Py_END_ALLOW_THREADS
@@ -1353,7 +1356,7 @@ static PyObject *py_served_input(PyObject *self, PyObject *args) {
         if (parts > rows) parts = (int)max64(1, rows);
         _Pragma("omp parallel for schedule(static) num_threads(parts) if (parts > 1)")
         for (int part = 0; part < parts; ++part) {
-            int64_t r0 = rows * part / parts, r1 = rows * (part + 1) / parts;
+            int64_t r0 = split_at(rows, part, parts), r1 = split_at(rows, part + 1, parts);
             input_rows(x, mean, d, err, norm, r0, r1, n, unit_in, four_u, gnorm, with_bound);
         }
         Py_END_ALLOW_THREADS
