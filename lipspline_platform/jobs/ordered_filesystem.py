@@ -52,10 +52,9 @@ def message_name(queue: str) -> str:
 class Channel(FilesystemChannel):
     def _put(self, queue: str, payload: dict, **kwargs: object) -> None:
         """Write the message beside the queue, then rename it in: it appears whole, in sending order."""
-        name = message_name(queue)
-        final = os.path.join(self.data_folder_out, name)
+        final = os.path.join(self.data_folder_out, message_name(queue))
         # ".<queue>.part": the consumer only takes names whose suffix is ".<queue>.msg"
-        partial = os.path.join(self.data_folder_out, f"{name[: -len('.msg')]}.part")
+        partial = final.removesuffix(".msg") + ".part"
         try:
             with open(partial, "wb", buffering=0) as handle:
                 handle.write(str_to_bytes(dumps(payload)))

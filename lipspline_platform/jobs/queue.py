@@ -33,8 +33,8 @@ def broker_options(settings: Settings) -> tuple[str, dict]:
     """The broker URL and transport options for this deployment."""
     if settings.embedded_broker:
         # kombu's filesystem transport: queues are files under the data dir, so the
-        # embedded default needs no server. It is at-most-once (see README). make_celery
-        # swaps in ordered_filesystem's channel, which keeps the order jobs were sent in.
+        # embedded default needs no server. It is at-most-once (see README). Its channel is
+        # ordered_filesystem's (make_celery's broker_transport): jobs keep their sending order.
         folder = str(settings.broker_dir / "queue")
         return "filesystem://", {
             "data_folder_in": folder,

@@ -44,17 +44,10 @@ What remains beyond the baseline is the model's own arithmetic (served map and r
 ``lipspline/certificates``), the access line the service writes per request, and FastAPI's
 per-dependant bookkeeping for the query check and the key.
 
-Later (2026-12-07, another 2-core machine, a Xeon model 167): the served map hands its arrays to the
-kernel as buffer objects instead of ``ndarray.ctypes.data`` (0.9 us per array, 13 per evaluation),
-and ``served_radius`` ends with one ``fmax`` instead of ``clip`` and ``nan_to_num`` (equal bit for bit on
-30,000 random cases with NaN, infinities and subnormals). One row in a loop: ``ServedMap.evaluate``
-27 -> 14 us, ``served_radius`` 17 -> 10 us. (A second path for a scalar denominator, without
-``errstate``, took it to 6 us; it was folded back into the one path: 4 us was not worth two copies.)
-The HTTP figures below were taken with that second path; rerun with the one path: new connection
-0.88 (0.849 vs 0.745 ms), keep-alive 0.97.
-``bench_service.py --new-connection``, the old and the new tree run back to back on that machine: new
-connection 0.83 -> 0.88 (lipspline p50 0.911 -> 0.839 ms, baseline 0.752 and 0.738 ms), keep-alive
-0.89 -> 0.98.
+Since 2026-12-07 the served map takes its arrays as buffer objects (``ndarray.ctypes.data`` cost
+0.9 us per array, 13 per evaluation) and ``served_radius`` ends with one ``fmax``: one row in a loop,
+``ServedMap.evaluate`` 27 -> 14 us and ``served_radius`` 17 -> 10 us on a Xeon model 167. The HTTP
+ratios before and after are in docs/benchmarks.md.
 """
 
 from __future__ import annotations
