@@ -16,6 +16,7 @@ HOST ?= 127.0.0.1
 # pyproject.toml and setup.py after a successful install (delete one to force a reinstall).
 RUNTIME_STAMP = $(VENV)/.lipspline-runtime-installed
 DEV_STAMP = $(VENV)/.lipspline-dev-installed
+NODE_STAMP = $(VENV)/.lipspline-cpp-node-built
 
 .PHONY: install install-runtime test test-fast bench lint serve experiments chromium azurite check-port
 
@@ -25,8 +26,8 @@ $(PYTHON):
 	$(PIP) install --upgrade --quiet pip
 
 # What `serve` needs: torch, then lipspline and its runtime dependencies (no dev extras, no chromium).
-install-runtime: $(RUNTIME_STAMP)
-$(RUNTIME_STAMP): pyproject.toml setup.py | $(PYTHON)
+install-runtime: $(RUNTIME_STAMP) $(NODE_STAMP)
+$(RUNTIME_STAMP): pyproject.toml setup.py lipspline/_spline_kernels.c | $(PYTHON)
 	@echo "==> [1/2] $(TORCH) into $(VENV) (the largest download; pinned, CPU build)"
 	$(PIP) install --progress-bar on $(TORCH)
 	@echo "==> [2/2] lipspline and its runtime dependencies (editable)"
@@ -35,14 +36,22 @@ $(RUNTIME_STAMP): pyproject.toml setup.py | $(PYTHON)
 	@echo "==> installed: activate with 'source $(VENV)/bin/activate', or run $(abspath $(VENV))/bin/lipspline"
 
 # Development: the runtime install plus the dev extras (tests, lint, benchmarks' peers).
-install: $(DEV_STAMP)
-$(DEV_STAMP): pyproject.toml setup.py | $(PYTHON)
+install: $(DEV_STAMP) $(NODE_STAMP)
+$(DEV_STAMP): pyproject.toml setup.py lipspline/_spline_kernels.c | $(PYTHON)
 	@echo "==> [1/2] $(TORCH) into $(VENV) (the largest download; pinned, CPU build)"
 	$(PIP) install --progress-bar on $(TORCH)
 	@echo "==> [2/2] lipspline and its dependencies (editable, with the dev extras)"
 	$(PIP) install --progress-bar on -e '.[dev]'
 	@touch $@ $(RUNTIME_STAMP)
 	@echo "==> installed: activate with 'source $(VENV)/bin/activate', or run $(abspath $(VENV))/bin/lipspline"
+
+# The spline activation's C++ autograd node (lipspline/nn/native_autograd.py says why): it needs
+# torch's headers, so it is compiled after torch and the package are in (about 30 s). Without a
+# C++ compiler it is skipped with a warning and training runs the Python node (same results).
+$(NODE_STAMP): lipspline/csrc/spline_autograd.cpp lipspline/nn/native_autograd.py $(RUNTIME_STAMP)
+	@echo "==> the C++ spline autograd node (torch.utils.cpp_extension, about 30 s)"
+	$(PYTHON) -m lipspline.nn.native_autograd
+	@touch $@
 
 # Debian's chromium for the browser tests (/docs and the /ui dashboard, through Playwright);
 # Playwright's own browser download needs the internet, the distribution's package does not.

@@ -9,7 +9,9 @@ noise hits every variant alike:
 - inference: forward under ``torch.no_grad``.
 
 On a CPU with AVX-512 it also times the same spline net on the narrower AVX2 tiles of the
-kernel ("8-wide tiles"), so the two kernels are compared in the same run.
+kernel ("8-wide tiles"), so the two kernels are compared in the same run. Where the C++ autograd
+node is built (``make install`` builds it; ``lipspline/nn/native_autograd.py``), it also times the
+same net through the Python node ("Python node"): the before/after of that node in one run.
 
 It prints medians (ms) and ratios to ReLU. Run: ``python bench/bench_splines.py``
 (``make bench`` installs the reference library first, without its torchvision
@@ -27,6 +29,7 @@ import torch
 from torch import nn
 
 from api_schemas import TrainingConfig
+from lipspline.nn import splines
 from lipspline.nn.networks import SplineNetwork
 from lipspline.nn.splines import native_kernel_available, native_tiles
 from lipspline.objectives import Objective, data_loss
@@ -101,6 +104,19 @@ def make_step(model: nn.Module, penalty, x: torch.Tensor, y: torch.Tensor, loss:
     return step, infer
 
 
+def _with_python_node(fn: Callable[[], None]) -> Callable[[], None]:
+    """Run ``fn`` with the spline's Python autograd node instead of the C++ one (same kernels)."""
+
+    def run() -> None:
+        node, splines._autograd_node = splines._autograd_node, None
+        try:
+            fn()
+        finally:
+            splines._autograd_node = node
+
+    return run
+
+
 def _with_tiles(width: int, fn: Callable[[], None]) -> Callable[[], None]:
     def run() -> None:
         with native_tiles(width):
@@ -134,6 +150,8 @@ def run_case(name: str, widths: list[int], batch: int, rounds: int, repeats: int
     with native_tiles(16) as tile_widths:
         if device.type == "cpu" and 16 in tile_widths:  # the same net on the AVX2 tiles, for the A/B
             variants["lipspline 8-wide tiles"] = our_network(widths, "deepspline")
+    if device.type == "cpu" and splines.native_autograd_available():  # the same net through the Python node
+        variants["lipspline Python node"] = our_network(widths, "deepspline")
     reference = reference_network(widths)
     if reference is not None:
         variants["deepsplines (ref)"] = reference
@@ -144,6 +162,8 @@ def run_case(name: str, widths: list[int], batch: int, rounds: int, repeats: int
         fns[label] = make_step(model, penalty, x, y, loss)
         if label == "lipspline 8-wide tiles":
             fns[label] = tuple(_with_tiles(8, fn) for fn in fns[label])
+        if label == "lipspline Python node":
+            fns[label] = tuple(_with_python_node(fn) for fn in fns[label])
         for _ in range(5):  # warm-up: allocator, kernel dispatch, Adam state
             fns[label][0]()
             fns[label][1]()
@@ -172,15 +192,16 @@ def main() -> None:
     device = torch.device(args.device)
     with native_tiles(16) as tile_widths:
         print(f"torch {torch.__version__}, device {device}, threads {torch.get_num_threads()}, "
-              f"native CPU kernel: {native_kernel_available()} (float32 tiles: {tile_widths or 'none'}), K={KNOTS}")
+              f"native CPU kernel: {native_kernel_available()} (float32 tiles: {tile_widths or 'none'}), "
+              f"C++ autograd node: {splines.native_autograd_available()}, K={KNOTS}")
     print(f"medians over {args.rounds} interleaved rounds x {args.repeats} calls")
     rows = run_case("784-256-256-10 b256", [784, 256, 256, 10], 256, args.rounds, args.repeats, device)
     rows += run_case("2-20-1 b1000", [2, 20, 1], 1000, args.rounds, args.repeats, device)
-    header = f"{'network':<22}{'activation':<20}{'step ms':>10}{'step/ReLU':>11}{'infer ms':>10}{'infer/ReLU':>12}"
+    header = f"{'network':<22}{'activation':<24}{'step ms':>10}{'step/ReLU':>11}{'infer ms':>10}{'infer/ReLU':>12}"
     print(header)
     print("-" * len(header))
     for net, label, step_ms, step_ratio, infer_ms, infer_ratio in rows:
-        print(f"{net:<22}{label:<20}{step_ms:>10.3f}{step_ratio:>10.2f}x{infer_ms:>10.3f}{infer_ratio:>11.2f}x")
+        print(f"{net:<22}{label:<24}{step_ms:>10.3f}{step_ratio:>10.2f}x{infer_ms:>10.3f}{infer_ratio:>11.2f}x")
     if not any(label == "deepsplines (ref)" for _, label, *_ in rows):
         print("(reference library not installed: pip install --no-deps deepsplines==1.0.0)")
 

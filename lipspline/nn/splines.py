@@ -29,6 +29,8 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
+from lipspline.nn import native_autograd
+
 SplineInit = Literal["relu", "leaky_relu", "identity", "abs"]
 SplineNorm = Literal["tv2", "bv2"]
 LEAKY_SLOPE = 0.01
@@ -44,9 +46,17 @@ except ImportError:  # pragma: no cover - depends on the build machine
 
 _NATIVE_DTYPES = {torch.float32: False, torch.float64: True}
 
+# the optional C++ autograd node over the same kernels (see native_autograd): None -> _SplineEval
+_autograd_node = native_autograd.load() if _native is not None else None
+
 
 def native_kernel_available() -> bool:
     return _native is not None
+
+
+def native_autograd_available() -> bool:
+    """Whether training steps run the spline's C++ autograd node (else the Python one, same results)."""
+    return _autograd_node is not None and _native is not None
 
 
 @contextmanager
@@ -185,6 +195,8 @@ def evaluate_splines(x: Tensor, coeffs: Tensor, grid_range: float) -> Tensor:
         if _use_native(x, coeffs):
             return _native_forward(x, coeffs, grid_min, inv_delta)
         return _torch_forward(x, coeffs, grid_min, inv_delta)
+    if _autograd_node is not None and _use_native(x, coeffs):
+        return _autograd_node.spline_eval(x, coeffs, grid_min, inv_delta)
     return _SplineEval.apply(x, coeffs, grid_min, inv_delta)
 
 
