@@ -1460,6 +1460,27 @@ static double norm_terms_##S(const T *c, T *grad, int64_t N, int32_t K, int32_t 
 DEFINE_NORM_KERNEL(float, f32)
 DEFINE_NORM_KERNEL(double, f64)
 
+/* sum |c @ M| over the N splines of c (N x K), M's J columns given as `taps` (row, value) pairs; with
+ * grad (N x K), also grad := scale * sign(c @ M) @ M^T. Sizes are the caller's to check (py_norm_terms). */
+static double norm_terms(const void *c, void *grad, int64_t N, int32_t K, int32_t J, int32_t taps,
+                         const int32_t *rows, const double *vals, int is_double, double scale) {
+    const size_t stride = (size_t)J + 4; /* see band_t */
+    double *block = (double *)workspace(WS_NORM, sizeof(double) * stride * BAND_ARRAYS, 1);
+    band_t arrays, *band_arrays = block ? &arrays : NULL; /* no memory: every column through the index table */
+    if (block) {
+        for (int t = 0; t < 3; ++t) {
+            arrays.v[t] = block + (BAND_V0 + t) * stride + 2;
+            arrays.w[t] = block + (BAND_W0 + t) * stride + 2; /* 8-byte slots hold a float or a double */
+        }
+        arrays.y = block + BAND_Y * stride + 2;
+        arrays.sum = block + BAND_SUM * stride + 2;
+        arrays.sign = block + BAND_SIGN * stride + 2;
+    }
+    if (is_double)
+        return norm_terms_f64((const double *)c, (double *)grad, N, K, J, taps, rows, vals, scale, band_arrays);
+    return norm_terms_f32((const float *)c, (float *)grad, N, K, J, taps, rows, vals, scale, band_arrays);
+}
+
 /* norm_terms(c, grad or 0, N, K, J, taps, rows, vals, is_double, scale) -> sum of |c @ M| (with grad too). */
 static PyObject *py_norm_terms(PyObject *self, PyObject *args) {
     unsigned long long c, grad, rows, vals;
@@ -1475,24 +1496,8 @@ static PyObject *py_norm_terms(PyObject *self, PyObject *args) {
     }
     double total;
     Py_BEGIN_ALLOW_THREADS
-    const size_t stride = (size_t)J + 4; /* see band_t */
-    double *block = (double *)workspace(WS_NORM, sizeof(double) * stride * BAND_ARRAYS, 1);
-    band_t arrays, *band_arrays = block ? &arrays : NULL; /* no memory: every column through the index table */
-    if (block) {
-        for (int t = 0; t < 3; ++t) {
-            arrays.v[t] = block + (BAND_V0 + t) * stride + 2;
-            arrays.w[t] = block + (BAND_W0 + t) * stride + 2; /* 8-byte slots hold a float or a double */
-        }
-        arrays.y = block + BAND_Y * stride + 2;
-        arrays.sum = block + BAND_SUM * stride + 2;
-        arrays.sign = block + BAND_SIGN * stride + 2;
-    }
-    if (is_double)
-        total = norm_terms_f64((const double *)c, (double *)grad, N, (int32_t)K, (int32_t)J, (int32_t)taps,
-                               (const int32_t *)rows, (const double *)vals, scale, band_arrays);
-    else
-        total = norm_terms_f32((const float *)c, (float *)grad, N, (int32_t)K, (int32_t)J, (int32_t)taps,
-                               (const int32_t *)rows, (const double *)vals, scale, band_arrays);
+    total = norm_terms((const void *)c, (void *)grad, N, (int32_t)K, (int32_t)J, (int32_t)taps,
+                       (const int32_t *)rows, (const double *)vals, is_double, scale);
     Py_END_ALLOW_THREADS
     return PyFloat_FromDouble(total);
 }
@@ -1531,11 +1536,13 @@ typedef struct {
                         int32_t, float, float, int);
     int (*backward_f64)(const double *, const double *, const double *, double *, double *, int64_t, int64_t,
                         int64_t, int32_t, double, double, int);
+    double (*norm_terms)(const void *, void *, int64_t, int32_t, int32_t, int32_t, const int32_t *, const double *,
+                         int, double);
 } lipspline_kernel_api;
 
-#define KERNEL_API_VERSION 1
+#define KERNEL_API_VERSION 2
 static const lipspline_kernel_api kernel_api = {KERNEL_API_VERSION, forward_f32, forward_f64, backward_f32,
-                                                backward_f64};
+                                                backward_f64, norm_terms};
 
 static struct PyModuleDef module = {PyModuleDef_HEAD_INIT, "_spline_kernels",
                                     "Fused CPU kernels for linear-spline activations and the served map.", -1,

@@ -25,9 +25,11 @@ struct KernelApi {
                         int32_t, float, float, int);
     int (*backward_f64)(const double *, const double *, const double *, double *, double *, int64_t, int64_t,
                         int64_t, int32_t, double, double, int);
+    double (*norm_terms)(const void *, void *, int64_t, int32_t, int32_t, int32_t, const int32_t *, const double *,
+                         int, double);
 };
 
-constexpr int kApiVersion = 1;
+constexpr int kApiVersion = 2;
 const KernelApi *api = nullptr;
 
 using torch::autograd::AutogradContext;
@@ -98,6 +100,75 @@ struct SplineEval : public torch::autograd::Function<SplineEval> {
     }
 };
 
+// sum_l w_l sum_n sum_j |(c_l M_l)_{n,j}|: the spline-norm penalty of a network as one node, the C++
+// twin of splines._WeightedNormSum's native path (the same kernel calls in the same order, so the same
+// bits). M_l arrives as its stencil: rows (J, taps) int32 and values (J, taps) float64, contiguous.
+struct WeightedNormSum : public torch::autograd::Function<WeightedNormSum> {
+    static double terms(const at::Tensor &c, const at::Tensor &rows, const at::Tensor &values, at::Tensor *grad,
+                        double scale) {
+        return api->norm_terms(c.data_ptr(), grad ? grad->data_ptr() : nullptr, c.size(0),
+                               static_cast<int32_t>(c.size(1)), static_cast<int32_t>(rows.size(0)),
+                               static_cast<int32_t>(rows.size(1)), rows.data_ptr<int32_t>(),
+                               values.data_ptr<double>(), c.scalar_type() == at::kDouble, scale);
+    }
+
+    static at::Tensor forward(AutogradContext *ctx, at::TensorList coeffs, std::vector<double> weights,
+                              std::vector<at::Tensor> rows, std::vector<at::Tensor> values) {
+        std::vector<at::Tensor> saved;
+        double total = 0.0;
+        for (size_t l = 0; l < coeffs.size(); ++l) {
+            saved.push_back(coeffs[l].contiguous());
+            total += weights[l] * terms(saved.back(), rows[l], values[l], nullptr, 0.0);
+        }
+        ctx->save_for_backward(saved);  // a backward after the knots changed in place is then refused
+        ctx->saved_data["weights"] = weights;
+        ctx->saved_data["rows"] = rows;
+        ctx->saved_data["values"] = values;
+        return at::scalar_tensor(total, coeffs[0].options());
+    }
+
+    static variable_list backward(AutogradContext *ctx, variable_list grads) {
+        const auto saved = ctx->get_saved_variables();
+        const auto weights = ctx->saved_data["weights"].toDoubleVector();
+        const auto rows = ctx->saved_data["rows"].toTensorVector();
+        const auto values = ctx->saved_data["values"].toTensorVector();
+        const double g = grads[0].item<double>();
+        variable_list out;
+        for (size_t l = 0; l < saved.size(); ++l) {
+            at::Tensor grad;
+            if (ctx->needs_input_grad(l)) {
+                grad = at::empty_like(saved[l]);
+                terms(saved[l], rows[l], values[l], &grad, g * weights[l]);
+            }
+            out.push_back(grad);
+        }
+        out.resize(saved.size() + 3);  // weights, rows and values get none
+        return out;
+    }
+};
+
+at::Tensor weighted_norm_sum(const std::vector<at::Tensor> &coeffs, const std::vector<double> &weights,
+                             const std::vector<at::Tensor> &rows, const std::vector<at::Tensor> &values) {
+    TORCH_CHECK(api != nullptr, "spline_autograd: bind() was not called");
+    const size_t n = coeffs.size();
+    TORCH_CHECK(n > 0 && weights.size() == n && rows.size() == n && values.size() == n,
+                "weighted_norm_sum: one weight and one stencil per coefficient table");
+    for (size_t l = 0; l < n; ++l) {
+        const auto &c = coeffs[l], &r = rows[l], &v = values[l];
+        TORCH_CHECK(c.dim() == 2 && c.size(1) >= 2 && c.size(0) * c.size(1) < INT32_MAX,
+                    "spline kernel: channels * knots must fit in int32 and knots >= 2");
+        TORCH_CHECK(c.scalar_type() == coeffs[0].scalar_type() &&
+                        (c.scalar_type() == at::kFloat || c.scalar_type() == at::kDouble),
+                    "weighted_norm_sum: float32 or float64 tables of one dtype");
+        TORCH_CHECK(r.dim() == 2 && r.scalar_type() == at::kInt && r.is_contiguous() && v.sizes() == r.sizes() &&
+                        v.scalar_type() == at::kDouble && v.is_contiguous(),
+                    "weighted_norm_sum: a stencil is (columns, taps) int32 rows and float64 values");
+        TORCH_CHECK(r.size(0) <= c.size(1) && r.size(1) >= 1 && r.size(1) <= c.size(1),
+                    "norm_terms: need 0 <= columns <= knots and 1 <= taps <= knots");
+    }
+    return WeightedNormSum::apply(at::TensorList(coeffs), weights, rows, values);
+}
+
 // The caller (splines.evaluate_splines) has checked what _use_native checks: CPU tensors of one
 // dtype, float32 or float64, at least two dimensions. Sizes are checked here, as the C module does.
 at::Tensor spline_eval(const at::Tensor &x, const at::Tensor &coeffs, double grid_min, double inv_delta) {
@@ -124,4 +195,5 @@ PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
     m.attr("API_VERSION") = kApiVersion;
     m.def("bind", &bind, "Bind the kernel table of lipspline._spline_kernels (its _C_API capsule).");
     m.def("spline_eval", &spline_eval, "Evaluate a bank of linear splines (differentiable).");
+    m.def("weighted_norm_sum", &weighted_norm_sum, "The spline-norm penalty of several layers (differentiable).");
 }

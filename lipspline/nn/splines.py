@@ -437,6 +437,8 @@ class NormStencil:
     matrix: Tensor  # (K, J), the dtype of the coefficients it is applied to
     rows: np.ndarray  # (J, taps) int32, padded with row 0
     values: np.ndarray  # (J, taps) float64, padded with 0.0
+    row_table: Tensor  # ``rows`` and ``values`` as tensors (the same memory), for the C++ node
+    value_table: Tensor
 
     @classmethod
     def of(cls, matrix: Tensor) -> NormStencil:
@@ -448,7 +450,7 @@ class NormStencil:
         for j, nonzero in enumerate(columns):
             rows[j, : len(nonzero)] = nonzero
             values[j, : len(nonzero)] = m[nonzero, j]
-        return cls(matrix, rows, values)
+        return cls(matrix, rows, values, torch.from_numpy(rows), torch.from_numpy(values))
 
     def native_terms(self, coeffs: Tensor, grad: Tensor | None = None, scale: float = 0.0) -> float:
         """sum |coeffs @ M|; with ``grad``, also grad := scale * sign(coeffs @ M) @ M^T."""
@@ -521,7 +523,11 @@ def weighted_norm_sum(splines: list[LinearSpline], weights: list[float], norm: S
         raise ValueError("weighted_norm_sum needs at least one spline layer")
     coeffs = [s.effective_coefficients() for s in splines]
     stencils = tuple(s.norm_stencil(norm, c.dtype) for s, c in zip(splines, coeffs, strict=True))
-    return _WeightedNormSum.apply(tuple(float(w) for w in weights), stencils, *coeffs)
+    weights = [float(w) for w in weights]
+    if _autograd_node is not None and all(_use_native(c, coeffs[0]) for c in coeffs):
+        rows, values = [st.row_table for st in stencils], [st.value_table for st in stencils]
+        return _autograd_node.weighted_norm_sum(coeffs, weights, rows, values)
+    return _WeightedNormSum.apply(tuple(weights), stencils, *coeffs)
 
 
 def initial_shape(grid: Tensor, init: SplineInit) -> Tensor:

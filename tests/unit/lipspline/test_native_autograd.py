@@ -85,3 +85,42 @@ def test_the_loader_serves_nothing_when_switched_off_or_when_the_source_changed(
     edited.write_bytes(native_autograd.SOURCE.read_bytes() + b"\n// edited\n")
     monkeypatch.setattr(native_autograd, "SOURCE", edited)
     assert native_autograd.load() is None  # a module built from another source is never loaded
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+@pytest.mark.parametrize("norm", ["tv2", "bv2"])
+def test_the_cpp_penalty_node_gives_the_python_nodes_value_and_gradients_bit_for_bit(node, dtype, norm):
+    """The spline-norm penalty (two layers, one slope-bounded, so one reads clipped coefficients)."""
+    torch.manual_seed(4)
+    layers = [splines.LinearSpline(37, knots=21, grid_range=2.0), splines.LinearSpline(5, knots=9, slope_bound=1.0)]
+    for layer in layers:
+        layer.to(dtype)
+        with torch.no_grad():
+            layer.coefficients.add_(torch.randn_like(layer.coefficients))
+    weights = [3e-3, 0.7]
+    results = []
+    for use_cpp in (False, True):
+        for layer in layers:
+            layer.coefficients.grad = None
+        coeffs = [layer.effective_coefficients() for layer in layers]
+        stencils = tuple(layer.norm_stencil(norm, dtype) for layer in layers)
+        if use_cpp:
+            rows, values = [s.row_table for s in stencils], [s.value_table for s in stencils]
+            total = node.weighted_norm_sum(coeffs, weights, rows, values)
+            assert "WeightedNormSum" in total.grad_fn.name()
+        else:
+            total = splines._WeightedNormSum.apply(tuple(weights), stencils, *coeffs)
+        (total * 1.5).backward()
+        results.append((total.detach(), *(layer.coefficients.grad for layer in layers)))
+    for python, cpp in zip(*results, strict=True):
+        assert python.dtype == cpp.dtype == dtype
+        assert torch.equal(python, cpp)
+
+
+def test_the_cpp_penalty_node_refuses_mismatched_stencils(node):
+    layer = splines.LinearSpline(3, knots=7)
+    stencil = layer.norm_stencil("bv2", torch.float32)
+    with pytest.raises(RuntimeError, match="one weight and one stencil"):
+        node.weighted_norm_sum([layer.coefficients], [1.0, 2.0], [stencil.row_table], [stencil.value_table])
+    with pytest.raises(RuntimeError, match="int32 rows and float64 values"):
+        node.weighted_norm_sum([layer.coefficients], [1.0], [stencil.value_table], [stencil.value_table])
