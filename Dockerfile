@@ -45,8 +45,9 @@ RUN pip wheel --no-deps --wheel-dir /wheels .
 # copied over; without it the workers train through the Python node (same results, slower steps).
 ARG TORCH_VERSION=2.13.0
 ARG TORCH_INDEX_URL=https://download.pytorch.org/whl/cpu
-RUN pip install "torch==${TORCH_VERSION}" --index-url "${TORCH_INDEX_URL}" \
-    && pip install "$(ls /wheels/lipspline-*.whl)" \
+RUN mkdir -p /opt/lipspline-extensions \
+    && pip install "torch==${TORCH_VERSION}" --index-url "${TORCH_INDEX_URL}" \
+    && pip install "$(ls /wheels/lipspline-*.whl)[native]" \
     && LIPSPLINE_EXTENSION_DIR=/opt/lipspline-extensions python -m lipspline.nn.native_autograd
 
 # ---------------------------------------------------------------------------

@@ -73,6 +73,10 @@ def build(verbose: bool = False) -> Path:
     if name is None or path is None:
         raise FileNotFoundError(f"the C++ source is missing: {SOURCE}")
     path.parent.mkdir(parents=True, exist_ok=True)
+    # cpp_extension runs `ninja` from PATH; pip installs it (lipspline[native]) beside this interpreter
+    scripts = str(Path(sys.executable).parent)
+    if scripts not in os.environ.get("PATH", "").split(os.pathsep):
+        os.environ["PATH"] = os.pathsep.join([scripts, os.environ.get("PATH", "")])
     cpp_extension.load(
         name=name, sources=[str(SOURCE)], build_directory=str(path.parent), extra_cflags=["-O2"], verbose=verbose,
     )
