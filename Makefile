@@ -27,7 +27,7 @@ $(PYTHON):
 
 # What `serve` needs: torch, then lipspline and its runtime dependencies (no dev extras, no chromium).
 install-runtime: $(RUNTIME_STAMP)
-$(RUNTIME_STAMP): pyproject.toml setup.py lipspline/_spline_kernels.c | $(PYTHON)
+$(RUNTIME_STAMP): pyproject.toml setup.py lipspline/_spline_kernels.c lipspline/csrc/kernel_api.h | $(PYTHON)
 	@echo "==> [1/2] $(TORCH) into $(VENV) (the largest download; pinned, CPU build)"
 	$(PIP) install --progress-bar on $(TORCH)
 	@echo "==> [2/2] lipspline and its runtime dependencies (editable)"
@@ -37,7 +37,7 @@ $(RUNTIME_STAMP): pyproject.toml setup.py lipspline/_spline_kernels.c | $(PYTHON
 
 # Development: the runtime install plus the dev extras (tests, lint, benchmarks' peers).
 install: $(DEV_STAMP) $(NODE_STAMP)
-$(DEV_STAMP): pyproject.toml setup.py lipspline/_spline_kernels.c | $(PYTHON)
+$(DEV_STAMP): pyproject.toml setup.py lipspline/_spline_kernels.c lipspline/csrc/kernel_api.h | $(PYTHON)
 	@echo "==> [1/2] $(TORCH) into $(VENV) (the largest download; pinned, CPU build)"
 	$(PIP) install --progress-bar on $(TORCH)
 	@echo "==> [2/2] lipspline and its dependencies (editable, with the dev extras)"
@@ -50,7 +50,7 @@ $(DEV_STAMP): pyproject.toml setup.py lipspline/_spline_kernels.c | $(PYTHON)
 # C++ compiler the install goes on with a warning (and tries again next time): training then runs
 # the Python nodes, with the same results. `make serve` skips them: they save about 1-2 % of a
 # training step, not worth 30 s before a first prediction (`make install` or the image add them).
-$(NODE_STAMP): lipspline/csrc/spline_autograd.cpp lipspline/nn/native_autograd.py $(RUNTIME_STAMP)
+$(NODE_STAMP): lipspline/csrc/spline_autograd.cpp lipspline/csrc/kernel_api.h lipspline/nn/native_autograd.py $(RUNTIME_STAMP)
 	@echo "==> the C++ spline autograd nodes (torch.utils.cpp_extension, about 30 s)"
 	@$(PYTHON) -m lipspline.nn.native_autograd --strict && touch $@ \
 	  || echo "warning: the C++ spline nodes were not built; training uses the Python nodes"

@@ -17,6 +17,7 @@ setup(
         Extension(
             "lipspline._spline_kernels",
             sources=["lipspline/_spline_kernels.c"],
+            depends=["lipspline/csrc/kernel_api.h"],
             extra_compile_args=["-O3", "-fopenmp", "-std=c11", "-ffp-contract=off"],
             extra_link_args=["-fopenmp"],
             optional=True,

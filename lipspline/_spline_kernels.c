@@ -84,6 +84,8 @@
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+
+#include "csrc/kernel_api.h"
 #if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__)
 #include <immintrin.h>
 #define HAVE_AVX2_PATH 1
@@ -1525,24 +1527,9 @@ static PyMethodDef methods[] = {
 /* The training kernels as C entry points, for the optional C++ autograd nodes (lipspline/csrc): a
  * node written in Python runs the interpreter on every training step, and in a step that interpreter
  * is cold (MKL and the autograd engine have evicted it), so those few lines cost about as much as the
- * kernel itself. The C++ nodes take this table from the capsule `_C_API`; the struct is append-only
- * and its first field is its version. Each function returns 0, or -1 when out of memory. */
-typedef struct {
-    int version;
-    int (*forward_f32)(const float *, const float *, float *, int64_t, int64_t, int64_t, int32_t, float, float, int);
-    int (*forward_f64)(const double *, const double *, double *, int64_t, int64_t, int64_t, int32_t, double, double,
-                       int);
-    int (*backward_f32)(const float *, const float *, const float *, float *, float *, int64_t, int64_t, int64_t,
-                        int32_t, float, float, int);
-    int (*backward_f64)(const double *, const double *, const double *, double *, double *, int64_t, int64_t,
-                        int64_t, int32_t, double, double, int);
-    double (*norm_terms)(const void *, void *, int64_t, int32_t, int32_t, int32_t, const int32_t *, const double *,
-                         int, double);
-} lipspline_kernel_api;
-
-#define KERNEL_API_VERSION 2
-static const lipspline_kernel_api kernel_api = {KERNEL_API_VERSION, forward_f32, forward_f64, backward_f32,
-                                                backward_f64, norm_terms};
+ * kernel itself. The C++ nodes take this table from the capsule `_C_API` (csrc/kernel_api.h). */
+static const lipspline_kernel_api kernel_api = {LIPSPLINE_KERNEL_API_VERSION, forward_f32, forward_f64,
+                                                backward_f32, backward_f64, norm_terms};
 
 static struct PyModuleDef module = {PyModuleDef_HEAD_INIT, "_spline_kernels",
                                     "Fused CPU kernels for linear-spline activations and the served map.", -1,
@@ -1559,7 +1546,7 @@ PyMODINIT_FUNC PyInit__spline_kernels(void) {
         PyModule_AddIntConstant(m, "GRAD_CHUNKS", GRAD_CHUNKS);
         PyModule_AddIntConstant(m, "GRAD_BLOCK_ELEMS", GRAD_BLOCK_ELEMS);
         PyModule_AddIntConstant(m, "API_VERSION", 4);
-        PyModule_AddIntConstant(m, "KERNEL_API_VERSION", KERNEL_API_VERSION);
+        PyModule_AddIntConstant(m, "KERNEL_API_VERSION", LIPSPLINE_KERNEL_API_VERSION);
         PyObject *api = PyCapsule_New((void *)&kernel_api, "lipspline._spline_kernels._C_API", NULL);
         if (!api || PyModule_AddObject(m, "_C_API", api) < 0) {
             Py_XDECREF(api);

@@ -13,23 +13,12 @@
 #include <cstdint>
 #include <stdexcept>
 
+#include "kernel_api.h"
+
 namespace {
 
-// Mirror of lipspline_kernel_api in _spline_kernels.c (append-only; `version` first).
-struct KernelApi {
-    int version;
-    int (*forward_f32)(const float *, const float *, float *, int64_t, int64_t, int64_t, int32_t, float, float, int);
-    int (*forward_f64)(const double *, const double *, double *, int64_t, int64_t, int64_t, int32_t, double, double,
-                       int);
-    int (*backward_f32)(const float *, const float *, const float *, float *, float *, int64_t, int64_t, int64_t,
-                        int32_t, float, float, int);
-    int (*backward_f64)(const double *, const double *, const double *, double *, double *, int64_t, int64_t,
-                        int64_t, int32_t, double, double, int);
-    double (*norm_terms)(const void *, void *, int64_t, int32_t, int32_t, int32_t, const int32_t *, const double *,
-                         int, double);
-};
-
-constexpr int kApiVersion = 2;
+using KernelApi = lipspline_kernel_api;
+constexpr int kApiVersion = LIPSPLINE_KERNEL_API_VERSION;
 const KernelApi *api = nullptr;
 
 using torch::autograd::AutogradContext;

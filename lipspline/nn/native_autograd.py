@@ -14,7 +14,7 @@ How it is built. It needs torch's C++ headers and a C++ compiler, so it cannot b
 isolated build environment (which has no torch) like the C kernels. ``make install`` (and the Docker
 image) build it after torch and the package are installed: ``python -m lipspline.nn.native_autograd``
 compiles it with ``torch.utils.cpp_extension`` (about 30 s on two cores) into :func:`extension_dir`,
-one directory per torch version and Python, under a name that carries a hash of the source.
+one directory per torch version and Python, under a name that carries a hash of its sources.
 
 How it is found. :func:`load` imports the built module if it is there and matches (same source hash,
 same torch, the kernel table's version), and returns None otherwise: then training goes through the
@@ -38,6 +38,8 @@ import torch
 log = logging.getLogger(__name__)
 
 SOURCE = Path(__file__).resolve().parent.parent / "csrc" / "spline_autograd.cpp"
+#: the kernel table both sides compile against (lipspline/_spline_kernels.c fills it)
+HEADER = SOURCE.with_name("kernel_api.h")
 #: where the built module lives (default: under the environment's prefix, see extension_dir)
 DIR_VARIABLE = "LIPSPLINE_EXTENSION_DIR"
 #: "0" turns the C++ node off
@@ -45,9 +47,9 @@ SWITCH_VARIABLE = "LIPSPLINE_NATIVE_AUTOGRAD"
 
 
 def module_name() -> str | None:
-    """The built module's name: the source's hash in it, so a changed source is never served stale."""
+    """The built module's name: its sources' hash in it, so a changed source is never served stale."""
     try:
-        digest = hashlib.sha256(SOURCE.read_bytes()).hexdigest()[:12]
+        digest = hashlib.sha256(SOURCE.read_bytes() + HEADER.read_bytes()).hexdigest()[:12]
     except OSError:
         return None
     return f"lipspline_spline_autograd_{digest}"
