@@ -129,6 +129,14 @@ Width, on the task where the peer stays ahead at d/8 on the test splits (two moo
 97.9: 97.1 / 94.3 / 85.7, two hidden layers of 256 98.6: 95.7 / 92.9 / 85.7, three of 128
 97.9: 95.0 / 93.6 / 88.6. Neither is better at the target: the rule keeps two layers of 128.
 
+A floor on the training length, measured on 2026-12-07 (AMD EPYC) with early stopping patched in a
+script to wait for at least N optimizer steps (not a config knob), same three resplits, medians
+(clean: CRA at d/16, d/8, d/4; the rule: two moons 97.9: 96.4 / 95.0 / 86.4, wine 96.0: 92.0 / 88.0 /
+72.0): at least 3,000 steps, two moons 97.9: 96.4 / 94.3 / 86.4 and wine 96.0: 92.0 / 84.0 / 72.0 (one
+row lost at the target on each, for 2-30x the time); at least 6,000 steps, two moons 97.9: 96.4 /
+94.3 / 89.3 (d/4 gained, the target lost). Longer training buys d/4 with the target, as longer
+patience did: not taken, and the other three tasks were not run.
+
 GroupSort beats the 1-Lipschitz splines at the target (d/8) on digits and matches them
 elsewhere; 16/d is the temperature that is never far from the best; the loop's default lr
 4e-3 under-fits two moons badly (85 % clean against 97 % for an unconstrained network), where
