@@ -13,7 +13,8 @@ kernel ("8-wide tiles"), so the two kernels are compared in the same run. Where 
 node is built (``make install`` builds it; ``lipspline/nn/native_autograd.py``), it also times the
 same net through the Python node ("Python node"): the before/after of that node in one run.
 
-It prints medians (ms) and ratios to ReLU. Run: ``python bench/bench_splines.py``
+It prints medians (ms) and ratios to ReLU; ``--instances 3`` builds three copies of every network and
+averages them (identical networks differ by a few % in one process). Run: ``python bench/bench_splines.py``
 (``make bench`` installs the reference library first, without its torchvision
 dependency, which it does not need for its activation modules).
 """
@@ -136,7 +137,8 @@ def time_block(fn: Callable[[], None], repeats: int, sync: Callable[[], None]) -
     return statistics.median(samples)
 
 
-def run_case(name: str, widths: list[int], batch: int, rounds: int, repeats: int, device: torch.device) -> list[tuple]:
+def _variant_calls(widths: list[int], batch: int, device: torch.device) -> dict[str, tuple]:
+    """(train step, inference) callables of every variant, warmed up, on one shared batch."""
     torch.manual_seed(0)
     x = torch.randn(batch, widths[0], device=device)
     if widths[-1] == 1:
@@ -155,7 +157,6 @@ def run_case(name: str, widths: list[int], batch: int, rounds: int, repeats: int
     reference = reference_network(widths)
     if reference is not None:
         variants["deepsplines (ref)"] = reference
-    sync = torch.cuda.synchronize if device.type == "cuda" else (lambda: None)
     fns = {}
     for label, (model, penalty) in variants.items():
         model.to(device)
@@ -167,18 +168,35 @@ def run_case(name: str, widths: list[int], batch: int, rounds: int, repeats: int
         for _ in range(5):  # warm-up: allocator, kernel dispatch, Adam state
             fns[label][0]()
             fns[label][1]()
-    steps: dict[str, list[float]] = {k: [] for k in fns}
-    infers: dict[str, list[float]] = {k: [] for k in fns}
+    return fns
+
+
+def run_case(
+    name: str, widths: list[int], batch: int, rounds: int, repeats: int, device: torch.device, instances: int = 1
+) -> list[tuple]:
+    """Median times of every variant, timed round by round in turn.
+
+    With ``instances`` > 1 each variant is built that many times alike and every copy is timed in the
+    rounds; a variant's time is then the mean of its copies' medians. Identical networks in one process
+    differ by up to 5 % (where their tensors land in memory), and averaging over copies damps that.
+    """
+    copies = [_variant_calls(widths, batch, device) for _ in range(instances)]
+    sync = torch.cuda.synchronize if device.type == "cuda" else (lambda: None)
+    steps: dict[tuple[str, int], list[float]] = {}
+    infers: dict[tuple[str, int], list[float]] = {}
     for _ in range(rounds):
-        for label, (step, infer) in fns.items():
-            steps[label].append(time_block(step, repeats, sync))
-            infers[label].append(time_block(infer, repeats, sync))
-    base_step = statistics.median(steps["relu"])
-    base_infer = statistics.median(infers["relu"])
+        for copy, fns in enumerate(copies):
+            for label, (step, infer) in fns.items():
+                steps.setdefault((label, copy), []).append(time_block(step, repeats, sync))
+                infers.setdefault((label, copy), []).append(time_block(infer, repeats, sync))
+
+    def mean_median(samples: dict[tuple[str, int], list[float]], label: str) -> float:
+        return statistics.fmean(statistics.median(samples[(label, copy)]) for copy in range(instances))
+
+    base_step, base_infer = mean_median(steps, "relu"), mean_median(infers, "relu")
     rows = []
-    for label in fns:
-        s = statistics.median(steps[label])
-        i = statistics.median(infers[label])
+    for label in copies[0]:
+        s, i = mean_median(steps, label), mean_median(infers, label)
         rows.append((name, label, s * 1e3, s / base_step, i * 1e3, i / base_infer))
     return rows
 
@@ -188,15 +206,18 @@ def main() -> None:
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--rounds", type=int, default=15)
     parser.add_argument("--repeats", type=int, default=20)
+    parser.add_argument("--instances", type=int, default=1, help="copies of each network, averaged (see run_case)")
     args = parser.parse_args()
     device = torch.device(args.device)
     with native_tiles(16) as tile_widths:
         print(f"torch {torch.__version__}, device {device}, threads {torch.get_num_threads()}, "
               f"native CPU kernel: {native_kernel_available()} (float32 tiles: {tile_widths or 'none'}), "
               f"C++ autograd node: {splines.native_autograd_available()}, K={KNOTS}")
-    print(f"medians over {args.rounds} interleaved rounds x {args.repeats} calls")
-    rows = run_case("784-256-256-10 b256", [784, 256, 256, 10], 256, args.rounds, args.repeats, device)
-    rows += run_case("2-20-1 b1000", [2, 20, 1], 1000, args.rounds, args.repeats, device)
+    copies = f", mean over {args.instances} copies of each network" if args.instances > 1 else ""
+    print(f"medians over {args.rounds} interleaved rounds x {args.repeats} calls{copies}")
+    big, small = ([784, 256, 256, 10], 256), ([2, 20, 1], 1000)
+    rows = run_case("784-256-256-10 b256", *big, args.rounds, args.repeats, device, args.instances)
+    rows += run_case("2-20-1 b1000", *small, args.rounds, args.repeats, device, args.instances)
     header = f"{'network':<22}{'activation':<24}{'step ms':>10}{'step/ReLU':>11}{'infer ms':>10}{'infer/ReLU':>12}"
     print(header)
     print("-" * len(header))
