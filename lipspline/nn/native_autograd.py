@@ -85,13 +85,10 @@ def build(verbose: bool = False) -> Path:
     return path
 
 
-def load() -> ModuleType | None:
-    """The built node, bound to the C kernels; None when it is off, not built, stale or unusable."""
+def load(kernels: ModuleType) -> ModuleType | None:
+    """The built node, bound to ``kernels`` (the C module splines uses); None when it is off, not built,
+    stale or unusable."""
     if os.environ.get(SWITCH_VARIABLE, "1") == "0":
-        return None
-    try:
-        from lipspline import _spline_kernels as kernels
-    except ImportError:
         return None
     path = built_path()
     if path is None or not path.is_file():

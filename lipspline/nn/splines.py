@@ -47,7 +47,7 @@ except ImportError:  # pragma: no cover - depends on the build machine
 _NATIVE_DTYPES = {torch.float32: False, torch.float64: True}
 
 # the optional C++ autograd node over the same kernels (see native_autograd): None -> _SplineEval
-_autograd_node = native_autograd.load() if _native is not None else None
+_autograd_node = native_autograd.load(_native) if _native is not None else None
 
 
 def native_kernel_available() -> bool:
@@ -56,7 +56,7 @@ def native_kernel_available() -> bool:
 
 def native_autograd_available() -> bool:
     """Whether training steps run the spline's C++ autograd node (else the Python one, same results)."""
-    return _autograd_node is not None and _native is not None
+    return _autograd_node is not None and _native is not None  # (tests switch the kernel off with _native)
 
 
 @contextmanager
@@ -435,10 +435,8 @@ class NormStencil:
     """
 
     matrix: Tensor  # (K, J), the dtype of the coefficients it is applied to
-    rows: np.ndarray  # (J, taps) int32, padded with row 0
-    values: np.ndarray  # (J, taps) float64, padded with 0.0
-    row_table: Tensor  # ``rows`` and ``values`` as tensors (the same memory), for the C++ node
-    value_table: Tensor
+    rows: Tensor  # (J, taps) int32 on CPU, padded with row 0
+    values: Tensor  # (J, taps) float64 on CPU, padded with 0.0
 
     @classmethod
     def of(cls, matrix: Tensor) -> NormStencil:
@@ -450,14 +448,14 @@ class NormStencil:
         for j, nonzero in enumerate(columns):
             rows[j, : len(nonzero)] = nonzero
             values[j, : len(nonzero)] = m[nonzero, j]
-        return cls(matrix, rows, values, torch.from_numpy(rows), torch.from_numpy(values))
+        return cls(matrix, torch.from_numpy(rows), torch.from_numpy(values))
 
     def native_terms(self, coeffs: Tensor, grad: Tensor | None = None, scale: float = 0.0) -> float:
         """sum |coeffs @ M|; with ``grad``, also grad := scale * sign(coeffs @ M) @ M^T."""
         n, k = coeffs.shape
         return _native.norm_terms(
             coeffs.data_ptr(), 0 if grad is None else grad.data_ptr(), n, k, self.rows.shape[0],
-            self.rows.shape[1], self.rows.ctypes.data, self.values.ctypes.data, _NATIVE_DTYPES[coeffs.dtype], scale,
+            self.rows.shape[1], self.rows.data_ptr(), self.values.data_ptr(), _NATIVE_DTYPES[coeffs.dtype], scale,
         )
 
 
@@ -525,7 +523,7 @@ def weighted_norm_sum(splines: list[LinearSpline], weights: list[float], norm: S
     stencils = tuple(s.norm_stencil(norm, c.dtype) for s, c in zip(splines, coeffs, strict=True))
     weights = [float(w) for w in weights]
     if _autograd_node is not None and all(_use_native(c, coeffs[0]) for c in coeffs):
-        rows, values = [st.row_table for st in stencils], [st.value_table for st in stencils]
+        rows, values = [st.rows for st in stencils], [st.values for st in stencils]
         return _autograd_node.weighted_norm_sum(coeffs, weights, rows, values)
     return _WeightedNormSum.apply(tuple(weights), stencils, *coeffs)
 

@@ -78,13 +78,13 @@ def test_the_cpp_node_refuses_knots_that_do_not_match_the_channels(node):
 
 def test_the_loader_serves_nothing_when_switched_off_or_when_the_source_changed(node, monkeypatch, tmp_path):
     monkeypatch.setenv(native_autograd.SWITCH_VARIABLE, "0")
-    assert native_autograd.load() is None
+    assert native_autograd.load(splines._native) is None
     monkeypatch.delenv(native_autograd.SWITCH_VARIABLE)
-    assert native_autograd.load() is not None
+    assert native_autograd.load(splines._native) is not None
     edited = tmp_path / "spline_autograd.cpp"
     edited.write_bytes(native_autograd.SOURCE.read_bytes() + b"\n// edited\n")
     monkeypatch.setattr(native_autograd, "SOURCE", edited)
-    assert native_autograd.load() is None  # a module built from another source is never loaded
+    assert native_autograd.load(splines._native) is None  # a module built from another source is never loaded
 
 
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
@@ -105,7 +105,7 @@ def test_the_cpp_penalty_node_gives_the_python_nodes_value_and_gradients_bit_for
         coeffs = [layer.effective_coefficients() for layer in layers]
         stencils = tuple(layer.norm_stencil(norm, dtype) for layer in layers)
         if use_cpp:
-            rows, values = [s.row_table for s in stencils], [s.value_table for s in stencils]
+            rows, values = [s.rows for s in stencils], [s.values for s in stencils]
             total = node.weighted_norm_sum(coeffs, weights, rows, values)
             assert "WeightedNormSum" in total.grad_fn.name()
         else:
@@ -121,6 +121,6 @@ def test_the_cpp_penalty_node_refuses_mismatched_stencils(node):
     layer = splines.LinearSpline(3, knots=7)
     stencil = layer.norm_stencil("bv2", torch.float32)
     with pytest.raises(RuntimeError, match="one weight and one stencil"):
-        node.weighted_norm_sum([layer.coefficients], [1.0, 2.0], [stencil.row_table], [stencil.value_table])
+        node.weighted_norm_sum([layer.coefficients], [1.0, 2.0], [stencil.rows], [stencil.values])
     with pytest.raises(RuntimeError, match="int32 rows and float64 values"):
-        node.weighted_norm_sum([layer.coefficients], [1.0], [stencil.value_table], [stencil.value_table])
+        node.weighted_norm_sum([layer.coefficients], [1.0], [stencil.values], [stencil.values])
