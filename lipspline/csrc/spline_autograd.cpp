@@ -36,6 +36,29 @@ void check_status(int rc) {
     if (rc != 0) throw std::bad_alloc();
 }
 
+// One kernel call for either dtype: T is the element type; the grid's numbers are passed in T too.
+template <typename T, typename Forward>
+void run_forward(Forward kernel, const at::Tensor &x, const at::Tensor &coeffs, at::Tensor &out, double grid_min,
+                 double inv_delta) {
+    int64_t outer, channels, inner;
+    layout(x, outer, channels, inner);
+    check_status(kernel(x.data_ptr<T>(), coeffs.data_ptr<T>(), out.data_ptr<T>(), outer, channels, inner,
+                        static_cast<int32_t>(coeffs.size(1)), static_cast<T>(grid_min), static_cast<T>(inv_delta),
+                        at::get_num_threads()));
+}
+
+template <typename T, typename Backward>
+void run_backward(Backward kernel, const at::Tensor &x, const at::Tensor &coeffs, const at::Tensor &grad_out,
+                  at::Tensor &grad_x, at::Tensor &grad_c, double grid_min, double inv_delta) {
+    int64_t outer, channels, inner;
+    layout(x, outer, channels, inner);
+    check_status(kernel(x.data_ptr<T>(), coeffs.data_ptr<T>(), grad_out.data_ptr<T>(),
+                        grad_x.defined() ? grad_x.data_ptr<T>() : nullptr,
+                        grad_c.defined() ? grad_c.data_ptr<T>() : nullptr, outer, channels, inner,
+                        static_cast<int32_t>(coeffs.size(1)), static_cast<T>(grid_min), static_cast<T>(inv_delta),
+                        at::get_num_threads()));
+}
+
 struct SplineEval : public torch::autograd::Function<SplineEval> {
     static at::Tensor forward(AutogradContext *ctx, at::Tensor x, at::Tensor coeffs, double grid_min,
                               double inv_delta) {
@@ -44,18 +67,11 @@ struct SplineEval : public torch::autograd::Function<SplineEval> {
         ctx->save_for_backward({x, coeffs});
         ctx->saved_data["grid_min"] = grid_min;
         ctx->saved_data["inv_delta"] = inv_delta;
-        int64_t outer, channels, inner;
-        layout(x, outer, channels, inner);
-        const auto knots = static_cast<int32_t>(coeffs.size(1));
         at::Tensor out = at::empty_like(x);
-        const int threads = at::get_num_threads();
         if (x.scalar_type() == at::kDouble)
-            check_status(api->forward_f64(x.data_ptr<double>(), coeffs.data_ptr<double>(), out.data_ptr<double>(),
-                                          outer, channels, inner, knots, grid_min, inv_delta, threads));
+            run_forward<double>(api->forward_f64, x, coeffs, out, grid_min, inv_delta);
         else
-            check_status(api->forward_f32(x.data_ptr<float>(), coeffs.data_ptr<float>(), out.data_ptr<float>(),
-                                          outer, channels, inner, knots, static_cast<float>(grid_min),
-                                          static_cast<float>(inv_delta), threads));
+            run_forward<float>(api->forward_f32, x, coeffs, out, grid_min, inv_delta);
         return out;
     }
 
@@ -64,27 +80,16 @@ struct SplineEval : public torch::autograd::Function<SplineEval> {
         const at::Tensor &x = saved[0], &coeffs = saved[1];
         const double grid_min = ctx->saved_data["grid_min"].toDouble();
         const double inv_delta = ctx->saved_data["inv_delta"].toDouble();
-        const bool want_x = ctx->needs_input_grad(0), want_c = ctx->needs_input_grad(1);
         at::Tensor grad_x, grad_c;
-        if (!want_x && !want_c) return {grad_x, grad_c, at::Tensor(), at::Tensor()};
-        const at::Tensor grad_out = grads[0].contiguous();
-        int64_t outer, channels, inner;
-        layout(x, outer, channels, inner);
-        const auto knots = static_cast<int32_t>(coeffs.size(1));
-        if (want_x) grad_x = at::empty_like(x);
-        if (want_c) grad_c = at::empty_like(coeffs);
-        const int threads = at::get_num_threads();
-        if (x.scalar_type() == at::kDouble)
-            check_status(api->backward_f64(x.data_ptr<double>(), coeffs.data_ptr<double>(),
-                                           grad_out.data_ptr<double>(), want_x ? grad_x.data_ptr<double>() : nullptr,
-                                           want_c ? grad_c.data_ptr<double>() : nullptr, outer, channels, inner,
-                                           knots, grid_min, inv_delta, threads));
-        else
-            check_status(api->backward_f32(x.data_ptr<float>(), coeffs.data_ptr<float>(), grad_out.data_ptr<float>(),
-                                           want_x ? grad_x.data_ptr<float>() : nullptr,
-                                           want_c ? grad_c.data_ptr<float>() : nullptr, outer, channels, inner,
-                                           knots, static_cast<float>(grid_min), static_cast<float>(inv_delta),
-                                           threads));
+        if (ctx->needs_input_grad(0)) grad_x = at::empty_like(x);
+        if (ctx->needs_input_grad(1)) grad_c = at::empty_like(coeffs);
+        if (grad_x.defined() || grad_c.defined()) {
+            const at::Tensor grad_out = grads[0].contiguous();
+            if (x.scalar_type() == at::kDouble)
+                run_backward<double>(api->backward_f64, x, coeffs, grad_out, grad_x, grad_c, grid_min, inv_delta);
+            else
+                run_backward<float>(api->backward_f32, x, coeffs, grad_out, grad_x, grad_c, grid_min, inv_delta);
+        }
         return {grad_x, grad_c, at::Tensor(), at::Tensor()};
     }
 };
