@@ -177,6 +177,13 @@ class TrainingLoopConfig(_Strict):
         "the plateau schedule always follows the loss); auto: the latter when a target radius is set",
     )
     time_limit_s: float | None = Field(None, gt=0, le=1e7, description="stop (and keep the model) after this long")
+    ema_decay: float | None = Field(
+        None,
+        gt=0,
+        lt=1,
+        description="validate, monitor and serve an exponential moving average of the weights with this decay per "
+        "optimizer step (warmed up as min(decay, (1 + t) / (10 + t))); null: the trained weights themselves",
+    )
 
 
 class RobustnessConfig(_Strict):
@@ -227,7 +234,7 @@ class RobustnessConfig(_Strict):
 TARGET_RADIUS_DEFAULTS: dict[str, dict[str, object]] = {
     "architecture": {"hidden": [128, 128], "activation": "groupsort"},
     "objective": {"mode": "one_lipschitz", "loss": "lipschitz_margin"},
-    "training": {"lr": 2e-2},
+    "training": {"lr": 2e-2, "ema_decay": 0.99},
 }
 
 

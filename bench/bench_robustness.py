@@ -252,7 +252,8 @@ def lipspline_method(overrides: Callable[[Split, int, dict], dict]) -> Callable[
 
 
 def _target(split: Split, seed: int, options: dict) -> dict:
-    return {"robustness": {"target_radius": split.d_train * options["target_fraction"]}, "training": {"seed": seed}}
+    training = {**options["target_training"], "seed": seed}
+    return {"robustness": {"target_radius": split.d_train * options["target_fraction"]}, "training": training}
 
 
 def _one_lipschitz(split: Split, seed: int, options: dict) -> dict:
@@ -521,6 +522,9 @@ def main() -> None:
     parser.add_argument("--target-fraction", type=float, default=1 / 8,
                         help="lipspline_target trains for d_train times this (default 1/8; the reported "
                              "radii stay d/16, d/8, d/4 of the test split)")
+    parser.add_argument("--target-training", default="{}", metavar="JSON",
+                        help='training fields lipspline_target sets besides the radius, e.g. \'{"ema_decay": null}\' '
+                             "for the rule without its weight average (a before/after on one machine)")
     parser.add_argument("--json", default=None, metavar="PATH", help="also write the per-seed results here")
     args = parser.parse_args()
     torch.set_num_threads(1)
@@ -532,7 +536,8 @@ def main() -> None:
     if unknown:
         raise SystemExit(f"unknown methods {sorted(unknown)}; known: {', '.join(METHODS)}")
     options = {"quick": args.quick, "epochs": args.epochs or (30 if args.quick else 100),
-               "deel_lr": args.deel_lr, "gloro_lr": args.gloro_lr, "target_fraction": args.target_fraction}
+               "deel_lr": args.deel_lr, "gloro_lr": args.gloro_lr, "target_fraction": args.target_fraction,
+               "target_training": json.loads(args.target_training)}
 
     print(f"# certified robust accuracy benchmark (test split; seeds {seeds}; torch threads "
           f"{torch.get_num_threads()}; peers: {options['epochs']} epochs)")

@@ -65,6 +65,7 @@ from lipspline.training.data import InMemoryData, RawRows, TrainingData
 from lipspline.training.lr_schedule import lr_factor
 from lipspline.training.plan import TrainingPlan, plan_training
 from lipspline.training.robust_accuracy import classification_scale
+from lipspline.training.weight_average import WeightAverage
 
 EVAL_CHUNK = 8192
 
@@ -309,6 +310,8 @@ class _Run:
     best_state: dict[str, Tensor] | None = None
     start_epoch: int = 0
     step: int = 0
+    #: ``training.ema_decay``: the averaged weights are the ones validated, monitored and served
+    average: WeightAverage | None = None
 
 
 def _setup(
@@ -346,8 +349,10 @@ def _setup(
         # stalls froze 1-Lipschitz runs before they had fitted (two moons: 85 % clean, not 97 %).
         lr_monitor=ConvergenceMonitor(plan.patience, plan.plateau_patience, loop.min_improvement),
     )
+    if loop.ema_decay is not None:
+        run.average = WeightAverage(network, loop.ema_decay)
     if resume and checkpoint_path is not None and Path(checkpoint_path).exists():
-        restored = load_checkpoint(checkpoint_path, network, optimizer, run.objective, run.shuffle)
+        restored = load_checkpoint(checkpoint_path, network, optimizer, run.objective, run.shuffle, run.average)
         run.start_epoch, run.history, run.best_state = restored.epoch, restored.history, restored.best_state
         if restored.monitor is not None:
             run.monitor = restored.monitor
@@ -375,6 +380,8 @@ def _train_epoch(run: _Run, epoch: int, should_stop: Callable[[], bool] | None) 
         total.backward()
         optimizer.step()
         objective.after_step(network)
+        if run.average is not None:
+            run.average.update()
         terms["total"] = total
         for name, value in terms.items():
             sums[name] = sums.get(name, 0.0) + value.detach()
@@ -386,7 +393,17 @@ def _train_epoch(run: _Run, epoch: int, should_stop: Callable[[], bool] | None) 
 
 
 def _record_epoch(run: _Run, epoch: int, losses: dict[str, float], began: float) -> EpochReport:
-    """Validate, let the monitors judge the epoch, keep the best weights; the epoch's report."""
+    """Validate, let the monitors judge the epoch, keep the best weights; the epoch's report.
+
+    With a weight average the averaged weights are the epoch's model: validated, judged and kept.
+    """
+    if run.average is None:
+        return _judge_epoch(run, epoch, losses, began)
+    with run.average.applied():
+        return _judge_epoch(run, epoch, losses, began)
+
+
+def _judge_epoch(run: _Run, epoch: int, losses: dict[str, float], began: float) -> EpochReport:
     loop, data, network = run.config.training, run.data, run.network
     x_val, y_val = data.validation()
     target_scale = run.scaling.target_scale
@@ -487,7 +504,7 @@ def fit(
         if checkpoint_path is not None:
             save_checkpoint(
                 checkpoint_path, run.network, run.optimizer, run.objective, run.shuffle, epoch + 1, run.history,
-                run.monitor, run.best_state, run.lr_monitor if run.watch_certified else None,
+                run.monitor, run.best_state, run.lr_monitor if run.watch_certified else None, run.average,
             )
         if callback is not None:
             callback(report)
@@ -505,6 +522,8 @@ def _finish(run: _Run, stop_reason: StopReason) -> FitResult:
     if stop_reason != "cancelled" and run.plan.restore_best and run.best_state is not None:
         network.load_state_dict(run.best_state)
         served_epoch = monitor.best_epoch
+    elif run.average is not None:
+        run.average.install()  # the last epoch's model, as it was validated: its average
     fractions = out_of_grid_fractions(network, data.train_sample()[0])
     outcome = TrainingOutcome(
         stop_reason=stop_reason,
@@ -594,10 +613,13 @@ def save_checkpoint(
     monitor: ConvergenceMonitor | None = None,
     best_state: dict[str, Tensor] | None = None,
     lr_monitor: ConvergenceMonitor | None = None,
+    average: WeightAverage | None = None,
 ) -> None:
     tensors: dict[str, Tensor] = {f"model.{k}": v.detach().cpu().contiguous() for k, v in network.state_dict().items()}
     if best_state is not None:
         tensors.update({f"best.{k}": v.detach().cpu().contiguous() for k, v in best_state.items()})
+    if average is not None:
+        tensors.update({f"average.{k}": v for k, v in average.tensors().items()})
     opt_state = optimizer.state_dict()
     for param_id, state in opt_state["state"].items():
         for key, value in state.items():
@@ -611,6 +633,7 @@ def save_checkpoint(
         "history": [r.to_json() for r in history],
         "convergence": None if monitor is None else monitor.to_json(),
         "lr_convergence": None if lr_monitor is None else lr_monitor.to_json(),
+        "average_updates": None if average is None else average.updates,
     }
     target = Path(path)
     target.parent.mkdir(parents=True, exist_ok=True)
@@ -630,7 +653,13 @@ def load_checkpoint(
     optimizer: torch.optim.Optimizer,
     objective: Objective,
     shuffle: torch.Generator,
+    average: WeightAverage | None = None,
 ) -> Checkpoint:
+    """Restore a run's state in place; what else the run needs comes back as a :class:`Checkpoint`.
+
+    ``average``: the run's weight average, restored from the checkpoint (a checkpoint without one, e.g.
+    written by a run without an average, starts it afresh).
+    """
     from safetensors import safe_open
 
     with safe_open(str(path), framework="pt") as handle:
@@ -648,6 +677,10 @@ def load_checkpoint(
     objective.load_state_dict(meta["objective"])
     torch.set_rng_state(tensors["rng.torch"])
     shuffle.set_state(tensors["rng.shuffle"])
+    if average is not None:
+        average.restore(
+            {k[8:]: v for k, v in tensors.items() if k.startswith("average.")}, meta.get("average_updates") or 0
+        )
     convergence = meta.get("convergence")
     return Checkpoint(
         epoch=int(meta["epoch"]),
