@@ -298,10 +298,15 @@ class TrainingConfig(_Strict):
 
         - ``objective.one_lipschitz_conv`` (default AOL): convolutions were rescaled by their tap
           sum before it existed, so a document without it gets ``spectral``.
+        - ``training.ema_decay``: a target radius fills 0.99 into an unset field, and a job queued
+          before the field existed trained its last weights; a document without it gets ``null``.
         """
         objective = document.get("objective")
         if isinstance(objective, dict) and "one_lipschitz_conv" not in objective:
             document = {**document, "objective": {**objective, "one_lipschitz_conv": "spectral"}}
+        training = document.get("training")
+        if isinstance(training, dict) and "ema_decay" not in training:
+            document = {**document, "training": {**training, "ema_decay": None}}
         return cls.model_validate(document)
 
     def explicit_json(self) -> dict:

@@ -108,3 +108,15 @@ def test_an_averaged_one_lipschitz_network_is_still_proven_one_lipschitz():
     })
     result = fit(data, cfg)
     assert certify_global(result.model.network).certified <= 1.0 + 1e-9
+
+
+def test_a_target_radius_fills_the_average_but_a_stored_config_without_the_field_keeps_its_weights():
+    fresh = TrainingConfig.model_validate({"robustness": {"target_radius": 0.2}})
+    assert fresh.training.ema_decay == 0.99
+    assert TrainingConfig.model_validate({"training": {"ema_decay": 0.5}}).training.ema_decay == 0.5
+    stored = fresh.to_json()
+    assert TrainingConfig.from_stored(stored).training.ema_decay == 0.99  # spelled out: read back as written
+    del stored["training"]["ema_decay"]  # a job queued before the field existed
+    assert TrainingConfig.from_stored(stored).training.ema_decay is None
+    explicit = TrainingConfig.model_validate({"robustness": {"target_radius": 0.2}, "training": {"ema_decay": None}})
+    assert explicit.training.ema_decay is None  # a request's own null wins over the rule
