@@ -232,6 +232,9 @@ def test_broker_down_releases_the_idempotency_key(svc: Service, monkeypatch: pyt
         ({"objective": {"loss": "hkr", "mode": "bv2"}}, "config.objective.loss"),
         ({"training": {"monitor": "certified_accuracy"}}, "config.training.monitor"),
         ({"objective": {"loss": "mse"}}, "config.objective.loss"),
+        ({"training": {"ema_decay": 1.0}}, "config.training.ema_decay"),
+        ({"training": {"ema_decay": 0}}, "config.training.ema_decay"),
+        ({"training": {"ema_decay": "NaN"}}, "config.training.ema_decay"),
     ],
 )
 def test_robustness_choices_the_config_refuses_are_422_naming_the_field(svc: Service, config, field) -> None:
@@ -265,3 +268,4 @@ def test_a_target_radius_job_is_stored_with_the_defaults_it_implies(svc: Service
     config = job["config"]
     assert config["objective"]["mode"] == "one_lipschitz" and config["objective"]["loss"] == "lipschitz_margin"
     assert config["architecture"]["hidden"] == [128, 128] and config["robustness"]["target_radius"] == 0.05
+    assert config["training"]["ema_decay"] == 0.99 and config["training"]["lr"] == 0.02
