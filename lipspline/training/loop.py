@@ -41,6 +41,7 @@ import os
 import tempfile
 import time
 from collections.abc import Callable
+from contextlib import nullcontext
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -397,9 +398,7 @@ def _record_epoch(run: _Run, epoch: int, losses: dict[str, float], began: float)
 
     With a weight average the averaged weights are the epoch's model: validated, judged and kept.
     """
-    if run.average is None:
-        return _judge_epoch(run, epoch, losses, began)
-    with run.average.applied():
+    with run.average.applied() if run.average is not None else nullcontext():
         return _judge_epoch(run, epoch, losses, began)
 
 

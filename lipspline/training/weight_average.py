@@ -58,23 +58,22 @@ class WeightAverage:
         if self.shadow is None:
             yield
             return
-        with torch.no_grad():
-            trained = [p.detach().clone() for p in self._params]
-            for param, average in zip(self._params, self.shadow, strict=True):
-                param.copy_(average)
+        trained = [p.detach().clone() for p in self._params]
+        self.install()
         try:
             yield
         finally:
-            with torch.no_grad():
-                for param, value in zip(self._params, trained, strict=True):
-                    param.copy_(value)
+            self._load(trained)
 
-    @torch.no_grad()
     def install(self) -> None:
         """Leave the averaged parameters in the network for good (the run is over)."""
         if self.shadow is not None:
-            for param, average in zip(self._params, self.shadow, strict=True):
-                param.copy_(average)
+            self._load(self.shadow)
+
+    @torch.no_grad()
+    def _load(self, values: list[Tensor]) -> None:
+        for param, value in zip(self._params, values, strict=True):
+            param.copy_(value)
 
     def tensors(self) -> dict[str, Tensor]:
         """The average as named tensors, for a checkpoint (empty before the first update)."""
