@@ -103,6 +103,11 @@ from torch import nn  # noqa: E402
 from api_schemas import TrainingConfig  # noqa: E402
 from lipspline.certificates import certify_global  # noqa: E402
 from lipspline.data import Dataset  # noqa: E402
+from lipspline.sweeps.local import fit_trial, run_sweep  # noqa: E402
+from lipspline.sweeps.plan import SweepSpec  # noqa: E402
+from lipspline.sweeps.selection import Selection  # noqa: E402
+from lipspline.sweeps.selection import select as sweep_select  # noqa: E402
+from lipspline.sweeps.space import parse_space  # noqa: E402
 from lipspline.training.loop import fit  # noqa: E402
 from lipspline.training.robust_accuracy import certified_accuracy, classification_scale  # noqa: E402
 
@@ -117,6 +122,7 @@ DATASETS = ("digits", "breast_cancer", "wine", "classif32", "moons")
 HELD_OUT_DATASETS = ("iris", "circles", "blobs6")
 METHODS = (
     "lipspline_target",
+    "lipspline_sweep",
     "lipspline_1lip",
     "lipspline_default",
     "deel_torchlip",
@@ -125,6 +131,7 @@ METHODS = (
 )
 LABELS = {
     "lipspline_target": "LipSpline target_radius",
+    "lipspline_sweep": "LipSpline sweep over target_radius",
     "lipspline_1lip": "LipSpline one_lipschitz",
     "lipspline_default": "LipSpline default",
     "deel_torchlip": "deel-torchlip HKR",
@@ -237,11 +244,8 @@ def top_two_radius(logits: np.ndarray, lipschitz: float) -> np.ndarray:
 def lipspline_method(overrides: Callable[[Split, int, dict], dict]) -> Callable[[Split, int, dict], Result]:
     def run(split: Split, seed: int, options: dict) -> Result:
         config = TrainingConfig.model_validate({**overrides(split, seed, options), "device": "cpu"})
-        dataset = Dataset(X=split.x_pool, y=split.y_pool, task="classification",
-                          feature_names=[f"x{i}" for i in range(split.x_pool.shape[1])],
-                          classes=list(range(split.n_classes)), name=split.name)
         began = time.perf_counter()
-        result = fit(dataset, config)
+        result = fit(_pool_dataset(split), config)
         seconds = time.perf_counter() - began
         lipschitz = certify_global(result.model.network).certified
         measured = certified_accuracy(result.model, split.x_test, split.y_test, lipschitz, split.radii, local=False)
@@ -249,6 +253,59 @@ def lipspline_method(overrides: Callable[[Split, int, dict], dict]) -> Callable[
                       float(lipschitz), seconds, seconds)
 
     return run
+
+
+def lipspline_sweep(split: Split, seed: int, options: dict) -> Result:
+    """The sweep a user who needs radius r runs: ``robustness.target_radius`` over d_train * RADIUS_FRACTIONS.
+
+    One grid, run by the service's own sweep engine (``run_sweep``: each trial is the job a user with only
+    that radius gets, and its certified-accuracy curve is measured on the run's validation split); then,
+    per reported radius d * f, the trial ``select: {rule: max_certified_accuracy, radius: d_train * f}``
+    picks (the service's selection rule, on validation curves only) is scored on the test split at d_test * f.
+    The trials are deterministic, so this is what three sweeps, one selected at each radius, would
+    return, at the cost of one. The clean accuracy is that of the trial selected at d/8.
+    """
+    select_radii = [split.d_train * f for f in RADIUS_FRACTIONS]
+    base = TrainingConfig.model_validate({"robustness": {"extra_radii": select_radii},
+                                          "training": {**options["target_training"], "seed": seed},
+                                          "device": "cpu"})
+    spec = SweepSpec(base, parse_space({"robustness.target_radius": select_radii}, base), "grid",
+                     max_trials=len(select_radii),
+                     selection=Selection("max_certified_accuracy", radius=select_radii[1]))
+    trial_seconds: list[float] = []
+
+    def timed_trial(dataset: Dataset, config: TrainingConfig, on_epoch: Callable | None) -> tuple:
+        began = time.perf_counter()
+        outcome = fit_trial(dataset, config, on_epoch)
+        trial_seconds.append(time.perf_counter() - began)
+        return outcome
+
+    sweep = run_sweep(_pool_dataset(split), spec, timed_trial)
+    outcomes = [o for o in (t.outcome() for t in sweep.trials) if o is not None]
+    cra, chosen = [], []
+    for index, (radius, test_radius) in enumerate(zip(select_radii, split.radii, strict=True)):
+        picked = sweep_select(outcomes, Selection("max_certified_accuracy", radius=radius))
+        if picked is None:  # nothing certified on validation at this radius: no model, no certified point
+            cra.append(0.0)
+            chosen.append("none")
+            continue
+        trial = sweep.trials[picked]
+        measured = certified_accuracy(trial.model, split.x_test, split.y_test, trial.lipschitz, [test_radius],
+                                      local=False)
+        cra.append(100.0 * measured.global_[0])
+        chosen.append(f"d/{round(1 / RADIUS_FRACTIONS[picked])}")
+        if index == 1:
+            clean, lipschitz, seconds = 100.0 * measured.accuracy, float(trial.lipschitz), trial_seconds[picked]
+    if chosen[1] == "none":
+        clean, lipschitz, seconds = 0.0, math.inf, 0.0
+    return Result(split.name, "", seed, clean, cra, lipschitz, seconds, sum(trial_seconds),
+                  "trained for " + " / ".join(chosen))
+
+
+def _pool_dataset(split: Split) -> Dataset:
+    return Dataset(X=split.x_pool, y=split.y_pool, task="classification",
+                   feature_names=[f"x{i}" for i in range(split.x_pool.shape[1])],
+                   classes=list(range(split.n_classes)), name=split.name)
 
 
 def _target(split: Split, seed: int, options: dict) -> dict:
@@ -466,6 +523,7 @@ def certify_gloro(network: GloRoNet, x: np.ndarray) -> tuple[np.ndarray, np.ndar
 # ---- report ---------------------------------------------------------------------------------
 RUNNERS: dict[str, Callable[[Split, int, dict], Result]] = {
     "lipspline_target": lipspline_method(_target),
+    "lipspline_sweep": lipspline_sweep,
     "lipspline_1lip": lipspline_method(_one_lipschitz),
     "lipspline_default": lipspline_method(_default),
     "deel_torchlip": deel_torchlip_method(certify_product),

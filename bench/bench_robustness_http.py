@@ -10,7 +10,12 @@ d/16, d/8, d/4 with d the *test* split's median distance to the nearest point of
 as in ``bench_robustness``; the target radius is d_train / 8 (``--target-fraction``).
 
 Methods: ``target`` (``robustness.target_radius`` and the seed, nothing else), ``one_lipschitz``
-(``objective.mode: one_lipschitz``, hidden [128, 128]) and ``default`` (only the seed).
+(``objective.mode: one_lipschitz``, hidden [128, 128]), ``default`` (only the seed), and ``sweep``:
+one ``POST /v1/sweeps`` per split over ``robustness.target_radius`` in d_train * (1/16, 1/8, 1/4),
+``select: {rule: max_certified_accuracy, radius: d_train / 8}``; the model the service selects is
+scored at every radius, and at d/16 and d/4 also the trial the same rule picks at d_train / 16 and
+d_train / 4 from the trials' validation curves in the sweep's answer (what a sweep selected at that
+radius would return: the trials are seeded, so they would be the same).
 
 Run: ``python bench/bench_robustness_http.py [--datasets digits,wine] [--seeds 1] [--methods target]``.
 """
@@ -29,10 +34,12 @@ import numpy as np
 from bench_robustness import DATASETS, RADIUS_FRACTIONS, Split, make_split, scores
 from bench_service import expect, wait_job
 
+from lipspline.sweeps.selection import Selection, TrialOutcome, select
+
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from tests.support.processes import Deployment  # noqa: E402 - the e2e suite's live deployment
 
-METHODS = ("target", "one_lipschitz", "default")
+METHODS = ("target", "one_lipschitz", "default", "sweep")
 
 
 def method_config(method: str, split: Split, seed: int, target_fraction: float) -> dict:
@@ -69,6 +76,45 @@ def run_method(client: httpx.Client, dataset_id: str, split: Split, method: str,
     return clean, cra, bound, seconds
 
 
+def run_sweep(client: httpx.Client, dataset_id: str, split: Split,
+              seed: int) -> tuple[float, list[float], float, float]:
+    """One sweep over the target radius, selected by the service at d_train / 8 (module docstring)."""
+    radii = [split.d_train * f for f in RADIUS_FRACTIONS]
+    body = {"dataset_id": dataset_id,
+            "base_config": {"training": {"seed": seed}, "robustness": {"extra_radii": radii}},
+            "space": {"robustness.target_radius": radii}, "strategy": "grid",
+            "budget": {"max_trials": len(radii), "max_concurrent": 1},
+            "select": {"rule": "max_certified_accuracy", "radius": radii[1]}}
+    began = time.perf_counter()
+    sweep_id = expect(client.post("/v1/sweeps", json=body), 202)["id"]
+    while (sweep := expect(client.get(f"/v1/sweeps/{sweep_id}"), 200))["status"] == "running":
+        time.sleep(0.5)
+    seconds = time.perf_counter() - began
+    if sweep["selected"] is None:
+        raise RuntimeError(f"{split.name}: the sweep selected nothing: {sweep['note']}")
+    outcomes = [TrialOutcome(t["trial"], t["score"], t["certified_lipschitz"], tuple(t["certified_accuracy"]["radii"]),
+                             tuple(t["certified_accuracy"]["global"]))
+                for t in sweep["trials"] if t["status"] == "succeeded"]
+    models = {t["trial"]: t["model_id"] for t in sweep["trials"]}
+    picked = [select(outcomes, Selection("max_certified_accuracy", radius=r)) for r in radii]
+    if picked[1] != sweep["selected"]["trial"]:
+        raise RuntimeError(f"{split.name}: the service selected trial {sweep['selected']['trial']}, "
+                           f"the rule picks {picked[1]}")
+    cra = []
+    for index, trial in enumerate(picked):
+        if trial is None:  # no trial certifies a validation row at this radius: no model, nothing certified
+            cra.append(0.0)
+            continue
+        clean_i, cra_i, bound_i = served_scores(client, models[trial], split)
+        cra.append(cra_i[index])
+        if index == 1:
+            clean, bound = clean_i, bound_i
+    chosen = " / ".join("none" if t is None else f"d/{round(1 / RADIUS_FRACTIONS[t])}" for t in picked)
+    print(f"  {split.name} seed {seed} sweep: clean {clean:.1f} %, CRA {' / '.join(f'{v:.1f}' for v in cra)} %, "
+          f"L {bound:.4g}, {seconds:.0f} s (selected: trained for {chosen})", flush=True)
+    return clean, cra, bound, seconds
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--datasets", default="digits", help=f"comma-separated, of {','.join(DATASETS)}")
@@ -94,12 +140,13 @@ def main() -> int:
                     dataset_id = expect(client.post("/v1/datasets", json=body), 201)["id"]
                     for method in methods:
                         rows.setdefault((name, method), []).append(
-                            run_method(client, dataset_id, split, method, seed, args.target_fraction))
+                            run_sweep(client, dataset_id, split, seed) if method == "sweep"
+                            else run_method(client, dataset_id, split, method, seed, args.target_fraction))
 
     radii = ", ".join(f"d/{round(1 / f)}" for f in RADIUS_FRACTIONS)
     print(f"\n## CRA through HTTP (medians of {args.seeds} seed(s); radii {radii} of the test split)\n")
     print("| dataset | method | clean % | " + " | ".join(f"CRA d/{round(1 / f)} %" for f in RADIUS_FRACTIONS)
-          + " | served L | job s (submit to done) |")
+          + " | served L | s (submit to done) |")
     print("|---|---|---|" + "---|" * len(RADIUS_FRACTIONS) + "---|---|")
     for (name, method), results in rows.items():
         clean = statistics.median(r[0] for r in results)
