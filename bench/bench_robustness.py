@@ -41,6 +41,10 @@ Methods:
   implies. Its certificate is ``certify_global`` of the served map (proven in floating point,
   float64 served evaluation with its rounding bound), the only certificate used for every
   LipSpline row;
+- ``lipspline_sweep``: the sweep the issue's third LipSpline entry names, one grid over
+  ``robustness.target_radius`` in d_train * (1/16, 1/8, 1/4) run by the service's sweep engine; per
+  reported radius, the trial the service's ``max_certified_accuracy`` rule selects at d_train * f
+  from the trials' validation curves is scored on test (``lipspline_sweep``'s docstring);
 - ``lipspline_1lip``: a plain 1-Lipschitz LipSpline network (``one_lipschitz``, hidden [128, 128])
   with the default loss, for reference;
 - ``lipspline_default``: no robustness settings at all (the "before" row);
@@ -293,7 +297,7 @@ def lipspline_sweep(split: Split, seed: int, options: dict) -> Result:
         measured = certified_accuracy(trial.model, split.x_test, split.y_test, trial.lipschitz, [test_radius],
                                       local=False)
         cra.append(100.0 * measured.global_[0])
-        chosen.append(f"d/{round(1 / RADIUS_FRACTIONS[picked])}")
+        chosen.append(f"d/{round(split.d_train / trial.params['robustness.target_radius'])}")
         if index == 1:
             clean, lipschitz, seconds = 100.0 * measured.accuracy, float(trial.lipschitz), trial_seconds[picked]
     if chosen[1] == "none":

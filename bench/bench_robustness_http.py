@@ -96,6 +96,7 @@ def run_sweep(client: httpx.Client, dataset_id: str, split: Split,
                              tuple(t["certified_accuracy"]["global"]))
                 for t in sweep["trials"] if t["status"] == "succeeded"]
     models = {t["trial"]: t["model_id"] for t in sweep["trials"]}
+    trained_for = {t["trial"]: split.d_train / t["params"]["robustness.target_radius"] for t in sweep["trials"]}
     picked = [select(outcomes, Selection("max_certified_accuracy", radius=r)) for r in radii]
     if picked[1] != sweep["selected"]["trial"]:
         raise RuntimeError(f"{split.name}: the service selected trial {sweep['selected']['trial']}, "
@@ -109,7 +110,7 @@ def run_sweep(client: httpx.Client, dataset_id: str, split: Split,
         cra.append(cra_i[index])
         if index == 1:
             clean, bound = clean_i, bound_i
-    chosen = " / ".join("none" if t is None else f"d/{round(1 / RADIUS_FRACTIONS[t])}" for t in picked)
+    chosen = " / ".join("none" if t is None else f"d/{round(trained_for[t])}" for t in picked)
     print(f"  {split.name} seed {seed} sweep: clean {clean:.1f} %, CRA {' / '.join(f'{v:.1f}' for v in cra)} %, "
           f"L {bound:.4g}, {seconds:.0f} s (selected: trained for {chosen})", flush=True)
     return clean, cra, bound, seconds
