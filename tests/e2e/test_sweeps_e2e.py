@@ -8,7 +8,8 @@ resumed elsewhere, not lost or duplicated), a front that is non-dominated when r
 from the jobs and models themselves, and a selection that satisfies its constraint.
 
 Successive halving through a real worker (the embedded deployment): trials below the top
-third at a rung stop there.
+third at a rung stop there. A sweep over the target radius, selected on certified accuracy at
+that radius, serves the trial that certifies the most there.
 """
 
 from __future__ import annotations
@@ -154,3 +155,46 @@ def test_the_worker_stops_halving_trials_at_their_rung(deployment: Deployment) -
         assert trials[index]["status"] == "stopped" and trials[index]["stopped_at_epoch"] == 1, trials[index]
         assert trials[index]["epochs"] == 1
     assert sweep["progress"]["epochs"] < 4 * 9
+
+
+@pytest.mark.parametrize("deployment", ["embedded"], indirect=True)
+def test_a_sweep_over_the_target_radius_serves_the_trial_that_certifies_most_there(deployment: Deployment) -> None:
+    """The recipe of docs/concepts/certified-accuracy.md: sweep ``robustness.target_radius`` around the
+    radius you need and select on ``max_certified_accuracy`` there. Every trial must be the job a user
+    with only that radius gets (the target fill, not the base's defaults), each curve must list the
+    select radius exactly, and the served model is the trial that certifies the most validation rows there."""
+    rng = np.random.default_rng(5)
+    labels = rng.integers(0, 2, 240)
+    inputs = rng.normal(scale=0.45, size=(240, 2)) + np.where(labels[:, None] == 1, 1.0, -1.0) * [1.0, 0.0]
+    radius = 0.3
+    with deployment.client() as http:
+        dataset = http.post("/v1/datasets", json={"inputs": inputs.tolist(), "targets": labels.tolist()}).json()
+        response = http.post("/v1/sweeps", json={
+            "dataset_id": dataset["id"], "strategy": "grid", "budget": {"max_trials": 3, "max_concurrent": 1},
+            "base_config": {"device": "cpu", "training": {"epochs": 12, "validation_split": 0.25, "seed": 0}},
+            "space": {"robustness.target_radius": [radius / 2, radius, 2 * radius]},
+            "select": {"rule": "max_certified_accuracy", "radius": radius},
+        })
+        assert response.status_code == 202, response.text
+        deadline = time.monotonic() + 300
+        while (sweep := http.get(f"/v1/sweeps/{response.json()['id']}").json())["status"] == "running":
+            assert time.monotonic() < deadline, sweep["progress"]
+            time.sleep(0.3)
+        assert sweep["status"] == "succeeded", sweep
+        at_radius = {}
+        for trial in sweep["trials"]:
+            assert trial["status"] == "succeeded", trial
+            config = http.get(f"/v1/jobs/{trial['job_id']}").json()["config"]
+            assert config["objective"]["mode"] == "one_lipschitz"
+            assert config["robustness"]["target_radius"] == trial["params"]["robustness.target_radius"]
+            curve = trial["certified_accuracy"]
+            assert radius in curve["radii"], curve["radii"]
+            at_radius[trial["trial"]] = curve["global"][curve["radii"].index(radius)]
+        selected = sweep["selected"]
+        assert selected is not None, sweep["note"]
+        assert at_radius[selected["trial"]] == max(at_radius.values()) > 0.0, at_radius
+        assert sweep["front"]["radius"] == radius
+
+        answer = http.post(f"/v1/models/{selected['model_id']}/predict", json={"inputs": inputs.tolist()}).json()
+    certified = (np.array(answer["predictions"]) == labels) & (np.array(answer["certified_radius"]) >= radius)
+    assert certified.mean() > 0.5, certified.mean()  # two blobs 2 apart: most rows are more than 0.3 from the boundary
