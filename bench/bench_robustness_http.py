@@ -37,7 +37,7 @@ from bench_service import expect, wait_job
 from lipspline.sweeps.selection import Selection, TrialOutcome, select
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from tests.support.processes import Deployment  # noqa: E402 - the e2e suite's live deployment
+from tests.support.processes import Deployment, wait_for_sweep  # noqa: E402 - the e2e suite's live deployment
 
 METHODS = ("target", "one_lipschitz", "default", "sweep")
 
@@ -86,9 +86,7 @@ def run_sweep(client: httpx.Client, dataset_id: str, split: Split,
             "budget": {"max_trials": len(radii), "max_concurrent": 1},
             "select": {"rule": "max_certified_accuracy", "radius": radii[1]}}
     began = time.perf_counter()
-    sweep_id = expect(client.post("/v1/sweeps", json=body), 202)["id"]
-    while (sweep := expect(client.get(f"/v1/sweeps/{sweep_id}"), 200))["status"] == "running":
-        time.sleep(0.5)
+    sweep = wait_for_sweep(client, expect(client.post("/v1/sweeps", json=body), 202)["id"], timeout_s=3600)
     seconds = time.perf_counter() - began
     if sweep["selected"] is None:
         raise RuntimeError(f"{split.name}: the sweep selected nothing: {sweep['note']}")

@@ -24,7 +24,7 @@ import pytest
 from lipspline.data import make_circle
 from lipspline.sweeps.pareto import dominates
 from tests.integration.test_worker_faults import deployment as postgres_redis_api
-from tests.support.processes import Deployment, SessionProcess
+from tests.support.processes import Deployment, SessionProcess, wait_for_sweep
 from tests.support.services import fresh_redis_url
 
 pytestmark = [pytest.mark.integration, pytest.mark.e2e]
@@ -84,12 +84,7 @@ def test_random_sweep_on_three_workers_survives_a_killed_worker(cluster) -> None
         time.sleep(0.1)
     assert killed_job is not None, "worker w0 never ran a trial"
 
-    deadline = time.monotonic() + 420
-    while time.monotonic() < deadline:
-        sweep = http.get(f"/v1/sweeps/{sweep_id}").json()
-        if sweep["status"] != "running":
-            break
-        time.sleep(0.5)
+    sweep = wait_for_sweep(http, sweep_id, timeout_s=420, poll_s=0.5)
     assert sweep["status"] == "succeeded", sweep
     trials = sweep["trials"]
     assert len(trials) == TRIALS and sweep["progress"]["succeeded"] == TRIALS
@@ -145,10 +140,7 @@ def test_the_worker_stops_halving_trials_at_their_rung(deployment: Deployment) -
             "space": {"training.lr": [3e-2, 1e-2, 1e-5, 3e-6]}, "halving": {"min_epochs": 1, "eta": 3},
         })
         assert response.status_code == 202, response.text
-        deadline = time.monotonic() + 240
-        while (sweep := http.get(f"/v1/sweeps/{response.json()['id']}").json())["status"] == "running":
-            assert time.monotonic() < deadline, sweep["progress"]
-            time.sleep(0.3)
+        sweep = wait_for_sweep(http, response.json()["id"], timeout_s=240)
     trials = {t["trial"]: t for t in sweep["trials"]}
     assert sweep["status"] == "succeeded" and trials[0]["status"] == "succeeded" and trials[0]["epochs"] == 9
     for index in (2, 3):
@@ -176,10 +168,7 @@ def test_a_sweep_over_the_target_radius_serves_the_trial_that_certifies_most_the
             "select": {"rule": "max_certified_accuracy", "radius": radius},
         })
         assert response.status_code == 202, response.text
-        deadline = time.monotonic() + 300
-        while (sweep := http.get(f"/v1/sweeps/{response.json()['id']}").json())["status"] == "running":
-            assert time.monotonic() < deadline, sweep["progress"]
-            time.sleep(0.3)
+        sweep = wait_for_sweep(http, response.json()["id"])
         assert sweep["status"] == "succeeded", sweep
         at_radius = {}
         for trial in sweep["trials"]:

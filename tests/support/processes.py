@@ -118,6 +118,15 @@ def wait_for_job(http: httpx.Client, job_id: str, statuses: set[str] | frozenset
         time.sleep(0.1)
 
 
+def wait_for_sweep(http: httpx.Client, sweep_id: str, timeout_s: float = 300, poll_s: float = 0.3) -> dict:
+    """Poll a sweep until it is no longer running; fail with its progress after ``timeout_s``."""
+    deadline = time.monotonic() + timeout_s
+    while (sweep := http.get(f"/v1/sweeps/{sweep_id}").json())["status"] == "running":
+        assert time.monotonic() < deadline, f"sweep {sweep_id} still running after {timeout_s}s: {sweep['progress']}"
+        time.sleep(poll_s)
+    return sweep
+
+
 def lipspline_argv(*args: str) -> list[str]:
     return [sys.executable, "-m", "service.cli", *args]
 
