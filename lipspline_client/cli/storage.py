@@ -12,6 +12,7 @@ import click
 
 from lipspline_client.cli.options import client_of, json_option
 from lipspline_client.cli.output import handles_errors, print_deleted, print_json, table
+from lipspline_client.errors import LipSplineError
 from lipspline_client.formatting import text, timestamp
 
 
@@ -52,8 +53,22 @@ def storage_set_s3(ctx: click.Context, access_key_id: str, secret_access_key: st
 @click.pass_context
 @handles_errors
 def storage_show(ctx: click.Context, as_json: bool) -> None:
-    """Which S3 keys are stored (the key id's last four characters), never the keys."""
-    _print_credentials(client_of(ctx).storage.credentials(), as_json)
+    """Which S3 keys are stored (the key id's last four characters), never the keys.
+
+    No keys stored is the tenant's normal state (its URIs are read with the service's credentials), so
+    it is an answer, not an error: the service's 404 becomes a line of text (``--json``: ``"s3": null``)
+    and exit status 0. Any other error still exits 1.
+    """
+    try:
+        found = client_of(ctx).storage.credentials()
+    except LipSplineError as error:
+        if error.status != 404:
+            raise
+        if as_json:
+            return print_json({"s3": None, "updated_at": None})
+        click.echo("no S3 keys stored: s3:// URIs are read with the service's own credentials")
+        return
+    _print_credentials(found, as_json)
 
 
 @storage.command("delete")

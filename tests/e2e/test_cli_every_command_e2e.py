@@ -252,6 +252,8 @@ def test_every_cli_command_in_both_forms(deployment: Deployment, workdir: Path) 
     assert "…0042" in shown and "cli-secret-key" not in shown
     assert run.json("storage", "show")["s3"]["has_session_token"] is False
     run.human("storage", "delete")
+    assert "no S3 keys stored" in run.human("storage", "show").stdout  # nothing stored: an answer, exit 0
+    assert run.json("storage", "show") == {"s3": None, "updated_at": None}
     run.json("storage", "set-s3", *keys)
     assert run.json("storage", "delete") == {"deleted": True}
 
