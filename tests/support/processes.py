@@ -111,7 +111,7 @@ def wait_for_job(http: httpx.Client, job_id: str, statuses: set[str] | frozenset
     """Poll a job until its status is one of ``statuses``; fail with its last state after ``timeout_s``."""
     deadline = time.monotonic() + timeout_s
     while True:
-        job = http.get(f"/v1/jobs/{job_id}").json()
+        job = http.get(f"/v1/jobs/{job_id}").raise_for_status().json()
         if job["status"] in statuses:
             return job
         assert time.monotonic() < deadline, f"job {job_id} not in {set(statuses)} after {timeout_s}s: {job}"
@@ -119,9 +119,10 @@ def wait_for_job(http: httpx.Client, job_id: str, statuses: set[str] | frozenset
 
 
 def wait_for_sweep(http: httpx.Client, sweep_id: str, timeout_s: float = 300, poll_s: float = 0.3) -> dict:
-    """Poll a sweep until it is no longer running; fail with its progress after ``timeout_s``."""
+    """Poll a sweep until it is no longer running; fail with its progress after ``timeout_s`` (and at once
+    on an error answer, as the bench's ``expect(..., 200)`` did before it called this)."""
     deadline = time.monotonic() + timeout_s
-    while (sweep := http.get(f"/v1/sweeps/{sweep_id}").json())["status"] == "running":
+    while (sweep := http.get(f"/v1/sweeps/{sweep_id}").raise_for_status().json())["status"] == "running":
         assert time.monotonic() < deadline, f"sweep {sweep_id} still running after {timeout_s}s: {sweep['progress']}"
         time.sleep(poll_s)
     return sweep
