@@ -9,7 +9,9 @@ noise hits every variant alike:
 - inference: forward under ``torch.no_grad``.
 
 On a CPU with AVX-512 it also times the same spline net on the narrower AVX2 tiles of the
-kernel ("8-wide tiles"), so the two kernels are compared in the same run. Where the C++ autograd
+kernel ("8-wide tiles"), so the two kernels are compared in the same run. Where the kernel saves
+each cell's rise in the forward (float32 dense layers on the AVX2 tiles), it also times the same
+net without them ("rises not saved"): the before/after of that change in one run. Where the C++ autograd
 node is built (``make install`` builds it; ``lipspline/nn/native_autograd.py``), it also times the
 same net through the Python node ("Python node"): the before/after of that node in one run.
 
@@ -32,7 +34,7 @@ from torch import nn
 from api_schemas import TrainingConfig
 from lipspline.nn import splines
 from lipspline.nn.networks import SplineNetwork
-from lipspline.nn.splines import native_kernel_available, native_tiles
+from lipspline.nn.splines import native_kernel_available, native_saved_rises, native_tiles
 from lipspline.objectives import Objective, data_loss
 
 KNOTS = 21
@@ -118,6 +120,14 @@ def _with_python_node(fn: Callable[[], None]) -> Callable[[], None]:
     return run
 
 
+def _without_saved_rises(fn: Callable[[], None]) -> Callable[[], None]:
+    def run() -> None:
+        with native_saved_rises(False):
+            fn()
+
+    return run
+
+
 def _with_tiles(width: int, fn: Callable[[], None]) -> Callable[[], None]:
     def run() -> None:
         with native_tiles(width):
@@ -152,6 +162,9 @@ def _variant_calls(widths: list[int], batch: int, device: torch.device) -> dict[
     with native_tiles(16) as tile_widths:
         if device.type == "cpu" and 16 in tile_widths:  # the same net on the AVX2 tiles, for the A/B
             variants["lipspline 8-wide tiles"] = our_network(widths, "deepspline")
+    with native_saved_rises(True) as saves:
+        if device.type == "cpu" and saves:  # the same net with the saved rises switched off
+            variants["lipspline rises not saved"] = our_network(widths, "deepspline")
     if device.type == "cpu" and splines.native_autograd_available():  # the same net through the Python node
         variants["lipspline Python node"] = our_network(widths, "deepspline")
     reference = reference_network(widths)
@@ -165,6 +178,8 @@ def _variant_calls(widths: list[int], batch: int, device: torch.device) -> dict[
             fns[label] = tuple(_with_tiles(8, fn) for fn in fns[label])
         if label == "lipspline Python node":
             fns[label] = tuple(_with_python_node(fn) for fn in fns[label])
+        if label == "lipspline rises not saved":
+            fns[label] = tuple(_without_saved_rises(fn) for fn in fns[label])
         for _ in range(5):  # warm-up: allocator, kernel dispatch, Adam state
             fns[label][0]()
             fns[label][1]()
@@ -213,6 +228,8 @@ def main() -> None:
         print(f"torch {torch.__version__}, device {device}, threads {torch.get_num_threads()}, "
               f"native CPU kernel: {native_kernel_available()} (float32 tiles: {tile_widths or 'none'}), "
               f"C++ autograd node: {splines.native_autograd_available()}, K={KNOTS}")
+    with native_saved_rises(True) as saves:
+        print(f"saved rises (float32 dense layers): {'yes' if saves else 'no, not on this CPU or build'}")
     copies = f", mean over {args.instances} copies of each network" if args.instances > 1 else ""
     print(f"medians over {args.rounds} interleaved rounds x {args.repeats} calls{copies}")
     big, small = ([784, 256, 256, 10], 256), ([2, 20, 1], 1000)

@@ -188,9 +188,12 @@ __attribute__((target("avx2"))) static inline __m256 lookup24(const float *t, __
 }
 
 /* The scalar parts every tile width shares. A tile table holds, per channel, its knot values and then
- * its rises, each padded to `pad` floats. */
-static void tile_tail_fwd(const float *x, const float *tab, int pad, float *out, int64_t b, int rows, int32_t C,
-                          int32_t first, int32_t K, float grid_min, float inv_delta) {
+ * its rises, each padded to `pad` floats. Always inlined: called from the AVX2 / AVX-512 tiles once per
+ * tile row, a call into baseline (SSE-encoded) code cost about 0.1 us each on a Zen 3, a third of a
+ * 2-20-1 layer's backward; inlined, it is compiled for the caller's target. */
+#define INLINE_HELPER static inline __attribute__((always_inline))
+INLINE_HELPER void tile_tail_fwd(const float *x, const float *tab, int pad, float *out, float *rises, int64_t b, int rows,
+                          int32_t C, int32_t first, int32_t K, float grid_min, float inv_delta) {
     const float last_cell = (float)(K - 2);
     for (int r = 0; r < rows; ++r) { /* the channels after the last full tile */
         for (int32_t ch = first; ch < C; ++ch) {
@@ -200,11 +203,12 @@ static void tile_tail_fwd(const float *x, const float *tab, int pad, float *out,
             int32_t k = (int32_t)q;
             const float *ct = tab + (int64_t)ch * 2 * pad;
             out[(b + r) * C + ch] = ct[k] + ct[pad + k] * (p - (float)k);
+            if (rises) rises[(b + r) * C + ch] = ct[pad + k];
         }
     }
 }
 
-static void tile_tail_bwd(const float *x, const float *tab, int pad, const float *g, float *gx, float *acc, int64_t b,
+INLINE_HELPER void tile_tail_bwd(const float *x, const float *tab, int pad, const float *g, float *gx, float *acc, int64_t b,
                           int rows, int32_t C, int32_t first, int32_t K, float grid_min, float inv_delta) {
     const float last_cell = (float)(K - 2);
     for (int r = 0; r < rows; ++r) {
@@ -251,10 +255,11 @@ static float *tile_tables(const float *c, int64_t C, int32_t K) {
     return tab;
 }
 
-/* Rows [b0, b0 + 8 * n8) of the forward; returns how many rows it did. */
+/* Rows [b0, b0 + 8 * n8) of the forward; returns how many rows it did. With `rises`, each element's
+ * cell rise (the slope before the 1 / delta) is also stored, row-major like x, for backward_rises. */
 __attribute__((target("avx2"))) static int64_t tile_fwd_f32(const float *x, const float *tab, float *out,
-                                                             int64_t b0, int64_t b1, int32_t C, int32_t K,
-                                                             float grid_min, float inv_delta) {
+                                                             float *rises, int64_t b0, int64_t b1, int32_t C,
+                                                             int32_t K, float grid_min, float inv_delta) {
     const int64_t rows = (b1 - b0) & ~(int64_t)7;
     const int32_t C8 = C & ~7;
     const __m256 x0 = _mm256_set1_ps(grid_min), inv = _mm256_set1_ps(inv_delta);
@@ -262,7 +267,7 @@ __attribute__((target("avx2"))) static int64_t tile_fwd_f32(const float *x, cons
     const __m256i seven = _mm256_set1_epi32(7), fifteen = _mm256_set1_epi32(15);
     for (int64_t b = b0; b < b0 + rows; b += 8) {
         for (int32_t c0 = 0; c0 < C8; c0 += 8) {
-            __m256 v[8];
+            __m256 v[8], w[8];
             for (int r = 0; r < 8; ++r) v[r] = _mm256_loadu_ps(x + (b + r) * C + c0);
             transpose8(v);
             for (int j = 0; j < 8; ++j) {
@@ -275,11 +280,16 @@ __attribute__((target("avx2"))) static int64_t tile_fwd_f32(const float *x, cons
                 __m256 ge16 = _mm256_castsi256_ps(_mm256_cmpgt_epi32(k, fifteen));
                 __m256 cv = lookup24(ct, k, ge8, ge16), rv = lookup24(ct + TILE_KNOTS, k, ge8, ge16);
                 v[j] = _mm256_add_ps(cv, _mm256_mul_ps(rv, frac));
+                w[j] = rv;
             }
             transpose8(v);
             for (int r = 0; r < 8; ++r) _mm256_storeu_ps(out + (b + r) * C + c0, v[r]);
+            if (rises) {
+                transpose8(w);
+                for (int r = 0; r < 8; ++r) _mm256_storeu_ps(rises + (b + r) * C + c0, w[r]);
+            }
         }
-        tile_tail_fwd(x, tab, TILE_KNOTS, out, b, 8, C, C8, K, grid_min, inv_delta);
+        tile_tail_fwd(x, tab, TILE_KNOTS, out, rises, b, 8, C, C8, K, grid_min, inv_delta);
     }
     return rows;
 }
@@ -428,7 +438,7 @@ __attribute__((target("avx512f"))) static int64_t tile16_fwd_f32(const float *x,
             transpose16(v);
             for (int r = 0; r < 16; ++r) _mm512_storeu_ps(out + (b + r) * C + c0, v[r]);
         }
-        tile_tail_fwd(x, tab, TILE16_KNOTS, out, b, 16, C, C16, K, grid_min, inv_delta);
+        tile_tail_fwd(x, tab, TILE16_KNOTS, out, NULL, b, 16, C, C16, K, grid_min, inv_delta);
     }
     return rows;
 }
@@ -513,21 +523,22 @@ static int tile_width(int32_t K, int64_t inner) {
 }
 
 /* Float32 dense rows go through the tiles tile_width picks (16 x 16, 8 x 8, or none). */
-static int64_t tiles_fwd_f32(const float *x, const float *c, const float *rise, float *out, int64_t b0,
-                             int64_t b1, int32_t C, int32_t K, float grid_min, float inv_delta,
+static int64_t tiles_fwd_f32(const float *x, const float *c, const float *rise, float *out, float *rises,
+                             int64_t b0, int64_t b1, int32_t C, int32_t K, float grid_min, float inv_delta,
                              const float *tab) {
     (void)c; (void)rise;
 #ifdef HAVE_AVX2_PATH
     if (tab && tile_width(K, 1) == 16) return tile16_fwd_f32(x, tab, out, b0, b1, C, K, grid_min, inv_delta);
-    if (tab) return tile_fwd_f32(x, tab, out, b0, b1, C, K, grid_min, inv_delta);
+    if (tab) return tile_fwd_f32(x, tab, out, rises, b0, b1, C, K, grid_min, inv_delta);
 #endif
-    (void)x; (void)out; (void)b0; (void)b1; (void)C; (void)K; (void)grid_min; (void)inv_delta; (void)tab;
+    (void)x; (void)out; (void)rises; (void)b0; (void)b1; (void)C; (void)K; (void)grid_min; (void)inv_delta;
+    (void)tab;
     return 0;
 }
-static int64_t tiles_fwd_f64(const double *x, const double *c, const double *rise, double *out, int64_t b0,
-                             int64_t b1, int32_t C, int32_t K, double grid_min, double inv_delta,
+static int64_t tiles_fwd_f64(const double *x, const double *c, const double *rise, double *out, double *rises,
+                             int64_t b0, int64_t b1, int32_t C, int32_t K, double grid_min, double inv_delta,
                              const float *tab) {
-    (void)x; (void)c; (void)rise; (void)out; (void)b0; (void)b1; (void)C; (void)K; (void)grid_min;
+    (void)x; (void)c; (void)rise; (void)out; (void)rises; (void)b0; (void)b1; (void)C; (void)K; (void)grid_min;
     (void)inv_delta; (void)tab;
     return 0;
 }
@@ -587,12 +598,22 @@ static void rise_table_##S(const T *RESTRICT c, T *RESTRICT rise, int64_t n, int
                                                                                          \
 TARGETS static void fwd_dense_rows_##S(const T *RESTRICT x, const T *RESTRICT c,          \
                                        const T *RESTRICT rise, T *RESTRICT out,          \
-                                       int64_t b0, int64_t b1, int32_t C, int32_t K,     \
-                                       T grid_min, T inv_delta) {                        \
+                                       T *RESTRICT rises, int64_t b0, int64_t b1,        \
+                                       int32_t C, int32_t K, T grid_min, T inv_delta) {  \
     const T last_cell = (T)(K - 2);                                                      \
     for (int64_t b = b0; b < b1; ++b) {                                                  \
         const T *RESTRICT xr = x + b * C;                                                \
         T *RESTRICT o = out + b * C;                                                     \
+        if (rises) {                                                                     \
+            T *RESTRICT sr = rises + b * C;                                              \
+            for (int32_t ch = 0; ch < C; ++ch) {                                         \
+                LOCATE(T, xr[ch])                                                        \
+                int32_t i = ch * K + k;                                                  \
+                o[ch] = c[i] + rise[i] * frac;                                           \
+                sr[ch] = rise[i];                                                        \
+            }                                                                            \
+            continue;                                                                    \
+        }                                                                                \
         for (int32_t ch = 0; ch < C; ++ch) {                                             \
             LOCATE(T, xr[ch])                                                            \
             int32_t i = ch * K + k;                                                      \
@@ -709,12 +730,14 @@ TARGETS static void bwd_conv_rows_##S(const T *RESTRICT x, const T *RESTRICT ris
     }                                                                                    \
 }                                                                                        \
                                                                                          \
-static int forward_##S(const T *x, const T *c, T *out, int64_t outer, int64_t C,         \
-                       int64_t inner, int32_t K, T grid_min, T inv_delta, int threads) { \
+/* rises (dense layouts only, inner == 1): where given, each element's cell rise is stored too (see \
+ * backward_rises); only the 8 x 8 tiles and the row loops write it, so other tiles are skipped.  */ \
+static int forward_any_##S(const T *x, const T *c, T *out, T *rises, int64_t outer, int64_t C, \
+                           int64_t inner, int32_t K, T grid_min, T inv_delta, int threads) { \
     int64_t elems = outer * C * inner;                                                   \
     int parts = (threads > 1 && elems >= PARALLEL_MIN_ELEMS) ? threads : 1;              \
     if (parts > outer) parts = (int)max64(1, outer);                                     \
-    float *tab = tables_##S(c, C, K, inner);                                             \
+    float *tab = (rises && tile_width(K, inner) != 8) ? NULL : tables_##S(c, C, K, inner); \
     T *rise = NULL;                                                                      \
     if (needs_rise(tab, K, inner, outer, parts)) {                                       \
         rise = (T *)workspace(WS_RISE, sizeof(T) * (size_t)(C * K), 0);                  \
@@ -725,12 +748,17 @@ static int forward_##S(const T *x, const T *c, T *out, int64_t outer, int64_t C,
     for (int part = 0; part < parts; ++part) {                                           \
         int64_t b0 = split_at(outer, part, parts), b1 = split_at(outer, part + 1, parts); \
         if (inner == 1) {                                                                \
-            b0 += tiles_fwd_##S(x, c, rise, out, b0, b1, (int32_t)C, K, grid_min, inv_delta, tab); \
-            fwd_dense_rows_##S(x, c, rise, out, b0, b1, (int32_t)C, K, grid_min, inv_delta); \
+            b0 += tiles_fwd_##S(x, c, rise, out, rises, b0, b1, (int32_t)C, K, grid_min, inv_delta, tab); \
+            fwd_dense_rows_##S(x, c, rise, out, rises, b0, b1, (int32_t)C, K, grid_min, inv_delta); \
         } else                                                                           \
             fwd_conv_rows_##S(x, c, rise, out, b0, b1, C, inner, K, grid_min, inv_delta); \
     }                                                                                    \
     return 0;                                                                            \
+}                                                                                        \
+                                                                                         \
+static int forward_##S(const T *x, const T *c, T *out, int64_t outer, int64_t C,         \
+                       int64_t inner, int32_t K, T grid_min, T inv_delta, int threads) { \
+    return forward_any_##S(x, c, out, NULL, outer, C, inner, K, grid_min, inv_delta, threads); \
 }                                                                                        \
                                                                                          \
 static int backward_##S(const T *x, const T *c, const T *g, T *gx, T *gc, int64_t outer, \
@@ -782,6 +810,142 @@ static int backward_##S(const T *x, const T *c, const T *g, T *gx, T *gc, int64_
 DEFINE_TRAIN_KERNELS(float, f32)
 DEFINE_TRAIN_KERNELS(double, f64)
 
+/* ---- float32 dense layers with saved rises -------------------------------------------------------
+ * Why: on AVX2 (8 x 8 tiles) the backward was the spline's largest cost in a training step. It has to
+ * find each element's cell again, read the cell's rise for the input gradient (through the tile
+ * transposes and permutes), and scatter into the knot-value gradient. If the forward, which reads the
+ * rise anyway, stores it (one more transpose and store per tile: the memory of one more activation),
+ * the backward needs no tables and no transposes: grad_x = g * rise * inv_delta is a streaming multiply
+ * (a ReLU-like cost), and the scatter runs on rows as they lie in memory, eight channels of one row
+ * per vector, so the eight adds of a vector go to eight different channels' cells. Measured on a Zen 3
+ * (AVX2) 784-256-256-10 training step: about 0.02 to 0.03 of ReLU's step (docs/benchmarks.md). Where
+ * the 16 x 16 AVX-512 tiles run, saves_rises says no and nothing changes: not measured there.
+ *
+ * The arithmetic of every output is that of the other paths (grad_x = (g * rise) * inv_delta, the
+ * same (left, right) = (g - g * frac, g * frac) per element); the knot-value gradient sums a cell's
+ * rows in row order, so it can differ from the tiles' sums in the last bits (a different order), and
+ * like them it is bit-for-bit the same for any thread count (the same row blocks). */
+
+static int rises_allowed = 1; /* set_save_rises: benchmarks time the same net without them */
+
+/* Whether forward_rises / backward_rises are the faster path for this layer (see above). */
+static int saves_rises(int is_double, int32_t K, int64_t inner) {
+    return rises_allowed && !is_double && inner == 1 && tile_width(K, inner) == 8;
+}
+
+static int forward_rises_f32(const float *x, const float *c, float *out, float *rises, int64_t outer, int64_t C,
+                             int32_t K, float grid_min, float inv_delta, int threads) {
+    return forward_any_f32(x, c, out, rises, outer, C, 1, K, grid_min, inv_delta, threads);
+}
+
+/* Rows [b0, b1) from saved rises, any CPU; acc (if given) gets the knot-value gradient of these rows. */
+INLINE_HELPER void rises_rows_scalar(const float *x, const float *rises, const float *g, float *gx, float *acc, int64_t b0,
+                              int64_t b1, int32_t first, int32_t C, int32_t K, float grid_min, float inv_delta) {
+    const float last_cell = (float)(K - 2);
+    for (int64_t b = b0; b < b1; ++b) {
+        for (int32_t ch = first; ch < C; ++ch) {
+            int64_t e = b * C + ch;
+            float gvv = g[e];
+            if (gx) gx[e] = gvv * rises[e] * inv_delta;
+            if (acc) {
+                LOCATE(float, x[e])
+                float right = gvv * frac;
+                acc[ch * K + k] += gvv - right;
+                acc[ch * K + k + 1] += right;
+            }
+        }
+    }
+}
+
+#ifdef HAVE_AVX2_PATH
+/* The same rows, eight channels per vector; the knot-value gradient goes through a (left, right) pair
+ * table per cell (one 64-bit add per element, as the tiles do) folded into acc at the end. Returns -1
+ * when the pair table cannot be had. */
+__attribute__((target("avx2"))) static int rises_rows_avx2(const float *x, const float *rises, const float *g,
+                                                            float *gx, float *acc, int64_t b0, int64_t b1,
+                                                            int32_t C, int32_t K, float grid_min, float inv_delta) {
+    const int32_t C8 = C & ~7;
+    const __m256 x0 = _mm256_set1_ps(grid_min), inv = _mm256_set1_ps(inv_delta);
+    const __m256 zero = _mm256_setzero_ps(), last = _mm256_set1_ps((float)(K - 2));
+    const __m256i lane = _mm256_mullo_epi32(_mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7), _mm256_set1_epi32(2 * K));
+    float *pairs = acc ? (float *)workspace(WS_PAIRS, sizeof(float) * (size_t)(2 * C8 * K), 1) : NULL;
+    if (acc && C8 && !pairs) return -1;
+    for (int64_t b = b0; b < b1; ++b) {
+        const int64_t row = b * C;
+        for (int32_t c0 = 0; c0 < C8; c0 += 8) {
+            __m256 gv = _mm256_loadu_ps(g + row + c0);
+            if (gx) _mm256_storeu_ps(gx + row + c0, _mm256_mul_ps(_mm256_mul_ps(gv, _mm256_loadu_ps(rises + row + c0)), inv));
+            if (!acc) continue;
+            __m256 p = _mm256_mul_ps(_mm256_sub_ps(_mm256_loadu_ps(x + row + c0), x0), inv);
+            __m256 q = _mm256_min_ps(_mm256_max_ps(p, zero), last);
+            __m256i k = _mm256_cvttps_epi32(q);
+            __m256 frac = _mm256_sub_ps(p, _mm256_cvtepi32_ps(k));
+            __m256 right = _mm256_mul_ps(gv, frac), left = _mm256_sub_ps(gv, right);
+            /* float offset of each lane's pair in the table of channels c0 .. c0 + 7 */
+            __m256i at = _mm256_add_epi32(_mm256_add_epi32(k, k), lane);
+            __m256 lo = _mm256_unpacklo_ps(left, right), hi = _mm256_unpackhi_ps(left, right);
+            /* lo = (l0 r0 l1 r1 | l4 r4 l5 r5), hi = (l2 r2 l3 r3 | l6 r6 l7 r7): lane l's pair is the low
+             * or the high half of one of the four 128-bit halves */
+            __m128 p01 = _mm256_castps256_ps128(lo), p23 = _mm256_castps256_ps128(hi);
+            __m128 p45 = _mm256_extractf128_ps(lo, 1), p67 = _mm256_extractf128_ps(hi, 1);
+            __m128i a0 = _mm256_castsi256_si128(at), a1 = _mm256_extracti128_si256(at, 1);
+            float *base = pairs + 2 * (int64_t)c0 * K;
+#define ADD_PAIR(offset, pair)                                                                        \
+    do {                                                                                              \
+        double *cell = (double *)(base + (offset));                                                   \
+        _mm_store_sd(cell, _mm_castps_pd(_mm_add_ps(_mm_castpd_ps(_mm_load_sd(cell)), (pair))));     \
+    } while (0)
+            ADD_PAIR(_mm_cvtsi128_si32(a0), p01);
+            ADD_PAIR(_mm_extract_epi32(a0, 1), _mm_movehl_ps(p01, p01));
+            ADD_PAIR(_mm_extract_epi32(a0, 2), p23);
+            ADD_PAIR(_mm_extract_epi32(a0, 3), _mm_movehl_ps(p23, p23));
+            ADD_PAIR(_mm_cvtsi128_si32(a1), p45);
+            ADD_PAIR(_mm_extract_epi32(a1, 1), _mm_movehl_ps(p45, p45));
+            ADD_PAIR(_mm_extract_epi32(a1, 2), p67);
+            ADD_PAIR(_mm_extract_epi32(a1, 3), _mm_movehl_ps(p67, p67));
+#undef ADD_PAIR
+        }
+        rises_rows_scalar(x, rises, g, gx, acc, b, b + 1, C8, C, K, grid_min, inv_delta);
+    }
+    if (acc) fold_pairs(pairs, acc, C8, K);
+    return 0;
+}
+#endif
+
+/* The backward of a float32 dense layer from the rises its forward_rises stored: grad_x and/or the
+ * knot-value gradient, with backward_f32's row blocks (so the same bits for any thread count). */
+static int backward_rises_f32(const float *x, const float *rises, const float *g, float *gx, float *gc, int64_t outer,
+                              int64_t C, int32_t K, float grid_min, float inv_delta, int threads) {
+    int64_t table = C * K;
+    int64_t elems = outer * C;
+    int64_t blocks = gc ? grad_blocks(outer, elems) : 1;
+    if (!gc && threads > 1 && elems >= PARALLEL_MIN_ELEMS) blocks = min64(threads, max64(1, outer));
+    float *scratch = (gc && blocks > 1) ? (float *)workspace(WS_SCRATCH, sizeof(float) * (size_t)((blocks - 1) * table), 1) : NULL;
+    if (gc && blocks > 1 && !scratch) return -1;
+    if (gc) memset(gc, 0, sizeof(float) * (size_t)table);
+    int parts = (threads > 1 && elems >= PARALLEL_MIN_ELEMS) ? threads : 1;
+    int failed = 0;
+#pragma omp parallel for schedule(static) num_threads(parts) if (parts > 1) reduction(|:failed)
+    for (int64_t blk = 0; blk < blocks; ++blk) {
+        int64_t b0 = split_at(outer, blk, blocks), b1 = split_at(outer, blk + 1, blocks);
+        float *acc = gc ? (blk == 0 ? gc : scratch + (blk - 1) * table) : NULL;
+#ifdef HAVE_AVX2_PATH
+        if (use_avx2) {
+            if (rises_rows_avx2(x, rises, g, gx, acc, b0, b1, (int32_t)C, K, grid_min, inv_delta)) failed = 1;
+            continue;
+        }
+#endif
+        rises_rows_scalar(x, rises, g, gx, acc, b0, b1, 0, (int32_t)C, K, grid_min, inv_delta);
+    }
+    if (gc) {
+        for (int64_t blk = 1; blk < blocks; ++blk) {
+            const float *a = scratch + (blk - 1) * table;
+            for (int64_t j = 0; j < table; ++j) gc[j] += a[j];
+        }
+    }
+    return failed ? -1 : 0;
+}
+
 static int check_sizes(long long C, long long K) {
     if (K < 2 || C < 0 || C * K >= INT32_MAX) {
         PyErr_SetString(PyExc_ValueError, "spline kernel: channels * knots must fit in int32 and knots >= 2");
@@ -790,18 +954,31 @@ static int check_sizes(long long C, long long K) {
     return 0;
 }
 
+/* A saved-rises call (float32, dense) or a ValueError. */
+static int check_rises(unsigned long long rises, int is_double, long long inner) {
+    if (rises && (is_double || inner != 1)) {
+        PyErr_SetString(PyExc_ValueError, "spline kernel: rises are saved for float32 dense layers only");
+        return -1;
+    }
+    return 0;
+}
+
+/* forward(x, coeffs, out, outer, channels, inner, knots, grid_min, inv_delta, is_double[, threads[, rises]]) */
 static PyObject *py_forward(PyObject *self, PyObject *args) {
-    unsigned long long x, coeffs, out;
+    unsigned long long x, coeffs, out, rises = 0;
     long long outer, channels, inner, knots;
     double grid_min, inv_delta;
     int is_double, threads = 1;
-    if (!PyArg_ParseTuple(args, "KKKLLLLddp|i", &x, &coeffs, &out, &outer, &channels, &inner,
-                          &knots, &grid_min, &inv_delta, &is_double, &threads))
+    if (!PyArg_ParseTuple(args, "KKKLLLLddp|iK", &x, &coeffs, &out, &outer, &channels, &inner,
+                          &knots, &grid_min, &inv_delta, &is_double, &threads, &rises))
         return NULL;
-    if (check_sizes(channels, knots)) return NULL;
+    if (check_sizes(channels, knots) || check_rises(rises, is_double, inner)) return NULL;
     int rc;
     Py_BEGIN_ALLOW_THREADS
-    if (is_double)
+    if (rises)
+        rc = forward_rises_f32((const float *)x, (const float *)coeffs, (float *)out, (float *)rises, outer,
+                               channels, (int32_t)knots, (float)grid_min, (float)inv_delta, threads);
+    else if (is_double)
         rc = forward_f64((const double *)x, (const double *)coeffs, (double *)out, outer, channels,
                          inner, (int32_t)knots, grid_min, inv_delta, threads);
     else
@@ -812,19 +989,25 @@ static PyObject *py_forward(PyObject *self, PyObject *args) {
     Py_RETURN_NONE;
 }
 
+/* backward(x, coeffs, grad_out, grad_x, grad_coeffs, outer, channels, inner, knots, grid_min, inv_delta,
+ *          is_double[, threads[, rises]]): with `rises` (what forward stored), coeffs is not read. */
 static PyObject *py_backward(PyObject *self, PyObject *args) {
-    unsigned long long x, coeffs, grad_out, grad_x, grad_coeffs;
+    unsigned long long x, coeffs, grad_out, grad_x, grad_coeffs, rises = 0;
     long long outer, channels, inner, knots;
     double grid_min, inv_delta;
     int is_double, threads = 1;
-    if (!PyArg_ParseTuple(args, "KKKKKLLLLddp|i", &x, &coeffs, &grad_out, &grad_x, &grad_coeffs,
+    if (!PyArg_ParseTuple(args, "KKKKKLLLLddp|iK", &x, &coeffs, &grad_out, &grad_x, &grad_coeffs,
                           &outer, &channels, &inner, &knots, &grid_min, &inv_delta, &is_double,
-                          &threads))
+                          &threads, &rises))
         return NULL;
-    if (check_sizes(channels, knots)) return NULL;
+    if (check_sizes(channels, knots) || check_rises(rises, is_double, inner)) return NULL;
     int rc;
     Py_BEGIN_ALLOW_THREADS
-    if (is_double)
+    if (rises)
+        rc = backward_rises_f32((const float *)x, (const float *)rises, (const float *)grad_out, (float *)grad_x,
+                                (float *)grad_coeffs, outer, channels, (int32_t)knots, (float)grid_min,
+                                (float)inv_delta, threads);
+    else if (is_double)
         rc = backward_f64((const double *)x, (const double *)coeffs, (const double *)grad_out,
                           (double *)grad_x, (double *)grad_coeffs, outer, channels, inner,
                           (int32_t)knots, grid_min, inv_delta, threads);
@@ -1504,6 +1687,23 @@ static PyObject *py_norm_terms(PyObject *self, PyObject *args) {
     return PyFloat_FromDouble(total);
 }
 
+/* saves_rises(is_double, knots, inner) -> bool: whether a training forward should store the rises. */
+static PyObject *py_saves_rises(PyObject *self, PyObject *args) {
+    int is_double;
+    long long knots, inner;
+    if (!PyArg_ParseTuple(args, "pLL", &is_double, &knots, &inner)) return NULL;
+    return PyBool_FromLong(knots >= 2 && knots < INT32_MAX && saves_rises(is_double, (int32_t)knots, inner));
+}
+
+/* set_save_rises(on) -> previous: whether saves_rises may say yes (benchmarks time both paths). */
+static PyObject *py_set_save_rises(PyObject *self, PyObject *args) {
+    int on;
+    if (!PyArg_ParseTuple(args, "p", &on)) return NULL;
+    int previous = rises_allowed;
+    rises_allowed = on;
+    return PyBool_FromLong(previous);
+}
+
 /* set_tile_cap(width) -> (previous cap, widths this CPU has): float32 dense tiles at most `width` wide. */
 static PyObject *py_set_tile_cap(PyObject *self, PyObject *args) {
     int width;
@@ -1517,6 +1717,8 @@ static PyMethodDef methods[] = {
     {"norm_terms", py_norm_terms, METH_VARARGS, "The spline-norm penalty sum |c @ M|, or its gradient."},
     {"set_tile_cap", py_set_tile_cap, METH_VARARGS, "Cap the width of the float32 dense tiles (16, 8 or 0)."},
     {"forward", py_forward, METH_VARARGS, "Evaluate a bank of linear splines."},
+    {"saves_rises", py_saves_rises, METH_VARARGS, "Whether a training forward should store each cell's rise."},
+    {"set_save_rises", py_set_save_rises, METH_VARARGS, "Allow (True) or forbid saved rises; returns the previous."},
     {"backward", py_backward, METH_VARARGS, "Gradients of a bank of linear splines."},
     {"served_plan", py_served_plan, METH_VARARGS, "Freeze one served-map layer's description."},
     {"served_step", py_served_step, METH_VARARGS, "One served-map activation pass with its rounding bound."},
@@ -1529,7 +1731,8 @@ static PyMethodDef methods[] = {
  * is cold (MKL and the autograd engine have evicted it), so those few lines cost about as much as the
  * kernel itself. The C++ nodes take this table from the capsule `_C_API` (csrc/kernel_api.h). */
 static const lipspline_kernel_api kernel_api = {LIPSPLINE_KERNEL_API_VERSION, forward_f32, forward_f64,
-                                                backward_f32, backward_f64, norm_terms};
+                                                backward_f32, backward_f64, norm_terms, saves_rises,
+                                                forward_rises_f32, backward_rises_f32};
 
 static struct PyModuleDef module = {PyModuleDef_HEAD_INIT, "_spline_kernels",
                                     "Fused CPU kernels for linear-spline activations and the served map.", -1,
@@ -1545,7 +1748,7 @@ PyMODINIT_FUNC PyInit__spline_kernels(void) {
     if (m) {
         PyModule_AddIntConstant(m, "GRAD_CHUNKS", GRAD_CHUNKS);
         PyModule_AddIntConstant(m, "GRAD_BLOCK_ELEMS", GRAD_BLOCK_ELEMS);
-        PyModule_AddIntConstant(m, "API_VERSION", 4);
+        PyModule_AddIntConstant(m, "API_VERSION", 5);
         PyModule_AddIntConstant(m, "KERNEL_API_VERSION", LIPSPLINE_KERNEL_API_VERSION);
         PyObject *api = PyCapsule_New((void *)&kernel_api, "lipspline._spline_kernels._C_API", NULL);
         if (!api || PyModule_AddObject(m, "_C_API", api) < 0) {

@@ -5,14 +5,16 @@
  *
  * Append-only: `version` comes first, new entries go at the end with a new version, and a reader
  * refuses a table whose version is not the one it was built for. Each kernel returns 0, or -1
- * when out of memory; norm_terms returns the penalty's value.
+ * when out of memory; norm_terms returns the penalty's value. Version 3 added the saved-rises pair
+ * (float32 dense layers): saves_rises(is_double, knots, inner) says whether a training forward should
+ * store each element's cell rise, forward_rises stores it, backward_rises reads it instead of the knots.
  */
 #ifndef LIPSPLINE_KERNEL_API_H
 #define LIPSPLINE_KERNEL_API_H
 
 #include <stdint.h>
 
-#define LIPSPLINE_KERNEL_API_VERSION 2
+#define LIPSPLINE_KERNEL_API_VERSION 3
 
 typedef struct {
     int version;
@@ -25,6 +27,11 @@ typedef struct {
                         int64_t, int32_t, double, double, int);
     double (*norm_terms)(const void *, void *, int64_t, int32_t, int32_t, int32_t, const int32_t *, const double *,
                          int, double);
+    int (*saves_rises)(int, int32_t, int64_t);
+    int (*forward_rises_f32)(const float *, const float *, float *, float *, int64_t, int64_t, int32_t, float, float,
+                             int);
+    int (*backward_rises_f32)(const float *, const float *, const float *, float *, float *, int64_t, int64_t, int32_t,
+                              float, float, int);
 } lipspline_kernel_api;
 
 #endif

@@ -59,15 +59,31 @@ void run_backward(Backward kernel, const at::Tensor &x, const at::Tensor &coeffs
                         at::get_num_threads()));
 }
 
+// Where the kernel says so (float32 dense layers on its 8-wide tiles), a forward whose input wants a
+// gradient also stores each element's cell rise, and the backward reads it instead of the knots: the
+// "saved rises" of _spline_kernels.c, decided exactly as splines._SplineEval decides it.
 struct SplineEval : public torch::autograd::Function<SplineEval> {
     static at::Tensor forward(AutogradContext *ctx, at::Tensor x, at::Tensor coeffs, double grid_min,
                               double inv_delta) {
+        const bool wants_x = x.requires_grad();  // before contiguous(): a copy made here has no grad
         x = x.contiguous();
         coeffs = coeffs.contiguous();
-        ctx->save_for_backward({x, coeffs});
         ctx->saved_data["grid_min"] = grid_min;
         ctx->saved_data["inv_delta"] = inv_delta;
         at::Tensor out = at::empty_like(x);
+        int64_t outer, channels, inner;
+        layout(x, outer, channels, inner);
+        const int32_t knots = static_cast<int32_t>(coeffs.size(1));
+        if (wants_x && api->saves_rises(x.scalar_type() == at::kDouble, knots, inner)) {
+            at::Tensor rises = at::empty_like(x);
+            check_status(api->forward_rises_f32(x.data_ptr<float>(), coeffs.data_ptr<float>(), out.data_ptr<float>(),
+                                                rises.data_ptr<float>(), outer, channels, knots,
+                                                static_cast<float>(grid_min), static_cast<float>(inv_delta),
+                                                at::get_num_threads()));
+            ctx->save_for_backward({x, coeffs, rises});
+            return out;
+        }
+        ctx->save_for_backward({x, coeffs});
         if (x.scalar_type() == at::kDouble)
             run_forward<double>(api->forward_f64, x, coeffs, out, grid_min, inv_delta);
         else
@@ -85,7 +101,14 @@ struct SplineEval : public torch::autograd::Function<SplineEval> {
         if (ctx->needs_input_grad(1)) grad_c = at::empty_like(coeffs);
         if (grad_x.defined() || grad_c.defined()) {
             const at::Tensor grad_out = grads[0].contiguous();
-            if (x.scalar_type() == at::kDouble)
+            if (saved.size() == 3) {  // the forward stored the rises (float32, dense)
+                check_status(api->backward_rises_f32(
+                    x.data_ptr<float>(), saved[2].data_ptr<float>(), grad_out.data_ptr<float>(),
+                    grad_x.defined() ? grad_x.data_ptr<float>() : nullptr,
+                    grad_c.defined() ? grad_c.data_ptr<float>() : nullptr, x.size(0), x.size(1),
+                    static_cast<int32_t>(coeffs.size(1)), static_cast<float>(grid_min), static_cast<float>(inv_delta),
+                    at::get_num_threads()));
+            } else if (x.scalar_type() == at::kDouble)
                 run_backward<double>(api->backward_f64, x, coeffs, grad_out, grad_x, grad_c, grid_min, inv_delta);
             else
                 run_backward<float>(api->backward_f32, x, coeffs, grad_out, grad_x, grad_c, grid_min, inv_delta);

@@ -39,7 +39,7 @@ LEAKY_SLOPE = 0.01
 try:  # the optional native kernel (see setup.py); absent -> pure PyTorch
     from lipspline import _spline_kernels as _native
 
-    if getattr(_native, "API_VERSION", 1) < 3:  # a stale build of an older kernel: do not guess its signature
+    if getattr(_native, "API_VERSION", 1) < 5:  # a stale build of an older kernel: do not guess its signature
         _native = None
 except ImportError:  # pragma: no cover - depends on the build machine
     _native = None
@@ -71,6 +71,21 @@ def native_tiles(width: int) -> Iterator[tuple[int, ...]]:
         yield tuple(w for w in widths if w)
     finally:
         _native.set_tile_cap(previous)
+
+
+@contextmanager
+def native_saved_rises(allowed: bool) -> Iterator[bool]:
+    """Within the block, training forwards store each cell's rise only if ``allowed`` (where the kernel
+    would); yields whether the kernel saves them for a float32 dense 21-knot layer on this CPU, so that
+    benchmarks can time the same network both ways in one run."""
+    if _native is None:
+        yield False
+        return
+    previous = _native.set_save_rises(allowed)
+    try:
+        yield _native.saves_rises(False, 21, 1)
+    finally:
+        _native.set_save_rises(previous)
 
 
 def _use_native(x: Tensor, coeffs: Tensor) -> bool:
@@ -110,6 +125,11 @@ class _SplineEval(torch.autograd.Function):
     per-row-block partial sums reduced in a fixed order, see _spline_kernels.c);
     elsewhere by a torch fallback with the same arithmetic (gather of the two
     cell ends), which is also the reference the tests check the kernel against.
+
+    Where the kernel says so (``saves_rises``: float32 dense layers on its 8-wide
+    tiles), a forward whose input wants a gradient also stores each element's cell
+    rise, one more activation-sized tensor, so that the backward needs neither the
+    cell lookups nor the tile transposes (see "saved rises" in _spline_kernels.c).
     """
 
     @staticmethod
@@ -117,14 +137,25 @@ class _SplineEval(torch.autograd.Function):
         x = x.contiguous()
         coeffs = coeffs.contiguous()
         ctx.grid = (grid_min, inv_delta)
-        ctx.save_for_backward(x, coeffs)
         if _use_native(x, coeffs):
+            outer, channels, inner = _layout(x)
+            is_double = _NATIVE_DTYPES[x.dtype]
+            if ctx.needs_input_grad[0] and _native.saves_rises(is_double, coeffs.shape[1], inner):
+                out, rises = torch.empty_like(x), torch.empty_like(x)
+                _native.forward(
+                    x.data_ptr(), coeffs.data_ptr(), out.data_ptr(), outer, channels, inner, coeffs.shape[1],
+                    grid_min, inv_delta, is_double, torch.get_num_threads(), rises.data_ptr(),
+                )
+                ctx.save_for_backward(x, coeffs, rises)
+                return out
+            ctx.save_for_backward(x, coeffs)
             return _native_forward(x, coeffs, grid_min, inv_delta)
+        ctx.save_for_backward(x, coeffs)
         return _torch_forward(x, coeffs, grid_min, inv_delta)
 
     @staticmethod
     def backward(ctx, grad_out: Tensor):  # type: ignore[override]
-        x, coeffs = ctx.saved_tensors
+        x, coeffs, *rises = ctx.saved_tensors  # rises: stored by a native forward that saves them
         grid_min, inv_delta = ctx.grid
         want_x, want_c = ctx.needs_input_grad[0], ctx.needs_input_grad[1]
         grad_out = grad_out.contiguous()
@@ -138,7 +169,7 @@ class _SplineEval(torch.autograd.Function):
                     grad_x.data_ptr() if grad_x is not None else 0,
                     grad_c.data_ptr() if grad_c is not None else 0,
                     outer, channels, inner, coeffs.shape[1], grid_min, inv_delta, _NATIVE_DTYPES[x.dtype],
-                    torch.get_num_threads(),
+                    torch.get_num_threads(), rises[0].data_ptr() if rises else 0,
                 )
             return grad_x, grad_c, None, None
         grad_x, grad_c = _torch_backward(x, coeffs, grad_out, grid_min, inv_delta, want_x, want_c)

@@ -335,6 +335,61 @@ def test_native_gradients_are_bitwise_repeatable_across_thread_counts():
         assert torch.equal(a, b)
 
 
+def _kernel_pass(x, coeffs, grad, rises):
+    """One forward and one full backward of the native kernel, with or without saved rises."""
+    native = splines._native
+    outer, channels = x.shape
+    knots = coeffs.shape[1]
+    out, gx, gc = torch.empty_like(x), torch.empty_like(x), torch.empty_like(coeffs)
+    extra = (rises.data_ptr(),) if rises is not None else ()
+    native.forward(x.data_ptr(), coeffs.data_ptr(), out.data_ptr(), outer, channels, 1, knots, -2.0, 5.0, False, 1,
+                   *extra)
+    native.backward(x.data_ptr(), coeffs.data_ptr(), grad.data_ptr(), gx.data_ptr(), gc.data_ptr(), outer, channels, 1,
+                    knots, -2.0, 5.0, False, 1, *extra)
+    return out, gx, gc
+
+
+@pytest.mark.parametrize("shape", [(256, 256), (37, 45), (520, 160), (5, 3)])  # tiles, tails, two blocks, no tile
+def test_saved_rises_give_the_same_outputs_and_input_gradient_bit_for_bit(shape):
+    """The saved-rises pair (forward stores each cell's rise, backward reads it) on any CPU and tile width:
+    the same outputs and input gradient as the kernel without it, bit for bit; the stored rise is the
+    cell's c[k+1] - c[k]; the knot-value gradient is the same sum in another order (close)."""
+    if not splines.native_kernel_available():
+        pytest.skip("native kernel not built")
+    gen = torch.Generator().manual_seed(sum(shape))
+    x = torch.randn(shape, generator=gen) * 2.5
+    x.view(-1)[:4] = torch.tensor([-2.0, 2.0, 1e6, -1e6])  # a knot, the edge, far out on both sides
+    coeffs = torch.randn(shape[1], 21, generator=gen)
+    grad = torch.randn(shape, generator=gen)
+    with splines.native_tiles(16) as available:
+        widths = (*available, 0)
+    for width in widths:
+        with splines.native_tiles(width):
+            rises = torch.full_like(x, float("nan"))
+            out, gx, gc = _kernel_pass(x, coeffs, grad, rises)
+            plain = _kernel_pass(x, coeffs, grad, None)
+        assert torch.equal(out, plain[0]) and torch.equal(gx, plain[1]), f"tile width {width}"
+        cell = ((x - -2.0) * 5.0).clamp(0, 19).to(torch.int64)  # left knot, clamped to the edge cells
+        expected = coeffs.gather(1, (cell + 1).T).T - coeffs.gather(1, cell.T).T
+        assert torch.equal(rises, expected), f"tile width {width}"
+        torch.testing.assert_close(gc, plain[2], rtol=1e-5, atol=1e-5 * float(grad.abs().sum() / shape[1]))
+
+
+def test_saved_rises_are_refused_for_float64_and_conv_layouts():
+    if not splines.native_kernel_available():
+        pytest.skip("native kernel not built")
+    native = splines._native
+    x, c = torch.randn(4, 3, dtype=torch.float64), torch.randn(3, 7, dtype=torch.float64)
+    out = torch.empty_like(x)
+    with pytest.raises(ValueError, match="float32 dense"):
+        native.forward(x.data_ptr(), c.data_ptr(), out.data_ptr(), 4, 3, 1, 7, -1.0, 3.0, True, 1, out.data_ptr())
+    x32, c32 = torch.randn(4, 3, 2), torch.randn(3, 7)
+    with pytest.raises(ValueError, match="float32 dense"):
+        native.backward(x32.data_ptr(), c32.data_ptr(), x32.data_ptr(), x32.data_ptr(), 0, 4, 3, 2, 7, -1.0, 3.0,
+                        False, 1, x32.data_ptr())
+    assert not native.saves_rises(True, 21, 1) and not native.saves_rises(False, 21, 4)
+
+
 def test_inference_path_skips_autograd_and_matches(monkeypatch):
     """Under no_grad the kernel is called without the autograd Function: same numbers, no graph."""
     torch.manual_seed(5)
