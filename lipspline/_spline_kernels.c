@@ -188,12 +188,12 @@ __attribute__((target("avx2"))) static inline __m256 lookup24(const float *t, __
 }
 
 /* The scalar parts every tile width shares. A tile table holds, per channel, its knot values and then
- * its rises, each padded to `pad` floats. Always inlined: called from the AVX2 / AVX-512 tiles once per
- * tile row, a call into baseline (SSE-encoded) code cost about 0.1 us each on a Zen 3, a third of a
- * 2-20-1 layer's backward; inlined, it is compiled for the caller's target. */
+ * its rises, each padded to `pad` floats. Always inlined, so compiled for the caller's target: called
+ * from AVX2 code once per row, a helper compiled as baseline (SSE) code cost about 0.1 us a call on a
+ * Zen 3, even with nothing to do (140 us on a 1000 x 16 backward that takes 17 us without it). */
 #define INLINE_HELPER static inline __attribute__((always_inline))
-INLINE_HELPER void tile_tail_fwd(const float *x, const float *tab, int pad, float *out, float *rises, int64_t b, int rows,
-                          int32_t C, int32_t first, int32_t K, float grid_min, float inv_delta) {
+INLINE_HELPER void tile_tail_fwd(const float *x, const float *tab, int pad, float *out, float *rises, int64_t b,
+                                 int rows, int32_t C, int32_t first, int32_t K, float grid_min, float inv_delta) {
     const float last_cell = (float)(K - 2);
     for (int r = 0; r < rows; ++r) { /* the channels after the last full tile */
         for (int32_t ch = first; ch < C; ++ch) {
@@ -208,8 +208,9 @@ INLINE_HELPER void tile_tail_fwd(const float *x, const float *tab, int pad, floa
     }
 }
 
-INLINE_HELPER void tile_tail_bwd(const float *x, const float *tab, int pad, const float *g, float *gx, float *acc, int64_t b,
-                          int rows, int32_t C, int32_t first, int32_t K, float grid_min, float inv_delta) {
+INLINE_HELPER void tile_tail_bwd(const float *x, const float *tab, int pad, const float *g, float *gx, float *acc,
+                                 int64_t b, int rows, int32_t C, int32_t first, int32_t K, float grid_min,
+                                 float inv_delta) {
     const float last_cell = (float)(K - 2);
     for (int r = 0; r < rows; ++r) {
         for (int32_t ch = first; ch < C; ++ch) {
@@ -818,8 +819,9 @@ DEFINE_TRAIN_KERNELS(double, f64)
  * the backward needs no tables and no transposes: grad_x = g * rise * inv_delta is a streaming multiply
  * (a ReLU-like cost), and the scatter runs on rows as they lie in memory, eight channels of one row
  * per vector, so the eight adds of a vector go to eight different channels' cells. Measured on a Zen 3
- * (AVX2) 784-256-256-10 training step: about 0.02 to 0.03 of ReLU's step (docs/benchmarks.md). Where
- * the 16 x 16 AVX-512 tiles run, saves_rises says no and nothing changes: not measured there.
+ * (AVX2): the 256 x 256 backward about 28 % faster, a 784-256-256-10 training step 0.01 to 0.04 of
+ * ReLU's step faster (docs/benchmarks.md). Where the 16 x 16 AVX-512 tiles run, saves_rises says no and
+ * nothing changes: not measured there.
  *
  * The arithmetic of every output is that of the other paths (grad_x = (g * rise) * inv_delta, the
  * same (left, right) = (g - g * frac, g * frac) per element); the knot-value gradient sums a cell's
@@ -839,8 +841,9 @@ static int forward_rises_f32(const float *x, const float *c, float *out, float *
 }
 
 /* Rows [b0, b1) from saved rises, any CPU; acc (if given) gets the knot-value gradient of these rows. */
-INLINE_HELPER void rises_rows_scalar(const float *x, const float *rises, const float *g, float *gx, float *acc, int64_t b0,
-                              int64_t b1, int32_t first, int32_t C, int32_t K, float grid_min, float inv_delta) {
+INLINE_HELPER void rises_rows_scalar(const float *x, const float *rises, const float *g, float *gx, float *acc,
+                                     int64_t b0, int64_t b1, int32_t first, int32_t C, int32_t K, float grid_min,
+                                     float inv_delta) {
     const float last_cell = (float)(K - 2);
     for (int64_t b = b0; b < b1; ++b) {
         for (int32_t ch = first; ch < C; ++ch) {
