@@ -587,6 +587,98 @@ static int needs_rise(const float *tab, int32_t K, int64_t inner, int64_t outer,
     return 0;
 }
 
+/* Rows [b0, b1) from saved rises, any CPU; acc (if given) gets the knot-value gradient of these rows. */
+INLINE_HELPER void rises_rows_scalar(const float *x, const float *rises, const float *g, float *gx, float *acc,
+                                     int64_t b0, int64_t b1, int32_t first, int32_t C, int32_t K, float grid_min,
+                                     float inv_delta) {
+    const float last_cell = (float)(K - 2);
+    for (int64_t b = b0; b < b1; ++b) {
+        for (int32_t ch = first; ch < C; ++ch) {
+            int64_t e = b * C + ch;
+            float gvv = g[e];
+            if (gx) gx[e] = gvv * rises[e] * inv_delta;
+            if (acc) {
+                LOCATE(float, x[e])
+                float right = gvv * frac;
+                acc[ch * K + k] += gvv - right;
+                acc[ch * K + k + 1] += right;
+            }
+        }
+    }
+}
+
+#ifdef HAVE_AVX2_PATH
+/* The same rows, eight channels per vector; the knot-value gradient goes through a (left, right) pair
+ * table per cell (one 64-bit add per element, as the tiles do) folded into acc at the end. Returns -1
+ * when the pair table cannot be had. */
+__attribute__((target("avx2"))) static int rises_rows_avx2(const float *x, const float *rises, const float *g,
+                                                            float *gx, float *acc, int64_t b0, int64_t b1,
+                                                            int32_t C, int32_t K, float grid_min, float inv_delta) {
+    const int32_t C8 = C & ~7;
+    const __m256 x0 = _mm256_set1_ps(grid_min), inv = _mm256_set1_ps(inv_delta);
+    const __m256 zero = _mm256_setzero_ps(), last = _mm256_set1_ps((float)(K - 2));
+    const __m256i lane = _mm256_mullo_epi32(_mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7), _mm256_set1_epi32(2 * K));
+    float *pairs = acc ? (float *)workspace(WS_PAIRS, sizeof(float) * (size_t)(2 * C8 * K), 1) : NULL;
+    if (acc && C8 && !pairs) return -1;
+    for (int64_t b = b0; b < b1; ++b) {
+        const int64_t row = b * C;
+        for (int32_t c0 = 0; c0 < C8; c0 += 8) {
+            __m256 gv = _mm256_loadu_ps(g + row + c0);
+            if (gx) _mm256_storeu_ps(gx + row + c0, _mm256_mul_ps(_mm256_mul_ps(gv, _mm256_loadu_ps(rises + row + c0)), inv));
+            if (!acc) continue;
+            __m256 p = _mm256_mul_ps(_mm256_sub_ps(_mm256_loadu_ps(x + row + c0), x0), inv);
+            __m256 q = _mm256_min_ps(_mm256_max_ps(p, zero), last);
+            __m256i k = _mm256_cvttps_epi32(q);
+            __m256 frac = _mm256_sub_ps(p, _mm256_cvtepi32_ps(k));
+            __m256 right = _mm256_mul_ps(gv, frac), left = _mm256_sub_ps(gv, right);
+            /* float offset of each lane's pair in the table of channels c0 .. c0 + 7 */
+            __m256i at = _mm256_add_epi32(_mm256_add_epi32(k, k), lane);
+            __m256 lo = _mm256_unpacklo_ps(left, right), hi = _mm256_unpackhi_ps(left, right);
+            /* lo = (l0 r0 l1 r1 | l4 r4 l5 r5), hi = (l2 r2 l3 r3 | l6 r6 l7 r7): lane l's pair is the low
+             * or the high half of one of the four 128-bit halves */
+            __m128 p01 = _mm256_castps256_ps128(lo), p23 = _mm256_castps256_ps128(hi);
+            __m128 p45 = _mm256_extractf128_ps(lo, 1), p67 = _mm256_extractf128_ps(hi, 1);
+            __m128i a0 = _mm256_castsi256_si128(at), a1 = _mm256_extracti128_si256(at, 1);
+            float *base = pairs + 2 * (int64_t)c0 * K;
+#define ADD_PAIR(offset, pair)                                                                        \
+    do {                                                                                              \
+        double *cell = (double *)(base + (offset));                                                   \
+        _mm_store_sd(cell, _mm_castps_pd(_mm_add_ps(_mm_castpd_ps(_mm_load_sd(cell)), (pair))));     \
+    } while (0)
+            ADD_PAIR(_mm_cvtsi128_si32(a0), p01);
+            ADD_PAIR(_mm_extract_epi32(a0, 1), _mm_movehl_ps(p01, p01));
+            ADD_PAIR(_mm_extract_epi32(a0, 2), p23);
+            ADD_PAIR(_mm_extract_epi32(a0, 3), _mm_movehl_ps(p23, p23));
+            ADD_PAIR(_mm_cvtsi128_si32(a1), p45);
+            ADD_PAIR(_mm_extract_epi32(a1, 1), _mm_movehl_ps(p45, p45));
+            ADD_PAIR(_mm_extract_epi32(a1, 2), p67);
+            ADD_PAIR(_mm_extract_epi32(a1, 3), _mm_movehl_ps(p67, p67));
+#undef ADD_PAIR
+        }
+        rises_rows_scalar(x, rises, g, gx, acc, b, b + 1, C8, C, K, grid_min, inv_delta);
+    }
+    if (acc) fold_pairs(pairs, acc, C8, K);
+    return 0;
+}
+#endif
+
+/* Rows [b0, b1) of a dense layer's backward from saved rises (see "saved rises" below); -1 when out of
+ * memory. Float64 layers never save rises (saves_rises), so its twin is never called. */
+static int rises_rows_f32(const float *x, const float *rises, const float *g, float *gx, float *acc, int64_t b0,
+                          int64_t b1, int32_t C, int32_t K, float grid_min, float inv_delta) {
+#ifdef HAVE_AVX2_PATH
+    if (use_avx2) return rises_rows_avx2(x, rises, g, gx, acc, b0, b1, C, K, grid_min, inv_delta);
+#endif
+    rises_rows_scalar(x, rises, g, gx, acc, b0, b1, 0, C, K, grid_min, inv_delta);
+    return 0;
+}
+static int rises_rows_f64(const double *x, const double *rises, const double *g, double *gx, double *acc, int64_t b0,
+                          int64_t b1, int32_t C, int32_t K, double grid_min, double inv_delta) {
+    (void)x; (void)rises; (void)g; (void)gx; (void)acc; (void)b0; (void)b1; (void)C; (void)K; (void)grid_min;
+    (void)inv_delta;
+    return -1;
+}
+
 #define DEFINE_TRAIN_KERNELS(T, S)                                                       \
 static void rise_table_##S(const T *RESTRICT c, T *RESTRICT rise, int64_t n, int32_t K) { \
     for (int64_t s = 0; s < n; ++s) {                                                    \
@@ -762,16 +854,17 @@ static int forward_##S(const T *x, const T *c, T *out, int64_t outer, int64_t C,
     return forward_any_##S(x, c, out, NULL, outer, C, inner, K, grid_min, inv_delta, threads); \
 }                                                                                        \
                                                                                          \
-static int backward_##S(const T *x, const T *c, const T *g, T *gx, T *gc, int64_t outer, \
-                        int64_t C, int64_t inner, int32_t K, T grid_min, T inv_delta,    \
-                        int threads) {                                                   \
+/* rises (dense layouts only): what forward_any stored; then c is not read and no table is built. */ \
+static int backward_any_##S(const T *x, const T *c, const T *rises, const T *g, T *gx, T *gc, \
+                            int64_t outer, int64_t C, int64_t inner, int32_t K, T grid_min, \
+                            T inv_delta, int threads) {                                  \
     int64_t table = C * K;                                                               \
     int64_t elems = outer * C * inner;                                                   \
     int64_t blocks = gc ? grad_blocks(outer, elems) : 1;                                 \
     if (!gc && threads > 1 && elems >= PARALLEL_MIN_ELEMS) blocks = min64(threads, max64(1, outer)); \
-    float *tab = tables_##S(c, C, K, inner);                                             \
+    float *tab = rises ? NULL : tables_##S(c, C, K, inner);                              \
     T *rise = NULL;                                                                      \
-    if (needs_rise(tab, K, inner, outer, blocks)) {                                      \
+    if (!rises && needs_rise(tab, K, inner, outer, blocks)) {                            \
         rise = (T *)workspace(WS_RISE, sizeof(T) * (size_t)table, 0);                    \
         if (!rise) return -1;                                                            \
         rise_table_##S(c, rise, C, K);                                                   \
@@ -785,7 +878,9 @@ static int backward_##S(const T *x, const T *c, const T *g, T *gx, T *gc, int64_
     for (int64_t blk = 0; blk < blocks; ++blk) {                                         \
         int64_t b0 = split_at(outer, blk, blocks), b1 = split_at(outer, blk + 1, blocks); \
         T *acc = gc ? (blk == 0 ? gc : scratch + (blk - 1) * table) : NULL;              \
-        if (inner == 1) {                                                                \
+        if (rises) {                                                                     \
+            if (rises_rows_##S(x, rises, g, gx, acc, b0, b1, (int32_t)C, K, grid_min, inv_delta)) failed = 1; \
+        } else if (inner == 1) {                                                         \
             b0 += tiles_bwd_##S(x, g, gx, acc, b0, b1, (int32_t)C, K, grid_min, inv_delta, tab); \
             int32_t *idx = (int32_t *)workspace(WS_IDX, sizeof(int32_t) * (size_t)C, 0); \
             T *right = (T *)workspace(WS_RIGHT, sizeof(T) * (size_t)C, 0);                \
@@ -806,6 +901,12 @@ static int backward_##S(const T *x, const T *c, const T *g, T *gx, T *gc, int64_
         }                                                                                \
     }                                                                                    \
     return failed ? -1 : 0;                                                              \
+}                                                                                        \
+                                                                                         \
+static int backward_##S(const T *x, const T *c, const T *g, T *gx, T *gc, int64_t outer, \
+                        int64_t C, int64_t inner, int32_t K, T grid_min, T inv_delta,    \
+                        int threads) {                                                   \
+    return backward_any_##S(x, c, NULL, g, gx, gc, outer, C, inner, K, grid_min, inv_delta, threads); \
 }
 
 DEFINE_TRAIN_KERNELS(float, f32)
@@ -840,113 +941,11 @@ static int forward_rises_f32(const float *x, const float *c, float *out, float *
     return forward_any_f32(x, c, out, rises, outer, C, 1, K, grid_min, inv_delta, threads);
 }
 
-/* Rows [b0, b1) from saved rises, any CPU; acc (if given) gets the knot-value gradient of these rows. */
-INLINE_HELPER void rises_rows_scalar(const float *x, const float *rises, const float *g, float *gx, float *acc,
-                                     int64_t b0, int64_t b1, int32_t first, int32_t C, int32_t K, float grid_min,
-                                     float inv_delta) {
-    const float last_cell = (float)(K - 2);
-    for (int64_t b = b0; b < b1; ++b) {
-        for (int32_t ch = first; ch < C; ++ch) {
-            int64_t e = b * C + ch;
-            float gvv = g[e];
-            if (gx) gx[e] = gvv * rises[e] * inv_delta;
-            if (acc) {
-                LOCATE(float, x[e])
-                float right = gvv * frac;
-                acc[ch * K + k] += gvv - right;
-                acc[ch * K + k + 1] += right;
-            }
-        }
-    }
-}
-
-#ifdef HAVE_AVX2_PATH
-/* The same rows, eight channels per vector; the knot-value gradient goes through a (left, right) pair
- * table per cell (one 64-bit add per element, as the tiles do) folded into acc at the end. Returns -1
- * when the pair table cannot be had. */
-__attribute__((target("avx2"))) static int rises_rows_avx2(const float *x, const float *rises, const float *g,
-                                                            float *gx, float *acc, int64_t b0, int64_t b1,
-                                                            int32_t C, int32_t K, float grid_min, float inv_delta) {
-    const int32_t C8 = C & ~7;
-    const __m256 x0 = _mm256_set1_ps(grid_min), inv = _mm256_set1_ps(inv_delta);
-    const __m256 zero = _mm256_setzero_ps(), last = _mm256_set1_ps((float)(K - 2));
-    const __m256i lane = _mm256_mullo_epi32(_mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7), _mm256_set1_epi32(2 * K));
-    float *pairs = acc ? (float *)workspace(WS_PAIRS, sizeof(float) * (size_t)(2 * C8 * K), 1) : NULL;
-    if (acc && C8 && !pairs) return -1;
-    for (int64_t b = b0; b < b1; ++b) {
-        const int64_t row = b * C;
-        for (int32_t c0 = 0; c0 < C8; c0 += 8) {
-            __m256 gv = _mm256_loadu_ps(g + row + c0);
-            if (gx) _mm256_storeu_ps(gx + row + c0, _mm256_mul_ps(_mm256_mul_ps(gv, _mm256_loadu_ps(rises + row + c0)), inv));
-            if (!acc) continue;
-            __m256 p = _mm256_mul_ps(_mm256_sub_ps(_mm256_loadu_ps(x + row + c0), x0), inv);
-            __m256 q = _mm256_min_ps(_mm256_max_ps(p, zero), last);
-            __m256i k = _mm256_cvttps_epi32(q);
-            __m256 frac = _mm256_sub_ps(p, _mm256_cvtepi32_ps(k));
-            __m256 right = _mm256_mul_ps(gv, frac), left = _mm256_sub_ps(gv, right);
-            /* float offset of each lane's pair in the table of channels c0 .. c0 + 7 */
-            __m256i at = _mm256_add_epi32(_mm256_add_epi32(k, k), lane);
-            __m256 lo = _mm256_unpacklo_ps(left, right), hi = _mm256_unpackhi_ps(left, right);
-            /* lo = (l0 r0 l1 r1 | l4 r4 l5 r5), hi = (l2 r2 l3 r3 | l6 r6 l7 r7): lane l's pair is the low
-             * or the high half of one of the four 128-bit halves */
-            __m128 p01 = _mm256_castps256_ps128(lo), p23 = _mm256_castps256_ps128(hi);
-            __m128 p45 = _mm256_extractf128_ps(lo, 1), p67 = _mm256_extractf128_ps(hi, 1);
-            __m128i a0 = _mm256_castsi256_si128(at), a1 = _mm256_extracti128_si256(at, 1);
-            float *base = pairs + 2 * (int64_t)c0 * K;
-#define ADD_PAIR(offset, pair)                                                                        \
-    do {                                                                                              \
-        double *cell = (double *)(base + (offset));                                                   \
-        _mm_store_sd(cell, _mm_castps_pd(_mm_add_ps(_mm_castpd_ps(_mm_load_sd(cell)), (pair))));     \
-    } while (0)
-            ADD_PAIR(_mm_cvtsi128_si32(a0), p01);
-            ADD_PAIR(_mm_extract_epi32(a0, 1), _mm_movehl_ps(p01, p01));
-            ADD_PAIR(_mm_extract_epi32(a0, 2), p23);
-            ADD_PAIR(_mm_extract_epi32(a0, 3), _mm_movehl_ps(p23, p23));
-            ADD_PAIR(_mm_cvtsi128_si32(a1), p45);
-            ADD_PAIR(_mm_extract_epi32(a1, 1), _mm_movehl_ps(p45, p45));
-            ADD_PAIR(_mm_extract_epi32(a1, 2), p67);
-            ADD_PAIR(_mm_extract_epi32(a1, 3), _mm_movehl_ps(p67, p67));
-#undef ADD_PAIR
-        }
-        rises_rows_scalar(x, rises, g, gx, acc, b, b + 1, C8, C, K, grid_min, inv_delta);
-    }
-    if (acc) fold_pairs(pairs, acc, C8, K);
-    return 0;
-}
-#endif
-
 /* The backward of a float32 dense layer from the rises its forward_rises stored: grad_x and/or the
  * knot-value gradient, with backward_f32's row blocks (so the same bits for any thread count). */
 static int backward_rises_f32(const float *x, const float *rises, const float *g, float *gx, float *gc, int64_t outer,
                               int64_t C, int32_t K, float grid_min, float inv_delta, int threads) {
-    int64_t table = C * K;
-    int64_t elems = outer * C;
-    int64_t blocks = gc ? grad_blocks(outer, elems) : 1;
-    if (!gc && threads > 1 && elems >= PARALLEL_MIN_ELEMS) blocks = min64(threads, max64(1, outer));
-    float *scratch = (gc && blocks > 1) ? (float *)workspace(WS_SCRATCH, sizeof(float) * (size_t)((blocks - 1) * table), 1) : NULL;
-    if (gc && blocks > 1 && !scratch) return -1;
-    if (gc) memset(gc, 0, sizeof(float) * (size_t)table);
-    int parts = (threads > 1 && elems >= PARALLEL_MIN_ELEMS) ? threads : 1;
-    int failed = 0;
-#pragma omp parallel for schedule(static) num_threads(parts) if (parts > 1) reduction(|:failed)
-    for (int64_t blk = 0; blk < blocks; ++blk) {
-        int64_t b0 = split_at(outer, blk, blocks), b1 = split_at(outer, blk + 1, blocks);
-        float *acc = gc ? (blk == 0 ? gc : scratch + (blk - 1) * table) : NULL;
-#ifdef HAVE_AVX2_PATH
-        if (use_avx2) {
-            if (rises_rows_avx2(x, rises, g, gx, acc, b0, b1, (int32_t)C, K, grid_min, inv_delta)) failed = 1;
-            continue;
-        }
-#endif
-        rises_rows_scalar(x, rises, g, gx, acc, b0, b1, 0, (int32_t)C, K, grid_min, inv_delta);
-    }
-    if (gc) {
-        for (int64_t blk = 1; blk < blocks; ++blk) {
-            const float *a = scratch + (blk - 1) * table;
-            for (int64_t j = 0; j < table; ++j) gc[j] += a[j];
-        }
-    }
-    return failed ? -1 : 0;
+    return backward_any_f32(x, NULL, rises, g, gx, gc, outer, C, 1, K, grid_min, inv_delta, threads);
 }
 
 static int check_sizes(long long C, long long K) {

@@ -103,13 +103,17 @@ def _layout(x: Tensor) -> tuple[int, int, int]:
     return x.shape[0], channels, inner
 
 
-def _native_forward(x: Tensor, coeffs: Tensor, grid_min: float, inv_delta: float) -> Tensor:
-    """The fused native evaluation (x and coeffs contiguous, same CPU dtype)."""
+def _native_forward(
+    x: Tensor, coeffs: Tensor, grid_min: float, inv_delta: float, rises: Tensor | None = None
+) -> Tensor:
+    """The fused native evaluation (x and coeffs contiguous, same CPU dtype); with ``rises`` (shaped like
+    x), each element's cell rise is stored there too, for the backward (see _SplineEval)."""
     out = torch.empty_like(x)
     outer, channels, inner = _layout(x)
     _native.forward(
         x.data_ptr(), coeffs.data_ptr(), out.data_ptr(), outer, channels, inner,
         coeffs.shape[1], grid_min, inv_delta, _NATIVE_DTYPES[x.dtype], torch.get_num_threads(),
+        rises.data_ptr() if rises is not None else 0,
     )
     return out
 
@@ -138,18 +142,12 @@ class _SplineEval(torch.autograd.Function):
         coeffs = coeffs.contiguous()
         ctx.grid = (grid_min, inv_delta)
         if _use_native(x, coeffs):
-            outer, channels, inner = _layout(x)
-            is_double = _NATIVE_DTYPES[x.dtype]
-            if ctx.needs_input_grad[0] and _native.saves_rises(is_double, coeffs.shape[1], inner):
-                out, rises = torch.empty_like(x), torch.empty_like(x)
-                _native.forward(
-                    x.data_ptr(), coeffs.data_ptr(), out.data_ptr(), outer, channels, inner, coeffs.shape[1],
-                    grid_min, inv_delta, is_double, torch.get_num_threads(), rises.data_ptr(),
-                )
-                ctx.save_for_backward(x, coeffs, rises)
-                return out
-            ctx.save_for_backward(x, coeffs)
-            return _native_forward(x, coeffs, grid_min, inv_delta)
+            saves = ctx.needs_input_grad[0] and _native.saves_rises(
+                _NATIVE_DTYPES[x.dtype], coeffs.shape[1], _layout(x)[2]
+            )
+            rises = torch.empty_like(x) if saves else None
+            ctx.save_for_backward(x, coeffs, *([rises] if saves else []))
+            return _native_forward(x, coeffs, grid_min, inv_delta, rises)
         ctx.save_for_backward(x, coeffs)
         return _torch_forward(x, coeffs, grid_min, inv_delta)
 
