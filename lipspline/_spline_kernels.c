@@ -187,12 +187,13 @@ __attribute__((target("avx2"))) static inline __m256 lookup24(const float *t, __
     return _mm256_blendv_ps(_mm256_blendv_ps(a, b, ge8), c, ge16);
 }
 
-/* The scalar parts every tile width shares. A tile table holds, per channel, its knot values and then
- * its rises, each padded to `pad` floats. Always inlined, so compiled for the caller's target: called
+/* The channels after the last full 8 x 8 tile, scalar (the 16 x 16 tiles run theirs as one masked
+ * tile). A tile table holds, per channel, its knot values and then its rises, each padded to
+ * TILE_KNOTS floats. Always inlined, so compiled for the caller's target: called
  * from AVX2 code once per row, a helper compiled as baseline (SSE) code cost about 0.1 us a call on a
  * Zen 3, even with nothing to do (140 us on a 1000 x 16 backward that takes 17 us without it). */
 #define INLINE_HELPER static inline __attribute__((always_inline))
-INLINE_HELPER void tile_tail_fwd(const float *x, const float *tab, int pad, float *out, float *rises, int64_t b,
+INLINE_HELPER void tile_tail_fwd(const float *x, const float *tab, float *out, float *rises, int64_t b,
                                  int rows, int32_t C, int32_t first, int32_t K, float grid_min, float inv_delta) {
     const float last_cell = (float)(K - 2);
     for (int r = 0; r < rows; ++r) { /* the channels after the last full tile */
@@ -201,14 +202,14 @@ INLINE_HELPER void tile_tail_fwd(const float *x, const float *tab, int pad, floa
             float q = p >= 0.0f ? p : 0.0f;
             q = q <= last_cell ? q : last_cell;
             int32_t k = (int32_t)q;
-            const float *ct = tab + (int64_t)ch * 2 * pad;
-            out[(b + r) * C + ch] = ct[k] + ct[pad + k] * (p - (float)k);
-            if (rises) rises[(b + r) * C + ch] = ct[pad + k];
+            const float *ct = tab + (int64_t)ch * 2 * TILE_KNOTS;
+            out[(b + r) * C + ch] = ct[k] + ct[TILE_KNOTS + k] * (p - (float)k);
+            if (rises) rises[(b + r) * C + ch] = ct[TILE_KNOTS + k];
         }
     }
 }
 
-INLINE_HELPER void tile_tail_bwd(const float *x, const float *tab, int pad, const float *g, float *gx, float *acc,
+INLINE_HELPER void tile_tail_bwd(const float *x, const float *tab, const float *g, float *gx, float *acc,
                                  int64_t b, int rows, int32_t C, int32_t first, int32_t K, float grid_min,
                                  float inv_delta) {
     const float last_cell = (float)(K - 2);
@@ -220,9 +221,9 @@ INLINE_HELPER void tile_tail_bwd(const float *x, const float *tab, int pad, cons
             q = q <= last_cell ? q : last_cell;
             int32_t k = (int32_t)q;
             float frac = p - (float)k;
-            const float *ct = tab + (int64_t)ch * 2 * pad;
+            const float *ct = tab + (int64_t)ch * 2 * TILE_KNOTS;
             float gvv = g[e];
-            if (gx) gx[e] = gvv * ct[pad + k] * inv_delta;
+            if (gx) gx[e] = gvv * ct[TILE_KNOTS + k] * inv_delta;
             if (acc) {
                 float right = gvv * frac;
                 acc[ch * K + k] += gvv - right;
@@ -290,7 +291,7 @@ __attribute__((target("avx2"))) static int64_t tile_fwd_f32(const float *x, cons
                 for (int r = 0; r < 8; ++r) _mm256_storeu_ps(rises + (b + r) * C + c0, w[r]);
             }
         }
-        tile_tail_fwd(x, tab, TILE_KNOTS, out, rises, b, 8, C, C8, K, grid_min, inv_delta);
+        tile_tail_fwd(x, tab, out, rises, b, 8, C, C8, K, grid_min, inv_delta);
     }
     return rows;
 }
@@ -361,7 +362,7 @@ __attribute__((target("avx2"))) static int64_t tile_bwd_f32(const float *x, cons
                 }
             }
         }
-        tile_tail_bwd(x, tab, TILE_KNOTS, g, gx, acc, b, 8, C, C8, K, grid_min, inv_delta);
+        tile_tail_bwd(x, tab, g, gx, acc, b, 8, C, C8, K, grid_min, inv_delta);
     }
     if (acc) fold_pairs(pairs, acc, C8, K);
     return rows;
@@ -415,7 +416,33 @@ static float *tile16_tables(const float *c, int64_t C, int32_t K) {
     __m512 p = _mm512_mul_ps(_mm512_sub_ps((vx), x0), inv);                                  \
     __m512i k = _mm512_cvttps_epi32(_mm512_min_ps(_mm512_max_ps(p, zero), last));
 
-/* Rows [b0, b0 + 16 * n16) of the forward; returns how many rows it did. */
+/* A 16-row block's channels [c0, c0 + n), n <= 16: n < 16 only for the channels after the last full
+ * block, whose loads and stores are masked to them (the masked-off columns load as zeros and are never
+ * looked up or stored). Always inlined: with n = 16 the loops unroll and the vectors stay in registers. */
+#define TILE16_HELPER __attribute__((target("avx512f"), always_inline)) static inline
+TILE16_HELPER void tile16_fwd_block(const float *x, const float *tab, float *out, int64_t b, int32_t C, int32_t c0,
+                                    int n, __m512 x0, __m512 inv, __m512 zero, __m512 last) {
+    const __mmask16 cols = (__mmask16)((1u << n) - 1);
+    __m512 v[16];
+    for (int r = 0; r < 16; ++r)
+        v[r] = n == 16 ? _mm512_loadu_ps(x + (b + r) * C + c0) : _mm512_maskz_loadu_ps(cols, x + (b + r) * C + c0);
+    transpose16(v);
+    for (int j = 0; j < n; ++j) {
+        const float *ct = tab + (int64_t)(c0 + j) * 2 * TILE16_KNOTS;
+        LOCATE16(v[j])
+        __m512 frac = _mm512_sub_ps(p, _mm512_cvtepi32_ps(k));
+        __m512 cv = _mm512_permutex2var_ps(_mm512_loadu_ps(ct), k, _mm512_loadu_ps(ct + 16));
+        __m512 rv = _mm512_permutex2var_ps(_mm512_loadu_ps(ct + 32), k, _mm512_loadu_ps(ct + 48));
+        v[j] = _mm512_add_ps(cv, _mm512_mul_ps(rv, frac));
+    }
+    transpose16(v);
+    for (int r = 0; r < 16; ++r) {
+        if (n == 16) _mm512_storeu_ps(out + (b + r) * C + c0, v[r]);
+        else _mm512_mask_storeu_ps(out + (b + r) * C + c0, cols, v[r]);
+    }
+}
+
+/* Rows [b0, b0 + 16 * n16) of the forward, every channel; returns how many rows it did. */
 __attribute__((target("avx512f"))) static int64_t tile16_fwd_f32(const float *x, const float *tab, float *out,
                                                                 int64_t b0, int64_t b1, int32_t C, int32_t K,
                                                                 float grid_min, float inv_delta) {
@@ -424,28 +451,67 @@ __attribute__((target("avx512f"))) static int64_t tile16_fwd_f32(const float *x,
     const __m512 x0 = _mm512_set1_ps(grid_min), inv = _mm512_set1_ps(inv_delta);
     const __m512 zero = _mm512_setzero_ps(), last = _mm512_set1_ps((float)(K - 2));
     for (int64_t b = b0; b < b0 + rows; b += 16) {
-        for (int32_t c0 = 0; c0 < C16; c0 += 16) {
-            __m512 v[16];
-            for (int r = 0; r < 16; ++r) v[r] = _mm512_loadu_ps(x + (b + r) * C + c0);
-            transpose16(v);
-            for (int j = 0; j < 16; ++j) {
-                const float *ct = tab + (int64_t)(c0 + j) * 2 * TILE16_KNOTS;
-                LOCATE16(v[j])
-                __m512 frac = _mm512_sub_ps(p, _mm512_cvtepi32_ps(k));
-                __m512 cv = _mm512_permutex2var_ps(_mm512_loadu_ps(ct), k, _mm512_loadu_ps(ct + 16));
-                __m512 rv = _mm512_permutex2var_ps(_mm512_loadu_ps(ct + 32), k, _mm512_loadu_ps(ct + 48));
-                v[j] = _mm512_add_ps(cv, _mm512_mul_ps(rv, frac));
-            }
-            transpose16(v);
-            for (int r = 0; r < 16; ++r) _mm512_storeu_ps(out + (b + r) * C + c0, v[r]);
-        }
-        tile_tail_fwd(x, tab, TILE16_KNOTS, out, NULL, b, 16, C, C16, K, grid_min, inv_delta);
+        for (int32_t c0 = 0; c0 < C16; c0 += 16) tile16_fwd_block(x, tab, out, b, C, c0, 16, x0, inv, zero, last);
+        if (C16 < C) tile16_fwd_block(x, tab, out, b, C, C16, C - C16, x0, inv, zero, last);
     }
     return rows;
 }
 
-/* Rows [b0, b0 + 16 * n16) of the backward: grad_x (if gx) and the scatter into acc (if acc), through
- * the (left, right) pair table of the AVX2 tiles. */
+/* The backward of a 16-row block's channels [c0, c0 + n), as tile16_fwd_block: grad_x (if gx) and the
+ * block's (left, right) pairs added to the pair table (if pairs). */
+TILE16_HELPER void tile16_bwd_block(const float *x, const float *tab, const float *g, float *gx, float *pairs,
+                                    int64_t b, int32_t C, int32_t c0, int n, int32_t K, __m512 x0, __m512 inv,
+                                    __m512 zero, __m512 last) {
+    const __m512i lo_pairs = _mm512_setr_epi32(0, 16, 1, 17, 2, 18, 3, 19, 4, 20, 5, 21, 6, 22, 7, 23);
+    const __m512i hi_pairs = _mm512_setr_epi32(8, 24, 9, 25, 10, 26, 11, 27, 12, 28, 13, 29, 14, 30, 15, 31);
+    const __mmask16 cols = (__mmask16)((1u << n) - 1);
+    int32_t sidx[16][16];
+    float spair[16][32]; /* channel j: (left, right) of rows 0 .. 15 in row order */
+    __m512 v[16], gv[16];
+    for (int r = 0; r < 16; ++r) {
+        const int64_t at = (b + r) * C + c0;
+        v[r] = n == 16 ? _mm512_loadu_ps(x + at) : _mm512_maskz_loadu_ps(cols, x + at);
+        gv[r] = n == 16 ? _mm512_loadu_ps(g + at) : _mm512_maskz_loadu_ps(cols, g + at);
+    }
+    transpose16(v);
+    transpose16(gv);
+    for (int j = 0; j < n; ++j) {
+        const float *ct = tab + (int64_t)(c0 + j) * 2 * TILE16_KNOTS;
+        LOCATE16(v[j])
+        if (pairs) {
+            __m512 frac = _mm512_sub_ps(p, _mm512_cvtepi32_ps(k));
+            _mm512_storeu_si512((void *)sidx[j], _mm512_add_epi32(k, _mm512_set1_epi32((c0 + j) * K)));
+            __m512 right = _mm512_mul_ps(gv[j], frac);
+            __m512 left = _mm512_sub_ps(gv[j], right);
+            _mm512_storeu_ps(spair[j], _mm512_permutex2var_ps(left, lo_pairs, right));
+            _mm512_storeu_ps(spair[j] + 16, _mm512_permutex2var_ps(left, hi_pairs, right));
+        }
+        if (gx) {
+            __m512 rv = _mm512_permutex2var_ps(_mm512_loadu_ps(ct + 32), k, _mm512_loadu_ps(ct + 48));
+            v[j] = _mm512_mul_ps(_mm512_mul_ps(gv[j], rv), inv);
+        }
+    }
+    if (gx) {
+        transpose16(v);
+        for (int r = 0; r < 16; ++r) {
+            if (n == 16) _mm512_storeu_ps(gx + (b + r) * C + c0, v[r]);
+            else _mm512_mask_storeu_ps(gx + (b + r) * C + c0, cols, v[r]);
+        }
+    }
+    if (pairs) { /* row by row: consecutive adds hit different channels, no store-load chains */
+        for (int r = 0; r < 16; ++r) {
+            for (int j = 0; j < n; ++j) {
+                double *cell = (double *)(pairs + 2 * (int64_t)sidx[j][r]);
+                __m128 sum = _mm_add_ps(_mm_castpd_ps(_mm_load_sd(cell)),
+                                        _mm_castpd_ps(_mm_load_sd((const double *)(spair[j] + 2 * r))));
+                _mm_store_sd(cell, _mm_castps_pd(sum));
+            }
+        }
+    }
+}
+
+/* Rows [b0, b0 + 16 * n16) of the backward, every channel: grad_x (if gx) and the knot-value gradient
+ * into acc (if acc), through the (left, right) pair table of the AVX2 tiles. */
 __attribute__((target("avx512f"))) static int64_t tile16_bwd_f32(const float *x, const float *tab, const float *g,
                                                                 float *gx, float *acc, int64_t b0, int64_t b1,
                                                                 int32_t C, int32_t K, float grid_min,
@@ -454,55 +520,14 @@ __attribute__((target("avx512f"))) static int64_t tile16_bwd_f32(const float *x,
     const int32_t C16 = C & ~15;
     const __m512 x0 = _mm512_set1_ps(grid_min), inv = _mm512_set1_ps(inv_delta);
     const __m512 zero = _mm512_setzero_ps(), last = _mm512_set1_ps((float)(K - 2));
-    const __m512i lo_pairs = _mm512_setr_epi32(0, 16, 1, 17, 2, 18, 3, 19, 4, 20, 5, 21, 6, 22, 7, 23);
-    const __m512i hi_pairs = _mm512_setr_epi32(8, 24, 9, 25, 10, 26, 11, 27, 12, 28, 13, 29, 14, 30, 15, 31);
-    int32_t sidx[16][16];
-    float spair[16][32]; /* channel j: (left, right) of rows 0 .. 15 in row order */
     float *pairs = acc ? (float *)workspace(WS_PAIRS, sizeof(float) * (size_t)(2 * C * K), 1) : NULL;
     if (acc && !pairs) return 0; /* the scalar rows then do everything */
     for (int64_t b = b0; b < b0 + rows; b += 16) {
-        for (int32_t c0 = 0; c0 < C16; c0 += 16) {
-            __m512 v[16], gv[16];
-            for (int r = 0; r < 16; ++r) {
-                v[r] = _mm512_loadu_ps(x + (b + r) * C + c0);
-                gv[r] = _mm512_loadu_ps(g + (b + r) * C + c0);
-            }
-            transpose16(v);
-            transpose16(gv);
-            for (int j = 0; j < 16; ++j) {
-                const float *ct = tab + (int64_t)(c0 + j) * 2 * TILE16_KNOTS;
-                LOCATE16(v[j])
-                if (acc) {
-                    __m512 frac = _mm512_sub_ps(p, _mm512_cvtepi32_ps(k));
-                    _mm512_storeu_si512((void *)sidx[j], _mm512_add_epi32(k, _mm512_set1_epi32((c0 + j) * K)));
-                    __m512 right = _mm512_mul_ps(gv[j], frac);
-                    __m512 left = _mm512_sub_ps(gv[j], right);
-                    _mm512_storeu_ps(spair[j], _mm512_permutex2var_ps(left, lo_pairs, right));
-                    _mm512_storeu_ps(spair[j] + 16, _mm512_permutex2var_ps(left, hi_pairs, right));
-                }
-                if (gx) {
-                    __m512 rv = _mm512_permutex2var_ps(_mm512_loadu_ps(ct + 32), k, _mm512_loadu_ps(ct + 48));
-                    v[j] = _mm512_mul_ps(_mm512_mul_ps(gv[j], rv), inv);
-                }
-            }
-            if (gx) {
-                transpose16(v);
-                for (int r = 0; r < 16; ++r) _mm512_storeu_ps(gx + (b + r) * C + c0, v[r]);
-            }
-            if (acc) { /* row by row: consecutive adds hit different channels, no store-load chains */
-                for (int r = 0; r < 16; ++r) {
-                    for (int j = 0; j < 16; ++j) {
-                        double *cell = (double *)(pairs + 2 * (int64_t)sidx[j][r]);
-                        __m128 sum = _mm_add_ps(_mm_castpd_ps(_mm_load_sd(cell)),
-                                                _mm_castpd_ps(_mm_load_sd((const double *)(spair[j] + 2 * r))));
-                        _mm_store_sd(cell, _mm_castps_pd(sum));
-                    }
-                }
-            }
-        }
-        tile_tail_bwd(x, tab, TILE16_KNOTS, g, gx, acc, b, 16, C, C16, K, grid_min, inv_delta);
+        for (int32_t c0 = 0; c0 < C16; c0 += 16)
+            tile16_bwd_block(x, tab, g, gx, pairs, b, C, c0, 16, K, x0, inv, zero, last);
+        if (C16 < C) tile16_bwd_block(x, tab, g, gx, pairs, b, C, C16, C - C16, K, x0, inv, zero, last);
     }
-    if (acc) fold_pairs(pairs, acc, C16, K);
+    if (acc) fold_pairs(pairs, acc, C, K);
     return rows;
 }
 #endif
