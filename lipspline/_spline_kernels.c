@@ -187,13 +187,14 @@ __attribute__((target("avx2"))) static inline __m256 lookup24(const float *t, __
     return _mm256_blendv_ps(_mm256_blendv_ps(a, b, ge8), c, ge16);
 }
 
-/* The channels after the last full 8 x 8 tile, scalar (the 16 x 16 tiles run theirs as one masked
- * tile). A tile table holds, per channel, its knot values and then its rises, each padded to
- * TILE_KNOTS floats. Always inlined, so compiled for the caller's target: called
+/* The channels after the last full tile, scalar: all of them on the 8 x 8 tiles, a single one on the
+ * 16 x 16 tiles (two or more run as one masked tile there; for one the masked tile was slower). A tile
+ * table holds, per channel, its knot values and then its rises, each padded to `pad` floats. Always
+ * inlined, so compiled for the caller's target: called
  * from AVX2 code once per row, a helper compiled as baseline (SSE) code cost about 0.1 us a call on a
  * Zen 3, even with nothing to do (140 us on a 1000 x 16 backward that takes 17 us without it). */
 #define INLINE_HELPER static inline __attribute__((always_inline))
-INLINE_HELPER void tile_tail_fwd(const float *x, const float *tab, float *out, float *rises, int64_t b,
+INLINE_HELPER void tile_tail_fwd(const float *x, const float *tab, int pad, float *out, float *rises, int64_t b,
                                  int rows, int32_t C, int32_t first, int32_t K, float grid_min, float inv_delta) {
     const float last_cell = (float)(K - 2);
     for (int r = 0; r < rows; ++r) { /* the channels after the last full tile */
@@ -202,14 +203,14 @@ INLINE_HELPER void tile_tail_fwd(const float *x, const float *tab, float *out, f
             float q = p >= 0.0f ? p : 0.0f;
             q = q <= last_cell ? q : last_cell;
             int32_t k = (int32_t)q;
-            const float *ct = tab + (int64_t)ch * 2 * TILE_KNOTS;
-            out[(b + r) * C + ch] = ct[k] + ct[TILE_KNOTS + k] * (p - (float)k);
-            if (rises) rises[(b + r) * C + ch] = ct[TILE_KNOTS + k];
+            const float *ct = tab + (int64_t)ch * 2 * pad;
+            out[(b + r) * C + ch] = ct[k] + ct[pad + k] * (p - (float)k);
+            if (rises) rises[(b + r) * C + ch] = ct[pad + k];
         }
     }
 }
 
-INLINE_HELPER void tile_tail_bwd(const float *x, const float *tab, const float *g, float *gx, float *acc,
+INLINE_HELPER void tile_tail_bwd(const float *x, const float *tab, int pad, const float *g, float *gx, float *acc,
                                  int64_t b, int rows, int32_t C, int32_t first, int32_t K, float grid_min,
                                  float inv_delta) {
     const float last_cell = (float)(K - 2);
@@ -221,9 +222,9 @@ INLINE_HELPER void tile_tail_bwd(const float *x, const float *tab, const float *
             q = q <= last_cell ? q : last_cell;
             int32_t k = (int32_t)q;
             float frac = p - (float)k;
-            const float *ct = tab + (int64_t)ch * 2 * TILE_KNOTS;
+            const float *ct = tab + (int64_t)ch * 2 * pad;
             float gvv = g[e];
-            if (gx) gx[e] = gvv * ct[TILE_KNOTS + k] * inv_delta;
+            if (gx) gx[e] = gvv * ct[pad + k] * inv_delta;
             if (acc) {
                 float right = gvv * frac;
                 acc[ch * K + k] += gvv - right;
@@ -291,7 +292,7 @@ __attribute__((target("avx2"))) static int64_t tile_fwd_f32(const float *x, cons
                 for (int r = 0; r < 8; ++r) _mm256_storeu_ps(rises + (b + r) * C + c0, w[r]);
             }
         }
-        tile_tail_fwd(x, tab, out, rises, b, 8, C, C8, K, grid_min, inv_delta);
+        tile_tail_fwd(x, tab, TILE_KNOTS, out, rises, b, 8, C, C8, K, grid_min, inv_delta);
     }
     return rows;
 }
@@ -362,7 +363,7 @@ __attribute__((target("avx2"))) static int64_t tile_bwd_f32(const float *x, cons
                 }
             }
         }
-        tile_tail_bwd(x, tab, g, gx, acc, b, 8, C, C8, K, grid_min, inv_delta);
+        tile_tail_bwd(x, tab, TILE_KNOTS, g, gx, acc, b, 8, C, C8, K, grid_min, inv_delta);
     }
     if (acc) fold_pairs(pairs, acc, C8, K);
     return rows;
@@ -416,8 +417,8 @@ static float *tile16_tables(const float *c, int64_t C, int32_t K) {
     __m512 p = _mm512_mul_ps(_mm512_sub_ps((vx), x0), inv);                                  \
     __m512i k = _mm512_cvttps_epi32(_mm512_min_ps(_mm512_max_ps(p, zero), last));
 
-/* A 16-row block's channels [c0, c0 + n), n <= 16: n < 16 only for the channels after the last full
- * block, whose loads and stores are masked to them (the masked-off columns load as zeros and are never
+/* A 16-row block's channels [c0, c0 + n), n <= 16: n < 16 only for the two or more channels after the
+ * last full block, whose loads and stores are masked to them (the masked-off columns load as zeros and are never
  * looked up or stored). Always inlined: with n = 16 the loops unroll and the vectors stay in registers. */
 #define TILE16_HELPER __attribute__((target("avx512f"), always_inline)) static inline
 TILE16_HELPER void tile16_fwd_block(const float *x, const float *tab, float *out, int64_t b, int32_t C, int32_t c0,
@@ -452,7 +453,8 @@ __attribute__((target("avx512f"))) static int64_t tile16_fwd_f32(const float *x,
     const __m512 zero = _mm512_setzero_ps(), last = _mm512_set1_ps((float)(K - 2));
     for (int64_t b = b0; b < b0 + rows; b += 16) {
         for (int32_t c0 = 0; c0 < C16; c0 += 16) tile16_fwd_block(x, tab, out, b, C, c0, 16, x0, inv, zero, last);
-        if (C16 < C) tile16_fwd_block(x, tab, out, b, C, C16, C - C16, x0, inv, zero, last);
+        if (C - C16 >= 2) tile16_fwd_block(x, tab, out, b, C, C16, C - C16, x0, inv, zero, last);
+        else tile_tail_fwd(x, tab, TILE16_KNOTS, out, NULL, b, 16, C, C16, K, grid_min, inv_delta);
     }
     return rows;
 }
@@ -525,7 +527,8 @@ __attribute__((target("avx512f"))) static int64_t tile16_bwd_f32(const float *x,
     for (int64_t b = b0; b < b0 + rows; b += 16) {
         for (int32_t c0 = 0; c0 < C16; c0 += 16)
             tile16_bwd_block(x, tab, g, gx, pairs, b, C, c0, 16, K, x0, inv, zero, last);
-        if (C16 < C) tile16_bwd_block(x, tab, g, gx, pairs, b, C, C16, C - C16, K, x0, inv, zero, last);
+        if (C - C16 >= 2) tile16_bwd_block(x, tab, g, gx, pairs, b, C, C16, C - C16, K, x0, inv, zero, last);
+        else tile_tail_bwd(x, tab, TILE16_KNOTS, g, gx, acc, b, 16, C, C16, K, grid_min, inv_delta);
     }
     if (acc) fold_pairs(pairs, acc, C, K);
     return rows;
