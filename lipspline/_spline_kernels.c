@@ -190,9 +190,9 @@ __attribute__((target("avx2"))) static inline __m256 lookup24(const float *t, __
 /* The channels after the last full tile, scalar: all of them on the 8 x 8 tiles, a single one on the
  * 16 x 16 tiles (two or more run as one masked tile there; for one the masked tile was slower). A tile
  * table holds, per channel, its knot values and then its rises, each padded to `pad` floats. Always
- * inlined, so compiled for the caller's target: called
- * from AVX2 code once per row, a helper compiled as baseline (SSE) code cost about 0.1 us a call on a
- * Zen 3, even with nothing to do (140 us on a 1000 x 16 backward that takes 17 us without it). */
+ * inlined, so compiled for the caller's target: called from AVX2 code once per row, a helper compiled
+ * as baseline (SSE) code cost about 0.1 us a call on a Zen 3, even with nothing to do (140 us on a
+ * 1000 x 16 backward that takes 17 us without it). */
 #define INLINE_HELPER static inline __attribute__((always_inline))
 INLINE_HELPER void tile_tail_fwd(const float *x, const float *tab, int pad, float *out, float *rises, int64_t b,
                                  int rows, int32_t C, int32_t first, int32_t K, float grid_min, float inv_delta) {
@@ -418,8 +418,9 @@ static float *tile16_tables(const float *c, int64_t C, int32_t K) {
     __m512i k = _mm512_cvttps_epi32(_mm512_min_ps(_mm512_max_ps(p, zero), last));
 
 /* A 16-row block's channels [c0, c0 + n), n <= 16: n < 16 only for the two or more channels after the
- * last full block, whose loads and stores are masked to them (the masked-off columns load as zeros and are never
- * looked up or stored). Always inlined: with n = 16 the loops unroll and the vectors stay in registers. */
+ * last full block, whose loads and stores are masked to them (the masked-off columns load as zeros and
+ * are never looked up or stored). Always inlined: with n = 16 the loops unroll and the vectors stay in
+ * registers. */
 #define TILE16_HELPER __attribute__((target("avx512f"), always_inline)) static inline
 TILE16_HELPER void tile16_fwd_block(const float *x, const float *tab, float *out, int64_t b, int32_t C, int32_t c0,
                                     int n, __m512 x0, __m512 inv, __m512 zero, __m512 last) {
