@@ -234,6 +234,12 @@ INLINE_HELPER void tile_tail_bwd(const float *x, const float *tab, int pad, cons
     }
 }
 
+/* Add a (left, right) pair (the low two floats of `pair`) to a cell of a pair table: one 64-bit load,
+ * add and store instead of two scalar read-modify-writes (the stores were the bottleneck). */
+INLINE_HELPER void add_pair(float *cell, __m128 pair) {
+    _mm_store_sd((double *)cell, _mm_castps_pd(_mm_add_ps(_mm_castpd_ps(_mm_load_sd((const double *)cell)), pair)));
+}
+
 /* Fold the (left, right) pair sums per cell of channels [0, channels) into acc: knot k gets the left sum
  * of cell k and the right sum of cell k - 1. */
 static void fold_pairs(const float *pairs, float *acc, int32_t channels, int32_t K) {
@@ -309,10 +315,9 @@ __attribute__((target("avx2"))) static int64_t tile_bwd_f32(const float *x, cons
     const __m256i seven = _mm256_set1_epi32(7), fifteen = _mm256_set1_epi32(15);
     int32_t sidx[8][8];
     float spair[8][16];
-    /* The knot-value gradient of the tiles goes to a table of (left, right) pairs per cell: one
-     * 64-bit add per element instead of two scalar read-modify-writes (the stores were the
-     * bottleneck); pairs[2 i] sums g (1 - frac) for knot i, pairs[2 i + 1] sums g frac for knot
-     * i + 1; they are folded into acc once, after the tiles. */
+    /* The knot-value gradient of the tiles goes to a table of (left, right) pairs per cell (add_pair):
+     * pairs[2 i] sums g (1 - frac) for knot i, pairs[2 i + 1] sums g frac for knot i + 1; they are
+     * folded into acc once, after the tiles. */
     float *pairs = acc ? (float *)workspace(WS_PAIRS, sizeof(float) * (size_t)(2 * C * K), 1) : NULL;
     if (acc && !pairs) return 0; /* the scalar rows then do everything */
     for (int64_t b = b0; b < b0 + rows; b += 8) {
@@ -354,12 +359,9 @@ __attribute__((target("avx2"))) static int64_t tile_bwd_f32(const float *x, cons
                 static const int PAIR_ROW[8] = {0, 1, 4, 5, 2, 3, 6, 7};
                 for (int q = 0; q < 8; ++q) {
                     const int r = PAIR_ROW[q];
-                    for (int j = 0; j < 8; ++j) {
-                        double *cell = (double *)(pairs + 2 * (int64_t)sidx[j][r]);
-                        __m128 sum = _mm_add_ps(_mm_castpd_ps(_mm_load_sd(cell)),
-                                                _mm_castpd_ps(_mm_load_sd((const double *)(spair[j] + 2 * q))));
-                        _mm_store_sd(cell, _mm_castps_pd(sum));
-                    }
+                    for (int j = 0; j < 8; ++j)
+                        add_pair(pairs + 2 * (int64_t)sidx[j][r],
+                                 _mm_castpd_ps(_mm_load_sd((const double *)(spair[j] + 2 * q))));
                 }
             }
         }
@@ -503,12 +505,9 @@ TILE16_HELPER void tile16_bwd_block(const float *x, const float *tab, const floa
     }
     if (pairs) { /* row by row: consecutive adds hit different channels, no store-load chains */
         for (int r = 0; r < 16; ++r) {
-            for (int j = 0; j < n; ++j) {
-                double *cell = (double *)(pairs + 2 * (int64_t)sidx[j][r]);
-                __m128 sum = _mm_add_ps(_mm_castpd_ps(_mm_load_sd(cell)),
-                                        _mm_castpd_ps(_mm_load_sd((const double *)(spair[j] + 2 * r))));
-                _mm_store_sd(cell, _mm_castps_pd(sum));
-            }
+            for (int j = 0; j < n; ++j)
+                add_pair(pairs + 2 * (int64_t)sidx[j][r],
+                         _mm_castpd_ps(_mm_load_sd((const double *)(spair[j] + 2 * r))));
         }
     }
 }
@@ -669,20 +668,14 @@ __attribute__((target("avx2"))) static int rises_rows_avx2(const float *x, const
             __m128 p45 = _mm256_extractf128_ps(lo, 1), p67 = _mm256_extractf128_ps(hi, 1);
             __m128i a0 = _mm256_castsi256_si128(at), a1 = _mm256_extracti128_si256(at, 1);
             float *base = pairs + 2 * (int64_t)c0 * K;
-#define ADD_PAIR(offset, pair)                                                                        \
-    do {                                                                                              \
-        double *cell = (double *)(base + (offset));                                                   \
-        _mm_store_sd(cell, _mm_castps_pd(_mm_add_ps(_mm_castpd_ps(_mm_load_sd(cell)), (pair))));     \
-    } while (0)
-            ADD_PAIR(_mm_cvtsi128_si32(a0), p01);
-            ADD_PAIR(_mm_extract_epi32(a0, 1), _mm_movehl_ps(p01, p01));
-            ADD_PAIR(_mm_extract_epi32(a0, 2), p23);
-            ADD_PAIR(_mm_extract_epi32(a0, 3), _mm_movehl_ps(p23, p23));
-            ADD_PAIR(_mm_cvtsi128_si32(a1), p45);
-            ADD_PAIR(_mm_extract_epi32(a1, 1), _mm_movehl_ps(p45, p45));
-            ADD_PAIR(_mm_extract_epi32(a1, 2), p67);
-            ADD_PAIR(_mm_extract_epi32(a1, 3), _mm_movehl_ps(p67, p67));
-#undef ADD_PAIR
+            add_pair(base + _mm_cvtsi128_si32(a0), p01);
+            add_pair(base + _mm_extract_epi32(a0, 1), _mm_movehl_ps(p01, p01));
+            add_pair(base + _mm_extract_epi32(a0, 2), p23);
+            add_pair(base + _mm_extract_epi32(a0, 3), _mm_movehl_ps(p23, p23));
+            add_pair(base + _mm_cvtsi128_si32(a1), p45);
+            add_pair(base + _mm_extract_epi32(a1, 1), _mm_movehl_ps(p45, p45));
+            add_pair(base + _mm_extract_epi32(a1, 2), p67);
+            add_pair(base + _mm_extract_epi32(a1, 3), _mm_movehl_ps(p67, p67));
         }
         rises_rows_scalar(x, rises, g, gx, acc, b, b + 1, C8, C, K, grid_min, inv_delta);
     }
@@ -726,20 +719,12 @@ TARGETS static void fwd_dense_rows_##S(const T *RESTRICT x, const T *RESTRICT c,
     for (int64_t b = b0; b < b1; ++b) {                                                  \
         const T *RESTRICT xr = x + b * C;                                                \
         T *RESTRICT o = out + b * C;                                                     \
-        if (rises) {                                                                     \
-            T *RESTRICT sr = rises + b * C;                                              \
-            for (int32_t ch = 0; ch < C; ++ch) {                                         \
-                LOCATE(T, xr[ch])                                                        \
-                int32_t i = ch * K + k;                                                  \
-                o[ch] = c[i] + rise[i] * frac;                                           \
-                sr[ch] = rise[i];                                                        \
-            }                                                                            \
-            continue;                                                                    \
-        }                                                                                \
-        for (int32_t ch = 0; ch < C; ++ch) {                                             \
+        T *RESTRICT sr = rises ? rises + b * C : NULL;                                   \
+        for (int32_t ch = 0; ch < C; ++ch) { /* (-O3 unswitches the loop on sr) */        \
             LOCATE(T, xr[ch])                                                            \
             int32_t i = ch * K + k;                                                      \
             o[ch] = c[i] + rise[i] * frac;                                               \
+            if (sr) sr[ch] = rise[i];                                                    \
         }                                                                                \
     }                                                                                    \
 }                                                                                        \
